@@ -1,0 +1,213 @@
+"""Relevance of the matcher against graded judgements, beside simple baselines.
+
+    python bench/relevance.py --papers seed-papers.jsonl --labels relevance/
+
+``labels`` holds ``profiles.json`` (key, keywords, description per profile) and one
+``labels-KEY.json`` per profile ({"profile": KEY, "judgements": {paper_id: {"grade": 0|1|2}}});
+papers not judged count as grade 0. Reported: nDCG@10 (gain 2^g - 1), precision@5, and the
+digest's precision, recall and F1. The digest is what ``select`` picks with ``max_papers`` 10
+(baselines: a fixed top 10); digest recall is out of min(10, relevant), since a digest of 10
+cannot hold more. "Threshold set" scores everything that cleared the threshold against every
+relevant paper (tests calibration, ours only). Relevant means grade >= 1, and separately grade 2.
+"--lopo" checks the global parameters by leaving each profile out (see ``leave_one_out``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import statistics
+import sys
+from collections import Counter
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bot.matching import select
+from bot.models import Paper, Subscriber
+
+Scores = Callable[[dict[str, object], Sequence[Paper]], np.ndarray]
+DIGEST = 10
+
+
+def load(
+    papers_file: Path, labels_dir: Path
+) -> tuple[list[Paper], list[dict[str, object]], dict[str, dict[str, int]]]:
+    """Papers, profiles and grades (profile key -> paper id -> grade)."""
+    papers = [
+        Paper(
+            d["id"],
+            d["title"],
+            d["abstract"],
+            tuple(d.get("authors", ())),
+            categories=tuple(d.get("categories", ())),
+        )
+        for d in map(json.loads, papers_file.read_text().splitlines())
+        if d
+    ]
+    profiles = json.loads((labels_dir / "profiles.json").read_text())
+    grades: dict[str, dict[str, int]] = {}
+    for path in sorted(labels_dir.glob("labels-*.json")):
+        data = json.loads(path.read_text())
+        grades[data["profile"]] = {pid: int(j["grade"]) for pid, j in data["judgements"].items()}
+    return papers, profiles, grades
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9]+", text.lower())
+
+
+def keyword_counting(profile: dict[str, object], papers: Sequence[Paper]) -> np.ndarray:
+    """Occurrences of each keyword (case-insensitive, word-bounded) in title and abstract."""
+    out = np.zeros(len(papers))
+    for j, p in enumerate(papers):
+        text = f"{p.title} {p.abstract}".lower()
+        out[j] = sum(
+            len(re.findall(rf"\b{re.escape(str(k).lower())}", text)) for k in profile["keywords"]
+        )  # type: ignore[attr-defined]
+    return out
+
+
+def _query(profile: dict[str, object]) -> str:
+    return " ".join([*profile["keywords"], str(profile["description"])])  # type: ignore[misc]
+
+
+def tfidf(profile: dict[str, object], papers: Sequence[Paper]) -> np.ndarray:
+    """Cosine of scikit-learn TF-IDF vectors (keywords + description as the query)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    vec = TfidfVectorizer(stop_words="english", sublinear_tf=True)
+    docs = vec.fit_transform([f"{p.title} {p.abstract}" for p in papers])
+    return np.asarray((docs @ vec.transform([_query(profile)]).T).todense()).ravel()
+
+
+def bm25(
+    profile: dict[str, object], papers: Sequence[Paper], k1: float = 1.2, b: float = 0.75
+) -> np.ndarray:
+    """Okapi BM25 over title + abstract, query = keywords + description words."""
+    docs = [Counter(_words(f"{p.title} {p.abstract}")) for p in papers]
+    lengths = [sum(d.values()) for d in docs]
+    avg = sum(lengths) / len(docs)
+    df = Counter(t for d in docs for t in d)
+    query = Counter(_words(_query(profile)))
+    out = np.zeros(len(papers))
+    for j, d in enumerate(docs):
+        for t, q in query.items():
+            if t in d:
+                idf = math.log(1 + (len(docs) - df[t] + 0.5) / (df[t] + 0.5))
+                tf = d[t]
+                out[j] += q * idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * lengths[j] / avg))
+    return out
+
+
+def ndcg(order: Sequence[int], grades: Sequence[int], k: int = 10) -> float:
+    """nDCG@k with gain 2^grade - 1."""
+    gain = sum((2 ** grades[j] - 1) / math.log2(i + 2) for i, j in enumerate(order[:k]))
+    ideal = sorted(grades, reverse=True)[:k]
+    best = sum((2**g - 1) / math.log2(i + 2) for i, g in enumerate(ideal))
+    return gain / best if best else 0.0
+
+
+def prf(picked: Sequence[int], relevant: set[int], cap: int | None) -> tuple[float, float, float]:
+    """Precision, recall (out of min(cap, relevant) when capped) and F1."""
+    hits = len(set(picked) & relevant)
+    p = hits / len(picked) if picked else 0.0
+    denominator = min(cap, len(relevant)) if cap else len(relevant)
+    r = hits / denominator if denominator else 1.0
+    return p, r, (2 * p * r / (p + r) if p + r else 0.0)
+
+
+def evaluate(
+    order: Sequence[int], picked: Sequence[int], above: Sequence[int] | None, grades: list[int]
+) -> dict[str, float]:
+    """Every metric for one profile."""
+    row: dict[str, float] = {
+        "ndcg@10": ndcg(order, grades),
+        "p@5": sum(grades[j] >= 1 for j in order[:5]) / 5,
+    }
+    for name, floor in (("", 1), ("g2 ", 2)):
+        relevant = {j for j, g in enumerate(grades) if g >= floor}
+        row[f"{name}digest P"], row[f"{name}digest R"], row[f"{name}digest F1"] = prf(
+            picked, relevant, DIGEST
+        )
+        if above is not None:
+            row[f"{name}thr P"], row[f"{name}thr R"], row[f"{name}thr F1"] = prf(
+                above, relevant, None
+            )
+    return row
+
+
+def run(
+    papers: Sequence[Paper],
+    profiles: Sequence[dict[str, object]],
+    grades: dict[str, dict[str, int]],
+) -> dict[str, list[dict[str, float]]]:
+    """Metrics per method, one row per profile."""
+    subs = [
+        Subscriber(
+            email=f"p{i}@example.org",
+            max_papers=DIGEST,
+            interests={"keywords": p.get("keywords", []), "description": p.get("description", "")},
+        )  # type: ignore[arg-type]
+        for i, p in enumerate(profiles)
+    ]
+    selections = select(subs, papers)
+    col = {p.id: j for j, p in enumerate(papers)}
+    results: dict[str, list[dict[str, float]]] = {}
+    for i, profile in enumerate(profiles):
+        g = [grades[str(profile["key"])].get(p.id, 0) for p in papers]
+        sel = selections[subs[i].email]
+        ranked = [col[m.paper.id] for m in sel.ranked]
+        picked = [col[m.paper.id] for m in sel.picked]
+        above = picked + [col[m.paper.id] for m in sel.more]
+        results.setdefault("paperbot", []).append(evaluate(ranked, picked, above, g))
+        for name, fn in (("keyword counting", keyword_counting), ("TF-IDF", tfidf), ("BM25", bm25)):
+            s = fn(profile, papers)
+            order = list(np.lexsort((np.arange(len(s)), -s)))
+            results.setdefault(name, []).append(evaluate(order, order[:DIGEST], None, g))
+    return results
+
+
+def report(results: dict[str, list[dict[str, float]]], keys: Sequence[str]) -> None:
+    """Print means per method, and ours per profile."""
+    metrics = list(results["paperbot"][0])
+    print(f"{'method':<18}" + "".join(f"{m:>13}" for m in metrics))
+    for name, rows in results.items():
+        print(
+            f"{name:<18}"
+            + "".join(
+                f"{statistics.mean(r.get(m, float('nan')) for r in rows):>13.3f}" for m in metrics
+            )
+        )
+    print("\npaperbot per profile")
+    for key, row in zip(keys, results["paperbot"], strict=True):
+        print(f"{key:<18}" + "".join(f"{row[m]:>13.3f}" for m in metrics))
+
+
+def main() -> None:
+    """Command-line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--papers", type=Path, required=True)
+    parser.add_argument("--labels", type=Path, required=True)
+    parser.add_argument(
+        "--variant",
+        choices=["both", "keywords", "description"],
+        default="both",
+        help="which profile fields to use",
+    )
+    args = parser.parse_args()
+    papers, profiles, grades = load(args.papers, args.labels)
+    if args.variant != "both":
+        drop = "description" if args.variant == "keywords" else "keywords"
+        profiles = [{**p, drop: [] if drop == "keywords" else ""} for p in profiles]
+    print(f"{len(papers)} papers, {len(profiles)} profiles, variant: {args.variant}\n")
+    report(run(papers, profiles, grades), [str(p["key"]) for p in profiles])
+
+
+if __name__ == "__main__":
+    main()

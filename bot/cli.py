@@ -1,0 +1,300 @@
+"""The command line: the only place that reads argv and the environment, and calls asyncio.run.
+
+Every command turns a BotError into one clear line on stderr and the error's exit code; a
+traceback is only ever shown for a bug.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import sys
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from bot import matching, sources
+from bot.errors import BotError, ProfileError
+from bot.logs import setup_logging
+from bot.mailer import Mailer, OutboxMailer, SmtpMailer
+from bot.models import Paper
+from bot.pipeline import Deps, Fetched, Outcome, SendOptions, SendReport, send_digests
+from bot.profiles import Profiles, json_schema_text, parse_profiles
+from bot.render import Renderer
+from bot.sources.jsonl import read_papers_file
+from bot.settings import Settings, load_settings
+from bot.store import Store
+
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+    help="paperbot: research papers picked for you, by email.",
+)
+profiles_app = typer.Typer(no_args_is_help=True, help="Check and inspect the profiles file.")
+app.add_typer(profiles_app, name="profiles")
+
+out = Console()
+err = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+DateOption = Annotated[
+    datetime | None, typer.Option("--date", formats=["%Y-%m-%d"], help="YYYY-MM-DD")
+]
+FormatOption = Annotated[str, typer.Option("--format", help="json or table")]
+
+
+def handle_errors(command: F) -> F:
+    """Turn a BotError into ``Error: ...`` on stderr and its exit code."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except BotError as exc:
+            err.print(f"[red]Error:[/red] {exc}", highlight=False, markup=True, soft_wrap=True)
+            raise typer.Exit(exc.exit_code) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def read_profiles(path: Path) -> Profiles:
+    """Read and validate a profiles file named by the user."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        from bot.errors import Problem
+
+        problem = Problem(str(path), None, None, None, f"cannot read: {exc.strerror or exc}")
+        raise ProfileError([problem]) from None
+    return parse_profiles(text, str(path))
+
+
+def settings() -> Settings:
+    """The validated settings, with logging set up to match."""
+    loaded = load_settings()
+    setup_logging(loaded.log_format)
+    return loaded
+
+
+def make_mailer(config: Settings) -> Mailer:
+    """SMTP when a host is set, else the outbox directory."""
+    if not config.smtp_host:
+        return OutboxMailer(config.outbox)
+    password = config.smtp_password.get_secret_value() if config.smtp_password else None
+    return SmtpMailer(
+        config.smtp_host, config.port, security=config.smtp_security,
+        username=config.smtp_username, password=password, timeout=config.smtp_timeout,
+    )  # fmt: skip
+
+
+def make_fetch(config: Settings, spec: str) -> Callable[[date], Any]:
+    """The fetch step for the configured (or given) source spec."""
+    specs = sources.parse_spec(spec)
+
+    async def fetch(day: date) -> Fetched:
+        options = sources.SourceOptions(include_replacements=config.arxiv_include_replacements)
+        report = await sources.fetch_papers(specs, day, options=options)
+        outcomes = [
+            {"source": o.source, "status": o.status, "count": o.count, "reason": o.reason}
+            for o in report.outcomes
+        ]
+        return Fetched(report.papers, outcomes)
+
+    return fetch
+
+
+def _print_outcome(outcome: Outcome) -> None:
+    if not out.is_terminal:
+        print(f"{outcome.status:8} {outcome.email} {outcome.detail}", flush=True)
+
+
+def _report_table(report: SendReport) -> Table:
+    table = Table(title="paperbot send", title_justify="left")
+    for column in ("subscriber", "date", "result", "papers", "detail"):
+        table.add_column(column)
+    colours = {"sent": "green", "failed": "red", "skipped": "yellow", "already": "dim"}
+    for o in report.outcomes:
+        status = f"[{colours.get(o.status, 'white')}]{o.status}[/]"
+        table.add_row(o.email, str(o.digest_date or ""), status, str(o.papers), o.detail)
+    return table
+
+
+@app.command()
+@handle_errors
+def send(
+    day: DateOption = None,
+    to: Annotated[str | None, typer.Option("--to", help="Send to this subscriber only.")] = None,
+    source: Annotated[str | None, typer.Option("--source", help="Source SPEC")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Match and render only.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Resend even if already sent.")] = False,
+) -> None:
+    """Send the digest for a date to every active subscriber (or one), once."""
+    config = settings()
+    profiles = read_profiles(config.profiles)
+    if to and to.lower() not in {s.email.lower() for s in profiles.subscribers}:
+        raise BotError(f"{to} is not a subscriber in {config.profiles}")
+    mailer = make_mailer(config)
+    options = SendOptions(day=day.date() if day else None, to=to, dry_run=dry_run, force=force)
+    report = asyncio.run(_send(config, profiles, mailer, options, source or config.sources))
+    out.print(_report_table(report))
+    counts = report.summary()["counts"]
+    out.print(
+        f"sent {counts['sent']}, skipped {counts['skipped']}, failed {counts['failed']}, "
+        f"already sent {counts['already']}" + (f", dry run {counts['dry-run']}" if dry_run else "")
+    )
+    if force:
+        out.print("[yellow]--force: digests already sent were sent again on purpose.[/]")
+    if counts["already"] and not counts["sent"] and not counts["failed"]:
+        out.print("Today's digests were already sent; nothing new to send.")
+    if report.stopped:
+        err.print(f"[red]Stopped:[/red] {report.stopped}")
+    if isinstance(mailer, OutboxMailer) and not dry_run:
+        previews = sorted(config.outbox.glob("*.html"), key=lambda p: p.stat().st_mtime)
+        latest = [p for p in previews if p.name != "index.html"][-1:]
+        out.print(f"Outbox: {config.outbox}/ — open {config.outbox / 'index.html'} to read them")
+        if latest:
+            out.print(f"Preview: {latest[0]}")
+    if counts["failed"] or report.stopped:
+        raise typer.Exit(1)
+
+
+async def _send(
+    config: Settings, profiles: Profiles, mailer: Mailer, options: SendOptions, spec: str
+) -> SendReport:
+    store = Store(config.database_url)
+    run_id = store.start_run("send")
+    deps = Deps(
+        settings=config, store=store, renderer=Renderer(), fetch=make_fetch(config, spec),
+        clock=lambda: datetime.now(UTC), mailer=mailer, on_outcome=_print_outcome,
+    )  # fmt: skip
+    status = "error"
+    try:
+        async with mailer:
+            report = await send_digests(deps, profiles.subscribers, options)
+        status = "stopped" if report.stopped else ("failed" if report.count("failed") else "ok")
+    finally:
+        store.finish_run(run_id, status, report.summary() if status != "error" else {})
+    return report
+
+
+@app.command()
+@handle_errors
+def match(
+    profiles: Annotated[Path, typer.Option("--profiles", help="Profiles YAML file")],
+    papers: Annotated[Path, typer.Option("--papers", help="Papers JSON Lines file")],
+    all_papers: Annotated[bool, typer.Option("--all", help="Rank every paper.")] = False,
+    fmt: FormatOption = "json",
+) -> None:
+    """Score papers for every subscriber in a profiles file."""
+    subs = read_profiles(profiles).subscribers
+    found = read_papers_file(papers).papers
+    chosen = matching.select(subs, found, corpus=found)
+    result = []
+    for sub in subs:
+        picked = chosen[sub.email]
+        matches = picked.ranked if all_papers else picked.picked
+        rows = [
+            {"paper_id": m.paper.id, "score": round(m.score, 4), "reasons": list(m.reasons)}
+            for m in matches
+        ]
+        result.append({"email": sub.email, "matches": rows, "more": len(picked.more)})
+    if fmt == "json":
+        print(json.dumps({"subscribers": result}, indent=2, ensure_ascii=False))
+        return
+    titles = {p.id: p.title for p in found}
+    for entry in result:
+        table = Table(title=f"{entry['email']} ({len(entry['matches'])} picks)", title_justify="left")
+        for column in ("score", "paper", "title", "why"):
+            table.add_column(column, overflow="fold")
+        for m in entry["matches"]:
+            table.add_row(f"{m['score']:.2f}", m["paper_id"], titles[m["paper_id"]], "; ".join(m["reasons"]))
+        out.print(table)
+
+
+def _papers_table(found: list[Paper]) -> Table:
+    table = Table(title=f"{len(found)} papers", title_justify="left")
+    table.add_column("id", no_wrap=True)
+    table.add_column("title", ratio=3, overflow="fold")
+    table.add_column("authors", ratio=2, overflow="fold")
+    for column in ("categories", "upvotes", "source"):
+        table.add_column(column, overflow="fold")
+    for p in found:
+        authors = ", ".join(p.authors[:3]) + (" et al." if len(p.authors) > 3 else "")
+        cells = (p.id, p.title, authors, " ".join(p.categories), str(p.upvotes or ""), p.source)
+        table.add_row(*(Text(cell) for cell in cells))  # Text: titles are never rich markup
+    return table
+
+
+@app.command()
+@handle_errors
+def papers(
+    day: DateOption = None,
+    source: Annotated[
+        str | None,
+        typer.Option("--source", help="Source SPEC (default: PAPERBOT_SOURCES)"),
+    ] = None,
+    input_file: Annotated[
+        Path | None, typer.Option("--input", help="Parse a saved response instead of fetching.")
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="jsonl or table")] = "jsonl",
+) -> None:
+    """Print the normalised papers a source yields, or that a saved response parses to."""
+    if fmt not in ("jsonl", "table"):
+        raise BotError(f"--format must be jsonl or table, not {fmt!r}")
+    config = settings()
+    failed = False
+    if input_file is not None:
+        result = sources.parse_input(
+            input_file, source, include_replacements=config.arxiv_include_replacements
+        )
+        found = result.papers
+        notes = [f"{input_file}: {len(found)} papers, {len(result.skipped)} skipped"]
+    else:
+        specs = sources.parse_spec(source or config.sources)
+        options = sources.SourceOptions(include_replacements=config.arxiv_include_replacements)
+        when = day.date() if day else date.today()
+        report = asyncio.run(sources.fetch_papers(specs, when, options=options))
+        found, notes, failed = report.papers, [str(o) for o in report.outcomes], bool(report.failed)
+    if fmt == "table":
+        out.print(_papers_table(found))
+    else:
+        for paper in found:
+            print(json.dumps(sources.paper_to_json(paper), ensure_ascii=False))
+    for note in notes:
+        err.print(note, markup=False, highlight=False, soft_wrap=True)
+    if failed:
+        raise typer.Exit(1)
+
+
+@profiles_app.command("check")
+@handle_errors
+def profiles_check(
+    file: Annotated[Path | None, typer.Argument(help="Profiles file (default: PAPERBOT_PROFILES)")] = None,
+) -> None:
+    """Validate a profiles file; every problem is listed with its line."""
+    path = file or load_settings().profiles
+    parsed = read_profiles(path)
+    n = len(parsed.subscribers)
+    out.print(f"{path}: OK, {n} subscriber{'s' if n != 1 else ''}")
+
+
+@profiles_app.command("schema")
+def profiles_schema() -> None:
+    """Print the JSON Schema of the profiles file (committed as config/profiles.schema.json)."""
+    sys.stdout.write(json_schema_text())
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,87 @@
+"""Every error paperbot raises on purpose.
+
+BotError                 anything the CLI turns into a clear message and an exit code
+├── ConfigError          a bad setting (exit 2)
+├── ProfileError         a bad profiles file; carries every problem with file and line (exit 2)
+├── SourceError          a paper source failed or answered in a shape we do not understand
+└── DeliveryError        a message could not be handed to SMTP or the outbox
+    ├── TemporaryDeliveryError   worth retrying later (4xx, 552, connection trouble)
+    ├── PermanentDeliveryError   never retry for this recipient (other 5xx)
+    └── FatalDeliveryError       every message would fail (authentication, TLS): stop the run
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class BotError(Exception):
+    """Base of every expected failure; ``exit_code`` is what the CLI returns."""
+
+    exit_code = 1
+
+
+class ConfigError(BotError):
+    """One or more settings are invalid."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One problem in a profiles file, located as precisely as the file allows."""
+
+    file: str
+    line: int | None
+    subscriber: str | None
+    field: str | None
+    message: str
+
+    def __str__(self) -> str:
+        parts = [self.file if self.line is None else f"{self.file}:{self.line}"]
+        if self.subscriber:
+            parts.append(f"subscriber {self.subscriber}")
+        if self.field:
+            parts.append(f"field '{self.field}'")
+        parts.append(self.message)
+        return ": ".join(parts)
+
+
+class ProfileError(BotError):
+    """The profiles file is invalid; ``problems`` lists every one found."""
+
+    exit_code = 2
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        noun = "problem" if len(problems) == 1 else "problems"
+        lines = "\n".join(f"  {p}" for p in problems)
+        super().__init__(f"{len(problems)} {noun} in profiles:\n{lines}")
+
+
+class SourceError(BotError):
+    """A source could not deliver a paper list (down, or an unexpected shape)."""
+
+    def __init__(self, source: str, message: str) -> None:
+        self.source = source
+        super().__init__(f"source {source}: {message}")
+
+
+class DeliveryError(BotError):
+    """A message was not accepted; ``code`` is the SMTP reply code when there is one."""
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        self.code = code
+        super().__init__(message)
+
+
+class TemporaryDeliveryError(DeliveryError):
+    """Worth retrying later: 4xx replies, 552, dropped or refused connections."""
+
+
+class PermanentDeliveryError(DeliveryError):
+    """The server refused this recipient for good (5xx other than 552)."""
+
+
+class FatalDeliveryError(DeliveryError):
+    """Every message would fail (authentication or TLS): the run must stop."""

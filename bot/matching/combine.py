@@ -1,0 +1,50 @@
+"""How the signals become one calibrated score in [0, 1].
+
+Each signal is evidence of relevance on its own scale in [0, 1]; the score is their soft OR
+``1 - prod(1 - w * s)``, so any one strong signal can carry a paper and weak ones add up slowly.
+These few weights are the model's only free parameters besides the BM25F constants in ``index``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bot.matching.signals import Array, Signals
+
+DEFAULT_THRESHOLD = 0.5
+# Description share found (a fraction of the whole free text) giving evidence 1 - 1/e.
+DESCRIPTION_SCALE = 0.2
+# Weight of the description next to keywords, and alone when a profile has no keywords.
+DESCRIPTION_WEIGHT = 0.1
+DESCRIPTION_ALONE = 1.0
+AUTHOR_WEIGHT = 0.95
+LIKE_WEIGHT = 0.9
+# Cosine to a liked paper at which the like signal starts and where it is full.
+LIKE_FROM, LIKE_FULL = 0.1, 0.5
+# A category match alone (no other interests) and as a boost beside other interests.
+CATEGORY_ALONE = 0.6
+CATEGORY_BOOST = 0.1
+
+
+def description_evidence(raw: Array) -> Array:
+    """Description share found, rescaled to [0, 1]."""
+    return 1.0 - np.exp(-raw / DESCRIPTION_SCALE)
+
+
+def like_evidence(cosine: Array) -> Array:
+    """Best cosine to a liked paper, rescaled to [0, 1]."""
+    return np.clip((cosine - LIKE_FROM) / (LIKE_FULL - LIKE_FROM), 0.0, 1.0)
+
+
+def combine(signals: Signals, has_keywords: Array, has_topic: Array) -> Array:
+    """Scores for a block of subscribers; ``has_*`` are per-row booleans about the profiles."""
+    weight_d = np.where(has_keywords, DESCRIPTION_WEIGHT, DESCRIPTION_ALONE)[:, None]
+    weight_c = np.where(has_topic, CATEGORY_BOOST, CATEGORY_ALONE)[:, None]
+    miss = 1.0 - signals.keywords
+    miss *= 1.0 - weight_d * description_evidence(signals.description)
+    miss *= 1.0 - AUTHOR_WEIGHT * signals.authors
+    miss *= 1.0 - weight_c * signals.categories
+    miss *= 1.0 - LIKE_WEIGHT * like_evidence(signals.likes)
+    score = 1.0 - miss
+    score[signals.vetoed] = 0.0
+    return np.clip(score, 0.0, 1.0).astype(np.float32)

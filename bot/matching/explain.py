@@ -1,0 +1,82 @@
+"""Why a paper was or was not picked for a subscriber: ``paperbot explain``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from bot.matching.scorer import LexicalScorer, Scorer
+from bot.matching.select import rank_order, threshold_for, tie_break
+from bot.models import Paper, Subscriber
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    """The verdict on one paper for one subscriber, with everything that led to it.
+
+    ``status`` is ``picked``, ``more`` (cleared the threshold, did not fit), ``below threshold``
+    or ``vetoed``; ``rank`` is 1-based among ``total`` papers.
+    """
+
+    paper_id: str
+    score: float
+    threshold: float
+    status: str
+    rank: int
+    total: int
+    reasons: tuple[str, ...]
+    vetoes: tuple[str, ...]
+    snippet: str
+    marks: tuple[tuple[int, int], ...]
+
+    def lines(self) -> list[str]:
+        """The explanation as short human lines."""
+        out = [
+            f"{self.paper_id}: {self.status} (score {self.score:.3f}, threshold "
+            f"{self.threshold:.3f}, rank {self.rank} of {self.total})"
+        ]
+        out += [f"  because {r}" for r in self.reasons]
+        out += [f"  vetoed by {v}" for v in self.vetoes]
+        return out
+
+
+def explain(
+    subscriber: Subscriber,
+    paper: Paper,
+    papers: Sequence[Paper],
+    *,
+    corpus: Sequence[Paper] = (),
+    liked: Mapping[str, Paper] | None = None,
+    scorer: Scorer | None = None,
+) -> Explanation:
+    """Explain the verdict on ``paper`` for ``subscriber`` among the day's ``papers``.
+
+    ``paper`` is added to ``papers`` when missing, so any stored paper can be explained.
+    """
+    pool = list(papers) if any(p.id == paper.id for p in papers) else [*papers, paper]
+    col = next(j for j, p in enumerate(pool) if p.id == paper.id)
+    scores = (scorer or LexicalScorer()).score([subscriber], pool, corpus=corpus, liked=liked)
+    values = scores.matrix[0]
+    order = list(rank_order(values, tie_break(pool)))
+    rank = order.index(col) + 1
+    threshold = threshold_for(subscriber)
+    above = [j for j in order if values[j] >= max(threshold, 1e-6)]
+    evidence = scores.evidence(0, col)
+    if evidence.vetoes:
+        status = "vetoed"
+    elif col in above[: subscriber.max_papers]:
+        status = "picked"
+    else:
+        status = "more" if col in above else "below threshold"
+    return Explanation(
+        paper.id,
+        round(float(values[col]), 4),
+        threshold,
+        status,
+        rank,
+        len(pool),
+        evidence.reasons,
+        evidence.vetoes,
+        evidence.snippet,
+        evidence.marks,
+    )

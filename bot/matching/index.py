@@ -1,0 +1,134 @@
+"""The papers side of lexical matching: analysed fields, document frequencies, field statistics.
+
+Term weighting follows BM25F: a term's frequency in the title counts ``TITLE_WEIGHT`` times its
+frequency in the abstract, each field normalised by its length, and the sum saturates as
+``x / (x + K1)`` so a match is worth at most 1 however often it repeats.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from bot.matching.text import Acronyms, Token, find_acronyms, sentences, tokenize
+from bot.models import Paper
+
+K1 = 1.2
+B = 0.75
+TITLE_WEIGHT = 3.0
+MAX_PHRASE = 6
+
+Feature = str | tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """One analysed field of one paper."""
+
+    tokens: tuple[Token, ...]
+    terms: tuple[str, ...]
+    segments: tuple[int, ...]
+    sentences: tuple[tuple[int, int, tuple[Token, ...]], ...]
+
+    @classmethod
+    def of(cls, text: str, acronyms: Acronyms) -> Field:
+        """Analyse ``text``."""
+        tokens = tokenize(text, acronyms)
+        terms = tuple(t for tok in tokens for t in tok.terms)
+        segments = tuple(tok.segment for tok in tokens for _ in tok.terms)
+        spans = sentences(text) or [(0, len(text))]
+        grouped = tuple((s, e, tuple(t for t in tokens if s <= t.start < e)) for s, e in spans)
+        return cls(tuple(tokens), terms, segments, grouped)
+
+    def counts(
+        self, phrases: frozenset[tuple[str, ...]], lengths: Iterable[int]
+    ) -> Counter[Feature]:
+        """Frequencies of single terms and of the wanted phrases inside one segment."""
+        found: Counter[Feature] = Counter(self.terms)
+        terms, segments = self.terms, self.segments
+        for n in lengths:
+            for i in range(len(terms) - n + 1):
+                gram = terms[i : i + n]
+                if gram in phrases and segments[i] == segments[i + n - 1]:
+                    found[gram] += 1
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class Doc:
+    """A paper analysed for matching."""
+
+    paper: Paper
+    title: Field
+    abstract: Field
+
+
+@dataclass
+class Collection:
+    """Today's papers analysed, with document frequencies over them and the corpus window."""
+
+    docs: list[Doc]
+    acronyms: dict[str, tuple[str, ...]]
+    df: Counter[str]
+    n_docs: int
+    avg_title: float
+    avg_abstract: float
+    _idf_cache: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def build(
+        cls, papers: Sequence[Paper], corpus: Sequence[Paper] = (), extra_text: Iterable[str] = ()
+    ) -> Collection:
+        """Analyse ``papers``; frequencies count each distinct paper of papers and corpus."""
+        unique = {p.id: p for p in corpus} | {p.id: p for p in papers}
+        texts = [f"{p.title}. {p.abstract}" for p in unique.values()]
+        acronyms = find_acronyms([*texts, *extra_text])
+        docs = [Doc(p, Field.of(p.title, acronyms), Field.of(p.abstract, acronyms)) for p in papers]
+        analysed = {d.paper.id: d for d in docs}
+        df: Counter[str] = Counter()
+        for pid, paper in unique.items():
+            doc = analysed.get(pid)
+            terms = (
+                (*doc.title.terms, *doc.abstract.terms)
+                if doc
+                else (
+                    t
+                    for tok in tokenize(f"{paper.title}. {paper.abstract}", acronyms)
+                    for t in tok.terms
+                )
+            )
+            df.update(set(terms))
+        n = max(len(docs), 1)
+        return cls(
+            docs,
+            acronyms,
+            df,
+            max(len(unique), 1),
+            sum(len(d.title.terms) for d in docs) / n or 1.0,
+            sum(len(d.abstract.terms) for d in docs) / n or 1.0,
+        )
+
+    def idf(self, term: str) -> float:
+        """Inverse document frequency (BM25 form, always positive)."""
+        value = self._idf_cache.get(term)
+        if value is None:
+            df = self.df.get(term, 0)
+            value = math.log(1.0 + (self.n_docs - df + 0.5) / (df + 0.5))
+            self._idf_cache[term] = value
+        return value
+
+    def saturated(
+        self, doc: Doc, wanted: frozenset[tuple[str, ...]], lengths: Sequence[int]
+    ) -> dict[Feature, float]:
+        """Each feature of ``doc`` (terms, wanted phrases of these lengths) -> BM25F value."""
+        title = doc.title.counts(wanted, lengths)
+        abstract = doc.abstract.counts(wanted, lengths)
+        norm_t = 1 - B + B * len(doc.title.terms) / self.avg_title
+        norm_a = 1 - B + B * len(doc.abstract.terms) / self.avg_abstract
+        values: dict[Feature, float] = {}
+        for feature in title.keys() | abstract.keys():
+            x = TITLE_WEIGHT * title[feature] / norm_t + abstract[feature] / norm_a
+            values[feature] = x / (x + K1)
+        return values

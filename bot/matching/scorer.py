@@ -1,0 +1,106 @@
+"""The scorer interface and the lexical scorer behind it.
+
+A scorer turns subscribers and papers into a score matrix in [0, 1] plus, on demand, the evidence
+for one pair. Selection, thresholds and explanations only see this interface, so another model
+(for example text embeddings) can replace or join the lexical one without touching them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+import numpy as np
+
+from bot.matching.combine import combine
+from bot.matching.evidence import Evidence, explain_pair
+from bot.matching.index import Collection
+from bot.matching.query import Query, compile_query
+from bot.matching.signals import Array, Matrices, compute
+from bot.models import Paper, Subscriber
+
+CHUNK = 2000
+
+
+class Scores(Protocol):
+    """Scores of subscribers (rows, in the given order) against papers (columns)."""
+
+    @property
+    def matrix(self) -> Array:
+        """float32 array (subscribers x papers), scores in [0, 1]; 0 where a paper is vetoed."""
+        ...
+
+    def evidence(self, row: int, col: int) -> Evidence:
+        """Reasons, vetoes and the marked snippet for one subscriber and paper."""
+        ...
+
+
+class Scorer(Protocol):
+    """Anything that scores papers for subscribers; see ``LexicalScorer``."""
+
+    def score(
+        self,
+        subscribers: Sequence[Subscriber],
+        papers: Sequence[Paper],
+        *,
+        corpus: Sequence[Paper] = (),
+        liked: Mapping[str, Paper] | None = None,
+    ) -> Scores:
+        """Score every paper for every subscriber."""
+        ...
+
+
+class LexicalScores:
+    """Scores from ``LexicalScorer``, keeping what is needed to explain any pair."""
+
+    def __init__(
+        self,
+        matrix: Array,
+        queries: Sequence[Query],
+        matrices: Matrices,
+        liked: Mapping[str, Paper],
+    ) -> None:
+        self._matrix = matrix
+        self._queries = queries
+        self._matrices = matrices
+        self._liked = liked
+
+    @property
+    def matrix(self) -> Array:
+        """float32 array (subscribers x papers) of scores in [0, 1]."""
+        return self._matrix
+
+    def evidence(self, row: int, col: int) -> Evidence:
+        """Reasons, vetoes and the marked snippet for one subscriber and paper."""
+        return explain_pair(self._queries[row], col, self._matrices, self._liked)
+
+
+class LexicalScorer:
+    """BM25F phrase matching of keywords, a soft description query, authors, categories, likes."""
+
+    def score(
+        self,
+        subscribers: Sequence[Subscriber],
+        papers: Sequence[Paper],
+        *,
+        corpus: Sequence[Paper] = (),
+        liked: Mapping[str, Paper] | None = None,
+    ) -> LexicalScores:
+        """Score every paper for every subscriber, in blocks of ``CHUNK`` subscribers."""
+        liked = dict(liked or {})
+        profile_text = [
+            text
+            for s in subscribers
+            for text in (s.interests.description, *s.interests.keywords, *s.interests.exclude)
+        ]
+        collection = Collection.build(papers, corpus, profile_text)
+        queries = [compile_query(s, collection) for s in subscribers]
+        matrices = Matrices(collection, queries)
+        matrix = np.zeros((len(queries), len(papers)), np.float32)
+        for start in range(0, len(queries), CHUNK):
+            block = queries[start : start + CHUNK]
+            signals = compute(block, matrices, liked)
+            has_keywords = np.array([bool(q.keywords) for q in block])
+            has_topic = np.array([q.topical or bool(q.authors) for q in block])
+            matrix[start : start + len(block)] = combine(signals, has_keywords, has_topic)
+        return LexicalScores(matrix, queries, matrices, liked)

@@ -1,0 +1,175 @@
+"""Text analysis shared by indexing, queries and explanations.
+
+Words are folded (accents removed, lower case) and Snowball-stemmed; stop words are dropped but
+phrases never match across punctuation. Tokens written with two or more capitals ("MoE", "CLIP",
+"LLMs") are kept as acronyms; an acronym defined somewhere as "long form (ACR)" is expanded to its
+long form, so "MoE" and "mixture of experts" become the same terms.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from functools import lru_cache
+from typing import NamedTuple
+
+import Stemmer  # type: ignore[import-not-found]
+
+_STOPWORD_TEXT = """
+    a about above after again against all also am an and any are as at be been before being
+    below between both but by can could did do does doing down during each either etc few for
+    from further had has have having here how i if in into is it its itself just may might more
+    most much must my no nor not now of off on once only or other our ours out over own per same
+    shall she should so some such than that the their them then there these they this those
+    through thus to too under until up upon us very via was we were what when where whether
+    which while who whom why will with within without would yet you your
+"""
+STOPWORDS = frozenset(_STOPWORD_TEXT.split())
+# Hyphenated words whose first part is one of these are written as one word ("pre-training").
+_PREFIX_TEXT = "pre post re non co sub semi multi un anti mid"
+_JOINED_PREFIXES = frozenset(_PREFIX_TEXT.split())
+_WORD = re.compile(r"\w+(?:-\w+)*")
+_BREAK = re.compile(r"[.,;:!?()\[\]{}\"]")
+_SENTENCE_END = re.compile(r"(?<!\be\.g)(?<!\bi\.e)(?<!\bal)(?<!\bvs)[.!?](?=\s+[A-Z0-9(\"])")
+_ACRONYM_DEF = re.compile(r"\(\s*([A-Za-z][\w-]*[A-Z][\w-]*)\s*\)")
+_STEMMER = Stemmer.Stemmer("english")
+
+Acronyms = Mapping[str, tuple[str, ...]]
+
+
+class Token(NamedTuple):
+    """One analysed word: its term(s), where it sits in the text, and its phrase segment."""
+
+    terms: tuple[str, ...]
+    start: int
+    end: int
+    segment: int
+
+
+@lru_cache(maxsize=500_000)
+def fold(text: str) -> str:
+    """Lower-case ``text`` and strip accents ("Schrödinger" -> "schrodinger")."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).lower()
+
+
+@lru_cache(maxsize=200_000)
+def _word_term(word: str) -> str:
+    """The term of one word (no hyphens): an acronym in capitals or a folded stem."""
+    if sum(c.isupper() for c in word) >= 2:
+        base = word[:-1] if word.endswith("s") and word[-2:-1].isupper() else word
+        return fold(base).upper()
+    stem: str = _STEMMER.stemWord(fold(word))
+    return stem
+
+
+def _parts(word: str) -> list[str]:
+    """Split a hyphenated word, joining well-known prefixes ("pre-training" -> "pretraining")."""
+    parts = word.split("-")
+    out: list[str] = []
+    for part in parts:
+        if out and out[-1].lower() in _JOINED_PREFIXES:
+            out[-1] += part
+        elif part:
+            out.append(part)
+    return out
+
+
+def tokenize(text: str, acronyms: Acronyms | None = None) -> list[Token]:
+    """Content tokens of ``text`` with character spans; stop words dropped, acronyms expanded."""
+    tokens: list[Token] = []
+    segment, last_end = 0, 0
+    for found in _WORD.finditer(text):
+        if _BREAK.search(text, last_end, found.start()):
+            segment += 1
+        last_end = found.end()
+        terms: list[str] = []
+        for part in _parts(found.group()):
+            if fold(part) in STOPWORDS and not part.isupper():
+                continue
+            term = _word_term(part)
+            terms.extend(acronyms.get(term, (term,)) if acronyms else (term,))
+        if terms:
+            tokens.append(Token(tuple(terms), found.start(), found.end(), segment))
+    return tokens
+
+
+def terms_of(text: str, acronyms: Acronyms | None = None) -> list[str]:
+    """The flat term sequence of ``text``."""
+    return [term for token in tokenize(text, acronyms) for term in token.terms]
+
+
+def sentences(text: str) -> list[tuple[int, int]]:
+    """Character spans of the sentences of ``text``."""
+    spans, start = [], 0
+    for end in _SENTENCE_END.finditer(text):
+        spans.append((start, end.end()))
+        start = end.end()
+        while start < len(text) and text[start].isspace():
+            start += 1
+    if start < len(text):
+        spans.append((start, len(text)))
+    return spans
+
+
+def _definitions(text: str) -> Iterable[tuple[str, tuple[str, ...]]]:
+    """Pairs (ACRONYM, long-form terms) for each "long form (ACR)" in ``text``."""
+    for found in _ACRONYM_DEF.finditer(text):
+        acronym = _word_term(found.group(1).replace("-", ""))
+        if not acronym.isupper():
+            continue
+        before = text[max(0, found.start() - 120) : found.start()]
+        before = re.split(r"[.,;:!?()\[\]{}\"]", before)[-1]
+        words = [p for w in _WORD.findall(before) for p in _parts(w)]
+        letters = [c.lower() for c in found.group(1) if c.isalpha()]
+        capitals = [c.lower() for c in found.group(1) if c.isupper()]
+        content = [w for w in words if fold(w) not in STOPWORDS]
+        for pool, wanted in ((content, capitals), (words, letters), (content, letters)):
+            tail = pool[-len(wanted) :] if wanted else []
+            if len(tail) == len(wanted) and [fold(w)[0] for w in tail] == wanted:
+                long_form = tuple(_word_term(w) for w in tail if fold(w) not in STOPWORDS)
+                if len(long_form) >= 2:
+                    yield acronym, long_form
+                break
+
+
+def find_acronyms(texts: Iterable[str]) -> dict[str, tuple[str, ...]]:
+    """Acronym table from text: each acronym mapped to its most frequent definition."""
+    counts: Counter[tuple[str, tuple[str, ...]]] = Counter()
+    for text in texts:
+        if "(" in text:
+            counts.update(_definitions(text))
+    best: dict[str, tuple[str, ...]] = {}
+    for (acronym, long_form), _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+        best.setdefault(acronym, long_form)
+    return best
+
+
+def name_key(name: str) -> tuple[str, tuple[str, ...]]:
+    """A person's name as (family name, given-name initials), robust to order, accents, dots.
+
+    "LeCun, Yann", "Y. LeCun" and "Yann LeCun" all give ("lecun", ("y",)).
+    """
+    if "," in name:
+        family, _, given = name.partition(",")
+        name = f"{given} {family}"
+    words = [w for w in re.split(r"[\s.]+", fold(name)) if w]
+    words = [re.sub(r"[^\w-]", "", w) for w in words]
+    words = [w for w in words if w and w not in {"jr", "sr", "ii", "iii"}]
+    if not words:
+        return "", ()
+    initials = tuple(p[0] for w in words[:-1] for p in w.split("-") if p)
+    return words[-1], initials
+
+
+def same_person(wanted: str, author: str) -> bool:
+    """Whether ``author`` (as printed on a paper) is the person ``wanted`` names."""
+    family_a, initials_a = name_key(wanted)
+    family_b, initials_b = name_key(author)
+    if not family_a or family_a != family_b:
+        return False
+    if not initials_a or not initials_b:
+        return True
+    return initials_a[0] == initials_b[0]

@@ -1,0 +1,185 @@
+"""Plain data shared by every stage: papers, subscribers, matches, digests.
+
+No I/O happens here. Subscribers are pydantic models because the profiles file is validated into
+them (and the editor JSON Schema is generated from them); papers and matches are light dataclasses.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from email_validator import EmailNotValidError, validate_email
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+FREQUENCY_PATTERN = r"^(daily|weekdays|weekly:(mon|tue|wed|thu|fri|sat|sun))$"
+CATEGORY_PATTERN = r"^[a-zA-Z-]+(\.[a-zA-Z-]+)?$"
+
+Phrase = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+@dataclass(frozen=True, slots=True)
+class Paper:
+    """One paper, normalised the same way whatever the source.
+
+    ``id`` is the arXiv id without version when there is one. Optional fields are ``None`` or empty
+    when the source does not know them.
+    """
+
+    id: str
+    title: str
+    abstract: str
+    authors: tuple[str, ...] = ()
+    url: str | None = None
+    pdf_url: str | None = None
+    published: datetime | None = None
+    categories: tuple[str, ...] = ()
+    upvotes: int | None = None
+    source: str = ""
+    comments: int | None = None
+    hf_url: str | None = None
+    code_url: str | None = None
+    project_url: str | None = None
+    ai_summary: str | None = None
+    keywords: tuple[str, ...] = ()
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class Interests(_Strict):
+    """What a subscriber wants to read about."""
+
+    keywords: list[Phrase] = Field(default_factory=list, description="Phrases to look for.")
+    description: str = Field("", max_length=5000, description="Free text, used as a soft query.")
+    exclude: list[Phrase] = Field(default_factory=list, description="Phrases that veto a paper.")
+    authors: list[Phrase] = Field(default_factory=list, description="Authors to follow.")
+    categories: list[Annotated[str, Field(pattern=CATEGORY_PATTERN)]] = Field(
+        default_factory=list, description="arXiv categories, e.g. cs.LG."
+    )
+    like: list[Phrase] = Field(default_factory=list, description="Ids of papers liked.")
+
+
+class AlertRule(_Strict):
+    """Send an alert at once when a new paper has one of these authors or phrases."""
+
+    name: str | None = None
+    authors: list[Phrase] = Field(default_factory=list)
+    keywords: list[Phrase] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _has_a_trigger(self) -> AlertRule:
+        if not self.authors and not self.keywords:
+            raise ValueError("an alert needs at least one of 'authors' or 'keywords'")
+        return self
+
+    def label(self) -> str:
+        """A short human name for the rule."""
+        return self.name or ", ".join([*self.authors, *self.keywords])
+
+
+class Subscriber(_Strict):
+    """One subscriber as the profiles file describes them (defaults already applied)."""
+
+    email: str = Field(description="Where digests go.")
+    name: str | None = Field(None, max_length=200)
+    timezone: str = Field("UTC", description="IANA time zone name, e.g. Europe/London.")
+    send_at: time = Field(time(8, 0), description='Local send time, "HH:MM".')
+    frequency: str = Field(
+        "daily", pattern=FREQUENCY_PATTERN, description="daily | weekdays | weekly:mon … weekly:sun"
+    )
+    max_papers: int = Field(10, ge=1, le=100)
+    min_score: float | None = Field(None, ge=0, le=1)
+    send_empty: bool = False
+    interests: Interests = Field(default_factory=Interests)
+    alerts: list[AlertRule] = Field(default_factory=list)
+
+    @field_validator("email")
+    @classmethod
+    def _valid_email(cls, value: str) -> str:
+        try:
+            return validate_email(value, check_deliverability=False).normalized
+        except EmailNotValidError as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("frequency", mode="before")
+    @classmethod
+    def _known_frequency(cls, value: object) -> object:
+        if isinstance(value, str) and not re.match(FREQUENCY_PATTERN, value.strip()):
+            raise ValueError(f"{value!r} is not daily, weekdays or weekly:mon … weekly:sun")
+        return value
+
+    @field_validator("name")
+    @classmethod
+    def _one_line_name(cls, value: str | None) -> str | None:
+        if value is not None and re.search(r"[\r\n]", value):
+            raise ValueError("must be a single line")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r} (use an IANA name such as Europe/Berlin)"
+            ) from None
+        return value
+
+    @field_validator("send_at", mode="before")
+    @classmethod
+    def _hh_mm(cls, value: object) -> object:
+        if not isinstance(value, str | time) or (
+            isinstance(value, str) and not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?", value.strip())
+        ):
+            raise ValueError(f'{value!r} is not a time of day "HH:MM" (00:00 to 23:59)')
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The subscriber's time zone."""
+        return ZoneInfo(self.timezone)
+
+    def sends_on(self, day: date) -> bool:
+        """Whether ``frequency`` calls for a digest on this local date."""
+        if self.frequency == "daily":
+            return True
+        if self.frequency == "weekdays":
+            return day.weekday() < 5
+        return WEEKDAYS[day.weekday()] == self.frequency.split(":", 1)[1]
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """A paper scored for one subscriber, with the reasons shown to them.
+
+    ``snippet`` is the sentence(s) to show; ``marks`` are (start, end) character spans of matched
+    terms inside it.
+    """
+
+    paper: Paper
+    score: float
+    reasons: tuple[str, ...] = ()
+    snippet: str = ""
+    marks: tuple[tuple[int, int], ...] = ()
+
+
+DigestKind = Literal["digest", "alert", "empty"]
+
+
+@dataclass(frozen=True, slots=True)
+class Digest:
+    """What one subscriber receives for one date: the picks, and what matched but did not fit."""
+
+    subscriber: Subscriber
+    date: date
+    matches: tuple[Match, ...]
+    more: tuple[Match, ...] = ()
+    kind: DigestKind = "digest"
+    topics: tuple[str, ...] = field(default=())

@@ -1,0 +1,338 @@
+"""One run, as a straight line: fetch -> store -> match -> render -> deliver -> record.
+
+Every dependency is passed in (store, mailer, renderer, fetch, clock), so the same code serves the
+CLI, the worker and the tests. Nothing here reads argv or the environment.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from bot import matching
+from bot.errors import DeliveryError, FatalDeliveryError, PermanentDeliveryError
+from bot.mailer import Mailer
+from bot.message import Envelope, Unsubscribe, build_message, new_message_id, recipient
+from bot.models import Digest, Match, Paper, Subscriber
+from bot.render import EmailContext, Renderer
+from bot.settings import Settings
+from bot.store import Claim, Store
+from bot.store.tables import PERM_FAILED, SENT, SKIPPED
+
+log = logging.getLogger(__name__)
+
+FIRST_DIGEST_DAYS = 1  # a first digest also covers the previous day's list
+CATCH_UP_DAYS = 7  # never reach further back than this, however long the downtime
+CORPUS_DAYS = 30  # window of stored papers used for document frequencies
+FINAL = {
+    SENT: "already sent for this date",
+    SKIPPED: "already skipped for this date",
+    PERM_FAILED: "failed permanently for this date",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """What fetching one day's lists gave: the papers and one outcome line per source."""
+
+    papers: Sequence[Paper]
+    sources: Sequence[Mapping[str, Any]] = ()
+
+
+Fetch = Callable[[date], Awaitable[Fetched]]
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What happened to one subscriber in a run."""
+
+    email: str
+    status: str  # sent | skipped | failed | already | dry-run
+    papers: int = 0
+    detail: str = ""
+    digest_date: date | None = None
+
+
+@dataclass
+class SendReport:
+    """The result of a send run: one outcome per subscriber, and what the sources did."""
+
+    outcomes: list[Outcome] = field(default_factory=list)
+    sources: list[Mapping[str, Any]] = field(default_factory=list)
+    stopped: str | None = None
+
+    def count(self, status: str) -> int:
+        """How many outcomes have this status."""
+        return sum(1 for o in self.outcomes if o.status == status)
+
+    def summary(self) -> dict[str, Any]:
+        """Counts by status plus the source outcomes, for the run record."""
+        statuses = ("sent", "skipped", "failed", "already", "dry-run")
+        return {
+            "counts": {s: self.count(s) for s in statuses},
+            "sources": list(self.sources),
+            "stopped": self.stopped,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SendOptions:
+    """What the operator asked for."""
+
+    day: date | None = None
+    to: str | None = None
+    dry_run: bool = False
+    force: bool = False
+    retry_now: bool = True
+
+
+@dataclass
+class Deps:
+    """Everything a run touches, passed in."""
+
+    settings: Settings
+    store: Store
+    renderer: Renderer
+    fetch: Fetch
+    clock: Clock
+    mailer: Mailer | None = None
+    on_outcome: Callable[[Outcome], None] = lambda outcome: None
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    subscriber: Subscriber
+    sid: int
+    day: date
+
+
+def digest_day(subscriber: Subscriber, now: datetime) -> date:
+    """The subscriber's local date at ``now``."""
+    return now.astimezone(subscriber.zone).date()
+
+
+async def ensure_papers(deps: Deps, day: date, report: SendReport) -> None:
+    """Fetch and store the list for ``day`` unless it is stored already."""
+    if deps.store.has_papers_for(day):
+        return
+    fetched = await deps.fetch(day)
+    new, updated = deps.store.save_papers(fetched.papers, day)
+    report.sources.extend(fetched.sources)
+    log.info("fetched %d papers for %s (%d new, %d updated)", len(fetched.papers), day, new, updated)
+
+
+def _candidates(
+    deps: Deps, targets: Sequence[_Target], force: bool
+) -> dict[int, list[Paper]]:
+    """Per subscriber: papers stored since their previous digest and never sent to them."""
+    last_day = max(t.day for t in targets)
+    stored = deps.store.papers_between(last_day - timedelta(days=CATCH_UP_DAYS), last_day)
+    sent = {} if force else deps.store.sent_paper_ids(t.sid for t in targets)
+    previous = {day: deps.store.last_digest_times(day) for day in {t.day for t in targets}}
+    result: dict[int, list[Paper]] = {}
+    for target in targets:
+        since = previous[target.day].get(target.sid)
+        earliest = target.day - timedelta(days=CATCH_UP_DAYS if since else FIRST_DIGEST_DAYS)
+        seen = sent.get(target.sid, set())
+        result[target.sid] = [
+            item.paper
+            for item in stored
+            if earliest <= item.list_date <= target.day
+            and item.paper.id not in seen
+            and (since is None or item.first_seen > since)
+        ]
+    return result
+
+
+def _select(
+    deps: Deps, targets: Sequence[_Target], candidates: Mapping[int, list[Paper]]
+) -> dict[int, matching.Selection]:
+    """Match each group of subscribers that share the same candidate papers in one call."""
+    groups: dict[tuple[str, ...], list[_Target]] = {}
+    for target in targets:
+        key = tuple(sorted(p.id for p in candidates[target.sid]))
+        groups.setdefault(key, []).append(target)
+    last_day = max(t.day for t in targets)
+    window = deps.store.papers_between(last_day - timedelta(days=CORPUS_DAYS), last_day)
+    corpus = [item.paper for item in window]
+    liked = deps.store.papers_by_id(i for t in targets for i in t.subscriber.interests.like)
+    result: dict[int, matching.Selection] = {}
+    for members in groups.values():
+        papers = candidates[members[0].sid]
+        chosen = matching.select(
+            [t.subscriber for t in members], papers, corpus=corpus, liked=liked
+        )
+        for target in members:
+            result[target.sid] = chosen[target.subscriber.email]
+    return result
+
+
+def _context(settings: Settings, subscriber: Subscriber) -> tuple[EmailContext, Unsubscribe]:
+    secret = settings.secret_key.get_secret_value() if settings.secret_key else None
+    links = Unsubscribe.for_recipient(
+        subscriber.email, base_url=settings.base_url, secret=secret,
+        mailto=settings.unsubscribe_mailto,
+    )  # fmt: skip
+    ctx = EmailContext(
+        sender_name=settings.sender.display_name or "paperbot",
+        contact=settings.admin_email or settings.sender.addr_spec,
+        unsubscribe_url=links.url,
+        unsubscribe_mailto=links.mailto,
+        postal_address=settings.postal_address,
+    )
+    return ctx, links
+
+
+def build_digest(subscriber: Subscriber, day: date, selection: matching.Selection) -> Digest:
+    """The Digest for one subscriber: the picks, the overflow, and their topics."""
+    topics = tuple(subscriber.interests.keywords[:5] or subscriber.interests.authors[:5])
+    kind = "digest" if selection.picked else "empty"
+    return Digest(subscriber, day, selection.picked, selection.more, kind, topics)
+
+
+def compose(settings: Settings, renderer: Renderer, digest: Digest, message_id: str, now: datetime) -> Any:
+    """Render the digest and wrap it into the EmailMessage the subscriber will receive."""
+    ctx, links = _context(settings, digest.subscriber)
+    rendered = renderer.render(digest, ctx)
+    domain = settings.sender.domain or "localhost"
+    envelope = Envelope(
+        sender=settings.sender,
+        recipient=recipient(digest.subscriber.email, digest.subscriber.name),
+        message_id=message_id,
+        date=now,
+        list_id=f"paperbot {digest.kind}s <{digest.kind}s.{domain}>",
+        unsubscribe=links,
+    )
+    return build_message(envelope, rendered.subject, rendered.text, rendered.html)
+
+
+def _claimed_digest(digest: Digest, claim: Claim, selection: matching.Selection) -> Digest:
+    """After a crash or a retry, resend exactly the papers the claimed row recorded."""
+    if tuple(m.paper.id for m in digest.matches) == claim.paper_ids:
+        return digest
+    by_id: dict[str, Match] = {m.paper.id: m for m in selection.ranked}
+    matches = tuple(by_id[i] for i in claim.paper_ids if i in by_id)
+    more = tuple(m for m in digest.more if m.paper.id not in claim.paper_ids)
+    kind = "digest" if matches else "empty"
+    return Digest(digest.subscriber, digest.date, matches, more, kind, digest.topics)
+
+
+async def _deliver_one(
+    deps: Deps, target: _Target, selection: matching.Selection, options: SendOptions
+) -> Outcome:
+    sub, now = target.subscriber, deps.clock()
+    if deps.store.is_suppressed(sub.email):
+        return Outcome(sub.email, "skipped", 0, "address is suppressed", target.day)
+    digest = build_digest(sub, target.day, selection)
+    n = len(digest.matches)
+    if not digest.matches and not sub.send_empty:
+        if options.dry_run:
+            return Outcome(sub.email, "dry-run", 0, "nothing matched: would skip", target.day)
+        created = deps.store.ledger.record_skipped(target.sid, target.day, now, "nothing matched")
+        status = "skipped" if created else "already"
+        return Outcome(sub.email, status, 0, "nothing matched", target.day)
+    if options.dry_run:
+        compose(deps.settings, deps.renderer, digest, new_message_id(deps.settings.sender), now)
+        return Outcome(sub.email, "dry-run", n, f"would send {n} papers", target.day)
+    claim = deps.store.ledger.claim(
+        target.sid, target.day, now,
+        paper_ids=[m.paper.id for m in digest.matches],
+        new_message_id=lambda: new_message_id(deps.settings.sender),
+        retry_now=options.retry_now, force=options.force,
+    )  # fmt: skip
+    if claim is None:
+        return Outcome(sub.email, "already", 0, "already sent for this date", target.day)
+    digest = _claimed_digest(digest, claim, selection)
+    return await _transmit(deps, target, digest, claim)
+
+
+async def _transmit(deps: Deps, target: _Target, digest: Digest, claim: Claim) -> Outcome:
+    sub, ledger, n = target.subscriber, deps.store.ledger, len(digest.matches)
+    if deps.store.is_suppressed(sub.email):  # unsubscribed while this run was going
+        ledger.release(claim, deps.clock())
+        return Outcome(sub.email, "skipped", 0, "address is suppressed", target.day)
+    try:
+        message = compose(deps.settings, deps.renderer, digest, claim.message_id, deps.clock())
+        assert deps.mailer is not None
+        await deps.mailer.send(message)
+    except DeliveryError as exc:
+        retry_at = None if isinstance(exc, PermanentDeliveryError | FatalDeliveryError) else (
+            deps.clock() + timedelta(minutes=5)
+        )
+        ledger.mark_failed(claim, deps.clock(), error=str(exc), code=exc.code, retry_at=retry_at)
+        if isinstance(exc, PermanentDeliveryError):
+            deps.store.suppress(sub.email, f"permanent delivery failure: {exc}")
+        if isinstance(exc, FatalDeliveryError):
+            raise
+        return Outcome(sub.email, "failed", n, str(exc), target.day)
+    except Exception as exc:  # a bug rendering one digest must not stop the others
+        log.exception("digest for %s failed", sub.email)
+        ledger.mark_failed(claim, deps.clock(), error=f"internal error: {exc!r}", retry_at=deps.clock())
+        return Outcome(sub.email, "failed", n, f"internal error: {exc!r}", target.day)
+    ledger.mark_sent(claim, deps.clock())
+    note = " (resent after an interrupted run)" if claim.resumed else ""
+    note = " (forced resend)" if claim.forced else note
+    return Outcome(sub.email, "sent", n, f"{n} papers{note}", target.day)
+
+
+def _targets(
+    deps: Deps, subscribers: Sequence[Subscriber], ids: Mapping[str, int], options: SendOptions
+) -> list[_Target]:
+    now = deps.clock()
+    chosen = [s for s in subscribers if options.to is None or s.email.lower() == options.to.lower()]
+    targets = []
+    for sub in chosen:
+        day = options.day or digest_day(sub, now)
+        if options.to is None and options.day is None and not sub.sends_on(day):
+            continue
+        targets.append(_Target(sub, ids[sub.email.lower()], day))
+    return targets
+
+
+def _not_done(deps: Deps, targets: list[_Target], report: SendReport) -> list[_Target]:
+    """Leave out (and report) subscribers whose digest for the date is already settled."""
+    rows = deps.store.ledger.digests_on(sorted({t.day for t in targets}))
+    left = []
+    for target in targets:
+        row = rows.get((target.sid, target.day))
+        if row is None or row.status not in FINAL:
+            left.append(target)
+            continue
+        detail = FINAL[row.status] + (f": {row.last_error}" if row.last_error else "")
+        outcome = Outcome(target.subscriber.email, "already", 0, detail, target.day)
+        report.outcomes.append(outcome)
+        deps.on_outcome(outcome)
+    return left
+
+
+async def send_digests(
+    deps: Deps, subscribers: Sequence[Subscriber], options: SendOptions
+) -> SendReport:
+    """Send each subscriber's digest for their date; never twice unless ``options.force``."""
+    report = SendReport()
+    ids = deps.store.sync_subscribers(subscribers).ids
+    targets = _targets(deps, subscribers, ids, options)
+    if not options.force:
+        targets = _not_done(deps, targets, report)
+    if not targets:
+        return report
+    for day in sorted({t.day for t in targets}):
+        await ensure_papers(deps, day, report)
+    candidates = _candidates(deps, targets, options.force)
+    selections = _select(deps, targets, candidates)
+    for target in targets:
+        try:
+            outcome = await _deliver_one(deps, target, selections[target.sid], options)
+        except FatalDeliveryError as exc:
+            report.stopped = str(exc)
+            outcome = Outcome(target.subscriber.email, "failed", 0, str(exc), target.day)
+            report.outcomes.append(outcome)
+            deps.on_outcome(outcome)
+            break
+        report.outcomes.append(outcome)
+        deps.on_outcome(outcome)
+    return report

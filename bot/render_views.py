@@ -1,0 +1,265 @@
+"""What the templates see: papers and matches turned into small, already-safe view objects.
+
+Pure functions behind the renderer: URL filtering (only http and https reach an ``href``), author
+lists shortened, reasons split into chips, snippets with matched terms marked, dates spelled out,
+and the 78-column wrapping of the plain-text part.
+"""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from dataclasses import dataclass
+from datetime import date
+from urllib.parse import urlsplit
+
+from markupsafe import Markup, escape
+
+from bot.models import Digest, Match, Paper
+
+TEXT_WIDTH = 78
+TITLE_IN_SUBJECT = 60
+SNIPPET_MAX = 480
+FALLBACK_SENTENCES = 2
+DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+MONTHS = (
+    *("January", "February", "March", "April", "May", "June"),
+    *("July", "August", "September", "October", "November", "December"),
+)
+REASON_LABELS = {
+    "keyword": "Topic",
+    "author": "Author",
+    "like": "Similar to",
+    "category": "Category",
+    "description": "About",
+    "alert": "Alert",
+}
+_UNSAFE_URL_CHARS = re.compile(r"[\x00-\x20\x7f\"'<>\\`]")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\"'])")
+
+
+@dataclass(frozen=True)
+class Chip:
+    """One reason a paper was picked: a short label (``Topic``) and the detail."""
+
+    label: str
+    value: str
+
+    def __str__(self) -> str:
+        return f"{self.label}: {self.value}" if self.label else self.value
+
+
+@dataclass(frozen=True)
+class Link:
+    """A labelled, checked http(s) link."""
+
+    label: str
+    url: str
+
+
+@dataclass(frozen=True)
+class PaperView:
+    """One paper as the templates show it."""
+
+    id: str
+    title: str
+    url: str | None
+    authors: str
+    chips: tuple[Chip, ...]
+    snippet_html: Markup
+    snippet_text: str
+    links: tuple[Link, ...]
+    upvotes: int | None
+
+
+@dataclass(frozen=True)
+class MoreView:
+    """A paper listed only by title under "more matches"."""
+
+    title: str
+    url: str | None
+
+
+def one_line(text: str) -> str:
+    """Collapse runs of whitespace (newlines included) to single spaces."""
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def safe_url(url: str | None) -> str | None:
+    """``url`` if it is an absolute http(s) URL without spaces or quotes, else ``None``."""
+    if not url:
+        return None
+    url = url.strip()
+    if _UNSAFE_URL_CHARS.search(url):
+        return None
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return None
+    return url
+
+
+def short_authors(authors: tuple[str, ...]) -> str:
+    """Authors joined; long lists become ``first, second, third … last``."""
+    names = [one_line(a) for a in authors if a.strip()]
+    if len(names) <= 4:
+        return ", ".join(names)
+    return f"{', '.join(names[:3])} … {names[-1]}"
+
+
+def short_title(title: str, limit: int = TITLE_IN_SUBJECT) -> str:
+    """The title on one line, cut at a word boundary with an ellipsis when longer than ``limit``."""
+    title = one_line(title)
+    if len(title) <= limit:
+        return title
+    head = title[:limit]
+    cut = head.rsplit(" ", 1)[0] if " " in head else head[: limit - 1]
+    return cut.rstrip(" ,;:-") + "…"
+
+
+def chip(reason: str) -> Chip:
+    """``"keyword: sparse experts (title)"`` -> ``Chip("Topic", "sparse experts (title)")``."""
+    kind, sep, rest = one_line(reason).partition(": ")
+    if not sep or " " in kind:
+        return Chip("", one_line(reason))
+    if kind.lower() == "like":
+        rest = re.sub(r"^similar to\s+", "", rest, flags=re.IGNORECASE)
+    return Chip(REASON_LABELS.get(kind.lower(), kind.capitalize()), rest)
+
+
+def fallback_snippet(abstract: str) -> str:
+    """The first two sentences of the abstract, kept short."""
+    sentences = _SENTENCE_END.split(one_line(abstract))
+    return " ".join(sentences[:FALLBACK_SENTENCES])
+
+
+def _clip(text: str, marks: tuple[tuple[int, int], ...]) -> tuple[str, list[tuple[int, int]]]:
+    """Keep ``text`` under SNIPPET_MAX characters; drop marks outside it, merge overlapping ones."""
+    if len(text) > SNIPPET_MAX:
+        cut = text[:SNIPPET_MAX].rsplit(" ", 1)[0]
+        text = cut.rstrip(" ,;:") + "…"
+    kept: list[tuple[int, int]] = []
+    for start, end in sorted(marks):
+        start, end = max(start, 0), min(end, len(text))
+        if start >= end:
+            continue
+        if kept and start <= kept[-1][1]:
+            kept[-1] = (kept[-1][0], max(end, kept[-1][1]))
+        else:
+            kept.append((start, end))
+    return text, kept
+
+
+def highlight(match: Match) -> tuple[Markup, str]:
+    """The snippet as escaped HTML with ``<strong>`` matched terms, and as text with ``*terms*``."""
+    if match.snippet.strip():
+        text, marks = _clip(match.snippet, match.marks)
+    else:
+        text, marks = _clip(fallback_snippet(match.paper.abstract), ())
+    html: list[Markup] = []
+    plain: list[str] = []
+    pos = 0
+    for start, end in marks:
+        html += [escape(text[pos:start]), Markup("<strong>%s</strong>") % text[start:end]]
+        plain += [text[pos:start], f"*{text[start:end]}*"]
+        pos = end
+    html.append(escape(text[pos:]))
+    plain.append(text[pos:])
+    return Markup("").join(html), one_line("".join(plain))
+
+
+def links(paper: Paper) -> tuple[Link, ...]:
+    """The paper's checked links, each URL at most once."""
+    candidates = [
+        ("Abstract", paper.url),
+        ("PDF", paper.pdf_url),
+        ("Hugging Face", paper.hf_url),
+        ("Code", paper.code_url),
+        ("Project page", paper.project_url),
+    ]
+    seen: set[str] = set()
+    found: list[Link] = []
+    for label, url in candidates:
+        checked = safe_url(url)
+        if checked and checked not in seen:
+            seen.add(checked)
+            found.append(Link(label, checked))
+    return tuple(found)
+
+
+def paper_view(match: Match) -> PaperView:
+    """Everything the templates need about one picked paper."""
+    paper = match.paper
+    snippet_html, snippet_text = highlight(match)
+    paper_links = links(paper)
+    return PaperView(
+        id=paper.id,
+        title=one_line(paper.title) or paper.id,
+        url=paper_links[0].url if paper_links else None,
+        authors=short_authors(paper.authors),
+        chips=tuple(chip(r) for r in match.reasons if r.strip()),
+        snippet_html=snippet_html,
+        snippet_text=snippet_text,
+        links=paper_links,
+        upvotes=paper.upvotes if paper.upvotes and paper.upvotes > 0 else None,
+    )
+
+
+def more_view(match: Match) -> MoreView:
+    """A paper that matched but did not fit: its title and first checked link."""
+    paper_links = links(match.paper)
+    return MoreView(one_line(match.paper.title), paper_links[0].url if paper_links else None)
+
+
+def long_date(day: date, short: bool = False) -> str:
+    """``Tuesday 26 November 2024``, or ``Tue 26 Nov`` when ``short`` (English, locale-free)."""
+    if short:
+        return f"{DAYS[day.weekday()][:3]} {day.day} {MONTHS[day.month - 1][:3]}"
+    return f"{DAYS[day.weekday()]} {day.day} {MONTHS[day.month - 1]} {day.year}"
+
+
+def topics_of(digest: Digest) -> list[str]:
+    """The subscriber's topics: those the digest names, else keywords, authors and categories."""
+    if digest.topics and digest.kind != "alert":
+        return [one_line(t) for t in digest.topics if t.strip()]
+    interests = digest.subscriber.interests
+    return [one_line(t) for t in (*interests.keywords, *interests.authors, *interests.categories)]
+
+
+def _split_long_words(line: str, limit: int) -> str:
+    """Cut words longer than ``limit`` that are not URLs, so that they can be wrapped."""
+
+    def cut(word: re.Match[str]) -> str:
+        text = word.group(0)
+        if text.startswith(("http://", "https://")):
+            return text
+        return " ".join(text[i : i + limit] for i in range(0, len(text), limit))
+
+    return re.sub(rf"\S{{{limit + 1},}}", cut, line)
+
+
+def _wrap_line(line: str) -> list[str]:
+    if len(line) <= TEXT_WIDTH:
+        return [line]
+    line = _split_long_words(line, TEXT_WIDTH // 2)
+    if " " not in line.strip():
+        return [line]
+    lead = re.match(r"\s*(?:[-*•]\s+|\d+\.\s+)?", line)
+    indent = " " * len(lead.group(0)) if lead else ""
+    return textwrap.wrap(
+        line,
+        width=TEXT_WIDTH,
+        subsequent_indent=indent,
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+
+
+def wrap_text(text: str) -> str:
+    """Wrap every line at 78 columns, hanging list items; a lone long word (a URL) stays whole."""
+    out: list[str] = []
+    for line in text.splitlines():
+        out.extend(_wrap_line(line.rstrip()))
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(out)).strip("\n") + "\n"

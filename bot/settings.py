@@ -1,0 +1,116 @@
+"""Settings from ``PAPERBOT_*`` environment variables (and an optional ``.env`` file).
+
+Everything is validated at start; every problem is reported at once in one ConfigError (exit 2).
+"""
+
+from __future__ import annotations
+
+from email.headerregistry import Address
+from email.utils import parseaddr
+from pathlib import Path
+from typing import Literal
+
+from email_validator import EmailNotValidError, validate_email
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bot.errors import ConfigError
+
+DEFAULT_PORTS = {"none": 25, "starttls": 587, "tls": 465}
+
+
+def _checked_address(value: str) -> str:
+    try:
+        return validate_email(value, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise ValueError(f"{value!r} is not a valid address: {exc}") from None
+
+
+class Settings(BaseSettings):
+    """Every knob an operator can turn. Secrets live here, never in the profiles YAML."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PAPERBOT_", env_file=".env", extra="ignore", populate_by_name=True
+    )
+
+    database_url: str = "sqlite:///paperbot.db"
+    profiles: Path = Path("config/profiles.yaml")
+    sources: str = "hf"
+    smtp_host: str | None = None
+    smtp_port: int | None = Field(None, ge=1, le=65535)
+    smtp_security: Literal["none", "starttls", "tls"] = "starttls"
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_timeout: float = Field(30.0, gt=0)
+    smtp_connections: int = Field(4, ge=1, le=64)
+    from_: str = Field("paperbot <paperbot@example.org>", alias="PAPERBOT_FROM")
+    outbox: Path = Path("outbox")
+    secret_key: SecretStr | None = None
+    base_url: str | None = None
+    unsubscribe_mailto: str | None = None
+    admin_email: str | None = None
+    postal_address: str | None = None
+    sweep_seconds: int = Field(60, ge=1)
+    log_format: Literal["text", "json"] = "text"
+    arxiv_include_replacements: bool = False
+
+    @field_validator("from_")
+    @classmethod
+    def _from_address(cls, value: str) -> str:
+        if any(c in value for c in "\r\n"):
+            raise ValueError("must be a single line")
+        name, addr = parseaddr(value)
+        if not addr:
+            raise ValueError(f"{value!r} is not 'Name <address>'")
+        return str(Address(display_name=name, addr_spec=_checked_address(addr)))
+
+    @field_validator("unsubscribe_mailto", "admin_email")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        return None if not value else _checked_address(value.removeprefix("mailto:"))
+
+    @field_validator("base_url")
+    @classmethod
+    def _https_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not value.startswith(("https://", "http://")) or any(c in value for c in " \r\n"):
+            raise ValueError(f"{value!r} is not an http(s) URL")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.base_url and not self.secret_key:
+            raise ValueError(
+                "PAPERBOT_BASE_URL needs PAPERBOT_SECRET_KEY to sign unsubscribe links"
+            )
+        if bool(self.smtp_username) != bool(self.smtp_password):
+            raise ValueError(
+                "set both PAPERBOT_SMTP_USERNAME and PAPERBOT_SMTP_PASSWORD, or neither"
+            )
+        return self
+
+    @property
+    def sender(self) -> Address:
+        """The From address, parsed."""
+        name, addr = parseaddr(self.from_)
+        return Address(display_name=name, addr_spec=addr)
+
+    @property
+    def port(self) -> int:
+        """The SMTP port, defaulting by security mode."""
+        return self.smtp_port or DEFAULT_PORTS[self.smtp_security]
+
+
+def load_settings(env_file: Path | None = Path(".env"), **overrides: object) -> Settings:
+    """Read and validate the settings; raise ConfigError listing every problem."""
+    try:
+        return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            name = "_".join(str(p) for p in err["loc"]).upper().rstrip("_")
+            name = name if name.startswith("PAPERBOT_") else f"PAPERBOT_{name}"
+            message = err["msg"].removeprefix("Value error, ")
+            lines.append(f"  {name}: {message}" if err["loc"] else f"  {message}")
+        raise ConfigError("invalid settings:\n" + "\n".join(lines)) from None

@@ -1,0 +1,166 @@
+"""Text and link cleaning shared by every source.
+
+Whatever a source sends, what leaves this module is plain one-line text without markup, of sane
+length, and links that are http(s) only. Math such as ``a < b`` survives: only real HTML tag
+names are treated as markup.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from urllib.parse import urlsplit
+
+MAX_TITLE = 400
+MAX_ABSTRACT = 6000
+MAX_AUTHOR = 120
+MAX_AUTHORS = 300
+MAX_URL = 2000
+MAX_ID = 100
+MAX_KEYWORD = 80
+MAX_KEYWORDS = 30
+
+_HTML_TAGS = (
+    "a|abbr|b|big|blockquote|body|br|button|center|code|dd|del|div|dl|dt|em|embed|font|form|"
+    "h[1-6]|head|hr|html|i|iframe|img|input|ins|kbd|label|li|link|mark|math|meta|mi|mn|mo|mrow|"
+    "msub|msup|mtext|nobr|object|ol|p|pre|q|s|samp|script|select|small|span|strike|strong|style|"
+    "sub|sup|svg|table|tbody|td|textarea|tfoot|th|thead|title|tr|tt|u|ul|var|video|wbr"
+)
+_DANGEROUS = re.compile(
+    r"<(script|style|iframe|object|textarea|title|svg)\b[^>]*>.*?(</\1\s*>|$)", re.I | re.S
+)
+_INLINE_TAGS = (
+    "a|abbr|b|big|code|del|em|font|i|ins|kbd|mark|nobr|q|s|samp|small|span|strike|strong|sub|sup|"
+    "tt|u|var|wbr"
+)
+_INLINE_TAG = re.compile(rf"</?(?:{_INLINE_TAGS})\b(?:\s[^<>]*)?/?>", re.I)
+_TAG = re.compile(rf"</?(?:{_HTML_TAGS})\b(?:\s[^<>]*)?/?>", re.I)
+_COMMENT = re.compile(r"<!--.*?(-->|$)", re.S)
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f\u200b-\u200f\ufeff]")
+_SPACE = re.compile(r"\s+")
+
+_NEW_ID = re.compile(r"(\d{4}\.\d{4,5})(v\d+)?")
+_OLD_ID = re.compile(r"([a-z-]+(?:\.[A-Za-z-]+)?/\d{7})(v\d+)?")
+_ID_PREFIX = re.compile(
+    r"^(?:oai:arxiv\.org:|arxiv:|https?://(?:www\.)?arxiv\.org/(?:abs|pdf)/)", re.I
+)
+_SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]*")
+
+
+def strip_markup(text: str) -> str:
+    """Remove HTML tags, comments and entities; script/style bodies go with their tags."""
+    for _ in range(2):  # twice: catches markup that was escaped once (``&lt;b&gt;``)
+        text = html.unescape(text)
+        text = _COMMENT.sub(" ", text)
+        text = _DANGEROUS.sub(" ", text)
+        text = _INLINE_TAG.sub("", text)  # H<sub>2</sub>O stays one word
+        text = _TAG.sub(" ", text)
+    return text
+
+
+def one_line(text: str) -> str:
+    """Collapse hard line breaks, tabs and runs of spaces into single spaces."""
+    return _SPACE.sub(" ", _CONTROL.sub("", text)).strip()
+
+
+def cap(text: str, limit: int) -> str:
+    """Shorten ``text`` to at most ``limit`` characters, at a word boundary, marking the cut."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    space = cut.rfind(" ")
+    if space > limit // 2:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:.") + "…"
+
+
+def clean_text(value: object, limit: int) -> str:
+    """Plain one-line text from any value: markup stripped, whitespace collapsed, length capped."""
+    if not isinstance(value, str):
+        return ""
+    return cap(one_line(strip_markup(value)), limit)
+
+
+def clean_title(value: object) -> str:
+    """A cleaned title ("" when there is none)."""
+    return clean_text(value, MAX_TITLE)
+
+
+def clean_abstract(value: object) -> str:
+    """A cleaned abstract ("" when there is none)."""
+    return clean_text(value, MAX_ABSTRACT)
+
+
+def clean_names(values: object, limit: int = MAX_AUTHORS) -> tuple[str, ...]:
+    """Cleaned, non-empty, de-duplicated names from a list of strings (other values ignored)."""
+    if not isinstance(values, list | tuple):
+        return ()
+    names: list[str] = []
+    for value in values:
+        name = clean_text(value, MAX_AUTHOR)
+        if name and name not in names:
+            names.append(name)
+        if len(names) >= limit:
+            break
+    return tuple(names)
+
+
+def safe_url(value: object) -> str | None:
+    """The URL if it is an absolute http(s) link with a host, else None (drops ``javascript:``)."""
+    if not isinstance(value, str):
+        return None
+    url = one_line(html.unescape(value))
+    if not url or len(url) > MAX_URL or any(c in url for c in ' "<>\\`'):
+        return None
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return None
+    return url
+
+
+def arxiv_id(value: object) -> str | None:
+    """The arXiv id without version (``2401.04088v2`` → ``2401.04088``), or None if it is not one.
+
+    Accepts ``oai:arXiv.org:``/``arXiv:`` prefixes, abs/pdf URLs and old-style ids
+    (``hep-th/9901001v1`` → ``hep-th/9901001``).
+    """
+    if not isinstance(value, str):
+        return None
+    text = _ID_PREFIX.sub("", value.strip()).removesuffix(".pdf")
+    for pattern in (_NEW_ID, _OLD_ID):
+        match = pattern.fullmatch(text)
+        if match:
+            return match.group(1)
+    return None
+
+
+def paper_id(value: object) -> str | None:
+    """A usable paper id: the arXiv id without version when it is one, else a short safe token."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        return None
+    found = arxiv_id(value)
+    if found:
+        return found
+    text = value.strip()
+    if len(text) > MAX_ID or not _SAFE_ID.fullmatch(text):
+        return None
+    return text
+
+
+def arxiv_links(pid: str) -> tuple[str | None, str | None]:
+    """The abstract page and PDF links on arXiv for an arXiv id; (None, None) for other ids."""
+    if arxiv_id(pid) != pid:
+        return None, None
+    return f"https://arxiv.org/abs/{pid}", f"https://arxiv.org/pdf/{pid}"
+
+
+def as_count(value: object) -> int | None:
+    """A non-negative int count, or None (bools, floats with fractions and strings refused)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return None
+    return value

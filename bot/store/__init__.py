@@ -1,0 +1,239 @@
+"""The database: tables, engine and queries. The only module that imports sqlmodel.
+
+The delivery ledger is the heart of it. A row moves ``sending -> sent`` (or ``temp_failed``,
+``perm_failed``, ``skipped``); its Message-ID is committed with ``sending`` *before* the SMTP
+transaction, and ``sent`` plus the sent items are committed together after the server's 250.
+A row is claimed with one atomic INSERT or conditional UPDATE, so two processes never send the
+same digest. A ``sending`` row whose lease has expired belongs to a crashed process and may be claimed again,
+with the same Message-ID.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any, NamedTuple
+
+from sqlmodel import Session, col, func, select
+
+from bot.models import Paper, Subscriber
+from bot.store.ledger import Claim, Ledger
+from bot.store.tables import (
+    SENT,
+    SKIPPED,
+    Delivery,
+    PaperRow,
+    RunRow,
+    SentItem,
+    SubscriberRow,
+    Suppression,
+    make_engine,
+    as_utc,
+    paper_columns,
+    paper_from_row,
+    utcnow,
+)  # fmt: skip
+
+__all__ = ["Claim", "Ledger", "Store", "StoredPaper", "SyncReport"]
+
+
+class StoredPaper(NamedTuple):
+    """A stored paper with the list it came in and when it was first stored."""
+
+    paper: Paper
+    list_date: date
+    first_seen: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SyncReport:
+    """What syncing the profiles file changed."""
+
+    added: int
+    updated: int
+    deactivated: int
+    ids: dict[str, int]
+
+
+class Store:
+    """Queries over one database; every method opens and commits its own short transaction."""
+
+    def __init__(self, url: str) -> None:
+        self.engine = make_engine(url)
+        self.ledger = Ledger(self.engine)
+
+    def session(self) -> Session:
+        """A new session (callers use it as a context manager)."""
+        return Session(self.engine, expire_on_commit=False)
+
+    # -- subscribers -------------------------------------------------------------------------
+
+    def sync_subscribers(self, subscribers: Sequence[Subscriber]) -> SyncReport:
+        """Mirror the profiles file: add new, update changed, deactivate removed (history kept)."""
+        now, wanted = as_utc(utcnow()), {s.email.lower(): s for s in subscribers}
+        added = updated = deactivated = 0
+        with self.session() as db:
+            rows = {r.email.lower(): r for r in db.exec(select(SubscriberRow)).all()}
+            for key, sub in wanted.items():
+                profile = sub.model_dump_json()
+                row = rows.get(key)
+                if row is None:
+                    row = SubscriberRow(
+                        email=sub.email, profile=profile, created_at=now, updated_at=now
+                    )
+                    rows[key], added = row, added + 1
+                elif row.profile != profile or not row.active:
+                    row.email, row.profile, row.active, row.deactivated_at = (
+                        sub.email,
+                        profile,
+                        True,
+                        None,
+                    )
+                    row.updated_at, updated = now, updated + 1
+                db.add(row)
+            for key, row in rows.items():
+                if key not in wanted and row.active:
+                    row.active, row.deactivated_at, row.updated_at = False, now, now
+                    db.add(row)
+                    deactivated += 1
+            db.commit()
+            ids = {row.email.lower(): row.id for row in rows.values() if row.id is not None}
+        return SyncReport(added, updated, deactivated, ids)
+
+    def active_subscribers(self) -> dict[int, Subscriber]:
+        """Active subscribers by id, as last synced."""
+        with self.session() as db:
+            rows = db.exec(select(SubscriberRow).where(col(SubscriberRow.active))).all()
+            return {r.id: Subscriber.model_validate_json(r.profile) for r in rows if r.id}
+
+    # -- papers ------------------------------------------------------------------------------
+
+    def save_papers(self, papers: Iterable[Paper], list_date: date) -> tuple[int, int]:
+        """Store papers seen in the list for ``list_date``; return (new, updated). Idempotent."""
+        new = changed = 0
+        now = as_utc(utcnow())
+        with self.session() as db:
+            for paper in papers:
+                row = db.get(PaperRow, paper.id)
+                fields = paper_columns(paper)
+                if row is None:
+                    db.add(PaperRow(**fields, list_date=list_date, first_seen=now))
+                    new += 1
+                    continue
+                if any(getattr(row, k) != v for k, v in fields.items()):
+                    for key, value in fields.items():
+                        setattr(row, key, value)
+                    db.add(row)
+                    changed += 1
+            db.commit()
+        return new, changed
+
+    def has_papers_for(self, list_date: date) -> bool:
+        """Whether any paper from the list of ``list_date`` is stored."""
+        with self.session() as db:
+            query = (
+                select(func.count()).select_from(PaperRow).where(PaperRow.list_date == list_date)
+            )
+            return db.exec(query).one() > 0
+
+    def papers_between(self, first: date, last: date) -> list[StoredPaper]:
+        """Papers whose list date is within [first, last], with when they were first stored."""
+        with self.session() as db:
+            query = (
+                select(PaperRow)
+                .where(PaperRow.list_date >= first, PaperRow.list_date <= last)
+                .order_by(col(PaperRow.list_date), col(PaperRow.id))
+            )
+            rows = db.exec(query).all()
+            return [
+                StoredPaper(paper_from_row(r), r.list_date, r.first_seen)
+                for r in rows
+            ]
+
+    def papers_by_id(self, ids: Iterable[str]) -> dict[str, Paper]:
+        """Stored papers with these ids."""
+        wanted = list(set(ids))
+        with self.session() as db:
+            rows = db.exec(select(PaperRow).where(col(PaperRow.id).in_(wanted))).all()
+            return {r.id: paper_from_row(r) for r in rows}
+
+    # -- history -----------------------------------------------------------------------------
+
+    def sent_paper_ids(self, subscriber_ids: Iterable[int]) -> dict[int, set[str]]:
+        """Papers already sent to each subscriber."""
+        result: dict[int, set[str]] = {}
+        with self.session() as db:
+            query = select(SentItem.subscriber_id, SentItem.paper_id).where(
+                col(SentItem.subscriber_id).in_(list(subscriber_ids))
+            )
+            for sid, pid in db.exec(query).all():
+                result.setdefault(sid, set()).add(pid)
+        return result
+
+    def last_digest_times(self, before: date) -> dict[int, datetime]:
+        """When each subscriber's latest digest before ``before`` was made (sent or skipped)."""
+        with self.session() as db:
+            query = (
+                select(Delivery.subscriber_id, func.max(Delivery.created_at))
+                .where(Delivery.kind == "digest", Delivery.digest_date < before)
+                .where(col(Delivery.status).in_([SENT, SKIPPED]))
+                .group_by(col(Delivery.subscriber_id))
+            )
+            return {sid: moment for sid, moment in db.exec(query).all()}
+
+    # -- suppressions ------------------------------------------------------------------------
+
+    def suppress(self, email: str, reason: str) -> None:
+        """Never send to ``email`` again until an admin clears it."""
+        with self.session() as db:
+            if db.get(Suppression, email.lower()) is None:
+                db.add(Suppression(email=email.lower(), reason=reason, created_at=as_utc(utcnow())))
+                db.commit()
+
+    def unsuppress(self, email: str) -> bool:
+        """Clear a suppression; return whether there was one."""
+        with self.session() as db:
+            row = db.get(Suppression, email.lower())
+            if row is not None:
+                db.delete(row)
+                db.commit()
+            return row is not None
+
+    def suppressed(self) -> dict[str, Suppression]:
+        """Every suppressed address with its reason."""
+        with self.session() as db:
+            return {r.email: r for r in db.exec(select(Suppression)).all()}
+
+    def is_suppressed(self, email: str) -> bool:
+        """Checked right before each send."""
+        with self.session() as db:
+            return db.get(Suppression, email.lower()) is not None
+
+    # -- runs --------------------------------------------------------------------------------
+
+    def start_run(self, command: str) -> int:
+        """Record the start of a run; return its id."""
+        with self.session() as db:
+            row = RunRow(command=command, started_at=as_utc(utcnow()))
+            db.add(row)
+            db.commit()
+            assert row.id is not None
+            return row.id
+
+    def finish_run(self, run_id: int, status: str, summary: dict[str, Any]) -> None:
+        """Record how a run ended and what it did."""
+        with self.session() as db:
+            row = db.get(RunRow, run_id)
+            if row is not None:
+                row.status, row.finished_at = status, as_utc(utcnow())
+                row.summary = json.loads(json.dumps(summary, default=str))
+                db.add(row)
+                db.commit()
+
+    def recent_runs(self, limit: int = 10) -> list[RunRow]:
+        """The latest runs, newest first."""
+        with self.session() as db:
+            query = select(RunRow).order_by(col(RunRow.id).desc()).limit(limit)
+            return list(db.exec(query).all())

@@ -1,0 +1,141 @@
+"""Database tables and the engine factory (SQLite by default, PostgreSQL when configured)."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, UniqueConstraint, event
+from sqlalchemy.engine import Engine
+from sqlmodel import Field, SQLModel, create_engine
+
+from bot.models import Paper
+
+SENDING, SENT, TEMP_FAILED, PERM_FAILED, SKIPPED = (
+    "sending", "sent", "temp_failed", "perm_failed", "skipped"
+)  # fmt: skip
+STATES = (SENDING, SENT, TEMP_FAILED, PERM_FAILED, SKIPPED)
+
+
+def utcnow() -> datetime:
+    """Timezone-aware now, in UTC."""
+    return datetime.now(UTC)
+
+
+def as_utc(moment: datetime) -> datetime:
+    """``moment`` in UTC, as the database stores it."""
+    return moment.astimezone(UTC)
+
+
+class PaperRow(SQLModel, table=True):
+    __tablename__ = "papers"
+    id: str = Field(primary_key=True)
+    title: str
+    abstract: str
+    authors: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    url: str | None = None
+    pdf_url: str | None = None
+    published: datetime | None = None
+    categories: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    upvotes: int | None = None
+    comments: int | None = None
+    hf_url: str | None = None
+    code_url: str | None = None
+    project_url: str | None = None
+    ai_summary: str | None = None
+    keywords: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    source: str = ""
+    list_date: date = Field(index=True)
+    first_seen: datetime
+
+
+class SubscriberRow(SQLModel, table=True):
+    __tablename__ = "subscribers"
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(unique=True, index=True)
+    profile: str
+    active: bool = True
+    created_at: datetime
+    updated_at: datetime
+    deactivated_at: datetime | None = None
+
+
+class Delivery(SQLModel, table=True):
+    __tablename__ = "deliveries"
+    __table_args__ = (UniqueConstraint("subscriber_id", "kind", "digest_date", "ref"),)
+    id: int | None = Field(default=None, primary_key=True)
+    subscriber_id: int = Field(foreign_key="subscribers.id", index=True)
+    kind: str = "digest"
+    digest_date: date = Field(index=True)
+    ref: str = ""
+    status: str = Field(index=True)
+    message_id: str | None = None
+    paper_ids: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    attempts: int = 0
+    last_code: int | None = None
+    last_error: str | None = None
+    next_attempt_at: datetime | None = None
+    lease_until: datetime | None = None
+    created_at: datetime
+    updated_at: datetime
+    sent_at: datetime | None = None
+
+
+class SentItem(SQLModel, table=True):
+    __tablename__ = "sent_items"
+    __table_args__ = (UniqueConstraint("subscriber_id", "paper_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    subscriber_id: int = Field(foreign_key="subscribers.id", index=True)
+    paper_id: str
+    delivery_id: int = Field(foreign_key="deliveries.id")
+    sent_at: datetime
+
+
+class Suppression(SQLModel, table=True):
+    __tablename__ = "suppressions"
+    email: str = Field(primary_key=True)
+    reason: str
+    created_at: datetime
+
+
+class RunRow(SQLModel, table=True):
+    __tablename__ = "runs"
+    id: int | None = Field(default=None, primary_key=True)
+    command: str
+    started_at: datetime
+    finished_at: datetime | None = None
+    status: str = "running"
+    summary: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url`` with the schema created; SQLite gets WAL mode and a busy timeout."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        event.listen(engine, "connect", _sqlite_pragmas)
+    else:
+        engine = create_engine(url, pool_pre_ping=True)
+    SQLModel.metadata.create_all(engine)
+    return engine
+
+
+def paper_columns(paper: Paper) -> dict[str, Any]:
+    """A paper's fields as row columns (tuples become JSON lists)."""
+    values = {f.name: getattr(paper, f.name) for f in fields(Paper)}
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
+
+
+def paper_from_row(row: PaperRow) -> Paper:
+    """The plain Paper stored in a row."""
+    values = {f.name: getattr(row, f.name) for f in fields(Paper)}
+    return Paper(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})

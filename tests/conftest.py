@@ -1,0 +1,148 @@
+"""Shared fixtures: a real SMTP server, real SQLite files, real files on disk."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+FIXTURES = Path(__file__).parent / "fixtures"
+logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd chatters at INFO
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class RecordingHandler:
+    """An aiosmtpd handler that records accepted messages and answers with scripted replies.
+
+    ``rcpt_replies`` maps a recipient to a list of replies used one per attempt (the last one
+    repeats); ``data_replies`` does the same for the DATA command.
+    """
+
+    messages: list[EmailMessage] = field(default_factory=list)
+    rcpt_replies: dict[str, list[str]] = field(default_factory=dict)
+    data_replies: dict[str, list[str]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @staticmethod
+    def _next(script: dict[str, list[str]], key: str) -> str | None:
+        replies = script.get(key)
+        if not replies:
+            return None
+        return replies.pop(0) if len(replies) > 1 else replies[0]
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        reply = self._next(self.rcpt_replies, address.lower())
+        if reply and not reply.startswith("2"):
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        reply = self._next(self.data_replies, envelope.rcpt_tos[0].lower())
+        if reply and not reply.startswith("2"):
+            return reply
+        assert isinstance(envelope.content, bytes)
+        message = message_from_bytes(envelope.content, policy=policy.default)
+        assert isinstance(message, EmailMessage)
+        with self.lock:
+            self.messages.append(message)
+        return "250 Message accepted"
+
+    def to(self, address: str) -> list[EmailMessage]:
+        """Messages received for one recipient."""
+        return [m for m in self.messages if address in str(m["To"])]
+
+
+@dataclass
+class SmtpServer:
+    """A running in-process SMTP server."""
+
+    host: str
+    port: int
+    handler: RecordingHandler
+
+    @property
+    def messages(self) -> list[EmailMessage]:
+        """Every accepted message."""
+        return self.handler.messages
+
+    def env(self) -> dict[str, str]:
+        """Settings that point paperbot at this server."""
+        return {
+            "PAPERBOT_SMTP_HOST": self.host,
+            "PAPERBOT_SMTP_PORT": str(self.port),
+            "PAPERBOT_SMTP_SECURITY": "none",
+        }
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    """A real aiosmtpd server on localhost that records what it accepts."""
+    handler = RecordingHandler()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        yield SmtpServer("127.0.0.1", controller.port, handler)
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def papers_file(tmp_path: Path) -> Path:
+    """A small fictional day in the Papers-file format, with one hostile paper."""
+    target = tmp_path / "papers.jsonl"
+    shutil.copy(FIXTURES / "papers.jsonl", target)
+    return target
+
+
+@pytest.fixture
+def profiles_file(tmp_path: Path) -> Path:
+    """Three subscribers: MoE, diffusion, and one whose interests match nothing."""
+    target = tmp_path / "profiles.yaml"
+    shutil.copy(FIXTURES / "profiles.yaml", target)
+    return target
+
+
+@pytest.fixture
+def env(
+    tmp_path: Path, papers_file: Path, profiles_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, Any]:
+    """A clean PAPERBOT_* environment: temp database, outbox, profiles and papers file."""
+    for name in list(os.environ):
+        if name.startswith("PAPERBOT_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    values = {
+        "PAPERBOT_DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}",
+        "PAPERBOT_PROFILES": str(profiles_file),
+        "PAPERBOT_SOURCES": f"file:{papers_file}",
+        "PAPERBOT_OUTBOX": str(tmp_path / "outbox"),
+        "PAPERBOT_FROM": "paperbot <digest@paperbot.example.org>",
+        "PAPERBOT_BASE_URL": "https://paperbot.example.org",
+        "PAPERBOT_SECRET_KEY": "test-secret",
+        "PAPERBOT_UNSUBSCRIBE_MAILTO": "unsubscribe@paperbot.example.org",
+    }
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+    return values

@@ -1,0 +1,155 @@
+"""Saved responses through the same parsers, and the ``paperbot papers`` command."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sourcekit import FIXTURES, fixture_bytes
+from typer.testing import CliRunner
+
+from bot.cli import app
+from bot.errors import ConfigError, SourceError
+from bot.sources import paper_to_json, parse_input, sniff_format
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("hf/daily_papers_2024-01-16.json", "hf"),
+        ("hf/daily_papers_2024-01-13_weekend.json", "hf"),
+        ("hf/daily_papers_error.json", "hf"),
+        ("hf/papers_page_2024-01-16.html", "hf-html"),
+        ("arxiv/rss_cs.LG+cs.CL.xml", "arxiv"),
+        ("arxiv/atom_cs.LG.xml", "arxiv"),
+        ("arxiv/error_page.html", "hf-html"),
+    ],
+)
+def test_the_format_is_sniffed_from_the_content(name: str, kind: str) -> None:
+    assert sniff_format(fixture_bytes(name)) == kind
+
+
+def test_json_lines_and_a_single_object_are_papers_files() -> None:
+    line = b'{"id": "x-1", "title": "T", "abstract": "A"}'
+    assert sniff_format(line) == "jsonl"
+    assert sniff_format(line + b"\n" + line) == "jsonl"
+    assert sniff_format(b'\xef\xbb\xbf  {"dailyPapers": []}') == "hf"
+
+
+def test_unknown_content_is_refused() -> None:
+    with pytest.raises(SourceError, match="cannot tell the format"):
+        parse_input(b"id,title,abstract\n1,x,y\n")
+    with pytest.raises(SourceError, match="is empty"):
+        parse_input(b"  \n")
+
+
+def test_paths_bytes_and_text_give_the_same_papers() -> None:
+    path = FIXTURES / "hf/papers_page_2024-01-16.html"
+    from_path = parse_input(path).papers
+    assert from_path == parse_input(path.read_bytes()).papers
+    assert from_path == parse_input(path.read_text(encoding="utf-8")).papers
+    assert len(from_path) == 4
+
+
+def test_a_hint_chooses_the_parser_but_never_against_the_content() -> None:
+    feed = fixture_bytes("arxiv/rss_cs.LG+cs.CL.xml")
+    assert len(parse_input(feed, "arxiv:cs.LG").papers) == 4
+    page = fixture_bytes("hf/papers_page_2024-01-16.html")
+    assert len(parse_input(page, "hf").papers) == 4  # API and page hold the same list
+    with pytest.raises(SourceError, match="looks like arxiv content, not hf"):
+        parse_input(feed, "hf")
+    with pytest.raises(SourceError, match="looks like hf content, not arxiv"):
+        parse_input(fixture_bytes("hf/daily_papers_2024-01-16.json"), "arxiv")
+    with pytest.raises(ConfigError, match="cannot parse saved input as 'semantic'"):
+        parse_input(feed, "semantic")
+
+
+def test_jsonl_output_reads_back_unchanged(tmp_path: Path) -> None:
+    papers = parse_input(FIXTURES / "hf/daily_papers_2024-01-16.json").papers
+    saved = tmp_path / "papers.jsonl"
+    saved.write_text("".join(json.dumps(paper_to_json(p)) + "\n" for p in papers))
+    assert parse_input(saved).papers == papers
+
+
+def test_paper_json_has_the_contract_fields_first() -> None:
+    paper = parse_input(FIXTURES / "hf/daily_papers_2024-01-16.json").papers[0]
+    data = paper_to_json(paper)
+    assert list(data)[:10] == [
+        "id", "title", "abstract", "authors", "url", "pdf_url",
+        "published", "categories", "upvotes", "source",
+    ]  # fmt: skip
+    assert data["published"] == "2024-01-15T18:59:12+00:00"
+    assert data["hf_url"] == "https://huggingface.co/papers/2401.10001"
+    assert "ai_summary" in data and "keywords" in data
+
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _quiet_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    for name in ("PAPERBOT_SOURCES", "PAPERBOT_ARXIV_INCLUDE_REPLACEMENTS"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_papers_input_prints_one_json_paper_per_line() -> None:
+    result = runner.invoke(app, ["papers", "--input", str(FIXTURES / "arxiv/rss_cs.LG+cs.CL.xml")])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [p["id"] for p in lines] == ["2401.10001", "2401.10010", "2401.09877", "hep-th/9901001"]
+    assert lines[0]["authors"] == ["Mira Okonkwo", "Tobias Lindqvist", "Hana Sato"]
+    assert "4 papers, 1 skipped" in result.stderr
+
+
+def test_papers_input_follows_the_replacements_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PAPERBOT_ARXIV_INCLUDE_REPLACEMENTS", "true")
+    result = runner.invoke(app, ["papers", "--input", str(FIXTURES / "arxiv/rss_cs.LG+cs.CL.xml")])
+    assert result.exit_code == 0, result.output
+    assert len(result.stdout.splitlines()) == 6
+
+
+def test_papers_table_shows_hostile_titles_as_plain_text(tmp_path: Path) -> None:
+    saved = tmp_path / "p.jsonl"
+    saved.write_text(
+        json.dumps({"id": "x-1", "title": "[bold red]Loud[/] <b>T</b>", "abstract": "A"})
+    )
+    result = runner.invoke(app, ["papers", "--input", str(saved), "--format", "table"])
+    assert result.exit_code == 0, result.output
+    assert "[bold red]Loud[/] T" in result.stdout
+    assert "<b>" not in result.stdout
+
+
+def test_papers_input_with_a_broken_file_is_one_clear_error() -> None:
+    result = runner.invoke(app, ["papers", "--input", str(FIXTURES / "arxiv/rss_truncated.xml")])
+    assert result.exit_code == 1
+    assert "Error: source arxiv: the feed is malformed XML" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_papers_input_missing_file_is_an_error(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["papers", "--input", str(tmp_path / "nope.json")])
+    assert result.exit_code == 1
+    assert "cannot read" in result.stderr
+
+
+def test_papers_from_the_sample_source_without_network() -> None:
+    result = runner.invoke(app, ["papers", "--source", "sample"])
+    assert result.exit_code == 0, result.output
+    assert len(result.stdout.splitlines()) >= 30
+    assert "sample: " in result.stderr
+
+
+def test_papers_with_a_bad_spec_or_format_exits_with_an_error() -> None:
+    bad_spec = runner.invoke(app, ["papers", "--source", "arxiv:"])
+    assert bad_spec.exit_code == 2 and "needs categories" in bad_spec.stderr
+    bad_format = runner.invoke(app, ["papers", "--source", "sample", "--format", "xml"])
+    assert bad_format.exit_code == 1 and "--format must be jsonl or table" in bad_format.stderr
+
+
+def test_a_failed_source_makes_papers_exit_non_zero(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["papers", "--source", f"sample,file:{tmp_path / 'gone.jsonl'}"])
+    assert result.exit_code == 1
+    assert len(result.stdout.splitlines()) >= 30  # what did arrive is still printed
+    assert "failed: source file:" in result.stderr

@@ -1,0 +1,196 @@
+"""Matching: each signal, the threshold, selection, explanations, determinism and edge cases.
+
+Every paper and profile here is fictional and written for these tests.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from bot.matching import DEFAULT_THRESHOLD, Selection, explain, select
+from bot.matching.text import find_acronyms, same_person, terms_of
+from bot.models import Match, Paper, Subscriber
+
+FILLER = [
+    Paper(f"f{i}", f"A study of {topic}", f"We study {topic} with a new model and report results.")
+    for i, topic in enumerate(
+        [
+            "graph coloring",
+            "protein folding",
+            "weather forecasting",
+            "speech codecs",
+            "robot arms",
+            "query planning",
+            "image denoising",
+            "traffic lights",
+            "crop yields",
+            "music tagging",
+        ]
+    )
+]
+
+
+def sub(email: str = "ada@example.org", **interests: Any) -> Subscriber:
+    extra = {k: interests.pop(k) for k in ("max_papers", "min_score") if k in interests}
+    return Subscriber(email=email, interests=interests, **extra)
+
+
+def one(subscriber: Subscriber, papers: list[Paper], **kw: Any) -> Selection:
+    return select([subscriber], papers, **kw)[subscriber.email]
+
+
+def scores(selection: Selection) -> dict[str, float]:
+    return {m.paper.id: m.score for m in selection.ranked}
+
+
+def test_phrase_beats_scattered_words() -> None:
+    phrase = Paper("p", "Quantum walks for sorting", "A quantum walk sorts lists quickly.")
+    scattered = Paper("s", "Sorting by walking", "Walks on graphs; quantum effects are ignored.")
+    got = scores(one(sub(keywords=["quantum walk"]), [phrase, scattered, *FILLER]))
+    assert got["p"] > DEFAULT_THRESHOLD > got["s"] > 0
+
+
+def test_title_counts_more_than_abstract() -> None:
+    title = Paper("t", "Lattice sieving made fast", "We improve a classic algorithm.")
+    abstract = Paper("a", "Faster algorithms", "We improve lattice sieving in one step.")
+    got = scores(one(sub(keywords=["lattice sieving"]), [title, abstract, *FILLER]))
+    assert got["t"] > got["a"]
+
+
+def test_stemming_matches_word_forms() -> None:
+    paper = Paper("p", "Routing packets with learned tables", "Tables that route packets.")
+    selection = one(sub(keywords=["routed packet"]), [paper, *FILLER])
+    assert [m.paper.id for m in selection.picked] == ["p"]
+    assert terms_of("policies") == terms_of("policy")
+
+
+def test_acronym_and_long_form_match_each_other() -> None:
+    defined = Paper("d", "Sparse gating networks", "A mixture of experts (MoE) routes tokens.")
+    short = Paper("s", "Faster MoE inference", "We cache the MoE layers on device.")
+    got = scores(one(sub(keywords=["mixture of experts"]), [defined, short, *FILLER]))
+    assert got["s"] > DEFAULT_THRESHOLD
+    assert find_acronyms(["a mixture of experts (MoE) model"]) == {"MOE": ("mixtur", "expert")}
+
+
+def test_exclude_vetoes_as_a_phrase() -> None:
+    survey = Paper("v", "Quantum walks: a systematic survey", "We review quantum walks.")
+    kept = Paper("k", "Quantum walks on trees", "A systematic study; no survey data.")
+    profile = sub(keywords=["quantum walk"], exclude=["systematic surveys"])
+    selection = one(profile, [survey, kept, *FILLER])
+    assert [m.paper.id for m in selection.picked] == ["k"]
+    assert scores(selection)["v"] == 0.0
+
+
+@pytest.mark.parametrize(
+    ("wanted", "printed", "same"),
+    [
+        ("Y. LeCun", "Yann LeCun", True),
+        ("Yann LeCun", "LeCun, Yann", True),
+        ("Jose Garcia", "José García", True),
+        ("A. Turing", "B. Turing", False),
+        ("Ada Lovelace", "Ada Byron", False),
+    ],
+)
+def test_author_name_forms(wanted: str, printed: str, same: bool) -> None:
+    assert same_person(wanted, printed) is same
+
+
+def test_followed_author_is_picked_with_reason() -> None:
+    paper = Paper("a", "On knitting", "Nothing to do with the keywords.", authors=("Zoë Quill",))
+    selection = one(sub(authors=["Z. Quill"], keywords=["graph coloring"]), [paper, *FILLER])
+    match = next(m for m in selection.picked if m.paper.id == "a")
+    assert "author: Z. Quill" in match.reasons
+
+
+def test_threshold_and_min_score() -> None:
+    papers = [Paper("p", "Quantum walks", "A quantum walk."), *FILLER]
+    assert one(sub(keywords=["quantum walk"]), papers).picked
+    assert not one(sub(keywords=["quantum walk"], min_score=1.0), papers).picked
+    weak = one(sub(keywords=["model"]), FILLER)
+    assert all(m.score < DEFAULT_THRESHOLD for m in weak.ranked)
+
+
+def test_max_papers_and_more() -> None:
+    papers = [Paper(f"q{i}", f"Quantum walks {i}", "A quantum walk.", upvotes=i) for i in range(5)]
+    selection = one(sub(keywords=["quantum walk"], max_papers=2), [*papers, *FILLER])
+    assert len(selection.picked) == 2
+    assert selection.more_count == len(selection.more) == 3
+    assert [m.paper.id for m in selection.picked] == ["q4", "q3"]  # equal scores: upvotes
+    assert len(selection.ranked) == len(papers) + len(FILLER)
+
+
+def test_scores_in_unit_interval_and_ranked_best_first() -> None:
+    selection = one(sub(keywords=["quantum walk", "sorting"], description="walks"), FILLER)
+    values = [m.score for m in selection.ranked]
+    assert values == sorted(values, reverse=True)
+    assert all(0.0 <= v <= 1.0 for v in values)
+
+
+def check_marks(match: Match) -> None:
+    assert match.snippet
+    for start, end in match.marks:
+        assert 0 <= start < end <= len(match.snippet)
+
+
+def test_reasons_snippet_and_marks() -> None:
+    paper = Paper(
+        "p",
+        "Quantum walks for sorting",
+        "Sorting is old. We show that a quantum walk sorts any list in linear time. Code is free.",
+    )
+    selection = one(sub(keywords=["quantum walk"], description="fast sorting"), [paper, *FILLER])
+    match = selection.picked[0]
+    assert match.reasons[0] == "keyword: quantum walk (title)"
+    assert any(r.startswith("description: ") for r in match.reasons)
+    check_marks(match)
+    marked = [match.snippet[s:e] for s, e in match.marks]
+    assert any("quantum walk" in text for text in marked)
+    assert "quantum walk sorts" in match.snippet
+
+
+def test_explain_says_why_not() -> None:
+    survey = Paper("v", "Quantum walks: a survey", "We review quantum walk algorithms.")
+    profile = sub(keywords=["quantum walk"], exclude=["survey"])
+    why = explain(profile, survey, FILLER)
+    assert why.status == "vetoed"
+    assert why.vetoes == ("exclude: survey",)
+    assert why.threshold == DEFAULT_THRESHOLD
+    assert "keyword: quantum walk (title)" in why.reasons
+    picked = explain(sub(keywords=["quantum walk"]), survey, FILLER)
+    assert (picked.status, picked.rank) == ("picked", 1)
+
+
+def test_like_signal() -> None:
+    liked = Paper("old", "Quantum walks sort lists", "Quantum walks sort lists in linear time.")
+    similar = Paper("new", "Sorting lists by quantum walks", "Linear time sorting of lists.")
+    selection = one(sub(like=["old"]), [similar, *FILLER], liked={"old": liked})
+    assert [m.paper.id for m in selection.picked] == ["new"]
+    assert "like: similar to old" in selection.picked[0].reasons
+
+
+def test_category_boost_and_filter() -> None:
+    tagged = Paper("c", "Graph coloring again", "More coloring.", categories=("cs.DM",))
+    alone = one(sub(categories=["cs.DM"]), [tagged, *FILLER])
+    assert [m.paper.id for m in alone.picked] == ["c"]
+    assert "category: cs.DM" in alone.picked[0].reasons
+
+
+def test_deterministic() -> None:
+    profiles = [sub(f"u{i}@example.org", keywords=["quantum walk", "coloring"]) for i in range(3)]
+    papers = [Paper("p", "Quantum walks", "A quantum walk."), *FILLER]
+    first = select(profiles, papers, corpus=FILLER)
+    second = select(profiles, list(papers), corpus=list(FILLER))
+    assert first == second
+
+
+def test_empty_profile_empty_papers_huge_profile() -> None:
+    assert not one(sub(), FILLER).picked
+    assert one(sub(keywords=["x"]), []).ranked == ()
+    huge = sub(
+        keywords=[f"topic {i}" for i in range(300)] + ["graph coloring"], description="w " * 2000
+    )
+    selection = one(huge, FILLER)
+    assert [m.paper.id for m in selection.picked] == ["f0"]
+    assert select([], FILLER) == {}

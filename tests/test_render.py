@@ -1,0 +1,301 @@
+"""Rendering digests, alerts and "nothing today" notes through the real templates."""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import replace
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from jinja2 import UndefinedError
+from render_samples import ADA, CTX, DAY, digest, match, paper
+
+from bot.models import Digest
+from bot.render import HTML_BUDGET, EmailContext, Renderer, subject_for
+
+BUDGET_102_KB = 102 * 1024
+
+
+class Tags(HTMLParser):
+    """Every start tag with its attributes, and the text, of an HTML document."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.text: list[str] = []
+        self.feed(html)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+    def hrefs(self) -> list[str]:
+        return [a["href"] or "" for _, a in self.tags if "href" in a]
+
+
+@pytest.fixture(scope="module")
+def renderer() -> Renderer:
+    return Renderer()
+
+
+def test_digest_shows_each_pick_with_reasons_snippet_and_links(renderer: Renderer) -> None:
+    out = renderer.render(digest(n=3, more=0), CTX)
+    html = out.html
+    assert out.subject == (
+        "3 papers for Tue 4 Mar: Routing Without Regret: Load-Balanced Mixture of Experts at…"
+    )
+    assert '<a class="title" href="https://arxiv.org/abs/2503.00000"' in html
+    assert "Grace Hopper, Alan Turing, Noam Shazeer" in html
+    assert re.search(r'<span class="chip-k"[^>]*>Topic:</span> mixture of experts \(title\)', html)
+    assert re.search(r'<span class="chip-k"[^>]*>Similar to:</span> 2401\.00001', html)
+    assert re.search(r"<strong[^>]*>mixture of experts</strong>", html)
+    assert re.search(r"<strong[^>]*>sparse experts</strong>", html)
+    for label, url in [("PDF", "arxiv.org/pdf/2503.00000"), ("Code", "github.com/example/paper-0")]:
+        assert re.search(rf'href="https://{re.escape(url)}"[^>]*>{label}</a>', html)
+    assert "▲ 7 upvotes" in html
+    assert "3 papers picked for you, Ada" in html
+    assert "Tuesday 4 March 2025" in html
+
+
+def test_footer_says_why_how_to_change_and_how_to_leave(renderer: Renderer) -> None:
+    out = renderer.render(digest(n=1, more=0), CTX)
+    for part in (out.html, out.text):
+        assert "ada@example.org is subscribed to a daily digest" in part
+        assert "digests@example.org" in part
+        assert "https://papers.example.org/unsubscribe?token=abc.def" in part
+        assert "Example Lab, 1 Sample Street" in part
+    assert 'href="mailto:digests@example.org"' in out.html
+
+
+def test_footer_falls_back_to_mailto_and_reply(renderer: Renderer) -> None:
+    ctx = EmailContext("paperbot", None, "javascript:alert(1)", "leave@example.org", None)
+    out = renderer.render(digest(n=1, more=0), ctx)
+    assert 'href="mailto:leave@example.org"' in out.html
+    assert "javascript" not in out.html + out.text
+    assert "reply to this email" in out.text
+
+
+def test_long_author_lists_keep_first_three_and_last(renderer: Renderer) -> None:
+    out = renderer.render(digest(n=6, more=0), CTX)
+    assert "Grace Hopper, Alan Turing, Noam Shazeer … Barbara Liskov" in out.html
+    assert "Katherine Johnson, Edsger Dijkstra" not in out.html
+
+
+def test_empty_snippet_falls_back_to_first_two_sentences(renderer: Renderer) -> None:
+    pick = replace(match(paper(1)), snippet="", marks=())
+    out = renderer.render(Digest(ADA, DAY, (pick,)), CTX)
+    assert "accelerator can hold. Our method balances load" in out.html
+    assert "across six benchmarks" not in out.html.lower()
+
+
+def test_marks_are_bold_and_the_text_around_them_escaped(renderer: Renderer) -> None:
+    snippet = "Sparse <b>experts</b> & mixture of experts."
+    marks = ((0, 6), (24, 42), (30, 35), (90, 99))
+    pick = replace(match(paper(1)), snippet=snippet, marks=marks)
+    out = renderer.render(Digest(ADA, DAY, (pick,)), CTX)
+    assert re.search(r"<strong[^>]*>Sparse</strong> &lt;b&gt;experts&lt;/b&gt; &amp; ", out.html)
+    assert re.search(r"<strong[^>]*>mixture of experts</strong>\.", out.html)
+    assert "*Sparse* <b>experts</b> & *mixture of experts*." in out.text
+
+
+def test_more_matches_are_listed_compactly(renderer: Renderer) -> None:
+    out = renderer.render(digest(n=2, more=3), CTX)
+    assert "3 more matches" in out.html
+    assert "3 more matches:" in out.text
+    assert 'href="https://arxiv.org/abs/2503.00102"' in out.html
+
+
+def test_alert_names_its_trigger_and_shares_the_look(renderer: Renderer) -> None:
+    out = renderer.render(digest(n=2, more=0, kind="alert"), CTX)
+    assert out.subject.startswith("Alert for Shazeer: Routing Without Regret")
+    assert out.subject.endswith("(+1 more)")
+    assert "Your alert “Shazeer” fired" in out.html
+    assert "asked to hear at once about new papers matching Shazeer" in " ".join(out.text.split())
+    assert 'class="card"' in out.html and 'class="footer"' in out.html
+
+
+def test_nothing_today_note(renderer: Renderer) -> None:
+    out = renderer.render(digest(n=0, more=0, kind="empty"), CTX)
+    assert out.subject == "Nothing matched your interests on Tue 4 Mar"
+    assert "No new papers matched, Ada" in out.html
+    assert "None of the papers for Tuesday 4 March 2025 matched" in out.text
+    assert 'class="footer"' in out.html and "Unsubscribe" in out.text
+
+
+@pytest.mark.parametrize(
+    ("n", "title", "expected"),
+    [
+        (1, "Short", "1 paper for Tue 4 Mar: Short"),
+        (2, "Line\r\nbreaks\tand  tabs", "2 papers for Tue 4 Mar: Line breaks and tabs"),
+        (1, "word " * 40, "1 paper for Tue 4 Mar: " + "word " * 11 + "word…"),
+        (1, "a, " * 40, "1 paper for Tue 4 Mar: " + "a, " * 19 + "a…"),
+        (1, "x" * 200, "1 paper for Tue 4 Mar: " + "x" * 59 + "…"),
+    ],
+)
+def test_subject_counts_and_names_the_best(n: int, title: str, expected: str) -> None:
+    d = digest(n=n, more=0)
+    first = replace(d.matches[0], paper=replace(d.matches[0].paper, title=title))
+    assert subject_for(replace(d, matches=(first, *d.matches[1:])), "") == expected
+
+
+def test_subject_is_one_line_even_for_a_hostile_trigger(renderer: Renderer) -> None:
+    out = renderer.render(digest(n=1, kind="alert", topics=("a\r\nBcc: x@example.org",)), CTX)
+    assert "\n" not in out.subject and "\r" not in out.subject
+
+
+def test_html_is_self_contained_with_inlined_css(renderer: Renderer) -> None:
+    html = renderer.render(digest(), CTX).html
+    assert html.startswith("<!DOCTYPE html>")
+    tags = Tags(html)
+    assert ("html", {"lang": "en", "dir": "ltr"}) in tags.tags
+    assert ("meta", {"name": "color-scheme", "content": "light dark"}) in tags.tags
+    assert not [t for t, a in tags.tags if t in ("link", "script", "img", "iframe") or "src" in a]
+    assert "url(" not in html and "@import" not in html
+    styles = re.findall(r"<style>(.*?)</style>", html, re.DOTALL)
+    assert len(styles) == 1 and set(re.findall(r"@[a-z-]+", styles[0])) == {"@media"}
+    assert "prefers-color-scheme:dark" in styles[0].replace(" ", "")
+    assert re.search(r'<td class="card" style="[^"]*border-radius', html)
+    assert 'class="preheader"' in html
+
+
+def test_link_text_makes_sense_alone(renderer: Renderer) -> None:
+    tags = Tags(renderer.render(digest(n=2, more=0), CTX).html)
+    labels = [a.get("aria-label") for t, a in tags.tags if t == "a" and a.get("class") == "link"]
+    assert "PDF: Sparse Experts Learn Faster When They Forget Slowly" in labels
+
+
+HOSTILE_TITLE = '<script>alert("t")</script><img src=x onerror=window.__pwned=1> Attention'
+HOSTILE_ABSTRACT = 'Nice. <svg onload=alert(2)></svg> "quoted" javascript:alert(3) & more.'
+
+
+def hostile_digest() -> Digest:
+    bad = paper(
+        1,
+        title=HOSTILE_TITLE,
+        abstract=HOSTILE_ABSTRACT,
+        authors=("<b onmouseover=alert(4)>Eve</b>",),
+        url="javascript:alert(5)",
+        pdf_url=" JaVaScRiPt:alert(6)",
+        hf_url="data:text/html,<script>alert(7)</script>",
+        code_url='https://example.org/" onclick="alert(8)',
+        project_url="https://example.org/ok",
+    )
+    pick = replace(match(bad), snippet="", reasons=("keyword: <script>x</script>",))
+    more = replace(match(paper(2, title="<iframe src=//evil>", url="vbscript:x")), snippet="")
+    return Digest(ADA, DAY, (pick,), (more,), topics=("<script>topic</script>",))
+
+
+def test_hostile_papers_are_escaped_or_dropped(renderer: Renderer) -> None:
+    out = renderer.render(hostile_digest(), CTX)
+    tags = Tags(out.html)
+    assert [t for t, _ in tags.tags if t in ("script", "img", "svg", "iframe", "b")] == []
+    assert not [k for _, a in tags.tags for k in a if k.startswith("on")]
+    assert all(h.startswith(("https://", "http://", "mailto:")) for h in tags.hrefs())
+    assert "https://example.org/ok" in tags.hrefs()
+    assert (
+        '&lt;script&gt;alert("t")&lt;/script&gt;&lt;img src=x onerror=window.__pwned=1&gt;'
+        in out.html
+    )
+    text = "".join(tags.text)
+    assert "<img src=x onerror=window.__pwned=1> Attention" in text
+    for part in (out.html, out.text, out.subject):
+        assert not re.search(r"(javascript|vbscript|data):(?!alert\(3\))", part, re.IGNORECASE)
+        assert 'example.org/"' not in part
+    assert "Project page:  https://example.org/ok" in out.text
+
+
+@pytest.mark.parametrize("papers", [10, 100])
+def test_size_budget_with_long_abstracts(renderer: Renderer, papers: int) -> None:
+    long_abstract = ("A long sentence about sparse experts and routing. " * 60).strip()
+    d = digest(n=papers, more=40)
+    long = tuple(
+        replace(m, snippet=long_abstract, paper=replace(m.paper, title=m.paper.title * 3))
+        for m in d.matches
+    )
+    out = renderer.render(replace(d, matches=long), CTX)
+    size = len(out.html.encode("utf-8"))
+    assert size <= HTML_BUDGET < BUDGET_102_KB
+    shown = out.html.count('class="card"') - 1
+    assert shown == papers or f"{papers - shown + 40} more matches" in out.html
+
+
+def test_ten_papers_fit_comfortably(renderer: Renderer) -> None:
+    assert len(renderer.render(digest(n=10, more=10), CTX).html.encode()) < 60_000
+
+
+def long_text_digest() -> Digest:
+    url = "https://example.org/" + "very-long-path-segment/" * 8 + "paper.pdf"
+    d = digest(n=3, more=2)
+    title = "Supercalifragilistic " * 12 + "Unbreakable" * 12
+    p = replace(d.matches[0].paper, title=title, pdf_url=url)
+    authors = tuple(f"Author Number{i} Surname{i}" for i in range(30))
+    snippet = "word " * 200 + "https://example.org/" + "x" * 120
+    first = replace(d.matches[0], paper=replace(p, authors=authors), snippet=snippet, marks=())
+    return replace(d, matches=(first, *d.matches[1:]))
+
+
+def test_text_part_wraps_at_78_columns_except_lone_urls(renderer: Renderer) -> None:
+    text = renderer.render(long_text_digest(), CTX).text
+    long_lines = [line for line in text.splitlines() if len(line) > 78]
+    assert long_lines, "the sample should contain a URL longer than a line"
+    assert all(re.fullmatch(r"\s*https?://\S+", line) for line in long_lines)
+    assert "\r" not in text and "\t" not in text
+
+
+def test_text_part_lists_links_after_each_paper(renderer: Renderer) -> None:
+    text = renderer.render(digest(n=2, more=0), CTX).text
+    first, second = text.index(" 1. Routing"), text.index(" 2. Sparse")
+    abstract = text.index("Abstract:      https://arxiv.org/abs/2503.00000")
+    assert (
+        first < abstract < text.index("Code:          https://github.com/example/paper-0") < second
+    )
+    assert second < text.index("PDF:           https://arxiv.org/pdf/2503.00001")
+
+
+def test_environment_escapes_html_only_and_rejects_unknown_names(renderer: Renderer) -> None:
+    env = renderer.env
+    assert env.from_string("{{ x }}").render(x="<b>") == "<b>"
+    assert env.get_template("macros.html.j2").module is not None
+    html_template = env.get_template("empty.html.j2")
+    assert html_template.environment.autoescape("empty.html.j2") is True  # type: ignore[operator]
+    assert env.autoescape("digest.txt.j2") is False  # type: ignore[operator]
+    with pytest.raises(UndefinedError):
+        html_template.render({})
+
+
+def test_rendering_is_fast_enough_for_ten_thousand_digests(renderer: Renderer) -> None:
+    d = digest(n=10, more=5)
+    renderer.render(d, CTX)
+    start = time.perf_counter()
+    for _ in range(50):
+        renderer.render(d, CTX)
+    per_digest = (time.perf_counter() - start) / 50
+    assert per_digest < 0.05, f"{per_digest * 1000:.1f} ms per digest"
+
+
+def test_a_subscriber_without_a_name_is_not_greeted_by_name(renderer: Renderer) -> None:
+    d = digest(n=2, more=0)
+    out = renderer.render(replace(d, subscriber=ADA.model_copy(update={"name": None})), CTX)
+    assert "2 papers picked for you</h1>" in out.html
+    assert "2 papers picked for you\n" in out.text
+
+
+def test_default_templates_are_the_repository_ones() -> None:
+    assert Renderer().templates_dir == Path(__file__).resolve().parent.parent / "templates"
+
+
+def test_a_digest_without_picks_renders_as_the_nothing_note(renderer: Renderer) -> None:
+    out = renderer.render(digest(n=0, more=0), CTX)
+    assert "No new papers matched, Ada" in out.html
+    assert out.subject.startswith("Nothing matched")
+
+
+def test_a_very_long_more_list_is_counted_not_listed(renderer: Renderer) -> None:
+    out = renderer.render(digest(n=2, more=60), CTX)
+    assert "60 more matches" in out.html
+    assert "…and 35 more not listed here." in out.html
+    assert "...and 35 more not listed here." in out.text

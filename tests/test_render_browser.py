@@ -1,0 +1,102 @@
+"""The rendered emails in headless Chromium: phone and desktop widths, light and dark.
+
+Screenshots go to ``$PAPERBOT_SCREENSHOTS`` when set (to look at them), else to a temporary folder.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from chromium import Browser, ensure_chromium
+from render_samples import CTX, digest
+from test_render import hostile_digest, long_text_digest
+
+from bot.models import Digest
+from bot.render import Renderer
+
+pytestmark = pytest.mark.browser
+
+SAMPLES: dict[str, Digest] = {
+    "digest": digest(),
+    "alert": digest(n=1, more=0, kind="alert"),
+    "empty": digest(n=0, more=0, kind="empty"),
+    "long": long_text_digest(),
+}
+WIDTHS = (375, 800)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    path, reason = ensure_chromium()
+    if path is None:
+        pytest.skip(reason)
+    with Browser(path) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def pages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = Path(os.environ.get("PAPERBOT_SCREENSHOTS") or tmp_path_factory.mktemp("shots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    renderer = Renderer()
+    written = {}
+    for name, dig in {**SAMPLES, "hostile": hostile_digest()}.items():
+        written[name] = folder / f"{name}.html"
+        written[name].write_text(renderer.render(dig, CTX).html, encoding="utf-8")
+    return written
+
+
+def png_size(png: Path) -> tuple[int, int]:
+    width, height = struct.unpack(">II", png.read_bytes()[16:24])
+    return width, height
+
+
+@pytest.mark.parametrize("dark", [False, True], ids=["light", "dark"])
+@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize("name", list(SAMPLES))
+def test_fits_the_screen_and_reads_well(
+    browser: Browser, pages: dict[str, Path], name: str, width: int, dark: bool
+) -> None:
+    session = browser.open(pages[name], width, dark)
+    report = browser.measure(session)
+    assert report["viewport"] == width
+    assert report["scrollWidth"] <= width, "the page scrolls sideways"
+    assert report["outside"] == [], "text outside the viewport"
+    assert report["minContrast"] >= 4.5, report["lowContrast"]
+    assert report["dark"] is dark
+    assert report["lang"] == "en"
+    headings = [int(h[1]) for h in report["headings"]]
+    assert headings[0] == 1 and all(b - a <= 1 for a, b in itertools.pairwise(headings))
+    png = pages[name].with_name(f"{name}-{width}{'-dark' if dark else ''}.png")
+    browser.screenshot(session, png)
+    shot_width, shot_height = png_size(png)
+    assert shot_width == width and shot_height > 300
+
+
+def test_dark_mode_darkens_the_page(browser: Browser, pages: dict[str, Path]) -> None:
+    light = browser.measure(browser.open(pages["digest"], 800))
+    dark = browser.measure(browser.open(pages["digest"], 800, dark=True))
+    assert light["bodyBackground"] == "rgb(243, 244, 246)"
+    assert dark["bodyBackground"] == "rgb(13, 17, 23)"
+
+
+def test_phone_layout_uses_the_full_width(browser: Browser, pages: dict[str, Path]) -> None:
+    session = browser.open(pages["digest"], 375)
+    card = browser.evaluate(
+        session, "document.querySelector('.card').getBoundingClientRect().width"
+    )
+    assert 330 <= card <= 375
+
+
+def test_hostile_content_runs_nothing(browser: Browser, pages: dict[str, Path]) -> None:
+    session = browser.open(pages["hostile"], 800)
+    assert browser.evaluate(session, "document.scripts.length") == 0
+    assert browser.evaluate(session, "document.images.length") == 0
+    assert browser.evaluate(session, "typeof window.__pwned") == "undefined"
+    hrefs = browser.evaluate(session, "[...document.links].map(a => a.protocol)")
+    assert set(hrefs) <= {"https:", "http:", "mailto:"}

@@ -1,0 +1,188 @@
+"""`paperbot send` end to end through the real entry point, SQLite file and SMTP server."""
+
+from __future__ import annotations
+
+import re
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from bot.cli import app
+from bot.message import verify_token
+from bot.store import Store
+from tests.conftest import SmtpServer
+
+runner = CliRunner()
+
+
+def send(*args: str, env: dict[str, str] | None = None) -> Any:
+    """Run `paperbot send` in-process and return the click Result."""
+    return runner.invoke(app, ["send", "--date", "2026-11-25", *args], env=env)
+
+
+def html_of(message: EmailMessage) -> str:
+    body = message.get_body(("html",))
+    assert body is not None
+    return str(body.get_content())  # type: ignore[attr-defined]
+
+
+def text_of(message: EmailMessage) -> str:
+    body = message.get_body(("plain",))
+    assert body is not None
+    return str(body.get_content())  # type: ignore[attr-defined]
+
+
+def test_send_through_smtp_delivers_one_digest_per_matching_subscriber(
+    env: dict[str, str], smtp_server: SmtpServer
+) -> None:
+    result = send(env=smtp_server.env())
+    assert result.exit_code == 0, result.output
+    recipients = sorted(str(m["To"]) for m in smtp_server.messages)
+    assert recipients == ["Ada Lovelace <ada@example.org>", "Grace Hopper <grace@example.org>"]
+    assert "sent 2, skipped 1, failed 0" in result.output
+
+    ada = smtp_server.handler.to("ada@example.org")[0]
+    assert "2611.10001" in text_of(ada)
+    assert "2611.10005" not in text_of(ada), "the excluded survey must not be picked"
+    assert "Heat Diffusion" not in text_of(smtp_server.handler.to("grace@example.org")[0])
+
+
+def test_message_structure_and_headers(env: dict[str, str], smtp_server: SmtpServer) -> None:
+    assert send(env=smtp_server.env()).exit_code == 0
+    message = smtp_server.handler.to("ada@example.org")[0]
+    assert message.get_content_type() == "multipart/alternative"
+    parts = [p.get_content_type() for p in message.iter_parts()]
+    assert parts == ["text/plain", "text/html"]
+    assert re.fullmatch(r"<[^@<>]+@paperbot\.example\.org>", str(message["Message-ID"]).strip())
+    assert message["Date"] and message["List-Id"]
+    assert str(message["From"]) == "paperbot <digest@paperbot.example.org>"
+    unsubscribe = str(message["List-Unsubscribe"])
+    url = re.search(r"<(https://paperbot\.example\.org/unsubscribe\?token=([^>]+))>", unsubscribe)
+    assert url and "<mailto:unsubscribe@paperbot.example.org" in unsubscribe
+    assert verify_token("test-secret", url.group(2).replace("%3D", "=")) == "ada@example.org"
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    subject = str(message["Subject"])
+    best = text_of(message).split(" 1. ", 1)[1].split("\n", 1)[0]
+    assert re.match(r"\d+ papers? ", subject) and best.strip()[:30] in subject
+
+
+def test_second_run_sends_nothing_new(env: dict[str, str], smtp_server: SmtpServer) -> None:
+    assert send(env=smtp_server.env()).exit_code == 0
+    first = len(smtp_server.messages)
+    again = send(env=smtp_server.env())
+    assert again.exit_code == 0, again.output
+    assert len(smtp_server.messages) == first
+    assert "sent 0" in again.output and "already sent 3" in again.output
+
+
+def test_force_resends_deliberately(env: dict[str, str], smtp_server: SmtpServer) -> None:
+    assert send(env=smtp_server.env()).exit_code == 0
+    forced = send("--force", "--to", "ada@example.org", env=smtp_server.env())
+    assert forced.exit_code == 0, forced.output
+    ada = smtp_server.handler.to("ada@example.org")
+    assert len(ada) == 2 and ada[0]["Message-ID"] != ada[1]["Message-ID"]
+    assert "--force" in forced.output
+
+
+def test_to_sends_to_one_subscriber_only(env: dict[str, str], smtp_server: SmtpServer) -> None:
+    result = send("--to", "grace@example.org", env=smtp_server.env())
+    assert result.exit_code == 0, result.output
+    assert [str(m["To"]) for m in smtp_server.messages] == ["Grace Hopper <grace@example.org>"]
+
+
+def test_to_unknown_subscriber_is_a_clear_error(env: dict[str, str]) -> None:
+    result = send("--to", "nobody@example.org")
+    assert result.exit_code == 1
+    assert "nobody@example.org is not a subscriber" in result.output
+
+
+def test_dry_run_sends_and_records_nothing(env: dict[str, str], smtp_server: SmtpServer) -> None:
+    result = send("--dry-run", env=smtp_server.env())
+    assert result.exit_code == 0, result.output
+    assert smtp_server.messages == []
+    assert "dry run 3" in result.output
+    assert Store(env["PAPERBOT_DATABASE_URL"]).ledger.counts() == []
+    assert send(env=smtp_server.env()).exit_code == 0
+    assert len(smtp_server.messages) == 2
+
+
+def test_outbox_when_no_smtp_host(env: dict[str, str]) -> None:
+    result = send()
+    assert result.exit_code == 0, result.output
+    outbox = Path(env["PAPERBOT_OUTBOX"])
+    assert len(list(outbox.glob("*.eml"))) == 2
+    assert len(list(outbox.glob("*.html"))) == 3  # two previews and the index
+    index = (outbox / "index.html").read_text()
+    assert "ada@example.org" in index and "grace@example.org" in index
+    assert "index.html" in result.output
+    assert send().exit_code == 0
+    assert len(list(outbox.glob("*.eml"))) == 2
+
+
+def test_hostile_paper_is_escaped(env: dict[str, str], smtp_server: SmtpServer) -> None:
+    assert send(env=smtp_server.env()).exit_code == 0
+    html = html_of(smtp_server.handler.to("ada@example.org")[0])
+    assert "Mixture of Experts" in html and "at Scale" in html
+    assert "<script" not in html.lower()
+    assert "onerror" not in html.lower()
+    assert "javascript:" not in html.lower()
+
+
+def test_permanent_refusal_fails_one_and_sends_the_rest(
+    env: dict[str, str], smtp_server: SmtpServer
+) -> None:
+    smtp_server.handler.rcpt_replies["ada@example.org"] = ["550 5.1.1 no such user"]
+    result = send(env=smtp_server.env())
+    assert result.exit_code == 1
+    assert [str(m["To"]) for m in smtp_server.messages] == ["Grace Hopper <grace@example.org>"]
+    assert "failed 1" in result.output and "550" in result.output
+    store = Store(env["PAPERBOT_DATABASE_URL"])
+    assert "ada@example.org" in store.suppressed()
+
+
+def test_temporary_refusal_is_retried_by_the_next_manual_send(
+    env: dict[str, str], smtp_server: SmtpServer
+) -> None:
+    smtp_server.handler.rcpt_replies["ada@example.org"] = ["451 4.3.0 try later", "250 OK"]
+    assert send(env=smtp_server.env()).exit_code == 1
+    assert smtp_server.handler.to("ada@example.org") == []
+    retry = send(env=smtp_server.env())
+    assert retry.exit_code == 0, retry.output
+    assert len(smtp_server.handler.to("ada@example.org")) == 1
+    assert len(smtp_server.handler.to("grace@example.org")) == 1
+
+
+def test_invalid_profiles_send_nothing_and_exit_2(
+    env: dict[str, str], profiles_file: Path, smtp_server: SmtpServer
+) -> None:
+    text = profiles_file.read_text().replace("America/New_York", "America/Atlantis")
+    profiles_file.write_text(text)
+    result = send(env=smtp_server.env())
+    assert result.exit_code == 2
+    assert f"{profiles_file}:14: subscriber grace@example.org: field 'timezone'" in result.output
+    assert smtp_server.messages == []
+
+
+def test_bad_settings_list_every_problem(env: dict[str, str]) -> None:
+    bad = {"PAPERBOT_SMTP_PORT": "seventy", "PAPERBOT_SMTP_SECURITY": "ssl"}
+    result = runner.invoke(app, ["send"], env=bad)
+    assert result.exit_code == 2
+    assert "PAPERBOT_SMTP_PORT" in result.output and "PAPERBOT_SMTP_SECURITY" in result.output
+
+
+@pytest.mark.parametrize("removed", ["grace@example.org"])
+def test_profiles_sync_deactivates_removed_subscribers(
+    env: dict[str, str], profiles_file: Path, smtp_server: SmtpServer, removed: str
+) -> None:
+    assert send(env=smtp_server.env()).exit_code == 0
+    text = profiles_file.read_text()
+    start = text.index("  - email: grace@example.org")
+    end = text.index("  - email: alan@example.org")
+    profiles_file.write_text(text[:start] + text[end:])
+    assert send("--date", "2026-11-26", env=smtp_server.env()).exit_code == 0
+    store = Store(env["PAPERBOT_DATABASE_URL"])
+    assert removed not in {s.email for s in store.active_subscribers().values()}
+    assert store.ledger.counts()  # history kept

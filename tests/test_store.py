@@ -1,0 +1,158 @@
+"""The store on real SQLite files: subscriber sync, papers, and the delivery ledger."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.models import Interests, Paper, Subscriber
+from bot.store import Store
+
+DAY = date(2026, 11, 25)
+NOW = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return Store(f"sqlite:///{tmp_path / 'store.db'}")
+
+
+def sub(email: str, *keywords: str) -> Subscriber:
+    return Subscriber(email=email, interests=Interests(keywords=list(keywords)))
+
+
+def paper(pid: str, upvotes: int = 0) -> Paper:
+    return Paper(id=pid, title=f"Paper {pid}", abstract="Text.", authors=("A. Author",), upvotes=upvotes)
+
+
+def ids(counter: list[int]) -> str:
+    counter[0] += 1
+    return f"<m{counter[0]}@example.org>"
+
+
+def test_sqlite_runs_in_wal_mode(store: Store) -> None:
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+
+
+def test_sync_adds_updates_and_deactivates_keeping_history(store: Store) -> None:
+    first = store.sync_subscribers([sub("ada@example.org", "moe"), sub("bob@example.org")])
+    assert (first.added, first.updated, first.deactivated) == (2, 0, 0)
+    again = store.sync_subscribers([sub("ada@example.org", "moe"), sub("bob@example.org")])
+    assert (again.added, again.updated, again.deactivated) == (0, 0, 0)
+    changed = store.sync_subscribers([sub("ada@example.org", "routing")])
+    assert (changed.added, changed.updated, changed.deactivated) == (0, 1, 1)
+    active = store.active_subscribers()
+    assert [s.email for s in active.values()] == ["ada@example.org"]
+    assert list(active.values())[0].interests.keywords == ["routing"]
+    back = store.sync_subscribers([sub("ada@example.org", "routing"), sub("bob@example.org")])
+    assert back.updated == 1 and back.ids == first.ids
+
+
+def test_save_papers_is_idempotent_and_updates_counts(store: Store) -> None:
+    assert store.save_papers([paper("1"), paper("2")], DAY) == (2, 0)
+    assert store.save_papers([paper("1"), paper("2")], DAY) == (0, 0)
+    assert store.save_papers([paper("1", upvotes=9)], DAY) == (0, 1)
+    stored = store.papers_between(DAY, DAY)
+    assert [s.paper.id for s in stored] == ["1", "2"]
+    assert stored[0].paper.upvotes == 9 and stored[0].paper.authors == ("A. Author",)
+    assert store.has_papers_for(DAY) and not store.has_papers_for(DAY + timedelta(days=1))
+
+
+def test_claim_is_exclusive_and_sent_records_items(store: Store) -> None:
+    sid = store.sync_subscribers([sub("ada@example.org")]).ids["ada@example.org"]
+    counter = [0]
+    claim = store.ledger.claim(sid, DAY, NOW, paper_ids=["1", "2"], new_message_id=lambda: ids(counter))
+    assert claim is not None and claim.message_id == "<m1@example.org>"
+    assert store.ledger.claim(sid, DAY, NOW, paper_ids=["1"], new_message_id=lambda: ids(counter)) is None
+    store.ledger.mark_sent(claim, NOW)
+    assert store.sent_paper_ids([sid]) == {sid: {"1", "2"}}
+    assert store.ledger.claim(sid, DAY, NOW, paper_ids=["3"], new_message_id=lambda: ids(counter)) is None
+    row = store.ledger.get(sid, DAY)
+    assert row is not None and row.status == "sent" and row.sent_at is not None
+
+
+def test_crashed_sending_row_is_resumed_with_the_same_message_id(store: Store) -> None:
+    sid = store.sync_subscribers([sub("ada@example.org")]).ids["ada@example.org"]
+    counter = [0]
+    first = store.ledger.claim(sid, DAY, NOW, paper_ids=["1"], new_message_id=lambda: ids(counter))
+    assert first is not None
+    # The process dies here. Within the lease nobody may take the row...
+    soon = NOW + timedelta(minutes=1)
+    assert store.ledger.claim(sid, DAY, soon, paper_ids=["9"], new_message_id=lambda: ids(counter)) is None
+    # ...after it, the row is resumed with the same Message-ID and papers.
+    later = NOW + store.ledger.lease + timedelta(seconds=1)
+    resumed = store.ledger.claim(sid, DAY, later, paper_ids=["9"], new_message_id=lambda: ids(counter))
+    assert resumed is not None and resumed.resumed
+    assert (resumed.message_id, resumed.paper_ids) == (first.message_id, ("1",))
+
+
+def test_temporary_failure_waits_for_its_time_unless_retry_now(store: Store) -> None:
+    sid = store.sync_subscribers([sub("ada@example.org")]).ids["ada@example.org"]
+    counter = [0]
+    claim = store.ledger.claim(sid, DAY, NOW, paper_ids=["1"], new_message_id=lambda: ids(counter))
+    assert claim is not None
+    store.ledger.mark_failed(claim, NOW, error="451 later", code=451, retry_at=NOW + timedelta(minutes=5))
+    kw = {"paper_ids": ["1"], "new_message_id": lambda: ids(counter)}
+    assert store.ledger.claim(sid, DAY, NOW + timedelta(minutes=1), **kw) is None  # type: ignore[arg-type]
+    assert [r.id for r in store.ledger.due_retries(NOW + timedelta(minutes=6))] == [claim.delivery_id]
+    again = store.ledger.claim(sid, DAY, NOW + timedelta(minutes=1), retry_now=True, **kw)  # type: ignore[arg-type]
+    assert again is not None and again.attempts == 2 and again.message_id == claim.message_id
+
+
+def test_force_takes_a_sent_row_with_a_new_message_id(store: Store) -> None:
+    sid = store.sync_subscribers([sub("ada@example.org")]).ids["ada@example.org"]
+    counter = [0]
+    claim = store.ledger.claim(sid, DAY, NOW, paper_ids=["1"], new_message_id=lambda: ids(counter))
+    assert claim is not None
+    store.ledger.mark_sent(claim, NOW)
+    forced = store.ledger.claim(sid, DAY, NOW, paper_ids=["1", "2"], new_message_id=lambda: ids(counter), force=True)
+    assert forced is not None and forced.forced and forced.message_id != claim.message_id
+    store.ledger.mark_sent(forced, NOW)
+    assert store.sent_paper_ids([sid])[sid] == {"1", "2"}
+
+
+def test_two_stores_racing_for_one_row_claim_it_once(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'race.db'}"
+    sid = Store(url).sync_subscribers([sub("ada@example.org")]).ids["ada@example.org"]
+    stores = [Store(url) for _ in range(8)]
+    wins: list[object] = []
+    barrier = threading.Barrier(len(stores))
+
+    def race(store: Store, n: int) -> None:
+        barrier.wait()
+        claim = store.ledger.claim(sid, DAY, NOW, paper_ids=["1"], new_message_id=lambda: f"<{n}@x.org>")
+        if claim is not None:
+            wins.append(claim)
+
+    threads = [threading.Thread(target=race, args=(s, n)) for n, s in enumerate(stores)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(wins) == 1
+
+
+def test_skipped_is_recorded_once(store: Store) -> None:
+    sid = store.sync_subscribers([sub("ada@example.org")]).ids["ada@example.org"]
+    assert store.ledger.record_skipped(sid, DAY, NOW, "nothing matched")
+    assert not store.ledger.record_skipped(sid, DAY, NOW, "nothing matched")
+    assert store.ledger.counts() == [(DAY, "skipped", 1)]
+
+
+def test_suppressions(store: Store) -> None:
+    store.suppress("Ada@Example.org", "unsubscribed")
+    assert store.is_suppressed("ada@example.org")
+    assert store.suppressed()["ada@example.org"].reason == "unsubscribed"
+    assert store.unsuppress("ada@example.org") and not store.is_suppressed("ada@example.org")
+
+
+def test_runs_are_recorded(store: Store) -> None:
+    run = store.start_run("send")
+    store.finish_run(run, "ok", {"counts": {"sent": 2}, "when": DAY})
+    last = store.recent_runs()[0]
+    assert (last.command, last.status, last.summary["counts"]) == ("send", "ok", {"sent": 2})
+    assert last.summary["when"] == "2026-11-25"
