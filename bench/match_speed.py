@@ -167,7 +167,8 @@ def main() -> None:
         child(args.child, args.papers, sizes[0])
         return
     print(
-        f"{'subscribers':>11} {'method':>9} {'total s':>8} {'match s':>8} {'peak MB':>8} {'ratio':>6}"
+        f"{'subscribers':>11} {'method':>9} {'total s':>8} {'match s':>8}"
+        f" {'peak MB':>8} {'ratio':>6}"
     )
     for n in sizes:
         base = measure("sklearn", args.papers, n)
@@ -175,7 +176,8 @@ def main() -> None:
         for name, r in (("sklearn", base), ("paperbot", ours)):
             ratio = r["total_s"] / base["total_s"]
             print(
-                f"{n:>11} {name:>9} {r['total_s']:>8.2f} {r['matching_s']:>8.2f} {r['peak_mb']:>8.0f} {ratio:>6.2f}"
+                f"{n:>11} {name:>9} {r['total_s']:>8.2f} {r['matching_s']:>8.2f}"
+                f" {r['peak_mb']:>8.0f} {ratio:>6.2f}"
             )
 
 

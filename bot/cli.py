@@ -10,6 +10,7 @@ import asyncio
 import functools
 import json
 import sys
+import webbrowser
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -25,12 +26,24 @@ from bot.errors import BotError, ProfileError
 from bot.logs import setup_logging
 from bot.mailer import Mailer, OutboxMailer, SmtpMailer
 from bot.models import Paper
-from bot.pipeline import Deps, Fetched, Outcome, SendOptions, SendReport, send_digests
+from bot.pipeline import (
+    Deps,
+    Fetched,
+    Outcome,
+    SendOptions,
+    SendReport,
+    digest_day,
+    fetch_and_store,
+    send_digests,
+)
+from bot.pipeline import preview as pipeline_preview
 from bot.profiles import Profiles, json_schema_text, parse_profiles
 from bot.render import Renderer
+from bot.scheduler import run_worker
 from bot.sources.jsonl import read_papers_file
 from bot.settings import Settings, load_settings
 from bot.store import Store
+from bot.worker import ProfilesFile, Worker
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -185,6 +198,62 @@ async def _send(
     return report
 
 
+def _deps(config: Settings, spec: str | None = None, mailer: Mailer | None = None) -> Deps:
+    return Deps(
+        settings=config, store=Store(config.database_url), renderer=Renderer(),
+        fetch=make_fetch(config, spec or config.sources), clock=lambda: datetime.now(UTC),
+        mailer=mailer, on_outcome=_print_outcome,
+    )  # fmt: skip
+
+
+@app.command()
+@handle_errors
+def fetch(
+    day: DateOption = None,
+    source: Annotated[str | None, typer.Option("--source", help="Source SPEC")] = None,
+) -> None:
+    """Fetch the day's papers and store them (running it again changes only counts)."""
+    config = settings()
+    deps = _deps(config, source)
+    when = day.date() if day else datetime.now(UTC).date()
+    run_id = deps.store.start_run("fetch")
+    summary = asyncio.run(fetch_and_store(deps, when))
+    status = "failed" if summary.failed else "ok"
+    deps.store.finish_run(run_id, status, {"day": when, "sources": list(summary.sources)})
+    for outcome in summary.sources:
+        reason = f" ({outcome['reason']})" if outcome.get("reason") else ""
+        out.print(f"{outcome['source']}: {outcome['status']}, {outcome['count']} papers{reason}", markup=False)
+    out.print(f"{when}: {summary.fetched} papers, {summary.new} new, {summary.updated} updated")
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+@handle_errors
+def preview(
+    email: Annotated[str, typer.Argument(help="The subscriber's email address")],
+    day: DateOption = None,
+    out_file: Annotated[Path | None, typer.Option("--out", help="Where to write the HTML")] = None,
+    open_browser: Annotated[bool, typer.Option("--open", help="Open it in a browser.")] = False,
+) -> None:
+    """Render exactly what a subscriber would get, without sending or touching the ledger."""
+    config = settings()
+    found = [s for s in read_profiles(config.profiles).subscribers if s.email.lower() == email.lower()]
+    if not found:
+        raise BotError(f"{email} is not a subscriber in {config.profiles}")
+    subscriber = found[0]
+    when = day.date() if day else digest_day(subscriber, datetime.now(UTC))
+    digest, message = asyncio.run(pipeline_preview(_deps(config), subscriber, when))
+    target = out_file or Path(f"preview-{subscriber.email}-{when}.html")
+    body = message.get_body(("html",))
+    target.write_text(body.get_content() if body is not None else "", encoding="utf-8")
+    out.print(f"Subject: {message['Subject']}", markup=False, soft_wrap=True)
+    out.print(f"{len(digest.matches)} papers, {len(digest.more)} more matches")
+    out.print(f"Preview: {target}")
+    if open_browser:
+        webbrowser.open(target.resolve().as_uri())
+
+
 @app.command()
 @handle_errors
 def match(
@@ -284,6 +353,17 @@ def profiles_check(
     parsed = read_profiles(path)
     n = len(parsed.subscribers)
     out.print(f"{path}: OK, {n} subscriber{'s' if n != 1 else ''}")
+
+
+@app.command()
+@handle_errors
+def run() -> None:
+    """The always-on worker: fetches, sends each digest at its local time, sends alerts."""
+    config = settings()
+    deps = _deps(config)
+    profiles = ProfilesFile(config.profiles, read_profiles)
+    worker = Worker(deps, lambda: make_mailer(config), profiles)
+    asyncio.run(run_worker(worker, config.sweep_seconds, config.sources))
 
 
 @profiles_app.command("schema")

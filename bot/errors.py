@@ -6,8 +6,10 @@ BotError                 anything the CLI turns into a clear message and an exit
 ├── SourceError          a paper source failed or answered in a shape we do not understand
 └── DeliveryError        a message could not be handed to SMTP or the outbox
     ├── TemporaryDeliveryError   worth retrying later (4xx, 552, connection trouble)
+    │   └── ConnectionDeliveryError  refused, dropped or timed out before the message went out
     ├── PermanentDeliveryError   never retry for this recipient (other 5xx)
-    └── FatalDeliveryError       every message would fail (authentication, TLS): stop the run
+    ├── FatalDeliveryError       every message would fail (authentication, TLS): stop the run
+    └── UnknownOutcomeError      the connection was lost after the message data was sent
 """
 
 from __future__ import annotations
@@ -85,3 +87,15 @@ class PermanentDeliveryError(DeliveryError):
 
 class FatalDeliveryError(DeliveryError):
     """Every message would fail (authentication or TLS): the run must stop."""
+
+
+class ConnectionDeliveryError(TemporaryDeliveryError):
+    """The connection was refused, dropped or timed out before the message was handed over."""
+
+
+class UnknownOutcomeError(DeliveryError):
+    """The connection was lost once the message data had been sent: it may have arrived.
+
+    The ledger row stays ``sending``; when its lease expires it is sent again with the same
+    Message-ID, so a receiving system can tell the two copies apart.
+    """

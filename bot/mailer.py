@@ -1,38 +1,46 @@
 """Delivery backends: SMTP through aiosmtplib, or an outbox directory. Knows nothing of papers.
 
 Both implement ``Mailer``: ``await mailer.send(message)`` returns when the message was accepted and
-raises a DeliveryError subclass saying whether to retry, give up on the recipient, or stop the run.
+raises a DeliveryError subclass saying whether to retry, give up on the recipient, stop the run,
+or (connection lost after the data went out) that nobody knows whether it arrived.
+
+``SmtpMailer`` keeps a pool of ``connections`` SMTP connections, each reused for many messages;
+``concurrency`` tells a caller how many sends may usefully run at once.
 """
 
 from __future__ import annotations
 
-import hashlib
-import html
-import os
+import asyncio
 import re
 import ssl
-from email import message_from_bytes, policy
 from email.message import EmailMessage
-from pathlib import Path
 from types import TracebackType
 from typing import Protocol, Self
 
 import aiosmtplib
 
 from bot.errors import (
+    ConnectionDeliveryError,
     DeliveryError,
     FatalDeliveryError,
     PermanentDeliveryError,
     TemporaryDeliveryError,
+    UnknownOutcomeError,
 )
+from bot.outbox import OutboxMailer, write_index
+
+__all__ = ["Mailer", "OutboxMailer", "SmtpMailer", "classify", "classify_reply", "write_index"]
 
 TEMPORARY_5XX = {552}  # "mailbox full / exceeded storage": worth another try later
+AUTH_CODES = {530, 534, 535, 538}
+_BARE_NEWLINE = re.compile(rb"(?<!\r)\n|\r(?!\n)")
 
 
 class Mailer(Protocol):
     """Something that can deliver an EmailMessage."""
 
     description: str
+    concurrency: int
 
     async def __aenter__(self) -> Self: ...
 
@@ -47,7 +55,7 @@ class Mailer(Protocol):
 def classify_reply(code: int, text: str) -> DeliveryError:
     """The DeliveryError an SMTP reply code means for this recipient."""
     detail = f"{code} {text}".strip()
-    if code in (530, 534, 535, 538):
+    if code in AUTH_CODES:
         return FatalDeliveryError(f"SMTP authentication failed: {detail}", code)
     if 400 <= code < 500 or code in TEMPORARY_5XX:
         return TemporaryDeliveryError(f"temporarily refused: {detail}", code)
@@ -55,51 +63,47 @@ def classify_reply(code: int, text: str) -> DeliveryError:
 
 
 def classify(exc: Exception) -> DeliveryError:
-    """Map an aiosmtplib or socket error onto retry / give up / stop."""
+    """Map an aiosmtplib or socket error raised before the message data onto retry/give up/stop."""
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused) and exc.recipients:
         first = exc.recipients[0]
         return classify_reply(first.code, first.message)
     if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
         return FatalDeliveryError(f"SMTP authentication failed: {exc.code} {exc.message}", exc.code)
+    if isinstance(exc, aiosmtplib.SMTPSenderRefused) and exc.code >= 500:
+        return FatalDeliveryError(f"SMTP server refused the sender: {exc.code} {exc.message}")
+    if isinstance(exc, aiosmtplib.SMTPConnectResponseError | aiosmtplib.SMTPHeloError):
+        return ConnectionDeliveryError(f"connection refused: {exc.code} {exc.message}", exc.code)
     if isinstance(exc, aiosmtplib.SMTPResponseException):
         return classify_reply(exc.code, exc.message)
     if isinstance(exc, ssl.SSLError | aiosmtplib.SMTPNotSupported) or "STARTTLS" in str(exc):
         return FatalDeliveryError(f"SMTP TLS failed: {exc}")
-    return TemporaryDeliveryError(f"connection problem: {exc or type(exc).__name__}")
+    return ConnectionDeliveryError(f"connection problem: {exc or type(exc).__name__}")
 
 
-class SmtpMailer:
-    """One SMTP connection reused for the batch; reconnects after a drop."""
+def data_payload(raw: bytes) -> bytes:
+    """The DATA payload: CRLF line ends, leading dots doubled, ending with ``.CRLF``."""
+    if _BARE_NEWLINE.search(raw):
+        raw = _BARE_NEWLINE.sub(b"\r\n", raw)
+    if not raw.endswith(b"\r\n"):
+        raw += b"\r\n"
+    if raw.startswith(b"."):
+        raw = b"." + raw
+    return raw.replace(b"\r\n.", b"\r\n..") + b".\r\n"
 
-    def __init__(
-        self,
-        host: str,
-        port: int,
-        *,
-        security: str = "starttls",
-        username: str | None = None,
-        password: str | None = None,
-        timeout: float = 30.0,
-        tls_context: ssl.SSLContext | None = None,
-    ) -> None:
-        self.description = f"SMTP {host}:{port} ({security})"
-        self._options = {
-            "hostname": host, "port": port, "timeout": timeout, "tls_context": tls_context,
-            "use_tls": security == "tls", "start_tls": security == "starttls",
-        }  # fmt: skip
-        self._login = (username, password) if username and password else None
+
+class _Connection:
+    """One SMTP connection that survives many messages and reconnects after a drop."""
+
+    def __init__(self, options: dict[str, object], login: tuple[str, str] | None) -> None:
+        self._options, self._login = options, login
         self._smtp: aiosmtplib.SMTP | None = None
+        self._dirty = False  # a refused transaction must be reset before the next MAIL
 
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()
-
-    async def _connection(self) -> aiosmtplib.SMTP:
+    async def _open(self) -> aiosmtplib.SMTP:
         if self._smtp is not None and self._smtp.is_connected:
+            if self._dirty:
+                await self._smtp.rset()
+                self._dirty = False
             return self._smtp
         smtp = aiosmtplib.SMTP(**self._options)  # type: ignore[arg-type]
         try:
@@ -109,21 +113,48 @@ class SmtpMailer:
         except (aiosmtplib.SMTPException, OSError) as exc:
             smtp.close()
             raise classify(exc) from exc
-        self._smtp = smtp
+        self._smtp, self._dirty = smtp, False
         return smtp
 
-    async def send(self, message: EmailMessage) -> None:
-        """Send one message on the shared connection."""
-        smtp = await self._connection()
+    async def send(self, sender: str, to: str, raw: bytes) -> None:
+        """MAIL, RCPT, DATA on this connection; tell a drop before the data from one after."""
+        data_sent = False
         try:
-            refused, _ = await smtp.send_message(message)
-        except (aiosmtplib.SMTPException, OSError) as exc:
-            if not smtp.is_connected:
-                self._smtp = None
+            smtp = await self._open()
+            await smtp.mail(sender)
+            await smtp.rcpt(to)
+            reply = await smtp.execute_command(b"DATA")
+            if reply.code != 354:
+                raise aiosmtplib.SMTPDataError(reply.code, reply.message)
+            assert smtp.protocol is not None
+            smtp.protocol.write(data_payload(raw))
+            data_sent = True
+            reply = await smtp.protocol.read_response(timeout=smtp.timeout)
+        except DeliveryError:
+            raise
+        except aiosmtplib.SMTPResponseException as exc:
+            self._after_refusal(exc.code)
             raise classify(exc) from exc
-        if refused:
-            code, text = next(iter(refused.values()))
-            raise classify_reply(code, text)
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            self.drop()
+            if data_sent:
+                raise UnknownOutcomeError(f"connection lost after the message data: {exc}") from exc
+            raise classify(exc) from exc
+        if reply.code != 250:
+            self._after_refusal(reply.code)
+            raise classify_reply(reply.code, reply.message)
+
+    def _after_refusal(self, code: int) -> None:
+        if code == 421 or self._smtp is None or not self._smtp.is_connected:
+            self.drop()
+        else:
+            self._dirty = True
+
+    def drop(self) -> None:
+        """Forget the connection (the next send opens a new one)."""
+        smtp, self._smtp = self._smtp, None
+        if smtp is not None:
+            smtp.close()
 
     async def close(self) -> None:
         """Say QUIT if still connected."""
@@ -135,68 +166,56 @@ class SmtpMailer:
                 smtp.close()
 
 
-def _safe_name(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9@._-]+", "_", text)[:80]
+class SmtpMailer:
+    """A pool of ``connections`` SMTP connections, each reused across messages."""
 
-
-class OutboxMailer:
-    """Writes each message to ``DIR/<recipient>_<id>.eml`` plus an HTML preview and ``index.html``.
-
-    The file name comes from the Message-ID, so sending the same message again after a crash
-    overwrites its file instead of adding a second one.
-    """
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.description = f"outbox {directory}"
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        security: str = "starttls",
+        username: str | None = None,
+        password: str | None = None,
+        timeout: float = 30.0,
+        tls_context: ssl.SSLContext | None = None,
+        connections: int = 1,
+    ) -> None:
+        self.description = f"SMTP {host}:{port} ({security})"
+        self.concurrency = max(1, connections)
+        options: dict[str, object] = {
+            "hostname": host, "port": port, "timeout": timeout, "tls_context": tls_context,
+            "use_tls": security == "tls", "start_tls": security == "starttls",
+        }  # fmt: skip
+        login = (username, password) if username and password else None
+        self._all = [_Connection(options, login) for _ in range(self.concurrency)]
+        self._idle: asyncio.Queue[_Connection] | None = None
 
     async def __aenter__(self) -> Self:
-        self.directory.mkdir(parents=True, exist_ok=True)
         return self
 
     async def __aexit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        write_index(self.directory)
+        await self.close()
 
     async def send(self, message: EmailMessage) -> None:
-        """Write the message atomically (temp file, then rename)."""
-        key = hashlib.sha256(str(message["Message-ID"]).encode()).hexdigest()[:10]
-        stem = f"{_safe_name(message['To'].addresses[0].addr_spec)}_{key}"
+        """Send one message on an idle connection of the pool."""
+        if self._idle is None:
+            self._idle = asyncio.Queue()
+            for connection in self._all:
+                self._idle.put_nowait(connection)
+        sender = message["Sender"] or message["From"]
+        envelope_from = sender.addresses[0].addr_spec if sender else ""
+        to = message["To"].addresses[0].addr_spec
+        raw = message.as_bytes()
+        connection = await self._idle.get()
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            _write_atomic(self.directory / f"{stem}.eml", message.as_bytes())
-            body = message.get_body(("html",))
-            if body is not None:
-                preview = body.get_content()  # type: ignore[attr-defined]
-                _write_atomic(self.directory / f"{stem}.html", preview.encode())
-        except OSError as exc:
-            raise TemporaryDeliveryError(f"cannot write to outbox {self.directory}: {exc}") from exc
+            await connection.send(envelope_from, to, raw)
+        finally:
+            self._idle.put_nowait(connection)
 
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
-def write_index(directory: Path) -> Path:
-    """(Re)write ``index.html``: one line per message in the outbox, newest first."""
-    rows = []
-    for eml in sorted(directory.glob("*.eml"), key=lambda p: p.stat().st_mtime, reverse=True):
-        msg = message_from_bytes(eml.read_bytes(), policy=policy.default)
-        preview = eml.with_suffix(".html").name
-        cells = (str(msg["Date"]), str(msg["To"]), str(msg["Subject"]))
-        text = "".join(f"<td>{html.escape(c)}</td>" for c in cells)
-        link = f'<td><a href="{html.escape(preview)}">preview</a> · <a href="{html.escape(eml.name)}">.eml</a></td>'
-        rows.append(f"<tr>{text}{link}</tr>")
-    page = (
-        '<!doctype html><html lang="en"><meta charset="utf-8"><title>paperbot outbox</title>'
-        "<style>body{font:15px system-ui,sans-serif;margin:2em}td,th{padding:.3em .8em;"
-        "text-align:left;border-bottom:1px solid #ddd}</style><h1>paperbot outbox</h1>"
-        f"<p>{len(rows)} message(s)</p><table><tr><th>Date</th><th>To</th><th>Subject</th>"
-        f"<th></th></tr>{''.join(rows)}</table></html>\n"
-    )
-    index = directory / "index.html"
-    _write_atomic(index, page.encode())
-    return index
+    async def close(self) -> None:
+        """Say QUIT on every open connection."""
+        await asyncio.gather(*(connection.close() for connection in self._all))
+        self._idle = None

@@ -6,6 +6,7 @@ CLI, the worker and the tests. Nothing here reads argv or the environment.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -88,6 +89,7 @@ class SendOptions:
     dry_run: bool = False
     force: bool = False
     retry_now: bool = True
+    fetch_missing: bool = True
 
 
 @dataclass
@@ -101,10 +103,13 @@ class Deps:
     clock: Clock
     mailer: Mailer | None = None
     on_outcome: Callable[[Outcome], None] = lambda outcome: None
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @dataclass(frozen=True, slots=True)
-class _Target:
+class Target:
+    """One digest to consider: a subscriber, their stored id, and the digest date."""
+
     subscriber: Subscriber
     sid: int
     day: date
@@ -115,18 +120,38 @@ def digest_day(subscriber: Subscriber, now: datetime) -> date:
     return now.astimezone(subscriber.zone).date()
 
 
+@dataclass(frozen=True, slots=True)
+class FetchSummary:
+    """What one fetch stored, and how each source did."""
+
+    day: date
+    fetched: int
+    new: int
+    updated: int
+    sources: Sequence[Mapping[str, Any]]
+
+    @property
+    def failed(self) -> list[Mapping[str, Any]]:
+        """The sources that failed."""
+        return [s for s in self.sources if s.get("status") == "failed"]
+
+
+async def fetch_and_store(deps: Deps, day: date) -> FetchSummary:
+    """Fetch the lists for ``day`` and store them; running it again only updates counts."""
+    fetched = await deps.fetch(day)
+    new, updated = deps.store.save_papers(fetched.papers, day, deps.clock())
+    log.info("fetched %d papers for %s (%d new, %d updated)", len(fetched.papers), day, new, updated)
+    return FetchSummary(day, len(fetched.papers), new, updated, list(fetched.sources))
+
+
 async def ensure_papers(deps: Deps, day: date, report: SendReport) -> None:
     """Fetch and store the list for ``day`` unless it is stored already."""
-    if deps.store.has_papers_for(day):
-        return
-    fetched = await deps.fetch(day)
-    new, updated = deps.store.save_papers(fetched.papers, day)
-    report.sources.extend(fetched.sources)
-    log.info("fetched %d papers for %s (%d new, %d updated)", len(fetched.papers), day, new, updated)
+    if not deps.store.has_papers_for(day):
+        report.sources.extend((await fetch_and_store(deps, day)).sources)
 
 
 def _candidates(
-    deps: Deps, targets: Sequence[_Target], force: bool
+    deps: Deps, targets: Sequence[Target], force: bool
 ) -> dict[int, list[Paper]]:
     """Per subscriber: papers stored since their previous digest and never sent to them."""
     last_day = max(t.day for t in targets)
@@ -149,10 +174,10 @@ def _candidates(
 
 
 def _select(
-    deps: Deps, targets: Sequence[_Target], candidates: Mapping[int, list[Paper]]
+    deps: Deps, targets: Sequence[Target], candidates: Mapping[int, list[Paper]]
 ) -> dict[int, matching.Selection]:
     """Match each group of subscribers that share the same candidate papers in one call."""
-    groups: dict[tuple[str, ...], list[_Target]] = {}
+    groups: dict[tuple[str, ...], list[Target]] = {}
     for target in targets:
         key = tuple(sorted(p.id for p in candidates[target.sid]))
         groups.setdefault(key, []).append(target)
@@ -222,7 +247,7 @@ def _claimed_digest(digest: Digest, claim: Claim, selection: matching.Selection)
 
 
 async def _deliver_one(
-    deps: Deps, target: _Target, selection: matching.Selection, options: SendOptions
+    deps: Deps, target: Target, selection: matching.Selection, options: SendOptions
 ) -> Outcome:
     sub, now = target.subscriber, deps.clock()
     if deps.store.is_suppressed(sub.email):
@@ -250,7 +275,7 @@ async def _deliver_one(
     return await _transmit(deps, target, digest, claim)
 
 
-async def _transmit(deps: Deps, target: _Target, digest: Digest, claim: Claim) -> Outcome:
+async def _transmit(deps: Deps, target: Target, digest: Digest, claim: Claim) -> Outcome:
     sub, ledger, n = target.subscriber, deps.store.ledger, len(digest.matches)
     if deps.store.is_suppressed(sub.email):  # unsubscribed while this run was going
         ledger.release(claim, deps.clock())
@@ -281,7 +306,7 @@ async def _transmit(deps: Deps, target: _Target, digest: Digest, claim: Claim) -
 
 def _targets(
     deps: Deps, subscribers: Sequence[Subscriber], ids: Mapping[str, int], options: SendOptions
-) -> list[_Target]:
+) -> list[Target]:
     now = deps.clock()
     chosen = [s for s in subscribers if options.to is None or s.email.lower() == options.to.lower()]
     targets = []
@@ -289,11 +314,24 @@ def _targets(
         day = options.day or digest_day(sub, now)
         if options.to is None and options.day is None and not sub.sends_on(day):
             continue
-        targets.append(_Target(sub, ids[sub.email.lower()], day))
+        targets.append(Target(sub, ids[sub.email.lower()], day))
     return targets
 
 
-def _not_done(deps: Deps, targets: list[_Target], report: SendReport) -> list[_Target]:
+async def preview(deps: Deps, subscriber: Subscriber, day: date) -> tuple[Digest, Any]:
+    """What ``subscriber`` would receive for ``day``, rendered; nothing is sent or recorded.
+
+    The day's papers are fetched and stored if needed; the ledger is not touched.
+    """
+    await ensure_papers(deps, day, SendReport())
+    target = Target(subscriber, deps.store.subscriber_id(subscriber.email) or -1, day)
+    selection = _select(deps, [target], _candidates(deps, [target], force=False))[target.sid]
+    digest = build_digest(subscriber, day, selection)
+    message_id = new_message_id(deps.settings.sender)
+    return digest, compose(deps.settings, deps.renderer, digest, message_id, deps.clock())
+
+
+def _not_done(deps: Deps, targets: list[Target], report: SendReport) -> list[Target]:
     """Leave out (and report) subscribers whose digest for the date is already settled."""
     rows = deps.store.ledger.digests_on(sorted({t.day for t in targets}))
     left = []
@@ -313,18 +351,27 @@ async def send_digests(
     deps: Deps, subscribers: Sequence[Subscriber], options: SendOptions
 ) -> SendReport:
     """Send each subscriber's digest for their date; never twice unless ``options.force``."""
-    report = SendReport()
     ids = deps.store.sync_subscribers(subscribers).ids
-    targets = _targets(deps, subscribers, ids, options)
+    return await send_to_targets(deps, _targets(deps, subscribers, ids, options), options)
+
+
+async def send_to_targets(
+    deps: Deps, targets: list[Target], options: SendOptions
+) -> SendReport:
+    """Match, render and deliver the digest of each (subscriber, date) target."""
+    report = SendReport()
     if not options.force:
         targets = _not_done(deps, targets, report)
     if not targets:
         return report
-    for day in sorted({t.day for t in targets}):
+    for day in sorted({t.day for t in targets}) if options.fetch_missing else ():
         await ensure_papers(deps, day, report)
     candidates = _candidates(deps, targets, options.force)
     selections = _select(deps, targets, candidates)
     for target in targets:
+        if deps.stop.is_set():
+            report.stopped = "shutting down"
+            break
         try:
             outcome = await _deliver_one(deps, target, selections[target.sid], options)
         except FatalDeliveryError as exc:

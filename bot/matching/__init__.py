@@ -9,7 +9,7 @@ from bot.matching.combine import DEFAULT_THRESHOLD
 from bot.matching.evidence import Evidence
 from bot.matching.explain import Explanation, explain
 from bot.matching.scorer import LexicalScorer, Scorer, Scores
-from bot.matching.select import Selection, select, threshold_for
+from bot.matching.selection import Selection, select, threshold_for
 
 __all__ = [
     "DEFAULT_THRESHOLD",

@@ -9,8 +9,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import numpy as np
-
 from bot.matching.index import Doc, Feature, Field
 from bot.matching.query import Phrase, Query
 from bot.matching.signals import Matrices, like_cosines
@@ -55,16 +53,13 @@ def _keyword_reasons(query: Query, doc: Doc, values: Mapping[Feature, float]) ->
 
 
 def _description_terms(query: Query, values: Mapping[Feature, float]) -> list[str]:
-    parts = sorted(
-        ((w * values.get(t, 0.0), str(t)) for t, w in query.description.items()),
-        key=lambda vt: (-vt[0], vt[1]),
-    )
-    return [term for value, term in parts[:DESCRIPTION_TERMS] if value > 0]
+    parts = [(-w * values[t], str(t)) for t, w in query.description.items() if t in values]
+    return [str(term) for _, term in sorted(parts)[:DESCRIPTION_TERMS]]
 
 
-def _marked_terms(query: Query, values: Mapping[Feature, float]) -> dict[str, float]:
+def _marked_terms(query: Query, terms: list[str]) -> dict[str, float]:
     wanted: dict[str, float] = {}
-    for term in _description_terms(query, values):
+    for term in terms:
         wanted[term] = query.description[term]
     for phrase in query.keywords:
         for term in phrase.terms:
@@ -75,8 +70,11 @@ def _marked_terms(query: Query, values: Mapping[Feature, float]) -> dict[str, fl
 def snippet(text: str, field: Field, wanted: Mapping[str, float]) -> Evidence:
     """The sentence (two if short) of ``text`` with most wanted terms, and their marked spans."""
     spans = field.sentences or ((0, len(text), field.tokens),)
-    gains = [sum(wanted.get(t, 0.0) for tok in toks for t in tok.terms) for _, _, toks in spans]
-    best = int(np.argmax(gains)) if any(gains) else 0
+    gains = [0.0] * len(spans)
+    for term, weight in wanted.items():
+        for i in field.where.get(term, ()):
+            gains[i] += weight
+    best = max(range(len(gains)), key=lambda i: (gains[i], -i))
     start, end, tokens = spans[best]
     if end - start < SHORT_SENTENCE and best + 1 < len(spans):
         end, tokens = spans[best + 1][1], tokens + spans[best + 1][2]
@@ -97,7 +95,7 @@ def explain_pair(query: Query, j: int, matrices: Matrices, liked: Mapping[str, P
     doc = matrices.collection.docs[j]
     values = matrices.values[j]
     reasons = _keyword_reasons(query, doc, values)
-    for wanted in query.authors:
+    for wanted in query.authors if doc.paper.authors else ():
         if any(same_person(wanted, name) for name in doc.paper.authors):
             reasons.insert(0, f"author: {wanted}")
     cosines = like_cosines(query, doc.paper, liked, matrices)
@@ -106,7 +104,7 @@ def explain_pair(query: Query, j: int, matrices: Matrices, liked: Mapping[str, P
         if best >= 0.1:
             reasons.append(f"like: similar to {pid}")
     terms = _description_terms(query, values)
-    if terms and sum(w * values.get(t, 0.0) for t, w in query.description.items()) >= 0.05:
+    if terms and sum(query.description[t] * values[t] for t in terms) >= 0.05:
         reasons.append("description: " + ", ".join(query.surface.get(t, t) for t in terms))
     paper_cats = {fold(c): c for c in doc.paper.categories}
     reasons.extend(
@@ -116,5 +114,5 @@ def explain_pair(query: Query, j: int, matrices: Matrices, liked: Mapping[str, P
     text, field = doc.paper.abstract, doc.abstract
     if not text.strip():
         text, field = doc.paper.title, doc.title
-    shown = snippet(text, field, _marked_terms(query, values))
+    shown = snippet(text, field, _marked_terms(query, terms))
     return Evidence(tuple(reasons), vetoes, shown.snippet, shown.marks)

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from bot.matching.scorer import LexicalScorer, Scorer
-from bot.matching.select import rank_order, threshold_for, tie_break
+from bot.matching.selection import rank_order, threshold_for, tie_break
 from bot.models import Paper, Subscriber
 
 

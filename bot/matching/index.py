@@ -23,7 +23,7 @@ MAX_PHRASE = 6
 Feature = str | tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Field:
     """One analysed field of one paper."""
 
@@ -31,6 +31,7 @@ class Field:
     terms: tuple[str, ...]
     segments: tuple[int, ...]
     sentences: tuple[tuple[int, int, tuple[Token, ...]], ...]
+    where: dict[str, tuple[int, ...]]
 
     @classmethod
     def of(cls, text: str, acronyms: Acronyms) -> Field:
@@ -40,7 +41,12 @@ class Field:
         segments = tuple(tok.segment for tok in tokens for _ in tok.terms)
         spans = sentences(text) or [(0, len(text))]
         grouped = tuple((s, e, tuple(t for t in tokens if s <= t.start < e)) for s, e in spans)
-        return cls(tuple(tokens), terms, segments, grouped)
+        where: dict[str, list[int]] = {}
+        for i, (_, _, toks) in enumerate(grouped):
+            for term in {t for tok in toks for t in tok.terms}:
+                where.setdefault(term, []).append(i)
+        found = {t: tuple(ix) for t, ix in where.items()}
+        return cls(tuple(tokens), terms, segments, grouped, found)
 
     def counts(
         self, phrases: frozenset[tuple[str, ...]], lengths: Iterable[int]

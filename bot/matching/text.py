@@ -147,6 +147,7 @@ def find_acronyms(texts: Iterable[str]) -> dict[str, tuple[str, ...]]:
     return best
 
 
+@lru_cache(maxsize=200_000)
 def name_key(name: str) -> tuple[str, tuple[str, ...]]:
     """A person's name as (family name, given-name initials), robust to order, accents, dots.
 

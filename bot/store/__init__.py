@@ -108,12 +108,22 @@ class Store:
             rows = db.exec(select(SubscriberRow).where(col(SubscriberRow.active))).all()
             return {r.id: Subscriber.model_validate_json(r.profile) for r in rows if r.id}
 
+    def subscriber_id(self, email: str) -> int | None:
+        """The stored id of a subscriber (active or not), without changing anything."""
+        with self.session() as db:
+            query = select(SubscriberRow.id).where(
+                func.lower(SubscriberRow.email) == email.lower()
+            )
+            return db.exec(query).first()
+
     # -- papers ------------------------------------------------------------------------------
 
-    def save_papers(self, papers: Iterable[Paper], list_date: date) -> tuple[int, int]:
+    def save_papers(
+        self, papers: Iterable[Paper], list_date: date, now: datetime | None = None
+    ) -> tuple[int, int]:
         """Store papers seen in the list for ``list_date``; return (new, updated). Idempotent."""
         new = changed = 0
-        now = as_utc(utcnow())
+        now = as_utc(now or utcnow())
         with self.session() as db:
             for paper in papers:
                 row = db.get(PaperRow, paper.id)

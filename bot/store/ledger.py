@@ -2,9 +2,14 @@
 
 (new) --claim--> sending --250--> sent (+ sent items, one transaction)
                     |--4xx/552--> temp_failed --due or manual retry--> sending
-                    |--5xx------> perm_failed
-                    '--crash----> sending with an expired lease --> sending (same Message-ID)
+                    |--5xx, or retries given up--> perm_failed
+                    |--suppressed at the last moment--> skipped
+                    '--crash, or lost after DATA--> sending with an expired lease
+                                                    --> sending (same Message-ID)
 (new) --nothing to send--> skipped
+
+Claims are made in batches (one INSERT .. ON CONFLICT DO NOTHING for the new keys, a guarded
+UPDATE for each row taken over), and ``sent`` is recorded for a batch in one transaction.
 """
 
 from __future__ import annotations
@@ -14,10 +19,13 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import insert, update
+from sqlalchemy import select as sa_select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, func, select
+from sqlmodel import Session, SQLModel, col, func, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from bot.store.tables import (
     PERM_FAILED,
@@ -44,6 +52,24 @@ class Claim:
     attempts: int
     resumed: bool
     forced: bool = False
+    first_attempt: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimRequest:
+    """A key to claim, with the papers and Message-ID to record if the row is new."""
+
+    subscriber_id: int
+    day: date
+    paper_ids: tuple[str, ...]
+    message_id: str
+    kind: str = "digest"
+    ref: str = ""
+
+    @property
+    def key(self) -> tuple[int, str, date, str]:
+        """The unique key of the ledger row."""
+        return (self.subscriber_id, self.kind, self.day, self.ref)
 
 
 class Ledger:
@@ -71,6 +97,12 @@ class Ledger:
             )
             return {(r.subscriber_id, r.digest_date): r for r in db.exec(query).all()}
 
+    def with_digests(self) -> set[int]:
+        """Subscribers who have had at least one digest row (sent, skipped or otherwise)."""
+        with self._session() as db:
+            query = select(Delivery.subscriber_id).where(Delivery.kind == "digest").distinct()
+            return set(db.exec(query).all())
+
     def claim(
         self,
         subscriber_id: int,
@@ -90,33 +122,79 @@ class Ledger:
         UPDATE when its lease expired (crash: same Message-ID and papers), when it failed
         temporarily and is due (or ``retry_now``), or when ``force`` asks for a deliberate resend.
         """
+        request = ClaimRequest(subscriber_id, day, tuple(paper_ids), new_message_id(), kind, ref)
+        return self.claim_many([request], now, retry_now=retry_now, force=force)[0]
+
+    def claim_many(
+        self,
+        requests: Sequence[ClaimRequest],
+        now: datetime,
+        *,
+        retry_now: bool = False,
+        force: bool = False,
+    ) -> list[Claim | None]:
+        """``claim`` for many keys at once: one transaction inserts every new row."""
         stamp = as_utc(now)
-        row = Delivery(
-            subscriber_id=subscriber_id, kind=kind, digest_date=day, ref=ref, status=SENDING,
-            message_id=new_message_id(), paper_ids=list(paper_ids), attempts=1,
-            lease_until=stamp + self.lease, created_at=stamp, updated_at=stamp,
-        )  # fmt: skip
+        existing = self._rows_for(requests)
+        fresh = [r for r in requests if r.key not in existing]
+        mine = self._insert_new(fresh, stamp) if fresh else {}
+        result: list[Claim | None] = []
+        for request in requests:
+            row_id = mine.get(request.message_id)
+            if row_id is not None:
+                result.append(Claim(
+                    row_id, request.subscriber_id, request.message_id, request.paper_ids, 1,
+                    resumed=False, first_attempt=stamp,
+                ))  # fmt: skip
+                continue
+            row = existing.get(request.key) or self.get(
+                request.subscriber_id, request.day, request.kind, request.ref
+            )
+            taken = row and self._take_over(row, stamp, request, retry_now, force)
+            result.append(taken or None)
+        return result
+
+    def _rows_for(self, requests: Sequence[ClaimRequest]) -> dict[tuple[int, str, date, str], Delivery]:
+        keys = {r.key for r in requests}
+        query = select(Delivery).where(
+            col(Delivery.subscriber_id).in_({r.subscriber_id for r in requests}),
+            col(Delivery.digest_date).in_({r.day for r in requests}),
+        )
         with self._session() as db:
-            try:
-                db.add(row)
-                db.commit()
-                assert row.id is not None
-                return Claim(
-                    row.id, subscriber_id, row.message_id or "", tuple(paper_ids), 1, False
-                )
-            except IntegrityError:
-                db.rollback()
-        existing = self.get(subscriber_id, day, kind, ref)
-        if existing is None:
-            return None
-        return self._take_over(existing, stamp, paper_ids, new_message_id, retry_now, force)
+            rows = db.exec(query).all()
+        found = {(r.subscriber_id, r.kind, r.digest_date, r.ref): r for r in rows}
+        return {key: row for key, row in found.items() if key in keys}
+
+    def _insert_new(self, requests: Sequence[ClaimRequest], stamp: datetime) -> dict[str, int]:
+        """Insert ``sending`` rows, skipping keys someone else inserted; ids of ours by Message-ID."""
+        values = [
+            {"subscriber_id": r.subscriber_id, "kind": r.kind, "digest_date": r.day, "ref": r.ref,
+             "status": SENDING, "message_id": r.message_id, "paper_ids": list(r.paper_ids),
+             "attempts": 1, "lease_until": stamp + self.lease, "created_at": stamp,
+             "updated_at": stamp}
+            for r in requests
+        ]  # fmt: skip
+        table = SQLModel.metadata.tables["deliveries"]
+        dialect = self.engine.dialect.name
+        if dialect == "sqlite":
+            statement: Any = sqlite.insert(table).on_conflict_do_nothing()
+        elif dialect == "postgresql":
+            statement = postgresql.insert(table).on_conflict_do_nothing()
+        else:  # pragma: no cover - other databases: fall back to one row at a time
+            statement = insert(table)
+        ids = [r.message_id for r in requests]
+        with self._session() as db:
+            db.connection().execute(statement, values)
+            query = select(Delivery.message_id, Delivery.id).where(col(Delivery.message_id).in_(ids))
+            mine = {m: i for m, i in db.exec(query).all() if m is not None and i is not None}
+            db.commit()
+        return mine
 
     def _take_over(
         self,
         row: Delivery,
         stamp: datetime,
-        paper_ids: Sequence[str],
-        new_message_id: Callable[[], str],
+        request: ClaimRequest,
         retry_now: bool,
         force: bool,
     ) -> Claim | None:
@@ -127,8 +205,8 @@ class Ledger:
         forced = force and row.status != SENDING
         if not (crashed or due or forced):
             return None
-        message_id = new_message_id() if forced else (row.message_id or new_message_id())
-        papers = list(paper_ids) if forced or not row.paper_ids else list(row.paper_ids)
+        message_id = request.message_id if forced else (row.message_id or request.message_id)
+        papers = list(request.paper_ids) if forced or not row.paper_ids else list(row.paper_ids)
         values: dict[str, Any] = {
             "status": SENDING, "message_id": message_id, "paper_ids": papers,
             "attempts": row.attempts + 1, "lease_until": stamp + self.lease, "updated_at": stamp,
@@ -139,35 +217,54 @@ class Ledger:
             col(Delivery.updated_at) == row.updated_at,
         )
         with self._session() as db:
-            won = db.exec(guard.values(**values)).rowcount == 1  # type: ignore[call-overload]
+            won = db.exec(guard.values(**values)).rowcount == 1
             db.commit()
         if not won:
             return None
         assert row.id is not None
         return Claim(
             row.id, row.subscriber_id, message_id, tuple(papers), row.attempts + 1,
-            resumed=crashed, forced=forced,
+            resumed=crashed, forced=forced, first_attempt=stamp if forced else row.created_at,
         )  # fmt: skip
 
     def mark_sent(self, claim: Claim, now: datetime) -> None:
         """The server accepted the message: record it and its papers in one transaction."""
+        self.mark_sent_many([claim], now)
+
+    def mark_sent_many(self, claims: Sequence[Claim], now: datetime) -> None:
+        """Record several accepted messages and their papers in one transaction."""
+        if not claims:
+            return
+        stamp = as_utc(now)
+        done = update(Delivery).where(col(Delivery.id).in_([c.delivery_id for c in claims]))
+        with self._session() as db:
+            db.exec(done.values(
+                status=SENT, sent_at=stamp, updated_at=stamp, lease_until=None,
+                last_code=None, last_error=None, next_attempt_at=None,
+            ))  # fmt: skip
+            known = set(db.exec(
+                select(SentItem.subscriber_id, SentItem.paper_id).where(
+                    col(SentItem.subscriber_id).in_({c.subscriber_id for c in claims})
+                )
+            ).all())  # fmt: skip
+            for claim in claims:
+                for paper_id in dict.fromkeys(claim.paper_ids):
+                    if (claim.subscriber_id, paper_id) not in known:
+                        known.add((claim.subscriber_id, paper_id))
+                        db.add(SentItem(subscriber_id=claim.subscriber_id, paper_id=paper_id,
+                                        delivery_id=claim.delivery_id, sent_at=stamp))  # fmt: skip
+            db.commit()
+
+    def mark_skipped(self, claim: Claim, now: datetime, reason: str) -> None:
+        """A claimed message was not sent on purpose (the address became suppressed)."""
         stamp = as_utc(now)
         with self._session() as db:
             row = db.get(Delivery, claim.delivery_id)
-            assert row is not None
-            row.status, row.sent_at, row.updated_at, row.lease_until = SENT, stamp, stamp, None
-            row.last_code, row.last_error, row.next_attempt_at = None, None, None
-            db.add(row)
-            known = set(
-                db.exec(
-                    select(SentItem.paper_id).where(SentItem.subscriber_id == claim.subscriber_id)
-                ).all()
-            )
-            for paper_id in dict.fromkeys(claim.paper_ids):
-                if paper_id not in known:
-                    db.add(SentItem(subscriber_id=claim.subscriber_id, paper_id=paper_id,
-                                    delivery_id=claim.delivery_id, sent_at=stamp))  # fmt: skip
-            db.commit()
+            if row is not None and row.status == SENDING:
+                row.status, row.last_error, row.lease_until = SKIPPED, reason, None
+                row.updated_at = stamp
+                db.add(row)
+                db.commit()
 
     def mark_failed(
         self,
@@ -229,17 +326,16 @@ class Ledger:
 
     def counts(self, since: date | None = None) -> list[tuple[date, str, int]]:
         """Deliveries by date and state, newest date first."""
+        day, status = col(Delivery.digest_date), col(Delivery.status)
+        query = sa_select(day, status, func.count()).group_by(day, status)
+        if since is not None:
+            query = query.where(day >= since)
         with self._session() as db:
-            query = select(Delivery.digest_date, Delivery.status, func.count()).group_by(
-                col(Delivery.digest_date), col(Delivery.status)
-            )
-            if since is not None:
-                query = query.where(col(Delivery.digest_date) >= since)
-            rows = db.exec(query.order_by(col(Delivery.digest_date).desc())).all()
-            return [(d, s, n) for d, s, n in rows]
+            rows = db.connection().execute(query.order_by(day.desc(), status)).all()
+        return [(d, s, n) for d, s, n in rows]
 
 
-def _key_query(subscriber_id: int, day: date, kind: str, ref: str) -> Any:
+def _key_query(subscriber_id: int, day: date, kind: str, ref: str) -> SelectOfScalar[Delivery]:
     return select(Delivery).where(
         Delivery.subscriber_id == subscriber_id,
         Delivery.digest_date == day,

@@ -137,5 +137,8 @@ def paper_columns(paper: Paper) -> dict[str, Any]:
 
 def paper_from_row(row: PaperRow) -> Paper:
     """The plain Paper stored in a row."""
-    values = {f.name: getattr(row, f.name) for f in fields(Paper)}
-    return Paper(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+    values: dict[str, Any] = {}
+    for f in fields(Paper):
+        value = getattr(row, f.name)
+        values[f.name] = tuple(value) if isinstance(value, list) else value
+    return Paper(**values)

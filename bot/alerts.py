@@ -1,0 +1,95 @@
+"""Which new papers fire a subscriber's alert rules (pure).
+
+A rule fires on a paper when one of its authors wrote it (robust to initials, accents and name
+order) or one of its phrases appears in the title or abstract (as consecutive stemmed words, so
+"state space model" also finds "State-Space Models").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from bot.matching.text import same_person, sentences, terms_of, tokenize
+from bot.models import AlertRule, Match, Paper, Subscriber
+
+
+@dataclass(frozen=True, slots=True)
+class AlertHit:
+    """A paper that fired one or more of a subscriber's rules."""
+
+    paper: Paper
+    rules: tuple[str, ...]
+    match: Match
+
+
+def _contains(terms: Sequence[str], phrase: Sequence[str]) -> bool:
+    n = len(phrase)
+    return n > 0 and any(tuple(terms[i : i + n]) == tuple(phrase) for i in range(len(terms) - n + 1))
+
+
+Terms = dict[str, tuple[list[str], list[str]]]
+
+
+def _terms(paper: Paper, cache: Terms) -> tuple[list[str], list[str]]:
+    if paper.id not in cache:
+        cache[paper.id] = (terms_of(paper.title), terms_of(paper.abstract))
+    return cache[paper.id]
+
+
+def _phrase_reason(rule: AlertRule, paper: Paper, cache: Terms) -> str | None:
+    title, abstract = _terms(paper, cache)
+    for phrase in rule.keywords:
+        wanted = terms_of(phrase)
+        if _contains(title, wanted):
+            return f"alert phrase: {phrase} (title)"
+        if _contains(abstract, wanted):
+            return f"alert phrase: {phrase}"
+    return None
+
+
+def _author_reason(rule: AlertRule, paper: Paper) -> str | None:
+    for wanted in rule.authors:
+        for author in paper.authors:
+            if same_person(wanted, author):
+                return f"author: {author}"
+    return None
+
+
+def _snippet(paper: Paper, rule_phrases: Iterable[str]) -> tuple[str, tuple[tuple[int, int], ...]]:
+    """The first abstract sentence that holds a phrase, with the phrase's words marked."""
+    wanted = [terms_of(p) for p in rule_phrases]
+    for start, end in sentences(paper.abstract):
+        text = paper.abstract[start:end]
+        tokens = tokenize(text)
+        terms = [t for token in tokens for t in token.terms]
+        hit = next((w for w in wanted if _contains(terms, w)), None)
+        if hit:
+            marks = tuple((t.start, t.end) for t in tokens if set(t.terms) & set(hit))
+            return text, marks
+    return "", ()
+
+
+def alert_hits(
+    subscriber: Subscriber, papers: Iterable[Paper], cache: Terms | None = None
+) -> list[AlertHit]:
+    """Every paper that fires at least one of the subscriber's alert rules.
+
+    ``cache`` keeps the analysed words of each paper between calls (one dict per sweep).
+    """
+    cache = {} if cache is None else cache
+    hits = []
+    for paper in papers:
+        fired: list[str] = []
+        reasons: list[str] = []
+        for rule in subscriber.alerts:
+            reason = _author_reason(rule, paper) or _phrase_reason(rule, paper, cache)
+            if reason:
+                fired.append(rule.label())
+                reasons.append(reason)
+        if fired:
+            phrases = [k for rule in subscriber.alerts for k in rule.keywords]
+            snippet, marks = _snippet(paper, phrases)
+            match = Match(paper, 1.0, tuple(dict.fromkeys(reasons)), snippet, marks)
+            hits.append(AlertHit(paper, tuple(dict.fromkeys(fired)), match))
+    return hits

@@ -1,0 +1,84 @@
+"""The outbox backend: every message written to a directory, with an HTML index to read them."""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import os
+import re
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from bot.errors import TemporaryDeliveryError
+
+
+def _safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9@._-]+", "_", text)[:80]
+
+
+class OutboxMailer:
+    """Writes each message to ``DIR/<recipient>_<id>.eml`` plus an HTML preview and ``index.html``.
+
+    The file name comes from the Message-ID, so sending the same message again after a crash
+    overwrites its file instead of adding a second one.
+    """
+
+    concurrency = 1  # file writes are quick; one writer keeps the index consistent
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.description = f"outbox {directory}"
+
+    async def __aenter__(self) -> Self:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        write_index(self.directory)
+
+    async def send(self, message: EmailMessage) -> None:
+        """Write the message atomically (temp file, then rename)."""
+        key = hashlib.sha256(str(message["Message-ID"]).encode()).hexdigest()[:10]
+        stem = f"{_safe_name(message['To'].addresses[0].addr_spec)}_{key}"
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            _write_atomic(self.directory / f"{stem}.eml", message.as_bytes())
+            body = message.get_body(("html",))
+            if body is not None:
+                preview = body.get_content()
+                _write_atomic(self.directory / f"{stem}.html", preview.encode())
+        except OSError as exc:
+            raise TemporaryDeliveryError(f"cannot write to outbox {self.directory}: {exc}") from exc
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def write_index(directory: Path) -> Path:
+    """(Re)write ``index.html``: one line per message in the outbox, newest first."""
+    rows = []
+    for eml in sorted(directory.glob("*.eml"), key=lambda p: p.stat().st_mtime, reverse=True):
+        msg = message_from_bytes(eml.read_bytes(), policy=policy.default)
+        preview = eml.with_suffix(".html").name
+        cells = (str(msg["Date"]), str(msg["To"]), str(msg["Subject"]))
+        text = "".join(f"<td>{html.escape(c)}</td>" for c in cells)
+        link = f'<td><a href="{html.escape(preview)}">preview</a> · <a href="{html.escape(eml.name)}">.eml</a></td>'
+        rows.append(f"<tr>{text}{link}</tr>")
+    page = (
+        '<!doctype html><html lang="en"><meta charset="utf-8"><title>paperbot outbox</title>'
+        "<style>body{font:15px system-ui,sans-serif;margin:2em}td,th{padding:.3em .8em;"
+        "text-align:left;border-bottom:1px solid #ddd}</style><h1>paperbot outbox</h1>"
+        f"<p>{len(rows)} message(s)</p><table><tr><th>Date</th><th>To</th><th>Subject</th>"
+        f"<th></th></tr>{''.join(rows)}</table></html>\n"
+    )
+    index = directory / "index.html"
+    _write_atomic(index, page.encode())
+    return index

@@ -1,0 +1,81 @@
+"""When each subscriber's digest is due, in their own time zone (pure: the clock is an argument).
+
+A subscriber's digest for local date D is due once ``now`` has passed ``send_at`` on D in their
+zone, on the days their frequency names. Time zone rules decide the odd days:
+
+- a send time that does not exist (spring forward, e.g. 02:30 in New York on 2024-03-10) is
+  read with the offset in force before the gap, so it falls just after the gap and is sent at the
+  first sweep after it;
+- a send time that happens twice (fall back) is due from its first occurrence; the ledger key
+  (subscriber, date) makes sure it is sent once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Container, Iterable, Mapping
+from datetime import UTC, date, datetime, timedelta
+
+from bot.models import Subscriber
+
+ANNOUNCE_WEEKDAYS = {"hf": range(0, 5), "arxiv": range(0, 5)}  # Mon-Fri lists (UTC dates)
+
+
+def send_instant(subscriber: Subscriber, day: date) -> datetime:
+    """The UTC instant of ``send_at`` on local date ``day`` (first occurrence; gaps skip ahead)."""
+    local = datetime.combine(day, subscriber.send_at.replace(tzinfo=None), tzinfo=subscriber.zone)
+    return local.astimezone(UTC)
+
+
+def due_date(subscriber: Subscriber, now: datetime, catch_up: bool = True) -> date | None:
+    """The local date of the latest scheduled send at or before ``now`` (within a week).
+
+    Normally today, once ``send_at`` has passed; after downtime it can be the previous scheduled
+    day, so the missed digest goes out at once (only that one: the ledger settles the rest).
+    Without ``catch_up`` (a new subscriber) only today counts.
+    """
+    today = now.astimezone(subscriber.zone).date()
+    for back in range(8 if catch_up else 1):
+        day = today - timedelta(days=back)
+        if subscriber.sends_on(day) and send_instant(subscriber, day) <= now:
+            return day
+    return None
+
+
+def due(
+    subscribers: Iterable[tuple[int, Subscriber]],
+    now: datetime,
+    settled: Mapping[tuple[int, date], object],
+    known: Container[int] = (),
+) -> list[tuple[int, Subscriber, date]]:
+    """Subscribers whose digest is due now and has no ledger row yet for that date.
+
+    ``known`` holds the subscribers who had a digest before; a new subscriber's first digest
+    waits for their first send time instead of catching up on the day before.
+
+    After downtime this yields only the latest missed digest, never one per missed day: it
+    carries every paper since the previous digest.
+    """
+    result = []
+    for sid, subscriber in subscribers:
+        day = due_date(subscriber, now, catch_up=sid in known)
+        if day is not None and (sid, day) not in settled:
+            result.append((sid, subscriber, day))
+    return result
+
+
+def next_due(subscriber: Subscriber, now: datetime, horizon_days: int = 8) -> datetime | None:
+    """The next send instant after ``now`` (for status and logs)."""
+    today = now.astimezone(subscriber.zone).date()
+    for offset in range(horizon_days):
+        day = today + timedelta(days=offset)
+        if subscriber.sends_on(day) and send_instant(subscriber, day) > now:
+            return send_instant(subscriber, day)
+    return None
+
+
+def should_announce(source: str, day: date) -> bool:
+    """Whether a source normally publishes a list for this (UTC) date; holidays aside."""
+    kind = source.split(":", 1)[0]
+    weekdays = ANNOUNCE_WEEKDAYS.get(kind)
+    return weekdays is not None and day.weekday() in weekdays
+

@@ -1,0 +1,79 @@
+"""APScheduler wiring for ``paperbot run``: a few fixed jobs that call the worker, and signals.
+
+Jobs have fixed ids, ``replace_existing``, ``coalesce`` and ``max_instances=1``, and a misfire grace
+time that fits them (APScheduler's default of one second would drop a run the loop was late for).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from datetime import UTC, datetime
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from bot.worker import Worker
+
+log = logging.getLogger(__name__)
+
+DRAIN_SECONDS = 8.0  # how long a stop waits for the job in flight before cancelling it
+
+
+def build_scheduler(worker: Worker, sweep_seconds: int, sources: str) -> AsyncIOScheduler:
+    """The scheduler with its jobs: sweep, fetch through the day, fetch after arXiv announces."""
+    scheduler = AsyncIOScheduler(
+        timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1}
+    )
+    now = datetime.now(UTC)
+    scheduler.add_job(
+        worker.sweep_job, IntervalTrigger(seconds=sweep_seconds), id="sweep",
+        replace_existing=True, misfire_grace_time=max(sweep_seconds, 30), next_run_time=now,
+    )  # fmt: skip
+    scheduler.add_job(
+        worker.fetch_job, CronTrigger(hour="*/2", minute=10, timezone=UTC), id="fetch",
+        replace_existing=True, misfire_grace_time=3600,
+    )  # fmt: skip
+    if "arxiv:" in sources:
+        announce = CronTrigger(
+            day_of_week="sun-thu", hour=20, minute=30, timezone="America/New_York"
+        )
+        scheduler.add_job(
+            worker.fetch_job, announce, id="fetch-arxiv", replace_existing=True,
+            misfire_grace_time=6 * 3600,
+        )  # fmt: skip
+    if not worker.deps.store.has_papers_for(worker.deps.clock().date()):
+        scheduler.add_job(worker.fetch_job, id="fetch-startup", next_run_time=now)
+    return scheduler
+
+
+async def _drain(worker: Worker) -> None:
+    """Wait for the job in flight; cancel it if it overruns (its rows resume on restart)."""
+    try:
+        await asyncio.wait_for(worker.busy.acquire(), DRAIN_SECONDS)
+        worker.busy.release()
+    except TimeoutError:
+        log.warning("job still running after %.0f s; cancelling it", DRAIN_SECONDS)
+        for task in asyncio.all_tasks():
+            if task is not asyncio.current_task():
+                task.cancel()
+
+
+async def run_worker(worker: Worker, sweep_seconds: int, sources: str) -> None:
+    """Run until SIGTERM or SIGINT, then stop taking work, drain, and return."""
+    worker.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    scheduler = build_scheduler(worker, sweep_seconds, sources)
+    scheduler.start()
+    log.info("worker started: sweep every %d s, sources %s", sweep_seconds, sources)
+    await stop.wait()
+    log.info("stopping: no new work; finishing what is in flight")
+    worker.deps.stop.set()
+    scheduler.shutdown(wait=False)
+    await _drain(worker)
+    log.info("worker stopped")

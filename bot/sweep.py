@@ -1,0 +1,77 @@
+"""The worker's periodic run: alerts for new papers, digests that are due, retries that are due.
+
+Every call works from the ledger, so a sweep can be repeated, interrupted or run by two
+processes without sending anything twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+
+from bot import schedule
+from bot.alerts import Terms, alert_hits
+from bot.message import new_message_id
+from bot.models import Digest, Subscriber
+from bot.pipeline import Deps, Outcome, SendOptions, SendReport, Target, _transmit, send_to_targets
+
+log = logging.getLogger(__name__)
+
+ALERT_WINDOW_DAYS = 1  # papers from today's and yesterday's lists can fire alerts
+Roster = Mapping[int, Subscriber]
+
+
+async def send_alerts(deps: Deps, roster: Roster, now: datetime, cache: Terms) -> list[Outcome]:
+    """One alert email per (subscriber, paper) that fires a rule; the paper is then marked sent."""
+    watchers = {sid: sub for sid, sub in roster.items() if sub.alerts}
+    if not watchers:
+        return []
+    today = now.date()
+    recent = deps.store.papers_between(today - timedelta(days=ALERT_WINDOW_DAYS), today)
+    list_day = {item.paper.id: item.list_date for item in recent}
+    sent = deps.store.sent_paper_ids(watchers)
+    outcomes = []
+    for sid, sub in watchers.items():
+        fresh = [i.paper for i in recent if i.paper.id not in sent.get(sid, set())]
+        for hit in alert_hits(sub, fresh, cache):
+            if deps.stop.is_set() or deps.store.is_suppressed(sub.email):
+                return outcomes
+            day = list_day[hit.paper.id]
+            claim = deps.store.ledger.claim(
+                sid, day, now, kind="alert", ref=hit.paper.id, paper_ids=[hit.paper.id],
+                new_message_id=lambda: new_message_id(deps.settings.sender), retry_now=False,
+            )  # fmt: skip
+            if claim is None:
+                continue
+            digest = Digest(sub, now.astimezone(sub.zone).date(), (hit.match,), (), "alert", hit.rules)
+            outcome = await _transmit(deps, Target(sub, sid, day), digest, claim)
+            log.info("alert %s to %s: %s", hit.paper.id, sub.email, outcome.status)
+            outcomes.append(outcome)
+    return outcomes
+
+
+def _digest_targets(deps: Deps, roster: Roster, now: datetime) -> list[Target]:
+    """Digests due now with no ledger row yet, plus failed ones whose retry time has come."""
+    scheduled = schedule.due(roster.items(), now, {}, deps.store.ledger.with_digests())
+    settled = deps.store.ledger.digests_on(sorted({day for _, _, day in scheduled}))
+    targets = {
+        (sid, day): Target(sub, sid, day)
+        for sid, sub, day in scheduled
+        if (sid, day) not in settled
+    }
+    for row in deps.store.ledger.due_retries(now):
+        if row.kind == "digest" and row.subscriber_id in roster:
+            key = (row.subscriber_id, row.digest_date)
+            targets.setdefault(key, Target(roster[row.subscriber_id], *key))
+    return list(targets.values())
+
+
+async def sweep(deps: Deps, roster: Roster, now: datetime, cache: Terms | None = None) -> SendReport:
+    """Alerts first (so the digest does not repeat them), then due digests and retries."""
+    alerts = await send_alerts(deps, roster, now, {} if cache is None else cache)
+    targets = _digest_targets(deps, roster, now)
+    options = SendOptions(retry_now=False, fetch_missing=False)
+    report = await send_to_targets(deps, targets, options) if targets else SendReport()
+    report.outcomes[:0] = alerts
+    return report

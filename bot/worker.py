@@ -1,0 +1,165 @@
+"""The always-on worker's state: the live profiles, source health, and the two jobs it runs.
+
+``fetch_job`` pulls the configured sources; ``sweep_job`` reloads the profiles when the file
+changed, then sends alerts, due digests and due retries. Both are plain coroutines, driven by the
+scheduler in production and called directly (with an injected clock) in tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from bot.admin import AdminAlerts
+from bot.alerts import Terms
+from bot.errors import BotError, ProfileError
+from bot.mailer import Mailer
+from bot.models import Subscriber
+from bot.pipeline import Deps, SendReport, fetch_and_store
+from bot.profiles import Profiles
+from bot.schedule import should_announce
+from bot.sweep import sweep
+
+log = logging.getLogger(__name__)
+
+SOURCE_FAILURES_BEFORE_ALERT = 3
+FAILED_SHARE_ALERT = 0.2  # alert the admin when more than this share of a sweep's sends failed
+
+
+@dataclass(frozen=True, slots=True)
+class _Signature:
+    mtime_ns: int
+    size: int
+
+
+class ProfilesFile:
+    """The profiles file as last read successfully; a bad edit keeps the last good version."""
+
+    def __init__(self, path: Path, reader: Callable[[Path], Profiles]) -> None:
+        self.path = path
+        self.reader = reader
+        self.subscribers: tuple[Subscriber, ...] = ()
+        self._seen: _Signature | None = None
+
+    def _signature(self) -> _Signature | None:
+        try:
+            stat = self.path.stat()
+        except OSError:
+            return None
+        return _Signature(stat.st_mtime_ns, stat.st_size)
+
+    def changed(self) -> bool:
+        """Whether the file differs from the version last looked at."""
+        return self._signature() != self._seen
+
+    def load(self) -> tuple[Subscriber, ...]:
+        """Read and validate the file; on error raise ProfileError and keep the last good set."""
+        self._seen = self._signature()
+        self.subscribers = self.reader(self.path).subscribers
+        return self.subscribers
+
+
+class Worker:
+    """What the scheduler's jobs act on."""
+
+    def __init__(self, deps: Deps, mailer_factory: Callable[[], Mailer], profiles: ProfilesFile) -> None:
+        self.deps = deps
+        self.mailer_factory = mailer_factory
+        self.profiles = profiles
+        self.admin = AdminAlerts(deps.settings, deps.clock)
+        self.roster: dict[int, Subscriber] = {}
+        self.source_failures: dict[str, int] = {}
+        self.terms: Terms = {}
+        self.busy = asyncio.Lock()
+
+    def start(self) -> None:
+        """Load the profiles (a bad file at start-up is fatal: there is no last good version)."""
+        self._adopt(self.profiles.load())
+
+    def _adopt(self, subscribers: tuple[Subscriber, ...]) -> None:
+        report = self.deps.store.sync_subscribers(subscribers)
+        self.roster = {report.ids[s.email.lower()]: s for s in subscribers}
+        log.info(
+            "profiles: %d subscribers (%d added, %d updated, %d deactivated)",
+            len(subscribers), report.added, report.updated, report.deactivated,
+        )  # fmt: skip
+
+    async def reload_if_changed(self) -> None:
+        """Adopt an edited profiles file, or keep the last good one and tell the admin why."""
+        if not self.profiles.changed():
+            return
+        try:
+            self._adopt(self.profiles.load())
+        except ProfileError as exc:
+            for problem in exc.problems:
+                log.error("profiles reload rejected: %s", problem)
+            what = f"The edited profiles file was rejected; the previous version stays in use.\n{exc}"
+            todo = f"Fix the lines above and save {self.profiles.path} again (check with `paperbot profiles check`)."
+            await self._notify("profiles", what, todo)
+
+    async def _notify(self, kind: str, what: str, todo: str) -> None:
+        async with self.mailer_factory() as mailer:
+            await self.admin.notify(mailer, kind, what, todo)
+
+    async def fetch_job(self) -> None:
+        """Fetch today's and yesterday's lists (late additions and upvotes) and watch source health."""
+        async with self.busy:
+            today = self.deps.clock().date()
+            for day in (today - timedelta(days=1), today):
+                if self.deps.stop.is_set():
+                    return
+                try:
+                    summary = await fetch_and_store(self.deps, day)
+                except BotError as exc:
+                    log.error("fetch for %s failed: %s", day, exc)
+                    continue
+                await self._check_sources(day, summary.sources, latest=day == today)
+
+    async def _check_sources(
+        self, day: date, sources: Sequence[Mapping[str, Any]], latest: bool
+    ) -> None:
+        for outcome in sources:
+            name, status = str(outcome.get("source")), outcome.get("status")
+            failures = self.source_failures.get(name, 0) + 1 if status == "failed" else 0
+            self.source_failures[name] = failures
+            if failures >= SOURCE_FAILURES_BEFORE_ALERT:
+                await self._notify(
+                    "source", f"Source {name} failed {failures} fetches in a row: {outcome.get('reason')}",
+                    "Check the source's status page and the network; paperbot keeps retrying.",
+                )  # fmt: skip
+            elif status == "empty" and latest and should_announce(name, day) and day.weekday() < 5:
+                await self._notify(
+                    "source", f"Source {name} had no papers for {day}, a day it normally publishes.",
+                    "If it is not a holiday, check the source; the next fetch will try again.",
+                )  # fmt: skip
+
+    async def sweep_job(self) -> SendReport:
+        """Reload profiles if edited, then send what is due; alert the admin on trouble."""
+        async with self.busy:
+            await self.reload_if_changed()
+            async with self.mailer_factory() as mailer:
+                self.deps.mailer = mailer
+                report = await sweep(self.deps, self.roster, self.deps.clock(), self.terms)
+            if len(self.terms) > 20_000:
+                self.terms.clear()
+            await self._check_report(report)
+            return report
+
+    async def _check_report(self, report: SendReport) -> None:
+        attempted = report.count("sent") + report.count("failed")
+        if report.stopped and report.stopped != "shutting down":
+            await self._notify(
+                "smtp", f"Sending stopped: {report.stopped}",
+                "Check PAPERBOT_SMTP_USERNAME / PAPERBOT_SMTP_PASSWORD and the TLS settings; "
+                "unsent digests go out at the next sweep after it is fixed.",
+            )  # fmt: skip
+        elif attempted >= 5 and report.count("failed") / attempted > FAILED_SHARE_ALERT:
+            await self._notify(
+                "failures", f"{report.count('failed')} of {attempted} deliveries failed in one sweep.",
+                "Run `paperbot status` for the reasons; temporary failures are retried automatically.",
+            )  # fmt: skip

@@ -1,0 +1,118 @@
+"""Local send times across time zones and DST transitions (injected instants, no sleeping)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+
+from bot.models import Subscriber
+from bot.schedule import due, due_date, next_due, send_instant, should_announce
+
+
+def sub(zone: str, send_at: str, frequency: str = "daily") -> Subscriber:
+    return Subscriber.model_validate(
+        {"email": "ada@example.org", "timezone": zone, "send_at": send_at, "frequency": frequency}
+    )
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("zone", "send_at", "day", "instant"),
+    [
+        # spring forward: 02:30 does not exist; it is read as 03:30 EDT, just after the gap
+        ("America/New_York", "02:30", date(2024, 3, 10), utc(2024, 3, 10, 7, 30)),
+        # fall back: 01:30 happens twice; the first (EDT) counts
+        ("America/New_York", "01:30", date(2024, 11, 3), utc(2024, 11, 3, 5, 30)),
+        ("Europe/Berlin", "02:30", date(2024, 3, 31), utc(2024, 3, 31, 1, 30)),
+        ("Europe/Berlin", "02:30", date(2024, 10, 27), utc(2024, 10, 27, 0, 30)),
+        ("Asia/Kolkata", "09:00", date(2024, 6, 1), utc(2024, 6, 1, 3, 30)),
+        # Lord Howe moves its clocks by 30 minutes: 02:00 -> 02:30 on 2024-10-06
+        ("Australia/Lord_Howe", "02:15", date(2024, 10, 6), utc(2024, 10, 5, 15, 45)),
+        # ...and 02:00 -> 01:30 on 2024-04-07: 01:45 happens twice, first at +11:00
+        ("Australia/Lord_Howe", "01:45", date(2024, 4, 7), utc(2024, 4, 6, 14, 45)),
+        ("Australia/Lord_Howe", "08:00", date(2024, 7, 1), utc(2024, 6, 30, 21, 30)),
+    ],
+)
+def test_send_instant(zone: str, send_at: str, day: date, instant: datetime) -> None:
+    assert send_instant(sub(zone, send_at), day) == instant
+
+
+def test_spring_forward_gap_is_sent_at_the_first_sweep_after_it() -> None:
+    ny = sub("America/New_York", "02:30")
+    yesterday = date(2024, 3, 9)
+    assert due_date(ny, utc(2024, 3, 10, 6, 59)) == yesterday  # 01:59 EST, before the gap
+    assert due_date(ny, utc(2024, 3, 10, 7, 0)) == yesterday  # 03:00 EDT, the gap just ended
+    assert due_date(ny, utc(2024, 3, 10, 7, 31)) == date(2024, 3, 10)
+
+
+@pytest.mark.parametrize(
+    ("zone", "send_at", "first", "second"),
+    [
+        ("America/New_York", "01:30", utc(2024, 11, 3, 5, 30), utc(2024, 11, 3, 6, 30)),
+        ("Europe/Berlin", "02:30", utc(2024, 10, 27, 0, 30), utc(2024, 10, 27, 1, 30)),
+    ],
+)
+def test_fall_back_repeat_is_sent_once(zone: str, send_at: str, first: datetime, second: datetime) -> None:
+    subscriber = sub(zone, send_at)
+    day = first.astimezone(subscriber.zone).date()
+    assert due([(1, subscriber)], first, {}) == [(1, subscriber, day)]
+    settled = {(1, day): "sent"}  # the ledger row written by the first send
+    assert due([(1, subscriber)], second, settled) == []
+
+
+def test_due_uses_the_local_date() -> None:
+    kolkata = sub("Asia/Kolkata", "09:00")
+    assert due_date(kolkata, utc(2024, 6, 1, 3, 29)) == date(2024, 5, 31)
+    assert due_date(kolkata, utc(2024, 6, 1, 3, 30)) == date(2024, 6, 1)
+    # 20:00 UTC is already the next day in Kolkata, but before 09:00 there
+    assert due_date(kolkata, utc(2024, 6, 1, 20, 0)) == date(2024, 6, 1)
+    assert due_date(kolkata, utc(2024, 6, 1, 19, 0)) == date(2024, 6, 1)
+    assert due_date(kolkata, utc(2024, 6, 2, 3, 30)) == date(2024, 6, 2)
+
+
+def test_after_downtime_only_the_latest_digest_is_due() -> None:
+    subscriber = sub("UTC", "08:00")
+    assert due([(1, subscriber)], utc(2024, 6, 5, 12), {}) == [(1, subscriber, date(2024, 6, 5))]
+    # down from 4 June 07:00 to 5 June 07:00: 4 June's digest goes out at once, once
+    settled = {(1, date(2024, 6, 3)): "sent"}
+    assert due([(1, subscriber)], utc(2024, 6, 5, 7), settled, {1}) == [(1, subscriber, date(2024, 6, 4))]
+    settled[(1, date(2024, 6, 4))] = "sent"
+    assert due([(1, subscriber)], utc(2024, 6, 5, 7, 30), settled, {1}) == []
+
+
+def test_a_new_subscriber_waits_for_the_first_send_time() -> None:
+    subscriber = sub("UTC", "08:00")
+    assert due([(1, subscriber)], utc(2024, 6, 5, 7), {}) == []
+    assert due([(1, subscriber)], utc(2024, 6, 5, 8), {}) == [(1, subscriber, date(2024, 6, 5))]
+
+
+@pytest.mark.parametrize(
+    ("frequency", "weekday_dates"),
+    [
+        ("weekdays", {date(2024, 6, 3), date(2024, 6, 7)}),  # Mon, Fri
+        ("weekly:wed", {date(2024, 6, 5)}),
+        ("daily", {date(2024, 6, d) for d in range(3, 10)}),
+    ],
+)
+def test_frequencies(frequency: str, weekday_dates: set[date]) -> None:
+    subscriber = sub("UTC", "08:00", frequency)
+    days = [date(2024, 6, n) for n in range(3, 10)]
+    due_days = {d for d in days if due_date(subscriber, utc(d.year, d.month, d.day, 9)) == d}
+    assert weekday_dates <= due_days
+    if frequency != "daily":
+        assert date(2024, 6, 8) not in due_days and date(2024, 6, 9) not in due_days
+
+
+def test_next_due() -> None:
+    weekly = sub("Europe/Berlin", "07:00", "weekly:mon")
+    assert next_due(weekly, utc(2024, 6, 5, 12)) == utc(2024, 6, 10, 5, 0)
+
+
+def test_should_announce() -> None:
+    assert should_announce("arxiv:cs.LG", date(2024, 6, 3))
+    assert not should_announce("hf", date(2024, 6, 8))
+    assert not should_announce("sample", date(2024, 6, 3))

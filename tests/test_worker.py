@@ -1,0 +1,250 @@
+"""The worker's jobs with an injected clock: local send times, catch-up, reload, alerts."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.admin import AdminAlerts
+from bot.cli import make_fetch, read_profiles
+from bot.mailer import Mailer, SmtpMailer
+from bot.models import Paper
+from bot.pipeline import Deps
+from bot.render import Renderer
+from bot.settings import Settings, load_settings
+from bot.store import Store
+from bot.worker import ProfilesFile, Worker
+from tests.conftest import SmtpServer
+
+PROFILES = """\
+subscribers:
+  - email: ada@example.org
+    timezone: Europe/Berlin
+    send_at: "07:30"
+    interests:
+      keywords: ["mixture of experts", "sparse experts", "expert routing"]
+    alerts:
+      - name: Okafor
+        authors: ["L. Okafor"]
+  - email: grace@example.org
+    timezone: America/New_York
+    send_at: "06:45"
+    interests:
+      keywords: ["diffusion model", "score-based"]
+  - email: alan@example.org
+    timezone: Asia/Kolkata
+    send_at: "09:00"
+    send_empty: true
+    interests:
+      keywords: ["quantum error correction"]
+"""
+
+
+@dataclass
+class Clock:
+    now: datetime
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def set(self, *args: int) -> None:
+        self.now = datetime(*args, tzinfo=UTC)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    """05:00 UTC: midnight in New York, 06:00 in Berlin, 10:30 in Kolkata."""
+    return Clock(datetime(2026, 11, 25, 5, 0, tzinfo=UTC))
+
+
+@pytest.fixture
+def profiles_path(tmp_path: Path) -> Path:
+    path = tmp_path / "live-profiles.yaml"
+    path.write_text(PROFILES)
+    return path
+
+
+@pytest.fixture
+def config(env: dict[str, str], profiles_path: Path, smtp_server: SmtpServer) -> Settings:
+    return load_settings(
+        env_file=None, profiles=profiles_path, admin_email="admin@paperbot.example.org",
+        **{k.lower(): v for k, v in {"SMTP_HOST": smtp_server.host, "SMTP_PORT": smtp_server.port,
+                                      "SMTP_SECURITY": "none"}.items()},
+    )  # fmt: skip
+
+
+@pytest.fixture
+def make_worker(config: Settings, clock: Clock, smtp_server: SmtpServer) -> Callable[[], Worker]:
+    def factory() -> Worker:
+        deps = Deps(
+            settings=config, store=Store(config.database_url), renderer=Renderer(),
+            fetch=make_fetch(config, config.sources), clock=clock,
+        )  # fmt: skip
+
+        def mailer() -> Mailer:
+            return SmtpMailer(smtp_server.host, smtp_server.port, security="none")
+
+        worker = Worker(deps, mailer, ProfilesFile(config.profiles, read_profiles))
+        worker.start()
+        return worker
+
+    return factory
+
+
+def recipients(server: SmtpServer) -> list[str]:
+    return [m["To"].addresses[0].addr_spec for m in server.messages]
+
+
+def subjects(server: SmtpServer, email: str) -> list[str]:
+    return [str(m["Subject"]) for m in server.handler.to(email)]
+
+
+async def test_each_digest_goes_out_once_at_its_local_time(
+    make_worker: Callable[[], Worker], clock: Clock, smtp_server: SmtpServer
+) -> None:
+    worker = make_worker()
+    await worker.fetch_job()
+    await worker.sweep_job()
+    # ada's alert, and alan's "nothing today" note: 09:00 has passed in Kolkata
+    assert recipients(smtp_server) == ["ada@example.org", "alan@example.org"]
+    assert "Nothing matched" in subjects(smtp_server, "alan@example.org")[0]
+    clock.set(2026, 11, 25, 6, 31)  # 07:31 in Berlin
+    await worker.sweep_job()
+    clock.set(2026, 11, 25, 11, 46)  # 06:46 in New York
+    await worker.sweep_job()
+    await worker.sweep_job()
+    clock.set(2026, 11, 25, 23, 0)
+    await worker.sweep_job()
+    assert sorted(recipients(smtp_server)) == [
+        "ada@example.org", "ada@example.org", "alan@example.org", "grace@example.org",
+    ]  # fmt: skip
+
+
+async def test_alert_once_per_paper_and_not_repeated_in_the_digest(
+    make_worker: Callable[[], Worker], clock: Clock, smtp_server: SmtpServer
+) -> None:
+    worker = make_worker()
+    await worker.fetch_job()
+    await worker.sweep_job()
+    await worker.sweep_job()
+    alerts = smtp_server.handler.to("ada@example.org")
+    assert len(alerts) == 1 and "Okafor" in str(alerts[0]["Subject"])
+    assert "Router Z-Loss" in str(alerts[0]["Subject"])
+    clock.set(2026, 11, 25, 6, 31)
+    await worker.sweep_job()
+    digest = smtp_server.handler.to("ada@example.org")[1]
+    text = digest.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "2611.10002" in text and "2611.10001" not in text
+
+
+def moe_paper(n: int) -> Paper:
+    return Paper(
+        id=f"2611.2{n:04d}", title=f"Sparse Mixture of Experts Study {n}",
+        abstract="We study mixture of experts routing and sparse experts at scale.",
+        authors=("Kim Lee",),
+    )  # fmt: skip
+
+
+async def test_catch_up_after_downtime_sends_one_digest_with_everything_since(
+    make_worker: Callable[[], Worker], clock: Clock, smtp_server: SmtpServer
+) -> None:
+    worker = make_worker()
+    store = worker.deps.store
+    store.save_papers([moe_paper(1)], date(2026, 11, 25), clock())
+    clock.set(2026, 11, 25, 6, 31)
+    await worker.sweep_job()
+    assert len(smtp_server.handler.to("ada@example.org")) == 1
+    # The worker is down for three days while papers keep arriving.
+    for day, n in ((26, 2), (27, 3), (28, 4)):
+        clock.set(2026, 11, day, 2, 0)
+        store.save_papers([moe_paper(n)], date(2026, 11, day), clock())
+    clock.set(2026, 11, 29, 5, 0)  # before ada's send time on the 29th
+    await worker.sweep_job()
+    await worker.sweep_job()
+    mails = smtp_server.handler.to("ada@example.org")
+    assert len(mails) == 2
+    text = mails[1].get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert all(f"Study {n}" in text for n in (2, 3, 4))
+    assert "Study 1" not in text
+    clock.set(2026, 11, 29, 6, 31)
+    await worker.sweep_job()
+    assert len(smtp_server.handler.to("ada@example.org")) == 2  # nothing new: skipped
+
+
+async def test_fall_back_send_time_is_sent_once(
+    make_worker: Callable[[], Worker], clock: Clock, profiles_path: Path, smtp_server: SmtpServer
+) -> None:
+    profiles_path.write_text(PROFILES.replace('"06:45"', '"01:30"'))
+    worker = make_worker()
+    clock.set(2024, 11, 2, 12, 0)
+    worker.deps.store.save_papers([moe_paper(9)], date(2024, 11, 2), clock())
+    worker.deps.store.save_papers(
+        [Paper(id="2411.00001", title="A Score-Based Diffusion Model", abstract="A diffusion model.")],
+        date(2024, 11, 3), clock(),
+    )  # fmt: skip
+    for hour, minute in ((5, 29), (5, 31), (6, 0), (6, 31), (7, 0)):
+        clock.set(2024, 11, 3, hour, minute)
+        await worker.sweep_job()
+    assert len(smtp_server.handler.to("grace@example.org")) == 1
+
+
+def _edit(path: Path, text: str) -> None:
+    path.write_text(text)
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+
+
+async def test_hot_reload_adopts_good_edits_and_keeps_the_last_good_on_bad_ones(
+    make_worker: Callable[[], Worker], profiles_path: Path, smtp_server: SmtpServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    worker = make_worker()
+    added = PROFILES + '  - email: bob@example.org\n    interests:\n      keywords: ["robots"]\n'
+    _edit(profiles_path, added)
+    await worker.sweep_job()
+    assert "bob@example.org" in {s.email for s in worker.roster.values()}
+    _edit(profiles_path, added.replace("Asia/Kolkata", "Asia/Atlantis"))
+    await worker.sweep_job()
+    await worker.sweep_job()
+    assert len(worker.roster) == 4, "a bad edit never drops anyone"
+    admin = smtp_server.handler.to("admin@paperbot.example.org")
+    assert len(admin) == 1 and "rejected" in str(admin[0]["Subject"])
+    body = admin[0].get_body(("plain",)).get_content().replace("\r\n", "\n")  # type: ignore[union-attr]
+    assert f"{profiles_path}:16: subscriber alan@example.org: field 'timezone'" in body
+    assert any("live-profiles.yaml:16" in r.getMessage() for r in caplog.records)
+    _edit(profiles_path, "subscribers: [")
+    await worker.sweep_job()
+    assert len(smtp_server.handler.to("admin@paperbot.example.org")) == 1  # at most one an hour
+    _edit(profiles_path, PROFILES)
+    await worker.sweep_job()
+    assert len(worker.roster) == 3
+
+
+async def test_admin_alerts_are_rate_limited_per_kind(config: Settings, smtp_server: SmtpServer) -> None:
+    clock = Clock(datetime(2026, 11, 25, tzinfo=UTC))
+    admin = AdminAlerts(config, clock)
+    async with SmtpMailer(smtp_server.host, smtp_server.port, security="none") as mailer:
+        assert await admin.notify(mailer, "source", "hf failed", "wait")
+        assert not await admin.notify(mailer, "source", "hf failed again", "wait")
+        assert await admin.notify(mailer, "smtp", "auth failed", "fix the password")
+        clock.now += timedelta(minutes=61)
+        assert await admin.notify(mailer, "source", "hf still failing", "wait")
+    assert len(smtp_server.messages) == 3
+    body = smtp_server.messages[1].get_content().replace("\r\n", "\n")  # type: ignore[attr-defined]
+    assert "What to do:\nfix the password" in body
+
+
+async def test_a_source_failing_repeatedly_alerts_the_admin(
+    make_worker: Callable[[], Worker], config: Settings, tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    worker = make_worker()
+    worker.deps.fetch = make_fetch(config, f"file:{tmp_path / 'missing.jsonl'}")
+    for _ in range(3):
+        await worker.fetch_job()
+    admin = smtp_server.handler.to("admin@paperbot.example.org")
+    assert len(admin) == 1 and "source" in str(admin[0]["Subject"]).lower()
