@@ -1,4 +1,4 @@
-"""Alerts to the admin (PAPERBOT_ADMIN_EMAIL): what happened and what to do, at most hourly per kind."""
+"""Alerts to the admin (PAPERBOT_ADMIN_EMAIL): what happened and what to do, hourly at most."""
 
 from __future__ import annotations
 

@@ -25,7 +25,9 @@ class AlertHit:
 
 def _contains(terms: Sequence[str], phrase: Sequence[str]) -> bool:
     n = len(phrase)
-    return n > 0 and any(tuple(terms[i : i + n]) == tuple(phrase) for i in range(len(terms) - n + 1))
+    return n > 0 and any(
+        tuple(terms[i : i + n]) == tuple(phrase) for i in range(len(terms) - n + 1)
+    )
 
 
 Terms = dict[str, tuple[list[str], list[str]]]

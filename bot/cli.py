@@ -266,7 +266,7 @@ def match(
     subs = read_profiles(profiles).subscribers
     found = read_papers_file(papers).papers
     chosen = matching.select(subs, found, corpus=found)
-    result = []
+    result: list[dict[str, Any]] = []
     for sub in subs:
         picked = chosen[sub.email]
         matches = picked.ranked if all_papers else picked.picked

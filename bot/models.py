@@ -136,7 +136,8 @@ class Subscriber(_Strict):
     @classmethod
     def _hh_mm(cls, value: object) -> object:
         if not isinstance(value, str | time) or (
-            isinstance(value, str) and not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?", value.strip())
+            isinstance(value, str)
+            and not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?", value.strip())
         ):
             raise ValueError(f'{value!r} is not a time of day "HH:MM" (00:00 to 23:59)')
         return value

@@ -70,7 +70,10 @@ def write_index(directory: Path) -> Path:
         preview = eml.with_suffix(".html").name
         cells = (str(msg["Date"]), str(msg["To"]), str(msg["Subject"]))
         text = "".join(f"<td>{html.escape(c)}</td>" for c in cells)
-        link = f'<td><a href="{html.escape(preview)}">preview</a> · <a href="{html.escape(eml.name)}">.eml</a></td>'
+        link = (
+            f'<td><a href="{html.escape(preview)}">preview</a> · '
+            f'<a href="{html.escape(eml.name)}">.eml</a></td>'
+        )
         rows.append(f"<tr>{text}{link}</tr>")
     page = (
         '<!doctype html><html lang="en"><meta charset="utf-8"><title>paperbot outbox</title>'

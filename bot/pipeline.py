@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from email.message import EmailMessage
 from typing import Any
 
 from bot import matching
-from bot.errors import DeliveryError, FatalDeliveryError, PermanentDeliveryError
+from bot.delivery import DeliveryOptions, Job, deliver
+from bot.delivery import Outcome as Outcome  # re-exported: part of the run report
 from bot.mailer import Mailer
 from bot.message import Envelope, Unsubscribe, build_message, new_message_id, recipient
-from bot.models import Digest, Match, Paper, Subscriber
+from bot.models import Digest, DigestKind, Match, Paper, Subscriber
 from bot.render import EmailContext, Renderer
 from bot.settings import Settings
 from bot.store import Claim, Store
@@ -47,17 +49,6 @@ Fetch = Callable[[date], Awaitable[Fetched]]
 Clock = Callable[[], datetime]
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What happened to one subscriber in a run."""
-
-    email: str
-    status: str  # sent | skipped | failed | already | dry-run
-    papers: int = 0
-    detail: str = ""
-    digest_date: date | None = None
-
-
 @dataclass
 class SendReport:
     """The result of a send run: one outcome per subscriber, and what the sources did."""
@@ -72,7 +63,7 @@ class SendReport:
 
     def summary(self) -> dict[str, Any]:
         """Counts by status plus the source outcomes, for the run record."""
-        statuses = ("sent", "skipped", "failed", "already", "dry-run")
+        statuses = ("sent", "skipped", "failed", "unknown", "already", "dry-run")
         return {
             "counts": {s: self.count(s) for s in statuses},
             "sources": list(self.sources),
@@ -215,11 +206,13 @@ def _context(settings: Settings, subscriber: Subscriber) -> tuple[EmailContext, 
 def build_digest(subscriber: Subscriber, day: date, selection: matching.Selection) -> Digest:
     """The Digest for one subscriber: the picks, the overflow, and their topics."""
     topics = tuple(subscriber.interests.keywords[:5] or subscriber.interests.authors[:5])
-    kind = "digest" if selection.picked else "empty"
+    kind: DigestKind = "digest" if selection.picked else "empty"
     return Digest(subscriber, day, selection.picked, selection.more, kind, topics)
 
 
-def compose(settings: Settings, renderer: Renderer, digest: Digest, message_id: str, now: datetime) -> Any:
+def compose(
+    settings: Settings, renderer: Renderer, digest: Digest, message_id: str, now: datetime
+) -> EmailMessage:
     """Render the digest and wrap it into the EmailMessage the subscriber will receive."""
     ctx, links = _context(settings, digest.subscriber)
     rendered = renderer.render(digest, ctx)
@@ -242,66 +235,66 @@ def _claimed_digest(digest: Digest, claim: Claim, selection: matching.Selection)
     by_id: dict[str, Match] = {m.paper.id: m for m in selection.ranked}
     matches = tuple(by_id[i] for i in claim.paper_ids if i in by_id)
     more = tuple(m for m in digest.more if m.paper.id not in claim.paper_ids)
-    kind = "digest" if matches else "empty"
+    kind: DigestKind = "digest" if matches else "empty"
     return Digest(digest.subscriber, digest.date, matches, more, kind, digest.topics)
 
 
-async def _deliver_one(
-    deps: Deps, target: Target, selection: matching.Selection, options: SendOptions
-) -> Outcome:
-    sub, now = target.subscriber, deps.clock()
-    if deps.store.is_suppressed(sub.email):
-        return Outcome(sub.email, "skipped", 0, "address is suppressed", target.day)
-    digest = build_digest(sub, target.day, selection)
-    n = len(digest.matches)
-    if not digest.matches and not sub.send_empty:
-        if options.dry_run:
-            return Outcome(sub.email, "dry-run", 0, "nothing matched: would skip", target.day)
-        created = deps.store.ledger.record_skipped(target.sid, target.day, now, "nothing matched")
-        status = "skipped" if created else "already"
-        return Outcome(sub.email, status, 0, "nothing matched", target.day)
-    if options.dry_run:
-        compose(deps.settings, deps.renderer, digest, new_message_id(deps.settings.sender), now)
-        return Outcome(sub.email, "dry-run", n, f"would send {n} papers", target.day)
-    claim = deps.store.ledger.claim(
-        target.sid, target.day, now,
-        paper_ids=[m.paper.id for m in digest.matches],
-        new_message_id=lambda: new_message_id(deps.settings.sender),
-        retry_now=options.retry_now, force=options.force,
-    )  # fmt: skip
-    if claim is None:
-        return Outcome(sub.email, "already", 0, "already sent for this date", target.day)
-    digest = _claimed_digest(digest, claim, selection)
-    return await _transmit(deps, target, digest, claim)
+def _digest_job(deps: Deps, target: Target, digest: Digest, selection: matching.Selection) -> Job:
+    """A delivery job whose message is rendered once the ledger row is claimed."""
+
+    def compose_claimed(claim: Claim) -> EmailMessage:
+        claimed = _claimed_digest(digest, claim, selection)
+        return compose(deps.settings, deps.renderer, claimed, claim.message_id, deps.clock())
+
+    papers = tuple(m.paper.id for m in digest.matches)
+    return Job(target.sid, target.subscriber.email, target.day, compose_claimed, papers)
 
 
-async def _transmit(deps: Deps, target: Target, digest: Digest, claim: Claim) -> Outcome:
-    sub, ledger, n = target.subscriber, deps.store.ledger, len(digest.matches)
-    if deps.store.is_suppressed(sub.email):  # unsubscribed while this run was going
-        ledger.release(claim, deps.clock())
-        return Outcome(sub.email, "skipped", 0, "address is suppressed", target.day)
-    try:
-        message = compose(deps.settings, deps.renderer, digest, claim.message_id, deps.clock())
-        assert deps.mailer is not None
-        await deps.mailer.send(message)
-    except DeliveryError as exc:
-        retry_at = None if isinstance(exc, PermanentDeliveryError | FatalDeliveryError) else (
-            deps.clock() + timedelta(minutes=5)
-        )
-        ledger.mark_failed(claim, deps.clock(), error=str(exc), code=exc.code, retry_at=retry_at)
-        if isinstance(exc, PermanentDeliveryError):
-            deps.store.suppress(sub.email, f"permanent delivery failure: {exc}")
-        if isinstance(exc, FatalDeliveryError):
-            raise
-        return Outcome(sub.email, "failed", n, str(exc), target.day)
-    except Exception as exc:  # a bug rendering one digest must not stop the others
-        log.exception("digest for %s failed", sub.email)
-        ledger.mark_failed(claim, deps.clock(), error=f"internal error: {exc!r}", retry_at=deps.clock())
-        return Outcome(sub.email, "failed", n, f"internal error: {exc!r}", target.day)
-    ledger.mark_sent(claim, deps.clock())
-    note = " (resent after an interrupted run)" if claim.resumed else ""
-    note = " (forced resend)" if claim.forced else note
-    return Outcome(sub.email, "sent", n, f"{n} papers{note}", target.day)
+def alert_job(deps: Deps, target: Target, digest: Digest, paper_id: str) -> Job:
+    """A delivery job for one alert email: kind "alert", keyed by the paper that fired it."""
+
+    def compose_claimed(claim: Claim) -> EmailMessage:
+        return compose(deps.settings, deps.renderer, digest, claim.message_id, deps.clock())
+
+    sub = target.subscriber
+    return Job(target.sid, sub.email, target.day, compose_claimed, (paper_id,), "alert", paper_id)
+
+
+def _digest_jobs(
+    deps: Deps,
+    targets: Sequence[Target],
+    selections: Mapping[int, matching.Selection],
+    options: SendOptions,
+    report: SendReport,
+) -> Iterator[Job]:
+    """The digests to deliver; subscribers with nothing to send are settled (and reported) here."""
+    suppressed = deps.store.suppressed_emails()
+
+    def settle(target: Target, status: str, detail: str, papers: int = 0) -> None:
+        outcome = Outcome(target.subscriber.email, status, papers, detail, target.day)
+        report.outcomes.append(outcome)
+        deps.on_outcome(outcome)
+
+    for target in targets:
+        sub = target.subscriber
+        if sub.email.lower() in suppressed:
+            settle(target, "skipped", "address is suppressed")
+            continue
+        digest = build_digest(sub, target.day, selections[target.sid])
+        n = len(digest.matches)
+        if not digest.matches and not sub.send_empty:
+            if options.dry_run:
+                settle(target, "dry-run", "nothing matched: would skip")
+                continue
+            ledger, now = deps.store.ledger, deps.clock()
+            created = ledger.record_skipped(target.sid, target.day, now, "nothing matched")
+            settle(target, "skipped" if created else "already", "nothing matched")
+        elif options.dry_run:
+            message_id = new_message_id(deps.settings.sender)
+            compose(deps.settings, deps.renderer, digest, message_id, deps.clock())
+            settle(target, "dry-run", f"would send {n} papers", n)
+        else:
+            yield _digest_job(deps, target, digest, selections[target.sid])
 
 
 def _targets(
@@ -368,18 +361,13 @@ async def send_to_targets(
         await ensure_papers(deps, day, report)
     candidates = _candidates(deps, targets, options.force)
     selections = _select(deps, targets, candidates)
-    for target in targets:
-        if deps.stop.is_set():
-            report.stopped = "shutting down"
-            break
-        try:
-            outcome = await _deliver_one(deps, target, selections[target.sid], options)
-        except FatalDeliveryError as exc:
-            report.stopped = str(exc)
-            outcome = Outcome(target.subscriber.email, "failed", 0, str(exc), target.day)
-            report.outcomes.append(outcome)
-            deps.on_outcome(outcome)
-            break
-        report.outcomes.append(outcome)
-        deps.on_outcome(outcome)
+    jobs = _digest_jobs(deps, targets, selections, options, report)
+    if options.dry_run or deps.mailer is None:
+        for _ in jobs:  # dry run: everything is settled while listing the jobs
+            pass
+        return report
+    how = DeliveryOptions(retry_now=options.retry_now, force=options.force)
+    delivered = await deliver(deps, jobs, how)
+    report.outcomes.extend(delivered.outcomes)
+    report.stopped = delivered.stopped
     return report

@@ -54,9 +54,11 @@ def _child(node: yaml.Node | None, key: str | int) -> yaml.Node | None:
     if isinstance(node, yaml.MappingNode):
         for k, v in node.value:
             if k.value == key:
-                return k if isinstance(v, yaml.ScalarNode) and v.value == "" else v
+                found: yaml.Node = k if isinstance(v, yaml.ScalarNode) and v.value == "" else v
+                return found
     if isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
-        return node.value[key]
+        item: yaml.Node = node.value[key]
+        return item
     return None
 
 
@@ -212,7 +214,7 @@ def json_schema() -> dict[str, Any]:
     """The JSON Schema of the profiles file, for editors (config/profiles.schema.json)."""
     subscriber = Subscriber.model_json_schema(mode="validation")
     defs = subscriber.pop("$defs", {})
-    defaults = {
+    defaults: dict[str, Any] = {
         "type": "object",
         "additionalProperties": False,
         "properties": {k: v for k, v in subscriber["properties"].items() if k in DEFAULT_KEYS},

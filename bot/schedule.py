@@ -78,4 +78,3 @@ def should_announce(source: str, day: date) -> bool:
     kind = source.split(":", 1)[0]
     weekdays = ANNOUNCE_WEEKDAYS.get(kind)
     return weekdays is not None and day.weekday() in weekdays
-

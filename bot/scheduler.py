@@ -24,9 +24,7 @@ DRAIN_SECONDS = 8.0  # how long a stop waits for the job in flight before cancel
 
 def build_scheduler(worker: Worker, sweep_seconds: int, sources: str) -> AsyncIOScheduler:
     """The scheduler with its jobs: sweep, fetch through the day, fetch after arXiv announces."""
-    scheduler = AsyncIOScheduler(
-        timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1}
-    )
+    scheduler = AsyncIOScheduler(timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1})
     now = datetime.now(UTC)
     scheduler.add_job(
         worker.sweep_job, IntervalTrigger(seconds=sweep_seconds), id="sweep",

@@ -8,7 +8,7 @@ from __future__ import annotations
 from email.headerregistry import Address
 from email.utils import parseaddr
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from email_validator import EmailNotValidError, validate_email
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -43,6 +43,12 @@ class Settings(BaseSettings):
     smtp_password: SecretStr | None = None
     smtp_timeout: float = Field(30.0, gt=0)
     smtp_connections: int = Field(4, ge=1, le=64)
+    smtp_rate_per_second: float | None = Field(None, gt=0)
+    smtp_rate_per_hour: int | None = Field(None, ge=1)
+    smtp_max_failures: int = Field(8, ge=1)  # connection failures in a row before a run stops
+    retry_first_seconds: int = Field(300, ge=1)
+    retry_max_seconds: int = Field(6 * 3600, ge=1)
+    retry_give_up_hours: float = Field(72, gt=0)
     from_: str = Field("paperbot <paperbot@example.org>", alias="PAPERBOT_FROM")
     outbox: Path = Path("outbox")
     secret_key: SecretStr | None = None
@@ -51,6 +57,7 @@ class Settings(BaseSettings):
     admin_email: str | None = None
     postal_address: str | None = None
     sweep_seconds: int = Field(60, ge=1)
+    alert_failed_share: float = Field(0.2, gt=0, le=1)
     log_format: Literal["text", "json"] = "text"
     arxiv_include_replacements: bool = False
 
@@ -84,6 +91,10 @@ class Settings(BaseSettings):
             raise ValueError(
                 "PAPERBOT_BASE_URL needs PAPERBOT_SECRET_KEY to sign unsubscribe links"
             )
+        if self.retry_max_seconds < self.retry_first_seconds:
+            raise ValueError(
+                "PAPERBOT_RETRY_MAX_SECONDS must not be less than PAPERBOT_RETRY_FIRST_SECONDS"
+            )
         if bool(self.smtp_username) != bool(self.smtp_password):
             raise ValueError(
                 "set both PAPERBOT_SMTP_USERNAME and PAPERBOT_SMTP_PASSWORD, or neither"
@@ -105,7 +116,8 @@ class Settings(BaseSettings):
 def load_settings(env_file: Path | None = Path(".env"), **overrides: object) -> Settings:
     """Read and validate the settings; raise ConfigError listing every problem."""
     try:
-        return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+        factory: Any = Settings
+        return factory(_env_file=env_file, **overrides)  # type: ignore[no-any-return]
     except ValidationError as exc:
         lines = []
         for err in exc.errors():

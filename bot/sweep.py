@@ -12,9 +12,17 @@ from datetime import datetime, timedelta
 
 from bot import schedule
 from bot.alerts import Terms, alert_hits
-from bot.message import new_message_id
+from bot.delivery import DeliveryOptions, deliver
 from bot.models import Digest, Subscriber
-from bot.pipeline import Deps, Outcome, SendOptions, SendReport, Target, _transmit, send_to_targets
+from bot.pipeline import (
+    Deps,
+    Outcome,
+    SendOptions,
+    SendReport,
+    Target,
+    alert_job,
+    send_to_targets,
+)
 
 log = logging.getLogger(__name__)
 
@@ -31,23 +39,23 @@ async def send_alerts(deps: Deps, roster: Roster, now: datetime, cache: Terms) -
     recent = deps.store.papers_between(today - timedelta(days=ALERT_WINDOW_DAYS), today)
     list_day = {item.paper.id: item.list_date for item in recent}
     sent = deps.store.sent_paper_ids(watchers)
-    outcomes = []
+    suppressed = deps.store.suppressed_emails()
+    jobs = []
     for sid, sub in watchers.items():
+        if sub.email.lower() in suppressed:
+            continue
         fresh = [i.paper for i in recent if i.paper.id not in sent.get(sid, set())]
         for hit in alert_hits(sub, fresh, cache):
-            if deps.stop.is_set() or deps.store.is_suppressed(sub.email):
-                return outcomes
             day = list_day[hit.paper.id]
-            claim = deps.store.ledger.claim(
-                sid, day, now, kind="alert", ref=hit.paper.id, paper_ids=[hit.paper.id],
-                new_message_id=lambda: new_message_id(deps.settings.sender), retry_now=False,
-            )  # fmt: skip
-            if claim is None:
-                continue
-            digest = Digest(sub, now.astimezone(sub.zone).date(), (hit.match,), (), "alert", hit.rules)
-            outcome = await _transmit(deps, Target(sub, sid, day), digest, claim)
-            log.info("alert %s to %s: %s", hit.paper.id, sub.email, outcome.status)
-            outcomes.append(outcome)
+            digest = Digest(
+                sub, now.astimezone(sub.zone).date(), (hit.match,), (), "alert", hit.rules
+            )
+            jobs.append(alert_job(deps, Target(sub, sid, day), digest, hit.paper.id))
+    if not jobs:
+        return []
+    outcomes = (await deliver(deps, jobs, DeliveryOptions(retry_now=False))).outcomes
+    for outcome in outcomes:
+        log.info("alert %s to %s: %s", outcome.ref, outcome.email, outcome.status)
     return outcomes
 
 
@@ -67,7 +75,9 @@ def _digest_targets(deps: Deps, roster: Roster, now: datetime) -> list[Target]:
     return list(targets.values())
 
 
-async def sweep(deps: Deps, roster: Roster, now: datetime, cache: Terms | None = None) -> SendReport:
+async def sweep(
+    deps: Deps, roster: Roster, now: datetime, cache: Terms | None = None
+) -> SendReport:
     """Alerts first (so the digest does not repeat them), then due digests and retries."""
     alerts = await send_alerts(deps, roster, now, {} if cache is None else cache)
     targets = _digest_targets(deps, roster, now)

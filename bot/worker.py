@@ -28,7 +28,6 @@ from bot.sweep import sweep
 log = logging.getLogger(__name__)
 
 SOURCE_FAILURES_BEFORE_ALERT = 3
-FAILED_SHARE_ALERT = 0.2  # alert the admin when more than this share of a sweep's sends failed
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +66,9 @@ class ProfilesFile:
 class Worker:
     """What the scheduler's jobs act on."""
 
-    def __init__(self, deps: Deps, mailer_factory: Callable[[], Mailer], profiles: ProfilesFile) -> None:
+    def __init__(
+        self, deps: Deps, mailer_factory: Callable[[], Mailer], profiles: ProfilesFile
+    ) -> None:
         self.deps = deps
         self.mailer_factory = mailer_factory
         self.profiles = profiles
@@ -98,8 +99,13 @@ class Worker:
         except ProfileError as exc:
             for problem in exc.problems:
                 log.error("profiles reload rejected: %s", problem)
-            what = f"The edited profiles file was rejected; the previous version stays in use.\n{exc}"
-            todo = f"Fix the lines above and save {self.profiles.path} again (check with `paperbot profiles check`)."
+            what = (
+                f"The edited profiles file was rejected; the previous version stays in use.\n{exc}"
+            )
+            todo = (
+                f"Fix the lines above and save {self.profiles.path} again "
+                "(check with `paperbot profiles check`)."
+            )
             await self._notify("profiles", what, todo)
 
     async def _notify(self, kind: str, what: str, todo: str) -> None:
@@ -107,7 +113,7 @@ class Worker:
             await self.admin.notify(mailer, kind, what, todo)
 
     async def fetch_job(self) -> None:
-        """Fetch today's and yesterday's lists (late additions and upvotes) and watch source health."""
+        """Fetch today's and yesterday's lists (late papers, new upvotes); watch source health."""
         async with self.busy:
             today = self.deps.clock().date()
             for day in (today - timedelta(days=1), today):
@@ -129,12 +135,14 @@ class Worker:
             self.source_failures[name] = failures
             if failures >= SOURCE_FAILURES_BEFORE_ALERT:
                 await self._notify(
-                    "source", f"Source {name} failed {failures} fetches in a row: {outcome.get('reason')}",
+                    "source",
+                    f"Source {name} failed {failures} fetches in a row: {outcome.get('reason')}",
                     "Check the source's status page and the network; paperbot keeps retrying.",
                 )  # fmt: skip
             elif status == "empty" and latest and should_announce(name, day) and day.weekday() < 5:
                 await self._notify(
-                    "source", f"Source {name} had no papers for {day}, a day it normally publishes.",
+                    "source",
+                    f"Source {name} had no papers for {day}, a day it normally publishes.",
                     "If it is not a holiday, check the source; the next fetch will try again.",
                 )  # fmt: skip
 
@@ -158,8 +166,10 @@ class Worker:
                 "Check PAPERBOT_SMTP_USERNAME / PAPERBOT_SMTP_PASSWORD and the TLS settings; "
                 "unsent digests go out at the next sweep after it is fixed.",
             )  # fmt: skip
-        elif attempted >= 5 and report.count("failed") / attempted > FAILED_SHARE_ALERT:
+        share = self.deps.settings.alert_failed_share
+        if not report.stopped and attempted >= 5 and report.count("failed") / attempted > share:
             await self._notify(
-                "failures", f"{report.count('failed')} of {attempted} deliveries failed in one sweep.",
-                "Run `paperbot status` for the reasons; temporary failures are retried automatically.",
+                "failures",
+                f"{report.count('failed')} of {attempted} deliveries failed in one sweep.",
+                "Run `paperbot status` for the reasons; temporary failures are retried.",
             )  # fmt: skip

@@ -19,7 +19,9 @@ def imports_of(path: Path) -> set[str]:
         if isinstance(node, ast.Import):
             found |= {alias.name.split(".")[0] for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.add(node.module.split(".")[0] if not node.module.startswith("bot.") else node.module)
+            found.add(
+                node.module.split(".")[0] if not node.module.startswith("bot.") else node.module
+            )
     return found
 
 

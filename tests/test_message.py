@@ -41,7 +41,9 @@ def test_text_then_html_alternatives() -> None:
 
 
 def test_crlf_never_reaches_a_header() -> None:
-    msg = build_message(envelope(name="Ada\r\nBcc: evil@example.net"), "Hi\r\nBcc: evil@example.net", "t", "h")
+    msg = build_message(
+        envelope(name="Ada\r\nBcc: evil@example.net"), "Hi\r\nBcc: evil@example.net", "t", "h"
+    )
     raw = msg.as_bytes()
     assert b"\r\nBcc:" not in raw and b"\nBcc:" not in raw
 
@@ -53,15 +55,22 @@ def test_message_ids_are_unique_and_in_sender_domain() -> None:
 
 
 def test_unsubscribe_headers() -> None:
-    links = Unsubscribe.for_recipient("ada@example.org", base_url="https://p.example.org", secret="s", mailto="u@p.example.org")
+    links = Unsubscribe.for_recipient(
+        "ada@example.org", base_url="https://p.example.org", secret="s", mailto="u@p.example.org"
+    )
     msg = build_message(envelope(unsubscribe=links), "s", "t", "h")
     assert msg["List-Unsubscribe"].startswith("<https://p.example.org/unsubscribe?token=")
-    assert "<mailto:u@p.example.org?subject=unsubscribe%20ada%40example.org>" in msg["List-Unsubscribe"]
+    assert (
+        "<mailto:u@p.example.org?subject=unsubscribe%20ada%40example.org>"
+        in msg["List-Unsubscribe"]
+    )
     assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
 
 
 def test_mailto_only_has_no_one_click_header() -> None:
-    links = Unsubscribe.for_recipient("ada@example.org", base_url=None, secret=None, mailto="u@p.example.org")
+    links = Unsubscribe.for_recipient(
+        "ada@example.org", base_url=None, secret=None, mailto="u@p.example.org"
+    )
     msg = build_message(envelope(unsubscribe=links), "s", "t", "h")
     assert msg["List-Unsubscribe"] and msg["List-Unsubscribe-Post"] is None
 

@@ -29,9 +29,9 @@ def test_worker_process_sends_once_and_stops_cleanly(
     env: dict[str, str], smtp_server: SmtpServer, profiles_file: Path, tmp_path: Path
 ) -> None:
     profiles_file.write_text(
-        profiles_file.read_text().replace('send_at: "08:00"', 'send_at: "00:00"').replace(
-            "America/New_York", "UTC"
-        )
+        profiles_file.read_text()
+        .replace('send_at: "08:00"', 'send_at: "00:00"')
+        .replace("America/New_York", "UTC")
     )
     process_env = {**os.environ, **env, **smtp_server.env(), "PAPERBOT_SWEEP_SECONDS": "1"}
     log = (tmp_path / "worker.log").open("w")
@@ -39,7 +39,9 @@ def test_worker_process_sends_once_and_stops_cleanly(
         [sys.executable, "-m", "bot", "run"], env=process_env, stdout=log, stderr=subprocess.STDOUT
     )
     try:
-        assert wait_for(lambda: len(smtp_server.messages) >= 2, 30), (tmp_path / "worker.log").read_text()
+        assert wait_for(lambda: len(smtp_server.messages) >= 2, 30), (
+            tmp_path / "worker.log"
+        ).read_text()
         time.sleep(2.5)  # a few more sweeps: nothing else may go out
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(timeout=10) == 0

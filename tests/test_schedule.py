@@ -56,7 +56,9 @@ def test_spring_forward_gap_is_sent_at_the_first_sweep_after_it() -> None:
         ("Europe/Berlin", "02:30", utc(2024, 10, 27, 0, 30), utc(2024, 10, 27, 1, 30)),
     ],
 )
-def test_fall_back_repeat_is_sent_once(zone: str, send_at: str, first: datetime, second: datetime) -> None:
+def test_fall_back_repeat_is_sent_once(
+    zone: str, send_at: str, first: datetime, second: datetime
+) -> None:
     subscriber = sub(zone, send_at)
     day = first.astimezone(subscriber.zone).date()
     assert due([(1, subscriber)], first, {}) == [(1, subscriber, day)]
@@ -79,7 +81,9 @@ def test_after_downtime_only_the_latest_digest_is_due() -> None:
     assert due([(1, subscriber)], utc(2024, 6, 5, 12), {}) == [(1, subscriber, date(2024, 6, 5))]
     # down from 4 June 07:00 to 5 June 07:00: 4 June's digest goes out at once, once
     settled = {(1, date(2024, 6, 3)): "sent"}
-    assert due([(1, subscriber)], utc(2024, 6, 5, 7), settled, {1}) == [(1, subscriber, date(2024, 6, 4))]
+    assert due([(1, subscriber)], utc(2024, 6, 5, 7), settled, {1}) == [
+        (1, subscriber, date(2024, 6, 4))
+    ]
     settled[(1, date(2024, 6, 4))] = "sent"
     assert due([(1, subscriber)], utc(2024, 6, 5, 7, 30), settled, {1}) == []
 

@@ -4,20 +4,37 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, date, datetime, timedelta
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlmodel import SQLModel, create_engine
 
 from bot.models import Interests, Paper, Subscriber
 from bot.store import Store
+from tests.postgres import postgres_url  # noqa: F401  (fixture)
 
 DAY = date(2026, 11, 25)
 NOW = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A real SQLite file, and a real PostgreSQL database emptied for the test."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    engine = create_engine(url)
+    SQLModel.metadata.drop_all(engine)
+    engine.dispose()
+    return url
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return Store(f"sqlite:///{tmp_path / 'store.db'}")
+def store(db_url: str) -> Iterator[Store]:
+    opened = Store(db_url)
+    yield opened
+    opened.close()
 
 
 def sub(email: str, *keywords: str) -> Subscriber:
@@ -33,9 +50,11 @@ def ids(counter: list[int]) -> str:
     return f"<m{counter[0]}@example.org>"
 
 
-def test_sqlite_runs_in_wal_mode(store: Store) -> None:
+def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'wal.db'}")
     with store.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    store.close()
 
 
 def test_sync_adds_updates_and_deactivates_keeping_history(store: Store) -> None:
@@ -115,9 +134,11 @@ def test_force_takes_a_sent_row_with_a_new_message_id(store: Store) -> None:
     assert store.sent_paper_ids([sid])[sid] == {"1", "2"}
 
 
-def test_two_stores_racing_for_one_row_claim_it_once(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'race.db'}"
-    sid = Store(url).sync_subscribers([sub("ada@example.org")]).ids["ada@example.org"]
+def test_two_stores_racing_for_one_row_claim_it_once(db_url: str) -> None:
+    url = db_url
+    setup = Store(url)
+    sid = setup.sync_subscribers([sub("ada@example.org")]).ids["ada@example.org"]
+    setup.close()
     stores = [Store(url) for _ in range(8)]
     wins: list[object] = []
     barrier = threading.Barrier(len(stores))
@@ -133,6 +154,8 @@ def test_two_stores_racing_for_one_row_claim_it_once(tmp_path: Path) -> None:
         t.start()
     for t in threads:
         t.join()
+    for s in stores:
+        s.close()
     assert len(wins) == 1
 
 

@@ -200,7 +200,9 @@ def _edit(path: Path, text: str) -> None:
 
 
 async def test_hot_reload_adopts_good_edits_and_keeps_the_last_good_on_bad_ones(
-    make_worker: Callable[[], Worker], profiles_path: Path, smtp_server: SmtpServer,
+    make_worker: Callable[[], Worker],
+    profiles_path: Path,
+    smtp_server: SmtpServer,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     worker = make_worker()
@@ -225,7 +227,9 @@ async def test_hot_reload_adopts_good_edits_and_keeps_the_last_good_on_bad_ones(
     assert len(worker.roster) == 3
 
 
-async def test_admin_alerts_are_rate_limited_per_kind(config: Settings, smtp_server: SmtpServer) -> None:
+async def test_admin_alerts_are_rate_limited_per_kind(
+    config: Settings, smtp_server: SmtpServer
+) -> None:
     clock = Clock(datetime(2026, 11, 25, tzinfo=UTC))
     admin = AdminAlerts(config, clock)
     async with SmtpMailer(smtp_server.host, smtp_server.port, security="none") as mailer:

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import NamedTuple
 
-import Stemmer  # type: ignore[import-not-found]
+import Stemmer
 
 _STOPWORD_TEXT = """
     a about above after again against all also am an and any are as at be been before being

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 from xml.sax import SAXException
 
-import feedparser  # type: ignore[import-untyped]
+import feedparser
 
 from bot.errors import SourceError
 from bot.models import Paper

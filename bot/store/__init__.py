@@ -4,8 +4,8 @@ The delivery ledger is the heart of it. A row moves ``sending -> sent`` (or ``te
 ``perm_failed``, ``skipped``); its Message-ID is committed with ``sending`` *before* the SMTP
 transaction, and ``sent`` plus the sent items are committed together after the server's 250.
 A row is claimed with one atomic INSERT or conditional UPDATE, so two processes never send the
-same digest. A ``sending`` row whose lease has expired belongs to a crashed process and may be claimed again,
-with the same Message-ID.
+same digest. A ``sending`` row whose lease has expired belongs to a crashed process (or to a message
+whose connection was lost after the data) and may be claimed again, with the same Message-ID.
 """
 
 from __future__ import annotations
@@ -13,30 +13,32 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any, NamedTuple
 
 from sqlmodel import Session, col, func, select
 
 from bot.models import Paper, Subscriber
-from bot.store.ledger import Claim, Ledger
+from bot.store.ledger import Claim, ClaimRequest, Ledger
 from bot.store.tables import (
+    SENDING,
     SENT,
     SKIPPED,
+    TEMP_FAILED,
     Delivery,
     PaperRow,
     RunRow,
     SentItem,
     SubscriberRow,
     Suppression,
-    make_engine,
     as_utc,
+    make_engine,
     paper_columns,
     paper_from_row,
     utcnow,
 )  # fmt: skip
 
-__all__ = ["Claim", "Ledger", "Store", "StoredPaper", "SyncReport"]
+__all__ = ["Claim", "ClaimRequest", "Ledger", "Store", "StoredPaper", "SyncReport"]
 
 
 class StoredPaper(NamedTuple):
@@ -63,6 +65,10 @@ class Store:
     def __init__(self, url: str) -> None:
         self.engine = make_engine(url)
         self.ledger = Ledger(self.engine)
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
 
     def session(self) -> Session:
         """A new session (callers use it as a context manager)."""
@@ -111,9 +117,7 @@ class Store:
     def subscriber_id(self, email: str) -> int | None:
         """The stored id of a subscriber (active or not), without changing anything."""
         with self.session() as db:
-            query = select(SubscriberRow.id).where(
-                func.lower(SubscriberRow.email) == email.lower()
-            )
+            query = select(SubscriberRow.id).where(func.lower(SubscriberRow.email) == email.lower())
             return db.exec(query).first()
 
     # -- papers ------------------------------------------------------------------------------
@@ -157,10 +161,7 @@ class Store:
                 .order_by(col(PaperRow.list_date), col(PaperRow.id))
             )
             rows = db.exec(query).all()
-            return [
-                StoredPaper(paper_from_row(r), r.list_date, r.first_seen)
-                for r in rows
-            ]
+            return [StoredPaper(paper_from_row(r), r.list_date, r.first_seen) for r in rows]
 
     def papers_by_id(self, ids: Iterable[str]) -> dict[str, Paper]:
         """Stored papers with these ids."""
@@ -216,6 +217,11 @@ class Store:
         with self.session() as db:
             return {r.email: r for r in db.exec(select(Suppression)).all()}
 
+    def suppressed_emails(self) -> set[str]:
+        """Every suppressed address (lower case): one query for a whole batch of checks."""
+        with self.session() as db:
+            return set(db.exec(select(Suppression.email)).all())
+
     def is_suppressed(self, email: str) -> bool:
         """Checked right before each send."""
         with self.session() as db:
@@ -241,6 +247,19 @@ class Store:
                 row.summary = json.loads(json.dumps(summary, default=str))
                 db.add(row)
                 db.commit()
+
+    def upcoming(self, limit: int = 20) -> list[tuple[Delivery, str]]:
+        """Rows still to be sent (temporary failures and ``sending``), soonest first, with email."""
+        soonest = func.coalesce(col(Delivery.next_attempt_at), col(Delivery.lease_until))
+        query = (
+            select(Delivery, SubscriberRow.email)
+            .join(SubscriberRow, col(SubscriberRow.id) == col(Delivery.subscriber_id))
+            .where(col(Delivery.status).in_([TEMP_FAILED, SENDING]))
+            .order_by(soonest)
+            .limit(limit)
+        )
+        with self.session() as db:
+            return [(row, email) for row, email in db.exec(query).all()]
 
     def recent_runs(self, limit: int = 10) -> list[RunRow]:
         """The latest runs, newest first."""

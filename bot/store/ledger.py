@@ -154,7 +154,9 @@ class Ledger:
             result.append(taken or None)
         return result
 
-    def _rows_for(self, requests: Sequence[ClaimRequest]) -> dict[tuple[int, str, date, str], Delivery]:
+    def _rows_for(
+        self, requests: Sequence[ClaimRequest]
+    ) -> dict[tuple[int, str, date, str], Delivery]:
         keys = {r.key for r in requests}
         query = select(Delivery).where(
             col(Delivery.subscriber_id).in_({r.subscriber_id for r in requests}),
@@ -166,7 +168,7 @@ class Ledger:
         return {key: row for key, row in found.items() if key in keys}
 
     def _insert_new(self, requests: Sequence[ClaimRequest], stamp: datetime) -> dict[str, int]:
-        """Insert ``sending`` rows, skipping keys someone else inserted; ids of ours by Message-ID."""
+        """Insert ``sending`` rows, skipping keys taken meanwhile; our row ids by Message-ID."""
         values = [
             {"subscriber_id": r.subscriber_id, "kind": r.kind, "digest_date": r.day, "ref": r.ref,
              "status": SENDING, "message_id": r.message_id, "paper_ids": list(r.paper_ids),
@@ -185,7 +187,9 @@ class Ledger:
         ids = [r.message_id for r in requests]
         with self._session() as db:
             db.connection().execute(statement, values)
-            query = select(Delivery.message_id, Delivery.id).where(col(Delivery.message_id).in_(ids))
+            query = select(Delivery.message_id, Delivery.id).where(
+                col(Delivery.message_id).in_(ids)
+            )
             mine = {m: i for m, i in db.exec(query).all() if m is not None and i is not None}
             db.commit()
         return mine
@@ -323,6 +327,18 @@ class Ledger:
                 | ((col(Delivery.status) == SENDING) & (col(Delivery.lease_until) < stamp))
             )
             return list(db.exec(query).all())
+
+    def tally(self, since: date | None = None) -> list[tuple[date, str, str, int]]:
+        """(date, kind, state, count) of every delivery row, newest date first."""
+        day, kind, status = (
+            col(Delivery.digest_date), col(Delivery.kind), col(Delivery.status)
+        )  # fmt: skip
+        query = sa_select(day, kind, status, func.count()).group_by(day, kind, status)
+        if since is not None:
+            query = query.where(day >= since)
+        with self._session() as db:
+            rows = db.connection().execute(query.order_by(day.desc(), kind, status)).all()
+        return [(d, k, s, n) for d, k, s, n in rows]
 
     def counts(self, since: date | None = None) -> list[tuple[date, str, int]]:
         """Deliveries by date and state, newest date first."""

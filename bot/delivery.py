@@ -1,0 +1,322 @@
+"""The delivery engine: claim, compose, send and record many messages, each at most once.
+
+One producer task claims jobs in batches (a worker thread does the SQL) and composes each
+message; ``mailer.concurrency`` sender tasks take them from a short queue, re-check the
+suppression list, send, and record ``sent`` in group commits. So rendering, ledger writes and
+SMTP overlap and the slowest of them sets the pace. A message is acknowledged in the ledger
+before its sender takes the next one: after a crash, at most one message per connection can
+arrive twice (and with the same Message-ID).
+
+How each failure is handled:
+
+- temporary (4xx, 552): ``temp_failed`` with the next attempt from ``RetryPolicy``;
+  past the give-up time, ``perm_failed``
+- permanent (other 5xx): ``perm_failed``, and the address is suppressed
+- connection refused, dropped or timed out before the data: reconnect and try again; after
+  ``smtp_max_failures`` such failures in a row, stop
+- connection lost after the data: the row stays ``sending``; its lease runs out and it is sent
+  again, with the same Message-ID
+- authentication or TLS failure: stop at once
+Stopping (or ``deps.stop``) releases the claimed messages not yet sent, for the next run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from email.message import EmailMessage
+from itertools import islice
+from typing import Protocol
+
+from bot.errors import (
+    ConnectionDeliveryError,
+    DeliveryError,
+    FatalDeliveryError,
+    PermanentDeliveryError,
+    TemporaryDeliveryError,
+    UnknownOutcomeError,
+)
+from bot.mailer import Mailer
+from bot.message import new_message_id
+from bot.pacing import GroupCommit, RateLimiter, Snapshot
+from bot.retry import Random, RetryPolicy
+from bot.settings import Settings
+from bot.store import Claim, ClaimRequest, Store
+
+log = logging.getLogger(__name__)
+
+BATCH = 64  # claims per transaction
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What happened to one message (or one subscriber) in a run."""
+
+    email: str
+    status: str  # sent | skipped | failed | unknown | already | dry-run
+    papers: int = 0
+    detail: str = ""
+    digest_date: date | None = None
+    kind: str = "digest"
+    ref: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One message to deliver at most once: its ledger key, its papers, and how to write it.
+
+    ``compose`` receives the claim: its Message-ID, and the paper ids to send (after a crash
+    or a retry, those recorded with the first attempt).
+    """
+
+    subscriber_id: int
+    email: str
+    day: date
+    compose: Callable[[Claim], EmailMessage]
+    paper_ids: tuple[str, ...] = ()
+    kind: str = "digest"
+    ref: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryOptions:
+    """``retry_now``: temporary failures are due at once; ``force``: resend what was sent."""
+
+    retry_now: bool = False
+    force: bool = False
+    rand: Random = random.random
+
+
+@dataclass
+class DeliveryReport:
+    """Every outcome, and why the run stopped early if it did."""
+
+    outcomes: list[Outcome] = field(default_factory=list)
+    stopped: str | None = None
+    released: int = 0
+
+
+class DeliveryDeps(Protocol):
+    """What the engine needs from a run's dependencies."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def store(self) -> Store: ...
+    @property
+    def mailer(self) -> Mailer | None: ...
+    @property
+    def clock(self) -> Callable[[], datetime]: ...
+    @property
+    def on_outcome(self) -> Callable[[Outcome], None]: ...
+    @property
+    def stop(self) -> asyncio.Event: ...
+
+
+def retry_policy(settings: Settings) -> RetryPolicy:
+    """The backoff the settings ask for."""
+    return RetryPolicy(
+        first=timedelta(seconds=settings.retry_first_seconds),
+        maximum=timedelta(seconds=settings.retry_max_seconds),
+        give_up=timedelta(hours=settings.retry_give_up_hours),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Ready:
+    job: Job
+    claim: Claim
+    message: EmailMessage
+
+
+async def deliver(
+    deps: DeliveryDeps, jobs: Iterable[Job], options: DeliveryOptions | None = None
+) -> DeliveryReport:
+    """Deliver every job at most once; see the module docstring for what each failure does."""
+    if deps.mailer is None:
+        raise ValueError("deliver needs a mailer")
+    return await _Run(deps, deps.mailer, options or DeliveryOptions()).run(jobs)
+
+
+def _chunks(jobs: Iterable[Job], size: int) -> Iterator[list[Job]]:
+    it = iter(jobs)
+    while chunk := list(islice(it, size)):
+        yield chunk
+
+
+class _Run:
+    """The state of one delivery run."""
+
+    def __init__(self, deps: DeliveryDeps, mailer: Mailer, options: DeliveryOptions) -> None:
+        self.deps, self.mailer, self.options = deps, mailer, options
+        settings, ledger = deps.settings, deps.store.ledger
+        self.policy = retry_policy(settings)
+        self.limiter = RateLimiter(settings.smtp_rate_per_second, settings.smtp_rate_per_hour)
+        self.queue: asyncio.Queue[_Ready | None] = asyncio.Queue(maxsize=2 * mailer.concurrency)
+        self.recorder: GroupCommit[Claim] = GroupCommit(
+            lambda claims: ledger.mark_sent_many(claims, deps.clock())
+        )
+        self.suppressed = Snapshot(deps.store.suppressed_emails)
+        self.report = DeliveryReport()
+        self.failures_in_row = 0
+
+    async def run(self, jobs: Iterable[Job]) -> DeliveryReport:
+        senders = [asyncio.create_task(self._sender()) for _ in range(self.mailer.concurrency)]
+        try:
+            await self._produce(jobs)
+        finally:
+            for _ in senders:
+                await self.queue.put(None)
+            await asyncio.gather(*senders)
+        return self.report
+
+    # -- bookkeeping -------------------------------------------------------------------------
+
+    def _emit(self, job: Job, status: str, detail: str, papers: int = 0) -> None:
+        outcome = Outcome(job.email, status, papers, detail, job.day, job.kind, job.ref)
+        self.report.outcomes.append(outcome)
+        self.deps.on_outcome(outcome)
+
+    def _halted(self) -> bool:
+        if self.report.stopped is None and self.deps.stop.is_set():
+            self.report.stopped = "shutting down"
+        return self.report.stopped is not None
+
+    def _halt(self, reason: str) -> None:
+        if self.report.stopped is None:
+            log.error("delivery stopped: %s", reason)
+            self.report.stopped = reason
+
+    # -- producer ----------------------------------------------------------------------------
+
+    async def _produce(self, jobs: Iterable[Job]) -> None:
+        size = 1 if self.limiter.active else BATCH
+        for chunk in _chunks(jobs, size):
+            if self._halted():
+                return
+            await self.limiter.wait()
+            requests = [
+                ClaimRequest(j.subscriber_id, j.day, j.paper_ids, self._message_id(), j.kind, j.ref)
+                for j in chunk
+            ]
+            claims = await asyncio.to_thread(
+                self.deps.store.ledger.claim_many, requests, self.deps.clock(),
+                retry_now=self.options.retry_now, force=self.options.force,
+            )  # fmt: skip
+            for job, claim in zip(chunk, claims, strict=True):
+                if claim is None:
+                    self._emit(job, "already", await self._why_not(job))
+                    continue
+                message = await self._compose(job, claim)
+                if message is not None:
+                    await self.queue.put(_Ready(job, claim, message))
+
+    def _message_id(self) -> str:
+        return new_message_id(self.deps.settings.sender)
+
+    async def _why_not(self, job: Job) -> str:
+        ledger = self.deps.store.ledger
+        row = await asyncio.to_thread(ledger.get, job.subscriber_id, job.day, job.kind, job.ref)
+        reasons = {
+            "sent": "already sent", "skipped": "already skipped",
+            "perm_failed": "failed permanently", "sending": "being sent by another run",
+            "temp_failed": "waiting for its next retry",
+        }  # fmt: skip
+        return reasons.get(row.status, row.status) if row is not None else "claimed elsewhere"
+
+    async def _compose(self, job: Job, claim: Claim) -> EmailMessage | None:
+        try:
+            return job.compose(claim)
+        except Exception as exc:  # a bug rendering one message must not stop the others
+            log.exception("composing the %s for %s failed", job.kind, job.email)
+            await self._failed(job, claim, TemporaryDeliveryError(f"internal error: {exc!r}"))
+            return None
+
+    # -- senders -----------------------------------------------------------------------------
+
+    async def _sender(self) -> None:
+        while (item := await self.queue.get()) is not None:
+            if self._halted():
+                await asyncio.to_thread(
+                    self.deps.store.ledger.release, item.claim, self.deps.clock()
+                )
+                self.report.released += 1
+                continue
+            await self._deliver(item)
+
+    async def _deliver(self, item: _Ready) -> None:
+        job, claim = item.job, item.claim
+        ledger = self.deps.store.ledger
+        if await self.suppressed.contains(job.email.lower()):
+            await asyncio.to_thread(ledger.mark_skipped, claim, self.deps.clock(), "suppressed")
+            self._emit(job, "skipped", "address is suppressed")
+            return
+        try:
+            await self._send(item.message)
+        except UnknownOutcomeError as exc:
+            self._connection_failed(exc)
+            self._emit(job, "unknown", f"{exc}; it will be sent again with the same Message-ID")
+        except FatalDeliveryError as exc:
+            self._halt(str(exc))
+            await asyncio.to_thread(ledger.release, claim, self.deps.clock())
+            self._emit(job, "failed", str(exc))
+        except DeliveryError as exc:
+            await self._failed(job, claim, exc)
+        else:
+            await self._sent(job, claim)
+
+    async def _send(self, message: EmailMessage) -> None:
+        """Send, reconnecting after connection trouble until too much of it happened in a row."""
+        while True:
+            try:
+                await self.mailer.send(message)
+            except ConnectionDeliveryError as exc:
+                self._connection_failed(exc)
+                if self._halted():
+                    raise FatalDeliveryError(self.report.stopped or str(exc)) from exc
+                await asyncio.sleep(min(0.05 * 2**self.failures_in_row, 5.0))
+                continue
+            except (PermanentDeliveryError, TemporaryDeliveryError):
+                self.failures_in_row = 0  # the server answered: the connection is fine
+                raise
+            self.failures_in_row = 0
+            return
+
+    def _connection_failed(self, exc: DeliveryError) -> None:
+        self.failures_in_row += 1
+        limit = self.deps.settings.smtp_max_failures
+        if self.failures_in_row >= limit:
+            self._halt(f"{self.failures_in_row} connection failures in a row, last: {exc}")
+
+    async def _sent(self, job: Job, claim: Claim) -> None:
+        try:
+            await self.recorder.add(claim)
+        except Exception as exc:
+            log.exception("recording a sent message failed")
+            self._emit(job, "unknown", f"sent, but the ledger could not record it: {exc}")
+            return
+        n = len(claim.paper_ids)
+        note = " (resent after an interrupted run)" if claim.resumed else ""
+        note = " (forced resend)" if claim.forced else note
+        papers = f"{n} paper{'s' if n != 1 else ''}" if job.kind == "digest" else job.kind
+        self._emit(job, "sent", f"{papers}{note}", n)
+
+    async def _failed(self, job: Job, claim: Claim, exc: DeliveryError) -> None:
+        now, ledger, store = self.deps.clock(), self.deps.store.ledger, self.deps.store
+        detail = str(exc)
+        if isinstance(exc, PermanentDeliveryError):
+            retry_at = None
+            await asyncio.to_thread(store.suppress, job.email, f"permanent failure: {exc}")
+        else:
+            first = claim.first_attempt or now
+            retry_at = self.policy.next_attempt(claim.attempts, first, now, self.options.rand)
+            if retry_at is None:
+                detail = f"gave up after {claim.attempts} attempts: {exc}"
+        await asyncio.to_thread(
+            ledger.mark_failed, claim, now, error=detail, code=exc.code, retry_at=retry_at
+        )
+        self._emit(job, "failed", detail, len(claim.paper_ids))

@@ -1,0 +1,115 @@
+"""Pacing helpers for the delivery engine: rate limits, group commits, a suppression snapshot."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class RateLimiter:
+    """At most ``per_second`` messages a second and ``per_hour`` in any hour; None = no limit."""
+
+    def __init__(
+        self,
+        per_second: float | None = None,
+        per_hour: int | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.per_second, self.per_hour = per_second, per_hour
+        self._clock, self._sleep = clock, sleep
+        self._next = 0.0  # earliest moment of the next message under the per-second limit
+        self._hour: deque[float] = deque()  # send moments of the last hour
+        self._lock = asyncio.Lock()
+
+    @property
+    def active(self) -> bool:
+        """Whether any limit is set."""
+        return bool(self.per_second or self.per_hour)
+
+    async def wait(self) -> None:
+        """Return when one more message may go out, and count it."""
+        if not self.active:
+            return
+        async with self._lock:
+            delay = self._delay(self._clock())
+            if delay > 0:
+                await self._sleep(delay)
+            now = self._clock()
+            if self.per_second:
+                self._next = max(now, self._next) + 1 / self.per_second
+            if self.per_hour:
+                self._hour.append(now)
+
+    def _delay(self, now: float) -> float:
+        delay = max(0.0, self._next - now) if self.per_second else 0.0
+        if self.per_hour:
+            while self._hour and self._hour[0] <= now - 3600:
+                self._hour.popleft()
+            if len(self._hour) >= self.per_hour:
+                delay = max(delay, self._hour[0] + 3600 - now)
+        return delay
+
+
+class GroupCommit(Generic[T]):
+    """Writes items in batches on a worker thread; ``await add(item)`` returns once it is written.
+
+    While one batch is being written, new items gather for the next, so N concurrent writers
+    cost about one transaction, and nothing is acknowledged before it is committed.
+    """
+
+    def __init__(self, write: Callable[[Sequence[T]], None]) -> None:
+        self._write = write
+        self._pending: list[tuple[T, asyncio.Future[None]]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def add(self, item: T) -> None:
+        """Queue ``item`` for the next batch and wait until that batch is committed."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((item, done))
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._flush())
+        await done
+
+    async def _flush(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                await asyncio.to_thread(self._write, [item for item, _ in batch])
+            except Exception as exc:  # every waiter of the batch learns it was not written
+                for _, done in batch:
+                    done.set_exception(exc)
+                continue
+            for _, done in batch:
+                done.set_result(None)
+
+
+class Snapshot:
+    """A set loaded on a worker thread, reloaded when older than ``max_age`` seconds."""
+
+    def __init__(
+        self,
+        load: Callable[[], set[str]],
+        max_age: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._load, self.max_age, self._clock = load, max_age, clock
+        self._items: set[str] = set()
+        self._loaded_at: float | None = None
+        self._lock = asyncio.Lock()
+
+    async def contains(self, item: str) -> bool:
+        """Whether ``item`` is in the set as of at most ``max_age`` seconds ago."""
+        async with self._lock:
+            now = self._clock()
+            if self._loaded_at is None or now - self._loaded_at >= self.max_age:
+                self._items = await asyncio.to_thread(self._load)
+                self._loaded_at = now
+        return item in self._items
