@@ -84,12 +84,15 @@ def run_ours(papers: list[dict[str, object]], profiles: list[dict[str, object]])
         )
         for p in papers
     ]  # type: ignore[call-overload]
+    interests = Subscriber.model_fields["interests"].annotation
+    # Every field with a default factory is given, so pydantic need not inspect the factories.
     subs = [
         Subscriber.model_construct(
             email=p["email"],
             max_papers=DIGEST,
             min_score=None,
-            interests=Subscriber.model_fields["interests"].annotation.model_construct(  # type: ignore[union-attr]
+            alerts=[],
+            interests=interests.model_construct(  # type: ignore[union-attr]
                 keywords=p["keywords"],
                 description=p["description"],
                 exclude=[],

@@ -21,11 +21,11 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from bot import matching, sources
+from bot import admin_cli, matching, sources
 from bot.errors import BotError, ProfileError
 from bot.logs import setup_logging
 from bot.mailer import Mailer, OutboxMailer, SmtpMailer
-from bot.models import Paper
+from bot.models import Paper, Subscriber
 from bot.pipeline import (
     Deps,
     Fetched,
@@ -33,6 +33,7 @@ from bot.pipeline import (
     SendOptions,
     SendReport,
     digest_day,
+    explain_stored,
     fetch_and_store,
     send_digests,
 )
@@ -90,6 +91,14 @@ def read_profiles(path: Path) -> Profiles:
     return parse_profiles(text, str(path))
 
 
+def _subscriber(profiles: Profiles, email: str, path: Path) -> Subscriber:
+    """The subscriber with this address, or a clear error."""
+    for subscriber in profiles.subscribers:
+        if subscriber.email.lower() == email.lower():
+            return subscriber
+    raise BotError(f"{email} is not a subscriber in {path}")
+
+
 def settings() -> Settings:
     """The validated settings, with logging set up to match."""
     loaded = load_settings()
@@ -105,6 +114,7 @@ def make_mailer(config: Settings) -> Mailer:
     return SmtpMailer(
         config.smtp_host, config.port, security=config.smtp_security,
         username=config.smtp_username, password=password, timeout=config.smtp_timeout,
+        connections=config.smtp_connections,
     )  # fmt: skip
 
 
@@ -162,6 +172,7 @@ def send(
     out.print(
         f"sent {counts['sent']}, skipped {counts['skipped']}, failed {counts['failed']}, "
         f"already sent {counts['already']}" + (f", dry run {counts['dry-run']}" if dry_run else "")
+        + (f", outcome unknown {counts['unknown']} (resent later)" if counts["unknown"] else "")
     )
     if force:
         out.print("[yellow]--force: digests already sent were sent again on purpose.[/]")
@@ -175,7 +186,7 @@ def send(
         out.print(f"Outbox: {config.outbox}/ — open {config.outbox / 'index.html'} to read them")
         if latest:
             out.print(f"Preview: {latest[0]}")
-    if counts["failed"] or report.stopped:
+    if counts["failed"] or counts["unknown"] or report.stopped:
         raise typer.Exit(1)
 
 
@@ -238,10 +249,7 @@ def preview(
 ) -> None:
     """Render exactly what a subscriber would get, without sending or touching the ledger."""
     config = settings()
-    found = [s for s in read_profiles(config.profiles).subscribers if s.email.lower() == email.lower()]
-    if not found:
-        raise BotError(f"{email} is not a subscriber in {config.profiles}")
-    subscriber = found[0]
+    subscriber = _subscriber(read_profiles(config.profiles), email, config.profiles)
     when = day.date() if day else digest_day(subscriber, datetime.now(UTC))
     digest, message = asyncio.run(pipeline_preview(_deps(config), subscriber, when))
     target = out_file or Path(f"preview-{subscriber.email}-{when}.html")
@@ -343,6 +351,32 @@ def papers(
         raise typer.Exit(1)
 
 
+@app.command()
+@handle_errors
+def explain(
+    email: Annotated[str, typer.Argument(help="The subscriber's email address")],
+    paper_id: Annotated[str, typer.Argument(help="The paper's id, e.g. 2401.04088")],
+    papers: Annotated[
+        Path | None, typer.Option("--papers", help="Explain against a Papers file instead")
+    ] = None,
+) -> None:
+    """Why a paper was or was not picked for a subscriber."""
+    config = settings()
+    subscriber = _subscriber(read_profiles(config.profiles), email, config.profiles)
+    if papers is None:
+        verdict = explain_stored(_deps(config), subscriber, paper_id)
+    else:
+        found = read_papers_file(papers).papers
+        paper = next((p for p in found if p.id == paper_id), None)
+        if paper is None:
+            raise BotError(f"paper {paper_id} is not in {papers}")
+        verdict = matching.explain(subscriber, paper, found, corpus=found)
+    for line in verdict.lines():
+        out.print(line, markup=False, soft_wrap=True)
+    if verdict.snippet:
+        out.print(f"  snippet: {verdict.snippet}", markup=False, soft_wrap=True)
+
+
 @profiles_app.command("check")
 @handle_errors
 def profiles_check(
@@ -364,6 +398,11 @@ def run() -> None:
     profiles = ProfilesFile(config.profiles, read_profiles)
     worker = Worker(deps, lambda: make_mailer(config), profiles)
     asyncio.run(run_worker(worker, config.sweep_seconds, config.sources))
+
+
+app.command()(handle_errors(admin_cli.unsubscribe))
+app.command()(handle_errors(admin_cli.unsuppress))
+app.command()(handle_errors(admin_cli.status))
 
 
 @profiles_app.command("schema")

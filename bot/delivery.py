@@ -155,6 +155,7 @@ class _Run:
         self.deps, self.mailer, self.options = deps, mailer, options
         settings, ledger = deps.settings, deps.store.ledger
         self.policy = retry_policy(settings)
+        self.lease = timedelta(seconds=settings.send_lease_seconds)
         self.limiter = RateLimiter(settings.smtp_rate_per_second, settings.smtp_rate_per_hour)
         self.queue: asyncio.Queue[_Ready | None] = asyncio.Queue(maxsize=2 * mailer.concurrency)
         self.recorder: GroupCommit[Claim] = GroupCommit(
@@ -205,7 +206,7 @@ class _Run:
             ]
             claims = await asyncio.to_thread(
                 self.deps.store.ledger.claim_many, requests, self.deps.clock(),
-                retry_now=self.options.retry_now, force=self.options.force,
+                retry_now=self.options.retry_now, force=self.options.force, lease=self.lease,
             )  # fmt: skip
             for job, claim in zip(chunk, claims, strict=True):
                 if claim is None:

@@ -17,6 +17,7 @@ from typing import Any
 from bot import matching
 from bot.delivery import DeliveryOptions, Job, deliver
 from bot.delivery import Outcome as Outcome  # re-exported: part of the run report
+from bot.errors import BotError
 from bot.mailer import Mailer
 from bot.message import Envelope, Unsubscribe, build_message, new_message_id, recipient
 from bot.models import Digest, DigestKind, Match, Paper, Subscriber
@@ -322,6 +323,19 @@ async def preview(deps: Deps, subscriber: Subscriber, day: date) -> tuple[Digest
     digest = build_digest(subscriber, day, selection)
     message_id = new_message_id(deps.settings.sender)
     return digest, compose(deps.settings, deps.renderer, digest, message_id, deps.clock())
+
+
+def explain_stored(deps: Deps, subscriber: Subscriber, paper_id: str) -> matching.Explanation:
+    """Why a stored paper was or was not picked for ``subscriber``, among its day's papers."""
+    item = deps.store.stored_paper(paper_id)
+    if item is None:
+        raise BotError(f"paper {paper_id} is not stored; fetch its day first (`paperbot fetch`)")
+    day = [i.paper for i in deps.store.papers_between(item.list_date, item.list_date)]
+    window = deps.store.papers_between(item.list_date - timedelta(days=CORPUS_DAYS), item.list_date)
+    liked = deps.store.papers_by_id(subscriber.interests.like)
+    return matching.explain(
+        subscriber, item.paper, day, corpus=[i.paper for i in window], liked=liked
+    )
 
 
 def _not_done(deps: Deps, targets: list[Target], report: SendReport) -> list[Target]:

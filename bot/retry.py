@@ -31,8 +31,9 @@ class RetryPolicy:
 
     def delay(self, attempts: int, rand: Random) -> timedelta:
         """The wait after ``attempts`` failed attempts (1 = the first one failed)."""
-        exponent = min(max(attempts, 1) - 1, 40)  # 2**40 * anything is past any maximum
-        base = min(self.first * (1 << exponent), self.maximum)
+        exponent = min(max(attempts, 1) - 1, 60)  # 2**60 * anything is past any maximum
+        seconds = min(self.first.total_seconds() * 2.0**exponent, self.maximum.total_seconds())
+        base = timedelta(seconds=seconds)
         spread = 1 + self.jitter * (2 * rand() - 1)
         return min(base * spread, self.maximum)
 

@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     retry_first_seconds: int = Field(300, ge=1)
     retry_max_seconds: int = Field(6 * 3600, ge=1)
     retry_give_up_hours: float = Field(72, gt=0)
+    send_lease_seconds: int = Field(300, ge=1)  # a `sending` row older than this was lost
     from_: str = Field("paperbot <paperbot@example.org>", alias="PAPERBOT_FROM")
     outbox: Path = Path("outbox")
     secret_key: SecretStr | None = None

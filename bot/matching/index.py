@@ -25,13 +25,18 @@ Feature = str | tuple[str, ...]
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Field:
-    """One analysed field of one paper."""
+    """One analysed field of one paper.
+
+    ``sentences`` holds (first char, end char, first token, end token) per sentence; ``where``
+    maps a term to the sentences holding it and ``positions`` to the tokens carrying it.
+    """
 
     tokens: tuple[Token, ...]
     terms: tuple[str, ...]
     segments: tuple[int, ...]
-    sentences: tuple[tuple[int, int, tuple[Token, ...]], ...]
+    sentences: tuple[tuple[int, int, int, int], ...]
     where: dict[str, tuple[int, ...]]
+    positions: dict[str, tuple[int, ...]]
 
     @classmethod
     def of(cls, text: str, acronyms: Acronyms) -> Field:
@@ -40,13 +45,29 @@ class Field:
         terms = tuple(t for tok in tokens for t in tok.terms)
         segments = tuple(tok.segment for tok in tokens for _ in tok.terms)
         spans = sentences(text) or [(0, len(text))]
-        grouped = tuple((s, e, tuple(t for t in tokens if s <= t.start < e)) for s, e in spans)
+        bounds, k = [], 0
+        for start, end in spans:
+            first = k
+            while k < len(tokens) and tokens[k].start < end:
+                k += 1
+            bounds.append((start, end, first, k))
+        positions: dict[str, list[int]] = {}
         where: dict[str, list[int]] = {}
-        for i, (_, _, toks) in enumerate(grouped):
-            for term in {t for tok in toks for t in tok.terms}:
-                where.setdefault(term, []).append(i)
-        found = {t: tuple(ix) for t, ix in where.items()}
-        return cls(tuple(tokens), terms, segments, grouped, found)
+        for i, (_, _, first, last) in enumerate(bounds):
+            for k in range(first, last):
+                for term in tokens[k].terms:
+                    positions.setdefault(term, []).append(k)
+                    seen = where.setdefault(term, [])
+                    if not seen or seen[-1] != i:
+                        seen.append(i)
+        return cls(
+            tuple(tokens),
+            terms,
+            segments,
+            tuple(bounds),
+            {t: tuple(ix) for t, ix in where.items()},
+            {t: tuple(ix) for t, ix in positions.items()},
+        )
 
     def counts(
         self, phrases: frozenset[tuple[str, ...]], lengths: Iterable[int]
@@ -127,8 +148,8 @@ class Collection:
 
     def saturated(
         self, doc: Doc, wanted: frozenset[tuple[str, ...]], lengths: Sequence[int]
-    ) -> dict[Feature, float]:
-        """Each feature of ``doc`` (terms, wanted phrases of these lengths) -> BM25F value."""
+    ) -> tuple[dict[Feature, float], frozenset[Feature]]:
+        """Each feature of ``doc`` (terms, wanted phrases) -> BM25F value; features in the title."""
         title = doc.title.counts(wanted, lengths)
         abstract = doc.abstract.counts(wanted, lengths)
         norm_t = 1 - B + B * len(doc.title.terms) / self.avg_title
@@ -137,4 +158,4 @@ class Collection:
         for feature in title.keys() | abstract.keys():
             x = TITLE_WEIGHT * title[feature] / norm_t + abstract[feature] / norm_a
             values[feature] = x / (x + K1)
-        return values
+        return values, frozenset(title)

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import math
 import re
-from collections import Counter
 from dataclasses import dataclass
 
 from bot.matching.index import Collection, Feature
-from bot.matching.text import fold, terms_of, tokenize
+from bot.matching.text import WORD, fold, terms_of
 from bot.models import Subscriber
 
 PHRASE_SHARE = 0.7
@@ -46,6 +45,7 @@ class Query:
     authors: tuple[str, ...]
     categories: frozenset[str]
     likes: tuple[str, ...]
+    keyword_terms: frozenset[str] = frozenset()
 
     @property
     def topical(self) -> bool:
@@ -58,8 +58,7 @@ class Query:
         return not (self.topical or self.authors or self.categories)
 
 
-def _phrase(label: str, collection: Collection) -> Phrase | None:
-    terms = tuple(terms_of(label, collection.acronyms))
+def _phrase(label: str, terms: tuple[str, ...], collection: Collection) -> Phrase | None:
     if not terms:
         return None
     if len(terms) == 1:
@@ -72,31 +71,70 @@ def _phrase(label: str, collection: Collection) -> Phrase | None:
     return Phrase(label, terms, weights)
 
 
-def _description(text: str, collection: Collection) -> tuple[Weights, dict[str, str]]:
+class _Words:
+    """The terms of each word of profile text, analysed once however many profiles use it."""
+
+    def __init__(self, collection: Collection) -> None:
+        self.collection = collection
+        self._terms: dict[str, tuple[str, ...]] = {}
+
+    def __call__(self, word: str) -> tuple[str, ...]:
+        """The terms of one word (acronyms expanded)."""
+        terms = self._terms.get(word)
+        if terms is None:
+            terms = self._terms[word] = tuple(terms_of(word, self.collection.acronyms))
+        return terms
+
+
+def _description(text: str, words: _Words) -> tuple[Weights, dict[str, str]]:
+    """IDF-weighted terms of free text (sublinear counts), summing to 1, and a word per term."""
     surface: dict[str, str] = {}
-    counts: Counter[str] = Counter()
-    for token in tokenize(text, collection.acronyms):
-        word = text[token.start : token.end]
-        for term in token.terms:
-            counts[term] += 1
-            surface.setdefault(term, word if len(token.terms) == 1 else word.upper())
-    raw = {t: (1 + math.log(c)) * collection.idf(t) for t, c in counts.items()}
+    counts: dict[str, int] = {}
+    for word in WORD.findall(text):
+        terms = words(word)
+        for term in terms:
+            counts[term] = counts.get(term, 0) + 1
+            if term not in surface:
+                surface[term] = word if len(terms) == 1 else word.upper()
+    idf = words.collection.idf
+    raw = {t: (1 + math.log(c)) * idf(t) if c > 1 else idf(t) for t, c in counts.items()}
     total = sum(raw.values())
     return ({t: w / total for t, w in raw.items()} if total else {}), surface
 
 
+class Compiler:
+    """Compiles profiles against one collection, reusing the work profiles share."""
+
+    def __init__(self, collection: Collection) -> None:
+        self.collection = collection
+        self._phrases: dict[str, Phrase | None] = {}
+        self._words = _Words(collection)
+
+    def _compiled(self, labels: list[str]) -> tuple[Phrase, ...]:
+        cache = self._phrases
+        for label in labels:
+            if label not in cache:
+                terms = tuple(t for w in WORD.findall(label) for t in self._words(w))
+                cache[label] = _phrase(label, terms, self.collection)
+        return tuple(p for label in labels if (p := cache[label]))
+
+    def __call__(self, subscriber: Subscriber) -> Query:
+        """``subscriber``'s interests, ready to score."""
+        interests = subscriber.interests
+        description, surface = _description(interests.description, self._words)
+        keywords = self._compiled(interests.keywords)
+        return Query(
+            keywords,
+            description,
+            surface,
+            self._compiled(interests.exclude),
+            tuple(a for a in interests.authors if re.search(r"\w", a)),
+            frozenset(fold(c) for c in interests.categories),
+            tuple(interests.like),
+            frozenset(t for phrase in keywords for t in phrase.terms),
+        )
+
+
 def compile_query(subscriber: Subscriber, collection: Collection) -> Query:
     """Compile ``subscriber``'s interests against the collection's statistics."""
-    interests = subscriber.interests
-    keywords = tuple(p for k in interests.keywords if (p := _phrase(k, collection)))
-    excludes = tuple(p for k in interests.exclude if (p := _phrase(k, collection)))
-    description, surface = _description(interests.description, collection)
-    return Query(
-        keywords,
-        description,
-        surface,
-        excludes,
-        tuple(a for a in interests.authors if re.search(r"\w", a)),
-        frozenset(fold(c) for c in interests.categories),
-        tuple(interests.like),
-    )
+    return Compiler(collection)(subscriber)

@@ -15,7 +15,7 @@ import numpy as np
 from bot.matching.combine import combine
 from bot.matching.evidence import Evidence, explain_pair
 from bot.matching.index import Collection
-from bot.matching.query import Query, compile_query
+from bot.matching.query import Compiler, Query
 from bot.matching.signals import Array, Matrices, compute
 from bot.models import Paper, Subscriber
 
@@ -94,7 +94,7 @@ class LexicalScorer:
             for text in (s.interests.description, *s.interests.keywords, *s.interests.exclude)
         ]
         collection = Collection.build(papers, corpus, profile_text)
-        queries = [compile_query(s, collection) for s in subscribers]
+        queries = list(map(Compiler(collection), subscribers))
         matrices = Matrices(collection, queries)
         matrix = np.zeros((len(queries), len(papers)), np.float32)
         for start in range(0, len(queries), CHUNK):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 
 import numpy as np
 
@@ -12,6 +13,8 @@ from bot.models import Match, Paper, Subscriber
 
 # Scores are compared at this precision, so float noise never beats the upvotes tie-break.
 DECIMALS = 4
+# Subscribers ranked together in one array operation.
+BLOCK = 2000
 
 
 Matches = Sequence[Match] | Callable[[], Sequence[Match]]
@@ -79,9 +82,27 @@ def tie_break(papers: Sequence[Paper]) -> np.ndarray:
     return ranks
 
 
+def _keys(scores: np.ndarray, ties: np.ndarray) -> np.ndarray:
+    """One integer per score, larger is better: the rounded score, then ``ties``; all distinct."""
+    rounded = np.rint(scores.astype(np.float64) * 10**DECIMALS).astype(np.int64)
+    return rounded * len(ties) + (len(ties) - 1 - ties)
+
+
 def rank_order(scores: np.ndarray, ties: np.ndarray) -> np.ndarray:
     """Column order best first: score, then ``ties`` (see ``tie_break``)."""
-    return np.lexsort((ties, -np.round(scores, DECIMALS)))
+    return np.argsort(-_keys(scores, ties), kind="stable")
+
+
+def top_columns(scores: np.ndarray, ties: np.ndarray, k: int) -> np.ndarray:
+    """For each row of ``scores``, the ``k`` best columns in rank order (as ``rank_order``)."""
+    keys = _keys(scores, ties)
+    k = min(k, keys.shape[1])
+    if k < keys.shape[1]:
+        part = np.argpartition(-keys, k - 1, axis=1)[:, :k]
+    else:
+        part = np.broadcast_to(np.arange(k), keys.shape)
+    inner = np.argsort(-np.take_along_axis(keys, part, axis=1), axis=1)
+    return np.take_along_axis(part, inner, axis=1)
 
 
 class _Builder:
@@ -95,22 +116,40 @@ class _Builder:
         score = round(float(self.scores.matrix[self.row, col]), DECIMALS)
         return Match(self.papers[col], score, ev.reasons, ev.snippet, ev.marks)
 
-    def matches(self, cols: Sequence[int] | np.ndarray) -> Callable[[], tuple[Match, ...]]:
-        return lambda: tuple(self.match(int(c)) for c in cols)
+    def matches(self, cols: Sequence[int] | np.ndarray) -> tuple[Match, ...]:
+        return tuple(self.match(int(c)) for c in cols)
+
+    def ranked(self, ties: np.ndarray) -> tuple[Match, ...]:
+        return self.matches(rank_order(self.scores.matrix[self.row], ties))
+
+    def more(self, ties: np.ndarray, floor: float, skip: int) -> tuple[Match, ...]:
+        values = self.scores.matrix[self.row]
+        order = rank_order(values, ties)
+        return self.matches(order[values[order] >= floor][skip:])
 
 
-def _selection(
-    sub: Subscriber, scores: Scores, row: int, papers: Sequence[Paper], ties: np.ndarray
-) -> Selection:
-    values = scores.matrix[row]
-    order = rank_order(values, ties)
-    above = order[values[order] >= max(threshold_for(sub), 1e-6)]
-    build = _Builder(scores, row, papers)
-    picked = above[: sub.max_papers]
-    rest = above[sub.max_papers :]
-    return Selection(
-        build.matches(picked)(), build.matches(rest), build.matches(order), more_count=len(rest)
-    )
+def _block(
+    subs: Sequence[Subscriber], scores: Scores, first: int, papers: Sequence[Paper], ties: np.ndarray
+) -> list[Selection]:
+    """Selections for the subscribers whose score rows start at ``first``."""
+    values = scores.matrix[first : first + len(subs)]
+    floors = np.array([max(threshold_for(s), 1e-6) for s in subs], np.float64)[:, None]
+    above = (values >= floors).sum(axis=1)
+    top = top_columns(values, ties, max((s.max_papers for s in subs), default=0))
+    out = []
+    for i, sub in enumerate(subs):
+        build = _Builder(scores, first + i, papers)
+        count = min(int(above[i]), sub.max_papers)
+        floor, rest = float(floors[i, 0]), int(above[i]) - count
+        out.append(
+            Selection(
+                build.matches(top[i, :count]),
+                partial(build.more, ties, floor, count),
+                partial(build.ranked, ties),
+                more_count=rest,
+            )
+        )
+    return out
 
 
 def select(
@@ -128,6 +167,9 @@ def select(
     """
     scores = (scorer or LexicalScorer()).score(subscribers, papers, corpus=corpus, liked=liked)
     ties = tie_break(papers)
-    return {
-        sub.email: _selection(sub, scores, i, papers, ties) for i, sub in enumerate(subscribers)
-    }
+    out: dict[str, Selection] = {}
+    for first in range(0, len(subscribers), BLOCK):
+        subs = subscribers[first : first + BLOCK]
+        for sub, selection in zip(subs, _block(subs, scores, first, papers, ties), strict=True):
+            out[sub.email] = selection
+    return out

@@ -21,6 +21,7 @@ from bot.matching.text import fold, name_key, same_person, terms_of
 from bot.models import Paper
 
 Array = np.ndarray
+Marks = tuple[tuple[int, int], ...]
 
 
 @dataclass
@@ -51,9 +52,11 @@ class Matrices:
         lengths = sorted({len(p) for p in wanted if len(p) <= MAX_PHRASE})
         rows, cols, vals = [], [], []
         self.values: list[dict[Feature, float]] = []
+        self.in_title: list[frozenset[Feature]] = []
         for j, doc in enumerate(collection.docs):
-            values = collection.saturated(doc, wanted, lengths)
+            values, in_title = collection.saturated(doc, wanted, lengths)
             self.values.append(values)
+            self.in_title.append(in_title)
             for feature, value in values.items():
                 col = self.columns.get(feature)
                 if col is not None:
@@ -65,6 +68,8 @@ class Matrices:
         self.present = self.docs.copy()
         self.present.data[:] = 1.0
         self._authors = _author_index(collection.docs)
+        # Snippets already made, by (paper column, words marked); see ``evidence``.
+        self.snippets: dict[tuple[int, frozenset[str]], tuple[str, Marks]] = {}
 
     def weights(self, rows: Sequence[Weights]) -> sp.csr_matrix:
         """Rows of feature weights as a sparse matrix over this vocabulary."""
@@ -100,13 +105,14 @@ def _grouped(matrix: sp.csr_matrix, docs: sp.csr_matrix, owners: Array, n: int) 
     """Per owner, the soft OR ``1 - prod(1 - m)`` of the rows' matches against ``docs``."""
     if matrix.shape[0] == 0:
         return np.zeros((n, docs.shape[1]), np.float32)
-    match = np.asarray((matrix @ docs).todense(), dtype=np.float32)
-    np.clip(match, 0.0, 0.999, out=match)
-    logs = np.log1p(-match)
+    match = sp.csr_matrix(matrix @ docs)
+    np.clip(match.data, 0.0, 0.999, out=match.data)
+    match.data = np.log1p(-match.data)
     group = sp.csr_matrix(
         (np.ones(len(owners), np.float32), (owners, np.arange(len(owners)))), shape=(n, len(owners))
     )
-    return np.asarray(1.0 - np.exp(group @ logs), dtype=np.float32)
+    logs = (group @ match).toarray()
+    return np.asarray(-np.expm1(logs), dtype=np.float32)
 
 
 def _phrase_rows(queries: Sequence[Query], excludes: bool) -> tuple[list[Weights], Array]:

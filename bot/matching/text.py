@@ -30,8 +30,8 @@ STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 # Hyphenated words whose first part is one of these are written as one word ("pre-training").
 _PREFIX_TEXT = "pre post re non co sub semi multi un anti mid"
 _JOINED_PREFIXES = frozenset(_PREFIX_TEXT.split())
-_WORD = re.compile(r"\w+(?:-\w+)*")
-_BREAK = re.compile(r"[.,;:!?()\[\]{}\"]")
+WORD = re.compile(r"\w+(?:-\w+)*")
+_SCAN = re.compile(r"(\w+(?:-\w+)*)|[.,;:!?()\[\]{}\"]")
 _SENTENCE_END = re.compile(r"(?<!\be\.g)(?<!\bi\.e)(?<!\bal)(?<!\bvs)[.!?](?=\s+[A-Z0-9(\"])")
 _ACRONYM_DEF = re.compile(r"\(\s*([A-Za-z][\w-]*[A-Z][\w-]*)\s*\)")
 _STEMMER = Stemmer.Stemmer("english")
@@ -77,22 +77,32 @@ def _parts(word: str) -> list[str]:
     return out
 
 
+@lru_cache(maxsize=200_000)
+def _word_terms(word: str) -> tuple[str, ...]:
+    """The terms of one (possibly hyphenated) word, stop words dropped."""
+    return tuple(
+        _word_term(part)
+        for part in _parts(word)
+        if part.isupper() or fold(part) not in STOPWORDS
+    )
+
+
 def tokenize(text: str, acronyms: Acronyms | None = None) -> list[Token]:
     """Content tokens of ``text`` with character spans; stop words dropped, acronyms expanded."""
     tokens: list[Token] = []
-    segment, last_end = 0, 0
-    for found in _WORD.finditer(text):
-        if _BREAK.search(text, last_end, found.start()):
-            segment += 1
-        last_end = found.end()
-        terms: list[str] = []
-        for part in _parts(found.group()):
-            if fold(part) in STOPWORDS and not part.isupper():
-                continue
-            term = _word_term(part)
-            terms.extend(acronyms.get(term, (term,)) if acronyms else (term,))
+    segment, broken = 0, False
+    for found in _SCAN.finditer(text):
+        word = found.group(1)
+        if word is None:
+            broken = True
+            continue
+        if broken:
+            segment, broken = segment + 1, False
+        terms = _word_terms(word)
+        if acronyms and any(t in acronyms for t in terms):
+            terms = tuple(x for t in terms for x in acronyms.get(t, (t,)))
         if terms:
-            tokens.append(Token(tuple(terms), found.start(), found.end(), segment))
+            tokens.append(Token(terms, found.start(), found.end(), segment))
     return tokens
 
 
@@ -122,7 +132,7 @@ def _definitions(text: str) -> Iterable[tuple[str, tuple[str, ...]]]:
             continue
         before = text[max(0, found.start() - 120) : found.start()]
         before = re.split(r"[.,;:!?()\[\]{}\"]", before)[-1]
-        words = [p for w in _WORD.findall(before) for p in _parts(w)]
+        words = [p for w in WORD.findall(before) for p in _parts(w)]
         letters = [c.lower() for c in found.group(1) if c.isalpha()]
         capitals = [c.lower() for c in found.group(1) if c.isupper()]
         content = [w for w in words if fold(w) not in STOPWORDS]

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, NamedTuple
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
 from bot.models import Paper, Subscriber
@@ -77,7 +78,19 @@ class Store:
     # -- subscribers -------------------------------------------------------------------------
 
     def sync_subscribers(self, subscribers: Sequence[Subscriber]) -> SyncReport:
-        """Mirror the profiles file: add new, update changed, deactivate removed (history kept)."""
+        """Mirror the profiles file: add new, update changed, deactivate removed (history kept).
+
+        Two processes syncing the same new subscribers at once: the loser of the race on the
+        unique email simply syncs again against the rows the winner wrote.
+        """
+        for _ in range(2):
+            try:
+                return self._sync(subscribers)
+            except IntegrityError:
+                continue
+        return self._sync(subscribers)
+
+    def _sync(self, subscribers: Sequence[Subscriber]) -> SyncReport:
         now, wanted = as_utc(utcnow()), {s.email.lower(): s for s in subscribers}
         added = updated = deactivated = 0
         with self.session() as db:
@@ -162,6 +175,16 @@ class Store:
             )
             rows = db.exec(query).all()
             return [StoredPaper(paper_from_row(r), r.list_date, r.first_seen) for r in rows]
+
+    def stored_paper(self, paper_id: str) -> StoredPaper | None:
+        """One stored paper with its list date, or None."""
+        with self.session() as db:
+            row = db.get(PaperRow, paper_id)
+            return (
+                None
+                if row is None
+                else StoredPaper(paper_from_row(row), row.list_date, row.first_seen)
+            )
 
     def papers_by_id(self, ids: Iterable[str]) -> dict[str, Paper]:
         """Stored papers with these ids."""

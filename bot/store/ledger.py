@@ -132,12 +132,17 @@ class Ledger:
         *,
         retry_now: bool = False,
         force: bool = False,
+        lease: timedelta | None = None,
     ) -> list[Claim | None]:
-        """``claim`` for many keys at once: one transaction inserts every new row."""
-        stamp = as_utc(now)
+        """``claim`` for many keys at once: one transaction inserts every new row.
+
+        ``lease`` (default: the ledger's) is how long a claimed row may stay ``sending`` before
+        another process may conclude its sender died and take it over.
+        """
+        stamp, until = as_utc(now), as_utc(now) + (lease or self.lease)
         existing = self._rows_for(requests)
         fresh = [r for r in requests if r.key not in existing]
-        mine = self._insert_new(fresh, stamp) if fresh else {}
+        mine = self._insert_new(fresh, stamp, until) if fresh else {}
         result: list[Claim | None] = []
         for request in requests:
             row_id = mine.get(request.message_id)
@@ -150,7 +155,7 @@ class Ledger:
             row = existing.get(request.key) or self.get(
                 request.subscriber_id, request.day, request.kind, request.ref
             )
-            taken = row and self._take_over(row, stamp, request, retry_now, force)
+            taken = row and self._take_over(row, stamp, until, request, retry_now, force)
             result.append(taken or None)
         return result
 
@@ -167,12 +172,14 @@ class Ledger:
         found = {(r.subscriber_id, r.kind, r.digest_date, r.ref): r for r in rows}
         return {key: row for key, row in found.items() if key in keys}
 
-    def _insert_new(self, requests: Sequence[ClaimRequest], stamp: datetime) -> dict[str, int]:
+    def _insert_new(
+        self, requests: Sequence[ClaimRequest], stamp: datetime, until: datetime
+    ) -> dict[str, int]:
         """Insert ``sending`` rows, skipping keys taken meanwhile; our row ids by Message-ID."""
         values = [
             {"subscriber_id": r.subscriber_id, "kind": r.kind, "digest_date": r.day, "ref": r.ref,
              "status": SENDING, "message_id": r.message_id, "paper_ids": list(r.paper_ids),
-             "attempts": 1, "lease_until": stamp + self.lease, "created_at": stamp,
+             "attempts": 1, "lease_until": until, "created_at": stamp,
              "updated_at": stamp}
             for r in requests
         ]  # fmt: skip
@@ -198,6 +205,7 @@ class Ledger:
         self,
         row: Delivery,
         stamp: datetime,
+        until: datetime,
         request: ClaimRequest,
         retry_now: bool,
         force: bool,
@@ -213,7 +221,7 @@ class Ledger:
         papers = list(request.paper_ids) if forced or not row.paper_ids else list(row.paper_ids)
         values: dict[str, Any] = {
             "status": SENDING, "message_id": message_id, "paper_ids": papers,
-            "attempts": row.attempts + 1, "lease_until": stamp + self.lease, "updated_at": stamp,
+            "attempts": row.attempts + 1, "lease_until": until, "updated_at": stamp,
         }  # fmt: skip
         guard = update(Delivery).where(
             col(Delivery.id) == row.id,

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import JSON, Column, UniqueConstraint, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Field, SQLModel, create_engine
 
 from bot.models import Paper
@@ -125,7 +126,10 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
         engine = create_engine(url, pool_pre_ping=True)
-    SQLModel.metadata.create_all(engine)
+    try:
+        SQLModel.metadata.create_all(engine)
+    except OperationalError:  # another process created the tables between check and create
+        SQLModel.metadata.create_all(engine)
     return engine
 
 

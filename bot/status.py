@@ -1,0 +1,110 @@
+"""What ``paperbot status`` shows: last runs, deliveries by state, pending retries, suppressions.
+
+``collect`` reads the store into plain data (also the ``--format json`` output); ``tables`` turns
+that data into rich tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, timedelta
+from typing import Any
+
+from rich.table import Table
+
+from bot.store import Store
+from bot.store.tables import STATES
+
+RUNS = 10
+DAYS = 14
+UPCOMING = 20
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def collect(store: Store, today: date) -> dict[str, Any]:
+    """Everything the status command shows, as JSON-ready data."""
+    runs = [
+        {"id": r.id, "command": r.command, "status": r.status, "started": _iso(r.started_at),
+         "finished": _iso(r.finished_at), "counts": r.summary.get("counts", {}),
+         "sources": r.summary.get("sources", []), "stopped": r.summary.get("stopped")}
+        for r in store.recent_runs(RUNS)
+    ]  # fmt: skip
+    deliveries: dict[tuple[str, str], dict[str, int]] = {}
+    for day, kind, state, n in store.ledger.tally(since=today - timedelta(days=DAYS)):
+        deliveries.setdefault((day.isoformat(), kind), {})[state] = n
+    upcoming = [
+        {"email": email, "kind": row.kind, "date": row.digest_date.isoformat(), "ref": row.ref,
+         "status": row.status, "attempts": row.attempts, "last_code": row.last_code,
+         "last_error": row.last_error, "next_attempt": _iso(row.next_attempt_at or row.lease_until)}
+        for row, email in store.upcoming(UPCOMING)
+    ]  # fmt: skip
+    suppressed = [
+        {"email": s.email, "reason": s.reason, "since": _iso(s.created_at)}
+        for s in sorted(store.suppressed().values(), key=lambda s: s.created_at, reverse=True)
+    ]
+    return {
+        "runs": runs,
+        "deliveries": [
+            {"date": day, "kind": kind, **{state: counts.get(state, 0) for state in STATES}}
+            for (day, kind), counts in deliveries.items()
+        ],
+        "upcoming": upcoming,
+        "suppressed": suppressed,
+    }
+
+
+def _sources(run: dict[str, Any]) -> str:
+    parts = []
+    for source in run["sources"]:
+        text = f"{source.get('source')}: {source.get('status')}"
+        if source.get("count") is not None:
+            text += f" ({source['count']})"
+        parts.append(text + (f" {source['reason']}" if source.get("reason") else ""))
+    return "; ".join(parts)
+
+
+def _table(title: str, columns: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    if not rows:
+        table.add_row("(none)", *[""] * (len(columns) - 1))
+    return table
+
+
+def tables(data: dict[str, Any]) -> list[Table]:
+    """The status data as four rich tables."""
+    runs = [
+        (str(r["id"]), r["command"], r["status"], (r["started"] or "")[:19],
+         " ".join(f"{k} {v}" for k, v in r["counts"].items() if v), _sources(r),
+         r["stopped"] or "")
+        for r in data["runs"]
+    ]  # fmt: skip
+    deliveries = [
+        (d["date"], d["kind"], *(str(d[state]) for state in STATES)) for d in data["deliveries"]
+    ]
+    upcoming = [
+        (u["email"], u["kind"], u["date"], u["status"], str(u["attempts"]),
+         (u["next_attempt"] or "")[:19], (u["last_error"] or "")[:80])
+        for u in data["upcoming"]
+    ]  # fmt: skip
+    suppressed = [(s["email"], s["reason"], (s["since"] or "")[:19]) for s in data["suppressed"]]
+    return [
+        _table(
+            "Last runs",
+            ("run", "command", "status", "started", "counts", "sources", "stopped"),
+            runs,
+        ),
+        _table("Deliveries by state", ("date", "kind", *STATES), deliveries),
+        _table(
+            "Pending retries",
+            ("email", "kind", "date", "state", "attempts", "next", "last error"),
+            upcoming,
+        ),
+        _table("Suppressed addresses", ("email", "reason", "since"), suppressed),
+    ]

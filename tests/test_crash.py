@@ -1,0 +1,121 @@
+"""`paperbot send` killed mid-run, and two senders at once: nobody skipped, nothing sent twice
+beyond the messages in flight at a kill (and those with the same Message-ID)."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.store import Store
+from tests.smtp_faults import FaultServer, serve
+
+SUBSCRIBERS = 300
+CONNECTIONS = 4
+KILLS = 3
+
+
+@pytest.fixture
+def faults() -> Iterator[FaultServer]:
+    yield from serve()
+
+
+@pytest.fixture
+def crowd(env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    """A profiles file with SUBSCRIBERS people who all get a digest."""
+    lines = ["subscribers:"]
+    for n in range(SUBSCRIBERS):
+        lines += [
+            f"  - email: reader{n}@example.org",
+            "    send_empty: true",
+            "    interests:",
+            '      keywords: ["mixture of experts", "diffusion model"]',
+        ]
+    path = tmp_path / "crowd.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return env | {"PAPERBOT_PROFILES": str(path)}
+
+
+def start(env: dict[str, str], server: FaultServer, **extra: str) -> subprocess.Popen[bytes]:
+    """`python -m bot send` in its own process; its output goes to ``send-<pid>.log``."""
+    full = os.environ | env | server.env(**extra) | {"PAPERBOT_SMTP_CONNECTIONS": str(CONNECTIONS)}
+    with open(f"send-{time.monotonic_ns()}.log", "wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "bot", "send", "--date", "2026-11-25"],
+            env=full, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+
+def logs() -> str:
+    """Everything the send processes printed (the env fixture runs them in tmp_path)."""
+    return "\n".join(p.read_text() for p in sorted(Path().glob("send-*.log")))
+
+
+def by_recipient(server: FaultServer) -> dict[str, list[str]]:
+    """Message-IDs each recipient received (data that reached the server)."""
+    seen: dict[str, list[str]] = defaultdict(list)
+    for message in server.handler.received():
+        seen[message["To"].addresses[0].addr_spec].append(str(message["Message-ID"]))
+    return seen
+
+
+def check_ledger_agrees(env: dict[str, str], seen: dict[str, list[str]]) -> None:
+    store = Store(env["PAPERBOT_DATABASE_URL"])
+    assert store.ledger.counts() == [(store.ledger.counts()[0][0], "sent", SUBSCRIBERS)]
+    with store.session() as db:
+        from sqlmodel import select
+
+        from bot.store.tables import Delivery, SubscriberRow
+
+        rows = db.exec(select(SubscriberRow.email, Delivery.message_id).join(Delivery)).all()
+    assert {email: {mid} for email, mid in rows} == {e: set(ids) for e, ids in seen.items()}
+
+
+def wait_for_progress(server: FaultServer, before: int, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 15
+    while len(server.handler.received()) <= before and proc.poll() is None:
+        assert time.monotonic() < deadline, "no progress"
+        time.sleep(0.01)
+
+
+@pytest.mark.slow
+def test_killed_sends_then_a_full_run_deliver_everyone_once(
+    crowd: dict[str, str], faults: FaultServer
+) -> None:
+    rng = random.Random(20261125)
+    lease = {"PAPERBOT_SEND_LEASE_SECONDS": "1"}
+    for _ in range(KILLS):
+        proc = start(crowd, faults, **lease)
+        wait_for_progress(faults, len(faults.handler.received()), proc)
+        time.sleep(rng.uniform(0.0, 0.4))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        time.sleep(1.1)  # let the leases of the killed run expire
+    final = start(crowd, faults, **lease)
+    assert final.wait(timeout=60) == 0, logs()
+    seen = by_recipient(faults)
+    assert len(seen) == SUBSCRIBERS, "nobody skipped"
+    duplicates = sum(len(ids) - 1 for ids in seen.values())
+    assert duplicates <= CONNECTIONS * KILLS
+    assert all(len(set(ids)) == 1 for ids in seen.values()), "a resend keeps its Message-ID"
+    check_ledger_agrees(crowd, seen)
+
+
+@pytest.mark.slow
+def test_two_senders_at_once_send_each_digest_once(
+    crowd: dict[str, str], faults: FaultServer
+) -> None:
+    procs = [start(crowd, faults), start(crowd, faults)]
+    assert [p.wait(timeout=60) for p in procs] == [0, 0], logs()
+    seen = by_recipient(faults)
+    assert len(seen) == SUBSCRIBERS
+    assert all(len(ids) == 1 for ids in seen.values()), "no duplicates"
+    check_ledger_agrees(crowd, seen)

@@ -1,0 +1,158 @@
+"""SMTP trouble handled like a real mailer: `paperbot send` against a fault-injecting server."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from bot.cli import app
+from bot.store import Store
+from bot.store.tables import Delivery
+from tests.conftest import free_port
+from tests.smtp_faults import FaultServer, serve
+
+runner = CliRunner()
+ADA, GRACE = "ada@example.org", "grace@example.org"
+
+
+@pytest.fixture
+def faults() -> Iterator[FaultServer]:
+    yield from serve()
+
+
+@pytest.fixture
+def auth_faults() -> Iterator[FaultServer]:
+    yield from serve(auth=True)
+
+
+def send(server: FaultServer, **extra: str) -> Any:
+    """`paperbot send` for the fixture day against the fault server."""
+    return runner.invoke(app, ["send", "--date", "2026-11-25"], env=server.env(**extra))
+
+
+def row(env: dict[str, str], email: str) -> Delivery:
+    store = Store(env["PAPERBOT_DATABASE_URL"])
+    sid = store.subscriber_id(email)
+    assert sid is not None
+    found = store.ledger.get(sid, datetime(2026, 11, 25).date())
+    assert found is not None
+    return found
+
+
+def test_451_then_250_backs_off_then_a_manual_send_retries_at_once(
+    env: dict[str, str], faults: FaultServer
+) -> None:
+    faults.handler.rcpt[ADA] = ["451 4.3.0 try later", "250 OK"]
+    before = datetime.now(UTC)
+    first = send(faults)
+    assert first.exit_code == 1 and "failed 1" in first.output
+    failed = row(env, ADA)
+    assert (failed.status, failed.attempts, failed.last_code) == ("temp_failed", 1, 451)
+    assert failed.next_attempt_at is not None
+    wait = failed.next_attempt_at - before
+    assert timedelta(minutes=4) <= wait <= timedelta(minutes=6, seconds=5), "5 min, +/- 20%"
+    assert len(faults.handler.to(GRACE)) == 1, "one failure never stops the batch"
+    again = send(faults)
+    assert again.exit_code == 0, again.output
+    assert len(faults.handler.to(ADA)) == 1 and row(env, ADA).status == "sent"
+    assert str(faults.handler.to(ADA)[0]["Message-ID"]) == failed.message_id
+
+
+def test_550_is_permanent_and_suppresses_the_address(
+    env: dict[str, str], faults: FaultServer
+) -> None:
+    faults.handler.rcpt[ADA] = ["550 5.1.1 no such user"]
+    assert send(faults).exit_code == 1
+    assert row(env, ADA).status == "perm_failed"
+    reason = Store(env["PAPERBOT_DATABASE_URL"]).suppressed()[ADA].reason
+    assert "550" in reason
+    again = send(faults)
+    assert faults.handler.to(ADA) == [] and faults.handler.commands["RCPT"] == 2
+    assert "failed permanently" in again.output
+
+
+@pytest.mark.parametrize(
+    ("where", "reply"), [("rcpt", "421 4.4.2 closing"), ("data", "552 5.2.2 mailbox full")]
+)
+def test_421_and_552_are_temporary(
+    env: dict[str, str], faults: FaultServer, where: str, reply: str
+) -> None:
+    getattr(faults.handler, where)[ADA] = [reply, "250 OK"]
+    assert send(faults).exit_code == 1
+    assert row(env, ADA).status == "temp_failed"
+    assert ADA not in Store(env["PAPERBOT_DATABASE_URL"]).suppressed()
+    assert len(faults.handler.to(GRACE)) == 1
+    assert send(faults).exit_code == 0 and len(faults.handler.to(ADA)) == 1
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_535_on_auth_stops_the_run_without_blaming_anyone(
+    env: dict[str, str], auth_faults: FaultServer
+) -> None:
+    result = send(auth_faults, PAPERBOT_SMTP_USERNAME="u", PAPERBOT_SMTP_PASSWORD="wrong")
+    assert result.exit_code == 1
+    assert "Stopped" in result.output and "authentication failed" in result.output
+    store = Store(env["PAPERBOT_DATABASE_URL"])
+    assert store.suppressed() == {}
+    assert all(state != "perm_failed" for _, state, _ in store.ledger.counts())
+
+
+def test_drop_before_data_reconnects_and_continues(env: dict[str, str], faults: FaultServer) -> None:
+    faults.handler.rcpt[ADA] = ["drop", "250 OK"]
+    result = send(faults)
+    assert result.exit_code == 0, result.output
+    assert len(faults.handler.to(ADA)) == 1 and len(faults.handler.to(GRACE)) == 1
+
+
+def test_slow_reply_before_data_times_out_and_is_retried(
+    env: dict[str, str], faults: FaultServer
+) -> None:
+    faults.handler.rcpt[ADA] = ["sleep:1.5", "250 OK"]
+    result = send(faults, PAPERBOT_SMTP_TIMEOUT="0.4")
+    assert result.exit_code == 0, result.output
+    assert len(faults.handler.to(ADA)) == 1
+
+
+@pytest.mark.parametrize("fault", ["drop", "sleep:1.2"])
+def test_lost_after_data_stays_sending_and_is_resent_with_the_same_message_id(
+    env: dict[str, str], faults: FaultServer, fault: str
+) -> None:
+    faults.handler.data[ADA] = [fault, "250 OK"]
+    extra = {"PAPERBOT_SEND_LEASE_SECONDS": "1", "PAPERBOT_SMTP_TIMEOUT": "0.4"}
+    first = send(faults, **extra)
+    assert first.exit_code == 1 and "unknown" in first.output
+    lost = row(env, ADA)
+    assert lost.status == "sending"
+    assert send(faults, **extra).exit_code == 0, "within the lease nobody touches the row"
+    assert row(env, ADA).status == "sending"
+    time.sleep(1.3)
+    received = [m for m in faults.handler.received() if ADA in str(m["To"])]
+    assert [str(m["Message-ID"]) for m in received] == [lost.message_id]
+    resent = send(faults, **extra)
+    assert resent.exit_code == 0, resent.output
+    assert row(env, ADA).status == "sent"
+    assert {str(m["Message-ID"]) for m in faults.handler.to(ADA)} == {lost.message_id}
+
+
+def test_connection_refused_stops_after_several_in_a_row(env: dict[str, str]) -> None:
+    nobody = FaultServer("127.0.0.1", free_port(), None)  # type: ignore[arg-type]
+    result = send(nobody, PAPERBOT_SMTP_MAX_FAILURES="3")
+    assert result.exit_code == 1
+    assert "3 connection failures in a row" in result.output
+    store = Store(env["PAPERBOT_DATABASE_URL"])
+    assert {state for _, state, _ in store.ledger.counts()} <= {"temp_failed", "skipped"}
+    assert store.suppressed() == {}
+
+
+def test_retries_are_given_up_after_the_configured_time(
+    env: dict[str, str], faults: FaultServer
+) -> None:
+    faults.handler.rcpt[ADA] = ["451 4.3.0 try later"]
+    result = send(faults, PAPERBOT_RETRY_GIVE_UP_HOURS="0.00001")
+    assert "gave up after 1 attempts" in result.output
+    assert row(env, ADA).status == "perm_failed"

@@ -1,0 +1,149 @@
+"""The delivery engine's parts: backoff, pacing, group commits, and ``deliver`` on real parts."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+
+from bot.delivery import DeliveryOptions, Job, deliver
+from bot.mailer import SmtpMailer, data_payload
+from bot.models import Interests, Subscriber
+from bot.pacing import GroupCommit, RateLimiter
+from bot.pipeline import Deps, Fetched
+from bot.render import Renderer
+from bot.retry import RetryPolicy
+from bot.settings import load_settings
+from bot.store import Claim, Store
+from tests.smtp_faults import FaultServer, serve
+
+DAY = date(2026, 11, 25)
+T0 = datetime(2026, 11, 25, 8, tzinfo=UTC)
+
+
+def test_backoff_doubles_from_5_minutes_to_6_hours_with_jitter() -> None:
+    policy = RetryPolicy()
+    middle = [policy.delay(n, lambda: 0.5) for n in range(1, 10)]
+    assert [d.total_seconds() / 60 for d in middle] == [5, 10, 20, 40, 80, 160, 320, 360, 360]
+    assert policy.delay(1, lambda: 0.0) == timedelta(minutes=4)
+    assert policy.delay(1, lambda: 0.999999) < timedelta(minutes=6)
+    assert policy.delay(50, lambda: 0.999) == timedelta(hours=6), "never past the maximum"
+
+
+def test_backoff_gives_up_after_3_days() -> None:
+    policy = RetryPolicy()
+    assert policy.next_attempt(3, T0, T0 + timedelta(hours=1), lambda: 0.5) is not None
+    assert policy.next_attempt(20, T0, T0 + timedelta(days=3), lambda: 0.5) is None
+    with pytest.raises(ValueError):
+        RetryPolicy(first=timedelta(hours=7))
+
+
+def test_dots_and_line_ends_in_the_data_payload() -> None:
+    assert data_payload(b".start\r\nmid\r\n.dot\r\n") == b"..start\r\nmid\r\n..dot\r\n.\r\n"
+    assert data_payload(b"bare\nlf") == b"bare\r\nlf\r\n.\r\n"
+
+
+async def test_rate_limiter_spaces_messages_and_caps_the_hour() -> None:
+    now = [0.0]
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(round(seconds, 3))
+        now[0] += seconds
+
+    limiter = RateLimiter(per_second=4, per_hour=6, clock=lambda: now[0], sleep=sleep)
+    for _ in range(7):
+        await limiter.wait()
+    assert waits[:5] == [0.25] * 5
+    assert waits[5] == pytest.approx(3600 - 1.25, abs=0.01), "the 7th waits for the hour"
+    assert not RateLimiter().active
+
+
+async def test_group_commit_batches_concurrent_writes() -> None:
+    batches: list[list[int]] = []
+    commit: GroupCommit[int] = GroupCommit(lambda items: batches.append(list(items)))
+    await asyncio.gather(*(commit.add(n) for n in range(10)))
+    assert sorted(n for b in batches for n in b) == list(range(10))
+    assert len(batches) < 10
+
+
+@pytest.fixture
+def faults() -> Iterator[FaultServer]:
+    yield from serve()
+
+
+def make_deps(tmp_path: Path, server: FaultServer, connections: int = 4) -> Deps:
+    settings = load_settings(None, database_url=f"sqlite:///{tmp_path / 'e.db'}")
+
+    async def no_fetch(day: date) -> Fetched:
+        return Fetched(())
+
+    mailer = SmtpMailer(server.host, server.port, security="none", connections=connections)
+    return Deps(settings, Store(settings.database_url), Renderer(), no_fetch, lambda: T0, mailer)
+
+
+def jobs_for(deps: Deps, emails: list[str], kind: str = "digest") -> list[Job]:
+    subs = [Subscriber(email=e, interests=Interests(keywords=["x"])) for e in emails]
+    ids = deps.store.sync_subscribers(subs).ids
+
+    def composer(email: str) -> object:
+        def compose(claim: Claim) -> EmailMessage:
+            msg = EmailMessage()
+            msg["From"], msg["To"], msg["Subject"] = "bot@example.org", email, "hello"
+            msg["Message-ID"] = claim.message_id
+            msg.set_content(".a line starting with a dot\n")
+            return msg
+
+        return compose
+
+    ref = "2611.00001" if kind == "alert" else ""
+    return [Job(ids[e], e, DAY, composer(e), ("p1",), kind, ref) for e in emails]  # type: ignore[arg-type]
+
+
+async def test_deliver_uses_n_reused_connections_and_resets_after_a_refusal(
+    tmp_path: Path, faults: FaultServer
+) -> None:
+    deps = make_deps(tmp_path, faults, connections=4)
+    emails = [f"user{n}@example.org" for n in range(40)]
+    faults.handler.rcpt["user3@example.org"] = ["550 5.1.1 unknown"]
+    async with deps.mailer:  # type: ignore[union-attr]
+        report = await deliver(deps, jobs_for(deps, emails))
+    statuses = [o.status for o in report.outcomes]
+    assert statuses.count("sent") == 39 and statuses.count("failed") == 1
+    assert len(faults.handler.accepted) == 39
+    assert faults.handler.commands["MAIL"] == 40
+    assert faults.handler.accepted[0].get_content().startswith(".a line")
+    assert 2 <= len(faults.handler.peers) <= 4, "a few connections, each reused"
+
+
+async def test_alert_jobs_are_keyed_by_kind_and_ref(tmp_path: Path, faults: FaultServer) -> None:
+    deps = make_deps(tmp_path, faults)
+    async with deps.mailer:  # type: ignore[union-attr]
+        first = await deliver(deps, jobs_for(deps, ["ada@example.org"], kind="alert"))
+        again = await deliver(deps, jobs_for(deps, ["ada@example.org"], kind="alert"))
+    assert [o.status for o in first.outcomes] == ["sent"]
+    assert [(o.status, o.kind, o.ref) for o in again.outcomes] == [
+        ("already", "alert", "2611.00001")
+    ]
+    assert deps.store.ledger.tally() == [(DAY, "alert", "sent", 1)]
+
+
+async def test_suppression_is_checked_again_right_before_sending(
+    tmp_path: Path, faults: FaultServer
+) -> None:
+    deps = make_deps(tmp_path, faults)
+    jobs = jobs_for(deps, ["ada@example.org", "bob@example.org"])
+    deps.store.suppress("bob@example.org", "unsubscribed")
+    async with deps.mailer:  # type: ignore[union-attr]
+        report = await deliver(deps, jobs, DeliveryOptions(retry_now=True))
+    assert sorted((o.email, o.status) for o in report.outcomes) == [
+        ("ada@example.org", "sent"),
+        ("bob@example.org", "skipped"),
+    ]
+    bob = deps.store.ledger.get(jobs[1].subscriber_id, DAY)
+    assert bob is not None and (bob.status, bob.last_error) == ("skipped", "suppressed")
+    assert [str(m["To"]) for m in faults.handler.accepted] == ["ada@example.org"]
