@@ -6,7 +6,9 @@ Each measurement runs in a fresh process (so time includes interpreter start-up 
 peak RSS is that process's own), beside a scikit-learn TF-IDF baseline run the same way: fit on
 the papers, transform every profile's keywords + description, cosine, top 10 per subscriber.
 Papers are the given file's papers repeated with shuffled sentences up to 1,000; subscribers get
-2-4 keyword phrases taken from paper titles, a 25-word description, and sometimes an author.
+2-4 keywords taken from paper titles (``--keywords phrases``: runs of title words, so profiles share
+phrases as real ones do; ``words``: random title words joined), a 25-word description, and
+sometimes an author.
 """
 
 from __future__ import annotations
@@ -48,15 +50,33 @@ def make_papers(path: Path, n: int, rng: random.Random) -> list[dict[str, object
     return out
 
 
+def _title_phrases(papers: list[dict[str, object]]) -> list[str]:
+    """Every run of one to three words in the titles: a shared vocabulary of real phrases."""
+    phrases = []
+    for p in papers:
+        words = [w for w in str(p["title"]).replace(":", " ").split() if w.isalpha()]
+        for n in (1, 2, 2, 3):
+            phrases += [" ".join(words[i : i + n]) for i in range(len(words) - n + 1)]
+    return [p for p in phrases if len(p) > 3]
+
+
 def make_profiles(
-    papers: list[dict[str, object]], n: int, rng: random.Random
+    papers: list[dict[str, object]], n: int, rng: random.Random, style: str = "phrases"
 ) -> list[dict[str, object]]:
-    """``n`` profiles with phrases and words drawn from the papers."""
+    """``n`` profiles: 2-4 keywords, a 25-word description, sometimes an author.
+
+    Keywords are runs of title words ("phrases", as people write them, shared between
+    profiles) or title words drawn at random and joined ("words", rarely a real phrase).
+    """
     words = [w for p in papers[:300] for w in str(p["title"]).split() if w.isalpha() and len(w) > 3]
+    phrases = _title_phrases(papers[:300])
     profiles = []
     for i in range(n):
         keywords = [
-            " ".join(rng.sample(words, rng.choice((1, 2, 2, 3)))) for _ in range(rng.randint(2, 4))
+            rng.choice(phrases)
+            if style == "phrases"
+            else " ".join(rng.sample(words, rng.choice((1, 2, 2, 3))))
+            for _ in range(rng.randint(2, 4))
         ]
         profile: dict[str, object] = {
             "email": f"user{i}@example.org",
@@ -123,11 +143,11 @@ def run_baseline(papers: list[dict[str, object]], profiles: list[dict[str, objec
     return picked
 
 
-def child(method: str, papers_file: Path, n: int) -> None:
+def child(method: str, papers_file: Path, n: int, style: str) -> None:
     """Runs inside the measured process: generate, match, print JSON."""
     rng = random.Random(7)
     papers = make_papers(papers_file, N_PAPERS, rng)
-    profiles = make_profiles(papers, n, rng)
+    profiles = make_profiles(papers, n, rng, style)
     start = time.perf_counter()
     picked = (run_ours if method == "paperbot" else run_baseline)(papers, profiles)
     matching = time.perf_counter() - start
@@ -135,7 +155,7 @@ def child(method: str, papers_file: Path, n: int) -> None:
     print(json.dumps({"matching_s": matching, "peak_mb": peak, "picked": picked}))
 
 
-def measure(method: str, papers_file: Path, n: int) -> dict[str, float]:
+def measure(method: str, papers_file: Path, n: int, style: str) -> dict[str, float]:
     """Wall time of a fresh process (start-up included) plus what it reports."""
     start = time.perf_counter()
     out = subprocess.run(
@@ -148,6 +168,8 @@ def measure(method: str, papers_file: Path, n: int) -> dict[str, float]:
             str(papers_file),
             "--sizes",
             str(n),
+            "--keywords",
+            style,
         ],
         capture_output=True,
         text=True,
@@ -163,24 +185,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--papers", type=Path, required=True)
     parser.add_argument("--sizes", default="1000,10000,100000")
+    parser.add_argument("--keywords", choices=["phrases", "words"], default="phrases")
     parser.add_argument("--child", choices=["paperbot", "sklearn"])
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     if args.child:
-        child(args.child, args.papers, sizes[0])
+        child(args.child, args.papers, sizes[0], args.keywords)
         return
     print(
         f"{'subscribers':>11} {'method':>9} {'total s':>8} {'match s':>8}"
-        f" {'peak MB':>8} {'ratio':>6}"
+        f" {'peak MB':>8} {'ratio':>6} {'picked':>8}"
     )
     for n in sizes:
-        base = measure("sklearn", args.papers, n)
-        ours = measure("paperbot", args.papers, n)
+        base = measure("sklearn", args.papers, n, args.keywords)
+        ours = measure("paperbot", args.papers, n, args.keywords)
         for name, r in (("sklearn", base), ("paperbot", ours)):
             ratio = r["total_s"] / base["total_s"]
             print(
                 f"{n:>11} {name:>9} {r['total_s']:>8.2f} {r['matching_s']:>8.2f}"
-                f" {r['peak_mb']:>8.0f} {ratio:>6.2f}"
+                f" {r['peak_mb']:>8.0f} {ratio:>6.2f} {r['picked']:>8.0f}"
             )
 
 

@@ -14,8 +14,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlmodel import select
 
 from bot.store import Store
+from bot.store.tables import Delivery, SubscriberRow
 from tests.smtp_faults import FaultServer, serve
 
 SUBSCRIBERS = 300
@@ -71,10 +73,6 @@ def check_ledger_agrees(env: dict[str, str], seen: dict[str, list[str]]) -> None
     store = Store(env["PAPERBOT_DATABASE_URL"])
     assert store.ledger.counts() == [(store.ledger.counts()[0][0], "sent", SUBSCRIBERS)]
     with store.session() as db:
-        from sqlmodel import select
-
-        from bot.store.tables import Delivery, SubscriberRow
-
         rows = db.exec(select(SubscriberRow.email, Delivery.message_id).join(Delivery)).all()
     assert {email: {mid} for email, mid in rows} == {e: set(ids) for e, ids in seen.items()}
 

@@ -102,7 +102,9 @@ def test_535_on_auth_stops_the_run_without_blaming_anyone(
     assert all(state != "perm_failed" for _, state, _ in store.ledger.counts())
 
 
-def test_drop_before_data_reconnects_and_continues(env: dict[str, str], faults: FaultServer) -> None:
+def test_drop_before_data_reconnects_and_continues(
+    env: dict[str, str], faults: FaultServer
+) -> None:
     faults.handler.rcpt[ADA] = ["drop", "250 OK"]
     result = send(faults)
     assert result.exit_code == 0, result.output

@@ -194,3 +194,55 @@ def test_empty_profile_empty_papers_huge_profile() -> None:
     selection = one(huge, FILLER)
     assert [m.paper.id for m in selection.picked] == ["f0"]
     assert select([], FILLER) == {}
+
+
+def test_top_columns_agree_with_full_rank_order() -> None:
+    import gc
+
+    import numpy as np
+
+    from bot.matching.selection import gc_paused, rank_order, top_columns
+
+    rng = np.random.default_rng(3)
+    scores = np.round(rng.random((6, 40)), 2).astype(np.float32)  # many ties
+    ties = rng.permutation(40)
+    top = top_columns(scores, ties, 7)
+    for row, best in zip(scores, top, strict=True):
+        assert list(best) == list(rank_order(row, ties)[:7])
+    assert top_columns(scores, ties, 100).shape == (6, 40)
+    assert gc.isenabled()
+    with gc_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+
+
+def test_many_subscribers_match_one_at_a_time_results() -> None:
+    papers = [
+        Paper("p", "Quantum walks for sorting", "Sorting is old. A quantum walk sorts lists."),
+        Paper("q", "Graph coloring by walks", "Quantum effects help coloring graphs."),
+        *FILLER,
+    ]
+    profiles = [
+        sub(f"u{i}@example.org", keywords=["quantum walk", kw], description=d, max_papers=1 + i)
+        for i, (kw, d) in enumerate(
+            [("coloring", "graphs"), ("sorting", "lists"), ("coloring", ""), ("walks", "old")]
+        )
+    ]
+    together = select(profiles, papers)
+    for profile in profiles:
+        alone = one(profile, papers)
+        assert together[profile.email].picked == alone.picked
+        assert together[profile.email].more == alone.more
+        assert together[profile.email].more_count == alone.more_count
+
+
+def test_snippet_marks_the_keyword_sentence() -> None:
+    paper = Paper(
+        "p",
+        "Sorting lists",
+        "Lists are everywhere in practice. Here a quantum walk sorts them quickly. Code is free.",
+    )
+    match = one(sub(keywords=["quantum walk"], description="lists practice"), [paper, *FILLER])
+    picked = match.picked[0]
+    assert picked.snippet.startswith("Here a quantum walk")
+    assert [picked.snippet[s:e] for s, e in picked.marks] == ["quantum walk"]

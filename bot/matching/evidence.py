@@ -10,7 +10,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from bot.matching.index import Feature, Field
-from bot.matching.query import Query
+from bot.matching.query import Phrase, Query
 from bot.matching.signals import Marks, Matrices, like_cosines
 from bot.matching.text import Token, fold, same_person
 from bot.models import Paper
@@ -36,23 +36,33 @@ class Evidence:
     marks: tuple[tuple[int, int], ...] = ()
 
 
+def _keyword_value(phrase: Phrase, j: int, matrices: Matrices) -> tuple[float, str]:
+    """How much ``phrase`` matches paper ``j``, and the reason naming it (cached per pair)."""
+    key = (j, phrase.label)
+    found = matrices.keyword_reasons.get(key)
+    if found is None:
+        values, feature = matrices.values[j], phrase.feature
+        get = values.get
+        if len(phrase.terms) == 1:
+            value = get(feature, 0.0)
+        else:
+            value = sum([w * get(f, 0.0) for f, w in phrase.weights.items()])
+        title = feature in matrices.in_title[j]
+        where = " (title)" if title else "" if feature in values else " (words apart)"
+        found = matrices.keyword_reasons[key] = (value, f"keyword: {phrase.label}{where}")
+    return found
+
+
 def _keyword_reasons(query: Query, j: int, matrices: Matrices) -> list[str]:
-    values, in_title = matrices.values[j], matrices.in_title[j]
-    get = values.get
     found: list[tuple[float, str]] = []
     seen: set[tuple[str, ...]] = set()
     for phrase in query.keywords:
-        value = sum([w * get(f, 0.0) for f, w in phrase.weights.items()])
-        if value < REASON_FROM or phrase.terms in seen:
-            continue
-        seen.add(phrase.terms)
-        if phrase.feature in in_title:
-            found.append((value, f"keyword: {phrase.label} (title)"))
-        elif phrase.feature in values:
-            found.append((value, f"keyword: {phrase.label}"))
-        else:
-            found.append((value, f"keyword: {phrase.label} (words apart)"))
-    found.sort(key=lambda vt: -vt[0])
+        value, text = _keyword_value(phrase, j, matrices)
+        if value >= REASON_FROM and phrase.terms not in seen:
+            seen.add(phrase.terms)
+            found.append((value, text))
+    if len(found) > 1:
+        found.sort(key=lambda vt: -vt[0])
     return [text for _, text in found]
 
 
@@ -60,7 +70,7 @@ def _description_terms(query: Query, values: Mapping[Feature, float]) -> list[tu
     """The description terms found that weigh most, with their contributions."""
     weights = query.description
     parts = sorted([(-w * values[t], t) for t, w in weights.items() if t in values])
-    return [(-value, term) for value, term in parts[:DESCRIPTION_TERMS]]
+    return [(-value, str(term)) for value, term in parts[:DESCRIPTION_TERMS]]
 
 
 def _marks(text: str, start: int, tokens: Sequence[Token]) -> tuple[tuple[int, int], ...]:

@@ -17,7 +17,7 @@ import scipy.sparse as sp
 
 from bot.matching.index import MAX_PHRASE, Collection, Doc, Feature
 from bot.matching.query import Query, Weights
-from bot.matching.text import fold, name_key, same_person, terms_of
+from bot.matching.text import fold, name_key, terms_of
 from bot.models import Paper
 
 Array = np.ndarray
@@ -70,34 +70,44 @@ class Matrices:
         self._authors = _author_index(collection.docs)
         # Snippets already made, by (paper column, words marked); see ``evidence``.
         self.snippets: dict[tuple[int, frozenset[str]], tuple[str, Marks]] = {}
+        # Keyword match values and reasons, by (paper column, keyword as written).
+        self.keyword_reasons: dict[tuple[int, str], tuple[float, str]] = {}
 
     def weights(self, rows: Sequence[Weights]) -> sp.csr_matrix:
         """Rows of feature weights as a sparse matrix over this vocabulary."""
-        indptr, indices, data = [0], [], []
+        indptr: list[int] = [0]
+        indices: list[int] = []
+        data: list[float] = []
+        column = self.columns.__getitem__
         for weights in rows:
-            for feature, weight in weights.items():
-                indices.append(self.columns[feature])
-                data.append(weight)
+            indices.extend(map(column, weights))
+            data.extend(weights.values())
             indptr.append(len(indices))
         shape = (len(rows), len(self.columns))
         return sp.csr_matrix((np.array(data, np.float32), indices, indptr), shape=shape)
 
     def authors(self, query: Query) -> list[int]:
-        """Columns of papers written by someone the query follows."""
+        """Columns of papers written by someone the query follows (see ``same_person``)."""
         found: set[int] = set()
         for wanted in query.authors:
-            family, _ = name_key(wanted)
+            family, initials = name_key(wanted)
+            first = initials[0] if initials else ""
             found.update(
-                j for j, name in self._authors.get(family, ()) if same_person(wanted, name)
+                j
+                for j, initial in self._authors.get(family, ())
+                if not first or not initial or initial == first
             )
         return sorted(found)
 
 
 def _author_index(docs: Sequence[Doc]) -> dict[str, list[tuple[int, str]]]:
+    """Family name -> (paper column, first initial or "") of every author of every paper."""
     index: dict[str, list[tuple[int, str]]] = defaultdict(list)
     for j, doc in enumerate(docs):
         for name in doc.paper.authors:
-            index[name_key(name)[0]].append((j, name))
+            family, initials = name_key(name)
+            if family:
+                index[family].append((j, initials[0] if initials else ""))
     return index
 
 

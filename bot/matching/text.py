@@ -81,9 +81,7 @@ def _parts(word: str) -> list[str]:
 def _word_terms(word: str) -> tuple[str, ...]:
     """The terms of one (possibly hyphenated) word, stop words dropped."""
     return tuple(
-        _word_term(part)
-        for part in _parts(word)
-        if part.isupper() or fold(part) not in STOPWORDS
+        _word_term(part) for part in _parts(word) if part.isupper() or fold(part) not in STOPWORDS
     )
 
 

@@ -138,9 +138,23 @@ class Store:
     def save_papers(
         self, papers: Iterable[Paper], list_date: date, now: datetime | None = None
     ) -> tuple[int, int]:
-        """Store papers seen in the list for ``list_date``; return (new, updated). Idempotent."""
+        """Store papers seen in the list for ``list_date``; return (new, updated). Idempotent.
+
+        When another process stores the same papers at the same moment, store again: the
+        second pass finds their rows and only updates what differs.
+        """
+        batch = list(papers)
+        for _ in range(2):
+            try:
+                return self._save_papers(batch, list_date, as_utc(now or utcnow()))
+            except IntegrityError:
+                continue
+        return self._save_papers(batch, list_date, as_utc(now or utcnow()))
+
+    def _save_papers(
+        self, papers: Sequence[Paper], list_date: date, now: datetime
+    ) -> tuple[int, int]:
         new = changed = 0
-        now = as_utc(now or utcnow())
         with self.session() as db:
             for paper in papers:
                 row = db.get(PaperRow, paper.id)

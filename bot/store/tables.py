@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import fields
 from datetime import UTC, date, datetime
 from typing import Any
@@ -126,10 +127,14 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
         engine = create_engine(url, pool_pre_ping=True)
-    try:
-        SQLModel.metadata.create_all(engine)
-    except OperationalError:  # another process created the tables between check and create
-        SQLModel.metadata.create_all(engine)
+    for attempt in range(20):  # another process may be creating them at this very moment
+        try:
+            SQLModel.metadata.create_all(engine)
+            break
+        except OperationalError as exc:
+            if "already exists" not in str(exc) or attempt == 19:
+                raise
+            time.sleep(0.05)
     return engine
 
 
