@@ -7,22 +7,24 @@ traceback is only ever shown for a bug.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import sys
 import webbrowser
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.progress import MofNCompleteColumn, Progress
 from rich.table import Table
 from rich.text import Text
 
 from bot import admin_cli, matching, sources
-from bot.errors import BotError, ProfileError
+from bot.errors import BotError, ConfigError, ProfileError
 from bot.logs import setup_logging
 from bot.mailer import Mailer, OutboxMailer, SmtpMailer
 from bot.models import Paper, Subscriber
@@ -44,6 +46,7 @@ from bot.scheduler import run_worker
 from bot.sources.jsonl import read_papers_file
 from bot.settings import Settings, load_settings
 from bot.store import Store
+from bot.web import UnsubscribeServer
 from bot.worker import ProfilesFile, Worker
 
 app = typer.Typer(
@@ -193,20 +196,30 @@ def send(
 async def _send(
     config: Settings, profiles: Profiles, mailer: Mailer, options: SendOptions, spec: str
 ) -> SendReport:
-    store = Store(config.database_url)
-    run_id = store.start_run("send")
-    deps = Deps(
-        settings=config, store=store, renderer=Renderer(), fetch=make_fetch(config, spec),
-        clock=lambda: datetime.now(UTC), mailer=mailer, on_outcome=_print_outcome,
-    )  # fmt: skip
+    deps = _deps(config, spec, mailer)
+    run_id = deps.store.start_run("send")
     status = "error"
     try:
-        async with mailer:
-            report = await send_digests(deps, profiles.subscribers, options)
+        with _progress(len(profiles.subscribers) if options.to is None else 1) as advance:
+            deps.on_outcome = advance
+            async with mailer:
+                report = await send_digests(deps, profiles.subscribers, options)
         status = "stopped" if report.stopped else ("failed" if report.count("failed") else "ok")
     finally:
-        store.finish_run(run_id, status, report.summary() if status != "error" else {})
+        deps.store.finish_run(run_id, status, report.summary() if status != "error" else {})
     return report
+
+
+@contextlib.contextmanager
+def _progress(total: int) -> Iterator[Callable[[Outcome], None]]:
+    """A progress bar on a terminal; plain lines, one per subscriber, otherwise."""
+    if not out.is_terminal:
+        yield _print_outcome
+        return
+    columns = (*Progress.get_default_columns(), MofNCompleteColumn())
+    with Progress(*columns, console=out, transient=True) as progress:
+        task = progress.add_task("sending digests", total=total)
+        yield lambda outcome: progress.advance(task)
 
 
 def _deps(config: Settings, spec: str | None = None, mailer: Mailer | None = None) -> Deps:
@@ -403,6 +416,23 @@ def run() -> None:
 app.command()(handle_errors(admin_cli.unsubscribe))
 app.command()(handle_errors(admin_cli.unsuppress))
 app.command()(handle_errors(admin_cli.status))
+
+
+@app.command()
+@handle_errors
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on")] = "0.0.0.0",
+    port: Annotated[int, typer.Option("--port", envvar="PORT", help="Port (or $PORT)")] = 8080,
+) -> None:
+    """Serve the unsubscribe links (PAPERBOT_BASE_URL points here)."""
+    config = settings()
+    if config.secret_key is None:
+        raise ConfigError("invalid settings:\n  PAPERBOT_SECRET_KEY: needed to check unsubscribe links")
+    server = UnsubscribeServer((host, port), Store(config.database_url), config.secret_key.get_secret_value())
+    out.print(f"Serving unsubscribe links on http://{host}:{server.server_port}/unsubscribe")
+    with contextlib.suppress(KeyboardInterrupt):
+        server.serve_forever()
+    server.server_close()
 
 
 @profiles_app.command("schema")

@@ -66,10 +66,15 @@ def _sources(run: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
+def _when(value: str | None) -> str:
+    """An ISO timestamp as "YYYY-MM-DD HH:MM" for the tables."""
+    return (value or "")[:16].replace("T", " ")
+
+
 def _table(title: str, columns: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> Table:
     table = Table(title=title, title_justify="left")
     for column in columns:
-        table.add_column(column, overflow="fold")
+        table.add_column(column, overflow="fold", no_wrap=column in {"started", "since", "next"})
     for row in rows:
         table.add_row(*row)
     if not rows:
@@ -80,7 +85,7 @@ def _table(title: str, columns: tuple[str, ...], rows: Sequence[tuple[str, ...]]
 def tables(data: dict[str, Any]) -> list[Table]:
     """The status data as four rich tables."""
     runs = [
-        (str(r["id"]), r["command"], r["status"], (r["started"] or "")[:19],
+        (str(r["id"]), r["command"], r["status"], _when(r["started"]),
          " ".join(f"{k} {v}" for k, v in r["counts"].items() if v), _sources(r),
          r["stopped"] or "")
         for r in data["runs"]
@@ -90,10 +95,10 @@ def tables(data: dict[str, Any]) -> list[Table]:
     ]
     upcoming = [
         (u["email"], u["kind"], u["date"], u["status"], str(u["attempts"]),
-         (u["next_attempt"] or "")[:19], (u["last_error"] or "")[:80])
+         _when(u["next_attempt"]), (u["last_error"] or "")[:80])
         for u in data["upcoming"]
     ]  # fmt: skip
-    suppressed = [(s["email"], s["reason"], (s["since"] or "")[:19]) for s in data["suppressed"]]
+    suppressed = [(s["email"], s["reason"], _when(s["since"])) for s in data["suppressed"]]
     return [
         _table(
             "Last runs",

@@ -242,7 +242,7 @@ def test_snippet_marks_the_keyword_sentence() -> None:
         "Sorting lists",
         "Lists are everywhere in practice. Here a quantum walk sorts them quickly. Code is free.",
     )
-    match = one(sub(keywords=["quantum walk"], description="lists practice"), [paper, *FILLER])
-    picked = match.picked[0]
+    selection = one(sub(keywords=["quantum walk"], description="lists practice"), [paper, *FILLER])
+    picked = selection.ranked[0]
     assert picked.snippet.startswith("Here a quantum walk")
     assert [picked.snippet[s:e] for s, e in picked.marks] == ["quantum walk"]

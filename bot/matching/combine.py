@@ -15,7 +15,7 @@ DEFAULT_THRESHOLD = 0.5
 # Description share found (a fraction of the whole free text) giving evidence 1 - 1/e.
 DESCRIPTION_SCALE = 0.2
 # Weight of the description next to keywords, and alone when a profile has no keywords.
-DESCRIPTION_WEIGHT = 0.1
+DESCRIPTION_WEIGHT = 0.05
 DESCRIPTION_ALONE = 1.0
 AUTHOR_WEIGHT = 0.95
 LIKE_WEIGHT = 0.9

@@ -37,20 +37,18 @@ class Evidence:
 
 
 def _keyword_value(phrase: Phrase, j: int, matrices: Matrices) -> tuple[float, str]:
-    """How much ``phrase`` matches paper ``j``, and the reason naming it (cached per pair)."""
-    key = (j, phrase.label)
-    found = matrices.keyword_reasons.get(key)
-    if found is None:
-        values, feature = matrices.values[j], phrase.feature
-        get = values.get
-        if len(phrase.terms) == 1:
-            value = get(feature, 0.0)
-        else:
-            value = sum([w * get(f, 0.0) for f, w in phrase.weights.items()])
-        title = feature in matrices.in_title[j]
-        where = " (title)" if title else "" if feature in values else " (words apart)"
-        found = matrices.keyword_reasons[key] = (value, f"keyword: {phrase.label}{where}")
-    return found
+    """How much ``phrase`` matches paper ``j``, and the reason naming it."""
+    values, feature = matrices.values[j], phrase.feature
+    get = values.get
+    if len(phrase.terms) == 1:
+        value = get(feature, 0.0)
+    else:
+        value = sum([w * get(f, 0.0) for f, w in phrase.weights.items()])
+    if value < REASON_FROM:
+        return value, ""
+    title = feature in matrices.in_title[j]
+    where = " (title)" if title else "" if feature in values else " (words apart)"
+    return value, f"keyword: {phrase.label}{where}"
 
 
 def _keyword_reasons(query: Query, j: int, matrices: Matrices) -> list[str]:
@@ -120,7 +118,8 @@ def explain_pair(query: Query, j: int, matrices: Matrices, liked: Mapping[str, P
         reasons.extend(_like_reasons(query, doc.paper, liked, matrices))
     terms = _description_terms(query, values)
     if terms and sum(value for value, _ in terms) >= DESCRIPTION_REASON_FROM:
-        reasons.append("description: " + ", ".join(query.surface.get(t, t) for _, t in terms))
+        words = dict.fromkeys(query.surface.get(t, t) for _, t in terms)
+        reasons.append("description: " + ", ".join(words))
     if query.categories:
         paper_cats = {fold(c): c for c in doc.paper.categories}
         found = sorted(query.categories & paper_cats.keys())

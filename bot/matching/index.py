@@ -17,7 +17,7 @@ from bot.models import Paper
 
 K1 = 1.2
 B = 0.75
-TITLE_WEIGHT = 3.0
+TITLE_WEIGHT = 4.0
 MAX_PHRASE = 6
 
 Feature = str | tuple[str, ...]

@@ -15,7 +15,7 @@ from bot.matching.index import Collection, Feature
 from bot.matching.text import WORD, fold, terms_of
 from bot.models import Subscriber
 
-PHRASE_SHARE = 0.7
+PHRASE_SHARE = 0.6
 
 Weights = dict[Feature, float]
 
@@ -94,8 +94,7 @@ def _description(text: str, words: _Words) -> tuple[Weights, dict[str, str]]:
         terms = words(word)
         for term in terms:
             counts[term] = counts.get(term, 0) + 1
-            if term not in surface:
-                surface[term] = word if len(terms) == 1 else word.upper()
+            surface.setdefault(term, word)
     idf = words.collection.idf
     raw = {t: (1 + math.log(c)) * idf(t) if c > 1 else idf(t) for t, c in counts.items()}
     total = sum(raw.values())

@@ -70,8 +70,6 @@ class Matrices:
         self._authors = _author_index(collection.docs)
         # Snippets already made, by (paper column, words marked); see ``evidence``.
         self.snippets: dict[tuple[int, frozenset[str]], tuple[str, Marks]] = {}
-        # Keyword match values and reasons, by (paper column, keyword as written).
-        self.keyword_reasons: dict[tuple[int, str], tuple[float, str]] = {}
 
     def weights(self, rows: Sequence[Weights]) -> sp.csr_matrix:
         """Rows of feature weights as a sparse matrix over this vocabulary."""

@@ -1,0 +1,102 @@
+"""The unsubscribe endpoint behind PAPERBOT_BASE_URL (``paperbot serve``; Procfile ``web``).
+
+    GET  /unsubscribe?token=T   a confirmation page with one button (link scanners only GET)
+    POST /unsubscribe?token=T   records the unsubscription; RFC 8058 one-click posts here too
+    GET  /healthz               "ok"
+
+The token is the HMAC-signed address from the email, so nobody can unsubscribe someone else.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+from bot.message import verify_token
+from bot.store import Store
+
+log = logging.getLogger(__name__)
+
+PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>{title}</title>
+<style>body{{font:17px/1.5 system-ui,sans-serif;max-width:32em;margin:3em auto;padding:0 1em;
+color:#1f2937}}button{{font:inherit;padding:.5em 1.2em;border-radius:6px;border:0;
+background:#1d4ed8;color:#fff;cursor:pointer}}</style></head>
+<body><h1>{title}</h1>{body}</body></html>"""
+
+
+def page(title: str, body: str) -> bytes:
+    """A small self-contained HTML page."""
+    return PAGE.format(title=html.escape(title), body=body).encode()
+
+
+class UnsubscribeHandler(BaseHTTPRequestHandler):
+    """Serves the three routes; ``store`` and ``secret`` are set on the server."""
+
+    server: UnsubscribeServer
+
+    def _reply(self, status: HTTPStatus, body: bytes, kind: str = "text/html") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", f"{kind}; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _email(self) -> str | None:
+        url = urlsplit(self.path)
+        if url.path != "/unsubscribe":
+            return None
+        token = parse_qs(url.query).get("token", [""])[0]
+        return verify_token(self.server.secret, token)
+
+    def do_GET(self) -> None:
+        """Health check, or the confirmation page."""
+        if urlsplit(self.path).path == "/healthz":
+            self._reply(HTTPStatus.OK, b"ok\n", "text/plain")
+            return
+        email = self._email()
+        if email is None:
+            self._invalid()
+            return
+        form = (
+            f"<p>Stop sending paper digests and alerts to <strong>{html.escape(email)}</strong>?"
+            f'</p><form method="post" action="{html.escape(self.path)}">'
+            '<button type="submit">Unsubscribe</button></form>'
+        )
+        self._reply(HTTPStatus.OK, page("Unsubscribe", form))
+
+    def do_POST(self) -> None:
+        """Record the unsubscription (the form, or a mail client's one-click POST)."""
+        length = int(self.headers.get("Content-Length") or 0)
+        self.rfile.read(min(length, 4096))
+        email = self._email()
+        if email is None:
+            self._invalid()
+            return
+        self.server.store.suppress(email, "unsubscribed")
+        log.info("unsubscribed %s", email)
+        body = f"<p>{html.escape(email)} will get no more emails from paperbot.</p>"
+        self._reply(HTTPStatus.OK, page("You are unsubscribed", body))
+
+    def _invalid(self) -> None:
+        body = "<p>This unsubscribe link is not valid. Please use the link from a recent email.</p>"
+        self._reply(HTTPStatus.BAD_REQUEST, page("Link not valid", body))
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Route access logs through logging, one line each."""
+        log.info("%s %s", self.address_string(), format % args)
+
+
+class UnsubscribeServer(ThreadingHTTPServer):
+    """A threading HTTP server that knows the store and the signing secret."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], store: Store, secret: str) -> None:
+        super().__init__(address, UnsubscribeHandler)
+        self.store = store
+        self.secret = secret
