@@ -82,7 +82,7 @@ def samples(settings: Settings, papers: list[Paper], subs: list[Subscriber]) -> 
     for sub in subs:
         digest = build_digest(sub, DAY, chosen[sub.email])
         message = compose(settings, renderer, digest, f"<{sub.email}>", datetime.now(UTC))
-        out.append(message.as_bytes())
+        out.append(message.data)
     return out
 
 

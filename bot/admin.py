@@ -5,12 +5,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from email.message import EmailMessage
-from email.utils import format_datetime
+from email.headerregistry import Address
 
 from bot.errors import DeliveryError
 from bot.mailer import Mailer
-from bot.message import new_message_id, one_line
+from bot.message import Envelope, Outgoing, build_message, new_message_id
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -41,17 +40,17 @@ class AdminAlerts:
         last = self.last.get(kind)
         return last is None or self.clock() - last >= self.interval
 
-    def message(self, kind: str, what: str, todo: str) -> EmailMessage:
+    def message(self, kind: str, what: str, todo: str) -> Outgoing:
         """The plain-text email for one alert."""
-        msg = EmailMessage()
-        msg["Subject"] = one_line(f"[paperbot] {KINDS.get(kind, kind)}")
-        msg["From"] = self.settings.sender
-        msg["To"] = self.settings.admin_email or ""
-        msg["Date"] = format_datetime(self.clock())
-        msg["Message-ID"] = new_message_id(self.settings.sender)
-        msg["Auto-Submitted"] = "auto-generated"
-        msg.set_content(f"What happened:\n{what}\n\nWhat to do:\n{todo}\n\n-- paperbot\n")
-        return msg
+        sender = self.settings.sender
+        envelope = Envelope(
+            sender=sender,
+            recipient=Address(addr_spec=self.settings.admin_email or ""),
+            message_id=new_message_id(sender),
+            date=self.clock(),
+        )
+        text = f"What happened:\n{what}\n\nWhat to do:\n{todo}\n\n-- paperbot\n"
+        return build_message(envelope, f"[paperbot] {KINDS.get(kind, kind)}", text)
 
     async def notify(self, mailer: Mailer | None, kind: str, what: str, todo: str) -> bool:
         """Log the alert and email it unless one of this kind went out within the interval."""

@@ -10,15 +10,18 @@ import asyncio
 import contextlib
 import functools
 import json
+import re
 import sys
 import webbrowser
 from collections.abc import Callable, Iterator
-from datetime import UTC, date, datetime
+from enum import StrEnum
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import MofNCompleteColumn, Progress
 from rich.table import Table
 from rich.text import Text
@@ -65,7 +68,21 @@ F = TypeVar("F", bound=Callable[..., Any])
 DateOption = Annotated[
     datetime | None, typer.Option("--date", formats=["%Y-%m-%d"], help="YYYY-MM-DD")
 ]
-FormatOption = Annotated[str, typer.Option("--format", help="json or table")]
+class MatchFormat(StrEnum):
+    """Output formats of `match`."""
+
+    json = "json"
+    table = "table"
+
+
+class PapersFormat(StrEnum):
+    """Output formats of `papers`."""
+
+    jsonl = "jsonl"
+    table = "table"
+
+
+FormatOption = Annotated[MatchFormat, typer.Option("--format", help="json or table")]
 
 
 def handle_errors(command: F) -> F:
@@ -76,7 +93,7 @@ def handle_errors(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except BotError as exc:
-            err.print(f"[red]Error:[/red] {exc}", highlight=False, markup=True, soft_wrap=True)
+            err.print(f"[red]Error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
 
     return wrapper  # type: ignore[return-value]
@@ -148,8 +165,8 @@ def _report_table(report: SendReport) -> Table:
         table.add_column(column)
     colours = {"sent": "green", "failed": "red", "skipped": "yellow", "already": "dim"}
     for o in report.outcomes:
-        status = f"[{colours.get(o.status, 'white')}]{o.status}[/]"
-        table.add_row(o.email, str(o.digest_date or ""), status, str(o.papers), o.detail)
+        status = Text(o.status, style=colours.get(o.status, ""))
+        table.add_row(Text(o.email), str(o.digest_date or ""), status, str(o.papers), Text(o.detail))
     return table
 
 
@@ -167,8 +184,13 @@ def send(
     profiles = read_profiles(config.profiles)
     if to and to.lower() not in {s.email.lower() for s in profiles.subscribers}:
         raise BotError(f"{to} is not a subscriber in {config.profiles}")
+    if day and day.date() > datetime.now(UTC).date() + timedelta(days=1):
+        raise BotError(f"--date {day.date()} is in the future; digests are sent for past days")
     mailer = make_mailer(config)
-    options = SendOptions(day=day.date() if day else None, to=to, dry_run=dry_run, force=force)
+    options = SendOptions(
+        day=day.date() if day else None, to=to, dry_run=dry_run, force=force,
+        refetch=source is not None,
+    )  # fmt: skip
     report = asyncio.run(_send(config, profiles, mailer, options, source or config.sources))
     out.print(_report_table(report))
     counts = report.summary()["counts"]
@@ -180,9 +202,9 @@ def send(
     if force:
         out.print("[yellow]--force: digests already sent were sent again on purpose.[/]")
     if counts["already"] and not counts["sent"] and not counts["failed"]:
-        out.print("Today's digests were already sent; nothing new to send.")
+        out.print("These digests were already sent; nothing new to send.")
     if report.stopped:
-        err.print(f"[red]Stopped:[/red] {report.stopped}")
+        err.print(f"[red]Stopped:[/red] {escape(report.stopped)}")
     if isinstance(mailer, OutboxMailer) and not dry_run:
         previews = sorted(config.outbox.glob("*.html"), key=lambda p: p.stat().st_mtime)
         latest = [p for p in previews if p.name != "index.html"][-1:]
@@ -197,7 +219,7 @@ async def _send(
     config: Settings, profiles: Profiles, mailer: Mailer, options: SendOptions, spec: str
 ) -> SendReport:
     deps = _deps(config, spec, mailer)
-    run_id = deps.store.start_run("send")
+    run_id = None if options.dry_run else deps.store.start_run("send")
     status = "error"
     try:
         with _progress(len(profiles.subscribers) if options.to is None else 1) as advance:
@@ -206,7 +228,8 @@ async def _send(
                 report = await send_digests(deps, profiles.subscribers, options)
         status = "stopped" if report.stopped else ("failed" if report.count("failed") else "ok")
     finally:
-        deps.store.finish_run(run_id, status, report.summary() if status != "error" else {})
+        if run_id is not None:
+            deps.store.finish_run(run_id, status, report.summary() if status != "error" else {})
     return report
 
 
@@ -265,10 +288,10 @@ def preview(
     subscriber = _subscriber(read_profiles(config.profiles), email, config.profiles)
     when = day.date() if day else digest_day(subscriber, datetime.now(UTC))
     digest, message = asyncio.run(pipeline_preview(_deps(config), subscriber, when))
-    target = out_file or Path(f"preview-{subscriber.email}-{when}.html")
-    body = message.get_body(("html",))
-    target.write_text(body.get_content() if body is not None else "", encoding="utf-8")
-    out.print(f"Subject: {message['Subject']}", markup=False, soft_wrap=True)
+    safe = re.sub(r"[^A-Za-z0-9@._-]+", "_", subscriber.email)
+    target = out_file or Path(f"preview-{safe}-{when}.html")
+    target.write_text(message.html or "", encoding="utf-8")
+    out.print(f"Subject: {message.subject}", markup=False, soft_wrap=True)
     out.print(f"{len(digest.matches)} papers, {len(digest.more)} more matches")
     out.print(f"Preview: {target}")
     if open_browser:
@@ -281,7 +304,7 @@ def match(
     profiles: Annotated[Path, typer.Option("--profiles", help="Profiles YAML file")],
     papers: Annotated[Path, typer.Option("--papers", help="Papers JSON Lines file")],
     all_papers: Annotated[bool, typer.Option("--all", help="Rank every paper.")] = False,
-    fmt: FormatOption = "json",
+    fmt: FormatOption = MatchFormat.json,
 ) -> None:
     """Score papers for every subscriber in a profiles file."""
     subs = read_profiles(profiles).subscribers
@@ -334,11 +357,9 @@ def papers(
     input_file: Annotated[
         Path | None, typer.Option("--input", help="Parse a saved response instead of fetching.")
     ] = None,
-    fmt: Annotated[str, typer.Option("--format", help="jsonl or table")] = "jsonl",
+    fmt: Annotated[PapersFormat, typer.Option("--format", help="jsonl or table")] = PapersFormat.jsonl,
 ) -> None:
     """Print the normalised papers a source yields, or that a saved response parses to."""
-    if fmt not in ("jsonl", "table"):
-        raise BotError(f"--format must be jsonl or table, not {fmt!r}")
     config = settings()
     failed = False
     if input_file is not None:
@@ -350,7 +371,7 @@ def papers(
     else:
         specs = sources.parse_spec(source or config.sources)
         options = sources.SourceOptions(include_replacements=config.arxiv_include_replacements)
-        when = day.date() if day else date.today()
+        when = day.date() if day else datetime.now(UTC).date()
         report = asyncio.run(sources.fetch_papers(specs, when, options=options))
         found, notes, failed = report.papers, [str(o) for o in report.outcomes], bool(report.failed)
     if fmt == "table":

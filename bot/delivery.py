@@ -28,7 +28,6 @@ import random
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from email.message import EmailMessage
 from itertools import islice
 from typing import Protocol
 
@@ -41,7 +40,7 @@ from bot.errors import (
     UnknownOutcomeError,
 )
 from bot.mailer import Mailer
-from bot.message import new_message_id
+from bot.message import Outgoing, new_message_id
 from bot.pacing import GroupCommit, RateLimiter, Snapshot
 from bot.retry import Random, RetryPolicy
 from bot.settings import Settings
@@ -76,7 +75,7 @@ class Job:
     subscriber_id: int
     email: str
     day: date
-    compose: Callable[[Claim], EmailMessage]
+    compose: Callable[[Claim], Outgoing]
     paper_ids: tuple[str, ...] = ()
     kind: str = "digest"
     ref: str = ""
@@ -130,7 +129,7 @@ def retry_policy(settings: Settings) -> RetryPolicy:
 class _Ready:
     job: Job
     claim: Claim
-    message: EmailMessage
+    message: Outgoing
 
 
 async def deliver(
@@ -229,7 +228,7 @@ class _Run:
         }  # fmt: skip
         return reasons.get(row.status, row.status) if row is not None else "claimed elsewhere"
 
-    async def _compose(self, job: Job, claim: Claim) -> EmailMessage | None:
+    async def _compose(self, job: Job, claim: Claim) -> Outgoing | None:
         try:
             return job.compose(claim)
         except Exception as exc:  # a bug rendering one message must not stop the others
@@ -270,7 +269,7 @@ class _Run:
         else:
             await self._sent(job, claim)
 
-    async def _send(self, message: EmailMessage) -> None:
+    async def _send(self, message: Outgoing) -> None:
         """Send, reconnecting after connection trouble until too much of it happened in a row."""
         while True:
             try:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import re
 import ssl
-from email.message import EmailMessage
 from types import TracebackType
 from typing import Protocol, Self
 
@@ -27,6 +26,7 @@ from bot.errors import (
     TemporaryDeliveryError,
     UnknownOutcomeError,
 )
+from bot.message import Outgoing
 from bot.outbox import OutboxMailer, write_index
 
 __all__ = ["Mailer", "OutboxMailer", "SmtpMailer", "classify", "classify_reply", "write_index"]
@@ -37,7 +37,7 @@ _BARE_NEWLINE = re.compile(rb"(?<!\r)\n|\r(?!\n)")
 
 
 class Mailer(Protocol):
-    """Something that can deliver an EmailMessage."""
+    """Something that can deliver an Outgoing message."""
 
     description: str
     concurrency: int
@@ -48,7 +48,7 @@ class Mailer(Protocol):
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None: ...
 
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, message: Outgoing) -> None:
         """Deliver one message or raise a DeliveryError subclass."""
 
 
@@ -82,7 +82,8 @@ def classify(exc: Exception) -> DeliveryError:
 
 def data_payload(raw: bytes) -> bytes:
     """The DATA payload: CRLF line ends, leading dots doubled, ending with ``.CRLF``."""
-    if _BARE_NEWLINE.search(raw):
+    crlf = raw.count(b"\r\n")
+    if raw.count(b"\n") != crlf or raw.count(b"\r") != crlf:  # quicker than the regex when clean
         raw = _BARE_NEWLINE.sub(b"\r\n", raw)
     if not raw.endswith(b"\r\n"):
         raw += b"\r\n"
@@ -199,19 +200,15 @@ class SmtpMailer:
     ) -> None:
         await self.close()
 
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, message: Outgoing) -> None:
         """Send one message on an idle connection of the pool."""
         if self._idle is None:
             self._idle = asyncio.Queue()
             for connection in self._all:
                 self._idle.put_nowait(connection)
-        sender = message["Sender"] or message["From"]
-        envelope_from = sender.addresses[0].addr_spec if sender else ""
-        to = message["To"].addresses[0].addr_spec
-        raw = message.as_bytes()
         connection = await self._idle.get()
         try:
-            await connection.send(envelope_from, to, raw)
+            await connection.send(message.sender, message.recipient, message.data)
         finally:
             self._idle.put_nowait(connection)
 

@@ -1,4 +1,7 @@
-"""Build the EmailMessage: headers, multipart/alternative, unsubscribe (pure).
+"""Build the message: headers, multipart/alternative, unsubscribe (pure).
+
+``build_message`` writes the bytes that go on the wire (see ``bot.mime``) into an ``Outgoing``,
+which is all a mailer needs: envelope addresses, Message-ID, data, and the HTML for previews.
 
 Unsubscribe tokens are ``<base64url(email)>.<hmac>``: the link can be verified without a lookup,
 and the HMAC (PAPERBOT_SECRET_KEY) keeps anyone from unsubscribing someone else.
@@ -9,27 +12,32 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import re
-import uuid
+import random
 from dataclasses import dataclass
 from datetime import datetime
 from email.headerregistry import Address
-from email.message import EmailMessage
-from email.policy import SMTP
 from email.utils import format_datetime
 from urllib.parse import quote
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
-
-
-def one_line(value: str) -> str:
-    """A header-safe value: CR, LF and other control characters never reach a header."""
-    return _CONTROL.sub(" ", value).strip()
+from bot.mime import (
+    addr_spec,
+    alternative,
+    ascii_words,
+    header,
+    mailbox_words,
+    one_line,
+    text_part,
+    text_words,
+)
 
 
 def new_message_id(sender: Address) -> str:
-    """A fresh, globally unique Message-ID in the sender's domain."""
-    return f"<{uuid.uuid4().hex[:24]}@{sender.domain or 'localhost'}>"
+    """A fresh, globally unique Message-ID in the sender's domain.
+
+    96 random bits make a collision practically impossible; the ids need not be unpredictable,
+    and ``random`` (reseeded in forked processes) spares a system call per message.
+    """
+    return f"<{random.getrandbits(96):024x}@{sender.domain or 'localhost'}>"
 
 
 def _b64(data: bytes) -> str:
@@ -83,14 +91,29 @@ class Unsubscribe:
 
 @dataclass(frozen=True, slots=True)
 class Envelope:
-    """Who a message is from and to, and how it is identified."""
+    """Who a message is from and to, and how it is identified; list headers when it has them."""
 
     sender: Address
     recipient: Address
     message_id: str
     date: datetime
-    list_id: str
-    unsubscribe: Unsubscribe
+    list_id: str | None = None
+    unsubscribe: Unsubscribe = Unsubscribe()
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A message ready to send: envelope addresses, Message-ID, and the RFC 5322 bytes (CRLF).
+
+    ``html`` is the HTML part as rendered (for previews and the outbox), ``None`` for plain text.
+    """
+
+    sender: str
+    recipient: str
+    message_id: str
+    subject: str
+    data: bytes
+    html: str | None = None
 
 
 def recipient(email: str, name: str | None) -> Address:
@@ -98,21 +121,38 @@ def recipient(email: str, name: str | None) -> Address:
     return Address(display_name=one_line(name or ""), addr_spec=email)
 
 
-def build_message(envelope: Envelope, subject: str, text: str, html: str) -> EmailMessage:
-    """multipart/alternative: text/plain first, text/html second, with list headers."""
-    msg = EmailMessage(policy=SMTP)
-    msg["Subject"] = one_line(subject)
-    msg["From"] = envelope.sender
-    msg["To"] = envelope.recipient
-    msg["Date"] = format_datetime(envelope.date)
-    msg["Message-ID"] = one_line(envelope.message_id)
-    msg["List-Id"] = one_line(envelope.list_id)
-    header = envelope.unsubscribe.header()
-    if header:
-        msg["List-Unsubscribe"] = one_line(header)
+def _headers(envelope: Envelope, subject: str) -> bytes:
+    """The header section, list headers included when the envelope has them."""
+    lines = [
+        header("Subject", text_words(subject)),
+        header("From", mailbox_words(envelope.sender)),
+        header("To", mailbox_words(envelope.recipient)),
+        header("Date", [format_datetime(envelope.date)]),
+        header("Message-ID", ascii_words(envelope.message_id)),
+    ]
+    if envelope.list_id:
+        lines.append(header("List-Id", ascii_words(envelope.list_id)))
+    links = envelope.unsubscribe.header()
+    if links:
+        lines.append(header("List-Unsubscribe", ascii_words(links)))
     if envelope.unsubscribe.url:
-        msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    msg["Auto-Submitted"] = "auto-generated"
-    msg.set_content(text, subtype="plain", cte="quoted-printable")
-    msg.add_alternative(html, subtype="html", cte="quoted-printable")
-    return msg
+        lines.append(b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n")
+    lines.append(b"Auto-Submitted: auto-generated\r\nMIME-Version: 1.0\r\n")
+    return b"".join(lines)
+
+
+def build_message(envelope: Envelope, subject: str, text: str, html: str | None = None) -> Outgoing:
+    """multipart/alternative (text/plain first, text/html second), or text/plain alone."""
+    subject = one_line(subject)
+    if html is None:
+        body = text_part("plain", text)
+    else:
+        body = alternative([text_part("plain", text), text_part("html", html)])
+    return Outgoing(
+        sender=addr_spec(envelope.sender),
+        recipient=addr_spec(envelope.recipient),
+        message_id=one_line(envelope.message_id),
+        subject=subject,
+        data=_headers(envelope, subject) + body,
+        html=html,
+    )

@@ -7,12 +7,12 @@ import html
 import os
 import re
 from email import message_from_bytes, policy
-from email.message import EmailMessage
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from bot.errors import TemporaryDeliveryError
+from bot.errors import ConfigError, TemporaryDeliveryError
+from bot.message import Outgoing
 
 
 def _safe_name(text: str) -> str:
@@ -33,7 +33,12 @@ class OutboxMailer:
         self.description = f"outbox {directory}"
 
     async def __aenter__(self) -> Self:
-        self.directory.mkdir(parents=True, exist_ok=True)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(
+                f"invalid settings:\n  PAPERBOT_OUTBOX: cannot use {self.directory}: {exc.strerror}"
+            ) from None
         return self
 
     async def __aexit__(
@@ -41,17 +46,15 @@ class OutboxMailer:
     ) -> None:
         write_index(self.directory)
 
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, message: Outgoing) -> None:
         """Write the message atomically (temp file, then rename)."""
-        key = hashlib.sha256(str(message["Message-ID"]).encode()).hexdigest()[:10]
-        stem = f"{_safe_name(message['To'].addresses[0].addr_spec)}_{key}"
+        key = hashlib.sha256(message.message_id.encode()).hexdigest()[:10]
+        stem = f"{_safe_name(message.recipient)}_{key}"
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            _write_atomic(self.directory / f"{stem}.eml", message.as_bytes())
-            body = message.get_body(("html",))
-            if body is not None:
-                preview = body.get_content()
-                _write_atomic(self.directory / f"{stem}.html", preview.encode())
+            _write_atomic(self.directory / f"{stem}.eml", message.data)
+            if message.html is not None:
+                _write_atomic(self.directory / f"{stem}.html", message.html.encode())
         except OSError as exc:
             raise TemporaryDeliveryError(f"cannot write to outbox {self.directory}: {exc}") from exc
 

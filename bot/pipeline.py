@@ -11,7 +11,6 @@ import logging
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from email.message import EmailMessage
 from typing import Any
 
 from bot import matching
@@ -19,7 +18,7 @@ from bot.delivery import DeliveryOptions, Job, deliver
 from bot.delivery import Outcome as Outcome  # re-exported: part of the run report
 from bot.errors import BotError
 from bot.mailer import Mailer
-from bot.message import Envelope, Unsubscribe, build_message, new_message_id, recipient
+from bot.message import Envelope, Outgoing, Unsubscribe, build_message, new_message_id, recipient
 from bot.models import Digest, DigestKind, Match, Paper, Subscriber
 from bot.render import EmailContext, Renderer
 from bot.settings import Settings
@@ -82,6 +81,7 @@ class SendOptions:
     force: bool = False
     retry_now: bool = True
     fetch_missing: bool = True
+    refetch: bool = False
 
 
 @dataclass
@@ -145,9 +145,14 @@ async def ensure_papers(deps: Deps, day: date, report: SendReport) -> None:
 def _candidates(
     deps: Deps, targets: Sequence[Target], force: bool
 ) -> dict[int, list[Paper]]:
-    """Per subscriber: papers stored since their previous digest and never sent to them."""
-    last_day = max(t.day for t in targets)
-    stored = deps.store.papers_between(last_day - timedelta(days=CATCH_UP_DAYS), last_day)
+    """Per subscriber: papers stored since their previous digest and never sent to them.
+
+    A first digest covers the lists from the day before its date on. After that a paper belongs
+    to the first digest made after it was stored, whatever its list date (time zones and late
+    feeds put list dates ahead of some subscribers' dates), so no paper falls between two.
+    """
+    first_day = min(t.day for t in targets)
+    stored = deps.store.papers_between(first_day - timedelta(days=CATCH_UP_DAYS), date.max)
     sent = {} if force else deps.store.sent_paper_ids(t.sid for t in targets)
     previous = {day: deps.store.last_digest_times(day) for day in {t.day for t in targets}}
     result: dict[int, list[Paper]] = {}
@@ -158,7 +163,7 @@ def _candidates(
         result[target.sid] = [
             item.paper
             for item in stored
-            if earliest <= item.list_date <= target.day
+            if item.list_date >= earliest
             and item.paper.id not in seen
             and (since is None or item.first_seen > since)
         ]
@@ -213,8 +218,8 @@ def build_digest(subscriber: Subscriber, day: date, selection: matching.Selectio
 
 def compose(
     settings: Settings, renderer: Renderer, digest: Digest, message_id: str, now: datetime
-) -> EmailMessage:
-    """Render the digest and wrap it into the EmailMessage the subscriber will receive."""
+) -> Outgoing:
+    """Render the digest and write the message the subscriber will receive."""
     ctx, links = _context(settings, digest.subscriber)
     rendered = renderer.render(digest, ctx)
     domain = settings.sender.domain or "localhost"
@@ -243,7 +248,7 @@ def _claimed_digest(digest: Digest, claim: Claim, selection: matching.Selection)
 def _digest_job(deps: Deps, target: Target, digest: Digest, selection: matching.Selection) -> Job:
     """A delivery job whose message is rendered once the ledger row is claimed."""
 
-    def compose_claimed(claim: Claim) -> EmailMessage:
+    def compose_claimed(claim: Claim) -> Outgoing:
         claimed = _claimed_digest(digest, claim, selection)
         return compose(deps.settings, deps.renderer, claimed, claim.message_id, deps.clock())
 
@@ -254,7 +259,7 @@ def _digest_job(deps: Deps, target: Target, digest: Digest, selection: matching.
 def alert_job(deps: Deps, target: Target, digest: Digest, paper_id: str) -> Job:
     """A delivery job for one alert email: kind "alert", keyed by the paper that fired it."""
 
-    def compose_claimed(claim: Claim) -> EmailMessage:
+    def compose_claimed(claim: Claim) -> Outgoing:
         return compose(deps.settings, deps.renderer, digest, claim.message_id, deps.clock())
 
     sub = target.subscriber
@@ -312,7 +317,7 @@ def _targets(
     return targets
 
 
-async def preview(deps: Deps, subscriber: Subscriber, day: date) -> tuple[Digest, Any]:
+async def preview(deps: Deps, subscriber: Subscriber, day: date) -> tuple[Digest, Outgoing]:
     """What ``subscriber`` would receive for ``day``, rendered; nothing is sent or recorded.
 
     The day's papers are fetched and stored if needed; the ledger is not touched.
@@ -357,8 +362,15 @@ def _not_done(deps: Deps, targets: list[Target], report: SendReport) -> list[Tar
 async def send_digests(
     deps: Deps, subscribers: Sequence[Subscriber], options: SendOptions
 ) -> SendReport:
-    """Send each subscriber's digest for their date; never twice unless ``options.force``."""
-    ids = deps.store.sync_subscribers(subscribers).ids
+    """Send each subscriber's digest for their date; never twice unless ``options.force``.
+
+    A dry run changes nothing but the stored papers: subscribers are not synced.
+    """
+    if options.dry_run:
+        known = {s.email.lower(): deps.store.subscriber_id(s.email) for s in subscribers}
+        ids = {e: sid or -n for n, (e, sid) in enumerate(known.items(), 1)}
+    else:
+        ids = deps.store.sync_subscribers(subscribers).ids
     return await send_to_targets(deps, _targets(deps, subscribers, ids, options), options)
 
 
@@ -372,7 +384,10 @@ async def send_to_targets(
     if not targets:
         return report
     for day in sorted({t.day for t in targets}) if options.fetch_missing else ():
-        await ensure_papers(deps, day, report)
+        if options.refetch:
+            report.sources.extend((await fetch_and_store(deps, day)).sources)
+        else:
+            await ensure_papers(deps, day, report)
     candidates = _candidates(deps, targets, options.force)
     selections = _select(deps, targets, candidates)
     jobs = _digest_jobs(deps, targets, selections, options, report)

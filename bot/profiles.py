@@ -188,23 +188,17 @@ def parse_profiles(text: str, source: str = "<profiles>") -> Profiles:
         node = _child(items_node, index)
         subscriber, found = _validate_one(item, defaults, node, source)
         problems += found
-        if subscriber is None:
-            continue
-        key = subscriber.email.lower()
-        if key in first_line:
+        raw = item.get("email") if isinstance(item, dict) else None
+        key = (subscriber.email if subscriber else str(raw or "")).strip().lower()
+        if key and key in first_line:
             where = f"line {first_line[key]}" if first_line[key] else "earlier"
-            problems.append(
-                Problem(
-                    source,
-                    _line(_child(node, "email")),
-                    subscriber.email,
-                    "email",
-                    f"duplicate subscriber (first at {where})",
-                )
-            )
+            line = _line(_child(node, "email"))
+            message = f"duplicate subscriber (first at {where})"
+            problems.append(Problem(source, line, key, "email", message))
             continue
         first_line[key] = _line(node)
-        subscribers.append(subscriber)
+        if subscriber is not None:
+            subscribers.append(subscriber)
     if problems:
         raise ProfileError(problems)
     return Profiles(source, tuple(subscribers))

@@ -3,18 +3,26 @@
 Pure: no network, no database, no clock. The HTML is a table layout whose CSS (``email.css``) is
 inlined by css-inline at render time; only ``@media`` rules (narrow screens, dark mode) stay in a
 ``<style>`` block. The plain-text twin carries the same content, wrapped at 78 columns.
+
+Many subscribers get the same paper with the same reasons, so each paper card is rendered and
+inlined once (css-inline's fragment mode) and kept in a bounded LRU cache, as is its plain-text
+block; per message only the small shell around the cards is rendered and inlined. No selector in
+``email.css`` looks past a card's own elements, so a card inlined alone gets the same styles.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import css_inline
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template
+from markupsafe import Markup
 
-from bot.models import Digest
+from bot.models import Digest, Match, Paper
 from bot.render_views import (
     MoreView,
     PaperView,
@@ -24,6 +32,7 @@ from bot.render_views import (
     safe_url,
     short_title,
     topics_of,
+    wrap_lines,
     wrap_text,
 )
 
@@ -33,6 +42,11 @@ HTML_BUDGET = 100_000
 """Largest HTML part in bytes: Gmail clips a message whose HTML passes 102 KB."""
 MORE_LISTED = 25
 """Most further matches listed by title under "N more matches"; the rest are only counted."""
+CACHE_SIZE = 4096
+"""Papers (and paper cards, text blocks) each renderer keeps ready for the next message."""
+CARDS_SLOT = "<!--paperbot:cards-->"
+"""Where the inlined paper cards go in the inlined shell of an HTML message."""
+_WRAPPER = re.compile(r"\A<table[^>]*><tbody>(.*)</tbody></table>\Z", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -128,38 +142,72 @@ def compact_css(css: str) -> str:
 
 
 class Renderer:
-    """Renders digests; build once and reuse (the environment and CSS inliner are shared)."""
+    """Renders digests; build once and reuse (templates, the CSS inliner and caches are shared)."""
 
     def __init__(self, templates_dir: Path | None = None) -> None:
         """Load templates from ``templates_dir`` (default: the repository's ``templates/``)."""
         self.templates_dir = templates_dir or TEMPLATES_DIR
         self.env = make_environment(self.templates_dir)
-        css = compact_css((self.templates_dir / "email.css").read_text(encoding="utf-8"))
+        self._css = compact_css((self.templates_dir / "email.css").read_text(encoding="utf-8"))
         self._inliner = css_inline.CSSInliner(
-            load_remote_stylesheets=False,
-            keep_at_rules=True,
-            minify_css=True,
-            extra_css=css,
+            load_remote_stylesheets=False, minify_css=True, keep_at_rules=True, extra_css=self._css
         )
+        self._fragments = css_inline.CSSInliner(
+            load_remote_stylesheets=False, minify_css=True, keep_at_rules=False
+        )
+        self._view: Callable[[Paper, tuple[str, ...], str, tuple[tuple[int, int], ...]], PaperView]
+        self._view = lru_cache(CACHE_SIZE)(_view)
+        self._more: Callable[[Paper], MoreView] = lru_cache(CACHE_SIZE)(more_view)
+        self._card: Callable[[PaperView, int, bool], str] = lru_cache(CACHE_SIZE)(self._make_card)
+        self._block: Callable[[PaperView, int], str] = lru_cache(CACHE_SIZE)(self._make_block)
 
     def render(self, digest: Digest, ctx: EmailContext) -> Rendered:
         """Render one message for ``digest``; the HTML is kept under ``HTML_BUDGET`` bytes."""
         kind = template_kind(digest)
         values = self._context(digest, ctx, kind)
-        papers = [paper_view(m) for m in digest.matches]
-        more = [more_view(m) for m in digest.more]
+        papers = [self._view(m.paper, m.reasons, m.snippet, m.marks) for m in digest.matches]
+        more = [self._more(m.paper) for m in digest.more]
+        html = self._html(kind, values, papers, more)
+        blocks = "".join(self._block(p, rank) for rank, p in enumerate(papers, 1))
+        listing = _listing(papers, [], more) | {"blocks": blocks}
+        text = wrap_text(self._template(kind, "txt").render(values | listing))
+        return Rendered(subject=str(values["subject"]), html=html, text=text)
+
+    def _html(
+        self, kind: str, values: dict[str, object], papers: list[PaperView], more: list[MoreView]
+    ) -> str:
+        """The shell inlined, the cached cards put in its slot; the lowest picks move to the
+        compact list while the HTML is over budget."""
         shown = len(papers)
         while True:
             listing = _listing(papers[:shown], papers[shown:], more)
-            html = self._inliner.inline(self._template(kind, "html").render(values | listing))
+            shell = self._template(kind, "html").render(
+                values | listing | {"cards": Markup(CARDS_SLOT)}
+            )
+            cards = (self._card(p, rank, shown > 1) for rank, p in enumerate(papers[:shown], 1))
+            html = self._inliner.inline(shell).replace(CARDS_SLOT, "".join(cards), 1)
             size = len(html.encode("utf-8"))
             if size <= HTML_BUDGET or shown <= 1:
-                break
+                return html
             # Move the lowest picks into the compact list, in proportion to the excess.
             shown = max(1, min(shown - 1, int(shown * HTML_BUDGET * 0.95 / size)))
-        listing = _listing(papers, [], more)
-        text = wrap_text(self._template(kind, "txt").render(values | listing))
-        return Rendered(subject=str(values["subject"]), html=str(html), text=text)
+
+    def _make_card(self, paper: PaperView, rank: int, show_rank: bool) -> str:
+        """One paper card with its CSS inlined (in a table, as in the message, then unwrapped)."""
+        card = self._macro("html", "paper_card")(paper, rank, show_rank)
+        inlined = self._fragments.inline_fragment(f"<table>{card}</table>", self._css)
+        found = _WRAPPER.match(inlined)
+        if found is None:
+            raise ValueError("css-inline returned an unexpected paper card fragment")
+        return found.group(1)
+
+    def _make_block(self, paper: PaperView, rank: int) -> str:
+        """One paper's plain-text block, already wrapped."""
+        return wrap_lines(str(self._macro("txt", "paper_block")(paper, rank)))
+
+    def _macro(self, part: str, name: str) -> Callable[..., str]:
+        macro: Callable[..., str] = getattr(self.env.get_template(f"macros.{part}.j2").module, name)
+        return macro
 
     def _template(self, kind: str, part: str) -> Template:
         return self.env.get_template(f"{kind}.{part}.j2")
@@ -183,16 +231,23 @@ class Renderer:
         }
 
 
+def _view(
+    paper: Paper, reasons: tuple[str, ...], snippet: str, marks: tuple[tuple[int, int], ...]
+) -> PaperView:
+    """The view of a pick from what it shows (its score does not matter, so views are shared)."""
+    return paper_view(Match(paper, 0.0, reasons, snippet, marks))
+
+
 def template_kind(digest: Digest) -> str:
     """Which templates render ``digest``: a digest or alert without papers is a "nothing" note."""
     return digest.kind if digest.matches else "empty"
 
 
 def _listing(
-    papers: list[PaperView], overflow: list[PaperView], more: list[MoreView]
+    papers: Sequence[PaperView], overflow: Sequence[PaperView], more: Sequence[MoreView]
 ) -> dict[str, object]:
     """The picks shown in full, then the compact list: every pick that did not fit, first."""
-    listed = [MoreView(p.title, p.url) for p in overflow] + more[:MORE_LISTED]
+    listed = [MoreView(p.title, p.url) for p in overflow] + list(more[:MORE_LISTED])
     return {
         "papers": papers,
         "more": listed,

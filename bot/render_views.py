@@ -207,10 +207,10 @@ def paper_view(match: Match) -> PaperView:
     )
 
 
-def more_view(match: Match) -> MoreView:
+def more_view(paper: Paper) -> MoreView:
     """A paper that matched but did not fit: its title and first checked link."""
-    paper_links = links(match.paper)
-    return MoreView(one_line(match.paper.title), paper_links[0].url if paper_links else None)
+    paper_links = links(paper)
+    return MoreView(one_line(paper.title), paper_links[0].url if paper_links else None)
 
 
 def long_date(day: date, short: bool = False) -> str:
@@ -257,9 +257,22 @@ def _wrap_line(line: str) -> list[str]:
     )
 
 
-def wrap_text(text: str) -> str:
-    """Wrap every line at 78 columns, hanging list items; a lone long word (a URL) stays whole."""
+def wrap_lines(text: str) -> str:
+    """Wrap every line at 78 columns, keeping blank lines.
+
+    Wrapping the result again changes nothing: a block of text can be wrapped once and then
+    reused inside many messages.
+    """
     out: list[str] = []
     for line in text.splitlines():
-        out.extend(_wrap_line(line.rstrip()))
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(out)).strip("\n") + "\n"
+        line = line.rstrip()
+        if len(line) <= TEXT_WIDTH:
+            out.append(line)  # most lines: nothing to do
+        else:
+            out.extend(_wrap_line(line))
+    return "\n".join(out) + "\n" if out else ""
+
+
+def wrap_text(text: str) -> str:
+    """Wrap every line at 78 columns, hanging list items; a lone long word (a URL) stays whole."""
+    return re.sub(r"\n{3,}", "\n\n", wrap_lines(text)).strip("\n") + "\n"

@@ -42,8 +42,6 @@ def build_scheduler(worker: Worker, sweep_seconds: int, sources: str) -> AsyncIO
             worker.fetch_job, announce, id="fetch-arxiv", replace_existing=True,
             misfire_grace_time=6 * 3600,
         )  # fmt: skip
-    if not worker.deps.store.has_papers_for(worker.deps.clock().date()):
-        scheduler.add_job(worker.fetch_job, id="fetch-startup", next_run_time=now)
     return scheduler
 
 
@@ -66,6 +64,8 @@ async def run_worker(worker: Worker, sweep_seconds: int, sources: str) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    if not worker.deps.store.has_papers_for(worker.deps.clock().date()):
+        await worker.fetch_job()  # before the first sweep, so today's digests have papers
     scheduler = build_scheduler(worker, sweep_seconds, sources)
     scheduler.start()
     log.info("worker started: sweep every %d s, sources %s", sweep_seconds, sources)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from email.headerregistry import Address
 from email.utils import parseaddr
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -104,14 +105,19 @@ class Settings(BaseSettings):
 
     @property
     def sender(self) -> Address:
-        """The From address, parsed."""
-        name, addr = parseaddr(self.from_)
-        return Address(display_name=name, addr_spec=addr)
+        """The From address, parsed (once: every message asks for it)."""
+        return _parse_sender(self.from_)
 
     @property
     def port(self) -> int:
         """The SMTP port, defaulting by security mode."""
         return self.smtp_port or DEFAULT_PORTS[self.smtp_security]
+
+
+@lru_cache(maxsize=16)
+def _parse_sender(value: str) -> Address:
+    name, addr = parseaddr(value)
+    return Address(display_name=name, addr_spec=addr)
 
 
 def load_settings(env_file: Path | None = Path(".env"), **overrides: object) -> Settings:

@@ -11,6 +11,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from rich.table import Table
+from rich.text import Text
 
 from bot.store import Store
 from bot.store.tables import STATES
@@ -76,7 +77,7 @@ def _table(title: str, columns: tuple[str, ...], rows: Sequence[tuple[str, ...]]
     for column in columns:
         table.add_column(column, overflow="fold", no_wrap=column in {"started", "since", "next"})
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*(Text(cell) for cell in row))  # server replies may hold "[...]"
     if not rows:
         table.add_row("(none)", *[""] * (len(columns) - 1))
     return table

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from bot import schedule
 from bot.alerts import Terms, alert_hits
@@ -23,6 +23,7 @@ from bot.pipeline import (
     alert_job,
     send_to_targets,
 )
+from bot.store.tables import SENDING, TEMP_FAILED, Delivery, as_utc
 
 log = logging.getLogger(__name__)
 
@@ -36,15 +37,22 @@ async def send_alerts(deps: Deps, roster: Roster, now: datetime, cache: Terms) -
     if not watchers:
         return []
     today = now.date()
-    recent = deps.store.papers_between(today - timedelta(days=ALERT_WINDOW_DAYS), today)
+    recent = deps.store.papers_between(today - timedelta(days=ALERT_WINDOW_DAYS), date.max)
     list_day = {item.paper.id: item.list_date for item in recent}
+    first = today - timedelta(days=ALERT_WINDOW_DAYS)
+    deps.store.ledger.settle_old_alerts(first, now)
     sent = deps.store.sent_paper_ids(watchers)
+    rows = deps.store.ledger.alert_rows(list(watchers), first)
     suppressed = deps.store.suppressed_emails()
     jobs = []
     for sid, sub in watchers.items():
         if sub.email.lower() in suppressed:
             continue
-        fresh = [i.paper for i in recent if i.paper.id not in sent.get(sid, set())]
+        fresh = [
+            i.paper
+            for i in recent
+            if i.paper.id not in sent.get(sid, set()) and _open(rows.get((sid, i.paper.id)), now)
+        ]
         for hit in alert_hits(sub, fresh, cache):
             day = list_day[hit.paper.id]
             digest = Digest(
@@ -57,6 +65,16 @@ async def send_alerts(deps: Deps, roster: Roster, now: datetime, cache: Terms) -
     for outcome in outcomes:
         log.info("alert %s to %s: %s", outcome.ref, outcome.email, outcome.status)
     return outcomes
+
+
+def _open(row: Delivery | None, now: datetime) -> bool:
+    """Whether an alert may be (re)tried: no row yet, a due retry, or an abandoned send."""
+    if row is None:
+        return True
+    stamp = as_utc(now)
+    if row.status == TEMP_FAILED:
+        return row.next_attempt_at is None or row.next_attempt_at <= stamp
+    return row.status == SENDING and row.lease_until is not None and row.lease_until < stamp
 
 
 def _digest_targets(deps: Deps, roster: Roster, now: datetime) -> list[Target]:

@@ -13,7 +13,7 @@ import html
 import logging
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 from bot.message import verify_token
 from bot.store import Store
@@ -46,12 +46,13 @@ class UnsubscribeHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def _email(self) -> str | None:
+    def _token(self) -> str:
         url = urlsplit(self.path)
-        if url.path != "/unsubscribe":
-            return None
-        token = parse_qs(url.query).get("token", [""])[0]
-        return verify_token(self.server.secret, token)
+        return parse_qs(url.query).get("token", [""])[0] if url.path == "/unsubscribe" else ""
+
+    def _email(self) -> str | None:
+        token = self._token()
+        return verify_token(self.server.secret, token) if token else None
 
     def do_GET(self) -> None:
         """Health check, or the confirmation page."""
@@ -64,15 +65,15 @@ class UnsubscribeHandler(BaseHTTPRequestHandler):
             return
         form = (
             f"<p>Stop sending paper digests and alerts to <strong>{html.escape(email)}</strong>?"
-            f'</p><form method="post" action="{html.escape(self.path)}">'
+            f'</p><form method="post" action="/unsubscribe?token={quote(self._token())}">'
             '<button type="submit">Unsubscribe</button></form>'
         )
         self._reply(HTTPStatus.OK, page("Unsubscribe", form))
 
     def do_POST(self) -> None:
         """Record the unsubscription (the form, or a mail client's one-click POST)."""
-        length = int(self.headers.get("Content-Length") or 0)
-        self.rfile.read(min(length, 4096))
+        length = self.headers.get("Content-Length", "0")
+        self.rfile.read(min(int(length), 4096) if length.isdigit() else 0)
         email = self._email()
         if email is None:
             self._invalid()

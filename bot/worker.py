@@ -113,9 +113,10 @@ class Worker:
             await self.admin.notify(mailer, kind, what, todo)
 
     async def fetch_job(self) -> None:
-        """Fetch today's and yesterday's lists (late papers, new upvotes); watch source health."""
+        """Fetch yesterday's and today's lists (late papers, new upvotes); watch source health."""
         async with self.busy:
             today = self.deps.clock().date()
+            outcomes: dict[str, list[Mapping[str, Any]]] = {}
             for day in (today - timedelta(days=1), today):
                 if self.deps.stop.is_set():
                     return
@@ -124,26 +125,32 @@ class Worker:
                 except BotError as exc:
                     log.error("fetch for %s failed: %s", day, exc)
                     continue
-                await self._check_sources(day, summary.sources, latest=day == today)
+                for outcome in summary.sources:
+                    outcomes.setdefault(str(outcome.get("source")), []).append(outcome)
+            await self._check_sources(today - timedelta(days=1), outcomes)
 
     async def _check_sources(
-        self, day: date, sources: Sequence[Mapping[str, Any]], latest: bool
+        self, yesterday: date, outcomes: Mapping[str, Sequence[Mapping[str, Any]]]
     ) -> None:
-        for outcome in sources:
-            name, status = str(outcome.get("source")), outcome.get("status")
-            failures = self.source_failures.get(name, 0) + 1 if status == "failed" else 0
+        """Count failed fetch jobs per source; flag a source empty on a complete publishing day.
+
+        Only yesterday's list is judged for emptiness: today's may simply not be out yet.
+        """
+        for name, results in outcomes.items():
+            failed = [o for o in results if o.get("status") == "failed"]
+            failures = self.source_failures.get(name, 0) + 1 if failed else 0
             self.source_failures[name] = failures
             if failures >= SOURCE_FAILURES_BEFORE_ALERT:
                 await self._notify(
                     "source",
-                    f"Source {name} failed {failures} fetches in a row: {outcome.get('reason')}",
+                    f"Source {name} failed {failures} fetches in a row: {failed[0].get('reason')}",
                     "Check the source's status page and the network; paperbot keeps retrying.",
                 )  # fmt: skip
-            elif status == "empty" and latest and should_announce(name, day) and day.weekday() < 5:
+            elif results[0].get("status") == "empty" and should_announce(name, yesterday):
                 await self._notify(
                     "source",
-                    f"Source {name} had no papers for {day}, a day it normally publishes.",
-                    "If it is not a holiday, check the source; the next fetch will try again.",
+                    f"Source {name} had no papers for {yesterday}, a day it normally publishes.",
+                    "If it was not a holiday, check the source; the next fetch will try again.",
                 )  # fmt: skip
 
     async def sweep_job(self) -> SendReport:

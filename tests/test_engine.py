@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
-from email.message import EmailMessage
+from email.headerregistry import Address
 from pathlib import Path
 
 import pytest
 
 from bot.delivery import DeliveryOptions, Job, deliver
 from bot.mailer import SmtpMailer, data_payload
+from bot.message import Envelope, Outgoing, build_message
 from bot.models import Interests, Subscriber
 from bot.pacing import GroupCommit, RateLimiter
 from bot.pipeline import Deps, Fetched
@@ -91,12 +92,10 @@ def jobs_for(deps: Deps, emails: list[str], kind: str = "digest") -> list[Job]:
     ids = deps.store.sync_subscribers(subs).ids
 
     def composer(email: str) -> object:
-        def compose(claim: Claim) -> EmailMessage:
-            msg = EmailMessage()
-            msg["From"], msg["To"], msg["Subject"] = "bot@example.org", email, "hello"
-            msg["Message-ID"] = claim.message_id
-            msg.set_content(".a line starting with a dot\n")
-            return msg
+        def compose(claim: Claim) -> Outgoing:
+            sender, to = Address(addr_spec="bot@example.org"), Address(addr_spec=email)
+            envelope = Envelope(sender, to, claim.message_id, T0)
+            return build_message(envelope, "hello", ".a line starting with a dot\n")
 
         return compose
 

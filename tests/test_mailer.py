@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from email import message_from_bytes, policy
-from email.message import EmailMessage
+from email.headerregistry import Address
 from pathlib import Path
 
 import pytest
@@ -13,18 +14,18 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from bot.errors import FatalDeliveryError, PermanentDeliveryError, TemporaryDeliveryError
 from bot.mailer import OutboxMailer, SmtpMailer, classify_reply
+from bot.message import Envelope, Outgoing, build_message
 from tests.conftest import RecordingHandler, SmtpServer, free_port
 
 
-def message(to: str, n: int = 1) -> EmailMessage:
-    msg = EmailMessage()
-    msg["From"] = "paperbot <digest@paperbot.example.org>"
-    msg["To"] = to
-    msg["Subject"] = f"digest {n}"
-    msg["Message-ID"] = f"<m{n}.{to}@paperbot.example.org>"
-    msg.set_content("plain")
-    msg.add_alternative("<p>html</p>", subtype="html")
-    return msg
+def message(to: str, n: int = 1) -> Outgoing:
+    envelope = Envelope(
+        sender=Address("paperbot", addr_spec="digest@paperbot.example.org"),
+        recipient=Address(addr_spec=to),
+        message_id=f"<m{n}.{to}@paperbot.example.org>",
+        date=datetime(2026, 11, 25, 8, tzinfo=UTC),
+    )
+    return build_message(envelope, f"digest {n}", "plain", "<p>html</p>")
 
 
 @pytest.mark.parametrize(
@@ -92,18 +93,24 @@ def auth_server() -> Iterator[SmtpServer]:
 
 @pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
 async def test_authentication_failure_is_fatal(auth_server: SmtpServer) -> None:
-    mailer = SmtpMailer(auth_server.host, auth_server.port, security="none", username="u", password="wrong")
+    mailer = SmtpMailer(
+        auth_server.host, auth_server.port, security="none", username="u", password="wrong"
+    )
     async with mailer:
         with pytest.raises(FatalDeliveryError, match="authentication"):
             await mailer.send(message("a@example.org"))
-    good = SmtpMailer(auth_server.host, auth_server.port, security="none", username="u", password="right")
+    good = SmtpMailer(
+        auth_server.host, auth_server.port, security="none", username="u", password="right"
+    )
     async with good:
         await good.send(message("a@example.org"))
     assert len(auth_server.messages) == 1
 
 
 async def test_starttls_refused_by_server_is_fatal(smtp_server: SmtpServer) -> None:
-    async with SmtpMailer(smtp_server.host, smtp_server.port, security="starttls", timeout=3) as mailer:
+    async with SmtpMailer(
+        smtp_server.host, smtp_server.port, security="starttls", timeout=3
+    ) as mailer:
         with pytest.raises(FatalDeliveryError, match="TLS"):
             await mailer.send(message("a@example.org"))
 
@@ -118,7 +125,7 @@ async def test_outbox_writes_eml_preview_and_index(tmp_path: Path) -> None:
     assert len(emls) == 2
     parsed = message_from_bytes(emls[0].read_bytes(), policy=policy.default)
     assert parsed.get_content_type() == "multipart/alternative"
-    assert emls[0].with_suffix(".html").read_text() == "<p>html</p>\n"
+    assert emls[0].with_suffix(".html").read_text() == "<p>html</p>"
     index = (outbox / "index.html").read_text()
     assert index.count("<tr>") == 3 and "bob@example.org" in index
     assert not list(outbox.glob("*.tmp"))

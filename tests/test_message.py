@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
+from email.header import decode_header, make_header
 from email.headerregistry import Address
+from email.message import EmailMessage
 
 from bot.message import (
     Envelope,
@@ -30,22 +32,88 @@ def envelope(name: str = "Ada", unsubscribe: Unsubscribe | None = None) -> Envel
     )
 
 
+def parse(raw: bytes) -> EmailMessage:
+    parsed = message_from_bytes(raw, policy=policy.default)
+    assert isinstance(parsed, EmailMessage)
+    assert not [d for part in parsed.walk() for d in part.defects]
+    return parsed
+
+
+def lines_of(raw: bytes) -> list[bytes]:
+    assert b"\n" not in raw.replace(b"\r\n", b"") and b"\r" not in raw.replace(b"\r\n", b"")
+    return raw.split(b"\r\n")
+
+
 def test_text_then_html_alternatives() -> None:
-    msg = build_message(envelope(), "3 papers", "plain ü", "<p>html ü</p>")
-    parsed = message_from_bytes(msg.as_bytes(), policy=policy.default)
+    msg = build_message(envelope(), "3 papers", "plain ü\n", "<p>html ü</p>")
+    parsed = parse(msg.data)
     assert parsed.get_content_type() == "multipart/alternative"
-    plain, html = list(parsed.iter_parts())  # type: ignore[attr-defined]
+    plain, html = list(parsed.iter_parts())
     assert (plain.get_content_type(), html.get_content_type()) == ("text/plain", "text/html")
-    assert plain.get_content().strip() == "plain ü" and "html ü" in html.get_content()
-    assert parsed["Auto-Submitted"] == "auto-generated"
+    assert plain.get_content() == "plain ü\r\n" and html.get_content() == "<p>html ü</p>\r\n"
+    assert parsed["Auto-Submitted"] == "auto-generated" and parsed["MIME-Version"] == "1.0"
+    assert (msg.sender, msg.recipient) == ("digest@paperbot.example.org", "ada@example.org")
+    assert msg.html == "<p>html ü</p>" and msg.subject == "3 papers"
+
+
+def test_headers_match_the_envelope() -> None:
+    env = envelope()
+    parsed = parse(build_message(env, "s", "t", "h").data)
+    assert str(parsed["From"]) == "paperbot <digest@paperbot.example.org>"
+    assert str(parsed["To"]) == "Ada <ada@example.org>"
+    assert parsed["Message-ID"] == env.message_id
+    assert parsed["Date"].datetime == env.date
+    assert parsed["List-Id"] == "paperbot digests <digests.paperbot.example.org>"
+
+
+def test_non_ascii_subject_and_names_use_encoded_words() -> None:
+    subject = "Dürer — 3 papers for Tue 25 Nov: Temporally Coherent Video Diffusion with Latent…"
+    name = 'Zoë "the" Ada, Lovelace-Byron ' + "ü" * 40
+    msg = build_message(envelope(name=name), subject, "t", "h")
+    raw = msg.data
+    assert raw.isascii() and all(len(line) <= 998 for line in lines_of(raw))
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    assert all(len(line) <= 78 for line in lines_of(head) if b"List-Unsubscribe" not in line)
+    parsed = parse(raw)
+    assert parsed["Subject"] == subject
+    assert parsed["To"].addresses[0].addr_spec == "ada@example.org"
+    # RFC 2047 decoding (Python's address parser keeps the space between split encoded-words)
+    to = raw.split(b"\r\nTo: ", 1)[1].split(b"\r\nDate:", 1)[0].decode().replace("\r\n", "")
+    assert str(make_header(decode_header(to))) == f"{name} <ada@example.org>"
+    short = parse(build_message(envelope(name="Zoë Æther"), "s", "t", "h").data)
+    assert short["To"].addresses[0].display_name == "Zoë Æther"
+
+
+def test_ascii_names_with_specials_are_quoted() -> None:
+    for name in ["Lovelace, Ada", 'A. "Countess" Lovelace', "=?utf-8?q?x?= Ada", "Ada (math)"]:
+        parsed = parse(build_message(envelope(name=name), "s", "t", "h").data)
+        assert parsed["To"].addresses[0].display_name == name
+
+
+def test_bodies_are_quoted_printable_and_decode_exactly() -> None:
+    text = "first\n.\nFrom here\ntrailing space  \n= sign\n" + "long " * 40 + "\nñ\n"
+    html = "<p>" + "x" * 300 + "</p>\n<p>é=3D</p>"
+    parsed = parse(build_message(envelope(), "s", text, html).data)
+    plain, rich = list(parsed.iter_parts())
+    assert plain["Content-Transfer-Encoding"] == "quoted-printable"
+    assert plain.get_content().replace("\r\n", "\n") == text
+    assert rich.get_content().replace("\r\n", "\n") == html + "\n"
+
+
+def test_plain_text_only_message() -> None:
+    msg = build_message(envelope(), "[paperbot] alert", "What happened:\nü\n")
+    parsed = parse(msg.data)
+    assert parsed.get_content_type() == "text/plain" and msg.html is None
+    assert parsed.get_content() == "What happened:\r\nü\r\n"
 
 
 def test_crlf_never_reaches_a_header() -> None:
     msg = build_message(
         envelope(name="Ada\r\nBcc: evil@example.net"), "Hi\r\nBcc: evil@example.net", "t", "h"
     )
-    raw = msg.as_bytes()
+    raw = msg.data
     assert b"\r\nBcc:" not in raw and b"\nBcc:" not in raw
+    assert parse(raw)["Bcc"] is None
 
 
 def test_message_ids_are_unique_and_in_sender_domain() -> None:
@@ -58,7 +126,7 @@ def test_unsubscribe_headers() -> None:
     links = Unsubscribe.for_recipient(
         "ada@example.org", base_url="https://p.example.org", secret="s", mailto="u@p.example.org"
     )
-    msg = build_message(envelope(unsubscribe=links), "s", "t", "h")
+    msg = parse(build_message(envelope(unsubscribe=links), "s", "t", "h").data)
     assert msg["List-Unsubscribe"].startswith("<https://p.example.org/unsubscribe?token=")
     assert (
         "<mailto:u@p.example.org?subject=unsubscribe%20ada%40example.org>"
@@ -71,12 +139,12 @@ def test_mailto_only_has_no_one_click_header() -> None:
     links = Unsubscribe.for_recipient(
         "ada@example.org", base_url=None, secret=None, mailto="u@p.example.org"
     )
-    msg = build_message(envelope(unsubscribe=links), "s", "t", "h")
+    msg = parse(build_message(envelope(unsubscribe=links), "s", "t", "h").data)
     assert msg["List-Unsubscribe"] and msg["List-Unsubscribe-Post"] is None
 
 
 def test_no_unsubscribe_settings_no_header() -> None:
-    msg = build_message(envelope(), "s", "t", "h")
+    msg = parse(build_message(envelope(), "s", "t", "h").data)
     assert msg["List-Unsubscribe"] is None
 
 

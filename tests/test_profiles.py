@@ -68,7 +68,7 @@ def test_every_problem_is_reported_with_line_subscriber_and_field() -> None:
         (("ada@example.org", "ada-at-example.org"), "p.yaml:6: subscriber ada-at-example.org: field 'email'"),
         (('"06:30"', '"24:10"'), "p.yaml:6: subscriber ada@example.org: field 'send_at'"),
         (("max_papers: 3", "max_papers: 0"), "p.yaml:13: subscriber grace@example.org: field 'max_papers'"),
-        (("grace@example.org", "ADA@example.org"), "p.yaml:9: subscriber ADA@example.org: field 'email': duplicate subscriber (first at line 6)"),
+        (("grace@example.org", "ADA@example.org"), "p.yaml:9: subscriber ada@example.org: field 'email': duplicate subscriber (first at line 6)"),
         (("  max_papers: 7\n", "  max_papers: 7\n  colour: blue\n"), "p.yaml:5: field 'defaults.colour': unknown key"),
         (("      - authors:", "      - name: x\n        authors:"), None),
         (("    alerts:\n      - authors: [\"Noam Shazeer\"]", "    alerts:\n      - name: empty"), "field 'alerts.0': an alert needs at least one"),

@@ -14,6 +14,7 @@ from render_samples import ADA, CTX, DAY, digest, match, paper
 
 from bot.models import Digest
 from bot.render import HTML_BUDGET, EmailContext, Renderer, subject_for
+from bot.render_views import wrap_lines, wrap_text
 
 BUDGET_102_KB = 102 * 1024
 
@@ -299,3 +300,30 @@ def test_a_very_long_more_list_is_counted_not_listed(renderer: Renderer) -> None
     assert "60 more matches" in out.html
     assert "…and 35 more not listed here." in out.html
     assert "...and 35 more not listed here." in out.text
+
+
+def test_subscribers_sharing_a_pick_share_its_rendered_card() -> None:
+    fresh = Renderer()
+    d = digest(n=3, more=2)
+    first = fresh.render(d, CTX)
+    other = replace(d, subscriber=ADA.model_copy(update={"email": "grace@example.org"}))
+    second = fresh.render(other, CTX)
+    cards = fresh._card.cache_info()  # type: ignore[attr-defined]
+    assert (cards.misses, cards.hits) == (3, 3), "each card rendered and inlined once"
+    assert cards.maxsize is not None, "the cache is bounded"
+    assert second.html.replace("grace@example.org", "ada@example.org") == first.html
+    assert fresh.render(d, CTX) == first
+
+
+def test_cards_are_inlined_like_the_rest_of_the_message(renderer: Renderer) -> None:
+    html = renderer.render(digest(n=2, more=0), CTX).html
+    assert "paperbot:cards" not in html and "<table><tbody>" not in html
+    assert re.search(r'<td class="card" style="[^"]*padding:20px 24px 18px 24px', html)
+    assert re.search(r'<strong style="[^"]*background-color:#fef3c7', html)
+
+
+def test_wrapped_text_wraps_to_itself(renderer: Renderer) -> None:
+    text = renderer.render(digest(n=4, more=30), CTX).text
+    assert wrap_lines(text) == text and wrap_text(text) == text
+    long = "    " + "word " * 40 + "https://example.org/" + "x" * 90 + " end\n\n\n"
+    assert wrap_lines(wrap_lines(long)) == wrap_lines(long)

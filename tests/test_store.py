@@ -179,3 +179,57 @@ def test_runs_are_recorded(store: Store) -> None:
     last = store.recent_runs()[0]
     assert (last.command, last.status, last.summary["counts"]) == ("send", "ok", {"sent": 2})
     assert last.summary["when"] == "2026-11-25"
+
+
+def test_a_stale_sender_cannot_overwrite_the_row(store: Store) -> None:
+    sid = store.sync_subscribers([sub("ada@example.org")]).ids["ada@example.org"]
+    counter = [0]
+    a = store.ledger.claim(sid, DAY, NOW, paper_ids=["1"], new_message_id=lambda: ids(counter))
+    later = NOW + store.ledger.lease + timedelta(seconds=1)
+    b = store.ledger.claim(sid, DAY, later, paper_ids=["1"], new_message_id=lambda: ids(counter))
+    assert a is not None and b is not None and b.resumed
+    store.ledger.mark_sent(a, later)  # A's message did get through: sent is the truth
+    assert not store.ledger.mark_failed(b, later, error="451", retry_at=later)
+    assert not store.ledger.release(b, later)
+    row = store.ledger.get(sid, DAY)
+    assert row is not None and row.status == "sent"
+    third = store.ledger.claim(sid, DAY, later + timedelta(hours=1), paper_ids=["1"],
+                               new_message_id=lambda: ids(counter))  # fmt: skip
+    assert third is None
+
+
+def test_sent_items_written_elsewhere_do_not_undo_sent(store: Store) -> None:
+    sid = store.sync_subscribers([sub("ada@example.org")]).ids["ada@example.org"]
+    counter = [0]
+    alert = store.ledger.claim(sid, DAY, NOW, paper_ids=["1"], new_message_id=lambda: ids(counter),
+                               kind="alert", ref="1")  # fmt: skip
+    digest = store.ledger.claim(sid, DAY, NOW, paper_ids=["1", "2"], new_message_id=lambda: ids(counter))
+    assert alert is not None and digest is not None
+    store.ledger.mark_sent(alert, NOW)
+    store.ledger.mark_sent(digest, NOW)  # paper 1 is already a sent item: no conflict, no rollback
+    row = store.ledger.get(sid, DAY)
+    assert row is not None and row.status == "sent"
+    assert store.sent_paper_ids([sid])[sid] == {"1", "2"}
+
+
+def test_skipping_settles_a_superseded_retry(store: Store) -> None:
+    sid = store.sync_subscribers([sub("ada@example.org")]).ids["ada@example.org"]
+    counter = [0]
+    claim = store.ledger.claim(sid, DAY, NOW, paper_ids=["1"], new_message_id=lambda: ids(counter))
+    assert claim is not None
+    store.ledger.mark_failed(claim, NOW, error="452", code=452, retry_at=NOW + timedelta(minutes=5))
+    assert store.ledger.record_skipped(sid, DAY, NOW + timedelta(days=1), "nothing matched")
+    row = store.ledger.get(sid, DAY)
+    assert row is not None and row.status == "skipped" and "superseded" in (row.last_error or "")
+    assert store.ledger.due_retries(NOW + timedelta(days=2)) == []
+    assert not store.ledger.record_skipped(sid, DAY, NOW + timedelta(days=1), "nothing matched")
+
+
+def test_a_retry_carries_what_is_unsent_now_but_a_resend_repeats_itself(store: Store) -> None:
+    sid = store.sync_subscribers([sub("ada@example.org")]).ids["ada@example.org"]
+    counter = [0]
+    claim = store.ledger.claim(sid, DAY, NOW, paper_ids=["1", "2"], new_message_id=lambda: ids(counter))
+    assert claim is not None
+    store.ledger.mark_failed(claim, NOW, error="451", code=451, retry_at=NOW)
+    retry = store.ledger.claim(sid, DAY, NOW, paper_ids=["2"], new_message_id=lambda: ids(counter))
+    assert retry is not None and retry.paper_ids == ("2",) and retry.message_id == claim.message_id

@@ -65,3 +65,12 @@ def test_html_in_the_address_is_escaped(server: tuple[str, Store]) -> None:
     token = unsubscribe_token("secret", '"<script>alert(1)</script>"@example.org')
     page = httpx.get(f"{base}/unsubscribe?token={token}").text
     assert "<script>" not in page
+
+
+def test_the_form_always_posts_back_here(server: tuple[str, Store]) -> None:
+    base, _ = server
+    token = unsubscribe_token("secret", "ada@example.org")
+    page = httpx.get(f"{base}//evil.example/unsubscribe?token={token}")
+    assert "evil.example" not in page.text
+    page = httpx.get(f"{base}/unsubscribe?token={token}")
+    assert 'action="/unsubscribe?token=' in page.text

@@ -252,3 +252,26 @@ async def test_a_source_failing_repeatedly_alerts_the_admin(
         await worker.fetch_job()
     admin = smtp_server.handler.to("admin@paperbot.example.org")
     assert len(admin) == 1 and "source" in str(admin[0]["Subject"]).lower()
+
+
+async def test_papers_stored_before_a_catch_up_digest_are_never_lost(
+    make_worker: Callable[[], Worker], clock: Clock, profiles_path: Path, smtp_server: SmtpServer
+) -> None:
+    """Down through 24 Nov; back at 07:00 on the 25th with both days' lists: nothing falls between."""
+    utc = 'subscribers:\n  - email: ada@example.org\n    send_at: "08:00"\n    interests:\n      keywords: ["mixture of experts"]\n'
+    profiles_path.write_text(utc)
+    worker = make_worker()
+    store = worker.deps.store
+    clock.set(2026, 11, 23, 8, 0)
+    store.save_papers([moe_paper(1)], date(2026, 11, 23), clock())
+    await worker.sweep_job()
+    clock.set(2026, 11, 25, 7, 0)
+    store.save_papers([moe_paper(2)], date(2026, 11, 24), clock())
+    store.save_papers([moe_paper(3)], date(2026, 11, 25), clock())
+    clock.set(2026, 11, 25, 7, 1)
+    await worker.sweep_job()  # the catch-up digest for the 24th
+    clock.set(2026, 11, 25, 8, 1)
+    await worker.sweep_job()  # the 25th: nothing new
+    texts = [m.get_body(("plain",)).get_content() for m in smtp_server.messages]  # type: ignore[union-attr]
+    for n in (1, 2, 3):
+        assert sum(f"Study {n}" in text for text in texts) == 1, n

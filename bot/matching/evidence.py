@@ -1,7 +1,8 @@
 """Why a paper scored as it did for one profile: reasons, vetoes, and a marked snippet.
 
-Everything here recomputes, for one pair, the same quantities the vectorised signals use, so
-the words shown are the ones that actually moved the score.
+The reasons recompute, from the same matrices, the quantities the vectorised signals use, so the
+words shown are the ones that actually moved the score. ``reasons`` does so for many pairs at
+once; the helpers here cover the per-pair parts (snippets, authors, likes, categories).
 """
 
 from __future__ import annotations
@@ -9,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
-from bot.matching.index import Feature, Field
-from bot.matching.query import Phrase, Query
-from bot.matching.signals import Marks, Matrices, like_cosines
-from bot.matching.text import Token, fold, same_person
+from bot.matching.index import Field
+from bot.matching.matrices import Marks, Matrices
+from bot.matching.query import Query
+from bot.matching.signals import like_cosines
+from bot.matching.text import Token, fold
 from bot.models import Paper
 
 # A keyword or description term is named in the reasons from this match value up.
@@ -36,42 +38,7 @@ class Evidence:
     marks: tuple[tuple[int, int], ...] = ()
 
 
-def _keyword_value(phrase: Phrase, j: int, matrices: Matrices) -> tuple[float, str]:
-    """How much ``phrase`` matches paper ``j``, and the reason naming it."""
-    values, feature = matrices.values[j], phrase.feature
-    get = values.get
-    if len(phrase.terms) == 1:
-        value = get(feature, 0.0)
-    else:
-        value = sum([w * get(f, 0.0) for f, w in phrase.weights.items()])
-    if value < REASON_FROM:
-        return value, ""
-    title = feature in matrices.in_title[j]
-    where = " (title)" if title else "" if feature in values else " (words apart)"
-    return value, f"keyword: {phrase.label}{where}"
-
-
-def _keyword_reasons(query: Query, j: int, matrices: Matrices) -> list[str]:
-    found: list[tuple[float, str]] = []
-    seen: set[tuple[str, ...]] = set()
-    for phrase in query.keywords:
-        value, text = _keyword_value(phrase, j, matrices)
-        if value >= REASON_FROM and phrase.terms not in seen:
-            seen.add(phrase.terms)
-            found.append((value, text))
-    if len(found) > 1:
-        found.sort(key=lambda vt: -vt[0])
-    return [text for _, text in found]
-
-
-def _description_terms(query: Query, values: Mapping[Feature, float]) -> list[tuple[float, str]]:
-    """The description terms found that weigh most, with their contributions."""
-    weights = query.description
-    parts = sorted([(-w * values[t], t) for t, w in weights.items() if t in values])
-    return [(-value, str(term)) for value, term in parts[:DESCRIPTION_TERMS]]
-
-
-def _marks(text: str, start: int, tokens: Sequence[Token]) -> tuple[tuple[int, int], ...]:
+def _marks(text: str, start: int, tokens: Sequence[Token]) -> Marks:
     """Spans of ``tokens`` relative to ``start``; neighbours joined across short glue words."""
     marks: list[tuple[int, int]] = []
     for tok in tokens:
@@ -106,55 +73,45 @@ def snippet(text: str, field: Field, wanted: Collection[str]) -> Evidence:
     return Evidence(snippet=text[start:end], marks=_marks(text, start, tokens))
 
 
-def explain_pair(query: Query, j: int, matrices: Matrices, liked: Mapping[str, Paper]) -> Evidence:
-    """Reasons, vetoes and snippet for the profile ``query`` and paper column ``j``."""
-    doc = matrices.collection.docs[j]
-    values = matrices.values[j]
-    reasons = _keyword_reasons(query, j, matrices)
-    for wanted in query.authors if doc.paper.authors else ():
-        if any(same_person(wanted, name) for name in doc.paper.authors):
-            reasons.insert(0, f"author: {wanted}")
-    if query.likes:
-        reasons.extend(_like_reasons(query, doc.paper, liked, matrices))
-    terms = _description_terms(query, values)
-    if terms and sum(value for value, _ in terms) >= DESCRIPTION_REASON_FROM:
-        words = dict.fromkeys(query.surface.get(t, t) for _, t in terms)
-        reasons.append("description: " + ", ".join(words))
-    if query.categories:
-        paper_cats = {fold(c): c for c in doc.paper.categories}
-        found = sorted(query.categories & paper_cats.keys())
-        reasons.extend(f"category: {paper_cats[c]}" for c in found)
-    vetoes = tuple(f"exclude: {p.label}" for p in query.excludes if values.get(p.feature, 0.0) > 0)
-    shown, marks = _shown(query, j, terms, matrices)
-    return Evidence(tuple(reasons), vetoes, shown, marks)
+def shown(j: int, wanted: tuple[int, ...], m: Matrices) -> tuple[str, Marks]:
+    """The snippet of paper ``j`` marking the terms of columns ``wanted``.
 
-
-def _shown(
-    query: Query, j: int, terms: list[tuple[float, str]], matrices: Matrices
-) -> tuple[str, Marks]:
-    """The snippet: marks the keyword words the paper holds, else its top description terms.
-
-    It depends only on the paper and those words, so profiles that share them share the work.
+    It comes from the abstract (the title when there is none) and depends only on the paper and
+    those terms, so profiles that share them share the work.
     """
-    doc = matrices.collection.docs[j]
-    text, field = doc.paper.abstract, doc.abstract
-    if not field.tokens:
-        text, field = doc.paper.title, doc.title
-    wanted = frozenset(t for t in query.keyword_terms if t in field.positions)
-    if not wanted:
-        wanted = frozenset(t for _, t in terms)
     key = (j, wanted)
-    shown = matrices.snippets.get(key)
-    if shown is None:
-        made = snippet(text, field, wanted)
-        shown = matrices.snippets[key] = (made.snippet, made.marks)
-    return shown
+    found = m.snippets.get(key)
+    if found is None:
+        doc = m.collection.docs[j]
+        text, field = doc.paper.abstract, doc.abstract
+        if not field.tokens:
+            text, field = doc.paper.title, doc.title
+        made = snippet(text, field, frozenset(str(m.features[c]) for c in wanted))
+        found = m.snippets[key] = (made.snippet, made.marks)
+    return found
 
 
-def _like_reasons(query: Query, paper: Paper, liked: Mapping[str, Paper], m: Matrices) -> list[str]:
+def author_reasons(query: Query, j: int, m: Matrices) -> list[str]:
+    """``author:`` reasons for paper ``j``, the last author listed in the profile first."""
+    return [f"author: {w}" for w in reversed(query.authors) if j in m.author_cols(w)]
+
+
+def like_reasons(query: Query, paper: Paper, liked: Mapping[str, Paper], m: Matrices) -> list[str]:
+    """The ``like:`` reason naming the liked paper most similar to ``paper``, if similar."""
     cosines = like_cosines(query, paper, liked, m)
     if cosines:
         best, pid = max((c, pid) for pid, c in cosines.items())
         if best >= LIKE_REASON_FROM:
             return [f"like: similar to {pid}"]
     return []
+
+
+def category_reasons(query: Query, paper: Paper) -> list[str]:
+    """``category:`` reasons for the paper's categories the profile asks for."""
+    paper_cats = {fold(c): c for c in paper.categories}
+    return [f"category: {paper_cats[c]}" for c in sorted(query.categories & paper_cats.keys())]
+
+
+def vetoes(query: Query, j: int, m: Matrices) -> tuple[str, ...]:
+    """``exclude:`` vetoes of paper ``j``."""
+    return tuple(f"exclude: {p.label}" for p in query.excludes if m.present[p.col, j] > 0)

@@ -3,6 +3,9 @@
 A keyword is a phrase: its exact occurrence counts ``PHRASE_SHARE`` of the keyword's match, its
 words found apart share the rest in proportion to their IDF. The description is a soft query of
 IDF-weighted terms. Every weight vector sums to 1, so a match value means the same in any profile.
+
+Compiling also numbers every feature in use (the matrix columns) and every distinct phrase, so
+the vectorised signals and explanations work on index arrays, not on strings.
 """
 
 from __future__ import annotations
@@ -22,21 +25,36 @@ Weights = dict[Feature, float]
 
 @dataclass(frozen=True, slots=True)
 class Phrase:
-    """A keyword or exclude: the text the subscriber wrote and its weighted features."""
+    """A keyword or exclude: the text written, its weighted features and their columns.
+
+    ``cols`` are the columns of ``weights`` in the same order; ``id`` numbers distinct term
+    sequences (phrases with the same terms share it).
+    """
 
     label: str
     terms: tuple[str, ...]
     weights: Weights
+    cols: tuple[int, ...] = ()
+    id: int = 0
 
     @property
     def feature(self) -> Feature:
         """The feature standing for the whole phrase."""
         return self.terms if len(self.terms) > 1 else self.terms[0]
 
+    @property
+    def col(self) -> int:
+        """The column of ``feature`` (it always comes first in ``weights``)."""
+        return self.cols[0]
+
 
 @dataclass(frozen=True, slots=True)
 class Query:
-    """One subscriber's interests, ready to score."""
+    """One subscriber's interests, ready to score.
+
+    ``description_cols`` are the columns of ``description`` in the same order; ``keyword_cols``
+    the sorted columns of every keyword term (the words a snippet marks).
+    """
 
     keywords: tuple[Phrase, ...]
     description: Weights
@@ -45,7 +63,8 @@ class Query:
     authors: tuple[str, ...]
     categories: frozenset[str]
     likes: tuple[str, ...]
-    keyword_terms: frozenset[str] = frozenset()
+    description_cols: tuple[int, ...] = ()
+    keyword_cols: tuple[int, ...] = ()
 
     @property
     def topical(self) -> bool:
@@ -58,17 +77,41 @@ class Query:
         return not (self.topical or self.authors or self.categories)
 
 
-def _phrase(label: str, terms: tuple[str, ...], collection: Collection) -> Phrase | None:
-    if not terms:
-        return None
+class Vocabulary:
+    """Matrix columns of the features in use, and ids of the distinct phrases."""
+
+    def __init__(self) -> None:
+        self.columns: dict[Feature, int] = {}
+        self.phrases: list[Phrase] = []
+        self._phrase_ids: dict[tuple[str, ...], int] = {}
+
+    def column(self, feature: Feature) -> int:
+        """The column of ``feature``, given a new one when first seen."""
+        col = self.columns.get(feature)
+        if col is None:
+            col = self.columns[feature] = len(self.columns)
+        return col
+
+    def phrase(self, label: str, terms: tuple[str, ...], weights: Weights) -> Phrase:
+        """A phrase with its columns and id; the first phrase of each term sequence is kept."""
+        pid = self._phrase_ids.get(terms)
+        cols = tuple(map(self.column, weights))
+        made = Phrase(label, terms, weights, cols, len(self.phrases) if pid is None else pid)
+        if pid is None:
+            self._phrase_ids[terms] = made.id
+            self.phrases.append(made)
+        return made
+
+
+def _weights(terms: tuple[str, ...], collection: Collection) -> Weights:
     if len(terms) == 1:
-        return Phrase(label, terms, {terms[0]: 1.0})
+        return {terms[0]: 1.0}
     idf = {t: collection.idf(t) for t in terms}
     total = sum(idf[t] for t in terms)
     weights: Weights = {terms: PHRASE_SHARE}
     for t in terms:
         weights[t] = weights.get(t, 0.0) + (1 - PHRASE_SHARE) * idf[t] / total
-    return Phrase(label, terms, weights)
+    return weights
 
 
 class _Words:
@@ -102,26 +145,49 @@ def _description(text: str, words: _Words) -> tuple[Weights, dict[str, str]]:
 
 
 class Compiler:
-    """Compiles profiles against one collection, reusing the work profiles share."""
+    """Compiles profiles against one collection, reusing the work profiles share.
+
+    Identical profiles get the same ``Query``; ``vocabulary`` numbers what all of them use.
+    """
 
     def __init__(self, collection: Collection) -> None:
         self.collection = collection
+        self.vocabulary = Vocabulary()
         self._phrases: dict[str, Phrase | None] = {}
         self._words = _Words(collection)
+        self._queries: dict[tuple[object, ...], Query] = {}
 
     def _compiled(self, labels: list[str]) -> tuple[Phrase, ...]:
         cache = self._phrases
         for label in labels:
             if label not in cache:
                 terms = tuple(t for w in WORD.findall(label) for t in self._words(w))
-                cache[label] = _phrase(label, terms, self.collection)
+                cache[label] = (
+                    self.vocabulary.phrase(label, terms, _weights(terms, self.collection))
+                    if terms
+                    else None
+                )
         return tuple(p for label in labels if (p := cache[label]))
 
     def __call__(self, subscriber: Subscriber) -> Query:
         """``subscriber``'s interests, ready to score."""
         interests = subscriber.interests
+        key = (
+            *map(tuple, (interests.keywords, interests.exclude, interests.authors)),
+            *map(tuple, (interests.categories, interests.like)),
+            interests.description,
+        )
+        query = self._queries.get(key)
+        if query is None:
+            query = self._queries[key] = self._query(subscriber)
+        return query
+
+    def _query(self, subscriber: Subscriber) -> Query:
+        interests = subscriber.interests
         description, surface = _description(interests.description, self._words)
         keywords = self._compiled(interests.keywords)
+        column = self.vocabulary.column
+        terms = {t for phrase in keywords for t in phrase.terms}
         return Query(
             keywords,
             description,
@@ -130,7 +196,8 @@ class Compiler:
             tuple(a for a in interests.authors if re.search(r"\w", a)),
             frozenset(fold(c) for c in interests.categories),
             tuple(interests.like),
-            frozenset(t for phrase in keywords for t in phrase.terms),
+            tuple(map(column, description)),
+            tuple(sorted(map(column, terms))),
         )
 
 

@@ -8,15 +8,17 @@ for one pair. Selection, thresholds and explanations only see this interface, so
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from bot.matching.combine import combine
-from bot.matching.evidence import Evidence, explain_pair
+from bot.matching.evidence import Evidence, vetoes
 from bot.matching.index import Collection
+from bot.matching.matrices import Array, Matrices
 from bot.matching.query import Compiler, Query
-from bot.matching.signals import Array, Matrices, compute
+from bot.matching.reasons import Explainer, Found
+from bot.matching.signals import compute
 from bot.models import Paper, Subscriber
 
 CHUNK = 2000
@@ -32,6 +34,15 @@ class Scores(Protocol):
 
     def evidence(self, row: int, col: int) -> Evidence:
         """Reasons, vetoes and the marked snippet for one subscriber and paper."""
+        ...
+
+
+@runtime_checkable
+class ManyScores(Scores, Protocol):
+    """Scores that can also explain many pairs at once (faster than one ``evidence`` each)."""
+
+    def pairs(self, rows: Array, cols: Array) -> list[Found]:
+        """(reasons, snippet, marks) for each pair ``(rows[k], cols[k])``."""
         ...
 
 
@@ -63,7 +74,7 @@ class LexicalScores:
         self._matrix = matrix
         self._queries = queries
         self._matrices = matrices
-        self._liked = liked
+        self._explainer = Explainer(queries, matrices, liked)
 
     @property
     def matrix(self) -> Array:
@@ -72,7 +83,12 @@ class LexicalScores:
 
     def evidence(self, row: int, col: int) -> Evidence:
         """Reasons, vetoes and the marked snippet for one subscriber and paper."""
-        return explain_pair(self._queries[row], col, self._matrices, self._liked)
+        (reasons, snippet, marks), *_ = self.pairs(np.array([row]), np.array([col]))
+        return Evidence(reasons, vetoes(self._queries[row], col, self._matrices), snippet, marks)
+
+    def pairs(self, rows: Array, cols: Array) -> list[Found]:
+        """(reasons, snippet, marks) for each pair ``(rows[k], cols[k])``."""
+        return self._explainer.pairs(rows, cols)
 
 
 class LexicalScorer:
@@ -94,8 +110,9 @@ class LexicalScorer:
             for text in (s.interests.description, *s.interests.keywords, *s.interests.exclude)
         ]
         collection = Collection.build(papers, corpus, profile_text)
-        queries = list(map(Compiler(collection), subscribers))
-        matrices = Matrices(collection, queries)
+        compiler = Compiler(collection)
+        queries = list(map(compiler, subscribers))
+        matrices = Matrices(collection, compiler.vocabulary)
         matrix = np.zeros((len(queries), len(papers)), np.float32)
         for start in range(0, len(queries), CHUNK):
             block = queries[start : start + CHUNK]

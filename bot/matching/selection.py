@@ -10,7 +10,8 @@ from functools import partial
 import numpy as np
 
 from bot.matching.combine import DEFAULT_THRESHOLD
-from bot.matching.scorer import LexicalScorer, Scorer, Scores
+from bot.matching.reasons import Found
+from bot.matching.scorer import LexicalScorer, ManyScores, Scorer, Scores
 from bot.models import Match, Paper, Subscriber
 
 # Scores are compared at this precision, so float noise never beats the upvotes tie-break.
@@ -108,24 +109,43 @@ def top_columns(scores: np.ndarray, ties: np.ndarray, k: int) -> np.ndarray:
     return np.take_along_axis(part, inner, axis=1)
 
 
+def _found(scores: Scores, rows: np.ndarray, cols: np.ndarray) -> list[Found]:
+    """(reasons, snippet, marks) per pair, in one call when the scores allow it."""
+    if isinstance(scores, ManyScores):
+        return scores.pairs(rows, cols)
+    found: list[Found] = []
+    for row, col in zip(rows.tolist(), cols.tolist(), strict=True):
+        ev = scores.evidence(row, col)
+        found.append((ev.reasons, ev.snippet, ev.marks))
+    return found
+
+
+def _matches(
+    scores: Scores, rows: np.ndarray, cols: np.ndarray, papers: Sequence[Paper]
+) -> list[Match]:
+    """A ``Match`` per pair ``(rows[k], cols[k])``."""
+    values = scores.matrix[rows, cols].tolist()
+    found = _found(scores, rows, cols)
+    return [
+        Match(papers[col], round(value, DECIMALS), reasons, snippet, marks)
+        for col, value, (reasons, snippet, marks) in zip(cols.tolist(), values, found, strict=True)
+    ]
+
+
 class _Builder:
-    """Makes ``Match`` objects for one subscriber row of a score matrix."""
+    """Makes the ``Match`` objects of one subscriber's ``more`` and ``ranked``, when read."""
 
     def __init__(self, scores: Scores, row: int, papers: Sequence[Paper]) -> None:
         self.scores, self.row, self.papers = scores, row, papers
 
-    def match(self, col: int) -> Match:
-        ev = self.scores.evidence(self.row, col)
-        score = round(float(self.scores.matrix[self.row, col]), DECIMALS)
-        return Match(self.papers[col], score, ev.reasons, ev.snippet, ev.marks)
+    def matches(self, cols: np.ndarray) -> list[Match]:
+        rows = np.full(len(cols), self.row, np.int64)
+        return _matches(self.scores, rows, np.asarray(cols, np.int64), self.papers)
 
-    def matches(self, cols: Sequence[int] | np.ndarray) -> tuple[Match, ...]:
-        return tuple(self.match(int(c)) for c in cols)
-
-    def ranked(self, ties: np.ndarray) -> tuple[Match, ...]:
+    def ranked(self, ties: np.ndarray) -> list[Match]:
         return self.matches(rank_order(self.scores.matrix[self.row], ties))
 
-    def more(self, ties: np.ndarray, floor: float, skip: int) -> tuple[Match, ...]:
+    def more(self, ties: np.ndarray, floor: float, skip: int) -> list[Match]:
         values = self.scores.matrix[self.row]
         order = rank_order(values, ties)
         return self.matches(order[values[order] >= floor][skip:])
@@ -143,17 +163,20 @@ def _block(
     floors = np.array([max(threshold_for(s), 1e-6) for s in subs], np.float64)[:, None]
     above = (values >= floors).sum(axis=1)
     top = top_columns(values, ties, max((s.max_papers for s in subs), default=0))
+    counts = np.minimum(above, [s.max_papers for s in subs])
+    rows = np.repeat(np.arange(len(subs)), counts) + first
+    picked = _matches(scores, rows, top[np.arange(top.shape[1]) < counts[:, None]], papers)
+    ends = np.cumsum(counts).tolist()
     out = []
     for i, sub in enumerate(subs):
         build = _Builder(scores, first + i, papers)
-        count = min(int(above[i]), sub.max_papers)
-        floor, rest = float(floors[i, 0]), int(above[i]) - count
+        count, floor = int(counts[i]), float(floors[i, 0])
         out.append(
             Selection(
-                build.matches(top[i, :count]),
+                picked[ends[i] - count : ends[i]],
                 partial(build.more, ties, floor, count),
                 partial(build.ranked, ties),
-                more_count=rest,
+                more_count=int(above[i]) - count,
             )
         )
     return out

@@ -8,20 +8,18 @@ Subscribers are processed in chunks so memory stays bounded for any number of th
 from __future__ import annotations
 
 import math
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 
-from bot.matching.index import MAX_PHRASE, Collection, Doc, Feature
-from bot.matching.query import Query, Weights
-from bot.matching.text import fold, name_key, terms_of
+from bot.matching.index import Collection
+from bot.matching.matrices import Array, Matrices, sparse_rows
+from bot.matching.query import Query
+from bot.matching.text import fold, terms_of
 from bot.models import Paper
-
-Array = np.ndarray
-Marks = tuple[tuple[int, int], ...]
 
 
 @dataclass
@@ -34,103 +32,6 @@ class Signals:
     categories: Array
     likes: Array
     vetoed: Array
-
-
-class Matrices:
-    """Today's papers as sparse feature matrices, built once for every query feature in use."""
-
-    def __init__(self, collection: Collection, queries: Sequence[Query]) -> None:
-        self.collection = collection
-        self.columns: dict[Feature, int] = {}
-        for query in queries:
-            for phrase in (*query.keywords, *query.excludes):
-                for feature in phrase.weights:
-                    self.columns.setdefault(feature, len(self.columns))
-            for term in query.description:
-                self.columns.setdefault(term, len(self.columns))
-        wanted = frozenset(f for f in self.columns if isinstance(f, tuple))
-        lengths = sorted({len(p) for p in wanted if len(p) <= MAX_PHRASE})
-        rows, cols, vals = [], [], []
-        self.values: list[dict[Feature, float]] = []
-        self.in_title: list[frozenset[Feature]] = []
-        for j, doc in enumerate(collection.docs):
-            values, in_title = collection.saturated(doc, wanted, lengths)
-            self.values.append(values)
-            self.in_title.append(in_title)
-            for feature, value in values.items():
-                col = self.columns.get(feature)
-                if col is not None:
-                    rows.append(col)
-                    cols.append(j)
-                    vals.append(value)
-        shape = (len(self.columns), len(collection.docs))
-        self.docs = sp.csr_matrix((np.array(vals, np.float32), (rows, cols)), shape=shape)
-        self.present = self.docs.copy()
-        self.present.data[:] = 1.0
-        self._authors = _author_index(collection.docs)
-        # Snippets already made, by (paper column, words marked); see ``evidence``.
-        self.snippets: dict[tuple[int, frozenset[str]], tuple[str, Marks]] = {}
-
-    def weights(self, rows: Sequence[Weights]) -> sp.csr_matrix:
-        """Rows of feature weights as a sparse matrix over this vocabulary."""
-        indptr: list[int] = [0]
-        indices: list[int] = []
-        data: list[float] = []
-        column = self.columns.__getitem__
-        for weights in rows:
-            indices.extend(map(column, weights))
-            data.extend(weights.values())
-            indptr.append(len(indices))
-        shape = (len(rows), len(self.columns))
-        return sp.csr_matrix((np.array(data, np.float32), indices, indptr), shape=shape)
-
-    def authors(self, query: Query) -> list[int]:
-        """Columns of papers written by someone the query follows (see ``same_person``)."""
-        found: set[int] = set()
-        for wanted in query.authors:
-            family, initials = name_key(wanted)
-            first = initials[0] if initials else ""
-            found.update(
-                j
-                for j, initial in self._authors.get(family, ())
-                if not first or not initial or initial == first
-            )
-        return sorted(found)
-
-
-def _author_index(docs: Sequence[Doc]) -> dict[str, list[tuple[int, str]]]:
-    """Family name -> (paper column, first initial or "") of every author of every paper."""
-    index: dict[str, list[tuple[int, str]]] = defaultdict(list)
-    for j, doc in enumerate(docs):
-        for name in doc.paper.authors:
-            family, initials = name_key(name)
-            if family:
-                index[family].append((j, initials[0] if initials else ""))
-    return index
-
-
-def _grouped(matrix: sp.csr_matrix, docs: sp.csr_matrix, owners: Array, n: int) -> Array:
-    """Per owner, the soft OR ``1 - prod(1 - m)`` of the rows' matches against ``docs``."""
-    if matrix.shape[0] == 0:
-        return np.zeros((n, docs.shape[1]), np.float32)
-    match = sp.csr_matrix(matrix @ docs)
-    np.clip(match.data, 0.0, 0.999, out=match.data)
-    match.data = np.log1p(-match.data)
-    group = sp.csr_matrix(
-        (np.ones(len(owners), np.float32), (owners, np.arange(len(owners)))), shape=(n, len(owners))
-    )
-    logs = (group @ match).toarray()
-    return np.asarray(-np.expm1(logs), dtype=np.float32)
-
-
-def _phrase_rows(queries: Sequence[Query], excludes: bool) -> tuple[list[Weights], Array]:
-    rows: list[Weights] = []
-    owners: list[int] = []
-    for i, query in enumerate(queries):
-        for phrase in query.excludes if excludes else query.keywords:
-            rows.append({phrase.feature: 1.0} if excludes else phrase.weights)
-            owners.append(i)
-    return rows, np.array(owners, dtype=np.int64)
 
 
 def term_vector(paper: Paper, collection: Collection) -> dict[str, float]:
@@ -181,14 +82,32 @@ def _likes(queries: Sequence[Query], liked: Mapping[str, Paper], m: Matrices) ->
     return out
 
 
+def _keywords(queries: Sequence[Query], m: Matrices) -> Array:
+    """Per profile, the soft OR ``1 - prod(1 - match)`` of its keyword phrases (as listed)."""
+    ids = [[phrase.id for phrase in q.keywords] for q in queries]
+    group = sparse_rows(ids, ([1.0] * len(row) for row in ids), len(m.phrases), np.float32)
+    logs = (group @ m.keyword_logs).toarray()
+    return np.asarray(-np.expm1(logs), dtype=np.float32)
+
+
+def _vetoed(queries: Sequence[Query], m: Matrices) -> Array:
+    """Where a paper holds one of a profile's excluded phrases."""
+    cols = [[phrase.col for phrase in q.excludes] for q in queries]
+    group = sparse_rows(cols, ([1.0] * len(row) for row in cols), len(m.features), np.float32)
+    return np.asarray((group @ m.present).toarray() > 0)
+
+
 def compute(queries: Sequence[Query], m: Matrices, liked: Mapping[str, Paper]) -> Signals:
     """Every signal for ``queries`` (one block of subscribers) against today's papers."""
     n, p = len(queries), len(m.collection.docs)
-    rows, owners = _phrase_rows(queries, excludes=False)
-    keywords = _grouped(m.weights(rows), m.docs, owners, n)
-    description = np.asarray((m.weights([q.description for q in queries]) @ m.docs).todense())
-    rows, owners = _phrase_rows(queries, excludes=True)
-    vetoed = _grouped(m.weights(rows), m.present, owners, n) > 0
+    keywords = _keywords(queries, m)
+    weights = sparse_rows(
+        (q.description_cols for q in queries),
+        (q.description.values() for q in queries),
+        len(m.features),
+        np.float32,
+    )
+    description = np.asarray((weights @ m.docs).todense(), np.float32)
     authors = np.zeros((n, p), np.float32)
     categories = np.zeros((n, p), np.float32)
     paper_categories = [frozenset(fold(c) for c in d.paper.categories) for d in m.collection.docs]
@@ -197,4 +116,4 @@ def compute(queries: Sequence[Query], m: Matrices, liked: Mapping[str, Paper]) -
         if query.categories:
             categories[i] = [bool(query.categories & cats) for cats in paper_categories]
     likes = _likes(queries, liked, m)
-    return Signals(keywords, description.astype(np.float32), authors, categories, likes, vetoed)
+    return Signals(keywords, description, authors, categories, likes, _vetoed(queries, m))

@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session, col, func, select
 
+from bot.errors import ConfigError
 from bot.models import Paper, Subscriber
 from bot.store.ledger import Claim, ClaimRequest, Ledger
 from bot.store.tables import (
@@ -64,7 +65,13 @@ class Store:
     """Queries over one database; every method opens and commits its own short transaction."""
 
     def __init__(self, url: str) -> None:
-        self.engine = make_engine(url)
+        try:
+            self.engine = make_engine(url)
+        except (SQLAlchemyError, ImportError) as exc:
+            reason = getattr(exc, "orig", None) or exc
+            raise ConfigError(
+                f"invalid settings:\n  PAPERBOT_DATABASE_URL: cannot open {url!r}: {reason}"
+            ) from None
         self.ledger = Ledger(self.engine)
 
     def close(self) -> None:

@@ -183,23 +183,25 @@ class Ledger:
              "updated_at": stamp}
             for r in requests
         ]  # fmt: skip
-        table = SQLModel.metadata.tables["deliveries"]
-        dialect = self.engine.dialect.name
-        if dialect == "sqlite":
-            statement: Any = sqlite.insert(table).on_conflict_do_nothing()
-        elif dialect == "postgresql":
-            statement = postgresql.insert(table).on_conflict_do_nothing()
-        else:  # pragma: no cover - other databases: fall back to one row at a time
-            statement = insert(table)
         ids = [r.message_id for r in requests]
         with self._session() as db:
-            db.connection().execute(statement, values)
+            db.connection().execute(self._insert_ignoring_duplicates(Delivery), values)
             query = select(Delivery.message_id, Delivery.id).where(
                 col(Delivery.message_id).in_(ids)
             )
             mine = {m: i for m, i in db.exec(query).all() if m is not None and i is not None}
             db.commit()
         return mine
+
+    def _insert_ignoring_duplicates(self, model: type[SQLModel]) -> Any:
+        """An INSERT of ``model`` rows that skips rows whose unique key is already taken."""
+        table = SQLModel.metadata.tables[str(model.__tablename__)]
+        dialect = self.engine.dialect.name
+        if dialect == "sqlite":
+            return sqlite.insert(table).on_conflict_do_nothing()
+        if dialect == "postgresql":
+            return postgresql.insert(table).on_conflict_do_nothing()
+        return insert(table)  # pragma: no cover - other databases: duplicates raise
 
     def _take_over(
         self,
@@ -218,7 +220,9 @@ class Ledger:
         if not (crashed or due or forced):
             return None
         message_id = request.message_id if forced else (row.message_id or request.message_id)
-        papers = list(request.paper_ids) if forced or not row.paper_ids else list(row.paper_ids)
+        # A resumed message is sent again exactly as it was (same Message-ID, same papers); a
+        # retry after a refusal carries what is unsent now.
+        papers = list(row.paper_ids) if crashed and row.paper_ids else list(request.paper_ids)
         values: dict[str, Any] = {
             "status": SENDING, "message_id": message_id, "paper_ids": papers,
             "attempts": row.attempts + 1, "lease_until": until, "updated_at": stamp,
@@ -244,39 +248,46 @@ class Ledger:
         self.mark_sent_many([claim], now)
 
     def mark_sent_many(self, claims: Sequence[Claim], now: datetime) -> None:
-        """Record several accepted messages and their papers in one transaction."""
+        """Record several accepted messages and their papers in one transaction.
+
+        ``sent`` is the truth whoever holds the row now: the server accepted the message.
+        """
         if not claims:
             return
         stamp = as_utc(now)
-        done = update(Delivery).where(col(Delivery.id).in_([c.delivery_id for c in claims]))
+        done = update(Delivery).where(
+            col(Delivery.id).in_([c.delivery_id for c in claims]), col(Delivery.status) != SENT
+        )
+        items = [
+            {"subscriber_id": c.subscriber_id, "paper_id": paper_id,
+             "delivery_id": c.delivery_id, "sent_at": stamp}
+            for c in claims
+            for paper_id in dict.fromkeys(c.paper_ids)
+        ]  # fmt: skip
         with self._session() as db:
             db.exec(done.values(
                 status=SENT, sent_at=stamp, updated_at=stamp, lease_until=None,
                 last_code=None, last_error=None, next_attempt_at=None,
             ))  # fmt: skip
-            known = set(db.exec(
-                select(SentItem.subscriber_id, SentItem.paper_id).where(
-                    col(SentItem.subscriber_id).in_({c.subscriber_id for c in claims})
-                )
-            ).all())  # fmt: skip
-            for claim in claims:
-                for paper_id in dict.fromkeys(claim.paper_ids):
-                    if (claim.subscriber_id, paper_id) not in known:
-                        known.add((claim.subscriber_id, paper_id))
-                        db.add(SentItem(subscriber_id=claim.subscriber_id, paper_id=paper_id,
-                                        delivery_id=claim.delivery_id, sent_at=stamp))  # fmt: skip
+            if items:
+                db.connection().execute(self._insert_ignoring_duplicates(SentItem), items)
             db.commit()
 
-    def mark_skipped(self, claim: Claim, now: datetime, reason: str) -> None:
-        """A claimed message was not sent on purpose (the address became suppressed)."""
-        stamp = as_utc(now)
+    def _finish(self, claim: Claim, now: datetime, **values: Any) -> bool:
+        """Move a claimed row on, only if this claim still owns it (fencing a stale sender)."""
+        owned = update(Delivery).where(
+            col(Delivery.id) == claim.delivery_id,
+            col(Delivery.status) == SENDING,
+            col(Delivery.attempts) == claim.attempts,
+        )
         with self._session() as db:
-            row = db.get(Delivery, claim.delivery_id)
-            if row is not None and row.status == SENDING:
-                row.status, row.last_error, row.lease_until = SKIPPED, reason, None
-                row.updated_at = stamp
-                db.add(row)
-                db.commit()
+            won = db.exec(owned.values(updated_at=as_utc(now), lease_until=None, **values))
+            db.commit()
+        return bool(won.rowcount == 1)
+
+    def mark_skipped(self, claim: Claim, now: datetime, reason: str) -> bool:
+        """A claimed message was not sent on purpose (the address became suppressed)."""
+        return self._finish(claim, now, status=SKIPPED, last_error=reason)
 
     def mark_failed(
         self,
@@ -286,33 +297,28 @@ class Ledger:
         error: str,
         code: int | None = None,
         retry_at: datetime | None = None,
-    ) -> None:
+    ) -> bool:
         """Record a failure: temporary when ``retry_at`` is given, permanent otherwise."""
-        stamp = as_utc(now)
-        with self._session() as db:
-            row = db.get(Delivery, claim.delivery_id)
-            assert row is not None
-            row.status = TEMP_FAILED if retry_at is not None else PERM_FAILED
-            row.next_attempt_at = as_utc(retry_at) if retry_at is not None else None
-            row.last_code, row.last_error = code, error[:1000]
-            row.updated_at, row.lease_until = stamp, None
-            db.add(row)
-            db.commit()
+        return self._finish(
+            claim, now,
+            status=TEMP_FAILED if retry_at is not None else PERM_FAILED,
+            next_attempt_at=as_utc(retry_at) if retry_at is not None else None,
+            last_code=code, last_error=error[:1000],
+        )  # fmt: skip
 
-    def release(self, claim: Claim, now: datetime) -> None:
+    def release(self, claim: Claim, now: datetime) -> bool:
         """Give a claimed row back untouched (shutdown before sending): retry at the next sweep."""
-        stamp = as_utc(now)
-        with self._session() as db:
-            row = db.get(Delivery, claim.delivery_id)
-            if row is not None and row.status == SENDING:
-                row.status, row.next_attempt_at, row.lease_until = TEMP_FAILED, stamp, None
-                row.attempts, row.updated_at = max(row.attempts - 1, 0), stamp
-                row.last_error = "released before sending (shutdown)"
-                db.add(row)
-                db.commit()
+        return self._finish(
+            claim, now, status=TEMP_FAILED, next_attempt_at=as_utc(now),
+            attempts=max(claim.attempts - 1, 0), last_error="released before sending (shutdown)",
+        )  # fmt: skip
 
     def record_skipped(self, subscriber_id: int, day: date, now: datetime, reason: str) -> bool:
-        """Record that nothing was sent on purpose; False when the key already has a row."""
+        """Record that nothing is to be sent for this key; False when it was already settled.
+
+        An unfinished row (a temporary failure, or an abandoned ``sending``) is settled as
+        ``skipped`` too: its papers went out with a later digest, or no longer match.
+        """
         stamp = as_utc(now)
         row = Delivery(
             subscriber_id=subscriber_id, digest_date=day, status=SKIPPED, last_error=reason,
@@ -324,7 +330,46 @@ class Ledger:
                 db.commit()
                 return True
             except IntegrityError:
-                return False
+                db.rollback()
+        unfinished = update(Delivery).where(
+            *_key_clause(subscriber_id, day, "digest", ""),
+            (col(Delivery.status) == TEMP_FAILED)
+            | ((col(Delivery.status) == SENDING) & (col(Delivery.lease_until) < stamp)),
+        )
+        with self._session() as db:
+            settled = db.exec(unfinished.values(
+                status=SKIPPED, last_error=f"{reason} (superseded)", updated_at=stamp,
+                lease_until=None, next_attempt_at=None,
+            ))  # fmt: skip
+            db.commit()
+        return bool(settled.rowcount == 1)
+
+    def alert_rows(
+        self, subscriber_ids: Sequence[int], since: date
+    ) -> dict[tuple[int, str], Delivery]:
+        """Alert rows from ``since`` on, by (subscriber id, paper id)."""
+        query = select(Delivery).where(
+            Delivery.kind == "alert",
+            col(Delivery.digest_date) >= since,
+            col(Delivery.subscriber_id).in_(list(subscriber_ids)),
+        )
+        with self._session() as db:
+            return {(r.subscriber_id, r.ref): r for r in db.exec(query).all()}
+
+    def settle_old_alerts(self, before: date, now: datetime) -> int:
+        """Give up on alerts that failed temporarily and whose window has passed."""
+        stale = update(Delivery).where(
+            col(Delivery.kind) == "alert",
+            col(Delivery.status) == TEMP_FAILED,
+            col(Delivery.digest_date) < before,
+        )
+        with self._session() as db:
+            done = db.exec(stale.values(
+                status=SKIPPED, last_error="alert window passed; the paper goes in the digest",
+                next_attempt_at=None, updated_at=as_utc(now),
+            ))  # fmt: skip
+            db.commit()
+        return int(done.rowcount)
 
     def due_retries(self, now: datetime) -> list[Delivery]:
         """Temporary failures whose next attempt time has come, and expired ``sending`` leases."""
@@ -349,20 +394,21 @@ class Ledger:
         return [(d, k, s, n) for d, k, s, n in rows]
 
     def counts(self, since: date | None = None) -> list[tuple[date, str, int]]:
-        """Deliveries by date and state, newest date first."""
-        day, status = col(Delivery.digest_date), col(Delivery.status)
-        query = sa_select(day, status, func.count()).group_by(day, status)
-        if since is not None:
-            query = query.where(day >= since)
-        with self._session() as db:
-            rows = db.connection().execute(query.order_by(day.desc(), status)).all()
-        return [(d, s, n) for d, s, n in rows]
+        """Deliveries by date and state (all kinds together), newest date first."""
+        totals: dict[tuple[date, str], int] = {}
+        for day, _kind, state, n in self.tally(since):
+            totals[day, state] = totals.get((day, state), 0) + n
+        return [(day, state, n) for (day, state), n in totals.items()]
+
+
+def _key_clause(subscriber_id: int, day: date, kind: str, ref: str) -> tuple[Any, ...]:
+    return (
+        col(Delivery.subscriber_id) == subscriber_id,
+        col(Delivery.digest_date) == day,
+        col(Delivery.kind) == kind,
+        col(Delivery.ref) == ref,
+    )
 
 
 def _key_query(subscriber_id: int, day: date, kind: str, ref: str) -> SelectOfScalar[Delivery]:
-    return select(Delivery).where(
-        Delivery.subscriber_id == subscriber_id,
-        Delivery.digest_date == day,
-        Delivery.kind == kind,
-        Delivery.ref == ref,
-    )
+    return select(Delivery).where(*_key_clause(subscriber_id, day, kind, ref))

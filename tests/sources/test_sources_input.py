@@ -145,7 +145,7 @@ def test_papers_with_a_bad_spec_or_format_exits_with_an_error() -> None:
     bad_spec = runner.invoke(app, ["papers", "--source", "arxiv:"])
     assert bad_spec.exit_code == 2 and "needs categories" in bad_spec.stderr
     bad_format = runner.invoke(app, ["papers", "--source", "sample", "--format", "xml"])
-    assert bad_format.exit_code == 1 and "--format must be jsonl or table" in bad_format.stderr
+    assert bad_format.exit_code == 2 and "'xml' is not one of" in bad_format.stderr
 
 
 def test_a_failed_source_makes_papers_exit_non_zero(tmp_path: Path) -> None:

@@ -1,0 +1,164 @@
+"""Evidence for many (profile, paper) pairs at once, with array operations per block.
+
+For each pair: keyword reasons (the phrase matches the keyword signal sums, looked up in the
+distinct-phrase x paper product), the description's top terms (one sparse elementwise product of
+the profiles' weights and the papers' values), and the snippet (keyword terms the paper holds,
+else the top description terms). Reason strings and tuples are shared between pairs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TypeVar
+
+import numpy as np
+import scipy.sparse as sp
+
+from bot.matching import evidence as ev
+from bot.matching.matrices import Array, Marks, Matrices, sparse_rows
+from bot.matching.query import Phrase, Query
+from bot.models import Paper
+
+Found = tuple[tuple[str, ...], str, Marks]
+_WHERE = (" (words apart)", "", " (title)")
+T = TypeVar("T")
+
+
+def _lookup(matrix: sp.csr_matrix, rows: Array, cols: Array) -> Array:
+    """``matrix[rows[k], cols[k]]`` for every k, as a flat array."""
+    if not len(rows):
+        return np.zeros(0, matrix.dtype)
+    return np.asarray(matrix[rows, cols]).ravel()
+
+
+def _expand(lengths: Array) -> tuple[Array, Array]:
+    """For groups of ``lengths``: each item's group and its position inside the group."""
+    group = np.repeat(np.arange(len(lengths)), lengths)
+    starts = np.cumsum(lengths) - lengths
+    return group, np.arange(len(group)) - starts[group]
+
+
+def _split(items: list[T], counts: Array) -> list[list[T]]:
+    """``items`` cut into consecutive runs of ``counts``."""
+    ends = np.cumsum(counts).tolist()
+    return [items[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True)]
+
+
+class Explainer:
+    """Reasons and snippets for pairs of profile rows and paper columns."""
+
+    def __init__(self, queries: Sequence[Query], m: Matrices, liked: Mapping[str, Paper]):
+        self.queries, self.m, self.liked = queries, m, liked
+        self._texts: dict[tuple[str, int], str] = {}
+        self._shared: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+    def pairs(self, rows: Array, cols: Array) -> list[Found]:
+        """(reasons, snippet, marks) for each pair ``(rows[k], cols[k])``."""
+        rows, cols = np.asarray(rows, np.int64), np.asarray(cols, np.int64)
+        if not len(rows):
+            return []
+        unique, inverse = np.unique(rows, return_inverse=True)
+        queries = [self.queries[i] for i in unique.tolist()]
+        keywords = self._keywords(queries, inverse, cols)
+        top, described = self._description(queries, inverse, cols)
+        wanted = self._marked(queries, inverse, cols, top)
+        out: list[Found] = []
+        m, shared = self.m, self._shared
+        for k, (i, j) in enumerate(zip(rows.tolist(), cols.tolist(), strict=True)):
+            query = self.queries[i]
+            if query.authors or query.likes or query.categories or described[k]:
+                reasons = tuple(self._others(query, j, keywords[k], described[k], top[k]))
+            else:
+                reasons = tuple(keywords[k])
+            reasons = shared.setdefault(reasons, reasons)
+            out.append((reasons, *ev.shown(j, wanted[k], m)))
+        return out
+
+    def _others(
+        self, query: Query, j: int, keywords: list[str], described: bool, top: tuple[int, ...]
+    ) -> list[str]:
+        """All the reasons, when there are more than keyword ones: in the order shown."""
+        paper = self.m.collection.docs[j].paper
+        reasons = ev.author_reasons(query, j, self.m) if query.authors else []
+        reasons += keywords
+        if query.likes:
+            reasons += ev.like_reasons(query, paper, self.liked, self.m)
+        if described:
+            terms = (str(self.m.features[c]) for c in top)
+            words = dict.fromkeys(query.surface.get(t, t) for t in terms)
+            reasons.append("description: " + ", ".join(words))
+        if query.categories:
+            reasons += ev.category_reasons(query, paper)
+        return reasons
+
+    def _keywords(self, queries: list[Query], inverse: Array, cols: Array) -> list[list[str]]:
+        """Per pair, its keyword reasons: best match first, then in the profile's order."""
+        phrases: list[Phrase] = []
+        lengths = []
+        for query in queries:
+            ids: set[int] = set()
+            kept = [p for p in query.keywords if p.id not in ids and not ids.add(p.id)]
+            phrases += kept
+            lengths.append(len(kept))
+        starts = np.cumsum(lengths) - lengths
+        lengths = np.asarray(lengths, np.int64)
+        pair, position = _expand(lengths[inverse])
+        which = starts[inverse][pair] + position
+        ids = np.array([p.id for p in phrases], np.int64)[which]
+        at = cols[pair]
+        value = _lookup(self.m.keyword_values, ids, at)
+        keep = value >= ev.REASON_FROM
+        pair, position, which, ids, at, value = (
+            a[keep] for a in (pair, position, which, ids, at, value)
+        )
+        feature = np.array([p.col for p in phrases], np.int64)[which]
+        where = 2 * (_lookup(self.m.in_title, at, feature) > 0)
+        where += (where == 0) & (_lookup(self.m.present, feature, at) > 0)
+        order = np.lexsort((position, -value, pair))
+        texts = self._texts
+        labels = [phrases[w].label for w in which[order].tolist()]
+        items = [
+            texts.get(key) or texts.setdefault(key, f"keyword: {key[0]}{_WHERE[key[1]]}")
+            for key in zip(labels, where[order].tolist(), strict=True)
+        ]
+        return _split(items, np.bincount(pair, minlength=len(cols)))
+
+    def _description(
+        self, queries: list[Query], inverse: Array, cols: Array
+    ) -> tuple[list[tuple[int, ...]], list[bool]]:
+        """Per pair, the columns of the description terms found that weigh most (best first,
+        ties by term), and whether they carry enough of the description to be named."""
+        m = self.m
+        weights = sparse_rows(
+            (q.description_cols for q in queries),
+            (q.description.values() for q in queries),
+            len(m.features),
+            np.float64,
+        )
+        found = sp.csr_matrix(weights[inverse].multiply(m.docs_t[cols]))
+        pair = np.repeat(np.arange(len(cols)), np.diff(found.indptr))
+        order = np.lexsort((m.term_rank[found.indices], -found.data, pair))
+        pair, col, value = pair[order], found.indices[order], found.data[order]
+        position = np.arange(len(pair)) - found.indptr[pair]
+        keep = position < ev.DESCRIPTION_TERMS
+        pair, col, value, position = pair[keep], col[keep], value[keep], position[keep]
+        total = np.zeros(len(cols))
+        for k in range(ev.DESCRIPTION_TERMS):
+            at = position == k
+            total[pair[at]] += value[at]
+        counts = np.bincount(pair, minlength=len(cols))
+        top = [tuple(t) for t in _split(col.tolist(), counts)]
+        return top, (total >= ev.DESCRIPTION_REASON_FROM).tolist()
+
+    def _marked(
+        self, queries: list[Query], inverse: Array, cols: Array, top: list[tuple[int, ...]]
+    ) -> list[tuple[int, ...]]:
+        """Per pair, the columns of the words its snippet marks: the profile's keyword terms
+        the snippet's field holds, else the top description terms."""
+        m = self.m
+        ones = ([1.0] * len(q.keyword_cols) for q in queries)
+        terms = sparse_rows((q.keyword_cols for q in queries), ones, len(m.features), np.float64)
+        found = sp.csr_matrix(terms[inverse].multiply(m.in_field[cols]))
+        found.sort_indices()
+        held = _split(found.indices.tolist(), np.diff(found.indptr))
+        return [tuple(h) if h else tuple(sorted(t)) for h, t in zip(held, top, strict=True)]

@@ -1,0 +1,138 @@
+"""The wire format of a message (pure): header lines, RFC 2047 words, quoted-printable parts.
+
+The email package gets there through a tree of objects and a policy engine, which costs a few
+milliseconds per message; a run writes thousands, so the few rules paperbot needs are applied here
+directly, with CRLF line ends throughout (the tests read every message back with Python's parser):
+
+- header lines are folded at spaces to at most 78 columns where the words allow it;
+- non-ASCII text in a subject or display name becomes UTF-8 base64 encoded-words (RFC 2047), a
+  display name with special characters is quoted, and no CR or LF ever reaches a header;
+- bodies are UTF-8 quoted-printable (``binascii.b2a_qp``); multipart boundaries begin with
+  ``=_``, which quoted-printable text cannot contain, so a boundary only has to be unique, not
+  secret (``random`` is reseeded in forked processes; ``os.urandom`` would cost a system call).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import random
+import re
+import string
+from email.headerregistry import Address
+from urllib.parse import quote
+
+MAX_LINE = 78
+WORD_BYTES = 45
+"""UTF-8 bytes per encoded-word: 60 base64 characters, 72 with the delimiters (at most 75)."""
+LONGEST_WORD = 900
+"""Longer words are encoded (and so can be split): no header line may pass 998 characters."""
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+_SPECIALS = re.compile(r'[()<>\[\]:;@\\,."]')
+_PRINTABLE = string.punctuation + " "
+
+
+def one_line(value: str) -> str:
+    """A header-safe value: CR, LF and other control characters never reach a header."""
+    return _CONTROL.sub(" ", value).strip()
+
+
+def encoded_words(text: str) -> list[str]:
+    """``text`` as RFC 2047 encoded-words (UTF-8, base64), never splitting a character."""
+    data = text.encode("utf-8")
+    words: list[str] = []
+    start = 0
+    while start < len(data):
+        end = min(start + WORD_BYTES, len(data))
+        while end < len(data) and data[end] & 0xC0 == 0x80:  # inside a multi-byte character
+            end -= 1
+        words.append(f"=?utf-8?b?{base64.b64encode(data[start:end]).decode('ascii')}?=")
+        start = end
+    return words
+
+
+def _plain(word: str) -> bool:
+    return word.isascii() and "=?" not in word and len(word) <= LONGEST_WORD
+
+
+def text_words(value: str) -> list[str]:
+    """The words of an unstructured value (a subject); runs that need it become encoded-words."""
+    out: list[str] = []
+    run: list[str] = []
+    for word in one_line(value).split():
+        if _plain(word):
+            if run:
+                out += encoded_words(" ".join(run))
+                run = []
+            out.append(word)
+        else:
+            run.append(word)
+    if run:
+        out += encoded_words(" ".join(run))
+    return out
+
+
+def ascii_words(value: str) -> list[str]:
+    """The words of a structured value (a link, an id): never encoded-words, non-ASCII escaped."""
+    value = one_line(value)
+    return (value if value.isascii() else quote(value, safe=_PRINTABLE)).split()
+
+
+def addr_spec(address: Address) -> str:
+    """``local@domain`` in ASCII: an internationalised domain is written in IDNA form."""
+    domain = address.domain if address.domain.isascii() else address.domain.encode("idna").decode()
+    spec = one_line(f"{address.username}@{domain}" if domain else address.username)
+    if not spec.isascii():
+        raise ValueError(f"cannot send to a non-ASCII mailbox without SMTPUTF8: {spec!r}")
+    return spec
+
+
+def mailbox_words(address: Address) -> list[str]:
+    """A mailbox as header words: the display name (quoted or encoded as needed), ``<spec>``."""
+    name, spec = one_line(address.display_name), addr_spec(address)
+    if not name:
+        return [spec]
+    if not _plain(name):  # an ASCII "=?...?=" would be decoded by the reader: encode it too
+        return [*encoded_words(name), f"<{spec}>"]
+    if _SPECIALS.search(name):
+        name = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return [*name.split(), f"<{spec}>"]
+
+
+def header(name: str, words: list[str]) -> bytes:
+    """One header field, folded before a word that would pass 78 columns; ends with CRLF."""
+    lines: list[str] = []
+    line = f"{name}:"
+    for i, word in enumerate(words):
+        if i and len(line) + 1 + len(word) > MAX_LINE:
+            lines.append(line)
+            line = ""
+        line += f" {word}"
+    lines.append(line)
+    return ("\r\n".join(lines) + "\r\n").encode("ascii")
+
+
+def quoted_printable(text: str) -> bytes:
+    """``text`` as UTF-8 quoted-printable with CRLF line ends, ending with a line break."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if not text.endswith("\n"):
+        text += "\n"
+    return binascii.b2a_qp(text.replace("\n", "\r\n").encode("utf-8"), istext=True)
+
+
+def text_part(subtype: str, text: str) -> bytes:
+    """The Content-Type and encoding header lines, a blank line, and the encoded ``text``."""
+    return (
+        f'Content-Type: text/{subtype}; charset="utf-8"\r\n'
+        "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+    ).encode("ascii") + quoted_printable(text)
+
+
+def alternative(parts: list[bytes]) -> bytes:
+    """A multipart/alternative entity (headers and body) holding ``parts``, simplest first."""
+    boundary = f"=_{random.getrandbits(128):032x}".encode("ascii")  # unique, not secret
+    body = b"".join(b"--" + boundary + b"\r\n" + part + b"\r\n" for part in parts)
+    return (
+        b'Content-Type: multipart/alternative;\r\n boundary="' + boundary + b'"\r\n\r\n'
+        + body + b"--" + boundary + b"--\r\n"
+    )  # fmt: skip
