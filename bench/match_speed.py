@@ -105,14 +105,20 @@ def run_ours(papers: list[dict[str, object]], profiles: list[dict[str, object]])
         for p in papers
     ]  # type: ignore[call-overload]
     interests = Subscriber.model_fields["interests"].annotation
-    # Every field with a default factory is given, so pydantic need not inspect the factories.
+    # Every field is given (defaults too) with the set of fields, so pydantic resolves nothing.
+    defaults = {
+        name: field.get_default(call_default_factory=True)
+        for name, field in Subscriber.model_fields.items()
+        if name not in ("email", "max_papers", "interests", "alerts")
+    }
     subs = [
         Subscriber.model_construct(
+            {"email", "max_papers", "interests"},
             email=p["email"],
             max_papers=DIGEST,
-            min_score=None,
             alerts=[],
             interests=interests.model_construct(  # type: ignore[union-attr]
+                {"keywords", "description", "authors"},
                 keywords=p["keywords"],
                 description=p["description"],
                 exclude=[],
@@ -120,6 +126,7 @@ def run_ours(papers: list[dict[str, object]], profiles: list[dict[str, object]])
                 categories=[],
                 like=[],
             ),
+            **defaults,
         )
         for p in profiles
     ]

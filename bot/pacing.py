@@ -10,6 +10,8 @@ from typing import Generic, TypeVar
 
 T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[None]]
+Written = Callable[[T, Exception | None], None]
+"""Told, after a write, which item it was and the error if the write failed."""
 
 
 class RateLimiter:
@@ -59,36 +61,58 @@ class RateLimiter:
 
 
 class GroupCommit(Generic[T]):
-    """Writes items in batches on a worker thread; ``await add(item)`` returns once it is written.
+    """Writes items in batches on a worker thread.
 
     While one batch is being written, new items gather for the next, so N concurrent writers
-    cost about one transaction, and nothing is acknowledged before it is committed.
+    cost about one transaction. ``await add(item)`` returns once the item is written;
+    ``await submit(item, done)`` returns once it is queued and calls ``done(item, error)`` after
+    the write, so the caller can go on meanwhile. At most ``max_unwritten`` items are ever
+    queued or being written: ``submit`` waits for room.
     """
 
-    def __init__(self, write: Callable[[Sequence[T]], None]) -> None:
+    def __init__(self, write: Callable[[Sequence[T]], None], max_unwritten: int = 64) -> None:
         self._write = write
-        self._pending: list[tuple[T, asyncio.Future[None]]] = []
+        self.max_unwritten = max_unwritten
+        self._room = asyncio.Semaphore(max_unwritten)
+        self._pending: list[tuple[T, Written[T]]] = []
         self._task: asyncio.Task[None] | None = None
 
     async def add(self, item: T) -> None:
         """Queue ``item`` for the next batch and wait until that batch is committed."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def settle(_item: T, error: Exception | None) -> None:
+            if error is None:
+                done.set_result(None)
+            else:
+                done.set_exception(error)
+
+        await self.submit(item, settle)
+        await done
+
+    async def submit(self, item: T, done: Written[T]) -> None:
+        """Queue ``item`` (once fewer than ``max_unwritten`` are unwritten); ``done`` follows."""
+        await self._room.acquire()
         self._pending.append((item, done))
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._flush())
-        await done
+
+    async def drain(self) -> None:
+        """Return once every queued item is written (or failed)."""
+        while self._task is not None and not self._task.done():
+            await self._task
 
     async def _flush(self) -> None:
         while self._pending:
             batch, self._pending = self._pending, []
+            error: Exception | None = None
             try:
                 await asyncio.to_thread(self._write, [item for item, _ in batch])
-            except Exception as exc:  # every waiter of the batch learns it was not written
-                for _, done in batch:
-                    done.set_exception(exc)
-                continue
-            for _, done in batch:
-                done.set_result(None)
+            except Exception as exc:  # every item of the batch learns it was not written
+                error = exc
+            for item, done in batch:
+                self._room.release()
+                done(item, error)
 
 
 class Snapshot:

@@ -12,7 +12,7 @@ zone, on the days their frequency names. Time zone rules decide the odd days:
 
 from __future__ import annotations
 
-from collections.abc import Container, Iterable, Mapping
+from collections.abc import Container, Iterable
 from datetime import UTC, date, datetime, timedelta
 
 from bot.models import Subscriber
@@ -44,10 +44,9 @@ def due_date(subscriber: Subscriber, now: datetime, catch_up: bool = True) -> da
 def due(
     subscribers: Iterable[tuple[int, Subscriber]],
     now: datetime,
-    settled: Mapping[tuple[int, date], object],
     known: Container[int] = (),
 ) -> list[tuple[int, Subscriber, date]]:
-    """Subscribers whose digest is due now and has no ledger row yet for that date.
+    """Subscribers whose digest is due now, with its date (the ledger then says if it is done).
 
     ``known`` holds the subscribers who had a digest before; a new subscriber's first digest
     waits for their first send time instead of catching up on the day before.
@@ -58,19 +57,9 @@ def due(
     result = []
     for sid, subscriber in subscribers:
         day = due_date(subscriber, now, catch_up=sid in known)
-        if day is not None and (sid, day) not in settled:
+        if day is not None:
             result.append((sid, subscriber, day))
     return result
-
-
-def next_due(subscriber: Subscriber, now: datetime, horizon_days: int = 8) -> datetime | None:
-    """The next send instant after ``now`` (for status and logs)."""
-    today = now.astimezone(subscriber.zone).date()
-    for offset in range(horizon_days):
-        day = today + timedelta(days=offset)
-        if subscriber.sends_on(day) and send_instant(subscriber, day) > now:
-            return send_instant(subscriber, day)
-    return None
 
 
 def should_announce(source: str, day: date) -> bool:

@@ -79,7 +79,7 @@ def _open(row: Delivery | None, now: datetime) -> bool:
 
 def _digest_targets(deps: Deps, roster: Roster, now: datetime) -> list[Target]:
     """Digests due now with no ledger row yet, plus failed ones whose retry time has come."""
-    scheduled = schedule.due(roster.items(), now, {}, deps.store.ledger.with_digests())
+    scheduled = schedule.due(roster.items(), now, deps.store.ledger.with_digests())
     settled = deps.store.ledger.digests_on(sorted({day for _, _, day in scheduled}))
     targets = {
         (sid, day): Target(sub, sid, day)

@@ -212,6 +212,8 @@ def gc_paused() -> Iterator[None]:
 
     Its full passes walk every live object, so with 100,000 profiles they cost more than the
     matching itself; reference counting still frees everything, and the collector resumes after.
+    The objects made meanwhile are then moved to the oldest generation at once (``freeze`` then
+    ``unfreeze``), so the collector does not walk them all again as young ones.
     """
     was_enabled = gc.isenabled()
     gc.disable()
@@ -219,4 +221,6 @@ def gc_paused() -> Iterator[None]:
         yield
     finally:
         if was_enabled:
+            gc.freeze()
+            gc.unfreeze()
             gc.enable()

@@ -266,13 +266,6 @@ class Store:
         with self.session() as db:
             return set(db.exec(select(Suppression.email)).all())
 
-    def is_suppressed(self, email: str) -> bool:
-        """Checked right before each send."""
-        with self.session() as db:
-            return db.get(Suppression, email.lower()) is not None
-
-    # -- runs --------------------------------------------------------------------------------
-
     def start_run(self, command: str) -> int:
         """Record the start of a run; return its id."""
         with self.session() as db:
