@@ -2,10 +2,14 @@
 
 One producer task claims jobs in batches (a worker thread does the SQL) and composes each
 message; ``mailer.concurrency`` sender tasks take them from a short queue, re-check the
-suppression list, send, and record ``sent`` in group commits. So rendering, ledger writes and
-SMTP overlap and the slowest of them sets the pace. A message is acknowledged in the ledger
-before its sender takes the next one: after a crash, at most one message per connection can
-arrive twice (and with the same Message-ID).
+suppression list, send, and hand each accepted message to a group commit that records ``sent``
+while they go on sending. So rendering, ledger writes and SMTP overlap and the slowest of them
+sets the pace.
+
+The crash bound: at most ``mailer.concurrency + UNRECORDED`` messages are in flight at any
+moment (being sent, or accepted and not yet recorded), and only those can arrive twice after a
+crash, with the same Message-ID: their rows are still ``sending`` and are sent again once their
+lease runs out. Nothing is ever skipped.
 
 How each failure is handled:
 
@@ -49,6 +53,8 @@ from bot.store import Claim, ClaimRequest, Store
 log = logging.getLogger(__name__)
 
 BATCH = 64  # claims per transaction
+UNRECORDED = 64
+"""Most accepted messages whose ``sent`` is not committed yet; a sender waits for room."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,8 +163,9 @@ class _Run:
         self.lease = timedelta(seconds=settings.send_lease_seconds)
         self.limiter = RateLimiter(settings.smtp_rate_per_second, settings.smtp_rate_per_hour)
         self.queue: asyncio.Queue[_Ready | None] = asyncio.Queue(maxsize=2 * mailer.concurrency)
-        self.recorder: GroupCommit[Claim] = GroupCommit(
-            lambda claims: ledger.mark_sent_many(claims, deps.clock())
+        self.recorder: GroupCommit[tuple[Job, Claim]] = GroupCommit(
+            lambda items: ledger.mark_sent_many([claim for _, claim in items], deps.clock()),
+            max_unwritten=UNRECORDED,
         )
         self.suppressed = Snapshot(deps.store.suppressed_emails)
         self.report = DeliveryReport()
@@ -172,6 +179,7 @@ class _Run:
             for _ in senders:
                 await self.queue.put(None)
             await asyncio.gather(*senders)
+            await self.recorder.drain()
         return self.report
 
     # -- bookkeeping -------------------------------------------------------------------------
@@ -293,11 +301,14 @@ class _Run:
             self._halt(f"{self.failures_in_row} connection failures in a row, last: {exc}")
 
     async def _sent(self, job: Job, claim: Claim) -> None:
-        try:
-            await self.recorder.add(claim)
-        except Exception as exc:
-            log.exception("recording a sent message failed")
-            self._emit(job, "unknown", f"sent, but the ledger could not record it: {exc}")
+        """Hand the accepted message to the group commit; it is reported once recorded."""
+        await self.recorder.submit((job, claim), self._recorded)
+
+    def _recorded(self, item: tuple[Job, Claim], error: Exception | None) -> None:
+        job, claim = item
+        if error is not None:
+            log.error("recording a sent message failed: %s", error)
+            self._emit(job, "unknown", f"sent, but the ledger could not record it: {error}")
             return
         n = len(claim.paper_ids)
         note = " (resent after an interrupted run)" if claim.resumed else ""

@@ -81,4 +81,4 @@ def test_status_shows_runs_states_retries_and_suppressions(
     assert table.exit_code == 0
     for heading in ("Last runs", "Deliveries by state", "Pending retries", "Suppressed"):
         assert heading in table.output
-    assert cli("status", "--format", "xml").exit_code == 1
+    assert cli("status", "--format", "xml").exit_code == 2

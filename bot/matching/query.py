@@ -115,17 +115,26 @@ def _weights(terms: tuple[str, ...], collection: Collection) -> Weights:
 
 
 class _Words:
-    """The terms of each word of profile text, analysed once however many profiles use it."""
+    """The terms of each word of profile text, analysed once however many profiles use it.
 
-    def __init__(self, collection: Collection) -> None:
+    ``idf`` and ``cols`` hold each term's IDF and column, looked up once per distinct term.
+    """
+
+    def __init__(self, collection: Collection, vocabulary: Vocabulary) -> None:
         self.collection = collection
-        self._terms: dict[str, tuple[str, ...]] = {}
+        self.vocabulary = vocabulary
+        self.terms: dict[str, tuple[str, ...]] = {}
+        self.idf: dict[str, float] = {}
+        self.cols: dict[str, int] = {}
 
     def __call__(self, word: str) -> tuple[str, ...]:
         """The terms of one word (acronyms expanded)."""
-        terms = self._terms.get(word)
+        terms = self.terms.get(word)
         if terms is None:
-            terms = self._terms[word] = tuple(terms_of(word, self.collection.acronyms))
+            terms = self.terms[word] = tuple(terms_of(word, self.collection.acronyms))
+            for term in terms:
+                self.idf[term] = self.collection.idf(term)
+                self.cols[term] = self.vocabulary.column(term)
         return terms
 
 
@@ -133,13 +142,17 @@ def _description(text: str, words: _Words) -> tuple[Weights, dict[str, str]]:
     """IDF-weighted terms of free text (sublinear counts), summing to 1, and a word per term."""
     surface: dict[str, str] = {}
     counts: dict[str, int] = {}
+    known = words.terms
     for word in WORD.findall(text):
-        terms = words(word)
-        for term in terms:
-            counts[term] = counts.get(term, 0) + 1
-            surface.setdefault(term, word)
-    idf = words.collection.idf
-    raw = {t: (1 + math.log(c)) * idf(t) if c > 1 else idf(t) for t, c in counts.items()}
+        terms = known.get(word)
+        for term in words(word) if terms is None else terms:
+            if term in counts:
+                counts[term] += 1
+            else:
+                counts[term] = 1
+                surface[term] = word
+    idf = words.idf
+    raw = {t: idf[t] if c == 1 else (1 + math.log(c)) * idf[t] for t, c in counts.items()}
     total = sum(raw.values())
     return ({t: w / total for t, w in raw.items()} if total else {}), surface
 
@@ -154,7 +167,7 @@ class Compiler:
         self.collection = collection
         self.vocabulary = Vocabulary()
         self._phrases: dict[str, Phrase | None] = {}
-        self._words = _Words(collection)
+        self._words = _Words(collection, self.vocabulary)
         self._queries: dict[tuple[object, ...], Query] = {}
 
     def _compiled(self, labels: list[str]) -> tuple[Phrase, ...]:
@@ -186,8 +199,9 @@ class Compiler:
         interests = subscriber.interests
         description, surface = _description(interests.description, self._words)
         keywords = self._compiled(interests.keywords)
-        column = self.vocabulary.column
-        terms = {t for phrase in keywords for t in phrase.terms}
+        cols = self._words.cols
+        # The columns of a phrase's terms follow the phrase's own (when it has several terms).
+        terms = {c for phrase in keywords for c in (phrase.cols[1:] or phrase.cols)}
         return Query(
             keywords,
             description,
@@ -196,8 +210,8 @@ class Compiler:
             tuple(a for a in interests.authors if re.search(r"\w", a)),
             frozenset(fold(c) for c in interests.categories),
             tuple(interests.like),
-            tuple(map(column, description)),
-            tuple(sorted(map(column, terms))),
+            tuple([cols[t] for t in description]),
+            tuple(sorted(terms)),
         )
 
 

@@ -1,22 +1,51 @@
-"""Admin commands: ``unsubscribe``, ``unsuppress`` and ``status`` (registered by ``bot.cli``)."""
+"""Admin commands: ``profiles check|schema``, ``unsubscribe``, ``unsuppress``, ``status``."""
 
 from __future__ import annotations
 
 import json
+import sys
 from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from bot import status as status_view
+from bot.cli.app import app, handle_errors, out, profiles_app, read_profiles
 from bot.errors import BotError
 from bot.message import verify_token
+from bot.profiles import json_schema_text
 from bot.settings import load_settings
 from bot.store import Store
 
 UNSUBSCRIBED = "unsubscribed"
-out = Console()
+
+
+class StatusFormat(StrEnum):
+    """Output formats of ``status``."""
+
+    table = "table"
+    json = "json"
+
+
+@profiles_app.command("check")
+@handle_errors
+def profiles_check(
+    file: Annotated[
+        Path | None, typer.Argument(help="Profiles file (default: PAPERBOT_PROFILES)")
+    ] = None,
+) -> None:
+    """Validate a profiles file; every problem is listed with its line."""
+    path = file or load_settings().profiles
+    n = len(read_profiles(path).subscribers)
+    out.print(f"{path}: OK, {n} subscriber{'s' if n != 1 else ''}")
+
+
+@profiles_app.command("schema")
+def profiles_schema() -> None:
+    """Print the JSON Schema of the profiles file (committed as config/profiles.schema.json)."""
+    sys.stdout.write(json_schema_text())
 
 
 def address_from(value: str, secret: str | None) -> str:
@@ -30,6 +59,8 @@ def address_from(value: str, secret: str | None) -> str:
     return email
 
 
+@app.command()
+@handle_errors
 def unsubscribe(
     who: Annotated[str, typer.Argument(metavar="EMAIL|TOKEN", help="Address or link token.")],
 ) -> None:
@@ -49,6 +80,8 @@ def unsubscribe(
     )
 
 
+@app.command()
+@handle_errors
 def unsuppress(email: Annotated[str, typer.Argument(help="The address to send to again.")]) -> None:
     """Clear a suppression (an unsubscribe or a permanent failure): the address gets mail again."""
     store = Store(load_settings().database_url)
@@ -58,15 +91,17 @@ def unsuppress(email: Annotated[str, typer.Argument(help="The address to send to
     out.print(f"{email.lower()} may receive mail again (was: {reason.reason if reason else ''}).")
 
 
+@app.command()
+@handle_errors
 def status(
-    fmt: Annotated[str, typer.Option("--format", help="table or json")] = "table",
+    fmt: Annotated[
+        StatusFormat, typer.Option("--format", help="table or json")
+    ] = StatusFormat.table,
 ) -> None:
     """Last runs, deliveries by state, pending retries, suppressed addresses."""
-    if fmt not in ("table", "json"):
-        raise BotError(f"--format must be table or json, not {fmt!r}")
     store = Store(load_settings().database_url)
     data = status_view.collect(store, datetime.now(UTC).date())
-    if fmt == "json":
+    if fmt == StatusFormat.json:
         print(json.dumps(data, indent=2, ensure_ascii=False))
         return
     for table in status_view.tables(data):

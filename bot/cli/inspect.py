@@ -1,0 +1,206 @@
+"""Commands that look and send nothing: fetch, papers, match, explain, preview."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import webbrowser
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from bot import matching, sources
+from bot.cli.app import (
+    DateOption,
+    SourceOption,
+    app,
+    err,
+    find_subscriber,
+    handle_errors,
+    make_deps,
+    out,
+    read_profiles,
+    settings,
+)  # fmt: skip
+from bot.errors import BotError
+from bot.models import Paper
+from bot.pipeline import digest_day, explain_stored, fetch_and_store
+from bot.pipeline import preview as pipeline_preview
+from bot.sources.jsonl import read_papers_file
+
+
+class MatchFormat(StrEnum):
+    """Output formats of ``match``."""
+
+    json = "json"
+    table = "table"
+
+
+class PapersFormat(StrEnum):
+    """Output formats of ``papers``."""
+
+    jsonl = "jsonl"
+    table = "table"
+
+
+@app.command()
+@handle_errors
+def fetch(day: DateOption = None, source: SourceOption = None) -> None:
+    """Fetch the day's papers and store them (running it again changes only counts)."""
+    config = settings()
+    deps = make_deps(config, source)
+    when = day.date() if day else datetime.now(UTC).date()
+    run_id = deps.store.start_run("fetch")
+    summary = asyncio.run(fetch_and_store(deps, when))
+    status = "failed" if summary.failed else "ok"
+    deps.store.finish_run(run_id, status, {"day": when, "sources": list(summary.sources)})
+    for outcome in summary.sources:
+        reason = f" ({outcome['reason']})" if outcome.get("reason") else ""
+        line = f"{outcome['source']}: {outcome['status']}, {outcome['count']} papers{reason}"
+        out.print(line, markup=False)
+    out.print(f"{when}: {summary.fetched} papers, {summary.new} new, {summary.updated} updated")
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+def _papers_table(found: list[Paper]) -> Table:
+    table = Table(title=f"{len(found)} papers", title_justify="left")
+    table.add_column("id", no_wrap=True)
+    table.add_column("title", ratio=3, overflow="fold")
+    table.add_column("authors", ratio=2, overflow="fold")
+    for column in ("categories", "upvotes", "source"):
+        table.add_column(column, overflow="fold")
+    for p in found:
+        authors = ", ".join(p.authors[:3]) + (" et al." if len(p.authors) > 3 else "")
+        cells = (p.id, p.title, authors, " ".join(p.categories), str(p.upvotes or ""), p.source)
+        table.add_row(*(Text(cell) for cell in cells))  # Text: titles are never rich markup
+    return table
+
+
+@app.command()
+@handle_errors
+def papers(
+    day: DateOption = None,
+    source: SourceOption = None,
+    input_file: Annotated[
+        Path | None, typer.Option("--input", help="Parse a saved response instead of fetching.")
+    ] = None,
+    fmt: Annotated[
+        PapersFormat, typer.Option("--format", help="jsonl or table")
+    ] = PapersFormat.jsonl,
+) -> None:
+    """Print the normalised papers a source yields, or that a saved response parses to."""
+    config = settings()
+    failed = False
+    if input_file is not None:
+        result = sources.parse_input(
+            input_file, source, include_replacements=config.arxiv_include_replacements
+        )
+        found = result.papers
+        notes = [f"{input_file}: {len(found)} papers, {len(result.skipped)} skipped"]
+    else:
+        specs = sources.parse_spec(source or config.sources)
+        options = sources.SourceOptions(include_replacements=config.arxiv_include_replacements)
+        when = day.date() if day else datetime.now(UTC).date()
+        report = asyncio.run(sources.fetch_papers(specs, when, options=options))
+        found, notes, failed = report.papers, [str(o) for o in report.outcomes], bool(report.failed)
+    if fmt == PapersFormat.table:
+        out.print(_papers_table(found))
+    else:
+        for paper in found:
+            print(json.dumps(sources.paper_to_json(paper), ensure_ascii=False))
+    for note in notes:
+        err.print(note, markup=False, highlight=False, soft_wrap=True)
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+@handle_errors
+def match(
+    profiles: Annotated[Path, typer.Option("--profiles", help="Profiles YAML file")],
+    papers: Annotated[Path, typer.Option("--papers", help="Papers JSON Lines file")],
+    all_papers: Annotated[bool, typer.Option("--all", help="Rank every paper.")] = False,
+    fmt: Annotated[MatchFormat, typer.Option("--format", help="json or table")] = MatchFormat.json,
+) -> None:
+    """Score papers for every subscriber in a profiles file."""
+    subs = read_profiles(profiles).subscribers
+    found = read_papers_file(papers).papers
+    chosen = matching.select(subs, found, corpus=found)
+    result: list[dict[str, Any]] = []
+    for sub in subs:
+        picked = chosen[sub.email]
+        matches = picked.ranked if all_papers else picked.picked
+        rows = [
+            {"paper_id": m.paper.id, "score": round(m.score, 4), "reasons": list(m.reasons)}
+            for m in matches
+        ]
+        result.append({"email": sub.email, "matches": rows, "more": len(picked.more)})
+    if fmt == MatchFormat.json:
+        print(json.dumps({"subscribers": result}, indent=2, ensure_ascii=False))
+        return
+    titles = {p.id: p.title for p in found}
+    for entry in result:
+        title = f"{entry['email']} ({len(entry['matches'])} picks)"
+        table = Table(title=Text(title), title_justify="left")
+        for column in ("score", "paper", "title", "why"):
+            table.add_column(column, overflow="fold")
+        for m in entry["matches"]:
+            cells = (m["paper_id"], titles[m["paper_id"]], "; ".join(m["reasons"]))
+            table.add_row(f"{m['score']:.2f}", *(Text(c) for c in cells))
+        out.print(table)
+
+
+@app.command()
+@handle_errors
+def explain(
+    email: Annotated[str, typer.Argument(help="The subscriber's email address")],
+    paper_id: Annotated[str, typer.Argument(help="The paper's id, e.g. 2401.04088")],
+    papers: Annotated[
+        Path | None, typer.Option("--papers", help="Explain against a Papers file instead")
+    ] = None,
+) -> None:
+    """Why a paper was or was not picked for a subscriber."""
+    config = settings()
+    subscriber = find_subscriber(read_profiles(config.profiles), email)
+    if papers is None:
+        verdict = explain_stored(make_deps(config), subscriber, paper_id)
+    else:
+        found = read_papers_file(papers).papers
+        paper = next((p for p in found if p.id == paper_id), None)
+        if paper is None:
+            raise BotError(f"paper {paper_id} is not in {papers}")
+        verdict = matching.explain(subscriber, paper, found, corpus=found)
+    for line in verdict.lines():
+        out.print(line, markup=False, soft_wrap=True)
+    if verdict.snippet:
+        out.print(f"  snippet: {verdict.snippet}", markup=False, soft_wrap=True)
+
+
+@app.command()
+@handle_errors
+def preview(
+    email: Annotated[str, typer.Argument(help="The subscriber's email address")],
+    day: DateOption = None,
+    out_file: Annotated[Path | None, typer.Option("--out", help="Where to write the HTML")] = None,
+    open_browser: Annotated[bool, typer.Option("--open", help="Open it in a browser.")] = False,
+) -> None:
+    """Render exactly what a subscriber would get, without sending or touching the ledger."""
+    config = settings()
+    subscriber = find_subscriber(read_profiles(config.profiles), email)
+    when = day.date() if day else digest_day(subscriber, datetime.now(UTC))
+    digest, message = asyncio.run(pipeline_preview(make_deps(config), subscriber, when))
+    safe = re.sub(r"[^A-Za-z0-9@._-]+", "_", subscriber.email)
+    target = out_file or Path(f"preview-{safe}-{when}.html")
+    target.write_text(message.html or "", encoding="utf-8")
+    out.print(f"Subject: {message.subject}", markup=False, soft_wrap=True)
+    out.print(f"{len(digest.matches)} papers, {len(digest.more)} more matches")
+    out.print(f"Preview: {target}")
+    if open_browser:
+        webbrowser.open(target.resolve().as_uri())

@@ -1,0 +1,46 @@
+"""The long-running processes of the Procfile: ``run`` (worker) and ``serve`` (web)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Annotated
+
+import typer
+
+from bot.cli.app import app, handle_errors, make_deps, make_mailer, out, read_profiles, settings
+from bot.errors import ConfigError
+from bot.scheduler import run_worker
+from bot.store import Store
+from bot.web import UnsubscribeServer
+from bot.worker import ProfilesFile, Worker
+
+
+@app.command()
+@handle_errors
+def run() -> None:
+    """The always-on worker: fetches, sends each digest at its local time, sends alerts."""
+    config = settings()
+    profiles = ProfilesFile(config.profiles, read_profiles)
+    worker = Worker(make_deps(config), lambda: make_mailer(config), profiles)
+    asyncio.run(run_worker(worker, config.sweep_seconds, config.sources))
+
+
+@app.command()
+@handle_errors
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on")] = "0.0.0.0",
+    port: Annotated[int, typer.Option("--port", envvar="PORT", help="Port (or $PORT)")] = 8080,
+) -> None:
+    """Serve the unsubscribe links (PAPERBOT_BASE_URL points here)."""
+    config = settings()
+    if config.secret_key is None:
+        raise ConfigError(
+            "invalid settings:\n  PAPERBOT_SECRET_KEY: needed to check unsubscribe links"
+        )
+    secret = config.secret_key.get_secret_value()
+    server = UnsubscribeServer((host, port), Store(config.database_url), secret)
+    out.print(f"Serving unsubscribe links on http://{host}:{server.server_port}/unsubscribe")
+    with contextlib.suppress(KeyboardInterrupt):
+        server.serve_forever()
+    server.server_close()
