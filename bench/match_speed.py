@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -89,21 +90,10 @@ def make_profiles(
     return profiles
 
 
-def run_ours(papers: list[dict[str, object]], profiles: list[dict[str, object]]) -> int:
-    """``select`` for every profile; returns the number of papers picked."""
-    from bot.matching import select
-    from bot.models import Paper, Subscriber
+def subscribers(profiles: list[dict[str, object]]) -> list[Any]:
+    """``Subscriber`` objects for the profiles, built without validation (they are valid)."""
+    from bot.models import Subscriber
 
-    paper_objs = [
-        Paper(
-            str(p["id"]),
-            str(p["title"]),
-            str(p["abstract"]),
-            tuple(p["authors"]),
-            upvotes=int(p["upvotes"]),
-        )
-        for p in papers
-    ]  # type: ignore[call-overload]
     interests = Subscriber.model_fields["interests"].annotation
     # Every field is given (defaults too) with the set of fields, so pydantic resolves nothing.
     defaults = {
@@ -111,7 +101,7 @@ def run_ours(papers: list[dict[str, object]], profiles: list[dict[str, object]])
         for name, field in Subscriber.model_fields.items()
         if name not in ("email", "max_papers", "interests", "alerts")
     }
-    subs = [
+    return [
         Subscriber.model_construct(
             {"email", "max_papers", "interests"},
             email=p["email"],
@@ -130,6 +120,24 @@ def run_ours(papers: list[dict[str, object]], profiles: list[dict[str, object]])
         )
         for p in profiles
     ]
+
+
+def run_ours(papers: list[dict[str, object]], profiles: list[dict[str, object]]) -> int:
+    """``select`` for every profile; returns the number of papers picked."""
+    from bot.matching import select
+    from bot.models import Paper
+
+    paper_objs = [
+        Paper(
+            str(p["id"]),
+            str(p["title"]),
+            str(p["abstract"]),
+            tuple(p["authors"]),
+            upvotes=int(p["upvotes"]),
+        )
+        for p in papers
+    ]  # type: ignore[call-overload]
+    subs = subscribers(profiles)
     return sum(len(s.picked) for s in select(subs, paper_objs).values())
 
 

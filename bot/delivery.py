@@ -28,13 +28,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
-from itertools import islice
-from typing import Protocol
+from collections import deque
+from collections.abc import Callable, Iterable
+from concurrent.futures.process import BrokenProcessPool
+from datetime import timedelta
+from itertools import chain, islice
+from typing import TypeVar
 
+from bot.composer import PER_TASK, ComposePool, Draft
+from bot.delivery_jobs import (
+    Composing,
+    DeliveryDeps,
+    DeliveryOptions,
+    DeliveryReport,
+    Job,
+    Outcome,
+    Ready,
+    chunks,
+    retry_policy,
+)
 from bot.errors import (
     ConnectionDeliveryError,
     DeliveryError,
@@ -46,96 +58,21 @@ from bot.errors import (
 from bot.mailer import Mailer
 from bot.message import Outgoing, new_message_id
 from bot.pacing import GroupCommit, RateLimiter, Snapshot
-from bot.retry import Random, RetryPolicy
-from bot.settings import Settings
-from bot.store import Claim, ClaimRequest, Store
+from bot.store import Claim, ClaimRequest
+
+__all__ = [
+    "DeliveryDeps", "DeliveryOptions", "DeliveryReport", "Job", "Outcome", "deliver",
+    "retry_policy",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 BATCH = 64  # claims per transaction
+POOL_MIN = 50
+"""Fewer jobs than this are composed in this process: starting workers would cost more."""
 UNRECORDED = 64
 """Most accepted messages whose ``sent`` is not committed yet; a sender waits for room."""
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What happened to one message (or one subscriber) in a run."""
-
-    email: str
-    status: str  # sent | skipped | failed | unknown | already | dry-run
-    papers: int = 0
-    detail: str = ""
-    digest_date: date | None = None
-    kind: str = "digest"
-    ref: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Job:
-    """One message to deliver at most once: its ledger key, its papers, and how to write it.
-
-    ``compose`` receives the claim: its Message-ID, and the paper ids to send (after a crash
-    or a retry, those recorded with the first attempt).
-    """
-
-    subscriber_id: int
-    email: str
-    day: date
-    compose: Callable[[Claim], Outgoing]
-    paper_ids: tuple[str, ...] = ()
-    kind: str = "digest"
-    ref: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryOptions:
-    """``retry_now``: temporary failures are due at once; ``force``: resend what was sent."""
-
-    retry_now: bool = False
-    force: bool = False
-    rand: Random = random.random
-
-
-@dataclass
-class DeliveryReport:
-    """Every outcome, and why the run stopped early if it did."""
-
-    outcomes: list[Outcome] = field(default_factory=list)
-    stopped: str | None = None
-    released: int = 0
-
-
-class DeliveryDeps(Protocol):
-    """What the engine needs from a run's dependencies."""
-
-    @property
-    def settings(self) -> Settings: ...
-    @property
-    def store(self) -> Store: ...
-    @property
-    def mailer(self) -> Mailer | None: ...
-    @property
-    def clock(self) -> Callable[[], datetime]: ...
-    @property
-    def on_outcome(self) -> Callable[[Outcome], None]: ...
-    @property
-    def stop(self) -> asyncio.Event: ...
-
-
-def retry_policy(settings: Settings) -> RetryPolicy:
-    """The backoff the settings ask for."""
-    return RetryPolicy(
-        first=timedelta(seconds=settings.retry_first_seconds),
-        maximum=timedelta(seconds=settings.retry_max_seconds),
-        give_up=timedelta(hours=settings.retry_give_up_hours),
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class _Ready:
-    job: Job
-    claim: Claim
-    message: Outgoing
 
 
 async def deliver(
@@ -147,12 +84,6 @@ async def deliver(
     return await _Run(deps, deps.mailer, options or DeliveryOptions()).run(jobs)
 
 
-def _chunks(jobs: Iterable[Job], size: int) -> Iterator[list[Job]]:
-    it = iter(jobs)
-    while chunk := list(islice(it, size)):
-        yield chunk
-
-
 class _Run:
     """The state of one delivery run."""
 
@@ -162,7 +93,7 @@ class _Run:
         self.policy = retry_policy(settings)
         self.lease = timedelta(seconds=settings.send_lease_seconds)
         self.limiter = RateLimiter(settings.smtp_rate_per_second, settings.smtp_rate_per_hour)
-        self.queue: asyncio.Queue[_Ready | None] = asyncio.Queue(maxsize=2 * mailer.concurrency)
+        self.queue: asyncio.Queue[Ready | None] = asyncio.Queue(maxsize=2 * mailer.concurrency)
         self.recorder: GroupCommit[tuple[Job, Claim]] = GroupCommit(
             lambda items: ledger.mark_sent_many([claim for _, claim in items], deps.clock()),
             max_unwritten=UNRECORDED,
@@ -202,26 +133,81 @@ class _Run:
     # -- producer ----------------------------------------------------------------------------
 
     async def _produce(self, jobs: Iterable[Job]) -> None:
+        it = iter(jobs)
+        first = list(islice(it, POOL_MIN))
+        pool = None
+        if len(first) == POOL_MIN and all(job.draft is not None for job in first):
+            pool = await asyncio.to_thread(ComposePool.start, self.deps.renderer.templates_dir)
+        try:
+            await self._claim_and_compose(chain(first, it), pool)
+        finally:
+            if pool is not None:
+                await pool.close()
+
+    async def _claim_and_compose(self, jobs: Iterable[Job], pool: ComposePool | None) -> None:
+        """Claim in batches; compose here, or in ``pool`` with a few tasks always queued."""
         size = 1 if self.limiter.active else BATCH
-        for chunk in _chunks(jobs, size):
+        inflight: deque[Composing] = deque()
+        for chunk in chunks(jobs, size):
             if self._halted():
-                return
+                break
             await self.limiter.wait()
-            requests = [
-                ClaimRequest(j.subscriber_id, j.day, j.paper_ids, self._message_id(), j.kind, j.ref)
-                for j in chunk
-            ]
-            claims = await asyncio.to_thread(
-                self.deps.store.ledger.claim_many, requests, self.deps.clock(),
-                retry_now=self.options.retry_now, force=self.options.force, lease=self.lease,
-            )  # fmt: skip
-            for job, claim in zip(chunk, claims, strict=True):
-                if claim is None:
-                    self._emit(job, "already", await self._why_not(job))
-                    continue
-                message = await self._compose(job, claim)
-                if message is not None:
-                    await self.queue.put(_Ready(job, claim, message))
+            claimed = await self._claim(chunk)
+            drafts: list[tuple[Job, Claim, Draft]] = []
+            for job, claim in claimed:
+                if pool is None or job.draft is None:
+                    await self._ready(job, claim, await self._attempt(job, claim, job.compose))
+                elif (draft := await self._attempt(job, claim, job.draft)) is not None:
+                    drafts.append((job, claim, draft))
+            for start in range(0, len(drafts), PER_TASK):
+                assert pool is not None
+                part = drafts[start : start + PER_TASK]
+                while len(inflight) >= pool.depth:
+                    await self._hand_over(inflight.popleft())
+                inflight.append(Composing(part, pool.compose([d for _, _, d in part])))
+        while inflight:
+            await self._hand_over(inflight.popleft())
+
+    async def _claim(self, chunk: list[Job]) -> list[tuple[Job, Claim]]:
+        """Claim the chunk's rows in one transaction; report the jobs already taken care of."""
+        requests = [
+            ClaimRequest(j.subscriber_id, j.day, j.paper_ids, self._message_id(), j.kind, j.ref)
+            for j in chunk
+        ]
+        claims = await asyncio.to_thread(
+            self.deps.store.ledger.claim_many, requests, self.deps.clock(),
+            retry_now=self.options.retry_now, force=self.options.force, lease=self.lease,
+        )  # fmt: skip
+        claimed = []
+        for job, claim in zip(chunk, claims, strict=True):
+            if claim is None:
+                self._emit(job, "already", await self._why_not(job))
+            else:
+                claimed.append((job, claim))
+        return claimed
+
+    async def _hand_over(self, composing: Composing) -> None:
+        """Queue the composed messages for the senders; release them all when stopping."""
+        if self._halted():
+            composing.future.cancel()
+            for _, claim, _ in composing.part:
+                await asyncio.to_thread(self.deps.store.ledger.release, claim, self.deps.clock())
+                self.report.released += 1
+            return
+        try:
+            results: list[Outgoing | str | None] = list(await composing.future)
+        except BrokenProcessPool:  # a worker died: compose these here
+            results = [await self._attempt(j, c, j.compose) for j, c, _ in composing.part]
+        for (job, claim, _), result in zip(composing.part, results, strict=True):
+            if isinstance(result, str):
+                log.error("composing the %s for %s failed: %s", job.kind, job.email, result)
+                await self._failed(job, claim, TemporaryDeliveryError(result))
+                continue
+            await self._ready(job, claim, result)
+
+    async def _ready(self, job: Job, claim: Claim, message: Outgoing | None) -> None:
+        if message is not None:
+            await self.queue.put(Ready(job, claim, message))
 
     def _message_id(self) -> str:
         return new_message_id(self.deps.settings.sender)
@@ -236,9 +222,10 @@ class _Run:
         }  # fmt: skip
         return reasons.get(row.status, row.status) if row is not None else "claimed elsewhere"
 
-    async def _compose(self, job: Job, claim: Claim) -> Outgoing | None:
+    async def _attempt(self, job: Job, claim: Claim, make: Callable[[Claim], T]) -> T | None:
+        """``make(claim)`` (the message, or its draft); a failure is recorded and gives None."""
         try:
-            return job.compose(claim)
+            return make(claim)
         except Exception as exc:  # a bug rendering one message must not stop the others
             log.exception("composing the %s for %s failed", job.kind, job.email)
             await self._failed(job, claim, TemporaryDeliveryError(f"internal error: {exc!r}"))
@@ -256,7 +243,7 @@ class _Run:
                 continue
             await self._deliver(item)
 
-    async def _deliver(self, item: _Ready) -> None:
+    async def _deliver(self, item: Ready) -> None:
         job, claim = item.job, item.claim
         ledger = self.deps.store.ledger
         if await self.suppressed.contains(job.email.lower()):

@@ -14,11 +14,12 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from bot import matching
+from bot.composer import Draft, compose_draft
 from bot.delivery import DeliveryOptions, Job, deliver
 from bot.delivery import Outcome as Outcome  # re-exported: part of the run report
 from bot.errors import BotError
 from bot.mailer import Mailer
-from bot.message import Envelope, Outgoing, Unsubscribe, build_message, new_message_id, recipient
+from bot.message import Envelope, Outgoing, Unsubscribe, new_message_id, recipient
 from bot.models import Digest, DigestKind, Match, Paper, Subscriber
 from bot.render import EmailContext, Renderer
 from bot.settings import Settings
@@ -132,7 +133,9 @@ async def fetch_and_store(deps: Deps, day: date) -> FetchSummary:
     """Fetch the lists for ``day`` and store them; running it again only updates counts."""
     fetched = await deps.fetch(day)
     new, updated = deps.store.save_papers(fetched.papers, day, deps.clock())
-    log.info("fetched %d papers for %s (%d new, %d updated)", len(fetched.papers), day, new, updated)
+    log.info(
+        "fetched %d papers for %s (%d new, %d updated)", len(fetched.papers), day, new, updated
+    )
     return FetchSummary(day, len(fetched.papers), new, updated, list(fetched.sources))
 
 
@@ -142,9 +145,7 @@ async def ensure_papers(deps: Deps, day: date, report: SendReport) -> None:
         report.sources.extend((await fetch_and_store(deps, day)).sources)
 
 
-def _candidates(
-    deps: Deps, targets: Sequence[Target], force: bool
-) -> dict[int, list[Paper]]:
+def _candidates(deps: Deps, targets: Sequence[Target], force: bool) -> dict[int, list[Paper]]:
     """Per subscriber: papers stored since their previous digest and never sent to them.
 
     A first digest covers the lists from the day before its date on. After that a paper belongs
@@ -220,8 +221,12 @@ def compose(
     settings: Settings, renderer: Renderer, digest: Digest, message_id: str, now: datetime
 ) -> Outgoing:
     """Render the digest and write the message the subscriber will receive."""
+    return compose_draft(renderer, draft(settings, digest, message_id, now))
+
+
+def draft(settings: Settings, digest: Digest, message_id: str, now: datetime) -> Draft:
+    """What the message for ``digest`` is made from, as plain data (see ``bot.composer``)."""
     ctx, links = _context(settings, digest.subscriber)
-    rendered = renderer.render(digest, ctx)
     domain = settings.sender.domain or "localhost"
     envelope = Envelope(
         sender=settings.sender,
@@ -231,7 +236,7 @@ def compose(
         list_id=f"paperbot {digest.kind}s <{digest.kind}s.{domain}>",
         unsubscribe=links,
     )
-    return build_message(envelope, rendered.subject, rendered.text, rendered.html)
+    return Draft(digest, ctx, envelope)
 
 
 def _claimed_digest(digest: Digest, claim: Claim, selection: matching.Selection) -> Digest:
@@ -248,22 +253,30 @@ def _claimed_digest(digest: Digest, claim: Claim, selection: matching.Selection)
 def _digest_job(deps: Deps, target: Target, digest: Digest, selection: matching.Selection) -> Job:
     """A delivery job whose message is rendered once the ledger row is claimed."""
 
-    def compose_claimed(claim: Claim) -> Outgoing:
+    def draft_claimed(claim: Claim) -> Draft:
         claimed = _claimed_digest(digest, claim, selection)
-        return compose(deps.settings, deps.renderer, claimed, claim.message_id, deps.clock())
+        return draft(deps.settings, claimed, claim.message_id, deps.clock())
+
+    def compose_claimed(claim: Claim) -> Outgoing:
+        return compose_draft(deps.renderer, draft_claimed(claim))
 
     papers = tuple(m.paper.id for m in digest.matches)
-    return Job(target.sid, target.subscriber.email, target.day, compose_claimed, papers)
+    sub = target.subscriber
+    return Job(target.sid, sub.email, target.day, compose_claimed, papers, draft=draft_claimed)
 
 
 def alert_job(deps: Deps, target: Target, digest: Digest, paper_id: str) -> Job:
     """A delivery job for one alert email: kind "alert", keyed by the paper that fired it."""
 
-    def compose_claimed(claim: Claim) -> Outgoing:
-        return compose(deps.settings, deps.renderer, digest, claim.message_id, deps.clock())
+    def draft_claimed(claim: Claim) -> Draft:
+        return draft(deps.settings, digest, claim.message_id, deps.clock())
 
-    sub = target.subscriber
-    return Job(target.sid, sub.email, target.day, compose_claimed, (paper_id,), "alert", paper_id)
+    def compose_claimed(claim: Claim) -> Outgoing:
+        return compose_draft(deps.renderer, draft_claimed(claim))
+
+    sub, papers = target.subscriber, (paper_id,)
+    return Job(target.sid, sub.email, target.day, compose_claimed, papers, "alert", paper_id,
+               draft=draft_claimed)  # fmt: skip
 
 
 def _digest_jobs(
@@ -374,9 +387,7 @@ async def send_digests(
     return await send_to_targets(deps, _targets(deps, subscribers, ids, options), options)
 
 
-async def send_to_targets(
-    deps: Deps, targets: list[Target], options: SendOptions
-) -> SendReport:
+async def send_to_targets(deps: Deps, targets: list[Target], options: SendOptions) -> SendReport:
     """Match, render and deliver the digest of each (subscriber, date) target."""
     report = SendReport()
     if not options.force:

@@ -15,7 +15,9 @@ runner = CliRunner()
 
 
 def test_match_json_contract(profiles_file: Path, papers_file: Path) -> None:
-    result = runner.invoke(app, ["match", "--profiles", str(profiles_file), "--papers", str(papers_file)])
+    result = runner.invoke(
+        app, ["match", "--profiles", str(profiles_file), "--papers", str(papers_file)]
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     emails = [s["email"] for s in data["subscribers"]]
@@ -41,18 +43,36 @@ def test_match_is_deterministic(profiles_file: Path, papers_file: Path) -> None:
 
 
 def test_match_table(profiles_file: Path, papers_file: Path) -> None:
-    args = ["match", "--profiles", str(profiles_file), "--papers", str(papers_file), "--format", "table"]
+    args = [
+        "match",
+        "--profiles",
+        str(profiles_file),
+        "--papers",
+        str(papers_file),
+        "--format",
+        "table",
+    ]
     result = runner.invoke(app, args)
-    assert result.exit_code == 0 and "ada@example.org" in result.output and "Router Z-Loss" in result.output
+    assert (
+        result.exit_code == 0
+        and "ada@example.org" in result.output
+        and "Router Z-Loss" in result.output
+    )
 
 
 def test_explain_against_a_papers_file(env: dict[str, str], papers_file: Path) -> None:
-    picked = runner.invoke(app, ["explain", "ada@example.org", "2611.10001", "--papers", str(papers_file)])
+    picked = runner.invoke(
+        app, ["explain", "ada@example.org", "2611.10001", "--papers", str(papers_file)]
+    )
     assert picked.exit_code == 0, picked.output
     assert "2611.10001: picked" in picked.output and "because keyword:" in picked.output
-    vetoed = runner.invoke(app, ["explain", "ada@example.org", "2611.10005", "--papers", str(papers_file)])
+    vetoed = runner.invoke(
+        app, ["explain", "ada@example.org", "2611.10005", "--papers", str(papers_file)]
+    )
     assert "vetoed" in vetoed.output and "survey" in vetoed.output
-    missing = runner.invoke(app, ["explain", "ada@example.org", "9999.00000", "--papers", str(papers_file)])
+    missing = runner.invoke(
+        app, ["explain", "ada@example.org", "9999.00000", "--papers", str(papers_file)]
+    )
     assert missing.exit_code == 1 and "not in" in missing.output
 
 
@@ -86,7 +106,9 @@ def test_fetch_failure_exits_1_and_says_which_source(env: dict[str, str], tmp_pa
 
 def test_preview_renders_without_touching_the_ledger(env: dict[str, str], tmp_path: Path) -> None:
     out = tmp_path / "ada.html"
-    result = runner.invoke(app, ["preview", "ada@example.org", "--date", "2026-11-25", "--out", str(out)])
+    result = runner.invoke(
+        app, ["preview", "ada@example.org", "--date", "2026-11-25", "--out", str(out)]
+    )
     assert result.exit_code == 0, result.output
     html = out.read_text()
     assert html.startswith("<!") and "Router Z-Loss" in html and "<script" not in html

@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from email.headerregistry import Address
 from pathlib import Path
 
 import pytest
 
-from bot.delivery import DeliveryOptions, Job, deliver
+from bot.composer import Draft, compose_draft
+from bot.delivery import POOL_MIN, DeliveryOptions, Job, deliver
 from bot.mailer import SmtpMailer, data_payload
 from bot.message import Envelope, Outgoing, build_message
-from bot.models import Interests, Subscriber
+from bot.models import Digest, Interests, Subscriber
 from bot.pacing import GroupCommit, RateLimiter
 from bot.pipeline import Deps, Fetched
-from bot.render import Renderer
+from bot.render import EmailContext, Renderer
 from bot.retry import RetryPolicy
 from bot.settings import load_settings
 from bot.store import Claim, Store
@@ -146,3 +147,57 @@ async def test_suppression_is_checked_again_right_before_sending(
     bob = deps.store.ledger.get(jobs[1].subscriber_id, DAY)
     assert bob is not None and (bob.status, bob.last_error) == ("skipped", "suppressed")
     assert [str(m["To"]) for m in faults.handler.accepted] == ["ada@example.org"]
+
+
+def drafted_jobs(deps: Deps, emails: list[str]) -> list[Job]:
+    """Jobs that can also be composed in worker processes (an empty digest each)."""
+    subs = {e: Subscriber(email=e, interests=Interests(keywords=["x"])) for e in emails}
+    ids = deps.store.sync_subscribers(list(subs.values())).ids
+
+    def drafter(email: str) -> Callable[[Claim], Draft]:
+        def draft(claim: Claim) -> Draft:
+            envelope = Envelope(
+                Address(addr_spec="bot@example.org"), Address(addr_spec=email), claim.message_id, T0
+            )
+            return Draft(Digest(subs[email], DAY, (), (), "empty"), EmailContext("bot"), envelope)
+
+        return draft
+
+    def job(email: str) -> Job:
+        draft = drafter(email)
+        compose = lambda claim: compose_draft(deps.renderer, draft(claim))  # noqa: E731
+        return Job(ids[email], email, DAY, compose, (), draft=draft)
+
+    return [job(e) for e in emails]
+
+
+async def test_a_large_run_composes_in_worker_processes(
+    tmp_path: Path, faults: FaultServer
+) -> None:
+    deps = make_deps(tmp_path, faults)
+    emails = [f"user{n}@example.org" for n in range(POOL_MIN + 10)]
+    async with deps.mailer:  # type: ignore[union-attr]
+        report = await deliver(deps, drafted_jobs(deps, emails))
+    assert [o.status for o in report.outcomes] == ["sent"] * len(emails)
+    received = {str(m["To"]): str(m["Message-ID"]) for m in faults.handler.accepted}
+    assert set(received) == set(emails)
+    for job in drafted_jobs(deps, emails[:3]):
+        row = deps.store.ledger.get(job.subscriber_id, DAY)
+        assert row is not None and row.status == "sent"
+        assert received[job.email] == row.message_id, "the ledger names the message sent"
+
+
+async def test_stopping_a_large_run_releases_every_message_not_sent(
+    tmp_path: Path, faults: FaultServer
+) -> None:
+    deps = make_deps(tmp_path, faults, connections=1)
+    deps.on_outcome = lambda outcome: deps.stop.set()  # stop once the first is recorded
+    emails = [f"user{n}@example.org" for n in range(POOL_MIN * 3)]
+    async with deps.mailer:  # type: ignore[union-attr]
+        report = await deliver(deps, drafted_jobs(deps, emails))
+    sent = [o for o in report.outcomes if o.status == "sent"]
+    assert report.stopped == "shutting down" and report.released > 0
+    assert len(sent) == len(faults.handler.accepted) < len(emails)
+    states = {state: n for _, state, n in deps.store.ledger.counts()}
+    assert states.get("sending", 0) == 0, "nothing is left claimed"
+    assert states == {"sent": len(sent), "temp_failed": report.released}

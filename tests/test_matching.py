@@ -246,3 +246,69 @@ def test_snippet_marks_the_keyword_sentence() -> None:
     picked = selection.ranked[0]
     assert picked.snippet.startswith("Here a quantum walk")
     assert [picked.snippet[s:e] for s, e in picked.marks] == ["quantum walk"]
+
+
+def test_reasons_of_many_pairs_agree_with_one_pair_at_a_time() -> None:
+    papers = [
+        Paper("p", "Quantum walks for sorting", "Sorting is old. A quantum walk sorts lists."),
+        Paper(
+            "q", "Graph coloring by walks", "Quantum effects help coloring graphs.", ("Ada Byron",)
+        ),
+        *FILLER,
+    ]
+    profiles = [
+        sub("a@example.org", keywords=["quantum walk", "Quantum walks", "sorting"]),
+        sub(
+            "b@example.org", keywords=["coloring"], description="graphs graphs walks", max_papers=2
+        ),
+        sub("c@example.org", authors=["A. Byron"], description="quantum coloring of graphs"),
+    ]
+    together = select(profiles, papers)
+    for profile in profiles:
+        for match in together[profile.email].ranked:
+            why = explain(profile, match.paper, papers)
+            assert (why.score, why.reasons) == (match.score, match.reasons)
+            assert (why.snippet, why.marks) == (match.snippet, match.marks)
+    picked = together["a@example.org"].picked[0]
+    assert picked.reasons.count("keyword: quantum walk (title)") == 1
+    assert "keyword: Quantum walks (title)" not in picked.reasons  # same terms, named once
+
+
+def test_dense_product_is_the_sparse_product(monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+    import scipy.sparse as sp
+
+    from bot.matching import matrices
+
+    rng = np.random.default_rng(5)
+    right = sp.random(60, 30, density=0.2, format="lil", random_state=7, dtype=np.float32)
+    right[10] = 0  # an empty row
+    right = sp.csr_matrix(right)
+    left = sp.random(9, 60, density=0.3, format="csr", random_state=8, dtype=np.float32)
+    left.data = rng.random(len(left.data)).astype(np.float32)
+    exact = sp.csr_matrix(left @ right).toarray()
+    assert np.array_equal(matrices.DenseRows(right).times(left), exact)
+    monkeypatch.setattr(matrices, "DENSE_LIMIT", 10)
+    assert matrices.DenseRows(right).dense is None
+    assert np.array_equal(matrices.DenseRows(right).times(left), exact)
+
+
+def test_descriptions_compiled_together() -> None:
+    from bot.matching.index import Collection
+    from bot.matching.query import Compiler
+
+    compiler = Compiler(Collection.build(FILLER))
+    texts = ["protein folding folding proteins", "", "protein folding folding proteins", "crops"]
+    queries = compiler.compile(
+        [sub(f"u{i}@example.org", description=t) for i, t in enumerate(texts)]
+    )
+    assert queries[0] is queries[2]  # identical profiles share one query
+    assert [q.described for q in queries] == [True, False, True, True]
+    assert compiler.vocabulary.descriptions is not None
+    weights, surface = compiler.vocabulary.descriptions.matrices(len(compiler.vocabulary.columns))
+    row = weights[queries[0].description]
+    features = list(compiler.vocabulary.columns)
+    assert [features[c] for c in row.indices] == ["protein", "fold"]  # first-occurrence order
+    assert row.data.sum() == pytest.approx(1.0)
+    words = compiler.vocabulary.descriptions.words
+    assert [words[w - 1] for w in surface[queries[0].description].data] == ["protein", "folding"]

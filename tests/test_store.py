@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import threading
-from datetime import UTC, date, datetime, timedelta
 from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -42,7 +42,9 @@ def sub(email: str, *keywords: str) -> Subscriber:
 
 
 def paper(pid: str, upvotes: int = 0) -> Paper:
-    return Paper(id=pid, title=f"Paper {pid}", abstract="Text.", authors=("A. Author",), upvotes=upvotes)
+    return Paper(
+        id=pid, title=f"Paper {pid}", abstract="Text.", authors=("A. Author",), upvotes=upvotes
+    )
 
 
 def ids(counter: list[int]) -> str:
@@ -66,7 +68,7 @@ def test_sync_adds_updates_and_deactivates_keeping_history(store: Store) -> None
     assert (changed.added, changed.updated, changed.deactivated) == (0, 1, 1)
     active = store.active_subscribers()
     assert [s.email for s in active.values()] == ["ada@example.org"]
-    assert list(active.values())[0].interests.keywords == ["routing"]
+    assert next(iter(active.values())).interests.keywords == ["routing"]
     back = store.sync_subscribers([sub("ada@example.org", "routing"), sub("bob@example.org")])
     assert back.updated == 1 and back.ids == first.ids
 
@@ -84,12 +86,20 @@ def test_save_papers_is_idempotent_and_updates_counts(store: Store) -> None:
 def test_claim_is_exclusive_and_sent_records_items(store: Store) -> None:
     sid = store.sync_subscribers([sub("ada@example.org")]).ids["ada@example.org"]
     counter = [0]
-    claim = store.ledger.claim(sid, DAY, NOW, paper_ids=["1", "2"], new_message_id=lambda: ids(counter))
+    claim = store.ledger.claim(
+        sid, DAY, NOW, paper_ids=["1", "2"], new_message_id=lambda: ids(counter)
+    )
     assert claim is not None and claim.message_id == "<m1@example.org>"
-    assert store.ledger.claim(sid, DAY, NOW, paper_ids=["1"], new_message_id=lambda: ids(counter)) is None
+    assert (
+        store.ledger.claim(sid, DAY, NOW, paper_ids=["1"], new_message_id=lambda: ids(counter))
+        is None
+    )
     store.ledger.mark_sent(claim, NOW)
     assert store.sent_paper_ids([sid]) == {sid: {"1", "2"}}
-    assert store.ledger.claim(sid, DAY, NOW, paper_ids=["3"], new_message_id=lambda: ids(counter)) is None
+    assert (
+        store.ledger.claim(sid, DAY, NOW, paper_ids=["3"], new_message_id=lambda: ids(counter))
+        is None
+    )
     row = store.ledger.get(sid, DAY)
     assert row is not None and row.status == "sent" and row.sent_at is not None
 
@@ -101,10 +111,15 @@ def test_crashed_sending_row_is_resumed_with_the_same_message_id(store: Store) -
     assert first is not None
     # The process dies here. Within the lease nobody may take the row...
     soon = NOW + timedelta(minutes=1)
-    assert store.ledger.claim(sid, DAY, soon, paper_ids=["9"], new_message_id=lambda: ids(counter)) is None
+    assert (
+        store.ledger.claim(sid, DAY, soon, paper_ids=["9"], new_message_id=lambda: ids(counter))
+        is None
+    )
     # ...after it, the row is resumed with the same Message-ID and papers.
     later = NOW + store.ledger.lease + timedelta(seconds=1)
-    resumed = store.ledger.claim(sid, DAY, later, paper_ids=["9"], new_message_id=lambda: ids(counter))
+    resumed = store.ledger.claim(
+        sid, DAY, later, paper_ids=["9"], new_message_id=lambda: ids(counter)
+    )
     assert resumed is not None and resumed.resumed
     assert (resumed.message_id, resumed.paper_ids) == (first.message_id, ("1",))
 
@@ -114,10 +129,14 @@ def test_temporary_failure_waits_for_its_time_unless_retry_now(store: Store) -> 
     counter = [0]
     claim = store.ledger.claim(sid, DAY, NOW, paper_ids=["1"], new_message_id=lambda: ids(counter))
     assert claim is not None
-    store.ledger.mark_failed(claim, NOW, error="451 later", code=451, retry_at=NOW + timedelta(minutes=5))
+    store.ledger.mark_failed(
+        claim, NOW, error="451 later", code=451, retry_at=NOW + timedelta(minutes=5)
+    )
     kw = {"paper_ids": ["1"], "new_message_id": lambda: ids(counter)}
     assert store.ledger.claim(sid, DAY, NOW + timedelta(minutes=1), **kw) is None  # type: ignore[arg-type]
-    assert [r.id for r in store.ledger.due_retries(NOW + timedelta(minutes=6))] == [claim.delivery_id]
+    assert [r.id for r in store.ledger.due_retries(NOW + timedelta(minutes=6))] == [
+        claim.delivery_id
+    ]
     again = store.ledger.claim(sid, DAY, NOW + timedelta(minutes=1), retry_now=True, **kw)  # type: ignore[arg-type]
     assert again is not None and again.attempts == 2 and again.message_id == claim.message_id
 
@@ -128,7 +147,9 @@ def test_force_takes_a_sent_row_with_a_new_message_id(store: Store) -> None:
     claim = store.ledger.claim(sid, DAY, NOW, paper_ids=["1"], new_message_id=lambda: ids(counter))
     assert claim is not None
     store.ledger.mark_sent(claim, NOW)
-    forced = store.ledger.claim(sid, DAY, NOW, paper_ids=["1", "2"], new_message_id=lambda: ids(counter), force=True)
+    forced = store.ledger.claim(
+        sid, DAY, NOW, paper_ids=["1", "2"], new_message_id=lambda: ids(counter), force=True
+    )
     assert forced is not None and forced.forced and forced.message_id != claim.message_id
     store.ledger.mark_sent(forced, NOW)
     assert store.sent_paper_ids([sid])[sid] == {"1", "2"}
@@ -145,7 +166,9 @@ def test_two_stores_racing_for_one_row_claim_it_once(db_url: str) -> None:
 
     def race(store: Store, n: int) -> None:
         barrier.wait()
-        claim = store.ledger.claim(sid, DAY, NOW, paper_ids=["1"], new_message_id=lambda: f"<{n}@x.org>")
+        claim = store.ledger.claim(
+            sid, DAY, NOW, paper_ids=["1"], new_message_id=lambda: f"<{n}@x.org>"
+        )
         if claim is not None:
             wins.append(claim)
 
@@ -203,7 +226,9 @@ def test_sent_items_written_elsewhere_do_not_undo_sent(store: Store) -> None:
     counter = [0]
     alert = store.ledger.claim(sid, DAY, NOW, paper_ids=["1"], new_message_id=lambda: ids(counter),
                                kind="alert", ref="1")  # fmt: skip
-    digest = store.ledger.claim(sid, DAY, NOW, paper_ids=["1", "2"], new_message_id=lambda: ids(counter))
+    digest = store.ledger.claim(
+        sid, DAY, NOW, paper_ids=["1", "2"], new_message_id=lambda: ids(counter)
+    )
     assert alert is not None and digest is not None
     store.ledger.mark_sent(alert, NOW)
     store.ledger.mark_sent(digest, NOW)  # paper 1 is already a sent item: no conflict, no rollback
@@ -228,7 +253,9 @@ def test_skipping_settles_a_superseded_retry(store: Store) -> None:
 def test_a_retry_carries_what_is_unsent_now_but_a_resend_repeats_itself(store: Store) -> None:
     sid = store.sync_subscribers([sub("ada@example.org")]).ids["ada@example.org"]
     counter = [0]
-    claim = store.ledger.claim(sid, DAY, NOW, paper_ids=["1", "2"], new_message_id=lambda: ids(counter))
+    claim = store.ledger.claim(
+        sid, DAY, NOW, paper_ids=["1", "2"], new_message_id=lambda: ids(counter)
+    )
     assert claim is not None
     store.ledger.mark_failed(claim, NOW, error="451", code=451, retry_at=NOW)
     retry = store.ledger.claim(sid, DAY, NOW, paper_ids=["2"], new_message_id=lambda: ids(counter))

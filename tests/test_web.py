@@ -40,13 +40,18 @@ def test_get_only_asks_and_post_unsubscribes(server: tuple[str, Store]) -> None:
 def test_one_click_post(server: tuple[str, Store]) -> None:
     base, store = server
     url = f"{base}/unsubscribe?token={unsubscribe_token('secret', 'bob@example.org')}"
-    response = httpx.post(url, content="List-Unsubscribe=One-Click",
-                          headers={"Content-Type": "application/x-www-form-urlencoded"})
+    response = httpx.post(
+        url,
+        content="List-Unsubscribe=One-Click",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert response.status_code == 200
     assert "bob@example.org" in store.suppressed()
 
 
-@pytest.mark.parametrize("token", ["", "garbage", unsubscribe_token("other-secret", "ada@example.org")])
+@pytest.mark.parametrize(
+    "token", ["", "garbage", unsubscribe_token("other-secret", "ada@example.org")]
+)
 def test_bad_tokens_change_nothing(server: tuple[str, Store], token: str) -> None:
     base, store = server
     assert httpx.get(f"{base}/unsubscribe?token={token}").status_code == 400

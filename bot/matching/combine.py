@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from bot.matching.signals import Array, Signals
+from bot.matching.matrices import Array
+from bot.matching.signals import Signals
 
 DEFAULT_THRESHOLD = 0.5
 # Description share found (a fraction of the whole free text) giving evidence 1 - 1/e.

@@ -51,35 +51,43 @@ def _marks(text: str, start: int, tokens: Sequence[Token]) -> Marks:
     return tuple(marks)
 
 
+def _best(field: Field, present: list[str], sentences: int) -> int:
+    """The first sentence holding the most of the ``present`` terms."""
+    if sentences < 2 or not present:
+        return 0
+    where = field.where
+    if len(present) == 1:
+        return where[present[0]][0]
+    gains = [0] * sentences
+    for term in present:
+        for i in where[term]:
+            gains[i] += 1
+    return gains.index(max(gains))
+
+
 def snippet(text: str, field: Field, wanted: Collection[str]) -> Evidence:
     """The sentence (two if short) of ``text`` with most wanted terms, and their marked spans."""
     spans = field.sentences or ((0, len(text), 0, len(field.tokens)),)
     positions = field.positions
     present = [t for t in wanted if t in positions]
-    best = 0
-    if len(spans) > 1:
-        gains = [0] * len(spans)
-        for term in present:
-            for i in field.where[term]:
-                gains[i] += 1
-        best = gains.index(max(gains))
+    best = _best(field, present, len(spans))
     start, end, first, last = spans[best]
     if end - start < SHORT_SENTENCE and best + 1 < len(spans):
         end, last = spans[best + 1][1], spans[best + 1][3]
-    while end > start and text[end - 1].isspace():
-        end -= 1
+    shown = text[start:end].rstrip()
+    end = start + len(shown)
     marked = sorted({k for t in present for k in positions[t] if first <= k < last})
-    tokens = [field.tokens[k] for k in marked if field.tokens[k].end <= end]
-    return Evidence(snippet=text[start:end], marks=_marks(text, start, tokens))
+    tokens = [tok for k in marked if (tok := field.tokens[k]).end <= end]
+    return Evidence(snippet=shown, marks=_marks(text, start, tokens))
 
 
-def shown(j: int, wanted: tuple[int, ...], m: Matrices) -> tuple[str, Marks]:
-    """The snippet of paper ``j`` marking the terms of columns ``wanted``.
+def shown(key: tuple[int, tuple[int, ...]], m: Matrices) -> tuple[str, Marks]:
+    """The snippet of paper ``j`` marking the terms of columns ``wanted``; ``key`` is both.
 
     It comes from the abstract (the title when there is none) and depends only on the paper and
     those terms, so profiles that share them share the work.
     """
-    key = (j, wanted)
+    j, wanted = key
     found = m.snippets.get(key)
     if found is None:
         doc = m.collection.docs[j]

@@ -42,6 +42,38 @@ def _presence(lists: Sequence[Iterable[int]], width: int) -> sp.csr_matrix:
     return sparse_rows(rows, ([1.0] * len(r) for r in rows), width, np.float64)
 
 
+# Largest dense copy (entries) made of a sparse matrix to speed up products with it.
+DENSE_LIMIT = 64_000_000
+
+
+class DenseRows:
+    """A sparse matrix's non-empty rows kept dense, so sparse rows times it is one fast pass.
+
+    ``left @ matrix`` gives the same float32 values as the sparse product: each entry sums the
+    same products in the same order (empty rows only ever add zeros). Past ``DENSE_LIMIT``
+    entries the sparse matrix is used as it is.
+    """
+
+    def __init__(self, matrix: sp.csr_matrix) -> None:
+        active = np.flatnonzero(np.diff(matrix.indptr))
+        self.sparse = matrix
+        self.index = np.full(matrix.shape[0], -1, np.int64)
+        self.index[active] = np.arange(len(active))
+        fits = len(active) * matrix.shape[1] <= DENSE_LIMIT
+        self.dense = matrix[active].toarray() if fits else None
+
+    def times(self, left: sp.csr_matrix) -> Array:
+        """The dense array ``left @ matrix``."""
+        if self.dense is None:
+            return np.asarray(sp.csr_matrix(left @ self.sparse).toarray())
+        cols = self.index[left.indices]
+        keep = cols >= 0
+        indptr = np.concatenate([[0], np.cumsum(keep)])[left.indptr]
+        shape = (left.shape[0], self.dense.shape[0])
+        rows = sp.csr_matrix((left.data[keep], cols[keep], indptr), shape=shape)
+        return np.asarray(rows @ self.dense)
+
+
 class Matrices:
     """Feature matrices of today's papers, built once for every query feature in use."""
 
@@ -67,9 +99,15 @@ class Matrices:
         np.clip(match.data, 0.0, 0.999, out=match.data)
         match.data = np.log1p(-match.data)
         # Per distinct phrase and paper, log(1 - match): profiles sum these rows.
-        self.keyword_logs = match
+        self.keyword_logs = DenseRows(match)
+        self.dense_docs = DenseRows(self.docs)
         self._keyword_values = sp.csr_matrix((len(self.phrases), p))
         self._weights64: sp.csr_matrix | None = sparse_rows(cols, weights, width, np.float64)
+        # Profile descriptions (rows) x features: weights, and the word written for each term.
+        assert vocabulary.descriptions is not None
+        self.descriptions, self.surface = vocabulary.descriptions.matrices(width)
+        self.descriptions32 = sp.csr_matrix(self.descriptions.astype(np.float32))
+        self.words = vocabulary.descriptions.words
         self._authors = _author_index(collection.docs)
         self._author_cols: dict[str, frozenset[int]] = {}
         # Snippets already made, by (paper column, columns of the words marked).

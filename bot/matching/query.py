@@ -2,7 +2,8 @@
 
 A keyword is a phrase: its exact occurrence counts ``PHRASE_SHARE`` of the keyword's match, its
 words found apart share the rest in proportion to their IDF. The description is a soft query of
-IDF-weighted terms. Every weight vector sums to 1, so a match value means the same in any profile.
+IDF-weighted terms (see ``describe``). Every weight vector sums to 1, so a match value means the
+same in any profile.
 
 Compiling also numbers every feature in use (the matrix columns) and every distinct phrase, so
 the vectorised signals and explanations work on index arrays, not on strings.
@@ -10,10 +11,13 @@ the vectorised signals and explanations work on index arrays, not on strings.
 
 from __future__ import annotations
 
-import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
+from bot.matching.describe import Descriptions
 from bot.matching.index import Collection, Feature
 from bot.matching.text import WORD, fold, terms_of
 from bot.models import Subscriber
@@ -52,24 +56,24 @@ class Phrase:
 class Query:
     """One subscriber's interests, ready to score.
 
-    ``description_cols`` are the columns of ``description`` in the same order; ``keyword_cols``
-    the sorted columns of every keyword term (the words a snippet marks).
+    ``description`` is the row of the description in the vocabulary's ``descriptions`` and
+    ``described`` whether it has any term; ``keyword_cols`` are the sorted columns of every
+    keyword term (the words a snippet marks).
     """
 
     keywords: tuple[Phrase, ...]
-    description: Weights
-    surface: dict[str, str]
+    description: int
+    described: bool
     excludes: tuple[Phrase, ...]
     authors: tuple[str, ...]
     categories: frozenset[str]
     likes: tuple[str, ...]
-    description_cols: tuple[int, ...] = ()
     keyword_cols: tuple[int, ...] = ()
 
     @property
     def topical(self) -> bool:
         """Whether the profile says anything about topics (keywords, description or likes)."""
-        return bool(self.keywords or self.description or self.likes)
+        return bool(self.keywords or self.described or self.likes)
 
     @property
     def empty(self) -> bool:
@@ -78,12 +82,13 @@ class Query:
 
 
 class Vocabulary:
-    """Matrix columns of the features in use, and ids of the distinct phrases."""
+    """Matrix columns of the features in use, ids of the distinct phrases, and descriptions."""
 
     def __init__(self) -> None:
         self.columns: dict[Feature, int] = {}
         self.phrases: list[Phrase] = []
         self._phrase_ids: dict[tuple[str, ...], int] = {}
+        self.descriptions: Descriptions | None = None
 
     def column(self, feature: Feature) -> int:
         """The column of ``feature``, given a new one when first seen."""
@@ -137,24 +142,29 @@ class _Words:
                 self.cols[term] = self.vocabulary.column(term)
         return terms
 
+    def columns(self, word: str) -> tuple[int, ...]:
+        """The columns of the terms of one word."""
+        return tuple([self.cols[t] for t in self(word)])
 
-def _description(text: str, words: _Words) -> tuple[Weights, dict[str, str]]:
-    """IDF-weighted terms of free text (sublinear counts), summing to 1, and a word per term."""
-    surface: dict[str, str] = {}
-    counts: dict[str, int] = {}
-    known = words.terms
-    for word in WORD.findall(text):
-        terms = known.get(word)
-        for term in words(word) if terms is None else terms:
-            if term in counts:
-                counts[term] += 1
-            else:
-                counts[term] = 1
-                surface[term] = word
-    idf = words.idf
-    raw = {t: idf[t] if c == 1 else (1 + math.log(c)) * idf[t] for t, c in counts.items()}
-    total = sum(raw.values())
-    return ({t: w / total for t, w in raw.items()} if total else {}), surface
+    def idf_by_column(self) -> np.ndarray:
+        """The IDF of each term column (0 for other columns)."""
+        idf = np.zeros(len(self.vocabulary.columns))
+        idf[list(self.cols.values())] = list(self.idf.values())
+        return idf
+
+
+Key = tuple[object, ...]
+_NONE: frozenset[str] = frozenset()
+
+
+def _key(subscriber: Subscriber) -> Key:
+    """What compiling a profile depends on: equal keys give equal queries."""
+    interests = subscriber.interests
+    return (
+        *map(tuple, (interests.keywords, interests.exclude, interests.authors)),
+        *map(tuple, (interests.categories, interests.like)),
+        interests.description,
+    )
 
 
 class Compiler:
@@ -168,9 +178,10 @@ class Compiler:
         self.vocabulary = Vocabulary()
         self._phrases: dict[str, Phrase | None] = {}
         self._words = _Words(collection, self.vocabulary)
-        self._queries: dict[tuple[object, ...], Query] = {}
 
     def _compiled(self, labels: list[str]) -> tuple[Phrase, ...]:
+        if not labels:
+            return ()
         cache = self._phrases
         for label in labels:
             if label not in cache:
@@ -182,39 +193,39 @@ class Compiler:
                 )
         return tuple(p for label in labels if (p := cache[label]))
 
-    def __call__(self, subscriber: Subscriber) -> Query:
-        """``subscriber``'s interests, ready to score."""
-        interests = subscriber.interests
-        key = (
-            *map(tuple, (interests.keywords, interests.exclude, interests.authors)),
-            *map(tuple, (interests.categories, interests.like)),
-            interests.description,
-        )
-        query = self._queries.get(key)
-        if query is None:
-            query = self._queries[key] = self._query(subscriber)
-        return query
+    def compile(self, subscribers: Sequence[Subscriber]) -> list[Query]:
+        """The queries of ``subscribers`` (in order); call once per compiler."""
+        keys = list(map(_key, subscribers))
+        profiles = dict(zip(keys, subscribers, strict=True))
+        texts = {s.interests.description: 0 for s in profiles.values()}
+        texts = {text: row for row, text in enumerate(texts)}
+        descriptions = Descriptions(texts, self._words.columns)
+        descriptions.weigh(self._words.idf_by_column())
+        self.vocabulary.descriptions = descriptions
+        described = (descriptions.lengths > 0).tolist()
+        queries = {}
+        for key, subscriber in profiles.items():
+            row = texts[subscriber.interests.description]
+            queries[key] = self._query(subscriber, row, described[row])
+        return [queries[key] for key in keys]
 
-    def _query(self, subscriber: Subscriber) -> Query:
+    def _query(self, subscriber: Subscriber, row: int, described: bool) -> Query:
         interests = subscriber.interests
-        description, surface = _description(interests.description, self._words)
         keywords = self._compiled(interests.keywords)
-        cols = self._words.cols
         # The columns of a phrase's terms follow the phrase's own (when it has several terms).
         terms = {c for phrase in keywords for c in (phrase.cols[1:] or phrase.cols)}
         return Query(
             keywords,
-            description,
-            surface,
+            row,
+            described,
             self._compiled(interests.exclude),
-            tuple(a for a in interests.authors if re.search(r"\w", a)),
-            frozenset(fold(c) for c in interests.categories),
+            tuple(a for a in interests.authors if re.search(r"\w", a)) if interests.authors else (),
+            frozenset(fold(c) for c in interests.categories) if interests.categories else _NONE,
             tuple(interests.like),
-            tuple([cols[t] for t in description]),
             tuple(sorted(terms)),
         )
 
 
 def compile_query(subscriber: Subscriber, collection: Collection) -> Query:
     """Compile ``subscriber``'s interests against the collection's statistics."""
-    return Compiler(collection)(subscriber)
+    return Compiler(collection).compile([subscriber])[0]

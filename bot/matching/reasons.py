@@ -19,7 +19,8 @@ from bot.matching.matrices import Array, Marks, Matrices, sparse_rows
 from bot.matching.query import Phrase, Query
 from bot.models import Paper
 
-Found = tuple[tuple[str, ...], str, Marks]
+# Per pair: its reasons, and its snippet with the marked spans (shared between pairs).
+Found = tuple[tuple[str, ...], tuple[str, Marks]]
 _WHERE = (" (words apart)", "", " (title)")
 T = TypeVar("T")
 
@@ -41,7 +42,25 @@ def _expand(lengths: Array) -> tuple[Array, Array]:
 def _split(items: list[T], counts: Array) -> list[list[T]]:
     """``items`` cut into consecutive runs of ``counts``."""
     ends = np.cumsum(counts).tolist()
-    return [items[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True)]
+    return [items[a:b] for a, b in zip([0, *ends][:-1], ends, strict=True)]
+
+
+def _distinct(phrases: Sequence[Phrase]) -> list[Phrase]:
+    """``phrases`` without repeats of the same terms (the first one written is kept)."""
+    seen: set[int] = set()
+    out = []
+    for phrase in phrases:
+        if phrase.id not in seen:
+            seen.add(phrase.id)
+            out.append(phrase)
+    return out
+
+
+def _described(words: list[str]) -> str:
+    """The ``description:`` reason naming ``words`` (each once)."""
+    if len(set(words)) < len(words):
+        words = list(dict.fromkeys(words))
+    return "description: " + ", ".join(words)
 
 
 class Explainer:
@@ -53,29 +72,32 @@ class Explainer:
         self._shared: dict[tuple[str, ...], tuple[str, ...]] = {}
 
     def pairs(self, rows: Array, cols: Array) -> list[Found]:
-        """(reasons, snippet, marks) for each pair ``(rows[k], cols[k])``."""
+        """(reasons, (snippet, marks)) for each pair ``(rows[k], cols[k])``."""
         rows, cols = np.asarray(rows, np.int64), np.asarray(cols, np.int64)
         if not len(rows):
             return []
         unique, inverse = np.unique(rows, return_inverse=True)
         queries = [self.queries[i] for i in unique.tolist()]
         keywords = self._keywords(queries, inverse, cols)
-        top, described = self._description(queries, inverse, cols)
+        top, names, described = self._description(queries, inverse, cols)
         wanted = self._marked(queries, inverse, cols, top)
         out: list[Found] = []
-        m, shared = self.m, self._shared
+        m, shared, snippets = self.m, self._shared, self.m.snippets
+        every = self.queries
         for k, (i, j) in enumerate(zip(rows.tolist(), cols.tolist(), strict=True)):
-            query = self.queries[i]
-            if query.authors or query.likes or query.categories or described[k]:
-                reasons = tuple(self._others(query, j, keywords[k], described[k], top[k]))
+            query = every[i]
+            if query.authors or query.likes or query.categories:
+                reasons = tuple(self._others(query, j, keywords[k], described[k], names[k]))
+            elif described[k]:
+                reasons = (*keywords[k], _described(names[k]))
             else:
                 reasons = tuple(keywords[k])
-            reasons = shared.setdefault(reasons, reasons)
-            out.append((reasons, *ev.shown(j, wanted[k], m)))
+            key = (j, wanted[k])
+            out.append((shared.setdefault(reasons, reasons), snippets.get(key) or ev.shown(key, m)))
         return out
 
     def _others(
-        self, query: Query, j: int, keywords: list[str], described: bool, top: tuple[int, ...]
+        self, query: Query, j: int, keywords: list[str], described: bool, names: list[str]
     ) -> list[str]:
         """All the reasons, when there are more than keyword ones: in the order shown."""
         paper = self.m.collection.docs[j].paper
@@ -84,9 +106,7 @@ class Explainer:
         if query.likes:
             reasons += ev.like_reasons(query, paper, self.liked, self.m)
         if described:
-            terms = (str(self.m.features[c]) for c in top)
-            words = dict.fromkeys(query.surface.get(t, t) for t in terms)
-            reasons.append("description: " + ", ".join(words))
+            reasons.append(_described(names))
         if query.categories:
             reasons += ev.category_reasons(query, paper)
         return reasons
@@ -94,14 +114,13 @@ class Explainer:
     def _keywords(self, queries: list[Query], inverse: Array, cols: Array) -> list[list[str]]:
         """Per pair, its keyword reasons: best match first, then in the profile's order."""
         phrases: list[Phrase] = []
-        lengths = []
+        counts: list[int] = []
         for query in queries:
-            ids: set[int] = set()
-            kept = [p for p in query.keywords if p.id not in ids and not ids.add(p.id)]
+            kept = _distinct(query.keywords)
             phrases += kept
-            lengths.append(len(kept))
+            counts.append(len(kept))
+        lengths = np.asarray(counts, np.int64)
         starts = np.cumsum(lengths) - lengths
-        lengths = np.asarray(lengths, np.int64)
         pair, position = _expand(lengths[inverse])
         which = starts[inverse][pair] + position
         ids = np.array([p.id for p in phrases], np.int64)[which]
@@ -125,17 +144,13 @@ class Explainer:
 
     def _description(
         self, queries: list[Query], inverse: Array, cols: Array
-    ) -> tuple[list[tuple[int, ...]], list[bool]]:
-        """Per pair, the columns of the description terms found that weigh most (best first,
-        ties by term), and whether they carry enough of the description to be named."""
+    ) -> tuple[list[tuple[int, ...]], list[list[str]], list[bool]]:
+        """Per pair, the description terms found that weigh most (best first, ties by term):
+        their columns, the words written for them, and whether they carry enough of the
+        description to be named."""
         m = self.m
-        weights = sparse_rows(
-            (q.description_cols for q in queries),
-            (q.description.values() for q in queries),
-            len(m.features),
-            np.float64,
-        )
-        found = sp.csr_matrix(weights[inverse].multiply(m.docs_t[cols]))
+        rows = np.array([q.description for q in queries], np.int64)[inverse]
+        found = sp.csr_matrix(m.descriptions[rows].multiply(m.docs_t[cols]))
         pair = np.repeat(np.arange(len(cols)), np.diff(found.indptr))
         order = np.lexsort((m.term_rank[found.indices], -found.data, pair))
         pair, col, value = pair[order], found.indices[order], found.data[order]
@@ -148,7 +163,10 @@ class Explainer:
             total[pair[at]] += value[at]
         counts = np.bincount(pair, minlength=len(cols))
         top = [tuple(t) for t in _split(col.tolist(), counts)]
-        return top, (total >= ev.DESCRIPTION_REASON_FROM).tolist()
+        words = m.words
+        names = [words[w - 1] for w in _lookup(m.surface, rows[pair], col).tolist()]
+        described = (total >= ev.DESCRIPTION_REASON_FROM).tolist()
+        return top, _split(names, counts), described
 
     def _marked(
         self, queries: list[Query], inverse: Array, cols: Array, top: list[tuple[int, ...]]

@@ -42,7 +42,7 @@ class ManyScores(Scores, Protocol):
     """Scores that can also explain many pairs at once (faster than one ``evidence`` each)."""
 
     def pairs(self, rows: Array, cols: Array) -> list[Found]:
-        """(reasons, snippet, marks) for each pair ``(rows[k], cols[k])``."""
+        """(reasons, (snippet, marks)) for each pair ``(rows[k], cols[k])``."""
         ...
 
 
@@ -83,11 +83,11 @@ class LexicalScores:
 
     def evidence(self, row: int, col: int) -> Evidence:
         """Reasons, vetoes and the marked snippet for one subscriber and paper."""
-        (reasons, snippet, marks), *_ = self.pairs(np.array([row]), np.array([col]))
+        (reasons, (snippet, marks)), *_ = self.pairs(np.array([row]), np.array([col]))
         return Evidence(reasons, vetoes(self._queries[row], col, self._matrices), snippet, marks)
 
     def pairs(self, rows: Array, cols: Array) -> list[Found]:
-        """(reasons, snippet, marks) for each pair ``(rows[k], cols[k])``."""
+        """(reasons, (snippet, marks)) for each pair ``(rows[k], cols[k])``."""
         return self._explainer.pairs(rows, cols)
 
 
@@ -111,7 +111,7 @@ class LexicalScorer:
         ]
         collection = Collection.build(papers, corpus, profile_text)
         compiler = Compiler(collection)
-        queries = list(map(compiler, subscribers))
+        queries = compiler.compile(subscribers)
         matrices = Matrices(collection, compiler.vocabulary)
         matrix = np.zeros((len(queries), len(papers)), np.float32)
         for start in range(0, len(queries), CHUNK):

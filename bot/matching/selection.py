@@ -110,13 +110,13 @@ def top_columns(scores: np.ndarray, ties: np.ndarray, k: int) -> np.ndarray:
 
 
 def _found(scores: Scores, rows: np.ndarray, cols: np.ndarray) -> list[Found]:
-    """(reasons, snippet, marks) per pair, in one call when the scores allow it."""
+    """(reasons, (snippet, marks)) per pair, in one call when the scores allow it."""
     if isinstance(scores, ManyScores):
         return scores.pairs(rows, cols)
     found: list[Found] = []
     for row, col in zip(rows.tolist(), cols.tolist(), strict=True):
         ev = scores.evidence(row, col)
-        found.append((ev.reasons, ev.snippet, ev.marks))
+        found.append((ev.reasons, (ev.snippet, ev.marks)))
     return found
 
 
@@ -127,8 +127,8 @@ def _matches(
     values = scores.matrix[rows, cols].tolist()
     found = _found(scores, rows, cols)
     return [
-        Match(papers[col], round(value, DECIMALS), reasons, snippet, marks)
-        for col, value, (reasons, snippet, marks) in zip(cols.tolist(), values, found, strict=True)
+        Match(papers[col], round(value, DECIMALS), reasons, shown[0], shown[1])
+        for col, value, (reasons, shown) in zip(cols.tolist(), values, found, strict=True)
     ]
 
 
@@ -139,13 +139,16 @@ class _Builder:
         self.scores, self.row, self.papers = scores, row, papers
 
     def matches(self, cols: np.ndarray) -> list[Match]:
+        """Matches for the papers of ``cols``, in that order."""
         rows = np.full(len(cols), self.row, np.int64)
         return _matches(self.scores, rows, np.asarray(cols, np.int64), self.papers)
 
     def ranked(self, ties: np.ndarray) -> list[Match]:
+        """Every paper, best first."""
         return self.matches(rank_order(self.scores.matrix[self.row], ties))
 
     def more(self, ties: np.ndarray, floor: float, skip: int) -> list[Match]:
+        """The papers from ``floor`` up, best first, after the ``skip`` picked ones."""
         values = self.scores.matrix[self.row]
         order = rank_order(values, ties)
         return self.matches(order[values[order] >= floor][skip:])
@@ -168,7 +171,7 @@ def _block(
     picked = _matches(scores, rows, top[np.arange(top.shape[1]) < counts[:, None]], papers)
     ends = np.cumsum(counts).tolist()
     out = []
-    for i, sub in enumerate(subs):
+    for i in range(len(subs)):
         build = _Builder(scores, first + i, papers)
         count, floor = int(counts[i]), float(floors[i, 0])
         out.append(

@@ -86,7 +86,7 @@ def _keywords(queries: Sequence[Query], m: Matrices) -> Array:
     """Per profile, the soft OR ``1 - prod(1 - match)`` of its keyword phrases (as listed)."""
     ids = [[phrase.id for phrase in q.keywords] for q in queries]
     group = sparse_rows(ids, ([1.0] * len(row) for row in ids), len(m.phrases), np.float32)
-    logs = (group @ m.keyword_logs).toarray()
+    logs = m.keyword_logs.times(group)
     return np.asarray(-np.expm1(logs), dtype=np.float32)
 
 
@@ -101,18 +101,14 @@ def compute(queries: Sequence[Query], m: Matrices, liked: Mapping[str, Paper]) -
     """Every signal for ``queries`` (one block of subscribers) against today's papers."""
     n, p = len(queries), len(m.collection.docs)
     keywords = _keywords(queries, m)
-    weights = sparse_rows(
-        (q.description_cols for q in queries),
-        (q.description.values() for q in queries),
-        len(m.features),
-        np.float32,
-    )
-    description = np.asarray((weights @ m.docs).todense(), np.float32)
+    weights = m.descriptions32[[q.description for q in queries]]
+    description = m.dense_docs.times(weights)
     authors = np.zeros((n, p), np.float32)
     categories = np.zeros((n, p), np.float32)
     paper_categories = [frozenset(fold(c) for c in d.paper.categories) for d in m.collection.docs]
     for i, query in enumerate(queries):
-        authors[i, m.authors(query)] = 1.0
+        if query.authors:
+            authors[i, m.authors(query)] = 1.0
         if query.categories:
             categories[i] = [bool(query.categories & cats) for cats in paper_categories]
     likes = _likes(queries, liked, m)

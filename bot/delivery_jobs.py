@@ -1,0 +1,124 @@
+"""What the delivery engine is given and gives back (jobs, options, outcomes), and its parts.
+
+``bot.delivery`` re-exports all of it; see there for how the jobs are delivered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from itertools import islice
+from typing import Protocol
+
+from bot.composer import Draft
+from bot.mailer import Mailer
+from bot.message import Outgoing
+from bot.render import Renderer
+from bot.retry import Random, RetryPolicy
+from bot.settings import Settings
+from bot.store import Claim, Store
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What happened to one message (or one subscriber) in a run."""
+
+    email: str
+    status: str  # sent | skipped | failed | unknown | already | dry-run
+    papers: int = 0
+    detail: str = ""
+    digest_date: date | None = None
+    kind: str = "digest"
+    ref: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One message to deliver at most once: its ledger key, its papers, and how to write it.
+
+    ``compose`` receives the claim: its Message-ID, and the paper ids to send (after a crash
+    or a retry, those recorded with the first attempt). ``draft``, when given, says the same as
+    plain data, so that a large run can compose in worker processes.
+    """
+
+    subscriber_id: int
+    email: str
+    day: date
+    compose: Callable[[Claim], Outgoing]
+    paper_ids: tuple[str, ...] = ()
+    kind: str = "digest"
+    ref: str = ""
+    draft: Callable[[Claim], Draft] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryOptions:
+    """``retry_now``: temporary failures are due at once; ``force``: resend what was sent."""
+
+    retry_now: bool = False
+    force: bool = False
+    rand: Random = random.random
+
+
+@dataclass
+class DeliveryReport:
+    """Every outcome, and why the run stopped early if it did."""
+
+    outcomes: list[Outcome] = field(default_factory=list)
+    stopped: str | None = None
+    released: int = 0
+
+
+class DeliveryDeps(Protocol):
+    """What the engine needs from a run's dependencies."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def store(self) -> Store: ...
+    @property
+    def mailer(self) -> Mailer | None: ...
+    @property
+    def renderer(self) -> Renderer: ...
+    @property
+    def clock(self) -> Callable[[], datetime]: ...
+    @property
+    def on_outcome(self) -> Callable[[Outcome], None]: ...
+    @property
+    def stop(self) -> asyncio.Event: ...
+
+
+def retry_policy(settings: Settings) -> RetryPolicy:
+    """The backoff the settings ask for."""
+    return RetryPolicy(
+        first=timedelta(seconds=settings.retry_first_seconds),
+        maximum=timedelta(seconds=settings.retry_max_seconds),
+        give_up=timedelta(hours=settings.retry_give_up_hours),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Ready:
+    """A composed message, ready for a sender."""
+
+    job: Job
+    claim: Claim
+    message: Outgoing
+
+
+@dataclass(frozen=True, slots=True)
+class Composing:
+    """Drafts a worker is composing, and the future of their messages."""
+
+    part: list[tuple[Job, Claim, Draft]]
+    future: asyncio.Future[list[Outgoing | str]]
+
+
+def chunks(jobs: Iterable[Job], size: int) -> Iterator[list[Job]]:
+    """``jobs`` in lists of ``size``."""
+    it = iter(jobs)
+    while chunk := list(islice(it, size)):
+        yield chunk
