@@ -30,9 +30,10 @@ import aiosmtplib
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bot.jobs import build_digest, compose
 from bot.mailer import SmtpMailer
 from bot.models import Interests, Paper, Subscriber
-from bot.pipeline import Deps, Fetched, SendOptions, compose, send_digests
+from bot.pipeline import Deps, Fetched, SendOptions, send_digests
 from bot.render import Renderer
 from bot.settings import Settings, load_settings
 from bot.sources.jsonl import read_papers_file
@@ -75,7 +76,6 @@ def start_sink(path: str, port: int) -> subprocess.Popen[bytes]:
 def samples(settings: Settings, papers: list[Paper], subs: list[Subscriber]) -> list[bytes]:
     """Real digests, rendered and serialised beforehand (the baselines do not render)."""
     from bot import matching
-    from bot.pipeline import build_digest
 
     renderer, chosen = Renderer(), matching.select(subs, papers, corpus=papers)
     out = []

@@ -14,16 +14,15 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from bot import matching
-from bot.composer import Draft, compose_draft
 from bot.delivery import DeliveryOptions, Job, deliver
 from bot.delivery import Outcome as Outcome  # re-exported: part of the run report
-from bot.errors import BotError
+from bot.jobs import build_digest, compose, digest_job
 from bot.mailer import Mailer
-from bot.message import Envelope, Outgoing, Unsubscribe, new_message_id, recipient
-from bot.models import Digest, DigestKind, Match, Paper, Subscriber
-from bot.render import EmailContext, Renderer
+from bot.message import new_message_id
+from bot.models import Paper, Subscriber
+from bot.render import Renderer
 from bot.settings import Settings
-from bot.store import Claim, Store
+from bot.store import Store
 from bot.store.tables import PERM_FAILED, SENT, SKIPPED
 
 log = logging.getLogger(__name__)
@@ -145,7 +144,7 @@ async def ensure_papers(deps: Deps, day: date, report: SendReport) -> None:
         report.sources.extend((await fetch_and_store(deps, day)).sources)
 
 
-def _candidates(deps: Deps, targets: Sequence[Target], force: bool) -> dict[int, list[Paper]]:
+def candidates(deps: Deps, targets: Sequence[Target], force: bool) -> dict[int, list[Paper]]:
     """Per subscriber: papers stored since their previous digest and never sent to them.
 
     A first digest covers the lists from the day before its date on. After that a paper belongs
@@ -171,7 +170,7 @@ def _candidates(deps: Deps, targets: Sequence[Target], force: bool) -> dict[int,
     return result
 
 
-def _select(
+def select(
     deps: Deps, targets: Sequence[Target], candidates: Mapping[int, list[Paper]]
 ) -> dict[int, matching.Selection]:
     """Match each group of subscribers that share the same candidate papers in one call."""
@@ -192,91 +191,6 @@ def _select(
         for target in members:
             result[target.sid] = chosen[target.subscriber.email]
     return result
-
-
-def _context(settings: Settings, subscriber: Subscriber) -> tuple[EmailContext, Unsubscribe]:
-    secret = settings.secret_key.get_secret_value() if settings.secret_key else None
-    links = Unsubscribe.for_recipient(
-        subscriber.email, base_url=settings.base_url, secret=secret,
-        mailto=settings.unsubscribe_mailto,
-    )  # fmt: skip
-    ctx = EmailContext(
-        sender_name=settings.sender.display_name or "paperbot",
-        contact=settings.admin_email or settings.sender.addr_spec,
-        unsubscribe_url=links.url,
-        unsubscribe_mailto=links.mailto,
-        postal_address=settings.postal_address,
-    )
-    return ctx, links
-
-
-def build_digest(subscriber: Subscriber, day: date, selection: matching.Selection) -> Digest:
-    """The Digest for one subscriber: the picks, the overflow, and their topics."""
-    topics = tuple(subscriber.interests.keywords[:5] or subscriber.interests.authors[:5])
-    kind: DigestKind = "digest" if selection.picked else "empty"
-    return Digest(subscriber, day, selection.picked, selection.more, kind, topics)
-
-
-def compose(
-    settings: Settings, renderer: Renderer, digest: Digest, message_id: str, now: datetime
-) -> Outgoing:
-    """Render the digest and write the message the subscriber will receive."""
-    return compose_draft(renderer, draft(settings, digest, message_id, now))
-
-
-def draft(settings: Settings, digest: Digest, message_id: str, now: datetime) -> Draft:
-    """What the message for ``digest`` is made from, as plain data (see ``bot.composer``)."""
-    ctx, links = _context(settings, digest.subscriber)
-    domain = settings.sender.domain or "localhost"
-    envelope = Envelope(
-        sender=settings.sender,
-        recipient=recipient(digest.subscriber.email, digest.subscriber.name),
-        message_id=message_id,
-        date=now,
-        list_id=f"paperbot {digest.kind}s <{digest.kind}s.{domain}>",
-        unsubscribe=links,
-    )
-    return Draft(digest, ctx, envelope)
-
-
-def _claimed_digest(digest: Digest, claim: Claim, selection: matching.Selection) -> Digest:
-    """After a crash or a retry, resend exactly the papers the claimed row recorded."""
-    if tuple(m.paper.id for m in digest.matches) == claim.paper_ids:
-        return digest
-    by_id: dict[str, Match] = {m.paper.id: m for m in selection.ranked}
-    matches = tuple(by_id[i] for i in claim.paper_ids if i in by_id)
-    more = tuple(m for m in digest.more if m.paper.id not in claim.paper_ids)
-    kind: DigestKind = "digest" if matches else "empty"
-    return Digest(digest.subscriber, digest.date, matches, more, kind, digest.topics)
-
-
-def _digest_job(deps: Deps, target: Target, digest: Digest, selection: matching.Selection) -> Job:
-    """A delivery job whose message is rendered once the ledger row is claimed."""
-
-    def draft_claimed(claim: Claim) -> Draft:
-        claimed = _claimed_digest(digest, claim, selection)
-        return draft(deps.settings, claimed, claim.message_id, deps.clock())
-
-    def compose_claimed(claim: Claim) -> Outgoing:
-        return compose_draft(deps.renderer, draft_claimed(claim))
-
-    papers = tuple(m.paper.id for m in digest.matches)
-    sub = target.subscriber
-    return Job(target.sid, sub.email, target.day, compose_claimed, papers, draft=draft_claimed)
-
-
-def alert_job(deps: Deps, target: Target, digest: Digest, paper_id: str) -> Job:
-    """A delivery job for one alert email: kind "alert", keyed by the paper that fired it."""
-
-    def draft_claimed(claim: Claim) -> Draft:
-        return draft(deps.settings, digest, claim.message_id, deps.clock())
-
-    def compose_claimed(claim: Claim) -> Outgoing:
-        return compose_draft(deps.renderer, draft_claimed(claim))
-
-    sub, papers = target.subscriber, (paper_id,)
-    return Job(target.sid, sub.email, target.day, compose_claimed, papers, "alert", paper_id,
-               draft=draft_claimed)  # fmt: skip
 
 
 def _digest_jobs(
@@ -313,7 +227,8 @@ def _digest_jobs(
             compose(deps.settings, deps.renderer, digest, message_id, deps.clock())
             settle(target, "dry-run", f"would send {n} papers", n)
         else:
-            yield _digest_job(deps, target, digest, selections[target.sid])
+            sel = selections[target.sid]
+            yield digest_job(deps.settings, deps.renderer, deps.clock, target.sid, digest, sel)
 
 
 def _targets(
@@ -328,32 +243,6 @@ def _targets(
             continue
         targets.append(Target(sub, ids[sub.email.lower()], day))
     return targets
-
-
-async def preview(deps: Deps, subscriber: Subscriber, day: date) -> tuple[Digest, Outgoing]:
-    """What ``subscriber`` would receive for ``day``, rendered; nothing is sent or recorded.
-
-    The day's papers are fetched and stored if needed; the ledger is not touched.
-    """
-    await ensure_papers(deps, day, SendReport())
-    target = Target(subscriber, deps.store.subscriber_id(subscriber.email) or -1, day)
-    selection = _select(deps, [target], _candidates(deps, [target], force=False))[target.sid]
-    digest = build_digest(subscriber, day, selection)
-    message_id = new_message_id(deps.settings.sender)
-    return digest, compose(deps.settings, deps.renderer, digest, message_id, deps.clock())
-
-
-def explain_stored(deps: Deps, subscriber: Subscriber, paper_id: str) -> matching.Explanation:
-    """Why a stored paper was or was not picked for ``subscriber``, among its day's papers."""
-    item = deps.store.stored_paper(paper_id)
-    if item is None:
-        raise BotError(f"paper {paper_id} is not stored; fetch its day first (`paperbot fetch`)")
-    day = [i.paper for i in deps.store.papers_between(item.list_date, item.list_date)]
-    window = deps.store.papers_between(item.list_date - timedelta(days=CORPUS_DAYS), item.list_date)
-    liked = deps.store.papers_by_id(subscriber.interests.like)
-    return matching.explain(
-        subscriber, item.paper, day, corpus=[i.paper for i in window], liked=liked
-    )
 
 
 def _not_done(deps: Deps, targets: list[Target], report: SendReport) -> list[Target]:
@@ -399,8 +288,7 @@ async def send_to_targets(deps: Deps, targets: list[Target], options: SendOption
             report.sources.extend((await fetch_and_store(deps, day)).sources)
         else:
             await ensure_papers(deps, day, report)
-    candidates = _candidates(deps, targets, options.force)
-    selections = _select(deps, targets, candidates)
+    selections = select(deps, targets, candidates(deps, targets, options.force))
     jobs = _digest_jobs(deps, targets, selections, options, report)
     if options.dry_run or deps.mailer is None:
         for _ in jobs:  # dry run: everything is settled while listing the jobs

@@ -13,6 +13,7 @@ from datetime import date, datetime, timedelta
 from bot import schedule
 from bot.alerts import Terms, alert_hits
 from bot.delivery import DeliveryOptions, deliver
+from bot.jobs import alert_job
 from bot.models import Digest, Subscriber
 from bot.pipeline import (
     Deps,
@@ -20,7 +21,6 @@ from bot.pipeline import (
     SendOptions,
     SendReport,
     Target,
-    alert_job,
     send_to_targets,
 )
 from bot.store.tables import SENDING, TEMP_FAILED, Delivery, as_utc
@@ -58,7 +58,9 @@ async def send_alerts(deps: Deps, roster: Roster, now: datetime, cache: Terms) -
             digest = Digest(
                 sub, now.astimezone(sub.zone).date(), (hit.match,), (), "alert", hit.rules
             )
-            jobs.append(alert_job(deps, Target(sub, sid, day), digest, hit.paper.id))
+            jobs.append(alert_job(
+                deps.settings, deps.renderer, deps.clock, sid, day, digest, hit.paper.id
+            ))  # fmt: skip
     if not jobs:
         return []
     outcomes = (await deliver(deps, jobs, DeliveryOptions(retry_now=False))).outcomes

@@ -9,7 +9,10 @@ import pytest
 
 BOT = Path(__file__).resolve().parent.parent / "bot"
 IO_LIBRARIES = {"sqlmodel", "sqlalchemy", "httpx", "aiosmtplib", "apscheduler", "jinja2", "typer"}
-PURE = ["models.py", "profiles.py", "message.py", "mime.py", "matching", "errors.py"]
+PURE = [
+    "models.py", "profiles.py", "message.py", "mime.py", "matching", "errors.py", "schedule.py",
+    "alerts.py",
+]  # fmt: skip
 
 
 def imports_of(path: Path) -> set[str]:

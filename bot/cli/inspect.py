@@ -29,9 +29,10 @@ from bot.cli.app import (
     settings,
 )  # fmt: skip
 from bot.errors import BotError
+from bot.lookup import explain_stored
+from bot.lookup import preview as pipeline_preview
 from bot.models import Paper
-from bot.pipeline import digest_day, explain_stored, fetch_and_store
-from bot.pipeline import preview as pipeline_preview
+from bot.pipeline import digest_day, fetch_and_store
 from bot.sources.jsonl import read_papers_file
 
 

@@ -20,13 +20,12 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import insert, update
-from sqlalchemy import select as sa_select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, SQLModel, col, func, select
-from sqlmodel.sql.expression import SelectOfScalar
+from sqlmodel import SQLModel, col, select
 
+from bot.store.deliveries import DeliveryQueries, key_clause
 from bot.store.tables import (
     PERM_FAILED,
     SENDING,
@@ -72,36 +71,12 @@ class ClaimRequest:
         return (self.subscriber_id, self.kind, self.day, self.ref)
 
 
-class Ledger:
+class Ledger(DeliveryQueries):
     """Atomic transitions of delivery rows."""
 
     def __init__(self, engine: Engine, lease: timedelta = DEFAULT_LEASE) -> None:
-        self.engine = engine
+        super().__init__(engine)
         self.lease = lease
-
-    def _session(self) -> Session:
-        return Session(self.engine, expire_on_commit=False)
-
-    def get(
-        self, subscriber_id: int, day: date, kind: str = "digest", ref: str = ""
-    ) -> Delivery | None:
-        """The row for this key, if any."""
-        with self._session() as db:
-            return db.exec(_key_query(subscriber_id, day, kind, ref)).first()
-
-    def digests_on(self, days: Sequence[date]) -> dict[tuple[int, date], Delivery]:
-        """Digest rows for these dates, by (subscriber id, date)."""
-        with self._session() as db:
-            query = select(Delivery).where(
-                Delivery.kind == "digest", col(Delivery.digest_date).in_(list(days))
-            )
-            return {(r.subscriber_id, r.digest_date): r for r in db.exec(query).all()}
-
-    def with_digests(self) -> set[int]:
-        """Subscribers who have had at least one digest row (sent, skipped or otherwise)."""
-        with self._session() as db:
-            query = select(Delivery.subscriber_id).where(Delivery.kind == "digest").distinct()
-            return set(db.exec(query).all())
 
     def claim(
         self,
@@ -332,7 +307,7 @@ class Ledger:
             except IntegrityError:
                 db.rollback()
         unfinished = update(Delivery).where(
-            *_key_clause(subscriber_id, day, "digest", ""),
+            *key_clause(subscriber_id, day, "digest", ""),
             (col(Delivery.status) == TEMP_FAILED)
             | ((col(Delivery.status) == SENDING) & (col(Delivery.lease_until) < stamp)),
         )
@@ -343,18 +318,6 @@ class Ledger:
             ))  # fmt: skip
             db.commit()
         return bool(settled.rowcount == 1)
-
-    def alert_rows(
-        self, subscriber_ids: Sequence[int], since: date
-    ) -> dict[tuple[int, str], Delivery]:
-        """Alert rows from ``since`` on, by (subscriber id, paper id)."""
-        query = select(Delivery).where(
-            Delivery.kind == "alert",
-            col(Delivery.digest_date) >= since,
-            col(Delivery.subscriber_id).in_(list(subscriber_ids)),
-        )
-        with self._session() as db:
-            return {(r.subscriber_id, r.ref): r for r in db.exec(query).all()}
 
     def settle_old_alerts(self, before: date, now: datetime) -> int:
         """Give up on alerts that failed temporarily and whose window has passed."""
@@ -370,45 +333,3 @@ class Ledger:
             ))  # fmt: skip
             db.commit()
         return int(done.rowcount)
-
-    def due_retries(self, now: datetime) -> list[Delivery]:
-        """Temporary failures whose next attempt time has come, and expired ``sending`` leases."""
-        stamp = as_utc(now)
-        with self._session() as db:
-            query = select(Delivery).where(
-                ((col(Delivery.status) == TEMP_FAILED) & (col(Delivery.next_attempt_at) <= stamp))
-                | ((col(Delivery.status) == SENDING) & (col(Delivery.lease_until) < stamp))
-            )
-            return list(db.exec(query).all())
-
-    def tally(self, since: date | None = None) -> list[tuple[date, str, str, int]]:
-        """(date, kind, state, count) of every delivery row, newest date first."""
-        day, kind, status = (
-            col(Delivery.digest_date), col(Delivery.kind), col(Delivery.status)
-        )  # fmt: skip
-        query = sa_select(day, kind, status, func.count()).group_by(day, kind, status)
-        if since is not None:
-            query = query.where(day >= since)
-        with self._session() as db:
-            rows = db.connection().execute(query.order_by(day.desc(), kind, status)).all()
-        return [(d, k, s, n) for d, k, s, n in rows]
-
-    def counts(self, since: date | None = None) -> list[tuple[date, str, int]]:
-        """Deliveries by date and state (all kinds together), newest date first."""
-        totals: dict[tuple[date, str], int] = {}
-        for day, _kind, state, n in self.tally(since):
-            totals[day, state] = totals.get((day, state), 0) + n
-        return [(day, state, n) for (day, state), n in totals.items()]
-
-
-def _key_clause(subscriber_id: int, day: date, kind: str, ref: str) -> tuple[Any, ...]:
-    return (
-        col(Delivery.subscriber_id) == subscriber_id,
-        col(Delivery.digest_date) == day,
-        col(Delivery.kind) == kind,
-        col(Delivery.ref) == ref,
-    )
-
-
-def _key_query(subscriber_id: int, day: date, kind: str, ref: str) -> SelectOfScalar[Delivery]:
-    return select(Delivery).where(*_key_clause(subscriber_id, day, kind, ref))

@@ -1,0 +1,116 @@
+"""From a subscriber's digest to a delivery job: the message's facts, its draft, its job.
+
+The job renders its message only once the ledger row is claimed, so a retry or a resend after a
+crash carries exactly the papers (and Message-ID) the claim holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, datetime
+
+from bot import matching
+from bot.composer import Draft, compose_draft
+from bot.delivery import Job
+from bot.message import Envelope, Outgoing, Unsubscribe, recipient
+from bot.models import Digest, DigestKind, Match, Subscriber
+from bot.render import EmailContext, Renderer
+from bot.settings import Settings
+from bot.store import Claim
+
+Clock = Callable[[], datetime]
+
+
+def email_context(settings: Settings, subscriber: Subscriber) -> tuple[EmailContext, Unsubscribe]:
+    """The footer facts and unsubscribe links of one subscriber's messages."""
+    secret = settings.secret_key.get_secret_value() if settings.secret_key else None
+    links = Unsubscribe.for_recipient(
+        subscriber.email, base_url=settings.base_url, secret=secret,
+        mailto=settings.unsubscribe_mailto,
+    )  # fmt: skip
+    ctx = EmailContext(
+        sender_name=settings.sender.display_name or "paperbot",
+        contact=settings.admin_email or settings.sender.addr_spec,
+        unsubscribe_url=links.url,
+        unsubscribe_mailto=links.mailto,
+        postal_address=settings.postal_address,
+    )
+    return ctx, links
+
+
+def build_digest(subscriber: Subscriber, day: date, selection: matching.Selection) -> Digest:
+    """The Digest for one subscriber: the picks, the overflow, and their topics."""
+    topics = tuple(subscriber.interests.keywords[:5] or subscriber.interests.authors[:5])
+    kind: DigestKind = "digest" if selection.picked else "empty"
+    return Digest(subscriber, day, selection.picked, selection.more, kind, topics)
+
+
+def draft(settings: Settings, digest: Digest, message_id: str, now: datetime) -> Draft:
+    """What the message for ``digest`` is made from, as plain data (see ``bot.composer``)."""
+    ctx, links = email_context(settings, digest.subscriber)
+    domain = settings.sender.domain or "localhost"
+    envelope = Envelope(
+        sender=settings.sender,
+        recipient=recipient(digest.subscriber.email, digest.subscriber.name),
+        message_id=message_id,
+        date=now,
+        list_id=f"paperbot {digest.kind}s <{digest.kind}s.{domain}>",
+        unsubscribe=links,
+    )
+    return Draft(digest, ctx, envelope)
+
+
+def compose(
+    settings: Settings, renderer: Renderer, digest: Digest, message_id: str, now: datetime
+) -> Outgoing:
+    """Render the digest and write the message the subscriber will receive."""
+    return compose_draft(renderer, draft(settings, digest, message_id, now))
+
+
+def claimed_digest(digest: Digest, claim: Claim, selection: matching.Selection) -> Digest:
+    """After a crash, resend exactly the papers the claimed row recorded."""
+    if tuple(m.paper.id for m in digest.matches) == claim.paper_ids:
+        return digest
+    by_id: dict[str, Match] = {m.paper.id: m for m in selection.ranked}
+    matches = tuple(by_id[i] for i in claim.paper_ids if i in by_id)
+    more = tuple(m for m in digest.more if m.paper.id not in claim.paper_ids)
+    kind: DigestKind = "digest" if matches else "empty"
+    return Digest(digest.subscriber, digest.date, matches, more, kind, digest.topics)
+
+
+def _job(
+    settings: Settings, renderer: Renderer, clock: Clock, key: tuple[int, date, str, str],
+    make: Callable[[Claim], Digest], email: str, papers: tuple[str, ...],
+) -> Job:  # fmt: skip
+    def draft_claimed(claim: Claim) -> Draft:
+        return draft(settings, make(claim), claim.message_id, clock())
+
+    def compose_claimed(claim: Claim) -> Outgoing:
+        return compose_draft(renderer, draft_claimed(claim))
+
+    sid, day, kind, ref = key
+    return Job(sid, email, day, compose_claimed, papers, kind, ref, draft=draft_claimed)
+
+
+def digest_job(
+    settings: Settings, renderer: Renderer, clock: Clock, sid: int, digest: Digest,
+    selection: matching.Selection,
+) -> Job:  # fmt: skip
+    """The job for one digest; its message is written once the ledger row is claimed."""
+    papers = tuple(m.paper.id for m in digest.matches)
+    key = (sid, digest.date, "digest", "")
+
+    def make(claim: Claim) -> Digest:
+        return claimed_digest(digest, claim, selection)
+
+    return _job(settings, renderer, clock, key, make, digest.subscriber.email, papers)
+
+
+def alert_job(
+    settings: Settings, renderer: Renderer, clock: Clock, sid: int, day: date, digest: Digest,
+    paper_id: str,
+) -> Job:  # fmt: skip
+    """The job for one alert email: kind "alert", keyed by the paper that fired it."""
+    key = (sid, day, "alert", paper_id)
+    email = digest.subscriber.email
+    return _job(settings, renderer, clock, key, lambda _claim: digest, email, (paper_id,))

@@ -1,0 +1,41 @@
+"""Looking without sending: what a subscriber would get, and why a paper was or was not picked.
+
+Neither touches the ledger; papers are fetched and stored when the day is not stored yet.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from bot import matching
+from bot.errors import BotError
+from bot.jobs import build_digest, compose
+from bot.message import Outgoing, new_message_id
+from bot.models import Digest, Subscriber
+from bot.pipeline import CORPUS_DAYS, Deps, SendReport, Target, candidates, ensure_papers, select
+
+
+async def preview(deps: Deps, subscriber: Subscriber, day: date) -> tuple[Digest, Outgoing]:
+    """What ``subscriber`` would receive for ``day``, rendered; nothing is sent or recorded.
+
+    The day's papers are fetched and stored if needed; the ledger is not touched.
+    """
+    await ensure_papers(deps, day, SendReport())
+    target = Target(subscriber, deps.store.subscriber_id(subscriber.email) or -1, day)
+    selection = select(deps, [target], candidates(deps, [target], force=False))[target.sid]
+    digest = build_digest(subscriber, day, selection)
+    message_id = new_message_id(deps.settings.sender)
+    return digest, compose(deps.settings, deps.renderer, digest, message_id, deps.clock())
+
+
+def explain_stored(deps: Deps, subscriber: Subscriber, paper_id: str) -> matching.Explanation:
+    """Why a stored paper was or was not picked for ``subscriber``, among its day's papers."""
+    item = deps.store.stored_paper(paper_id)
+    if item is None:
+        raise BotError(f"paper {paper_id} is not stored; fetch its day first (`paperbot fetch`)")
+    day = [i.paper for i in deps.store.papers_between(item.list_date, item.list_date)]
+    window = deps.store.papers_between(item.list_date - timedelta(days=CORPUS_DAYS), item.list_date)
+    liked = deps.store.papers_by_id(subscriber.interests.like)
+    return matching.explain(
+        subscriber, item.paper, day, corpus=[i.paper for i in window], liked=liked
+    )
