@@ -30,7 +30,7 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(DEMO_ENV) $(BIN)/paperbot send
 
-test: $(STAMP)
+test: $(STAMP) lint
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
