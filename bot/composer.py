@@ -101,13 +101,13 @@ class ComposePool:
         self.depth = 2 * workers + 2
 
     @classmethod
-    def start(cls, templates_dir: Path, workers: int | None = None) -> ComposePool | None:
+    def start(cls, templates_dir: Path) -> ComposePool | None:
         """Start the workers, or return None where process pools are unavailable.
 
         Workers come from a fork server (a clean process that has imported the renderer), not
         from a fork of this one, whose threads may hold locks at the moment of the fork.
         """
-        workers = workers or worker_count()
+        workers = worker_count()
         try:
             methods = multiprocessing.get_all_start_methods()
             context = multiprocessing.get_context("forkserver" if "forkserver" in methods else None)

@@ -60,10 +60,7 @@ from bot.message import Outgoing, new_message_id
 from bot.pacing import GroupCommit, RateLimiter, Snapshot
 from bot.store import Claim, ClaimRequest
 
-__all__ = [
-    "DeliveryDeps", "DeliveryOptions", "DeliveryReport", "Job", "Outcome", "deliver",
-    "retry_policy",
-]  # fmt: skip
+__all__ = ["DeliveryOptions", "Job", "deliver"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -1,6 +1,6 @@
 """What the delivery engine is given and gives back (jobs, options, outcomes), and its parts.
 
-``bot.delivery`` re-exports all of it; see there for how the jobs are delivered.
+See ``bot.delivery`` for how the jobs are delivered.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Pacing helpers for the delivery engine: rate limits, group commits, a suppression snapshot."""
+"""Pacing for the delivery engine: rate limits, group commits, a suppression snapshot."""
 
 from __future__ import annotations
 
@@ -70,9 +70,8 @@ class GroupCommit(Generic[T]):
     queued or being written: ``submit`` waits for room.
     """
 
-    def __init__(self, write: Callable[[Sequence[T]], None], max_unwritten: int = 64) -> None:
+    def __init__(self, write: Callable[[Sequence[T]], None], max_unwritten: int) -> None:
         self._write = write
-        self.max_unwritten = max_unwritten
         self._room = asyncio.Semaphore(max_unwritten)
         self._pending: list[tuple[T, Written[T]]] = []
         self._task: asyncio.Task[None] | None = None

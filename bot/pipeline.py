@@ -15,7 +15,7 @@ from typing import Any
 
 from bot import matching
 from bot.delivery import DeliveryOptions, Job, deliver
-from bot.delivery import Outcome as Outcome  # re-exported: part of the run report
+from bot.delivery_jobs import Outcome
 from bot.jobs import build_digest, compose, digest_job
 from bot.mailer import Mailer
 from bot.message import new_message_id

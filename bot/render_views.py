@@ -11,11 +11,11 @@ import re
 import textwrap
 from dataclasses import dataclass
 from datetime import date
-from urllib.parse import urlsplit
 
 from markupsafe import Markup, escape
 
 from bot.models import Digest, Match, Paper
+from bot.urls import http_url
 
 TEXT_WIDTH = 78
 TITLE_IN_SUBJECT = 60
@@ -90,15 +90,7 @@ def safe_url(url: str | None) -> str | None:
     if not url:
         return None
     url = url.strip()
-    if _UNSAFE_URL_CHARS.search(url):
-        return None
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return None
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        return None
-    return url
+    return None if _UNSAFE_URL_CHARS.search(url) else http_url(url)
 
 
 def short_authors(authors: tuple[str, ...]) -> str:

@@ -13,11 +13,11 @@ from datetime import date, datetime, timedelta
 from bot import schedule
 from bot.alerts import Terms, alert_hits
 from bot.delivery import DeliveryOptions, deliver
+from bot.delivery_jobs import Outcome
 from bot.jobs import alert_job
 from bot.models import Digest, Subscriber
 from bot.pipeline import (
     Deps,
-    Outcome,
     SendOptions,
     SendReport,
     Target,

@@ -67,7 +67,7 @@ async def test_rate_limiter_spaces_messages_and_caps_the_hour() -> None:
 
 async def test_group_commit_batches_concurrent_writes() -> None:
     batches: list[list[int]] = []
-    commit: GroupCommit[int] = GroupCommit(lambda items: batches.append(list(items)))
+    commit: GroupCommit[int] = GroupCommit(lambda items: batches.append(list(items)), 64)
     await asyncio.gather(*(commit.add(n) for n in range(10)))
     assert sorted(n for b in batches for n in b) == list(range(10))
     assert len(batches) < 10

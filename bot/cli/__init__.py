@@ -11,6 +11,6 @@ traceback is only ever shown for a bug.
 """
 
 from bot.cli import admin, inspect, send, service  # noqa: F401  (importing registers the commands)
-from bot.cli.app import app, main, make_fetch, make_mailer, read_profiles
+from bot.cli.app import app, main, make_fetch, read_profiles
 
-__all__ = ["app", "main", "make_fetch", "make_mailer", "read_profiles"]
+__all__ = ["app", "main", "make_fetch", "read_profiles"]

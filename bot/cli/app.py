@@ -15,11 +15,12 @@ from rich.console import Console
 from rich.markup import escape
 
 from bot import sources
+from bot.delivery_jobs import Outcome
 from bot.errors import BotError, Problem, ProfileError
 from bot.logs import setup_logging
 from bot.mailer import Mailer, OutboxMailer, SmtpMailer
 from bot.models import Subscriber
-from bot.pipeline import Deps, Fetched, Outcome
+from bot.pipeline import Deps, Fetched
 from bot.profiles import Profiles, parse_profiles
 from bot.render import Renderer
 from bot.settings import Settings, load_settings

@@ -28,9 +28,10 @@ from bot.cli.app import (
     read_profiles,
     settings,
 )  # fmt: skip
+from bot.delivery_jobs import Outcome
 from bot.errors import BotError
 from bot.mailer import Mailer, OutboxMailer
-from bot.pipeline import Outcome, SendOptions, SendReport, send_digests
+from bot.pipeline import SendOptions, SendReport, send_digests
 from bot.profiles import Profiles
 from bot.settings import Settings
 

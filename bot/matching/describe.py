@@ -31,7 +31,7 @@ class Descriptions:
 
     ``terms`` gives the columns of one word's terms (analysing it when new) and ``idf`` the IDF
     of a column. ``weights`` (float64) and ``surface`` (1 + index into ``words``) share one
-    sparsity structure; their width is set by ``widen`` once every column is known.
+    sparsity structure; their width is given to ``matrices(width)`` once every column is known.
     """
 
     def __init__(self, texts: Mapping[str, int], terms: Callable[[str], tuple[int, ...]]):

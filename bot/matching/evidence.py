@@ -2,7 +2,7 @@
 
 The reasons recompute, from the same matrices, the quantities the vectorised signals use, so the
 words shown are the ones that actually moved the score. ``reasons`` does so for many pairs at
-once; the helpers here cover the per-pair parts (snippets, authors, likes, categories).
+once; the functions here cover the per-pair parts (snippets, authors, likes, categories).
 """
 
 from __future__ import annotations

@@ -224,8 +224,3 @@ class Compiler:
             tuple(interests.like),
             tuple(sorted(terms)),
         )
-
-
-def compile_query(subscriber: Subscriber, collection: Collection) -> Query:
-    """Compile ``subscriber``'s interests against the collection's statistics."""
-    return Compiler(collection).compile([subscriber])[0]

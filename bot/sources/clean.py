@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import html
 import re
-from urllib.parse import urlsplit
+
+from bot.urls import http_url
 
 MAX_TITLE = 400
 MAX_ABSTRACT = 6000
@@ -112,13 +113,7 @@ def safe_url(value: object) -> str | None:
     url = one_line(html.unescape(value))
     if not url or len(url) > MAX_URL or any(c in url for c in ' "<>\\`'):
         return None
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return None
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        return None
-    return url
+    return http_url(url)
 
 
 def arxiv_id(value: object) -> str | None:

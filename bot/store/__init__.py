@@ -1,4 +1,4 @@
-"""The database: tables, engine and queries. The only module that imports sqlmodel.
+"""The database: tables, engine and queries. The only package that imports sqlmodel.
 
 The delivery ledger is the heart of it. A row moves ``sending -> sent`` (or ``temp_failed``,
 ``perm_failed``, ``skipped``); its Message-ID is committed with ``sending`` *before* the SMTP
