@@ -59,6 +59,17 @@ def test_title_counts_more_than_abstract() -> None:
     assert got["t"] > got["a"]
 
 
+def test_more_keywords_found_rank_higher(monkeypatch: pytest.MonkeyPatch) -> None:
+    both = Paper("b", "Lattice sieving", "Lattice sieving with quantum walks.")
+    once = Paper("o", "Lattice sieving", "Lattice sieving with classical tricks.")
+    profile = sub(keywords=["lattice sieving", "quantum walk", "bloom filter"])
+    got = scores(one(profile, [both, once, *FILLER]))
+    assert got["b"] > got["o"] > DEFAULT_THRESHOLD
+    monkeypatch.setattr("bot.matching.combine.COVERAGE_WEIGHT", 0.0)
+    without = scores(one(profile, [both, once, *FILLER]))
+    assert without["o"] == got["o"] and without["b"] < got["b"]
+
+
 def test_stemming_matches_word_forms() -> None:
     paper = Paper("p", "Routing packets with learned tables", "Tables that route packets.")
     selection = one(sub(keywords=["routed packet"]), [paper, *FILLER])

@@ -25,6 +25,8 @@ LIKE_FROM, LIKE_FULL = 0.1, 0.5
 # A category match alone (no other interests) and as a boost beside other interests.
 CATEGORY_ALONE = 0.6
 CATEGORY_BOOST = 0.1
+# Weight of keyword coverage: the share of a profile's other keywords a paper also holds.
+COVERAGE_WEIGHT = 0.2
 
 
 def description_evidence(raw: Array) -> Array:
@@ -54,6 +56,7 @@ def combine(signals: Signals, has_keywords: Array, has_topic: Array) -> Array:
     weight_d = np.where(has_keywords, DESCRIPTION_WEIGHT, DESCRIPTION_ALONE)[:, None]
     weight_c = np.where(has_topic, CATEGORY_BOOST, CATEGORY_ALONE)[:, None]
     miss = 1.0 - signals.keywords
+    miss *= 1.0 - COVERAGE_WEIGHT * signals.coverage
     miss *= 1.0 - weight_d * description_evidence(signals.description)
     rows = np.flatnonzero(signals.authors.any(axis=1))
     _apply(miss, 1.0 - AUTHOR_WEIGHT * signals.authors[rows], rows)

@@ -1,7 +1,8 @@
 """Vectorised signals: every profile against every paper with sparse matrix products.
 
 Each signal is a (subscribers x papers) array in [0, 1]: keywords (soft OR of phrase matches),
-description (share of the soft query found), authors, categories and liked papers (cosine).
+description (share of the soft query found), keyword coverage (share of the other keywords also
+found as written), authors, categories and liked papers (cosine).
 Subscribers are processed in chunks so memory stays bounded for any number of them.
 """
 
@@ -32,6 +33,7 @@ class Signals:
     categories: Array
     likes: Array
     vetoed: Array
+    coverage: Array
 
 
 def term_vector(paper: Paper, collection: Collection) -> dict[str, float]:
@@ -90,6 +92,15 @@ def _keywords(queries: Sequence[Query], m: Matrices) -> Array:
     return np.asarray(-np.expm1(logs), dtype=np.float32)
 
 
+def _coverage(queries: Sequence[Query], m: Matrices) -> Array:
+    """Share of a profile's other keywords also found as written: (hits - 1) / (keywords - 1)."""
+    cols = [sorted({phrase.col for phrase in q.keywords}) for q in queries]
+    group = sparse_rows(cols, ([1.0] * len(row) for row in cols), len(m.features), np.float32)
+    hits = np.asarray((group @ m.present).toarray())
+    others = np.array([max(len(row) - 1, 1) for row in cols], np.float32)[:, None]
+    return np.asarray(np.clip((hits - 1.0) / others, 0.0, 1.0), np.float32)
+
+
 def _vetoed(queries: Sequence[Query], m: Matrices) -> Array:
     """Where a paper holds one of a profile's excluded phrases."""
     cols = [[phrase.col for phrase in q.excludes] for q in queries]
@@ -112,4 +123,12 @@ def compute(queries: Sequence[Query], m: Matrices, liked: Mapping[str, Paper]) -
         if query.categories:
             categories[i] = [bool(query.categories & cats) for cats in paper_categories]
     likes = _likes(queries, liked, m)
-    return Signals(keywords, description, authors, categories, likes, _vetoed(queries, m))
+    return Signals(
+        keywords,
+        description,
+        authors,
+        categories,
+        likes,
+        _vetoed(queries, m),
+        _coverage(queries, m),
+    )
