@@ -59,6 +59,7 @@ from bot.mailer import Mailer
 from bot.message import Outgoing, new_message_id
 from bot.pacing import GroupCommit, RateLimiter, Snapshot
 from bot.store import Claim, ClaimRequest
+from bot.store.tables import STATE_MEANING
 
 __all__ = ["DeliveryOptions", "Job", "deliver"]
 
@@ -212,12 +213,7 @@ class _Run:
     async def _why_not(self, job: Job) -> str:
         ledger = self.deps.store.ledger
         row = await asyncio.to_thread(ledger.get, job.subscriber_id, job.day, job.kind, job.ref)
-        reasons = {
-            "sent": "already sent", "skipped": "already skipped",
-            "perm_failed": "failed permanently", "sending": "being sent by another run",
-            "temp_failed": "waiting for its next retry",
-        }  # fmt: skip
-        return reasons.get(row.status, row.status) if row is not None else "claimed elsewhere"
+        return STATE_MEANING.get(row.status, row.status) if row is not None else "claimed elsewhere"
 
     async def _attempt(self, job: Job, claim: Claim, make: Callable[[Claim], T]) -> T | None:
         """``make(claim)`` (the message, or its draft); a failure is recorded and gives None."""

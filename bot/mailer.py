@@ -27,9 +27,8 @@ from bot.errors import (
     UnknownOutcomeError,
 )
 from bot.message import Outgoing
-from bot.outbox import OutboxMailer, write_index
 
-__all__ = ["Mailer", "OutboxMailer", "SmtpMailer", "classify", "classify_reply", "write_index"]
+__all__ = ["Mailer", "SmtpMailer", "classify", "classify_reply"]
 
 TEMPORARY_5XX = {552}  # "mailbox full / exceeded storage": worth another try later
 AUTH_CODES = {530, 534, 535, 538}

@@ -23,18 +23,13 @@ from bot.models import Paper, Subscriber
 from bot.render import Renderer
 from bot.settings import Settings
 from bot.store import Store
-from bot.store.tables import PERM_FAILED, SENT, SKIPPED
+from bot.store.tables import FINAL_STATES, STATE_MEANING
 
 log = logging.getLogger(__name__)
 
 FIRST_DIGEST_DAYS = 1  # a first digest also covers the previous day's list
 CATCH_UP_DAYS = 7  # never reach further back than this, however long the downtime
 CORPUS_DAYS = 30  # window of stored papers used for document frequencies
-FINAL = {
-    SENT: "already sent for this date",
-    SKIPPED: "already skipped for this date",
-    PERM_FAILED: "failed permanently for this date",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +148,8 @@ def candidates(deps: Deps, targets: Sequence[Target], force: bool) -> dict[int, 
     """
     first_day = min(t.day for t in targets)
     stored = deps.store.papers_between(first_day - timedelta(days=CATCH_UP_DAYS), date.max)
-    sent = {} if force else deps.store.sent_paper_ids(t.sid for t in targets)
+    among = [item.paper.id for item in stored]
+    sent = {} if force else deps.store.sent_paper_ids((t.sid for t in targets), among)
     previous = {day: deps.store.last_digest_times(day) for day in {t.day for t in targets}}
     result: dict[int, list[Paper]] = {}
     for target in targets:
@@ -251,10 +247,11 @@ def _not_done(deps: Deps, targets: list[Target], report: SendReport) -> list[Tar
     left = []
     for target in targets:
         row = rows.get((target.sid, target.day))
-        if row is None or row.status not in FINAL:
+        if row is None or row.status not in FINAL_STATES:
             left.append(target)
             continue
-        detail = FINAL[row.status] + (f": {row.last_error}" if row.last_error else "")
+        detail = f"{STATE_MEANING[row.status]} for this date"
+        detail += f": {row.last_error}" if row.last_error else ""
         outcome = Outcome(target.subscriber.email, "already", 0, detail, target.day)
         report.outcomes.append(outcome)
         deps.on_outcome(outcome)

@@ -41,7 +41,7 @@ async def send_alerts(deps: Deps, roster: Roster, now: datetime, cache: Terms) -
     list_day = {item.paper.id: item.list_date for item in recent}
     first = today - timedelta(days=ALERT_WINDOW_DAYS)
     deps.store.ledger.settle_old_alerts(first, now)
-    sent = deps.store.sent_paper_ids(watchers)
+    sent = deps.store.sent_paper_ids(watchers, (item.paper.id for item in recent))
     rows = deps.store.ledger.alert_rows(list(watchers), first)
     suppressed = deps.store.suppressed_emails()
     jobs = []

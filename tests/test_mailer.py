@@ -13,8 +13,9 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from bot.errors import FatalDeliveryError, PermanentDeliveryError, TemporaryDeliveryError
-from bot.mailer import OutboxMailer, SmtpMailer, classify_reply
+from bot.mailer import SmtpMailer, classify_reply
 from bot.message import Envelope, Outgoing, build_message
+from bot.outbox import OutboxMailer
 from tests.conftest import RecordingHandler, SmtpServer, free_port
 
 

@@ -18,8 +18,9 @@ from bot import sources
 from bot.delivery_jobs import Outcome
 from bot.errors import BotError, Problem, ProfileError
 from bot.logs import setup_logging
-from bot.mailer import Mailer, OutboxMailer, SmtpMailer
+from bot.mailer import Mailer, SmtpMailer
 from bot.models import Subscriber
+from bot.outbox import OutboxMailer
 from bot.pipeline import Deps, Fetched
 from bot.profiles import Profiles, parse_profiles
 from bot.render import Renderer

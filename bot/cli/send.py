@@ -30,7 +30,8 @@ from bot.cli.app import (
 )  # fmt: skip
 from bot.delivery_jobs import Outcome
 from bot.errors import BotError
-from bot.mailer import Mailer, OutboxMailer
+from bot.mailer import Mailer
+from bot.outbox import OutboxMailer
 from bot.pipeline import SendOptions, SendReport, send_digests
 from bot.profiles import Profiles
 from bot.settings import Settings

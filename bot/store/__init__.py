@@ -43,6 +43,9 @@ from bot.store.tables import (
 __all__ = ["Claim", "ClaimRequest", "Ledger", "Store", "StoredPaper", "SyncReport"]
 
 
+IN_LIST_LIMIT = 5000  # larger sets are filtered after the query (SQLite caps bound values)
+
+
 class StoredPaper(NamedTuple):
     """A stored paper with the list it came in and when it was first stored."""
 
@@ -216,15 +219,25 @@ class Store:
 
     # -- history -----------------------------------------------------------------------------
 
-    def sent_paper_ids(self, subscriber_ids: Iterable[int]) -> dict[int, set[str]]:
-        """Papers already sent to each subscriber."""
+    def sent_paper_ids(
+        self, subscriber_ids: Iterable[int], among: Iterable[str] | None = None
+    ) -> dict[int, set[str]]:
+        """Papers already sent to each subscriber, only those ``among`` these ids if given.
+
+        Runs pass the papers they consider, so the query stays the size of a window of lists
+        rather than of the whole history.
+        """
+        wanted = set(subscriber_ids)
+        query = select(SentItem.subscriber_id, SentItem.paper_id)
+        if among is not None:
+            query = query.where(col(SentItem.paper_id).in_(list(set(among))))
+        if len(wanted) <= IN_LIST_LIMIT:
+            query = query.where(col(SentItem.subscriber_id).in_(list(wanted)))
         result: dict[int, set[str]] = {}
         with self.session() as db:
-            query = select(SentItem.subscriber_id, SentItem.paper_id).where(
-                col(SentItem.subscriber_id).in_(list(subscriber_ids))
-            )
             for sid, pid in db.exec(query).all():
-                result.setdefault(sid, set()).add(pid)
+                if sid in wanted:
+                    result.setdefault(sid, set()).add(pid)
         return result
 
     def last_digest_times(self, before: date) -> dict[int, datetime]:

@@ -18,6 +18,11 @@ SENDING, SENT, TEMP_FAILED, PERM_FAILED, SKIPPED = (
     "sending", "sent", "temp_failed", "perm_failed", "skipped"
 )  # fmt: skip
 STATES = (SENDING, SENT, TEMP_FAILED, PERM_FAILED, SKIPPED)
+FINAL_STATES = (SENT, SKIPPED, PERM_FAILED)
+STATE_MEANING = {
+    SENT: "already sent", SKIPPED: "already skipped", PERM_FAILED: "failed permanently",
+    SENDING: "being sent by another run", TEMP_FAILED: "waiting for its next retry",
+}  # fmt: skip
 
 
 def utcnow() -> datetime:
