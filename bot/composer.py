@@ -9,29 +9,39 @@ and sends the ``Outgoing`` back.
 ``ComposePool.start`` returns None where process pools are unavailable; callers then compose in
 their own process, as they do for small runs, where starting workers would cost more than it
 saves.
+
+Drafts and messages cross between processes by the thousand. A slotted dataclass pickles its
+fields through ``__getstate__``/``__setstate__`` written in Python; rebuilding it by calling the
+class with its fields costs half as much, so that is how the classes they are made of pickle.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copyreg
 import logging
 import multiprocessing
+import multiprocessing.context
+import multiprocessing.forkserver
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
-from bot.message import Envelope, Outgoing, build_message
-from bot.models import Digest
+from bot.message import Envelope, Outgoing, Unsubscribe, build_message
+from bot.models import Digest, Match, Paper
 from bot.render import EmailContext, Renderer
 
 log = logging.getLogger(__name__)
 
-PER_TASK = 8
+PER_TASK = 32
 """Drafts sent to a worker at once: fewer round trips, and still a short wait for the first."""
 
 
@@ -42,6 +52,19 @@ class Draft:
     digest: Digest
     ctx: EmailContext
     envelope: Envelope
+
+
+def _by_fields(obj: Any) -> tuple[type[Any], tuple[object, ...]]:
+    """How to rebuild a dataclass instance: its class, called with its fields in order."""
+    return type(obj), tuple(getattr(obj, name) for name in _FIELDS[type(obj)])
+
+
+_FIELDS = {
+    cls: tuple(f.name for f in fields(cls))
+    for cls in (Paper, Match, Digest, Envelope, Unsubscribe, Draft, Outgoing)
+}
+for _cls in _FIELDS:
+    copyreg.pickle(_cls, _by_fields)
 
 
 def compose_draft(renderer: Renderer, draft: Draft) -> Outgoing:
@@ -85,6 +108,31 @@ def _compose_all(drafts: Sequence[Draft]) -> list[Outgoing | str]:
     return out
 
 
+def _context() -> multiprocessing.context.BaseContext:
+    """The fork server's context where there is one (set to preload our modules), else the
+    platform's default."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context()
+    context = multiprocessing.get_context("forkserver")
+    loaded = [name for name in sys.modules if name.partition(".")[0] == "bot"]
+    context.set_forkserver_preload(["bot.composer", *sorted(loaded)])
+    return context
+
+
+def start_fork_server() -> None:
+    """Start the fork server now, so that its imports (a second or so of CPU) overlap with
+    what the caller does before it needs workers; a no-op where there is no fork server."""
+    try:
+        if _context().get_start_method() == "forkserver":
+            multiprocessing.forkserver.ensure_running()
+    except (ImportError, NotImplementedError, OSError, ValueError) as exc:
+        log.warning("could not start the fork server early (%s)", exc)
+
+
+def _started() -> None:
+    """The task that tells a worker is up."""
+
+
 def worker_count() -> int:
     """The CPUs this process may use (2 when unknown)."""
     try:
@@ -97,22 +145,24 @@ class ComposePool:
     """A pool of worker processes composing drafts; ``depth`` tasks keep every worker busy."""
 
     def __init__(self, executor: ProcessPoolExecutor, workers: int) -> None:
-        self._executor = executor
+        self._executor, self._workers = executor, workers
         self.depth = 2 * workers + 2
+        self._started: list[Future[None]] | None = None
+        self._broken = False  # a worker died: the executor takes no more tasks
 
     @classmethod
     def start(cls, templates_dir: Path) -> ComposePool | None:
         """Start the workers, or return None where process pools are unavailable.
 
         Workers come from a fork server (a clean process that has imported the renderer), not
-        from a fork of this one, whose threads may hold locks at the moment of the fork.
+        from a fork of this one, whose threads may hold locks at the moment of the fork. Each
+        worker imports this program's main module again when it starts; the fork server
+        imports the paperbot modules this process has loaded, once, so that the workers find
+        most of what the main module imports already loaded.
         """
         workers = worker_count()
         try:
-            methods = multiprocessing.get_all_start_methods()
-            context = multiprocessing.get_context("forkserver" if "forkserver" in methods else None)
-            if "forkserver" in methods:
-                context.set_forkserver_preload(["bot.composer"])
+            context = _context()
             executor = ProcessPoolExecutor(
                 workers,
                 mp_context=context,
@@ -124,10 +174,36 @@ class ComposePool:
             return None
         return cls(executor, workers)
 
-    def compose(self, drafts: Sequence[Draft]) -> asyncio.Future[list[Outgoing | str]]:
-        """The messages (or errors) for ``drafts``, composed in a worker."""
+    def warm_up(self) -> None:
+        """Start every worker now (blocking: call it off the event loop); see ``ready``.
+
+        Starting the workers takes a second or so (the fork server and each worker import
+        modules), time the caller can use to compose in its own process. If the workers cannot
+        be started, the pool never becomes ready.
+        """
+        try:
+            self._started = [self._executor.submit(_started) for _ in range(self._workers)]
+        except (OSError, RuntimeError) as exc:  # RuntimeError: closed meanwhile
+            log.warning("composing in this process: the workers did not start (%s)", exc)
+
+    @property
+    def ready(self) -> bool:
+        """Whether ``warm_up`` started the workers, each has run its first task, and none died."""
+        return (
+            not self._broken
+            and self._started is not None
+            and all(s.done() and not s.cancelled() and not s.exception() for s in self._started)
+        )
+
+    def compose(self, drafts: Sequence[Draft]) -> asyncio.Future[list[Outgoing | str]] | None:
+        """The messages (or errors) for ``drafts``, composed in a worker; None once a worker
+        has died (the pool then takes no more drafts: the caller composes them itself)."""
         loop = asyncio.get_running_loop()
-        return loop.run_in_executor(self._executor, _compose_all, list(drafts))
+        try:
+            return loop.run_in_executor(self._executor, _compose_all, list(drafts))
+        except BrokenProcessPool:
+            self._broken = True
+            return None
 
     async def close(self) -> None:
         """Stop the workers, dropping drafts not started yet."""

@@ -27,6 +27,7 @@ Stopping (or ``deps.stop``) releases the claimed messages not yet sent, for the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -35,7 +36,7 @@ from datetime import timedelta
 from itertools import chain, islice
 from typing import TypeVar
 
-from bot.composer import PER_TASK, ComposePool, Draft
+from bot.composer import PER_TASK, ComposePool, Draft, start_fork_server
 from bot.delivery_jobs import (
     Composing,
     DeliveryDeps,
@@ -61,7 +62,7 @@ from bot.pacing import GroupCommit, RateLimiter, Snapshot
 from bot.store import Claim, ClaimRequest
 from bot.store.tables import STATE_MEANING
 
-__all__ = ["DeliveryOptions", "Job", "deliver"]
+__all__ = ["DeliveryOptions", "Job", "deliver", "prepare"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -71,6 +72,16 @@ POOL_MIN = 50
 """Fewer jobs than this are composed in this process: starting workers would cost more."""
 UNRECORDED = 64
 """Most accepted messages whose ``sent`` is not committed yet; a sender waits for room."""
+RECORD_LINGER = 0.05
+"""Seconds a ``sent`` record may wait for others to share its transaction (up to half of
+``UNRECORDED``): one transaction for a few messages costs far more than one for many."""
+
+
+def prepare(jobs: int) -> None:
+    """Say that about ``jobs`` jobs will soon be delivered: when that many will be composed in
+    worker processes, what starts the workers starts now, while the caller is still busy."""
+    if jobs >= POOL_MIN:
+        start_fork_server()
 
 
 async def deliver(
@@ -94,8 +105,8 @@ class _Run:
         self.queue: asyncio.Queue[Ready | None] = asyncio.Queue(maxsize=2 * mailer.concurrency)
         self.recorder: GroupCommit[tuple[Job, Claim]] = GroupCommit(
             lambda items: ledger.mark_sent_many([claim for _, claim in items], deps.clock()),
-            max_unwritten=UNRECORDED,
-        )
+            max_unwritten=UNRECORDED, batch=UNRECORDED // 2, linger=RECORD_LINGER,
+        )  # fmt: skip
         self.suppressed = Snapshot(deps.store.suppressed_emails)
         self.report = DeliveryReport()
         self.failures_in_row = 0
@@ -133,36 +144,46 @@ class _Run:
     async def _produce(self, jobs: Iterable[Job]) -> None:
         it = iter(jobs)
         first = list(islice(it, POOL_MIN))
-        pool = None
+        pool, warming = None, None
         if len(first) == POOL_MIN and all(job.draft is not None for job in first):
             pool = await asyncio.to_thread(ComposePool.start, self.deps.renderer.templates_dir)
+            if pool is not None:  # started in the background: compose here meanwhile
+                warming = asyncio.create_task(asyncio.to_thread(pool.warm_up))
         try:
             await self._claim_and_compose(chain(first, it), pool)
         finally:
-            if pool is not None:
+            if pool is not None and warming is not None:
+                await warming
                 await pool.close()
 
     async def _claim_and_compose(self, jobs: Iterable[Job], pool: ComposePool | None) -> None:
-        """Claim in batches; compose here, or in ``pool`` with a few tasks always queued."""
+        """Claim in batches; compose here (also while the workers start), or in ``pool`` with
+        a few tasks always queued."""
         size = 1 if self.limiter.active else BATCH
         inflight: deque[Composing] = deque()
-        for chunk in chunks(jobs, size):
-            if self._halted():
-                break
-            await self.limiter.wait()
-            claimed = await self._claim(chunk)
-            drafts: list[tuple[Job, Claim, Draft]] = []
-            for job, claim in claimed:
-                if pool is None or job.draft is None:
-                    await self._ready(job, claim, await self._attempt(job, claim, job.compose))
-                elif (draft := await self._attempt(job, claim, job.draft)) is not None:
-                    drafts.append((job, claim, draft))
-            for start in range(0, len(drafts), PER_TASK):
-                assert pool is not None
-                part = drafts[start : start + PER_TASK]
-                while len(inflight) >= pool.depth:
-                    await self._hand_over(inflight.popleft())
-                inflight.append(Composing(part, pool.compose([d for _, _, d in part])))
+        async with contextlib.aclosing(chunks(jobs, size)) as batches:
+            async for chunk in batches:
+                if self._halted():
+                    break
+                await self.limiter.wait()
+                claimed = await self._claim(chunk)
+                drafts: list[tuple[Job, Claim, Draft]] = []
+                for job, claim in claimed:
+                    if pool is None or job.draft is None or not pool.ready:
+                        await self._ready(job, claim, await self._attempt(job, claim, job.compose))
+                    elif (draft := await self._attempt(job, claim, job.draft)) is not None:
+                        drafts.append((job, claim, draft))
+                for start in range(0, len(drafts), PER_TASK):
+                    assert pool is not None  # drafts are only made for the pool
+                    part = drafts[start : start + PER_TASK]
+                    while len(inflight) >= pool.depth:
+                        await self._hand_over(inflight.popleft())
+                    composing = pool.compose([d for _, _, d in part])
+                    if composing is not None:
+                        inflight.append(Composing(part, composing))
+                        continue
+                    for job, claim, _ in part:  # the workers are gone: compose here
+                        await self._ready(job, claim, await self._attempt(job, claim, job.compose))
         while inflight:
             await self._hand_over(inflight.popleft())
 

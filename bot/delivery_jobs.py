@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from itertools import islice
 from typing import Protocol
 
 from bot.composer import Draft
@@ -117,8 +116,20 @@ class Composing:
     future: asyncio.Future[list[Outgoing | str]]
 
 
-def chunks(jobs: Iterable[Job], size: int) -> Iterator[list[Job]]:
-    """``jobs`` in lists of ``size``."""
+async def chunks(jobs: Iterable[Job], size: int) -> AsyncGenerator[list[Job], None]:
+    """``jobs`` in lists of ``size``, letting other tasks run after each job.
+
+    Making a job can take a while (matching explains a digest's papers when it is made), and a
+    batch made in one go would hold up the senders' replies for as long.
+    """
     it = iter(jobs)
-    while chunk := list(islice(it, size)):
+    while True:
+        chunk: list[Job] = []
+        for job in it:
+            chunk.append(job)
+            await asyncio.sleep(0)
+            if len(chunk) == size:
+                break
+        if not chunk:
+            return
         yield chunk

@@ -13,6 +13,7 @@ import base64
 import hashlib
 import hmac
 import random
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from email.headerregistry import Address
@@ -29,6 +30,10 @@ from bot.mime import (
     text_part,
     text_words,
 )
+
+_PLAIN_LOCAL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
+"""A dot-atom local part: what the email package would parse it to is the text itself."""
+_PLAIN_DOMAIN = re.compile(r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 
 
 def new_message_id(sender: Address) -> str:
@@ -117,8 +122,16 @@ class Outgoing:
 
 
 def recipient(email: str, name: str | None) -> Address:
-    """The To address with a header-safe display name."""
-    return Address(display_name=one_line(name or ""), addr_spec=email)
+    """The To address with a header-safe display name.
+
+    A plain ``local@domain`` is split here; parsing it with the email package costs some 50
+    microseconds a message, so only the unusual addresses (quoted local parts, say) go there.
+    """
+    display = one_line(name or "")
+    local, _, domain = email.rpartition("@")
+    if _PLAIN_LOCAL.fullmatch(local) and _PLAIN_DOMAIN.fullmatch(domain):
+        return Address(display_name=display, username=local, domain=domain)
+    return Address(display_name=display, addr_spec=email)
 
 
 def _headers(envelope: Envelope, subject: str) -> bytes:

@@ -7,9 +7,12 @@ directly, with CRLF line ends throughout (the tests read every message back with
 - header lines are folded at spaces to at most 78 columns where the words allow it;
 - non-ASCII text in a subject or display name becomes UTF-8 base64 encoded-words (RFC 2047), a
   display name with special characters is quoted, and no CR or LF ever reaches a header;
-- bodies are UTF-8 quoted-printable (``binascii.b2a_qp``); multipart boundaries begin with
-  ``=_``, which quoted-printable text cannot contain, so a boundary only has to be unique, not
-  secret (``random`` is reseeded in forked processes; ``os.urandom`` would cost a system call).
+- bodies are UTF-8 quoted-printable (``binascii.b2a_qp``), which encodes each line on its own:
+  lines are encoded one at a time and the most recent kept, since the lines of the templates and
+  of shared paper cards recur from message to message;
+- multipart boundaries begin with ``=_``, which quoted-printable text cannot contain, so a
+  boundary only has to be unique, not secret (``random`` is reseeded in forked processes;
+  ``os.urandom`` would cost a system call).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import random
 import re
 import string
 from email.headerregistry import Address
+from functools import lru_cache
 from urllib.parse import quote
 
 MAX_LINE = 78
@@ -27,6 +31,8 @@ WORD_BYTES = 45
 """UTF-8 bytes per encoded-word: 60 base64 characters, 72 with the delimiters (at most 75)."""
 LONGEST_WORD = 900
 """Longer words are encoded (and so can be split): no header line may pass 998 characters."""
+QP_LINES = 8192
+"""Encoded body lines kept for the next messages."""
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 _SPECIALS = re.compile(r'[()<>\[\]:;@\\,."]')
 _PRINTABLE = string.punctuation + " "
@@ -114,10 +120,18 @@ def header(name: str, words: list[str]) -> bytes:
 
 def quoted_printable(text: str) -> bytes:
     """``text`` as UTF-8 quoted-printable with CRLF line ends, ending with a line break."""
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    if not text.endswith("\n"):
-        text += "\n"
-    return binascii.b2a_qp(text.replace("\n", "\r\n").encode("utf-8"), istext=True)
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    lines = text.split("\n")
+    if text.endswith("\n"):
+        lines.pop()  # the empty string after the last line break
+    return b"".join(map(_quoted_line, lines))
+
+
+@lru_cache(maxsize=QP_LINES)
+def _quoted_line(line: str) -> bytes:
+    """One line (without its break) as quoted-printable, soft breaks included, and CRLF."""
+    return binascii.b2a_qp((line + "\r\n").encode("utf-8"), istext=True)
 
 
 def text_part(subtype: str, text: str) -> bytes:

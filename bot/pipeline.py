@@ -15,6 +15,7 @@ from typing import Any
 
 from bot import matching
 from bot.delivery import DeliveryOptions, Job, deliver
+from bot.delivery import prepare as prepare_delivery
 from bot.delivery_jobs import Outcome
 from bot.jobs import build_digest, compose, digest_job
 from bot.mailer import Mailer
@@ -280,6 +281,8 @@ async def send_to_targets(deps: Deps, targets: list[Target], options: SendOption
         targets = _not_done(deps, targets, report)
     if not targets:
         return report
+    if not options.dry_run and deps.mailer is not None:
+        prepare_delivery(len(targets))  # what starts workers starts while we fetch and match
     for day in sorted({t.day for t in targets}) if options.fetch_missing else ():
         if options.refetch:
             report.sources.extend((await fetch_and_store(deps, day)).sources)

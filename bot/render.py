@@ -6,8 +6,9 @@ inlined by css-inline at render time; only ``@media`` rules (narrow screens, dar
 
 Many subscribers get the same paper with the same reasons, so each paper card is rendered and
 inlined once (css-inline's fragment mode) and kept in a bounded LRU cache, as is its plain-text
-block; per message only the small shell around the cards is rendered and inlined. No selector in
-``email.css`` looks past a card's own elements, so a card inlined alone gets the same styles.
+block. No selector in ``email.css`` looks past a card's own elements, so a card inlined alone gets
+the same styles. The shell around the cards is rendered per message and inlined once per layout
+(see ``bot.render_layouts``).
 """
 
 from __future__ import annotations
@@ -23,11 +24,14 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template
 from markupsafe import Markup
 
 from bot.models import Digest, Match, Paper
+from bot.render_layouts import Layouts
 from bot.render_views import (
     MoreView,
     PaperView,
+    finish_text,
     long_date,
     more_view,
+    one_line,
     paper_view,
     safe_url,
     short_title,
@@ -44,8 +48,12 @@ MORE_LISTED = 25
 """Most further matches listed by title under "N more matches"; the rest are only counted."""
 CACHE_SIZE = 4096
 """Papers (and paper cards, text blocks) each renderer keeps ready for the next message."""
+LAYOUTS = 512
+"""Inlined shell layouts each renderer keeps (one per kind of message and shape of its lists)."""
 CARDS_SLOT = "<!--paperbot:cards-->"
 """Where the inlined paper cards go in the inlined shell of an HTML message."""
+BLOCKS_SLOT = "<!--paperbot:blocks-->\n"
+"""Where the wrapped paper blocks go in the plain text, on a line of its own."""
 _WRAPPER = re.compile(r"\A<table[^>]*><tbody>(.*)</tbody></table>\Z", re.DOTALL)
 
 
@@ -106,10 +114,6 @@ def subject_for(digest: Digest, trigger: str) -> str:
     return f"{plural(count, 'paper')} for {day}: {best}"
 
 
-def _one_line(text: str) -> str:
-    return re.sub(r"\s+", " ", text).strip()
-
-
 def _mailto(address: str | None) -> str | None:
     address = (address or "").strip().removeprefix("mailto:")
     if not EMAIL_ADDRESS.fullmatch(address.split("?", 1)[0]):
@@ -160,6 +164,7 @@ class Renderer:
         self._more: Callable[[Paper], MoreView] = lru_cache(CACHE_SIZE)(more_view)
         self._card: Callable[[PaperView, int, bool], str] = lru_cache(CACHE_SIZE)(self._make_card)
         self._block: Callable[[PaperView, int], str] = lru_cache(CACHE_SIZE)(self._make_block)
+        self._layouts = Layouts(self._inliner.inline, self._css, LAYOUTS)
 
     def render(self, digest: Digest, ctx: EmailContext) -> Rendered:
         """Render one message for ``digest``; the HTML is kept under ``HTML_BUDGET`` bytes."""
@@ -169,9 +174,9 @@ class Renderer:
         more = [self._more(m.paper) for m in digest.more]
         html = self._html(kind, values, papers, more)
         blocks = "".join(self._block(p, rank) for rank, p in enumerate(papers, 1))
-        listing = _listing(papers, [], more) | {"blocks": blocks}
-        text = wrap_text(self._template(kind, "txt").render(values | listing))
-        return Rendered(subject=str(values["subject"]), html=html, text=text)
+        listing = _listing(papers, [], more) | {"blocks": BLOCKS_SLOT}
+        text = self._template(kind, "txt").render(values | listing)
+        return Rendered(subject=str(values["subject"]), html=html, text=_text(text, blocks))
 
     def _html(
         self, kind: str, values: dict[str, object], papers: list[PaperView], more: list[MoreView]
@@ -181,12 +186,12 @@ class Renderer:
         shown = len(papers)
         while True:
             listing = _listing(papers[:shown], papers[shown:], more)
-            shell = self._template(kind, "html").render(
-                values | listing | {"cards": Markup(CARDS_SLOT)}
-            )
+            context = values | listing | {"cards": Markup(CARDS_SLOT)}
+            shell = self._layouts.inline(self._template(kind, "html").render, context)
             cards = (self._card(p, rank, shown > 1) for rank, p in enumerate(papers[:shown], 1))
-            html = self._inliner.inline(shell).replace(CARDS_SLOT, "".join(cards), 1)
-            size = len(html.encode("utf-8"))
+            html = shell.replace(CARDS_SLOT, "".join(cards), 1)
+            # A character is at most 4 bytes in UTF-8: encode only when that could matter.
+            size = len(html.encode("utf-8")) if 4 * len(html) > HTML_BUDGET else len(html)
             if size <= HTML_BUDGET or shown <= 1:
                 return html
             # Move the lowest picks into the compact list, in proportion to the excess.
@@ -215,19 +220,19 @@ class Renderer:
     def _context(self, digest: Digest, ctx: EmailContext, kind: str) -> dict[str, object]:
         """What every template of one message sees, besides the papers."""
         sub = digest.subscriber
-        trigger = _one_line(", ".join(digest.topics)) if digest.kind == "alert" else ""
+        trigger = one_line(", ".join(digest.topics)) if digest.kind == "alert" else ""
         return {
             "kind": kind,
             "ctx": ctx,
-            "subject": _one_line(subject_for(digest, trigger)),
+            "subject": one_line(subject_for(digest, trigger)),
             "subscriber": sub,
-            "first_name": _one_line(sub.name or "").split(" ")[0],
+            "first_name": one_line(sub.name or "").split(" ")[0],
             "date_long": long_date(digest.date),
             "topics": topics_of(digest),
             "trigger": trigger,
             "unsubscribe": unsubscribe_link(ctx),
             "contact_href": contact_link(ctx.contact),
-            "contact_text": _one_line(ctx.contact or ""),
+            "contact_text": one_line(ctx.contact or ""),
         }
 
 
@@ -236,6 +241,17 @@ def _view(
 ) -> PaperView:
     """The view of a pick from what it shows (its score does not matter, so views are shared)."""
     return paper_view(Match(paper, 0.0, reasons, snippet, marks))
+
+
+def _text(text: str, blocks: str) -> str:
+    """The plain text wrapped, with the paper blocks in their slot.
+
+    The blocks are wrapped already (and wrapping is line by line and leaves wrapped lines as they
+    are), so only the rest is wrapped here when the slot is a line of its own.
+    """
+    if text.startswith(BLOCKS_SLOT) or f"\n{BLOCKS_SLOT}" in text:
+        return finish_text(wrap_lines(text).replace(BLOCKS_SLOT, blocks, 1))
+    return wrap_text(text.replace(BLOCKS_SLOT, blocks, 1))
 
 
 def template_kind(digest: Digest) -> str:

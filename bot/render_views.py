@@ -35,6 +35,14 @@ REASON_LABELS = {
     "alert": "Alert",
 }
 _UNSAFE_URL_CHARS = re.compile(r"[\x00-\x20\x7f\"'<>\\`]")
+_WHITESPACE = re.compile(r"\s+")
+WORD_LIMIT = TEXT_WIDTH // 2
+"""Longer words (not URLs) are cut so that the text part can be wrapped."""
+_LONG_WORD = re.compile(rf"\S{{{WORD_LIMIT + 1},}}")
+_LIST_ITEM = re.compile(r"\s*(?:[-*•]\s+|\d+\.\s+)?")
+"""The indent and bullet that wrapped lines of a list item hang under."""
+_NOT_SINGLE_SPACED = re.compile(r"[^\S ]|\S  ")
+"""Whitespace other than spaces (tabs, no-break spaces), or two spaces in a row after a word."""
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\"'])")
 
 
@@ -82,7 +90,7 @@ class MoreView:
 
 def one_line(text: str) -> str:
     """Collapse runs of whitespace (newlines included) to single spaces."""
-    return re.sub(r"\s+", " ", text).strip()
+    return _WHITESPACE.sub(" ", text).strip()
 
 
 def safe_url(url: str | None) -> str | None:
@@ -220,26 +228,29 @@ def topics_of(digest: Digest) -> list[str]:
     return [one_line(t) for t in (*interests.keywords, *interests.authors, *interests.categories)]
 
 
-def _split_long_words(line: str, limit: int) -> str:
-    """Cut words longer than ``limit`` that are not URLs, so that they can be wrapped."""
+def _split_long_words(line: str) -> str:
+    """Cut words longer than ``WORD_LIMIT`` that are not URLs, so that they can be wrapped."""
 
     def cut(word: re.Match[str]) -> str:
         text = word.group(0)
         if text.startswith(("http://", "https://")):
             return text
-        return " ".join(text[i : i + limit] for i in range(0, len(text), limit))
+        return " ".join(text[i : i + WORD_LIMIT] for i in range(0, len(text), WORD_LIMIT))
 
-    return re.sub(rf"\S{{{limit + 1},}}", cut, line)
+    return _LONG_WORD.sub(cut, line)
 
 
 def _wrap_line(line: str) -> list[str]:
     if len(line) <= TEXT_WIDTH:
         return [line]
-    line = _split_long_words(line, TEXT_WIDTH // 2)
+    line = _split_long_words(line)
     if " " not in line.strip():
         return [line]
-    lead = re.match(r"\s*(?:[-*•]\s+|\d+\.\s+)?", line)
+    lead = _LIST_ITEM.match(line)
     indent = " " * len(lead.group(0)) if lead else ""
+    wrapped = None if _NOT_SINGLE_SPACED.search(line) else _wrap_words(line, indent)
+    if wrapped is not None:
+        return wrapped
     return textwrap.wrap(
         line,
         width=TEXT_WIDTH,
@@ -247,6 +258,31 @@ def _wrap_line(line: str) -> list[str]:
         break_long_words=False,
         break_on_hyphens=False,
     )
+
+
+def _wrap_words(line: str, indent: str) -> list[str] | None:
+    """What ``_wrap_line``'s ``textwrap.wrap`` gives for words between single spaces after the
+    line's own indent (most lines), cutting at the last space that fits instead of adding up
+    words one by one; None for the odd case of a first word too long to follow the indent."""
+    out: list[str] = []
+    rest = line
+    start = len(line) - len(line.lstrip(" "))  # the first line keeps its indent: no cut in it
+    while True:
+        prefix = indent if out else ""
+        room = TEXT_WIDTH - len(prefix)
+        if len(rest) <= room:
+            out.append(prefix + rest)
+            return out
+        cut = rest.rfind(" ", start, room + 1)
+        if cut < 0:  # a word longer than the line goes on a line of its own, whole
+            if start:
+                return None
+            cut = rest.find(" ")
+            if cut < 0:
+                out.append(prefix + rest)
+                return out
+        out.append(prefix + rest[:cut])
+        rest, start = rest[cut + 1 :], 0
 
 
 def wrap_lines(text: str) -> str:
@@ -267,4 +303,11 @@ def wrap_lines(text: str) -> str:
 
 def wrap_text(text: str) -> str:
     """Wrap every line at 78 columns, hanging list items; a lone long word (a URL) stays whole."""
-    return re.sub(r"\n{3,}", "\n\n", wrap_lines(text)).strip("\n") + "\n"
+    return finish_text(wrap_lines(text))
+
+
+def finish_text(wrapped: str) -> str:
+    """Wrapped text with runs of blank lines made one, and no blank lines at either end."""
+    while "\n\n\n" in wrapped:  # str.replace is many times quicker than a regex here
+        wrapped = wrapped.replace("\n\n\n", "\n\n")
+    return wrapped.strip("\n") + "\n"

@@ -4,6 +4,9 @@ Scripts are keyed by recipient (lower case) and consumed one entry per attempt; 
 repeats. An entry is a reply line (``"451 4.3.0 try later"``), ``"drop"`` (close the connection
 without a reply) or ``"sleep:SECONDS"`` (stall, then accept). For DATA, ``"drop"`` closes the
 connection *after* the message arrived, which is the case where the sender cannot know.
+
+The server offers PIPELINING, as production servers do, so paperbot sends MAIL, RCPT and DATA
+together (aiosmtpd reads them one after another).
 """
 
 from __future__ import annotations
@@ -53,6 +56,13 @@ class FaultHandler:
             server.transport.abort()
             return "421 dropped"  # never reaches the client
         return step
+
+    async def handle_EHLO(
+        self, server: SMTP, session: Session, envelope: Envelope, hostname: str,
+        responses: list[str],
+    ) -> list[str]:  # fmt: skip
+        session.host_name = hostname
+        return [*responses[:-1], "250-PIPELINING", responses[-1]]
 
     async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]

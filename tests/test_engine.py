@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.composer import Draft, compose_draft
+from bot.composer import ComposePool, Draft, compose_draft
 from bot.delivery import POOL_MIN, DeliveryOptions, Job, deliver
 from bot.mailer import SmtpMailer, data_payload
 from bot.message import Envelope, Outgoing, build_message
@@ -71,6 +71,26 @@ async def test_group_commit_batches_concurrent_writes() -> None:
     await asyncio.gather(*(commit.add(n) for n in range(10)))
     assert sorted(n for b in batches for n in b) == list(range(10))
     assert len(batches) < 10
+
+
+async def test_group_commit_lingers_for_a_fuller_batch_but_drains_at_once() -> None:
+    batches: list[list[int]] = []
+    commit: GroupCommit[int] = GroupCommit(
+        lambda items: batches.append(list(items)), 8, batch=4, linger=30.0
+    )
+
+    def written(item: int, error: Exception | None) -> None:
+        assert error is None
+
+    for n in range(6):
+        await commit.submit(n, written)
+        await asyncio.sleep(0)
+    await asyncio.sleep(0.05)
+    assert batches == [[0, 1, 2, 3]], "a full batch goes at once; the rest waits for more"
+    start = asyncio.get_running_loop().time()
+    await commit.drain()
+    assert batches == [[0, 1, 2, 3], [4, 5]]
+    assert asyncio.get_running_loop().time() - start < 5, "draining does not linger"
 
 
 @pytest.fixture
@@ -185,6 +205,41 @@ async def test_a_large_run_composes_in_worker_processes(
         row = deps.store.ledger.get(job.subscriber_id, DAY)
         assert row is not None and row.status == "sent"
         assert received[job.email] == row.message_id, "the ledger names the message sent"
+
+
+async def test_workers_that_cannot_start_leave_composing_to_this_process(
+    tmp_path: Path, faults: FaultServer
+) -> None:
+    deps = make_deps(tmp_path, faults)
+    deps.renderer.templates_dir = tmp_path / "missing"  # workers fail to build their renderer
+    emails = [f"user{n}@example.org" for n in range(POOL_MIN * 2)]
+    async with deps.mailer:  # type: ignore[union-attr]
+        report = await deliver(deps, drafted_jobs(deps, emails))
+    assert [o.status for o in report.outcomes] == ["sent"] * len(emails)
+    assert len(faults.handler.accepted) == len(emails)
+
+
+async def test_workers_compose_what_this_process_would(tmp_path: Path, faults: FaultServer) -> None:
+    deps = make_deps(tmp_path, faults)
+    jobs = drafted_jobs(deps, ["ada@example.org", "bob@example.org"])
+    claims = [
+        Claim(n, job.subscriber_id, f"<m{n}@example.org>", (), 1, False)
+        for n, job in enumerate(jobs)
+    ]
+    drafts = [job.draft(claim) for job, claim in zip(jobs, claims, strict=True)]  # type: ignore[misc]
+    pool = ComposePool.start(deps.renderer.templates_dir)
+    assert pool is not None and not pool.ready, "not ready before the workers are started"
+    try:
+        await asyncio.to_thread(pool.warm_up)
+        while not pool.ready:
+            await asyncio.sleep(0.01)
+        composed = await pool.compose(drafts)
+    finally:
+        await pool.close()
+    local = [compose_draft(deps.renderer, draft) for draft in drafts]
+    assert [(m.recipient, m.message_id, m.html) for m in composed] == [  # type: ignore[union-attr]
+        (m.recipient, m.message_id, m.html) for m in local
+    ]
 
 
 async def test_stopping_a_large_run_releases_every_message_not_sent(

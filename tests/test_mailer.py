@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import ssl
+import subprocess
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from email.headerregistry import Address
@@ -10,7 +13,8 @@ from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword, Session
+from aiosmtpd.smtp import Envelope as SmtpEnvelope
 
 from bot.errors import FatalDeliveryError, PermanentDeliveryError, TemporaryDeliveryError
 from bot.mailer import SmtpMailer, classify_reply
@@ -69,6 +73,113 @@ async def test_refusals_are_classified(smtp_server: SmtpServer) -> None:
         await mailer.send(message("fine@example.org"))  # the connection is still usable
     assert permanent.value.code == 550
     assert [str(m["To"]) for m in smtp_server.messages] == ["fine@example.org"]
+
+
+class PipeliningHandler(RecordingHandler):
+    """Also offers PIPELINING (aiosmtpd reads pipelined commands one after another)."""
+
+    async def handle_EHLO(
+        self, server: SMTP, session: Session, envelope: SmtpEnvelope, hostname: str,
+        responses: list[str],
+    ) -> list[str]:  # fmt: skip
+        session.host_name = hostname
+        return [*responses[:-1], "250-PIPELINING", responses[-1]]
+
+
+@pytest.fixture
+def pipelining_server() -> Iterator[SmtpServer]:
+    handler = PipeliningHandler()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        yield SmtpServer("127.0.0.1", controller.port, handler)
+    finally:
+        controller.stop()
+
+
+async def test_pipelined_refusals_are_classified_and_the_connection_kept(
+    pipelining_server: SmtpServer,
+) -> None:
+    pipelining_server.handler.rcpt_replies["gone@example.org"] = ["550 5.1.1 unknown user"]
+    pipelining_server.handler.rcpt_replies["busy@example.org"] = ["452 4.2.2 mailbox busy"]
+    pipelining_server.handler.data_replies["full@example.org"] = ["552 5.2.2 mailbox full"]
+    async with SmtpMailer(
+        pipelining_server.host, pipelining_server.port, security="none"
+    ) as mailer:
+        with pytest.raises(PermanentDeliveryError) as permanent:
+            await mailer.send(message("gone@example.org"))
+        with pytest.raises(TemporaryDeliveryError):
+            await mailer.send(message("busy@example.org"))
+        with pytest.raises(TemporaryDeliveryError):
+            await mailer.send(message("full@example.org"))
+        for n in range(3):
+            await mailer.send(message(f"fine{n}@example.org", n))
+    assert permanent.value.code == 550
+    received = [str(m["To"]) for m in pipelining_server.messages]
+    assert received == ["fine0@example.org", "fine1@example.org", "fine2@example.org"]
+
+
+class ScriptedServer:
+    """A bare SMTP server offering PIPELINING that refuses every recipient yet answers DATA
+    with 354 (RFC 2920 lets a client meet that), and writes a two-line reply byte by byte."""
+
+    def __init__(self) -> None:
+        self.lines: list[bytes] = []
+
+    async def session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220 scripted\r\n")
+        in_data = False
+        while line := await reader.readline():
+            self.lines.append(line)
+            if in_data:
+                if line == b".\r\n":
+                    in_data = False
+                    writer.write(b"554 5.5.1 no valid recipients\r\n")
+                continue
+            verb = line[:4].upper()
+            if verb == b"EHLO":
+                writer.write(b"250-scripted\r\n250 PIPELINING\r\n")
+            elif verb == b"MAIL":
+                for byte in b"250-sender\r\n250 ok\r\n":
+                    writer.write(bytes([byte]))
+                    await writer.drain()
+            elif verb == b"RCPT":
+                writer.write(b"550 5.1.1 unknown user\r\n")
+            elif verb == b"DATA":
+                in_data = True
+                writer.write(b"354 go ahead\r\n")
+            elif verb == b"QUIT":
+                writer.write(b"221 bye\r\n")
+                break
+            else:
+                writer.write(b"250 ok\r\n")
+            await writer.drain()
+        writer.close()
+
+
+@pytest.fixture
+async def scripted() -> AsyncIterator[tuple[ScriptedServer, int]]:
+    script = ScriptedServer()
+    server = await asyncio.start_server(script.session, "127.0.0.1", 0)
+    async with server:
+        yield script, server.sockets[0].getsockname()[1]
+
+
+async def test_a_354_after_a_refused_recipient_gets_no_message(
+    scripted: tuple[ScriptedServer, int],
+) -> None:
+    script, port = scripted
+    async with SmtpMailer("127.0.0.1", port, security="none") as mailer:
+        with pytest.raises(PermanentDeliveryError) as refused:
+            await mailer.send(message("gone@example.org"))
+        with pytest.raises(PermanentDeliveryError):  # the same connection, reset first
+            await mailer.send(message("gone@example.org"))
+    assert refused.value.code == 550
+    commands = [line.split(b":")[0].split()[0] for line in script.lines]
+    assert commands == [
+        b"EHLO", b"MAIL", b"RCPT", b"DATA", b".",
+        b"RSET", b"MAIL", b"RCPT", b"DATA", b".", b"QUIT",
+    ]  # fmt: skip
 
 
 async def test_connection_refused_is_temporary() -> None:
@@ -130,3 +241,59 @@ async def test_outbox_writes_eml_preview_and_index(tmp_path: Path) -> None:
     index = (outbox / "index.html").read_text()
     assert index.count("<tr>") == 3 and "bob@example.org" in index
     assert not list(outbox.glob("*.tmp"))
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (and its key), made with openssl."""
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+@pytest.mark.parametrize("security", ["starttls", "tls"])
+async def test_messages_go_through_tls_on_one_reused_connection(
+    certificate: tuple[Path, Path], security: str
+) -> None:
+    cert, key = certificate
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+    handler = PipeliningHandler()
+    peers: list[object] = []
+    original = handler.handle_RCPT
+
+    async def counting(server, session, envelope, address, options):  # type: ignore[no-untyped-def]
+        peers.append((session.peer, server.transport.get_extra_info("ssl_object") is not None))
+        return await original(server, session, envelope, address, options)
+
+    handler.handle_RCPT = counting  # type: ignore[method-assign]
+    options = (
+        {"tls_context": server_tls, "require_starttls": True}
+        if security == "starttls"
+        else {"ssl_context": server_tls}
+    )
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port(), **options)
+    controller.start()
+    try:
+        client_tls = ssl.create_default_context(cafile=str(cert))
+        mailer = SmtpMailer(
+            "127.0.0.1", controller.port, security=security, tls_context=client_tls, timeout=5
+        )
+        async with mailer:
+            for n in range(3):
+                await mailer.send(message(f"user{n}@example.org", n))
+            with pytest.raises(PermanentDeliveryError):
+                handler.rcpt_replies["gone@example.org"] = ["550 5.1.1 unknown user"]
+                await mailer.send(message("gone@example.org"))
+            await mailer.send(message("user3@example.org", 3))
+    finally:
+        controller.stop()
+    assert [str(m["To"]) for m in handler.messages] == [f"user{n}@example.org" for n in range(4)]
+    assert len({peer for peer, _ in peers}) == 1, "one connection, reused"
+    assert all(encrypted for _, encrypted in peers)

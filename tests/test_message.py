@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import binascii
+import random
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from email.header import decode_header, make_header
@@ -17,6 +19,7 @@ from bot.message import (
     unsubscribe_token,
     verify_token,
 )
+from bot.mime import quoted_printable
 
 SENDER = Address("paperbot", addr_spec="digest@paperbot.example.org")
 
@@ -156,3 +159,23 @@ def test_tokens_verify_and_resist_forgery() -> None:
     assert verify_token("secret", forged) is None
     assert verify_token("secret", "garbage") is None
     assert verify_token("secret", "!!!.???") is None
+
+
+def test_quoted_printable_line_by_line_equals_the_whole_body_at_once() -> None:
+    rng = random.Random(2611)
+    pieces = ["a", " ", "\t", "=", ".", "\n", "\r", "\r\n", "é", "😀", "x" * 80, "  ", "-", "\xa0"]
+    for _ in range(3000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 40)))
+        whole = text.replace("\r\n", "\n").replace("\r", "\n")
+        whole += "" if whole.endswith("\n") else "\n"
+        expected = binascii.b2a_qp(whole.replace("\n", "\r\n").encode(), istext=True)
+        assert quoted_printable(text) == expected, repr(text)
+
+
+def test_plain_addresses_are_split_as_the_email_package_parses_them() -> None:
+    for email in [
+        "ada@example.org", "a.b+tag@sub.example.co.uk", "o'brien@example.ie", '"q x"@example.org',
+        "x@localhost", "a@bücher.example", "plain!#$%&*/=?^_`{|}~-@example.org",
+    ]:  # fmt: skip
+        for name in ("Ada", None, 'Q "x" <y>'):
+            assert recipient(email, name) == Address(display_name=name or "", addr_spec=email)

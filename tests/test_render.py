@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import random
 import re
+import shutil
+import textwrap
 import time
 from dataclasses import replace
 from html.parser import HTMLParser
@@ -13,7 +16,14 @@ from jinja2 import UndefinedError
 from render_samples import ADA, CTX, DAY, digest, match, paper
 
 from bot.models import Digest
-from bot.render import HTML_BUDGET, EmailContext, Renderer, subject_for
+from bot.render import (
+    HTML_BUDGET,
+    EmailContext,
+    Renderer,
+    _listing,
+    subject_for,
+    template_kind,
+)
 from bot.render_views import wrap_lines, wrap_text
 
 BUDGET_102_KB = 102 * 1024
@@ -327,3 +337,98 @@ def test_wrapped_text_wraps_to_itself(renderer: Renderer) -> None:
     assert wrap_lines(text) == text and wrap_text(text) == text
     long = "    " + "word " * 40 + "https://example.org/" + "x" * 90 + " end\n\n\n"
     assert wrap_lines(wrap_lines(long)) == wrap_lines(long)
+
+
+def shells_inlined_each_time(tmp_path: Path) -> Renderer:
+    """A renderer that cannot share layouts: its stylesheet reads attribute values (in a rule
+    that matches nothing, so its messages must equal a normal renderer's)."""
+    templates = tmp_path / "templates"
+    shutil.copytree(Renderer().templates_dir, templates)
+    with (templates / "email.css").open("a") as css:
+        css.write("\n[data-never] { color: red; }\n")
+    return Renderer(templates)
+
+
+def varied_digests() -> list[tuple[Digest, EmailContext]]:
+    """Digests of several shapes, with strings that HTML escapes or the serialiser rewrites."""
+    names = ["Ada", 'Tom "T" <Tomcat> & Co', "Zoë\u00a0O'Brien", "", "李 小龙 🐉"]
+    out = []
+    for n, name in enumerate(names):
+        sub = ADA.model_copy(update={"name": name or None, "email": f"reader{n}@example.org"})
+        topics = (f'{name} & "topics"', "a < b > c") if name else ()
+        title = f'Quotes "{name}" & <tags>\u00a0here'
+        picks = (replace(match(paper(n)), paper=replace(paper(n), title=title)),)
+        ctx = replace(CTX, unsubscribe_url=f'https://u.example.org/x?a=1&b={n}&q="{n}"')
+        shapes = [
+            (digest(n=1 + n % 3, more=n * 9, topics=topics), ctx),
+            (replace(digest(n=2, more=0), matches=picks), ctx),
+            (digest(n=1, kind="alert", topics=(name or "x",)), ctx),
+            (digest(n=0, more=0, kind="empty"), replace(ctx, contact=None)),
+        ]
+        out += [(replace(d, subscriber=sub), c) for d, c in shapes]
+    return out
+
+
+def test_shared_layouts_give_exactly_the_messages_inlined_one_by_one(tmp_path: Path) -> None:
+    shared, each = Renderer(), shells_inlined_each_time(tmp_path)
+    cases = varied_digests()
+    for d, ctx in cases + cases:  # the second round fills kept layouts
+        assert shared.render(d, ctx) == each.render(d, ctx), d.subscriber.name
+    assert shared._layouts._kept and each._layouts._kept is None  # type: ignore[attr-defined]
+
+
+def test_a_layout_serves_every_subscriber_of_the_same_shape() -> None:
+    fresh = Renderer()
+    for n in range(20):
+        sub = ADA.model_copy(update={"name": f"Reader {n}", "email": f"r{n}@example.org"})
+        fresh.render(
+            replace(digest(n=3, more=2), subscriber=sub), replace(CTX, contact=f"c{n}@x.org")
+        )
+    assert len(fresh._layouts._kept) == 1  # type: ignore[attr-defined]
+
+
+def test_strings_the_html_parser_would_change_are_inlined_directly(tmp_path: Path) -> None:
+    shared, each = Renderer(), shells_inlined_each_time(tmp_path)
+    d = digest(n=2, more=1, topics=("carriage\rreturn", "nul\x00byte"))
+    for _ in range(2):
+        assert shared.render(d, CTX) == each.render(d, CTX)
+
+
+def test_lines_wrap_as_textwrap_wraps_them() -> None:
+    rng = random.Random(78)
+    words = [
+        "a",
+        "an",
+        "word",
+        "routing",
+        "x" * 39,
+        "é",
+        "•",
+        "-",
+        "1.",
+        "http://e.org/" + "u" * 70,
+    ]
+    for _ in range(5000):
+        line = " ".join(rng.choice(words) for _ in range(rng.randint(1, 40)))
+        line = rng.choice(["", "", "  ", "- ", "    ", "12. ", "  * "]) + line
+        line = line.replace(" ", rng.choice([" ", " ", "  ", "\t", "\xa0"]), rng.randint(0, 2))
+        indent = " " * len(re.match(r"\s*(?:[-*•]\s+|\d+\.\s+)?", line)[0])  # type: ignore[index]
+        expected = textwrap.wrap(
+            line, width=78, subsequent_indent=indent, break_long_words=False,
+            break_on_hyphens=False,
+        ) if len(line) > 78 and " " in line.strip() else [line]  # fmt: skip
+        assert wrap_lines(line) == "".join(f"{x}\n" for x in expected), repr(line)
+
+
+def test_text_with_wrapped_blocks_in_their_slot_is_the_whole_text_wrapped(
+    renderer: Renderer,
+) -> None:
+    r = renderer
+    for d in [digest(n=4, more=30), digest(n=1, kind="alert"), digest(n=0, more=0)]:
+        kind = template_kind(d)
+        papers = [r._view(m.paper, m.reasons, m.snippet, m.marks) for m in d.matches]  # type: ignore[attr-defined]
+        more = [r._more(m.paper) for m in d.more]  # type: ignore[attr-defined]
+        blocks = "".join(r._block(p, n) for n, p in enumerate(papers, 1))  # type: ignore[attr-defined]
+        values = r._context(d, CTX, kind) | _listing(papers, [], more) | {"blocks": blocks}  # type: ignore[attr-defined]
+        whole = r._template(kind, "txt").render(values)  # type: ignore[attr-defined]
+        assert r.render(d, CTX).text == wrap_text(whole)

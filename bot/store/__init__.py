@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, NamedTuple
 
+from sqlalchemy import bindparam, insert, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session, col, func, select
 
@@ -44,6 +45,24 @@ __all__ = ["Claim", "ClaimRequest", "Ledger", "Store", "StoredPaper", "SyncRepor
 
 
 IN_LIST_LIMIT = 5000  # larger sets are filtered after the query (SQLite caps bound values)
+
+_SUBSCRIBERS = select(
+    col(SubscriberRow.id), col(SubscriberRow.email), col(SubscriberRow.profile),
+    col(SubscriberRow.active),
+)  # fmt: skip
+_RESYNC = (
+    update(SubscriberRow)
+    .where(col(SubscriberRow.id) == bindparam("row"))
+    .values(
+        email=bindparam("email"), profile=bindparam("profile"), active=True,
+        deactivated_at=None, updated_at=bindparam("now"),
+    )
+)  # fmt: skip
+_DEACTIVATE = (
+    update(SubscriberRow)
+    .where(col(SubscriberRow.id).in_(bindparam("rows", expanding=True)))
+    .values(active=False, deactivated_at=bindparam("now"), updated_at=bindparam("now"))
+)
 
 
 class StoredPaper(NamedTuple):
@@ -101,35 +120,29 @@ class Store:
         return self._sync(subscribers)
 
     def _sync(self, subscribers: Sequence[Subscriber]) -> SyncReport:
+        """One transaction of Core statements: a run may sync tens of thousands of profiles."""
         now, wanted = as_utc(utcnow()), {s.email.lower(): s for s in subscribers}
-        added = updated = deactivated = 0
-        with self.session() as db:
-            rows = {r.email.lower(): r for r in db.exec(select(SubscriberRow)).all()}
+        new: list[dict[str, Any]] = []
+        changed: list[dict[str, Any]] = []
+        with self.engine.begin() as db:
+            stored = {r.email.lower(): r for r in db.execute(_SUBSCRIBERS)}
             for key, sub in wanted.items():
-                profile = sub.model_dump_json()
-                row = rows.get(key)
+                profile, row = sub.model_dump_json(), stored.get(key)
                 if row is None:
-                    row = SubscriberRow(
-                        email=sub.email, profile=profile, created_at=now, updated_at=now
-                    )
-                    rows[key], added = row, added + 1
+                    new.append({"email": sub.email, "profile": profile, "created_at": now,
+                                "updated_at": now})  # fmt: skip
                 elif row.profile != profile or not row.active:
-                    row.email, row.profile, row.active, row.deactivated_at = (
-                        sub.email,
-                        profile,
-                        True,
-                        None,
-                    )
-                    row.updated_at, updated = now, updated + 1
-                db.add(row)
-            for key, row in rows.items():
-                if key not in wanted and row.active:
-                    row.active, row.deactivated_at, row.updated_at = False, now, now
-                    db.add(row)
-                    deactivated += 1
-            db.commit()
-            ids = {row.email.lower(): row.id for row in rows.values() if row.id is not None}
-        return SyncReport(added, updated, deactivated, ids)
+                    changed.append({"row": row.id, "email": sub.email, "profile": profile,
+                                    "now": now})  # fmt: skip
+            gone = [r.id for key, r in stored.items() if key not in wanted and r.active]
+            if new:
+                db.execute(insert(SubscriberRow), new)
+            if changed:
+                db.execute(_RESYNC, changed)
+            if gone:
+                db.execute(_DEACTIVATE, {"rows": gone, "now": now})
+            ids = {r.email.lower(): r.id for r in db.execute(_SUBSCRIBERS)}
+        return SyncReport(len(new), len(changed), len(gone), ids)
 
     def active_subscribers(self) -> dict[int, Subscriber]:
         """Active subscribers by id, as last synced."""

@@ -8,8 +8,10 @@
                                                     --> sending (same Message-ID)
 (new) --nothing to send--> skipped
 
-Claims are made in batches (one INSERT .. ON CONFLICT DO NOTHING for the new keys, a guarded
-UPDATE for each row taken over), and ``sent`` is recorded for a batch in one transaction.
+Claims are made in batches (one INSERT .. ON CONFLICT DO NOTHING .. RETURNING offered every key,
+a guarded UPDATE for each row taken over), and ``sent`` is recorded for a batch in one transaction.
+The statements a run repeats thousands of times are built once and run as Core statements on a
+plain connection: no ORM unit of work, no per-call statement building.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, update
+from sqlalchemy import bindparam, insert, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
@@ -38,6 +40,19 @@ from bot.store.tables import (
 )  # fmt: skip
 
 DEFAULT_LEASE = timedelta(minutes=5)
+
+_ROWS_FOR = select(Delivery).where(
+    col(Delivery.subscriber_id).in_(bindparam("subscribers", expanding=True)),
+    col(Delivery.digest_date).in_(bindparam("days", expanding=True)),
+)
+_SENT = (
+    update(Delivery)
+    .where(col(Delivery.id).in_(bindparam("ids", expanding=True)), col(Delivery.status) != SENT)
+    .values(
+        status=SENT, sent_at=bindparam("stamp"), updated_at=bindparam("stamp"), lease_until=None,
+        last_code=None, last_error=None, next_attempt_at=None,
+    )
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +92,11 @@ class Ledger(DeliveryQueries):
     def __init__(self, engine: Engine, lease: timedelta = DEFAULT_LEASE) -> None:
         super().__init__(engine)
         self.lease = lease
+        deliveries = SQLModel.metadata.tables[str(Delivery.__tablename__)]
+        self._insert_claimed = self._insert_ignoring_duplicates(Delivery).returning(
+            deliveries.c.message_id, deliveries.c.id
+        )
+        self._insert_sent_items = self._insert_ignoring_duplicates(SentItem)
 
     def claim(
         self,
@@ -111,13 +131,16 @@ class Ledger(DeliveryQueries):
     ) -> list[Claim | None]:
         """``claim`` for many keys at once: one transaction inserts every new row.
 
+        Every key is offered to the INSERT, which skips those that have a row; only the keys it
+        skipped (none, in a first run) are read back to see whether their rows can be taken over.
+
         ``lease`` (default: the ledger's) is how long a claimed row may stay ``sending`` before
         another process may conclude its sender died and take it over.
         """
         stamp, until = as_utc(now), as_utc(now) + (lease or self.lease)
-        existing = self._rows_for(requests)
-        fresh = [r for r in requests if r.key not in existing]
-        mine = self._insert_new(fresh, stamp, until) if fresh else {}
+        mine = self._insert_new(requests, stamp, until) if requests else {}
+        skipped = [r for r in requests if r.message_id not in mine]
+        existing = self._rows_for(skipped) if skipped else {}
         result: list[Claim | None] = []
         for request in requests:
             row_id = mine.get(request.message_id)
@@ -138,12 +161,12 @@ class Ledger(DeliveryQueries):
         self, requests: Sequence[ClaimRequest]
     ) -> dict[tuple[int, str, date, str], Delivery]:
         keys = {r.key for r in requests}
-        query = select(Delivery).where(
-            col(Delivery.subscriber_id).in_({r.subscriber_id for r in requests}),
-            col(Delivery.digest_date).in_({r.day for r in requests}),
-        )
+        params = {
+            "subscribers": list({r.subscriber_id for r in requests}),
+            "days": list({r.day for r in requests}),
+        }
         with self._session() as db:
-            rows = db.exec(query).all()
+            rows = db.exec(_ROWS_FOR, params=params).all()
         found = {(r.subscriber_id, r.kind, r.digest_date, r.ref): r for r in rows}
         return {key: row for key, row in found.items() if key in keys}
 
@@ -158,15 +181,8 @@ class Ledger(DeliveryQueries):
              "updated_at": stamp}
             for r in requests
         ]  # fmt: skip
-        ids = [r.message_id for r in requests]
-        with self._session() as db:
-            db.connection().execute(self._insert_ignoring_duplicates(Delivery), values)
-            query = select(Delivery.message_id, Delivery.id).where(
-                col(Delivery.message_id).in_(ids)
-            )
-            mine = {m: i for m, i in db.exec(query).all() if m is not None and i is not None}
-            db.commit()
-        return mine
+        with self.engine.begin() as db:
+            return {m: i for m, i in db.execute(self._insert_claimed, values).all()}
 
     def _insert_ignoring_duplicates(self, model: type[SQLModel]) -> Any:
         """An INSERT of ``model`` rows that skips rows whose unique key is already taken."""
@@ -230,23 +246,16 @@ class Ledger(DeliveryQueries):
         if not claims:
             return
         stamp = as_utc(now)
-        done = update(Delivery).where(
-            col(Delivery.id).in_([c.delivery_id for c in claims]), col(Delivery.status) != SENT
-        )
         items = [
             {"subscriber_id": c.subscriber_id, "paper_id": paper_id,
              "delivery_id": c.delivery_id, "sent_at": stamp}
             for c in claims
             for paper_id in dict.fromkeys(c.paper_ids)
         ]  # fmt: skip
-        with self._session() as db:
-            db.exec(done.values(
-                status=SENT, sent_at=stamp, updated_at=stamp, lease_until=None,
-                last_code=None, last_error=None, next_attempt_at=None,
-            ))  # fmt: skip
+        with self.engine.begin() as db:
+            db.execute(_SENT, {"ids": [c.delivery_id for c in claims], "stamp": stamp})
             if items:
-                db.connection().execute(self._insert_ignoring_duplicates(SentItem), items)
-            db.commit()
+                db.execute(self._insert_sent_items, items)
 
     def _finish(self, claim: Claim, now: datetime, **values: Any) -> bool:
         """Move a claimed row on, only if this claim still owns it (fencing a stale sender)."""
