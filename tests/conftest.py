@@ -8,6 +8,7 @@ import shutil
 import socket
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -96,16 +97,22 @@ class SmtpServer:
         }
 
 
-@pytest.fixture
-def smtp_server() -> Iterator[SmtpServer]:
-    """A real aiosmtpd server on localhost that records what it accepts."""
-    handler = RecordingHandler()
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+@contextmanager
+def running(handler: RecordingHandler, **options: Any) -> Iterator[SmtpServer]:
+    """A real aiosmtpd server on localhost with ``handler`` (``options`` go to aiosmtpd)."""
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port(), **options)
     controller.start()
     try:
         yield SmtpServer("127.0.0.1", controller.port, handler)
     finally:
         controller.stop()
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    """A real aiosmtpd server on localhost that records what it accepts."""
+    with running(RecordingHandler()) as server:
+        yield server
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from email.headerregistry import Address
 from pathlib import Path
 
 import pytest
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword, Session
 from aiosmtpd.smtp import Envelope as SmtpEnvelope
 
@@ -20,7 +19,7 @@ from bot.errors import FatalDeliveryError, PermanentDeliveryError, TemporaryDeli
 from bot.mailer import SmtpMailer, classify_reply
 from bot.message import Envelope, Outgoing, build_message
 from bot.outbox import OutboxMailer
-from tests.conftest import RecordingHandler, SmtpServer, free_port
+from tests.conftest import RecordingHandler, SmtpServer, free_port, running
 
 
 def message(to: str, n: int = 1) -> Outgoing:
@@ -59,22 +58,6 @@ async def test_one_connection_for_the_batch(smtp_server: SmtpServer) -> None:
     assert len(set(connections)) == 1
 
 
-async def test_refusals_are_classified(smtp_server: SmtpServer) -> None:
-    smtp_server.handler.rcpt_replies["gone@example.org"] = ["550 5.1.1 unknown user"]
-    smtp_server.handler.rcpt_replies["busy@example.org"] = ["452 4.2.2 mailbox busy"]
-    smtp_server.handler.data_replies["full@example.org"] = ["552 5.2.2 mailbox full"]
-    async with SmtpMailer(smtp_server.host, smtp_server.port, security="none") as mailer:
-        with pytest.raises(PermanentDeliveryError) as permanent:
-            await mailer.send(message("gone@example.org"))
-        with pytest.raises(TemporaryDeliveryError):
-            await mailer.send(message("busy@example.org"))
-        with pytest.raises(TemporaryDeliveryError):
-            await mailer.send(message("full@example.org"))
-        await mailer.send(message("fine@example.org"))  # the connection is still usable
-    assert permanent.value.code == 550
-    assert [str(m["To"]) for m in smtp_server.messages] == ["fine@example.org"]
-
-
 class PipeliningHandler(RecordingHandler):
     """Also offers PIPELINING (aiosmtpd reads pipelined commands one after another)."""
 
@@ -86,37 +69,26 @@ class PipeliningHandler(RecordingHandler):
         return [*responses[:-1], "250-PIPELINING", responses[-1]]
 
 
-@pytest.fixture
-def pipelining_server() -> Iterator[SmtpServer]:
-    handler = PipeliningHandler()
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    try:
-        yield SmtpServer("127.0.0.1", controller.port, handler)
-    finally:
-        controller.stop()
-
-
-async def test_pipelined_refusals_are_classified_and_the_connection_kept(
-    pipelining_server: SmtpServer,
+@pytest.mark.parametrize("handler", [RecordingHandler, PipeliningHandler])
+async def test_refusals_are_classified_and_the_connection_kept(
+    handler: type[RecordingHandler],
 ) -> None:
-    pipelining_server.handler.rcpt_replies["gone@example.org"] = ["550 5.1.1 unknown user"]
-    pipelining_server.handler.rcpt_replies["busy@example.org"] = ["452 4.2.2 mailbox busy"]
-    pipelining_server.handler.data_replies["full@example.org"] = ["552 5.2.2 mailbox full"]
-    async with SmtpMailer(
-        pipelining_server.host, pipelining_server.port, security="none"
-    ) as mailer:
-        with pytest.raises(PermanentDeliveryError) as permanent:
-            await mailer.send(message("gone@example.org"))
-        with pytest.raises(TemporaryDeliveryError):
-            await mailer.send(message("busy@example.org"))
-        with pytest.raises(TemporaryDeliveryError):
-            await mailer.send(message("full@example.org"))
-        for n in range(3):
-            await mailer.send(message(f"fine{n}@example.org", n))
-    assert permanent.value.code == 550
-    received = [str(m["To"]) for m in pipelining_server.messages]
-    assert received == ["fine0@example.org", "fine1@example.org", "fine2@example.org"]
+    with running(handler()) as server:
+        server.handler.rcpt_replies["gone@example.org"] = ["550 5.1.1 unknown user"]
+        server.handler.rcpt_replies["busy@example.org"] = ["452 4.2.2 mailbox busy"]
+        server.handler.data_replies["full@example.org"] = ["552 5.2.2 mailbox full"]
+        async with SmtpMailer(server.host, server.port, security="none") as mailer:
+            with pytest.raises(PermanentDeliveryError) as permanent:
+                await mailer.send(message("gone@example.org"))
+            with pytest.raises(TemporaryDeliveryError):
+                await mailer.send(message("busy@example.org"))
+            with pytest.raises(TemporaryDeliveryError):
+                await mailer.send(message("full@example.org"))
+            for n in range(3):
+                await mailer.send(message(f"fine{n}@example.org", n))
+        assert permanent.value.code == 550
+        received = [str(m["To"]) for m in server.messages]
+        assert received == ["fine0@example.org", "fine1@example.org", "fine2@example.org"]
 
 
 class ScriptedServer:
@@ -194,13 +166,8 @@ def auth_server() -> Iterator[SmtpServer]:
         ok = isinstance(auth_data, LoginPassword) and auth_data.password == b"right"
         return AuthResult(success=ok, handled=False)
 
-    handler = RecordingHandler()
-    controller = Controller(
-        handler, hostname="127.0.0.1", port=free_port(), authenticator=deny, auth_require_tls=False
-    )
-    controller.start()
-    yield SmtpServer("127.0.0.1", controller.port, handler)
-    controller.stop()
+    with running(RecordingHandler(), authenticator=deny, auth_require_tls=False) as server:
+        yield server
 
 
 @pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
@@ -278,12 +245,10 @@ async def test_messages_go_through_tls_on_one_reused_connection(
         if security == "starttls"
         else {"ssl_context": server_tls}
     )
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port(), **options)
-    controller.start()
-    try:
-        client_tls = ssl.create_default_context(cafile=str(cert))
+    client_tls = ssl.create_default_context(cafile=str(cert))
+    with running(handler, **options) as server:
         mailer = SmtpMailer(
-            "127.0.0.1", controller.port, security=security, tls_context=client_tls, timeout=5
+            server.host, server.port, security=security, tls_context=client_tls, timeout=5
         )
         async with mailer:
             for n in range(3):
@@ -292,8 +257,6 @@ async def test_messages_go_through_tls_on_one_reused_connection(
                 handler.rcpt_replies["gone@example.org"] = ["550 5.1.1 unknown user"]
                 await mailer.send(message("gone@example.org"))
             await mailer.send(message("user3@example.org", 3))
-    finally:
-        controller.stop()
     assert [str(m["To"]) for m in handler.messages] == [f"user{n}@example.org" for n in range(4)]
     assert len({peer for peer, _ in peers}) == 1, "one connection, reused"
     assert all(encrypted for _, encrypted in peers)
