@@ -116,7 +116,7 @@ class Worker:
         """Fetch yesterday's and today's lists (late papers, new upvotes); watch source health."""
         async with self.busy:
             today = self.deps.clock().date()
-            outcomes: dict[str, list[Mapping[str, Any]]] = {}
+            outcomes: dict[str, list[tuple[date, Mapping[str, Any]]]] = {}
             for day in (today - timedelta(days=1), today):
                 if self.deps.stop.is_set():
                     return
@@ -126,18 +126,19 @@ class Worker:
                     log.error("fetch for %s failed: %s", day, exc)
                     continue
                 for outcome in summary.sources:
-                    outcomes.setdefault(str(outcome.get("source")), []).append(outcome)
+                    outcomes.setdefault(str(outcome.get("source")), []).append((day, outcome))
             await self._check_sources(today - timedelta(days=1), outcomes)
 
     async def _check_sources(
-        self, yesterday: date, outcomes: Mapping[str, Sequence[Mapping[str, Any]]]
+        self, yesterday: date, outcomes: Mapping[str, Sequence[tuple[date, Mapping[str, Any]]]]
     ) -> None:
         """Count failed fetch jobs per source; flag a source empty on a complete publishing day.
 
         Only yesterday's list is judged for emptiness: today's may simply not be out yet.
         """
         for name, results in outcomes.items():
-            failed = [o for o in results if o.get("status") == "failed"]
+            failed = [o for _, o in results if o.get("status") == "failed"]
+            empty = any(d == yesterday and o.get("status") == "empty" for d, o in results)
             failures = self.source_failures.get(name, 0) + 1 if failed else 0
             self.source_failures[name] = failures
             if failures >= SOURCE_FAILURES_BEFORE_ALERT:
@@ -146,7 +147,7 @@ class Worker:
                     f"Source {name} failed {failures} fetches in a row: {failed[0].get('reason')}",
                     "Check the source's status page and the network; paperbot keeps retrying.",
                 )  # fmt: skip
-            elif results[0].get("status") == "empty" and should_announce(name, yesterday):
+            elif empty and should_announce(name, yesterday):
                 await self._notify(
                     "source",
                     f"Source {name} had no papers for {yesterday}, a day it normally publishes.",

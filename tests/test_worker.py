@@ -275,3 +275,17 @@ async def test_papers_stored_before_a_catch_up_digest_are_never_lost(
     texts = [m.get_body(("plain",)).get_content() for m in smtp_server.messages]  # type: ignore[union-attr]
     for n in (1, 2, 3):
         assert sum(f"Study {n}" in text for text in texts) == 1, n
+
+
+async def test_only_yesterdays_list_is_judged_empty(
+    make_worker: Callable[[], Worker], smtp_server: SmtpServer
+) -> None:
+    worker = make_worker()
+    today = worker.deps.clock().date()
+    yesterday = today - timedelta(days=1)  # a Tuesday: Hugging Face normally publishes
+    empty = {"source": "hf", "status": "empty"}
+    await worker._check_sources(yesterday, {"hf": [(today, empty)]})  # yesterday's fetch failed
+    assert smtp_server.handler.to("admin@paperbot.example.org") == []
+    await worker._check_sources(yesterday, {"hf": [(yesterday, empty), (today, empty)]})
+    (alert,) = smtp_server.handler.to("admin@paperbot.example.org")
+    assert f"no papers for {yesterday}" in alert.get_content()  # type: ignore[attr-defined]
