@@ -170,22 +170,30 @@ class _Run:
                 drafts: list[tuple[Job, Claim, Draft]] = []
                 for job, claim in claimed:
                     if pool is None or job.draft is None or not pool.ready:
-                        await self._ready(job, claim, await self._attempt(job, claim, job.compose))
+                        await self._compose_here(job, claim)
                     elif (draft := await self._attempt(job, claim, job.draft)) is not None:
                         drafts.append((job, claim, draft))
-                for start in range(0, len(drafts), PER_TASK):
+                if drafts:
                     assert pool is not None  # drafts are only made for the pool
-                    part = drafts[start : start + PER_TASK]
-                    while len(inflight) >= pool.depth:
-                        await self._hand_over(inflight.popleft())
-                    composing = pool.compose([d for _, _, d in part])
-                    if composing is not None:
-                        inflight.append(Composing(part, composing))
-                        continue
-                    for job, claim, _ in part:  # the workers are gone: compose here
-                        await self._ready(job, claim, await self._attempt(job, claim, job.compose))
+                    await self._to_workers(drafts, pool, inflight)
         while inflight:
             await self._hand_over(inflight.popleft())
+
+    async def _to_workers(
+        self, drafts: list[tuple[Job, Claim, Draft]], pool: ComposePool, inflight: deque[Composing]
+    ) -> None:
+        """Hand ``drafts`` to the workers, ``PER_TASK`` at a time, keeping ``pool.depth`` tasks
+        queued; if the workers are gone, compose them here."""
+        for start in range(0, len(drafts), PER_TASK):
+            part = drafts[start : start + PER_TASK]
+            while len(inflight) >= pool.depth:
+                await self._hand_over(inflight.popleft())
+            composing = pool.compose([d for _, _, d in part])
+            if composing is not None:
+                inflight.append(Composing(part, composing))
+                continue
+            for job, claim, _ in part:
+                await self._compose_here(job, claim)
 
     async def _claim(self, chunk: list[Job]) -> list[tuple[Job, Claim]]:
         """Claim the chunk's rows in one transaction; report the jobs already taken care of."""
@@ -210,8 +218,7 @@ class _Run:
         if self._halted():
             composing.future.cancel()
             for _, claim, _ in composing.part:
-                await asyncio.to_thread(self.deps.store.ledger.release, claim, self.deps.clock())
-                self.report.released += 1
+                await self._release(claim)
             return
         try:
             results: list[Outgoing | str | None] = list(await composing.future)
@@ -227,6 +234,15 @@ class _Run:
     async def _ready(self, job: Job, claim: Claim, message: Outgoing | None) -> None:
         if message is not None:
             await self.queue.put(Ready(job, claim, message))
+
+    async def _compose_here(self, job: Job, claim: Claim) -> None:
+        """Compose in this process and queue the message (a failure is recorded)."""
+        await self._ready(job, claim, await self._attempt(job, claim, job.compose))
+
+    async def _release(self, claim: Claim) -> None:
+        """Give a claimed row back unsent, for the next run (we are stopping)."""
+        await asyncio.to_thread(self.deps.store.ledger.release, claim, self.deps.clock())
+        self.report.released += 1
 
     def _message_id(self) -> str:
         return new_message_id(self.deps.settings.sender)
@@ -250,10 +266,7 @@ class _Run:
     async def _sender(self) -> None:
         while (item := await self.queue.get()) is not None:
             if self._halted():
-                await asyncio.to_thread(
-                    self.deps.store.ledger.release, item.claim, self.deps.clock()
-                )
-                self.report.released += 1
+                await self._release(item.claim)
                 continue
             await self._deliver(item)
 

@@ -33,8 +33,8 @@ def explain_stored(deps: Deps, subscriber: Subscriber, paper_id: str) -> matchin
     item = deps.store.stored_paper(paper_id)
     if item is None:
         raise BotError(f"paper {paper_id} is not stored; fetch its day first (`paperbot fetch`)")
-    day = [i.paper for i in deps.store.papers_between(item.list_date, item.list_date)]
     window = deps.store.papers_between(item.list_date - timedelta(days=CORPUS_DAYS), item.list_date)
+    day = [i.paper for i in window if i.list_date == item.list_date]
     liked = deps.store.papers_by_id(subscriber.interests.like)
     return matching.explain(
         subscriber, item.paper, day, corpus=[i.paper for i in window], liked=liked

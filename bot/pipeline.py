@@ -134,9 +134,9 @@ async def fetch_and_store(deps: Deps, day: date) -> FetchSummary:
     return FetchSummary(day, len(fetched.papers), new, updated, list(fetched.sources))
 
 
-async def ensure_papers(deps: Deps, day: date, report: SendReport) -> None:
-    """Fetch and store the list for ``day`` unless it is stored already."""
-    if not deps.store.has_papers_for(day):
+async def ensure_papers(deps: Deps, day: date, report: SendReport, *, again: bool = False) -> None:
+    """Fetch and store the list for ``day`` unless it is stored already (or ``again``)."""
+    if again or not deps.store.has_papers_for(day):
         report.sources.extend((await fetch_and_store(deps, day)).sources)
 
 
@@ -267,8 +267,9 @@ async def send_digests(
     A dry run changes nothing but the stored papers: subscribers are not synced.
     """
     if options.dry_run:
-        known = {s.email.lower(): deps.store.subscriber_id(s.email) for s in subscribers}
-        ids = {e: sid or -n for n, (e, sid) in enumerate(known.items(), 1)}
+        stored = deps.store.subscriber_ids()
+        emails = dict.fromkeys(s.email.lower() for s in subscribers)
+        ids = {e: stored.get(e) or -n for n, e in enumerate(emails, 1)}
     else:
         ids = deps.store.sync_subscribers(subscribers).ids
     return await send_to_targets(deps, _targets(deps, subscribers, ids, options), options)
@@ -284,10 +285,7 @@ async def send_to_targets(deps: Deps, targets: list[Target], options: SendOption
     if not options.dry_run and deps.mailer is not None:
         prepare_delivery(len(targets))  # what starts workers starts while we fetch and match
     for day in sorted({t.day for t in targets}) if options.fetch_missing else ():
-        if options.refetch:
-            report.sources.extend((await fetch_and_store(deps, day)).sources)
-        else:
-            await ensure_papers(deps, day, report)
+        await ensure_papers(deps, day, report, again=options.refetch)
     selections = select(deps, targets, candidates(deps, targets, options.force))
     jobs = _digest_jobs(deps, targets, selections, options, report)
     if options.dry_run or deps.mailer is None:

@@ -23,7 +23,7 @@ from bot.pipeline import (
     Target,
     send_to_targets,
 )
-from bot.store.tables import SENDING, TEMP_FAILED, Delivery, as_utc
+from bot.store.tables import Delivery
 
 log = logging.getLogger(__name__)
 
@@ -71,12 +71,7 @@ async def send_alerts(deps: Deps, roster: Roster, now: datetime, cache: Terms) -
 
 def _open(row: Delivery | None, now: datetime) -> bool:
     """Whether an alert may be (re)tried: no row yet, a due retry, or an abandoned send."""
-    if row is None:
-        return True
-    stamp = as_utc(now)
-    if row.status == TEMP_FAILED:
-        return row.next_attempt_at is None or row.next_attempt_at <= stamp
-    return row.status == SENDING and row.lease_until is not None and row.lease_until < stamp
+    return row is None or row.retry_due(now) or row.abandoned(now)
 
 
 def _digest_targets(deps: Deps, roster: Roster, now: datetime) -> list[Target]:

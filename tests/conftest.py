@@ -22,6 +22,8 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 FIXTURES = Path(__file__).parent / "fixtures"
 logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd chatters at INFO
 
+pytest_plugins = ["tests.smtp_faults"]  # its `faults` fixture
+
 
 def free_port() -> int:
     """A TCP port nobody listens on right now."""
@@ -98,14 +100,33 @@ class SmtpServer:
 
 
 @contextmanager
-def running(handler: RecordingHandler, **options: Any) -> Iterator[SmtpServer]:
-    """A real aiosmtpd server on localhost with ``handler`` (``options`` go to aiosmtpd)."""
+def listening(handler: object, **options: Any) -> Iterator[int]:
+    """An aiosmtpd server on 127.0.0.1 with ``handler`` (``options`` go to aiosmtpd): its port."""
     controller = Controller(handler, hostname="127.0.0.1", port=free_port(), **options)
     controller.start()
     try:
-        yield SmtpServer("127.0.0.1", controller.port, handler)
+        yield controller.port
     finally:
         controller.stop()
+
+
+@contextmanager
+def running(handler: RecordingHandler, **options: Any) -> Iterator[SmtpServer]:
+    """A real aiosmtpd server on localhost with ``handler`` (``options`` go to aiosmtpd)."""
+    with listening(handler, **options) as port:
+        yield SmtpServer("127.0.0.1", port, handler)
+
+
+class OffersPipelining:
+    """A handler mixin: EHLO also offers PIPELINING (aiosmtpd reads pipelined commands one
+    after another)."""
+
+    async def handle_EHLO(
+        self, server: SMTP, session: Session, envelope: Envelope, hostname: str,
+        responses: list[str],
+    ) -> list[str]:  # fmt: skip
+        session.host_name = hostname
+        return [*responses[:-1], "250-PIPELINING", responses[-1]]
 
 
 @pytest.fixture

@@ -19,14 +19,14 @@ from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 
-from aiosmtpd.controller import Controller
+import pytest
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from tests.conftest import free_port
+from tests.conftest import OffersPipelining, listening
 
 
 @dataclass
-class FaultHandler:
+class FaultHandler(OffersPipelining):
     """Records accepted messages (and messages received before a drop) and plays scripts."""
 
     mail: list[str] = field(default_factory=list)  # replies to MAIL FROM, one per command
@@ -56,13 +56,6 @@ class FaultHandler:
             server.transport.abort()
             return "421 dropped"  # never reaches the client
         return step
-
-    async def handle_EHLO(
-        self, server: SMTP, session: Session, envelope: Envelope, hostname: str,
-        responses: list[str],
-    ) -> list[str]:  # fmt: skip
-        session.host_name = hostname
-        return [*responses[:-1], "250-PIPELINING", responses[-1]]
 
     async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
@@ -138,13 +131,16 @@ def _authenticate(
     return AuthResult(success=ok, handled=False)
 
 
+@pytest.fixture
+def faults() -> Iterator[FaultServer]:
+    """A running fault-injecting server (a fixture for every test module: conftest loads this
+    module as a plugin)."""
+    yield from serve()
+
+
 def serve(auth: bool = False) -> Iterator[FaultServer]:
     """Run a fault server for the duration of a fixture."""
     handler = FaultHandler()
     options = {"authenticator": _authenticate, "auth_require_tls": False} if auth else {}
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port(), **options)
-    controller.start()
-    try:
-        yield FaultServer("127.0.0.1", controller.port, handler)
-    finally:
-        controller.stop()
+    with listening(handler, **options) as port:
+        yield FaultServer("127.0.0.1", port, handler)

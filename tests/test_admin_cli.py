@@ -4,23 +4,16 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from typer.testing import CliRunner
 
 from bot.cli import app
 from bot.store import Store
-from tests.smtp_faults import FaultServer, serve
+from tests.smtp_faults import FaultServer
 
 runner = CliRunner()
 ADA = "ada@example.org"
-
-
-@pytest.fixture
-def faults() -> Iterator[FaultServer]:
-    yield from serve()
 
 
 def cli(*args: str, server: FaultServer | None = None) -> Any:

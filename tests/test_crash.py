@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,16 +18,11 @@ from sqlmodel import select
 from bot.delivery import UNRECORDED
 from bot.store import Store
 from bot.store.tables import Delivery, SubscriberRow
-from tests.smtp_faults import FaultServer, serve
+from tests.smtp_faults import FaultServer
 
 SUBSCRIBERS = 300
 CONNECTIONS = 4
 KILLS = 3
-
-
-@pytest.fixture
-def faults() -> Iterator[FaultServer]:
-    yield from serve()
 
 
 @pytest.fixture

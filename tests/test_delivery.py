@@ -21,11 +21,6 @@ ADA, GRACE = "ada@example.org", "grace@example.org"
 
 
 @pytest.fixture
-def faults() -> Iterator[FaultServer]:
-    yield from serve()
-
-
-@pytest.fixture
 def auth_faults() -> Iterator[FaultServer]:
     yield from serve(auth=True)
 

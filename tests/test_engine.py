@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from email.headerregistry import Address
 from pathlib import Path
@@ -21,7 +21,7 @@ from bot.render import EmailContext, Renderer
 from bot.retry import RetryPolicy
 from bot.settings import load_settings
 from bot.store import Claim, Store
-from tests.smtp_faults import FaultServer, serve
+from tests.smtp_faults import FaultServer
 
 DAY = date(2026, 11, 25)
 T0 = datetime(2026, 11, 25, 8, tzinfo=UTC)
@@ -91,11 +91,6 @@ async def test_group_commit_lingers_for_a_fuller_batch_but_drains_at_once() -> N
     await commit.drain()
     assert batches == [[0, 1, 2, 3], [4, 5]]
     assert asyncio.get_running_loop().time() - start < 5, "draining does not linger"
-
-
-@pytest.fixture
-def faults() -> Iterator[FaultServer]:
-    yield from serve()
 
 
 def make_deps(tmp_path: Path, server: FaultServer, connections: int = 4) -> Deps:

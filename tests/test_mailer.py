@@ -12,14 +12,13 @@ from email.headerregistry import Address
 from pathlib import Path
 
 import pytest
-from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword, Session
-from aiosmtpd.smtp import Envelope as SmtpEnvelope
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from bot.errors import FatalDeliveryError, PermanentDeliveryError, TemporaryDeliveryError
 from bot.mailer import SmtpMailer, classify_reply
 from bot.message import Envelope, Outgoing, build_message
 from bot.outbox import OutboxMailer
-from tests.conftest import RecordingHandler, SmtpServer, free_port, running
+from tests.conftest import OffersPipelining, RecordingHandler, SmtpServer, free_port, running
 
 
 def message(to: str, n: int = 1) -> Outgoing:
@@ -58,15 +57,8 @@ async def test_one_connection_for_the_batch(smtp_server: SmtpServer) -> None:
     assert len(set(connections)) == 1
 
 
-class PipeliningHandler(RecordingHandler):
-    """Also offers PIPELINING (aiosmtpd reads pipelined commands one after another)."""
-
-    async def handle_EHLO(
-        self, server: SMTP, session: Session, envelope: SmtpEnvelope, hostname: str,
-        responses: list[str],
-    ) -> list[str]:  # fmt: skip
-        session.host_name = hostname
-        return [*responses[:-1], "250-PIPELINING", responses[-1]]
+class PipeliningHandler(OffersPipelining, RecordingHandler):
+    """A recording handler that offers PIPELINING."""
 
 
 @pytest.mark.parametrize("handler", [RecordingHandler, PipeliningHandler])

@@ -19,7 +19,7 @@ from bot.matching.text import WORD
 Array = np.ndarray
 
 
-def _expand(lengths: Array) -> tuple[Array, Array]:
+def expand(lengths: Array) -> tuple[Array, Array]:
     """For groups of ``lengths``: each item's group and its position inside the group."""
     group = np.repeat(np.arange(len(lengths)), lengths)
     starts = np.cumsum(lengths) - lengths
@@ -44,7 +44,7 @@ class Descriptions:
         n_terms = np.fromiter(map(len, cols), np.int64, len(cols))
         starts = np.cumsum(n_terms) - n_terms
         columns = np.fromiter(chain.from_iterable(cols), np.int64, int(n_terms.sum()))
-        occurrence, k = _expand(n_terms[word])
+        occurrence, k = expand(n_terms[word])
         text = np.repeat(np.arange(len(found)), [len(f) for f in found])[occurrence]
         self._entries = (text, columns[starts[word[occurrence]] + k], word[occurrence])
         self._rows = len(found)

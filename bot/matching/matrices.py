@@ -36,10 +36,14 @@ def sparse_rows(
     return sp.csr_matrix((np.array(data, dtype), indices, indptr), shape=shape)
 
 
+def ones_at(cols: Sequence[Sequence[int]], width: int, dtype: type) -> sp.csr_matrix:
+    """A CSR matrix with a row per item of ``cols``, 1 in each of its columns."""
+    return sparse_rows(cols, ([1.0] * len(row) for row in cols), width, dtype)
+
+
 def _presence(lists: Sequence[Iterable[int]], width: int) -> sp.csr_matrix:
     """Papers x features, 1 where a paper's list holds the feature's column."""
-    rows = [sorted(set(cols)) for cols in lists]
-    return sparse_rows(rows, ([1.0] * len(r) for r in rows), width, np.float64)
+    return ones_at([sorted(set(cols)) for cols in lists], width, np.float64)
 
 
 # Largest dense copy (entries) made of a sparse matrix to speed up products with it.

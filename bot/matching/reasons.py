@@ -15,7 +15,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from bot.matching import evidence as ev
-from bot.matching.matrices import Array, Marks, Matrices, sparse_rows
+from bot.matching.describe import expand
+from bot.matching.matrices import Array, Marks, Matrices, ones_at
 from bot.matching.query import Phrase, Query
 from bot.models import Paper
 
@@ -30,13 +31,6 @@ def _lookup(matrix: sp.csr_matrix, rows: Array, cols: Array) -> Array:
     if not len(rows):
         return np.zeros(0, matrix.dtype)
     return np.asarray(matrix[rows, cols]).ravel()
-
-
-def _expand(lengths: Array) -> tuple[Array, Array]:
-    """For groups of ``lengths``: each item's group and its position inside the group."""
-    group = np.repeat(np.arange(len(lengths)), lengths)
-    starts = np.cumsum(lengths) - lengths
-    return group, np.arange(len(group)) - starts[group]
 
 
 def _split(items: list[T], counts: Array) -> list[list[T]]:
@@ -121,7 +115,7 @@ class Explainer:
             counts.append(len(kept))
         lengths = np.asarray(counts, np.int64)
         starts = np.cumsum(lengths) - lengths
-        pair, position = _expand(lengths[inverse])
+        pair, position = expand(lengths[inverse])
         which = starts[inverse][pair] + position
         ids = np.array([p.id for p in phrases], np.int64)[which]
         at = cols[pair]
@@ -174,8 +168,7 @@ class Explainer:
         """Per pair, the columns of the words its snippet marks: the profile's keyword terms
         the snippet's field holds, else the top description terms."""
         m = self.m
-        ones = ([1.0] * len(q.keyword_cols) for q in queries)
-        terms = sparse_rows((q.keyword_cols for q in queries), ones, len(m.features), np.float64)
+        terms = ones_at([q.keyword_cols for q in queries], len(m.features), np.float64)
         found = sp.csr_matrix(terms[inverse].multiply(m.in_field[cols]))
         found.sort_indices()
         held = _split(found.indices.tolist(), np.diff(found.indptr))

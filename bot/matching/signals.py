@@ -17,7 +17,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from bot.matching.index import Collection
-from bot.matching.matrices import Array, Matrices, sparse_rows
+from bot.matching.matrices import Array, Matrices, ones_at
 from bot.matching.query import Query
 from bot.matching.text import fold, terms_of
 from bot.models import Paper
@@ -87,7 +87,7 @@ def _likes(queries: Sequence[Query], liked: Mapping[str, Paper], m: Matrices) ->
 def _keywords(queries: Sequence[Query], m: Matrices) -> Array:
     """Per profile, the soft OR ``1 - prod(1 - match)`` of its keyword phrases (as listed)."""
     ids = [[phrase.id for phrase in q.keywords] for q in queries]
-    group = sparse_rows(ids, ([1.0] * len(row) for row in ids), len(m.phrases), np.float32)
+    group = ones_at(ids, len(m.phrases), np.float32)
     logs = m.keyword_logs.times(group)
     return np.asarray(-np.expm1(logs), dtype=np.float32)
 
@@ -95,7 +95,7 @@ def _keywords(queries: Sequence[Query], m: Matrices) -> Array:
 def _coverage(queries: Sequence[Query], m: Matrices) -> Array:
     """Share of a profile's other keywords also found as written: (hits - 1) / (keywords - 1)."""
     cols = [sorted({phrase.col for phrase in q.keywords}) for q in queries]
-    group = sparse_rows(cols, ([1.0] * len(row) for row in cols), len(m.features), np.float32)
+    group = ones_at(cols, len(m.features), np.float32)
     hits = np.asarray((group @ m.present).toarray())
     others = np.array([max(len(row) - 1, 1) for row in cols], np.float32)[:, None]
     return np.asarray(np.clip((hits - 1.0) / others, 0.0, 1.0), np.float32)
@@ -104,7 +104,7 @@ def _coverage(queries: Sequence[Query], m: Matrices) -> Array:
 def _vetoed(queries: Sequence[Query], m: Matrices) -> Array:
     """Where a paper holds one of a profile's excluded phrases."""
     cols = [[phrase.col for phrase in q.excludes] for q in queries]
-    group = sparse_rows(cols, ([1.0] * len(row) for row in cols), len(m.features), np.float32)
+    group = ones_at(cols, len(m.features), np.float32)
     return np.asarray((group @ m.present).toarray() > 0)
 
 

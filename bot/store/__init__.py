@@ -50,6 +50,7 @@ _SUBSCRIBERS = select(
     col(SubscriberRow.id), col(SubscriberRow.email), col(SubscriberRow.profile),
     col(SubscriberRow.active),
 )  # fmt: skip
+_IDS = select(col(SubscriberRow.id), col(SubscriberRow.email))
 _RESYNC = (
     update(SubscriberRow)
     .where(col(SubscriberRow.id) == bindparam("row"))
@@ -141,7 +142,7 @@ class Store:
                 db.execute(_RESYNC, changed)
             if gone:
                 db.execute(_DEACTIVATE, {"rows": gone, "now": now})
-            ids = {r.email.lower(): r.id for r in db.execute(_SUBSCRIBERS)}
+            ids = {r.email.lower(): r.id for r in db.execute(_IDS)}
         return SyncReport(len(new), len(changed), len(gone), ids)
 
     def active_subscribers(self) -> dict[int, Subscriber]:
@@ -149,6 +150,11 @@ class Store:
         with self.session() as db:
             rows = db.exec(select(SubscriberRow).where(col(SubscriberRow.active))).all()
             return {r.id: Subscriber.model_validate_json(r.profile) for r in rows if r.id}
+
+    def subscriber_ids(self) -> dict[str, int]:
+        """Every stored subscriber's id (active or not) by lower-cased email, in one query."""
+        with self.engine.connect() as db:
+            return {r.email.lower(): r.id for r in db.execute(_IDS)}
 
     def subscriber_id(self, email: str) -> int | None:
         """The stored id of a subscriber (active or not), without changing anything."""

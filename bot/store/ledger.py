@@ -203,10 +203,8 @@ class Ledger(DeliveryQueries):
         retry_now: bool,
         force: bool,
     ) -> Claim | None:
-        crashed = row.status == SENDING and row.lease_until is not None and row.lease_until < stamp
-        due = row.status == TEMP_FAILED and (
-            retry_now or row.next_attempt_at is None or row.next_attempt_at <= stamp
-        )
+        crashed = row.abandoned(stamp)
+        due = row.retry_due(stamp) or (retry_now and row.status == TEMP_FAILED)
         forced = force and row.status != SENDING
         if not (crashed or due or forced):
             return None

@@ -88,6 +88,19 @@ class Delivery(SQLModel, table=True):
     updated_at: datetime
     sent_at: datetime | None = None
 
+    def abandoned(self, now: datetime) -> bool:
+        """``sending`` with an expired lease: its sender crashed or lost the connection."""
+        return (
+            self.status == SENDING and self.lease_until is not None
+            and self.lease_until < as_utc(now)
+        )  # fmt: skip
+
+    def retry_due(self, now: datetime) -> bool:
+        """A temporary failure whose next attempt time has come."""
+        return self.status == TEMP_FAILED and (
+            self.next_attempt_at is None or self.next_attempt_at <= as_utc(now)
+        )
+
 
 class SentItem(SQLModel, table=True):
     __tablename__ = "sent_items"
