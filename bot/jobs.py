@@ -73,7 +73,7 @@ def claimed_digest(digest: Digest, claim: Claim, selection: matching.Selection) 
         return digest
     by_id: dict[str, Match] = {m.paper.id: m for m in selection.ranked}
     matches = tuple(by_id[i] for i in claim.paper_ids if i in by_id)
-    more = tuple(m for m in digest.more if m.paper.id not in claim.paper_ids)
+    more = tuple(p for p in digest.more if p.id not in claim.paper_ids)
     kind: DigestKind = "digest" if matches else "empty"
     return Digest(digest.subscriber, digest.date, matches, more, kind, digest.topics)
 

@@ -16,6 +16,7 @@ import random
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from email import message_from_bytes, policy
 from email.headerregistry import Address
 from email.utils import format_datetime
 from urllib.parse import quote
@@ -108,17 +109,19 @@ class Envelope:
 
 @dataclass(frozen=True, slots=True)
 class Outgoing:
-    """A message ready to send: envelope addresses, Message-ID, and the RFC 5322 bytes (CRLF).
-
-    ``html`` is the HTML part as rendered (for previews and the outbox), ``None`` for plain text.
-    """
+    """A message ready to send: envelope addresses, Message-ID, and the RFC 5322 bytes (CRLF)."""
 
     sender: str
     recipient: str
     message_id: str
     subject: str
     data: bytes
-    html: str | None = None
+
+
+def html_part(data: bytes) -> str | None:
+    """The HTML part of a message as written (decoded, with newline line ends), if it has one."""
+    body = message_from_bytes(data, policy=policy.default).get_body(("html",))
+    return None if body is None else str(body.get_content()).replace("\r\n", "\n")
 
 
 def recipient(email: str, name: str | None) -> Address:
@@ -167,5 +170,4 @@ def build_message(envelope: Envelope, subject: str, text: str, html: str | None 
         message_id=one_line(envelope.message_id),
         subject=subject,
         data=_headers(envelope, subject) + body,
-        html=html,
     )

@@ -181,6 +181,6 @@ class Digest:
     subscriber: Subscriber
     date: date
     matches: tuple[Match, ...]
-    more: tuple[Match, ...] = ()
+    more: tuple[Paper, ...] = ()
     kind: DigestKind = "digest"
     topics: tuple[str, ...] = field(default=())

@@ -12,7 +12,7 @@ from types import TracebackType
 from typing import Self
 
 from bot.errors import ConfigError, TemporaryDeliveryError
-from bot.message import Outgoing
+from bot.message import Outgoing, html_part
 
 
 def _safe_name(text: str) -> str:
@@ -53,8 +53,9 @@ class OutboxMailer:
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             _write_atomic(self.directory / f"{stem}.eml", message.data)
-            if message.html is not None:
-                _write_atomic(self.directory / f"{stem}.html", message.html.encode())
+            preview = html_part(message.data)
+            if preview is not None:
+                _write_atomic(self.directory / f"{stem}.html", preview.encode())
         except OSError as exc:
             raise TemporaryDeliveryError(f"cannot write to outbox {self.directory}: {exc}") from exc
 

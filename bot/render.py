@@ -171,7 +171,7 @@ class Renderer:
         kind = template_kind(digest)
         values = self._context(digest, ctx, kind)
         papers = [self._view(m.paper, m.reasons, m.snippet, m.marks) for m in digest.matches]
-        more = [self._more(m.paper) for m in digest.more]
+        more = [self._more(paper) for paper in digest.more]
         html = self._html(kind, values, papers, more)
         blocks = "".join(self._block(p, rank) for rank, p in enumerate(papers, 1))
         listing = _listing(papers, [], more) | {"blocks": BLOCKS_SLOT}

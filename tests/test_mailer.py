@@ -196,7 +196,7 @@ async def test_outbox_writes_eml_preview_and_index(tmp_path: Path) -> None:
     assert len(emls) == 2
     parsed = message_from_bytes(emls[0].read_bytes(), policy=policy.default)
     assert parsed.get_content_type() == "multipart/alternative"
-    assert emls[0].with_suffix(".html").read_text() == "<p>html</p>"
+    assert emls[0].with_suffix(".html").read_text() == "<p>html</p>\n"
     index = (outbox / "index.html").read_text()
     assert index.count("<tr>") == 3 and "bob@example.org" in index
     assert not list(outbox.glob("*.tmp"))

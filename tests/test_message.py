@@ -14,6 +14,7 @@ from bot.message import (
     Envelope,
     Unsubscribe,
     build_message,
+    html_part,
     new_message_id,
     recipient,
     unsubscribe_token,
@@ -56,7 +57,7 @@ def test_text_then_html_alternatives() -> None:
     assert plain.get_content() == "plain ü\r\n" and html.get_content() == "<p>html ü</p>\r\n"
     assert parsed["Auto-Submitted"] == "auto-generated" and parsed["MIME-Version"] == "1.0"
     assert (msg.sender, msg.recipient) == ("digest@paperbot.example.org", "ada@example.org")
-    assert msg.html == "<p>html ü</p>" and msg.subject == "3 papers"
+    assert html_part(msg.data) == "<p>html ü</p>\n" and msg.subject == "3 papers"
 
 
 def test_headers_match_the_envelope() -> None:
@@ -106,7 +107,7 @@ def test_bodies_are_quoted_printable_and_decode_exactly() -> None:
 def test_plain_text_only_message() -> None:
     msg = build_message(envelope(), "[paperbot] alert", "What happened:\nü\n")
     parsed = parse(msg.data)
-    assert parsed.get_content_type() == "text/plain" and msg.html is None
+    assert parsed.get_content_type() == "text/plain" and html_part(msg.data) is None
     assert parsed.get_content() == "What happened:\r\nü\r\n"
 
 

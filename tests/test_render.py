@@ -196,7 +196,7 @@ def hostile_digest() -> Digest:
         project_url="https://example.org/ok",
     )
     pick = replace(match(bad), snippet="", reasons=("keyword: <script>x</script>",))
-    more = replace(match(paper(2, title="<iframe src=//evil>", url="vbscript:x")), snippet="")
+    more = paper(2, title="<iframe src=//evil>", url="vbscript:x")
     return Digest(ADA, DAY, (pick,), (more,), topics=("<script>topic</script>",))
 
 
@@ -427,7 +427,7 @@ def test_text_with_wrapped_blocks_in_their_slot_is_the_whole_text_wrapped(
     for d in [digest(n=4, more=30), digest(n=1, kind="alert"), digest(n=0, more=0)]:
         kind = template_kind(d)
         papers = [r._view(m.paper, m.reasons, m.snippet, m.marks) for m in d.matches]  # type: ignore[attr-defined]
-        more = [r._more(m.paper) for m in d.more]  # type: ignore[attr-defined]
+        more = [r._more(p) for p in d.more]  # type: ignore[attr-defined]
         blocks = "".join(r._block(p, n) for n, p in enumerate(papers, 1))  # type: ignore[attr-defined]
         values = r._context(d, CTX, kind) | _listing(papers, [], more) | {"blocks": blocks}  # type: ignore[attr-defined]
         whole = r._template(kind, "txt").render(values)  # type: ignore[attr-defined]

@@ -31,6 +31,7 @@ from bot.cli.app import (
 from bot.errors import BotError
 from bot.lookup import explain_stored
 from bot.lookup import preview as pipeline_preview
+from bot.message import html_part
 from bot.models import Paper
 from bot.pipeline import digest_day, fetch_and_store
 from bot.sources.jsonl import read_papers_file
@@ -199,7 +200,7 @@ def preview(
     digest, message = asyncio.run(pipeline_preview(make_deps(config), subscriber, when))
     safe = re.sub(r"[^A-Za-z0-9@._-]+", "_", subscriber.email)
     target = out_file or Path(f"preview-{safe}-{when}.html")
-    target.write_text(message.html or "", encoding="utf-8")
+    target.write_text(html_part(message.data) or "", encoding="utf-8")
     out.print(f"Subject: {message.subject}", markup=False, soft_wrap=True)
     out.print(f"{len(digest.matches)} papers, {len(digest.more)} more matches")
     out.print(f"Preview: {target}")

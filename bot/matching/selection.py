@@ -21,15 +21,17 @@ BLOCK = 2000
 
 
 Matches = Sequence[Match] | Callable[[], Sequence[Match]]
+Papers = Sequence[Paper] | Callable[[], Sequence[Paper]]
 
 
 class Selection:
     """One subscriber's result.
 
-    ``picked`` goes into the digest (best first, at most ``max_papers``); ``more`` cleared the
-    threshold but did not fit; ``ranked`` is every paper scored, best first. ``more`` and
-    ``ranked`` may be given as functions: they are then built when first read, since a run with
-    many subscribers rarely needs them.
+    ``picked`` goes into the digest (best first, at most ``max_papers``); ``more`` are the papers
+    that cleared the threshold but did not fit (listed by title only, so they carry no reasons);
+    ``ranked`` is every paper scored, best first. ``more`` and ``ranked`` may be given as
+    functions: they are then built when first read, since a run with many subscribers rarely
+    needs them.
     """
 
     __slots__ = ("_more", "_ranked", "more_count", "picked")
@@ -37,7 +39,7 @@ class Selection:
     def __init__(
         self,
         picked: Sequence[Match],
-        more: Matches = (),
+        more: Papers = (),
         ranked: Matches = (),
         *,
         more_count: int = -1,
@@ -48,8 +50,8 @@ class Selection:
         self.more_count: int = more_count if more_count >= 0 else len(self.more)
 
     @property
-    def more(self) -> tuple[Match, ...]:
-        """Matches that cleared the threshold but did not fit, best first."""
+    def more(self) -> tuple[Paper, ...]:
+        """Papers that cleared the threshold but did not fit, best first."""
         if callable(self._more):
             self._more = tuple(self._more())
         return self._more
@@ -147,11 +149,11 @@ class _Builder:
         """Every paper, best first."""
         return self.matches(rank_order(self.scores.matrix[self.row], ties))
 
-    def more(self, ties: np.ndarray, floor: float, skip: int) -> list[Match]:
+    def more(self, ties: np.ndarray, floor: float, skip: int) -> list[Paper]:
         """The papers from ``floor`` up, best first, after the ``skip`` picked ones."""
         values = self.scores.matrix[self.row]
         order = rank_order(values, ties)
-        return self.matches(order[values[order] >= floor][skip:])
+        return [self.papers[col] for col in order[values[order] >= floor][skip:].tolist()]
 
 
 def _block(
