@@ -84,15 +84,21 @@ def classify(exc: Exception) -> DeliveryError:
 
 
 def data_payload(raw: bytes) -> bytes:
-    """The DATA payload: CRLF line ends, leading dots doubled, ending with ``.CRLF``."""
+    """The DATA payload: CRLF line ends, leading dots doubled, ending with ``.CRLF``.
+
+    Checks come first (counts and a search are quicker than the regex and the replacement), as
+    a message written by ``build_message`` rarely needs either change.
+    """
     crlf = raw.count(b"\r\n")
-    if raw.count(b"\n") != crlf or raw.count(b"\r") != crlf:  # quicker than the regex when clean
+    if raw.count(b"\n") != crlf or raw.count(b"\r") != crlf:
         raw = _BARE_NEWLINE.sub(b"\r\n", raw)
     if not raw.endswith(b"\r\n"):
         raw += b"\r\n"
     if raw.startswith(b"."):
         raw = b"." + raw
-    return raw.replace(b"\r\n.", b"\r\n..") + b".\r\n"
+    if b"\r\n." in raw:
+        raw = raw.replace(b"\r\n.", b"\r\n..")
+    return raw + b".\r\n"
 
 
 def envelope_commands(sender: str, recipient: str) -> list[bytes]:

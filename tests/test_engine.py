@@ -49,6 +49,8 @@ def test_backoff_gives_up_after_3_days() -> None:
 def test_dots_and_line_ends_in_the_data_payload() -> None:
     assert data_payload(b".start\r\nmid\r\n.dot\r\n") == b"..start\r\nmid\r\n..dot\r\n.\r\n"
     assert data_payload(b"bare\nlf") == b"bare\r\nlf\r\n.\r\n"
+    assert data_payload(b"lone\rcr\r\n") == b"lone\r\ncr\r\n.\r\n"
+    assert data_payload(b"clean\r\n") == b"clean\r\n.\r\n"
 
 
 async def test_rate_limiter_spaces_messages_and_caps_the_hour() -> None:
