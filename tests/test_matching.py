@@ -129,6 +129,7 @@ def test_max_papers_and_more() -> None:
     assert len(selection.picked) == 2
     assert selection.more_count == len(selection.more) == 3
     assert [m.paper.id for m in selection.picked] == ["q4", "q3"]  # equal scores: upvotes
+    assert [p.id for p in selection.more] == ["q2", "q1", "q0"]  # the rest, in rank order
     assert len(selection.ranked) == len(papers) + len(FILLER)
 
 
