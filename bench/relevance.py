@@ -198,7 +198,7 @@ def run(
         sel = selections[subs[i].email]
         ranked = [col[m.paper.id] for m in sel.ranked]
         picked = [col[m.paper.id] for m in sel.picked]
-        above = picked + [col[m.paper.id] for m in sel.more]
+        above = picked + [col[p.id] for p in sel.more]
         results.setdefault("paperbot", []).append(evaluate(ranked, picked, above, g))
         methods: list[tuple[str, Scores]] = [
             ("keyword counting", keyword_counting),
