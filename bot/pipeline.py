@@ -271,8 +271,6 @@ async def send_digests(
         emails = dict.fromkeys(s.email.lower() for s in subscribers)
         ids = {e: stored.get(e) or -n for n, e in enumerate(emails, 1)}
     else:
-        if deps.mailer is not None:
-            prepare_delivery(len(subscribers))  # workers start while we sync, fetch and match
         ids = deps.store.sync_subscribers(subscribers).ids
     return await send_to_targets(deps, _targets(deps, subscribers, ids, options), options)
 
