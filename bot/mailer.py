@@ -83,12 +83,14 @@ def classify(exc: Exception) -> DeliveryError:
     return ConnectionDeliveryError(f"connection problem: {exc or type(exc).__name__}")
 
 
-def data_payload(raw: bytes) -> bytes:
+def data_payload(raw: bytes, transparent: bool = False) -> bytes:
     """The DATA payload: CRLF line ends, leading dots doubled, ending with ``.CRLF``.
 
-    Checks come first (counts and a search are quicker than the regex and the replacement), as
-    a message written by ``build_message`` rarely needs either change.
+    A ``transparent`` message (see ``Outgoing``) needs only the end. Otherwise checks come
+    first, as counts and a search are quicker than the regex and the replacement.
     """
+    if transparent and raw.endswith(b"\r\n") and not raw.startswith(b"."):
+        return raw + b".\r\n"
     crlf = raw.count(b"\r\n")
     if raw.count(b"\n") != crlf or raw.count(b"\r") != crlf:
         raw = _BARE_NEWLINE.sub(b"\r\n", raw)
@@ -286,9 +288,9 @@ class _Connection:
         self._wire, self._dirty = _Wire.take_over(smtp, self._timeout), False
         return self._wire
 
-    async def send(self, sender: str, to: str, raw: bytes) -> None:
+    async def send(self, message: Outgoing) -> None:
         """MAIL, RCPT, DATA on this connection; tell a drop before the data from one after."""
-        commands = envelope_commands(sender, to)
+        commands = envelope_commands(message.sender, message.recipient)
         data_sent = False
         try:
             wire = await self._open()
@@ -299,7 +301,7 @@ class _Connection:
                     wire.write(b".\r\n")  # DATA was accepted after a refusal: send nothing
                     await wire.read(1)
                 raise refused
-            wire.write(data_payload(raw))
+            wire.write(data_payload(message.data, message.transparent))
             data_sent = True
             (reply,) = await wire.read(1)
         except DeliveryError:
@@ -388,7 +390,7 @@ class SmtpMailer:
                 self._idle.put_nowait(connection)
         connection = await self._idle.get()
         try:
-            await connection.send(message.sender, message.recipient, message.data)
+            await connection.send(message)
         finally:
             self._idle.put_nowait(connection)
 

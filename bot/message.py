@@ -1,7 +1,8 @@
 """Build the message: headers, multipart/alternative, unsubscribe (pure).
 
 ``build_message`` writes the bytes that go on the wire (see ``bot.mime``) into an ``Outgoing``,
-which is all a mailer needs: envelope addresses, Message-ID, data, and the HTML for previews.
+which is all a mailer needs: envelope addresses, Message-ID and data, written so that it goes
+through SMTP as it is.
 
 Unsubscribe tokens are ``<base64url(email)>.<hmac>``: the link can be verified without a lookup,
 and the HMAC (PAPERBOT_SECRET_KEY) keeps anyone from unsubscribing someone else.
@@ -116,6 +117,9 @@ class Outgoing:
     message_id: str
     subject: str
     data: bytes
+    transparent: bool = False
+    """Whether ``data`` has CRLF line ends only and no line that starts with a dot, so that it
+    goes through SMTP's DATA as it is: ``build_message`` writes every message so."""
 
 
 def html_part(data: bytes) -> str | None:
@@ -170,4 +174,5 @@ def build_message(envelope: Envelope, subject: str, text: str, html: str | None 
         message_id=one_line(envelope.message_id),
         subject=subject,
         data=_headers(envelope, subject) + body,
+        transparent=True,
     )

@@ -10,6 +10,8 @@ directly, with CRLF line ends throughout (the tests read every message back with
 - bodies are UTF-8 quoted-printable (``binascii.b2a_qp``), which encodes each line on its own:
   lines are encoded one at a time and the most recent kept, since the lines of the templates and
   of shared paper cards recur from message to message;
+- no line of a message starts with a dot (one that would is re-wrapped with the dot written as
+  ``=2E``), so a message goes through SMTP's DATA as it is, without dot-stuffing;
 - multipart boundaries begin with ``=_``, which quoted-printable text cannot contain, so a
   boundary only has to be unique, not secret (``random`` is reseeded in forked processes;
   ``os.urandom`` would cost a system call).
@@ -31,11 +33,15 @@ WORD_BYTES = 45
 """UTF-8 bytes per encoded-word: 60 base64 characters, 72 with the delimiters (at most 75)."""
 LONGEST_WORD = 900
 """Longer words are encoded (and so can be split): no header line may pass 998 characters."""
+QP_LINE = 76
+"""Longest encoded body line, a soft line break's ``=`` included (RFC 2045)."""
 QP_LINES = 8192
 """Encoded body lines kept for the next messages."""
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 _SPECIALS = re.compile(r'[()<>\[\]:;@\\,."]')
 _PRINTABLE = string.punctuation + " "
+_QP_UNIT = re.compile(rb"=[0-9A-F]{2}|[^=]")
+"""One encoded character: an escape or a byte as it is."""
 
 
 def one_line(value: str) -> str:
@@ -130,8 +136,26 @@ def quoted_printable(text: str) -> bytes:
 
 @lru_cache(maxsize=QP_LINES)
 def _quoted_line(line: str) -> bytes:
-    """One line (without its break) as quoted-printable, soft breaks included, and CRLF."""
-    return binascii.b2a_qp((line + "\r\n").encode("utf-8"), istext=True)
+    """One line (without its break) as quoted-printable, soft breaks included, and CRLF; no
+    encoded line starts with a dot."""
+    encoded = binascii.b2a_qp((line + "\r\n").encode("utf-8"), istext=True)
+    if encoded.startswith(b".") or b"\n." in encoded:
+        return _without_leading_dots(encoded)
+    return encoded
+
+
+def _without_leading_dots(encoded: bytes) -> bytes:
+    """An encoded line wrapped again, with ``=2E`` for a dot that would start a line."""
+    units = _QP_UNIT.findall(encoded[:-2].replace(b"=\r\n", b""))
+    lines: list[bytes] = []
+    line = b""
+    for unit in units:
+        if len(line) + len(unit) >= QP_LINE:  # room for the "=" of a soft break
+            lines.append(line + b"=")
+            line = b""
+        line += b"=2E" if unit == b"." and not line else unit
+    lines.append(line)
+    return b"\r\n".join(lines) + b"\r\n"
 
 
 def text_part(subtype: str, text: str) -> bytes:

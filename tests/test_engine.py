@@ -51,6 +51,10 @@ def test_dots_and_line_ends_in_the_data_payload() -> None:
     assert data_payload(b"bare\nlf") == b"bare\r\nlf\r\n.\r\n"
     assert data_payload(b"lone\rcr\r\n") == b"lone\r\ncr\r\n.\r\n"
     assert data_payload(b"clean\r\n") == b"clean\r\n.\r\n"
+    # said to be transparent: only the end mark is added, unless the ends show otherwise
+    assert data_payload(b"a\r\nb\r\n", transparent=True) == b"a\r\nb\r\n.\r\n"
+    assert data_payload(b".a\r\n", transparent=True) == b"..a\r\n.\r\n"
+    assert data_payload(b"a\r\nb", transparent=True) == b"a\r\nb\r\n.\r\n"
 
 
 async def test_rate_limiter_spaces_messages_and_caps_the_hour() -> None:

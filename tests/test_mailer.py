@@ -21,14 +21,14 @@ from bot.outbox import OutboxMailer
 from tests.conftest import OffersPipelining, RecordingHandler, SmtpServer, free_port, running
 
 
-def message(to: str, n: int = 1) -> Outgoing:
+def message(to: str, n: int = 1, text: str = "plain", html: str = "<p>html</p>") -> Outgoing:
     envelope = Envelope(
         sender=Address("paperbot", addr_spec="digest@paperbot.example.org"),
         recipient=Address(addr_spec=to),
         message_id=f"<m{n}.{to}@paperbot.example.org>",
         date=datetime(2026, 11, 25, 8, tzinfo=UTC),
     )
-    return build_message(envelope, f"digest {n}", "plain", "<p>html</p>")
+    return build_message(envelope, f"digest {n}", text, html)
 
 
 @pytest.mark.parametrize(
@@ -55,6 +55,21 @@ async def test_one_connection_for_the_batch(smtp_server: SmtpServer) -> None:
             await mailer.send(message(f"user{n}@example.org", n))
     assert len(smtp_server.messages) == 5
     assert len(set(connections)) == 1
+
+
+async def test_messages_arrive_byte_for_byte(smtp_server: SmtpServer) -> None:
+    """A written message (dots escaped where a line would start with one) and raw bytes that
+    need dot-stuffing and line ends repaired both arrive as they were meant."""
+    text = ".\n..\n" + "x" * 75 + ".org\n"
+    built = message("ada@example.org", text=text, html="<style>\n.a{color:red}\n</style>")
+    raw = Outgoing(built.sender, "bob@example.org", "<raw@x>", "raw", b".one\r\n.\r\nbare\nend")
+    async with SmtpMailer(smtp_server.host, smtp_server.port, security="none") as mailer:
+        await mailer.send(built)
+        await mailer.send(raw)
+    assert built.transparent and not raw.transparent
+    assert smtp_server.handler.raw == [built.data, b".one\r\n.\r\nbare\r\nend\r\n"]
+    plain = smtp_server.messages[0].get_body(("plain",))
+    assert plain is not None and plain.get_content() == text.replace("\n", "\r\n")
 
 
 class PipeliningHandler(OffersPipelining, RecordingHandler):

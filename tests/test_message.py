@@ -10,6 +10,7 @@ from email.header import decode_header, make_header
 from email.headerregistry import Address
 from email.message import EmailMessage
 
+from bot.mailer import data_payload
 from bot.message import (
     Envelope,
     Unsubscribe,
@@ -163,14 +164,55 @@ def test_tokens_verify_and_resist_forgery() -> None:
 
 
 def test_quoted_printable_line_by_line_equals_the_whole_body_at_once() -> None:
+    """As the standard library encodes the whole body, except where a line would start with
+    a dot: that line is wrapped again, with the dot escaped."""
     rng = random.Random(2611)
     pieces = ["a", " ", "\t", "=", ".", "\n", "\r", "\r\n", "é", "😀", "x" * 80, "  ", "-", "\xa0"]
+    rewrapped = 0
     for _ in range(3000):
         text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 40)))
         whole = text.replace("\r\n", "\n").replace("\r", "\n")
         whole += "" if whole.endswith("\n") else "\n"
         expected = binascii.b2a_qp(whole.replace("\n", "\r\n").encode(), istext=True)
-        assert quoted_printable(text) == expected, repr(text)
+        encoded = quoted_printable(text)
+        lines = encoded.split(b"\r\n")
+        assert lines.pop() == b"" and all(len(line) <= 76 for line in lines), repr(text)
+        assert not any(line.startswith(b".") for line in lines), repr(text)
+        if any(line.startswith(b".") for line in expected.split(b"\r\n")):
+            rewrapped += 1
+            assert binascii.a2b_qp(encoded) == binascii.a2b_qp(expected), repr(text)
+        else:
+            assert encoded == expected, repr(text)
+    assert rewrapped > 100
+
+
+def test_a_dot_that_would_start_a_line_is_escaped_within_the_line_length() -> None:
+    encoded = quoted_printable("x" * 75 + ".tail\n.head\n" + "y" * 74 + "=." + "z" * 80)
+    assert encoded.split(b"\r\n") == [
+        b"x" * 75 + b"=", b"=2Etail", b"=2Ehead", b"y" * 74 + b"=", b"=3D." + b"z" * 71 + b"=",
+        b"z" * 9, b"",
+    ]  # fmt: skip
+
+
+def test_messages_go_through_smtp_data_as_they_are() -> None:
+    """No bare CR or LF and no line starting with a dot, whatever the input: the mailer only
+    adds the end mark, which must equal dot-stuffing and repairing the message in full."""
+    rng = random.Random(1125)
+    pieces = [".", "\r\n.", "\n.\n", "\r", "\n", "\r\n.\r\n", " ", "a" * 70, "é", "=", "x"]
+    for _ in range(500):
+        subject, name, text, html = (
+            "".join(rng.choice(pieces) for _ in range(rng.randint(0, 30))) for _ in range(4)
+        )
+        message = build_message(envelope(name=name), subject, text, html or None)
+        data = message.data
+        assert message.transparent and data.endswith(b"\r\n") and not data.startswith(b".")
+        assert data.count(b"\n") == data.count(b"\r\n") == data.count(b"\r")
+        assert b"\n." not in data
+        assert data_payload(data, transparent=True) == data_payload(data) == data + b".\r\n"
+        parsed = parse(data)
+        parts = list(parsed.iter_parts()) if html else [parsed]
+        written = text.replace("\r\n", "\n").replace("\r", "\n")
+        assert parts[0].get_content().replace("\r\n", "\n").rstrip("\n") == written.rstrip("\n")
 
 
 def test_plain_addresses_are_split_as_the_email_package_parses_them() -> None:
