@@ -28,10 +28,12 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
+from importlib.machinery import ModuleSpec
 from pathlib import Path
 from typing import Any
 
@@ -109,19 +111,37 @@ def _compose_all(drafts: Sequence[Draft]) -> list[Outgoing | str]:
 
 
 def _context() -> multiprocessing.context.BaseContext:
-    """The fork server's context where there is one (set to preload our modules), else the
+    """The fork server's context where there is one (set to preload this module), else the
     platform's default."""
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context()
     context = multiprocessing.get_context("forkserver")
-    loaded = [name for name in sys.modules if name.partition(".")[0] == "bot"]
-    context.set_forkserver_preload(["bot.composer", *sorted(loaded)])
+    context.set_forkserver_preload([__name__])
     return context
 
 
+@contextmanager
+def _main_left_alone() -> Iterator[None]:
+    """While workers start, have them leave the main module alone.
+
+    A new process runs the parent's main module again, so that functions defined there can be
+    unpickled, unless the main module is a package's ``__main__``. Workers only run functions
+    of this module; running the main module (the command line, with everything it imports)
+    would cost each of them a second of CPU. So, while they start, the main module says it is
+    such a ``__main__``.
+    """
+    main = sys.modules["__main__"]
+    spec = getattr(main, "__spec__", None)
+    main.__spec__ = ModuleSpec("bot.__main__", None)
+    try:
+        yield
+    finally:
+        main.__spec__ = spec
+
+
 def start_fork_server() -> None:
-    """Start the fork server now, so that its imports (a second or so of CPU) overlap with
-    what the caller does before it needs workers; a no-op where there is no fork server."""
+    """Start the fork server now, so that its imports overlap with what the caller does before
+    it needs workers; a no-op where there is no fork server."""
     try:
         if _context().get_start_method() == "forkserver":
             multiprocessing.forkserver.ensure_running()
@@ -155,10 +175,8 @@ class ComposePool:
         """Start the workers, or return None where process pools are unavailable.
 
         Workers come from a fork server (a clean process that has imported the renderer), not
-        from a fork of this one, whose threads may hold locks at the moment of the fork. Each
-        worker imports this program's main module again when it starts; the fork server
-        imports the paperbot modules this process has loaded, once, so that the workers find
-        most of what the main module imports already loaded.
+        from a fork of this one, whose threads may hold locks at the moment of the fork; they
+        do not run the main module again (see ``_main_left_alone``).
         """
         workers = worker_count()
         try:
@@ -177,12 +195,14 @@ class ComposePool:
     def warm_up(self) -> None:
         """Start every worker now (blocking: call it off the event loop); see ``ready``.
 
-        Starting the workers takes a second or so (the fork server and each worker import
-        modules), time the caller can use to compose in its own process. If the workers cannot
+        Starting the workers takes a few tenths of a second (the fork server imports the
+        renderer; each worker builds its own), time the caller can use to compose in its own
+        process. If the workers cannot
         be started, the pool never becomes ready.
         """
         try:
-            self._started = [self._executor.submit(_started) for _ in range(self._workers)]
+            with _main_left_alone():
+                self._started = [self._executor.submit(_started) for _ in range(self._workers)]
         except (OSError, RuntimeError) as exc:  # RuntimeError: closed meanwhile
             log.warning("composing in this process: the workers did not start (%s)", exc)
 

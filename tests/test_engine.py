@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import re
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -245,6 +247,34 @@ async def test_workers_compose_what_this_process_would(tmp_path: Path, faults: F
         return replace(m, data=re.sub(rb"=_[0-9a-f]{32}", b"=_boundary", m.data))
 
     assert [same(m) for m in composed] == [same(m) for m in local]  # type: ignore[arg-type]
+
+
+MAIN_SCRIPT = """
+import sys, time
+from pathlib import Path
+with open(sys.argv[1], "a") as runs:
+    print(__name__, file=runs)
+if __name__ == "__main__":
+    from bot.composer import ComposePool
+    pool = ComposePool.start(Path("templates"))
+    spec = __spec__
+    pool.warm_up()
+    while not pool.ready:
+        time.sleep(0.01)
+    assert __spec__ is spec, "the main module is left as it was"
+"""
+
+
+def test_workers_do_not_run_the_main_module_again(tmp_path: Path) -> None:
+    """Each worker would otherwise run the command line's imports again: a second of CPU."""
+    script, runs = tmp_path / "main.py", tmp_path / "runs.txt"
+    script.write_text(MAIN_SCRIPT)
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, str(script), str(runs)], cwd=root, capture_output=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    assert runs.read_text().split() == ["__main__"]
 
 
 async def test_stopping_a_large_run_releases_every_message_not_sent(
