@@ -120,6 +120,10 @@ def _context() -> multiprocessing.context.BaseContext:
     return context
 
 
+_SPAWNING = threading.Lock()
+"""Held while workers start: ``_main_left_alone`` changes the main module for the process."""
+
+
 @contextmanager
 def _main_left_alone() -> Iterator[None]:
     """While workers start, have them leave the main module alone.
@@ -197,11 +201,10 @@ class ComposePool:
 
         Starting the workers takes a few tenths of a second (the fork server imports the
         renderer; each worker builds its own), time the caller can use to compose in its own
-        process. If the workers cannot
-        be started, the pool never becomes ready.
+        process. If the workers cannot be started, the pool never becomes ready.
         """
         try:
-            with _main_left_alone():
+            with _SPAWNING, _main_left_alone():
                 self._started = [self._executor.submit(_started) for _ in range(self._workers)]
         except (OSError, RuntimeError) as exc:  # RuntimeError: closed meanwhile
             log.warning("composing in this process: the workers did not start (%s)", exc)

@@ -136,16 +136,24 @@ def quoted_printable(text: str) -> bytes:
 
 @lru_cache(maxsize=QP_LINES)
 def _quoted_line(line: str) -> bytes:
-    """One line (without its break) as quoted-printable, soft breaks included, and CRLF; no
-    encoded line starts with a dot."""
+    """One line (without its break) as quoted-printable, soft breaks included, and CRLF.
+
+    ``b2a_qp`` may start an encoded line with a dot, and ends a line with ``=20`` for a space
+    in its last columns, one past ``QP_LINE``; such a line is wrapped again.
+    """
     encoded = binascii.b2a_qp((line + "\r\n").encode("utf-8"), istext=True)
-    if encoded.startswith(b".") or b"\n." in encoded:
-        return _without_leading_dots(encoded)
+    if (
+        encoded.startswith(b".")
+        or b"\n." in encoded
+        or (len(encoded) > QP_LINE and any(len(x) > QP_LINE for x in encoded.split(b"\r\n")))
+    ):
+        return _rewrapped(encoded)
     return encoded
 
 
-def _without_leading_dots(encoded: bytes) -> bytes:
-    """An encoded line wrapped again, with ``=2E`` for a dot that would start a line."""
+def _rewrapped(encoded: bytes) -> bytes:
+    """An encoded line wrapped again within ``QP_LINE``, with ``=2E`` for a dot that would
+    start a line."""
     units = _QP_UNIT.findall(encoded[:-2].replace(b"=\r\n", b""))
     lines: list[bytes] = []
     line = b""

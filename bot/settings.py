@@ -18,6 +18,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from bot.errors import ConfigError
 
 DEFAULT_PORTS = {"none": 25, "starttls": 587, "tls": 465}
+MAX_BASE_URL = 500
+"""Longest PAPERBOT_BASE_URL: unsubscribe links carry it in a header line of at most 998."""
 
 
 def _checked_address(value: str) -> str:
@@ -85,6 +87,8 @@ class Settings(BaseSettings):
             return None
         if not value.startswith(("https://", "http://")) or any(c in value for c in " \r\n"):
             raise ValueError(f"{value!r} is not an http(s) URL")
+        if len(value) > MAX_BASE_URL:
+            raise ValueError(f"is longer than {MAX_BASE_URL} characters")
         return value.rstrip("/")
 
     @model_validator(mode="after")

@@ -165,9 +165,12 @@ def test_tokens_verify_and_resist_forgery() -> None:
 
 def test_quoted_printable_line_by_line_equals_the_whole_body_at_once() -> None:
     """As the standard library encodes the whole body, except where a line would start with
-    a dot: that line is wrapped again, with the dot escaped."""
+    a dot or pass 76 columns: that line is wrapped again."""
     rng = random.Random(2611)
-    pieces = ["a", " ", "\t", "=", ".", "\n", "\r", "\r\n", "é", "😀", "x" * 80, "  ", "-", "\xa0"]
+    pieces = [
+        "a", " ", "\t", "=", ".", "\n", "\r", "\r\n", "é", "😀", "x" * 80, "x" * 73, "  ", "-",
+        "\xa0",
+    ]  # fmt: skip
     rewrapped = 0
     for _ in range(3000):
         text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 40)))
@@ -178,7 +181,7 @@ def test_quoted_printable_line_by_line_equals_the_whole_body_at_once() -> None:
         lines = encoded.split(b"\r\n")
         assert lines.pop() == b"" and all(len(line) <= 76 for line in lines), repr(text)
         assert not any(line.startswith(b".") for line in lines), repr(text)
-        if any(line.startswith(b".") for line in expected.split(b"\r\n")):
+        if any(x.startswith(b".") or len(x) > 76 for x in expected.split(b"\r\n")):
             rewrapped += 1
             assert binascii.a2b_qp(encoded) == binascii.a2b_qp(expected), repr(text)
         else:
@@ -186,12 +189,16 @@ def test_quoted_printable_line_by_line_equals_the_whole_body_at_once() -> None:
     assert rewrapped > 100
 
 
-def test_a_dot_that_would_start_a_line_is_escaped_within_the_line_length() -> None:
+def test_encoded_lines_never_start_with_a_dot_nor_pass_76_columns() -> None:
     encoded = quoted_printable("x" * 75 + ".tail\n.head\n" + "y" * 74 + "=." + "z" * 80)
     assert encoded.split(b"\r\n") == [
         b"x" * 75 + b"=", b"=2Etail", b"=2Ehead", b"y" * 74 + b"=", b"=3D." + b"z" * 71 + b"=",
         b"z" * 9, b"",
     ]  # fmt: skip
+    # b2a_qp writes a space in the last columns as =20, one column too many
+    assert binascii.b2a_qp(b"x" * 74 + b" \r\n", istext=True) == b"x" * 74 + b"=20\r\n"
+    assert quoted_printable("x" * 74 + " ") == b"x" * 74 + b"=\r\n=20\r\n"
+    assert quoted_printable("x" * 74 + "\t\n") == b"x" * 74 + b"=\r\n=09\r\n"
 
 
 def test_messages_go_through_smtp_data_as_they_are() -> None:

@@ -167,10 +167,14 @@ def test_invalid_profiles_send_nothing_and_exit_2(
 
 
 def test_bad_settings_list_every_problem(env: dict[str, str]) -> None:
-    bad = {"PAPERBOT_SMTP_PORT": "seventy", "PAPERBOT_SMTP_SECURITY": "ssl"}
+    bad = {
+        "PAPERBOT_SMTP_PORT": "seventy", "PAPERBOT_SMTP_SECURITY": "ssl",
+        "PAPERBOT_BASE_URL": "https://p.example.org/" + "x" * 500, "PAPERBOT_SECRET_KEY": "k",
+    }  # fmt: skip
     result = runner.invoke(app, ["send"], env=bad)
     assert result.exit_code == 2
     assert "PAPERBOT_SMTP_PORT" in result.output and "PAPERBOT_SMTP_SECURITY" in result.output
+    assert "PAPERBOT_BASE_URL" in result.output and "longer than 500" in result.output
 
 
 @pytest.mark.parametrize("removed", ["grace@example.org"])
