@@ -20,7 +20,7 @@ How each failure is handled:
   ``smtp_max_failures`` such failures in a row, stop
 - connection lost after the data: the row stays ``sending``; its lease runs out and it is sent
   again, with the same Message-ID
-- authentication or TLS failure: stop at once
+- authentication or TLS failure, or an SMTP host name that does not exist: stop at once
 Stopping (or ``deps.stop``) releases the claimed messages not yet sent, for the next run.
 """
 

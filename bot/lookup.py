@@ -20,7 +20,9 @@ async def preview(deps: Deps, subscriber: Subscriber, day: date) -> tuple[Digest
 
     The day's papers are fetched and stored if needed; the ledger is not touched.
     """
-    await ensure_papers(deps, day, SendReport())
+    missing = await ensure_papers(deps, day, SendReport())
+    if missing:
+        raise BotError(missing)
     target = Target(subscriber, deps.store.subscriber_id(subscriber.email) or -1, day)
     selection = select(deps, [target], candidates(deps, [target], force=False))[target.sid]
     digest = build_digest(subscriber, day, selection)

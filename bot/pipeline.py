@@ -123,6 +123,11 @@ class FetchSummary:
         """The sources that failed."""
         return [s for s in self.sources if s.get("status") == "failed"]
 
+    @property
+    def all_failed(self) -> bool:
+        """Whether there were sources and every one failed."""
+        return bool(self.sources) and len(self.failed) == len(self.sources)
+
 
 async def fetch_and_store(deps: Deps, day: date) -> FetchSummary:
     """Fetch the lists for ``day`` and store them; running it again only updates counts."""
@@ -134,10 +139,22 @@ async def fetch_and_store(deps: Deps, day: date) -> FetchSummary:
     return FetchSummary(day, len(fetched.papers), new, updated, list(fetched.sources))
 
 
-async def ensure_papers(deps: Deps, day: date, report: SendReport, *, again: bool = False) -> None:
-    """Fetch and store the list for ``day`` unless it is stored already (or ``again``)."""
-    if again or not deps.store.has_papers_for(day):
-        report.sources.extend((await fetch_and_store(deps, day)).sources)
+async def ensure_papers(
+    deps: Deps, day: date, report: SendReport, *, again: bool = False
+) -> str | None:
+    """Fetch and store the list for ``day`` unless it is stored already (or ``again``).
+
+    Returns why there is no list for ``day`` when every source failed and none is stored.
+    """
+    if not again and deps.store.has_papers_for(day):
+        return None
+    summary = await fetch_and_store(deps, day)
+    report.sources.extend(summary.sources)
+    if not summary.all_failed or deps.store.has_papers_for(day):
+        return None
+    reasons = [(str(s.get("source")), str(s.get("reason"))) for s in summary.failed]
+    said = "; ".join(why if source in why else f"{source}: {why}" for source, why in reasons)
+    return f"no papers for {day}: every source failed ({said})"
 
 
 def candidates(deps: Deps, targets: Sequence[Target], force: bool) -> dict[int, list[Paper]]:
@@ -259,6 +276,18 @@ def _not_done(deps: Deps, targets: list[Target], report: SendReport) -> list[Tar
     return left
 
 
+def _left_for_later(
+    deps: Deps, targets: list[Target], day: date, why: str, report: SendReport
+) -> list[Target]:
+    """Report the targets of ``day`` as failed (recording nothing) and return the others."""
+    for target in targets:
+        if target.day == day:
+            outcome = Outcome(target.subscriber.email, "failed", 0, why, day)
+            report.outcomes.append(outcome)
+            deps.on_outcome(outcome)
+    return [t for t in targets if t.day != day]
+
+
 async def send_digests(
     deps: Deps, subscribers: Sequence[Subscriber], options: SendOptions
 ) -> SendReport:
@@ -285,7 +314,11 @@ async def send_to_targets(deps: Deps, targets: list[Target], options: SendOption
     if not options.dry_run and deps.mailer is not None:
         prepare_delivery(len(targets))  # what starts workers starts while we fetch and match
     for day in sorted({t.day for t in targets}) if options.fetch_missing else ():
-        await ensure_papers(deps, day, report, again=options.refetch)
+        missing = await ensure_papers(deps, day, report, again=options.refetch)
+        if missing:  # nothing is settled for that date: a later run sends its digests
+            targets = _left_for_later(deps, targets, day, missing, report)
+    if not targets:
+        return report
     selections = select(deps, targets, candidates(deps, targets, options.force))
     jobs = _digest_jobs(deps, targets, selections, options, report)
     if options.dry_run or deps.mailer is None:

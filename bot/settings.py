@@ -5,18 +5,22 @@ Everything is validated at start; every problem is reported at once in one Confi
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from email.headerregistry import Address
 from email.utils import parseaddr
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
+from dotenv import dotenv_values
 from email_validator import EmailNotValidError, validate_email
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.errors import ConfigError
 
+ENV_FILE = Path(".env")
 DEFAULT_PORTS = {"none": 25, "starttls": 587, "tls": 465}
 MAX_BASE_URL = 500
 """Longest PAPERBOT_BASE_URL: unsubscribe links carry it in a header line of at most 998."""
@@ -33,7 +37,7 @@ class Settings(BaseSettings):
     """Every knob an operator can turn. Secrets live here, never in the profiles YAML."""
 
     model_config = SettingsConfigDict(
-        env_prefix="PAPERBOT_", env_file=".env", extra="ignore", populate_by_name=True
+        env_prefix="PAPERBOT_", env_file=ENV_FILE, extra="ignore", populate_by_name=True
     )
 
     database_url: str = "sqlite:///paperbot.db"
@@ -64,6 +68,17 @@ class Settings(BaseSettings):
     alert_failed_share: float = Field(0.2, gt=0, le=1)
     log_format: Literal["text", "json"] = "text"
     arxiv_include_replacements: bool = False
+
+    @field_validator("sources")
+    @classmethod
+    def _source_list(cls, value: str) -> str:
+        from bot.sources import parse_spec  # the sources import the HTTP client: only when asked
+
+        try:
+            parse_spec(value)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return value
 
     @field_validator("from_")
     @classmethod
@@ -124,7 +139,26 @@ def _parse_sender(value: str) -> Address:
     return Address(display_name=name, addr_spec=addr)
 
 
-def load_settings(env_file: Path | None = Path(".env"), **overrides: object) -> Settings:
+def unknown_names(names: Iterable[str]) -> list[str]:
+    """A warning for each ``PAPERBOT_*`` name no setting has (a typo is otherwise silently
+    ignored), with the closest known name when there is one."""
+    known = {
+        (field.alias or f"PAPERBOT_{name}").upper() for name, field in Settings.model_fields.items()
+    }
+    warnings = []
+    for name in sorted({n.upper() for n in names if n.upper().startswith("PAPERBOT_")} - known):
+        close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.8)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        warnings.append(f"{name} is not a paperbot setting and is ignored{hint}")
+    return warnings
+
+
+def names_in_env_file(env_file: Path = ENV_FILE) -> list[str]:
+    """The names set in ``env_file`` (none when there is no such file)."""
+    return [n for n in dotenv_values(env_file) if n] if env_file.is_file() else []
+
+
+def load_settings(env_file: Path | None = ENV_FILE, **overrides: object) -> Settings:
     """Read and validate the settings; raise ConfigError listing every problem."""
     try:
         factory: Any = Settings

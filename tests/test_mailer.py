@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 import subprocess
 from collections.abc import AsyncIterator, Iterator
@@ -11,11 +12,17 @@ from email import message_from_bytes, policy
 from email.headerregistry import Address
 from pathlib import Path
 
+import aiosmtplib
 import pytest
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from bot.errors import FatalDeliveryError, PermanentDeliveryError, TemporaryDeliveryError
-from bot.mailer import SmtpMailer, classify_reply
+from bot.errors import (
+    ConnectionDeliveryError,
+    FatalDeliveryError,
+    PermanentDeliveryError,
+    TemporaryDeliveryError,
+)
+from bot.mailer import SmtpMailer, classify, classify_reply
 from bot.message import Envelope, Outgoing, build_message
 from bot.outbox import OutboxMailer
 from tests.conftest import OffersPipelining, RecordingHandler, SmtpServer, free_port, running
@@ -39,6 +46,20 @@ def message(to: str, n: int = 1, text: str = "plain", html: str = "<p>html</p>")
 def test_reply_codes(code: int, kind: type[Exception]) -> None:
     error = classify_reply(code, "text")
     assert type(error) is kind and error.code == code
+
+
+def test_a_host_that_does_not_exist_stops_the_run() -> None:
+    """A name that does not resolve is a setting to fix; a lookup that failed for now is not."""
+
+    def connect_error(errno: int, text: str) -> Exception:
+        error = aiosmtplib.SMTPConnectError(f"Error connecting to smtp.example.invalid: {text}")
+        error.__cause__ = socket.gaierror(errno, text)
+        return error
+
+    missing = classify(connect_error(socket.EAI_NONAME, "Name or service not known"))
+    assert isinstance(missing, FatalDeliveryError) and "PAPERBOT_SMTP_HOST" in str(missing)
+    later = classify(connect_error(socket.EAI_AGAIN, "Temporary failure in name resolution"))
+    assert isinstance(later, ConnectionDeliveryError)
 
 
 async def test_one_connection_for_the_batch(smtp_server: SmtpServer) -> None:

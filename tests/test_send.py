@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -12,10 +15,12 @@ from typer.testing import CliRunner
 
 from bot.cli import app
 from bot.message import verify_token
+from bot.settings import unknown_names
 from bot.store import Store
 from tests.conftest import SmtpServer
 
 runner = CliRunner()
+ROOT = str(Path(__file__).resolve().parents[1])
 
 
 def send(*args: str, env: dict[str, str] | None = None) -> Any:
@@ -109,6 +114,25 @@ def test_dry_run_sends_and_records_nothing(env: dict[str, str], smtp_server: Smt
     assert len(smtp_server.messages) == 2
 
 
+def test_a_day_no_source_could_fetch_is_left_for_a_later_run(
+    env: dict[str, str], tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    """Nobody is told "nothing matched" about a list that was never read, and nothing is
+    recorded: once the source is back, the same command sends every digest."""
+    broken = smtp_server.env() | {"PAPERBOT_SOURCES": f"file:{tmp_path}/missing.jsonl"}
+    result = send(env=broken)
+    assert result.exit_code == 1, result.output
+    assert "every source failed" in result.output and "missing.jsonl" in result.output
+    assert smtp_server.messages == []
+    store = Store(env["PAPERBOT_DATABASE_URL"])
+    assert store.ledger.counts() == []
+    assert store.recent_runs(1)[0].status == "failed"
+    assert "failed" in send("--dry-run", env=broken).output
+    result = send(env=smtp_server.env())
+    assert result.exit_code == 0, result.output
+    assert "sent 2, skipped 1, failed 0" in result.output
+
+
 def test_outbox_when_no_smtp_host(env: dict[str, str]) -> None:
     result = send()
     assert result.exit_code == 0, result.output
@@ -170,11 +194,33 @@ def test_bad_settings_list_every_problem(env: dict[str, str]) -> None:
     bad = {
         "PAPERBOT_SMTP_PORT": "seventy", "PAPERBOT_SMTP_SECURITY": "ssl",
         "PAPERBOT_BASE_URL": "https://p.example.org/" + "x" * 500, "PAPERBOT_SECRET_KEY": "k",
+        "PAPERBOT_SOURCES": "hf,bogus",
     }  # fmt: skip
     result = runner.invoke(app, ["send"], env=bad)
     assert result.exit_code == 2
     assert "PAPERBOT_SMTP_PORT" in result.output and "PAPERBOT_SMTP_SECURITY" in result.output
     assert "PAPERBOT_BASE_URL" in result.output and "longer than 500" in result.output
+    assert "PAPERBOT_SOURCES: invalid source 'bogus'" in result.output
+
+
+def test_misspelt_setting_names_are_pointed_out(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("PAPERBOT_SMTP_SECURTY=tls\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PAPERBOT_")}
+    env |= {"PAPERBOT_SMTP_PORTT": "25", "PAPERBOT_DATABASE_URL": f"sqlite:///{tmp_path}/p.db"}
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "status"], cwd=tmp_path, env=env | {"PYTHONPATH": ROOT},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines()[:2] == [
+        "PAPERBOT_SMTP_PORTT is not a paperbot setting and is ignored"
+        " (did you mean PAPERBOT_SMTP_PORT?)",
+        "PAPERBOT_SMTP_SECURTY is not a paperbot setting and is ignored"
+        " (did you mean PAPERBOT_SMTP_SECURITY?)",
+    ]
+    assert unknown_names(["PAPERBOT_FROM", "PAPERBOT_SMTP_HOST", "HOME", "paperbot_zzz"]) == [
+        "PAPERBOT_ZZZ is not a paperbot setting and is ignored"
+    ]
 
 
 @pytest.mark.parametrize("removed", ["grace@example.org"])

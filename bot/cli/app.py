@@ -4,6 +4,8 @@ turn settings into real parts (store, mailer, fetch)."""
 from __future__ import annotations
 
 import functools
+import logging
+import os
 import sys
 from collections.abc import Callable
 from datetime import UTC, date, datetime
@@ -24,7 +26,7 @@ from bot.outbox import OutboxMailer
 from bot.pipeline import Deps, Fetched
 from bot.profiles import Profiles, parse_profiles
 from bot.render import Renderer
-from bot.settings import Settings, load_settings
+from bot.settings import Settings, load_settings, names_in_env_file, unknown_names
 from bot.store import Store
 
 app = typer.Typer(
@@ -44,6 +46,8 @@ DateOption = Annotated[
     datetime | None, typer.Option("--date", formats=["%Y-%m-%d"], help="YYYY-MM-DD")
 ]
 SourceOption = Annotated[str | None, typer.Option("--source", help="Source SPEC")]
+
+log = logging.getLogger(__name__)
 
 
 def handle_errors(command: F) -> F:
@@ -128,7 +132,9 @@ def make_deps(config: Settings, spec: str | None = None, mailer: Mailer | None =
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point; a ``PAPERBOT_*`` name that is no setting is pointed out."""
+    for warning in unknown_names([*os.environ, *names_in_env_file()]):
+        log.warning("%s", warning)
     try:
         app()
     except KeyboardInterrupt:
