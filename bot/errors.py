@@ -14,6 +14,7 @@ BotError                 anything the CLI turns into a clear message and an exit
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 
@@ -31,16 +32,27 @@ class ConfigError(BotError):
 
 @dataclass(frozen=True, slots=True)
 class Problem:
-    """One problem in a profiles file, located as precisely as the file allows."""
+    """One problem in a profiles file, located as precisely as the file allows.
+
+    ``section`` names a part of the file that is not a subscriber (``defaults``); ``column`` is
+    known for YAML syntax errors.
+    """
 
     file: str
     line: int | None
     subscriber: str | None
     field: str | None
     message: str
+    column: int | None = dataclasses.field(default=None, kw_only=True)
+    section: str | None = dataclasses.field(default=None, kw_only=True)
 
     def __str__(self) -> str:
-        parts = [self.file if self.line is None else f"{self.file}:{self.line}"]
+        where = self.file if self.line is None else f"{self.file}:{self.line}"
+        if self.line is not None and self.column is not None:
+            where += f":{self.column}"
+        parts = [where]
+        if self.section:
+            parts.append(self.section)
         if self.subscriber:
             parts.append(f"subscriber {self.subscriber}")
         if self.field:

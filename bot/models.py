@@ -13,13 +13,72 @@ from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from email_validator import EmailNotValidError, validate_email
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 FREQUENCY_PATTERN = r"^(daily|weekdays|weekly:(mon|tue|wed|thu|fri|sat|sun))$"
 CATEGORY_PATTERN = r"^[a-zA-Z-]+(\.[a-zA-Z-]+)?$"
+EMPTY_EMAIL = "is empty: every subscriber needs an address, e.g. email: ada@example.org"
 
 Phrase = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+def _arxiv_category(value: object) -> object:
+    if isinstance(value, str) and not re.match(CATEGORY_PATTERN, value.strip()):
+        raise ValueError(
+            f"{value!r} is not an arXiv category: write an archive, a dot and a subject class, "
+            "such as cs.LG, math.ST or stat.ML (or an archive alone, such as hep-th)"
+        )
+    return value
+
+
+def _known_frequency(value: object) -> object:
+    if isinstance(value, str) and not re.match(FREQUENCY_PATTERN, value.strip()):
+        raise ValueError(f"{value!r} is not daily, weekdays or weekly:mon … weekly:sun")
+    return value
+
+
+def _known_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown time zone {value!r} (use an IANA name such as Europe/Berlin)"
+        ) from None
+    return value
+
+
+def _hh_mm(value: object) -> object:
+    if not isinstance(value, str | time) or (
+        isinstance(value, str)
+        and not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?", value.strip())
+    ):
+        raise ValueError(f'{value!r} is not a time of day "HH:MM" (00:00 to 23:59)')
+    return value
+
+
+Category = Annotated[str, Field(pattern=CATEGORY_PATTERN), BeforeValidator(_arxiv_category)]
+TimeZoneName = Annotated[
+    str, Field(description="IANA time zone name, e.g. Europe/London."), AfterValidator(_known_zone)
+]
+SendAt = Annotated[time, Field(description='Local send time, "HH:MM".'), BeforeValidator(_hh_mm)]
+Frequency = Annotated[
+    str,
+    Field(pattern=FREQUENCY_PATTERN, description="daily | weekdays | weekly:mon … weekly:sun"),
+    BeforeValidator(_known_frequency),
+]
+# Strict: YAML's true/false never pass as numbers, quoted "5" never passes as 5, 1 never as true.
+MaxPapers = Annotated[int, Field(strict=True, ge=1, le=100)]
+MinScore = Annotated[float, Field(strict=True, ge=0, le=1)] | None
+SendEmpty = Annotated[bool, Field(strict=True)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,10 +118,17 @@ class Interests(_Strict):
     description: str = Field("", max_length=5000, description="Free text, used as a soft query.")
     exclude: list[Phrase] = Field(default_factory=list, description="Phrases that veto a paper.")
     authors: list[Phrase] = Field(default_factory=list, description="Authors to follow.")
-    categories: list[Annotated[str, Field(pattern=CATEGORY_PATTERN)]] = Field(
+    categories: list[Category] = Field(
         default_factory=list, description="arXiv categories, e.g. cs.LG."
     )
     like: list[Phrase] = Field(default_factory=list, description="Ids of papers liked.")
+
+    @property
+    def empty(self) -> bool:
+        """Whether nothing here can select a paper (``exclude`` only takes papers away)."""
+        return not (
+            self.keywords or self.description or self.authors or self.categories or self.like
+        )
 
 
 class AlertRule(_Strict):
@@ -83,63 +149,61 @@ class AlertRule(_Strict):
         return self.name or ", ".join([*self.authors, *self.keywords])
 
 
+class Defaults(_Strict):
+    """The ``defaults:`` block: what every subscriber gets unless they set their own."""
+
+    timezone: TimeZoneName = "UTC"
+    send_at: SendAt = time(8, 0)
+    frequency: Frequency = "daily"
+    max_papers: MaxPapers = 10
+    min_score: MinScore = None
+    send_empty: SendEmpty = False
+
+
 class Subscriber(_Strict):
     """One subscriber as the profiles file describes them (defaults already applied)."""
 
     email: str = Field(description="Where digests go.")
     name: str | None = Field(None, max_length=200)
-    timezone: str = Field("UTC", description="IANA time zone name, e.g. Europe/London.")
-    send_at: time = Field(time(8, 0), description='Local send time, "HH:MM".')
-    frequency: str = Field(
-        "daily", pattern=FREQUENCY_PATTERN, description="daily | weekdays | weekly:mon … weekly:sun"
-    )
-    max_papers: int = Field(10, ge=1, le=100)
-    min_score: float | None = Field(None, ge=0, le=1)
-    send_empty: bool = False
+    timezone: TimeZoneName = "UTC"
+    send_at: SendAt = time(8, 0)
+    frequency: Frequency = "daily"
+    max_papers: MaxPapers = 10
+    min_score: MinScore = None
+    send_empty: SendEmpty = False
     interests: Interests = Field(default_factory=Interests)
     alerts: list[AlertRule] = Field(default_factory=list)
+
+    @field_validator("email", mode="before")
+    @classmethod
+    def _email_given(cls, value: object) -> object:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            raise ValueError(EMPTY_EMAIL)
+        return value
 
     @field_validator("email")
     @classmethod
     def _valid_email(cls, value: str) -> str:
+        local = value.rpartition("@")[0]
+        if not local.isascii():
+            odd = "".join(dict.fromkeys(c for c in local if not c.isascii()))
+            raise ValueError(
+                f"{value!r}: the part before the @ must be plain ASCII ({odd!r} cannot be "
+                "delivered: the mail server would need SMTPUTF8); an international domain "
+                "after the @ is fine"
+            )
         try:
-            return validate_email(value, check_deliverability=False).normalized
+            return validate_email(
+                value, check_deliverability=False, allow_smtputf8=False
+            ).normalized
         except EmailNotValidError as exc:
-            raise ValueError(str(exc)) from None
-
-    @field_validator("frequency", mode="before")
-    @classmethod
-    def _known_frequency(cls, value: object) -> object:
-        if isinstance(value, str) and not re.match(FREQUENCY_PATTERN, value.strip()):
-            raise ValueError(f"{value!r} is not daily, weekdays or weekly:mon … weekly:sun")
-        return value
+            raise ValueError(f"{value!r}: {exc}") from None
 
     @field_validator("name")
     @classmethod
     def _one_line_name(cls, value: str | None) -> str | None:
         if value is not None and re.search(r"[\r\n]", value):
             raise ValueError("must be a single line")
-        return value
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"unknown time zone {value!r} (use an IANA name such as Europe/Berlin)"
-            ) from None
-        return value
-
-    @field_validator("send_at", mode="before")
-    @classmethod
-    def _hh_mm(cls, value: object) -> object:
-        if not isinstance(value, str | time) or (
-            isinstance(value, str)
-            and not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?", value.strip())
-        ):
-            raise ValueError(f'{value!r} is not a time of day "HH:MM" (00:00 to 23:59)')
         return value
 
     @property

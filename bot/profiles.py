@@ -2,7 +2,8 @@
 
 The YAML is composed into a node tree first so that each pydantic error can be mapped back to the
 line of the offending value. Any problem rejects the whole file: a bad edit never silently drops
-anyone.
+anyone. Problems that do not make the file wrong but make a subscriber useless (no interests) come
+back as warnings.
 """
 
 from __future__ import annotations
@@ -10,26 +11,38 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import yaml
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from bot.errors import Problem, ProfileError
-from bot.models import AlertRule, Interests, Subscriber
+from bot.models import AlertRule, Defaults, Interests, Subscriber
 
-TOP_LEVEL_KEYS = {"defaults", "subscribers"}
-DEFAULT_KEYS = {"timezone", "send_at", "frequency", "max_papers", "min_score", "send_empty"}
+TOP_LEVEL_KEYS = ("defaults", "subscribers")
+DEFAULT_KEYS = tuple(Defaults.model_fields)
+INTEREST_KEYS = tuple(Interests.model_fields)
+EXAMPLES = {"max_papers": "10", "min_score": "0.3", "send_empty": "true"}
+YAML_HINTS = {
+    "mapping values are not allowed here": "a value that contains ': ' must be in quotes",
+    "found character '\\t' that cannot start any token": "indent with spaces, not tabs",
+}
+NO_INTERESTS = (
+    "no keywords, description, authors, categories or liked papers: this subscriber will never "
+    "get a digest; add some under interests:"
+)
 
 
 @dataclass(frozen=True, slots=True)
 class Profiles:
-    """A valid profiles file: its subscribers, in file order."""
+    """A valid profiles file: its subscribers, in file order, and what deserves a warning."""
 
     source: str
     subscribers: tuple[Subscriber, ...]
+    warnings: tuple[Problem, ...] = ()
 
 
 class _Loader(yaml.SafeLoader):
@@ -47,6 +60,16 @@ _Loader.add_implicit_resolver(
 
 def _line(node: yaml.Node | None) -> int | None:
     return None if node is None else node.start_mark.line + 1
+
+
+def _key_node(node: yaml.Node | None, key: str | int) -> yaml.Node | None:
+    """The key node ``key`` of a mapping node (the first one), or None."""
+    if isinstance(node, yaml.MappingNode):
+        for k, _ in node.value:
+            if k.value == key:
+                found: yaml.Node = k
+                return found
+    return None
 
 
 def _child(node: yaml.Node | None, key: str | int) -> yaml.Node | None:
@@ -72,19 +95,117 @@ def _node_at(node: yaml.Node | None, path: Sequence[str | int]) -> yaml.Node | N
     return node
 
 
-def _duplicate_keys(node: yaml.Node, source: str) -> list[Problem]:
-    problems: list[Problem] = []
-    if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
-        for key, value in node.value:
-            if key.value in seen:
-                problems.append(Problem(source, _line(key), None, key.value, "duplicate key"))
-            seen.add(key.value)
-            problems += _duplicate_keys(value, source)
-    elif isinstance(node, yaml.SequenceNode):
-        for item in node.value:
-            problems += _duplicate_keys(item, source)
-    return problems
+def _node_email(node: yaml.Node) -> str | None:
+    value = _child(node, "email")
+    if isinstance(value, yaml.ScalarNode) and value.tag.endswith(":str") and value.value:
+        return str(value.value)
+    return None
+
+
+def _dotted(path: Sequence[str | int]) -> str:
+    return ".".join(str(p) for p in path)
+
+
+# --- YAML syntax ---------------------------------------------------------------------------------
+
+_EMAIL_LINE = re.compile(r"^(?P<indent> *)(?P<dash>- +)?email:[ \t]*(?P<value>[^#]*?)\s*(#.*)?$")
+_ITEM_LINE = re.compile(r"^(?P<indent> *)- ")
+
+
+def _subscriber_lines(lines: Sequence[str]) -> tuple[int, int] | None:
+    """(index of the ``subscribers:`` line, indentation of its ``- `` items), read from the text."""
+    for i, text in enumerate(lines):
+        if re.match(r"subscribers:\s*(#.*)?$", text):
+            indents = []
+            for after in lines[i + 1 :]:
+                if after.strip() and not after.startswith((" ", "#")):
+                    break
+                if item := _ITEM_LINE.match(after):
+                    indents.append(len(item["indent"]))
+            return (i, min(indents)) if indents else None
+    return None
+
+
+def _subscriber_near(lines: Sequence[str], number: int) -> str | None:
+    """The address of the subscriber entry that holds 1-based line ``number``, from the text."""
+    section = _subscriber_lines(lines)
+    if section is None or number - 1 <= section[0]:
+        return None
+    first, indent = section
+    start = next(
+        (
+            i
+            for i in range(min(number, len(lines)) - 1, first, -1)
+            if (m := _ITEM_LINE.match(lines[i])) and len(m["indent"]) == indent
+        ),
+        None,
+    )
+    if start is None:
+        return None
+    for i in range(start, len(lines)):
+        text = lines[i]
+        if i > start and (
+            ((m := _ITEM_LINE.match(text)) and len(m["indent"]) <= indent)
+            or (text.strip() and not text.startswith((" ", "#")))
+        ):
+            break
+        email = _EMAIL_LINE.match(text[indent + 2 :] if i == start else text)
+        if email and (i == start or len(email["indent"]) == indent + 2):
+            return email["value"].strip("'\"") or None
+    return None
+
+
+def _parses_past(text: str, number: int) -> bool:
+    try:
+        yaml.compose(text, Loader=_Loader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        return mark is not None and mark.line + 1 > number
+    return True
+
+
+def _missing_dash(lines: list[str], number: int) -> tuple[int, str] | None:
+    """An ``email:`` line at or before line ``number`` that parses once a ``- `` is put before
+    it: (its 1-based line, the line as it should be)."""
+    section = _subscriber_lines(lines)
+    if section is None:
+        return None
+    first, indent = section
+    candidates = [
+        i
+        for i in range(min(number, len(lines)) - 1, first, -1)
+        if (found := _EMAIL_LINE.match(lines[i]))
+        and not found["dash"]
+        and len(found["indent"]) in (indent, indent + 2)
+    ]
+    for i in candidates[:3]:  # the nearest few: each try parses the file again
+        fixed = " " * indent + "- " + lines[i].lstrip()
+        if _parses_past("\n".join([*lines[:i], fixed, *lines[i + 1 :]]), number):
+            return i + 1, fixed
+    return None
+
+
+def _syntax_problem(text: str, exc: yaml.YAMLError, source: str) -> Problem:
+    mark = getattr(exc, "problem_mark", None)
+    if mark is None:
+        return Problem(source, None, None, None, f"not valid YAML: {exc}")
+    lines = text.splitlines()
+    number, column = mark.line + 1, mark.column + 1
+    dash = _missing_dash(lines, number)
+    if dash is not None:
+        number, fixed = dash
+        message = (
+            "not valid YAML: looks like the '- ' before this subscriber is missing; "
+            f"write {fixed.strip()!r}, its '-' lined up with the other subscribers'"
+        )
+        column = len(lines[number - 1]) - len(lines[number - 1].lstrip()) + 1
+        who = _subscriber_near([*lines[: number - 1], fixed, *lines[number:]], number)
+        return Problem(source, number, who, "email", message, column=column)
+    reason = getattr(exc, "problem", None) or str(exc)
+    hint = YAML_HINTS.get(reason)
+    message = f"not valid YAML: {reason}" + (f" ({hint})" if hint else "")
+    who = _subscriber_near(lines, number)
+    return Problem(source, number, who, None, message, column=column)
 
 
 def _compose(text: str, source: str) -> tuple[yaml.Node | None, Any]:
@@ -92,80 +213,251 @@ def _compose(text: str, source: str) -> tuple[yaml.Node | None, Any]:
         root = yaml.compose(text, Loader=_Loader)
         data = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        reason = getattr(exc, "problem", None) or str(exc)
-        raise ProfileError(
-            [Problem(source, line, None, None, f"not valid YAML: {reason}")]
-        ) from None
+        raise ProfileError([_syntax_problem(text, exc, source)]) from None
     return root, data
+
+
+# --- the node tree: repeated keys ----------------------------------------------------------------
+
+
+def _duplicate_keys(root: yaml.Node, source: str) -> list[Problem]:
+    """Every key written twice in one mapping (YAML would silently keep only the last)."""
+    problems: list[Problem] = []
+
+    def walk(node: yaml.Node, path: tuple[str | int, ...], who: str | None) -> None:
+        if isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                if path == ("subscribers",):
+                    who = _node_email(item) or f"#{index + 1}"
+                walk(item, (*path, index), who)
+            return
+        if not isinstance(node, yaml.MappingNode):
+            return
+        in_subscriber = len(path) == 2 and path[0] == "subscribers"
+        first: dict[str, yaml.Node] = {}
+        merged = False  # a second subscriber run into this one: the rest repeats because of it
+        for key, value in node.value:
+            name = str(key.value)
+            here = (*path, name)
+            if name not in first:
+                first[name] = key
+            elif in_subscriber and name == "email" and not merged:
+                merged = True
+                message = (
+                    f"a second 'email:' inside subscriber {who} (line {_line(first[name])}): "
+                    "looks like the '- ' before this subscriber is missing; write "
+                    f"'- email: {value.value}', its '-' lined up with the other subscribers'"
+                )
+                named = value.value if isinstance(value, yaml.ScalarNode) and value.value else who
+                problems.append(Problem(source, _line(key), named, name, message))
+            elif not merged:
+                section = "defaults" if path == ("defaults",) else None
+                # the field as the subscriber (or the defaults block) sees it
+                field = here[1:] if section else here[2:] if who else here
+                message = f"duplicate key (first at line {_line(first[name])}): keep only one"
+                problems.append(
+                    Problem(source, _line(key), who, _dotted(field), message, section=section)
+                )
+            walk(value, here, who)
+
+    walk(root, (), None)
+    return problems
+
+
+# --- pydantic errors -> messages -----------------------------------------------------------------
+
+
+def _suggestion(key: str, candidates: Collection[str]) -> str:
+    close = difflib.get_close_matches(key, sorted(candidates), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _unknown_key(path: Sequence[str | int]) -> str:
+    """What to say about a key the model does not know, given where it is."""
+    key, parent = str(path[-1]), [p for p in path[:-1] if isinstance(p, str)]
+    if not parent:
+        if key in INTEREST_KEYS:
+            return f"unknown key: '{key}' belongs under interests: (indent it below 'interests:')"
+        return "unknown key" + _suggestion(key, Subscriber.model_fields)
+    if parent == ["interests"]:
+        if key in Subscriber.model_fields:
+            return (
+                f"unknown key: '{key}' is a subscriber setting, not an interest "
+                "(move it out of interests:, level with 'email:')"
+            )
+        return "unknown key" + _suggestion(key, Interests.model_fields)
+    if parent == ["alerts"]:
+        return "unknown key" + _suggestion(key, AlertRule.model_fields)
+    return "unknown key"
+
+
+def _example(key: str, path: Sequence[str | int], value: str) -> str:
+    """``key: value`` as it should be written (a list item in brackets)."""
+    return f"{key}: [{value}]" if path and isinstance(path[-1], int) else f"{key}: {value}"
+
+
+def _message(err: ErrorDetails, node: yaml.Node | None) -> str:
+    """A message that says what is wrong and how to write it instead."""
+    kind, value = err["type"], err.get("input")
+    path = [p for p in err["loc"] if isinstance(p, str | int)]
+    key = next((str(p) for p in reversed(path) if isinstance(p, str)), "value")
+    raw = node.value if isinstance(node, yaml.ScalarNode) and node.value else None
+    typed = "a boolean (true/false)" if isinstance(value, bool) else "a number"
+    if kind == "missing":
+        return "required" + (": every subscriber needs an address" if path == ["email"] else "")
+    if value is None and kind.endswith("_type"):
+        return "is empty: give a value or remove the line"
+    if kind == "string_type" and isinstance(value, bool | int | float) and raw:
+        return (
+            f"YAML reads {raw} as {typed}, not as text: put it in quotes, "
+            f"e.g. {_example(key, path, json.dumps(raw))}"
+        )
+    if kind in ("int_type", "float_type") and isinstance(value, str):
+        shown = value.strip() if re.fullmatch(r"\s*[-+]?\d+(\.\d*)?\s*", value) else EXAMPLES[key]
+        return f"{value!r} is text: write a number without quotes, e.g. {key}: {shown}"
+    if kind in ("int_type", "float_type") and isinstance(value, bool):
+        return (
+            f"YAML reads {raw or value} as a boolean (true/false), not a number: "
+            f"write a number, e.g. {key}: {EXAMPLES[key]}"
+        )
+    if kind in ("less_than_equal", "greater_than_equal") and "ctx" in err:
+        bound = err["ctx"]["le" if kind == "less_than_equal" else "ge"]
+        word = "at most" if kind == "less_than_equal" else "at least"
+        shown = f"{bound:g}" if isinstance(bound, int | float) else bound
+        return f"must be {word} {shown} (found {value!r})"
+    if kind == "int_type":
+        return f"{value!r} is not a whole number: write one, e.g. {key}: {EXAMPLES[key]}"
+    if kind == "bool_type":
+        shown = repr(value) if isinstance(value, str) else raw or repr(value)
+        return f"{shown} is not true or false: write {key}: true or {key}: false"
+    if kind == "list_type":
+        item = json.dumps(value if isinstance(value, str) else raw or "...")
+        return f"expected a list: write {key}: [{item}]"
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return f"expected settings indented below '{key}:', one per line"
+    return str(err["msg"]).removeprefix("Value error, ")
+
+
+def _problems(
+    exc: ValidationError,
+    node: yaml.Node | None,
+    source: str,
+    who: str | None = None,
+    section: str | None = None,
+) -> list[Problem]:
+    problems = []
+    for err in exc.errors():
+        path = [p for p in err["loc"] if isinstance(p, str | int)]
+        if err["type"] == "extra_forbidden":
+            key = _key_node(_node_at(node, path[:-1]), path[-1])
+            line, message = _line(key or _node_at(node, path)), _unknown_key(path)
+        else:
+            at = _node_at(node, path)
+            line, message = _line(at), _message(err, at)
+        field = _dotted(path) or None
+        named = _email_before(node, line) if who and line else None
+        problems.append(Problem(source, line, named or who, field, message, section=section))
+    return problems
+
+
+def _email_before(node: yaml.Node | None, line: int) -> str | None:
+    """The last ``email:`` of a subscriber's mapping at or above ``line``: the subscriber a line
+    belongs to even when two subscribers ran together (a missing ``- ``)."""
+    found = None
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            written = str(value.value).strip() if isinstance(value, yaml.ScalarNode) else ""
+            if key.value == "email" and (_line(key) or 0) <= line and written:
+                found = written
+    return found
+
+
+# --- the file ------------------------------------------------------------------------------------
 
 
 def _shape_problems(root: yaml.Node | None, data: Any, source: str) -> list[Problem]:
     if not isinstance(data, dict):
-        return [Problem(source, _line(root), None, None, "expected a mapping with 'subscribers:'")]
-    problems = [
-        Problem(source, _line(_child(root, key)), None, str(key), "unknown key")
-        for key in data
-        if key not in TOP_LEVEL_KEYS
-    ]
-    defaults = data.get("defaults") or {}
-    if not isinstance(defaults, dict):
-        problems.append(
-            Problem(source, _line(_child(root, "defaults")), None, "defaults", "expected a mapping")
-        )
-    else:
-        node = _child(root, "defaults")
+        message = "expected a mapping with 'subscribers:' (a list, each entry starting '- email:')"
+        return [Problem(source, _line(root), None, None, message)]
+    problems = []
+    for key in data:
+        if key not in TOP_LEVEL_KEYS:
+            line = _line(_key_node(root, key))
+            hint = _suggestion(str(key), TOP_LEVEL_KEYS)
+            problems.append(Problem(source, line, None, str(key), "unknown key" + hint))
+    defaults, node = data.get("defaults"), _child(root, "defaults")
+    if defaults is not None and not isinstance(defaults, dict):
+        message = "expected settings indented below 'defaults:', such as timezone: UTC"
+        problems.append(Problem(source, _line(node), None, None, message, section="defaults"))
+    elif defaults:
+        allowed = f"(allowed: {', '.join(sorted(DEFAULT_KEYS))})"
         problems += [
             Problem(
                 source,
-                _line(_child(node, k)),
+                _line(_key_node(node, k)),
                 None,
-                f"defaults.{k}",
-                f"unknown key (allowed: {', '.join(sorted(DEFAULT_KEYS))})",
+                str(k),
+                f"unknown key{_suggestion(str(k), DEFAULT_KEYS)} {allowed}",
+                section="defaults",
             )
             for k in defaults
             if k not in DEFAULT_KEYS
         ]
-    if not isinstance(data.get("subscribers"), list):
-        problems.append(
-            Problem(source, _line(root), None, "subscribers", "expected a list of subscribers")
-        )
+    subscribers = data.get("subscribers")
+    if "subscribers" not in data:
+        if not any(p.message.endswith("(did you mean 'subscribers'?)") for p in problems):
+            message = "required: add 'subscribers:' and below it one '- email: ...' per subscriber"
+            problems.append(Problem(source, _line(root), None, "subscribers", message))
+    elif not isinstance(subscribers, list):
+        message = "expected a list of subscribers, each entry starting '- email:'"
+        if subscribers is None:
+            message = "is empty: below it, write one '- email: ...' entry per subscriber"
+        line = _line(_child(root, "subscribers"))
+        problems.append(Problem(source, line, None, "subscribers", message))
     return problems
 
 
-def _known_keys() -> set[str]:
-    models = (Subscriber, Interests, AlertRule)
-    return {name for model in models for name in model.model_fields}
+def _valid_defaults(
+    data: Any, root: yaml.Node | None, source: str
+) -> tuple[dict[str, Any], list[Problem]]:
+    """The values of ``defaults:`` that are valid, and a problem for each that is not."""
+    defaults = data.get("defaults") if isinstance(data, dict) else None
+    if not isinstance(defaults, dict):
+        return {}, []
+    known = {k: v for k, v in defaults.items() if k in DEFAULT_KEYS}
+    try:
+        Defaults.model_validate(known)
+    except ValidationError as exc:
+        problems = _problems(exc, _child(root, "defaults"), source, section="defaults")
+        bad = {err["loc"][0] for err in exc.errors() if err["loc"]}
+        return {k: v for k, v in known.items() if k not in bad}, problems
+    return known, []
 
 
-def _suggestion(key: str) -> str:
-    close = difflib.get_close_matches(key, sorted(_known_keys()), n=1)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+def _who(item: Any, index: int) -> str:
+    """How to name a subscriber: their address, else their place in the list (and name)."""
+    email = item.get("email") if isinstance(item, dict) else None
+    if isinstance(email, str | int | float) and str(email).strip():
+        return str(email).strip()
+    name = item.get("name") if isinstance(item, dict) else None
+    return (
+        f"#{index + 1} ({name.strip()})"
+        if isinstance(name, str) and name.strip()
+        else f"#{index + 1}"
+    )
 
 
 def _validate_one(
-    item: Any, defaults: dict[str, Any], node: yaml.Node | None, source: str
+    item: Any, index: int, defaults: dict[str, Any], node: yaml.Node | None, source: str
 ) -> tuple[Subscriber | None, list[Problem]]:
-    who = str(item.get("email")) if isinstance(item, dict) and item.get("email") else None
+    who = _who(item, index)
     if not isinstance(item, dict):
-        return None, [Problem(source, _line(node), who, None, "expected a mapping with 'email:'")]
+        message = "expected a subscriber's settings, starting with 'email:'"
+        return None, [Problem(source, _line(node), who, None, message)]
     try:
         return Subscriber.model_validate({**defaults, **item}), []
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            path = [p for p in err["loc"] if isinstance(p, str | int)]
-            field = ".".join(str(p) for p in path) or None
-            in_item = path and path[0] in item
-            line = _line(_node_at(node, path) if in_item or not path else node)
-            message = err["msg"].removeprefix("Value error, ")
-            if err["type"] == "extra_forbidden":
-                message = "unknown key" + _suggestion(str(path[-1]))
-            elif err["type"] == "missing":
-                message = "required"
-            problems.append(Problem(source, line, who, field, message))
-        return None, problems
+        return None, _problems(exc, node, source, who)
 
 
 def parse_profiles(text: str, source: str = "<profiles>") -> Profiles:
@@ -173,20 +465,17 @@ def parse_profiles(text: str, source: str = "<profiles>") -> Profiles:
     root, data = _compose(text, source)
     problems = _duplicate_keys(root, source) if root is not None else []
     problems += _shape_problems(root, data, source)
+    defaults, found = _valid_defaults(data, root, source)
+    problems += found
     if not isinstance(data, dict) or not isinstance(data.get("subscribers"), list):
-        raise ProfileError(problems)
-    defaults = data.get("defaults") or {}
-    defaults = (
-        {k: v for k, v in defaults.items() if k in DEFAULT_KEYS}
-        if isinstance(defaults, dict)
-        else {}
-    )
+        raise ProfileError(sorted(problems, key=lambda p: p.line or 0))
     items_node = _child(root, "subscribers")
     subscribers: list[Subscriber] = []
+    warnings: list[Problem] = []
     first_line: dict[str, int | None] = {}
     for index, item in enumerate(data["subscribers"]):
         node = _child(items_node, index)
-        subscriber, found = _validate_one(item, defaults, node, source)
+        subscriber, found = _validate_one(item, index, defaults, node, source)
         problems += found
         raw = item.get("email") if isinstance(item, dict) else None
         key = (subscriber.email if subscriber else str(raw or "")).strip().lower()
@@ -199,9 +488,15 @@ def parse_profiles(text: str, source: str = "<profiles>") -> Profiles:
         first_line[key] = _line(node)
         if subscriber is not None:
             subscribers.append(subscriber)
+            if subscriber.interests.empty:
+                line = _line(_key_node(node, "interests") or node)
+                message = NO_INTERESTS + (
+                    " (their alerts still apply)" if subscriber.alerts else ""
+                )
+                warnings.append(Problem(source, line, subscriber.email, "interests", message))
     if problems:
-        raise ProfileError(problems)
-    return Profiles(source, tuple(subscribers))
+        raise ProfileError(sorted(problems, key=lambda p: p.line or 0))
+    return Profiles(source, tuple(subscribers), tuple(warnings))
 
 
 def json_schema() -> dict[str, Any]:

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from bot.cli import app
 from bot.errors import ProfileError
+from bot.models import Defaults, Subscriber
 from bot.profiles import json_schema, json_schema_text, parse_profiles
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,10 +67,10 @@ def test_every_problem_is_reported_with_line_subscriber_and_field() -> None:
     ("edit", "expected"),
     [
         (("ada@example.org", "ada-at-example.org"), "p.yaml:6: subscriber ada-at-example.org: field 'email'"),
-        (('"06:30"', '"24:10"'), "p.yaml:6: subscriber ada@example.org: field 'send_at'"),
+        (('"06:30"', '"24:10"'), "p.yaml:3: defaults: field 'send_at': '24:10' is not a time of day"),
         (("max_papers: 3", "max_papers: 0"), "p.yaml:13: subscriber grace@example.org: field 'max_papers'"),
         (("grace@example.org", "ADA@example.org"), "p.yaml:9: subscriber ada@example.org: field 'email': duplicate subscriber (first at line 6)"),
-        (("  max_papers: 7\n", "  max_papers: 7\n  colour: blue\n"), "p.yaml:5: field 'defaults.colour': unknown key"),
+        (("  max_papers: 7\n", "  max_papers: 7\n  colour: blue\n"), "p.yaml:5: defaults: field 'colour': unknown key"),
         (("      - authors:", "      - name: x\n        authors:"), None),
         (("    alerts:\n      - authors: [\"Noam Shazeer\"]", "    alerts:\n      - name: empty"), "field 'alerts.0': an alert needs at least one"),
     ],
@@ -85,14 +86,17 @@ def test_single_problems(edit: tuple[str, str], expected: str | None) -> None:
 
 def test_yaml_syntax_error_names_the_line() -> None:
     found = problems_of("subscribers:\n  - email: a@example.org\n   name: x\n")
-    assert found[0].startswith("p.yaml:3: not valid YAML")
+    assert found[0].startswith("p.yaml:3:4: subscriber a@example.org: not valid YAML")
 
 
 def test_duplicate_yaml_keys_are_rejected() -> None:
     found = problems_of(
         GOOD.replace("    max_papers: 3\n", "    max_papers: 3\n    max_papers: 4\n")
     )
-    assert found == ["p.yaml:14: field 'max_papers': duplicate key"]
+    assert found == [
+        "p.yaml:14: subscriber grace@example.org: field 'max_papers': "
+        "duplicate key (first at line 13): keep only one"
+    ]
 
 
 @pytest.mark.parametrize("text", ["", "- just a list", "subscribers: nobody"])
@@ -145,3 +149,251 @@ def test_profiles_check_exit_2_with_lines(tmp_path: Path) -> None:
 def test_profiles_check_missing_file(tmp_path: Path) -> None:
     result = runner.invoke(app, ["profiles", "check", str(tmp_path / "nope.yaml")])
     assert result.exit_code == 2 and "cannot read" in result.output
+
+
+# A fuller file, as admins write it: comments on top, a blank line between subscribers.
+TEAM = """\
+# Subscribers of the reading group.
+defaults:
+  timezone: UTC
+  send_at: "08:00"
+  max_papers: 10
+
+subscribers:
+  - email: ada@example.org
+    name: Ada Lovelace
+    timezone: Europe/London
+    interests:
+      keywords: ["mixture of experts", "expert routing"]
+      categories: ["cs.LG", "cs.CL"]
+
+  - email: grace@example.org
+    name: Grace Hopper
+    timezone: America/New_York
+    frequency: weekdays
+    max_papers: 5
+    interests:
+      keywords: ["diffusion model", "flow matching"]
+      description: Generative modelling with diffusion and flow matching.
+"""
+
+
+def test_team_fixture_is_valid() -> None:
+    profiles = parse_profiles(TEAM, "team.yaml")
+    assert [s.email for s in profiles.subscribers] == ["ada@example.org", "grace@example.org"]
+    assert profiles.warnings == ()
+
+
+def test_defaults_block_errors_point_at_the_defaults_line() -> None:
+    found = problems_of(TEAM.replace("  max_papers: 10\n", "  max_papers: 500\n"))
+    assert found == ["p.yaml:5: defaults: field 'max_papers': must be at most 100 (found 500)"]
+
+
+def test_defaults_are_validated_even_when_every_subscriber_overrides_them() -> None:
+    found = problems_of(TEAM.replace("  timezone: UTC\n", "  timezone: Utc/Bogus\n"))
+    assert len(found) == 1
+    assert found[0].startswith("p.yaml:3: defaults: field 'timezone': unknown time zone")
+    assert "'Utc/Bogus'" in found[0] and "Europe/Berlin" in found[0]
+
+
+def test_defaults_model_matches_the_subscriber_fields() -> None:
+    for name, field in Defaults.model_fields.items():
+        assert Subscriber.model_fields[name].annotation == field.annotation, name
+        assert Subscriber.model_fields[name].default == field.default, name
+
+
+def test_non_ascii_local_part_is_rejected_but_an_international_domain_is_not() -> None:
+    found = problems_of(TEAM.replace("grace@example.org", "grâce@exämple.org"))
+    assert found == [
+        "p.yaml:15: subscriber grâce@exämple.org: field 'email': 'grâce@exämple.org': the part "
+        "before the @ must be plain ASCII ('â' cannot be delivered: the mail server would need "
+        "SMTPUTF8); an international domain after the @ is fine"
+    ]
+    profiles = parse_profiles(TEAM.replace("grace@example.org", "grace@exämple.org"))
+    assert profiles.subscribers[1].email == "grace@exämple.org"
+
+
+def test_duplicate_key_names_subscriber_and_nested_field() -> None:
+    text = TEAM.replace(
+        "      description: Generative",
+        '      keywords: ["score matching"]\n      description: Generative',
+    )
+    assert problems_of(text) == [
+        "p.yaml:22: subscriber grace@example.org: field 'interests.keywords': "
+        "duplicate key (first at line 21): keep only one"
+    ]
+
+
+def test_missing_dash_before_a_subscriber_is_named_once() -> None:
+    found = problems_of(TEAM.replace("  - email: grace@", "    email: grace@"))
+    assert found == [
+        "p.yaml:15: subscriber grace@example.org: field 'email': a second 'email:' inside "
+        "subscriber ada@example.org (line 8): looks like the '- ' before this subscriber is "
+        "missing; write '- email: grace@example.org', its '-' lined up with the other subscribers'"
+    ]
+    # the lines above the second 'email:' still belong to the first subscriber
+    text = TEAM.replace("  - email: grace@", "    email: grace@").replace("name: Ada", "nam: Ada")
+    assert problems_of(text)[0] == (
+        "p.yaml:9: subscriber ada@example.org: field 'nam': unknown key (did you mean 'name'?)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("edit", "line"),
+    [(("  - email: grace@", "  email: grace@"), 15), (("  - email: ada@", "    email: ada@"), 8)],
+)
+def test_missing_dash_that_breaks_the_yaml_is_explained(edit: tuple[str, str], line: int) -> None:
+    (found,) = problems_of(TEAM.replace(*edit))
+    assert found.startswith(f"p.yaml:{line}:")
+    assert "not valid YAML: looks like the '- ' before this subscriber is missing" in found
+    assert "field 'email'" in found and "subscriber " in found
+
+
+def test_yaml_syntax_error_has_column_and_nearest_subscriber() -> None:
+    found = problems_of(TEAM.replace("frequency: weekdays", "frequency: weekdays: mon"))
+    assert found == [
+        "p.yaml:18:24: subscriber grace@example.org: not valid YAML: mapping values are not "
+        "allowed here (a value that contains ': ' must be in quotes)"
+    ]
+
+
+def test_yaml_syntax_error_outside_subscribers_names_no_subscriber() -> None:
+    found = problems_of(TEAM.replace("  send_at: ", "\tsend_at: "))
+    assert found[0].startswith("p.yaml:4:1: not valid YAML: found character")
+    assert found[0].endswith("(indent with spaces, not tabs)")
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (("  - email: grace@example.org", "  - email:"),
+         "p.yaml:15: subscriber #2 (Grace Hopper): field 'email': is empty: every subscriber needs "
+         "an address, e.g. email: ada@example.org"),
+        (("  - email: grace@example.org", '  - email: " "'),
+         "p.yaml:15: subscriber #2 (Grace Hopper): field 'email': is empty"),
+        (("  - email: grace@example.org\n    name", "  - name"),
+         "p.yaml:15: subscriber #2 (Grace Hopper): field 'email': required: every subscriber "
+         "needs an address"),
+        (("    max_papers: 5\n", '    max_papers: 5\n    keywords: ["score matching"]\n'),
+         "p.yaml:20: subscriber grace@example.org: field 'keywords': unknown key: 'keywords' "
+         "belongs under interests: (indent it below 'interests:')"),
+        (("    max_papers: 5\n", "    max_papers: 5\n    like: [\"2401.04088\"]\n"),
+         "field 'like': unknown key: 'like' belongs under interests:"),
+        (("      description: Gen", "      timezone: UTC\n      description: Gen"),
+         "p.yaml:22: subscriber grace@example.org: field 'interests.timezone': unknown key: "
+         "'timezone' is a subscriber setting, not an interest"),
+        (('["cs.LG", "cs.CL"]', '["machine learning"]'),
+         "p.yaml:13: subscriber ada@example.org: field 'interests.categories.0': 'machine "
+         "learning' is not an arXiv category: write an archive, a dot and a subject class, such "
+         "as cs.LG"),
+        (("name: Ada Lovelace", "name: yes"),
+         "p.yaml:9: subscriber ada@example.org: field 'name': YAML reads yes as a boolean "
+         '(true/false), not as text: put it in quotes, e.g. name: "yes"'),
+        (("name: Ada Lovelace", "name: 1815"),
+         "field 'name': YAML reads 1815 as a number, not as text: put it in quotes, e.g. "
+         'name: "1815"'),
+        (('["cs.LG", "cs.CL"]', '["cs.LG"]\n      like: [2401.04080]'),
+         "p.yaml:14: subscriber ada@example.org: field 'interests.like.0': YAML reads 2401.04080 "
+         'as a number, not as text: put it in quotes, e.g. like: ["2401.04080"]'),
+        (('keywords: ["diffusion model", "flow matching"]', "keywords: diffusion model"),
+         "field 'interests.keywords': expected a list: write keywords: [\"diffusion model\"]"),
+    ],
+)  # fmt: skip
+def test_messages_say_how_to_fix(edit: tuple[str, str], expected: str) -> None:
+    text = TEAM.replace(*edit)
+    assert text != TEAM
+    found = problems_of(text)
+    assert len(found) == 1 and expected in found[0], found
+
+
+def test_misspelt_subscribers_key_is_suggested_on_its_own_line() -> None:
+    found = problems_of(TEAM.replace("subscribers:", "subscriber:"))
+    assert found == ["p.yaml:7: field 'subscriber': unknown key (did you mean 'subscribers'?)"]
+
+
+def test_missing_or_empty_subscribers_list() -> None:
+    found = problems_of("defaults:\n  timezone: UTC\n")
+    assert found == [
+        "p.yaml:1: field 'subscribers': required: add 'subscribers:' and below it one "
+        "'- email: ...' per subscriber"
+    ]
+    found = problems_of("# nobody yet\nsubscribers:\n")
+    assert found[0].startswith("p.yaml:2: field 'subscribers': is empty")
+
+
+def test_second_subscribers_block_is_a_duplicate_not_a_replacement() -> None:
+    found = problems_of(TEAM + "subscribers:\n  - email: alan@example.org\n")
+    assert found == [
+        "p.yaml:23: field 'subscribers': duplicate key (first at line 7): keep only one"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (("max_papers: 5", "max_papers: true"),
+         "p.yaml:19: subscriber grace@example.org: field 'max_papers': YAML reads true as a "
+         "boolean (true/false), not a number: write a number, e.g. max_papers: 10"),
+        (("max_papers: 5", 'max_papers: "5"'),
+         "p.yaml:19: subscriber grace@example.org: field 'max_papers': '5' is text: write a "
+         "number without quotes, e.g. max_papers: 5"),
+        (("max_papers: 5", "max_papers: 5.0"), "field 'max_papers': 5.0 is not a whole number"),
+        (("  max_papers: 10\n", "  max_papers: yes\n"),
+         "p.yaml:5: defaults: field 'max_papers': YAML reads yes as a boolean"),
+        (("max_papers: 5", "min_score: on"), "field 'min_score': YAML reads on as a boolean"),
+        (("max_papers: 5", "send_empty: 1"), "field 'send_empty': 1 is not true or false"),
+        (("max_papers: 5", 'send_empty: "yes"'),
+         "field 'send_empty': 'yes' is not true or false: write send_empty: true or "
+         "send_empty: false"),
+    ],
+)  # fmt: skip
+def test_numbers_and_booleans_are_strict(edit: tuple[str, str], expected: str) -> None:
+    found = problems_of(TEAM.replace(*edit))
+    assert len(found) == 1 and expected in found[0], found
+
+
+def test_min_score_accepts_whole_numbers() -> None:
+    grace = parse_profiles(TEAM.replace("max_papers: 5", "min_score: 1")).subscribers[1]
+    assert grace.min_score == 1.0
+
+
+NO_INTERESTS = TEAM.replace(
+    '      keywords: ["diffusion model", "flow matching"]\n'
+    "      description: Generative modelling with diffusion and flow matching.\n",
+    '      keywords: []\n      exclude: ["survey"]\n',
+)
+
+
+def test_subscriber_without_interests_is_a_warning() -> None:
+    profiles = parse_profiles(NO_INTERESTS, "p.yaml")
+    assert len(profiles.subscribers) == 2
+    assert [str(w) for w in profiles.warnings] == [
+        "p.yaml:20: subscriber grace@example.org: field 'interests': no keywords, description, "
+        "authors, categories or liked papers: this subscriber will never get a digest; add some "
+        "under interests:"
+    ]
+    bare = TEAM.replace(
+        '    interests:\n      keywords: ["diffusion', '    x:\n      keywords: ["d'
+    )
+    bare = bare[: bare.index("    x:\n")]
+    (warning,) = parse_profiles(bare, "p.yaml").warnings
+    assert str(warning).startswith("p.yaml:15: subscriber grace@example.org: field 'interests'")
+
+
+def test_profiles_check_prints_warnings_and_exits_0(tmp_path: Path) -> None:
+    path = tmp_path / "team.yaml"
+    path.write_text(NO_INTERESTS)
+    result = runner.invoke(app, ["profiles", "check", str(path)])
+    assert result.exit_code == 0, result.output
+    assert f"Warning: {path}:20: subscriber grace@example.org: field 'interests'" in result.output
+    assert f"{path}: OK, 2 subscribers, 1 warning" in result.output
+
+
+def test_problems_come_in_file_order_and_alerts_are_mentioned() -> None:
+    text = TEAM.replace("  max_papers: 10\n", "  max_papers: 0\n")
+    text = text.replace("    max_papers: 5\n", "    max_papers: 5\n    max_papers: 6\n")
+    text = text.replace("name: Ada Lovelace", "name: no")
+    assert [p.split(":")[1] for p in problems_of(text)] == ["5", "9", "20"]
+    alerted = NO_INTERESTS + '    alerts:\n      - authors: ["Yang Song"]\n'
+    (warning,) = parse_profiles(alerted, "p.yaml").warnings
+    assert str(warning).endswith("add some under interests: (their alerts still apply)")

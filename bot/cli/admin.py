@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from bot import status as status_view
-from bot.cli.app import app, handle_errors, out, profiles_app, read_profiles
+from bot.cli.app import app, err, handle_errors, out, profiles_app, read_profiles
 from bot.errors import BotError
 from bot.message import verify_token
 from bot.profiles import json_schema_text
@@ -36,10 +37,16 @@ def profiles_check(
         Path | None, typer.Argument(help="Profiles file (default: PAPERBOT_PROFILES)")
     ] = None,
 ) -> None:
-    """Validate a profiles file; every problem is listed with its line."""
+    """Validate a profiles file; every problem is listed with its line, warnings too."""
     path = file or load_settings().profiles
-    n = len(read_profiles(path).subscribers)
-    out.print(f"{path}: OK, {n} subscriber{'s' if n != 1 else ''}")
+    profiles = read_profiles(path)
+    for warning in profiles.warnings:
+        err.print(
+            f"[yellow]Warning:[/yellow] {escape(str(warning))}", highlight=False, soft_wrap=True
+        )
+    n, w = len(profiles.subscribers), len(profiles.warnings)
+    warned = f", {w} warning{'s' if w != 1 else ''}" if w else ""
+    out.print(f"{path}: OK, {n} subscriber{'s' if n != 1 else ''}{warned}", soft_wrap=True)
 
 
 @profiles_app.command("schema")
