@@ -124,8 +124,10 @@ class _Run:
 
     # -- bookkeeping -------------------------------------------------------------------------
 
-    def _emit(self, job: Job, status: str, detail: str, papers: int = 0) -> None:
-        outcome = Outcome(job.email, status, papers, detail, job.day, job.kind, job.ref)
+    def _emit(
+        self, job: Job, status: str, detail: str, papers: int = 0, *, resent: bool = False
+    ) -> None:
+        outcome = Outcome(job.email, status, papers, detail, job.day, job.kind, job.ref, resent)
         self.report.outcomes.append(outcome)
         self.deps.on_outcome(outcome)
 
@@ -328,7 +330,7 @@ class _Run:
         note = " (resent after an interrupted run)" if claim.resumed else ""
         note = " (forced resend)" if claim.forced else note
         papers = f"{n} paper{'s' if n != 1 else ''}" if job.kind == "digest" else job.kind
-        self._emit(job, "sent", f"{papers}{note}", n)
+        self._emit(job, "sent", f"{papers}{note}", n, resent=claim.forced)
 
     async def _failed(self, job: Job, claim: Claim, exc: DeliveryError) -> None:
         now, ledger, store = self.deps.clock(), self.deps.store.ledger, self.deps.store

@@ -32,6 +32,7 @@ class Outcome:
     digest_date: date | None = None
     kind: str = "digest"
     ref: str = ""
+    resent: bool = False  # sent again on purpose (``force``) although it had been sent
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,7 @@
 
 BotError                 anything the CLI turns into a clear message and an exit code
 ├── ConfigError          a bad setting (exit 2)
+├── UsageError           a command line asking for something impossible (exit 2)
 ├── ProfileError         a bad profiles file; carries every problem with file and line (exit 2)
 ├── SourceError          a paper source failed or answered in a shape we do not understand
 └── DeliveryError        a message could not be handed to SMTP or the outbox
@@ -26,6 +27,12 @@ class BotError(Exception):
 
 class ConfigError(BotError):
     """One or more settings are invalid."""
+
+    exit_code = 2
+
+
+class UsageError(BotError):
+    """An option names something that cannot be used: a file that cannot be written, a busy port."""
 
     exit_code = 2
 

@@ -101,6 +101,23 @@ def plural(count: int, singular: str, many: str | None = None) -> str:
     return f"{count} {singular if count == 1 else (many or singular + 's')}"
 
 
+WEEKLY_DAYS = {
+    "mon": "Mondays", "tue": "Tuesdays", "wed": "Wednesdays", "thu": "Thursdays",
+    "fri": "Fridays", "sat": "Saturdays", "sun": "Sundays",
+}  # fmt: skip
+
+
+def cadence(frequency: str) -> str:
+    """How often digests come, as the footer says it: ``a daily digest``, ``a weekday digest``,
+    ``a weekly digest (Mondays)``."""
+    if frequency == "weekdays":
+        return "a weekday digest"
+    if frequency.startswith("weekly:"):
+        day = WEEKLY_DAYS.get(frequency.split(":", 1)[1])
+        return f"a weekly digest ({day})" if day else "a weekly digest"
+    return f"a {frequency} digest"
+
+
 def subject_for(digest: Digest, trigger: str) -> str:
     """The subject line: how many papers and the best one; the trigger for alerts."""
     day = long_date(digest.date, short=True)
@@ -226,6 +243,7 @@ class Renderer:
             "ctx": ctx,
             "subject": one_line(subject_for(digest, trigger)),
             "subscriber": sub,
+            "cadence": cadence(sub.frequency),
             "first_name": one_line(sub.name or "").split(" ")[0],
             "date_long": long_date(digest.date),
             "topics": topics_of(digest),

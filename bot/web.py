@@ -4,13 +4,15 @@
     POST /unsubscribe?token=T   records the unsubscription; RFC 8058 one-click posts here too
     GET  /healthz               "ok"
 
-The token is the HMAC-signed address from the email, so nobody can unsubscribe someone else.
+Any other path is 404. The token is the HMAC-signed address from the email, so nobody can
+unsubscribe someone else; it is redacted in the access log.
 """
 
 from __future__ import annotations
 
 import html
 import logging
+import re
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, quote, urlsplit
@@ -19,6 +21,10 @@ from bot.message import verify_token
 from bot.store import Store
 
 log = logging.getLogger(__name__)
+
+UNSUBSCRIBE = "/unsubscribe"
+HEALTH = "/healthz"
+_TOKEN = re.compile(r"(token=)[^&\s\"]+")
 
 PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1"><title>{title}</title>
@@ -46,9 +52,12 @@ class UnsubscribeHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def _route(self) -> str:
+        return urlsplit(self.path).path
+
     def _token(self) -> str:
         url = urlsplit(self.path)
-        return parse_qs(url.query).get("token", [""])[0] if url.path == "/unsubscribe" else ""
+        return parse_qs(url.query).get("token", [""])[0] if url.path == UNSUBSCRIBE else ""
 
     def _email(self) -> str | None:
         token = self._token()
@@ -56,8 +65,12 @@ class UnsubscribeHandler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         """Health check, or the confirmation page."""
-        if urlsplit(self.path).path == "/healthz":
+        route = self._route()
+        if route == HEALTH:
             self._reply(HTTPStatus.OK, b"ok\n", "text/plain")
+            return
+        if route != UNSUBSCRIBE:
+            self._not_found()
             return
         email = self._email()
         if email is None:
@@ -74,6 +87,9 @@ class UnsubscribeHandler(BaseHTTPRequestHandler):
         """Record the unsubscription (the form, or a mail client's one-click POST)."""
         length = self.headers.get("Content-Length", "0")
         self.rfile.read(min(int(length), 4096) if length.isdigit() else 0)
+        if self._route() != UNSUBSCRIBE:
+            self._not_found()
+            return
         email = self._email()
         if email is None:
             self._invalid()
@@ -87,9 +103,19 @@ class UnsubscribeHandler(BaseHTTPRequestHandler):
         body = "<p>This unsubscribe link is not valid. Please use the link from a recent email.</p>"
         self._reply(HTTPStatus.BAD_REQUEST, page("Link not valid", body))
 
+    def _not_found(self) -> None:
+        body = "<p>There is nothing here. Unsubscribe links end in /unsubscribe?token=….</p>"
+        self._reply(HTTPStatus.NOT_FOUND, page("Not found", body))
+
     def log_message(self, format: str, *args: object) -> None:
-        """Route access logs through logging, one line each."""
-        log.info("%s %s", self.address_string(), format % args)
+        """Route access logs through logging, one line each, unsubscribe tokens redacted."""
+        log.info("%s %s", self.address_string(), redact(format % args))
+
+
+def redact(line: str) -> str:
+    """``line`` with the value of every ``token=`` parameter replaced (a token is a capability:
+    whoever has it can unsubscribe its address)."""
+    return _TOKEN.sub(r"\1[redacted]", line)
 
 
 class UnsubscribeServer(ThreadingHTTPServer):

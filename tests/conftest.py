@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
+import pty
+import re
 import shutil
 import socket
+import struct
+import subprocess
+import sys
+import termios
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +27,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 FIXTURES = Path(__file__).parent / "fixtures"
+ROOT = Path(__file__).resolve().parents[1]
 logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd chatters at INFO
 
 pytest_plugins = ["tests.smtp_faults"]  # its `faults` fixture
@@ -176,3 +184,35 @@ def env(
     for key, value in values.items():
         monkeypatch.setenv(key, value)
     return values
+
+
+ANSI = re.compile(r"\x1b(\[[0-9;?]*[A-Za-z]|\][^\x07]*\x07)")
+
+
+def run_cli(env: dict[str, str], *args: str, tty: bool = False) -> tuple[int, str]:
+    """`python -m bot ARGS` of this checkout in its own process, its stdout a pipe or a
+    120-column terminal (a pty); ``env`` may set COLUMNS, which is otherwise unset."""
+    inherited = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    full = inherited | {"PYTHONPATH": str(ROOT), "TERM": "xterm-256color"} | env
+    command = [sys.executable, "-m", "bot", *args]
+    if not tty:
+        done = subprocess.run(
+            command, env=full, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=60
+        )
+        return done.returncode, done.stdout.decode()
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    proc = subprocess.Popen(command, env=full, stdout=follower, stderr=subprocess.DEVNULL)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the process closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    text = b"".join(chunks).decode()
+    return proc.wait(timeout=60), ANSI.sub("", text).replace("\r\n", "\n")

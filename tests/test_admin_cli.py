@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from bot.cli import app
 from bot.store import Store
+from tests.conftest import run_cli
 from tests.smtp_faults import FaultServer
 
 runner = CliRunner()
@@ -75,3 +76,23 @@ def test_status_shows_runs_states_retries_and_suppressions(
     for heading in ("Last runs", "Deliveries by state", "Pending retries", "Suppressed"):
         assert heading in table.output
     assert cli("status", "--format", "xml").exit_code == 2
+
+
+def test_the_command_to_undo_an_unsubscribe_is_never_wrapped(env: dict[str, str]) -> None:
+    email = "a.rather.long.address.for.a.narrow.terminal@research-lab.example.org"
+    code, output = run_cli(env | {"COLUMNS": "40"}, "unsubscribe", email)
+    assert code == 0, output
+    assert f"  paperbot unsuppress {email}" in output.splitlines()
+
+
+def test_piped_status_does_not_wrap_long_errors(env: dict[str, str], faults: FaultServer) -> None:
+    error = (
+        "451 4.7.1 greylisted: please try again in five minutes, see https://mail.example.org/help"
+    )
+    faults.handler.rcpt[ADA] = [error]
+    send(faults)
+    code, output = run_cli(env, "status")
+    assert code == 0, output
+    row = next(line for line in output.splitlines() if line.startswith(f"│ {ADA}"))
+    assert "greylisted: please try again in five minutes" in row
+    assert len(row) > 120, "wider than a terminal would be"

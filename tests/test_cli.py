@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
-from datetime import date
+import re
+from datetime import date, timedelta
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
+import bot
 from bot.cli import app
 from bot.store import Store
 
@@ -122,3 +125,131 @@ def test_preview_renders_without_touching_the_ledger(env: dict[str, str], tmp_pa
 def test_preview_unknown_subscriber(env: dict[str, str]) -> None:
     result = runner.invoke(app, ["preview", "nobody@example.org"])
     assert result.exit_code == 1 and "not a subscriber" in result.output
+
+
+def one_line(output: str) -> str:
+    """Output with rich's error box and line wrapping taken out."""
+    return " ".join(output.replace("│", " ").split())
+
+
+def test_preview_out_in_a_missing_folder_is_a_usage_error(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    target = tmp_path / "no" / "such" / "x.html"
+    result = runner.invoke(app, ["preview", "ada@example.org", "--out", str(target)])
+    assert result.exit_code == 2, result.output
+    assert one_line(result.output) == (
+        f"Error: cannot write --out {target}: there is no folder {target.parent}"
+    )
+    assert not target.parent.exists()
+    folder = runner.invoke(app, ["preview", "ada@example.org", "--out", str(tmp_path)])
+    assert folder.exit_code == 2 and "it is a directory" in folder.output
+    store = Store(env["PAPERBOT_DATABASE_URL"])
+    assert not store.has_papers_for(date(2026, 11, 25)), "checked before any fetch"
+    store.close()
+
+
+def test_preview_says_when_no_email_would_be_sent(env: dict[str, str], tmp_path: Path) -> None:
+    """Alan's interests match nothing and he wants no "nothing today" note."""
+    result = runner.invoke(app, ["preview", "alan@example.org", "--date", "2026-11-25"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == (
+        "No email would be sent: nothing matched and send_empty is false."
+    )
+    assert not list(tmp_path.glob("preview-*.html"))
+
+
+def test_preview_renders_the_note_for_send_empty(
+    env: dict[str, str], profiles_file: Path, tmp_path: Path
+) -> None:
+    text = profiles_file.read_text().replace(
+        "    name: Alan Turing\n", "    name: Alan Turing\n    send_empty: true\n"
+    )
+    profiles_file.write_text(text)
+    out = tmp_path / "alan.html"
+    args = ["preview", "alan@example.org", "--date", "2026-11-25", "--out", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "Subject: Nothing matched your interests" in result.output
+    assert "Nothing matched" in out.read_text() or "None of the papers" in out.read_text()
+
+
+def test_preview_of_a_digest_already_sent_or_an_address_suppressed(env: dict[str, str]) -> None:
+    assert runner.invoke(app, ["send", "--date", "2026-11-25"]).exit_code == 0
+    sent = runner.invoke(app, ["preview", "ada@example.org", "--date", "2026-11-25"])
+    assert sent.exit_code == 0, sent.output
+    assert sent.stdout.strip() == "No email would be sent: already sent for 2026-11-25."
+    assert runner.invoke(app, ["unsubscribe", "grace@example.org"]).exit_code == 0
+    gone = runner.invoke(app, ["preview", "grace@example.org", "--date", "2026-11-24"])
+    assert gone.stdout.strip() == "No email would be sent: grace@example.org is suppressed."
+
+
+def test_preview_and_fetch_refuse_a_future_date_as_send_does(env: dict[str, str]) -> None:
+    later = (date.today() + timedelta(days=3)).isoformat()
+    message = f"Error: --date {later} is in the future; digests are sent for past days"
+    for command in (["send"], ["preview", "ada@example.org"], ["fetch"]):
+        result = runner.invoke(app, [*command, "--date", later])
+        assert (result.exit_code, result.output.strip()) == (1, message), command
+    store = Store(env["PAPERBOT_DATABASE_URL"])
+    assert store.recent_runs() == []
+    assert not store.papers_between(date.today(), date.max), "nothing fetched or stored"
+    store.close()
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("2026-13-01", "invalid date '2026-13-01': month must be in 1..12 (use YYYY-MM-DD)"),
+        ("2026-02-30", "invalid date '2026-02-30': day is out of range for month (use YYYY-MM-DD)"),
+        ("25/11/2026", "invalid date '25/11/2026' (use YYYY-MM-DD)"),
+    ],
+)
+def test_a_bad_date_says_what_is_wrong(env: dict[str, str], value: str, problem: str) -> None:
+    for command in (["send"], ["preview", "ada@example.org"], ["fetch"], ["papers"]):
+        result = runner.invoke(app, [*command, "--date", value])
+        assert result.exit_code == 2, result.output
+        assert problem in one_line(result.output)
+        assert "%Y" not in result.output and "Value error" not in result.output
+
+
+def test_help_shows_placeholders_only_for_values(env: dict[str, str]) -> None:
+    for command in (["send"], ["preview"], ["match"], ["fetch"], ["papers"], []):
+        long_form = runner.invoke(app, [*command, "--help"], terminal_width=120)
+        short_form = runner.invoke(app, [*command, "-h"], terminal_width=120)
+        assert long_form.exit_code == short_form.exit_code == 0, command
+        assert long_form.output == short_form.output
+        assert "<bool>" not in long_form.output and "%Y" not in long_form.output
+    send_help = runner.invoke(app, ["send", "--help"], terminal_width=120).output
+    assert re.search(r"--date\s+YYYY-MM-DD", send_help)
+    assert re.search(r"--to\s+EMAIL", send_help)
+    assert re.search(r"--dry-run\s+Match and render only", send_help)
+
+
+def test_arguments_are_named_in_upper_case() -> None:
+    usages = {
+        ("preview",): "{EMAIL}",
+        ("explain",): "{EMAIL} {PAPER_ID}",
+        ("unsubscribe",): "{EMAIL|TOKEN}",
+        ("unsuppress",): "{EMAIL}",
+        ("profiles", "check"): "[FILE]",
+    }
+    for command, arguments in usages.items():
+        usage = runner.invoke(app, [*command, "--help"], terminal_width=120).output
+        line = next(line for line in usage.splitlines() if "Usage:" in line)
+        assert line.rstrip().endswith(f"[OPTIONS] {arguments}"), line
+
+
+def test_version() -> None:
+    result = runner.invoke(app, ["--version"])
+    assert (result.exit_code, result.output) == (0, f"paperbot {bot.__version__}\n")
+
+
+def test_explain_ignores_an_arxiv_version_suffix(env: dict[str, str], papers_file: Path) -> None:
+    assert runner.invoke(app, ["fetch", "--date", "2026-11-25"]).exit_code == 0
+    plain = runner.invoke(app, ["explain", "grace@example.org", "2611.10004"])
+    for form in ("2611.10004v2", "arXiv:2611.10004v1", "https://arxiv.org/abs/2611.10004v3"):
+        versioned = runner.invoke(app, ["explain", "grace@example.org", form])
+        assert versioned.exit_code == 0, versioned.output
+        assert versioned.output == plain.output
+    in_file = ["explain", "ada@example.org", "2611.10001v2", "--papers", str(papers_file)]
+    assert "2611.10001: picked" in runner.invoke(app, in_file).output

@@ -82,6 +82,25 @@ def test_footer_says_why_how_to_change_and_how_to_leave(renderer: Renderer) -> N
     assert 'href="mailto:digests@example.org"' in out.html
 
 
+@pytest.mark.parametrize(
+    ("frequency", "wording"),
+    [
+        ("daily", "a daily digest"),
+        ("weekdays", "a weekday digest"),
+        ("weekly:mon", "a weekly digest (Mondays)"),
+        ("weekly:sun", "a weekly digest (Sundays)"),
+    ],
+)
+def test_footer_names_each_frequency_in_words(
+    renderer: Renderer, frequency: str, wording: str
+) -> None:
+    subscriber = ADA.model_copy(update={"frequency": frequency})
+    out = renderer.render(replace(digest(n=1, more=0), subscriber=subscriber), CTX)
+    for part in (out.html, " ".join(out.text.split())):
+        assert f"ada@example.org is subscribed to {wording} of research papers" in part
+        assert "weekdays digest" not in part and "weekly:" not in part
+
+
 def test_footer_falls_back_to_mailto_and_reply(renderer: Renderer) -> None:
     ctx = EmailContext("paperbot", None, "javascript:alert(1)", "leave@example.org", None)
     out = renderer.render(digest(n=1, more=0), ctx)

@@ -17,7 +17,7 @@ from bot.cli import app
 from bot.message import verify_token
 from bot.settings import unknown_names
 from bot.store import Store
-from tests.conftest import SmtpServer
+from tests.conftest import SmtpServer, run_cli
 
 runner = CliRunner()
 ROOT = str(Path(__file__).resolve().parents[1])
@@ -236,3 +236,66 @@ def test_profiles_sync_deactivates_removed_subscribers(
     store = Store(env["PAPERBOT_DATABASE_URL"])
     assert removed not in {s.email for s in store.active_subscribers().values()}
     assert store.ledger.counts()  # history kept
+
+
+def cells(output: str, email: str) -> list[str]:
+    """The cells of the table row for ``email``."""
+    row = next(line for line in output.splitlines() if email in line)
+    return [cell.strip() for cell in row.strip("│ ").split("│")]
+
+
+def test_piped_send_lists_each_result_once_without_a_table(env: dict[str, str]) -> None:
+    code, output = run_cli(env, "send", "--date", "2026-11-25")
+    assert code == 0, output
+    lines = output.splitlines()
+    results = [line for line in lines if not line.startswith(("Outbox:", "Preview:"))]
+    for email in ("ada@example.org", "grace@example.org", "alan@example.org"):
+        assert sum(email in line for line in results) == 1, output
+    assert "sent     ada@example.org" in output and "skipped  alan@example.org" in output
+    assert "┃" not in output and "│" not in output
+    assert "sent 2, skipped 1, failed 0, already sent 0" in lines
+
+
+def test_terminal_send_shows_one_table(env: dict[str, str]) -> None:
+    code, output = run_cli(env, "send", "--date", "2026-11-25", tty=True)
+    assert code == 0, output
+    assert "subscriber" in output and "papers" in output, "the table"
+    rows = [line for line in output.splitlines() if line.startswith("│")]
+    for email in ("ada@example.org", "grace@example.org", "alan@example.org"):
+        assert sum(email in line for line in rows) == 1, output
+    assert "sent     ada@example.org" not in output, "no plain lines on a terminal"
+    assert cells(output, "ada@example.org")[2:4] == ["sent", "3"]
+    assert cells(output, "alan@example.org")[2:5] == ["skipped", "-", "nothing matched"]
+    code, again = run_cli(env, "send", "--date", "2026-11-25", tty=True)
+    assert code == 0, again
+    assert cells(again, "ada@example.org")[2:5] == ["already", "-", "already sent for this date"]
+
+
+def test_force_says_so_only_when_something_was_resent(
+    env: dict[str, str], smtp_server: SmtpServer
+) -> None:
+    first = send("--force", env=smtp_server.env())
+    assert first.exit_code == 0, first.output
+    assert "sent 2" in first.output and "--force" not in first.output
+    again = send("--force", "--to", "ada@example.org", env=smtp_server.env())
+    assert "--force: 1 digest sent again on purpose." in again.output
+
+
+def test_preview_line_names_only_what_this_run_wrote(env: dict[str, str]) -> None:
+    outbox = Path(env["PAPERBOT_OUTBOX"])
+    first = send()
+    preview = re.search(r"^Preview: (.+)$", first.stdout, re.M)
+    assert preview and Path(preview.group(1)).parent == outbox
+    assert Path(preview.group(1)) in set(outbox.glob("*@example.org_*.html"))
+    again = send()
+    assert again.exit_code == 0, again.output
+    assert "Preview:" not in again.output and "Outbox:" not in again.output
+    assert "nothing new to send" in again.output
+
+
+def test_dry_run_writes_nothing(env: dict[str, str]) -> None:
+    result = send("--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "dry run 3" in result.output
+    assert not Path(env["PAPERBOT_OUTBOX"]).exists(), "not even an empty outbox or its index"
+    assert "Outbox:" not in result.output and "Preview:" not in result.output

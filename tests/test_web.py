@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
+from bot.cli import app
 from bot.message import unsubscribe_token
 from bot.store import Store
 from bot.web import UnsubscribeServer
@@ -60,9 +64,30 @@ def test_bad_tokens_change_nothing(server: tuple[str, Store], token: str) -> Non
 
 
 def test_health_and_unknown_paths(server: tuple[str, Store]) -> None:
+    base, store = server
+    health = httpx.get(f"{base}/healthz")
+    assert (health.status_code, health.text) == (200, "ok\n")
+    token = unsubscribe_token("secret", "ada@example.org")
+    for path in ("/", "/other", f"/other?token={token}", "/unsubscribe/extra"):
+        assert httpx.get(f"{base}{path}").status_code == 404, path
+        assert httpx.post(f"{base}{path}").status_code == 404, path
+    assert "Not found" in httpx.get(f"{base}/").text
+    assert not store.suppressed()
+
+
+def test_tokens_are_redacted_in_the_access_log(
+    server: tuple[str, Store], caplog: pytest.LogCaptureFixture
+) -> None:
     base, _ = server
-    assert httpx.get(f"{base}/healthz").text == "ok\n"
-    assert httpx.get(f"{base}/other").status_code == 400
+    token = unsubscribe_token("secret", "ada@example.org")
+    with caplog.at_level(logging.INFO, logger="bot.web"):
+        assert httpx.get(f"{base}/unsubscribe?token={token}&x=1").status_code == 200
+        assert httpx.get(f"{base}/unsubscribe?token=garbage").status_code == 400
+    requests = [r.getMessage() for r in caplog.records if "GET /unsubscribe" in r.getMessage()]
+    assert len(requests) == 2
+    assert all("token=[redacted]" in line for line in requests), requests
+    assert token not in caplog.text and "garbage" not in caplog.text
+    assert "&x=1" in requests[0], "only the token is hidden"
 
 
 def test_html_in_the_address_is_escaped(server: tuple[str, Store]) -> None:
@@ -79,3 +104,29 @@ def test_the_form_always_posts_back_here(server: tuple[str, Store]) -> None:
     assert "evil.example" not in page.text
     page = httpx.get(f"{base}/unsubscribe?token={token}")
     assert 'action="/unsubscribe?token=' in page.text
+
+
+def test_serve_on_a_busy_port_is_one_clear_line(env: dict[str, str]) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = CliRunner().invoke(app, ["serve", "--host", "127.0.0.1", "--port", str(port)])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip() == (
+        f"Error: cannot listen on 127.0.0.1:{port}: Address already in use"
+    )
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_serve_on_a_bad_host_is_one_clear_line(env: dict[str, str]) -> None:
+    result = CliRunner().invoke(app, ["serve", "--host", "999.1.1.1", "--port", "0"])
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: cannot listen on 999.1.1.1:0: ")
+    assert "Traceback" not in result.output
+
+
+def test_serve_refuses_a_port_out_of_range(env: dict[str, str]) -> None:
+    result = CliRunner().invoke(app, ["serve", "--port", "70000"])
+    assert result.exit_code == 2 and "65535" in result.output

@@ -34,7 +34,8 @@ class StatusFormat(StrEnum):
 @handle_errors
 def profiles_check(
     file: Annotated[
-        Path | None, typer.Argument(help="Profiles file (default: PAPERBOT_PROFILES)")
+        Path | None,
+        typer.Argument(metavar="FILE", help="Profiles file (default: PAPERBOT_PROFILES)"),
     ] = None,
 ) -> None:
     """Validate a profiles file; every problem is listed with its line, warnings too."""
@@ -46,7 +47,9 @@ def profiles_check(
         )
     n, w = len(profiles.subscribers), len(profiles.warnings)
     warned = f", {w} warning{'s' if w != 1 else ''}" if w else ""
-    out.print(f"{path}: OK, {n} subscriber{'s' if n != 1 else ''}{warned}", soft_wrap=True)
+    out.print(
+        f"{path}: OK, {n} subscriber{'s' if n != 1 else ''}{warned}", soft_wrap=True, markup=False
+    )
 
 
 @profiles_app.command("schema")
@@ -78,24 +81,27 @@ def unsubscribe(
     store = Store(config.database_url)
     existing = store.suppressed().get(email)
     if existing is not None:
-        out.print(f"{email} is already suppressed ({existing.reason}).", highlight=False)
+        out.print(
+            f"{email} is already suppressed ({existing.reason}).", highlight=False, markup=False
+        )
         return
     store.suppress(email, UNSUBSCRIBED)
-    out.print(
-        f"{email} unsubscribed. An admin can undo it with: paperbot unsuppress {email}",
-        highlight=False,
-    )
+    out.print(f"{email} unsubscribed. An admin can undo it with:", highlight=False, markup=False)
+    out.print(f"  paperbot unsuppress {email}", highlight=False, markup=False, soft_wrap=True)
 
 
 @app.command()
 @handle_errors
-def unsuppress(email: Annotated[str, typer.Argument(help="The address to send to again.")]) -> None:
+def unsuppress(
+    email: Annotated[str, typer.Argument(metavar="EMAIL", help="The address to send to again.")],
+) -> None:
     """Clear a suppression (an unsubscribe or a permanent failure): the address gets mail again."""
     store = Store(load_settings().database_url)
     reason = store.suppressed().get(email.lower())
     if not store.unsuppress(email):
         raise BotError(f"{email} is not suppressed")
-    out.print(f"{email.lower()} may receive mail again (was: {reason.reason if reason else ''}).")
+    was = reason.reason if reason else ""
+    out.print(f"{email.lower()} may receive mail again (was: {was}).", markup=False)
 
 
 @app.command()

@@ -6,17 +6,19 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TextIO, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer.core import TyperCommand, TyperGroup
 
-from bot import sources
+from bot import __version__, sources
 from bot.delivery_jobs import Outcome
 from bot.errors import BotError, Problem, ProfileError
 from bot.logs import setup_logging
@@ -29,23 +31,121 @@ from bot.render import Renderer
 from bot.settings import Settings, load_settings, names_in_env_file, unknown_names
 from bot.store import Store
 
-app = typer.Typer(
+F = TypeVar("F", bound=Callable[..., Any])
+PIPED_WIDTH = 1000
+"""Console width when the output is not a terminal: wide enough that tables and lines in a log
+or a pipe are not wrapped."""
+FUTURE_SLACK = timedelta(days=1)
+"""How far past today's UTC date a digest date may be: the earliest time zones are a day ahead."""
+
+
+def _flags_take_no_value(params: list[Any]) -> list[Any]:
+    """Flags (``--dry-run``, ``--help``) show no value placeholder in --help."""
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    return params
+
+
+class Command(TyperCommand):
+    """A paperbot command."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        """The parameters, flags without a value placeholder."""
+        return _flags_take_no_value(super().get_params(ctx))
+
+
+class Group(TyperGroup):
+    """A group of paperbot commands."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        """The parameters, flags without a value placeholder."""
+        return _flags_take_no_value(super().get_params(ctx))
+
+
+class Typer(typer.Typer):
+    """A typer app whose commands are ``Command``s."""
+
+    def command(self, *args: Any, **kwargs: Any) -> Callable[[F], F]:
+        """Register a command (a ``Command`` unless ``cls`` says otherwise)."""
+        kwargs.setdefault("cls", Command)
+        register: Callable[[F], F] = super().command(*args, **kwargs)
+        return register
+
+
+CONTEXT = {"help_option_names": ["-h", "--help"]}
+app = Typer(
+    cls=Group,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_show_locals=False,
+    context_settings=CONTEXT,
     help="paperbot: research papers picked for you, by email.",
 )
-profiles_app = typer.Typer(no_args_is_help=True, help="Check and inspect the profiles file.")
+profiles_app = Typer(
+    cls=Group, no_args_is_help=True, context_settings=CONTEXT,
+    help="Check and inspect the profiles file.",
+)  # fmt: skip
 app.add_typer(profiles_app, name="profiles")
 
-out = Console()
-err = Console(stderr=True)
-F = TypeVar("F", bound=Callable[..., Any])
+
+def _show_version(value: bool) -> None:
+    if value:
+        print(f"paperbot {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_show_version, is_eager=True, help="Show the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """paperbot: research papers picked for you, by email."""
+
+
+def _console(stream: TextIO, *, stderr: bool = False) -> Console:
+    """A console for stdout or stderr: the terminal's width on a terminal, else no wrapping
+    (unless COLUMNS says otherwise)."""
+    piped = not stream.isatty() and not os.environ.get("COLUMNS", "").isdigit()
+    return Console(stderr=stderr, width=PIPED_WIDTH if piped else None)
+
+
+out = _console(sys.stdout)
+err = _console(sys.stderr, stderr=True)
+
+
+def parse_day(value: str) -> date:
+    """A ``--date`` value: a calendar date written YYYY-MM-DD."""
+    text = value.strip()
+    if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text):
+        raise typer.BadParameter(f"invalid date {value!r} (use YYYY-MM-DD)")
+    try:
+        return date(int(text[:4]), int(text[5:7]), int(text[8:]))
+    except ValueError as exc:
+        raise typer.BadParameter(f"invalid date {value!r}: {exc} (use YYYY-MM-DD)") from None
+
+
+def not_in_future(day: date | None) -> date | None:
+    """``day`` unless it is a date no time zone has reached yet."""
+    if day is not None and day > datetime.now(UTC).date() + FUTURE_SLACK:
+        raise BotError(f"--date {day} is in the future; digests are sent for past days")
+    return day
+
 
 DateOption = Annotated[
-    datetime | None, typer.Option("--date", formats=["%Y-%m-%d"], help="YYYY-MM-DD")
+    date | None,
+    typer.Option(
+        "--date", parser=parse_day, metavar="YYYY-MM-DD", help="The date (default: today)."
+    ),
 ]
-SourceOption = Annotated[str | None, typer.Option("--source", help="Source SPEC")]
+SourceOption = Annotated[
+    str | None,
+    typer.Option("--source", metavar="SPEC", help="Source SPEC (default: PAPERBOT_SOURCES)."),
+]
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +236,6 @@ def main() -> None:
     for warning in unknown_names([*os.environ, *names_in_env_file()]):
         log.warning("%s", warning)
     try:
-        app()
+        app(prog_name="paperbot")
     except KeyboardInterrupt:
         sys.exit(130)

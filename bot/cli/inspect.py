@@ -24,16 +24,18 @@ from bot.cli.app import (
     find_subscriber,
     handle_errors,
     make_deps,
+    not_in_future,
     out,
     read_profiles,
     settings,
 )  # fmt: skip
-from bot.errors import BotError
-from bot.lookup import explain_stored
+from bot.errors import BotError, UsageError
+from bot.lookup import explain_stored, not_sent, nothing_to_send
 from bot.lookup import preview as pipeline_preview
 from bot.message import html_part
 from bot.models import Paper
 from bot.pipeline import digest_day, fetch_and_store
+from bot.sources import clean
 from bot.sources.jsonl import read_papers_file
 
 
@@ -57,7 +59,7 @@ def fetch(day: DateOption = None, source: SourceOption = None) -> None:
     """Fetch the day's papers and store them (running it again changes only counts)."""
     config = settings()
     deps = make_deps(config, source)
-    when = day.date() if day else datetime.now(UTC).date()
+    when = not_in_future(day) or datetime.now(UTC).date()
     run_id = deps.store.start_run("fetch")
     summary = asyncio.run(fetch_and_store(deps, when))
     status = "failed" if summary.failed else "ok"
@@ -91,7 +93,8 @@ def papers(
     day: DateOption = None,
     source: SourceOption = None,
     input_file: Annotated[
-        Path | None, typer.Option("--input", help="Parse a saved response instead of fetching.")
+        Path | None,
+        typer.Option("--input", metavar="FILE", help="Parse a saved response instead of fetching."),
     ] = None,
     fmt: Annotated[
         PapersFormat, typer.Option("--format", help="jsonl or table")
@@ -109,7 +112,7 @@ def papers(
     else:
         specs = sources.parse_spec(source or config.sources)
         options = sources.SourceOptions(include_replacements=config.arxiv_include_replacements)
-        when = day.date() if day else datetime.now(UTC).date()
+        when = day or datetime.now(UTC).date()
         report = asyncio.run(sources.fetch_papers(specs, when, options=options))
         found, notes, failed = report.papers, [str(o) for o in report.outcomes], bool(report.failed)
     if fmt == PapersFormat.table:
@@ -126,8 +129,12 @@ def papers(
 @app.command()
 @handle_errors
 def match(
-    profiles: Annotated[Path, typer.Option("--profiles", help="Profiles YAML file")],
-    papers: Annotated[Path, typer.Option("--papers", help="Papers JSON Lines file")],
+    profiles: Annotated[
+        Path, typer.Option("--profiles", metavar="FILE", help="Profiles YAML file")
+    ],
+    papers: Annotated[
+        Path, typer.Option("--papers", metavar="FILE", help="Papers JSON Lines file")
+    ],
     all_papers: Annotated[bool, typer.Option("--all", help="Rank every paper.")] = False,
     fmt: Annotated[MatchFormat, typer.Option("--format", help="json or table")] = MatchFormat.json,
 ) -> None:
@@ -162,15 +169,22 @@ def match(
 @app.command()
 @handle_errors
 def explain(
-    email: Annotated[str, typer.Argument(help="The subscriber's email address")],
-    paper_id: Annotated[str, typer.Argument(help="The paper's id, e.g. 2401.04088")],
+    email: Annotated[str, typer.Argument(metavar="EMAIL", help="The subscriber's email address")],
+    paper_id: Annotated[
+        str,
+        typer.Argument(
+            metavar="PAPER_ID", help="The paper's id, e.g. 2401.04088 (a version suffix is ignored)"
+        ),
+    ],
     papers: Annotated[
-        Path | None, typer.Option("--papers", help="Explain against a Papers file instead")
+        Path | None,
+        typer.Option("--papers", metavar="FILE", help="Explain against a Papers file instead"),
     ] = None,
 ) -> None:
     """Why a paper was or was not picked for a subscriber."""
     config = settings()
     subscriber = find_subscriber(read_profiles(config.profiles), email)
+    paper_id = clean.paper_id(paper_id) or paper_id.strip()
     if papers is None:
         verdict = explain_stored(make_deps(config), subscriber, paper_id)
     else:
@@ -188,21 +202,48 @@ def explain(
 @app.command()
 @handle_errors
 def preview(
-    email: Annotated[str, typer.Argument(help="The subscriber's email address")],
+    email: Annotated[str, typer.Argument(metavar="EMAIL", help="The subscriber's email address")],
     day: DateOption = None,
-    out_file: Annotated[Path | None, typer.Option("--out", help="Where to write the HTML")] = None,
+    out_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", metavar="FILE", help="Where to write the HTML (its folder must exist)"
+        ),
+    ] = None,
     open_browser: Annotated[bool, typer.Option("--open", help="Open it in a browser.")] = False,
 ) -> None:
     """Render exactly what a subscriber would get, without sending or touching the ledger."""
     config = settings()
     subscriber = find_subscriber(read_profiles(config.profiles), email)
-    when = day.date() if day else digest_day(subscriber, datetime.now(UTC))
-    digest, message = asyncio.run(pipeline_preview(make_deps(config), subscriber, when))
+    not_in_future(day)
+    if out_file is not None:
+        writable_file(out_file, "--out")
+    deps = make_deps(config)
+    when = day or digest_day(subscriber, datetime.now(UTC))
+    reason = not_sent(deps, subscriber, when)
+    if reason is None:
+        digest, message = asyncio.run(pipeline_preview(deps, subscriber, when))
+        reason = nothing_to_send(digest)
+    if reason is not None:
+        out.print(f"No email would be sent: {reason}.", markup=False, soft_wrap=True)
+        return
     safe = re.sub(r"[^A-Za-z0-9@._-]+", "_", subscriber.email)
     target = out_file or Path(f"preview-{safe}-{when}.html")
-    target.write_text(html_part(message.data) or "", encoding="utf-8")
+    try:
+        target.write_text(html_part(message.data) or "", encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write {target}: {exc.strerror or exc}") from None
     out.print(f"Subject: {message.subject}", markup=False, soft_wrap=True)
     out.print(f"{len(digest.matches)} papers, {len(digest.more)} more matches")
-    out.print(f"Preview: {target}")
+    out.print(f"Preview: {target}", markup=False, soft_wrap=True)
     if open_browser:
         webbrowser.open(target.resolve().as_uri())
+
+
+def writable_file(path: Path, option: str) -> None:
+    """A clear usage error, before any work, when ``path`` cannot be written."""
+    if path.is_dir():
+        raise UsageError(f"cannot write {option} {path}: it is a directory")
+    folder = path.parent
+    if not folder.is_dir():
+        raise UsageError(f"cannot write {option} {path}: there is no folder {folder}")

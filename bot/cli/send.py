@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -23,13 +23,13 @@ from bot.cli.app import (
     handle_errors,
     make_deps,
     make_mailer,
+    not_in_future,
     out,
     print_outcome,
     read_profiles,
     settings,
 )  # fmt: skip
 from bot.delivery_jobs import Outcome
-from bot.errors import BotError
 from bot.mailer import Mailer
 from bot.outbox import OutboxMailer
 from bot.pipeline import SendOptions, SendReport, send_digests
@@ -43,15 +43,22 @@ COLOURS = {
     "skipped": "yellow",
     "already": "dim",
 }
+COMPOSED = {"sent", "dry-run"}
+"""Results whose paper count is that of a message composed in this run."""
+INDEX = "index.html"
 
 
 @app.command()
 @handle_errors
 def send(
     day: DateOption = None,
-    to: Annotated[str | None, typer.Option("--to", help="Send to this subscriber only.")] = None,
+    to: Annotated[
+        str | None, typer.Option("--to", metavar="EMAIL", help="Send to this subscriber only.")
+    ] = None,
     source: SourceOption = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Match and render only.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Match and render only: nothing is sent or written.")
+    ] = False,
     force: Annotated[bool, typer.Option("--force", help="Resend even if already sent.")] = False,
 ) -> None:
     """Send the digest for a date to every active subscriber (or one), once."""
@@ -59,22 +66,31 @@ def send(
     profiles = read_profiles(config.profiles)
     if to:
         find_subscriber(profiles, to)
-    if day and day.date() > datetime.now(UTC).date() + timedelta(days=1):
-        raise BotError(f"--date {day.date()} is in the future; digests are sent for past days")
+    not_in_future(day)
     mailer = make_mailer(config)
-    options = SendOptions(
-        day=day.date() if day else None, to=to, dry_run=dry_run, force=force,
-        refetch=source is not None,
-    )  # fmt: skip
+    options = SendOptions(day=day, to=to, dry_run=dry_run, force=force, refetch=source is not None)
+    before = _outbox_files(mailer)
     report = asyncio.run(_send(config, profiles, mailer, options, source or config.sources))
-    _summarise(report, options, config, mailer)
+    _summarise(report, options, mailer, before)
     counts = report.summary()["counts"]
     if counts["failed"] or counts["unknown"] or report.stopped:
         raise typer.Exit(1)
 
 
-def _summarise(report: SendReport, options: SendOptions, config: Settings, mailer: Mailer) -> None:
-    out.print(_report_table(report))
+def _outbox_files(mailer: Mailer) -> dict[Path, int]:
+    """The HTML previews in the outbox and when each was written (nothing for SMTP)."""
+    if not isinstance(mailer, OutboxMailer) or not mailer.directory.is_dir():
+        return {}
+    previews = (p for p in mailer.directory.glob("*.html") if p.name != INDEX)
+    return {p: p.stat().st_mtime_ns for p in previews}
+
+
+def _summarise(
+    report: SendReport, options: SendOptions, mailer: Mailer, before: dict[Path, int]
+) -> None:
+    """On a terminal the results as a table; in a pipe each result was printed as it came."""
+    if out.is_terminal and report.outcomes:
+        out.print(_report_table(report))
     counts = report.summary()["counts"]
     line = (
         f"sent {counts['sent']}, skipped {counts['skipped']}, failed {counts['failed']}, "
@@ -83,18 +99,20 @@ def _summarise(report: SendReport, options: SendOptions, config: Settings, maile
     line += f", dry run {counts['dry-run']}" if options.dry_run else ""
     line += f", outcome unknown {counts['unknown']} (resent later)" if counts["unknown"] else ""
     out.print(line)
-    if options.force:
-        out.print("[yellow]--force: digests already sent were sent again on purpose.[/]")
+    resent = sum(1 for o in report.outcomes if o.status == "sent" and o.resent)
+    if resent:
+        noun = "digest" if resent == 1 else "digests"
+        out.print(f"[yellow]--force: {resent} {noun} sent again on purpose.[/]")
     if counts["already"] and not counts["sent"] and not counts["failed"]:
         out.print("These digests were already sent; nothing new to send.")
     if report.stopped:
-        err.print(f"[red]Stopped:[/red] {escape(report.stopped)}")
-    if isinstance(mailer, OutboxMailer) and not options.dry_run:
-        previews = sorted(config.outbox.glob("*.html"), key=lambda p: p.stat().st_mtime)
-        latest = [p for p in previews if p.name != "index.html"][-1:]
-        out.print(f"Outbox: {config.outbox}/ — open {config.outbox / 'index.html'} to read them")
-        if latest:
-            out.print(f"Preview: {latest[0]}")
+        err.print(f"[red]Stopped:[/red] {escape(report.stopped)}", soft_wrap=True)
+    written = [p for p, stamp in _outbox_files(mailer).items() if before.get(p) != stamp]
+    if isinstance(mailer, OutboxMailer) and written:
+        index = mailer.directory / INDEX
+        out.print(f"Outbox: {mailer.directory}/ — open {index} to read them", soft_wrap=True)
+        latest = max(written, key=lambda p: p.stat().st_mtime_ns)
+        out.print(f"Preview: {latest}", soft_wrap=True)
 
 
 def _report_table(report: SendReport) -> Table:
@@ -104,21 +122,28 @@ def _report_table(report: SendReport) -> Table:
     for o in report.outcomes:
         status = Text(o.status, style=COLOURS.get(o.status, ""))
         table.add_row(
-            Text(o.email), str(o.digest_date or ""), status, str(o.papers), Text(o.detail)
+            Text(o.email), str(o.digest_date or ""), status, papers_cell(o), Text(o.detail)
         )
     return table
+
+
+def papers_cell(outcome: Outcome) -> str:
+    """How many papers went (or would go) out; "-" when nothing was composed in this run."""
+    return str(outcome.papers) if outcome.papers or outcome.status in COMPOSED else "-"
 
 
 async def _send(
     config: Settings, profiles: Profiles, mailer: Mailer, options: SendOptions, spec: str
 ) -> SendReport:
-    deps = make_deps(config, spec, mailer)
+    """Run the send; a dry run does not open the mailer, so it writes nothing (not even an
+    outbox index)."""
+    deps = make_deps(config, spec, None if options.dry_run else mailer)
     run_id = None if options.dry_run else deps.store.start_run("send")
     status = "error"
     try:
         with _progress(len(profiles.subscribers) if options.to is None else 1) as advance:
             deps.on_outcome = advance
-            async with mailer:
+            async with contextlib.nullcontext() if options.dry_run else mailer:
                 report = await send_digests(deps, profiles.subscribers, options)
         status = "stopped" if report.stopped else ("failed" if report.count("failed") else "ok")
     finally:
@@ -129,7 +154,8 @@ async def _send(
 
 @contextlib.contextmanager
 def _progress(total: int) -> Iterator[Callable[[Outcome], None]]:
-    """A progress bar on a terminal; plain lines, one per subscriber, otherwise."""
+    """A progress bar on a terminal (the table follows); otherwise one plain line per
+    subscriber as each is settled."""
     if not out.is_terminal:
         yield print_outcome
         return

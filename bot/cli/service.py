@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from bot.cli.app import app, handle_errors, make_deps, make_mailer, out, read_profiles, settings
-from bot.errors import ConfigError
+from bot.errors import ConfigError, UsageError
 from bot.scheduler import run_worker
 from bot.store import Store
 from bot.web import UnsubscribeServer
@@ -29,8 +29,15 @@ def run() -> None:
 @app.command()
 @handle_errors
 def serve(
-    host: Annotated[str, typer.Option("--host", help="Address to listen on")] = "0.0.0.0",
-    port: Annotated[int, typer.Option("--port", envvar="PORT", help="Port (or $PORT)")] = 8080,
+    host: Annotated[
+        str, typer.Option("--host", metavar="HOST", help="Address to listen on")
+    ] = "0.0.0.0",
+    port: Annotated[
+        int,
+        typer.Option(
+            "--port", envvar="PORT", metavar="PORT", min=0, max=65535, help="Port (or $PORT)"
+        ),
+    ] = 8080,
 ) -> None:
     """Serve the unsubscribe links (PAPERBOT_BASE_URL points here)."""
     config = settings()
@@ -39,8 +46,14 @@ def serve(
             "invalid settings:\n  PAPERBOT_SECRET_KEY: needed to check unsubscribe links"
         )
     secret = config.secret_key.get_secret_value()
-    server = UnsubscribeServer((host, port), Store(config.database_url), secret)
-    out.print(f"Serving unsubscribe links on http://{host}:{server.server_port}/unsubscribe")
+    store = Store(config.database_url)
+    try:
+        server = UnsubscribeServer((host, port), store, secret)
+    except OSError as exc:  # the port is taken, or the host is not an address of this machine
+        store.close()
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    url = f"http://{host}:{server.server_port}"
+    out.print(f"Serving unsubscribe links on {url}/unsubscribe (health check: {url}/healthz)")
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
     server.server_close()
