@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import threading
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlmodel import SQLModel, create_engine
@@ -260,3 +262,30 @@ def test_a_retry_carries_what_is_unsent_now_but_a_resend_repeats_itself(store: S
     store.ledger.mark_failed(claim, NOW, error="451", code=451, retry_at=NOW)
     retry = store.ledger.claim(sid, DAY, NOW, paper_ids=["2"], new_message_id=lambda: ids(counter))
     assert retry is not None and retry.paper_ids == ("2",) and retry.message_id == claim.message_id
+
+
+def _open_when_all_are_ready(url: str, ready: Any, errors: Any) -> None:
+    ready.wait()
+    try:
+        Store(url).sync_subscribers([])
+    except Exception as exc:  # reported to the test, which fails with it
+        errors.put(repr(exc))
+
+
+def test_processes_opening_a_new_database_at_once_all_get_in(tmp_path: Path) -> None:
+    """Turning a new file into WAL needs it to itself, and SQLite does not wait for that."""
+    context = multiprocessing.get_context("fork")
+    errors = context.Queue()
+    for round_ in range(30):
+        url = f"sqlite:///{tmp_path}/new{round_}.db"
+        ready = context.Barrier(8)
+        workers = [
+            context.Process(target=_open_when_all_are_ready, args=(url, ready, errors))
+            for _ in range(8)
+        ]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(60)
+            assert worker.exitcode == 0
+    assert errors.empty(), errors.get()
