@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 from typer.testing import CliRunner
@@ -96,3 +97,16 @@ def test_piped_status_does_not_wrap_long_errors(env: dict[str, str], faults: Fau
     row = next(line for line in output.splitlines() if line.startswith(f"│ {ADA}"))
     assert "greylisted: please try again in five minutes" in row
     assert len(row) > 120, "wider than a terminal would be"
+
+
+def test_status_of_a_database_that_does_not_exist_says_so_and_creates_nothing(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    mistyped = tmp_path / "paperbto.db"
+    result = runner.invoke(
+        app, ["status", "--format", "json"], env={"PAPERBOT_DATABASE_URL": f"sqlite:///{mistyped}"}
+    )
+    assert result.exit_code == 0, result.output
+    assert f"No database at {mistyped} yet" in result.stderr
+    assert json.loads(result.stdout)["runs"] == []
+    assert not mistyped.exists()

@@ -18,7 +18,7 @@ from bot.errors import BotError
 from bot.message import verify_token
 from bot.profiles import json_schema_text
 from bot.settings import load_settings
-from bot.store import Store
+from bot.store import Store, missing_database
 
 UNSUBSCRIBED = "unsubscribed"
 
@@ -112,7 +112,11 @@ def status(
     ] = StatusFormat.table,
 ) -> None:
     """Last runs, deliveries by state, pending retries, suppressed addresses."""
-    store = Store(load_settings().database_url)
+    url = load_settings().database_url
+    missing = missing_database(url)
+    if missing is not None:  # say so, and do not create it
+        err.print(f"No database at {missing} yet (PAPERBOT_DATABASE_URL): nothing has run.")
+    store = Store("sqlite://" if missing else url)
     data = status_view.collect(store, datetime.now(UTC).date())
     if fmt == StatusFormat.json:
         print(json.dumps(data, indent=2, ensure_ascii=False))

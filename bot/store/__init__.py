@@ -14,10 +14,11 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, insert, update
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy import bindparam, insert, make_url, update
+from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 from sqlmodel import Session, col, func, select
 
 from bot.errors import ConfigError
@@ -82,6 +83,18 @@ class SyncReport:
     updated: int
     deactivated: int
     ids: dict[str, int]
+
+
+def missing_database(url: str) -> Path | None:
+    """The file of a SQLite ``url`` when it does not exist (opening it would create it)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None
+    name = parsed.database
+    if not parsed.drivername.startswith("sqlite") or not name or name == ":memory:":
+        return None
+    return None if Path(name).exists() else Path(name)
 
 
 class Store:
