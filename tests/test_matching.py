@@ -146,6 +146,20 @@ def check_marks(match: Match) -> None:
         assert 0 <= start < end <= len(match.snippet)
 
 
+def test_description_reasons_name_words_as_a_reader_would_write_them() -> None:
+    """A word capitalised only because it starts a sentence is named in lower case; names and
+    acronyms inside a sentence keep theirs."""
+    paper = Paper(
+        "p", "Sorting with quantum walks", "Quantum walks sort lists. We follow Grover on QRAM."
+    )
+    text = "Sorting lists fast. Quantum methods after Grover, with QRAM."
+    match = one(sub(description=text), [paper, *FILLER]).picked[0]
+    (reason,) = [r for r in match.reasons if r.startswith("description: ")]
+    named = reason.removeprefix("description: ").split(", ")
+    assert "Grover" in named and "QRAM" in named
+    assert {"sorting", "quantum"} & set(named) and not {"Sorting", "Quantum"} & set(named)
+
+
 def test_reasons_snippet_and_marks() -> None:
     paper = Paper(
         "p",

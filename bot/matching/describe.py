@@ -8,6 +8,7 @@ Everything after splitting the texts into words is array work over all profiles 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping
 from itertools import chain
 
@@ -17,6 +18,24 @@ import scipy.sparse as sp
 from bot.matching.text import WORD
 
 Array = np.ndarray
+_SENTENCE_START = re.compile(r"(?:\A\s*|[.!?]\s+)[A-Z][a-z]+\b")
+"""A capitalised word that starts the text or a sentence: capitalised only because of where
+it stands, so it is named in lower case when a reason quotes it."""
+
+
+_FIRST_WORD = re.compile(r"\s*[A-Z][a-z]+\b")
+
+
+def _lower(start: re.Match[str]) -> str:
+    return start[0].lower()
+
+
+def _as_written(text: str) -> str:
+    """``text`` with the words that start it and its sentences in lower case (see above)."""
+    if "." in text or "!" in text or "?" in text:
+        return _SENTENCE_START.sub(_lower, text)
+    first = _FIRST_WORD.match(text)  # one sentence: only its start can be
+    return text if first is None else first[0].lower() + text[first.end() :]
 
 
 def expand(lengths: Array) -> tuple[Array, Array]:
@@ -35,7 +54,7 @@ class Descriptions:
     """
 
     def __init__(self, texts: Mapping[str, int], terms: Callable[[str], tuple[int, ...]]):
-        found = [WORD.findall(text) for text in texts]
+        found = [WORD.findall(_as_written(text)) for text in texts]
         flat = list(chain.from_iterable(found))
         self.words = list(dict.fromkeys(flat))
         ids = {w: i for i, w in enumerate(self.words)}
