@@ -28,6 +28,8 @@ from email.headerregistry import Address
 from functools import lru_cache
 from urllib.parse import quote
 
+import idna
+
 MAX_LINE = 78
 WORD_BYTES = 45
 """UTF-8 bytes per encoded-word: 60 base64 characters, 72 with the delimiters (at most 75)."""
@@ -91,8 +93,11 @@ def ascii_words(value: str) -> list[str]:
 
 
 def addr_spec(address: Address) -> str:
-    """``local@domain`` in ASCII: an internationalised domain is written in IDNA form."""
-    domain = address.domain if address.domain.isascii() else address.domain.encode("idna").decode()
+    """``local@domain`` in ASCII: an internationalised domain is written in IDNA 2008 form
+    (UTS 46: ``straße.de`` is ``xn--strae-oqa.de``, not ``strasse.de`` as IDNA 2003 has it)."""
+    domain = address.domain
+    if not domain.isascii():
+        domain = idna.encode(domain, uts46=True).decode("ascii")
     spec = one_line(f"{address.username}@{domain}" if domain else address.username)
     if not spec.isascii():
         raise ValueError(f"cannot send to a non-ASCII mailbox without SMTPUTF8: {spec!r}")

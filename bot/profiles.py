@@ -49,13 +49,19 @@ class _Loader(yaml.SafeLoader):
     """SafeLoader that keeps "07:30" a string instead of YAML 1.1's sexagesimal integer."""
 
 
-_Loader.yaml_implicit_resolvers = {
-    key: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:int"]
-    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:int", re.compile(r"^[-+]?(0|[1-9][0-9_]*)$"), list("-+0123456789")
-)
+class _FastLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """The same, parsing with libyaml where PyYAML has it (a large file reads ten times faster;
+    the pure-Python parser still words the syntax errors)."""
+
+
+for _loader in (_Loader, _FastLoader):
+    _loader.yaml_implicit_resolvers = {
+        key: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:int"]
+        for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    _loader.add_implicit_resolver(
+        "tag:yaml.org,2002:int", re.compile(r"^[-+]?(0|[1-9][0-9_]*)$"), list("-+0123456789")
+    )
 
 
 def _line(node: yaml.Node | None) -> int | None:
@@ -63,9 +69,10 @@ def _line(node: yaml.Node | None) -> int | None:
 
 
 def _key_node(node: yaml.Node | None, key: str | int) -> yaml.Node | None:
-    """The key node ``key`` of a mapping node (the first one), or None."""
+    """The key node ``key`` of a mapping node, or None; of a key written twice, the last (the
+    one whose value YAML keeps)."""
     if isinstance(node, yaml.MappingNode):
-        for k, _ in node.value:
+        for k, _ in reversed(node.value):
             if k.value == key:
                 found: yaml.Node = k
                 return found
@@ -73,9 +80,10 @@ def _key_node(node: yaml.Node | None, key: str | int) -> yaml.Node | None:
 
 
 def _child(node: yaml.Node | None, key: str | int) -> yaml.Node | None:
-    """The node at ``key`` inside a mapping or sequence node, or None."""
+    """The node at ``key`` inside a mapping (the last of a key written twice, as YAML keeps
+    that value) or a sequence node, or None."""
     if isinstance(node, yaml.MappingNode):
-        for k, v in node.value:
+        for k, v in reversed(node.value):
             if k.value == key:
                 found: yaml.Node = k if isinstance(v, yaml.ScalarNode) and v.value == "" else v
                 return found
@@ -110,6 +118,7 @@ def _dotted(path: Sequence[str | int]) -> str:
 
 _EMAIL_LINE = re.compile(r"^(?P<indent> *)(?P<dash>- +)?email:[ \t]*(?P<value>[^#]*?)\s*(#.*)?$")
 _ITEM_LINE = re.compile(r"^(?P<indent> *)- ")
+_KEY_LINE = re.compile(r"^(?P<indent> *)(?P<key>[A-Za-z_][\w-]*):(?:\s|$)")
 
 
 def _subscriber_lines(lines: Sequence[str]) -> tuple[int, int] | None:
@@ -118,7 +127,7 @@ def _subscriber_lines(lines: Sequence[str]) -> tuple[int, int] | None:
         if re.match(r"subscribers:\s*(#.*)?$", text):
             indents = []
             for after in lines[i + 1 :]:
-                if after.strip() and not after.startswith((" ", "#")):
+                if after.strip() and not after.startswith((" ", "#", "-")):
                     break
                 if item := _ITEM_LINE.match(after):
                     indents.append(len(item["indent"]))
@@ -146,7 +155,7 @@ def _subscriber_near(lines: Sequence[str], number: int) -> str | None:
         text = lines[i]
         if i > start and (
             ((m := _ITEM_LINE.match(text)) and len(m["indent"]) <= indent)
-            or (text.strip() and not text.startswith((" ", "#")))
+            or (text.strip() and not text.startswith((" ", "#", "-")))
         ):
             break
         email = _EMAIL_LINE.match(text[indent + 2 :] if i == start else text)
@@ -157,7 +166,7 @@ def _subscriber_near(lines: Sequence[str], number: int) -> str | None:
 
 def _parses_past(text: str, number: int) -> bool:
     try:
-        yaml.compose(text, Loader=_Loader)
+        yaml.compose(text, Loader=_FastLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         return mark is not None and mark.line + 1 > number
@@ -165,23 +174,28 @@ def _parses_past(text: str, number: int) -> bool:
 
 
 def _missing_dash(lines: list[str], number: int) -> tuple[int, str] | None:
-    """An ``email:`` line at or before line ``number`` that parses once a ``- `` is put before
-    it: (its 1-based line, the line as it should be)."""
+    """The line at or above line ``number`` that starts a subscriber without its ``- ``, if
+    the file parses past ``number`` once the dash is put back: (its 1-based line, the line as it
+    should be). Only the entry holding line ``number`` is searched, and the file is parsed again
+    once at most."""
     section = _subscriber_lines(lines)
     if section is None:
         return None
     first, indent = section
-    candidates = [
-        i
-        for i in range(min(number, len(lines)) - 1, first, -1)
-        if (found := _EMAIL_LINE.match(lines[i]))
-        and not found["dash"]
-        and len(found["indent"]) in (indent, indent + 2)
-    ]
-    for i in candidates[:3]:  # the nearest few: each try parses the file again
-        fixed = " " * indent + "- " + lines[i].lstrip()
-        if _parses_past("\n".join([*lines[:i], fixed, *lines[i + 1 :]]), number):
-            return i + 1, fixed
+    for i in range(min(number, len(lines)) - 1, first, -1):
+        text = lines[i]
+        item = _ITEM_LINE.match(text)
+        if item and len(item["indent"]) == indent and i < number - 1:
+            return None  # the entry starts properly: no dash is missing in it
+        key = _KEY_LINE.match(text)
+        if key is None:
+            continue
+        depth = len(key["indent"])
+        if depth == indent or (depth == indent + 2 and key["key"] == "email"):
+            fixed = " " * indent + "- " + text.lstrip()
+            if _parses_past("\n".join([*lines[:i], fixed, *lines[i + 1 :]]), number):
+                return i + 1, fixed
+            return None
     return None
 
 
@@ -194,13 +208,14 @@ def _syntax_problem(text: str, exc: yaml.YAMLError, source: str) -> Problem:
     dash = _missing_dash(lines, number)
     if dash is not None:
         number, fixed = dash
+        field = lines[number - 1].lstrip().split(":", 1)[0]
         message = (
             "not valid YAML: looks like the '- ' before this subscriber is missing; "
             f"write {fixed.strip()!r}, its '-' lined up with the other subscribers'"
         )
         column = len(lines[number - 1]) - len(lines[number - 1].lstrip()) + 1
         who = _subscriber_near([*lines[: number - 1], fixed, *lines[number:]], number)
-        return Problem(source, number, who, "email", message, column=column)
+        return Problem(source, number, who, field, message, column=column)
     reason = getattr(exc, "problem", None) or str(exc)
     hint = YAML_HINTS.get(reason)
     message = f"not valid YAML: {reason}" + (f" ({hint})" if hint else "")
@@ -209,12 +224,24 @@ def _syntax_problem(text: str, exc: yaml.YAMLError, source: str) -> Problem:
 
 
 def _compose(text: str, source: str) -> tuple[yaml.Node | None, Any]:
+    """The node tree (for lines) and the data built from it, parsed once."""
     try:
-        root = yaml.compose(text, Loader=_Loader)
-        data = yaml.load(text, Loader=_Loader)
+        return _parse(text, _FastLoader)
+    except yaml.YAMLError:
+        pass
+    try:
+        return _parse(text, _Loader)
     except yaml.YAMLError as exc:
         raise ProfileError([_syntax_problem(text, exc, source)]) from None
-    return root, data
+
+
+def _parse(text: str, kind: type[yaml.SafeLoader]) -> tuple[yaml.Node | None, Any]:
+    loader = kind(text)
+    try:
+        root = loader.get_single_node()
+        return root, None if root is None else loader.construct_document(root)
+    finally:
+        loader.dispose()
 
 
 # --- the node tree: repeated keys ----------------------------------------------------------------
@@ -239,12 +266,15 @@ def _duplicate_keys(root: yaml.Node, source: str) -> list[Problem]:
         for key, value in node.value:
             name = str(key.value)
             here = (*path, name)
+            if in_subscriber:  # two subscribers may have run together: name the one above
+                who = _email_before(node, _line(key) or 0) or who
             if name not in first:
                 first[name] = key
             elif in_subscriber and name == "email" and not merged:
                 merged = True
+                above = _email_before(node, _line(first[name]) or 0) or who
                 message = (
-                    f"a second 'email:' inside subscriber {who} (line {_line(first[name])}): "
+                    f"a second 'email:' inside subscriber {above} (line {_line(first[name])}): "
                     "looks like the '- ' before this subscriber is missing; write "
                     f"'- email: {value.value}', its '-' lined up with the other subscribers'"
                 )

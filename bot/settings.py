@@ -154,8 +154,12 @@ def unknown_names(names: Iterable[str]) -> list[str]:
 
 
 def names_in_env_file(env_file: Path = ENV_FILE) -> list[str]:
-    """The names set in ``env_file`` (none when there is no such file)."""
-    return [n for n in dotenv_values(env_file) if n] if env_file.is_file() else []
+    """The names set in ``env_file`` (none when there is no such file or it cannot be read:
+    loading the settings says why)."""
+    try:
+        return [n for n in dotenv_values(env_file) if n] if env_file.is_file() else []
+    except (OSError, UnicodeDecodeError):
+        return []
 
 
 def load_settings(env_file: Path | None = ENV_FILE, **overrides: object) -> Settings:
@@ -163,6 +167,10 @@ def load_settings(env_file: Path | None = ENV_FILE, **overrides: object) -> Sett
     try:
         factory: Any = Settings
         return factory(_env_file=env_file, **overrides)  # type: ignore[no-any-return]
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"invalid settings: {env_file} is not UTF-8 text ({exc.reason})"
+        ) from None
     except ValidationError as exc:
         lines = []
         for err in exc.errors():

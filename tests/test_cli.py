@@ -184,12 +184,12 @@ def test_preview_of_a_digest_already_sent_or_an_address_suppressed(env: dict[str
     assert gone.stdout.strip() == "No email would be sent: grace@example.org is suppressed."
 
 
-def test_preview_and_fetch_refuse_a_future_date_as_send_does(env: dict[str, str]) -> None:
+def test_preview_fetch_and_papers_refuse_a_future_date_as_send_does(env: dict[str, str]) -> None:
     later = (date.today() + timedelta(days=3)).isoformat()
     message = f"Error: --date {later} is in the future; digests are sent for past days"
-    for command in (["send"], ["preview", "ada@example.org"], ["fetch"]):
+    for command in (["send"], ["preview", "ada@example.org"], ["fetch"], ["papers"]):
         result = runner.invoke(app, [*command, "--date", later])
-        assert (result.exit_code, result.output.strip()) == (1, message), command
+        assert (result.exit_code, result.output.strip()) == (2, message), command
     store = Store(env["PAPERBOT_DATABASE_URL"])
     assert store.recent_runs() == []
     assert not store.papers_between(date.today(), date.max), "nothing fetched or stored"

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import binascii
 import random
+from dataclasses import replace
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from email.header import decode_header, make_header
 from email.headerregistry import Address
 from email.message import EmailMessage
+
+from email_validator import validate_email
 
 from bot.mailer import data_payload
 from bot.message import (
@@ -220,6 +223,17 @@ def test_messages_go_through_smtp_data_as_they_are() -> None:
         parts = list(parsed.iter_parts()) if html else [parsed]
         written = text.replace("\r\n", "\n").replace("\r", "\n")
         assert parts[0].get_content().replace("\r\n", "\n").rstrip("\n") == written.rstrip("\n")
+
+
+def test_international_domains_are_written_as_idna_2008() -> None:
+    for domain, written in [
+        ("straße.de", "xn--strae-oqa.de"),
+        ("bücher.example", "xn--bcher-kva.example"),
+    ]:
+        to = recipient(f"ada@{domain}", "Ada")
+        message = build_message(replace(envelope(), recipient=to), "s", "t")
+        assert message.recipient == f"ada@{written}" and f"<ada@{written}>".encode() in message.data
+        assert validate_email(f"ada@{domain}", check_deliverability=False).ascii_domain == written
 
 
 def test_plain_addresses_are_split_as_the_email_package_parses_them() -> None:

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from bot.cli import app
 from bot.errors import ProfileError
 from bot.models import Defaults, Subscriber
-from bot.profiles import json_schema, json_schema_text, parse_profiles
+from bot.profiles import _FastLoader, _Loader, _parse, json_schema, json_schema_text, parse_profiles
 
 ROOT = Path(__file__).resolve().parent.parent
 runner = CliRunner()
@@ -151,6 +151,14 @@ def test_profiles_check_missing_file(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "cannot read" in result.output
 
 
+def test_profiles_check_a_file_that_is_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("subscribers:\n  - email: ada@example.org\n    name: René\n".encode("latin-1"))
+    result = runner.invoke(app, ["profiles", "check", str(path)])
+    assert result.exit_code == 2
+    assert f"{path}:3: not UTF-8 text (byte 0xe9): save the file as UTF-8" in result.output
+
+
 # A fuller file, as admins write it: comments on top, a blank line between subscribers.
 TEAM = """\
 # Subscribers of the reading group.
@@ -176,6 +184,16 @@ subscribers:
       keywords: ["diffusion model", "flow matching"]
       description: Generative modelling with diffusion and flow matching.
 """
+
+
+def test_libyaml_and_the_pure_parser_read_the_same() -> None:
+    """Files are read with libyaml when PyYAML has it; the pure parser words syntax errors."""
+    text = TEAM + '    send_at: "07:30"\n    alerts: [{name: late, authors: ["Ada"]}]\n'
+    fast, pure = _parse(text, _FastLoader), _parse(text, _Loader)
+    assert fast[1] == pure[1] and fast[1]["subscribers"][1]["send_at"] == "07:30"
+    assert [n.start_mark.line for n in fast[0].value[1][1].value] == [
+        n.start_mark.line for n in pure[0].value[1][1].value
+    ]
 
 
 def test_team_fixture_is_valid() -> None:
@@ -236,6 +254,27 @@ def test_missing_dash_before_a_subscriber_is_named_once() -> None:
     assert problems_of(text)[0] == (
         "p.yaml:9: subscriber ada@example.org: field 'nam': unknown key (did you mean 'name'?)"
     )
+
+
+def test_a_key_written_twice_is_judged_by_the_value_yaml_keeps() -> None:
+    text = "subscribers:\n  - email: a@example.org\n    max_papers: 5\n    max_papers: 0\n"
+    assert problems_of(text) == [
+        "p.yaml:4: subscriber a@example.org: field 'max_papers': duplicate key (first at line 3):"
+        " keep only one",
+        "p.yaml:4: subscriber a@example.org: field 'max_papers': must be at least 1 (found 0)",
+    ]
+    ran_together = (
+        "subscribers:\n  - email: a@example.org\n    max_papers: 5\n"
+        "    email: b@example.org\n    max_papers: 0\n"
+    )
+    found = problems_of(ran_together)
+    assert found[0].startswith(
+        "p.yaml:4: subscriber b@example.org: field 'email': a second 'email:' inside subscriber "
+        "a@example.org (line 2)"
+    )
+    assert found[1:] == [
+        "p.yaml:5: subscriber b@example.org: field 'max_papers': must be at least 1 (found 0)"
+    ]
 
 
 @pytest.mark.parametrize(

@@ -218,6 +218,13 @@ def test_misspelt_setting_names_are_pointed_out(tmp_path: Path) -> None:
         "PAPERBOT_SMTP_SECURTY is not a paperbot setting and is ignored"
         " (did you mean PAPERBOT_SMTP_SECURITY?)",
     ]
+    (tmp_path / ".env").write_bytes("PAPERBOT_FROM=René <a@example.org>\n".encode("latin-1"))
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "status"], cwd=tmp_path, env=env | {"PYTHONPATH": ROOT},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "invalid settings: .env is not UTF-8 text" in done.stderr
     assert unknown_names(["PAPERBOT_FROM", "PAPERBOT_SMTP_HOST", "HOME", "paperbot_zzz"]) == [
         "PAPERBOT_ZZZ is not a paperbot setting and is ignored"
     ]

@@ -20,7 +20,7 @@ from typer.core import TyperCommand, TyperGroup
 
 from bot import __version__, sources
 from bot.delivery_jobs import Outcome
-from bot.errors import BotError, Problem, ProfileError
+from bot.errors import BotError, Problem, ProfileError, UsageError
 from bot.logs import setup_logging
 from bot.mailer import Mailer, SmtpMailer
 from bot.models import Subscriber
@@ -132,7 +132,7 @@ def parse_day(value: str) -> date:
 def not_in_future(day: date | None) -> date | None:
     """``day`` unless it is a date no time zone has reached yet."""
     if day is not None and day > datetime.now(UTC).date() + FUTURE_SLACK:
-        raise BotError(f"--date {day} is in the future; digests are sent for past days")
+        raise UsageError(f"--date {day} is in the future; digests are sent for past days")
     return day
 
 
@@ -167,10 +167,16 @@ def handle_errors(command: F) -> F:
 def read_profiles(path: Path) -> Profiles:
     """Read and validate a profiles file named by the user."""
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as exc:
         problem = Problem(str(path), None, None, None, f"cannot read: {exc.strerror or exc}")
         raise ProfileError([problem]) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        message = f"not UTF-8 text (byte 0x{data[exc.start]:02x}): save the file as UTF-8"
+        raise ProfileError([Problem(str(path), line, None, None, message)]) from None
     return parse_profiles(text, str(path))
 
 

@@ -112,7 +112,7 @@ def papers(
     else:
         specs = sources.parse_spec(source or config.sources)
         options = sources.SourceOptions(include_replacements=config.arxiv_include_replacements)
-        when = day or datetime.now(UTC).date()
+        when = not_in_future(day) or datetime.now(UTC).date()
         report = asyncio.run(sources.fetch_papers(specs, when, options=options))
         found, notes, failed = report.papers, [str(o) for o in report.outcomes], bool(report.failed)
     if fmt == PapersFormat.table:

@@ -57,7 +57,7 @@ def send(
     ] = None,
     source: SourceOption = None,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Match and render only: nothing is sent or written.")
+        bool, typer.Option("--dry-run", help="Match and render only: nothing is sent or recorded.")
     ] = False,
     force: Annotated[bool, typer.Option("--force", help="Resend even if already sent.")] = False,
 ) -> None:
@@ -135,8 +135,8 @@ def papers_cell(outcome: Outcome) -> str:
 async def _send(
     config: Settings, profiles: Profiles, mailer: Mailer, options: SendOptions, spec: str
 ) -> SendReport:
-    """Run the send; a dry run does not open the mailer, so it writes nothing (not even an
-    outbox index)."""
+    """Run the send; a dry run records no delivery and does not open the mailer (so not even an
+    outbox index is written); it stores the day's papers if they were missing."""
     deps = make_deps(config, spec, None if options.dry_run else mailer)
     run_id = None if options.dry_run else deps.store.start_run("send")
     status = "error"
