@@ -201,9 +201,16 @@ def _missing_dash(lines: list[str], number: int) -> tuple[int, str] | None:
 
 def _syntax_problem(text: str, exc: yaml.YAMLError, source: str) -> Problem:
     mark = getattr(exc, "problem_mark", None)
+    lines = text.splitlines()
+    if isinstance(exc, yaml.reader.ReaderError):  # a character YAML does not allow
+        number = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        message = f"not valid YAML: character U+{exc.character:04X} is not allowed in YAML text"
+        return Problem(
+            source, number, _subscriber_near(lines, number), None, message, column=column
+        )
     if mark is None:
         return Problem(source, None, None, None, f"not valid YAML: {exc}")
-    lines = text.splitlines()
     number, column = mark.line + 1, mark.column + 1
     dash = _missing_dash(lines, number)
     if dash is not None:

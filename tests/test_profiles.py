@@ -151,6 +151,14 @@ def test_profiles_check_missing_file(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "cannot read" in result.output
 
 
+def test_a_character_yaml_refuses_is_located() -> None:
+    text = "subscribers:\n  - email: ada@example.org\n    name: Ada\x01Lovelace\n"
+    assert problems_of(text) == [
+        "p.yaml:3:14: subscriber ada@example.org: not valid YAML: character U+0001 is not "
+        "allowed in YAML text"
+    ]
+
+
 def test_profiles_check_a_file_that_is_not_utf8(tmp_path: Path) -> None:
     path = tmp_path / "latin1.yaml"
     path.write_bytes("subscribers:\n  - email: ada@example.org\n    name: René\n".encode("latin-1"))

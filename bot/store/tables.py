@@ -15,6 +15,9 @@ from sqlmodel import Field, SQLModel, create_engine
 
 from bot.models import Paper
 
+BUSY_SECONDS = 30
+"""How long a SQLite connection waits for another to let go of the file."""
+
 SENDING, SENT, TEMP_FAILED, PERM_FAILED, SKIPPED = (
     "sending", "sent", "temp_failed", "perm_failed", "skipped"
 )  # fmt: skip
@@ -132,7 +135,7 @@ class RunRow(SQLModel, table=True):
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_SECONDS * 1000}")
     _into_wal(cursor)
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
@@ -146,7 +149,7 @@ def _into_wal(cursor: Any) -> None:
     open a new database at once, all but one are told it is locked. They try again for as long
     as the busy timeout would have waited.
     """
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + BUSY_SECONDS
     while True:
         try:
             cursor.execute("PRAGMA journal_mode=WAL")
@@ -160,7 +163,8 @@ def _into_wal(cursor: Any) -> None:
 def make_engine(url: str) -> Engine:
     """An engine for ``url`` with the schema created; SQLite gets WAL mode and a busy timeout."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        options = {"timeout": BUSY_SECONDS, "check_same_thread": False}
+        engine = create_engine(url, connect_args=options)
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
         engine = create_engine(url, pool_pre_ping=True)
