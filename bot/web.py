@@ -2,7 +2,7 @@
 
     GET  /unsubscribe?token=T   a confirmation page with one button (link scanners only GET)
     POST /unsubscribe?token=T   records the unsubscription; RFC 8058 one-click posts here too
-    GET  /healthz               "ok"
+    GET  /healthz               "ok" (HEAD too)
 
 Any other path is 404. The token is the HMAC-signed address from the email, so nobody can
 unsubscribe someone else; it is redacted in the access log.
@@ -43,6 +43,7 @@ class UnsubscribeHandler(BaseHTTPRequestHandler):
     """Serves the three routes; ``store`` and ``secret`` are set on the server."""
 
     server: UnsubscribeServer
+    head_only = False
 
     def _reply(self, status: HTTPStatus, body: bytes, kind: str = "text/html") -> None:
         self.send_response(status)
@@ -50,14 +51,14 @@ class UnsubscribeHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
         self.end_headers()
-        self.wfile.write(body)
+        if not self.head_only:
+            self.wfile.write(body)
 
     def _route(self) -> str:
         return urlsplit(self.path).path
 
     def _token(self) -> str:
-        url = urlsplit(self.path)
-        return parse_qs(url.query).get("token", [""])[0] if url.path == UNSUBSCRIBE else ""
+        return parse_qs(urlsplit(self.path).query).get("token", [""])[0]
 
     def _email(self) -> str | None:
         token = self._token()
@@ -82,6 +83,14 @@ class UnsubscribeHandler(BaseHTTPRequestHandler):
             '<button type="submit">Unsubscribe</button></form>'
         )
         self._reply(HTTPStatus.OK, page("Unsubscribe", form))
+
+    def do_HEAD(self) -> None:
+        """What GET would answer, without the body (uptime checks and link scanners use it)."""
+        self.head_only = True
+        try:
+            self.do_GET()
+        finally:
+            self.head_only = False  # a kept-alive connection's next request may be a GET
 
     def do_POST(self) -> None:
         """Record the unsubscription (the form, or a mail client's one-click POST)."""

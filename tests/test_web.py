@@ -72,7 +72,11 @@ def test_health_and_unknown_paths(server: tuple[str, Store]) -> None:
         assert httpx.get(f"{base}{path}").status_code == 404, path
         assert httpx.post(f"{base}{path}").status_code == 404, path
     assert "Not found" in httpx.get(f"{base}/").text
-    assert not store.suppressed()
+    head = httpx.head(f"{base}/healthz")
+    assert (head.status_code, head.headers["content-length"], head.content) == (200, "3", b"")
+    assert httpx.head(f"{base}/unsubscribe?token={token}").status_code == 200
+    assert httpx.head(f"{base}/other").status_code == 404
+    assert not store.suppressed(), "HEAD, like GET, changes nothing"
 
 
 def test_tokens_are_redacted_in_the_access_log(
