@@ -103,13 +103,6 @@ def _node_at(node: yaml.Node | None, path: Sequence[str | int]) -> yaml.Node | N
     return node
 
 
-def _node_email(node: yaml.Node) -> str | None:
-    value = _child(node, "email")
-    if isinstance(value, yaml.ScalarNode) and value.tag.endswith(":str") and value.value:
-        return str(value.value)
-    return None
-
-
 def _dotted(path: Sequence[str | int]) -> str:
     return ".".join(str(p) for p in path)
 
@@ -262,7 +255,7 @@ def _duplicate_keys(root: yaml.Node, source: str) -> list[Problem]:
         if isinstance(node, yaml.SequenceNode):
             for index, item in enumerate(node.value):
                 if path == ("subscribers",):
-                    who = _node_email(item) or f"#{index + 1}"
+                    who = _email_before(item) or f"#{index + 1}"
                 walk(item, (*path, index), who)
             return
         if not isinstance(node, yaml.MappingNode):
@@ -274,12 +267,12 @@ def _duplicate_keys(root: yaml.Node, source: str) -> list[Problem]:
             name = str(key.value)
             here = (*path, name)
             if in_subscriber:  # two subscribers may have run together: name the one above
-                who = _email_before(node, _line(key) or 0) or who
+                who = _email_before(node, _line(key)) or who
             if name not in first:
                 first[name] = key
             elif in_subscriber and name == "email" and not merged:
                 merged = True
-                above = _email_before(node, _line(first[name]) or 0) or who
+                above = _email_before(node, _line(first[name])) or who
                 message = (
                     f"a second 'email:' inside subscriber {above} (line {_line(first[name])}): "
                     "looks like the '- ' before this subscriber is missing; write "
@@ -304,9 +297,14 @@ def _duplicate_keys(root: yaml.Node, source: str) -> list[Problem]:
 # --- pydantic errors -> messages -----------------------------------------------------------------
 
 
-def _suggestion(key: str, candidates: Collection[str]) -> str:
+def _closest(key: str, candidates: Collection[str]) -> str | None:
     close = difflib.get_close_matches(key, sorted(candidates), n=1)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+    return close[0] if close else None
+
+
+def _suggestion(key: str, candidates: Collection[str]) -> str:
+    close = _closest(key, candidates)
+    return f" (did you mean '{close}'?)" if close else ""
 
 
 def _unknown_key(path: Sequence[str | int]) -> str:
@@ -397,14 +395,15 @@ def _problems(
     return problems
 
 
-def _email_before(node: yaml.Node | None, line: int) -> str | None:
-    """The last ``email:`` of a subscriber's mapping at or above ``line``: the subscriber a line
-    belongs to even when two subscribers ran together (a missing ``- ``)."""
+def _email_before(node: yaml.Node | None, line: int | None = None) -> str | None:
+    """The last ``email:`` of a subscriber's mapping at or above ``line`` (anywhere when None):
+    the subscriber a line belongs to even when two subscribers ran together (a missing ``- ``)."""
     found = None
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:
             written = str(value.value).strip() if isinstance(value, yaml.ScalarNode) else ""
-            if key.value == "email" and (_line(key) or 0) <= line and written:
+            above = line is None or (_line(key) or 0) <= line
+            if key.value == "email" and above and written:
                 found = written
     return found
 
@@ -442,7 +441,7 @@ def _shape_problems(root: yaml.Node | None, data: Any, source: str) -> list[Prob
         ]
     subscribers = data.get("subscribers")
     if "subscribers" not in data:
-        if not any(p.message.endswith("(did you mean 'subscribers'?)") for p in problems):
+        if not any(_closest(str(key), TOP_LEVEL_KEYS) == "subscribers" for key in data):
             message = "required: add 'subscribers:' and below it one '- email: ...' per subscriber"
             problems.append(Problem(source, _line(root), None, "subscribers", message))
     elif not isinstance(subscribers, list):

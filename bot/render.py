@@ -23,9 +23,10 @@ import css_inline
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template
 from markupsafe import Markup
 
-from bot.models import Digest, Match, Paper
+from bot.models import WEEKDAYS, Digest, Match, Paper
 from bot.render_layouts import Layouts
 from bot.render_views import (
+    DAYS,
     MoreView,
     PaperView,
     finish_text,
@@ -101,20 +102,14 @@ def plural(count: int, singular: str, many: str | None = None) -> str:
     return f"{count} {singular if count == 1 else (many or singular + 's')}"
 
 
-WEEKLY_DAYS = {
-    "mon": "Mondays", "tue": "Tuesdays", "wed": "Wednesdays", "thu": "Thursdays",
-    "fri": "Fridays", "sat": "Saturdays", "sun": "Sundays",
-}  # fmt: skip
-
-
 def cadence(frequency: str) -> str:
     """How often digests come, as the footer says it: ``a daily digest``, ``a weekday digest``,
     ``a weekly digest (Mondays)``."""
     if frequency == "weekdays":
         return "a weekday digest"
-    if frequency.startswith("weekly:"):
-        day = WEEKLY_DAYS.get(frequency.split(":", 1)[1])
-        return f"a weekly digest ({day})" if day else "a weekly digest"
+    day = frequency.removeprefix("weekly:")
+    if day in WEEKDAYS:
+        return f"a weekly digest ({DAYS[WEEKDAYS.index(day)]}s)"
     return f"a {frequency} digest"
 
 

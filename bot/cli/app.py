@@ -39,28 +39,24 @@ FUTURE_SLACK = timedelta(days=1)
 """How far past today's UTC date a digest date may be: the earliest time zones are a day ahead."""
 
 
-def _flags_take_no_value(params: list[Any]) -> list[Any]:
+class _FlagsTakeNoValue:
     """Flags (``--dry-run``, ``--help``) show no value placeholder in --help."""
-    for param in params:
-        if getattr(param, "is_flag", False) and param.metavar is None:
-            param.metavar = ""
-    return params
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        """The parameters, flags without a value placeholder."""
+        params: list[Any] = super().get_params(ctx)  # type: ignore[misc]
+        for param in params:
+            if getattr(param, "is_flag", False) and param.metavar is None:
+                param.metavar = ""
+        return params
 
 
-class Command(TyperCommand):
+class Command(_FlagsTakeNoValue, TyperCommand):
     """A paperbot command."""
 
-    def get_params(self, ctx: Any) -> list[Any]:
-        """The parameters, flags without a value placeholder."""
-        return _flags_take_no_value(super().get_params(ctx))
 
-
-class Group(TyperGroup):
+class Group(_FlagsTakeNoValue, TyperGroup):
     """A group of paperbot commands."""
-
-    def get_params(self, ctx: Any) -> list[Any]:
-        """The parameters, flags without a value placeholder."""
-        return _flags_take_no_value(super().get_params(ctx))
 
 
 class Typer(typer.Typer):
