@@ -52,6 +52,9 @@ class SendReport:
     outcomes: list[Outcome] = field(default_factory=list)
     sources: list[Mapping[str, Any]] = field(default_factory=list)
     stopped: str | None = None
+    waiting: int = 0
+    """Digests left for a later run because they had no new papers to wait for (see
+    ``SendOptions.wait_for_papers``)."""
 
     def count(self, status: str) -> int:
         """How many outcomes have this status."""
@@ -78,6 +81,9 @@ class SendOptions:
     retry_now: bool = True
     fetch_missing: bool = True
     refetch: bool = False
+    wait_for_papers: bool = False
+    """Leave out, unrecorded, the digests with no new papers: the sources are failing, so the
+    papers they would carry are not in yet (a later run sends them, as after downtime)."""
 
 
 @dataclass
@@ -319,7 +325,13 @@ async def send_to_targets(deps: Deps, targets: list[Target], options: SendOption
             targets = _left_for_later(deps, targets, day, missing, report)
     if not targets:
         return report
-    selections = select(deps, targets, candidates(deps, targets, options.force))
+    found = candidates(deps, targets, options.force)
+    if options.wait_for_papers:
+        report.waiting = sum(1 for t in targets if not found[t.sid])
+        targets = [t for t in targets if found[t.sid]]
+        if not targets:
+            return report
+    selections = select(deps, targets, found)
     jobs = _digest_jobs(deps, targets, selections, options, report)
     if options.dry_run or deps.mailer is None:
         for _ in jobs:  # dry run: everything is settled while listing the jobs

@@ -91,12 +91,17 @@ def _digest_targets(deps: Deps, roster: Roster, now: datetime) -> list[Target]:
 
 
 async def sweep(
-    deps: Deps, roster: Roster, now: datetime, cache: Terms | None = None
-) -> SendReport:
-    """Alerts first (so the digest does not repeat them), then due digests and retries."""
+    deps: Deps, roster: Roster, now: datetime, cache: Terms | None = None,
+    *, sources_down: bool = False,
+) -> SendReport:  # fmt: skip
+    """Alerts first (so the digest does not repeat them), then due digests and retries.
+
+    While ``sources_down`` (every source failed its last fetch), a digest with no new papers
+    waits rather than telling its subscriber that nothing matched.
+    """
     alerts = await send_alerts(deps, roster, now, {} if cache is None else cache)
     targets = _digest_targets(deps, roster, now)
-    options = SendOptions(retry_now=False, fetch_missing=False)
+    options = SendOptions(retry_now=False, fetch_missing=False, wait_for_papers=sources_down)
     report = await send_to_targets(deps, targets, options) if targets else SendReport()
     report.outcomes[:0] = alerts
     return report

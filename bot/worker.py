@@ -76,6 +76,7 @@ class Worker:
         self.roster: dict[int, Subscriber] = {}
         self.source_failures: dict[str, int] = {}
         self.terms: Terms = {}
+        self.waiting = 0  # digests waiting for the sources to come back
         self.busy = asyncio.Lock()
 
     def start(self) -> None:
@@ -111,6 +112,11 @@ class Worker:
     async def _notify(self, kind: str, what: str, todo: str) -> None:
         async with self.mailer_factory() as mailer:
             await self.admin.notify(mailer, kind, what, todo)
+
+    @property
+    def sources_down(self) -> bool:
+        """Whether every source failed its last fetch job."""
+        return bool(self.source_failures) and all(self.source_failures.values())
 
     async def fetch_job(self) -> None:
         """Fetch yesterday's and today's lists (late papers, new upvotes); watch source health."""
@@ -160,9 +166,20 @@ class Worker:
             await self.reload_if_changed()
             async with self.mailer_factory() as mailer:
                 self.deps.mailer = mailer
-                report = await sweep(self.deps, self.roster, self.deps.clock(), self.terms)
+                report = await sweep(
+                    self.deps, self.roster, self.deps.clock(), self.terms,
+                    sources_down=self.sources_down,
+                )  # fmt: skip
             if len(self.terms) > 20_000:
                 self.terms.clear()
+            if report.waiting and report.waiting != self.waiting:
+                log.warning(
+                    "%d due digests wait for papers: every source failed its last fetch",
+                    report.waiting,
+                )
+            elif self.waiting and not report.waiting:
+                log.info("no digest waits for papers any more")
+            self.waiting = report.waiting
             await self._check_report(report)
             return report
 

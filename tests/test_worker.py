@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -252,6 +253,50 @@ async def test_a_source_failing_repeatedly_alerts_the_admin(
         await worker.fetch_job()
     admin = smtp_server.handler.to("admin@paperbot.example.org")
     assert len(admin) == 1 and "source" in str(admin[0]["Subject"]).lower()
+
+
+async def test_while_every_source_fails_a_digest_with_nothing_new_waits_for_papers(
+    make_worker: Callable[[], Worker], config: Settings, clock: Clock, tmp_path: Path,
+    smtp_server: SmtpServer, caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """No "nothing matched" note (alan wants them) and no empty digest because of an outage:
+    the due digests go out, with the day's papers, after the next fetch that works."""
+    caplog.set_level(logging.INFO, logger="bot.worker")
+    worker = make_worker()
+    working = worker.deps.fetch
+    worker.deps.fetch = make_fetch(config, f"file:{tmp_path / 'missing.jsonl'}")
+    await worker.fetch_job()
+    clock.set(2026, 11, 25, 6, 31)  # alan's 09:00 and ada's 07:30 have passed
+    await worker.sweep_job()
+    await worker.sweep_job()
+    assert smtp_server.messages == []
+    assert worker.deps.store.ledger.digests_on([date(2026, 11, 25)]) == {}
+    assert [r.message for r in caplog.records].count(
+        "2 due digests wait for papers: every source failed its last fetch"
+    ) == 1
+    worker.deps.fetch = working
+    await worker.fetch_job()
+    await worker.sweep_job()
+    # ada: the alert for her watched author, then the digest with the papers fetched now
+    assert sorted(recipients(smtp_server)) == [
+        "ada@example.org", "ada@example.org", "alan@example.org",
+    ]  # fmt: skip
+    assert " papers for Wed 25 Nov: " in subjects(smtp_server, "ada@example.org")[1]
+    assert "no digest waits for papers any more" in caplog.text
+
+
+async def test_a_source_that_works_but_has_nothing_new_sends_digests_as_usual(
+    make_worker: Callable[[], Worker], clock: Clock, smtp_server: SmtpServer
+) -> None:
+    worker = make_worker()
+    await worker.fetch_job()
+    await worker.sweep_job()  # alan's note for the 25th
+    clock.set(2026, 11, 26, 5, 0)  # the next day: the source still lists the same papers
+    await worker.fetch_job()
+    assert not worker.sources_down
+    await worker.sweep_job()
+    notes = subjects(smtp_server, "alan@example.org")
+    assert [s.startswith("Nothing matched") for s in notes] == [True, True]
 
 
 async def test_papers_stored_before_a_catch_up_digest_are_never_lost(
