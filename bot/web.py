@@ -10,9 +10,11 @@ unsubscribe someone else; it is redacted in the access log.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import logging
 import re
+import socket
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, quote, urlsplit
@@ -128,11 +130,28 @@ def redact(line: str) -> str:
 
 
 class UnsubscribeServer(ThreadingHTTPServer):
-    """A threading HTTP server that knows the store and the signing secret."""
+    """A threading HTTP server that knows the store and the signing secret.
+
+    It listens on IPv6 when the host is an IPv6 address (or a name that resolves to one first);
+    ``::`` then takes IPv4 connections as well where the system allows it.
+    """
 
     daemon_threads = True
 
     def __init__(self, address: tuple[str, int], store: Store, secret: str) -> None:
+        self.address_family = address_family(address[0])
         super().__init__(address, UnsubscribeHandler)
         self.store = store
         self.secret = secret
+
+    def server_bind(self) -> None:
+        if self.address_family == socket.AF_INET6:
+            with contextlib.suppress(AttributeError, OSError):
+                self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        super().server_bind()
+
+
+def address_family(host: str) -> socket.AddressFamily:
+    """The family to listen on ``host`` with: the first its address resolves to."""
+    found = socket.getaddrinfo(host or None, None, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    return found[0][0]

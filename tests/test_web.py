@@ -131,6 +131,30 @@ def test_serve_on_a_bad_host_is_one_clear_line(env: dict[str, str]) -> None:
     assert "Traceback" not in result.output
 
 
+def _ipv6() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _ipv6(), reason="this machine has no IPv6 loopback")
+@pytest.mark.parametrize(("host", "via"), [("::1", "[::1]"), ("::", "[::1]"), ("::", "127.0.0.1")])
+def test_serves_on_ipv6_and_dual_stack(tmp_path: Path, host: str, via: str) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'web.db'}")
+    httpd = UnsubscribeServer((host, 0), store, "secret")
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        assert httpx.get(f"http://{via}:{httpd.server_port}/healthz").text.strip() == "ok"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        store.close()
+
+
 def test_serve_refuses_a_port_out_of_range(env: dict[str, str]) -> None:
     result = CliRunner().invoke(app, ["serve", "--port", "70000"])
     assert result.exit_code == 2 and "65535" in result.output

@@ -30,7 +30,8 @@ def run() -> None:
 @handle_errors
 def serve(
     host: Annotated[
-        str, typer.Option("--host", metavar="HOST", help="Address to listen on")
+        str,
+        typer.Option("--host", metavar="HOST", help="Address to listen on (:: for IPv6 and IPv4)"),
     ] = "0.0.0.0",
     port: Annotated[
         int,
@@ -52,7 +53,7 @@ def serve(
     except OSError as exc:  # the port is taken, or the host is not an address of this machine
         store.close()
         raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    url = f"http://{host}:{server.server_port}"
+    url = f"http://{f'[{host}]' if ':' in host else host}:{server.server_port}"
     out.print(f"Serving unsubscribe links on {url}/unsubscribe (health check: {url}/healthz)")
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
