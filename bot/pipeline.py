@@ -53,7 +53,7 @@ class SendReport:
     sources: list[Mapping[str, Any]] = field(default_factory=list)
     stopped: str | None = None
     waiting: int = 0
-    """Digests left for a later run because they had no new papers to wait for (see
+    """Digests left for a later run because they had no new papers (see
     ``SendOptions.wait_for_papers``)."""
 
     def count(self, status: str) -> int:
