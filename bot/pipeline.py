@@ -64,10 +64,15 @@ class SendReport:
         """Counts by status plus the source outcomes, for the run record."""
         statuses = ("sent", "skipped", "failed", "unknown", "already", "dry-run")
         return {
-            "counts": {s: self.count(s) for s in statuses},
+            "counts": {s: self.count(s) for s in statuses} | {"waiting": self.waiting},
             "sources": list(self.sources),
             "stopped": self.stopped,
         }
+
+
+def run_status(report: SendReport) -> str:
+    """How a run ended, for the runs table: stopped, failed (some delivery failed) or ok."""
+    return "stopped" if report.stopped else ("failed" if report.count("failed") else "ok")
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,10 +144,14 @@ async def fetch_and_store(deps: Deps, day: date) -> FetchSummary:
     """Fetch the lists for ``day`` and store them; running it again only updates counts."""
     fetched = await deps.fetch(day)
     new, updated = deps.store.save_papers(fetched.papers, day, deps.clock())
-    log.info(
-        "fetched %d papers for %s (%d new, %d updated)", len(fetched.papers), day, new, updated
-    )
-    return FetchSummary(day, len(fetched.papers), new, updated, list(fetched.sources))
+    summary = FetchSummary(day, len(fetched.papers), new, updated, list(fetched.sources))
+    if summary.all_failed:
+        log.warning("no papers fetched for %s: every source failed", day)
+    else:
+        log.info(
+            "fetched %d papers for %s (%d new, %d updated)", summary.fetched, day, new, updated
+        )
+    return summary
 
 
 async def ensure_papers(

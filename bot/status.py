@@ -36,11 +36,12 @@ def collect(store: Store, today: date) -> dict[str, Any]:
     deliveries: dict[tuple[str, str], dict[str, int]] = {}
     for day, kind, state, n in store.ledger.tally(since=today - timedelta(days=DAYS)):
         deliveries.setdefault((day.isoformat(), kind), {})[state] = n
+    pending, total = store.upcoming(UPCOMING)
     upcoming = [
         {"email": email, "kind": row.kind, "date": row.digest_date.isoformat(), "ref": row.ref,
          "status": row.status, "attempts": row.attempts, "last_code": row.last_code,
          "last_error": row.last_error, "next_attempt": _iso(row.next_attempt_at or row.lease_until)}
-        for row, email in store.upcoming(UPCOMING)
+        for row, email in pending
     ]  # fmt: skip
     suppressed = [
         {"email": s.email, "reason": s.reason, "since": _iso(s.created_at)}
@@ -53,6 +54,7 @@ def collect(store: Store, today: date) -> dict[str, Any]:
             for (day, kind), counts in deliveries.items()
         ],
         "upcoming": upcoming,
+        "upcoming_total": total,
         "suppressed": suppressed,
     }
 
@@ -60,7 +62,8 @@ def collect(store: Store, today: date) -> dict[str, Any]:
 def _sources(run: dict[str, Any]) -> str:
     parts = []
     for source in run["sources"]:
-        text = f"{source.get('source')}: {source.get('status')}"
+        day = f" {source['day']}" if source.get("day") else ""
+        text = f"{source.get('source')}{day}: {source.get('status')}"
         if source.get("count") is not None:
             text += f" ({source['count']})"
         parts.append(text + (f" {source['reason']}" if source.get("reason") else ""))
@@ -72,8 +75,13 @@ def _when(value: str | None) -> str:
     return (value or "")[:16].replace("T", " ")
 
 
-def _table(title: str, columns: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> Table:
-    table = Table(title=title, title_justify="left")
+def _table(
+    title: str,
+    columns: tuple[str, ...],
+    rows: Sequence[tuple[str, ...]],
+    caption: str | None = None,
+) -> Table:
+    table = Table(title=title, title_justify="left", caption=caption, caption_justify="left")
     for column in columns:
         table.add_column(column, overflow="fold", no_wrap=column in {"started", "since", "next"})
     for row in rows:
@@ -81,6 +89,18 @@ def _table(title: str, columns: tuple[str, ...], rows: Sequence[tuple[str, ...]]
     if not rows:
         table.add_row("(none)", *[""] * (len(columns) - 1))
     return table
+
+
+def _pending_note(states: Sequence[str], total: int) -> str | None:
+    """What the pending table leaves out, and what "sending" means there."""
+    notes = []
+    if total > len(states):
+        notes.append(f"{len(states)} of {total} shown, soonest first")
+    if "sending" in states:
+        notes.append(
+            'sending: in flight, or interrupted and sent again after "next" (same Message-ID)'
+        )
+    return "; ".join(notes) or None
 
 
 def tables(data: dict[str, Any]) -> list[Table]:
@@ -111,6 +131,7 @@ def tables(data: dict[str, Any]) -> list[Table]:
             "Pending retries",
             ("email", "kind", "date", "state", "attempts", "next", "last error"),
             upcoming,
+            _pending_note([u["status"] for u in data["upcoming"]], data["upcoming_total"]),
         ),
         _table("Suppressed addresses", ("email", "reason", "since"), suppressed),
     ]

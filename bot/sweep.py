@@ -6,7 +6,6 @@ processes without sending anything twice.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 
@@ -24,8 +23,6 @@ from bot.pipeline import (
     send_to_targets,
 )
 from bot.store.tables import Delivery
-
-log = logging.getLogger(__name__)
 
 ALERT_WINDOW_DAYS = 1  # papers from today's and yesterday's lists can fire alerts
 Roster = Mapping[int, Subscriber]
@@ -63,10 +60,7 @@ async def send_alerts(deps: Deps, roster: Roster, now: datetime, cache: Terms) -
             ))  # fmt: skip
     if not jobs:
         return []
-    outcomes = (await deliver(deps, jobs, DeliveryOptions(retry_now=False))).outcomes
-    for outcome in outcomes:
-        log.info("alert %s to %s: %s", outcome.ref, outcome.email, outcome.status)
-    return outcomes
+    return (await deliver(deps, jobs, DeliveryOptions(retry_now=False))).outcomes
 
 
 def _open(row: Delivery | None, now: datetime) -> bool:

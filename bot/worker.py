@@ -17,10 +17,11 @@ from typing import Any
 
 from bot.admin import AdminAlerts
 from bot.alerts import Terms
+from bot.delivery_jobs import Outcome
 from bot.errors import BotError, ProfileError
 from bot.mailer import Mailer
 from bot.models import Subscriber
-from bot.pipeline import Deps, SendReport, fetch_and_store
+from bot.pipeline import Deps, SendReport, fetch_and_store, run_status
 from bot.profiles import Profiles
 from bot.schedule import should_announce
 from bot.sweep import sweep
@@ -78,6 +79,7 @@ class Worker:
         self.terms: Terms = {}
         self.waiting = 0  # digests waiting for the sources to come back
         self.busy = asyncio.Lock()
+        deps.on_outcome = log_outcome
 
     def start(self) -> None:
         """Load the profiles (a bad file at start-up is fatal: there is no last good version)."""
@@ -122,17 +124,24 @@ class Worker:
         """Fetch yesterday's and today's lists (late papers, new upvotes); watch source health."""
         async with self.busy:
             today = self.deps.clock().date()
+            store, days = self.deps.store, (today - timedelta(days=1), today)
+            run_id = store.start_run("fetch", self.deps.clock())
             outcomes: dict[str, list[tuple[date, Mapping[str, Any]]]] = {}
-            for day in (today - timedelta(days=1), today):
+            failed = False
+            for day in days:
                 if self.deps.stop.is_set():
-                    return
+                    break
                 try:
                     summary = await fetch_and_store(self.deps, day)
                 except BotError as exc:
                     log.error("fetch for %s failed: %s", day, exc)
+                    failed = True
                     continue
+                failed = failed or bool(summary.failed)
                 for outcome in summary.sources:
                     outcomes.setdefault(str(outcome.get("source")), []).append((day, outcome))
+            shown = [{**o, "day": d} for results in outcomes.values() for d, o in results]
+            store.finish_run(run_id, "failed" if failed else "ok", {"days": days, "sources": shown})
             await self._check_sources(today - timedelta(days=1), outcomes)
 
     async def _check_sources(
@@ -161,15 +170,21 @@ class Worker:
                 )  # fmt: skip
 
     async def sweep_job(self) -> SendReport:
-        """Reload profiles if edited, then send what is due; alert the admin on trouble."""
+        """Reload profiles if edited, then send what is due; alert the admin on trouble.
+
+        A sweep that settled or left out anything is recorded as a run (``paperbot status``).
+        """
         async with self.busy:
             await self.reload_if_changed()
+            started = self.deps.clock()
             async with self.mailer_factory() as mailer:
                 self.deps.mailer = mailer
                 report = await sweep(
-                    self.deps, self.roster, self.deps.clock(), self.terms,
-                    sources_down=self.sources_down,
-                )  # fmt: skip
+                    self.deps, self.roster, started, self.terms, sources_down=self.sources_down
+                )
+            if report.outcomes or report.stopped or report.waiting:
+                run_id = self.deps.store.start_run("sweep", started)
+                self.deps.store.finish_run(run_id, run_status(report), report.summary())
             if len(self.terms) > 20_000:
                 self.terms.clear()
             if report.waiting and report.waiting != self.waiting:
@@ -198,3 +213,14 @@ class Worker:
                 f"{report.count('failed')} of {attempted} deliveries failed in one sweep.",
                 "Run `paperbot status` for the reasons; temporary failures are retried.",
             )  # fmt: skip
+
+
+def log_outcome(outcome: Outcome) -> None:
+    """One log line per settled message; a warning when it was not delivered."""
+    if outcome.kind == "alert":
+        what = f"alert on {outcome.ref}"
+    else:
+        what = f"{outcome.kind} for {outcome.digest_date}"
+    detail = f" ({outcome.detail})" if outcome.detail and outcome.detail != outcome.kind else ""
+    level = logging.WARNING if outcome.status in {"failed", "unknown"} else logging.INFO
+    log.log(level, "%s to %s: %s%s", what, outcome.email, outcome.status, detail)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from typer.testing import CliRunner
 
 from bot.cli import app
-from bot.store import Store
+from bot.models import Subscriber
+from bot.store import ClaimRequest, Store
 from tests.conftest import run_cli
 from tests.smtp_faults import FaultServer
 
@@ -77,6 +79,35 @@ def test_status_shows_runs_states_retries_and_suppressions(
     for heading in ("Last runs", "Deliveries by state", "Pending retries", "Suppressed"):
         assert heading in table.output
     assert cli("status", "--format", "xml").exit_code == 2
+
+
+def test_status_says_how_many_pending_deliveries_it_leaves_out(env: dict[str, str]) -> None:
+    store = Store(env["PAPERBOT_DATABASE_URL"])
+    subs = [Subscriber(email=f"reader{i}@example.org") for i in range(25)]
+    ids = store.sync_subscribers(subs).ids
+    now, day = datetime(2026, 11, 25, 8, tzinfo=UTC), date(2026, 11, 25)
+    requests = [ClaimRequest(ids[s.email], day, ("p1",), f"<{n}@x>") for n, s in enumerate(subs)]
+    claims = store.ledger.claim_many(requests, now, lease=timedelta(minutes=5))
+    for claim in claims[:18]:
+        assert claim is not None
+        store.ledger.mark_failed(claim, now, error="451 later", code=451, retry_at=now)
+    data = json.loads(cli("status", "--format", "json").output)
+    assert len(data["upcoming"]) == 20 and data["upcoming_total"] == 25
+    table = cli("status").output
+    assert "20 of 25 shown, soonest first" in table
+    assert "sending: in flight, or interrupted" in " ".join(table.split())
+
+
+def test_a_worker_run_shows_in_status(env: dict[str, str]) -> None:
+    store = Store(env["PAPERBOT_DATABASE_URL"])
+    run = store.start_run("sweep", datetime(2026, 11, 25, 7, 30, tzinfo=UTC))
+    store.finish_run(run, "ok", {"counts": {"sent": 3, "waiting": 0}, "sources": []})
+    fetch = store.start_run("fetch")
+    sources = [{"source": "hf", "status": "ok", "count": 12, "day": "2026-11-25"}]
+    store.finish_run(fetch, "ok", {"days": ["2026-11-24", "2026-11-25"], "sources": sources})
+    table = " ".join(cli("status").output.split())
+    assert "sweep │ ok │ 2026-11-25 07:30 │ sent 3" in table
+    assert "hf 2026-11-25: ok (12)" in table
 
 
 def test_the_command_to_undo_an_unsubscribe_is_never_wrapped(env: dict[str, str]) -> None:

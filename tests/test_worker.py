@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -283,6 +284,37 @@ async def test_while_every_source_fails_a_digest_with_nothing_new_waits_for_pape
     ]  # fmt: skip
     assert " papers for Wed 25 Nov: " in subjects(smtp_server, "ada@example.org")[1]
     assert "no digest waits for papers any more" in caplog.text
+
+
+async def test_the_worker_logs_each_message_and_records_its_runs(
+    make_worker: Callable[[], Worker], clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    worker = make_worker()
+    await worker.fetch_job()
+    await worker.sweep_job()  # ada's alert and alan's note
+    clock.set(2026, 11, 25, 5, 1)
+    await worker.sweep_job()  # nothing due: not a run
+    lines = [r.getMessage() for r in caplog.records if r.name == "bot.worker"]
+    assert "digest for 2026-11-25 to alan@example.org: sent (0 papers)" in lines
+    assert any(re.fullmatch(r"alert on \S+ to ada@example\.org: sent", line) for line in lines)
+    runs = worker.deps.store.recent_runs()
+    assert [(r.command, r.status) for r in runs] == [("sweep", "ok"), ("fetch", "ok")]
+    assert runs[0].summary["counts"]["sent"] == 2
+    assert {s["day"] for s in runs[1].summary["sources"]} == {"2026-11-24", "2026-11-25"}
+
+
+async def test_a_fetch_where_every_source_failed_says_so(
+    make_worker: Callable[[], Worker], config: Settings, tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    caplog.set_level(logging.INFO)
+    worker = make_worker()
+    worker.deps.fetch = make_fetch(config, f"file:{tmp_path / 'missing.jsonl'}")
+    await worker.fetch_job()
+    assert "no papers fetched for 2026-11-25: every source failed" in caplog.text
+    assert "fetched 0 papers" not in caplog.text
+    assert worker.deps.store.recent_runs()[0].status == "failed"
 
 
 async def test_a_source_that_works_but_has_nothing_new_sends_digests_as_usual(

@@ -32,7 +32,7 @@ from bot.cli.app import (
 from bot.delivery_jobs import Outcome
 from bot.mailer import Mailer
 from bot.outbox import OutboxMailer
-from bot.pipeline import SendOptions, SendReport, send_digests
+from bot.pipeline import SendOptions, SendReport, run_status, send_digests
 from bot.profiles import Profiles
 from bot.settings import Settings
 
@@ -145,7 +145,7 @@ async def _send(
             deps.on_outcome = advance
             async with contextlib.nullcontext() if options.dry_run else mailer:
                 report = await send_digests(deps, profiles.subscribers, options)
-        status = "stopped" if report.stopped else ("failed" if report.count("failed") else "ok")
+        status = run_status(report)
     finally:
         if run_id is not None:
             deps.store.finish_run(run_id, status, report.summary() if status != "error" else {})

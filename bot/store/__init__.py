@@ -311,10 +311,10 @@ class Store:
         with self.session() as db:
             return set(db.exec(select(Suppression.email)).all())
 
-    def start_run(self, command: str) -> int:
-        """Record the start of a run; return its id."""
+    def start_run(self, command: str, started_at: datetime | None = None) -> int:
+        """Record the start of a run (now, unless given); return its id."""
         with self.session() as db:
-            row = RunRow(command=command, started_at=as_utc(utcnow()))
+            row = RunRow(command=command, started_at=as_utc(started_at or utcnow()))
             db.add(row)
             db.commit()
             assert row.id is not None
@@ -330,18 +330,22 @@ class Store:
                 db.add(row)
                 db.commit()
 
-    def upcoming(self, limit: int = 20) -> list[tuple[Delivery, str]]:
-        """Rows still to be sent (temporary failures and ``sending``), soonest first, with email."""
+    def upcoming(self, limit: int = 20) -> tuple[list[tuple[Delivery, str]], int]:
+        """Rows still to be sent (temporary failures and ``sending``), soonest first, with email,
+        at most ``limit``; and how many there are in all."""
+        pending = col(Delivery.status).in_([TEMP_FAILED, SENDING])
         soonest = func.coalesce(col(Delivery.next_attempt_at), col(Delivery.lease_until))
         query = (
             select(Delivery, SubscriberRow.email)
             .join(SubscriberRow, col(SubscriberRow.id) == col(Delivery.subscriber_id))
-            .where(col(Delivery.status).in_([TEMP_FAILED, SENDING]))
+            .where(pending)
             .order_by(soonest)
             .limit(limit)
         )
         with self.session() as db:
-            return [(row, email) for row, email in db.exec(query).all()]
+            rows = [(row, email) for row, email in db.exec(query).all()]
+            total = db.exec(select(func.count()).select_from(Delivery).where(pending)).one()
+        return rows, int(total)
 
     def recent_runs(self, limit: int = 10) -> list[RunRow]:
         """The latest runs, newest first."""
