@@ -329,7 +329,8 @@ class _Run:
         n = len(claim.paper_ids)
         note = " (resent after an interrupted run)" if claim.resumed else ""
         note = " (forced resend)" if claim.forced else note
-        papers = f"{n} paper{'s' if n != 1 else ''}" if job.kind == "digest" else job.kind
+        papers = f"{n} paper{'s' if n != 1 else ''}" if n else "nothing matched"
+        papers = papers if job.kind == "digest" else job.kind
         self._emit(job, "sent", f"{papers}{note}", n, resent=claim.forced)
 
     async def _failed(self, job: Job, claim: Claim, exc: DeliveryError) -> None:

@@ -296,7 +296,7 @@ async def test_the_worker_logs_each_message_and_records_its_runs(
     clock.set(2026, 11, 25, 5, 1)
     await worker.sweep_job()  # nothing due: not a run
     lines = [r.getMessage() for r in caplog.records if r.name == "bot.worker"]
-    assert "digest for 2026-11-25 to alan@example.org: sent (0 papers)" in lines
+    assert "digest for 2026-11-25 to alan@example.org: sent (nothing matched)" in lines
     assert any(re.fullmatch(r"alert on \S+ to ada@example\.org: sent", line) for line in lines)
     runs = worker.deps.store.recent_runs()
     assert [(r.command, r.status) for r in runs] == [("sweep", "ok"), ("fetch", "ok")]
