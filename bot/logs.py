@@ -36,6 +36,22 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         pass
 
 
+class _SkippedOverlap(logging.Filter):
+    """Drops APScheduler's "skipped: maximum number of running instances reached" warnings.
+
+    Every job allows one run at a time and coalesces the runs it missed, so a sweep that takes
+    longer than the sweep interval just delays the next one; that is no reason to warn on every
+    tick. APScheduler's other warnings (a run missed by more than its grace time) stay.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """False for the "maximum number of running instances reached" record."""
+        return "maximum number of running instances reached" not in str(record.msg)
+
+
+_SKIPPED_OVERLAP = _SkippedOverlap()
+
+
 def setup_logging(fmt: str = "text", level: int = logging.INFO) -> None:
     """Send log lines to stderr in the chosen format (idempotent)."""
     handler = _StderrHandler()
@@ -48,3 +64,4 @@ def setup_logging(fmt: str = "text", level: int = logging.INFO) -> None:
     root.setLevel(level)
     for noisy in ("httpx", "httpcore", "apscheduler"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("apscheduler.scheduler").addFilter(_SKIPPED_OVERLAP)

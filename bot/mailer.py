@@ -50,6 +50,7 @@ class Mailer(Protocol):
     """Something that can deliver an Outgoing message."""
 
     description: str
+    """Where messages go, e.g. ``SMTP to smtp.example.org:587 (starttls)``."""
     concurrency: int
 
     async def __aenter__(self) -> Self: ...
@@ -378,7 +379,7 @@ class SmtpMailer:
         tls_context: ssl.SSLContext | None = None,
         connections: int = 1,
     ) -> None:
-        self.description = f"SMTP {host}:{port} ({security})"
+        self.description = f"SMTP to {host}:{port} ({security})"
         self.concurrency = max(1, connections)
         options: dict[str, object] = {
             "hostname": host, "port": port, "timeout": timeout, "tls_context": tls_context,

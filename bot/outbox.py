@@ -30,7 +30,7 @@ class OutboxMailer:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self.description = f"outbox {directory}"
+        self.description = f"the outbox directory {directory}/"
 
     async def __aenter__(self) -> Self:
         try:

@@ -57,8 +57,11 @@ async def _drain(worker: Worker) -> None:
                 task.cancel()
 
 
-async def run_worker(worker: Worker, sweep_seconds: int, sources: str) -> None:
-    """Run until SIGTERM or SIGINT, then stop taking work, drain, and return."""
+async def run_worker(worker: Worker, sweep_seconds: int, sources: str, target: str) -> None:
+    """Run until SIGTERM or SIGINT, then stop taking work, drain, and return.
+
+    ``target`` says where mail goes, for the start-up line.
+    """
     worker.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -68,10 +71,11 @@ async def run_worker(worker: Worker, sweep_seconds: int, sources: str) -> None:
         await worker.fetch_job()  # before the first sweep, so today's digests have papers
     scheduler = build_scheduler(worker, sweep_seconds, sources)
     scheduler.start()
-    log.info("worker started: sweep every %d s, sources %s", sweep_seconds, sources)
+    log.info("worker started: sweep every %d s, sources %s; %s", sweep_seconds, sources, target)
     await stop.wait()
     log.info("stopping: no new work; finishing what is in flight")
-    worker.deps.stop.set()
-    scheduler.shutdown(wait=False)
+    scheduler.pause()  # no job starts from now on
+    worker.deps.stop.set()  # the job in flight sends no new message and releases the rest
     await _drain(worker)
+    scheduler.shutdown(wait=False)  # after the drain: shutting down cancels running jobs
     log.info("worker stopped")

@@ -1,4 +1,5 @@
-"""`paperbot run` as a real process: due subscribers get exactly one digest; SIGTERM stops it."""
+"""`paperbot run` as a real process: due subscribers get exactly one digest; SIGTERM stops it,
+also in the middle of a send, without losing or repeating a message."""
 
 from __future__ import annotations
 
@@ -11,9 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SmtpServer
+from bot.store import Store
+from tests.conftest import ROOT, SmtpServer
+from tests.smtp_faults import FaultServer
 
 pytestmark = pytest.mark.slow
+
+CROWD = 16
+"""Subscribers due at once in the stop-while-sending test."""
 
 
 def wait_for(condition: object, timeout: float) -> bool:
@@ -25,6 +31,26 @@ def wait_for(condition: object, timeout: float) -> bool:
     return False
 
 
+def start_worker(env: dict[str, str], log: Path, **extra: str) -> subprocess.Popen[bytes]:
+    """`python -m bot run` of this checkout in its own process, its output in ``log``."""
+    full = {**os.environ, **env, "PYTHONPATH": str(ROOT), **extra}
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "bot", "run"], env=full, stdout=out, stderr=subprocess.STDOUT
+        )
+
+
+def stop_worker(worker: subprocess.Popen[bytes]) -> int:
+    """SIGTERM, then the exit code (the worker is killed if it does not stop in time)."""
+    worker.send_signal(signal.SIGTERM)
+    try:
+        return worker.wait(timeout=15)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+
+
 def test_worker_process_sends_once_and_stops_cleanly(
     env: dict[str, str], smtp_server: SmtpServer, profiles_file: Path, tmp_path: Path
 ) -> None:
@@ -33,25 +59,99 @@ def test_worker_process_sends_once_and_stops_cleanly(
         .replace('send_at: "08:00"', 'send_at: "00:00"')
         .replace("America/New_York", "UTC")
     )
-    process_env = {**os.environ, **env, **smtp_server.env(), "PAPERBOT_SWEEP_SECONDS": "1"}
-    log = (tmp_path / "worker.log").open("w")
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "bot", "run"], env=process_env, stdout=log, stderr=subprocess.STDOUT
-    )
+    log = tmp_path / "worker.log"
+    worker = start_worker(env, log, **smtp_server.env(), PAPERBOT_SWEEP_SECONDS="1")
     try:
-        assert wait_for(lambda: len(smtp_server.messages) >= 2, 30), (
-            tmp_path / "worker.log"
-        ).read_text()
+        assert wait_for(lambda: len(smtp_server.messages) >= 2, 30), log.read_text()
         time.sleep(2.5)  # a few more sweeps: nothing else may go out
-        worker.send_signal(signal.SIGTERM)
-        assert worker.wait(timeout=10) == 0
     finally:
-        if worker.poll() is None:
-            worker.kill()
-        log.close()
+        code = stop_worker(worker)
+    assert code == 0, log.read_text()
     output = (tmp_path / "worker.log").read_text()
     assert sorted(m["To"].addresses[0].addr_spec for m in smtp_server.messages) == [
         "ada@example.org",
         "grace@example.org",
     ], output
     assert "worker stopped" in output and "Traceback" not in output
+    assert f"; delivering by SMTP to {smtp_server.host}:{smtp_server.port} (none)\n" in output
+
+
+def test_worker_names_where_mail_goes_when_it_starts(env: dict[str, str], tmp_path: Path) -> None:
+    log = tmp_path / "worker.log"
+    worker = start_worker(env, log, PAPERBOT_SWEEP_SECONDS="30")
+    try:
+        assert wait_for(lambda: "worker started" in log.read_text(), 30), log.read_text()
+    finally:
+        code = stop_worker(worker)
+    assert code == 0, log.read_text()
+    started = next(line for line in log.read_text().splitlines() if "worker started" in line)
+    assert started.endswith(
+        f"worker started: sweep every 30 s, sources {env['PAPERBOT_SOURCES']}; writing emails "
+        f"to the outbox directory {env['PAPERBOT_OUTBOX']}/ (PAPERBOT_SMTP_HOST is not set)"
+    )
+
+
+@pytest.fixture
+def crowd(env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    """A profiles file with CROWD subscribers whose digests are all due now."""
+    lines = ["subscribers:"]
+    for n in range(CROWD):
+        lines += [
+            f"  - email: reader{n}@example.org",
+            "    timezone: UTC",
+            '    send_at: "00:00"',
+            "    send_empty: true",
+            "    interests:",
+            '      keywords: ["mixture of experts"]',
+        ]
+    path = tmp_path / "crowd.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return env | {"PAPERBOT_PROFILES": str(path)}
+
+
+def ledger_counts(env: dict[str, str]) -> dict[str, int]:
+    """How many deliveries the ledger has in each state."""
+    store = Store(env["PAPERBOT_DATABASE_URL"])
+    try:
+        counts: dict[str, int] = {}
+        for _, status, n in store.ledger.counts():
+            counts[status] = counts.get(status, 0) + n
+        return counts
+    finally:
+        store.close()
+
+
+def test_sigterm_while_sending_finishes_the_messages_in_flight_and_releases_the_rest(
+    crowd: dict[str, str], faults: FaultServer, tmp_path: Path
+) -> None:
+    slow = {f"reader{n}@example.org": ["sleep:0.3"] for n in range(CROWD)}
+    faults.handler.data.update(slow)  # each message takes the server 0.3 s to accept
+    smtp = faults.env(PAPERBOT_SMTP_CONNECTIONS="2", PAPERBOT_SWEEP_SECONDS="1")
+    first = tmp_path / "first.log"
+    worker = start_worker(crowd, first, **smtp)
+    try:
+        assert wait_for(lambda: len(faults.handler.accepted) >= 2, 30), first.read_text()
+    finally:
+        code = stop_worker(worker)
+    assert code == 0, first.read_text()
+    output = first.read_text()
+    assert "Traceback" not in output and "CancelledError" not in output, output
+    assert "worker stopped" in output
+    sent = len(faults.handler.accepted)
+    assert sent < CROWD
+    # nothing left `sending`: what was being handed over is recorded, the rest released
+    assert ledger_counts(crowd) == {"sent": sent, "temp_failed": CROWD - sent}
+
+    faults.handler.data.clear()  # the server answers at once from now on
+    second = tmp_path / "second.log"
+    worker = start_worker(crowd, second, **smtp)
+    try:
+        assert wait_for(lambda: len(faults.handler.accepted) >= CROWD, 30), second.read_text()
+        time.sleep(1.5)  # another sweep: nothing else may go out
+    finally:
+        code = stop_worker(worker)
+    assert code == 0, second.read_text()
+    received = sorted(m["To"].addresses[0].addr_spec for m in faults.handler.received())
+    assert received == sorted(f"reader{n}@example.org" for n in range(CROWD))
+    assert ledger_counts(crowd) == {"sent": CROWD}
+    assert "interrupted run" not in second.read_text()

@@ -203,6 +203,13 @@ def make_mailer(config: Settings) -> Mailer:
     )  # fmt: skip
 
 
+def delivery_target(mailer: Mailer) -> str:
+    """Where ``mailer`` (from ``make_mailer``) puts messages, in words for an operator."""
+    if isinstance(mailer, OutboxMailer):
+        return f"writing emails to {mailer.description} (PAPERBOT_SMTP_HOST is not set)"
+    return f"delivering by {mailer.description}"
+
+
 def make_fetch(config: Settings, spec: str) -> Callable[[date], Any]:
     """The fetch step for the configured (or given) source spec."""
     specs = sources.parse_spec(spec)

@@ -8,7 +8,16 @@ from typing import Annotated
 
 import typer
 
-from bot.cli.app import app, handle_errors, make_deps, make_mailer, out, read_profiles, settings
+from bot.cli.app import (
+    app,
+    delivery_target,
+    handle_errors,
+    make_deps,
+    make_mailer,
+    out,
+    read_profiles,
+    settings,
+)
 from bot.errors import ConfigError, UsageError
 from bot.scheduler import run_worker
 from bot.store import Store
@@ -23,7 +32,8 @@ def run() -> None:
     config = settings()
     profiles = ProfilesFile(config.profiles, read_profiles)
     worker = Worker(make_deps(config), lambda: make_mailer(config), profiles)
-    asyncio.run(run_worker(worker, config.sweep_seconds, config.sources))
+    target = delivery_target(make_mailer(config))
+    asyncio.run(run_worker(worker, config.sweep_seconds, config.sources, target))
 
 
 @app.command()
