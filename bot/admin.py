@@ -1,13 +1,25 @@
-"""Alerts to the admin (PAPERBOT_ADMIN_EMAIL): what happened and what to do, hourly at most."""
+"""Alerts to the admin (PAPERBOT_ADMIN_EMAIL): what happened and what to do, hourly at most.
+
+An alert that cannot be emailed (mail is not working) is kept and emailed by ``flush`` once mail
+works again; only an alert that went out (or that was not meant to be emailed, as no admin
+address is set) counts towards the hourly limit.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from email.headerregistry import Address
 
-from bot.errors import DeliveryError
+from bot.errors import (
+    AuthenticationDeliveryError,
+    ConnectionDeliveryError,
+    DeliveryError,
+    TlsDeliveryError,
+    UnknownHostDeliveryError,
+)
 from bot.mailer import Mailer
 from bot.message import Envelope, Outgoing, build_message, new_message_id
 from bot.settings import Settings
@@ -20,6 +32,35 @@ KINDS = {
     "failures": "Many deliveries failed",
     "profiles": "The profiles file was rejected",
 }
+
+
+def smtp_advice(cause: DeliveryError | None) -> str:
+    """What the admin can check when sending stopped because of ``cause``."""
+    if isinstance(cause, AuthenticationDeliveryError):
+        return "Check PAPERBOT_SMTP_USERNAME / PAPERBOT_SMTP_PASSWORD."
+    if isinstance(cause, TlsDeliveryError):
+        return (
+            "Check PAPERBOT_SMTP_SECURITY and PAPERBOT_SMTP_PORT: they must match what the "
+            "server offers (tls on 465, starttls on 587)."
+        )
+    if isinstance(cause, UnknownHostDeliveryError):
+        return "Check PAPERBOT_SMTP_HOST: that name does not exist."
+    if isinstance(cause, ConnectionDeliveryError):
+        return (
+            "Check PAPERBOT_SMTP_HOST and PAPERBOT_SMTP_PORT, that the SMTP server is up and "
+            "reachable from here, and that no firewall blocks the port."
+        )
+    return "Check the SMTP server's reply above and the PAPERBOT_SMTP_* settings."
+
+
+@dataclass(slots=True)
+class _Alert:
+    """An alert not emailed yet: its text, when it was raised, whether an email of it failed."""
+
+    what: str
+    todo: str
+    raised: datetime
+    held: bool = False
 
 
 class AdminAlerts:
@@ -35,13 +76,15 @@ class AdminAlerts:
         self.clock = clock
         self.interval = interval
         self.last: dict[str, datetime] = {}
+        self.pending: dict[str, _Alert] = {}
+        """The newest alert of each kind that could not be emailed yet."""
 
     def _due(self, kind: str) -> bool:
         last = self.last.get(kind)
         return last is None or self.clock() - last >= self.interval
 
-    def message(self, kind: str, what: str, todo: str) -> Outgoing:
-        """The plain-text email for one alert."""
+    def message(self, kind: str, what: str, todo: str, note: str = "") -> Outgoing:
+        """The plain-text email for one alert (``note``: a line after what to do)."""
         sender = self.settings.sender
         envelope = Envelope(
             sender=sender,
@@ -49,20 +92,55 @@ class AdminAlerts:
             message_id=new_message_id(sender),
             date=self.clock(),
         )
-        text = f"What happened:\n{what}\n\nWhat to do:\n{todo}\n\n-- paperbot\n"
+        parts = [f"What happened:\n{what}", f"What to do:\n{todo}", note, "-- paperbot\n"]
+        text = "\n\n".join(part for part in parts if part)
         return build_message(envelope, f"[paperbot] {KINDS.get(kind, kind)}", text)
 
     async def notify(self, mailer: Mailer | None, kind: str, what: str, todo: str) -> bool:
-        """Log the alert and email it unless one of this kind went out within the interval."""
-        log.error("admin alert (%s): %s | %s", kind, what.replace("\n", " "), todo)
-        if not self._due(kind):
+        """Log the alert and email it unless one of this kind went out within the interval.
+
+        Without a ``mailer`` (mail is known not to work) the alert is kept for ``flush``, as is
+        one whose email fails. A repeat (throttled, or one of this kind is still kept) is
+        logged at info level only; a kept alert takes the newest wording.
+        """
+        flat = f"{what.replace(chr(10), ' ')} | {todo}"
+        kept = self.pending.get(kind)
+        if kept is not None or not self._due(kind):
+            log.info("admin alert (%s) again: %s", kind, flat)
+            if kept is not None:
+                kept.what, kept.todo = what, todo
             return False
-        self.last[kind] = self.clock()
-        if not self.settings.admin_email or mailer is None:
+        log.error("admin alert (%s): %s", kind, flat)
+        if not self.settings.admin_email:
+            self.last[kind] = self.clock()
             return False
+        self.pending[kind] = _Alert(what, todo, self.clock(), held=mailer is None)
+        if mailer is None:
+            return False
+        return await self._email(mailer, kind)
+
+    async def flush(self, mailer: Mailer) -> int:
+        """Email the kept alerts (mail works again); how many went out."""
+        sent = 0
+        for kind in list(self.pending):
+            if not await self._email(mailer, kind):
+                break
+            sent += 1
+        return sent
+
+    async def _email(self, mailer: Mailer, kind: str) -> bool:
+        """Email the kept alert of ``kind``; it stays kept if that fails."""
+        alert = self.pending[kind]
+        note = ""
+        if alert.held:
+            raised = alert.raised.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+            note = f"(Raised at {raised}; held back until email could be sent again.)"
         try:
-            await mailer.send(self.message(kind, what, todo))
+            await mailer.send(self.message(kind, alert.what, alert.todo, note))
         except DeliveryError as exc:
-            log.error("could not email the admin alert: %s", exc)
+            alert.held = True
+            log.warning("could not email the admin alert (it is sent once mail works): %s", exc)
             return False
+        del self.pending[kind]
+        self.last[kind] = self.clock()
         return True

@@ -21,7 +21,11 @@ How each failure is handled:
 - connection lost after the data: the row stays ``sending``; its lease runs out and it is sent
   again, with the same Message-ID
 - authentication or TLS failure, or an SMTP host name that does not exist: stop at once
-Stopping (or ``deps.stop``) releases the claimed messages not yet sent, for the next run.
+Stopping (or ``deps.stop``) releases the claimed messages not yet sent, for the next run: each
+row becomes ``temp_failed``, due at once, with ``not sent: <why the run stopped>``, and the claim
+does not count as an attempt (the server never had a word about that message). The message in
+hand when the run stopped is also reported as ``failed``; the report's ``stopped_by`` is the
+error that stopped the run.
 """
 
 from __future__ import annotations
@@ -136,10 +140,10 @@ class _Run:
             self.report.stopped = "shutting down"
         return self.report.stopped is not None
 
-    def _halt(self, reason: str) -> None:
+    def _halt(self, reason: str, cause: DeliveryError) -> None:
         if self.report.stopped is None:
             log.error("delivery stopped: %s", reason)
-            self.report.stopped = reason
+            self.report.stopped, self.report.stopped_by = reason, cause
 
     # -- producer ----------------------------------------------------------------------------
 
@@ -242,9 +246,11 @@ class _Run:
         await self._ready(job, claim, await self._attempt(job, claim, job.compose))
 
     async def _release(self, claim: Claim) -> None:
-        """Give a claimed row back unsent, for the next run (we are stopping)."""
-        await asyncio.to_thread(self.deps.store.ledger.release, claim, self.deps.clock())
-        self.report.released += 1
+        """Give a claimed row back unsent, for the next run, saying why (we are stopping)."""
+        reason = f"not sent: {self.report.stopped or 'delivery stopped'}"
+        ledger, now = self.deps.store.ledger, self.deps.clock()
+        if await asyncio.to_thread(ledger.release, claim, now, reason):
+            self.report.released += 1
 
     def _message_id(self) -> str:
         return new_message_id(self.deps.settings.sender)
@@ -285,9 +291,9 @@ class _Run:
             self._connection_failed(exc)
             self._emit(job, "unknown", f"{exc}; it will be sent again with the same Message-ID")
         except FatalDeliveryError as exc:
-            self._halt(str(exc))
-            await asyncio.to_thread(ledger.release, claim, self.deps.clock())
-            self._emit(job, "failed", str(exc))
+            self._halt(str(exc), exc)
+            await self._release(claim)
+            self._emit(job, "failed", f"not sent: {self.report.stopped}")
         except DeliveryError as exc:
             await self._failed(job, claim, exc)
         else:
@@ -314,7 +320,7 @@ class _Run:
         self.failures_in_row += 1
         limit = self.deps.settings.smtp_max_failures
         if self.failures_in_row >= limit:
-            self._halt(f"{self.failures_in_row} connection failures in a row, last: {exc}")
+            self._halt(f"{self.failures_in_row} connection failures in a row, last: {exc}", exc)
 
     async def _sent(self, job: Job, claim: Claim) -> None:
         """Hand the accepted message to the group commit; it is reported once recorded."""

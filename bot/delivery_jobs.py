@@ -13,6 +13,7 @@ from datetime import date, datetime, timedelta
 from typing import Protocol
 
 from bot.composer import Draft
+from bot.errors import DeliveryError
 from bot.mailer import Mailer
 from bot.message import Outgoing
 from bot.render import Renderer
@@ -65,10 +66,16 @@ class DeliveryOptions:
 
 @dataclass
 class DeliveryReport:
-    """Every outcome, and why the run stopped early if it did."""
+    """Every outcome, and why the run stopped early if it did.
+
+    ``stopped_by`` is the error that stopped it (connection trouble, authentication, TLS); it is
+    None when the run was not stopped, or stopped for a shutdown. ``released`` counts the claimed
+    messages given back unsent.
+    """
 
     outcomes: list[Outcome] = field(default_factory=list)
     stopped: str | None = None
+    stopped_by: DeliveryError | None = None
     released: int = 0
 
 

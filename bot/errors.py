@@ -9,7 +9,10 @@ BotError                 anything the CLI turns into a clear message and an exit
     ├── TemporaryDeliveryError   worth retrying later (4xx, 552, connection trouble)
     │   └── ConnectionDeliveryError  refused, dropped or timed out before the message went out
     ├── PermanentDeliveryError   never retry for this recipient (other 5xx)
-    ├── FatalDeliveryError       every message would fail (authentication, TLS): stop the run
+    ├── FatalDeliveryError       every message would fail: stop the run
+    │   ├── AuthenticationDeliveryError  the server refused the login
+    │   ├── TlsDeliveryError             TLS could not be set up
+    │   └── UnknownHostDeliveryError     the SMTP host name does not exist
     └── UnknownOutcomeError      the connection was lost after the message data was sent
 """
 
@@ -106,6 +109,18 @@ class PermanentDeliveryError(DeliveryError):
 
 class FatalDeliveryError(DeliveryError):
     """Every message would fail (authentication or TLS): the run must stop."""
+
+
+class AuthenticationDeliveryError(FatalDeliveryError):
+    """The server refused the login (or asked for one that is not configured)."""
+
+
+class TlsDeliveryError(FatalDeliveryError):
+    """TLS could not be set up with the server (wrong port or security mode, bad certificate)."""
+
+
+class UnknownHostDeliveryError(FatalDeliveryError):
+    """The SMTP host name does not exist: trying again cannot help."""
 
 
 class ConnectionDeliveryError(TemporaryDeliveryError):

@@ -24,11 +24,14 @@ from typing import NamedTuple, Protocol, Self
 import aiosmtplib
 
 from bot.errors import (
+    AuthenticationDeliveryError,
     ConnectionDeliveryError,
     DeliveryError,
     FatalDeliveryError,
     PermanentDeliveryError,
     TemporaryDeliveryError,
+    TlsDeliveryError,
+    UnknownHostDeliveryError,
     UnknownOutcomeError,
 )
 from bot.message import Outgoing
@@ -67,7 +70,7 @@ def classify_reply(code: int, text: str) -> DeliveryError:
     """The DeliveryError an SMTP reply code means for this recipient."""
     detail = f"{code} {text}".strip()
     if code in AUTH_CODES:
-        return FatalDeliveryError(f"SMTP authentication failed: {detail}", code)
+        return AuthenticationDeliveryError(f"SMTP authentication failed: {detail}", code)
     if 400 <= code < 500 or code in TEMPORARY_5XX:
         return TemporaryDeliveryError(f"temporarily refused: {detail}", code)
     return PermanentDeliveryError(f"refused: {detail}", code)
@@ -76,15 +79,17 @@ def classify_reply(code: int, text: str) -> DeliveryError:
 def classify(exc: Exception) -> DeliveryError:
     """Map an error opening a session (aiosmtplib or socket) onto retry/give up/stop."""
     if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
-        return FatalDeliveryError(f"SMTP authentication failed: {exc.code} {exc.message}", exc.code)
+        return AuthenticationDeliveryError(
+            f"SMTP authentication failed: {exc.code} {exc.message}", exc.code
+        )
     if isinstance(exc, aiosmtplib.SMTPConnectResponseError | aiosmtplib.SMTPHeloError):
         return ConnectionDeliveryError(f"connection refused: {exc.code} {exc.message}", exc.code)
     if isinstance(exc, aiosmtplib.SMTPResponseException):
         return classify_reply(exc.code, exc.message)
     if isinstance(exc, ssl.SSLError | aiosmtplib.SMTPNotSupported) or "STARTTLS" in str(exc):
-        return FatalDeliveryError(f"SMTP TLS failed: {exc}")
+        return TlsDeliveryError(f"SMTP TLS failed: {exc}")
     if _no_such_host(exc):
-        return FatalDeliveryError(f"SMTP server not found (check PAPERBOT_SMTP_HOST): {exc}")
+        return UnknownHostDeliveryError(f"SMTP server not found (check PAPERBOT_SMTP_HOST): {exc}")
     return ConnectionDeliveryError(f"connection problem: {exc or type(exc).__name__}")
 
 

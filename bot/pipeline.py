@@ -17,6 +17,7 @@ from bot import matching
 from bot.delivery import DeliveryOptions, Job, deliver
 from bot.delivery import prepare as prepare_delivery
 from bot.delivery_jobs import Outcome
+from bot.errors import DeliveryError
 from bot.jobs import build_digest, compose, digest_job
 from bot.mailer import Mailer
 from bot.message import new_message_id
@@ -52,6 +53,8 @@ class SendReport:
     outcomes: list[Outcome] = field(default_factory=list)
     sources: list[Mapping[str, Any]] = field(default_factory=list)
     stopped: str | None = None
+    stopped_by: DeliveryError | None = None
+    """The error that stopped delivery (None when it was not stopped, or for a shutdown)."""
     waiting: int = 0
     """Digests left for a later run because they had no new papers (see
     ``SendOptions.wait_for_papers``)."""
@@ -349,5 +352,5 @@ async def send_to_targets(deps: Deps, targets: list[Target], options: SendOption
     how = DeliveryOptions(retry_now=options.retry_now, force=options.force)
     delivered = await deliver(deps, jobs, how)
     report.outcomes.extend(delivered.outcomes)
-    report.stopped = delivered.stopped
+    report.stopped, report.stopped_by = delivered.stopped, delivered.stopped_by
     return report

@@ -12,7 +12,7 @@ from datetime import date, datetime, timedelta
 from bot import schedule
 from bot.alerts import Terms, alert_hits
 from bot.delivery import DeliveryOptions, deliver
-from bot.delivery_jobs import Outcome
+from bot.delivery_jobs import DeliveryReport
 from bot.jobs import alert_job
 from bot.models import Digest, Subscriber
 from bot.pipeline import (
@@ -28,11 +28,11 @@ ALERT_WINDOW_DAYS = 1  # papers from today's and yesterday's lists can fire aler
 Roster = Mapping[int, Subscriber]
 
 
-async def send_alerts(deps: Deps, roster: Roster, now: datetime, cache: Terms) -> list[Outcome]:
+async def send_alerts(deps: Deps, roster: Roster, now: datetime, cache: Terms) -> DeliveryReport:
     """One alert email per (subscriber, paper) that fires a rule; the paper is then marked sent."""
     watchers = {sid: sub for sid, sub in roster.items() if sub.alerts}
     if not watchers:
-        return []
+        return DeliveryReport()
     today = now.date()
     recent = deps.store.papers_between(today - timedelta(days=ALERT_WINDOW_DAYS), date.max)
     list_day = {item.paper.id: item.list_date for item in recent}
@@ -59,8 +59,8 @@ async def send_alerts(deps: Deps, roster: Roster, now: datetime, cache: Terms) -
                 deps.settings, deps.renderer, deps.clock, sid, day, digest, hit.paper.id
             ))  # fmt: skip
     if not jobs:
-        return []
-    return (await deliver(deps, jobs, DeliveryOptions(retry_now=False))).outcomes
+        return DeliveryReport()
+    return await deliver(deps, jobs, DeliveryOptions(retry_now=False))
 
 
 def _open(row: Delivery | None, now: datetime) -> bool:
@@ -91,11 +91,14 @@ async def sweep(
     """Alerts first (so the digest does not repeat them), then due digests and retries.
 
     While ``sources_down`` (every source failed its last fetch), a digest with no new papers
-    waits rather than telling its subscriber that nothing matched.
+    waits rather than telling its subscriber that nothing matched. When sending the alerts
+    stopped (the server is unreachable, or shutting down), the digests wait for a later sweep.
     """
     alerts = await send_alerts(deps, roster, now, {} if cache is None else cache)
+    if alerts.stopped:
+        return SendReport(alerts.outcomes, stopped=alerts.stopped, stopped_by=alerts.stopped_by)
     targets = _digest_targets(deps, roster, now)
     options = SendOptions(retry_now=False, fetch_missing=False, wait_for_papers=sources_down)
     report = await send_to_targets(deps, targets, options) if targets else SendReport()
-    report.outcomes[:0] = alerts
+    report.outcomes[:0] = alerts.outcomes
     return report

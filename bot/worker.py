@@ -3,6 +3,12 @@
 ``fetch_job`` pulls the configured sources; ``sweep_job`` reloads the profiles when the file
 changed, then sends alerts, due digests and due retries. Both are plain coroutines, driven by the
 scheduler in production and called directly (with an injected clock) in tests.
+
+When a sweep's delivery stops because the SMTP server cannot be reached (or refuses the login or
+TLS), delivery pauses: no sweep sends anything for ``PAUSE_FIRST``, then twice as long after each
+sweep that stops again, up to ``PAUSE_MAX``. The unsent messages wait in the ledger (their
+attempts not counted) and go out at the first sweep after the pause once the server answers;
+admin alerts raised meanwhile are emailed then too.
 """
 
 from __future__ import annotations
@@ -11,11 +17,11 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bot.admin import AdminAlerts
+from bot.admin import AdminAlerts, smtp_advice
 from bot.alerts import Terms
 from bot.delivery_jobs import Outcome
 from bot.errors import BotError, ProfileError
@@ -29,6 +35,11 @@ from bot.sweep import sweep
 log = logging.getLogger(__name__)
 
 SOURCE_FAILURES_BEFORE_ALERT = 3
+PAUSE_FIRST = timedelta(minutes=1)
+PAUSE_MAX = timedelta(minutes=30)
+"""How long delivery pauses after a sweep stopped for SMTP trouble: doubling from the first
+pause to the longest while it keeps failing (shorter than the retry settings of single messages:
+the whole queue waits, and it should go out soon after the server is back)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +90,8 @@ class Worker:
         self.terms: Terms = {}
         self.waiting = 0  # digests waiting for the sources to come back
         self.busy = asyncio.Lock()
+        self.paused_until: datetime | None = None  # set while SMTP trouble pauses delivery
+        self.pause = timedelta(0)
         deps.on_outcome = log_outcome
 
     def start(self) -> None:
@@ -112,8 +125,37 @@ class Worker:
             await self._notify("profiles", what, todo)
 
     async def _notify(self, kind: str, what: str, todo: str) -> None:
+        if self._delivery_paused():  # kept, and emailed once delivery works again
+            await self.admin.notify(None, kind, what, todo)
+            return
         async with self.mailer_factory() as mailer:
             await self.admin.notify(mailer, kind, what, todo)
+
+    def _delivery_paused(self) -> bool:
+        """Whether delivery waits out a pause after SMTP trouble."""
+        return self.paused_until is not None and self.deps.clock() < self.paused_until
+
+    def _pause_delivery(self, reason: str) -> None:
+        """Pause delivery, twice as long as last time if it stopped again after a pause."""
+        again = self.paused_until is not None
+        self.pause = min(2 * self.pause, PAUSE_MAX) if again else PAUSE_FIRST
+        self.paused_until = self.deps.clock() + self.pause
+        until = self.paused_until.astimezone(UTC).strftime("%H:%M UTC")
+        if again:
+            log.info("email delivery still failing; paused until %s: %s", until, reason)
+        else:
+            log.warning("email delivery paused until %s: %s", until, reason)
+
+    async def _after_delivery(self, report: SendReport) -> None:
+        """After a sweep whose delivery was not stopped: email the kept admin alerts, and once
+        something went out after a pause, say that delivery works again."""
+        flushed = 0
+        if self.admin.pending:
+            async with self.mailer_factory() as mailer:
+                flushed = await self.admin.flush(mailer)
+        if self.paused_until is not None and (report.count("sent") or flushed):
+            self.paused_until, self.pause = None, timedelta(0)
+            log.warning("email delivery works again")
 
     @property
     def sources_down(self) -> bool:
@@ -176,6 +218,8 @@ class Worker:
         """
         async with self.busy:
             await self.reload_if_changed()
+            if self._delivery_paused():
+                return SendReport()
             started = self.deps.clock()
             async with self.mailer_factory() as mailer:
                 self.deps.mailer = mailer
@@ -187,25 +231,37 @@ class Worker:
                 self.deps.store.finish_run(run_id, run_status(report), report.summary())
             if len(self.terms) > 20_000:
                 self.terms.clear()
-            if report.waiting and report.waiting != self.waiting:
-                log.warning(
-                    "%d due digests wait for papers: every source failed its last fetch",
-                    report.waiting,
-                )
-            elif self.waiting and not report.waiting:
-                log.info("no digest waits for papers any more")
-            self.waiting = report.waiting
+            if not report.stopped:  # a stopped sweep may not have reached the digests
+                self._note_waiting(report.waiting)
             await self._check_report(report)
             return report
 
+    def _note_waiting(self, waiting: int) -> None:
+        """Log when due digests start waiting for papers (or their number changes), and when
+        none waits any more."""
+        if waiting and waiting != self.waiting:
+            log.warning(
+                "%d due digests wait for papers: every source failed its last fetch", waiting
+            )
+        elif self.waiting and not waiting:
+            log.info("no digest waits for papers any more")
+        self.waiting = waiting
+
     async def _check_report(self, report: SendReport) -> None:
-        attempted = report.count("sent") + report.count("failed")
-        if report.stopped and report.stopped != "shutting down":
+        """Pause delivery after SMTP trouble and tell the admin what to check; after a sweep
+        that went through, send what was kept; alert the admin when many deliveries failed."""
+        if report.stopped and report.stopped_by is not None:
+            self._pause_delivery(report.stopped)
             await self._notify(
                 "smtp", f"Sending stopped: {report.stopped}",
-                "Check PAPERBOT_SMTP_USERNAME / PAPERBOT_SMTP_PASSWORD and the TLS settings; "
-                "unsent digests go out at the next sweep after it is fixed.",
+                f"{smtp_advice(report.stopped_by)} paperbot tries again after a pause (at most "
+                f"{PAUSE_MAX.seconds // 60} minutes); unsent digests and alerts go out at the "
+                "first sweep after it is fixed.",
             )  # fmt: skip
+            return
+        if not report.stopped:
+            await self._after_delivery(report)
+        attempted = report.count("sent") + report.count("failed")
         share = self.deps.settings.alert_failed_share
         if not report.stopped and attempted >= 5 and report.count("failed") / attempted > share:
             await self._notify(

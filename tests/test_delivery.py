@@ -144,6 +144,9 @@ def test_connection_refused_stops_after_several_in_a_row(env: dict[str, str]) ->
     store = Store(env["PAPERBOT_DATABASE_URL"])
     assert {state for _, state, _ in store.ledger.counts()} <= {"temp_failed", "skipped"}
     assert store.suppressed() == {}
+    released = row(env, ADA)
+    assert released.attempts == 0, "no data was sent: not an attempt"
+    assert (released.last_error or "").startswith("not sent: 3 connection failures in a row")
 
 
 def test_retries_are_given_up_after_the_configured_time(

@@ -16,6 +16,7 @@ import pytest
 
 from bot.composer import ComposePool, Draft, compose_draft
 from bot.delivery import POOL_MIN, DeliveryOptions, Job, deliver
+from bot.errors import ConnectionDeliveryError
 from bot.mailer import SmtpMailer, data_payload
 from bot.message import Envelope, Outgoing, build_message
 from bot.models import Digest, Interests, Subscriber
@@ -25,6 +26,7 @@ from bot.render import EmailContext, Renderer
 from bot.retry import RetryPolicy
 from bot.settings import load_settings
 from bot.store import Claim, Store
+from tests.conftest import free_port
 from tests.smtp_faults import FaultServer
 
 DAY = date(2026, 11, 25)
@@ -291,3 +293,28 @@ async def test_stopping_a_large_run_releases_every_message_not_sent(
     states = {state: n for _, state, n in deps.store.ledger.counts()}
     assert states.get("sending", 0) == 0, "nothing is left claimed"
     assert states == {"sent": len(sent), "temp_failed": report.released}
+
+
+async def test_a_run_stopped_by_connection_trouble_reports_or_releases_each_claimed_row_once(
+    tmp_path: Path,
+) -> None:
+    """Each claimed row is either reported (the messages in hand) or released, and every one is
+    due again saying why, with no attempt counted: no data was sent."""
+    nobody = FaultServer("127.0.0.1", free_port(), None)  # type: ignore[arg-type]
+    deps = make_deps(tmp_path, nobody, connections=4)
+    deps.settings = deps.settings.model_copy(update={"smtp_max_failures": 3})
+    jobs = jobs_for(deps, [f"user{n}@example.org" for n in range(10)])
+    async with deps.mailer:  # type: ignore[union-attr]
+        report = await deliver(deps, jobs)
+    assert isinstance(report.stopped_by, ConnectionDeliveryError)
+    assert report.stopped is not None and report.stopped.startswith("3 connection failures")
+    reported = [o.email for o in report.outcomes]
+    assert 0 < len(reported) == len(set(reported)) <= 4
+    why = f"not sent: {report.stopped}"
+    assert {(o.status, o.detail) for o in report.outcomes} == {("failed", why)}
+    rows = {job.email: deps.store.ledger.get(job.subscriber_id, DAY) for job in jobs}
+    claimed = {email: row for email, row in rows.items() if row is not None}
+    assert set(reported) <= set(claimed) and report.released == len(claimed)
+    assert {(r.status, r.attempts, r.last_error) for r in claimed.values()} == {
+        ("temp_failed", 0, why)
+    }

@@ -17,10 +17,13 @@ import pytest
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from bot.errors import (
+    AuthenticationDeliveryError,
     ConnectionDeliveryError,
     FatalDeliveryError,
     PermanentDeliveryError,
     TemporaryDeliveryError,
+    TlsDeliveryError,
+    UnknownHostDeliveryError,
 )
 from bot.mailer import SmtpMailer, classify, classify_reply
 from bot.message import Envelope, Outgoing, build_message
@@ -41,7 +44,7 @@ def message(to: str, n: int = 1, text: str = "plain", html: str = "<p>html</p>")
 @pytest.mark.parametrize(
     ("code", "kind"),
     [(451, TemporaryDeliveryError), (421, TemporaryDeliveryError), (552, TemporaryDeliveryError),
-     (550, PermanentDeliveryError), (553, PermanentDeliveryError), (535, FatalDeliveryError)],
+     (550, PermanentDeliveryError), (553, PermanentDeliveryError), (535, AuthenticationDeliveryError)],
 )  # fmt: skip
 def test_reply_codes(code: int, kind: type[Exception]) -> None:
     error = classify_reply(code, "text")
@@ -57,7 +60,8 @@ def test_a_host_that_does_not_exist_stops_the_run() -> None:
         return error
 
     missing = classify(connect_error(socket.EAI_NONAME, "Name or service not known"))
-    assert isinstance(missing, FatalDeliveryError) and "PAPERBOT_SMTP_HOST" in str(missing)
+    assert isinstance(missing, UnknownHostDeliveryError) and "PAPERBOT_SMTP_HOST" in str(missing)
+    assert isinstance(missing, FatalDeliveryError)
     later = classify(connect_error(socket.EAI_AGAIN, "Temporary failure in name resolution"))
     assert isinstance(later, ConnectionDeliveryError)
 
@@ -204,7 +208,7 @@ async def test_authentication_failure_is_fatal(auth_server: SmtpServer) -> None:
         auth_server.host, auth_server.port, security="none", username="u", password="wrong"
     )
     async with mailer:
-        with pytest.raises(FatalDeliveryError, match="authentication"):
+        with pytest.raises(AuthenticationDeliveryError, match="authentication"):
             await mailer.send(message("a@example.org"))
     good = SmtpMailer(
         auth_server.host, auth_server.port, security="none", username="u", password="right"
@@ -218,7 +222,7 @@ async def test_starttls_refused_by_server_is_fatal(smtp_server: SmtpServer) -> N
     async with SmtpMailer(
         smtp_server.host, smtp_server.port, security="starttls", timeout=3
     ) as mailer:
-        with pytest.raises(FatalDeliveryError, match="TLS"):
+        with pytest.raises(TlsDeliveryError, match="TLS"):
             await mailer.send(message("a@example.org"))
 
 

@@ -215,7 +215,7 @@ def test_a_stale_sender_cannot_overwrite_the_row(store: Store) -> None:
     assert a is not None and b is not None and b.resumed
     store.ledger.mark_sent(a, later)  # A's message did get through: sent is the truth
     assert not store.ledger.mark_failed(b, later, error="451", retry_at=later)
-    assert not store.ledger.release(b, later)
+    assert not store.ledger.release(b, later, "not sent: shutting down")
     row = store.ledger.get(sid, DAY)
     assert row is not None and row.status == "sent"
     third = store.ledger.claim(sid, DAY, later + timedelta(hours=1), paper_ids=["1"],

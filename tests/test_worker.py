@@ -1,19 +1,29 @@
-"""The worker's jobs with an injected clock: local send times, catch-up, reload, alerts."""
+"""The worker's jobs with an injected clock: local send times, catch-up, reload, alerts, and
+pausing delivery while the SMTP server cannot be reached."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 import pytest
 
-from bot.admin import AdminAlerts
+from bot import status
+from bot.admin import AdminAlerts, smtp_advice
 from bot.cli import make_fetch, read_profiles
+from bot.errors import (
+    AuthenticationDeliveryError,
+    ConnectionDeliveryError,
+    DeliveryError,
+    TlsDeliveryError,
+    UnknownHostDeliveryError,
+)
 from bot.mailer import Mailer, SmtpMailer
 from bot.models import Paper
 from bot.pipeline import Deps
@@ -21,7 +31,8 @@ from bot.render import Renderer
 from bot.settings import Settings, load_settings
 from bot.store import Store
 from bot.worker import ProfilesFile, Worker
-from tests.conftest import SmtpServer
+from tests.conftest import SmtpServer, free_port
+from tests.smtp_faults import FaultServer, serve
 
 PROFILES = """\
 subscribers:
@@ -80,20 +91,22 @@ def config(env: dict[str, str], profiles_path: Path, smtp_server: SmtpServer) ->
     )  # fmt: skip
 
 
+def start_worker(config: Settings, clock: Clock, mailer: Callable[[], Mailer]) -> Worker:
+    deps = Deps(
+        settings=config, store=Store(config.database_url), renderer=Renderer(),
+        fetch=make_fetch(config, config.sources), clock=clock,
+    )  # fmt: skip
+    worker = Worker(deps, mailer, ProfilesFile(config.profiles, read_profiles))
+    worker.start()
+    return worker
+
+
 @pytest.fixture
 def make_worker(config: Settings, clock: Clock, smtp_server: SmtpServer) -> Callable[[], Worker]:
     def factory() -> Worker:
-        deps = Deps(
-            settings=config, store=Store(config.database_url), renderer=Renderer(),
-            fetch=make_fetch(config, config.sources), clock=clock,
-        )  # fmt: skip
-
-        def mailer() -> Mailer:
-            return SmtpMailer(smtp_server.host, smtp_server.port, security="none")
-
-        worker = Worker(deps, mailer, ProfilesFile(config.profiles, read_profiles))
-        worker.start()
-        return worker
+        return start_worker(
+            config, clock, lambda: SmtpMailer(smtp_server.host, smtp_server.port, security="none")
+        )
 
     return factory
 
@@ -366,3 +379,190 @@ async def test_only_yesterdays_list_is_judged_empty(
     await worker._check_sources(yesterday, {"hf": [(yesterday, empty), (today, empty)]})
     (alert,) = smtp_server.handler.to("admin@paperbot.example.org")
     assert f"no papers for {yesterday}" in alert.get_content()  # type: ignore[attr-defined]
+
+
+class HangUp:
+    """An SMTP server that is down: it takes each TCP connection and hangs up at once, counting
+    the connections."""
+
+    def __init__(self) -> None:
+        self.connections = 0
+        self.port = 0
+
+    async def answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        writer.close()
+
+
+@pytest.fixture
+async def hang_up() -> AsyncIterator[HangUp]:
+    down = HangUp()
+    server = await asyncio.start_server(down.answer, "127.0.0.1", 0)
+    down.port = server.sockets[0].getsockname()[1]
+    async with server:
+        yield down
+
+
+@dataclass
+class Route:
+    """Where the worker's mailer connects; a test moves it when the server comes back."""
+
+    port: int
+    password: str | None = None
+
+    def mailer(self) -> Mailer:
+        user = "u" if self.password else None
+        return SmtpMailer(
+            "127.0.0.1", self.port, security="none", username=user, password=self.password
+        )
+
+
+def messages(caplog: pytest.LogCaptureFixture, start: str, level: int = logging.INFO) -> list[str]:
+    """The log messages at ``level`` that start with ``start``."""
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno == level and r.getMessage().startswith(start)
+    ]
+
+
+async def test_while_smtp_is_down_delivery_pauses_and_everything_goes_out_once_it_is_back(
+    config: Settings, clock: Clock, hang_up: HangUp, smtp_server: SmtpServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    caplog.set_level(logging.INFO, logger="bot")
+    route = Route(hang_up.port)
+    worker = start_worker(config.model_copy(update={"smtp_max_failures": 2}), clock, route.mailer)
+    await worker.fetch_job()
+    tried = []
+    for minute, second in ((0, 0), (0, 30), (1, 0), (2, 0), (3, 0), (6, 59)):
+        clock.set(2026, 11, 25, 5, minute, second)
+        await worker.sweep_job()
+        tried.append(hang_up.connections)
+    # 2 failed connections stop a sweep; none while paused (1 minute, then 2, then 4)
+    assert tried == [2, 2, 4, 4, 6, 6]
+    (pending,) = status.collect(worker.deps.store, clock().date())["upcoming"]
+    assert (pending["email"], pending["kind"], pending["status"]) == (
+        "ada@example.org", "alert", "temp_failed",
+    )  # fmt: skip
+    assert pending["attempts"] == 0, "the server never had a word about it"
+    assert pending["last_error"].startswith("not sent: 2 connection failures in a row, last: ")
+    (paused,) = messages(caplog, "email delivery paused until", logging.WARNING)
+    assert paused.startswith("email delivery paused until 05:01 UTC: 2 connection failures")
+    assert len(messages(caplog, "email delivery still failing; paused until")) == 2
+    (alert,) = messages(caplog, "admin alert (smtp)", logging.ERROR)
+    assert "Check PAPERBOT_SMTP_HOST and PAPERBOT_SMTP_PORT" in alert
+    assert "USERNAME" not in alert
+    route.port = smtp_server.port  # the server is back
+    clock.set(2026, 11, 25, 5, 7)
+    await worker.sweep_job()
+    clock.set(2026, 11, 25, 5, 8)
+    await worker.sweep_job()
+    assert hang_up.connections == 6
+    assert sorted(recipients(smtp_server)) == [
+        "ada@example.org", "admin@paperbot.example.org", "alan@example.org",
+    ]  # fmt: skip
+    assert len(messages(caplog, "email delivery works again", logging.WARNING)) == 1
+    (admin,) = smtp_server.handler.to("admin@paperbot.example.org")
+    assert "stopped" in str(admin["Subject"])
+    body = admin.get_content().replace("\r\n", "\n")  # type: ignore[attr-defined]
+    assert "that the SMTP server is up and reachable from here" in body
+    assert "Raised at 2026-11-25 05:00 UTC; held back until email could be sent again." in body
+    assert status.collect(worker.deps.store, clock().date())["upcoming"] == []
+
+
+async def test_the_pause_doubles_up_to_30_minutes_while_smtp_stays_down(
+    config: Settings, clock: Clock, hang_up: HangUp, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="bot.worker")
+    route = Route(hang_up.port)
+    worker = start_worker(config.model_copy(update={"smtp_max_failures": 1}), clock, route.mailer)
+    await worker.fetch_job()
+    pauses = []
+    for _ in range(7):
+        await worker.sweep_job()
+        said = [r.getMessage() for r in caplog.records if "paused until" in r.getMessage()]
+        until = said[-1].split("paused until ")[1][:5]
+        resume = datetime.combine(clock().date(), time.fromisoformat(until), UTC)
+        pauses.append(int((resume - clock()).total_seconds() // 60))
+        clock.now = resume
+    assert pauses == [1, 2, 4, 8, 16, 30, 30]
+    assert hang_up.connections == 7
+
+
+@pytest.fixture
+def auth_faults() -> Iterator[FaultServer]:
+    yield from serve(auth=True)
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+async def test_a_refused_login_pauses_delivery_and_the_alert_says_to_check_the_password(
+    config: Settings, clock: Clock, auth_faults: FaultServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="bot")
+    route = Route(auth_faults.port, password="wrong")
+    worker = start_worker(config, clock, route.mailer)
+    await worker.fetch_job()
+    await worker.sweep_job()
+    (paused,) = messages(caplog, "email delivery paused until", logging.WARNING)
+    assert "05:01 UTC: SMTP authentication failed: 535" in paused
+    (alert,) = messages(caplog, "admin alert (smtp)", logging.ERROR)
+    assert "Check PAPERBOT_SMTP_USERNAME / PAPERBOT_SMTP_PASSWORD." in alert
+    assert "PAPERBOT_SMTP_HOST" not in alert
+    route.password = "right"
+    clock.set(2026, 11, 25, 5, 0, 30)
+    await worker.sweep_job()
+    assert auth_faults.handler.accepted == [], "still paused"
+    clock.set(2026, 11, 25, 5, 1)
+    await worker.sweep_job()
+    assert sorted(str(m["To"]) for m in auth_faults.handler.accepted) == [
+        "ada@example.org", "admin@paperbot.example.org", "alan@example.org",
+    ]  # fmt: skip
+    assert "works again" in caplog.text
+
+
+async def test_an_alert_that_cannot_be_emailed_is_kept_and_only_a_sent_one_uses_the_hour(
+    config: Settings, smtp_server: SmtpServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="bot.admin")
+    clock = Clock(datetime(2026, 11, 25, tzinfo=UTC))
+    admin = AdminAlerts(config, clock)
+    async with SmtpMailer("127.0.0.1", free_port(), security="none") as down:
+        assert not await admin.notify(down, "smtp", "sending stopped", "check the host")
+        clock.now += timedelta(minutes=5)
+        assert not await admin.notify(down, "smtp", "sending stopped again", "check the host")
+    assert len(messages(caplog, "admin alert (smtp):", logging.ERROR)) == 1
+    assert len(messages(caplog, "admin alert (smtp) again:")) == 1
+    async with SmtpMailer(smtp_server.host, smtp_server.port, security="none") as up:
+        assert await admin.flush(up) == 1
+        assert await admin.flush(up) == 0
+        assert not await admin.notify(up, "smtp", "sending stopped once more", "check the host")
+    (sent,) = smtp_server.messages
+    assert "sending stopped again" in sent.get_content()  # type: ignore[attr-defined]
+    assert len(messages(caplog, "admin alert (smtp):", logging.ERROR)) == 1
+
+
+async def test_without_an_admin_address_an_alert_is_logged_once_an_hour(
+    config: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="bot.admin")
+    clock = Clock(datetime(2026, 11, 25, tzinfo=UTC))
+    admin = AdminAlerts(config.model_copy(update={"admin_email": None}), clock)
+    for _ in range(3):
+        assert not await admin.notify(None, "source", "hf failed", "wait")
+    assert admin.pending == {}
+    assert len(messages(caplog, "admin alert (source):", logging.ERROR)) == 1
+    clock.now += timedelta(minutes=61)
+    await admin.notify(None, "source", "hf still failing", "wait")
+    assert len(messages(caplog, "admin alert (source):", logging.ERROR)) == 2
+
+
+@pytest.mark.parametrize(
+    ("cause", "advice"),
+    [(ConnectionDeliveryError("connection refused"), "PAPERBOT_SMTP_HOST and PAPERBOT_SMTP_PORT"),
+     (UnknownHostDeliveryError("no such host"), "PAPERBOT_SMTP_HOST: that name does not exist"),
+     (AuthenticationDeliveryError("535"), "PAPERBOT_SMTP_USERNAME / PAPERBOT_SMTP_PASSWORD"),
+     (TlsDeliveryError("wrong version number"), "PAPERBOT_SMTP_SECURITY and PAPERBOT_SMTP_PORT")],
+)  # fmt: skip
+def test_smtp_advice_matches_the_cause(cause: DeliveryError, advice: str) -> None:
+    assert advice in smtp_advice(cause)

@@ -288,11 +288,12 @@ class Ledger(DeliveryQueries):
             last_code=code, last_error=error[:1000],
         )  # fmt: skip
 
-    def release(self, claim: Claim, now: datetime) -> bool:
-        """Give a claimed row back untouched (shutdown before sending): retry at the next sweep."""
+    def release(self, claim: Claim, now: datetime, reason: str) -> bool:
+        """Give a claimed row back unsent, saying why (the run stopped before the server had a
+        word about it): due again at once, and the claim does not count as an attempt."""
         return self._finish(
             claim, now, status=TEMP_FAILED, next_attempt_at=as_utc(now),
-            attempts=max(claim.attempts - 1, 0), last_error="released before sending (shutdown)",
+            attempts=max(claim.attempts - 1, 0), last_error=reason[:1000],
         )  # fmt: skip
 
     def record_skipped(self, subscriber_id: int, day: date, now: datetime, reason: str) -> bool:
