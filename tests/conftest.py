@@ -189,6 +189,16 @@ def env(
 ANSI = re.compile(r"\x1b(\[[0-9;?]*[A-Za-z]|\][^\x07]*\x07)")
 
 
+def crowd_profiles(path: Path, count: int, *lines: str) -> Path:
+    """A profiles file of ``count`` subscribers, reader0@example.org and on, who also want empty
+    digests; ``lines`` are the YAML lines each of them has besides."""
+    text = ["subscribers:"]
+    for n in range(count):
+        text += [f"  - email: reader{n}@example.org", "    send_empty: true", *lines]
+    path.write_text("\n".join(text) + "\n")
+    return path
+
+
 def run_cli(env: dict[str, str], *args: str, tty: bool = False) -> tuple[int, str]:
     """`python -m bot ARGS` of this checkout in its own process, its stdout a pipe or a
     120-column terminal (a pty); ``env`` may set COLUMNS, which is otherwise unset."""

@@ -18,6 +18,7 @@ from sqlmodel import select
 from bot.delivery import UNRECORDED
 from bot.store import Store
 from bot.store.tables import Delivery, SubscriberRow
+from tests.conftest import crowd_profiles
 from tests.smtp_faults import FaultServer
 
 SUBSCRIBERS = 300
@@ -28,16 +29,8 @@ KILLS = 3
 @pytest.fixture
 def crowd(env: dict[str, str], tmp_path: Path) -> dict[str, str]:
     """A profiles file with SUBSCRIBERS people who all get a digest."""
-    lines = ["subscribers:"]
-    for n in range(SUBSCRIBERS):
-        lines += [
-            f"  - email: reader{n}@example.org",
-            "    send_empty: true",
-            "    interests:",
-            '      keywords: ["mixture of experts", "diffusion model"]',
-        ]
-    path = tmp_path / "crowd.yaml"
-    path.write_text("\n".join(lines) + "\n")
+    fields = ("    interests:", '      keywords: ["mixture of experts", "diffusion model"]')
+    path = crowd_profiles(tmp_path / "crowd.yaml", SUBSCRIBERS, *fields)
     return env | {"PAPERBOT_PROFILES": str(path)}
 
 

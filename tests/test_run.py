@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bot.store import Store
-from tests.conftest import ROOT, SmtpServer
+from tests.conftest import ROOT, SmtpServer, crowd_profiles
 from tests.smtp_faults import FaultServer
 
 pytestmark = pytest.mark.slow
@@ -94,18 +94,8 @@ def test_worker_names_where_mail_goes_when_it_starts(env: dict[str, str], tmp_pa
 @pytest.fixture
 def crowd(env: dict[str, str], tmp_path: Path) -> dict[str, str]:
     """A profiles file with CROWD subscribers whose digests are all due now."""
-    lines = ["subscribers:"]
-    for n in range(CROWD):
-        lines += [
-            f"  - email: reader{n}@example.org",
-            "    timezone: UTC",
-            '    send_at: "00:00"',
-            "    send_empty: true",
-            "    interests:",
-            '      keywords: ["mixture of experts"]',
-        ]
-    path = tmp_path / "crowd.yaml"
-    path.write_text("\n".join(lines) + "\n")
+    fields = ('    send_at: "00:00"', "    interests:", '      keywords: ["mixture of experts"]')
+    path = crowd_profiles(tmp_path / "crowd.yaml", CROWD, *fields)
     return env | {"PAPERBOT_PROFILES": str(path)}
 
 
