@@ -17,8 +17,12 @@ from bot.errors import (
     AuthenticationDeliveryError,
     ConnectionDeliveryError,
     DeliveryError,
+    FatalDeliveryError,
+    PermanentDeliveryError,
+    SenderDeliveryError,
     TlsDeliveryError,
     UnknownHostDeliveryError,
+    UnknownOutcomeError,
 )
 from bot.mailer import Mailer
 from bot.message import Envelope, Outgoing, build_message, new_message_id
@@ -34,8 +38,16 @@ KINDS = {
 }
 
 
+def is_smtp_trouble(error: DeliveryError | None) -> bool:
+    """Whether ``error`` means the SMTP server cannot be used now (unreachable, or refusing the
+    login, TLS or the sender), rather than a reply about one message."""
+    return isinstance(error, ConnectionDeliveryError | FatalDeliveryError | UnknownOutcomeError)
+
+
 def smtp_advice(cause: DeliveryError | None) -> str:
     """What the admin can check when sending stopped because of ``cause``."""
+    if isinstance(cause, SenderDeliveryError):
+        return "Check PAPERBOT_FROM: the SMTP server does not accept it as the sender."
     if isinstance(cause, AuthenticationDeliveryError):
         return "Check PAPERBOT_SMTP_USERNAME / PAPERBOT_SMTP_PASSWORD."
     if isinstance(cause, TlsDeliveryError):
@@ -45,7 +57,7 @@ def smtp_advice(cause: DeliveryError | None) -> str:
         )
     if isinstance(cause, UnknownHostDeliveryError):
         return "Check PAPERBOT_SMTP_HOST: that name does not exist."
-    if isinstance(cause, ConnectionDeliveryError):
+    if isinstance(cause, ConnectionDeliveryError | UnknownOutcomeError):
         return (
             "Check PAPERBOT_SMTP_HOST and PAPERBOT_SMTP_PORT, that the SMTP server is up and "
             "reachable from here, and that no firewall blocks the port."
@@ -117,19 +129,20 @@ class AdminAlerts:
         self.pending[kind] = _Alert(what, todo, self.clock(), held=mailer is None)
         if mailer is None:
             return False
-        return await self._email(mailer, kind)
+        return await self._email(mailer, kind) is None
 
-    async def flush(self, mailer: Mailer) -> int:
-        """Email the kept alerts (mail works again); how many went out."""
-        sent = 0
+    async def flush(self, mailer: Mailer) -> DeliveryError | None:
+        """Email the kept alerts; the error that kept the rest from going out, if one did (an
+        alert refused for good is dropped, and the others still go)."""
         for kind in list(self.pending):
-            if not await self._email(mailer, kind):
-                break
-            sent += 1
-        return sent
+            error = await self._email(mailer, kind)
+            if error is not None and not isinstance(error, PermanentDeliveryError):
+                return error
+        return None
 
-    async def _email(self, mailer: Mailer, kind: str) -> bool:
-        """Email the kept alert of ``kind``; it stays kept if that fails."""
+    async def _email(self, mailer: Mailer, kind: str) -> DeliveryError | None:
+        """Email the kept alert of ``kind``: None once it went out, else why not. An alert the
+        server refuses for good is dropped; after any other failure it stays kept."""
         alert = self.pending[kind]
         note = ""
         if alert.held:
@@ -137,10 +150,15 @@ class AdminAlerts:
             note = f"(Raised at {raised}; held back until email could be sent again.)"
         try:
             await mailer.send(self.message(kind, alert.what, alert.todo, note))
+        except PermanentDeliveryError as exc:
+            del self.pending[kind]
+            log.error("the admin alert (%s) was refused and is dropped: %s", kind, exc)
+            return exc
         except DeliveryError as exc:
+            if not alert.held:
+                log.warning("could not email the admin alert (it is sent once mail works): %s", exc)
             alert.held = True
-            log.warning("could not email the admin alert (it is sent once mail works): %s", exc)
-            return False
+            return exc
         del self.pending[kind]
         self.last[kind] = self.clock()
-        return True
+        return None

@@ -12,6 +12,7 @@ BotError                 anything the CLI turns into a clear message and an exit
     ├── FatalDeliveryError       every message would fail: stop the run
     │   ├── AuthenticationDeliveryError  the server refused the login
     │   ├── TlsDeliveryError             TLS could not be set up
+    │   ├── SenderDeliveryError          the server refused the sender address
     │   └── UnknownHostDeliveryError     the SMTP host name does not exist
     └── UnknownOutcomeError      the connection was lost after the message data was sent
 """
@@ -117,6 +118,10 @@ class AuthenticationDeliveryError(FatalDeliveryError):
 
 class TlsDeliveryError(FatalDeliveryError):
     """TLS could not be set up with the server (wrong port or security mode, bad certificate)."""
+
+
+class SenderDeliveryError(FatalDeliveryError):
+    """The server refused the sender address (PAPERBOT_FROM): every message would fail."""
 
 
 class UnknownHostDeliveryError(FatalDeliveryError):

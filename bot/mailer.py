@@ -27,8 +27,8 @@ from bot.errors import (
     AuthenticationDeliveryError,
     ConnectionDeliveryError,
     DeliveryError,
-    FatalDeliveryError,
     PermanentDeliveryError,
+    SenderDeliveryError,
     TemporaryDeliveryError,
     TlsDeliveryError,
     UnknownHostDeliveryError,
@@ -342,7 +342,7 @@ class _Connection:
                 continue
             self._after_refusal(reply.code)
             if n == 0 and reply.code >= 500:
-                return FatalDeliveryError(
+                return SenderDeliveryError(
                     f"SMTP server refused the sender: {reply.code} {reply.text}"
                 )
             return classify_reply(reply.code, reply.text)

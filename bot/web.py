@@ -132,8 +132,8 @@ def redact(line: str) -> str:
 class UnsubscribeServer(ThreadingHTTPServer):
     """A threading HTTP server that knows the store and the signing secret.
 
-    It listens on IPv6 when the host is an IPv6 address (or a name that resolves to one first);
-    ``::`` then takes IPv4 connections as well where the system allows it.
+    It listens on IPv6 when the host is an IPv6 address; ``::`` then takes IPv4 connections as
+    well where the system allows it.
     """
 
     daemon_threads = True
@@ -152,6 +152,6 @@ class UnsubscribeServer(ThreadingHTTPServer):
 
 
 def address_family(host: str) -> socket.AddressFamily:
-    """The family to listen on ``host`` with: the first its address resolves to."""
-    found = socket.getaddrinfo(host or None, None, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    return found[0][0]
+    """IPv6 for an IPv6 address (``::``, ``::1``), else IPv4: a name such as ``localhost``
+    listens on its IPv4 address, where proxies and health checks expect it."""
+    return socket.AF_INET6 if ":" in host else socket.AF_INET

@@ -21,7 +21,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bot.admin import AdminAlerts, smtp_advice
+from bot.admin import AdminAlerts, is_smtp_trouble, smtp_advice
 from bot.alerts import Terms
 from bot.delivery_jobs import Outcome
 from bot.errors import BotError, ProfileError
@@ -87,6 +87,7 @@ class Worker:
         self.admin = AdminAlerts(deps.settings, deps.clock)
         self.roster: dict[int, Subscriber] = {}
         self.source_failures: dict[str, int] = {}
+        self.unreachable: dict[str, bool] = {}  # every fetch of the last job failed
         self.terms: Terms = {}
         self.waiting = 0  # digests waiting for the sources to come back
         self.busy = asyncio.Lock()
@@ -136,31 +137,37 @@ class Worker:
         return self.paused_until is not None and self.deps.clock() < self.paused_until
 
     def _pause_delivery(self, reason: str) -> None:
-        """Pause delivery, twice as long as last time if it stopped again after a pause."""
-        again = self.paused_until is not None
+        """Pause delivery, twice as long as last time if it failed again soon after a pause."""
+        now, last = self.deps.clock(), self.paused_until
+        again = last is not None and now - last <= PAUSE_MAX
         self.pause = min(2 * self.pause, PAUSE_MAX) if again else PAUSE_FIRST
-        self.paused_until = self.deps.clock() + self.pause
-        until = self.paused_until.astimezone(UTC).strftime("%H:%M UTC")
+        self.paused_until = now + self.pause
+        until = self.paused_until.astimezone(UTC).strftime("%H:%M:%S UTC")
         if again:
             log.info("email delivery still failing; paused until %s: %s", until, reason)
         else:
             log.warning("email delivery paused until %s: %s", until, reason)
 
     async def _after_delivery(self, report: SendReport) -> None:
-        """After a sweep whose delivery was not stopped: email the kept admin alerts, and once
-        something went out after a pause, say that delivery works again."""
-        flushed = 0
+        """After a sweep whose delivery was not stopped: email the kept admin alerts (a
+        connection failure then pauses delivery), and once the server took part again after a
+        pause, say that delivery works again."""
+        answered = any(o.status in {"sent", "failed"} for o in report.outcomes)
         if self.admin.pending:
             async with self.mailer_factory() as mailer:
-                flushed = await self.admin.flush(mailer)
-        if self.paused_until is not None and (report.count("sent") or flushed):
+                error = await self.admin.flush(mailer)
+            if is_smtp_trouble(error):
+                self._pause_delivery(str(error))
+                return
+            answered = True
+        if self.paused_until is not None and answered:
             self.paused_until, self.pause = None, timedelta(0)
             log.warning("email delivery works again")
 
     @property
     def sources_down(self) -> bool:
-        """Whether every source failed its last fetch job."""
-        return bool(self.source_failures) and all(self.source_failures.values())
+        """Whether every source failed every fetch of its last fetch job."""
+        return bool(self.unreachable) and all(self.unreachable.values())
 
     async def fetch_job(self) -> None:
         """Fetch yesterday's and today's lists (late papers, new upvotes); watch source health."""
@@ -169,22 +176,33 @@ class Worker:
             store, days = self.deps.store, (today - timedelta(days=1), today)
             run_id = store.start_run("fetch", self.deps.clock())
             outcomes: dict[str, list[tuple[date, Mapping[str, Any]]]] = {}
-            failed = False
-            for day in days:
-                if self.deps.stop.is_set():
-                    break
-                try:
-                    summary = await fetch_and_store(self.deps, day)
-                except BotError as exc:
-                    log.error("fetch for %s failed: %s", day, exc)
-                    failed = True
-                    continue
-                failed = failed or bool(summary.failed)
-                for outcome in summary.sources:
-                    outcomes.setdefault(str(outcome.get("source")), []).append((day, outcome))
-            shown = [{**o, "day": d} for results in outcomes.values() for d, o in results]
-            store.finish_run(run_id, "failed" if failed else "ok", {"days": days, "sources": shown})
+            status = "error"
+            try:
+                status = await self._fetch_days(days, outcomes)
+            finally:
+                shown = [{**o, "day": d} for results in outcomes.values() for d, o in results]
+                store.finish_run(run_id, status, {"days": days, "sources": shown})
             await self._check_sources(today - timedelta(days=1), outcomes)
+
+    async def _fetch_days(
+        self, days: Sequence[date], outcomes: dict[str, list[tuple[date, Mapping[str, Any]]]]
+    ) -> str:
+        """Fetch and store each day's lists, adding each source's outcome per day to
+        ``outcomes``; how the fetch ended (ok, failed, stopped)."""
+        failed = False
+        for day in days:
+            if self.deps.stop.is_set():
+                return "stopped"
+            try:
+                summary = await fetch_and_store(self.deps, day)
+            except BotError as exc:
+                log.error("fetch for %s failed: %s", day, exc)
+                failed = True
+                continue
+            failed = failed or bool(summary.failed)
+            for outcome in summary.sources:
+                outcomes.setdefault(str(outcome.get("source")), []).append((day, outcome))
+        return "failed" if failed else "ok"
 
     async def _check_sources(
         self, yesterday: date, outcomes: Mapping[str, Sequence[tuple[date, Mapping[str, Any]]]]
@@ -198,6 +216,7 @@ class Worker:
             empty = any(d == yesterday and o.get("status") == "empty" for d, o in results)
             failures = self.source_failures.get(name, 0) + 1 if failed else 0
             self.source_failures[name] = failures
+            self.unreachable[name] = len(failed) == len(results)
             if failures >= SOURCE_FAILURES_BEFORE_ALERT:
                 await self._notify(
                     "source",
@@ -226,7 +245,7 @@ class Worker:
                 report = await sweep(
                     self.deps, self.roster, started, self.terms, sources_down=self.sources_down
                 )
-            if report.outcomes or report.stopped or report.waiting:
+            if report.outcomes or report.stopped or report.waiting != self.waiting:
                 run_id = self.deps.store.start_run("sweep", started)
                 self.deps.store.finish_run(run_id, run_status(report), report.summary())
             if len(self.terms) > 20_000:
@@ -237,14 +256,15 @@ class Worker:
             return report
 
     def _note_waiting(self, waiting: int) -> None:
-        """Log when due digests start waiting for papers (or their number changes), and when
+        """Log when due digests start waiting for papers, when their number changes, and when
         none waits any more."""
-        if waiting and waiting != self.waiting:
-            log.warning(
-                "%d due digests wait for papers: every source failed its last fetch", waiting
-            )
-        elif self.waiting and not waiting:
-            log.info("no digest waits for papers any more")
+        if waiting != self.waiting:
+            if waiting:
+                digests = "1 due digest waits" if waiting == 1 else f"{waiting} due digests wait"
+                level = logging.INFO if self.waiting else logging.WARNING
+                log.log(level, "%s for papers: every source failed its last fetch", digests)
+            else:
+                log.info("no digest waits for papers any more")
         self.waiting = waiting
 
     async def _check_report(self, report: SendReport) -> None:

@@ -14,7 +14,10 @@ import pytest
 
 from tests.conftest import free_port
 
-BIN_DIRS = [Path("/usr/lib/postgresql") / v / "bin" for v in ("17", "16", "15", "14")]
+BIN_DIRS = sorted(
+    Path("/usr/lib/postgresql").glob("*/bin"), key=lambda d: d.parent.name, reverse=True
+)
+"""Debian's server binaries, newest version first."""
 
 
 def _binary(name: str) -> str | None:

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from bot.cli import app
 from bot.message import unsubscribe_token
 from bot.store import Store
-from bot.web import UnsubscribeServer
+from bot.web import UnsubscribeServer, address_family
 
 
 @pytest.fixture
@@ -153,6 +153,15 @@ def test_serves_on_ipv6_and_dual_stack(tmp_path: Path, host: str, via: str) -> N
         httpd.shutdown()
         httpd.server_close()
         store.close()
+
+
+@pytest.mark.parametrize(
+    ("host", "family"),
+    [("", socket.AF_INET), ("localhost", socket.AF_INET), ("0.0.0.0", socket.AF_INET),
+     ("::", socket.AF_INET6), ("::1", socket.AF_INET6)],
+)  # fmt: skip
+def test_only_an_ipv6_address_listens_on_ipv6(host: str, family: socket.AddressFamily) -> None:
+    assert address_family(host) == family
 
 
 def test_serve_refuses_a_port_out_of_range(env: dict[str, str]) -> None:

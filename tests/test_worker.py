@@ -285,6 +285,10 @@ async def test_while_every_source_fails_a_digest_with_nothing_new_waits_for_pape
     await worker.sweep_job()
     assert smtp_server.messages == []
     assert worker.deps.store.ledger.digests_on([date(2026, 11, 25)]) == {}
+    runs = worker.deps.store.recent_runs()  # the second sweep changed nothing: not a run
+    assert [(r.command, r.summary.get("counts", {}).get("waiting")) for r in runs] == [
+        ("sweep", 2), ("fetch", None),
+    ]  # fmt: skip
     assert [r.message for r in caplog.records].count(
         "2 due digests wait for papers: every source failed its last fetch"
     ) == 1
@@ -448,7 +452,7 @@ async def test_while_smtp_is_down_delivery_pauses_and_everything_goes_out_once_i
     assert pending["attempts"] == 0, "the server never had a word about it"
     assert pending["last_error"].startswith("not sent: 2 connection failures in a row, last: ")
     (paused,) = messages(caplog, "email delivery paused until", logging.WARNING)
-    assert paused.startswith("email delivery paused until 05:01 UTC: 2 connection failures")
+    assert paused.startswith("email delivery paused until 05:01:00 UTC: 2 connection failures")
     assert len(messages(caplog, "email delivery still failing; paused until")) == 2
     (alert,) = messages(caplog, "admin alert (smtp)", logging.ERROR)
     assert "Check PAPERBOT_SMTP_HOST and PAPERBOT_SMTP_PORT" in alert
@@ -482,7 +486,7 @@ async def test_the_pause_doubles_up_to_30_minutes_while_smtp_stays_down(
     for _ in range(7):
         await worker.sweep_job()
         said = [r.getMessage() for r in caplog.records if "paused until" in r.getMessage()]
-        until = said[-1].split("paused until ")[1][:5]
+        until = said[-1].split("paused until ")[1][:8]
         resume = datetime.combine(clock().date(), time.fromisoformat(until), UTC)
         pauses.append(int((resume - clock()).total_seconds() // 60))
         clock.now = resume
@@ -505,7 +509,7 @@ async def test_a_refused_login_pauses_delivery_and_the_alert_says_to_check_the_p
     await worker.fetch_job()
     await worker.sweep_job()
     (paused,) = messages(caplog, "email delivery paused until", logging.WARNING)
-    assert "05:01 UTC: SMTP authentication failed: 535" in paused
+    assert "05:01:00 UTC: SMTP authentication failed: 535" in paused
     (alert,) = messages(caplog, "admin alert (smtp)", logging.ERROR)
     assert "Check PAPERBOT_SMTP_USERNAME / PAPERBOT_SMTP_PASSWORD." in alert
     assert "PAPERBOT_SMTP_HOST" not in alert
@@ -534,12 +538,73 @@ async def test_an_alert_that_cannot_be_emailed_is_kept_and_only_a_sent_one_uses_
     assert len(messages(caplog, "admin alert (smtp):", logging.ERROR)) == 1
     assert len(messages(caplog, "admin alert (smtp) again:")) == 1
     async with SmtpMailer(smtp_server.host, smtp_server.port, security="none") as up:
-        assert await admin.flush(up) == 1
-        assert await admin.flush(up) == 0
+        assert await admin.flush(up) is None and admin.pending == {}
+        assert await admin.flush(up) is None
         assert not await admin.notify(up, "smtp", "sending stopped once more", "check the host")
     (sent,) = smtp_server.messages
     assert "sending stopped again" in sent.get_content()  # type: ignore[attr-defined]
     assert len(messages(caplog, "admin alert (smtp):", logging.ERROR)) == 1
+
+
+async def test_an_alert_refused_for_good_is_dropped_and_the_others_still_go(
+    config: Settings, faults: FaultServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    faults.handler.rcpt["admin@paperbot.example.org"] = ["550 5.1.1 no such mailbox"] * 9
+    clock = Clock(datetime(2026, 11, 25, tzinfo=UTC))
+    admin = AdminAlerts(config, clock)
+    async with SmtpMailer(faults.host, faults.port, security="none") as mailer:
+        assert not await admin.notify(mailer, "source", "hf failed", "wait")
+        assert admin.pending == {}
+    assert "the admin alert (source) was refused and is dropped: " in caplog.text
+
+
+async def test_kept_alerts_that_still_cannot_be_emailed_pause_delivery(
+    make_worker: Callable[[], Worker], profiles_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """SMTP down with nothing due: the kept alert is tried again once, then delivery pauses."""
+    caplog.set_level(logging.INFO)
+    late = 'subscribers:\n  - email: ada@example.org\n    send_at: "23:59"\n    interests:\n      keywords: ["moe"]\n'
+    profiles_path.write_text(late)
+    worker = make_worker()
+    worker.mailer_factory = lambda: SmtpMailer("127.0.0.1", free_port(), security="none")
+    await worker._notify("source", "hf failed 3 fetches", "wait")
+    assert set(worker.admin.pending) == {"source"}
+    for _ in range(5):
+        await worker.sweep_job()
+    assert len(messages(caplog, "could not email the admin alert", logging.WARNING)) == 1
+    assert len(messages(caplog, "email delivery paused until 05:01:00 UTC", logging.WARNING)) == 1
+    assert worker._delivery_paused()
+
+
+async def test_a_new_outage_long_after_the_last_pause_starts_a_short_pause_again(
+    make_worker: Callable[[], Worker], clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="bot.worker")
+    worker = make_worker()
+    worker._pause_delivery("connection refused")
+    clock.now += timedelta(minutes=1)
+    worker._pause_delivery("connection refused")  # right after: twice as long
+    assert worker.pause == timedelta(minutes=2)
+    clock.now += timedelta(days=1)
+    worker._pause_delivery("connection refused")
+    assert worker.pause == timedelta(minutes=1)
+    assert len(messages(caplog, "email delivery paused until", logging.WARNING)) == 2
+
+
+async def test_a_source_that_fails_only_for_yesterday_is_not_down(
+    make_worker: Callable[[], Worker],
+) -> None:
+    worker = make_worker()
+    today = worker.deps.clock().date()
+    yesterday = today - timedelta(days=1)
+    failed, ok = (
+        {"source": "hf", "status": "failed", "reason": "x"},
+        {"source": "hf", "status": "ok"},
+    )
+    await worker._check_sources(yesterday, {"hf": [(yesterday, failed), (today, ok)]})
+    assert not worker.sources_down
+    await worker._check_sources(yesterday, {"hf": [(yesterday, failed), (today, failed)]})
+    assert worker.sources_down
 
 
 async def test_without_an_admin_address_an_alert_is_logged_once_an_hour(
