@@ -64,4 +64,5 @@ def setup_logging(fmt: str = "text", level: int = logging.INFO) -> None:
     root.setLevel(level)
     for noisy in ("httpx", "httpcore", "apscheduler"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("psycopg").setLevel(logging.ERROR)  # its notes on connections it cleans up
     logging.getLogger("apscheduler.scheduler").addFilter(_SKIPPED_OVERLAP)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -141,3 +142,16 @@ def test_status_of_a_database_that_does_not_exist_says_so_and_creates_nothing(
     assert f"No database at {mistyped} yet" in result.stderr
     assert json.loads(result.stdout)["runs"] == []
     assert not mistyped.exists()
+
+
+def test_a_database_that_refuses_a_command_is_one_line(env: dict[str, str]) -> None:
+    Store(env["PAPERBOT_DATABASE_URL"]).close()
+    path = env["PAPERBOT_DATABASE_URL"].removeprefix("sqlite:///")
+    with sqlite3.connect(path) as db:  # stands in for a PostgreSQL role without the right grant
+        db.execute(
+            "CREATE TRIGGER no_runs BEFORE INSERT ON runs "
+            "BEGIN SELECT RAISE(ABORT, 'permission denied for table runs'); END"
+        )
+    result = cli("fetch")
+    assert result.exit_code == 1
+    assert result.output.strip() == "Error: database error: permission denied for table runs"

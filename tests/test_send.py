@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -13,10 +14,10 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from bot.cli import app
+from bot.cli import app, read_profiles
 from bot.message import verify_token
 from bot.settings import unknown_names
-from bot.store import Store
+from bot.store import ClaimRequest, Store
 from tests.conftest import SmtpServer, run_cli
 
 runner = CliRunner()
@@ -80,7 +81,22 @@ def test_second_run_sends_nothing_new(env: dict[str, str], smtp_server: SmtpServ
     again = send(env=smtp_server.env())
     assert again.exit_code == 0, again.output
     assert len(smtp_server.messages) == first
-    assert "sent 0" in again.output and "already sent 3" in again.output
+    assert "sent 0" in again.output and "already done 3" in again.output
+
+
+def test_a_digest_another_run_is_sending_is_said_to_be_in_progress(
+    env: dict[str, str], smtp_server: SmtpServer
+) -> None:
+    store = Store(env["PAPERBOT_DATABASE_URL"])
+    ids = store.sync_subscribers(read_profiles(Path(env["PAPERBOT_PROFILES"])).subscribers).ids
+    request = ClaimRequest(ids["ada@example.org"], date(2026, 11, 25), ("x",), "<busy@x>")
+    now = datetime.now(UTC)
+    assert store.ledger.claim_many([request], now, lease=timedelta(hours=1)) != [None]
+    result = send("--to", "ada@example.org", env=smtp_server.env())
+    assert result.exit_code == 0, result.output
+    assert "already done 1" in result.output
+    assert "1 of them is being sent by another run now." in result.output
+    assert smtp_server.messages == []
 
 
 def test_force_resends_deliberately(env: dict[str, str], smtp_server: SmtpServer) -> None:
@@ -260,7 +276,7 @@ def test_piped_send_lists_each_result_once_without_a_table(env: dict[str, str]) 
         assert sum(email in line for line in results) == 1, output
     assert "sent     ada@example.org" in output and "skipped  alan@example.org" in output
     assert "┃" not in output and "│" not in output
-    assert "sent 2, skipped 1, failed 0, already sent 0" in lines
+    assert "sent 2, skipped 1, failed 0, already done 0" in lines
 
 
 def test_terminal_send_shows_one_table(env: dict[str, str]) -> None:

@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 from sqlmodel import SQLModel, create_engine
 
+from bot.errors import BotError, ConfigError
 from bot.models import Interests, Paper, Subscriber
-from bot.store import Store
+from bot.store import Store, shown_url
+from tests.conftest import free_port
 from tests.postgres import postgres_url  # noqa: F401  (fixture)
 
 DAY = date(2026, 11, 25)
@@ -289,3 +291,53 @@ def test_processes_opening_a_new_database_at_once_all_get_in(tmp_path: Path) -> 
             worker.join(60)
             assert worker.exitcode == 0
     assert errors.empty(), errors.get()
+
+
+def test_processes_creating_the_tables_of_a_new_postgres_database_at_once_all_get_in(
+    postgres_url: str,  # noqa: F811  (fixture)
+) -> None:
+    """PostgreSQL reports a table created meanwhile as a unique violation in its catalogue."""
+    context = multiprocessing.get_context("fork")
+    errors = context.Queue()
+    for _ in range(5):
+        engine = create_engine(postgres_url)
+        SQLModel.metadata.drop_all(engine)
+        engine.dispose()
+        ready = context.Barrier(6)
+        workers = [
+            context.Process(target=_open_when_all_are_ready, args=(postgres_url, ready, errors))
+            for _ in range(6)
+        ]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(60)
+            assert worker.exitcode == 0
+    assert errors.empty(), errors.get()
+
+
+def test_a_database_that_cannot_be_reached_is_one_line_without_the_password() -> None:
+    url = f"postgresql+psycopg://reader:s3cret@127.0.0.1:{free_port()}/postgres"
+    with pytest.raises(BotError) as failed:
+        Store(url)
+    message = str(failed.value)
+    assert not isinstance(failed.value, ConfigError)  # the setting may be right: the server is down
+    assert message.startswith(
+        "cannot open the database 'postgresql+psycopg://reader:***@127.0.0.1:"
+    )
+    assert "s3cret" not in message and "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [("postgresql+psycopg://u:p@h/db", "'postgresql+psycopg://u:***@h/db'"),
+     ("postgresql://u:p@h:notaport/db", "'postgresql://u:***@h:notaport/db'"),
+     ("sqlite:///x.db", "'sqlite:///x.db'")],
+)  # fmt: skip
+def test_urls_are_shown_without_their_password(url: str, shown: str) -> None:
+    assert shown_url(url) == shown
+
+
+def test_a_malformed_database_url_is_a_bad_setting() -> None:
+    with pytest.raises(ConfigError, match="PAPERBOT_DATABASE_URL: cannot open 'postgresql://u:"):
+        Store("postgresql://u:p@127.0.0.1:notaport/db")

@@ -29,7 +29,7 @@ from bot.pipeline import Deps, Fetched
 from bot.profiles import Profiles, parse_profiles
 from bot.render import Renderer
 from bot.settings import Settings, load_settings, names_in_env_file, unknown_names
-from bot.store import Store
+from bot.store import DatabaseFailure, Store, db_reason
 
 F = TypeVar("F", bound=Callable[..., Any])
 PIPED_WIDTH = 1000
@@ -156,6 +156,10 @@ def handle_errors(command: F) -> F:
         except BotError as exc:
             err.print(f"[red]Error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
+        except DatabaseFailure as exc:  # the database went away, or refuses this user something
+            message = f"database error: {db_reason(exc)}"
+            err.print(f"[red]Error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
 

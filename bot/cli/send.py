@@ -35,6 +35,7 @@ from bot.outbox import OutboxMailer
 from bot.pipeline import SendOptions, SendReport, run_status, send_digests
 from bot.profiles import Profiles
 from bot.settings import Settings
+from bot.store.tables import SENDING, STATE_MEANING
 
 COLOURS = {
     "sent": "green",
@@ -85,6 +86,10 @@ def _outbox_files(mailer: Mailer) -> dict[Path, int]:
     return {p: p.stat().st_mtime_ns for p in previews}
 
 
+BUSY = STATE_MEANING[SENDING]
+"""How an outcome says its digest is being sent by another run right now."""
+
+
 def _summarise(
     report: SendReport, options: SendOptions, mailer: Mailer, before: dict[Path, int]
 ) -> None:
@@ -94,7 +99,7 @@ def _summarise(
     counts = report.summary()["counts"]
     line = (
         f"sent {counts['sent']}, skipped {counts['skipped']}, failed {counts['failed']}, "
-        f"already sent {counts['already']}"
+        f"already done {counts['already']}"
     )
     line += f", dry run {counts['dry-run']}" if options.dry_run else ""
     line += f", outcome unknown {counts['unknown']} (resent later)" if counts["unknown"] else ""
@@ -103,7 +108,10 @@ def _summarise(
     if resent:
         noun = "digest" if resent == 1 else "digests"
         out.print(f"[yellow]--force: {resent} {noun} sent again on purpose.[/]")
-    if counts["already"] and not counts["sent"] and not counts["failed"]:
+    busy = sum(1 for o in report.outcomes if o.status == "already" and o.detail.startswith(BUSY))
+    if busy:
+        out.print(f"{busy} of them {'is' if busy == 1 else 'are'} being sent by another run now.")
+    elif counts["already"] and not counts["sent"] and not counts["failed"]:
         out.print("These digests were already sent; nothing new to send.")
     if report.stopped:
         err.print(f"[red]Stopped:[/red] {escape(report.stopped)}", soft_wrap=True)

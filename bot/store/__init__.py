@@ -11,6 +11,7 @@ whose connection was lost after the data) and may be claimed again, with the sam
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -18,10 +19,10 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, insert, make_url, update
-from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, SQLAlchemyError
 from sqlmodel import Session, col, func, select
 
-from bot.errors import ConfigError
+from bot.errors import BotError, ConfigError
 from bot.models import Paper, Subscriber
 from bot.store.ledger import Claim, ClaimRequest, Ledger
 from bot.store.tables import (
@@ -85,11 +86,35 @@ class SyncReport:
     ids: dict[str, int]
 
 
+DatabaseFailure = DBAPIError
+"""What a store method raises when the database fails it (gone away, permission denied...)."""
+
+
+def shown_url(url: str) -> str:
+    """``url`` as it may be shown or logged: any password replaced by ``***``."""
+    try:
+        return repr(make_url(url).render_as_string(hide_password=True))
+    except (ArgumentError, ValueError):
+        return repr(re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url))
+
+
+def db_reason(exc: DBAPIError) -> str:
+    """The driver's own message for a database error, first line only (the rest is hints)."""
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _bad_url(url: str, reason: str) -> ConfigError:
+    return ConfigError(
+        f"invalid settings:\n  PAPERBOT_DATABASE_URL: cannot open {shown_url(url)}: {reason}"
+    )
+
+
 def missing_database(url: str) -> Path | None:
     """The file of a SQLite ``url`` when it does not exist (opening it would create it)."""
     try:
         parsed = make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         return None
     name = parsed.database
     if not parsed.drivername.startswith("sqlite") or not name or name == ":memory:":
@@ -103,11 +128,13 @@ class Store:
     def __init__(self, url: str) -> None:
         try:
             self.engine = make_engine(url)
-        except (SQLAlchemyError, ImportError) as exc:
-            reason = getattr(exc, "orig", None) or exc
-            raise ConfigError(
-                f"invalid settings:\n  PAPERBOT_DATABASE_URL: cannot open {url!r}: {reason}"
-            ) from None
+        except DBAPIError as exc:
+            reason = db_reason(exc)
+            if not url.startswith("sqlite"):  # a server that is down, or refuses the login
+                raise BotError(f"cannot open the database {shown_url(url)}: {reason}") from None
+            raise _bad_url(url, reason) from None  # a SQLite file that cannot be opened there
+        except (SQLAlchemyError, ImportError, ValueError) as exc:  # the URL itself is wrong
+            raise _bad_url(url, str(exc)) from None
         self.ledger = Ledger(self.engine)
 
     def close(self) -> None:
