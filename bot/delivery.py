@@ -21,6 +21,8 @@ How each failure is handled:
 - connection lost after the data: the row stays ``sending``; its lease runs out and it is sent
   again, with the same Message-ID
 - authentication or TLS failure, or an SMTP host name that does not exist: stop at once
+- any other error (the database went away): the run ends with it; the rows claimed and not
+  recorded stay ``sending`` until their lease runs out, like after a crash
 Stopping (or ``deps.stop``) releases the claimed messages not yet sent, for the next run: each
 row becomes ``temp_failed``, due at once, with ``not sent: <why the run stopped>``, and the claim
 does not count as an attempt (the server never had a word about that message). The message in
@@ -114,6 +116,8 @@ class _Run:
         self.suppressed = Snapshot(deps.store.suppressed_emails)
         self.report = DeliveryReport()
         self.failures_in_row = 0
+        self.broken: Exception | None = None
+        """What made a sender fail unexpectedly (the database went away): the run ends with it."""
 
     async def run(self, jobs: Iterable[Job]) -> DeliveryReport:
         senders = [asyncio.create_task(self._sender()) for _ in range(self.mailer.concurrency)]
@@ -124,6 +128,8 @@ class _Run:
                 await self.queue.put(None)
             await asyncio.gather(*senders)
             await self.recorder.drain()
+        if self.broken is not None:
+            raise self.broken
         return self.report
 
     # -- bookkeeping -------------------------------------------------------------------------
@@ -169,7 +175,7 @@ class _Run:
         inflight: deque[Composing] = deque()
         async with contextlib.aclosing(chunks(jobs, size)) as batches:
             async for chunk in batches:
-                if self._halted():
+                if self._halted() or self.broken is not None:
                     break
                 await self.limiter.wait()
                 claimed = await self._claim(chunk)
@@ -272,11 +278,19 @@ class _Run:
     # -- senders -----------------------------------------------------------------------------
 
     async def _sender(self) -> None:
+        """Send what is queued. After an unexpected failure the run is broken: the senders only
+        empty the queue (so the producer never waits on it), and those rows stay ``sending``
+        until their lease runs out."""
         while (item := await self.queue.get()) is not None:
-            if self._halted():
-                await self._release(item.claim)
+            if self.broken is not None:
                 continue
-            await self._deliver(item)
+            try:
+                if self._halted():
+                    await self._release(item.claim)
+                    continue
+                await self._deliver(item)
+            except Exception as exc:
+                self.broken = exc
 
     async def _deliver(self, item: Ready) -> None:
         job, claim = item.job, item.claim

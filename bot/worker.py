@@ -9,13 +9,17 @@ TLS), delivery pauses: no sweep sends anything for ``PAUSE_FIRST``, then twice a
 sweep that stops again, up to ``PAUSE_MAX``. The unsent messages wait in the ledger (their
 attempts not counted) and go out at the first sweep after the pause once the server answers;
 admin alerts raised meanwhile are emailed then too.
+
+When a job cannot reach or use the database, it ends there and the next run tries again: one
+error line when the outage starts, and one line when a job works with the database again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -30,6 +34,7 @@ from bot.models import Subscriber
 from bot.pipeline import Deps, SendReport, fetch_and_store, run_status
 from bot.profiles import Profiles
 from bot.schedule import should_announce
+from bot.store import unavailable
 from bot.sweep import sweep
 
 log = logging.getLogger(__name__)
@@ -74,6 +79,10 @@ class ProfilesFile:
         self.subscribers = self.reader(self.path).subscribers
         return self.subscribers
 
+    def forget(self) -> None:
+        """Count the file as changed again (its last version could not be adopted)."""
+        self._seen = None
+
 
 class Worker:
     """What the scheduler's jobs act on."""
@@ -93,6 +102,7 @@ class Worker:
         self.busy = asyncio.Lock()
         self.paused_until: datetime | None = None  # set while SMTP trouble pauses delivery
         self.pause = timedelta(0)
+        self.database_down: str | None = None  # why, while jobs cannot use the database
         deps.on_outcome = log_outcome
 
     def start(self) -> None:
@@ -112,7 +122,7 @@ class Worker:
         if not self.profiles.changed():
             return
         try:
-            self._adopt(self.profiles.load())
+            subscribers = self.profiles.load()
         except ProfileError as exc:
             for problem in exc.problems:
                 log.error("profiles reload rejected: %s", problem)
@@ -124,6 +134,12 @@ class Worker:
                 "(check with `paperbot profiles check`)."
             )
             await self._notify("profiles", what, todo)
+            return
+        try:
+            self._adopt(subscribers)
+        except Exception:
+            self.profiles.forget()  # not adopted: the next sweep reads it again
+            raise
 
     async def _notify(self, kind: str, what: str, todo: str) -> None:
         if self._delivery_paused():  # kept, and emailed once delivery works again
@@ -164,6 +180,30 @@ class Worker:
             self.paused_until, self.pause = None, timedelta(0)
             log.warning("email delivery works again")
 
+    @asynccontextmanager
+    async def _using_database(self, job: str) -> AsyncIterator[None]:
+        """Run a job's body; when it cannot reach or use the database, end the job there and
+        log that: an error line when the outage starts, a quieter one on later failures (info
+        when the reason changed). The next run tries again."""
+        try:
+            yield
+        except Exception as exc:
+            reason = unavailable(exc)
+            if reason is None:
+                raise
+            if self.database_down is None:
+                log.error("database unavailable: %s; trying again at the next %s", reason, job)
+            else:
+                level = logging.DEBUG if reason == self.database_down else logging.INFO
+                log.log(level, "database still unavailable: %s", reason)
+            self.database_down = reason
+
+    def _database_works(self) -> None:
+        """After a job that used the database: say so once it could not before."""
+        if self.database_down is not None:
+            self.database_down = None
+            log.warning("database available again")
+
     @property
     def sources_down(self) -> bool:
         """Whether every source failed every fetch of its last fetch job."""
@@ -171,7 +211,7 @@ class Worker:
 
     async def fetch_job(self) -> None:
         """Fetch yesterday's and today's lists (late papers, new upvotes); watch source health."""
-        async with self.busy:
+        async with self.busy, self._using_database("fetch"):
             today = self.deps.clock().date()
             store, days = self.deps.store, (today - timedelta(days=1), today)
             run_id = store.start_run("fetch", self.deps.clock())
@@ -182,6 +222,7 @@ class Worker:
             finally:
                 shown = [{**o, "day": d} for results in outcomes.values() for d, o in results]
                 store.finish_run(run_id, status, {"days": days, "sources": shown})
+            self._database_works()
             await self._check_sources(today - timedelta(days=1), outcomes)
 
     async def _fetch_days(
@@ -235,7 +276,7 @@ class Worker:
 
         A sweep that settled or left out anything is recorded as a run (``paperbot status``).
         """
-        async with self.busy:
+        async with self.busy, self._using_database("sweep"):
             await self.reload_if_changed()
             if self._delivery_paused():
                 return SendReport()
@@ -248,12 +289,14 @@ class Worker:
             if report.outcomes or report.stopped or report.waiting != self.waiting:
                 run_id = self.deps.store.start_run("sweep", started)
                 self.deps.store.finish_run(run_id, run_status(report), report.summary())
+            self._database_works()
             if len(self.terms) > 20_000:
                 self.terms.clear()
             if not report.stopped:  # a stopped sweep may not have reached the digests
                 self._note_waiting(report.waiting)
             await self._check_report(report)
             return report
+        return SendReport()  # the database could not be used
 
     def _note_waiting(self, waiting: int) -> None:
         """Log when due digests start waiting for papers, when their number changes, and when

@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import SQLModel, create_engine
 
 from bot.errors import BotError, ConfigError
 from bot.models import Interests, Paper, Subscriber
-from bot.store import Store, shown_url
+from bot.store import Store, shown_url, unavailable
 from tests.conftest import free_port
 from tests.postgres import postgres_url  # noqa: F401  (fixture)
 
@@ -341,3 +342,19 @@ def test_urls_are_shown_without_their_password(url: str, shown: str) -> None:
 def test_a_malformed_database_url_is_a_bad_setting() -> None:
     with pytest.raises(ConfigError, match="PAPERBOT_DATABASE_URL: cannot open 'postgresql://u:"):
         Store("postgresql://u:p@127.0.0.1:notaport/db")
+
+
+def test_a_database_that_cannot_be_reached_is_told_in_one_line_without_the_password() -> None:
+    engine = create_engine(f"postgresql+psycopg://paperbot:hunter2@127.0.0.1:{free_port()}/bot")
+    with pytest.raises(OperationalError) as refused:
+        engine.connect()
+    reason = unavailable(refused.value)
+    assert reason is not None and reason.startswith("connection failed: ")
+    assert reason.endswith("Connection refused") and "\n" not in reason
+    quoted = OperationalError("SELECT 1", {}, Exception("no route to postgresql://u:hunter2@db/x"))
+    assert unavailable(quoted) == "no route to postgresql://u:***@db/x"
+
+
+def test_a_query_the_database_rejects_is_not_an_outage() -> None:
+    assert unavailable(IntegrityError("INSERT", {}, Exception("UNIQUE constraint failed"))) is None
+    assert unavailable(ValueError("bad value")) is None

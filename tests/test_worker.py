@@ -7,12 +7,14 @@ import asyncio
 import logging
 import os
 import re
+import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from bot import status
 from bot.admin import AdminAlerts, smtp_advice
@@ -31,7 +33,7 @@ from bot.render import Renderer
 from bot.settings import Settings, load_settings
 from bot.store import Store
 from bot.worker import ProfilesFile, Worker
-from tests.conftest import SmtpServer, free_port
+from tests.conftest import SmtpServer, crowd_profiles, free_port
 from tests.smtp_faults import FaultServer, serve
 
 PROFILES = """\
@@ -631,3 +633,96 @@ async def test_without_an_admin_address_an_alert_is_logged_once_an_hour(
 )  # fmt: skip
 def test_smtp_advice_matches_the_cause(cause: DeliveryError, advice: str) -> None:
     assert advice in smtp_advice(cause)
+
+
+def _database_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.getMessage().startswith("database ")]
+
+
+async def test_while_the_database_is_down_jobs_log_one_line_and_digests_go_out_once_it_is_back(
+    config: Settings, clock: Clock, profiles_path: Path, smtp_server: SmtpServer, tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """The database file cannot be opened any more (its folder is gone): sweeps, a fetch and a
+    profiles reload fail quietly, and everything works again once it is back."""
+    caplog.set_level(logging.DEBUG, logger="bot")
+    folder = tmp_path / "db"
+    folder.mkdir()
+    config = config.model_copy(update={"database_url": f"sqlite:///{folder / 'bot.db'}"})
+    worker = start_worker(
+        config, clock, lambda: SmtpMailer(smtp_server.host, smtp_server.port, security="none")
+    )
+    await worker.fetch_job()
+    worker.deps.store.close()  # no connection stays open to the moved file
+    folder.rename(tmp_path / "db-moved")
+    clock.set(2026, 11, 25, 6, 31)  # ada's 07:30 and alan's 09:00 have passed
+    await worker.sweep_job()
+    await worker.fetch_job()
+    _edit(profiles_path, PROFILES + "  - email: bob@example.org\n    send_empty: true\n")
+    for _ in range(3):
+        await worker.sweep_job()
+        assert not worker.busy.locked()
+    assert smtp_server.messages == []
+    assert len(worker.roster) == 3, "the edit waits for the database"
+    (down,) = [r for r in _database_records(caplog) if r.levelno == logging.ERROR]
+    assert down.getMessage() == (
+        "database unavailable: unable to open database file; trying again at the next sweep"
+    )
+    assert [r.levelno for r in _database_records(caplog)] == [logging.ERROR] + [logging.DEBUG] * 4
+    assert "Traceback" not in caplog.text
+    assert all(r.exc_info is None for r in caplog.records)
+    (tmp_path / "db-moved").rename(folder)
+    await worker.sweep_job()
+    assert "bob@example.org" in {s.email for s in worker.roster.values()}
+    assert sorted(recipients(smtp_server)) == [
+        "ada@example.org", "ada@example.org", "alan@example.org",
+    ]  # fmt: skip
+    assert len(messages(caplog, "database available again", logging.WARNING)) == 1
+    await worker.fetch_job()
+    assert len(_database_records(caplog)) == 6
+    assert [r.command for r in worker.deps.store.recent_runs()] == ["fetch", "sweep", "fetch"]
+
+
+async def test_a_fetch_that_fails_for_another_reason_still_raises_and_frees_the_worker(
+    make_worker: Callable[[], Worker], caplog: pytest.LogCaptureFixture
+) -> None:
+    worker = make_worker()
+
+    async def broken(day: date) -> None:
+        raise RuntimeError("a bug in a source")
+
+    worker.deps.fetch = broken  # type: ignore[assignment]
+    with pytest.raises(RuntimeError, match="a bug in a source"):
+        await worker.fetch_job()
+    assert not worker.busy.locked()
+    assert _database_records(caplog) == []
+    assert worker.deps.store.recent_runs()[0].status == "error"
+
+
+async def test_a_database_lost_in_the_middle_of_delivery_ends_the_sweep_and_nothing_is_lost(
+    make_worker: Callable[[], Worker], clock: Clock, profiles_path: Path,
+    smtp_server: SmtpServer, caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """The connection drops once the senders have started: the sweep ends (it does not wait
+    forever on its queue), and the claimed digests go out once their lease has run out."""
+    crowd_profiles(profiles_path, 20)
+    worker = make_worker()
+    await worker.fetch_job()
+    store = worker.deps.store
+    working = store.suppressed_emails
+
+    def dropped() -> set[str]:  # the senders load the suppression list on a worker thread
+        if threading.current_thread() is not threading.main_thread():
+            raise OperationalError("SELECT", {}, Exception("server closed the connection"))
+        return working()
+
+    store.suppressed_emails = dropped  # type: ignore[method-assign]
+    clock.set(2026, 11, 25, 9, 0)  # their digests are due
+    report = await asyncio.wait_for(worker.sweep_job(), 30)
+    assert report.outcomes == [] and not worker.busy.locked()
+    (down,) = messages(caplog, "database unavailable: ", logging.ERROR)
+    assert down.startswith("database unavailable: server closed the connection; ")
+    store.suppressed_emails = working  # type: ignore[method-assign]
+    clock.now += timedelta(seconds=worker.deps.settings.send_lease_seconds + 60)
+    await worker.sweep_job()
+    assert sorted(recipients(smtp_server)) == sorted(f"reader{n}@example.org" for n in range(20))

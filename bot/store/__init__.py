@@ -19,7 +19,17 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, insert, make_url, update
-from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    DisconnectionError,
+    IntegrityError,
+    InterfaceError,
+    InternalError,
+    OperationalError,
+    SQLAlchemyError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel import Session, col, func, select
 
 from bot.errors import BotError, ConfigError
@@ -43,7 +53,9 @@ from bot.store.tables import (
     utcnow,
 )  # fmt: skip
 
-__all__ = ["Claim", "ClaimRequest", "Ledger", "Store", "StoredPaper", "SyncReport"]
+__all__ = [
+    "Claim", "ClaimRequest", "Ledger", "Store", "StoredPaper", "SyncReport", "unavailable",
+]  # fmt: skip
 
 
 IN_LIST_LIMIT = 5000  # larger sets are filtered after the query (SQLite caps bound values)
@@ -86,6 +98,10 @@ class SyncReport:
     ids: dict[str, int]
 
 
+_OUTAGES = (OperationalError, InterfaceError, InternalError, DisconnectionError, PoolTimeout)
+_PASSWORD = re.compile(r"(\w[\w+.-]*://[^:/@\s]*):[^@\s]*@")
+
+
 DatabaseFailure = DBAPIError
 """What a store method raises when the database fails it (gone away, permission denied...)."""
 
@@ -95,13 +111,15 @@ def shown_url(url: str) -> str:
     try:
         return repr(make_url(url).render_as_string(hide_password=True))
     except (ArgumentError, ValueError):
-        return repr(re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url))
+        return repr(_PASSWORD.sub(r"\1:***@", url))
 
 
-def db_reason(exc: DBAPIError) -> str:
-    """The driver's own message for a database error, first line only (the rest is hints)."""
-    text = str(getattr(exc, "orig", None) or exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+def db_reason(exc: SQLAlchemyError) -> str:
+    """The driver's own message for a database error: its first line (the rest is hints), with
+    any password in a URL it quotes hidden."""
+    cause = getattr(exc, "orig", None) or exc
+    lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
+    return _PASSWORD.sub(r"\1:***@", lines[0]) if lines else type(cause).__name__
 
 
 def _bad_url(url: str, reason: str) -> ConfigError:
@@ -120,6 +138,18 @@ def missing_database(url: str) -> Path | None:
     if not parsed.drivername.startswith("sqlite") or not name or name == ":memory:":
         return None
     return None if Path(name).exists() else Path(name)
+
+
+def unavailable(exc: BaseException) -> str | None:
+    """Why the database cannot be reached or used, when that is what ``exc`` says (the server
+    is down or refuses the connection, the connection dropped, the file cannot be opened, the
+    disk is full, the pool ran dry): see ``db_reason``. None for every other error, such as a
+    query the database rejects."""
+    if isinstance(exc, _OUTAGES):
+        return db_reason(exc)
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return db_reason(exc)
+    return None
 
 
 class Store:
