@@ -275,46 +275,37 @@ def _open_when_all_are_ready(url: str, ready: Any, errors: Any) -> None:
         errors.put(repr(exc))
 
 
+def open_at_once(url: str, processes: int) -> str | None:
+    """Open a store on ``url`` in that many processes at the same moment; the first error."""
+    context = multiprocessing.get_context("fork")
+    errors, ready = context.Queue(), context.Barrier(processes)
+    workers = [
+        context.Process(target=_open_when_all_are_ready, args=(url, ready, errors))
+        for _ in range(processes)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+        assert worker.exitcode == 0
+    return None if errors.empty() else str(errors.get())
+
+
 def test_processes_opening_a_new_database_at_once_all_get_in(tmp_path: Path) -> None:
     """Turning a new file into WAL needs it to itself, and SQLite does not wait for that."""
-    context = multiprocessing.get_context("fork")
-    errors = context.Queue()
     for round_ in range(30):
-        url = f"sqlite:///{tmp_path}/new{round_}.db"
-        ready = context.Barrier(8)
-        workers = [
-            context.Process(target=_open_when_all_are_ready, args=(url, ready, errors))
-            for _ in range(8)
-        ]
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join(60)
-            assert worker.exitcode == 0
-    assert errors.empty(), errors.get()
+        assert open_at_once(f"sqlite:///{tmp_path}/new{round_}.db", 8) is None
 
 
 def test_processes_creating_the_tables_of_a_new_postgres_database_at_once_all_get_in(
     postgres_url: str,  # noqa: F811  (fixture)
 ) -> None:
     """PostgreSQL reports a table created meanwhile as a unique violation in its catalogue."""
-    context = multiprocessing.get_context("fork")
-    errors = context.Queue()
     for _ in range(5):
         engine = create_engine(postgres_url)
         SQLModel.metadata.drop_all(engine)
         engine.dispose()
-        ready = context.Barrier(6)
-        workers = [
-            context.Process(target=_open_when_all_are_ready, args=(postgres_url, ready, errors))
-            for _ in range(6)
-        ]
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join(60)
-            assert worker.exitcode == 0
-    assert errors.empty(), errors.get()
+        assert open_at_once(postgres_url, 6) is None
 
 
 def test_a_database_that_cannot_be_reached_is_one_line_without_the_password() -> None:
