@@ -23,6 +23,8 @@ How each failure is handled:
 - authentication or TLS failure, or an SMTP host name that does not exist: stop at once
 - any other error (the database went away): the run ends with it; the rows claimed and not
   recorded stay ``sending`` until their lease runs out, like after a crash
+- a ``sent`` that cannot be recorded: the message is reported ``unknown`` (its row stays
+  ``sending``, as above) and the run stops, so that no more messages go out unrecorded
 Stopping (or ``deps.stop``) releases the claimed messages not yet sent, for the next run: each
 row becomes ``temp_failed``, due at once, with ``not sent: <why the run stopped>``, and the claim
 does not count as an attempt (the server never had a word about that message). The message in
@@ -65,7 +67,7 @@ from bot.errors import (
 from bot.mailer import Mailer
 from bot.message import Outgoing, new_message_id
 from bot.pacing import GroupCommit, RateLimiter, Snapshot
-from bot.store import Claim, ClaimRequest
+from bot.store import Claim, ClaimRequest, db_reason
 from bot.store.tables import STATE_MEANING
 
 __all__ = ["DeliveryOptions", "Job", "deliver", "prepare"]
@@ -146,7 +148,7 @@ class _Run:
             self.report.stopped = "shutting down"
         return self.report.stopped is not None
 
-    def _halt(self, reason: str, cause: DeliveryError) -> None:
+    def _halt(self, reason: str, cause: DeliveryError | None = None) -> None:
         if self.report.stopped is None:
             log.error("delivery stopped: %s", reason)
             self.report.stopped, self.report.stopped_by = reason, cause
@@ -342,9 +344,10 @@ class _Run:
 
     def _recorded(self, item: tuple[Job, Claim], error: Exception | None) -> None:
         job, claim = item
-        if error is not None:
-            log.error("recording a sent message failed: %s", error)
-            self._emit(job, "unknown", f"sent, but the ledger could not record it: {error}")
+        if error is not None:  # sending on would only add messages the ledger cannot record
+            why = db_reason(error)
+            self._halt(f"the ledger could not record sent messages: {why}")
+            self._emit(job, "unknown", f"sent, but the ledger could not record it: {why}")
             return
         n = len(claim.paper_ids)
         note = " (resent after an interrupted run)" if claim.resumed else ""

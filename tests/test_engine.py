@@ -13,6 +13,7 @@ from email.headerregistry import Address
 from pathlib import Path
 
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from bot.composer import ComposePool, Draft, compose_draft
 from bot.delivery import POOL_MIN, DeliveryOptions, Job, deliver
@@ -318,3 +319,28 @@ async def test_a_run_stopped_by_connection_trouble_reports_or_releases_each_clai
     assert {(r.status, r.attempts, r.last_error) for r in claimed.values()} == {
         ("temp_failed", 0, why)
     }
+
+
+async def test_a_sent_message_the_ledger_cannot_record_stops_the_run(
+    tmp_path: Path, faults: FaultServer
+) -> None:
+    """Sending on would only add messages that arrive twice after their lease: the run stops,
+    the unrecorded ones are reported as unknown and stay ``sending``, the rest are released."""
+    deps = make_deps(tmp_path, faults, connections=1)
+    ledger = deps.store.ledger
+
+    def cannot_record(*args: object, **kwargs: object) -> None:
+        raise OperationalError("UPDATE", {}, Exception("disk I/O error\nmore detail"))
+
+    ledger.mark_sent_many = cannot_record  # type: ignore[method-assign]
+    emails = [f"user{n}@example.org" for n in range(100)]
+    async with deps.mailer:  # type: ignore[union-attr]
+        report = await deliver(deps, jobs_for(deps, emails))
+    assert report.stopped == "the ledger could not record sent messages: disk I/O error"
+    unknown = [o for o in report.outcomes if o.status == "unknown"]
+    assert 0 < len(unknown) == len(faults.handler.accepted) < len(emails)
+    assert {o.detail for o in unknown} == {
+        "sent, but the ledger could not record it: disk I/O error"
+    }
+    states = {state: n for _, state, n in ledger.counts()}
+    assert states.get("sending") == len(unknown) and states.get("sent", 0) == 0

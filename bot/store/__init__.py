@@ -114,7 +114,7 @@ def shown_url(url: str) -> str:
         return repr(_PASSWORD.sub(r"\1:***@", url))
 
 
-def db_reason(exc: SQLAlchemyError) -> str:
+def db_reason(exc: BaseException) -> str:
     """The driver's own message for a database error: its first line (the rest is hints), with
     any password in a URL it quotes hidden."""
     cause = getattr(exc, "orig", None) or exc
