@@ -253,11 +253,12 @@ class _Run:
         """Compose in this process and queue the message (a failure is recorded)."""
         await self._ready(job, claim, await self._attempt(job, claim, job.compose))
 
-    async def _release(self, claim: Claim) -> None:
-        """Give a claimed row back unsent, for the next run, saying why (we are stopping)."""
+    async def _release(self, claim: Claim, *, reported: bool = False) -> None:
+        """Give a claimed row back unsent, for the next run, saying why (we are stopping);
+        ``released`` counts the ones that get no outcome of their own."""
         reason = f"not sent: {self.report.stopped or 'delivery stopped'}"
         ledger, now = self.deps.store.ledger, self.deps.clock()
-        if await asyncio.to_thread(ledger.release, claim, now, reason):
+        if await asyncio.to_thread(ledger.release, claim, now, reason) and not reported:
             self.report.released += 1
 
     def _message_id(self) -> str:
@@ -308,7 +309,7 @@ class _Run:
             self._emit(job, "unknown", f"{exc}; it will be sent again with the same Message-ID")
         except FatalDeliveryError as exc:
             self._halt(str(exc), exc)
-            await self._release(claim)
+            await self._release(claim, reported=True)
             self._emit(job, "failed", f"not sent: {self.report.stopped}")
         except DeliveryError as exc:
             await self._failed(job, claim, exc)

@@ -70,7 +70,7 @@ class DeliveryReport:
 
     ``stopped_by`` is the error that stopped it (connection trouble, authentication, TLS); it is
     None when the run was not stopped, or stopped for a shutdown. ``released`` counts the claimed
-    messages given back unsent.
+    messages given back unsent without an outcome of their own.
     """
 
     outcomes: list[Outcome] = field(default_factory=list)

@@ -58,6 +58,8 @@ class SendReport:
     waiting: int = 0
     """Digests left for a later run because they had no new papers (see
     ``SendOptions.wait_for_papers``)."""
+    released: int = 0
+    """Claimed messages given back unsent when delivery stopped: the next run sends them."""
 
     def count(self, status: str) -> int:
         """How many outcomes have this status."""
@@ -67,7 +69,8 @@ class SendReport:
         """Counts by status plus the source outcomes, for the run record."""
         statuses = ("sent", "skipped", "failed", "unknown", "already", "dry-run")
         return {
-            "counts": {s: self.count(s) for s in statuses} | {"waiting": self.waiting},
+            "counts": {s: self.count(s) for s in statuses}
+            | {"waiting": self.waiting, "released": self.released},
             "sources": list(self.sources),
             "stopped": self.stopped,
         }
@@ -353,4 +356,5 @@ async def send_to_targets(deps: Deps, targets: list[Target], options: SendOption
     delivered = await deliver(deps, jobs, how)
     report.outcomes.extend(delivered.outcomes)
     report.stopped, report.stopped_by = delivered.stopped, delivered.stopped_by
+    report.released = delivered.released
     return report

@@ -96,9 +96,13 @@ async def sweep(
     """
     alerts = await send_alerts(deps, roster, now, {} if cache is None else cache)
     if alerts.stopped:
-        return SendReport(alerts.outcomes, stopped=alerts.stopped, stopped_by=alerts.stopped_by)
+        return SendReport(
+            alerts.outcomes, stopped=alerts.stopped, stopped_by=alerts.stopped_by,
+            released=alerts.released,
+        )  # fmt: skip
     targets = _digest_targets(deps, roster, now)
     options = SendOptions(retry_now=False, fetch_missing=False, wait_for_papers=sources_down)
     report = await send_to_targets(deps, targets, options) if targets else SendReport()
     report.outcomes[:0] = alerts.outcomes
+    report.released += alerts.released
     return report

@@ -141,6 +141,8 @@ def test_connection_refused_stops_after_several_in_a_row(env: dict[str, str]) ->
     result = send(nobody, PAPERBOT_SMTP_MAX_FAILURES="3")
     assert result.exit_code == 1
     assert "3 connection failures in a row" in result.output
+    # the messages in hand are reported failed, and not counted again as released
+    assert "sent 0, skipped 1, failed 2, already done 0\n" in result.output
     store = Store(env["PAPERBOT_DATABASE_URL"])
     assert {state for _, state, _ in store.ledger.counts()} <= {"temp_failed", "skipped"}
     assert store.suppressed() == {}

@@ -131,6 +131,13 @@ def test_sigterm_while_sending_finishes_the_messages_in_flight_and_releases_the_
     assert sent < CROWD
     # nothing left `sending`: what was being handed over is recorded, the rest released
     assert ledger_counts(crowd) == {"sent": sent, "temp_failed": CROWD - sent}
+    store = Store(crowd["PAPERBOT_DATABASE_URL"])
+    (sweep,) = [run for run in store.recent_runs() if run.command == "sweep"]
+    store.close()
+    assert (sweep.status, sweep.summary["stopped"]) == ("stopped", "shutting down")
+    assert (sweep.summary["counts"]["sent"], sweep.summary["counts"]["released"]) == (
+        sent, CROWD - sent,
+    )  # fmt: skip
 
     faults.handler.data.clear()  # the server answers at once from now on
     second = tmp_path / "second.log"

@@ -103,6 +103,9 @@ def _summarise(
     )
     line += f", dry run {counts['dry-run']}" if options.dry_run else ""
     line += f", outcome unknown {counts['unknown']} (resent later)" if counts["unknown"] else ""
+    line += (
+        f", not sent {counts['released']} (the next run sends them)" if counts["released"] else ""
+    )
     out.print(line)
     resent = sum(1 for o in report.outcomes if o.status == "sent" and o.resent)
     if resent:
