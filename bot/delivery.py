@@ -119,12 +119,16 @@ class _Run:
         self.report = DeliveryReport()
         self.failures_in_row = 0
         self.broken: Exception | None = None
-        """What made a sender fail unexpectedly (the database went away): the run ends with it."""
+        """What failed unexpectedly (the database went away): nothing more is sent, and the run
+        ends with it."""
 
     async def run(self, jobs: Iterable[Job]) -> DeliveryReport:
         senders = [asyncio.create_task(self._sender()) for _ in range(self.mailer.concurrency)]
         try:
             await self._produce(jobs)
+        except Exception as exc:  # claiming failed (the database went away): send no more
+            self.broken = self.broken or exc
+            raise
         finally:
             for _ in senders:
                 await self.queue.put(None)

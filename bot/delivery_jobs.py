@@ -68,8 +68,9 @@ class DeliveryOptions:
 class DeliveryReport:
     """Every outcome, and why the run stopped early if it did.
 
-    ``stopped_by`` is the error that stopped it (connection trouble, authentication, TLS); it is
-    None when the run was not stopped, or stopped for a shutdown. ``released`` counts the claimed
+    ``stopped_by`` is the SMTP error that stopped it (connection trouble, authentication, TLS);
+    it is None when the run was not stopped, or stopped for a shutdown or because the ledger
+    could not record a sent message. ``released`` counts the claimed
     messages given back unsent without an outcome of their own.
     """
 

@@ -11,6 +11,7 @@ from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from email.headerregistry import Address
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.exc import OperationalError
@@ -255,6 +256,7 @@ async def test_workers_compose_what_this_process_would(tmp_path: Path, faults: F
 MAIN_SCRIPT = """
 import sys, time
 from pathlib import Path
+from typing import Any
 with open(sys.argv[1], "a") as runs:
     print(__name__, file=runs)
 if __name__ == "__main__":
@@ -344,3 +346,25 @@ async def test_a_sent_message_the_ledger_cannot_record_stops_the_run(
     }
     states = {state: n for _, state, n in ledger.counts()}
     assert states.get("sending") == len(unknown) and states.get("sent", 0) == 0
+
+
+async def test_when_claiming_fails_nothing_more_is_sent(
+    tmp_path: Path, faults: FaultServer
+) -> None:
+    deps = make_deps(tmp_path, faults, connections=2)
+    ledger, claim_many = deps.store.ledger, deps.store.ledger.claim_many
+    calls: list[int] = []
+
+    def claims_then_fails(*args: Any, **kwargs: Any) -> Any:
+        calls.append(len(faults.handler.accepted))
+        if len(calls) > 1:
+            raise OperationalError("INSERT", {}, Exception("server closed the connection"))
+        return claim_many(*args, **kwargs)
+
+    ledger.claim_many = claims_then_fails  # type: ignore[method-assign]
+    emails = [f"user{n}@example.org" for n in range(200)]
+    faults.handler.data.update({email: ["sleep:0.02"] for email in emails})  # a queue builds up
+    async with deps.mailer:  # type: ignore[union-attr]
+        with pytest.raises(OperationalError):
+            await deliver(deps, jobs_for(deps, emails))
+    assert len(faults.handler.accepted) - calls[1] <= 2, "at most the messages in flight"

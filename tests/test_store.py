@@ -323,7 +323,9 @@ def test_a_database_that_cannot_be_reached_is_one_line_without_the_password() ->
 @pytest.mark.parametrize(
     ("url", "shown"),
     [("postgresql+psycopg://u:p@h/db", "'postgresql+psycopg://u:***@h/db'"),
-     ("postgresql://u:p@h:notaport/db", "'postgresql://u:***@h:notaport/db'"),
+     ("postgresql://u:p@h:notaport/db", "'postgresql://***@h:notaport/db'"),
+     ("postgresql//u:s3cret@h/db", "'postgresql//***@h/db'"),
+     ("postgresql+psycopg://u:p@ss@h/db", "'postgresql+psycopg://***@***@h/db'"),
      ("sqlite:///x.db", "'sqlite:///x.db'")],
 )  # fmt: skip
 def test_urls_are_shown_without_their_password(url: str, shown: str) -> None:
@@ -331,7 +333,9 @@ def test_urls_are_shown_without_their_password(url: str, shown: str) -> None:
 
 
 def test_a_malformed_database_url_is_a_bad_setting() -> None:
-    with pytest.raises(ConfigError, match="PAPERBOT_DATABASE_URL: cannot open 'postgresql://u:"):
+    with pytest.raises(
+        ConfigError, match=r"PAPERBOT_DATABASE_URL: cannot open 'postgresql://\*\*\*@"
+    ):
         Store("postgresql://u:p@127.0.0.1:notaport/db")
 
 
@@ -348,4 +352,8 @@ def test_a_database_that_cannot_be_reached_is_told_in_one_line_without_the_passw
 
 def test_a_query_the_database_rejects_is_not_an_outage() -> None:
     assert unavailable(IntegrityError("INSERT", {}, Exception("UNIQUE constraint failed"))) is None
+    for bug in ("no such column: last_error", "no such table: runs", 'near "selec": syntax error'):
+        assert unavailable(OperationalError("SELECT", {}, Exception(bug))) is None, bug
+    locked = OperationalError("UPDATE", {}, Exception("database is locked"))
+    assert unavailable(locked) == "database is locked"
     assert unavailable(ValueError("bad value")) is None

@@ -25,7 +25,6 @@ from sqlalchemy.exc import (
     DisconnectionError,
     IntegrityError,
     InterfaceError,
-    InternalError,
     OperationalError,
     SQLAlchemyError,
 )
@@ -98,8 +97,11 @@ class SyncReport:
     ids: dict[str, int]
 
 
-_OUTAGES = (OperationalError, InterfaceError, InternalError, DisconnectionError, PoolTimeout)
+_OUTAGES = (OperationalError, InterfaceError, DisconnectionError, PoolTimeout)
+_NOT_AN_OUTAGE = re.compile(r"no such (?:table|column)|has no column|syntax error")
+"""What SQLite reports as an OperationalError too, though it is a bug in the SQL or schema."""
 _PASSWORD = re.compile(r"(\w[\w+.-]*://[^:/@\s]*):[^@\s]*@")
+_CREDENTIALS = re.compile(r"[^/@\s]*@")
 
 
 DatabaseFailure = DBAPIError
@@ -107,11 +109,16 @@ DatabaseFailure = DBAPIError
 
 
 def shown_url(url: str) -> str:
-    """``url`` as it may be shown or logged: any password replaced by ``***``."""
+    """``url`` as it may be shown or logged: any password replaced by ``***``. Whatever stands
+    before an ``@`` of a URL that does not parse is hidden whole, as is a password that holds an
+    ``@`` itself (which a parser would take for the host)."""
     try:
-        return repr(make_url(url).render_as_string(hide_password=True))
+        parsed = make_url(url)
     except (ArgumentError, ValueError):
-        return repr(_PASSWORD.sub(r"\1:***@", url))
+        return repr(_CREDENTIALS.sub("***@", url))
+    if parsed.host and "@" in parsed.host:
+        return repr(_CREDENTIALS.sub("***@", url))
+    return repr(parsed.render_as_string(hide_password=True))
 
 
 def db_reason(exc: BaseException) -> str:
@@ -145,10 +152,11 @@ def unavailable(exc: BaseException) -> str | None:
     is down or refuses the connection, the connection dropped, the file cannot be opened, the
     disk is full, the pool ran dry): see ``db_reason``. None for every other error, such as a
     query the database rejects."""
-    if isinstance(exc, _OUTAGES):
-        return db_reason(exc)
+    reason = db_reason(exc)
+    if isinstance(exc, _OUTAGES) and not _NOT_AN_OUTAGE.search(reason):
+        return reason
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return db_reason(exc)
+        return reason
     return None
 
 
