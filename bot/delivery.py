@@ -29,7 +29,7 @@ Stopping (or ``deps.stop``) releases the claimed messages not yet sent, for the 
 row becomes ``temp_failed``, due at once, with ``not sent: <why the run stopped>``, and the claim
 does not count as an attempt (the server never had a word about that message). The message in
 hand when the run stopped is also reported as ``failed``; the report's ``stopped_by`` is the
-error that stopped the run.
+SMTP error that stopped the run, if one did.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from typing import Any
 from bot import matching
 from bot.delivery import DeliveryOptions, Job, deliver
 from bot.delivery import prepare as prepare_delivery
-from bot.delivery_jobs import Outcome
+from bot.delivery_jobs import DeliveryReport, Outcome
 from bot.errors import DeliveryError
 from bot.jobs import build_digest, compose, digest_job
 from bot.mailer import Mailer
@@ -54,7 +54,7 @@ class SendReport:
     sources: list[Mapping[str, Any]] = field(default_factory=list)
     stopped: str | None = None
     stopped_by: DeliveryError | None = None
-    """The error that stopped delivery (None when it was not stopped, or for a shutdown)."""
+    """The SMTP error that stopped delivery (see ``DeliveryReport``)."""
     waiting: int = 0
     """Digests left for a later run because they had no new papers (see
     ``SendOptions.wait_for_papers``)."""
@@ -64,6 +64,13 @@ class SendReport:
     def count(self, status: str) -> int:
         """How many outcomes have this status."""
         return sum(1 for o in self.outcomes if o.status == status)
+
+    def add(self, delivered: DeliveryReport) -> None:
+        """Take in what a delivery run did: its outcomes, why it stopped, what it released."""
+        self.outcomes.extend(delivered.outcomes)
+        self.stopped = self.stopped or delivered.stopped
+        self.stopped_by = self.stopped_by or delivered.stopped_by
+        self.released += delivered.released
 
     def summary(self) -> dict[str, Any]:
         """Counts by status plus the source outcomes, for the run record."""
@@ -353,8 +360,5 @@ async def send_to_targets(deps: Deps, targets: list[Target], options: SendOption
             pass
         return report
     how = DeliveryOptions(retry_now=options.retry_now, force=options.force)
-    delivered = await deliver(deps, jobs, how)
-    report.outcomes.extend(delivered.outcomes)
-    report.stopped, report.stopped_by = delivered.stopped, delivered.stopped_by
-    report.released = delivered.released
+    report.add(await deliver(deps, jobs, how))
     return report

@@ -95,14 +95,13 @@ async def sweep(
     stopped (the server is unreachable, or shutting down), the digests wait for a later sweep.
     """
     alerts = await send_alerts(deps, roster, now, {} if cache is None else cache)
-    if alerts.stopped:
-        return SendReport(
-            alerts.outcomes, stopped=alerts.stopped, stopped_by=alerts.stopped_by,
-            released=alerts.released,
-        )  # fmt: skip
+    report = SendReport()
+    if alerts.stopped:  # only a stopped run releases messages
+        report.add(alerts)
+        return report
     targets = _digest_targets(deps, roster, now)
     options = SendOptions(retry_now=False, fetch_missing=False, wait_for_papers=sources_down)
-    report = await send_to_targets(deps, targets, options) if targets else SendReport()
+    if targets:
+        report = await send_to_targets(deps, targets, options)
     report.outcomes[:0] = alerts.outcomes
-    report.released += alerts.released
     return report

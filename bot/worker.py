@@ -313,8 +313,8 @@ class Worker:
     async def _check_report(self, report: SendReport) -> None:
         """Pause delivery after SMTP trouble and tell the admin what to check; after a sweep
         that went through, send what was kept; alert the admin when many deliveries failed."""
-        if report.stopped and report.stopped_by is not None:
-            self._pause_delivery(report.stopped)
+        if report.stopped_by is not None:
+            self._pause_delivery(report.stopped or str(report.stopped_by))
             await self._notify(
                 "smtp", f"Sending stopped: {report.stopped}",
                 f"{smtp_advice(report.stopped_by)} paperbot tries again after a pause (at most "
@@ -322,11 +322,12 @@ class Worker:
                 "first sweep after it is fixed.",
             )  # fmt: skip
             return
-        if not report.stopped:
-            await self._after_delivery(report)
+        if report.stopped:  # a shutdown, or a ledger that could not record
+            return
+        await self._after_delivery(report)
         attempted = report.count("sent") + report.count("failed")
         share = self.deps.settings.alert_failed_share
-        if not report.stopped and attempted >= 5 and report.count("failed") / attempted > share:
+        if attempted >= 5 and report.count("failed") / attempted > share:
             await self._notify(
                 "failures",
                 f"{report.count('failed')} of {attempted} deliveries failed in one sweep.",

@@ -53,7 +53,8 @@ from bot.store.tables import (
 )  # fmt: skip
 
 __all__ = [
-    "Claim", "ClaimRequest", "Ledger", "Store", "StoredPaper", "SyncReport", "unavailable",
+    "Claim", "ClaimRequest", "DatabaseFailure", "Ledger", "Store", "StoredPaper", "SyncReport",
+    "db_reason", "missing_database", "shown_url", "unavailable",
 ]  # fmt: skip
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import JSON, Column, UniqueConstraint, event
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlmodel import Field, SQLModel, create_engine
 
 from bot.models import Paper
@@ -173,17 +173,12 @@ def make_engine(url: str) -> Engine:
             SQLModel.metadata.create_all(engine)
             break
         except (OperationalError, ProgrammingError, IntegrityError) as exc:
-            if not _created_meanwhile(exc) or attempt == 19:
+            # SQLite and PostgreSQL say a table "already exists"; PostgreSQL may also trip over
+            # the type it registers for a new table: a unique violation whose detail says so
+            if "already exists" not in str(exc) or attempt == 19:
                 raise
             time.sleep(0.05)
     return engine
-
-
-def _created_meanwhile(exc: DBAPIError) -> bool:
-    """Whether creating the schema failed because another process created part of it first:
-    SQLite and PostgreSQL say a table "already exists"; PostgreSQL may also trip over the type
-    it registers for a new table (a unique violation in its catalogue)."""
-    return "already exists" in str(exc) or isinstance(exc, IntegrityError)
 
 
 def paper_columns(paper: Paper) -> dict[str, Any]:
