@@ -21,8 +21,10 @@ How each failure is handled:
 - connection lost after the data: the row stays ``sending``; its lease runs out and it is sent
   again, with the same Message-ID
 - authentication or TLS failure, or an SMTP host name that does not exist: stop at once
-- any other error (the database went away): the run ends with it; the rows claimed and not
-  recorded stay ``sending`` until their lease runs out, like after a crash
+- any other error (the database went away, a bug): nothing more is sent and the run ends with
+  it; the claimed messages no sender handed to the server are released (see below), and those
+  in flight stay ``sending`` until their lease runs out, like after a crash (so do the others
+  when the database refuses to release them)
 - a ``sent`` that cannot be recorded: the message is reported ``unknown`` (its row stays
   ``sending``, as above) and the run stops, so that no more messages go out unrecorded
 Stopping (or ``deps.stop``) releases the claimed messages not yet sent, for the next run: each
@@ -67,7 +69,7 @@ from bot.errors import (
 from bot.mailer import Mailer
 from bot.message import Outgoing, new_message_id
 from bot.pacing import GroupCommit, RateLimiter, Snapshot
-from bot.store import Claim, ClaimRequest, db_reason
+from bot.store import Claim, ClaimRequest, DatabaseFailure, db_reason
 from bot.store.tables import STATE_MEANING
 
 __all__ = ["DeliveryOptions", "Job", "deliver", "prepare"]
@@ -121,6 +123,8 @@ class _Run:
         self.broken: Exception | None = None
         """What failed unexpectedly (the database went away): nothing more is sent, and the run
         ends with it."""
+        self.unsent: dict[int, Claim] = {}
+        """Claimed rows not handed to the server yet, nor settled: what a broken run releases."""
 
     async def run(self, jobs: Iterable[Job]) -> DeliveryReport:
         senders = [asyncio.create_task(self._sender()) for _ in range(self.mailer.concurrency)]
@@ -134,6 +138,8 @@ class _Run:
                 await self.queue.put(None)
             await asyncio.gather(*senders)
             await self.recorder.drain()
+            if self.broken is not None:
+                await self._release_unsent()
         if self.broken is not None:
             raise self.broken
         return self.report
@@ -228,6 +234,7 @@ class _Run:
             if claim is None:
                 self._emit(job, "already", await self._why_not(job))
             else:
+                self.unsent[claim.delivery_id] = claim
                 claimed.append((job, claim))
         return claimed
 
@@ -260,10 +267,35 @@ class _Run:
     async def _release(self, claim: Claim, *, reported: bool = False) -> None:
         """Give a claimed row back unsent, for the next run, saying why (we are stopping);
         ``released`` counts the ones that get no outcome of their own."""
-        reason = f"not sent: {self.report.stopped or 'delivery stopped'}"
+        reason = f"not sent: {self._why_stopped()}"
         ledger, now = self.deps.store.ledger, self.deps.clock()
-        if await asyncio.to_thread(ledger.release, claim, now, reason) and not reported:
+        released = await asyncio.to_thread(ledger.release, claim, now, reason)
+        self.unsent.pop(claim.delivery_id, None)
+        if released and not reported:
             self.report.released += 1
+
+    def _why_stopped(self) -> str:
+        """Why claimed messages are given back: what stopped the run, or the error it ends with."""
+        error = self.broken
+        if self.report.stopped is not None or error is None:
+            return self.report.stopped or "delivery stopped"
+        if isinstance(error, DatabaseFailure):
+            return f"the run ended with a database error: {db_reason(error)}"
+        return f"the run ended with an internal error: {error!r}"
+
+    async def _release_unsent(self) -> None:
+        """After an unexpected error, release the claimed rows no sender handed to the server.
+        When the database refuses that too, the rest stay ``sending`` until their lease runs
+        out, and the run still ends with the first error."""
+        while self.unsent:
+            try:
+                await self._release(next(iter(self.unsent.values())))
+            except Exception as exc:
+                log.warning(
+                    "%d claimed messages stay 'sending' until their lease runs out: releasing "
+                    "them failed: %s", len(self.unsent), db_reason(exc),
+                )  # fmt: skip
+                return
 
     def _message_id(self) -> str:
         return new_message_id(self.deps.settings.sender)
@@ -286,8 +318,8 @@ class _Run:
 
     async def _sender(self) -> None:
         """Send what is queued. After an unexpected failure the run is broken: the senders only
-        empty the queue (so the producer never waits on it), and those rows stay ``sending``
-        until their lease runs out."""
+        empty the queue (so the producer never waits on it), and the run releases those rows
+        as it ends."""
         while (item := await self.queue.get()) is not None:
             if self.broken is not None:
                 continue
@@ -304,8 +336,10 @@ class _Run:
         ledger = self.deps.store.ledger
         if await self.suppressed.contains(job.email.lower()):
             await asyncio.to_thread(ledger.mark_skipped, claim, self.deps.clock(), "suppressed")
+            self.unsent.pop(claim.delivery_id, None)
             self._emit(job, "skipped", "address is suppressed")
             return
+        self.unsent.pop(claim.delivery_id, None)  # in the server's hands from here on
         try:
             await self._send(item.message)
         except UnknownOutcomeError as exc:
@@ -375,4 +409,5 @@ class _Run:
         await asyncio.to_thread(
             ledger.mark_failed, claim, now, error=detail, code=exc.code, retry_at=retry_at
         )
+        self.unsent.pop(claim.delivery_id, None)  # gone already if the server refused it
         self._emit(job, "failed", detail, len(claim.paper_ids))

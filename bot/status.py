@@ -7,14 +7,15 @@ that data into rich tables.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from rich.table import Table
 from rich.text import Text
 
 from bot.store import Store
-from bot.store.tables import STATES
+from bot.store.runs import process_exists, this_host
+from bot.store.tables import STATES, RunRow
 
 RUNS = 10
 DAYS = 14
@@ -25,14 +26,21 @@ def _iso(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def collect(store: Store, today: date) -> dict[str, Any]:
+def _run(run: RunRow, now: datetime) -> dict[str, Any]:
+    """A run as shown; a ``running`` one whose process is gone is ``interrupted``, saying why."""
+    lost = run.lost(now, this_host(), process_exists)
+    return {
+        "id": run.id, "command": run.command, "status": "interrupted" if lost else run.status,
+        "started": _iso(run.started_at), "finished": _iso(run.finished_at),
+        "counts": run.summary.get("counts", {}), "sources": run.summary.get("sources", []),
+        "stopped": lost or run.summary.get("stopped"),
+    }  # fmt: skip
+
+
+def collect(store: Store, now: datetime) -> dict[str, Any]:
     """Everything the status command shows, as JSON-ready data."""
-    runs = [
-        {"id": r.id, "command": r.command, "status": r.status, "started": _iso(r.started_at),
-         "finished": _iso(r.finished_at), "counts": r.summary.get("counts", {}),
-         "sources": r.summary.get("sources", []), "stopped": r.summary.get("stopped")}
-        for r in store.recent_runs(RUNS)
-    ]  # fmt: skip
+    today = now.date()
+    runs = [_run(r, now) for r in store.recent_runs(RUNS)]
     deliveries: dict[tuple[str, str], dict[str, int]] = {}
     for day, kind, state, n in store.ledger.tally(since=today - timedelta(days=DAYS)):
         deliveries.setdefault((day.isoformat(), kind), {})[state] = n

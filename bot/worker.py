@@ -7,8 +7,9 @@ scheduler in production and called directly (with an injected clock) in tests.
 When a sweep's delivery stops because the SMTP server cannot be reached (or refuses the login or
 TLS), delivery pauses: no sweep sends anything for ``PAUSE_FIRST``, then twice as long after each
 sweep that stops again, up to ``PAUSE_MAX``. The unsent messages wait in the ledger (their
-attempts not counted) and go out at the first sweep after the pause once the server answers;
-admin alerts raised meanwhile are emailed then too.
+attempts not counted) and go out at the first sweep after the pause once the server answers
+(the ledger says so: every retry due during the pause is due at its end); admin alerts raised
+meanwhile are emailed then too.
 
 When a job cannot reach or use the database, it ends there and the next run tries again: one
 error line when the outage starts, and one line when a job works with the database again.
@@ -164,6 +165,12 @@ class Worker:
         else:
             log.warning("email delivery paused until %s: %s", until, reason)
 
+    def _hold_retries(self) -> None:
+        """Record that the retries due during the pause wait for its end, so that ``paperbot
+        status`` says when they go out (a manual ``paperbot send`` still sends them at once)."""
+        assert self.paused_until is not None
+        self.deps.store.ledger.postpone_retries(self.paused_until, self.deps.clock())
+
     async def _after_delivery(self, report: SendReport) -> None:
         """After a sweep whose delivery was not stopped: email the kept admin alerts (a
         connection failure then pauses delivery), and once the server took part again after a
@@ -295,6 +302,8 @@ class Worker:
             if not report.stopped:  # a stopped sweep may not have reached the digests
                 self._note_waiting(report.waiting)
             await self._check_report(report)
+            if self._delivery_paused():
+                self._hold_retries()
             return report
         return SendReport()  # the database could not be used
 

@@ -3,9 +3,11 @@ beyond the messages in flight at a kill (and those with the same Message-ID)."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -18,7 +20,7 @@ from sqlmodel import select
 from bot.delivery import UNRECORDED
 from bot.store import Store
 from bot.store.tables import Delivery, SubscriberRow
-from tests.conftest import crowd_profiles
+from tests.conftest import crowd_profiles, run_cli
 from tests.smtp_faults import FaultServer
 
 SUBSCRIBERS = 300
@@ -105,3 +107,20 @@ def test_two_senders_at_once_send_each_digest_once(
     assert len(seen) == SUBSCRIBERS
     assert all(len(ids) == 1 for ids in seen.values()), "no duplicates"
     check_ledger_agrees(crowd, seen)
+
+
+@pytest.mark.slow
+def test_a_killed_send_is_shown_interrupted(env: dict[str, str], faults: FaultServer) -> None:
+    faults.handler.data["ada@example.org"] = ["sleep:20"]  # the run is still sending her digest
+    proc = start(env, faults)
+    deadline = time.monotonic() + 30
+    while faults.handler.commands["DATA"] == 0:
+        assert proc.poll() is None and time.monotonic() < deadline, logs()
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    code, output = run_cli(env, "status", "--format", "json")
+    assert code == 0, output
+    (run,) = json.loads(output)["runs"]
+    assert (run["command"], run["status"], run["finished"]) == ("send", "interrupted", None)
+    assert run["stopped"] == f"its process ({proc.pid} on {socket.gethostname()}) is gone"

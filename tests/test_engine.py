@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import subprocess
 import sys
@@ -368,3 +369,68 @@ async def test_when_claiming_fails_nothing_more_is_sent(
         with pytest.raises(OperationalError):
             await deliver(deps, jobs_for(deps, emails))
     assert len(faults.handler.accepted) - calls[1] <= 2, "at most the messages in flight"
+
+
+def claims_once_then(deps: Deps, error: Exception) -> None:
+    """The ledger's second claim (and every later one) raises ``error``."""
+    ledger, claim_many = deps.store.ledger, deps.store.ledger.claim_many
+    calls = [0]
+
+    def claim_or_fail(*args: Any, **kwargs: Any) -> Any:
+        calls[0] += 1
+        if calls[0] > 1:
+            raise error
+        return claim_many(*args, **kwargs)
+
+    ledger.claim_many = claim_or_fail  # type: ignore[method-assign]
+
+
+async def test_a_run_ended_by_an_error_releases_what_no_sender_handed_to_the_server(
+    tmp_path: Path, faults: FaultServer
+) -> None:
+    """The database still works: the claimed messages not yet sent are due again at once, not
+    left ``sending`` until their lease runs out; those in flight finish and are recorded."""
+    deps = make_deps(tmp_path, faults, connections=2)
+    claims_once_then(
+        deps, OperationalError("INSERT", {}, Exception("server closed the connection"))
+    )
+    emails = [f"user{n}@example.org" for n in range(100)]
+    faults.handler.data.update({email: ["sleep:0.05"] for email in emails})  # a queue builds up
+    jobs = jobs_for(deps, emails)
+    async with deps.mailer:  # type: ignore[union-attr]
+        with pytest.raises(OperationalError):
+            await deliver(deps, jobs)
+    rows = [deps.store.ledger.get(job.subscriber_id, DAY) for job in jobs]
+    claimed = [row for row in rows if row is not None]
+    sent = [row for row in claimed if row.status == "sent"]
+    released = [row for row in claimed if row.status != "sent"]
+    assert len(claimed) == 64 and len(sent) == len(faults.handler.accepted)
+    assert released, "the queued messages were not sent"
+    why = "not sent: the run ended with a database error: server closed the connection"
+    assert {(r.status, r.attempts, r.last_error) for r in released} == {("temp_failed", 0, why)}
+    assert all(r.retry_due(T0) for r in released), "due again at once"
+
+
+async def test_a_release_the_database_refuses_does_not_hide_the_error_that_ended_the_run(
+    tmp_path: Path, faults: FaultServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    deps = make_deps(tmp_path, faults, connections=2)
+    claims_once_then(deps, RuntimeError("a bug"))
+    ledger = deps.store.ledger
+
+    def cannot_release(*args: object) -> bool:
+        raise OperationalError("UPDATE", {}, Exception("disk I/O error"))
+
+    ledger.release = cannot_release  # type: ignore[method-assign]
+    emails = [f"user{n}@example.org" for n in range(100)]
+    faults.handler.data.update({email: ["sleep:0.05"] for email in emails})
+    async with deps.mailer:  # type: ignore[union-attr]
+        with pytest.raises(RuntimeError, match="a bug"):
+            await deliver(deps, jobs_for(deps, emails))
+    states = {state: n for _, state, n in ledger.counts()}
+    assert states == {"sent": len(faults.handler.accepted), "sending": 64 - states["sent"]}
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warning == (
+        f"{states['sending']} claimed messages stay 'sending' until their lease runs out: "
+        "releasing them failed: disk I/O error"
+    )

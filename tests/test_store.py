@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
+import socket
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -16,6 +19,7 @@ from sqlmodel import SQLModel, create_engine
 from bot.errors import BotError, ConfigError
 from bot.models import Interests, Paper, Subscriber
 from bot.store import Store, shown_url, unavailable
+from bot.store.tables import RunRow
 from tests.conftest import free_port
 from tests.postgres import postgres_url  # noqa: F401  (fixture)
 
@@ -146,6 +150,26 @@ def test_temporary_failure_waits_for_its_time_unless_retry_now(store: Store) -> 
     assert again is not None and again.attempts == 2 and again.message_id == claim.message_id
 
 
+def test_retries_due_during_a_pause_wait_for_its_end(store: Store) -> None:
+    emails = ["ada@example.org", "bob@example.org"]
+    found = store.sync_subscribers([sub(e) for e in emails]).ids
+    counter = [0]
+    kw = {"paper_ids": ["1"], "new_message_id": lambda: ids(counter)}
+    released, later = (store.ledger.claim(found[e], DAY, NOW, **kw) for e in emails)  # type: ignore[arg-type]
+    assert released is not None and later is not None
+    store.ledger.release(released, NOW, "not sent: connection refused")
+    store.ledger.mark_failed(later, NOW, error="451", retry_at=NOW + timedelta(hours=1))
+    until = NOW + timedelta(minutes=2)
+    assert store.ledger.postpone_retries(until, NOW) == 1
+    rows = {e: store.ledger.get(found[e], DAY) for e in emails}
+    assert {e: r.next_attempt_at for e, r in rows.items() if r} == {
+        "ada@example.org": until, "bob@example.org": NOW + timedelta(hours=1),
+    }  # fmt: skip
+    assert store.ledger.due_retries(NOW + timedelta(minutes=1)) == []
+    again = store.ledger.claim(found["ada@example.org"], DAY, NOW, retry_now=True, **kw)  # type: ignore[arg-type]
+    assert again is not None, "a manual retry goes at once"
+
+
 def test_force_takes_a_sent_row_with_a_new_message_id(store: Store) -> None:
     sid = store.sync_subscribers([sub("ada@example.org")]).ids["ada@example.org"]
     counter = [0]
@@ -207,6 +231,45 @@ def test_runs_are_recorded(store: Store) -> None:
     last = store.recent_runs()[0]
     assert (last.command, last.status, last.summary["counts"]) == ("send", "ok", {"sent": 2})
     assert last.summary["when"] == "2026-11-25"
+
+
+def test_a_running_run_shows_it_is_alive_until_it_is_finished(store: Store) -> None:
+    store.heartbeat = 0.02
+    run = store.start_run("send")
+    (started,) = store.recent_runs()
+    assert started.summary["process"] == {"host": socket.gethostname(), "pid": os.getpid()}
+    deadline = time.monotonic() + 10
+    while store.recent_runs()[0].summary["alive_at"] == started.summary["alive_at"]:
+        assert time.monotonic() < deadline, "no sign of life"
+        time.sleep(0.01)
+    store.finish_run(run, "ok", {"counts": {"sent": 1}})
+    time.sleep(0.1)  # a few beats: none overwrites the finished run
+    (finished,) = store.recent_runs()
+    assert (finished.status, finished.summary) == ("ok", {"counts": {"sent": 1}})
+
+
+def _run(summary: dict[str, Any], status: str = "running") -> RunRow:
+    return RunRow(command="send", started_at=NOW, status=status, summary=summary)
+
+
+def test_a_running_run_whose_process_is_gone_is_lost() -> None:
+    alive_at = (NOW + timedelta(minutes=10)).isoformat()
+    here = _run({"process": {"host": "box", "pid": 41}, "alive_at": alive_at})
+    soon = NOW + timedelta(minutes=11)
+    assert here.lost(soon, "box", lambda pid: pid != 41) == "its process (41 on box) is gone"
+    assert here.lost(soon, "box", lambda pid: True) is None
+    assert here.lost(soon, "other", lambda pid: False) is None, "a pid elsewhere says nothing"
+    late = NOW + timedelta(minutes=16)
+    assert here.lost(late, "other", lambda pid: True) == (
+        "no sign of life since 2026-11-25 08:10 UTC (process 41 on box)"
+    )
+    assert here.lost(late, "box", lambda pid: True) is not None, "its pid went to another process"
+    older = _run({})  # recorded before runs named their process
+    assert older.lost(NOW + timedelta(minutes=4), "box", lambda pid: False) is None
+    assert older.lost(NOW + timedelta(minutes=6), "box", lambda pid: False) == (
+        "no sign of life since 2026-11-25 08:00 UTC"
+    )
+    assert _run({}, "ok").lost(late, "box", lambda pid: False) is None
 
 
 def test_a_stale_sender_cannot_overwrite_the_row(store: Store) -> None:

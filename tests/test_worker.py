@@ -28,7 +28,7 @@ from bot.errors import (
 )
 from bot.mailer import Mailer, SmtpMailer
 from bot.models import Paper
-from bot.pipeline import Deps
+from bot.pipeline import Deps, SendOptions, send_digests
 from bot.render import Renderer
 from bot.settings import Settings, load_settings
 from bot.store import Store
@@ -447,7 +447,7 @@ async def test_while_smtp_is_down_delivery_pauses_and_everything_goes_out_once_i
         tried.append(hang_up.connections)
     # 2 failed connections stop a sweep; none while paused (1 minute, then 2, then 4)
     assert tried == [2, 2, 4, 4, 6, 6]
-    (pending,) = status.collect(worker.deps.store, clock().date())["upcoming"]
+    (pending,) = status.collect(worker.deps.store, clock())["upcoming"]
     assert (pending["email"], pending["kind"], pending["status"]) == (
         "ada@example.org", "alert", "temp_failed",
     )  # fmt: skip
@@ -474,7 +474,7 @@ async def test_while_smtp_is_down_delivery_pauses_and_everything_goes_out_once_i
     body = admin.get_content().replace("\r\n", "\n")  # type: ignore[attr-defined]
     assert "that the SMTP server is up and reachable from here" in body
     assert "Raised at 2026-11-25 05:00 UTC; held back until email could be sent again." in body
-    assert status.collect(worker.deps.store, clock().date())["upcoming"] == []
+    assert status.collect(worker.deps.store, clock())["upcoming"] == []
 
 
 async def test_the_pause_doubles_up_to_30_minutes_while_smtp_stays_down(
@@ -494,6 +494,29 @@ async def test_the_pause_doubles_up_to_30_minutes_while_smtp_stays_down(
         clock.now = resume
     assert pauses == [1, 2, 4, 8, 16, 30, 30]
     assert hang_up.connections == 7
+
+
+async def test_status_says_messages_left_by_a_paused_delivery_go_out_when_the_pause_ends(
+    config: Settings, clock: Clock, profiles_path: Path, hang_up: HangUp,
+    smtp_server: SmtpServer,
+) -> None:  # fmt: skip
+    """The worker tries again when its pause ends, and status says so; a manual send (which
+    retries at once) sends them at once."""
+    crowd_profiles(profiles_path, 3)
+    route = Route(hang_up.port)
+    worker = start_worker(config.model_copy(update={"smtp_max_failures": 2}), clock, route.mailer)
+    await worker.fetch_job()
+    clock.set(2026, 11, 25, 9, 0)  # their digests are due
+    await worker.sweep_job()
+    pending = status.collect(worker.deps.store, clock())["upcoming"]
+    assert {(p["status"], p["attempts"], p["next_attempt"]) for p in pending} == {
+        ("temp_failed", 0, "2026-11-25T09:01:00+00:00")
+    }, "when the pause ends, not when the run stopped"
+    clock.set(2026, 11, 25, 9, 0, 30)
+    worker.deps.mailer = SmtpMailer(smtp_server.host, smtp_server.port, security="none")
+    async with worker.deps.mailer:
+        report = await send_digests(worker.deps, list(worker.roster.values()), SendOptions())
+    assert report.count("sent") == 3 and len(smtp_server.messages) == 3
 
 
 @pytest.fixture
@@ -704,7 +727,8 @@ async def test_a_database_lost_in_the_middle_of_delivery_ends_the_sweep_and_noth
     smtp_server: SmtpServer, caplog: pytest.LogCaptureFixture,
 ) -> None:  # fmt: skip
     """The connection drops once the senders have started: the sweep ends (it does not wait
-    forever on its queue), and the claimed digests go out once their lease has run out."""
+    forever on its queue), and the claimed digests no sender handed to the server are released:
+    they go out at the next sweep, without waiting for their lease to run out."""
     crowd_profiles(profiles_path, 20)
     worker = make_worker()
     await worker.fetch_job()
@@ -723,6 +747,10 @@ async def test_a_database_lost_in_the_middle_of_delivery_ends_the_sweep_and_noth
     (down,) = messages(caplog, "database unavailable: ", logging.ERROR)
     assert down.startswith("database unavailable: server closed the connection; ")
     store.suppressed_emails = working  # type: ignore[method-assign]
-    clock.now += timedelta(seconds=worker.deps.settings.send_lease_seconds + 60)
+    (pending, *_) = status.collect(store, clock())["upcoming"]
+    assert (pending["status"], pending["attempts"]) == ("temp_failed", 0)
+    assert pending["last_error"] == (
+        "not sent: the run ended with a database error: server closed the connection"
+    )
     await worker.sweep_job()
     assert sorted(recipients(smtp_server)) == sorted(f"reader{n}@example.org" for n in range(20))

@@ -117,7 +117,7 @@ def status(
     if missing is not None:  # say so, and do not create it
         err.print(f"No database at {missing} yet (PAPERBOT_DATABASE_URL): nothing has run.")
     store = Store("sqlite://" if missing else url)
-    data = status_view.collect(store, datetime.now(UTC).date())
+    data = status_view.collect(store, datetime.now(UTC))
     if fmt == StatusFormat.json:
         print(json.dumps(data, indent=2, ensure_ascii=False))
         return

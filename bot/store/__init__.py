@@ -10,7 +10,6 @@ whose connection was lost after the data) and may be claimed again, with the sam
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from sqlmodel import Session, col, func, select
 from bot.errors import BotError, ConfigError
 from bot.models import Paper, Subscriber
 from bot.store.ledger import Claim, ClaimRequest, Ledger
+from bot.store.runs import RunLog
 from bot.store.tables import (
     SENDING,
     SENT,
@@ -41,7 +41,6 @@ from bot.store.tables import (
     TEMP_FAILED,
     Delivery,
     PaperRow,
-    RunRow,
     SentItem,
     SubscriberRow,
     Suppression,
@@ -161,7 +160,7 @@ def unavailable(exc: BaseException) -> str | None:
     return None
 
 
-class Store:
+class Store(RunLog):
     """Queries over one database; every method opens and commits its own short transaction."""
 
     def __init__(self, url: str) -> None:
@@ -174,6 +173,7 @@ class Store:
             raise _bad_url(url, reason) from None  # a SQLite file that cannot be opened there
         except (SQLAlchemyError, ImportError, ValueError) as exc:  # the URL itself is wrong
             raise _bad_url(url, str(exc)) from None
+        super().__init__(self.engine)
         self.ledger = Ledger(self.engine)
 
     def close(self) -> None:
@@ -377,25 +377,6 @@ class Store:
         with self.session() as db:
             return set(db.exec(select(Suppression.email)).all())
 
-    def start_run(self, command: str, started_at: datetime | None = None) -> int:
-        """Record the start of a run (now, unless given); return its id."""
-        with self.session() as db:
-            row = RunRow(command=command, started_at=as_utc(started_at or utcnow()))
-            db.add(row)
-            db.commit()
-            assert row.id is not None
-            return row.id
-
-    def finish_run(self, run_id: int, status: str, summary: dict[str, Any]) -> None:
-        """Record how a run ended and what it did."""
-        with self.session() as db:
-            row = db.get(RunRow, run_id)
-            if row is not None:
-                row.status, row.finished_at = status, as_utc(utcnow())
-                row.summary = json.loads(json.dumps(summary, default=str))
-                db.add(row)
-                db.commit()
-
     def upcoming(self, limit: int = 20) -> tuple[list[tuple[Delivery, str]], int]:
         """Rows still to be sent (temporary failures and ``sending``), soonest first, with email,
         at most ``limit``; and how many there are in all."""
@@ -412,9 +393,3 @@ class Store:
             rows = [(row, email) for row, email in db.exec(query).all()]
             total = db.exec(select(func.count()).select_from(Delivery).where(pending)).one()
         return rows, int(total)
-
-    def recent_runs(self, limit: int = 10) -> list[RunRow]:
-        """The latest runs, newest first."""
-        with self.session() as db:
-            query = select(RunRow).order_by(col(RunRow.id).desc()).limit(limit)
-            return list(db.exec(query).all())

@@ -296,6 +296,19 @@ class Ledger(DeliveryQueries):
             attempts=max(claim.attempts - 1, 0), last_error=reason[:1000],
         )  # fmt: skip
 
+    def postpone_retries(self, until: datetime, now: datetime) -> int:
+        """Make the temporary failures due before ``until`` due at ``until`` (delivery waits
+        until then); a manual retry still sends them at once. How many waited."""
+        stamp = as_utc(until)
+        due_before = update(Delivery).where(
+            col(Delivery.status) == TEMP_FAILED,
+            (col(Delivery.next_attempt_at) < stamp) | col(Delivery.next_attempt_at).is_(None),
+        )
+        with self._session() as db:
+            moved = db.exec(due_before.values(next_attempt_at=stamp, updated_at=as_utc(now)))
+            db.commit()
+        return int(moved.rowcount)
+
     def record_skipped(self, subscriber_id: int, day: date, now: datetime, reason: str) -> bool:
         """Record that nothing is to be sent for this key; False when it was already settled.
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import fields
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import JSON, Column, UniqueConstraint, event
@@ -23,6 +24,11 @@ SENDING, SENT, TEMP_FAILED, PERM_FAILED, SKIPPED = (
 )  # fmt: skip
 STATES = (SENDING, SENT, TEMP_FAILED, PERM_FAILED, SKIPPED)
 FINAL_STATES = (SENT, SKIPPED, PERM_FAILED)
+RUNNING = "running"
+"""A run's status until it records how it ended."""
+RUN_LEASE = timedelta(minutes=5)
+"""How long a running run may show no sign of life (see ``bot.store.runs``) before it counts as
+interrupted."""
 STATE_MEANING = {
     SENT: "already sent", SKIPPED: "already skipped", PERM_FAILED: "failed permanently",
     SENDING: "being sent by another run", TEMP_FAILED: "waiting for its next retry",
@@ -124,13 +130,35 @@ class Suppression(SQLModel, table=True):
 
 
 class RunRow(SQLModel, table=True):
+    """One run (``send``, ``fetch``, a sweep). While it is ``running``, its summary names its
+    process (``process``: host and pid) and when that last showed it is alive (``alive_at``);
+    once finished, it says what the run did."""
+
     __tablename__ = "runs"
     id: int | None = Field(default=None, primary_key=True)
     command: str
     started_at: datetime
     finished_at: datetime | None = None
-    status: str = "running"
+    status: str = RUNNING
     summary: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+    def lost(self, now: datetime, here: str, exists: Callable[[int], bool]) -> str | None:
+        """Why a ``running`` run cannot be running any more (it was killed, or its process died
+        without recording its end), or None when it may be. Its process is looked for when it
+        runs on this host (``here``); any run is lost once it showed no sign of life for
+        ``RUN_LEASE`` (a run recorded without one counts from its start)."""
+        if self.status != RUNNING:
+            return None
+        process = self.summary.get("process") or {}
+        host, pid = process.get("host"), process.get("pid")
+        if host == here and isinstance(pid, int) and not exists(pid):
+            return f"its process ({pid} on {host}) is gone"
+        alive = self.summary.get("alive_at")
+        last = datetime.fromisoformat(alive) if isinstance(alive, str) else self.started_at
+        if as_utc(now) - last <= RUN_LEASE:
+            return None
+        where = f" (process {pid} on {host})" if host else ""
+        return f"no sign of life since {as_utc(last):%Y-%m-%d %H:%M} UTC{where}"
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

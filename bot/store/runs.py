@@ -1,0 +1,124 @@
+"""The runs table: when each run started and ended and what it did, for ``paperbot status``.
+
+While a run is ``running`` its summary says which process runs it (host and process id) and
+when that process last showed it is alive: a thread writes that every ``HEARTBEAT`` seconds
+until the run is finished. A run whose process was killed, or died with the database, never
+records its end; ``RunRow.lost`` tells such a run from one still going.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, update
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from bot.store.tables import RUNNING, RunRow, as_utc, utcnow
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT = 60.0
+"""Seconds between two signs of life of a running run (see ``tables.RUN_LEASE``)."""
+
+_ALIVE = (
+    update(RunRow)
+    .where(col(RunRow.id).in_(bindparam("ids", expanding=True)), col(RunRow.status) == RUNNING)
+    .values(summary=bindparam("summary"))
+)
+
+
+def this_host() -> str:
+    """The name of this machine, as runs record it."""
+    return socket.gethostname()
+
+
+def process_exists(pid: int) -> bool:
+    """Whether a process with this id runs on this machine (True when that cannot be told)."""
+    if os.name != "posix":  # signal 0 only asks on POSIX systems
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, and belongs to another user
+        return True
+    return True
+
+
+def _alive_summary() -> dict[str, Any]:
+    """What a running run's summary says: its process, and that it is alive now."""
+    process = {"host": this_host(), "pid": os.getpid()}
+    return {"process": process, "alive_at": utcnow().isoformat()}
+
+
+class RunLog:
+    """Records runs; keeps showing that the runs of this process that are not finished are alive."""
+
+    def __init__(self, engine: Engine, heartbeat: float = HEARTBEAT) -> None:
+        self.engine = engine
+        self.heartbeat = heartbeat
+        self._running: set[int] = set()
+        self._changed = threading.Condition()
+        self._beating: threading.Thread | None = None
+
+    def start_run(self, command: str, started_at: datetime | None = None) -> int:
+        """Record the start of a run (now, unless given); return its id."""
+        with Session(self.engine, expire_on_commit=False) as db:
+            row = RunRow(
+                command=command, started_at=as_utc(started_at or utcnow()),
+                summary=_alive_summary(),
+            )  # fmt: skip
+            db.add(row)
+            db.commit()
+            assert row.id is not None
+        with self._changed:
+            self._running.add(row.id)
+            if self._beating is None:
+                self._beating = threading.Thread(target=self._beat, name="runs-alive", daemon=True)
+                self._beating.start()
+        return row.id
+
+    def finish_run(self, run_id: int, status: str, summary: dict[str, Any]) -> None:
+        """Record how a run ended and what it did."""
+        with self._changed:
+            self._running.discard(run_id)
+            self._changed.notify_all()
+        with Session(self.engine, expire_on_commit=False) as db:
+            row = db.get(RunRow, run_id)
+            if row is not None:
+                row.status, row.finished_at = status, as_utc(utcnow())
+                row.summary = json.loads(json.dumps(summary, default=str))
+                db.add(row)
+                db.commit()
+
+    def recent_runs(self, limit: int = 10) -> list[RunRow]:
+        """The latest runs, newest first."""
+        with Session(self.engine, expire_on_commit=False) as db:
+            query = select(RunRow).order_by(col(RunRow.id).desc()).limit(limit)
+            return list(db.exec(query).all())
+
+    def show_alive(self, run_ids: Iterable[int]) -> None:
+        """Record that these runs of this process are alive now (finished ones stay as they are)."""
+        with self.engine.begin() as db:
+            db.execute(_ALIVE, {"ids": list(run_ids), "summary": _alive_summary()})
+
+    def _beat(self) -> None:
+        """Show the unfinished runs alive every ``heartbeat`` seconds; end once none is left."""
+        while True:
+            with self._changed:
+                if self._changed.wait_for(lambda: not self._running, self.heartbeat):
+                    self._beating = None
+                    return
+                running = sorted(self._running)
+            try:
+                self.show_alive(running)
+            except Exception as exc:  # the database is away: the next beat tries again
+                log.debug("could not show runs %s alive: %s", running, exc)
