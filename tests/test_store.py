@@ -402,6 +402,15 @@ def test_a_malformed_database_url_is_a_bad_setting() -> None:
         Store("postgresql://u:p@127.0.0.1:notaport/db")
 
 
+def test_an_option_the_driver_does_not_know_is_a_bad_setting() -> None:
+    url = f"postgresql+psycopg://u:s3cret@127.0.0.1:{free_port()}/db?sslmod=require"
+    with pytest.raises(ConfigError) as failed:
+        Store(url)
+    message = str(failed.value)
+    assert "PAPERBOT_DATABASE_URL: cannot open 'postgresql+psycopg://u:***@" in message
+    assert '"sslmod"' in message and "s3cret" not in message
+
+
 def test_a_database_that_cannot_be_reached_is_told_in_one_line_without_the_password() -> None:
     engine = create_engine(f"postgresql+psycopg://paperbot:hunter2@127.0.0.1:{free_port()}/bot")
     with pytest.raises(OperationalError) as refused:

@@ -25,6 +25,7 @@ from sqlalchemy.exc import (
     IntegrityError,
     InterfaceError,
     OperationalError,
+    ProgrammingError,
     SQLAlchemyError,
 )
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -135,6 +136,12 @@ def _bad_url(url: str, reason: str) -> ConfigError:
     )
 
 
+def _refused_by_driver(exc: DBAPIError) -> bool:
+    """Whether the driver itself refused to connect, before any server answered: a
+    ``ProgrammingError`` without an SQLSTATE (a server's refusals always carry one)."""
+    return isinstance(exc, ProgrammingError) and getattr(exc.orig, "sqlstate", None) is None
+
+
 def missing_database(url: str) -> Path | None:
     """The file of a SQLite ``url`` when it does not exist (opening it would create it)."""
     try:
@@ -168,6 +175,8 @@ class Store(RunLog):
             self.engine = make_engine(url)
         except DBAPIError as exc:
             reason = db_reason(exc)
+            if _refused_by_driver(exc):  # an option in the URL the driver does not know
+                raise _bad_url(url, reason) from None
             if not url.startswith("sqlite"):  # a server that is down, or refuses the login
                 raise BotError(f"cannot open the database {shown_url(url)}: {reason}") from None
             raise _bad_url(url, reason) from None  # a SQLite file that cannot be opened there
