@@ -41,7 +41,7 @@ from bot.render_views import (
     wrap_text,
 )
 
-TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 EMAIL_ADDRESS = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 HTML_BUDGET = 100_000
 """Largest HTML part in bytes: Gmail clips a message whose HTML passes 102 KB."""

@@ -314,8 +314,10 @@ def test_a_subscriber_without_a_name_is_not_greeted_by_name(renderer: Renderer) 
     assert "2 papers picked for you\n" in out.text
 
 
-def test_default_templates_are_the_repository_ones() -> None:
-    assert Renderer().templates_dir == Path(__file__).resolve().parent.parent / "templates"
+def test_default_templates_are_the_repository_ones_read_through_the_package() -> None:
+    root = Path(__file__).resolve().parent.parent
+    assert Renderer().templates_dir == root / "bot" / "templates"  # so that a wheel has them
+    assert Renderer().templates_dir.resolve() == root / "templates"
 
 
 def test_a_digest_without_picks_renders_as_the_nothing_note(renderer: Renderer) -> None:
