@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
 
 from bot.matching import DEFAULT_THRESHOLD, Selection, explain, select
+from bot.matching.describe import PAIR_SHARE, Descriptions
 from bot.matching.text import find_acronyms, same_person, terms_of
 from bot.models import Match, Paper, Subscriber
 
@@ -334,7 +336,53 @@ def test_descriptions_compiled_together() -> None:
     weights, surface = compiler.vocabulary.descriptions.matrices(len(compiler.vocabulary.columns))
     row = weights[queries[0].description]
     features = list(compiler.vocabulary.columns)
-    assert [features[c] for c in row.indices] == ["protein", "fold"]  # first-occurrence order
-    assert row.data.sum() == pytest.approx(1.0)
+    # Terms in first-occurrence order, then the pairs of adjacent words a paper also holds:
+    # "protein folding" is in a title, "folding proteins" in none.
+    assert [features[c] for c in row.indices] == ["protein", "fold", ("protein", "fold")]
+    assert row.data[:2].sum() == pytest.approx(1 - PAIR_SHARE)
+    assert row.data[2] == pytest.approx(PAIR_SHARE / 2)
     words = compiler.vocabulary.descriptions.words
-    assert [words[w - 1] for w in surface[queries[0].description].data] == ["protein", "folding"]
+    surface_row = surface[queries[0].description].data
+    assert [words[w - 1] for w in surface_row] == ["protein", "folding", "protein folding"]
+    crops = weights[queries[3].description]
+    assert crops.data.sum() == pytest.approx(1.0)  # no pair of words: all on the terms
+
+
+def test_description_pairs_are_words_written_next_to_each_other() -> None:
+    """Pairs form inside a word ("video-text") and between consecutive words, never across a
+    stop word or punctuation; pairs no paper holds keep their weight out of the row."""
+    names: dict[str, int] = {}
+
+    def terms(word: str) -> tuple[int, ...]:
+        parts = [p.lower() for p in word.split("-") if p.lower() not in {"for", ""}]
+        return tuple(names.setdefault(p, len(names)) for p in parts)
+
+    text = "Policy gradients for robots, video-text retrieval"
+    descriptions = Descriptions({text: 0}, terms)
+    asked: list[tuple[int, int]] = []
+
+    def held(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+        asked.extend(zip(first.tolist(), second.tolist(), strict=True))
+        return np.where(first == names["video"], len(names), -1)  # papers hold "video text"
+
+    descriptions.weigh(np.ones(len(names)), held)
+    pairs = {(names[a], names[b]) for a, b in [("policy", "gradients"), ("video", "text")]}
+    assert set(asked) == pairs | {(names["text"], names["retrieval"])}
+    weights, surface = descriptions.matrices(len(names) + 1)
+    assert weights.indices.tolist() == [*range(len(names)), len(names)]
+    assert weights.data[:-1] == pytest.approx([(1 - PAIR_SHARE) / len(names)] * len(names))
+    assert weights.data[-1] == pytest.approx(PAIR_SHARE / 3)
+    assert descriptions.words[surface.data[-1] - 1] == "video-text"
+
+
+def test_description_words_together_beat_words_apart() -> None:
+    together = Paper("t", "Reef acoustics", "Coral bleaching is heard before reefs are seen.")
+    apart = Paper("a", "Reef acoustics", "Coral reefs are heard before bleaching is seen.")
+    selection = one(sub(description="coral bleaching, in sound"), [together, apart, *FILLER])
+    got = scores(selection)
+    assert got["t"] > got["a"]
+    reasons = {m.paper.id: m.reasons for m in selection.ranked}
+    assert reasons["t"] == ("description: coral bleaching",)
+    assert reasons["a"] == ("description: bleaching, coral",)
+    match = next(m for m in selection.ranked if m.paper.id == "t")
+    assert [match.snippet[s:e] for s, e in match.marks] == ["Coral bleaching"]

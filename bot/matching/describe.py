@@ -1,8 +1,13 @@
-"""Profile descriptions compiled in bulk: one sparse row of IDF-weighted terms per distinct text.
+"""Profile descriptions compiled in bulk: one sparse row of weighted features per distinct text.
 
 Each row holds the description's terms in the order they first appear, weighted by IDF with
-sublinear counts and summing to 1 (the soft query), with the word written for each term.
-Everything after splitting the texts into words is array work over all profiles at once.
+sublinear counts, then the pairs of words it writes next to each other ("policy gradients",
+"video-text") that some paper also holds, as phrases. Terms carry ``1 - PAIR_SHARE`` of the row
+and the pairs ``PAIR_SHARE`` (each by the IDF of its two terms, once per occurrence), so a paper
+writing the words together matches more of the description than one holding them apart. A row
+sums to 1, less the share of pairs no paper holds: the soft query. Each feature also keeps the
+words written for it. Everything after splitting the texts into words is array work over all
+profiles at once.
 """
 
 from __future__ import annotations
@@ -15,9 +20,14 @@ from itertools import chain
 import numpy as np
 import scipy.sparse as sp
 
-from bot.matching.text import WORD
+from bot.matching.text import SCAN
 
 Array = np.ndarray
+# Share of a description carried by its pairs of adjacent words: they rank papers writing the
+# words together first, while the single terms still decide which papers match at all.
+PAIR_SHARE = 0.25
+Pairs = Callable[[Array, Array], Array]
+"""Columns of the term pairs ``(first[k], second[k])`` that some paper holds, -1 for the rest."""
 _SENTENCE_START = re.compile(r"(?:\A\s*|[.!?]\s+)[A-Z][a-z]+\b")
 """A capitalised word that starts the text or a sentence: capitalised only because of where
 it stands, so it is named in lower case when a reason quotes it."""
@@ -48,13 +58,15 @@ def expand(lengths: Array) -> tuple[Array, Array]:
 class Descriptions:
     """Rows of description weights over the vocabulary columns, one per distinct text.
 
-    ``terms`` gives the columns of one word's terms (analysing it when new) and ``idf`` the IDF
-    of a column. ``weights`` (float64) and ``surface`` (1 + index into ``words``) share one
-    sparsity structure; their width is given to ``matrices(width)`` once every column is known.
+    ``terms`` gives the columns of one word's terms (analysing it when new). ``weights``
+    (float64) and ``surface`` (1 + index into ``words``: the word, or the two words, written for
+    each feature) share one sparsity structure; their width is given to ``matrices(width)`` once
+    every column is known. ``lengths`` counts each row's terms.
     """
 
     def __init__(self, texts: Mapping[str, int], terms: Callable[[str], tuple[int, ...]]):
-        found = [WORD.findall(_as_written(text)) for text in texts]
+        # Words, and "" for each punctuation mark (it has no terms and parts the words around it).
+        found = [SCAN.findall(_as_written(text)) for text in texts]
         flat = list(chain.from_iterable(found))
         self.words = list(dict.fromkeys(flat))
         ids = {w: i for i, w in enumerate(self.words)}
@@ -65,28 +77,72 @@ class Descriptions:
         columns = np.fromiter(chain.from_iterable(cols), np.int64, int(n_terms.sum()))
         occurrence, k = expand(n_terms[word])
         text = np.repeat(np.arange(len(found)), [len(f) for f in found])[occurrence]
-        self._entries = (text, columns[starts[word[occurrence]] + k], word[occurrence])
+        # Per term written: its text, column, word, and place among the text's words.
+        self._entries = (text, columns[starts[word[occurrence]] + k], word[occurrence], occurrence)
         self._rows = len(found)
 
-    def weigh(self, idf: Array) -> None:
-        """Weigh each row's terms by ``idf`` (per column) times ``1 + log count``, summing to 1."""
-        text, col, word = self._entries
+    def weigh(self, idf: Array, pairs: Pairs) -> None:
+        """Weigh each row's terms by ``idf`` (per column) times ``1 + log count``, and the pairs
+        ``pairs`` finds by the IDF of their two terms per occurrence, in the shares above."""
+        text, col, word, _ = self._entries
         width = int(col.max()) + 1 if len(col) else 1
         unique, first, inverse = np.unique(text * width + col, True, True)
         order = np.argsort(first)
         count = np.bincount(inverse)[order]
-        self.text, self.col = unique[order] // width, unique[order] % width
+        rows, cols = unique[order] // width, unique[order] % width
         most = int(count.max()) if len(count) else 1
         logs = np.array([1 + math.log(c) if c > 1 else 1.0 for c in range(most + 1)])
-        raw = idf[self.col] * logs[count]  # times 1.0 (exact) where a term occurs once
-        lengths = np.bincount(self.text, minlength=self._rows)
+        raw = idf[cols] * logs[count]  # times 1.0 (exact) where a term occurs once
+        lengths = np.bincount(rows, minlength=self._rows)
         ends = np.cumsum(lengths).tolist()
         values = raw.tolist()
         totals = [sum(values[a:b]) for a, b in zip([0, *ends][:-1], ends, strict=True)]
-        self.weights = raw / np.array(totals)[self.text] if len(raw) else raw
-        self.word = word[first[order]]
-        self.indptr = np.concatenate([[0], np.cumsum(lengths)])
+        weights = raw / np.array(totals)[rows] if len(raw) else raw
+        pair_rows, pair_cols, pair_weights, pair_words, paired = self._pairs(idf, pairs)
+        weights = weights * np.where(paired, 1.0 - PAIR_SHARE, 1.0)[rows]
+        # Each row: its terms, then its pairs (a stable sort keeps both in first-seen order).
+        merged = np.argsort(np.concatenate([rows, pair_rows]), kind="stable")
+        self.col = np.concatenate([cols, pair_cols])[merged]
+        self.weights = np.concatenate([weights, pair_weights])[merged]
+        self.word = np.concatenate([word[first[order]], pair_words])[merged]
+        per_row = lengths + np.bincount(pair_rows, minlength=self._rows)
+        self.indptr = np.concatenate([[0], np.cumsum(per_row)])
         self.lengths = lengths
+
+    def _pairs(self, idf: Array, pairs: Pairs) -> tuple[Array, Array, Array, Array, Array]:
+        """The pairs of adjacent words' terms some paper holds: per (row, pair) its row,
+        column, weight and surface word; and per row whether it writes any pair at all."""
+        text, col, word, at = self._entries
+        # Two terms are adjacent inside one word ("video-text") or in words written one after
+        # the other (no stop word or punctuation between them).
+        adjacent = (np.diff(at) <= 1) & (np.diff(text) == 0) & (np.diff(col) != 0)
+        row, one, two = text[:-1][adjacent], col[:-1][adjacent], col[1:][adjacent]
+        # Every occurrence counts: a phrase written again is what the description is about.
+        raw = idf[one] + idf[two]
+        totals = np.bincount(row, weights=raw, minlength=self._rows)
+        column = pairs(one, two)
+        held = np.flatnonzero(column >= 0)
+        width = int(column.max()) + 1 if len(held) else 1
+        unique, first, inverse = np.unique(row[held] * width + column[held], True, True)
+        first = held[first]
+        weight = np.bincount(inverse.ravel(), weights=raw[held], minlength=len(unique))
+        order = np.argsort(first)
+        first, weight = first[order], weight[order]
+        # Each pair is named by the word, or the two words, first written for it.
+        n = len(self.words)
+        written = word[:-1][adjacent][first] * n + word[1:][adjacent][first]
+        spans, which = np.unique(written, return_inverse=True)
+        index = {w: i for i, w in enumerate(self.words)}
+        names = [
+            self.words[a] if a == b else f"{self.words[a]} {self.words[b]}"
+            for a, b in zip((spans // n).tolist(), (spans % n).tolist(), strict=True)
+        ]
+        named = [index.setdefault(name, len(index)) for name in names]
+        self.words = list(index)
+        surface = np.array(named, np.int64)[which.ravel()]
+        weight = PAIR_SHARE * weight / totals[row[first]] if len(first) else weight
+        paired = np.bincount(row, minlength=self._rows) > 0
+        return row[first], column[first], weight, surface, paired
 
     def matrices(self, width: int) -> tuple[sp.csr_matrix, sp.csr_matrix]:
         """(weights, surface word + 1) as (texts x ``width``) sparse matrices."""

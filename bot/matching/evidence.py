@@ -94,7 +94,9 @@ def shown(key: tuple[int, tuple[int, ...]], m: Matrices) -> tuple[str, Marks]:
         text, field = doc.paper.abstract, doc.abstract
         if not field.tokens:
             text, field = doc.paper.title, doc.title
-        made = snippet(text, field, frozenset(str(m.features[c]) for c in wanted))
+        features = [m.features[c] for c in wanted]
+        terms = [t for f in features for t in ((f,) if isinstance(f, str) else f)]
+        made = snippet(text, field, frozenset(terms))
         found = m.snippets[key] = (made.snippet, made.marks)
     return found
 

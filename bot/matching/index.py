@@ -69,6 +69,15 @@ class Field:
             {t: tuple(ix) for t, ix in positions.items()},
         )
 
+    def pairs(self) -> set[tuple[str, str]]:
+        """Every two terms next to each other inside one segment (the phrases of length 2)."""
+        terms, segments = self.terms, self.segments
+        return {
+            (terms[i], terms[i + 1])
+            for i in range(len(terms) - 1)
+            if segments[i] == segments[i + 1]
+        }
+
     def counts(
         self, phrases: frozenset[tuple[str, ...]], lengths: Iterable[int]
     ) -> Counter[Feature]:
@@ -103,6 +112,7 @@ class Collection:
     avg_title: float
     avg_abstract: float
     _idf_cache: dict[str, float] = field(default_factory=dict)
+    _pairs: frozenset[tuple[str, str]] | None = None
 
     @classmethod
     def build(
@@ -145,6 +155,15 @@ class Collection:
             value = math.log(1.0 + (self.n_docs - df + 0.5) / (df + 0.5))
             self._idf_cache[term] = value
         return value
+
+    def pairs(self) -> frozenset[tuple[str, str]]:
+        """Every two terms next to each other in a title or abstract of today's papers."""
+        if self._pairs is None:
+            found: set[tuple[str, str]] = set()
+            for doc in self.docs:
+                found |= doc.title.pairs() | doc.abstract.pairs()
+            self._pairs = frozenset(found)
+        return self._pairs
 
     def saturated(
         self, doc: Doc, wanted: frozenset[tuple[str, ...]], lengths: Sequence[int]

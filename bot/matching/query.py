@@ -2,8 +2,8 @@
 
 A keyword is a phrase: its exact occurrence counts ``PHRASE_SHARE`` of the keyword's match, its
 words found apart share the rest in proportion to their IDF. The description is a soft query of
-IDF-weighted terms (see ``describe``). Every weight vector sums to 1, so a match value means the
-same in any profile.
+IDF-weighted terms and of its pairs of adjacent words (see ``describe``). Every weight vector sums
+to 1, so a match value means the same in any profile.
 
 Compiling also numbers every feature in use (the matrix columns) and every distinct phrase, so
 the vectorised signals and explanations work on index arrays, not on strings.
@@ -86,6 +86,7 @@ class Vocabulary:
 
     def __init__(self) -> None:
         self.columns: dict[Feature, int] = {}
+        self.features: list[Feature] = []
         self.phrases: list[Phrase] = []
         self._phrase_ids: dict[tuple[str, ...], int] = {}
         self.descriptions: Descriptions | None = None
@@ -95,6 +96,7 @@ class Vocabulary:
         col = self.columns.get(feature)
         if col is None:
             col = self.columns[feature] = len(self.columns)
+            self.features.append(feature)
         return col
 
     def phrase(self, label: str, terms: tuple[str, ...], weights: Weights) -> Phrase:
@@ -200,7 +202,7 @@ class Compiler:
         texts = {s.interests.description: 0 for s in profiles.values()}
         texts = {text: row for row, text in enumerate(texts)}
         descriptions = Descriptions(texts, self._words.columns)
-        descriptions.weigh(self._words.idf_by_column())
+        descriptions.weigh(self._words.idf_by_column(), self._pairs)
         self.vocabulary.descriptions = descriptions
         described = (descriptions.lengths > 0).tolist()
         queries = {}
@@ -208,6 +210,21 @@ class Compiler:
             row = texts[subscriber.interests.description]
             queries[key] = self._query(subscriber, row, described[row])
         return [queries[key] for key in keys]
+
+    def _pairs(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+        """Columns of the term pairs ``(first[k], second[k])`` that some paper holds, else -1."""
+        columns, features = self.vocabulary.columns, self.vocabulary.features
+        width = len(features)
+        held = [
+            columns[a] * width + columns[b]
+            for a, b in self.collection.pairs()
+            if a in columns and b in columns
+        ]
+        found = np.flatnonzero(np.isin(first * width + second, np.array(held, np.int64)))
+        out = np.full(len(first), -1, np.int64)
+        for k in found.tolist():
+            out[k] = self.vocabulary.column((features[first[k]], features[second[k]]))
+        return out
 
     def _query(self, subscriber: Subscriber, row: int, described: bool) -> Query:
         interests = subscriber.interests

@@ -51,9 +51,13 @@ def _distinct(phrases: Sequence[Phrase]) -> list[Phrase]:
 
 
 def _described(words: list[str]) -> str:
-    """The ``description:`` reason naming ``words`` (each once)."""
+    """The ``description:`` reason naming ``words`` (each once, and not again when named inside
+    a pair of words)."""
     if len(set(words)) < len(words):
         words = list(dict.fromkeys(words))
+    if " " in "".join(words):
+        inside = {word for name in words if " " in name for word in name.split(" ")}
+        words = [name for name in words if " " in name or name not in inside]
     return "description: " + ", ".join(words)
 
 

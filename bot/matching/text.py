@@ -31,7 +31,8 @@ STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 _PREFIX_TEXT = "pre post re non co sub semi multi un anti mid"
 _JOINED_PREFIXES = frozenset(_PREFIX_TEXT.split())
 WORD = re.compile(r"\w+(?:-\w+)*")
-_SCAN = re.compile(r"(\w+(?:-\w+)*)|[.,;:!?()\[\]{}\"]")
+# A word (group 1), or punctuation that phrases never cross (group 1 empty).
+SCAN = re.compile(r"(\w+(?:-\w+)*)|[.,;:!?()\[\]{}\"]")
 _SENTENCE_END = re.compile(r"(?<!\be\.g)(?<!\bi\.e)(?<!\bal)(?<!\bvs)[.!?](?=\s+[A-Z0-9(\"])")
 _ACRONYM_DEF = re.compile(r"\(\s*([A-Za-z][\w-]*[A-Z][\w-]*)\s*\)")
 _STEMMER = Stemmer.Stemmer("english")
@@ -89,7 +90,7 @@ def tokenize(text: str, acronyms: Acronyms | None = None) -> list[Token]:
     """Content tokens of ``text`` with character spans; stop words dropped, acronyms expanded."""
     tokens: list[Token] = []
     segment, broken = 0, False
-    for found in _SCAN.finditer(text):
+    for found in SCAN.finditer(text):
         word = found.group(1)
         if word is None:
             broken = True
