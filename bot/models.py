@@ -23,6 +23,8 @@ from pydantic import (
     model_validator,
 )
 
+from bot.ids import paper_id
+
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 FREQUENCY_PATTERN = r"^(daily|weekdays|weekly:(mon|tue|wed|thu|fri|sat|sun))$"
 CATEGORY_PATTERN = r"^[a-zA-Z-]+(\.[a-zA-Z-]+)?$"
@@ -65,7 +67,20 @@ def _hh_mm(value: object) -> object:
     return value
 
 
+def _paper_id(value: object) -> object:
+    if isinstance(value, str):
+        found = paper_id(value)
+        if found is None:
+            raise ValueError(
+                f"{value!r} is not a paper id: write an arXiv id such as 2401.04088 (a version "
+                "or an arxiv.org link is read as the id)"
+            )
+        return found
+    return value
+
+
 Category = Annotated[str, Field(pattern=CATEGORY_PATTERN), BeforeValidator(_arxiv_category)]
+PaperId = Annotated[str, Field(min_length=1, max_length=200), BeforeValidator(_paper_id)]
 TimeZoneName = Annotated[
     str, Field(description="IANA time zone name, e.g. Europe/London."), AfterValidator(_known_zone)
 ]
@@ -121,7 +136,7 @@ class Interests(_Strict):
     categories: list[Category] = Field(
         default_factory=list, description="arXiv categories, e.g. cs.LG."
     )
-    like: list[Phrase] = Field(default_factory=list, description="Ids of papers liked.")
+    like: list[PaperId] = Field(default_factory=list, description="Ids of papers liked.")
 
     @property
     def empty(self) -> bool:

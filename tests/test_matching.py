@@ -198,6 +198,16 @@ def test_like_signal() -> None:
     assert "like: similar to old" in selection.picked[0].reasons
 
 
+def test_a_liked_paper_is_not_sent_back() -> None:
+    liked = Paper("old", "Quantum walks sort lists", "Quantum walks sort lists in linear time.")
+    similar = Paper("new", "Sorting lists by quantum walks", "Linear time sorting of lists.")
+    reader = sub(like=["old"], keywords=["quantum walks"])
+    selection = one(reader, [liked, similar, *FILLER], liked={"old": liked})
+    assert [m.paper.id for m in selection.picked] == ["new"]
+    verdict = explain(reader, liked, [liked, similar, *FILLER], liked={"old": liked})
+    assert (verdict.status, verdict.vetoes) == ("vetoed", ("like: old is a paper you liked",))
+
+
 def test_category_boost_and_filter() -> None:
     tagged = Paper("c", "Graph coloring again", "More coloring.", categories=("cs.DM",))
     alone = one(sub(categories=["cs.DM"]), [tagged, *FILLER])

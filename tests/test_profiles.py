@@ -342,6 +342,9 @@ def test_yaml_syntax_error_outside_subscribers_names_no_subscriber() -> None:
         (('["cs.LG", "cs.CL"]', '["cs.LG"]\n      like: [2401.04080]'),
          "p.yaml:14: subscriber ada@example.org: field 'interests.like.0': YAML reads 2401.04080 "
          'as a number, not as text: put it in quotes, e.g. like: ["2401.04080"]'),
+        (('["cs.LG", "cs.CL"]', '["cs.LG"]\n      like: ["that sparse routing paper"]'),
+         "p.yaml:14: subscriber ada@example.org: field 'interests.like.0': 'that sparse routing "
+         "paper' is not a paper id: write an arXiv id such as 2401.04088"),
         (('keywords: ["diffusion model", "flow matching"]', "keywords: diffusion model"),
          "field 'interests.keywords': expected a list: write keywords: [\"diffusion model\"]"),
     ],
@@ -444,3 +447,12 @@ def test_problems_come_in_file_order_and_alerts_are_mentioned() -> None:
     alerted = NO_INTERESTS + '    alerts:\n      - authors: ["Yang Song"]\n'
     (warning,) = parse_profiles(alerted, "p.yaml").warnings
     assert str(warning).endswith("add some under interests: (their alerts still apply)")
+
+
+def test_liked_papers_are_stored_by_id_without_version_or_link() -> None:
+    text = TEAM.replace(
+        '["cs.LG", "cs.CL"]',
+        '["cs.LG"]\n      like: ["2401.04088v3", "https://arxiv.org/abs/2402.00001"]',
+    )
+    ada, _ = parse_profiles(text, "p.yaml").subscribers
+    assert ada.interests.like == ["2401.04088", "2402.00001"]

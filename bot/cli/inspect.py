@@ -15,7 +15,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from bot import matching, sources
+from bot import ids, matching, sources
 from bot.cli.app import (
     DateOption,
     SourceOption,
@@ -35,7 +35,6 @@ from bot.lookup import preview as pipeline_preview
 from bot.message import html_part
 from bot.models import Paper
 from bot.pipeline import digest_day, fetch_and_store
-from bot.sources import clean
 from bot.sources.jsonl import read_papers_file
 
 
@@ -184,7 +183,7 @@ def explain(
     """Why a paper was or was not picked for a subscriber."""
     config = settings()
     subscriber = find_subscriber(read_profiles(config.profiles), email)
-    paper_id = clean.paper_id(paper_id) or paper_id.strip()
+    paper_id = ids.paper_id(paper_id) or paper_id.strip()
     if papers is None:
         verdict = explain_stored(make_deps(config), subscriber, paper_id)
     else:

@@ -123,5 +123,7 @@ def category_reasons(query: Query, paper: Paper) -> list[str]:
 
 
 def vetoes(query: Query, j: int, m: Matrices) -> tuple[str, ...]:
-    """``exclude:`` vetoes of paper ``j``."""
-    return tuple(f"exclude: {p.label}" for p in query.excludes if m.present[p.col, j] > 0)
+    """``exclude:`` vetoes of paper ``j``, and ``like:`` when it is a paper the profile liked."""
+    found = tuple(f"exclude: {p.label}" for p in query.excludes if m.present[p.col, j] > 0)
+    pid = m.collection.docs[j].paper.id
+    return (*found, f"like: {pid} is a paper you liked") if pid in query.likes else found

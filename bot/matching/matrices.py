@@ -113,6 +113,7 @@ class Matrices:
         self.descriptions32 = sp.csr_matrix(self.descriptions.astype(np.float32))
         self.words = vocabulary.descriptions.words
         self._authors = _author_index(collection.docs)
+        self.column_of = {d.paper.id: j for j, d in enumerate(collection.docs)}
         self._author_cols: dict[str, frozenset[int]] = {}
         # Snippets already made, by (paper column, columns of the words marked).
         self.snippets: dict[tuple[int, tuple[int, ...]], tuple[str, Marks]] = {}

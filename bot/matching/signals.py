@@ -102,10 +102,17 @@ def _coverage(queries: Sequence[Query], m: Matrices) -> Array:
 
 
 def _vetoed(queries: Sequence[Query], m: Matrices) -> Array:
-    """Where a paper holds one of a profile's excluded phrases."""
+    """Where a paper holds one of a profile's excluded phrases, or is one the profile liked
+    (read already: it says what to look for, it is not news)."""
     cols = [[phrase.col for phrase in q.excludes] for q in queries]
     group = ones_at(cols, len(m.features), np.float32)
-    return np.asarray((group @ m.present).toarray() > 0)
+    vetoed = np.asarray((group @ m.present).toarray() > 0)
+    for i, query in enumerate(queries):
+        for pid in query.likes:
+            j = m.column_of.get(pid)
+            if j is not None:
+                vetoed[i, j] = True
+    return vetoed
 
 
 def compute(queries: Sequence[Query], m: Matrices, liked: Mapping[str, Paper]) -> Signals:

@@ -16,6 +16,7 @@ from xml.sax import SAXException
 
 import feedparser
 
+from bot import ids
 from bot.errors import SourceError
 from bot.models import Paper
 from bot.sources import clean
@@ -77,11 +78,11 @@ def _announce_type(entry: Any) -> str:
 
 def _entry_id(entry: Any, summary: str) -> str | None:
     for candidate in (entry.get("id"), entry.get("link")):
-        found = clean.arxiv_id(candidate)
+        found = ids.arxiv_id(candidate)
         if found:
             return found
     match = re.match(r"\s*arXiv:(\S+)", summary)
-    return clean.arxiv_id(match.group(1)) if match else None
+    return ids.arxiv_id(match.group(1)) if match else None
 
 
 def _authors(entry: Any) -> tuple[str, ...]:

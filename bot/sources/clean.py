@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import re
 
+from bot.ids import arxiv_id
 from bot.urls import http_url
 
 MAX_TITLE = 400
@@ -17,7 +18,6 @@ MAX_ABSTRACT = 6000
 MAX_AUTHOR = 120
 MAX_AUTHORS = 300
 MAX_URL = 2000
-MAX_ID = 100
 MAX_KEYWORD = 80
 MAX_KEYWORDS = 30
 
@@ -39,13 +39,6 @@ _TAG = re.compile(rf"</?(?:{_HTML_TAGS})\b(?:\s[^<>]*)?/?>", re.I)
 _COMMENT = re.compile(r"<!--.*?(-->|$)", re.S)
 _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f\u200b-\u200f\ufeff]")
 _SPACE = re.compile(r"\s+")
-
-_NEW_ID = re.compile(r"(\d{4}\.\d{4,5})(v\d+)?")
-_OLD_ID = re.compile(r"([a-z-]+(?:\.[A-Za-z-]+)?/\d{7})(v\d+)?")
-_ID_PREFIX = re.compile(
-    r"^(?:oai:arxiv\.org:|arxiv:|https?://(?:www\.)?arxiv\.org/(?:abs|pdf)/)", re.I
-)
-_SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]*")
 
 
 def strip_markup(text: str) -> str:
@@ -114,37 +107,6 @@ def safe_url(value: object) -> str | None:
     if not url or len(url) > MAX_URL or any(c in url for c in ' "<>\\`'):
         return None
     return http_url(url)
-
-
-def arxiv_id(value: object) -> str | None:
-    """The arXiv id without version (``2401.04088v2`` → ``2401.04088``), or None if it is not one.
-
-    Accepts ``oai:arXiv.org:``/``arXiv:`` prefixes, abs/pdf URLs and old-style ids
-    (``hep-th/9901001v1`` → ``hep-th/9901001``).
-    """
-    if not isinstance(value, str):
-        return None
-    text = _ID_PREFIX.sub("", value.strip()).removesuffix(".pdf")
-    for pattern in (_NEW_ID, _OLD_ID):
-        match = pattern.fullmatch(text)
-        if match:
-            return match.group(1)
-    return None
-
-
-def paper_id(value: object) -> str | None:
-    """A usable paper id: the arXiv id without version when it is one, else a short safe token."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
-    if not isinstance(value, str):
-        return None
-    found = arxiv_id(value)
-    if found:
-        return found
-    text = value.strip()
-    if len(text) > MAX_ID or not _SAFE_ID.fullmatch(text):
-        return None
-    return text
 
 
 def arxiv_links(pid: str) -> tuple[str | None, str | None]:

@@ -14,6 +14,7 @@ from typing import Any
 
 from bs4 import BeautifulSoup
 
+from bot import ids
 from bot.errors import SourceError
 from bot.models import Paper
 from bot.sources import clean
@@ -47,7 +48,7 @@ def hf_item_to_paper(item: object, source: str = "hf") -> Paper | str:
     paper = _paper_object(item)
     if paper is None:
         return "no 'paper' object"
-    pid = clean.paper_id(paper.get("id"))
+    pid = ids.paper_id(paper.get("id"))
     if pid is None:
         return f"missing or invalid paper id {str(paper.get('id'))[:40]!r}"
     title = clean.clean_title(paper.get("title") or item.get("title"))

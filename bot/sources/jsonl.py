@@ -12,6 +12,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from bot import ids
 from bot.errors import SourceError
 from bot.models import Paper
 from bot.sources import clean
@@ -22,7 +23,7 @@ SAMPLE_RESOURCE = "sample-papers.jsonl"
 
 def paper_from_json(obj: dict[str, Any], source: str) -> Paper | str:
     """A Paper from one Papers-file object, or the reason it cannot be used."""
-    pid = clean.paper_id(obj.get("id"))
+    pid = ids.paper_id(obj.get("id"))
     if pid is None:
         return "missing or invalid 'id'"
     title, abstract = clean.clean_title(obj.get("title")), clean.clean_abstract(obj.get("abstract"))

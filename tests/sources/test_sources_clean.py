@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from bot import ids
 from bot.sources import clean
 from bot.sources.arxiv import split_creators
 
@@ -26,15 +27,15 @@ from bot.sources.arxiv import split_creators
     ],
 )
 def test_arxiv_id_is_normalised_without_version(raw: object, expected: str | None) -> None:
-    assert clean.arxiv_id(raw) == expected
+    assert ids.arxiv_id(raw) == expected
 
 
 def test_paper_id_accepts_safe_tokens_and_refuses_others() -> None:
-    assert clean.paper_id("seed-001") == "seed-001"
-    assert clean.paper_id("2401.04088v5") == "2401.04088"
-    assert clean.paper_id("bad id <script>") is None
-    assert clean.paper_id("x" * 500) is None
-    assert clean.paper_id(["2401.04088"]) is None
+    assert ids.paper_id("seed-001") == "seed-001"
+    assert ids.paper_id("2401.04088v5") == "2401.04088"
+    assert ids.paper_id("bad id <script>") is None
+    assert ids.paper_id("x" * 500) is None
+    assert ids.paper_id(["2401.04088"]) is None
 
 
 @pytest.mark.parametrize(
