@@ -26,6 +26,7 @@ from pydantic import (
 from bot.ids import paper_id
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 FREQUENCY_PATTERN = r"^(daily|weekdays|weekly:(mon|tue|wed|thu|fri|sat|sun))$"
 CATEGORY_PATTERN = r"^[a-zA-Z-]+(\.[a-zA-Z-]+)?$"
 EMPTY_EMAIL = "is empty: every subscriber needs an address, e.g. email: ada@example.org"
@@ -233,6 +234,15 @@ class Subscriber(_Strict):
         if self.frequency == "weekdays":
             return day.weekday() < 5
         return WEEKDAYS[day.weekday()] == self.frequency.split(":", 1)[1]
+
+    def not_due_on(self, day: date) -> str | None:
+        """How ``frequency`` reads when it calls for no digest on this local date (``weekly on
+        Mondays``, ``weekdays only``), or None when it does."""
+        if self.sends_on(day):
+            return None
+        if self.frequency == "weekdays":
+            return "weekdays only"
+        return f"weekly on {DAYS[WEEKDAYS.index(self.frequency.split(':', 1)[1])]}s"
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 FIRST_DIGEST_DAYS = 1  # a first digest also covers the previous day's list
 CATCH_UP_DAYS = 7  # never reach further back than this, however long the downtime
 CORPUS_DAYS = 30  # window of stored papers used for document frequencies
+WOULD_SKIP = "nothing matched: would skip"
+"""How a dry run says a digest would not be sent."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +73,11 @@ class SendReport:
         self.stopped = self.stopped or delivered.stopped
         self.stopped_by = self.stopped_by or delivered.stopped_by
         self.released += delivered.released
+
+    @property
+    def would_send(self) -> int:
+        """How many of a dry run's digests would have been sent."""
+        return sum(1 for o in self.outcomes if o.status == "dry-run" and o.detail != WOULD_SKIP)
 
     def summary(self) -> dict[str, Any]:
         """Counts by status plus the source outcomes, for the run record."""
@@ -259,7 +266,7 @@ def _digest_jobs(
         n = len(digest.matches)
         if not digest.matches and not sub.send_empty:
             if options.dry_run:
-                settle(target, "dry-run", "nothing matched: would skip")
+                settle(target, "dry-run", WOULD_SKIP)
                 continue
             ledger, now = deps.store.ledger, deps.clock()
             created = ledger.record_skipped(target.sid, target.day, now, "nothing matched")
@@ -267,7 +274,8 @@ def _digest_jobs(
         elif options.dry_run:
             message_id = new_message_id(deps.settings.sender)
             compose(deps.settings, deps.renderer, digest, message_id, deps.clock())
-            settle(target, "dry-run", f"would send {n} papers", n)
+            papers = f"{n} paper{'s' if n != 1 else ''}" if n else 'a "nothing matched" note'
+            settle(target, "dry-run", f"would send {papers}", n)
         else:
             sel = selections[target.sid]
             yield digest_job(deps.settings, deps.renderer, deps.clock, target.sid, digest, sel)

@@ -23,10 +23,9 @@ import css_inline
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template
 from markupsafe import Markup
 
-from bot.models import WEEKDAYS, Digest, Match, Paper
+from bot.models import DAYS, WEEKDAYS, Digest, Match, Paper
 from bot.render_layouts import Layouts
 from bot.render_views import (
-    DAYS,
     MoreView,
     PaperView,
     finish_text,

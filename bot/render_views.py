@@ -14,14 +14,13 @@ from datetime import date
 
 from markupsafe import Markup, escape
 
-from bot.models import Digest, Match, Paper
+from bot.models import DAYS, Digest, Match, Paper
 from bot.urls import http_url
 
 TEXT_WIDTH = 78
 TITLE_IN_SUBJECT = 60
 SNIPPET_MAX = 480
 FALLBACK_SENTENCES = 2
-DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 MONTHS = (
     *("January", "February", "March", "April", "May", "June"),
     *("July", "August", "September", "October", "November", "December"),

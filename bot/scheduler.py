@@ -72,6 +72,8 @@ async def run_worker(worker: Worker, sweep_seconds: int, sources: str, target: s
     scheduler = build_scheduler(worker, sweep_seconds, sources)
     scheduler.start()
     log.info("worker started: sweep every %d s, sources %s; %s", sweep_seconds, sources, target)
+    if worker.deps.settings.unsubscribe_warning:
+        log.warning("%s", worker.deps.settings.unsubscribe_warning)
     await stop.wait()
     log.info("stopping: no new work; finishing what is in flight")
     scheduler.pause()  # no job starts from now on

@@ -24,6 +24,10 @@ ENV_FILE = Path(".env")
 DEFAULT_PORTS = {"none": 25, "starttls": 587, "tls": 465}
 MAX_BASE_URL = 500
 """Longest PAPERBOT_BASE_URL: unsubscribe links carry it in a header line of at most 998."""
+NO_UNSUBSCRIBE = (
+    "emails carry no unsubscribe link: set PAPERBOT_BASE_URL and PAPERBOT_SECRET_KEY, "
+    "or PAPERBOT_UNSUBSCRIBE_MAILTO"
+)
 
 
 def _checked_address(value: str) -> str:
@@ -126,6 +130,12 @@ class Settings(BaseSettings):
     def sender(self) -> Address:
         """The From address, parsed (once: every message asks for it)."""
         return _parse_sender(self.from_)
+
+    @property
+    def unsubscribe_warning(self) -> str | None:
+        """What to tell the operator when no way to unsubscribe is set (a List-Unsubscribe header
+        and the footer's link need one), or None."""
+        return None if self.base_url or self.unsubscribe_mailto else NO_UNSUBSCRIBE
 
     @property
     def port(self) -> int:

@@ -174,6 +174,25 @@ def test_preview_renders_the_note_for_send_empty(
     assert "Nothing matched" in out.read_text() or "None of the papers" in out.read_text()
 
 
+def test_preview_says_when_the_date_is_not_due_and_still_renders(
+    env: dict[str, str], profiles_file: Path, tmp_path: Path
+) -> None:
+    """2026-11-25 is a Wednesday."""
+    weekly = "    name: Ada Lovelace\n    frequency: weekly:mon\n"
+    profiles_file.write_text(profiles_file.read_text().replace("    name: Ada Lovelace\n", weekly))
+    out = tmp_path / "ada.html"
+    args = ["preview", "ada@example.org", "--date", "2026-11-25", "--out", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines()[0] == (
+        "Note: ada@example.org is not due on Wednesday 2026-11-25: weekly on Mondays; "
+        "a digest goes out that day only with send --to or --date."
+    )
+    assert "Subject: 3 papers for Wed 25 Nov" in result.stdout and out.is_file()
+    due = runner.invoke(app, ["preview", "ada@example.org", "--date", "2026-11-23"])
+    assert due.exit_code == 0 and "not due" not in due.output, due.output
+
+
 def test_preview_of_a_digest_already_sent_or_an_address_suppressed(env: dict[str, str]) -> None:
     assert runner.invoke(app, ["send", "--date", "2026-11-25"]).exit_code == 0
     sent = runner.invoke(app, ["preview", "ada@example.org", "--date", "2026-11-25"])

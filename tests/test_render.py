@@ -80,6 +80,19 @@ def test_footer_says_why_how_to_change_and_how_to_leave(renderer: Renderer) -> N
         assert "https://papers.example.org/unsubscribe?token=abc.def" in part
         assert "Example Lab, 1 Sample Street" in part
     assert 'href="mailto:digests@example.org"' in out.html
+    assert "or to stop these emails" not in out.text
+
+
+def test_footer_without_unsubscribe_settings_has_no_dead_link(renderer: Renderer) -> None:
+    """No link leads nowhere: the contact address is where to ask to stop."""
+    ctx = replace(CTX, unsubscribe_url=None, unsubscribe_mailto=None)
+    out = renderer.render(digest(n=1, more=0), ctx)
+    for part in (out.html, out.text):
+        assert "Unsubscribe" not in part and "unsubscribe" not in part
+        assert "To change your interests or alerts, or to stop these emails, write to" in " ".join(
+            part.split()
+        )
+    assert 'href="mailto:digests@example.org"' in out.html
 
 
 @pytest.mark.parametrize(

@@ -73,12 +73,17 @@ def test_worker_process_sends_once_and_stops_cleanly(
         "grace@example.org",
     ], output
     assert "worker stopped" in output and "Traceback" not in output
+    assert "unsubscribe link" not in output, "the unsubscribe settings are set"
     assert f"; delivering by SMTP to {smtp_server.host}:{smtp_server.port} (none)\n" in output
 
 
 def test_worker_names_where_mail_goes_when_it_starts(env: dict[str, str], tmp_path: Path) -> None:
+    """And warns when no unsubscribe setting is set."""
     log = tmp_path / "worker.log"
-    worker = start_worker(env, log, PAPERBOT_SWEEP_SECONDS="30")
+    no_unsubscribe = dict.fromkeys(
+        ("PAPERBOT_BASE_URL", "PAPERBOT_SECRET_KEY", "PAPERBOT_UNSUBSCRIBE_MAILTO"), ""
+    )
+    worker = start_worker(env, log, PAPERBOT_SWEEP_SECONDS="30", **no_unsubscribe)
     try:
         assert wait_for(lambda: "worker started" in log.read_text(), 30), log.read_text()
     finally:
@@ -89,6 +94,11 @@ def test_worker_names_where_mail_goes_when_it_starts(env: dict[str, str], tmp_pa
         f"worker started: sweep every 30 s, sources {env['PAPERBOT_SOURCES']}; writing emails "
         f"to the outbox directory {env['PAPERBOT_OUTBOX']}/ (PAPERBOT_SMTP_HOST is not set)"
     )
+    warning = (
+        "WARNING bot.scheduler: emails carry no unsubscribe link: set PAPERBOT_BASE_URL and "
+        "PAPERBOT_SECRET_KEY, or PAPERBOT_UNSUBSCRIBE_MAILTO"
+    )
+    assert sum(line.endswith(warning) for line in log.read_text().splitlines()) == 1
 
 
 @pytest.fixture

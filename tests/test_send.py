@@ -75,6 +75,34 @@ def test_message_structure_and_headers(env: dict[str, str], smtp_server: SmtpSer
     assert re.match(r"\d+ papers? ", subject) and best.strip()[:30] in subject
 
 
+NO_UNSUBSCRIBE = {
+    "PAPERBOT_BASE_URL": "",
+    "PAPERBOT_SECRET_KEY": "",
+    "PAPERBOT_UNSUBSCRIBE_MAILTO": "",
+}
+UNSUBSCRIBE_WARNING = (
+    "Warning: emails carry no unsubscribe link: set PAPERBOT_BASE_URL and PAPERBOT_SECRET_KEY, "
+    "or PAPERBOT_UNSUBSCRIBE_MAILTO"
+)
+
+
+def test_send_warns_when_emails_can_carry_no_unsubscribe_link(
+    env: dict[str, str], smtp_server: SmtpServer
+) -> None:
+    dry = send("--dry-run", env=NO_UNSUBSCRIBE)
+    assert dry.exit_code == 0, dry.output
+    assert dry.stderr.splitlines()[0] == UNSUBSCRIBE_WARNING, "the dry run is the check before"
+    result = send(env=smtp_server.env() | NO_UNSUBSCRIBE)
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines()[0] == UNSUBSCRIBE_WARNING
+    message = smtp_server.handler.to("ada@example.org")[0]
+    assert message["List-Unsubscribe"] is None
+    assert "or to stop these emails, write to" in " ".join(text_of(message).split())
+    mailto_only = smtp_server.env() | NO_UNSUBSCRIBE | {"PAPERBOT_UNSUBSCRIBE_MAILTO": "u@x.org"}
+    quiet = send("--force", env=mailto_only)
+    assert quiet.exit_code == 0 and "Warning" not in quiet.output, quiet.output
+
+
 def test_second_run_sends_nothing_new(env: dict[str, str], smtp_server: SmtpServer) -> None:
     assert send(env=smtp_server.env()).exit_code == 0
     first = len(smtp_server.messages)
@@ -114,6 +142,29 @@ def test_to_sends_to_one_subscriber_only(env: dict[str, str], smtp_server: SmtpS
     assert [str(m["To"]) for m in smtp_server.messages] == ["Grace Hopper <grace@example.org>"]
 
 
+def test_to_and_date_say_when_they_send_a_digest_not_due_that_day(
+    env: dict[str, str], profiles_file: Path, smtp_server: SmtpServer
+) -> None:
+    """2026-11-25 is a Wednesday: a weekly digest on Mondays is not due."""
+    weekly = "    name: Ada Lovelace\n    frequency: weekly:mon\n"
+    profiles_file.write_text(profiles_file.read_text().replace("    name: Ada Lovelace\n", weekly))
+    result = send("--to", "ada@example.org", env=smtp_server.env())
+    assert result.exit_code == 0, result.output
+    assert len(smtp_server.handler.to("ada@example.org")) == 1, "an explicit request is obeyed"
+    assert result.stdout.splitlines()[0] == (
+        "sent     ada@example.org 3 papers "
+        "(not due on Wednesday 2026-11-25: weekly on Mondays; included because of --to)"
+    )
+    everyone = send("--dry-run", env=smtp_server.env())
+    assert "ada@example.org already sent for this date (not due on Wednesday 2026-11-25: " in (
+        everyone.stdout
+    )
+    assert "included because of --date)" in everyone.stdout
+    assert "not due" not in "".join(
+        line for line in everyone.stdout.splitlines() if "ada" not in line
+    )
+
+
 def test_to_unknown_subscriber_is_a_clear_error(env: dict[str, str]) -> None:
     result = send("--to", "nobody@example.org")
     assert result.exit_code == 1
@@ -128,6 +179,36 @@ def test_dry_run_sends_and_records_nothing(env: dict[str, str], smtp_server: Smt
     assert Store(env["PAPERBOT_DATABASE_URL"]).ledger.counts() == []
     assert send(env=smtp_server.env()).exit_code == 0
     assert len(smtp_server.messages) == 2
+
+
+def test_dry_run_after_a_partial_send_says_what_would_still_go(
+    env: dict[str, str], smtp_server: SmtpServer
+) -> None:
+    assert send("--to", "ada@example.org", env=smtp_server.env()).exit_code == 0
+    result = send("--dry-run", env=smtp_server.env())
+    assert result.exit_code == 0, result.output
+    assert "nothing new to send" not in result.output
+    assert "sent 0, skipped 0, failed 0, already done 1, dry run 2 (1 would be sent)" in (
+        result.output
+    )
+    assert "dry-run  grace@example.org would send 1 paper\n" in result.output
+    assert send(env=smtp_server.env()).exit_code == 0
+    done = send("--dry-run", env=smtp_server.env())
+    assert "already done 3, dry run 0" in done.output and "nothing new to send" in done.output
+
+
+def test_dry_run_says_a_nothing_matched_note_would_go(
+    env: dict[str, str], profiles_file: Path
+) -> None:
+    profiles_file.write_text(
+        profiles_file.read_text().replace(
+            "    name: Alan Turing\n", "    name: Alan Turing\n    send_empty: true\n"
+        )
+    )
+    result = send("--dry-run", "--to", "alan@example.org")
+    assert result.exit_code == 0, result.output
+    assert 'dry-run  alan@example.org would send a "nothing matched" note' in result.output
+    assert "dry run 1 (1 would be sent)" in result.output
 
 
 def test_a_day_no_source_could_fetch_is_left_for_a_later_run(

@@ -23,7 +23,7 @@ from bot.delivery_jobs import Outcome
 from bot.errors import BotError, Problem, ProfileError, UsageError
 from bot.logs import setup_logging
 from bot.mailer import Mailer, SmtpMailer
-from bot.models import Subscriber
+from bot.models import DAYS, Subscriber
 from bot.outbox import OutboxMailer
 from bot.pipeline import Deps, Fetched
 from bot.profiles import Profiles, parse_profiles
@@ -186,6 +186,13 @@ def find_subscriber(profiles: Profiles, email: str) -> Subscriber:
         if subscriber.email.lower() == email.lower():
             return subscriber
     raise BotError(f"{email} is not a subscriber in {profiles.source}")
+
+
+def not_due(subscriber: Subscriber, day: date) -> str | None:
+    """``not due on Thursday 2026-11-26: weekly on Mondays`` when the subscriber's frequency
+    calls for no digest on ``day``, else None."""
+    why = subscriber.not_due_on(day)
+    return None if why is None else f"not due on {DAYS[day.weekday()]} {day}: {why}"
 
 
 def settings() -> Settings:

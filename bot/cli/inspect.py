@@ -24,6 +24,7 @@ from bot.cli.app import (
     find_subscriber,
     handle_errors,
     make_deps,
+    not_due,
     not_in_future,
     out,
     read_profiles,
@@ -107,7 +108,8 @@ def papers(
             input_file, source, include_replacements=config.arxiv_include_replacements
         )
         found = result.papers
-        notes = [f"{input_file}: {len(found)} papers, {len(result.skipped)} skipped"]
+        warned = f", {len(result.warnings)} field warnings" if result.warnings else ""
+        notes = [f"{input_file}: {len(found)} papers, {len(result.skipped)} skipped{warned}"]
     else:
         specs = sources.parse_spec(source or config.sources)
         options = sources.SourceOptions(include_replacements=config.arxiv_include_replacements)
@@ -219,6 +221,10 @@ def preview(
         writable_file(out_file, "--out")
     deps = make_deps(config)
     when = day or digest_day(subscriber, datetime.now(UTC))
+    note = not_due(subscriber, when)
+    if note:
+        then = "a digest goes out that day only with send --to or --date"
+        err.print(f"Note: {subscriber.email} is {note}; {then}.", markup=False, soft_wrap=True)
     reason = not_sent(deps, subscriber, when)
     if reason is None:
         digest, message = asyncio.run(pipeline_preview(deps, subscriber, when))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -23,6 +24,7 @@ from bot.cli.app import (
     handle_errors,
     make_deps,
     make_mailer,
+    not_due,
     not_in_future,
     out,
     print_outcome,
@@ -68,11 +70,16 @@ def send(
     if to:
         find_subscriber(profiles, to)
     not_in_future(day)
+    if config.unsubscribe_warning:
+        warning = escape(config.unsubscribe_warning)
+        err.print(f"[yellow]Warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
     mailer = make_mailer(config)
     options = SendOptions(day=day, to=to, dry_run=dry_run, force=force, refetch=source is not None)
     before = _outbox_files(mailer)
-    report = asyncio.run(_send(config, profiles, mailer, options, source or config.sources))
-    _summarise(report, options, mailer, before)
+    noted = _not_due_noted(profiles, options)
+    spec = source or config.sources
+    report = asyncio.run(_send(config, profiles, mailer, options, spec, noted))
+    _summarise(report, options, mailer, before, noted)
     counts = report.summary()["counts"]
     if counts["failed"] or counts["unknown"] or report.stopped:
         raise typer.Exit(1)
@@ -86,22 +93,53 @@ def _outbox_files(mailer: Mailer) -> dict[Path, int]:
     return {p: p.stat().st_mtime_ns for p in previews}
 
 
+def _not_due_noted(profiles: Profiles, options: SendOptions) -> Callable[[Outcome], Outcome]:
+    """Adds to an outcome's detail that its digest was not due on its date, when ``--to`` or
+    ``--date`` asked for it anyway (without them only due digests are sent)."""
+    if options.to is None and options.day is None:
+        return lambda outcome: outcome
+    flag = "--to" if options.to else "--date"
+    subscribers = {s.email.lower(): s for s in profiles.subscribers}
+
+    def noted(outcome: Outcome) -> Outcome:
+        subscriber, day = subscribers.get(outcome.email.lower()), outcome.digest_date
+        if (
+            subscriber is None
+            or day is None
+            or outcome.kind != "digest"
+            or (options.to is not None and outcome.email.lower() != options.to.lower())
+            or (options.day is not None and day != options.day)  # a retry of another date
+        ):
+            return outcome
+        note = not_due(subscriber, day)
+        if note is None:
+            return outcome
+        return replace(outcome, detail=f"{outcome.detail} ({note}; included because of {flag})")
+
+    return noted
+
+
 BUSY = STATE_MEANING[SENDING]
 """How an outcome says its digest is being sent by another run right now."""
 
 
 def _summarise(
-    report: SendReport, options: SendOptions, mailer: Mailer, before: dict[Path, int]
+    report: SendReport,
+    options: SendOptions,
+    mailer: Mailer,
+    before: dict[Path, int],
+    noted: Callable[[Outcome], Outcome],
 ) -> None:
     """On a terminal the results as a table; in a pipe each result was printed as it came."""
     if out.is_terminal and report.outcomes:
-        out.print(_report_table(report))
+        out.print(_report_table(report, noted))
     counts = report.summary()["counts"]
     line = (
         f"sent {counts['sent']}, skipped {counts['skipped']}, failed {counts['failed']}, "
         f"already done {counts['already']}"
     )
-    line += f", dry run {counts['dry-run']}" if options.dry_run else ""
+    would = f" ({report.would_send} would be sent)" if counts["dry-run"] else ""
+    line += f", dry run {counts['dry-run']}{would}" if options.dry_run else ""
     line += f", outcome unknown {counts['unknown']} (resent later)" if counts["unknown"] else ""
     line += (
         f", not sent {counts['released']} (the next run sends them)" if counts["released"] else ""
@@ -114,7 +152,7 @@ def _summarise(
     busy = sum(1 for o in report.outcomes if o.status == "already" and o.detail.startswith(BUSY))
     if busy:
         out.print(f"{busy} of them {'is' if busy == 1 else 'are'} being sent by another run now.")
-    elif counts["already"] and not counts["sent"] and not counts["failed"]:
+    elif counts["already"] and not (counts["sent"] or counts["failed"] or report.would_send):
         out.print("These digests were already sent; nothing new to send.")
     if report.stopped:
         err.print(f"[red]Stopped:[/red] {escape(report.stopped)}", soft_wrap=True)
@@ -126,11 +164,11 @@ def _summarise(
         out.print(f"Preview: {latest}", soft_wrap=True)
 
 
-def _report_table(report: SendReport) -> Table:
+def _report_table(report: SendReport, noted: Callable[[Outcome], Outcome]) -> Table:
     table = Table(title="paperbot send", title_justify="left")
     for column in ("subscriber", "date", "result", "papers", "detail"):
         table.add_column(column)
-    for o in report.outcomes:
+    for o in map(noted, report.outcomes):
         status = Text(o.status, style=COLOURS.get(o.status, ""))
         table.add_row(
             Text(o.email), str(o.digest_date or ""), status, papers_cell(o), Text(o.detail)
@@ -144,7 +182,12 @@ def papers_cell(outcome: Outcome) -> str:
 
 
 async def _send(
-    config: Settings, profiles: Profiles, mailer: Mailer, options: SendOptions, spec: str
+    config: Settings,
+    profiles: Profiles,
+    mailer: Mailer,
+    options: SendOptions,
+    spec: str,
+    noted: Callable[[Outcome], Outcome],
 ) -> SendReport:
     """Run the send; a dry run records no delivery and does not open the mailer (so not even an
     outbox index is written); it stores the day's papers if they were missing."""
@@ -152,7 +195,8 @@ async def _send(
     run_id = None if options.dry_run else deps.store.start_run("send")
     status = "error"
     try:
-        with _progress(len(profiles.subscribers) if options.to is None else 1) as advance:
+        total = len(profiles.subscribers) if options.to is None else 1
+        with _progress(total, noted) as advance:
             deps.on_outcome = advance
             async with contextlib.nullcontext() if options.dry_run else mailer:
                 report = await send_digests(deps, profiles.subscribers, options)
@@ -164,11 +208,13 @@ async def _send(
 
 
 @contextlib.contextmanager
-def _progress(total: int) -> Iterator[Callable[[Outcome], None]]:
+def _progress(
+    total: int, noted: Callable[[Outcome], Outcome]
+) -> Iterator[Callable[[Outcome], None]]:
     """A progress bar on a terminal (the table follows); otherwise one plain line per
     subscriber as each is settled."""
     if not out.is_terminal:
-        yield print_outcome
+        yield lambda outcome: print_outcome(noted(outcome))
         return
     columns = (*Progress.get_default_columns(), MofNCompleteColumn())
     with Progress(*columns, console=out, transient=True) as progress:

@@ -1,7 +1,8 @@
 """What every parser returns, and the JSON Lines form of a paper.
 
-``ParseResult`` carries the papers and every item that was left out with the reason, so one bad
-item never sinks a response and nothing is dropped silently.
+``ParseResult`` carries the papers, every item that was left out with the reason, and every field
+of a kept item that could not be read, so one bad item never sinks a response and nothing is
+dropped silently.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ log = logging.getLogger("bot.sources")
 
 @dataclass(frozen=True, slots=True)
 class Skipped:
-    """One item a parser left out: where it was (``item 3``, ``line 7``, an id) and why."""
+    """One item a parser left out (or one field of a kept item it could not read): where it was
+    (``item 3``, ``line 7``, an id) and why."""
 
     where: str
     reason: str
@@ -30,10 +32,12 @@ class Skipped:
 
 @dataclass(slots=True)
 class ParseResult:
-    """Papers parsed from one response, the items left out, and how many items there were."""
+    """Papers parsed from one response, the items left out, the fields of kept items that could
+    not be read, and how many items there were."""
 
     papers: list[Paper] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
+    warnings: list[Skipped] = field(default_factory=list)
     total: int = 0
     note: str | None = None
 
@@ -42,13 +46,19 @@ class ParseResult:
         self.skipped.append(Skipped(where, reason))
         log.warning("source %s: skipped %s: %s", source, where, reason)
 
-    def add(self, source: str, where: str, paper: Paper, seen: set[str]) -> None:
-        """Keep ``paper`` unless its id was already kept from this response."""
+    def warn(self, source: str, where: str, problem: str) -> None:
+        """Record (and log) a field of a kept item that was left out or read differently."""
+        self.warnings.append(Skipped(where, problem))
+        log.warning("source %s: %s: %s", source, where, problem)
+
+    def add(self, source: str, where: str, paper: Paper, seen: set[str]) -> bool:
+        """Keep ``paper`` unless its id was already kept from this response; whether it was."""
         if paper.id in seen:
             self.skip(source, where, f"duplicate id {paper.id}")
-            return
+            return False
         seen.add(paper.id)
         self.papers.append(paper)
+        return True
 
     def extend(self, other: ParseResult) -> None:
         """Append another page's result, dropping ids already present."""
@@ -58,6 +68,7 @@ class ParseResult:
                 seen.add(paper.id)
                 self.papers.append(paper)
         self.skipped.extend(other.skipped)
+        self.warnings.extend(other.warnings)
         self.total += other.total
 
     def check_usable(self, source: str) -> ParseResult:

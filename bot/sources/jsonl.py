@@ -1,16 +1,19 @@
 """The ``sample`` and ``file:PATH`` sources: papers as JSON Lines (the Papers-file contract).
 
 Each line is an object with at least ``id``, ``title`` and ``abstract``; a bad line is skipped with
-a reason naming the file and line number. The output of ``paperbot papers --format jsonl`` reads
-back unchanged.
+a reason naming the file and line number, and an optional field that cannot be used as written
+(``"upvotes": "many"``) is left out of its paper with a warning naming the file, line and field
+(a single string where a list belongs is read as a list of one). The output of
+``paperbot papers --format jsonl`` reads back unchanged.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from bot import ids
 from bot.errors import SourceError
@@ -21,8 +24,65 @@ from bot.sources.base import ParseResult, parse_datetime
 SAMPLE_RESOURCE = "sample-papers.jsonl"
 
 
-def paper_from_json(obj: dict[str, Any], source: str) -> Paper | str:
-    """A Paper from one Papers-file object, or the reason it cannot be used."""
+T = TypeVar("T")
+SHOWN = 40
+"""Longest value quoted in a warning about a field."""
+
+
+def _shown(value: object) -> str:
+    """A value as JSON, shortened for a warning."""
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= SHOWN else text[: SHOWN - 1] + "…"
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+class _Fields:
+    """The optional fields of one Papers-file object, read with a note for each value that is
+    left out or read differently (a field that is absent, null or "" is simply not there)."""
+
+    def __init__(self, obj: dict[str, Any]) -> None:
+        self.obj = obj
+        self.notes: list[str] = []
+
+    def _given(self, name: str) -> object:
+        value = self.obj.get(name)
+        return None if isinstance(value, str) and not value.strip() else value
+
+    def value(self, name: str, read: Callable[[object], T | None], expected: str) -> T | None:
+        """The field read by ``read``; a value it refuses is noted and left out."""
+        value = self._given(name)
+        if value is None:
+            return None
+        found = read(value)
+        if found is None:
+            self.notes.append(f"{name}: expected {expected}, got {_shown(value)}; left out")
+        return found
+
+    def names(self, name: str, limit: int) -> tuple[str, ...]:
+        """A list of strings; a single string is read as a list of one."""
+        value = self._given(name)
+        if value is None:
+            return ()
+        if isinstance(value, str):
+            self.notes.append(f"{name}: a string, not a list; read as a list of one")
+            value = [value]
+        if not isinstance(value, list):
+            self.notes.append(f"{name}: expected a list of strings, got {_shown(value)}; left out")
+            return ()
+        others = [v for v in value if not isinstance(v, str)]
+        if others:
+            what = "entry that is" if len(others) == 1 else "entries that are"
+            first = _shown(others[0])
+            self.notes.append(f"{name}: left out {len(others)} {what} not a string ({first})")
+        return clean.clean_names(value, limit)
+
+
+def paper_from_json(obj: dict[str, Any], source: str) -> tuple[Paper, list[str]] | str:
+    """A Paper from one Papers-file object with a note for each optional field that could not be
+    used as written, or the reason the object cannot be used at all."""
     pid = ids.paper_id(obj.get("id"))
     if pid is None:
         return "missing or invalid 'id'"
@@ -32,25 +92,27 @@ def paper_from_json(obj: dict[str, Any], source: str) -> Paper | str:
     if not abstract:
         return "missing or empty 'abstract'"
     abs_url, pdf_url = clean.arxiv_links(pid)
-    categories = obj.get("categories")
-    return Paper(
+    fields = _Fields(obj)
+    link, count = "an http(s) link", "a whole number of 0 or more"
+    paper = Paper(
         id=pid,
         title=title,
         abstract=abstract,
-        authors=clean.clean_names(obj.get("authors")),
-        url=clean.safe_url(obj.get("url")) or abs_url,
-        pdf_url=clean.safe_url(obj.get("pdf_url")) or pdf_url,
-        published=parse_datetime(obj.get("published")),
-        categories=clean.clean_names(categories, 50) if isinstance(categories, list) else (),
-        upvotes=clean.as_count(obj.get("upvotes")),
-        source=clean.clean_text(obj.get("source"), 60) or source,
-        comments=clean.as_count(obj.get("comments")),
-        hf_url=clean.safe_url(obj.get("hf_url")),
-        code_url=clean.safe_url(obj.get("code_url")),
-        project_url=clean.safe_url(obj.get("project_url")),
-        ai_summary=clean.clean_abstract(obj.get("ai_summary")) or None,
-        keywords=clean.clean_names(obj.get("keywords"), clean.MAX_KEYWORDS),
+        authors=fields.names("authors", clean.MAX_AUTHORS),
+        url=fields.value("url", clean.safe_url, link) or abs_url,
+        pdf_url=fields.value("pdf_url", clean.safe_url, link) or pdf_url,
+        published=fields.value("published", parse_datetime, "an ISO 8601 date"),
+        categories=fields.names("categories", 50),
+        upvotes=fields.value("upvotes", clean.as_count, count),
+        source=clean.clean_text(fields.value("source", _text, "a string"), 60) or source,
+        comments=fields.value("comments", clean.as_count, count),
+        hf_url=fields.value("hf_url", clean.safe_url, link),
+        code_url=fields.value("code_url", clean.safe_url, link),
+        project_url=fields.value("project_url", clean.safe_url, link),
+        ai_summary=clean.clean_abstract(fields.value("ai_summary", _text, "a string")) or None,
+        keywords=fields.names("keywords", clean.MAX_KEYWORDS),
     )
+    return paper, fields.notes
 
 
 def parse_jsonl(data: bytes | str, *, source: str = "file", name: str = "<input>") -> ParseResult:
@@ -70,11 +132,14 @@ def parse_jsonl(data: bytes | str, *, source: str = "file", name: str = "<input>
         if not isinstance(obj, dict):
             result.skip(source, where, f"expected a JSON object, got {type(obj).__name__}")
             continue
-        paper = paper_from_json(obj, source)
-        if isinstance(paper, str):
-            result.skip(source, where, paper)
-        else:
-            result.add(source, where, paper, seen)
+        read = paper_from_json(obj, source)
+        if isinstance(read, str):
+            result.skip(source, where, read)
+            continue
+        paper, notes = read
+        if result.add(source, where, paper, seen):
+            for note in notes:
+                result.warn(source, where, note)
     return result.check_usable(source)
 
 

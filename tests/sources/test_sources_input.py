@@ -153,3 +153,30 @@ def test_a_failed_source_makes_papers_exit_non_zero(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert len(result.stdout.splitlines()) >= 30  # what did arrive is still printed
     assert "failed: source file:" in result.stderr
+
+
+def test_papers_file_fields_of_the_wrong_type_are_warned_about_and_the_paper_kept(
+    tmp_path: Path,
+) -> None:
+    saved = tmp_path / "p.jsonl"
+    lines = [
+        {"id": "x-1", "title": "T", "abstract": "A", "authors": "Single Author", "upvotes": "many"},
+        {"id": "x-2", "title": "T", "abstract": "A", "authors": ["Ada", 7], "published": "soon"},
+        {"id": "x-3", "title": "T", "abstract": "A", "url": "", "upvotes": None, "categories": []},
+    ]
+    saved.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    result = runner.invoke(app, ["papers", "--input", str(saved)])
+    assert result.exit_code == 0, result.output
+    one, two, three = (json.loads(line) for line in result.stdout.splitlines())
+    assert (one["authors"], one["upvotes"]) == (["Single Author"], None)
+    assert (two["authors"], two["published"]) == (["Ada"], None)
+    assert (three["url"], three["upvotes"], three["categories"]) == (None, None, [])
+    assert f"{saved}: 3 papers, 0 skipped, 4 field warnings" in result.stderr
+    warned = [line.split(": ", 1)[1] for line in result.stderr.splitlines() if "WARNING" in line]
+    assert warned == [
+        f"source file: {saved}:1: authors: a string, not a list; read as a list of one",
+        f'source file: {saved}:1: upvotes: expected a whole number of 0 or more, got "many"; '
+        "left out",
+        f"source file: {saved}:2: authors: left out 1 entry that is not a string (7)",
+        f'source file: {saved}:2: published: expected an ISO 8601 date, got "soon"; left out',
+    ], "null, empty and well-typed values are no warning"
