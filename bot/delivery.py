@@ -229,13 +229,12 @@ class _Run:
             self.deps.store.ledger.claim_many, requests, self.deps.clock(),
             retry_now=self.options.retry_now, force=self.options.force, lease=self.lease,
         )  # fmt: skip
-        claimed = []
-        for job, claim in zip(chunk, claims, strict=True):
-            if claim is None:
+        results = list(zip(chunk, claims, strict=True))
+        claimed = [(job, claim) for job, claim in results if claim is not None]
+        self.unsent.update((claim.delivery_id, claim) for _, claim in claimed)
+        for job, claim in results:
+            if claim is None:  # asking why reads the database, which may fail: claims first
                 self._emit(job, "already", await self._why_not(job))
-            else:
-                self.unsent[claim.delivery_id] = claim
-                claimed.append((job, claim))
         return claimed
 
     async def _hand_over(self, composing: Composing) -> None:

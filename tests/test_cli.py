@@ -101,6 +101,21 @@ def test_fetch_is_idempotent_and_recorded(env: dict[str, str]) -> None:
     store.close()
 
 
+def test_a_fetch_ended_by_an_unexpected_error_is_recorded_as_one(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(*_: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("bot.cli.inspect.fetch_and_store", broken)
+    result = runner.invoke(app, ["fetch", "--date", "2026-11-25"])
+    assert result.exit_code != 0
+    store = Store(env["PAPERBOT_DATABASE_URL"])
+    (run,) = store.recent_runs()
+    assert (run.command, run.status, run.summary) == ("fetch", "error", {"day": "2026-11-25"})
+    store.close()
+
+
 def test_fetch_failure_exits_1_and_says_which_source(env: dict[str, str], tmp_path: Path) -> None:
     result = runner.invoke(app, ["fetch", "--source", f"file:{tmp_path / 'gone.jsonl'}"])
     assert result.exit_code == 1

@@ -154,7 +154,7 @@ def test_description_reasons_name_words_as_a_reader_would_write_them() -> None:
     paper = Paper(
         "p", "Sorting with quantum walks", "Quantum walks sort lists. We follow Grover on QRAM."
     )
-    text = "Sorting lists fast. Quantum methods after Grover, with QRAM."
+    text = "Sorting is fast. Quantum methods after Grover, with QRAM."
     match = one(sub(description=text), [paper, *FILLER]).picked[0]
     (reason,) = [r for r in match.reasons if r.startswith("description: ")]
     named = reason.removeprefix("description: ").split(", ")
@@ -350,7 +350,7 @@ def test_descriptions_compiled_together() -> None:
     # "protein folding" is in a title, "folding proteins" in none.
     assert [features[c] for c in row.indices] == ["protein", "fold", ("protein", "fold")]
     assert row.data[:2].sum() == pytest.approx(1 - PAIR_SHARE)
-    assert row.data[2] == pytest.approx(PAIR_SHARE / 2)
+    assert row.data[2] == pytest.approx(PAIR_SHARE)  # the only pair held takes the whole share
     words = compiler.vocabulary.descriptions.words
     surface_row = surface[queries[0].description].data
     assert [words[w - 1] for w in surface_row] == ["protein", "folding", "protein folding"]
@@ -360,7 +360,8 @@ def test_descriptions_compiled_together() -> None:
 
 def test_description_pairs_are_words_written_next_to_each_other() -> None:
     """Pairs form inside a word ("video-text") and between consecutive words, never across a
-    stop word or punctuation; pairs no paper holds keep their weight out of the row."""
+    stop word or punctuation; only the pairs some paper holds share the row, which sums to 1
+    whatever the papers hold."""
     names: dict[str, int] = {}
 
     def terms(word: str) -> tuple[int, ...]:
@@ -381,8 +382,13 @@ def test_description_pairs_are_words_written_next_to_each_other() -> None:
     weights, surface = descriptions.matrices(len(names) + 1)
     assert weights.indices.tolist() == [*range(len(names)), len(names)]
     assert weights.data[:-1] == pytest.approx([(1 - PAIR_SHARE) / len(names)] * len(names))
-    assert weights.data[-1] == pytest.approx(PAIR_SHARE / 3)
+    assert weights.data[-1] == pytest.approx(PAIR_SHARE)
     assert descriptions.words[surface.data[-1] - 1] == "video-text"
+    none_held = Descriptions({text: 0}, terms)
+    none_held.weigh(np.ones(len(names)), lambda first, _: np.full(len(first), -1))
+    alone, _ = none_held.matrices(len(names))
+    assert alone.indices.tolist() == list(range(len(names)))
+    assert alone.data == pytest.approx([1 / len(names)] * len(names))
 
 
 def test_description_words_together_beat_words_apart() -> None:

@@ -248,6 +248,16 @@ def test_a_running_run_shows_it_is_alive_until_it_is_finished(store: Store) -> N
     assert (finished.status, finished.summary) == ("ok", {"counts": {"sent": 1}})
 
 
+def test_closing_the_store_stops_the_heartbeat(store: Store) -> None:
+    store.heartbeat = 0.02
+    store.start_run("send")
+    beating = store._beating
+    assert beating is not None and beating.is_alive()
+    store.close()
+    beating.join(timeout=5)
+    assert not beating.is_alive()
+
+
 def _run(summary: dict[str, Any], status: str = "running") -> RunRow:
     return RunRow(command="send", started_at=NOW, status=status, summary=summary)
 

@@ -61,9 +61,13 @@ def fetch(day: DateOption = None, source: SourceOption = None) -> None:
     deps = make_deps(config, source)
     when = not_in_future(day) or datetime.now(UTC).date()
     run_id = deps.store.start_run("fetch")
-    summary = asyncio.run(fetch_and_store(deps, when))
-    status = "failed" if summary.failed else "ok"
-    deps.store.finish_run(run_id, status, {"day": when, "sources": list(summary.sources)})
+    status, record = "error", {"day": when}
+    try:
+        summary = asyncio.run(fetch_and_store(deps, when))
+        status = "failed" if summary.failed else "ok"
+        record["sources"] = list(summary.sources)
+    finally:
+        deps.store.finish_run(run_id, status, record)
     for outcome in summary.sources:
         reason = f" ({outcome['reason']})" if outcome.get("reason") else ""
         line = f"{outcome['source']}: {outcome['status']}, {outcome['count']} papers{reason}"

@@ -107,6 +107,7 @@ def _not_due_noted(profiles: Profiles, options: SendOptions) -> Callable[[Outcom
             subscriber is None
             or day is None
             or outcome.kind != "digest"
+            or outcome.status == "already"  # settled by an earlier run, not this one
             or (options.to is not None and outcome.email.lower() != options.to.lower())
             or (options.day is not None and day != options.day)  # a retry of another date
         ):

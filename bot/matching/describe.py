@@ -4,8 +4,8 @@ Each row holds the description's terms in the order they first appear, weighted 
 sublinear counts, then the pairs of words it writes next to each other ("policy gradients",
 "video-text") that some paper also holds, as phrases. Terms carry ``1 - PAIR_SHARE`` of the row
 and the pairs ``PAIR_SHARE`` (each by the IDF of its two terms, once per occurrence), so a paper
-writing the words together matches more of the description than one holding them apart. A row
-sums to 1, less the share of pairs no paper holds: the soft query. Each feature also keeps the
+writing the words together matches more of the description than one holding them apart; a row
+without such pairs is its terms alone. A row sums to 1: the soft query. Each feature also keeps the
 words written for it. Everything after splitting the texts into words is array work over all
 profiles at once.
 """
@@ -111,7 +111,7 @@ class Descriptions:
 
     def _pairs(self, idf: Array, pairs: Pairs) -> tuple[Array, Array, Array, Array, Array]:
         """The pairs of adjacent words' terms some paper holds: per (row, pair) its row,
-        column, weight and surface word; and per row whether it writes any pair at all."""
+        column, weight and surface word; and per row whether it holds any such pair."""
         text, col, word, at = self._entries
         # Two terms are adjacent inside one word ("video-text") or in words written one after
         # the other (no stop word or punctuation between them).
@@ -119,9 +119,11 @@ class Descriptions:
         row, one, two = text[:-1][adjacent], col[:-1][adjacent], col[1:][adjacent]
         # Every occurrence counts: a phrase written again is what the description is about.
         raw = idf[one] + idf[two]
-        totals = np.bincount(row, weights=raw, minlength=self._rows)
         column = pairs(one, two)
         held = np.flatnonzero(column >= 0)
+        # Only the pairs some paper holds share the row: the others could match nothing, and
+        # a row's weights sum to 1 whatever today's papers are.
+        totals = np.bincount(row[held], weights=raw[held], minlength=self._rows)
         width = int(column.max()) + 1 if len(held) else 1
         unique, first, inverse = np.unique(row[held] * width + column[held], True, True)
         first = held[first]
@@ -141,7 +143,7 @@ class Descriptions:
         self.words = list(index)
         surface = np.array(named, np.int64)[which.ravel()]
         weight = PAIR_SHARE * weight / totals[row[first]] if len(first) else weight
-        paired = np.bincount(row, minlength=self._rows) > 0
+        paired = np.bincount(row[held], minlength=self._rows) > 0
         return row[first], column[first], weight, surface, paired
 
     def matrices(self, width: int) -> tuple[sp.csr_matrix, sp.csr_matrix]:

@@ -186,7 +186,8 @@ class Store(RunLog):
         self.ledger = Ledger(self.engine)
 
     def close(self) -> None:
-        """Close every pooled connection."""
+        """Stop showing runs alive and close every pooled connection."""
+        self.stop_heartbeat()
         self.engine.dispose()
 
     def session(self) -> Session:

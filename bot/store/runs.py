@@ -99,6 +99,12 @@ class RunLog:
                 db.add(row)
                 db.commit()
 
+    def stop_heartbeat(self) -> None:
+        """Stop showing this process's unfinished runs alive (the store is closing)."""
+        with self._changed:
+            self._running.clear()
+            self._changed.notify_all()
+
     def recent_runs(self, limit: int = 10) -> list[RunRow]:
         """The latest runs, newest first."""
         with Session(self.engine, expire_on_commit=False) as db:
