@@ -60,7 +60,10 @@ def test_match_table(profiles_file: Path, papers_file: Path) -> None:
         result.exit_code == 0
         and "ada@example.org" in result.output
         and "Router Z-Loss" in result.output
+        and " picks)" in result.output
     )
+    ranked = runner.invoke(app, [*args, "--all"])
+    assert ranked.exit_code == 0 and "(8 papers ranked)" in ranked.output
 
 
 def test_explain_against_a_papers_file(env: dict[str, str], papers_file: Path) -> None:

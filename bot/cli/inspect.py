@@ -61,7 +61,8 @@ def fetch(day: DateOption = None, source: SourceOption = None) -> None:
     deps = make_deps(config, source)
     when = not_in_future(day) or datetime.now(UTC).date()
     run_id = deps.store.start_run("fetch")
-    status, record = "error", {"day": when}
+    status = "error"
+    record: dict[str, object] = {"day": when}
     try:
         summary = asyncio.run(fetch_and_store(deps, when))
         status = "failed" if summary.failed else "ok"
@@ -161,7 +162,8 @@ def match(
         return
     titles = {p.id: p.title for p in found}
     for entry in result:
-        title = f"{entry['email']} ({len(entry['matches'])} picks)"
+        count = len(entry["matches"])
+        title = f"{entry['email']} ({count} {'papers ranked' if all_papers else 'picks'})"
         table = Table(title=Text(title), title_justify="left")
         for column in ("score", "paper", "title", "why"):
             table.add_column(column, overflow="fold")
