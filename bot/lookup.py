@@ -5,6 +5,7 @@ Neither touches the ledger; papers are fetched and stored when the day is not st
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, timedelta
 
 from bot import matching
@@ -58,6 +59,11 @@ def explain_stored(deps: Deps, subscriber: Subscriber, paper_id: str) -> matchin
     window = deps.store.papers_between(item.list_date - timedelta(days=CORPUS_DAYS), item.list_date)
     day = [i.paper for i in window if i.list_date == item.list_date]
     liked = deps.store.papers_by_id(subscriber.interests.like)
-    return matching.explain(
+    verdict = matching.explain(
         subscriber, item.paper, day, corpus=[i.paper for i in window], liked=liked
     )
+    sid = deps.store.subscriber_id(subscriber.email)
+    if sid is None or paper_id not in deps.store.sent_paper_ids([sid], [paper_id]).get(sid, ()):
+        return verdict
+    # A paper is never sent to the same person twice, whatever it scores.
+    return replace(verdict, status=f"{verdict.status}, but already sent to {subscriber.email}")

@@ -91,6 +91,16 @@ def test_explain_stored_paper(env: dict[str, str]) -> None:
     assert unknown.exit_code == 1 and "not stored" in unknown.output
 
 
+def test_explain_says_when_the_paper_was_sent_already(env: dict[str, str]) -> None:
+    assert runner.invoke(app, ["fetch", "--date", "2026-11-25"]).exit_code == 0
+    before = runner.invoke(app, ["explain", "ada@example.org", "2611.10001"])
+    assert "2611.10001: picked (" in before.output, before.output
+    sent = runner.invoke(app, ["send", "--date", "2026-11-25", "--to", "ada@example.org"])
+    assert sent.exit_code == 0, sent.output
+    after = runner.invoke(app, ["explain", "ada@example.org", "2611.10001"])
+    assert "2611.10001: picked, but already sent to ada@example.org (" in after.output
+
+
 def test_fetch_is_idempotent_and_recorded(env: dict[str, str]) -> None:
     first = runner.invoke(app, ["fetch", "--date", "2026-11-25"])
     assert first.exit_code == 0, first.output
