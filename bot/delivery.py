@@ -69,6 +69,7 @@ from bot.errors import (
 from bot.mailer import Mailer
 from bot.message import Outgoing, new_message_id
 from bot.pacing import GroupCommit, RateLimiter, Snapshot
+from bot.render import plural
 from bot.store import Claim, ClaimRequest, DatabaseFailure, db_reason
 from bot.store.tables import STATE_MEANING
 
@@ -132,13 +133,12 @@ class _Run:
             await self._produce(jobs)
         except Exception as exc:  # claiming failed (the database went away): send no more
             self.broken = self.broken or exc
-            raise
         finally:
             for _ in senders:
                 await self.queue.put(None)
             await asyncio.gather(*senders)
             await self.recorder.drain()
-            if self.broken is not None:
+            if self.unsent and (self.broken is not None or self._halted()):
                 await self._release_unsent()
         if self.broken is not None:
             raise self.broken
@@ -238,11 +238,10 @@ class _Run:
         return claimed
 
     async def _hand_over(self, composing: Composing) -> None:
-        """Queue the composed messages for the senders; release them all when stopping."""
+        """Queue the composed messages for the senders (when stopping, the run releases them
+        as it ends)."""
         if self._halted():
             composing.future.cancel()
-            for _, claim, _ in composing.part:
-                await self._release(claim)
             return
         try:
             results: list[Outgoing | str | None] = list(await composing.future)
@@ -275,21 +274,23 @@ class _Run:
 
     def _why_stopped(self) -> str:
         """Why claimed messages are given back: what stopped the run, or the error it ends with."""
+        if self.report.stopped is not None:
+            return self.report.stopped
         error = self.broken
-        if self.report.stopped is not None or error is None:
-            return self.report.stopped or "delivery stopped"
         if isinstance(error, DatabaseFailure):
             return f"the run ended with a database error: {db_reason(error)}"
         return f"the run ended with an internal error: {error!r}"
 
     async def _release_unsent(self) -> None:
-        """After an unexpected error, release the claimed rows no sender handed to the server.
-        When the database refuses that too, the rest stay ``sending`` until their lease runs
-        out, and the run still ends with the first error."""
+        """When the run stops or breaks, release the claimed rows no sender handed to the
+        server. When the database refuses that after an unexpected error, the rest stay
+        ``sending`` until their lease runs out, and the run still ends with the first error."""
         while self.unsent:
             try:
                 await self._release(next(iter(self.unsent.values())))
             except Exception as exc:
+                if self.broken is None:
+                    raise
                 log.warning(
                     "%d claimed messages stay 'sending' until their lease runs out: releasing "
                     "them failed: %s", len(self.unsent), db_reason(exc),
@@ -323,8 +324,7 @@ class _Run:
             if self.broken is not None:
                 continue
             try:
-                if self._halted():
-                    await self._release(item.claim)
+                if self._halted():  # the run releases it as it ends
                     continue
                 await self._deliver(item)
             except Exception as exc:
@@ -390,7 +390,7 @@ class _Run:
         n = len(claim.paper_ids)
         note = " (resent after an interrupted run)" if claim.resumed else ""
         note = " (forced resend)" if claim.forced else note
-        papers = f"{n} paper{'s' if n != 1 else ''}" if n else "nothing matched"
+        papers = plural(n, "paper") if n else "nothing matched"
         papers = papers if job.kind == "digest" else job.kind
         self._emit(job, "sent", f"{papers}{note}", n, resent=claim.forced)
 

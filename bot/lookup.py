@@ -16,8 +16,6 @@ from bot.models import Digest, Subscriber
 from bot.pipeline import CORPUS_DAYS, Deps, SendReport, Target, candidates, ensure_papers, select
 from bot.store.tables import FINAL_STATES, STATE_MEANING
 
-NOTHING_MATCHED = "nothing matched and send_empty is false"
-
 
 def not_sent(deps: Deps, subscriber: Subscriber, day: date) -> str | None:
     """Why ``subscriber`` would get no digest for ``day`` whatever matches, or None: the address
@@ -25,15 +23,10 @@ def not_sent(deps: Deps, subscriber: Subscriber, day: date) -> str | None:
     if subscriber.email.lower() in deps.store.suppressed_emails():
         return f"{subscriber.email} is suppressed"
     sid = deps.store.subscriber_id(subscriber.email)
-    row = deps.store.ledger.digests_on([day]).get((sid, day)) if sid is not None else None
+    row = deps.store.ledger.get(sid, day) if sid is not None else None
     if row is not None and row.status in FINAL_STATES:
         return f"{STATE_MEANING[row.status]} for {day}"
     return None
-
-
-def nothing_to_send(digest: Digest) -> str | None:
-    """Why this digest would not be sent (nothing matched, no note wanted), or None."""
-    return None if digest.matches or digest.subscriber.send_empty else NOTHING_MATCHED
 
 
 async def preview(deps: Deps, subscriber: Subscriber, day: date) -> tuple[Digest, Outgoing]:

@@ -23,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from bot.ids import paper_id
+from bot.ids import MAX_ID, paper_id
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
@@ -81,7 +81,7 @@ def _paper_id(value: object) -> object:
 
 
 Category = Annotated[str, Field(pattern=CATEGORY_PATTERN), BeforeValidator(_arxiv_category)]
-PaperId = Annotated[str, Field(min_length=1, max_length=200), BeforeValidator(_paper_id)]
+PaperId = Annotated[str, Field(min_length=1, max_length=MAX_ID), BeforeValidator(_paper_id)]
 TimeZoneName = Annotated[
     str, Field(description="IANA time zone name, e.g. Europe/London."), AfterValidator(_known_zone)
 ]
@@ -125,6 +125,12 @@ class Paper:
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+def weekly_day(frequency: str) -> str | None:
+    """The day a ``weekly:mon`` … frequency names (``Monday``), or None for other frequencies."""
+    day = frequency.removeprefix("weekly:")
+    return DAYS[WEEKDAYS.index(day)] if day != frequency and day in WEEKDAYS else None
 
 
 class Interests(_Strict):
@@ -233,7 +239,7 @@ class Subscriber(_Strict):
             return True
         if self.frequency == "weekdays":
             return day.weekday() < 5
-        return WEEKDAYS[day.weekday()] == self.frequency.split(":", 1)[1]
+        return DAYS[day.weekday()] == weekly_day(self.frequency)
 
     def not_due_on(self, day: date) -> str | None:
         """How ``frequency`` reads when it calls for no digest on this local date (``weekly on
@@ -242,7 +248,7 @@ class Subscriber(_Strict):
             return None
         if self.frequency == "weekdays":
             return "weekdays only"
-        return f"weekly on {DAYS[WEEKDAYS.index(self.frequency.split(':', 1)[1])]}s"
+        return f"weekly on {weekly_day(self.frequency)}s"
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,8 @@ from typing import Self
 from bot.errors import ConfigError, TemporaryDeliveryError
 from bot.message import Outgoing, html_part
 
+INDEX = "index.html"
+
 
 def _safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9@._-]+", "_", text)[:80]
@@ -31,6 +33,9 @@ class OutboxMailer:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.description = f"the outbox directory {directory}/"
+        self.index = directory / INDEX
+        self.previews: list[Path] = []
+        """The HTML previews written, in order."""
 
     async def __aenter__(self) -> Self:
         try:
@@ -56,6 +61,7 @@ class OutboxMailer:
             preview = html_part(message.data)
             if preview is not None:
                 _write_atomic(self.directory / f"{stem}.html", preview.encode())
+                self.previews.append(self.directory / f"{stem}.html")
         except OSError as exc:
             raise TemporaryDeliveryError(f"cannot write to outbox {self.directory}: {exc}") from exc
 
@@ -86,6 +92,6 @@ def write_index(directory: Path) -> Path:
         f"<p>{len(rows)} message(s)</p><table><tr><th>Date</th><th>To</th><th>Subject</th>"
         f"<th></th></tr>{''.join(rows)}</table></html>\n"
     )
-    index = directory / "index.html"
+    index = directory / INDEX
     _write_atomic(index, page.encode())
     return index

@@ -21,8 +21,8 @@ from bot.errors import DeliveryError
 from bot.jobs import build_digest, compose, digest_job
 from bot.mailer import Mailer
 from bot.message import new_message_id
-from bot.models import Paper, Subscriber
-from bot.render import Renderer
+from bot.models import Digest, Paper, Subscriber
+from bot.render import Renderer, plural
 from bot.settings import Settings
 from bot.store import Store
 from bot.store.tables import FINAL_STATES, STATE_MEANING
@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 FIRST_DIGEST_DAYS = 1  # a first digest also covers the previous day's list
 CATCH_UP_DAYS = 7  # never reach further back than this, however long the downtime
 CORPUS_DAYS = 30  # window of stored papers used for document frequencies
+NOTHING_MATCHED = "nothing matched and send_empty is false"
 WOULD_SKIP = "nothing matched: would skip"
 """How a dry run says a digest would not be sent."""
 
@@ -264,7 +265,7 @@ def _digest_jobs(
             continue
         digest = build_digest(sub, target.day, selections[target.sid])
         n = len(digest.matches)
-        if not digest.matches and not sub.send_empty:
+        if nothing_to_send(digest):
             if options.dry_run:
                 settle(target, "dry-run", WOULD_SKIP)
                 continue
@@ -274,7 +275,7 @@ def _digest_jobs(
         elif options.dry_run:
             message_id = new_message_id(deps.settings.sender)
             compose(deps.settings, deps.renderer, digest, message_id, deps.clock())
-            papers = f"{n} paper{'s' if n != 1 else ''}" if n else 'a "nothing matched" note'
+            papers = plural(n, "paper") if n else 'a "nothing matched" note'
             settle(target, "dry-run", f"would send {papers}", n)
         else:
             sel = selections[target.sid]
@@ -293,6 +294,11 @@ def _targets(
             continue
         targets.append(Target(sub, ids[sub.email.lower()], day))
     return targets
+
+
+def nothing_to_send(digest: Digest) -> str | None:
+    """Why this digest would not be sent (nothing matched, no note wanted), or None."""
+    return None if digest.matches or digest.subscriber.send_empty else NOTHING_MATCHED
 
 
 def _not_done(deps: Deps, targets: list[Target], report: SendReport) -> list[Target]:

@@ -114,13 +114,19 @@ _ITEM_LINE = re.compile(r"^(?P<indent> *)- ")
 _KEY_LINE = re.compile(r"^(?P<indent> *)(?P<key>[A-Za-z_][\w-]*):(?:\s|$)")
 
 
+def _leaves_section(line: str) -> bool:
+    """Whether a line ends the ``subscribers:`` section: a top-level key (not a comment, nor a
+    ``- `` item written without indentation)."""
+    return bool(line.strip()) and not line.startswith((" ", "#", "-"))
+
+
 def _subscriber_lines(lines: Sequence[str]) -> tuple[int, int] | None:
     """(index of the ``subscribers:`` line, indentation of its ``- `` items), read from the text."""
     for i, text in enumerate(lines):
         if re.match(r"subscribers:\s*(#.*)?$", text):
             indents = []
             for after in lines[i + 1 :]:
-                if after.strip() and not after.startswith((" ", "#", "-")):
+                if _leaves_section(after):
                     break
                 if item := _ITEM_LINE.match(after):
                     indents.append(len(item["indent"]))
@@ -147,8 +153,7 @@ def _subscriber_near(lines: Sequence[str], number: int) -> str | None:
     for i in range(start, len(lines)):
         text = lines[i]
         if i > start and (
-            ((m := _ITEM_LINE.match(text)) and len(m["indent"]) <= indent)
-            or (text.strip() and not text.startswith((" ", "#", "-")))
+            ((m := _ITEM_LINE.match(text)) and len(m["indent"]) <= indent) or _leaves_section(text)
         ):
             break
         email = _EMAIL_LINE.match(text[indent + 2 :] if i == start else text)
@@ -263,16 +268,20 @@ def _duplicate_keys(root: yaml.Node, source: str) -> list[Problem]:
         in_subscriber = len(path) == 2 and path[0] == "subscribers"
         first: dict[str, yaml.Node] = {}
         merged = False  # a second subscriber run into this one: the rest repeats because of it
+        latest = above = None  # the last email written so far; the one at the first 'email:'
         for key, value in node.value:
             name = str(key.value)
             here = (*path, name)
             if in_subscriber:  # two subscribers may have run together: name the one above
-                who = _email_before(node, _line(key)) or who
+                written = str(value.value).strip() if isinstance(value, yaml.ScalarNode) else ""
+                latest = written if name == "email" and written else latest
+                who = latest or who
             if name not in first:
                 first[name] = key
+                above = latest if name == "email" else above
             elif in_subscriber and name == "email" and not merged:
                 merged = True
-                above = _email_before(node, _line(first[name])) or who
+                above = above or who
                 message = (
                     f"a second 'email:' inside subscriber {above} (line {_line(first[name])}): "
                     "looks like the '- ' before this subscriber is missing; write "

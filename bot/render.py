@@ -23,7 +23,7 @@ import css_inline
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template
 from markupsafe import Markup
 
-from bot.models import DAYS, WEEKDAYS, Digest, Match, Paper
+from bot.models import Digest, Match, Paper, weekly_day
 from bot.render_layouts import Layouts
 from bot.render_views import (
     MoreView,
@@ -106,10 +106,8 @@ def cadence(frequency: str) -> str:
     ``a weekly digest (Mondays)``."""
     if frequency == "weekdays":
         return "a weekday digest"
-    day = frequency.removeprefix("weekly:")
-    if day in WEEKDAYS:
-        return f"a weekly digest ({DAYS[WEEKDAYS.index(day)]}s)"
-    return f"a {frequency} digest"
+    day = weekly_day(frequency)
+    return f"a weekly digest ({day}s)" if day else f"a {frequency} digest"
 
 
 def subject_for(digest: Digest, trigger: str) -> str:

@@ -45,7 +45,6 @@ class UnsubscribeHandler(BaseHTTPRequestHandler):
     """Serves the three routes; ``store`` and ``secret`` are set on the server."""
 
     server: UnsubscribeServer
-    head_only = False
 
     def _reply(self, status: HTTPStatus, body: bytes, kind: str = "text/html") -> None:
         self.send_response(status)
@@ -53,7 +52,7 @@ class UnsubscribeHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
         self.end_headers()
-        if not self.head_only:
+        if self.command != "HEAD":
             self.wfile.write(body)
 
     def _route(self) -> str:
@@ -88,11 +87,7 @@ class UnsubscribeHandler(BaseHTTPRequestHandler):
 
     def do_HEAD(self) -> None:
         """What GET would answer, without the body (uptime checks and link scanners use it)."""
-        self.head_only = True
-        try:
-            self.do_GET()
-        finally:
-            self.head_only = False  # a kept-alive connection's next request may be a GET
+        self.do_GET()
 
     def do_POST(self) -> None:
         """Record the unsubscription (the form, or a mail client's one-click POST)."""

@@ -97,7 +97,8 @@ class Worker:
         self.admin = AdminAlerts(deps.settings, deps.clock)
         self.roster: dict[int, Subscriber] = {}
         self.source_failures: dict[str, int] = {}
-        self.unreachable: dict[str, bool] = {}  # every fetch of the last job failed
+        self.sources_down = False
+        """Whether every source failed every fetch of its last fetch job."""
         self.terms: Terms = {}
         self.waiting = 0  # digests waiting for the sources to come back
         self.busy = asyncio.Lock()
@@ -211,24 +212,18 @@ class Worker:
             self.database_down = None
             log.warning("database available again")
 
-    @property
-    def sources_down(self) -> bool:
-        """Whether every source failed every fetch of its last fetch job."""
-        return bool(self.unreachable) and all(self.unreachable.values())
-
     async def fetch_job(self) -> None:
         """Fetch yesterday's and today's lists (late papers, new upvotes); watch source health."""
         async with self.busy, self._using_database("fetch"):
             today = self.deps.clock().date()
             store, days = self.deps.store, (today - timedelta(days=1), today)
-            run_id = store.start_run("fetch", self.deps.clock())
             outcomes: dict[str, list[tuple[date, Mapping[str, Any]]]] = {}
-            status = "error"
-            try:
-                status = await self._fetch_days(days, outcomes)
-            finally:
-                shown = [{**o, "day": d} for results in outcomes.values() for d, o in results]
-                store.finish_run(run_id, status, {"days": days, "sources": shown})
+            with store.run("fetch", self.deps.clock()) as run:
+                try:
+                    run.status = await self._fetch_days(days, outcomes)
+                finally:
+                    shown = [{**o, "day": d} for results in outcomes.values() for d, o in results]
+                    run.summary = {"days": days, "sources": shown}
             self._database_works()
             await self._check_sources(today - timedelta(days=1), outcomes)
 
@@ -259,12 +254,14 @@ class Worker:
 
         Only yesterday's list is judged for emptiness: today's may simply not be out yet.
         """
+        if outcomes:  # a job that fetched nothing says nothing about the sources
+            statuses = [o.get("status") for results in outcomes.values() for _, o in results]
+            self.sources_down = all(status == "failed" for status in statuses)
         for name, results in outcomes.items():
             failed = [o for _, o in results if o.get("status") == "failed"]
             empty = any(d == yesterday and o.get("status") == "empty" for d, o in results)
             failures = self.source_failures.get(name, 0) + 1 if failed else 0
             self.source_failures[name] = failures
-            self.unreachable[name] = len(failed) == len(results)
             if failures >= SOURCE_FAILURES_BEFORE_ALERT:
                 await self._notify(
                     "source",
@@ -294,8 +291,7 @@ class Worker:
                     self.deps, self.roster, started, self.terms, sources_down=self.sources_down
                 )
             if report.outcomes or report.stopped or report.waiting != self.waiting:
-                run_id = self.deps.store.start_run("sweep", started)
-                self.deps.store.finish_run(run_id, run_status(report), report.summary())
+                self.deps.store.record_run("sweep", started, run_status(report), report.summary())
             self._database_works()
             if len(self.terms) > 20_000:
                 self.terms.clear()

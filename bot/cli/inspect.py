@@ -31,11 +31,11 @@ from bot.cli.app import (
     settings,
 )  # fmt: skip
 from bot.errors import BotError, UsageError
-from bot.lookup import explain_stored, not_sent, nothing_to_send
+from bot.lookup import explain_stored, not_sent
 from bot.lookup import preview as pipeline_preview
 from bot.message import html_part
 from bot.models import Paper
-from bot.pipeline import digest_day, fetch_and_store
+from bot.pipeline import digest_day, fetch_and_store, nothing_to_send
 from bot.sources.jsonl import read_papers_file
 
 
@@ -60,15 +60,11 @@ def fetch(day: DateOption = None, source: SourceOption = None) -> None:
     config = settings()
     deps = make_deps(config, source)
     when = not_in_future(day) or datetime.now(UTC).date()
-    run_id = deps.store.start_run("fetch")
-    status = "error"
-    record: dict[str, object] = {"day": when}
-    try:
+    with deps.store.run("fetch") as run:
+        run.summary["day"] = when
         summary = asyncio.run(fetch_and_store(deps, when))
-        status = "failed" if summary.failed else "ok"
-        record["sources"] = list(summary.sources)
-    finally:
-        deps.store.finish_run(run_id, status, record)
+        run.status = "failed" if summary.failed else "ok"
+        run.summary["sources"] = list(summary.sources)
     for outcome in summary.sources:
         reason = f" ({outcome['reason']})" if outcome.get("reason") else ""
         line = f"{outcome['source']}: {outcome['status']}, {outcome['count']} papers{reason}"

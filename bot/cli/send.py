@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -37,6 +36,7 @@ from bot.outbox import OutboxMailer
 from bot.pipeline import SendOptions, SendReport, run_status, send_digests
 from bot.profiles import Profiles
 from bot.settings import Settings
+from bot.store.runs import RunRecord
 from bot.store.tables import SENDING, STATE_MEANING
 
 COLOURS = {
@@ -48,7 +48,6 @@ COLOURS = {
 }
 COMPOSED = {"sent", "dry-run"}
 """Results whose paper count is that of a message composed in this run."""
-INDEX = "index.html"
 
 
 @app.command()
@@ -75,22 +74,12 @@ def send(
         err.print(f"[yellow]Warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
     mailer = make_mailer(config)
     options = SendOptions(day=day, to=to, dry_run=dry_run, force=force, refetch=source is not None)
-    before = _outbox_files(mailer)
     noted = _not_due_noted(profiles, options)
-    spec = source or config.sources
-    report = asyncio.run(_send(config, profiles, mailer, options, spec, noted))
-    _summarise(report, options, mailer, before, noted)
+    report = asyncio.run(_send(config, profiles, mailer, options, source or config.sources, noted))
+    _summarise(report, options, mailer)
     counts = report.summary()["counts"]
     if counts["failed"] or counts["unknown"] or report.stopped:
         raise typer.Exit(1)
-
-
-def _outbox_files(mailer: Mailer) -> dict[Path, int]:
-    """The HTML previews in the outbox and when each was written (nothing for SMTP)."""
-    if not isinstance(mailer, OutboxMailer) or not mailer.directory.is_dir():
-        return {}
-    previews = (p for p in mailer.directory.glob("*.html") if p.name != INDEX)
-    return {p: p.stat().st_mtime_ns for p in previews}
 
 
 def _not_due_noted(profiles: Profiles, options: SendOptions) -> Callable[[Outcome], Outcome]:
@@ -102,17 +91,10 @@ def _not_due_noted(profiles: Profiles, options: SendOptions) -> Callable[[Outcom
     subscribers = {s.email.lower(): s for s in profiles.subscribers}
 
     def noted(outcome: Outcome) -> Outcome:
-        subscriber, day = subscribers.get(outcome.email.lower()), outcome.digest_date
-        if (
-            subscriber is None
-            or day is None
-            or outcome.kind != "digest"
-            or outcome.status == "already"  # settled by an earlier run, not this one
-            or (options.to is not None and outcome.email.lower() != options.to.lower())
-            or (options.day is not None and day != options.day)  # a retry of another date
-        ):
+        day = outcome.digest_date
+        if day is None or outcome.status == "already":  # settled by an earlier run
             return outcome
-        note = not_due(subscriber, day)
+        note = not_due(subscribers[outcome.email.lower()], day)
         if note is None:
             return outcome
         return replace(outcome, detail=f"{outcome.detail} ({note}; included because of {flag})")
@@ -124,16 +106,10 @@ BUSY = STATE_MEANING[SENDING]
 """How an outcome says its digest is being sent by another run right now."""
 
 
-def _summarise(
-    report: SendReport,
-    options: SendOptions,
-    mailer: Mailer,
-    before: dict[Path, int],
-    noted: Callable[[Outcome], Outcome],
-) -> None:
+def _summarise(report: SendReport, options: SendOptions, mailer: Mailer) -> None:
     """On a terminal the results as a table; in a pipe each result was printed as it came."""
     if out.is_terminal and report.outcomes:
-        out.print(_report_table(report, noted))
+        out.print(_report_table(report))
     counts = report.summary()["counts"]
     line = (
         f"sent {counts['sent']}, skipped {counts['skipped']}, failed {counts['failed']}, "
@@ -157,19 +133,17 @@ def _summarise(
         out.print("These digests were already sent; nothing new to send.")
     if report.stopped:
         err.print(f"[red]Stopped:[/red] {escape(report.stopped)}", soft_wrap=True)
-    written = [p for p, stamp in _outbox_files(mailer).items() if before.get(p) != stamp]
-    if isinstance(mailer, OutboxMailer) and written:
-        index = mailer.directory / INDEX
-        out.print(f"Outbox: {mailer.directory}/ — open {index} to read them", soft_wrap=True)
-        latest = max(written, key=lambda p: p.stat().st_mtime_ns)
-        out.print(f"Preview: {latest}", soft_wrap=True)
+    if isinstance(mailer, OutboxMailer) and mailer.previews:
+        where = f"Outbox: {mailer.directory}/ — open {mailer.index} to read them"
+        out.print(where, soft_wrap=True)
+        out.print(f"Preview: {mailer.previews[-1]}", soft_wrap=True)
 
 
-def _report_table(report: SendReport, noted: Callable[[Outcome], Outcome]) -> Table:
+def _report_table(report: SendReport) -> Table:
     table = Table(title="paperbot send", title_justify="left")
     for column in ("subscriber", "date", "result", "papers", "detail"):
         table.add_column(column)
-    for o in map(noted, report.outcomes):
+    for o in report.outcomes:
         status = Text(o.status, style=COLOURS.get(o.status, ""))
         table.add_row(
             Text(o.email), str(o.digest_date or ""), status, papers_cell(o), Text(o.detail)
@@ -193,29 +167,23 @@ async def _send(
     """Run the send; a dry run records no delivery and does not open the mailer (so not even an
     outbox index is written); it stores the day's papers if they were missing."""
     deps = make_deps(config, spec, None if options.dry_run else mailer)
-    run_id = None if options.dry_run else deps.store.start_run("send")
-    status = "error"
-    try:
-        total = len(profiles.subscribers) if options.to is None else 1
-        with _progress(total, noted) as advance:
-            deps.on_outcome = advance
-            async with contextlib.nullcontext() if options.dry_run else mailer:
-                report = await send_digests(deps, profiles.subscribers, options)
-        status = run_status(report)
-    finally:
-        if run_id is not None:
-            deps.store.finish_run(run_id, status, report.summary() if status != "error" else {})
+    total = len(profiles.subscribers) if options.to is None else 1
+    recording = contextlib.nullcontext(RunRecord()) if options.dry_run else deps.store.run("send")
+    with recording as run, _progress(total) as advance:
+        deps.on_outcome = lambda outcome: advance(noted(outcome))
+        async with contextlib.nullcontext() if options.dry_run else mailer:
+            report = await send_digests(deps, profiles.subscribers, options)
+        report.outcomes[:] = map(noted, report.outcomes)
+        run.status, run.summary = run_status(report), report.summary()
     return report
 
 
 @contextlib.contextmanager
-def _progress(
-    total: int, noted: Callable[[Outcome], Outcome]
-) -> Iterator[Callable[[Outcome], None]]:
+def _progress(total: int) -> Iterator[Callable[[Outcome], None]]:
     """A progress bar on a terminal (the table follows); otherwise one plain line per
     subscriber as each is settled."""
     if not out.is_terminal:
-        yield lambda outcome: print_outcome(noted(outcome))
+        yield print_outcome
         return
     columns = (*Progress.get_default_columns(), MofNCompleteColumn())
     with Progress(*columns, console=out, transient=True) as progress:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from typing import Annotated
 
 import typer
@@ -63,7 +64,8 @@ def serve(
     except OSError as exc:  # the port is taken, or the host is not an address of this machine
         store.close()
         raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    url = f"http://{f'[{host}]' if ':' in host else host}:{server.server_port}"
+    shown = f"[{host}]" if server.address_family == socket.AF_INET6 else host
+    url = f"http://{shown}:{server.server_port}"
     out.print(f"Serving unsubscribe links on {url}/unsubscribe (health check: {url}/healthz)")
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()

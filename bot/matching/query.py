@@ -86,7 +86,6 @@ class Vocabulary:
 
     def __init__(self) -> None:
         self.columns: dict[Feature, int] = {}
-        self.features: list[Feature] = []
         self.phrases: list[Phrase] = []
         self._phrase_ids: dict[tuple[str, ...], int] = {}
         self.descriptions: Descriptions | None = None
@@ -96,7 +95,6 @@ class Vocabulary:
         col = self.columns.get(feature)
         if col is None:
             col = self.columns[feature] = len(self.columns)
-            self.features.append(feature)
         return col
 
     def phrase(self, label: str, terms: tuple[str, ...], weights: Weights) -> Phrase:
@@ -213,8 +211,8 @@ class Compiler:
 
     def _pairs(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
         """Columns of the term pairs ``(first[k], second[k])`` that some paper holds, else -1."""
-        columns, features = self.vocabulary.columns, self.vocabulary.features
-        width = len(features)
+        columns = self.vocabulary.columns
+        features, width = list(columns), len(columns)
         held = [
             columns[a] * width + columns[b]
             for a, b in self.collection.pairs()

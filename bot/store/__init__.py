@@ -29,7 +29,7 @@ from sqlalchemy.exc import (
     SQLAlchemyError,
 )
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlmodel import Session, col, func, select
+from sqlmodel import col, func, select
 
 from bot.errors import BotError, ConfigError
 from bot.models import Paper, Subscriber
@@ -175,11 +175,11 @@ class Store(RunLog):
             self.engine = make_engine(url)
         except DBAPIError as exc:
             reason = db_reason(exc)
-            if _refused_by_driver(exc):  # an option in the URL the driver does not know
-                raise _bad_url(url, reason) from None
-            if not url.startswith("sqlite"):  # a server that is down, or refuses the login
+            # A server that is down or refuses the login, unless the driver refused an option
+            # of the URL; a SQLite file that cannot be opened there is a bad setting too.
+            if not url.startswith("sqlite") and not _refused_by_driver(exc):
                 raise BotError(f"cannot open the database {shown_url(url)}: {reason}") from None
-            raise _bad_url(url, reason) from None  # a SQLite file that cannot be opened there
+            raise _bad_url(url, reason) from None
         except (SQLAlchemyError, ImportError, ValueError) as exc:  # the URL itself is wrong
             raise _bad_url(url, str(exc)) from None
         super().__init__(self.engine)
@@ -189,10 +189,6 @@ class Store(RunLog):
         """Stop showing runs alive and close every pooled connection."""
         self.stop_heartbeat()
         self.engine.dispose()
-
-    def session(self) -> Session:
-        """A new session (callers use it as a context manager)."""
-        return Session(self.engine, expire_on_commit=False)
 
     # -- subscribers -------------------------------------------------------------------------
 

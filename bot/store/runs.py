@@ -13,7 +13,9 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -59,19 +61,62 @@ def _alive_summary() -> dict[str, Any]:
     return {"process": process, "alive_at": utcnow().isoformat()}
 
 
+def _stored(summary: dict[str, Any]) -> dict[str, Any]:
+    """A summary as JSON stores it (dates and other values as strings)."""
+    stored: dict[str, Any] = json.loads(json.dumps(summary, default=str))
+    return stored
+
+
+@dataclass
+class RunRecord:
+    """How a run in progress will be recorded when it ends: ``error`` unless it says otherwise."""
+
+    status: str = "error"
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
 class RunLog:
     """Records runs; keeps showing that the runs of this process that are not finished are alive."""
 
-    def __init__(self, engine: Engine, heartbeat: float = HEARTBEAT) -> None:
+    heartbeat = HEARTBEAT
+
+    def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self.heartbeat = heartbeat
         self._running: set[int] = set()
         self._changed = threading.Condition()
         self._beating: threading.Thread | None = None
 
+    def session(self) -> Session:
+        """A new session (callers use it as a context manager)."""
+        return Session(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def run(self, command: str, started_at: datetime | None = None) -> Iterator[RunRecord]:
+        """Record a run around the block: ``running`` while it runs, then as the record the
+        block filled in says (``error`` when it raised before saying otherwise)."""
+        run_id = self.start_run(command, started_at)
+        record = RunRecord()
+        try:
+            yield record
+        finally:
+            self.finish_run(run_id, record.status, record.summary)
+
+    def record_run(
+        self, command: str, started_at: datetime, status: str, summary: dict[str, Any]
+    ) -> None:
+        """Record a run that has ended already, in one statement."""
+        with self.session() as db:
+            db.add(
+                RunRow(
+                    command=command, started_at=as_utc(started_at), finished_at=as_utc(utcnow()),
+                    status=status, summary=_stored(summary),
+                )
+            )  # fmt: skip
+            db.commit()
+
     def start_run(self, command: str, started_at: datetime | None = None) -> int:
         """Record the start of a run (now, unless given); return its id."""
-        with Session(self.engine, expire_on_commit=False) as db:
+        with self.session() as db:
             row = RunRow(
                 command=command, started_at=as_utc(started_at or utcnow()),
                 summary=_alive_summary(),
@@ -91,11 +136,11 @@ class RunLog:
         with self._changed:
             self._running.discard(run_id)
             self._changed.notify_all()
-        with Session(self.engine, expire_on_commit=False) as db:
+        with self.session() as db:
             row = db.get(RunRow, run_id)
             if row is not None:
                 row.status, row.finished_at = status, as_utc(utcnow())
-                row.summary = json.loads(json.dumps(summary, default=str))
+                row.summary = _stored(summary)
                 db.add(row)
                 db.commit()
 
@@ -107,7 +152,7 @@ class RunLog:
 
     def recent_runs(self, limit: int = 10) -> list[RunRow]:
         """The latest runs, newest first."""
-        with Session(self.engine, expire_on_commit=False) as db:
+        with self.session() as db:
             query = select(RunRow).order_by(col(RunRow.id).desc()).limit(limit)
             return list(db.exec(query).all())
 
