@@ -127,6 +127,30 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
 
+def normalized_email(value: str) -> str:
+    """A deliverable address in the form subscribers are stored in (an international domain in
+    Unicode, as written in the profiles file); ValueError saying what is wrong otherwise."""
+    local = value.rpartition("@")[0]
+    if not local.isascii():
+        odd = "".join(dict.fromkeys(c for c in local if not c.isascii()))
+        raise ValueError(
+            f"{value!r}: the part before the @ must be plain ASCII ({odd!r} cannot be "
+            "delivered: the mail server would need SMTPUTF8); an international domain "
+            "after the @ is fine"
+        )
+    try:
+        return validate_email(value, check_deliverability=False, allow_smtputf8=False).normalized
+    except EmailNotValidError as exc:
+        raise ValueError(f"{value!r}: {exc}") from None
+
+
+def email_key(value: str) -> str:
+    """How addresses are compared: normalised, then lower case, so ``Ada@EXAMPLE.org`` and
+    ``ada@example.org`` (or a domain's punycode and Unicode forms) are one address; ValueError
+    when ``value`` is not an address."""
+    return normalized_email(value.strip()).lower()
+
+
 def weekly_day(frequency: str) -> str | None:
     """The day a ``weekly:mon`` … frequency names (``Monday``), or None for other frequencies."""
     day = frequency.removeprefix("weekly:")
@@ -206,20 +230,7 @@ class Subscriber(_Strict):
     @field_validator("email")
     @classmethod
     def _valid_email(cls, value: str) -> str:
-        local = value.rpartition("@")[0]
-        if not local.isascii():
-            odd = "".join(dict.fromkeys(c for c in local if not c.isascii()))
-            raise ValueError(
-                f"{value!r}: the part before the @ must be plain ASCII ({odd!r} cannot be "
-                "delivered: the mail server would need SMTPUTF8); an international domain "
-                "after the @ is fine"
-            )
-        try:
-            return validate_email(
-                value, check_deliverability=False, allow_smtputf8=False
-            ).normalized
-        except EmailNotValidError as exc:
-            raise ValueError(f"{value!r}: {exc}") from None
+        return normalized_email(value)
 
     @field_validator("name")
     @classmethod

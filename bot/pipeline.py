@@ -180,17 +180,20 @@ async def ensure_papers(
 ) -> str | None:
     """Fetch and store the list for ``day`` unless it is stored already (or ``again``).
 
-    Returns why there is no list for ``day`` when every source failed and none is stored.
+    Returns why there is no list for ``day`` when the sources gave no paper (they failed, or
+    listed none) and none is stored: telling subscribers that nothing matched, and recording
+    it, would be untrue of a list that was never read.
     """
     if not again and deps.store.has_papers_for(day):
         return None
     summary = await fetch_and_store(deps, day)
     report.sources.extend(summary.sources)
-    if not summary.all_failed or deps.store.has_papers_for(day):
+    if summary.fetched or deps.store.has_papers_for(day):
         return None
-    reasons = [(str(s.get("source")), str(s.get("reason"))) for s in summary.failed]
+    reasons = [(str(s.get("source")), str(s.get("reason") or "no papers")) for s in summary.sources]
     said = "; ".join(why if source in why else f"{source}: {why}" for source, why in reasons)
-    return f"no papers for {day}: every source failed ({said})"
+    how = "every source failed" if summary.all_failed else "no source listed any"
+    return f"no papers for {day}: {how} ({said})"
 
 
 def candidates(deps: Deps, targets: Sequence[Target], force: bool) -> dict[int, list[Paper]]:

@@ -26,6 +26,8 @@ TOP_LEVEL_KEYS = ("defaults", "subscribers")
 DEFAULT_KEYS = tuple(Defaults.model_fields)
 INTEREST_KEYS = tuple(Interests.model_fields)
 EXAMPLES = {"max_papers": "10", "min_score": "0.3", "send_empty": "true"}
+NAMED = {"timezone": "Europe/London", "frequency": "daily"}
+"""Fields that take one of a set of names: quoting a number there would not make it valid."""
 YAML_HINTS = {
     "mapping values are not allowed here": "a value that contains ': ' must be in quotes",
     "found character '\\t' that cannot start any token": "indent with spaces, not tabs",
@@ -190,10 +192,49 @@ def _missing_dash(lines: list[str], number: int) -> tuple[int, str] | None:
             continue
         depth = len(key["indent"])
         if depth == indent or (depth == indent + 2 and key["key"] == "email"):
+            if not _has_email(lines, i, depth):
+                return None  # a field of the subscriber above, not lined up (see _misindented)
             fixed = " " * indent + "- " + text.lstrip()
             if _parses_past("\n".join([*lines[:i], fixed, *lines[i + 1 :]]), number):
                 return i + 1, fixed
             return None
+    return None
+
+
+def _has_email(lines: Sequence[str], start: int, depth: int) -> bool:
+    """Whether the block of keys at ``depth`` from line index ``start`` holds an ``email:``."""
+    for text in lines[start:]:
+        key = _KEY_LINE.match(text)
+        if _ITEM_LINE.match(text) or (key and len(key["indent"]) < depth) or _leaves_section(text):
+            return False
+        if key and len(key["indent"]) == depth and key["key"] == "email":
+            return True
+    return False
+
+
+def _misindented(lines: list[str], number: int) -> tuple[int, str] | None:
+    """(1-based line, message) when the line YAML stopped at, or the one above it, is a
+    subscriber's ``- `` indented unlike the others', or a field lined up with the ``- ``."""
+    section = _subscriber_lines(lines)
+    if section is None:
+        return None
+    first = section[0]  # YAML takes the list's indent from its first '- '
+    indent = next(len(m["indent"]) for text in lines[first + 1 :] if (m := _ITEM_LINE.match(text)))
+    for i in (number - 1, number - 2):
+        if not first < i < len(lines):
+            continue
+        text = lines[i]
+        item, key = _ITEM_LINE.match(text), _KEY_LINE.match(text)
+        if item and len(item["indent"]) != indent:
+            return i + 1, (
+                f"this subscriber's '-' is in column {len(item['indent']) + 1} and the "
+                f"others' in column {indent + 1}: line it up with theirs"
+            )
+        if key and len(key["indent"]) == indent:
+            return i + 1, (
+                f"'{key['key']}:' is lined up with the subscribers' '-': indent it "
+                f"{indent + 2} spaces, like the other fields of the subscriber above"
+            )
     return None
 
 
@@ -221,6 +262,13 @@ def _syntax_problem(text: str, exc: yaml.YAMLError, source: str) -> Problem:
         column = len(lines[number - 1]) - len(lines[number - 1].lstrip()) + 1
         who = _subscriber_near([*lines[: number - 1], fixed, *lines[number:]], number)
         return Problem(source, number, who, field, message, column=column)
+    misplaced = _misindented(lines, number)
+    if misplaced is not None:
+        number, message = misplaced
+        column = len(lines[number - 1]) - len(lines[number - 1].lstrip()) + 1
+        own = re.match(r"\s*- email:\s*(\S+)", lines[number - 1])  # a subscriber of its own
+        who = own[1].strip("'\"") if own else _subscriber_near(lines, number)
+        return Problem(source, number, who, None, f"not valid YAML: {message}", column=column)
     reason = getattr(exc, "problem", None) or str(exc)
     hint = YAML_HINTS.get(reason)
     message = f"not valid YAML: {reason}" + (f" ({hint})" if hint else "")
@@ -270,6 +318,8 @@ def _duplicate_keys(root: yaml.Node, source: str) -> list[Problem]:
         merged = False  # a second subscriber run into this one: the rest repeats because of it
         latest = above = None  # the last email written so far; the one at the first 'email:'
         for key, value in node.value:
+            if key.start_mark.line < node.start_mark.line:
+                continue  # merged in from an anchor above ('<<: *name'): its own keys may repeat
             name = str(key.value)
             here = (*path, name)
             if in_subscriber:  # two subscribers may have run together: name the one above
@@ -351,6 +401,8 @@ def _message(err: ErrorDetails, node: yaml.Node | None) -> str:
         return "required" + (": every subscriber needs an address" if path == ["email"] else "")
     if value is None and kind.endswith("_type"):
         return "is empty: give a value or remove the line"
+    if kind == "string_type" and isinstance(value, bool | int | float) and key in NAMED:
+        return f"YAML reads {raw or value} as {typed}: write a name, e.g. {key}: {NAMED[key]}"
     if kind == "string_type" and isinstance(value, bool | int | float) and raw:
         return (
             f"YAML reads {raw} as {typed}, not as text: put it in quotes, "
@@ -374,6 +426,8 @@ def _message(err: ErrorDetails, node: yaml.Node | None) -> str:
     if kind == "bool_type":
         shown = repr(value) if isinstance(value, str) else raw or repr(value)
         return f"{shown} is not true or false: write {key}: true or {key}: false"
+    if kind == "list_type" and path == ["alerts"]:
+        return "expected a list of rules: write each below alerts: as '- authors: [...]'"
     if kind == "list_type":
         item = json.dumps(value if isinstance(value, str) else raw or "...")
         return f"expected a list: write {key}: [{item}]"

@@ -35,9 +35,6 @@ REASON_LABELS = {
 }
 _UNSAFE_URL_CHARS = re.compile(r"[\x00-\x20\x7f\"'<>\\`]")
 _WHITESPACE = re.compile(r"\s+")
-WORD_LIMIT = TEXT_WIDTH // 2
-"""Longer words (not URLs) are cut so that the text part can be wrapped."""
-_LONG_WORD = re.compile(rf"\S{{{WORD_LIMIT + 1},}}")
 _LIST_ITEM = re.compile(r"\s*(?:[-*•]\s+|\d+\.\s+)?")
 """The indent and bullet that wrapped lines of a list item hang under."""
 _NOT_SINGLE_SPACED = re.compile(r"[^\S ]|\S  ")
@@ -212,6 +209,16 @@ def more_view(paper: Paper) -> MoreView:
     return MoreView(one_line(paper.title), paper_links[0].url if paper_links else None)
 
 
+_TITLES = {"dr", "prof", "professor", "mr", "mrs", "ms", "mx", "miss", "sir", "dame"}
+
+
+def first_name(name: str | None) -> str:
+    """The name to greet: the first word that is not a title (``Dr. Jane Q. Public`` → Jane)."""
+    words = one_line(name or "").split()
+    given = [w for w in words if w.rstrip(".").lower() not in _TITLES]
+    return given[0] if given else " ".join(words)
+
+
 def long_date(day: date, short: bool = False) -> str:
     """``Tuesday 26 November 2024``, or ``Tue 26 Nov`` when ``short`` (English, locale-free)."""
     if short:
@@ -227,22 +234,9 @@ def topics_of(digest: Digest) -> list[str]:
     return [one_line(t) for t in (*interests.keywords, *interests.authors, *interests.categories)]
 
 
-def _split_long_words(line: str) -> str:
-    """Cut words longer than ``WORD_LIMIT`` that are not URLs, so that they can be wrapped."""
-
-    def cut(word: re.Match[str]) -> str:
-        text = word.group(0)
-        if text.startswith(("http://", "https://")):
-            return text
-        return " ".join(text[i : i + WORD_LIMIT] for i in range(0, len(text), WORD_LIMIT))
-
-    return _LONG_WORD.sub(cut, line)
-
-
 def _wrap_line(line: str) -> list[str]:
     if len(line) <= TEXT_WIDTH:
         return [line]
-    line = _split_long_words(line)
     if " " not in line.strip():
         return [line]
     lead = _LIST_ITEM.match(line)

@@ -155,3 +155,27 @@ def test_a_database_that_refuses_a_command_is_one_line(env: dict[str, str]) -> N
     result = cli("fetch")
     assert result.exit_code == 1
     assert result.output.strip() == "Error: database error: permission denied for table runs"
+
+
+def test_unsubscribe_refuses_text_that_is_not_one_address(env: dict[str, str]) -> None:
+    """A pasted ``To:`` header or a list would otherwise be recorded and block nobody."""
+    for pasted in ("Ada Lovelace <ada@example.org>", "ada@example.org,"):
+        result = cli("unsubscribe", pasted)
+        assert result.exit_code == 1 and "not an email address" in result.output, result.output
+    assert Store(env["PAPERBOT_DATABASE_URL"]).suppressed() == {}
+
+
+def test_an_international_domain_is_one_address_in_either_form(
+    env: dict[str, str], faults: FaultServer
+) -> None:
+    profiles = Path(env["PAPERBOT_PROFILES"])
+    profiles.write_text(
+        profiles.read_text().replace("email: ada@example.org", "email: ada@bücher.example")
+    )
+    preview = cli("preview", "ADA@xn--bcher-kva.example")
+    assert preview.exit_code == 0 and "papers, 0 more matches" in preview.output, preview.output
+    result = cli("unsubscribe", "ada@xn--bcher-kva.example")
+    assert result.exit_code == 0 and "ada@bücher.example unsubscribed" in result.output
+    assert "address is suppressed" in send(faults).output
+    assert faults.handler.to("ada@xn--bcher-kva.example") == []
+    assert cli("unsuppress", "ada@XN--BCHER-KVA.example").exit_code == 0

@@ -66,6 +66,32 @@ def test_match_table(profiles_file: Path, papers_file: Path) -> None:
     assert ranked.exit_code == 0 and "(8 papers ranked)" in ranked.output
 
 
+def test_match_and_explain_use_liked_papers_and_name_the_unseen_ones(
+    env: dict[str, str], profiles_file: Path, papers_file: Path
+) -> None:
+    """``match`` and ``explain --papers`` find liked papers in the papers file, as ``send``
+    finds them in the store; a liked id paperbot has not seen is said to count for nothing."""
+    profiles_file.write_text(
+        profiles_file.read_text().replace(
+            '      keywords: ["quantum error correction"]',
+            '      keywords: ["quantum error correction"]\n      like: ["2611.10001", "2401.04088"]',
+        )
+    )
+    args = ["match", "--profiles", str(profiles_file), "--papers", str(papers_file), "--all"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    alan = {m["paper_id"]: m for m in json.loads(result.stdout)["subscribers"][2]["matches"]}
+    assert alan["2611.10005"]["score"] > 0
+    assert alan["2611.10005"]["reasons"] == ["like: similar to 2611.10001"]
+    unseen = "alan@example.org: like: 2401.04088 counts for nothing yet: paperbot has not seen"
+    assert unseen in result.stderr
+    why = runner.invoke(
+        app, ["explain", "alan@example.org", "2611.10005", "--papers", str(papers_file)]
+    )
+    assert "because like: similar to 2611.10001" in why.output, why.output
+    assert "  like: 2401.04088 counts for nothing yet" in why.output
+
+
 def test_explain_against_a_papers_file(env: dict[str, str], papers_file: Path) -> None:
     picked = runner.invoke(
         app, ["explain", "ada@example.org", "2611.10001", "--papers", str(papers_file)]

@@ -296,6 +296,66 @@ def test_missing_dash_that_breaks_the_yaml_is_explained(edit: tuple[str, str], l
     assert "field 'email'" in found and "subscriber " in found
 
 
+TWO = (
+    "subscribers:\n  - email: a@example.org\n    interests:\n      keywords: [x]\n"
+    "  - email: b@example.org\n    interests:\n      keywords: [y]\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (
+            ("  - email: b@", "   - email: b@"),
+            "p.yaml:5:4: subscriber b@example.org: not valid YAML: this subscriber's '-' is in "
+            "column 4 and the others' in column 3: line it up with theirs",
+        ),
+        (
+            ("  - email: b@", "- email: b@"),
+            "p.yaml:5:1: subscriber b@example.org: not valid YAML: this subscriber's '-' is in "
+            "column 1 and the others' in column 3: line it up with theirs",
+        ),
+        (
+            ("b@example.org\n    interests:", "b@example.org\n  interests:"),
+            "p.yaml:6:3: subscriber b@example.org: not valid YAML: 'interests:' is lined up with "
+            "the subscribers' '-': indent it 4 spaces, like the other fields of the subscriber above",
+        ),
+    ],
+)
+def test_indentation_mistakes_say_which_line_to_move_where(
+    edit: tuple[str, str], expected: str
+) -> None:
+    assert problems_of(TWO.replace(*edit)) == [expected]
+
+
+def test_a_yaml_merge_key_is_not_taken_for_a_missing_dash() -> None:
+    text = TWO.replace("  - email: a@", "  - &first\n    email: a@").replace(
+        "  - email: b@example.org\n    interests:\n      keywords: [y]\n",
+        "  - <<: *first\n    email: b@example.org\n",
+    )
+    assert [s.email for s in parse_profiles(text, "p.yaml").subscribers] == [
+        "a@example.org", "b@example.org",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("timezone: 5", "field 'timezone': YAML reads 5 as a number: write a name, e.g. timezone: Europe/London"),
+        ("frequency: 1", "field 'frequency': YAML reads 1 as a number: write a name, e.g. frequency: daily"),
+        ("alerts: {authors: [x]}", "field 'alerts': expected a list of rules: write each below alerts: as '- authors: [...]'"),
+    ],
+)  # fmt: skip
+def test_hints_for_values_of_the_wrong_kind_would_make_them_valid(line: str, expected: str) -> None:
+    (found,) = problems_of(
+        TWO.replace(
+            "    interests:\n      keywords: [y]",
+            f"    {line}\n    interests:\n      keywords: [y]",
+        )
+    )
+    assert found == f"p.yaml:6: subscriber b@example.org: {expected}"
+
+
 def test_yaml_syntax_error_has_column_and_nearest_subscriber() -> None:
     found = problems_of(TEAM.replace("frequency: weekdays", "frequency: weekdays: mon"))
     assert found == [

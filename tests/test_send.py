@@ -196,7 +196,8 @@ def test_dry_run_after_a_partial_send_says_what_would_still_go(
     assert "dry-run  grace@example.org would send 1 paper\n" in result.output
     assert send(env=smtp_server.env()).exit_code == 0
     done = send("--dry-run", env=smtp_server.env())
-    assert "already done 3, dry run 0" in done.output and "nothing new to send" in done.output
+    assert "already done 3, dry run 0" in done.output
+    assert "These digests were already sent or skipped; nothing new to send." in done.output
 
 
 def test_dry_run_says_a_nothing_matched_note_would_go(
@@ -230,6 +231,22 @@ def test_a_day_no_source_could_fetch_is_left_for_a_later_run(
     result = send(env=smtp_server.env())
     assert result.exit_code == 0, result.output
     assert "sent 2, skipped 1, failed 0" in result.output
+
+
+def test_a_day_the_sources_list_no_paper_for_is_left_for_a_later_run(
+    env: dict[str, str], tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    """A source that answers with nothing (a broken export, a feed not yet published) is no
+    ground for "nothing matched" notes: nothing is sent or recorded until papers come."""
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    result = send(env=smtp_server.env() | {"PAPERBOT_SOURCES": f"file:{empty}"})
+    assert result.exit_code == 1, result.output
+    assert "no papers for 2026-11-25: no source listed any" in result.output
+    assert smtp_server.messages == []
+    assert Store(env["PAPERBOT_DATABASE_URL"]).ledger.counts() == []
+    result = send(env=smtp_server.env())
+    assert result.exit_code == 0 and "sent 2, skipped 1, failed 0" in result.output
 
 
 def test_outbox_when_no_smtp_host(env: dict[str, str]) -> None:

@@ -16,6 +16,7 @@ from bot import status as status_view
 from bot.cli.app import app, err, handle_errors, out, profiles_app, read_profiles
 from bot.errors import BotError
 from bot.message import verify_token
+from bot.models import email_key
 from bot.profiles import json_schema_text
 from bot.settings import load_settings
 from bot.store import Store, missing_database
@@ -62,7 +63,10 @@ def address_from(value: str, secret: str | None) -> str:
     """The address named by an email or by a signed unsubscribe token."""
     value = value.strip()
     if "@" in value:
-        return value.lower()
+        try:
+            return email_key(value)
+        except ValueError as exc:
+            raise BotError(f"not an email address: {exc}") from None
     email = verify_token(secret, value) if secret else None
     if email is None:
         raise BotError("not an email address or a valid unsubscribe token")
@@ -97,11 +101,15 @@ def unsuppress(
 ) -> None:
     """Clear a suppression (an unsubscribe or a permanent failure): the address gets mail again."""
     store = Store(load_settings().database_url)
-    reason = store.suppressed().get(email.lower())
+    try:
+        email = email_key(email)
+    except ValueError:
+        email = email.strip().lower()  # still lets an admin clear an address stored malformed
+    reason = store.suppressed().get(email)
     if not store.unsuppress(email):
         raise BotError(f"{email} is not suppressed")
     was = reason.reason if reason else ""
-    out.print(f"{email.lower()} may receive mail again (was: {was}).", markup=False)
+    out.print(f"{email} may receive mail again (was: {was}).", markup=False)
 
 
 @app.command()

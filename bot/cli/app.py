@@ -23,7 +23,7 @@ from bot.delivery_jobs import Outcome
 from bot.errors import BotError, Problem, ProfileError, UsageError
 from bot.logs import setup_logging
 from bot.mailer import Mailer, SmtpMailer
-from bot.models import DAYS, Subscriber
+from bot.models import DAYS, Subscriber, email_key
 from bot.outbox import OutboxMailer
 from bot.pipeline import Deps, Fetched
 from bot.profiles import Profiles, parse_profiles
@@ -182,8 +182,12 @@ def read_profiles(path: Path) -> Profiles:
 
 def find_subscriber(profiles: Profiles, email: str) -> Subscriber:
     """The subscriber with this address, or a clear error."""
+    try:
+        key = email_key(email)
+    except ValueError as exc:
+        raise BotError(f"not an email address: {exc}") from None
     for subscriber in profiles.subscribers:
-        if subscriber.email.lower() == email.lower():
+        if subscriber.email.lower() == key:
             return subscriber
     raise BotError(f"{email} is not a subscriber in {profiles.source}")
 

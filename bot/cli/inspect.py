@@ -143,7 +143,11 @@ def match(
     """Score papers for every subscriber in a profiles file."""
     subs = read_profiles(profiles).subscribers
     found = read_papers_file(papers).papers
-    chosen = matching.select(subs, found, corpus=found)
+    liked = {p.id: p for p in found}
+    chosen = matching.select(subs, found, corpus=found, liked=liked)
+    for sub in subs:
+        for pid in matching.unseen_likes(sub, liked):
+            err.print(f"{sub.email}: {matching.UNSEEN_LIKE.format(pid)}", markup=False)
     result: list[dict[str, Any]] = []
     for sub in subs:
         picked = chosen[sub.email]
@@ -195,7 +199,8 @@ def explain(
         paper = next((p for p in found if p.id == paper_id), None)
         if paper is None:
             raise BotError(f"paper {paper_id} is not in {papers}")
-        verdict = matching.explain(subscriber, paper, found, corpus=found)
+        liked = {p.id: p for p in found}
+        verdict = matching.explain(subscriber, paper, found, corpus=found, liked=liked)
     for line in verdict.lines():
         out.print(line, markup=False, soft_wrap=True)
     if verdict.snippet:

@@ -130,7 +130,9 @@ def _summarise(report: SendReport, options: SendOptions, mailer: Mailer) -> None
     if busy:
         out.print(f"{busy} of them {'is' if busy == 1 else 'are'} being sent by another run now.")
     elif counts["already"] and not (counts["sent"] or counts["failed"] or report.would_send):
-        out.print("These digests were already sent; nothing new to send.")
+        skipped = any(o.status == "already" and "skipped" in o.detail for o in report.outcomes)
+        how = "sent or skipped" if skipped else "sent"
+        out.print(f"These digests were already {how}; nothing new to send.")
     if report.stopped:
         err.print(f"[red]Stopped:[/red] {escape(report.stopped)}", soft_wrap=True)
     if isinstance(mailer, OutboxMailer) and mailer.previews:

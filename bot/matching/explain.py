@@ -9,6 +9,8 @@ from bot.matching.scorer import LexicalScorer, Scorer
 from bot.matching.selection import rank_order, threshold_for, tie_break
 from bot.models import Paper, Subscriber
 
+UNSEEN_LIKE = "like: {} counts for nothing yet: paperbot has not seen that paper"
+
 
 @dataclass(frozen=True, slots=True)
 class Explanation:
@@ -28,6 +30,7 @@ class Explanation:
     vetoes: tuple[str, ...]
     snippet: str
     marks: tuple[tuple[int, int], ...]
+    unseen_likes: tuple[str, ...] = ()
 
     def lines(self) -> list[str]:
         """The explanation as short human lines."""
@@ -37,6 +40,7 @@ class Explanation:
         ]
         out += [f"  because {r}" for r in self.reasons]
         out += [f"  vetoed by {v}" for v in self.vetoes]
+        out += [f"  {UNSEEN_LIKE.format(pid)}" for pid in self.unseen_likes]
         return out
 
 
@@ -79,4 +83,10 @@ def explain(
         evidence.vetoes,
         evidence.snippet,
         evidence.marks,
+        unseen_likes(subscriber, liked or {}),
     )
+
+
+def unseen_likes(subscriber: Subscriber, liked: Mapping[str, Paper]) -> tuple[str, ...]:
+    """The subscriber's ``like:`` ids of papers not at hand, which count for nothing yet."""
+    return tuple(pid for pid in subscriber.interests.like if pid not in liked)
