@@ -71,7 +71,6 @@ from bot.message import Outgoing, new_message_id
 from bot.pacing import GroupCommit, RateLimiter, Snapshot
 from bot.render import plural
 from bot.store import Claim, ClaimRequest, DatabaseFailure, db_reason
-from bot.store.tables import STATE_MEANING
 
 __all__ = ["DeliveryOptions", "Job", "deliver", "prepare"]
 
@@ -303,7 +302,7 @@ class _Run:
     async def _why_not(self, job: Job) -> str:
         ledger = self.deps.store.ledger
         row = await asyncio.to_thread(ledger.get, job.subscriber_id, job.day, job.kind, job.ref)
-        return STATE_MEANING.get(row.status, row.status) if row is not None else "claimed elsewhere"
+        return row.meaning() if row is not None else "claimed elsewhere"
 
     async def _attempt(self, job: Job, claim: Claim, make: Callable[[Claim], T]) -> T | None:
         """``make(claim)`` (the message, or its draft); a failure is recorded and gives None."""

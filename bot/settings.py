@@ -24,6 +24,8 @@ ENV_FILE = Path(".env")
 DEFAULT_PORTS = {"none": 25, "starttls": 587, "tls": 465}
 MAX_BASE_URL = 500
 """Longest PAPERBOT_BASE_URL: unsubscribe links carry it in a header line of at most 998."""
+DAY, WEEK, YEAR_HOURS = 86_400, 7 * 86_400, 365 * 24
+"""Upper bounds of durations: beyond them a setting is a typo, and datetime arithmetic overflows."""
 NO_UNSUBSCRIBE = (
     "emails carry no unsubscribe link: set PAPERBOT_BASE_URL and PAPERBOT_SECRET_KEY, "
     "or PAPERBOT_UNSUBSCRIBE_MAILTO"
@@ -52,15 +54,16 @@ class Settings(BaseSettings):
     smtp_security: Literal["none", "starttls", "tls"] = "starttls"
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
-    smtp_timeout: float = Field(30.0, gt=0)
+    smtp_timeout: float = Field(30.0, gt=0, le=3600)
     smtp_connections: int = Field(4, ge=1, le=64)
-    smtp_rate_per_second: float | None = Field(None, gt=0)
-    smtp_rate_per_hour: int | None = Field(None, ge=1)
-    smtp_max_failures: int = Field(8, ge=1)  # connection failures in a row before a run stops
-    retry_first_seconds: int = Field(300, ge=1)
-    retry_max_seconds: int = Field(6 * 3600, ge=1)
-    retry_give_up_hours: float = Field(72, gt=0)
-    send_lease_seconds: int = Field(300, ge=1)  # a `sending` row older than this was lost
+    smtp_rate_per_second: float | None = Field(None, gt=0, le=100_000)
+    smtp_rate_per_hour: int | None = Field(None, ge=1, le=100_000_000)
+    # connection failures in a row before a run stops
+    smtp_max_failures: int = Field(8, ge=1, le=1000)
+    retry_first_seconds: int = Field(300, ge=1, le=WEEK)
+    retry_max_seconds: int = Field(6 * 3600, ge=1, le=WEEK)
+    retry_give_up_hours: float = Field(72, gt=0, le=YEAR_HOURS)
+    send_lease_seconds: int = Field(300, ge=1, le=DAY)  # a `sending` row older than this was lost
     from_: str = Field("paperbot <paperbot@example.org>", alias="PAPERBOT_FROM")
     outbox: Path = Path("outbox")
     secret_key: SecretStr | None = None
@@ -68,7 +71,7 @@ class Settings(BaseSettings):
     unsubscribe_mailto: str | None = None
     admin_email: str | None = None
     postal_address: str | None = None
-    sweep_seconds: int = Field(60, ge=1)
+    sweep_seconds: int = Field(60, ge=1, le=DAY)
     alert_failed_share: float = Field(0.2, gt=0, le=1)
     log_format: Literal["text", "json"] = "text"
     arxiv_include_replacements: bool = False

@@ -48,7 +48,7 @@ def collect(store: Store, now: datetime) -> dict[str, Any]:
     upcoming = [
         {"email": email, "kind": row.kind, "date": row.digest_date.isoformat(), "ref": row.ref,
          "status": row.status, "attempts": row.attempts, "last_code": row.last_code,
-         "last_error": row.last_error, "next_attempt": _iso(row.next_attempt_at or row.lease_until)}
+         "last_error": row.last_error, "next_attempt": _iso(row.next_try)}
         for row, email in pending
     ]  # fmt: skip
     suppressed = [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -124,7 +125,13 @@ def test_a_digest_another_run_is_sending_is_said_to_be_in_progress(
     assert result.exit_code == 0, result.output
     assert "already done 1" in result.output
     assert "1 of them is being sent by another run now." in result.output
+    retried = (now + timedelta(hours=1)).strftime("%H:%M")  # the claim's lease, should it be lost
+    assert f"or by one that was interrupted: then it is sent again after {retried} UTC" in (
+        result.output
+    )
     assert smtp_server.messages == []
+    pending = json.loads(runner.invoke(app, ["status", "--format", "json"]).output)["upcoming"]
+    assert [p["next_attempt"][11:16] for p in pending] == [retried]
 
 
 def test_force_resends_deliberately(env: dict[str, str], smtp_server: SmtpServer) -> None:
@@ -317,6 +324,25 @@ def test_bad_settings_list_every_problem(env: dict[str, str]) -> None:
     assert "PAPERBOT_SMTP_PORT" in result.output and "PAPERBOT_SMTP_SECURITY" in result.output
     assert "PAPERBOT_BASE_URL" in result.output and "longer than 500" in result.output
     assert "PAPERBOT_SOURCES: invalid source 'bogus'" in result.output
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("PAPERBOT_RETRY_GIVE_UP_HOURS", "inf"),
+        ("PAPERBOT_SEND_LEASE_SECONDS", "100000000000000"),
+        ("PAPERBOT_RETRY_MAX_SECONDS", "100000000000000"),
+        ("PAPERBOT_SWEEP_SECONDS", "100000000000000"),
+        ("PAPERBOT_SMTP_TIMEOUT", "inf"),
+    ],
+)
+def test_durations_too_long_to_compute_with_are_bad_settings(
+    env: dict[str, str], name: str, value: str
+) -> None:
+    """Not a traceback later (or at every sweep of the worker) when a date overflows."""
+    result = runner.invoke(app, ["send", "--dry-run"], env={name: value})
+    assert result.exit_code == 2, result.output
+    assert f"{name}: Input should be less than or equal to" in result.output
 
 
 def test_misspelt_setting_names_are_pointed_out(tmp_path: Path) -> None:

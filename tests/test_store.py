@@ -19,7 +19,7 @@ from sqlmodel import SQLModel, create_engine
 from bot.errors import BotError, ConfigError
 from bot.models import Interests, Paper, Subscriber
 from bot.store import Store, shown_url, unavailable
-from bot.store.tables import RunRow
+from bot.store.tables import SENDING, TEMP_FAILED, Delivery, RunRow
 from tests.conftest import free_port
 from tests.postgres import postgres_url  # noqa: F401  (fixture)
 
@@ -439,3 +439,16 @@ def test_a_query_the_database_rejects_is_not_an_outage() -> None:
     locked = OperationalError("UPDATE", {}, Exception("database is locked"))
     assert unavailable(locked) == "database is locked"
     assert unavailable(ValueError("bad value")) is None
+
+
+def test_a_row_is_next_tried_at_its_retry_time_or_when_its_lease_ends() -> None:
+    """A retry claimed again keeps its old retry time: the lease, not that, says when next."""
+    retry, lease = NOW - timedelta(minutes=30), NOW + timedelta(minutes=5)
+    row = Delivery(
+        subscriber_id=1, digest_date=DAY, status=SENDING, next_attempt_at=retry,
+        lease_until=lease, created_at=NOW, updated_at=NOW,
+    )  # fmt: skip
+    assert row.next_try == lease
+    assert "sent again after 08:05 UTC" in row.meaning()
+    row.status = TEMP_FAILED
+    assert row.next_try == retry and row.meaning() == "waiting for its next retry"

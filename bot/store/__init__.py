@@ -17,7 +17,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, insert, make_url, update
+from sqlalchemy import bindparam, case, insert, make_url, update
 from sqlalchemy.exc import (
     ArgumentError,
     DBAPIError,
@@ -387,7 +387,10 @@ class Store(RunLog):
         """Rows still to be sent (temporary failures and ``sending``), soonest first, with email,
         at most ``limit``; and how many there are in all."""
         pending = col(Delivery.status).in_([TEMP_FAILED, SENDING])
-        soonest = func.coalesce(col(Delivery.next_attempt_at), col(Delivery.lease_until))
+        soonest = case(
+            (col(Delivery.status) == SENDING, col(Delivery.lease_until)),
+            else_=col(Delivery.next_attempt_at),
+        )
         query = (
             select(Delivery, SubscriberRow.email)
             .join(SubscriberRow, col(SubscriberRow.id) == col(Delivery.subscriber_id))

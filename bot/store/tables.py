@@ -98,6 +98,22 @@ class Delivery(SQLModel, table=True):
     updated_at: datetime
     sent_at: datetime | None = None
 
+    @property
+    def next_try(self) -> datetime | None:
+        """When the row is tried again: a retry's time, or the end of a ``sending`` lease."""
+        return self.lease_until if self.status == SENDING else self.next_attempt_at
+
+    def meaning(self) -> str:
+        """What the row's state means to a run that finds it (``STATE_MEANING``); for a
+        ``sending`` row, also when it is sent again should its run have been interrupted."""
+        text = STATE_MEANING.get(self.status, self.status)
+        if self.status == SENDING and self.lease_until is not None:
+            text += (
+                f" (or by one that was interrupted: then it is sent again after "
+                f"{as_utc(self.lease_until):%H:%M} UTC)"
+            )
+        return text
+
     def abandoned(self, now: datetime) -> bool:
         """``sending`` with an expired lease: its sender crashed or lost the connection."""
         return (
