@@ -31,7 +31,10 @@ Stopping (or ``deps.stop``) releases the claimed messages not yet sent, for the 
 row becomes ``temp_failed``, due at once, with ``not sent: <why the run stopped>``, and the claim
 does not count as an attempt (the server never had a word about that message). The message in
 hand when the run stopped is also reported as ``failed``; the report's ``stopped_by`` is the
-SMTP error that stopped the run, if one did.
+SMTP error that stopped the run, if one did. A cancelled run (a stop that would not wait longer)
+releases them too, as soon as the cancellation reaches it and without awaiting anything; the
+messages being sent then (and those accepted but not yet recorded) stay ``sending``, as after a
+crash.
 """
 
 from __future__ import annotations
@@ -129,19 +132,52 @@ class _Run:
     async def run(self, jobs: Iterable[Job]) -> DeliveryReport:
         senders = [asyncio.create_task(self._sender()) for _ in range(self.mailer.concurrency)]
         try:
-            await self._produce(jobs)
-        except Exception as exc:  # claiming failed (the database went away): send no more
-            self.broken = self.broken or exc
-        finally:
-            for _ in senders:
-                await self.queue.put(None)
-            await asyncio.gather(*senders)
-            await self.recorder.drain()
-            if self.unsent and (self.broken is not None or self._halted()):
-                await self._release_unsent()
+            try:
+                await self._produce(jobs)
+            except Exception as exc:  # claiming failed (the database went away): send no more
+                self.broken = self.broken or exc
+            await self._finish(senders)
+        except asyncio.CancelledError:
+            self._abandon(senders)
+            raise
         if self.broken is not None:
             raise self.broken
         return self.report
+
+    async def _finish(self, senders: list[asyncio.Task[None]]) -> None:
+        """Let the senders empty the queue, wait for the ``sent`` records, and release the
+        claims not sent when the run stopped or broke."""
+        for _ in senders:
+            await self.queue.put(None)
+        await asyncio.gather(*senders)
+        await self.recorder.drain()
+        if self.unsent and (self.broken is not None or self._halted()):
+            await self._release_unsent()
+
+    def _abandon(self, senders: list[asyncio.Task[None]]) -> None:
+        """The run is cancelled: stop the senders and release the claims none of them handed to
+        the server, before the cancellation goes on (without waiting: the task may be cancelled
+        again). The messages in flight stay ``sending`` until their lease runs out."""
+        for sender in senders:
+            sender.cancel()
+        if not self._halted() and self.broken is None:
+            self.report.stopped = "the run was cancelled"
+        reason = f"not sent: {self._why_stopped()}"
+        ledger, now, released = self.deps.store.ledger, self.deps.clock(), 0
+        while self.unsent:
+            _, claim = self.unsent.popitem()
+            try:
+                if ledger.release(claim, now, reason):
+                    released += 1
+            except Exception as exc:
+                log.warning(
+                    "%d claimed messages stay 'sending' until their lease runs out: releasing "
+                    "them failed: %s", len(self.unsent) + 1, db_reason(exc),
+                )  # fmt: skip
+                break
+        if released:
+            unsent = plural(released, "claimed message")
+            log.warning("delivery cancelled: released %s the server never had", unsent)
 
     # -- bookkeeping -------------------------------------------------------------------------
 

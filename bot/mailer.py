@@ -326,6 +326,9 @@ class _Connection:
             (reply,) = await wire.read(1)
         except DeliveryError:
             raise
+        except asyncio.CancelledError:  # mid-exchange: its replies would answer the next one
+            self.drop()
+            raise
         except (OSError, TimeoutError) as exc:
             self.drop()
             if data_sent:

@@ -7,8 +7,10 @@ time that fits them (APScheduler's default of one second would drop a run the lo
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import signal
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -20,18 +22,34 @@ from bot.worker import Worker
 log = logging.getLogger(__name__)
 
 DRAIN_SECONDS = 8.0  # how long a stop waits for the job in flight before cancelling it
+UNWIND_SECONDS = 5.0  # how long it then waits for the cancelled job to give its rows back
+
+
+def _stoppable(name: str, job: Callable[[], Awaitable[object]]) -> Callable[[], Awaitable[None]]:
+    """``job`` as the scheduler runs it: cancelled by a stop, it ends with one log line rather
+    than as a failed job with a traceback."""
+
+    @functools.wraps(job)
+    async def run() -> None:
+        try:
+            await job()
+        except asyncio.CancelledError:
+            log.warning("%s job cancelled", name)
+
+    return run
 
 
 def build_scheduler(worker: Worker, sweep_seconds: int, sources: str) -> AsyncIOScheduler:
     """The scheduler with its jobs: sweep, fetch through the day, fetch after arXiv announces."""
     scheduler = AsyncIOScheduler(timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1})
     now = datetime.now(UTC)
+    sweep, fetch = _stoppable("sweep", worker.sweep_job), _stoppable("fetch", worker.fetch_job)
     scheduler.add_job(
-        worker.sweep_job, IntervalTrigger(seconds=sweep_seconds), id="sweep",
+        sweep, IntervalTrigger(seconds=sweep_seconds), id="sweep",
         replace_existing=True, misfire_grace_time=max(sweep_seconds, 30), next_run_time=now,
     )  # fmt: skip
     scheduler.add_job(
-        worker.fetch_job, CronTrigger(hour="*/2", minute=10, timezone=UTC), id="fetch",
+        fetch, CronTrigger(hour="*/2", minute=10, timezone=UTC), id="fetch",
         replace_existing=True, misfire_grace_time=3600,
     )  # fmt: skip
     if "arxiv:" in sources:
@@ -39,22 +57,45 @@ def build_scheduler(worker: Worker, sweep_seconds: int, sources: str) -> AsyncIO
             day_of_week="sun-thu", hour=20, minute=30, timezone="America/New_York"
         )
         scheduler.add_job(
-            worker.fetch_job, announce, id="fetch-arxiv", replace_existing=True,
+            fetch, announce, id="fetch-arxiv", replace_existing=True,
             misfire_grace_time=6 * 3600,
         )  # fmt: skip
     return scheduler
 
 
 async def _drain(worker: Worker) -> None:
-    """Wait for the job in flight; cancel it if it overruns (its rows resume on restart)."""
+    """Wait for the job in flight; cancel it if it overruns (it gives back the messages it did
+    not hand to the server; those it did resume on restart), and wait for it to end."""
     try:
         await asyncio.wait_for(worker.busy.acquire(), DRAIN_SECONDS)
         worker.busy.release()
     except TimeoutError:
         log.warning("job still running after %.0f s; cancelling it", DRAIN_SECONDS)
-        for task in asyncio.all_tasks():
-            if task is not asyncio.current_task():
-                task.cancel()
+        others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in others:
+            task.cancel()
+        if others:
+            await asyncio.wait(others, timeout=UNWIND_SECONDS)
+
+
+async def _fetch_first(worker: Worker, stop: asyncio.Event) -> bool:
+    """Fetch before the first sweep, so that today's digests have papers; False when a stop
+    came first: the fetch is then cancelled."""
+    fetch = asyncio.ensure_future(worker.fetch_job())
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({fetch, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+    if not stop.is_set():
+        fetch.result()
+        return True
+    log.info("stopping: cancelling the start-up fetch")
+    fetch.cancel()
+    await asyncio.wait({fetch})
+    if not fetch.cancelled():
+        fetch.result()  # an error while it ended is not hidden
+    return False
 
 
 async def run_worker(worker: Worker, sweep_seconds: int, sources: str, target: str) -> None:
@@ -67,8 +108,10 @@ async def run_worker(worker: Worker, sweep_seconds: int, sources: str, target: s
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    if not worker.deps.store.has_papers_for(worker.deps.clock().date()):
-        await worker.fetch_job()  # before the first sweep, so today's digests have papers
+    no_papers = not worker.deps.store.has_papers_for(worker.deps.clock().date())
+    if no_papers and not await _fetch_first(worker, stop):
+        log.info("worker stopped")
+        return
     scheduler = build_scheduler(worker, sweep_seconds, sources)
     scheduler.start()
     log.info("worker started: sweep every %d s, sources %s; %s", sweep_seconds, sources, target)

@@ -221,6 +221,9 @@ class Worker:
             with store.run("fetch", self.deps.clock()) as run:
                 try:
                     run.status = await self._fetch_days(days, outcomes)
+                except asyncio.CancelledError:  # a stop that would not wait for it
+                    run.status = "stopped"
+                    raise
                 finally:
                     shown = [{**o, "day": d} for results in outcomes.values() for d, o in results]
                     run.summary = {"days": days, "sources": shown}

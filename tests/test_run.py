@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -162,3 +166,95 @@ def test_sigterm_while_sending_finishes_the_messages_in_flight_and_releases_the_
     assert received == sorted(f"reader{n}@example.org" for n in range(CROWD))
     assert ledger_counts(crowd) == {"sent": CROWD}
     assert "interrupted run" not in second.read_text()
+
+
+def test_sigterm_during_a_stalled_send_releases_what_never_reached_the_server(
+    crowd: dict[str, str], faults: FaultServer, tmp_path: Path
+) -> None:
+    """The server holds every message for longer than a stop waits: the job is cancelled, the
+    messages at the server stay `sending`, and the others are given back at once."""
+    stalled = {f"reader{n}@example.org": ["sleep:20"] for n in range(CROWD)}
+    faults.handler.data.update(stalled)
+    smtp = faults.env(PAPERBOT_SMTP_CONNECTIONS="4", PAPERBOT_SWEEP_SECONDS="1")
+    first = tmp_path / "first.log"
+    worker = start_worker(crowd, first, **smtp)
+    try:
+        assert wait_for(lambda: len(faults.handler.dropped) >= 4, 30), first.read_text()
+    finally:
+        code = stop_worker(worker)
+    assert code == 0, first.read_text()
+    output = first.read_text()
+    assert "cancelling it" in output and "Traceback" not in output, output
+    assert f"delivery cancelled: released {CROWD - 4} claimed messages" in output, output
+    assert output.splitlines()[-1].endswith("worker stopped"), output
+    at_server = {m["To"].addresses[0].addr_spec for m in faults.handler.received()}
+    assert len(at_server) == 4
+    assert ledger_counts(crowd) == {"sending": 4, "temp_failed": CROWD - 4}
+
+    faults.handler.data.clear()  # the server answers at once from now on
+    second = tmp_path / "second.log"
+    others = {f"reader{n}@example.org" for n in range(CROWD)} - at_server
+    worker = start_worker(crowd, second, **smtp)
+    try:
+        assert wait_for(lambda: ledger_counts(crowd).get("sent") == len(others), 30), (
+            second.read_text()
+        )
+    finally:
+        code = stop_worker(worker)
+    assert code == 0, second.read_text()
+    assert ledger_counts(crowd) == {"sent": len(others), "sending": 4}
+    assert "interrupted run" not in second.read_text()
+
+
+@contextmanager
+def silent_proxy() -> Iterator[tuple[str, list[socket.socket]]]:
+    """An HTTP proxy that accepts connections and never answers: its URL, and the connections
+    it holds."""
+    held: list[socket.socket] = []
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        listener.settimeout(0.1)
+
+        def hold() -> None:
+            while listener.fileno() != -1:
+                try:
+                    held.append(listener.accept()[0])
+                except (TimeoutError, OSError):
+                    continue
+
+        thread = threading.Thread(target=hold, daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{listener.getsockname()[1]}", held
+        finally:
+            listener.close()
+            thread.join()
+            for connection in held:
+                connection.close()
+
+
+def test_sigterm_during_the_start_up_fetch_stops_at_once(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """A fresh database makes the worker fetch before its first sweep; a source that hangs
+    (its requests go to a proxy that never answers) does not hold up a stop."""
+    log = tmp_path / "worker.log"
+    with silent_proxy() as (proxy, held):
+        hanging = {"HTTPS_PROXY": proxy, "https_proxy": proxy, "NO_PROXY": "", "no_proxy": ""}
+        worker = start_worker(env, log, PAPERBOT_SOURCES="hf", **hanging)
+        try:
+            assert wait_for(lambda: held, 30), log.read_text()
+            started = time.monotonic()
+        finally:
+            code = stop_worker(worker)
+        assert time.monotonic() - started < 5, log.read_text()
+    output = log.read_text()
+    assert code == 0, output
+    assert "stopping: cancelling the start-up fetch" in output, output
+    assert "worker stopped" in output and "worker started" not in output, output
+    assert "Traceback" not in output, output
+    store = Store(env["PAPERBOT_DATABASE_URL"])
+    (fetch,) = store.recent_runs()
+    store.close()
+    assert (fetch.command, fetch.status) == ("fetch", "stopped")
