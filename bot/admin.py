@@ -57,6 +57,11 @@ def smtp_advice(cause: DeliveryError | None) -> str:
         )
     if isinstance(cause, UnknownHostDeliveryError):
         return "Check PAPERBOT_SMTP_HOST: that name does not exist."
+    if isinstance(cause, PermanentDeliveryError):
+        return (
+            "The SMTP server refuses the messages themselves (their content, or a policy such as "
+            "relaying or the sender): check its reply above, PAPERBOT_FROM and the server's rules."
+        )
     if isinstance(cause, ConnectionDeliveryError | UnknownOutcomeError):
         return (
             "Check PAPERBOT_SMTP_HOST and PAPERBOT_SMTP_PORT, that the SMTP server is up and "

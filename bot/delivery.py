@@ -15,11 +15,20 @@ How each failure is handled:
 
 - temporary (4xx, 552): ``temp_failed`` with the next attempt from ``RetryPolicy``;
   past the give-up time, ``perm_failed``
-- permanent (other 5xx): ``perm_failed``, and the address is suppressed
-- connection refused, dropped or timed out before the data: reconnect and try again; after
-  ``smtp_max_failures`` such failures in a row, stop
+- permanent (other 5xx): ``perm_failed``; the address is suppressed only when the server refused
+  its mailbox (see ``bot.mailer``). After ``REFUSALS_IN_ROW`` messages in a row refused with the
+  same reply that does not blame their address (their content, a policy), stop: every message
+  would be refused
+- a connection that cannot be opened (refused, timed out, no greeting, EHLO or login refused
+  for now): open it again and try again; after ``smtp_max_failures`` such failures in a row, stop
+- connection lost (or timed out) during a message's transaction, before its data is complete:
+  that message failed for now, like a 4xx; the others go on over a new connection
 - connection lost after the data: the row stays ``sending``; its lease runs out and it is sent
-  again, with the same Message-ID
+  again, with the same Message-ID: at once after a first attempt (as after a crash), after the
+  backoff of ``RetryPolicy`` after a later one. Once it has had as many attempts as the backoff
+  makes before it gives up, it is ``perm_failed`` instead
+- the connection lost during ``smtp_max_failures`` messages in a row (before or after their
+  data): stop, the server drops every message
 - authentication or TLS failure, or an SMTP host name that does not exist: stop at once
 - any other error (the database went away, a bug): nothing more is sent and the run ends with
   it; the claimed messages no sender handed to the server are released (see below), and those
@@ -64,8 +73,10 @@ from bot.delivery_jobs import (
 from bot.errors import (
     ConnectionDeliveryError,
     DeliveryError,
+    DroppedDeliveryError,
     FatalDeliveryError,
     PermanentDeliveryError,
+    RecipientDeliveryError,
     TemporaryDeliveryError,
     UnknownOutcomeError,
 )
@@ -88,6 +99,9 @@ UNRECORDED = 64
 RECORD_LINGER = 0.05
 """Seconds a ``sent`` record may wait for others to share its transaction (up to half of
 ``UNRECORDED``): one transaction for a few messages costs far more than one for many."""
+REFUSALS_IN_ROW = 5
+"""Messages refused in a row with the same permanent reply that does not blame their address
+(the same code and enhanced status: spam, a policy) before the run stops."""
 
 
 def prepare(jobs: int) -> None:
@@ -122,7 +136,14 @@ class _Run:
         )  # fmt: skip
         self.suppressed = Snapshot(deps.store.suppressed_emails)
         self.report = DeliveryReport()
+        self.most_attempts = self.policy.most_attempts()
         self.failures_in_row = 0
+        """Connections in a row that could not be opened."""
+        self.lost_in_row = 0
+        """Messages in a row whose connection was lost during their transaction."""
+        self.refusal: tuple[int, str | None] | None = None
+        self.refusals_in_row = 0
+        """Messages in a row refused with ``refusal`` (a code and enhanced status)."""
         self.broken: Exception | None = None
         """What failed unexpectedly (the database went away): nothing more is sent, and the run
         ends with it."""
@@ -270,7 +291,21 @@ class _Run:
         for job, claim in results:
             if claim is None:  # asking why reads the database, which may fail: claims first
                 self._emit(job, "already", await self._why_not(job))
-        return claimed
+        return [(job, claim) for job, claim in claimed if not await self._given_up(job, claim)]
+
+    async def _given_up(self, job: Job, claim: Claim) -> bool:
+        """Whether ``claim`` resumes a message whose outcome stayed unknown (the connection was
+        lost after its data, or its sender died) after as many attempts as the backoff makes:
+        it is then recorded ``perm_failed`` instead of being sent again."""
+        tried = claim.attempts - 1
+        if not claim.resumed or tried < self.most_attempts:
+            return False
+        detail = f"outcome unknown after {tried} attempts: the connection was lost after the data"
+        ledger, now = self.deps.store.ledger, self.deps.clock()
+        await asyncio.to_thread(ledger.give_up, claim, now, detail)
+        self.unsent.pop(claim.delivery_id, None)
+        self._emit(job, "failed", detail, len(claim.paper_ids))
+        return True
 
     async def _hand_over(self, composing: Composing) -> None:
         """Queue the composed messages for the senders (when stopping, the run releases them
@@ -377,29 +412,35 @@ class _Run:
         try:
             await self._send(item.message)
         except UnknownOutcomeError as exc:
-            self._connection_failed(exc)
-            self._emit(job, "unknown", f"{exc}; it will be sent again with the same Message-ID")
+            self._in_a_row(exc)
+            await self._unknown(job, claim, exc)
         except FatalDeliveryError as exc:
             self._halt(str(exc), exc)
             await self._release(claim, reported=True)
             self._emit(job, "failed", f"not sent: {self.report.stopped}")
         except DeliveryError as exc:
+            self._in_a_row(exc)
             await self._failed(job, claim, exc)
         else:
+            self._in_a_row(None)
             await self._sent(job, claim)
 
     async def _send(self, message: Outgoing) -> None:
-        """Send, reconnecting after connection trouble until too much of it happened in a row."""
+        """Send, opening the connection again when it could not be opened, until that failed
+        too often in a row."""
         while True:
             try:
                 await self.mailer.send(message)
+            except DroppedDeliveryError:  # the connection was open: this message failed
+                self.failures_in_row = 0
+                raise
             except ConnectionDeliveryError as exc:
                 self._connection_failed(exc)
                 if self._halted():
                     raise FatalDeliveryError(self.report.stopped or str(exc)) from exc
                 await asyncio.sleep(min(0.05 * 2**self.failures_in_row, 5.0))
                 continue
-            except (PermanentDeliveryError, TemporaryDeliveryError):
+            except (PermanentDeliveryError, TemporaryDeliveryError, UnknownOutcomeError):
                 self.failures_in_row = 0  # the server answered: the connection is fine
                 raise
             self.failures_in_row = 0
@@ -410,6 +451,38 @@ class _Run:
         limit = self.deps.settings.smtp_max_failures
         if self.failures_in_row >= limit:
             self._halt(f"{self.failures_in_row} connection failures in a row, last: {exc}", exc)
+
+    def _in_a_row(self, error: DeliveryError | None) -> None:
+        """Count what happened to one more message (``error``, or None once it was accepted),
+        and stop when messages in a row keep failing in a way every message would: the
+        connection lost during ``smtp_max_failures`` of them, or ``REFUSALS_IN_ROW`` refused
+        with the same reply that does not blame their address."""
+        lost = isinstance(error, DroppedDeliveryError | UnknownOutcomeError)
+        self.lost_in_row = self.lost_in_row + 1 if lost else 0
+        refusal = message_refusal(error)
+        same = refusal is not None and refusal == self.refusal
+        self.refusal = refusal
+        self.refusals_in_row = self.refusals_in_row + 1 if same else int(refusal is not None)
+        if self.lost_in_row >= self.deps.settings.smtp_max_failures:
+            self._halt(
+                f"the connection was lost during {self.lost_in_row} messages in a row, "
+                f"last: {error}", error,
+            )  # fmt: skip
+        elif self.refusals_in_row >= REFUSALS_IN_ROW:
+            n = self.refusals_in_row
+            self._halt(f"{n} messages in a row refused the same way, last: {error}", error)
+
+    async def _unknown(self, job: Job, claim: Claim, exc: UnknownOutcomeError) -> None:
+        """The message may have arrived: its row stays ``sending``, to be sent again with the
+        same Message-ID once its lease runs out: at once after a first attempt (as after a crash),
+        after the backoff for its attempts after a later one."""
+        now, wait = self.deps.clock(), self.lease
+        if claim.attempts > 1:
+            wait = max(wait, self.policy.delay(claim.attempts, self.options.rand))
+        await asyncio.to_thread(
+            self.deps.store.ledger.mark_unknown, claim, now, error=str(exc), until=now + wait
+        )
+        self._emit(job, "unknown", f"{exc}; it will be sent again with the same Message-ID")
 
     async def _sent(self, job: Job, claim: Claim) -> None:
         """Hand the accepted message to the group commit; it is reported once recorded."""
@@ -434,7 +507,8 @@ class _Run:
         detail = str(exc)
         if isinstance(exc, PermanentDeliveryError):
             retry_at = None
-            await asyncio.to_thread(store.suppress, job.email, f"permanent failure: {exc}")
+            if isinstance(exc, RecipientDeliveryError):
+                await asyncio.to_thread(store.suppress, job.email, f"permanent failure: {exc}")
         else:
             first = claim.first_attempt or now
             retry_at = self.policy.next_attempt(claim.attempts, first, now, self.options.rand)
@@ -445,3 +519,11 @@ class _Run:
         )
         self.unsent.pop(claim.delivery_id, None)  # gone already if the server refused it
         self._emit(job, "failed", detail, len(claim.paper_ids))
+
+
+def message_refusal(error: DeliveryError | None) -> tuple[int, str | None] | None:
+    """The reply code and enhanced status of a server's permanent refusal that does not blame
+    the recipient's address (the content, a policy), or None for any other outcome."""
+    if not isinstance(error, PermanentDeliveryError) or isinstance(error, RecipientDeliveryError):
+        return None
+    return None if error.code is None else (error.code, error.status)

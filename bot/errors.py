@@ -8,7 +8,9 @@ BotError                 anything the CLI turns into a clear message and an exit
 └── DeliveryError        a message could not be handed to SMTP or the outbox
     ├── TemporaryDeliveryError   worth retrying later (4xx, 552, connection trouble)
     │   └── ConnectionDeliveryError  refused, dropped or timed out before the message went out
-    ├── PermanentDeliveryError   never retry for this recipient (other 5xx)
+    │       └── DroppedDeliveryError     lost during one message's transaction, before its data
+    ├── PermanentDeliveryError   never retry this message (other 5xx)
+    │   └── RecipientDeliveryError   the recipient's mailbox is refused: mail it no more
     ├── FatalDeliveryError       every message would fail: stop the run
     │   ├── AuthenticationDeliveryError  the server refused the login
     │   ├── TlsDeliveryError             TLS could not be set up
@@ -93,10 +95,11 @@ class SourceError(BotError):
 
 
 class DeliveryError(BotError):
-    """A message was not accepted; ``code`` is the SMTP reply code when there is one."""
+    """A message was not accepted; ``code`` is the SMTP reply code and ``status`` its enhanced
+    status code (``5.7.1``, RFC 3463) when there is one."""
 
-    def __init__(self, message: str, code: int | None = None) -> None:
-        self.code = code
+    def __init__(self, message: str, code: int | None = None, status: str | None = None) -> None:
+        self.code, self.status = code, status
         super().__init__(message)
 
 
@@ -105,7 +108,12 @@ class TemporaryDeliveryError(DeliveryError):
 
 
 class PermanentDeliveryError(DeliveryError):
-    """The server refused this recipient for good (5xx other than 552)."""
+    """The server refused this message for good (5xx other than 552): its content, a policy."""
+
+
+class RecipientDeliveryError(PermanentDeliveryError):
+    """The server refused the recipient's mailbox for good (unknown, disabled): the address is
+    suppressed."""
 
 
 class FatalDeliveryError(DeliveryError):
@@ -130,6 +138,11 @@ class UnknownHostDeliveryError(FatalDeliveryError):
 
 class ConnectionDeliveryError(TemporaryDeliveryError):
     """The connection was refused, dropped or timed out before the message was handed over."""
+
+
+class DroppedDeliveryError(ConnectionDeliveryError):
+    """The connection was lost (or timed out) during this message's transaction, before its data
+    was complete: the server could be reached, and this message failed for now."""
 
 
 class UnknownOutcomeError(DeliveryError):

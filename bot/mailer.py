@@ -9,6 +9,12 @@ or (connection lost after the data went out) that nobody knows whether it arrive
 session (greeting, EHLO, STARTTLS, AUTH); the mail transactions then run on ``_Wire``, which sends
 MAIL, RCPT and DATA in one write when the server offers PIPELINING (RFC 2920): two round trips
 per message instead of four.
+
+Only a refusal of the recipient's mailbox blames the address (``RecipientDeliveryError``): a 5xx
+to RCPT, unless its enhanced status is 5.7.x (a policy: relaying denied, sender not allowed), or
+a 5xx to DATA with 5.1.x or 5.2.x (mailbox unknown or disabled). Any other 5xx refuses the
+message. A connection lost during a transaction, before its data is complete, fails that
+message (``DroppedDeliveryError``); one that cannot be opened says the server cannot be used.
 """
 
 from __future__ import annotations
@@ -27,7 +33,9 @@ from bot.errors import (
     AuthenticationDeliveryError,
     ConnectionDeliveryError,
     DeliveryError,
+    DroppedDeliveryError,
     PermanentDeliveryError,
+    RecipientDeliveryError,
     SenderDeliveryError,
     TemporaryDeliveryError,
     TlsDeliveryError,
@@ -36,7 +44,7 @@ from bot.errors import (
 )
 from bot.message import Outgoing
 
-__all__ = ["Mailer", "SmtpMailer", "classify", "classify_reply"]
+__all__ = ["Mailer", "SmtpMailer", "classify", "classify_reply", "refuses_mailbox"]
 
 TEMPORARY_5XX = {552}  # "mailbox full / exceeded storage": worth another try later
 AUTH_CODES = {530, 534, 535, 538}
@@ -47,6 +55,14 @@ _NO_SUCH_HOST = {socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NON
 _NOT_IN_PATH = re.compile(r"[\x00-\x20\x7f<>]")
 _ENVELOPE = ((250,), (250, 251), (354,))
 """The replies that let a transaction go on after MAIL, RCPT and DATA."""
+_COMMANDS = ("MAIL", "RCPT", "DATA")
+_ENHANCED = re.compile(r"[245]\.\d{1,3}\.\d{1,3}(?![\d.])")
+"""An enhanced status code (RFC 3463) at the start of a reply's text: class.subject.detail."""
+_MAILBOX_AT_DATA = {"1", "2"}
+"""Enhanced status subjects of a refused DATA that are about the mailbox: addressing (5.1.x:
+no such user) and mailbox status (5.2.x: disabled)."""
+_POLICY = "7"
+"""The enhanced status subject of security and policy refusals (5.7.x)."""
 
 
 class Mailer(Protocol):
@@ -66,14 +82,34 @@ class Mailer(Protocol):
         """Deliver one message or raise a DeliveryError subclass."""
 
 
-def classify_reply(code: int, text: str) -> DeliveryError:
-    """The DeliveryError an SMTP reply code means for this recipient."""
+def classify_reply(code: int, text: str, command: str = "") -> DeliveryError:
+    """The DeliveryError an SMTP reply means for this message; ``command`` is what it answered
+    (MAIL, RCPT or DATA, the message data included), if any."""
     detail = f"{code} {text}".strip()
+    status = enhanced_status(text)
     if code in AUTH_CODES:
-        return AuthenticationDeliveryError(f"SMTP authentication failed: {detail}", code)
+        return AuthenticationDeliveryError(f"SMTP authentication failed: {detail}", code, status)
     if 400 <= code < 500 or code in TEMPORARY_5XX:
-        return TemporaryDeliveryError(f"temporarily refused: {detail}", code)
-    return PermanentDeliveryError(f"refused: {detail}", code)
+        return TemporaryDeliveryError(f"temporarily refused: {detail}", code, status)
+    if refuses_mailbox(command, status):
+        return RecipientDeliveryError(f"refused: {detail}", code, status)
+    return PermanentDeliveryError(f"refused: {detail}", code, status)
+
+
+def enhanced_status(text: str) -> str | None:
+    """The enhanced status code a reply's text starts with (``5.1.1``), if it has one."""
+    found = _ENHANCED.match(text)
+    return found.group(0) if found else None
+
+
+def refuses_mailbox(command: str, status: str | None) -> bool:
+    """Whether a permanent refusal of ``command`` with enhanced ``status`` is about the
+    recipient's mailbox, so that the address should get no more mail (see the module
+    docstring); a refusal of the message or a policy is not."""
+    subject = status.split(".")[1] if status else None
+    if command == "RCPT":
+        return subject != _POLICY
+    return command == "DATA" and subject in _MAILBOX_AT_DATA
 
 
 def classify(exc: Exception) -> DeliveryError:
@@ -125,14 +161,20 @@ def data_payload(raw: bytes, transparent: bool = False) -> bytes:
 
 def envelope_commands(sender: str, recipient: str) -> list[bytes]:
     """MAIL, RCPT and DATA for one message; an address no command may carry is refused."""
-    for address in (sender, recipient):
-        if not address.isascii() or _NOT_IN_PATH.search(address):
-            raise PermanentDeliveryError(f"refused: {address!r} cannot be sent over SMTP")
+    if not _in_path(sender):
+        raise SenderDeliveryError(f"the sender {sender!r} cannot be sent over SMTP")
+    if not _in_path(recipient):
+        raise RecipientDeliveryError(f"refused: {recipient!r} cannot be sent over SMTP")
     return [
         f"MAIL FROM:<{sender}>\r\n".encode("ascii"),
         f"RCPT TO:<{recipient}>\r\n".encode("ascii"),
         b"DATA\r\n",
     ]
+
+
+def _in_path(address: str) -> bool:
+    """Whether an SMTP command can carry ``address`` (ASCII, no space, control or bracket)."""
+    return address.isascii() and not _NOT_IN_PATH.search(address)
 
 
 class Reply(NamedTuple):
@@ -309,11 +351,14 @@ class _Connection:
         return self._wire
 
     async def send(self, message: Outgoing) -> None:
-        """MAIL, RCPT, DATA on this connection; tell a drop before the data from one after."""
+        """MAIL, RCPT, DATA on this connection. A connection that cannot be opened (or reset)
+        says the server cannot be used; one lost during the transaction fails this message
+        before the data is complete, and leaves its outcome unknown after."""
         commands = envelope_commands(message.sender, message.recipient)
-        data_sent = False
+        opened = data_sent = False
         try:
             wire = await self._open()
+            opened = True
             replies = await wire.exchange(commands, _ENVELOPE)
             refused = self._refusal(replies)
             if refused is not None:
@@ -333,10 +378,13 @@ class _Connection:
             self.drop()
             if data_sent:
                 raise UnknownOutcomeError(f"connection lost after the message data: {exc}") from exc
+            if opened:
+                why = str(exc) or type(exc).__name__
+                raise DroppedDeliveryError(f"connection lost before the data: {why}") from exc
             raise classify(exc) from exc
         if reply.code != 250:
             self._after_refusal(reply.code)
-            raise classify_reply(reply.code, reply.text)
+            raise classify_reply(reply.code, reply.text, "DATA")
 
     def _refusal(self, replies: list[Reply]) -> DeliveryError | None:
         """The error for the first envelope reply that refused, if one did."""
@@ -348,7 +396,7 @@ class _Connection:
                 return SenderDeliveryError(
                     f"SMTP server refused the sender: {reply.code} {reply.text}"
                 )
-            return classify_reply(reply.code, reply.text)
+            return classify_reply(reply.code, reply.text, _COMMANDS[n])
         return None
 
     def _after_refusal(self, code: int) -> None:

@@ -3,6 +3,8 @@
 Exponential backoff with jitter: the n-th attempt failed -> wait ``first * 2**(n-1)``, capped at
 ``maximum``, spread by +/- ``jitter`` so that many failures of one moment do not all come back
 at once. Once the next attempt would fall later than ``give_up`` after the first one, give up.
+``most_attempts`` is how many attempts that makes, for a message tried again without a time of
+its own (its outcome unknown after each attempt).
 """
 
 from __future__ import annotations
@@ -31,11 +33,24 @@ class RetryPolicy:
 
     def delay(self, attempts: int, rand: Random) -> timedelta:
         """The wait after ``attempts`` failed attempts (1 = the first one failed)."""
+        spread = 1 + self.jitter * (2 * rand() - 1)
+        return min(self.backoff(attempts) * spread, self.maximum)
+
+    def backoff(self, attempts: int) -> timedelta:
+        """The wait after ``attempts`` failed attempts, without the jitter."""
         exponent = min(max(attempts, 1) - 1, 60)  # 2**60 * anything is past any maximum
         seconds = min(self.first.total_seconds() * 2.0**exponent, self.maximum.total_seconds())
-        base = timedelta(seconds=seconds)
-        spread = 1 + self.jitter * (2 * rand() - 1)
-        return min(base * spread, self.maximum)
+        return timedelta(seconds=seconds)
+
+    def most_attempts(self) -> int:
+        """How many attempts the backoff makes before it gives up (without the jitter): each
+        one after the waits before it, and none later than ``give_up`` after the first."""
+        attempts, elapsed = 1, timedelta(0)
+        while (wait := self.backoff(attempts)) < self.maximum:
+            if elapsed + wait > self.give_up:
+                return attempts
+            attempts, elapsed = attempts + 1, elapsed + wait
+        return attempts + (self.give_up - elapsed) // self.maximum
 
     def next_attempt(
         self, attempts: int, first_attempt: datetime, now: datetime, rand: Random

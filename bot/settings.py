@@ -58,7 +58,7 @@ class Settings(BaseSettings):
     smtp_connections: int = Field(4, ge=1, le=64)
     smtp_rate_per_second: float | None = Field(None, gt=0, le=100_000)
     smtp_rate_per_hour: int | None = Field(None, ge=1, le=100_000_000)
-    # connection failures in a row before a run stops
+    # connections not opened / lost in a row: stop
     smtp_max_failures: int = Field(8, ge=1, le=1000)
     retry_first_seconds: int = Field(300, ge=1, le=WEEK)
     retry_max_seconds: int = Field(6 * 3600, ge=1, le=WEEK)

@@ -72,6 +72,27 @@ def test_550_is_permanent_and_suppresses_the_address(
 
 
 @pytest.mark.parametrize(
+    ("where", "reply", "suppressed"),
+    [("data", "554 5.7.1 Message rejected: spam content", False),
+     ("data", "554 Transaction failed", False),
+     ("rcpt", "554 5.7.1 Relay access denied", False),
+     ("data", "550 5.1.1 mailbox unknown", True),
+     ("data", "550 5.2.1 mailbox disabled", True)],
+)  # fmt: skip
+def test_only_a_refused_mailbox_suppresses_the_address(
+    env: dict[str, str], faults: FaultServer, where: str, reply: str, suppressed: bool
+) -> None:
+    """A refused message (its content, a policy) fails for good without barring the address."""
+    getattr(faults.handler, where)[ADA] = [reply]
+    result = send(faults)
+    assert result.exit_code == 1 and "Stopped" not in result.output
+    failed = row(env, ADA)
+    assert (failed.status, failed.last_code) == ("perm_failed", int(reply[:3]))
+    assert (ADA in Store(env["PAPERBOT_DATABASE_URL"]).suppressed()) is suppressed
+    assert len(faults.handler.to(GRACE)) == 1
+
+
+@pytest.mark.parametrize(
     ("where", "reply"), [("rcpt", "421 4.4.2 closing"), ("data", "552 5.2.2 mailbox full")]
 )
 def test_421_and_552_are_temporary(
@@ -97,22 +118,41 @@ def test_535_on_auth_stops_the_run_without_blaming_anyone(
     assert all(state != "perm_failed" for _, state, _ in store.ledger.counts())
 
 
-def test_drop_before_data_reconnects_and_continues(
-    env: dict[str, str], faults: FaultServer
+@pytest.mark.parametrize(
+    ("fault", "extra"), [("drop", {}), ("sleep:1.5", {"PAPERBOT_SMTP_TIMEOUT": "0.4"})]
+)
+def test_a_drop_or_timeout_before_data_fails_that_message_for_now(
+    env: dict[str, str], faults: FaultServer, fault: str, extra: dict[str, str]
 ) -> None:
-    faults.handler.rcpt[ADA] = ["drop", "250 OK"]
-    result = send(faults)
-    assert result.exit_code == 0, result.output
-    assert len(faults.handler.to(ADA)) == 1 and len(faults.handler.to(GRACE)) == 1
+    faults.handler.rcpt[ADA] = [fault, "250 OK"]
+    first = send(faults, **extra)
+    assert first.exit_code == 1 and "Stopped" not in first.output
+    failed = row(env, ADA)
+    assert (failed.status, failed.attempts) == ("temp_failed", 1)
+    assert len(faults.handler.to(GRACE)) == 1
+    again = send(faults, **extra)
+    assert again.exit_code == 0, again.output
+    assert len(faults.handler.to(ADA)) == 1 and row(env, ADA).status == "sent"
 
 
-def test_slow_reply_before_data_times_out_and_is_retried(
+def test_a_recipient_always_dropped_before_data_holds_up_nobody_and_is_given_up(
     env: dict[str, str], faults: FaultServer
 ) -> None:
-    faults.handler.rcpt[ADA] = ["sleep:1.5", "250 OK"]
-    result = send(faults, PAPERBOT_SMTP_TIMEOUT="0.4")
-    assert result.exit_code == 0, result.output
-    assert len(faults.handler.to(ADA)) == 1
+    """One poison recipient is one message failing for now, retried with backoff until the
+    retries are given up; the run goes on without stopping, and the address stays usable."""
+    faults.handler.rcpt[ADA] = ["drop"]
+    before = datetime.now(UTC)
+    first = send(faults, PAPERBOT_SMTP_MAX_FAILURES="2")
+    assert first.exit_code == 1 and "Stopped" not in first.output, first.output
+    failed = row(env, ADA)
+    assert (failed.status, failed.attempts) == ("temp_failed", 1)
+    assert failed.next_attempt_at is not None
+    assert failed.next_attempt_at - before >= timedelta(minutes=4), "the retry policy's backoff"
+    assert len(faults.handler.to(GRACE)) == 1
+    last = send(faults, PAPERBOT_SMTP_MAX_FAILURES="2", PAPERBOT_RETRY_GIVE_UP_HOURS="0.00001")
+    assert "Stopped" not in last.output and "gave up after 2 attempts" in last.output
+    assert row(env, ADA).status == "perm_failed"
+    assert Store(env["PAPERBOT_DATABASE_URL"]).suppressed() == {}
 
 
 @pytest.mark.parametrize("fault", ["drop", "sleep:1.2"])
@@ -134,6 +174,29 @@ def test_lost_after_data_stays_sending_and_is_resent_with_the_same_message_id(
     assert resent.exit_code == 0, resent.output
     assert row(env, ADA).status == "sent"
     assert {str(m["Message-ID"]) for m in faults.handler.to(ADA)} == {lost.message_id}
+
+
+def test_a_message_always_lost_after_data_is_sent_again_with_backoff(
+    env: dict[str, str], faults: FaultServer
+) -> None:
+    """Sent again at once after its first lease (as after a crash), then only after the
+    backoff: not at every lease."""
+    faults.handler.data[ADA] = ["drop"]
+    extra = {"PAPERBOT_SEND_LEASE_SECONDS": "1"}
+    assert "unknown" in send(faults, **extra).output
+    time.sleep(1.2)
+    resent = send(faults, **extra)
+    assert "unknown" in resent.output
+    held = row(env, ADA)
+    assert (held.status, held.attempts) == ("sending", 2)
+    assert held.lease_until is not None
+    assert held.lease_until - datetime.now(UTC) > timedelta(minutes=7), "10 minutes, +/- 20%"
+    assert (held.last_error or "").startswith("connection lost after the message data")
+    time.sleep(1.2)
+    send(faults, **extra)
+    received = [m for m in faults.handler.received() if ADA in str(m["To"])]
+    assert [str(m["Message-ID"]) for m in received] == [held.message_id] * 2
+    assert row(env, ADA).attempts == 2
 
 
 def test_connection_refused_stops_after_several_in_a_row(env: dict[str, str]) -> None:

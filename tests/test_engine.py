@@ -18,8 +18,8 @@ import pytest
 from sqlalchemy.exc import OperationalError
 
 from bot.composer import ComposePool, Draft, compose_draft
-from bot.delivery import POOL_MIN, DeliveryOptions, Job, deliver
-from bot.errors import ConnectionDeliveryError
+from bot.delivery import POOL_MIN, REFUSALS_IN_ROW, DeliveryOptions, Job, deliver
+from bot.errors import ConnectionDeliveryError, DroppedDeliveryError, PermanentDeliveryError
 from bot.mailer import SmtpMailer, data_payload
 from bot.message import Envelope, Outgoing, build_message
 from bot.models import Digest, Interests, Subscriber
@@ -51,6 +51,14 @@ def test_backoff_gives_up_after_3_days() -> None:
     assert policy.next_attempt(20, T0, T0 + timedelta(days=3), lambda: 0.5) is None
     with pytest.raises(ValueError):
         RetryPolicy(first=timedelta(hours=7))
+
+
+def test_backoff_makes_so_many_attempts_before_it_gives_up() -> None:
+    """5, 10, 20, 40, 80, 160 and 320 minutes, then every 6 hours: 18 attempts in 3 days."""
+    assert RetryPolicy().most_attempts() == 18
+    second = timedelta(seconds=1)
+    assert RetryPolicy(first=second, maximum=second, give_up=3 * second).most_attempts() == 4
+    assert RetryPolicy(first=second, give_up=2 * second).most_attempts() == 2
 
 
 def test_dots_and_line_ends_in_the_data_payload() -> None:
@@ -434,3 +442,98 @@ async def test_a_release_the_database_refuses_does_not_hide_the_error_that_ended
         f"{states['sending']} claimed messages stay 'sending' until their lease runs out: "
         "releasing them failed: disk I/O error"
     )
+
+
+def ledger_rows(deps: Deps, jobs: list[Job]) -> list[Any]:
+    rows = [deps.store.ledger.get(job.subscriber_id, DAY) for job in jobs]
+    return [row for row in rows if row is not None]
+
+
+async def test_the_same_refusal_of_message_after_message_stops_the_run(
+    tmp_path: Path, faults: FaultServer
+) -> None:
+    """A server refusing every message (spam, a policy) stops the run like a refused login:
+    the refused ones fail, nobody is suppressed, and the rest are given back unsent."""
+    deps = make_deps(tmp_path, faults, connections=1)
+    emails = [f"user{n}@example.org" for n in range(20)]
+    refusal = "554 5.7.1 Message rejected: spam content"
+    faults.handler.data.update({email: [refusal] for email in emails})
+    jobs = jobs_for(deps, emails)
+    async with deps.mailer:  # type: ignore[union-attr]
+        report = await deliver(deps, jobs)
+    assert isinstance(report.stopped_by, PermanentDeliveryError)
+    assert report.stopped == (
+        f"{REFUSALS_IN_ROW} messages in a row refused the same way, last: refused: {refusal}"
+    )
+    assert deps.store.suppressed() == {}
+    rows = ledger_rows(deps, jobs)
+    states = [(r.status, r.attempts) for r in rows]
+    assert states.count(("perm_failed", 1)) == REFUSALS_IN_ROW
+    assert set(states[REFUSALS_IN_ROW:]) == {("temp_failed", 0)}, "released: not attempted"
+
+
+async def test_refused_mailboxes_and_different_refusals_do_not_stop_the_run(
+    tmp_path: Path, faults: FaultServer
+) -> None:
+    deps = make_deps(tmp_path, faults, connections=1)
+    emails = [f"user{n}@example.org" for n in range(4 * REFUSALS_IN_ROW)]
+    for n, email in enumerate(emails):
+        faults.handler.rcpt[email] = ["550 5.1.1 no such user"]
+        faults.handler.data[email] = ["554 5.7.1 spam" if n % 2 else "554 5.6.0 too big"]
+    jobs = jobs_for(deps, emails)
+    async with deps.mailer:  # type: ignore[union-attr]
+        unknown = await deliver(deps, jobs[: 2 * REFUSALS_IN_ROW])
+        for email in emails:
+            del faults.handler.rcpt[email]
+        different = await deliver(deps, jobs[2 * REFUSALS_IN_ROW :])
+    assert (unknown.stopped, different.stopped) == (None, None)
+    assert set(deps.store.suppressed()) == set(emails[: 2 * REFUSALS_IN_ROW])
+    assert {r.status for r in ledger_rows(deps, jobs)} == {"perm_failed"}
+
+
+async def test_a_server_that_drops_every_message_stops_the_run(
+    tmp_path: Path, faults: FaultServer
+) -> None:
+    """Connections open, but each is lost during its message: the run stops after
+    ``smtp_max_failures`` messages in a row, each failed for now with its attempt counted."""
+    deps = make_deps(tmp_path, faults, connections=1)
+    deps.settings = deps.settings.model_copy(update={"smtp_max_failures": 3})
+    emails = [f"user{n}@example.org" for n in range(10)]
+    faults.handler.rcpt.update({email: ["drop"] for email in emails})
+    jobs = jobs_for(deps, emails)
+    async with deps.mailer:  # type: ignore[union-attr]
+        report = await deliver(deps, jobs)
+    assert isinstance(report.stopped_by, DroppedDeliveryError)
+    assert report.stopped is not None
+    assert report.stopped.startswith("the connection was lost during 3 messages in a row")
+    states = [(r.status, r.attempts) for r in ledger_rows(deps, jobs)]
+    assert states[:3] == [("temp_failed", 1)] * 3 and set(states[3:]) == {("temp_failed", 0)}
+
+
+async def test_a_message_whose_outcome_stays_unknown_is_given_up_in_the_end(
+    tmp_path: Path, faults: FaultServer
+) -> None:
+    """Sent again as long as the backoff would retry it, then ``perm_failed`` saying why."""
+    deps = make_deps(tmp_path, faults, connections=1)
+    deps.settings = deps.settings.model_copy(update={
+        "retry_first_seconds": 60, "retry_max_seconds": 60, "retry_give_up_hours": 0.05,
+        "send_lease_seconds": 60,
+    })  # fmt: skip
+    now = [T0]
+    deps.clock = lambda: now[0]
+    faults.handler.data["ada@example.org"] = ["drop"]
+    (job,) = jobs_for(deps, ["ada@example.org"])
+    outcomes = []
+    async with deps.mailer:  # type: ignore[union-attr]
+        for _ in range(6):
+            report = await deliver(deps, [job])
+            outcomes += [(o.status, o.detail) for o in report.outcomes]
+            now[0] += timedelta(minutes=2)
+    assert [status for status, _ in outcomes] == ["unknown"] * 4 + ["failed", "already"]
+    assert outcomes[4][1] == (
+        "outcome unknown after 4 attempts: the connection was lost after the data"
+    )
+    row = deps.store.ledger.get(job.subscriber_id, DAY)
+    assert row is not None and (row.status, row.attempts) == ("perm_failed", 4)
+    assert len({str(m["Message-ID"]) for m in faults.handler.received()}) == 1
+    assert len(faults.handler.received()) == 4

@@ -19,8 +19,10 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from bot.errors import (
     AuthenticationDeliveryError,
     ConnectionDeliveryError,
+    DroppedDeliveryError,
     FatalDeliveryError,
     PermanentDeliveryError,
+    RecipientDeliveryError,
     TemporaryDeliveryError,
     TlsDeliveryError,
     UnknownHostDeliveryError,
@@ -29,6 +31,7 @@ from bot.mailer import SmtpMailer, classify, classify_reply
 from bot.message import Envelope, Outgoing, build_message
 from bot.outbox import OutboxMailer
 from tests.conftest import OffersPipelining, RecordingHandler, SmtpServer, free_port, running
+from tests.smtp_faults import FaultServer
 
 
 def message(to: str, n: int = 1, text: str = "plain", html: str = "<p>html</p>") -> Outgoing:
@@ -49,6 +52,44 @@ def message(to: str, n: int = 1, text: str = "plain", html: str = "<p>html</p>")
 def test_reply_codes(code: int, kind: type[Exception]) -> None:
     error = classify_reply(code, "text")
     assert type(error) is kind and error.code == code
+
+
+@pytest.mark.parametrize(
+    ("command", "code", "text", "kind"),
+    [("RCPT", 550, "5.1.1 no such user", RecipientDeliveryError),
+     ("RCPT", 550, "no such user", RecipientDeliveryError),
+     ("RCPT", 554, "5.7.1 Relay access denied", PermanentDeliveryError),
+     ("RCPT", 550, "5.7.1 Sender not allowed", PermanentDeliveryError),
+     ("DATA", 550, "5.1.1 mailbox unknown", RecipientDeliveryError),
+     ("DATA", 550, "5.2.1 mailbox disabled", RecipientDeliveryError),
+     ("DATA", 554, "5.7.1 Message rejected: spam content", PermanentDeliveryError),
+     ("DATA", 554, "Transaction failed", PermanentDeliveryError),
+     ("DATA", 552, "5.2.2 mailbox full", TemporaryDeliveryError),
+     ("", 550, "5.1.1 no such user", PermanentDeliveryError)],
+)  # fmt: skip
+def test_only_a_refused_mailbox_blames_the_address(
+    command: str, code: int, text: str, kind: type[Exception]
+) -> None:
+    error = classify_reply(code, text, command)
+    assert type(error) is kind and error.code == code
+
+
+async def test_a_connection_lost_during_a_transaction_fails_that_message_only(
+    faults: FaultServer,
+) -> None:
+    """A drop before the data is this message's failure, not the server's: the next message
+    goes over a new connection. A server that cannot be reached is the server's."""
+    faults.handler.rcpt["poison@example.org"] = ["drop"]
+    async with SmtpMailer(faults.host, faults.port, security="none") as mailer:
+        with pytest.raises(DroppedDeliveryError, match="connection lost before the data"):
+            await mailer.send(message("poison@example.org"))
+        await mailer.send(message("fine@example.org"))
+    assert [str(m["To"]) for m in faults.handler.accepted] == ["fine@example.org"]
+    assert len(faults.handler.peers) == 2
+    async with SmtpMailer("127.0.0.1", free_port(), security="none", timeout=2) as nobody:
+        with pytest.raises(ConnectionDeliveryError) as down:
+            await nobody.send(message("fine@example.org"))
+    assert not isinstance(down.value, DroppedDeliveryError)
 
 
 def test_a_host_that_does_not_exist_stops_the_run() -> None:

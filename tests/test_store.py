@@ -133,6 +133,28 @@ def test_crashed_sending_row_is_resumed_with_the_same_message_id(store: Store) -
     assert (resumed.message_id, resumed.paper_ids) == (first.message_id, ("1",))
 
 
+def test_a_message_of_unknown_outcome_waits_for_its_lease_and_can_be_given_up(
+    store: Store,
+) -> None:
+    sid = store.sync_subscribers([sub("ada@example.org")]).ids["ada@example.org"]
+    counter = [0]
+    kw = {"paper_ids": ["1"], "new_message_id": lambda: ids(counter)}
+    first = store.ledger.claim(sid, DAY, NOW, **kw)  # type: ignore[arg-type]
+    assert first is not None
+    until = NOW + timedelta(hours=1)
+    assert store.ledger.mark_unknown(first, NOW, error="connection lost", until=until)
+    row = store.ledger.get(sid, DAY)
+    assert row is not None and (row.status, row.lease_until) == ("sending", until)
+    later = NOW + store.ledger.lease + timedelta(seconds=1)
+    assert store.ledger.claim(sid, DAY, later, retry_now=True, **kw) is None  # type: ignore[arg-type]
+    resumed = store.ledger.claim(sid, DAY, until + timedelta(seconds=1), **kw)  # type: ignore[arg-type]
+    assert resumed is not None and resumed.resumed and resumed.message_id == first.message_id
+    assert store.ledger.give_up(resumed, until, "outcome unknown after 1 attempts")
+    row = store.ledger.get(sid, DAY)
+    assert row is not None
+    assert (row.status, row.attempts, row.lease_until) == ("perm_failed", 1, None)
+
+
 def test_temporary_failure_waits_for_its_time_unless_retry_now(store: Store) -> None:
     sid = store.sync_subscribers([sub("ada@example.org")]).ids["ada@example.org"]
     counter = [0]

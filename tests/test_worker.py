@@ -496,6 +496,29 @@ async def test_the_pause_doubles_up_to_30_minutes_while_smtp_stays_down(
     assert hang_up.connections == 7
 
 
+async def test_a_server_refusing_every_message_pauses_delivery_and_alerts_the_admin(
+    config: Settings, clock: Clock, profiles_path: Path, faults: FaultServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """Refused for their content, the messages fail without suppressing anyone; the same refusal
+    over and over stops delivery as a refused login does."""
+    caplog.set_level(logging.INFO, logger="bot")
+    crowd_profiles(profiles_path, 8)
+    refusal = "554 5.7.1 Message rejected: spam content"
+    faults.handler.data.update({f"reader{n}@example.org": [refusal] for n in range(8)})
+    worker = start_worker(config, clock, Route(faults.port).mailer)
+    await worker.fetch_job()
+    clock.set(2026, 11, 25, 9, 0)  # their digests are due
+    await worker.sweep_job()
+    (paused,) = messages(caplog, "email delivery paused until", logging.WARNING)
+    assert f"5 messages in a row refused the same way, last: refused: {refusal}" in paused
+    (alert,) = messages(caplog, "admin alert (smtp)", logging.ERROR)
+    assert "refuses the messages themselves" in alert
+    assert worker.deps.store.suppressed() == {}
+    states = {state: n for _, state, n in worker.deps.store.ledger.counts()}
+    assert states["perm_failed"] >= 5 and states["temp_failed"] > 0, "the rest wait"
+
+
 async def test_status_says_messages_left_by_a_paused_delivery_go_out_when_the_pause_ends(
     config: Settings, clock: Clock, profiles_path: Path, hang_up: HangUp,
     smtp_server: SmtpServer,

@@ -1,11 +1,12 @@
 """The delivery ledger: one row per subscriber, kind, date and ref, claimed atomically.
 
 (new) --claim--> sending --250--> sent (+ sent items, one transaction)
-                    |--4xx/552--> temp_failed --due or manual retry--> sending
+                    |--4xx/552, lost before DATA--> temp_failed --due or manual retry--> sending
                     |--5xx, or retries given up--> perm_failed
                     |--suppressed at the last moment--> skipped
                     '--crash, or lost after DATA--> sending with an expired lease
                                                     --> sending (same Message-ID)
+                                                    --> perm_failed (tried too often)
 (new) --nothing to send--> skipped
 
 Claims are made in batches (one INSERT .. ON CONFLICT DO NOTHING .. RETURNING offered every key,
@@ -263,9 +264,18 @@ class Ledger(DeliveryQueries):
             col(Delivery.attempts) == claim.attempts,
         )
         with self._session() as db:
-            won = db.exec(owned.values(updated_at=as_utc(now), lease_until=None, **values))
+            won = db.exec(owned.values({"updated_at": as_utc(now), "lease_until": None} | values))
             db.commit()
         return bool(won.rowcount == 1)
+
+    def mark_unknown(self, claim: Claim, now: datetime, *, error: str, until: datetime) -> bool:
+        """The connection was lost after the message data: it may have arrived. The row stays
+        ``sending`` (it is sent again with the same Message-ID), and its lease runs until
+        ``until``: nobody takes it over before then."""
+        return self._finish(
+            claim, now, status=SENDING, lease_until=as_utc(until), next_attempt_at=None,
+            last_code=None, last_error=error[:1000],
+        )  # fmt: skip
 
     def mark_skipped(self, claim: Claim, now: datetime, reason: str) -> bool:
         """A claimed message was not sent on purpose (the address became suppressed)."""
@@ -286,6 +296,14 @@ class Ledger(DeliveryQueries):
             status=TEMP_FAILED if retry_at is not None else PERM_FAILED,
             next_attempt_at=as_utc(retry_at) if retry_at is not None else None,
             last_code=code, last_error=error[:1000],
+        )  # fmt: skip
+
+    def give_up(self, claim: Claim, now: datetime, reason: str) -> bool:
+        """Settle a claimed row as ``perm_failed`` without sending it (it was tried as often as
+        the retry policy allows); the claim does not count as an attempt."""
+        return self._finish(
+            claim, now, status=PERM_FAILED, next_attempt_at=None, last_code=None,
+            attempts=max(claim.attempts - 1, 0), last_error=reason[:1000],
         )  # fmt: skip
 
     def release(self, claim: Claim, now: datetime, reason: str) -> bool:
