@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -125,20 +125,30 @@ def ledger_counts(env: dict[str, str]) -> dict[str, int]:
         store.close()
 
 
+def worker_until(
+    env: dict[str, str], log: Path, condition: Callable[[], bool], linger: float = 0, **extra: str
+) -> str:
+    """Start a worker, stop it (SIGTERM) ``linger`` seconds after ``condition`` holds, check it
+    exited 0, and return its output."""
+    worker = start_worker(env, log, **extra)
+    try:
+        assert wait_for(condition, 30), log.read_text()
+        time.sleep(linger)
+    finally:
+        code = stop_worker(worker)
+    assert code == 0, log.read_text()
+    return log.read_text()
+
+
 def test_sigterm_while_sending_finishes_the_messages_in_flight_and_releases_the_rest(
     crowd: dict[str, str], faults: FaultServer, tmp_path: Path
 ) -> None:
     slow = {f"reader{n}@example.org": ["sleep:0.3"] for n in range(CROWD)}
     faults.handler.data.update(slow)  # each message takes the server 0.3 s to accept
     smtp = faults.env(PAPERBOT_SMTP_CONNECTIONS="2", PAPERBOT_SWEEP_SECONDS="1")
-    first = tmp_path / "first.log"
-    worker = start_worker(crowd, first, **smtp)
-    try:
-        assert wait_for(lambda: len(faults.handler.accepted) >= 2, 30), first.read_text()
-    finally:
-        code = stop_worker(worker)
-    assert code == 0, first.read_text()
-    output = first.read_text()
+    output = worker_until(
+        crowd, tmp_path / "first.log", lambda: len(faults.handler.accepted) >= 2, **smtp
+    )
     assert "Traceback" not in output and "CancelledError" not in output, output
     assert "worker stopped" in output
     sent = len(faults.handler.accepted)
@@ -154,18 +164,14 @@ def test_sigterm_while_sending_finishes_the_messages_in_flight_and_releases_the_
     )  # fmt: skip
 
     faults.handler.data.clear()  # the server answers at once from now on
-    second = tmp_path / "second.log"
-    worker = start_worker(crowd, second, **smtp)
-    try:
-        assert wait_for(lambda: len(faults.handler.accepted) >= CROWD, 30), second.read_text()
-        time.sleep(1.5)  # another sweep: nothing else may go out
-    finally:
-        code = stop_worker(worker)
-    assert code == 0, second.read_text()
+    second = worker_until(  # lingering for another sweep: nothing else may go out
+        crowd, tmp_path / "second.log", lambda: len(faults.handler.accepted) >= CROWD,
+        linger=1.5, **smtp,
+    )  # fmt: skip
     received = sorted(m["To"].addresses[0].addr_spec for m in faults.handler.received())
     assert received == sorted(f"reader{n}@example.org" for n in range(CROWD))
     assert ledger_counts(crowd) == {"sent": CROWD}
-    assert "interrupted run" not in second.read_text()
+    assert "interrupted run" not in second
 
 
 def test_sigterm_during_a_stalled_send_releases_what_never_reached_the_server(
@@ -176,14 +182,9 @@ def test_sigterm_during_a_stalled_send_releases_what_never_reached_the_server(
     stalled = {f"reader{n}@example.org": ["sleep:20"] for n in range(CROWD)}
     faults.handler.data.update(stalled)
     smtp = faults.env(PAPERBOT_SMTP_CONNECTIONS="4", PAPERBOT_SWEEP_SECONDS="1")
-    first = tmp_path / "first.log"
-    worker = start_worker(crowd, first, **smtp)
-    try:
-        assert wait_for(lambda: len(faults.handler.dropped) >= 4, 30), first.read_text()
-    finally:
-        code = stop_worker(worker)
-    assert code == 0, first.read_text()
-    output = first.read_text()
+    output = worker_until(
+        crowd, tmp_path / "first.log", lambda: len(faults.handler.dropped) >= 4, **smtp
+    )
     assert "cancelling it" in output and "Traceback" not in output, output
     assert f"delivery cancelled: released {CROWD - 4} claimed messages" in output, output
     assert output.splitlines()[-1].endswith("worker stopped"), output
@@ -192,18 +193,13 @@ def test_sigterm_during_a_stalled_send_releases_what_never_reached_the_server(
     assert ledger_counts(crowd) == {"sending": 4, "temp_failed": CROWD - 4}
 
     faults.handler.data.clear()  # the server answers at once from now on
-    second = tmp_path / "second.log"
     others = {f"reader{n}@example.org" for n in range(CROWD)} - at_server
-    worker = start_worker(crowd, second, **smtp)
-    try:
-        assert wait_for(lambda: ledger_counts(crowd).get("sent") == len(others), 30), (
-            second.read_text()
-        )
-    finally:
-        code = stop_worker(worker)
-    assert code == 0, second.read_text()
+    second = worker_until(
+        crowd, tmp_path / "second.log", lambda: ledger_counts(crowd).get("sent") == len(others),
+        **smtp,
+    )  # fmt: skip
     assert ledger_counts(crowd) == {"sent": len(others), "sending": 4}
-    assert "interrupted run" not in second.read_text()
+    assert "interrupted run" not in second
 
 
 @contextmanager
