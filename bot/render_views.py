@@ -7,6 +7,7 @@ and the 78-column wrapping of the plain-text part.
 
 from __future__ import annotations
 
+import itertools
 import re
 import textwrap
 from dataclasses import dataclass
@@ -215,7 +216,7 @@ _TITLES = {"dr", "prof", "professor", "mr", "mrs", "ms", "mx", "miss", "sir", "d
 def first_name(name: str | None) -> str:
     """The name to greet: the first word that is not a title (``Dr. Jane Q. Public`` → Jane)."""
     words = one_line(name or "").split()
-    given = [w for w in words if w.rstrip(".").lower() not in _TITLES]
+    given = list(itertools.dropwhile(lambda w: w.rstrip(".").lower() in _TITLES, words))
     return given[0] if given else " ".join(words)
 
 

@@ -124,14 +124,12 @@ def test_a_digest_another_run_is_sending_is_said_to_be_in_progress(
     result = send("--to", "ada@example.org", env=smtp_server.env())
     assert result.exit_code == 0, result.output
     assert "already done 1" in result.output
-    assert "1 of them is being sent by another run now." in result.output
-    retried = (now + timedelta(hours=1)).strftime("%H:%M")  # the claim's lease, should it be lost
-    assert f"or by one that was interrupted: then it is sent again after {retried} UTC" in (
-        result.output
-    )
+    assert "1 of them is being sent by another run, or waits to be sent again" in result.output
+    retried = (now + timedelta(hours=1)).strftime("%Y-%m-%d %H:%M")  # the claim's lease
+    assert f"(if none is, it is sent again after {retried} UTC)" in result.output
     assert smtp_server.messages == []
     pending = json.loads(runner.invoke(app, ["status", "--format", "json"]).output)["upcoming"]
-    assert [p["next_attempt"][11:16] for p in pending] == [retried]
+    assert [p["next_attempt"][:16].replace("T", " ") for p in pending] == [retried]
 
 
 def test_force_resends_deliberately(env: dict[str, str], smtp_server: SmtpServer) -> None:
@@ -196,7 +194,7 @@ def test_dry_run_after_a_partial_send_says_what_would_still_go(
     assert send("--to", "ada@example.org", env=smtp_server.env()).exit_code == 0
     result = send("--dry-run", env=smtp_server.env())
     assert result.exit_code == 0, result.output
-    assert "nothing new to send" not in result.output
+    assert "Nothing new to send" not in result.output
     assert "sent 0, skipped 0, failed 0, already done 1, dry run 2 (1 would be sent)" in (
         result.output
     )
@@ -204,7 +202,7 @@ def test_dry_run_after_a_partial_send_says_what_would_still_go(
     assert send(env=smtp_server.env()).exit_code == 0
     done = send("--dry-run", env=smtp_server.env())
     assert "already done 3, dry run 0" in done.output
-    assert "These digests were already sent or skipped; nothing new to send." in done.output
+    assert "Nothing new to send: earlier runs handled these digests." in done.output
 
 
 def test_dry_run_says_a_nothing_matched_note_would_go(
@@ -439,7 +437,7 @@ def test_preview_line_names_only_what_this_run_wrote(env: dict[str, str]) -> Non
     again = send()
     assert again.exit_code == 0, again.output
     assert "Preview:" not in again.output and "Outbox:" not in again.output
-    assert "nothing new to send" in again.output
+    assert "Nothing new to send" in again.output
 
 
 def test_dry_run_writes_nothing(env: dict[str, str]) -> None:

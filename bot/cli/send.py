@@ -128,11 +128,13 @@ def _summarise(report: SendReport, options: SendOptions, mailer: Mailer) -> None
         out.print(f"[yellow]--force: {resent} {noun} sent again on purpose.[/]")
     busy = sum(1 for o in report.outcomes if o.status == "already" and o.detail.startswith(BUSY))
     if busy:
-        out.print(f"{busy} of them {'is' if busy == 1 else 'are'} being sent by another run now.")
+        one = busy == 1
+        out.print(
+            f"{busy} of them {'is' if one else 'are'} being sent by another run, or "
+            f"{'waits' if one else 'wait'} to be sent again at the time given."
+        )
     elif counts["already"] and not (counts["sent"] or counts["failed"] or report.would_send):
-        skipped = any(o.status == "already" and "skipped" in o.detail for o in report.outcomes)
-        how = "sent or skipped" if skipped else "sent"
-        out.print(f"These digests were already {how}; nothing new to send.")
+        out.print("Nothing new to send: earlier runs handled these digests.")
     if report.stopped:
         err.print(f"[red]Stopped:[/red] {escape(report.stopped)}", soft_wrap=True)
     if isinstance(mailer, OutboxMailer) and mailer.previews:

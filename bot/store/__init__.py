@@ -387,7 +387,7 @@ class Store(RunLog):
         """Rows still to be sent (temporary failures and ``sending``), soonest first, with email,
         at most ``limit``; and how many there are in all."""
         pending = col(Delivery.status).in_([TEMP_FAILED, SENDING])
-        soonest = case(
+        soonest = case(  # the rule of ``Delivery.next_try``, in SQL
             (col(Delivery.status) == SENDING, col(Delivery.lease_until)),
             else_=col(Delivery.next_attempt_at),
         )

@@ -105,13 +105,12 @@ class Delivery(SQLModel, table=True):
 
     def meaning(self) -> str:
         """What the row's state means to a run that finds it (``STATE_MEANING``); for a
-        ``sending`` row, also when it is sent again should its run have been interrupted."""
+        ``sending`` row, also when it is sent again if no run is sending it (its run was
+        interrupted, or it waits out a backoff after an unknown outcome)."""
         text = STATE_MEANING.get(self.status, self.status)
         if self.status == SENDING and self.lease_until is not None:
-            text += (
-                f" (or by one that was interrupted: then it is sent again after "
-                f"{as_utc(self.lease_until):%H:%M} UTC)"
-            )
+            when = f"{as_utc(self.lease_until):%Y-%m-%d %H:%M} UTC"
+            text += f" (if none is, it is sent again after {when})"
         return text
 
     def abandoned(self, now: datetime) -> bool:
