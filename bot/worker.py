@@ -288,11 +288,16 @@ class Worker:
             if self._delivery_paused():
                 return SendReport()
             started = self.deps.clock()
-            async with self.mailer_factory() as mailer:
-                self.deps.mailer = mailer
-                report = await sweep(
-                    self.deps, self.roster, started, self.terms, sources_down=self.sources_down
-                )
+            try:
+                async with self.mailer_factory() as mailer:
+                    self.deps.mailer = mailer
+                    report = await sweep(
+                        self.deps, self.roster, started, self.terms, sources_down=self.sources_down
+                    )
+            except asyncio.CancelledError:  # a stop that would not wait: what was sent is known
+                summary = {"stopped": "cancelled at shutdown"}  # from the ledger, not from here
+                self.deps.store.record_run("sweep", started, "stopped", summary)
+                raise
             if report.outcomes or report.stopped or report.waiting != self.waiting:
                 self.deps.store.record_run("sweep", started, run_status(report), report.summary())
             self._database_works()

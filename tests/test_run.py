@@ -191,6 +191,10 @@ def test_sigterm_during_a_stalled_send_releases_what_never_reached_the_server(
     at_server = {m["To"].addresses[0].addr_spec for m in faults.handler.received()}
     assert len(at_server) == 4
     assert ledger_counts(crowd) == {"sending": 4, "temp_failed": CROWD - 4}
+    store = Store(crowd["PAPERBOT_DATABASE_URL"])
+    sweeps = [(r.status, r.summary) for r in store.recent_runs() if r.command == "sweep"]
+    store.close()
+    assert sweeps == [("stopped", {"stopped": "cancelled at shutdown"})]
 
     faults.handler.data.clear()  # the server answers at once from now on
     others = {f"reader{n}@example.org" for n in range(CROWD)} - at_server

@@ -125,11 +125,11 @@ def test_a_digest_another_run_is_sending_is_said_to_be_in_progress(
     assert result.exit_code == 0, result.output
     assert "already done 1" in result.output
     assert "1 of them is being sent by another run, or waits to be sent again" in result.output
-    retried = (now + timedelta(hours=1)).strftime("%Y-%m-%d %H:%M")  # the claim's lease
-    assert f"(if none is, it is sent again after {retried} UTC)" in result.output
+    retried = (now + timedelta(hours=1)).strftime("%Y-%m-%d %H:%M:")  # the claim's lease
+    assert f"(if none is, it is sent again after {retried}" in result.output
     assert smtp_server.messages == []
     pending = json.loads(runner.invoke(app, ["status", "--format", "json"]).output)["upcoming"]
-    assert [p["next_attempt"][:16].replace("T", " ") for p in pending] == [retried]
+    assert [p["next_attempt"][:17].replace("T", " ") for p in pending] == [retried]
 
 
 def test_force_resends_deliberately(env: dict[str, str], smtp_server: SmtpServer) -> None:

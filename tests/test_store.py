@@ -471,6 +471,6 @@ def test_a_row_is_next_tried_at_its_retry_time_or_when_its_lease_ends() -> None:
         lease_until=lease, created_at=NOW, updated_at=NOW,
     )  # fmt: skip
     assert row.next_try == lease
-    assert "sent again after 2026-11-25 08:05 UTC" in row.meaning()
+    assert "sent again after 2026-11-25 08:05:00 UTC" in row.meaning()
     row.status = TEMP_FAILED
     assert row.next_try == retry and row.meaning() == "waiting for its next retry"

@@ -109,7 +109,7 @@ class Delivery(SQLModel, table=True):
         interrupted, or it waits out a backoff after an unknown outcome)."""
         text = STATE_MEANING.get(self.status, self.status)
         if self.status == SENDING and self.lease_until is not None:
-            when = f"{as_utc(self.lease_until):%Y-%m-%d %H:%M} UTC"
+            when = f"{as_utc(self.lease_until):%Y-%m-%d %H:%M:%S} UTC"
             text += f" (if none is, it is sent again after {when})"
         return text
 
