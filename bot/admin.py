@@ -17,6 +17,7 @@ from bot.errors import (
     AuthenticationDeliveryError,
     ConnectionDeliveryError,
     DeliveryError,
+    DroppedDeliveryError,
     FatalDeliveryError,
     PermanentDeliveryError,
     SenderDeliveryError,
@@ -40,7 +41,8 @@ KINDS = {
 
 def is_smtp_trouble(error: DeliveryError | None) -> bool:
     """Whether ``error`` means the SMTP server cannot be used now (unreachable, or refusing the
-    login, TLS or the sender), rather than a reply about one message."""
+    login, TLS or the sender), rather than a reply about one message or one message's
+    connection lost before its data."""
     return isinstance(error, ConnectionDeliveryError | FatalDeliveryError | UnknownOutcomeError)
 
 
@@ -62,7 +64,7 @@ def smtp_advice(cause: DeliveryError | None) -> str:
             "The SMTP server refuses the messages themselves (their content, or a policy such as "
             "relaying or the sender): check its reply above, PAPERBOT_FROM and the server's rules."
         )
-    if isinstance(cause, ConnectionDeliveryError | UnknownOutcomeError):
+    if isinstance(cause, ConnectionDeliveryError | DroppedDeliveryError | UnknownOutcomeError):
         return (
             "Check PAPERBOT_SMTP_HOST and PAPERBOT_SMTP_PORT, that the SMTP server is up and "
             "reachable from here, and that no firewall blocks the port."

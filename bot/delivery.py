@@ -16,11 +16,15 @@ How each failure is handled:
 - temporary (4xx, 552): ``temp_failed`` with the next attempt from ``RetryPolicy``;
   past the give-up time, ``perm_failed``
 - permanent (other 5xx): ``perm_failed``; the address is suppressed only when the server refused
-  its mailbox (see ``bot.mailer``). After ``REFUSALS_IN_ROW`` messages in a row refused with the
-  same reply that does not blame their address (their content, a policy), stop: every message
-  would be refused
+  its mailbox (see ``bot.mailer``). A refusal that does not blame the address (the content, a
+  policy) is held until another outcome ends the row of messages refused with the same reply
+  (code and enhanced status), and then recorded ``perm_failed``. When ``REFUSALS_IN_ROW`` are
+  refused in a row, stop: every message would be refused; the held ones are released with the
+  rest, so that a server refusing every message fails none of them
 - a connection that cannot be opened (refused, timed out, no greeting, EHLO or login refused
-  for now): open it again and try again; after ``smtp_max_failures`` such failures in a row, stop
+  for now), or one kept from an earlier message found closed before the server answered
+  anything in the new transaction: open one and try again; after ``smtp_max_failures`` such
+  failures in a row, stop
 - connection lost (or timed out) during a message's transaction, before its data is complete:
   that message failed for now, like a 4xx; the others go on over a new connection
 - connection lost after the data: the row stays ``sending``; its lease runs out and it is sent
@@ -41,9 +45,9 @@ row becomes ``temp_failed``, due at once, with ``not sent: <why the run stopped>
 does not count as an attempt (the server never had a word about that message). The message in
 hand when the run stopped is also reported as ``failed``; the report's ``stopped_by`` is the
 SMTP error that stopped the run, if one did. A cancelled run (a stop that would not wait longer)
-releases them too, as soon as the cancellation reaches it and without awaiting anything; the
-messages being sent then (and those accepted but not yet recorded) stay ``sending``, as after a
-crash.
+records the messages accepted but not yet recorded as ``sent`` and releases the rest too, as soon
+as the cancellation reaches it and without awaiting anything; the messages being sent then stay
+``sending``, as after a crash.
 """
 
 from __future__ import annotations
@@ -51,10 +55,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures.process import BrokenProcessPool
-from datetime import timedelta
+from datetime import datetime, timedelta
 from itertools import chain, islice
 from typing import TypeVar
 
@@ -103,6 +108,9 @@ REFUSALS_IN_ROW = 5
 """Messages refused in a row with the same permanent reply that does not blame their address
 (the same code and enhanced status: spam, a policy) before the run stops."""
 
+_Held = tuple[Job, Claim, DeliveryError]
+"""A refused message not recorded yet, and its refusal."""
+
 
 def prepare(jobs: int) -> None:
     """Say that about ``jobs`` jobs will soon be delivered: when that many will be composed in
@@ -142,13 +150,16 @@ class _Run:
         self.lost_in_row = 0
         """Messages in a row whose connection was lost during their transaction."""
         self.refusal: tuple[int, str | None] | None = None
-        self.refusals_in_row = 0
-        """Messages in a row refused with ``refusal`` (a code and enhanced status)."""
+        self.held: list[_Held] = []
+        """The messages in a row refused with ``refusal`` (a code and enhanced status), recorded
+        once another outcome ends the row, or released if the run stops."""
         self.broken: Exception | None = None
         """What failed unexpectedly (the database went away): nothing more is sent, and the run
         ends with it."""
         self.unsent: dict[int, Claim] = {}
         """Claimed rows not handed to the server yet, nor settled: what a broken run releases."""
+        self.releasing = threading.Lock()
+        """Held while claims are released (on a worker thread, or at a cancellation)."""
 
     async def run(self, jobs: Iterable[Job]) -> DeliveryReport:
         senders = [asyncio.create_task(self._sender()) for _ in range(self.mailer.concurrency)]
@@ -166,46 +177,81 @@ class _Run:
         return self.report
 
     async def _finish(self, senders: list[asyncio.Task[None]]) -> None:
-        """Let the senders empty the queue, wait for the ``sent`` records, and release the
-        claims not sent when the run stopped or broke."""
+        """Let the senders empty the queue and wait for the ``sent`` records; then record the
+        refusals held, or, when the run stopped or broke, release them with the claims not
+        sent."""
         for _ in senders:
             await self.queue.put(None)
         await asyncio.gather(*senders)
         await self.recorder.drain()
-        if self.unsent and (self.broken is not None or self._halted()):
-            await self._release_unsent()
+        if not (self.unsent or self.held):
+            return
+        if self.broken is None and not self._halted():
+            for job, claim, refusal in self._end_refusals():
+                await self._failed(job, claim, refusal)
+        else:
+            await asyncio.to_thread(self._release_all, self.deps.clock(), self._not_sent())
 
     def _abandon(self, senders: list[asyncio.Task[None]]) -> None:
-        """The run is cancelled: stop the senders and release the claims none of them handed to
-        the server, before the cancellation goes on (without waiting: the task may be cancelled
-        again). The messages in flight stay ``sending`` until their lease runs out."""
+        """The run is cancelled: stop the senders, record the messages accepted but not yet
+        recorded, and release the claims none of them handed to the server, before the
+        cancellation goes on (without waiting: the task may be cancelled again). The messages
+        in flight stay ``sending`` until their lease runs out."""
         for sender in senders:
             sender.cancel()
         if not self._halted() and self.broken is None:
             self.report.stopped = "the run was cancelled"
-        reason = f"not sent: {self._why_stopped()}"
-        ledger, now, released = self.deps.store.ledger, self.deps.clock(), 0
-        while self.unsent:
-            _, claim = self.unsent.popitem()
-            try:
-                if ledger.release(claim, now, reason):
-                    released += 1
-            except Exception as exc:
-                log.warning(
-                    "%d claimed messages stay 'sending' until their lease runs out: releasing "
-                    "them failed: %s", len(self.unsent) + 1, db_reason(exc),
-                )  # fmt: skip
-                break
-        if released:
+        now = self.deps.clock()
+        accepted = [claim for _, claim in self.recorder.unwritten()]
+        try:
+            self.deps.store.ledger.mark_sent_many(accepted, now)
+        except Exception as exc:
+            log.warning(
+                "%s stay 'sending' until their lease runs out: recording them failed: %s",
+                plural(len(accepted), "sent message"), db_reason(exc),
+            )  # fmt: skip
+        if released := self._release_all(now, self._not_sent()):
             unsent = plural(released, "claimed message")
-            log.warning("delivery cancelled: released %s the server never had", unsent)
+            log.warning("delivery cancelled: released %s not sent", unsent)
+
+    def _release_all(self, now: datetime, reason: str) -> int:
+        """Give back every claim not settled, saying why, for the next run: the messages no
+        sender handed to the server and the refusals held; how many (``report.released``
+        counts them). When the database refuses that, the rest stay ``sending`` until their
+        lease runs out, and the run ends with that error unless it ends with another."""
+        ledger, released = self.deps.store.ledger, 0
+        with self.releasing:
+            self.unsent.update((claim.delivery_id, claim) for _, claim, _ in self.held)
+            self.held.clear()
+            while self.unsent:
+                _, claim = self.unsent.popitem()
+                try:
+                    released += ledger.release(claim, now, reason)
+                except Exception as exc:
+                    log.warning(
+                        "%d claimed messages stay 'sending' until their lease runs out: "
+                        "releasing them failed: %s", len(self.unsent) + 1, db_reason(exc),
+                    )  # fmt: skip
+                    self.broken = self.broken or exc
+                    break
+            self.report.released += released
+        return released
 
     # -- bookkeeping -------------------------------------------------------------------------
 
     def _emit(
-        self, job: Job, status: str, detail: str, papers: int = 0, *, resent: bool = False
+        self,
+        job: Job,
+        status: str,
+        detail: str,
+        papers: int = 0,
+        *,
+        resent: bool = False,
+        code: int | None = None,
     ) -> None:
-        outcome = Outcome(job.email, status, papers, detail, job.day, job.kind, job.ref, resent)
+        outcome = Outcome(
+            job.email, status, papers, detail, job.day, job.kind, job.ref, resent, code
+        )
         self.report.outcomes.append(outcome)
         self.deps.on_outcome(outcome)
 
@@ -300,9 +346,11 @@ class _Run:
         tried = claim.attempts - 1
         if not claim.resumed or tried < self.most_attempts:
             return False
-        detail = f"outcome unknown after {tried} attempts: the connection was lost after the data"
+        detail = f"outcome unknown after {tried} attempts"
         ledger, now = self.deps.store.ledger, self.deps.clock()
-        await asyncio.to_thread(ledger.give_up, claim, now, detail)
+        await asyncio.to_thread(
+            ledger.mark_failed, claim, now, error=detail, retry_at=None, attempted=False
+        )
         self.unsent.pop(claim.delivery_id, None)
         self._emit(job, "failed", detail, len(claim.paper_ids))
         return True
@@ -332,15 +380,16 @@ class _Run:
         """Compose in this process and queue the message (a failure is recorded)."""
         await self._ready(job, claim, await self._attempt(job, claim, job.compose))
 
-    async def _release(self, claim: Claim, *, reported: bool = False) -> None:
-        """Give a claimed row back unsent, for the next run, saying why (we are stopping);
-        ``released`` counts the ones that get no outcome of their own."""
-        reason = f"not sent: {self._why_stopped()}"
-        ledger, now = self.deps.store.ledger, self.deps.clock()
-        released = await asyncio.to_thread(ledger.release, claim, now, reason)
-        self.unsent.pop(claim.delivery_id, None)
-        if released and not reported:
-            self.report.released += 1
+    async def _release_in_hand(self, job: Job, claim: Claim) -> None:
+        """The run stopped with this message in hand, before the server had it: give its row
+        back for the next run, and report it failed, saying why."""
+        reason, ledger = self._not_sent(), self.deps.store.ledger
+        await asyncio.to_thread(ledger.release, claim, self.deps.clock(), reason)
+        self._emit(job, "failed", reason)
+
+    def _not_sent(self) -> str:
+        """What a claim given back unsent says."""
+        return f"not sent: {self._why_stopped()}"
 
     def _why_stopped(self) -> str:
         """Why claimed messages are given back: what stopped the run, or the error it ends with."""
@@ -350,22 +399,6 @@ class _Run:
         if isinstance(error, DatabaseFailure):
             return f"the run ended with a database error: {db_reason(error)}"
         return f"the run ended with an internal error: {error!r}"
-
-    async def _release_unsent(self) -> None:
-        """When the run stops or breaks, release the claimed rows no sender handed to the
-        server. When the database refuses that after an unexpected error, the rest stay
-        ``sending`` until their lease runs out, and the run still ends with the first error."""
-        while self.unsent:
-            try:
-                await self._release(next(iter(self.unsent.values())))
-            except Exception as exc:
-                if self.broken is None:
-                    raise
-                log.warning(
-                    "%d claimed messages stay 'sending' until their lease runs out: releasing "
-                    "them failed: %s", len(self.unsent), db_reason(exc),
-                )  # fmt: skip
-                return
 
     def _message_id(self) -> str:
         return new_message_id(self.deps.settings.sender)
@@ -411,19 +444,13 @@ class _Run:
         self.unsent.pop(claim.delivery_id, None)  # in the server's hands from here on
         try:
             await self._send(item.message)
-        except UnknownOutcomeError as exc:
-            self._in_a_row(exc)
-            await self._unknown(job, claim, exc)
         except FatalDeliveryError as exc:
             self._halt(str(exc), exc)
-            await self._release(claim, reported=True)
-            self._emit(job, "failed", f"not sent: {self.report.stopped}")
+            await self._release_in_hand(job, claim)
         except DeliveryError as exc:
-            self._in_a_row(exc)
-            await self._failed(job, claim, exc)
+            await self._settle(job, claim, exc)
         else:
-            self._in_a_row(None)
-            await self._sent(job, claim)
+            await self._settle(job, claim, None)
 
     async def _send(self, message: Outgoing) -> None:
         """Send, opening the connection again when it could not be opened, until that failed
@@ -431,9 +458,6 @@ class _Run:
         while True:
             try:
                 await self.mailer.send(message)
-            except DroppedDeliveryError:  # the connection was open: this message failed
-                self.failures_in_row = 0
-                raise
             except ConnectionDeliveryError as exc:
                 self._connection_failed(exc)
                 if self._halted():
@@ -441,10 +465,23 @@ class _Run:
                 await asyncio.sleep(min(0.05 * 2**self.failures_in_row, 5.0))
                 continue
             except (PermanentDeliveryError, TemporaryDeliveryError, UnknownOutcomeError):
-                self.failures_in_row = 0  # the server answered: the connection is fine
+                self.failures_in_row = 0  # the connection opened: the server can be reached
                 raise
             self.failures_in_row = 0
             return
+
+    async def _settle(self, job: Job, claim: Claim, error: DeliveryError | None) -> None:
+        """Record what became of a message the server had: accepted (``error`` is None),
+        refused, failed for now or of unknown outcome. A refusal that does not blame the
+        address is held instead (see ``_in_a_row``)."""
+        for held in self._in_a_row(job, claim, error):
+            await self._failed(*held)
+        if error is None:
+            await self._sent(job, claim)
+        elif isinstance(error, UnknownOutcomeError):
+            await self._unknown(job, claim, error)
+        elif message_refusal(error) is None:
+            await self._failed(job, claim, error)
 
     def _connection_failed(self, exc: DeliveryError) -> None:
         self.failures_in_row += 1
@@ -452,25 +489,40 @@ class _Run:
         if self.failures_in_row >= limit:
             self._halt(f"{self.failures_in_row} connection failures in a row, last: {exc}", exc)
 
-    def _in_a_row(self, error: DeliveryError | None) -> None:
+    def _in_a_row(self, job: Job, claim: Claim, error: DeliveryError | None) -> list[_Held]:
         """Count what happened to one more message (``error``, or None once it was accepted),
         and stop when messages in a row keep failing in a way every message would: the
         connection lost during ``smtp_max_failures`` of them, or ``REFUSALS_IN_ROW`` refused
-        with the same reply that does not blame their address."""
+        with the same reply that does not blame their address.
+
+        Such a refusal is held, not recorded: until the row ends, nobody knows whether the
+        server refuses this message or every one. The held refusals of a row this outcome ended
+        are returned, to be recorded ``perm_failed``."""
         lost = isinstance(error, DroppedDeliveryError | UnknownOutcomeError)
         self.lost_in_row = self.lost_in_row + 1 if lost else 0
         refusal = message_refusal(error)
         same = refusal is not None and refusal == self.refusal
+        ended = [] if same else self._end_refusals()
         self.refusal = refusal
-        self.refusals_in_row = self.refusals_in_row + 1 if same else int(refusal is not None)
+        if refusal is not None and error is not None:
+            self.held.append((job, claim, error))
         if self.lost_in_row >= self.deps.settings.smtp_max_failures:
             self._halt(
                 f"the connection was lost during {self.lost_in_row} messages in a row, "
                 f"last: {error}", error,
             )  # fmt: skip
-        elif self.refusals_in_row >= REFUSALS_IN_ROW:
-            n = self.refusals_in_row
+        elif len(self.held) >= REFUSALS_IN_ROW:
+            n = len(self.held)
             self._halt(f"{n} messages in a row refused the same way, last: {error}", error)
+        return ended
+
+    def _end_refusals(self) -> list[_Held]:
+        """Take the held refusals, to be recorded; none once the run is stopping: it releases
+        them with the claims not sent."""
+        if self._halted():
+            return []
+        ended, self.held = self.held, []
+        return ended
 
     async def _unknown(self, job: Job, claim: Claim, exc: UnknownOutcomeError) -> None:
         """The message may have arrived: its row stays ``sending``, to be sent again with the
@@ -518,7 +570,7 @@ class _Run:
             ledger.mark_failed, claim, now, error=detail, code=exc.code, retry_at=retry_at
         )
         self.unsent.pop(claim.delivery_id, None)  # gone already if the server refused it
-        self._emit(job, "failed", detail, len(claim.paper_ids))
+        self._emit(job, "failed", detail, len(claim.paper_ids), code=exc.code)
 
 
 def message_refusal(error: DeliveryError | None) -> tuple[int, str | None] | None:

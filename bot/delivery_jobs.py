@@ -34,6 +34,12 @@ class Outcome:
     kind: str = "digest"
     ref: str = ""
     resent: bool = False  # sent again on purpose (``force``) although it had been sent
+    code: int | None = None  # the SMTP reply code of a failure the server answered
+
+    @property
+    def answered(self) -> bool:
+        """Whether the server had a say about this message: it accepted or refused it."""
+        return self.status == "sent" or self.code is not None
 
 
 @dataclass(frozen=True, slots=True)

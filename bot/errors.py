@@ -7,8 +7,8 @@ BotError                 anything the CLI turns into a clear message and an exit
 ├── SourceError          a paper source failed or answered in a shape we do not understand
 └── DeliveryError        a message could not be handed to SMTP or the outbox
     ├── TemporaryDeliveryError   worth retrying later (4xx, 552, connection trouble)
-    │   └── ConnectionDeliveryError  refused, dropped or timed out before the message went out
-    │       └── DroppedDeliveryError     lost during one message's transaction, before its data
+    │   ├── ConnectionDeliveryError  the connection could not be opened: the server cannot be used
+    │   └── DroppedDeliveryError     lost during one message's transaction, before its data
     ├── PermanentDeliveryError   never retry this message (other 5xx)
     │   └── RecipientDeliveryError   the recipient's mailbox is refused: mail it no more
     ├── FatalDeliveryError       every message would fail: stop the run
@@ -137,12 +137,15 @@ class UnknownHostDeliveryError(FatalDeliveryError):
 
 
 class ConnectionDeliveryError(TemporaryDeliveryError):
-    """The connection was refused, dropped or timed out before the message was handed over."""
+    """The connection could not be opened (refused, timed out, no greeting), or the one kept
+    open since an earlier message turned out to be closed before the server answered anything
+    about this one: open one again (a server that cannot be reached fails this way)."""
 
 
-class DroppedDeliveryError(ConnectionDeliveryError):
+class DroppedDeliveryError(TemporaryDeliveryError):
     """The connection was lost (or timed out) during this message's transaction, before its data
-    was complete: the server could be reached, and this message failed for now."""
+    was complete: the server could be reached, and this message failed for now. It says nothing
+    about the server being unusable, unlike a ``ConnectionDeliveryError``."""
 
 
 class UnknownOutcomeError(DeliveryError):

@@ -14,7 +14,10 @@ Only a refusal of the recipient's mailbox blames the address (``RecipientDeliver
 to RCPT, unless its enhanced status is 5.7.x (a policy: relaying denied, sender not allowed), or
 a 5xx to DATA with 5.1.x or 5.2.x (mailbox unknown or disabled). Any other 5xx refuses the
 message. A connection lost during a transaction, before its data is complete, fails that
-message (``DroppedDeliveryError``); one that cannot be opened says the server cannot be used.
+message (``DroppedDeliveryError``). A connection that cannot be opened, or one kept open since
+an earlier message that turns out to be closed before the server answered anything in the new
+transaction (servers close idle connections), is a ``ConnectionDeliveryError``: the caller opens
+a new one, and gives up when none can be opened.
 """
 
 from __future__ import annotations
@@ -199,6 +202,8 @@ class _Wire(asyncio.Protocol):
         self._waiter: asyncio.Future[None] | None = None
         self._wanted = 0
         self._error: Exception | None = None
+        self.received = 0
+        """How many replies have arrived on this session."""
 
     @classmethod
     def take_over(cls, smtp: aiosmtplib.SMTP, timeout: float) -> _Wire:
@@ -240,6 +245,7 @@ class _Wire(asyncio.Protocol):
                 lines.append(line[4:].decode("utf-8", "replace").strip())
                 if line[3:4] != b"-":
                     self._replies.append(Reply(int(line[:3]), "\n".join(lines)))
+                    self.received += 1
                     start = end
                     break
             else:
@@ -353,12 +359,16 @@ class _Connection:
     async def send(self, message: Outgoing) -> None:
         """MAIL, RCPT, DATA on this connection. A connection that cannot be opened (or reset)
         says the server cannot be used; one lost during the transaction fails this message
-        before the data is complete, and leaves its outcome unknown after."""
+        before the data is complete, and leaves its outcome unknown after. A connection kept
+        from an earlier message that is found lost before the server answered anything in this
+        transaction had died meanwhile: one to open again, not this message's failure."""
         commands = envelope_commands(message.sender, message.recipient)
-        opened = data_sent = False
+        kept = self._wire is not None and self._wire.is_open
+        wire: _Wire | None = None
+        seen, data_sent = 0, False
         try:
             wire = await self._open()
-            opened = True
+            seen = wire.received  # the replies before this transaction
             replies = await wire.exchange(commands, _ENVELOPE)
             refused = self._refusal(replies)
             if refused is not None:
@@ -378,7 +388,7 @@ class _Connection:
             self.drop()
             if data_sent:
                 raise UnknownOutcomeError(f"connection lost after the message data: {exc}") from exc
-            if opened:
+            if wire is not None and (not kept or wire.received > seen):
                 why = str(exc) or type(exc).__name__
                 raise DroppedDeliveryError(f"connection lost before the data: {why}") from exc
             raise classify(exc) from exc

@@ -7,6 +7,7 @@ import contextlib
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
+from itertools import chain
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -72,7 +73,8 @@ class GroupCommit(Generic[T]):
 
     With ``linger``, a write of fewer than ``batch`` items waits up to ``linger`` seconds for
     more (a transaction and a thread hand-off cost far more than one more row), except while
-    draining.
+    draining. ``unwritten`` lists the items not known to be written, for a caller cancelled
+    before they were.
     """
 
     def __init__(
@@ -86,6 +88,7 @@ class GroupCommit(Generic[T]):
         self._write = write
         self._room = asyncio.Semaphore(max_unwritten)
         self._pending: list[tuple[T, Written[T]]] = []
+        self._writing: list[tuple[T, Written[T]]] = []
         self._task: asyncio.Task[None] | None = None
         self._batch, self._linger = batch, linger
         self._enough = asyncio.Event()  # set when a full batch is pending, or to drain
@@ -121,6 +124,11 @@ class GroupCommit(Generic[T]):
             await self._task
         self._draining = False
 
+    def unwritten(self) -> list[T]:
+        """The items queued or being written: once the writes are cancelled, those that may
+        never be written."""
+        return [item for item, _ in chain(self._writing, self._pending)]
+
     async def _flush(self) -> None:
         while self._pending:
             if len(self._pending) < self._batch and not self._draining:
@@ -129,11 +137,13 @@ class GroupCommit(Generic[T]):
                     async with asyncio.timeout(self._linger):
                         await self._enough.wait()
             batch, self._pending = self._pending, []
+            self._writing = batch
             error: Exception | None = None
             try:
                 await asyncio.to_thread(self._write, [item for item, _ in batch])
             except Exception as exc:  # every item of the batch learns it was not written
                 error = exc
+            self._writing = []
             for item, done in batch:
                 self._room.release()
                 done(item, error)

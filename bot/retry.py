@@ -43,8 +43,14 @@ class RetryPolicy:
         return timedelta(seconds=seconds)
 
     def most_attempts(self) -> int:
-        """How many attempts the backoff makes before it gives up (without the jitter): each
-        one after the waits before it, and none later than ``give_up`` after the first."""
+        """How many attempts the backoff makes before it gives up, and at least 2 (even when
+        ``give_up`` is shorter than the first wait): a message whose first attempt ended
+        unknown (its sender died) is always sent once more."""
+        return max(self._attempts_until_give_up(), 2)
+
+    def _attempts_until_give_up(self) -> int:
+        """How many attempts the backoff makes (without the jitter): each one after the waits
+        before it, and none later than ``give_up`` after the first."""
         attempts, elapsed = 1, timedelta(0)
         while (wait := self.backoff(attempts)) < self.maximum:
             if elapsed + wait > self.give_up:

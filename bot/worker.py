@@ -174,9 +174,9 @@ class Worker:
 
     async def _after_delivery(self, report: SendReport) -> None:
         """After a sweep whose delivery was not stopped: email the kept admin alerts (a
-        connection failure then pauses delivery), and once the server took part again after a
-        pause, say that delivery works again."""
-        answered = any(o.status in {"sent", "failed"} for o in report.outcomes)
+        connection failure then pauses delivery), and once the server accepted or refused a
+        message again after a pause, say that delivery works again."""
+        answered = any(o.answered for o in report.outcomes)
         if self.admin.pending:
             async with self.mailer_factory() as mailer:
                 error = await self.admin.flush(mailer)

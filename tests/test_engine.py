@@ -7,7 +7,8 @@ import logging
 import re
 import subprocess
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from email.headerregistry import Address
@@ -59,6 +60,9 @@ def test_backoff_makes_so_many_attempts_before_it_gives_up() -> None:
     second = timedelta(seconds=1)
     assert RetryPolicy(first=second, maximum=second, give_up=3 * second).most_attempts() == 4
     assert RetryPolicy(first=second, give_up=2 * second).most_attempts() == 2
+    for maximum in (2 * second, 4 * second):  # giving up before the first wait is over
+        policy = RetryPolicy(first=2 * second, maximum=maximum, give_up=second)
+        assert policy.most_attempts() == 2, "a message resumed after a crash is sent again"
 
 
 def test_dots_and_line_ends_in_the_data_payload() -> None:
@@ -453,7 +457,8 @@ async def test_the_same_refusal_of_message_after_message_stops_the_run(
     tmp_path: Path, faults: FaultServer
 ) -> None:
     """A server refusing every message (spam, a policy) stops the run like a refused login:
-    the refused ones fail, nobody is suppressed, and the rest are given back unsent."""
+    nobody is suppressed, and the refused ones are given back unsent with the rest, none of
+    them counted as an attempt: the server's policy fails no message."""
     deps = make_deps(tmp_path, faults, connections=1)
     emails = [f"user{n}@example.org" for n in range(20)]
     refusal = "554 5.7.1 Message rejected: spam content"
@@ -465,11 +470,50 @@ async def test_the_same_refusal_of_message_after_message_stops_the_run(
     assert report.stopped == (
         f"{REFUSALS_IN_ROW} messages in a row refused the same way, last: refused: {refusal}"
     )
+    assert faults.handler.commands["DATA"] == REFUSALS_IN_ROW
     assert deps.store.suppressed() == {}
     rows = ledger_rows(deps, jobs)
-    states = [(r.status, r.attempts) for r in rows]
-    assert states.count(("perm_failed", 1)) == REFUSALS_IN_ROW
-    assert set(states[REFUSALS_IN_ROW:]) == {("temp_failed", 0)}, "released: not attempted"
+    assert report.outcomes == [] and report.released == len(rows) == len(emails)
+    assert {(r.status, r.attempts, r.last_error) for r in rows} == {
+        ("temp_failed", 0, f"not sent: {report.stopped}")
+    }
+
+
+async def test_a_server_refusing_every_message_fails_none_of_them_run_after_run(
+    tmp_path: Path, faults: FaultServer
+) -> None:
+    """Each run stops at the same refusals; the messages wait for the next one, unfailed."""
+    deps = make_deps(tmp_path, faults, connections=2)
+    emails = [f"user{n}@example.org" for n in range(4 * REFUSALS_IN_ROW)]
+    faults.handler.data.update({email: ["550 5.7.1 relaying denied"] for email in emails})
+    jobs = jobs_for(deps, emails)
+    async with deps.mailer:  # type: ignore[union-attr]
+        for run in range(2):
+            report = await deliver(deps, jobs)
+            assert report.stopped is not None, f"run {run}"
+            assert report.stopped.startswith(f"{REFUSALS_IN_ROW} messages in a row refused")
+    assert faults.handler.commands["DATA"] >= 2 * REFUSALS_IN_ROW
+    assert deps.store.suppressed() == {}
+    assert {(r.status, r.attempts) for r in ledger_rows(deps, jobs)} == {("temp_failed", 0)}
+
+
+async def test_refusals_that_another_outcome_ends_fail_for_good(
+    tmp_path: Path, faults: FaultServer
+) -> None:
+    """Fewer refusals in a row than stop the run are refusals of those messages."""
+    deps = make_deps(tmp_path, faults, connections=1)
+    emails = [f"user{n}@example.org" for n in range(REFUSALS_IN_ROW + 1)]
+    refusal = "554 5.7.1 Message rejected: spam content"
+    faults.handler.data.update({email: [refusal] for email in emails[: REFUSALS_IN_ROW - 1]})
+    jobs = jobs_for(deps, emails)
+    async with deps.mailer:  # type: ignore[union-attr]
+        report = await deliver(deps, jobs)
+    assert report.stopped is None
+    failed = [(o.status, o.detail, o.code) for o in report.outcomes if o.status == "failed"]
+    assert failed == [("failed", f"refused: {refusal}", 554)] * (REFUSALS_IN_ROW - 1)
+    states = [(r.status, r.attempts, r.last_code) for r in ledger_rows(deps, jobs)]
+    assert states == [("perm_failed", 1, 554)] * (REFUSALS_IN_ROW - 1) + [("sent", 1, None)] * 2
+    assert deps.store.suppressed() == {}
 
 
 async def test_refused_mailboxes_and_different_refusals_do_not_stop_the_run(
@@ -510,6 +554,63 @@ async def test_a_server_that_drops_every_message_stops_the_run(
     assert states[:3] == [("temp_failed", 1)] * 3 and set(states[3:]) == {("temp_failed", 0)}
 
 
+async def test_a_kept_connection_that_died_meanwhile_is_opened_again_for_the_next_message(
+    tmp_path: Path, faults: FaultServer
+) -> None:
+    """A connection kept from the last message and lost before the server answered anything
+    in the next transaction (closed while idle) is no fault of that message: it goes out over
+    a new connection in the same run."""
+    deps = make_deps(tmp_path, faults, connections=1)
+    faults.handler.mail = ["250 OK", "drop", "250 OK"]  # the second MAIL: closed, no reply
+    jobs = jobs_for(deps, ["ada@example.org", "bob@example.org"])
+    async with deps.mailer:  # type: ignore[union-attr]
+        report = await deliver(deps, jobs)
+    assert sorted((o.email, o.status) for o in report.outcomes) == [
+        ("ada@example.org", "sent"), ("bob@example.org", "sent"),
+    ]  # fmt: skip
+    assert sorted(str(m["To"]) for m in faults.handler.accepted) == [job.email for job in jobs]
+    assert faults.handler.commands["MAIL"] == 3 and len(faults.handler.peers) == 2
+    assert [(r.status, r.attempts) for r in ledger_rows(deps, jobs)] == [("sent", 1)] * 2
+
+
+async def test_a_cancelled_run_records_the_messages_accepted_but_not_yet_recorded(
+    tmp_path: Path, faults: FaultServer
+) -> None:
+    """Cancelled the way a stop that would not wait cancels it (every task, the one writing
+    the ``sent`` records too), the run records what the server accepted before it gives back
+    the rest: those messages are not sent again. The one in flight stays ``sending``."""
+    deps = make_deps(tmp_path, faults, connections=1)
+    ledger, write = deps.store.ledger, deps.store.ledger.mark_sent_many
+    loop, writes, over = threading.current_thread(), [0], threading.Event()
+
+    def group_commit_never_ends(claims: Sequence[Claim], now: datetime) -> None:
+        if threading.current_thread() is not loop:  # the process would end before this commits
+            writes[0] += 1
+            over.wait(10)
+            return
+        write(claims, now)
+
+    ledger.mark_sent_many = group_commit_never_ends  # type: ignore[method-assign]
+    emails = [f"user{n}@example.org" for n in range(10)]
+    faults.handler.data.update({email: ["sleep:2"] for email in emails[5:]})  # the 6th stalls
+    jobs = jobs_for(deps, emails)
+    try:
+        async with deps.mailer:  # type: ignore[union-attr]
+            run = asyncio.create_task(deliver(deps, jobs))
+            while faults.handler.commands["DATA"] < 6 or not writes[0]:
+                await asyncio.sleep(0.01)
+            others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+            for task in others:
+                task.cancel()
+            await asyncio.wait(others, timeout=5)
+    finally:
+        over.set()
+    assert run.cancelled()
+    states = [row.status for row in ledger_rows(deps, jobs)]
+    assert states == ["sent"] * 5 + ["sending"] + ["temp_failed"] * 4
+    assert [str(m["To"]) for m in faults.handler.accepted] == emails[:5]
+
+
 async def test_a_message_whose_outcome_stays_unknown_is_given_up_in_the_end(
     tmp_path: Path, faults: FaultServer
 ) -> None:
@@ -530,9 +631,7 @@ async def test_a_message_whose_outcome_stays_unknown_is_given_up_in_the_end(
             outcomes += [(o.status, o.detail) for o in report.outcomes]
             now[0] += timedelta(minutes=2)
     assert [status for status, _ in outcomes] == ["unknown"] * 4 + ["failed", "already"]
-    assert outcomes[4][1] == (
-        "outcome unknown after 4 attempts: the connection was lost after the data"
-    )
+    assert outcomes[4][1] == "outcome unknown after 4 attempts"
     row = deps.store.ledger.get(job.subscriber_id, DAY)
     assert row is not None and (row.status, row.attempts) == ("perm_failed", 4)
     assert len({str(m["Message-ID"]) for m in faults.handler.received()}) == 1

@@ -149,7 +149,9 @@ def test_a_message_of_unknown_outcome_waits_for_its_lease_and_can_be_given_up(
     assert store.ledger.claim(sid, DAY, later, retry_now=True, **kw) is None  # type: ignore[arg-type]
     resumed = store.ledger.claim(sid, DAY, until + timedelta(seconds=1), **kw)  # type: ignore[arg-type]
     assert resumed is not None and resumed.resumed and resumed.message_id == first.message_id
-    assert store.ledger.give_up(resumed, until, "outcome unknown after 1 attempts")
+    assert store.ledger.mark_failed(
+        resumed, until, error="outcome unknown after 1 attempts", attempted=False
+    )
     row = store.ledger.get(sid, DAY)
     assert row is not None
     assert (row.status, row.attempts, row.lease_until) == ("perm_failed", 1, None)

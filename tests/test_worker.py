@@ -23,6 +23,7 @@ from bot.errors import (
     AuthenticationDeliveryError,
     ConnectionDeliveryError,
     DeliveryError,
+    DroppedDeliveryError,
     TlsDeliveryError,
     UnknownHostDeliveryError,
 )
@@ -500,8 +501,9 @@ async def test_a_server_refusing_every_message_pauses_delivery_and_alerts_the_ad
     config: Settings, clock: Clock, profiles_path: Path, faults: FaultServer,
     caplog: pytest.LogCaptureFixture,
 ) -> None:  # fmt: skip
-    """Refused for their content, the messages fail without suppressing anyone; the same refusal
-    over and over stops delivery as a refused login does."""
+    """Refused for their content, the same way message after message: delivery stops as after a
+    refused login, and the messages wait for it to work again, neither failed nor suppressed,
+    sweep after sweep."""
     caplog.set_level(logging.INFO, logger="bot")
     crowd_profiles(profiles_path, 8)
     refusal = "554 5.7.1 Message rejected: spam content"
@@ -514,9 +516,13 @@ async def test_a_server_refusing_every_message_pauses_delivery_and_alerts_the_ad
     assert f"5 messages in a row refused the same way, last: refused: {refusal}" in paused
     (alert,) = messages(caplog, "admin alert (smtp)", logging.ERROR)
     assert "refuses the messages themselves" in alert
+    clock.set(2026, 11, 25, 9, 1)  # the pause is over; the server still refuses them
+    await worker.sweep_job()
+    assert len(messages(caplog, "email delivery still failing; paused until")) == 1
+    assert faults.handler.commands["DATA"] >= 10
     assert worker.deps.store.suppressed() == {}
     states = {state: n for _, state, n in worker.deps.store.ledger.counts()}
-    assert states["perm_failed"] >= 5 and states["temp_failed"] > 0, "the rest wait"
+    assert states == {"temp_failed": 8}, "all wait"
 
 
 async def test_status_says_messages_left_by_a_paused_delivery_go_out_when_the_pause_ends(
@@ -624,6 +630,52 @@ async def test_kept_alerts_that_still_cannot_be_emailed_pause_delivery(
     assert worker._delivery_paused()
 
 
+async def test_a_kept_alert_whose_connection_is_lost_does_not_pause_delivery(
+    config: Settings, clock: Clock, profiles_path: Path, faults: FaultServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """The server can be reached, and lost only that message's connection: the alert stays
+    kept for the next sweep, and delivery goes on."""
+    caplog.set_level(logging.INFO)
+    late = 'subscribers:\n  - email: ada@example.org\n    send_at: "23:59"\n    interests:\n      keywords: ["moe"]\n'
+    profiles_path.write_text(late)
+    faults.handler.rcpt["admin@paperbot.example.org"] = ["drop"]
+    worker = start_worker(config, clock, Route(faults.port).mailer)
+    await worker._notify("source", "hf failed 3 fetches", "wait")
+    assert set(worker.admin.pending) == {"source"}
+    await worker.sweep_job()
+    assert faults.handler.commands["RCPT"] == 2, "emailed again at the sweep"
+    assert set(worker.admin.pending) == {"source"}
+    assert not worker._delivery_paused()
+    assert messages(caplog, "email delivery paused until", logging.WARNING) == []
+
+
+async def test_delivery_works_again_once_the_server_answers_about_a_message(
+    config: Settings, clock: Clock, hang_up: HangUp, faults: FaultServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """After a pause, messages whose connection is lost before the server says anything about
+    them do not show that delivery works again; one it accepts does."""
+    caplog.set_level(logging.INFO, logger="bot")
+    route = Route(hang_up.port)
+    settings = config.model_copy(update={"smtp_max_failures": 3, "admin_email": None})
+    worker = start_worker(settings, clock, route.mailer)
+    await worker.fetch_job()
+    await worker.sweep_job()  # ada's alert and alan's digest are due; the server is down
+    assert worker._delivery_paused()
+    route.port = faults.port
+    faults.handler.rcpt.update({"ada@example.org": ["drop"], "alan@example.org": ["drop"]})
+    clock.set(2026, 11, 25, 5, 1)
+    report = await worker.sweep_job()
+    assert [o.status for o in report.outcomes] == ["failed", "failed"] and not report.stopped
+    assert messages(caplog, "email delivery works again", logging.WARNING) == []
+    faults.handler.rcpt.clear()
+    clock.set(2026, 11, 25, 5, 10)  # their retries are due
+    report = await worker.sweep_job()
+    assert [o.status for o in report.outcomes] == ["sent", "sent"]
+    assert len(messages(caplog, "email delivery works again", logging.WARNING)) == 1
+
+
 async def test_a_new_outage_long_after_the_last_pause_starts_a_short_pause_again(
     make_worker: Callable[[], Worker], clock: Clock, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -673,6 +725,7 @@ async def test_without_an_admin_address_an_alert_is_logged_once_an_hour(
 @pytest.mark.parametrize(
     ("cause", "advice"),
     [(ConnectionDeliveryError("connection refused"), "PAPERBOT_SMTP_HOST and PAPERBOT_SMTP_PORT"),
+     (DroppedDeliveryError("connection lost"), "PAPERBOT_SMTP_HOST and PAPERBOT_SMTP_PORT"),
      (UnknownHostDeliveryError("no such host"), "PAPERBOT_SMTP_HOST: that name does not exist"),
      (AuthenticationDeliveryError("535"), "PAPERBOT_SMTP_USERNAME / PAPERBOT_SMTP_PASSWORD"),
      (TlsDeliveryError("wrong version number"), "PAPERBOT_SMTP_SECURITY and PAPERBOT_SMTP_PORT")],

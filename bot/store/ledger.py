@@ -289,21 +289,17 @@ class Ledger(DeliveryQueries):
         error: str,
         code: int | None = None,
         retry_at: datetime | None = None,
+        attempted: bool = True,
     ) -> bool:
-        """Record a failure: temporary when ``retry_at`` is given, permanent otherwise."""
+        """Record a failure: temporary when ``retry_at`` is given, permanent otherwise. A claim
+        not ``attempted`` (given up without sending it: it was tried as often as the retry
+        policy allows) does not count as an attempt."""
+        uncounted = {} if attempted else {"attempts": max(claim.attempts - 1, 0)}
         return self._finish(
             claim, now,
             status=TEMP_FAILED if retry_at is not None else PERM_FAILED,
             next_attempt_at=as_utc(retry_at) if retry_at is not None else None,
-            last_code=code, last_error=error[:1000],
-        )  # fmt: skip
-
-    def give_up(self, claim: Claim, now: datetime, reason: str) -> bool:
-        """Settle a claimed row as ``perm_failed`` without sending it (it was tried as often as
-        the retry policy allows); the claim does not count as an attempt."""
-        return self._finish(
-            claim, now, status=PERM_FAILED, next_attempt_at=None, last_code=None,
-            attempts=max(claim.attempts - 1, 0), last_error=reason[:1000],
+            last_code=code, last_error=error[:1000], **uncounted,
         )  # fmt: skip
 
     def release(self, claim: Claim, now: datetime, reason: str) -> bool:
