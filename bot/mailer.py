@@ -66,6 +66,10 @@ _MAILBOX_AT_DATA = {"1", "2"}
 no such user) and mailbox status (5.2.x: disabled)."""
 _POLICY = "7"
 """The enhanced status subject of security and policy refusals (5.7.x)."""
+_POLICY_WORDS = re.compile(
+    r"relay|not permitted|not allowed|access denied|authenticat|policy|blocked|spam", re.I
+)
+"""Words of a refusal without an enhanced status that blame the sender or the server's rules."""
 
 
 class Mailer(Protocol):
@@ -94,7 +98,7 @@ def classify_reply(code: int, text: str, command: str = "") -> DeliveryError:
         return AuthenticationDeliveryError(f"SMTP authentication failed: {detail}", code, status)
     if 400 <= code < 500 or code in TEMPORARY_5XX:
         return TemporaryDeliveryError(f"temporarily refused: {detail}", code, status)
-    if refuses_mailbox(command, status):
+    if refuses_mailbox(command, status, text):
         return RecipientDeliveryError(f"refused: {detail}", code, status)
     return PermanentDeliveryError(f"refused: {detail}", code, status)
 
@@ -105,13 +109,14 @@ def enhanced_status(text: str) -> str | None:
     return found.group(0) if found else None
 
 
-def refuses_mailbox(command: str, status: str | None) -> bool:
+def refuses_mailbox(command: str, status: str | None, text: str = "") -> bool:
     """Whether a permanent refusal of ``command`` with enhanced ``status`` is about the
     recipient's mailbox, so that the address should get no more mail (see the module
-    docstring); a refusal of the message or a policy is not."""
+    docstring); a refusal of the message or a policy is not. A reply without an enhanced status
+    that names a policy (``550 Relaying denied``) is read as one."""
     subject = status.split(".")[1] if status else None
     if command == "RCPT":
-        return subject != _POLICY
+        return subject != _POLICY and not (status is None and _POLICY_WORDS.search(text))
     return command == "DATA" and subject in _MAILBOX_AT_DATA
 
 

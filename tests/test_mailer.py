@@ -58,6 +58,8 @@ def test_reply_codes(code: int, kind: type[Exception]) -> None:
     ("command", "code", "text", "kind"),
     [("RCPT", 550, "5.1.1 no such user", RecipientDeliveryError),
      ("RCPT", 550, "no such user", RecipientDeliveryError),
+     ("RCPT", 550, "Relaying denied", PermanentDeliveryError),
+     ("RCPT", 554, "Sender address rejected: Access denied", PermanentDeliveryError),
      ("RCPT", 554, "5.7.1 Relay access denied", PermanentDeliveryError),
      ("RCPT", 550, "5.7.1 Sender not allowed", PermanentDeliveryError),
      ("DATA", 550, "5.1.1 mailbox unknown", RecipientDeliveryError),
