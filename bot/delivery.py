@@ -150,6 +150,8 @@ class _Run:
         self.lost_in_row = 0
         """Messages in a row whose connection was lost during their transaction."""
         self.refusal: tuple[int, str | None] | None = None
+        self.settled = 0
+        """Messages the server gave an outcome in this run (see ``_in_a_row``)."""
         self.held: list[_Held] = []
         """The messages in a row refused with ``refusal`` (a code and enhanced status), recorded
         once another outcome ends the row, or released if the run stops."""
@@ -187,8 +189,9 @@ class _Run:
         if not (self.unsent or self.held):
             return
         if self.broken is None and not self._halted():
+            everything = len(self.held) == self.settled  # no other outcome in the whole run
             for job, claim, refusal in self._end_refusals():
-                await self._failed(job, claim, refusal)
+                await self._failed(job, claim, for_now(refusal) if everything else refusal)
         else:
             await asyncio.to_thread(self._release_all, self.deps.clock(), self._not_sent())
 
@@ -498,6 +501,7 @@ class _Run:
         Such a refusal is held, not recorded: until the row ends, nobody knows whether the
         server refuses this message or every one. The held refusals of a row this outcome ended
         are returned, to be recorded ``perm_failed``."""
+        self.settled += 1
         lost = isinstance(error, DroppedDeliveryError | UnknownOutcomeError)
         self.lost_in_row = self.lost_in_row + 1 if lost else 0
         refusal = message_refusal(error)
@@ -571,6 +575,14 @@ class _Run:
         )
         self.unsent.pop(claim.delivery_id, None)  # gone already if the server refused it
         self._emit(job, "failed", detail, len(claim.paper_ids), code=exc.code)
+
+
+def for_now(refusal: DeliveryError) -> TemporaryDeliveryError:
+    """A refusal too few messages shared to tell whether the server refuses every message (a
+    small run it refused all of): a temporary failure, retried with backoff and given up in
+    time, rather than a permanent one."""
+    why = f"{refusal}; every message of the run was refused so: tried again later"
+    return TemporaryDeliveryError(why, refusal.code, refusal.status)
 
 
 def message_refusal(error: DeliveryError | None) -> tuple[int, str | None] | None:

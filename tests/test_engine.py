@@ -516,6 +516,28 @@ async def test_refusals_that_another_outcome_ends_fail_for_good(
     assert deps.store.suppressed() == {}
 
 
+async def test_a_small_run_the_server_refuses_entirely_is_retried_not_failed_for_good(
+    tmp_path: Path, faults: FaultServer
+) -> None:
+    """Too few messages to stop the run, all refused the same way: as likely the server's
+    doing as theirs, so they are retried with backoff (and given up in time), not lost today."""
+    deps = make_deps(tmp_path, faults, connections=1)
+    emails = [f"user{n}@example.org" for n in range(REFUSALS_IN_ROW - 2)]
+    refusal = "554 5.7.1 Message rejected: spam content"
+    faults.handler.data.update({email: [refusal] for email in emails})
+    jobs = jobs_for(deps, emails)
+    async with deps.mailer:  # type: ignore[union-attr]
+        report = await deliver(deps, jobs)
+    assert report.stopped is None
+    assert {o.detail for o in report.outcomes} == {
+        f"refused: {refusal}; every message of the run was refused so: tried again later"
+    }
+    rows = ledger_rows(deps, jobs)
+    assert [(r.status, r.attempts, r.last_code) for r in rows] == [("temp_failed", 1, 554)] * 3
+    assert all(r.next_attempt_at is not None for r in rows)
+    assert deps.store.suppressed() == {}
+
+
 async def test_refused_mailboxes_and_different_refusals_do_not_stop_the_run(
     tmp_path: Path, faults: FaultServer
 ) -> None:
