@@ -160,6 +160,8 @@ class _Run:
         ends with it."""
         self.unsent: dict[int, Claim] = {}
         """Claimed rows not handed to the server yet, nor settled: what a broken run releases."""
+        self.stopping = asyncio.Event()
+        """Set when the run stops: senders waiting to open a connection again wake up."""
         self.releasing = threading.Lock()
         """Held while claims are released (on a worker thread, or at a cancellation)."""
 
@@ -267,6 +269,7 @@ class _Run:
         if self.report.stopped is None:
             log.error("delivery stopped: %s", reason)
             self.report.stopped, self.report.stopped_by = reason, cause
+            self.stopping.set()
 
     # -- producer ----------------------------------------------------------------------------
 
@@ -465,13 +468,24 @@ class _Run:
                 self._connection_failed(exc)
                 if self._halted():
                     raise FatalDeliveryError(self.report.stopped or str(exc)) from exc
-                await asyncio.sleep(min(0.05 * 2**self.failures_in_row, 5.0))
+                await self._nap(min(0.05 * 2**self.failures_in_row, 5.0))
+                if self._halted():  # stopped meanwhile: no more connections
+                    raise FatalDeliveryError(self.report.stopped or str(exc)) from exc
                 continue
             except (PermanentDeliveryError, TemporaryDeliveryError, UnknownOutcomeError):
                 self.failures_in_row = 0  # the connection opened: the server can be reached
                 raise
             self.failures_in_row = 0
             return
+
+    async def _nap(self, seconds: float) -> None:
+        """Wait ``seconds``, or less if the run stops or the process shuts down meanwhile."""
+        waits = [asyncio.ensure_future(e.wait()) for e in (self.stopping, self.deps.stop)]
+        try:
+            await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
 
     async def _settle(self, job: Job, claim: Claim, error: DeliveryError | None) -> None:
         """Record what became of a message the server had: accepted (``error`` is None),

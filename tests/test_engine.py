@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -334,6 +335,36 @@ async def test_a_run_stopped_by_connection_trouble_reports_or_releases_each_clai
     assert {(r.status, r.attempts, r.last_error) for r in claimed.values()} == {
         ("temp_failed", 0, why)
     }
+
+
+async def test_once_the_run_stops_no_sender_opens_another_connection(tmp_path: Path) -> None:
+    """Senders waiting to try again when the failures add up wake and give up: no connection
+    after the stop (nor a wait of up to 5 s for the run to end)."""
+    attempts: list[float] = []
+    with socket.socket() as listener:  # accepts, then hangs up before any greeting
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        listener.setblocking(False)
+
+        async def hang_up() -> None:
+            loop = asyncio.get_running_loop()
+            while True:
+                conn, _ = await loop.sock_accept(listener)
+                attempts.append(loop.time())
+                conn.close()
+
+        server = FaultServer("127.0.0.1", listener.getsockname()[1], None)  # type: ignore[arg-type]
+        deps = make_deps(tmp_path, server, connections=4)
+        deps.settings = deps.settings.model_copy(update={"smtp_max_failures": 6})
+        jobs = jobs_for(deps, [f"user{n}@example.org" for n in range(8)])
+        accepting = asyncio.create_task(hang_up())
+        try:
+            async with deps.mailer:  # type: ignore[union-attr]
+                report = await deliver(deps, jobs)
+        finally:
+            accepting.cancel()
+    assert report.stopped is not None and report.stopped.startswith("6 connection failures")
+    assert len(attempts) == 6
 
 
 async def test_a_sent_message_the_ledger_cannot_record_stops_the_run(
