@@ -74,6 +74,32 @@ def wait_for_progress(server: FaultServer, before: int, proc: subprocess.Popen[b
         time.sleep(0.01)
 
 
+def test_sigterm_stops_a_send_cleanly_and_the_next_send_finishes_it(
+    crowd: dict[str, str], faults: FaultServer
+) -> None:
+    """What was being sent is recorded, the rest given back at once (none left `sending` for
+    its lease), and the next run sends exactly those."""
+    faults.handler.data.update(
+        {f"reader{n}@example.org": ["sleep:0.1"] for n in range(SUBSCRIBERS)}
+    )
+    proc = start(crowd, faults)
+    wait_for_progress(faults, CONNECTIONS, proc)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 1, logs()
+    assert "Stopping: the messages being sent finish" in logs() and "Traceback" not in logs()
+    assert "Stopped: shutting down" in logs()
+    store = Store(crowd["PAPERBOT_DATABASE_URL"])
+    sent = len(faults.handler.received())
+    states = {state: n for _, state, n in store.ledger.counts()}
+    assert set(states) == {"sent", "temp_failed"} and states["sent"] == sent, states
+    faults.handler.data.clear()
+    again = start(crowd, faults)
+    assert again.wait(timeout=60) == 0, logs()
+    seen = by_recipient(faults)
+    assert all(len(ids) == 1 for ids in seen.values()) and len(seen) == SUBSCRIBERS
+    check_ledger_agrees(crowd, seen)
+
+
 @pytest.mark.slow
 def test_killed_sends_then_a_full_run_deliver_everyone_once(
     crowd: dict[str, str], faults: FaultServer
