@@ -192,6 +192,8 @@ class _Run:
             return
         if self.broken is None and not self._halted():
             everything = len(self.held) == self.settled  # no other outcome in the whole run
+            if everything:
+                self.report.refused_all = self.held[0][2]
             for job, claim, refusal in self._end_refusals():
                 await self._failed(job, claim, for_now(refusal) if everything else refusal)
         else:

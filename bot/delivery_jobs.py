@@ -77,13 +77,15 @@ class DeliveryReport:
     ``stopped_by`` is the SMTP error that stopped it (connection trouble, authentication, TLS);
     it is None when the run was not stopped, or stopped for a shutdown or because the ledger
     could not record a sent message. ``released`` counts the claimed
-    messages given back unsent without an outcome of their own.
+    messages given back unsent without an outcome of their own. ``refused_all`` is the refusal
+    the server gave every message of a run too small to stop (they are retried with backoff).
     """
 
     outcomes: list[Outcome] = field(default_factory=list)
     stopped: str | None = None
     stopped_by: DeliveryError | None = None
     released: int = 0
+    refused_all: DeliveryError | None = None
 
 
 class DeliveryDeps(Protocol):

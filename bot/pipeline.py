@@ -63,6 +63,8 @@ class SendReport:
     ``SendOptions.wait_for_papers``)."""
     released: int = 0
     """Claimed messages given back unsent when delivery stopped: the next run sends them."""
+    refused_all: DeliveryError | None = None
+    """The refusal the server gave every message of the run (see ``DeliveryReport``)."""
 
     def count(self, status: str) -> int:
         """How many outcomes have this status."""
@@ -73,6 +75,7 @@ class SendReport:
         self.outcomes.extend(delivered.outcomes)
         self.stopped = self.stopped or delivered.stopped
         self.stopped_by = self.stopped_by or delivered.stopped_by
+        self.refused_all = self.refused_all or delivered.refused_all
         self.released += delivered.released
 
     @property

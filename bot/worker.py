@@ -338,6 +338,13 @@ class Worker:
         if report.stopped:  # a shutdown, or a ledger that could not record
             return
         await self._after_delivery(report)
+        if report.refused_all is not None:  # too few messages to stop the run: say it anyway
+            await self._notify(
+                "smtp", f"Every message of a sweep was refused: {report.refused_all}",
+                f"{smtp_advice(report.refused_all)} The refused digests and alerts are tried "
+                "again with backoff.",
+            )  # fmt: skip
+            return
         attempted = report.count("sent") + report.count("failed")
         share = self.deps.settings.alert_failed_share
         if attempted >= 5 and report.count("failed") / attempted > share:

@@ -525,6 +525,27 @@ async def test_a_server_refusing_every_message_pauses_delivery_and_alerts_the_ad
     assert states == {"temp_failed": 8}, "all wait"
 
 
+async def test_a_server_refusing_the_few_messages_of_a_sweep_alerts_the_admin(
+    config: Settings, clock: Clock, profiles_path: Path, faults: FaultServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """Too few digests to stop the run, all refused the same way: they are retried, and the
+    admin hears of it although no run stopped."""
+    caplog.set_level(logging.INFO, logger="bot")
+    crowd_profiles(profiles_path, 2)
+    refusal = "554 5.7.1 Message rejected: spam content"
+    faults.handler.data.update({f"reader{n}@example.org": [refusal] for n in range(2)})
+    worker = start_worker(config, clock, Route(faults.port).mailer)
+    await worker.fetch_job()
+    clock.set(2026, 11, 25, 9, 0)  # their digests are due
+    await worker.sweep_job()
+    (alert,) = messages(caplog, "admin alert (smtp)", logging.ERROR)
+    assert f"Every message of a sweep was refused: refused: {refusal}" in alert
+    assert "refuses the messages themselves" in alert
+    states = {state: n for _, state, n in worker.deps.store.ledger.counts()}
+    assert states == {"temp_failed": 2} and worker.deps.store.suppressed() == {}
+
+
 async def test_status_says_messages_left_by_a_paused_delivery_go_out_when_the_pause_ends(
     config: Settings, clock: Clock, profiles_path: Path, hang_up: HangUp,
     smtp_server: SmtpServer,
