@@ -47,7 +47,7 @@ from bot.errors import (
 )
 from bot.message import Outgoing
 
-__all__ = ["Mailer", "SmtpMailer", "classify", "classify_reply", "refuses_mailbox"]
+__all__ = ["Mailer", "SmtpMailer", "classify", "classify_reply"]
 
 TEMPORARY_5XX = {552}  # "mailbox full / exceeded storage": worth another try later
 AUTH_CODES = {530, 534, 535, 538}

@@ -497,6 +497,24 @@ async def test_the_pause_doubles_up_to_30_minutes_while_smtp_stays_down(
     assert hang_up.connections == 7
 
 
+SPAM = "554 5.7.1 Message rejected: spam content"
+
+
+async def sweep_refused(
+    config: Settings, clock: Clock, profiles_path: Path, faults: FaultServer,
+    caplog: pytest.LogCaptureFixture, readers: int,
+) -> Worker:  # fmt: skip
+    """A worker whose first sweep sends ``readers`` digests to a server refusing them as spam."""
+    caplog.set_level(logging.INFO, logger="bot")
+    crowd_profiles(profiles_path, readers)
+    faults.handler.data.update({f"reader{n}@example.org": [SPAM] for n in range(readers)})
+    worker = start_worker(config, clock, Route(faults.port).mailer)
+    await worker.fetch_job()
+    clock.set(2026, 11, 25, 9, 0)  # their digests are due
+    await worker.sweep_job()
+    return worker
+
+
 async def test_a_server_refusing_every_message_pauses_delivery_and_alerts_the_admin(
     config: Settings, clock: Clock, profiles_path: Path, faults: FaultServer,
     caplog: pytest.LogCaptureFixture,
@@ -504,16 +522,9 @@ async def test_a_server_refusing_every_message_pauses_delivery_and_alerts_the_ad
     """Refused for their content, the same way message after message: delivery stops as after a
     refused login, and the messages wait for it to work again, neither failed nor suppressed,
     sweep after sweep."""
-    caplog.set_level(logging.INFO, logger="bot")
-    crowd_profiles(profiles_path, 8)
-    refusal = "554 5.7.1 Message rejected: spam content"
-    faults.handler.data.update({f"reader{n}@example.org": [refusal] for n in range(8)})
-    worker = start_worker(config, clock, Route(faults.port).mailer)
-    await worker.fetch_job()
-    clock.set(2026, 11, 25, 9, 0)  # their digests are due
-    await worker.sweep_job()
+    worker = await sweep_refused(config, clock, profiles_path, faults, caplog, readers=8)
     (paused,) = messages(caplog, "email delivery paused until", logging.WARNING)
-    assert f"5 messages in a row refused the same way, last: refused: {refusal}" in paused
+    assert f"5 messages in a row refused the same way, last: refused: {SPAM}" in paused
     (alert,) = messages(caplog, "admin alert (smtp)", logging.ERROR)
     assert "refuses the messages themselves" in alert
     clock.set(2026, 11, 25, 9, 1)  # the pause is over; the server still refuses them
@@ -531,16 +542,9 @@ async def test_a_server_refusing_the_few_messages_of_a_sweep_alerts_the_admin(
 ) -> None:  # fmt: skip
     """Too few digests to stop the run, all refused the same way: they are retried, and the
     admin hears of it although no run stopped."""
-    caplog.set_level(logging.INFO, logger="bot")
-    crowd_profiles(profiles_path, 2)
-    refusal = "554 5.7.1 Message rejected: spam content"
-    faults.handler.data.update({f"reader{n}@example.org": [refusal] for n in range(2)})
-    worker = start_worker(config, clock, Route(faults.port).mailer)
-    await worker.fetch_job()
-    clock.set(2026, 11, 25, 9, 0)  # their digests are due
-    await worker.sweep_job()
+    worker = await sweep_refused(config, clock, profiles_path, faults, caplog, readers=2)
     (alert,) = messages(caplog, "admin alert (smtp)", logging.ERROR)
-    assert f"Every message of a sweep was refused: refused: {refusal}" in alert
+    assert f"Every message of a sweep was refused: refused: {SPAM}" in alert
     assert "refuses the messages themselves" in alert
     states = {state: n for _, state, n in worker.deps.store.ledger.counts()}
     assert states == {"temp_failed": 2} and worker.deps.store.suppressed() == {}
