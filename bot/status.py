@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from bot.store import Store
-from bot.store.runs import process_exists, this_host
+from bot.store.runs import process_exists, this_machine
 from bot.store.tables import STATES, RunRow
 
 RUNS = 10
@@ -28,7 +28,7 @@ def _iso(value: Any) -> str | None:
 
 def _run(run: RunRow, now: datetime) -> dict[str, Any]:
     """A run as shown; a ``running`` one whose process is gone is ``interrupted``, saying why."""
-    lost = run.lost(now, this_host(), process_exists)
+    lost = run.lost(now, this_machine(), process_exists)
     return {
         "id": run.id, "command": run.command, "status": "interrupted" if lost else run.status,
         "started": _iso(run.started_at), "finished": _iso(run.finished_at),

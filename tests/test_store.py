@@ -261,7 +261,8 @@ def test_a_running_run_shows_it_is_alive_until_it_is_finished(store: Store) -> N
     store.heartbeat = 0.02
     run = store.start_run("send")
     (started,) = store.recent_runs()
-    assert started.summary["process"] == {"host": socket.gethostname(), "pid": os.getpid()}
+    host, table = socket.gethostname(), os.readlink("/proc/self/ns/pid")
+    assert started.summary["process"] == {"host": host, "table": table, "pid": os.getpid()}
     deadline = time.monotonic() + 10
     while store.recent_runs()[0].summary["alive_at"] == started.summary["alive_at"]:
         assert time.monotonic() < deadline, "no sign of life"
@@ -288,22 +289,27 @@ def _run(summary: dict[str, Any], status: str = "running") -> RunRow:
 
 def test_a_running_run_whose_process_is_gone_is_lost() -> None:
     alive_at = (NOW + timedelta(minutes=10)).isoformat()
-    here = _run({"process": {"host": "box", "pid": 41}, "alive_at": alive_at})
+    process = {"host": "box", "table": "pid:[7]", "pid": 41}
+    here = _run({"process": process, "alive_at": alive_at})
+    box = ("box", "pid:[7]")
     soon = NOW + timedelta(minutes=11)
-    assert here.lost(soon, "box", lambda pid: pid != 41) == "its process (41 on box) is gone"
-    assert here.lost(soon, "box", lambda pid: True) is None
-    assert here.lost(soon, "other", lambda pid: False) is None, "a pid elsewhere says nothing"
+    assert here.lost(soon, box, lambda pid: pid != 41) == "its process (41 on box) is gone"
+    assert here.lost(soon, box, lambda pid: True) is None
+    assert here.lost(soon, ("other", "pid:[7]"), lambda pid: False) is None, "another host"
+    assert here.lost(soon, ("box", "pid:[8]"), lambda pid: False) is None, (
+        "a container with the same host name cannot see the process"
+    )
     late = NOW + timedelta(minutes=16)
-    assert here.lost(late, "other", lambda pid: True) == (
+    assert here.lost(late, ("other", None), lambda pid: True) == (
         "no sign of life since 2026-11-25 08:10 UTC (process 41 on box)"
     )
-    assert here.lost(late, "box", lambda pid: True) is not None, "its pid went to another process"
+    assert here.lost(late, box, lambda pid: True) is not None, "its pid went to another process"
     older = _run({})  # recorded before runs named their process
-    assert older.lost(NOW + timedelta(minutes=4), "box", lambda pid: False) is None
-    assert older.lost(NOW + timedelta(minutes=6), "box", lambda pid: False) == (
+    assert older.lost(NOW + timedelta(minutes=4), box, lambda pid: False) is None
+    assert older.lost(NOW + timedelta(minutes=6), box, lambda pid: False) == (
         "no sign of life since 2026-11-25 08:00 UTC"
     )
-    assert _run({}, "ok").lost(late, "box", lambda pid: False) is None
+    assert _run({}, "ok").lost(late, box, lambda pid: False) is None
 
 
 def test_a_stale_sender_cannot_overwrite_the_row(store: Store) -> None:

@@ -37,9 +37,15 @@ _ALIVE = (
 )
 
 
-def this_host() -> str:
-    """The name of this machine, as runs record it."""
-    return socket.gethostname()
+def this_machine() -> tuple[str, str | None]:
+    """Where this process runs, as runs record it: the host name, and the process table its
+    process id belongs to (its PID namespace on Linux, None where that cannot be told).
+    Containers may share a host name without seeing each other's processes."""
+    try:
+        table: str | None = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        table = None
+    return socket.gethostname(), table
 
 
 def process_exists(pid: int) -> bool:
@@ -57,7 +63,8 @@ def process_exists(pid: int) -> bool:
 
 def _alive_summary() -> dict[str, Any]:
     """What a running run's summary says: its process, and that it is alive now."""
-    process = {"host": this_host(), "pid": os.getpid()}
+    host, table = this_machine()
+    process = {"host": host, "table": table, "pid": os.getpid()}
     return {"process": process, "alive_at": utcnow().isoformat()}
 
 

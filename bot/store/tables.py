@@ -157,16 +157,19 @@ class RunRow(SQLModel, table=True):
     status: str = RUNNING
     summary: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
 
-    def lost(self, now: datetime, here: str, exists: Callable[[int], bool]) -> str | None:
+    def lost(
+        self, now: datetime, here: tuple[str, str | None], exists: Callable[[int], bool]
+    ) -> str | None:
         """Why a ``running`` run cannot be running any more (it was killed, or its process died
         without recording its end), or None when it may be. Its process is looked for when it
-        runs on this host (``here``); any run is lost once it showed no sign of life for
-        ``RUN_LEASE`` (a run recorded without one counts from its start)."""
+        runs here: on this host and in this process table (``here``, see ``this_machine``); any
+        run is lost once it showed no sign of life for ``RUN_LEASE`` (a run recorded without one
+        counts from its start)."""
         if self.status != RUNNING:
             return None
         process = self.summary.get("process") or {}
         host, pid = process.get("host"), process.get("pid")
-        if host == here and isinstance(pid, int) and not exists(pid):
+        if (host, process.get("table")) == here and isinstance(pid, int) and not exists(pid):
             return f"its process ({pid} on {host}) is gone"
         alive = self.summary.get("alive_at")
         last = datetime.fromisoformat(alive) if isinstance(alive, str) else self.started_at
