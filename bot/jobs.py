@@ -12,7 +12,7 @@ from datetime import date, datetime
 from bot import matching
 from bot.composer import Draft, compose_draft
 from bot.delivery import Job
-from bot.message import Envelope, Outgoing, Unsubscribe, recipient
+from bot.message import Envelope, Outgoing, Unsubscribe, list_id, recipient
 from bot.models import Digest, DigestKind, Match, Subscriber
 from bot.render import EmailContext, Renderer
 from bot.settings import Settings
@@ -48,13 +48,12 @@ def build_digest(subscriber: Subscriber, day: date, selection: matching.Selectio
 def draft(settings: Settings, digest: Digest, message_id: str, now: datetime) -> Draft:
     """What the message for ``digest`` is made from, as plain data (see ``bot.composer``)."""
     ctx, links = email_context(settings, digest.subscriber)
-    domain = settings.sender.domain or "localhost"
     envelope = Envelope(
         sender=settings.sender,
         recipient=recipient(digest.subscriber.email, digest.subscriber.name),
         message_id=message_id,
         date=now,
-        list_id=f"paperbot {digest.kind}s <{digest.kind}s.{domain}>",
+        list_id=list_id(digest.kind, settings.sender),
         unsubscribe=links,
     )
     return Draft(digest, ctx, envelope)

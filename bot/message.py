@@ -25,6 +25,7 @@ from urllib.parse import quote
 from bot.mime import (
     addr_spec,
     alternative,
+    ascii_domain,
     ascii_words,
     header,
     mailbox_words,
@@ -44,7 +45,18 @@ def new_message_id(sender: Address) -> str:
     96 random bits make a collision practically impossible; the ids need not be unpredictable,
     and ``random`` (reseeded in forked processes) spares a system call per message.
     """
-    return f"<{random.getrandbits(96):024x}@{sender.domain or 'localhost'}>"
+    return f"<{random.getrandbits(96):024x}@{_domain(sender)}>"
+
+
+def list_id(kind: str, sender: Address) -> str:
+    """The List-Id of a kind of message: alerts, or digests (a quiet day's note is one too)."""
+    name = "alerts" if kind == "alert" else "digests"
+    return f"paperbot {name} <{name}.{_domain(sender)}>"
+
+
+def _domain(sender: Address) -> str:
+    """The sender's domain in ASCII, as ids are written."""
+    return ascii_domain(sender.domain) if sender.domain else "localhost"
 
 
 def _b64(data: bytes) -> str:

@@ -92,12 +92,15 @@ def ascii_words(value: str) -> list[str]:
     return (value if value.isascii() else quote(value, safe=_PRINTABLE)).split()
 
 
+def ascii_domain(domain: str) -> str:
+    """A domain in ASCII: an internationalised one in IDNA 2008 form (UTS 46: ``straße.de`` is
+    ``xn--strae-oqa.de``, not ``strasse.de`` as IDNA 2003 has it)."""
+    return domain if domain.isascii() else idna.encode(domain, uts46=True).decode("ascii")
+
+
 def addr_spec(address: Address) -> str:
-    """``local@domain`` in ASCII: an internationalised domain is written in IDNA 2008 form
-    (UTS 46: ``straße.de`` is ``xn--strae-oqa.de``, not ``strasse.de`` as IDNA 2003 has it)."""
-    domain = address.domain
-    if not domain.isascii():
-        domain = idna.encode(domain, uts46=True).decode("ascii")
+    """``local@domain`` in ASCII (see ``ascii_domain``)."""
+    domain = ascii_domain(address.domain)
     spec = one_line(f"{address.username}@{domain}" if domain else address.username)
     if not spec.isascii():
         raise ValueError(f"cannot send to a non-ASCII mailbox without SMTPUTF8: {spec!r}")

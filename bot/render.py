@@ -273,11 +273,13 @@ def template_kind(digest: Digest) -> str:
 def _listing(
     papers: Sequence[PaperView], overflow: Sequence[PaperView], more: Sequence[MoreView]
 ) -> dict[str, object]:
-    """The picks shown in full, then the compact list: every pick that did not fit, first."""
-    listed = [MoreView(p.title, p.url) for p in overflow] + list(more[:MORE_LISTED])
+    """The picks shown in full, the picks that did not fit (listed by title with why they were
+    picked), and the further matches."""
     return {
         "papers": papers,
-        "more": listed,
-        "more_count": len(overflow) + len(more),
+        "picked": len(papers) + len(overflow),
+        "overflow": [MoreView(p.title, p.url, "; ".join(map(str, p.chips))) for p in overflow],
+        "more": list(more[:MORE_LISTED]),
+        "more_count": len(more),
         "more_unlisted": max(0, len(more) - MORE_LISTED),
     }

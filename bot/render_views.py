@@ -83,6 +83,8 @@ class MoreView:
 
     title: str
     url: str | None
+    why: str = ""
+    """Why it was picked, for a pick listed by title only."""
 
 
 def one_line(text: str) -> str:
@@ -211,13 +213,28 @@ def more_view(paper: Paper) -> MoreView:
 
 
 _TITLES = {"dr", "prof", "professor", "mr", "mrs", "ms", "mx", "miss", "sir", "dame"}
+_SUFFIXES = {"jr", "sr", "ii", "iii", "iv", "phd", "md", "msc", "mba", "esq", "dphil", "bsc"}
+_QUOTES = "\"'\u201c\u201d\u2018\u2019\u00ab\u00bb()"
 
 
 def first_name(name: str | None) -> str:
-    """The name to greet: the first word that is not a title (``Dr. Jane Q. Public`` → Jane)."""
-    words = one_line(name or "").split()
+    """The name to greet: the first word that is not a title (``Dr. Jane Q. Public`` → Jane),
+    after the comma of ``Lovelace, Ada`` (not of ``Ada Lovelace, PhD``), without quotes."""
+    text = one_line(name or "")
+    family, comma, rest = text.partition(",")
+    if comma and rest.strip() and not _is_suffix(rest):
+        text = rest
+    elif comma:
+        text = family
+    words = [w for w in (w.strip(_QUOTES) for w in text.split()) if w]
     given = list(itertools.dropwhile(lambda w: w.rstrip(".").lower() in _TITLES, words))
     return given[0] if given else " ".join(words)
+
+
+def _is_suffix(text: str) -> bool:
+    """Whether what follows a comma in a name is a suffix or degrees (``Jr.``, ``PhD, MD``)."""
+    words = text.replace(",", " ").split()
+    return all(w.rstrip(".").replace(".", "").lower() in _SUFFIXES for w in words)
 
 
 def long_date(day: date, short: bool = False) -> str:

@@ -4,8 +4,10 @@
     POST /unsubscribe?token=T   records the unsubscription; RFC 8058 one-click posts here too
     GET  /healthz               "ok" (HEAD too)
 
-Any other path is 404. The token is the HMAC-signed address from the email, so nobody can
-unsubscribe someone else; it is redacted in the access log.
+When PAPERBOT_BASE_URL has a path (``https://example.org/paperbot``), the links are under it
+(``/paperbot/unsubscribe``); they are answered there and also without it, for a proxy that
+strips the prefix. Any other path is 404. The token is the HMAC-signed address from the
+email, so nobody can unsubscribe someone else; it is redacted in the access log.
 """
 
 from __future__ import annotations
@@ -56,7 +58,10 @@ class UnsubscribeHandler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def _route(self) -> str:
-        return urlsplit(self.path).path
+        """The path asked for, without the base URL's path when it starts with it."""
+        path = urlsplit(self.path).path
+        prefix = self.server.prefix
+        return path[len(prefix) :] if prefix and path.startswith(f"{prefix}/") else path
 
     def _token(self) -> str:
         return parse_qs(urlsplit(self.path).query).get("token", [""])[0]
@@ -80,7 +85,7 @@ class UnsubscribeHandler(BaseHTTPRequestHandler):
             return
         form = (
             f"<p>Stop sending paper digests and alerts to <strong>{html.escape(email)}</strong>?"
-            f'</p><form method="post" action="/unsubscribe?token={quote(self._token())}">'
+            f'</p><form method="post" action="?token={quote(self._token())}">'
             '<button type="submit">Unsubscribe</button></form>'
         )
         self._reply(HTTPStatus.OK, page("Unsubscribe", form))
@@ -133,11 +138,15 @@ class UnsubscribeServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], store: Store, secret: str) -> None:
+    def __init__(
+        self, address: tuple[str, int], store: Store, secret: str, base_url: str | None = None
+    ) -> None:
         self.address_family = address_family(address[0])
         super().__init__(address, UnsubscribeHandler)
         self.store = store
         self.secret = secret
+        self.prefix = urlsplit(base_url or "").path.rstrip("/")
+        """The path of the base URL the links are under ("" for none)."""
 
     def server_bind(self) -> None:
         if self.address_family == socket.AF_INET6:

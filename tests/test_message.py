@@ -19,6 +19,7 @@ from bot.message import (
     Unsubscribe,
     build_message,
     html_part,
+    list_id,
     new_message_id,
     recipient,
     unsubscribe_token,
@@ -128,6 +129,18 @@ def test_message_ids_are_unique_and_in_sender_domain() -> None:
     made = {new_message_id(SENDER) for _ in range(1000)}
     assert len(made) == 1000
     assert all(m.endswith("@paperbot.example.org>") for m in made)
+
+
+def test_ids_name_an_international_sender_domain_in_ascii() -> None:
+    sender = Address("Zürich", addr_spec="digest@bücher.example")
+    assert new_message_id(sender).endswith("@xn--bcher-kva.example>")
+    assert list_id("digest", sender) == "paperbot digests <digests.xn--bcher-kva.example>"
+
+
+def test_a_quiet_days_note_belongs_to_the_digests_list() -> None:
+    digests = "paperbot digests <digests.paperbot.example.org>"
+    assert list_id("digest", SENDER) == list_id("empty", SENDER) == digests
+    assert list_id("alert", SENDER) == "paperbot alerts <alerts.paperbot.example.org>"
 
 
 def test_unsubscribe_headers() -> None:

@@ -261,8 +261,15 @@ def test_size_budget_with_long_abstracts(renderer: Renderer, papers: int) -> Non
     out = renderer.render(replace(d, matches=long), CTX)
     size = len(out.html.encode("utf-8"))
     assert size <= HTML_BUDGET < BUDGET_102_KB
-    shown = out.html.count('class="card"') - 1
-    assert shown == papers or f"{papers - shown + 40} more matches" in out.html
+    tags = Tags(out.html)
+    shown = sum(a.get("class") == "snippet" for _, a in tags.tags)
+    assert f"{papers} papers picked for you, Ada" in out.html, "as the subject and text say"
+    assert f"{papers} papers picked for you, Ada" in out.text
+    assert "40 more matches" in out.html
+    if shown < papers:  # the rest by title, still saying why each was picked
+        assert f"{papers - shown} more picks, by title to keep this email small" in out.html
+        why = [t for t in tags.text if t.startswith("Why: ")]
+        assert len(why) == papers - shown and "Topic: mixture of experts (title)" in why[0]
 
 
 def test_ten_papers_fit_comfortably(renderer: Renderer) -> None:
@@ -320,7 +327,15 @@ def test_a_subscriber_without_a_name_is_not_greeted_by_name(renderer: Renderer) 
 
 @pytest.mark.parametrize(
     ("name", "greeted"),
-    [("Dr. Jane Q. Public", "Jane"), ("Prof Grace Hopper", "Grace"), ("Ada Lovelace", "Ada")],
+    [
+        *[("Dr. Jane Q. Public", "Jane"), ("Prof Grace Hopper", "Grace"), ("Ada Lovelace", "Ada")],
+        *[
+            ("Lovelace, Ada", "Ada"),
+            ("Grace Hopper, PhD", "Grace"),
+            ("Alan Turing, Jr., MD", "Alan"),
+        ],
+        *[('Dr. "Quote" O\'Brien', "Quote"), ("Lovelace,", "Lovelace")],
+    ],
 )
 def test_the_greeting_uses_the_given_name_not_a_title(
     renderer: Renderer, name: str, greeted: str
@@ -328,6 +343,15 @@ def test_the_greeting_uses_the_given_name_not_a_title(
     d = digest(n=2, more=0)
     out = renderer.render(replace(d, subscriber=ADA.model_copy(update={"name": name})), CTX)
     assert f"2 papers picked for you, {greeted}\n" in out.text
+
+
+def test_paper_text_takes_its_direction_from_its_own_script(renderer: Renderer) -> None:
+    """An Arabic title or snippet reads right to left inside the left-to-right email."""
+    tags = Tags(renderer.render(digest(n=2, more=2), CTX).html).tags
+    own = [(tag, a.get("class")) for tag, a in tags if a.get("dir") == "auto"]
+    assert own.count(("h2", None)) == 2
+    assert own.count(("p", "authors")) == own.count(("p", "snippet")) == 2
+    assert own.count(("li", "more-item")) == 2
 
 
 def test_default_templates_are_the_repository_ones_read_through_the_package() -> None:

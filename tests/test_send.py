@@ -147,6 +147,15 @@ def test_to_sends_to_one_subscriber_only(env: dict[str, str], smtp_server: SmtpS
     assert [str(m["To"]) for m in smtp_server.messages] == ["Grace Hopper <grace@example.org>"]
 
 
+def test_to_finds_the_subscriber_however_the_address_is_typed(
+    env: dict[str, str], smtp_server: SmtpServer
+) -> None:
+    result = send("--to", " Grace@EXAMPLE.org", env=smtp_server.env())
+    assert result.exit_code == 0, result.output
+    assert [str(m["To"]) for m in smtp_server.messages] == ["Grace Hopper <grace@example.org>"]
+    assert "sent     grace@example.org" in result.stdout
+
+
 def test_to_and_date_say_when_they_send_a_digest_not_due_that_day(
     env: dict[str, str], profiles_file: Path, smtp_server: SmtpServer
 ) -> None:

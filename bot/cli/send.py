@@ -67,8 +67,8 @@ def send(
     """Send the digest for a date to every active subscriber (or one), once."""
     config = settings()
     profiles = read_profiles(config.profiles)
-    if to:
-        find_subscriber(profiles, to)
+    if to:  # as the profiles file writes it, however it was typed
+        to = find_subscriber(profiles, to).email
     not_in_future(day)
     if config.unsubscribe_warning:
         warning = escape(config.unsubscribe_warning)

@@ -60,13 +60,14 @@ def serve(
     secret = config.secret_key.get_secret_value()
     store = Store(config.database_url)
     try:
-        server = UnsubscribeServer((host, port), store, secret)
+        server = UnsubscribeServer((host, port), store, secret, config.base_url)
     except OSError as exc:  # the port is taken, or the host is not an address of this machine
         store.close()
         raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     shown = f"[{host}]" if server.address_family == socket.AF_INET6 else host
     url = f"http://{shown}:{server.server_port}"
-    out.print(f"Serving unsubscribe links on {url}/unsubscribe (health check: {url}/healthz)")
+    links = f"{url}{server.prefix}/unsubscribe"
+    out.print(f"Serving unsubscribe links on {links} (health check: {url}/healthz)")
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
     server.server_close()
