@@ -44,9 +44,9 @@ def _phrase_reason(rule: AlertRule, paper: Paper, cache: Terms) -> str | None:
     for phrase in rule.keywords:
         wanted = terms_of(phrase)
         if _contains(title, wanted):
-            return f"alert phrase: {phrase} (title)"
+            return f"alert: {phrase} (title)"
         if _contains(abstract, wanted):
-            return f"alert phrase: {phrase}"
+            return f"alert: {phrase}"
     return None
 
 
@@ -59,29 +59,42 @@ def _author_reason(rule: AlertRule, paper: Paper) -> str | None:
 
 
 def _snippet(paper: Paper, rule_phrases: Iterable[str]) -> tuple[str, tuple[tuple[int, int], ...]]:
-    """The first abstract sentence that holds a phrase, with the phrase's words marked."""
+    """The first abstract sentence that holds a phrase, with each occurrence of it marked."""
     wanted = [terms_of(p) for p in rule_phrases]
     for start, end in sentences(paper.abstract):
         text = paper.abstract[start:end]
         tokens = tokenize(text)
         terms = [t for token in tokens for t in token.terms]
+        owner = [token for token in tokens for _ in token.terms]  # the token of each term
         hit = next((w for w in wanted if _contains(terms, w)), None)
         if hit:
-            marks = tuple((t.start, t.end) for t in tokens if set(t.terms) & set(hit))
+            n = len(hit)
+            found = [i for i in range(len(terms) - n + 1) if terms[i : i + n] == hit]
+            marks = tuple(dict.fromkeys((owner[i].start, owner[i + n - 1].end) for i in found))
             return text, marks
     return "", ()
+
+
+def excluded(subscriber: Subscriber, paper: Paper, cache: Terms) -> bool:
+    """Whether the paper holds a phrase the subscriber excludes (a veto, as in digests)."""
+    title, abstract = _terms(paper, cache)
+    vetoes = (terms_of(phrase) for phrase in subscriber.interests.exclude)
+    return any(_contains(title, v) or _contains(abstract, v) for v in vetoes)
 
 
 def alert_hits(
     subscriber: Subscriber, papers: Iterable[Paper], cache: Terms | None = None
 ) -> list[AlertHit]:
-    """Every paper that fires at least one of the subscriber's alert rules.
+    """Every paper that fires at least one of the subscriber's alert rules and holds none of
+    the phrases they exclude.
 
     ``cache`` keeps the analysed words of each paper between calls (one dict per sweep).
     """
     cache = {} if cache is None else cache
     hits = []
     for paper in papers:
+        if subscriber.interests.exclude and excluded(subscriber, paper, cache):
+            continue
         fired: list[str] = []
         reasons: list[str] = []
         for rule in subscriber.alerts:

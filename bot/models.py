@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -251,6 +251,14 @@ class Subscriber(_Strict):
         if self.frequency == "weekdays":
             return day.weekday() < 5
         return DAYS[day.weekday()] == weekly_day(self.frequency)
+
+    def previous_due(self, day: date) -> date:
+        """The last date before ``day`` that ``frequency`` calls for a digest on."""
+        return next(
+            earlier
+            for earlier in (day - timedelta(days=n) for n in range(1, 8))
+            if self.sends_on(earlier)
+        )
 
     def not_due_on(self, day: date) -> str | None:
         """How ``frequency`` reads when it calls for no digest on this local date (``weekly on

@@ -29,7 +29,6 @@ from bot.store.tables import FINAL_STATES, STATE_MEANING
 
 log = logging.getLogger(__name__)
 
-FIRST_DIGEST_DAYS = 1  # a first digest also covers the previous day's list
 CATCH_UP_DAYS = 7  # never reach further back than this, however long the downtime
 CORPUS_DAYS = 30  # window of stored papers used for document frequencies
 NOTHING_MATCHED = "nothing matched and send_empty is false"
@@ -81,7 +80,8 @@ class SendReport:
     @property
     def would_send(self) -> int:
         """How many of a dry run's digests would have been sent."""
-        return sum(1 for o in self.outcomes if o.status == "dry-run" and o.detail != WOULD_SKIP)
+        dry = [o.detail for o in self.outcomes if o.status == "dry-run"]
+        return sum(1 for detail in dry if not detail.startswith(WOULD_SKIP))
 
     def summary(self) -> dict[str, Any]:
         """Counts by status plus the source outcomes, for the run record."""
@@ -136,6 +136,11 @@ class Target:
     subscriber: Subscriber
     sid: int
     day: date
+
+    @property
+    def key(self) -> tuple[int, date]:
+        """Which digest this is: a subscriber may have several dates to send in one run."""
+        return self.sid, self.day
 
 
 def digest_day(subscriber: Subscriber, now: datetime) -> date:
@@ -199,60 +204,81 @@ async def ensure_papers(
     return f"no papers for {day}: {how} ({said})"
 
 
-def candidates(deps: Deps, targets: Sequence[Target], force: bool) -> dict[int, list[Paper]]:
-    """Per subscriber: papers stored since their previous digest and never sent to them.
+def candidates(
+    deps: Deps, targets: Sequence[Target], force: bool
+) -> dict[tuple[int, date], list[Paper]]:
+    """Per target: papers stored since the subscriber's previous digest and never sent to them.
 
-    A first digest covers the lists from the day before its date on. After that a paper belongs
+    A first digest covers the lists from the previous date the subscriber's frequency names on
+    (the day before for a daily digest, a week for a weekly one). After that a paper belongs
     to the first digest made after it was stored, whatever its list date (time zones and late
-    feeds put list dates ahead of some subscribers' dates), so no paper falls between two.
+    feeds put list dates ahead of some subscribers' dates), so no paper falls between two. When
+    one run makes several digests for a subscriber (a retried one and today's), each paper goes
+    to the earliest of them whose date is not before the paper's list date, else to the last.
     """
     first_day = min(t.day for t in targets)
     stored = deps.store.papers_between(first_day - timedelta(days=CATCH_UP_DAYS), date.max)
     among = [item.paper.id for item in stored]
-    sent = {} if force else deps.store.sent_paper_ids((t.sid for t in targets), among)
+    sent = {} if force else deps.store.sent_paper_ids({t.sid for t in targets}, among)
     previous = {day: deps.store.last_digest_times(day) for day in {t.day for t in targets}}
-    result: dict[int, list[Paper]] = {}
+    days: dict[int, list[date]] = {}
+    for target in targets:
+        days.setdefault(target.sid, []).append(target.day)
+    result: dict[tuple[int, date], list[Paper]] = {}
     for target in targets:
         since = previous[target.day].get(target.sid)
-        earliest = target.day - timedelta(days=CATCH_UP_DAYS if since else FIRST_DIGEST_DAYS)
+        earliest = (
+            target.day - timedelta(days=CATCH_UP_DAYS)
+            if since
+            else target.subscriber.previous_due(target.day)
+        )
         seen = sent.get(target.sid, set())
-        result[target.sid] = [
+        own = _owner(sorted(days[target.sid]))
+        result[target.key] = [
             item.paper
             for item in stored
             if item.list_date >= earliest
             and item.paper.id not in seen
             and (since is None or item.first_seen > since)
+            and own(item.list_date) == target.day
         ]
     return result
 
 
+def _owner(days: list[date]) -> Callable[[date], date]:
+    """Which of one subscriber's digest dates (sorted) a paper listed on a date belongs to."""
+    if len(days) == 1:
+        return lambda listed: days[0]
+    return lambda listed: next((day for day in days if day >= listed), days[-1])
+
+
 def select(
-    deps: Deps, targets: Sequence[Target], candidates: Mapping[int, list[Paper]]
-) -> dict[int, matching.Selection]:
+    deps: Deps, targets: Sequence[Target], candidates: Mapping[tuple[int, date], list[Paper]]
+) -> dict[tuple[int, date], matching.Selection]:
     """Match each group of subscribers that share the same candidate papers in one call."""
     groups: dict[tuple[str, ...], list[Target]] = {}
     for target in targets:
-        key = tuple(sorted(p.id for p in candidates[target.sid]))
+        key = tuple(sorted(p.id for p in candidates[target.key]))
         groups.setdefault(key, []).append(target)
     last_day = max(t.day for t in targets)
     window = deps.store.papers_between(last_day - timedelta(days=CORPUS_DAYS), last_day)
     corpus = [item.paper for item in window]
     liked = deps.store.papers_by_id(i for t in targets for i in t.subscriber.interests.like)
-    result: dict[int, matching.Selection] = {}
+    result: dict[tuple[int, date], matching.Selection] = {}
     for members in groups.values():
-        papers = candidates[members[0].sid]
+        papers = candidates[members[0].key]
         chosen = matching.select(
             [t.subscriber for t in members], papers, corpus=corpus, liked=liked
         )
         for target in members:
-            result[target.sid] = chosen[target.subscriber.email]
+            result[target.key] = chosen[target.subscriber.email]
     return result
 
 
 def _digest_jobs(
     deps: Deps,
     targets: Sequence[Target],
-    selections: Mapping[int, matching.Selection],
+    selections: Mapping[tuple[int, date], matching.Selection],
     options: SendOptions,
     report: SendReport,
 ) -> Iterator[Job]:
@@ -269,7 +295,7 @@ def _digest_jobs(
         if sub.email.lower() in suppressed:
             settle(target, "skipped", "address is suppressed")
             continue
-        digest = build_digest(sub, target.day, selections[target.sid])
+        digest = build_digest(sub, target.day, selections[target.key])
         n = len(digest.matches)
         if nothing_to_send(digest):
             if options.dry_run:
@@ -284,7 +310,7 @@ def _digest_jobs(
             papers = plural(n, "paper") if n else 'a "nothing matched" note'
             settle(target, "dry-run", f"would send {papers}", n)
         else:
-            sel = selections[target.sid]
+            sel = selections[target.key]
             yield digest_job(deps.settings, deps.renderer, deps.clock, target.sid, digest, sel)
 
 
@@ -369,8 +395,8 @@ async def send_to_targets(deps: Deps, targets: list[Target], options: SendOption
         return report
     found = candidates(deps, targets, options.force)
     if options.wait_for_papers:
-        report.waiting = sum(1 for t in targets if not found[t.sid])
-        targets = [t for t in targets if found[t.sid]]
+        report.waiting = sum(1 for t in targets if not found[t.key])
+        targets = [t for t in targets if found[t.key]]
         if not targets:
             return report
     selections = select(deps, targets, found)

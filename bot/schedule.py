@@ -26,17 +26,24 @@ def send_instant(subscriber: Subscriber, day: date) -> datetime:
     return local.astimezone(UTC)
 
 
-def due_date(subscriber: Subscriber, now: datetime, catch_up: bool = True) -> date | None:
+def due_date(
+    subscriber: Subscriber, now: datetime, catch_up: bool = True, after: datetime | None = None
+) -> date | None:
     """The local date of the latest scheduled send at or before ``now`` (within a week).
 
     Normally today, once ``send_at`` has passed; after downtime it can be the previous scheduled
     day, so the missed digest goes out at once (only that one: the ledger settles the rest).
-    Without ``catch_up`` (a new subscriber) only today counts.
+    Without ``catch_up`` (a new subscriber) only today counts, and with ``after`` (the previous
+    sweep) only earlier sends that fell after it: a send a running worker saw pass without
+    making it was not due then (the frequency named another day, or the subscriber was away).
     """
     today = now.astimezone(subscriber.zone).date()
     for back in range(8 if catch_up else 1):
         day = today - timedelta(days=back)
-        if subscriber.sends_on(day) and send_instant(subscriber, day) <= now:
+        if not subscriber.sends_on(day):
+            continue
+        instant = send_instant(subscriber, day)
+        if instant <= now and (back == 0 or after is None or instant > after):
             return day
     return None
 
@@ -45,18 +52,20 @@ def due(
     subscribers: Iterable[tuple[int, Subscriber]],
     now: datetime,
     known: Container[int] = (),
+    after: datetime | None = None,
 ) -> list[tuple[int, Subscriber, date]]:
     """Subscribers whose digest is due now, with its date (the ledger then says if it is done).
 
     ``known`` holds the subscribers who had a digest before; a new subscriber's first digest
-    waits for their first send time instead of catching up on the day before.
+    waits for their first send time instead of catching up on the day before. ``after`` is when
+    the previous sweep ran, if one did (see ``due_date``).
 
     After downtime this yields only the latest missed digest, never one per missed day: it
     carries every paper since the previous digest.
     """
     result = []
     for sid, subscriber in subscribers:
-        day = due_date(subscriber, now, catch_up=sid in known)
+        day = due_date(subscriber, now, catch_up=sid in known, after=after)
         if day is not None:
             result.append((sid, subscriber, day))
     return result

@@ -68,9 +68,11 @@ def _open(row: Delivery | None, now: datetime) -> bool:
     return row is None or row.retry_due(now) or row.abandoned(now)
 
 
-def _digest_targets(deps: Deps, roster: Roster, now: datetime) -> list[Target]:
+def _digest_targets(
+    deps: Deps, roster: Roster, now: datetime, after: datetime | None
+) -> list[Target]:
     """Digests due now with no ledger row yet, plus failed ones whose retry time has come."""
-    scheduled = schedule.due(roster.items(), now, deps.store.ledger.with_digests())
+    scheduled = schedule.due(roster.items(), now, deps.store.ledger.with_digests(), after)
     settled = deps.store.ledger.digests_on(sorted({day for _, _, day in scheduled}))
     targets = {
         (sid, day): Target(sub, sid, day)
@@ -86,20 +88,22 @@ def _digest_targets(deps: Deps, roster: Roster, now: datetime) -> list[Target]:
 
 async def sweep(
     deps: Deps, roster: Roster, now: datetime, cache: Terms | None = None,
-    *, sources_down: bool = False,
+    *, sources_down: bool = False, after: datetime | None = None,
 ) -> SendReport:  # fmt: skip
     """Alerts first (so the digest does not repeat them), then due digests and retries.
 
-    While ``sources_down`` (every source failed its last fetch), a digest with no new papers
-    waits rather than telling its subscriber that nothing matched. When sending the alerts
-    stopped (the server is unreachable, or shutting down), the digests wait for a later sweep.
+    ``after`` is when the previous sweep that went through ran (None after a start): only sends
+    since then are caught up. While ``sources_down`` (every source failed its last fetch), a
+    digest with no new papers waits rather than telling its subscriber that nothing matched.
+    When sending the alerts stopped (the server is unreachable, or shutting down), the digests
+    wait for a later sweep.
     """
     alerts = await send_alerts(deps, roster, now, {} if cache is None else cache)
     report = SendReport()
     if alerts.stopped:  # only a stopped run releases messages
         report.add(alerts)
         return report
-    targets = _digest_targets(deps, roster, now)
+    targets = _digest_targets(deps, roster, now, after)
     options = SendOptions(retry_now=False, fetch_missing=False, wait_for_papers=sources_down)
     if targets:
         report = await send_to_targets(deps, targets, options)

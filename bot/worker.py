@@ -101,6 +101,8 @@ class Worker:
         """Whether every source failed every fetch of its last fetch job."""
         self.terms: Terms = {}
         self.waiting = 0  # digests waiting for the sources to come back
+        self.swept: datetime | None = None
+        """When the last sweep that reached the digests started (sends before it were seen)."""
         self.busy = asyncio.Lock()
         self.paused_until: datetime | None = None  # set while SMTP trouble pauses delivery
         self.pause = timedelta(0)
@@ -292,8 +294,9 @@ class Worker:
                 async with self.mailer_factory() as mailer:
                     self.deps.mailer = mailer
                     report = await sweep(
-                        self.deps, self.roster, started, self.terms, sources_down=self.sources_down
-                    )
+                        self.deps, self.roster, started, self.terms,
+                        sources_down=self.sources_down, after=self.swept,
+                    )  # fmt: skip
             except asyncio.CancelledError:  # a stop that would not wait: what was sent is known
                 summary = {"stopped": "cancelled at shutdown"}  # from the ledger, not from here
                 self.deps.store.record_run("sweep", started, "stopped", summary)
@@ -305,6 +308,7 @@ class Worker:
                 self.terms.clear()
             if not report.stopped:  # a stopped sweep may not have reached the digests
                 self._note_waiting(report.waiting)
+                self.swept = started
             await self._check_report(report)
             if self._delivery_paused():
                 self._hold_retries()

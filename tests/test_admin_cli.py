@@ -173,7 +173,8 @@ def test_an_international_domain_is_one_address_in_either_form(
         profiles.read_text().replace("email: ada@example.org", "email: ada@bücher.example")
     )
     preview = cli("preview", "ADA@xn--bcher-kva.example")
-    assert preview.exit_code == 0 and "papers, 0 more matches" in preview.output, preview.output
+    assert preview.exit_code == 0, preview.output
+    assert re.search(r"^(1 paper|[02-9]\d* papers), 0 more matches$", preview.output, re.M)
     result = cli("unsubscribe", "ada@xn--bcher-kva.example")
     assert result.exit_code == 0 and "ada@bücher.example unsubscribed" in result.output
     assert "address is suppressed" in send(faults).output

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -12,6 +12,10 @@ from typer.testing import CliRunner
 
 import bot
 from bot.cli import app
+from bot.cli.app import not_in_future
+from bot.delivery_jobs import Outcome
+from bot.errors import UsageError
+from bot.pipeline import WOULD_SKIP, SendReport
 from bot.store import Store
 
 runner = CliRunner()
@@ -255,6 +259,31 @@ def test_preview_of_a_digest_already_sent_or_an_address_suppressed(env: dict[str
     assert runner.invoke(app, ["unsubscribe", "grace@example.org"]).exit_code == 0
     gone = runner.invoke(app, ["preview", "grace@example.org", "--date", "2026-11-24"])
     assert gone.stdout.strip() == "No email would be sent: grace@example.org is suppressed."
+
+
+@pytest.mark.parametrize(
+    ("now", "latest"),
+    [
+        (datetime(2026, 11, 27, 3, 56, tzinfo=UTC), date(2026, 11, 27)),  # Kiritimati: 17:56
+        (datetime(2026, 11, 27, 10, 0, tzinfo=UTC), date(2026, 11, 28)),  # Kiritimati: 00:00
+    ],
+)
+def test_a_date_is_refused_until_the_first_time_zone_reaches_it(
+    now: datetime, latest: date
+) -> None:
+    assert not_in_future(latest, now) == latest
+    with pytest.raises(UsageError, match="is in the future"):
+        not_in_future(latest + timedelta(days=1), now)
+
+
+def test_a_dry_run_counts_what_it_would_send_whatever_notes_its_lines_carry() -> None:
+    note = " (not due on Saturday 2026-11-28: weekdays only; included because of --date)"
+    report = SendReport()
+    report.outcomes += [
+        Outcome("a@example.org", "dry-run", 1, f"would send 1 paper{note}", date(2026, 11, 28)),
+        Outcome("b@example.org", "dry-run", 0, f"{WOULD_SKIP}{note}", date(2026, 11, 28)),
+    ]
+    assert report.would_send == 1
 
 
 def test_preview_fetch_and_papers_refuse_a_future_date_as_send_does(env: dict[str, str]) -> None:

@@ -194,6 +194,45 @@ async def test_catch_up_after_downtime_sends_one_digest_with_everything_since(
     assert len(smtp_server.handler.to("ada@example.org")) == 2  # nothing new: skipped
 
 
+async def test_a_new_weekly_subscribers_first_digest_holds_the_week(
+    make_worker: Callable[[], Worker], clock: Clock, profiles_path: Path, smtp_server: SmtpServer
+) -> None:
+    weekly = 'subscribers:\n  - email: ada@example.org\n    send_at: "08:00"\n    frequency: weekly:mon\n    interests:\n      keywords: ["mixture of experts"]\n'
+    profiles_path.write_text(weekly)
+    worker = make_worker()
+    for day, n in ((24, 1), (26, 2), (28, 3)):  # Tuesday, Thursday, Saturday
+        clock.set(2026, 11, day, 7, 0)
+        worker.deps.store.save_papers([moe_paper(n)], date(2026, 11, day), clock())
+        await worker.sweep_job()
+    clock.set(2026, 11, 30, 8, 1)  # Monday
+    await worker.sweep_job()
+    (mail,) = smtp_server.handler.to("ada@example.org")
+    assert str(mail["Subject"]).startswith("3 papers for Mon 30 Nov")
+
+
+async def test_a_frequency_edited_while_running_takes_effect_at_its_next_send(
+    make_worker: Callable[[], Worker], clock: Clock, profiles_path: Path, smtp_server: SmtpServer
+) -> None:
+    """Monday's weekly digest went out; on Wednesday it becomes weekly on Fridays: no digest
+    dated last Friday (no send was missed), the next one on Friday."""
+    weekly = 'subscribers:\n  - email: ada@example.org\n    send_at: "08:00"\n    frequency: weekly:mon\n    send_empty: true\n    interests:\n      keywords: ["mixture of experts"]\n'
+    profiles_path.write_text(weekly)
+    worker = make_worker()
+    clock.set(2026, 11, 30, 8, 1)  # Monday
+    await worker.sweep_job()
+    clock.set(2026, 12, 2, 12, 0)  # Wednesday
+    await worker.sweep_job()
+    profiles_path.write_text(weekly.replace("weekly:mon", "weekly:fri"))
+    clock.set(2026, 12, 2, 12, 1)
+    await worker.sweep_job()
+    clock.set(2026, 12, 4, 8, 1)  # Friday
+    await worker.sweep_job()
+    subjects = [str(m["Subject"]) for m in smtp_server.handler.to("ada@example.org")]
+    assert [s.split(": ")[0] for s in subjects] == [
+        "Nothing matched your interests on Mon 30 Nov", "Nothing matched your interests on Fri 4 Dec",
+    ]  # fmt: skip
+
+
 async def test_fall_back_send_time_is_sent_once(
     make_worker: Callable[[], Worker], clock: Clock, profiles_path: Path, smtp_server: SmtpServer
 ) -> None:
@@ -476,6 +515,36 @@ async def test_while_smtp_is_down_delivery_pauses_and_everything_goes_out_once_i
     assert "that the SMTP server is up and reachable from here" in body
     assert "Raised at 2026-11-25 05:00 UTC; held back until email could be sent again." in body
     assert status.collect(worker.deps.store, clock())["upcoming"] == []
+
+
+async def test_a_retried_digest_and_the_next_days_in_one_sweep_share_no_paper(
+    config: Settings, clock: Clock, hang_up: HangUp, smtp_server: SmtpServer,
+    profiles_path: Path,
+) -> None:  # fmt: skip
+    """SMTP is down from the 24th's send time until after the 25th's: both digests go out in one
+    sweep, each with its own papers."""
+    utc = 'subscribers:\n  - email: ada@example.org\n    send_at: "08:00"\n    interests:\n      keywords: ["mixture of experts"]\n'
+    profiles_path.write_text(utc)
+    route = Route(smtp_server.port)
+    worker = start_worker(config.model_copy(update={"smtp_max_failures": 1}), clock, route.mailer)
+    store = worker.deps.store
+    for day, n in ((23, 1), (24, 2), (25, 3)):
+        clock.set(2026, 11, day, 7, 0)
+        store.save_papers([moe_paper(n)], date(2026, 11, day), clock())
+        clock.set(2026, 11, day, 8, 1)
+        await worker.sweep_job()
+        route.port = hang_up.port  # down after the 23rd's digest
+    assert len(smtp_server.messages) == 1 and hang_up.connections > 0
+    route.port = smtp_server.port
+    clock.set(2026, 11, 25, 9, 0)
+    await worker.sweep_job()
+    subjects = sorted(str(m["Subject"]) for m in smtp_server.handler.to("ada@example.org"))
+    assert [s.split(":")[0] for s in subjects] == [
+        "1 paper for Mon 23 Nov", "1 paper for Tue 24 Nov", "1 paper for Wed 25 Nov",
+    ]  # fmt: skip
+    texts = [m.get_body(("plain",)).get_content() for m in smtp_server.messages]  # type: ignore[union-attr]
+    for n in (1, 2, 3):
+        assert sum(f"Study {n}" in text for text in texts) == 1, n
 
 
 async def test_the_pause_doubles_up_to_30_minutes_while_smtp_stays_down(

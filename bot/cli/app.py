@@ -35,8 +35,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 PIPED_WIDTH = 1000
 """Console width when the output is not a terminal: wide enough that tables and lines in a log
 or a pipe are not wrapped."""
-FUTURE_SLACK = timedelta(days=1)
-"""How far past today's UTC date a digest date may be: the earliest time zones are a day ahead."""
+FURTHEST_AHEAD = timedelta(hours=14)
+"""The largest UTC offset of any time zone (Kiritimati): the first to reach a date."""
 
 
 class _FlagsTakeNoValue:
@@ -125,9 +125,9 @@ def parse_day(value: str) -> date:
         raise typer.BadParameter(f"invalid date {value!r}: {exc} (use YYYY-MM-DD)") from None
 
 
-def not_in_future(day: date | None) -> date | None:
-    """``day`` unless it is a date no time zone has reached yet."""
-    if day is not None and day > datetime.now(UTC).date() + FUTURE_SLACK:
+def not_in_future(day: date | None, now: datetime | None = None) -> date | None:
+    """``day`` unless it is a date no time zone has reached yet (at ``now``, default now)."""
+    if day is not None and day > ((now or datetime.now(UTC)) + FURTHEST_AHEAD).date():
         raise UsageError(f"--date {day} is in the future; digests are sent for past days")
     return day
 

@@ -36,6 +36,7 @@ from bot.lookup import preview as pipeline_preview
 from bot.message import html_part
 from bot.models import Paper
 from bot.pipeline import digest_day, fetch_and_store, nothing_to_send
+from bot.render import plural
 from bot.sources.jsonl import read_papers_file
 
 
@@ -246,7 +247,7 @@ def preview(
     except OSError as exc:
         raise UsageError(f"cannot write {target}: {exc.strerror or exc}") from None
     out.print(f"Subject: {message.subject}", markup=False, soft_wrap=True)
-    out.print(f"{len(digest.matches)} papers, {len(digest.more)} more matches")
+    out.print(f"{plural(len(digest.matches), 'paper')}, {len(digest.more)} more matches")
     out.print(f"Preview: {target}", markup=False, soft_wrap=True)
     if open_browser:
         webbrowser.open(target.resolve().as_uri())

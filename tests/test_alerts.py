@@ -1,0 +1,45 @@
+"""Which papers fire a subscriber's alert rules, and what the alert shows of them."""
+
+from __future__ import annotations
+
+from bot.alerts import alert_hits
+from bot.models import Paper, Subscriber
+from bot.render_views import chip
+
+
+def watcher(**interests: object) -> Subscriber:
+    return Subscriber.model_validate(
+        {
+            "email": "ada@example.org",
+            "interests": interests,
+            "alerts": [{"keywords": ["state space model"]}, {"authors": ["L. Okafor"]}],
+        }
+    )
+
+
+PAPER = Paper(
+    id="2611.30001",
+    title="Selective scans for long sequences",
+    abstract=(
+        "Transformers are slow on long inputs. We show that a state space model beats every "
+        "transformer model with the same state size and memory space, and that the state space "
+        "model trains faster."
+    ),
+    authors=("Lina Okafor",),
+)
+
+
+def test_an_alert_marks_the_phrase_where_it_occurs_not_each_of_its_words() -> None:
+    (hit,) = alert_hits(watcher(), [PAPER])
+    text = hit.match.snippet
+    assert [text[a:b] for a, b in hit.match.marks] == ["state space model", "state space model"]
+    assert hit.match.reasons == ("alert: state space model", "author: Lina Okafor")
+    assert [str(chip(r)) for r in hit.match.reasons] == [
+        "Alert: state space model",
+        "Author: Lina Okafor",
+    ]
+
+
+def test_a_paper_holding_an_excluded_phrase_fires_no_alert() -> None:
+    assert alert_hits(watcher(exclude=["memory space"]), [PAPER]) == []
+    assert alert_hits(watcher(exclude=["survey"]), [PAPER]) != []
