@@ -10,6 +10,8 @@ from __future__ import annotations
 import itertools
 import re
 import textwrap
+import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 
@@ -253,12 +255,14 @@ def topics_of(digest: Digest) -> list[str]:
 
 
 def _wrap_line(line: str) -> list[str]:
+    lead = _LIST_ITEM.match(line)
+    indent = " " * len(lead.group(0)) if lead else ""
+    if not line.isascii() and _columns(line) > len(line):
+        return _wrap_wide(line, indent)
     if len(line) <= TEXT_WIDTH:
         return [line]
     if " " not in line.strip():
         return [line]
-    lead = _LIST_ITEM.match(line)
-    indent = " " * len(lead.group(0)) if lead else ""
     wrapped = None if _NOT_SINGLE_SPACED.search(line) else _wrap_words(line, indent)
     if wrapped is not None:
         return wrapped
@@ -296,6 +300,46 @@ def _wrap_words(line: str, indent: str) -> list[str] | None:
         rest, start = rest[cut + 1 :], 0
 
 
+def _columns(text: str) -> int:
+    """How many columns ``text`` takes in a terminal: wide (East Asian) characters take two."""
+    return len(text) + sum(1 for c in text if unicodedata.east_asian_width(c) in "WF")
+
+
+def _units(line: str) -> Iterator[str]:
+    """The pieces a line may be broken between: spaces, wide characters (Chinese, Japanese and
+    Korean are broken between any two), and the runs of other characters."""
+    run = ""
+    for c in line:
+        if c == " " or (c > "\u10ff" and unicodedata.east_asian_width(c) in "WF"):
+            if run:
+                yield run
+                run = ""
+            yield c
+        else:
+            run += c
+    if run:
+        yield run
+
+
+def _wrap_wide(line: str, indent: str) -> list[str]:
+    """A line with wide characters wrapped at 78 columns, counting two for each of them."""
+    lines: list[str] = []
+    current = line[: len(line) - len(line.lstrip(" "))]  # the first line keeps its indent
+    width = len(current)
+    for unit in _units(line[len(current) :]):
+        if unit == " ":
+            if current.strip():
+                current, width = current + " ", width + 1
+            continue
+        columns = _columns(unit)
+        if width + columns > TEXT_WIDTH and current.strip():
+            lines.append(current.rstrip())
+            current, width = indent, len(indent)
+        current, width = current + unit, width + columns
+    lines.append(current.rstrip())
+    return lines
+
+
 def wrap_lines(text: str) -> str:
     """Wrap every line at 78 columns, keeping blank lines.
 
@@ -305,7 +349,7 @@ def wrap_lines(text: str) -> str:
     out: list[str] = []
     for line in text.splitlines():
         line = line.rstrip()
-        if len(line) <= TEXT_WIDTH:
+        if len(line) <= TEXT_WIDTH and (line.isascii() or _columns(line) <= TEXT_WIDTH):
             out.append(line)  # most lines: nothing to do
         else:
             out.extend(_wrap_line(line))

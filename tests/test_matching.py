@@ -87,6 +87,16 @@ def test_acronym_and_long_form_match_each_other() -> None:
     assert find_acronyms(["a mixture of experts (MoE) model"]) == {"MOE": ("mixtur", "expert")}
 
 
+def test_a_chinese_keyword_is_found_in_text_written_without_spaces() -> None:
+    gated = Paper("g", "门控专家网络的路由", "本文研究门控专家网络。我们提出一种新的路由算法。")
+    apart = Paper("a", "专家系统综述", "门控电路与专家知识。")
+    selection = one(sub(keywords=["门控专家"]), [gated, apart, *FILLER])
+    (pick,) = selection.picked
+    assert pick.paper.id == "g" and pick.reasons[0] == "keyword: 门控专家 (title)"
+    assert [pick.snippet[a:b] for a, b in pick.marks] == ["门控专家"]
+    assert scores(selection)["a"] < pick.score / 2, "the characters apart are no phrase"
+
+
 def test_exclude_vetoes_as_a_phrase() -> None:
     survey = Paper("v", "Quantum walks: a systematic survey", "We review quantum walks.")
     kept = Paper("k", "Quantum walks on trees", "A systematic study; no survey data.")
@@ -104,6 +114,19 @@ def test_exclude_vetoes_as_a_phrase() -> None:
         ("Jose Garcia", "José García", True),
         ("A. Turing", "B. Turing", False),
         ("Ada Lovelace", "Ada Byron", False),
+        ("Lukasz Kaiser", "Łukasz Kaiser", True),
+        ("Oystein Hansen", "Ø. Hansen", True),
+        ("Aevar Arnfjord", "Ævar Arnfjörð", True),
+        ("Ashish Vaswani", "Vaswani A.", True),
+        ("Noam Shazeer", "Shazeer N", True),
+        ("Maria Garcia-Lopez", "María García López", True),
+        ("Yann LeCun", "Yann Le Cun", True),
+        ("Laurens van der Maaten", "van der Maaten, L.", True),
+        ("Andrew Ng", "A. Ng", True),
+        ("Andrew Ng", "Ng Andrew", False),  # no way to tell without initials
+        ("Di Wang", "D. Wang", True),  # a given name that is also a particle
+        ("Wei Zhang", "Zhang W", True),
+        ("Wei Zhang", "Wei Zhao", False),
     ],
 )
 def test_author_name_forms(wanted: str, printed: str, same: bool) -> None:

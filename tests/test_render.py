@@ -6,6 +6,7 @@ import random
 import re
 import shutil
 import textwrap
+import unicodedata
 from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
@@ -352,6 +353,21 @@ def test_paper_text_takes_its_direction_from_its_own_script(renderer: Renderer) 
     assert own.count(("h2", None)) == 2
     assert own.count(("p", "authors")) == own.count(("p", "snippet")) == 2
     assert own.count(("li", "more-item")) == 2
+
+
+def test_chinese_and_japanese_wrap_at_78_columns_between_characters() -> None:
+    """A wide character takes two columns; text without spaces breaks between characters."""
+    line = "    " + "本文研究门控专家网络。" * 9 + " gated experts and more words to wrap here"
+    wrapped = wrap_lines(line)
+    lines = wrapped.splitlines()
+    columns = [len(x) + sum(unicodedata.east_asian_width(c) in "WF" for c in x) for x in lines]
+    assert max(columns) <= 78 and len(lines) == 4, lines
+    assert all(x.startswith("    ") for x in lines), "the indent hangs"
+    assert "".join(x.strip() for x in lines).replace(" ", "") == line.replace(" ", "")
+    assert wrap_lines(wrapped) == wrapped
+    assert wrap_lines("    " + "门控" * 30) != "    " + "门控" * 30 + "\n", (
+        "60 characters, 120 columns"
+    )
 
 
 def test_default_templates_are_the_repository_ones_read_through_the_package() -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -31,8 +31,11 @@ STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 _PREFIX_TEXT = "pre post re non co sub semi multi un anti mid"
 _JOINED_PREFIXES = frozenset(_PREFIX_TEXT.split())
 WORD = re.compile(r"\w+(?:-\w+)*")
-# A word (group 1), or punctuation that phrases never cross (group 1 empty).
-SCAN = re.compile(r"(\w+(?:-\w+)*)|[.,;:!?()\[\]{}\"]")
+_UNSPACED = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
+"""Chinese characters and Japanese kana: scripts that do not put spaces between words."""
+# A word (group 1), or punctuation that phrases never cross (group 1 empty), Chinese too.
+_CJK_STOPS = r"\u3001\u3002\u300c\u300d\uff01\uff08\uff09\uff0c\uff1a\uff1b\uff1f"
+SCAN = re.compile(rf"(\w+(?:-\w+)*)|[.,;:!?()\[\]{{}}\"{_CJK_STOPS}]")
 _SENTENCE_END = re.compile(r"(?<!\be\.g)(?<!\bi\.e)(?<!\bal)(?<!\bvs)[.!?](?=\s+[A-Z0-9(\"])")
 _ACRONYM_DEF = re.compile(r"\(\s*([A-Za-z][\w-]*[A-Z][\w-]*)\s*\)")
 _STEMMER = Stemmer.Stemmer("english")
@@ -49,11 +52,20 @@ class Token(NamedTuple):
     segment: int
 
 
+_LETTERS = str.maketrans(
+    {"ł": "l", "ø": "o", "æ": "ae", "œ": "oe", "ð": "d", "đ": "d", "þ": "th", "ß": "ss",
+     "\u0131": "i", "ħ": "h"}
+)  # fmt: skip
+"""Letters Unicode does not decompose into a base letter and an accent, written as in ASCII."""
+
+
 @lru_cache(maxsize=500_000)
 def fold(text: str) -> str:
-    """Lower-case ``text`` and strip accents ("Schrödinger" -> "schrodinger")."""
+    """Lower-case ``text`` and strip accents ("Schrödinger" -> "schrodinger", "Łukasz" ->
+    "lukasz")."""
     decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(c for c in decomposed if not unicodedata.combining(c)).lower()
+    plain = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return plain.lower().translate(_LETTERS)
 
 
 @lru_cache(maxsize=200_000)
@@ -97,12 +109,33 @@ def tokenize(text: str, acronyms: Acronyms | None = None) -> list[Token]:
             continue
         if broken:
             segment, broken = segment + 1, False
-        terms = _word_terms(word)
-        if acronyms and any(t in acronyms for t in terms):
-            terms = tuple(x for t in terms for x in acronyms.get(t, (t,)))
-        if terms:
-            tokens.append(Token(terms, found.start(), found.end(), segment))
+        for start, end, terms in _pieces(word, found.start()):
+            if acronyms and any(t in acronyms for t in terms):
+                terms = tuple(x for t in terms for x in acronyms.get(t, (t,)))
+            if terms:
+                tokens.append(Token(terms, start, end, segment))
     return tokens
+
+
+def _pieces(word: str, at: int) -> Iterator[tuple[int, int, tuple[str, ...]]]:
+    """(start, end, terms) of the parts of a word found at ``at``: the word itself, except that
+    Chinese and Japanese, written without spaces, become overlapping pairs of characters (as
+    search engines index them), so that "门控专家" is found inside "本文研究门控专家网络"."""
+    if word.isascii() or not _UNSPACED.search(word):
+        yield at, at + len(word), _word_terms(word)
+        return
+    pos = 0
+    for run in _UNSPACED.finditer(word):
+        if run.start() > pos:
+            yield at + pos, at + run.start(), _word_terms(word[pos : run.start()])
+        chars, first = run.group(), at + run.start()
+        if len(chars) == 1:
+            yield first, first + 1, (chars,)
+        for i in range(len(chars) - 1):
+            yield first + i, first + i + 2, (chars[i : i + 2],)
+        pos = run.end()
+    if pos < len(word):
+        yield at + pos, at + len(word), _word_terms(word[pos:])
 
 
 def terms_of(text: str, acronyms: Acronyms | None = None) -> list[str]:
@@ -156,22 +189,35 @@ def find_acronyms(texts: Iterable[str]) -> dict[str, tuple[str, ...]]:
     return best
 
 
+_NAME_SUFFIXES = frozenset({"jr", "sr", "ii", "iii"})
+_PARTICLES = frozenset({"le", "la", "de", "du", "des", "del", "della", "di", "da", "van", "von",
+                        "der", "den", "ter", "ten", "dos", "das"})  # fmt: skip
+"""Words that belong to the family name they precede ("Le Cun", "van der Maaten")."""
+
+
 @lru_cache(maxsize=200_000)
 def name_key(name: str) -> tuple[str, tuple[str, ...]]:
     """A person's name as (family name, given-name initials), robust to order, accents, dots.
 
-    "LeCun, Yann", "Y. LeCun" and "Yann LeCun" all give ("lecun", ("y",)).
+    "LeCun, Yann", "Y. LeCun", "Yann LeCun", "Yann Le Cun" and "LeCun Y." all give ("lecun",
+    ("y",)). Of a double family name the last part counts ("García-López" and "García López"
+    give "lopez"), as either form may be printed.
     """
     if "," in name:
-        family, _, given = name.partition(",")
-        name = f"{given} {family}"
+        before, _, after = name.partition(",")
+        name = f"{after} {before}"
     words = [w for w in re.split(r"[\s.]+", fold(name)) if w]
     words = [re.sub(r"[^\w-]", "", w) for w in words]
-    words = [w for w in words if w and w not in {"jr", "sr", "ii", "iii"}]
+    words = [w for w in words if w.strip("-") and w not in _NAME_SUFFIXES]
     if not words:
         return "", ()
-    initials = tuple(p[0] for w in words[:-1] for p in w.split("-") if p)
-    return words[-1], initials
+    if len(words) > 1 and len(words[0]) > 1 and all(len(w) == 1 for w in words[1:]):
+        words = [*words[1:], words[0]]  # "Vaswani A.": the family name first, then initials
+    *given, last = words
+    family = [p for p in last.split("-") if p][-1]
+    while len(given) > 1 and given[-1] in _PARTICLES:
+        family = given.pop() + family
+    return family, tuple(p[0] for w in given for p in w.split("-") if p)
 
 
 def same_person(wanted: str, author: str) -> bool:
