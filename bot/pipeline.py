@@ -195,7 +195,7 @@ async def ensure_papers(
     if not again and deps.store.has_papers_for(day):
         return None
     summary = await fetch_and_store(deps, day)
-    report.sources.extend(summary.sources)
+    report.sources.extend({**source, "day": day.isoformat()} for source in summary.sources)
     if summary.fetched or deps.store.has_papers_for(day):
         return None
     reasons = [(str(s.get("source")), str(s.get("reason") or "no papers")) for s in summary.sources]

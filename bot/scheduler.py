@@ -7,9 +7,12 @@ time that fits them (APScheduler's default of one second would drop a run the lo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
+import os
 import signal
+import threading
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
@@ -23,6 +26,9 @@ log = logging.getLogger(__name__)
 
 DRAIN_SECONDS = 8.0  # how long a stop waits for the job in flight before cancelling it
 UNWIND_SECONDS = 5.0  # how long it then waits for the cancelled job to give its rows back
+STOP_LIMIT = 20.0
+"""Seconds after a stop signal at which the process exits whatever it is doing: a call that
+never returns (a database server that hangs) must not keep the worker from stopping."""
 
 
 def _stoppable(name: str, job: Callable[[], Awaitable[object]]) -> Callable[[], Awaitable[None]]:
@@ -98,6 +104,47 @@ async def _fetch_first(worker: Worker, stop: asyncio.Event) -> bool:
     return False
 
 
+def watch_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
+    """Have SIGTERM and SIGINT set ``stop``, even while a call blocks the loop.
+
+    The signal handlers themselves do nothing: Python's C-level handler writes each signal to a
+    pipe at once, whatever the main thread is doing, and a thread reading that pipe wakes the
+    loop. A first signal also starts ``STOP_LIMIT``; a second one exits at once.
+    """
+    read, write = os.pipe()
+    os.set_blocking(write, False)
+    signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
+    threading.Thread(
+        target=_on_signals, args=(read, loop, stop), name="signals", daemon=True
+    ).start()
+
+
+def _on_signals(pipe: int, loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
+    os.read(pipe, 64)
+    with contextlib.suppress(RuntimeError):  # the loop is closed: the worker has stopped
+        loop.call_soon_threadsafe(stop.set)
+    hung = (
+        f"still running {STOP_LIMIT:.0f} s after the stop signal (a call that does not return, "
+        "such as a database server that does not answer?): exiting now"
+    )
+    limit = threading.Timer(STOP_LIMIT, _exit_now, (hung,))
+    limit.daemon = True
+    limit.start()
+    os.read(pipe, 64)
+    _exit_now("a second stop signal: exiting now")
+
+
+def _exit_now(why: str) -> None:
+    """Exit without waiting for anything: the claimed messages wait out their lease, as after a
+    crash."""
+    log.error("%s", why)
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    os._exit(1)
+
+
 async def run_worker(worker: Worker, sweep_seconds: int, sources: str, target: str) -> None:
     """Run until SIGTERM or SIGINT, then stop taking work, drain, and return.
 
@@ -105,9 +152,7 @@ async def run_worker(worker: Worker, sweep_seconds: int, sources: str, target: s
     """
     worker.start()
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    watch_signals(asyncio.get_running_loop(), stop)
     no_papers = not worker.deps.store.has_papers_for(worker.deps.clock().date())
     if no_papers and not await _fetch_first(worker, stop):
         log.info("worker stopped")

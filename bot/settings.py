@@ -102,6 +102,17 @@ class Settings(BaseSettings):
     def _address(cls, value: str | None) -> str | None:
         return None if not value else _checked_address(value.removeprefix("mailto:"))
 
+    @field_validator("database_url")
+    @classmethod
+    def _kept_database(cls, value: str) -> str:
+        scheme, _, rest = value.partition("://")
+        if scheme.startswith("sqlite") and rest.split("?")[0] in ("", "/", "/:memory:"):
+            raise ValueError(
+                f"{value!r} is a database in memory, which forgets the ledger when the program "
+                "ends: name a file, such as sqlite:///paperbot.db"
+            )
+        return value
+
     @field_validator("base_url")
     @classmethod
     def _https_url(cls, value: str | None) -> str | None:

@@ -78,6 +78,11 @@ def _sources(run: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
+def _shortened(text: str, most: int = 160) -> str:
+    """A long reason cut for the table (``--format json`` has it whole)."""
+    return text if len(text) <= most else text[: most - 1].rstrip() + "…"
+
+
 def _when(value: str | None) -> str:
     """An ISO timestamp as "YYYY-MM-DD HH:MM" for the tables."""
     return (value or "")[:16].replace("T", " ")
@@ -116,7 +121,7 @@ def tables(data: dict[str, Any]) -> list[Table]:
     runs = [
         (str(r["id"]), r["command"], r["status"], _when(r["started"]),
          " ".join(f"{k} {v}" for k, v in r["counts"].items() if v), _sources(r),
-         r["stopped"] or "")
+         _shortened(r["stopped"] or ""))
         for r in data["runs"]
     ]  # fmt: skip
     deliveries = [
@@ -130,16 +135,16 @@ def tables(data: dict[str, Any]) -> list[Table]:
     suppressed = [(s["email"], s["reason"], _when(s["since"])) for s in data["suppressed"]]
     return [
         _table(
-            "Last runs",
+            "Last runs (times in UTC)",
             ("run", "command", "status", "started", "counts", "sources", "stopped"),
             runs,
         ),
         _table("Deliveries by state", ("date", "kind", *STATES), deliveries),
         _table(
-            "Pending retries",
+            "Pending retries (times in UTC)",
             ("email", "kind", "date", "state", "attempts", "next", "last error"),
             upcoming,
             _pending_note([u["status"] for u in data["upcoming"]], data["upcoming_total"]),
         ),
-        _table("Suppressed addresses", ("email", "reason", "since"), suppressed),
+        _table("Suppressed addresses (times in UTC)", ("email", "reason", "since"), suppressed),
     ]

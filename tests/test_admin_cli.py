@@ -66,7 +66,7 @@ def test_status_shows_runs_states_retries_and_suppressions(
     data = json.loads(cli("status", "--format", "json").output)
     run = data["runs"][0]
     assert run["command"] == "send" and run["counts"]["failed"] == 1
-    assert run["sources"][0]["status"] == "ok"
+    assert (run["sources"][0]["status"], run["sources"][0]["day"]) == ("ok", "2026-11-25")
     digest = next(d for d in data["deliveries"] if d["kind"] == "digest")
     assert (digest["date"], digest["sent"], digest["temp_failed"], digest["skipped"]) == (
         "2026-11-25", 1, 1, 1,
@@ -79,7 +79,18 @@ def test_status_shows_runs_states_retries_and_suppressions(
     assert table.exit_code == 0
     for heading in ("Last runs", "Deliveries by state", "Pending retries", "Suppressed"):
         assert heading in table.output
+    assert "Last runs (times in UTC)" in table.output
+    assert "2026-11-25: ok" in " ".join(table.output.split()), "a source line says its date"
     assert cli("status", "--format", "xml").exit_code == 2
+
+
+def test_a_long_stop_reason_is_cut_in_the_table_and_whole_in_json(env: dict[str, str]) -> None:
+    store = Store(env["PAPERBOT_DATABASE_URL"])
+    reason = "554 5.7.1 " + "refused because of a very long policy text " * 20
+    store.record_run("sweep", datetime.now(UTC), "error", {"stopped": reason})
+    assert json.loads(cli("status", "--format", "json").output)["runs"][0]["stopped"] == reason
+    table = " ".join(cli("status").output.split())
+    assert "554 5.7.1 refused" in table and reason.strip() not in table and "…" in table
 
 
 def test_status_says_how_many_pending_deliveries_it_leaves_out(env: dict[str, str]) -> None:

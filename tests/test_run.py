@@ -258,3 +258,41 @@ def test_sigterm_during_the_start_up_fetch_stops_at_once(
     (fetch,) = store.recent_runs()
     store.close()
     assert (fetch.command, fetch.status) == ("fetch", "stopped")
+
+
+HUNG = """
+import asyncio, logging, sys, time
+logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+from bot import scheduler
+scheduler.STOP_LIMIT = 4.0
+async def main():
+    scheduler.watch_signals(asyncio.get_running_loop(), asyncio.Event())
+    print("ready", flush=True)
+    time.sleep(60)  # a call that never returns: the loop is blocked
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("signals", [1, 2])
+def test_a_worker_blocked_in_a_call_that_never_returns_still_stops(signals: int) -> None:
+    """A database that hangs blocks the event loop; the stop signal is still heard: the process
+    exits once ``STOP_LIMIT`` has passed, or at once on a second signal."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HUNG], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
+    started = time.monotonic()
+    for _ in range(signals):
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.2)
+    try:
+        _, err = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    took = time.monotonic() - started
+    assert proc.returncode == 1
+    if signals == 1:
+        assert 4 <= took < 15 and b"still running 4 s after the stop signal" in err, err
+    else:
+        assert took < 3.5 and b"a second stop signal: exiting now" in err, err

@@ -352,6 +352,14 @@ def test_durations_too_long_to_compute_with_are_bad_settings(
     assert f"{name}: Input should be less than or equal to" in result.output
 
 
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:"])
+def test_a_database_in_memory_is_a_bad_setting(env: dict[str, str], url: str) -> None:
+    """It would forget the ledger when the run ends, and so send everything again."""
+    result = runner.invoke(app, ["send", "--dry-run"], env={"PAPERBOT_DATABASE_URL": url})
+    assert result.exit_code == 2, result.output
+    assert "PAPERBOT_DATABASE_URL" in result.output and "database in memory" in result.output
+
+
 def test_misspelt_setting_names_are_pointed_out(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("PAPERBOT_SMTP_SECURTY=tls\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PAPERBOT_")}

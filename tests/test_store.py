@@ -19,7 +19,7 @@ from sqlmodel import SQLModel, create_engine
 from bot.errors import BotError, ConfigError
 from bot.models import Interests, Paper, Subscriber
 from bot.store import Store, shown_url, unavailable
-from bot.store.tables import SENDING, TEMP_FAILED, Delivery, RunRow
+from bot.store.tables import SENDING, TEMP_FAILED, Delivery, RunRow, connect_options
 from tests.conftest import free_port
 from tests.postgres import postgres_url  # noqa: F401  (fixture)
 
@@ -429,6 +429,8 @@ def test_a_database_that_cannot_be_reached_is_one_line_without_the_password() ->
      ("postgresql://u:p@h:notaport/db", "'postgresql://***@h:notaport/db'"),
      ("postgresql//u:s3cret@h/db", "'postgresql//***@h/db'"),
      ("postgresql+psycopg://u:p@ss@h/db", "'postgresql+psycopg://***@***@h/db'"),
+     ("postgresql+psycopg://u@h/db?password=hunter2&sslmode=require",
+      "'postgresql+psycopg://u@h/db?password=***&sslmode=require'"),
      ("sqlite:///x.db", "'sqlite:///x.db'")],
 )  # fmt: skip
 def test_urls_are_shown_without_their_password(url: str, shown: str) -> None:
@@ -440,6 +442,27 @@ def test_a_malformed_database_url_is_a_bad_setting() -> None:
         ConfigError, match=r"PAPERBOT_DATABASE_URL: cannot open 'postgresql://\*\*\*@"
     ):
         Store("postgresql://u:p@127.0.0.1:notaport/db")
+
+
+def test_no_part_of_a_password_shows_in_the_reason_a_url_is_refused() -> None:
+    with pytest.raises(ConfigError) as failed:
+        Store("postgresql+psycopg://postgres:p@ss:w0rd@127.0.0.1:5432/db")
+    assert "w0rd" not in str(failed.value) and "p@ss" not in str(failed.value)
+    with pytest.raises(BotError) as refused:
+        Store(f"postgresql+psycopg://u@127.0.0.1:{free_port()}/db?password=hunter2")
+    message = str(refused.value)
+    assert "hunter2" not in message and "?password=***" in message
+    assert "(PAPERBOT_DATABASE_URL)" in message, "the setting to check is named"
+
+
+def test_a_value_libpq_refuses_is_a_bad_setting() -> None:
+    with pytest.raises(ConfigError, match='invalid sslmode value: "bogus"'):
+        Store(f"postgresql+psycopg://u@127.0.0.1:{free_port()}/db?sslmode=bogus")
+
+
+def test_postgresql_connections_time_out_unless_the_url_says_otherwise() -> None:
+    assert connect_options("postgresql+psycopg://u@h/db") == {"connect_timeout": 10}
+    assert connect_options("postgresql+psycopg://u@h/db?connect_timeout=3") == {}
 
 
 def test_an_option_the_driver_does_not_know_is_a_bad_setting() -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
+from urllib.parse import parse_qs, urlsplit
 
 from sqlalchemy import bindparam, case, insert, make_url, update
 from sqlalchemy.exc import (
@@ -110,16 +111,39 @@ DatabaseFailure = DBAPIError
 
 
 def shown_url(url: str) -> str:
-    """``url`` as it may be shown or logged: any password replaced by ``***``. Whatever stands
-    before an ``@`` of a URL that does not parse is hidden whole, as is a password that holds an
-    ``@`` itself (which a parser would take for the host)."""
+    """``url`` as it may be shown or logged: any password (also a ``password=`` option) replaced
+    by ``***``. Whatever stands before an ``@`` of a URL that does not parse is hidden whole, as
+    is a password that holds an ``@`` itself (which a parser would take for the host)."""
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError):
         return repr(_CREDENTIALS.sub("***@", url))
     if parsed.host and "@" in parsed.host:
         return repr(_CREDENTIALS.sub("***@", url))
-    return repr(parsed.render_as_string(hide_password=True))
+    options = [key for key in parsed.query if key.lower() == "password"]
+    if options:
+        parsed = parsed.update_query_dict(dict.fromkeys(options, "***"))
+    return repr(parsed.render_as_string(hide_password=True).replace("%2A%2A%2A", "***"))
+
+
+def _secrets(url: str) -> list[str]:
+    """The password of ``url`` (as written, and each piece of it between ``:`` and ``@``, which
+    a parser may quote when it reads the URL wrong) and the values of ``password=`` options."""
+    authority = url.partition("://")[2].split("/", 1)[0]
+    written = authority.rpartition("@")[0].partition(":")[2]
+    pieces = [written, *re.split(r"[:@]", written)] if written else []
+    options = parse_qs(urlsplit(url).query)
+    pieces += [
+        value for key, values in options.items() if key.lower() == "password" for value in values
+    ]
+    return sorted({p for p in pieces if len(p) >= 2}, key=len, reverse=True)
+
+
+def _hidden(reason: str, url: str) -> str:
+    """``reason`` (an error about ``url``) with the URL's password and its pieces hidden."""
+    for secret in _secrets(url):
+        reason = reason.replace(secret, "***")
+    return reason
 
 
 def db_reason(exc: BaseException) -> str:
@@ -132,14 +156,22 @@ def db_reason(exc: BaseException) -> str:
 
 def _bad_url(url: str, reason: str) -> ConfigError:
     return ConfigError(
-        f"invalid settings:\n  PAPERBOT_DATABASE_URL: cannot open {shown_url(url)}: {reason}"
+        "invalid settings:\n  PAPERBOT_DATABASE_URL: "
+        f"cannot open {shown_url(url)}: {_hidden(reason, url)}"
     )
+
+
+_BAD_OPTION = re.compile(r"\binvalid \w+ value\b|\binvalid (?:integer )?value\b")
+"""How libpq says it refused an option of the URL before connecting (``sslmode=bogus``)."""
 
 
 def _refused_by_driver(exc: DBAPIError) -> bool:
     """Whether the driver itself refused to connect, before any server answered: a
-    ``ProgrammingError`` without an SQLSTATE (a server's refusals always carry one)."""
-    return isinstance(exc, ProgrammingError) and getattr(exc.orig, "sqlstate", None) is None
+    ``ProgrammingError`` without an SQLSTATE (a server's refusals always carry one), or
+    libpq's own word that an option's value is invalid."""
+    if getattr(exc.orig, "sqlstate", None) is not None:
+        return False
+    return isinstance(exc, ProgrammingError) or bool(_BAD_OPTION.search(db_reason(exc)))
 
 
 def missing_database(url: str) -> Path | None:
@@ -178,7 +210,10 @@ class Store(RunLog):
             # A server that is down or refuses the login, unless the driver refused an option
             # of the URL; a SQLite file that cannot be opened there is a bad setting too.
             if not url.startswith("sqlite") and not _refused_by_driver(exc):
-                raise BotError(f"cannot open the database {shown_url(url)}: {reason}") from None
+                raise BotError(
+                    f"cannot open the database {shown_url(url)} (PAPERBOT_DATABASE_URL): "
+                    f"{_hidden(reason, url)}"
+                ) from None
             raise _bad_url(url, reason) from None
         except (SQLAlchemyError, ImportError, ValueError) as exc:  # the URL itself is wrong
             raise _bad_url(url, str(exc)) from None

@@ -9,7 +9,7 @@ from dataclasses import fields
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, Column, UniqueConstraint, event
+from sqlalchemy import JSON, Column, UniqueConstraint, event, make_url
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlmodel import Field, SQLModel, create_engine
@@ -206,6 +206,18 @@ def _into_wal(cursor: Any) -> None:
             time.sleep(0.01)
 
 
+CONNECT_SECONDS = 10
+"""How long a PostgreSQL server may take to accept a connection, unless the URL says."""
+
+
+def connect_options(url: str) -> dict[str, Any]:
+    """A connection timeout for PostgreSQL (libpq waits for ever by default)."""
+    options = make_url(url).query
+    if not url.startswith("postgresql") or any(k.lower() == "connect_timeout" for k in options):
+        return {}
+    return {"connect_timeout": CONNECT_SECONDS}
+
+
 def make_engine(url: str) -> Engine:
     """An engine for ``url`` with the schema created; SQLite gets WAL mode and a busy timeout."""
     if url.startswith("sqlite"):
@@ -213,7 +225,7 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args=options)
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
-        engine = create_engine(url, pool_pre_ping=True)
+        engine = create_engine(url, pool_pre_ping=True, connect_args=connect_options(url))
     for attempt in range(20):  # another process may be creating them at this very moment
         try:
             SQLModel.metadata.create_all(engine)
