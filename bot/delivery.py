@@ -568,7 +568,7 @@ class _Run:
             self._emit(job, "unknown", f"sent, but the ledger could not record it: {why}")
             return
         n = len(claim.paper_ids)
-        note = " (resent after an interrupted run)" if claim.resumed else ""
+        note = " (taken over from an interrupted run)" if claim.resumed else ""
         note = " (forced resend)" if claim.forced else note
         papers = plural(n, "paper") if n else "nothing matched"
         papers = papers if job.kind == "digest" else job.kind

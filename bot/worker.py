@@ -283,26 +283,27 @@ class Worker:
     async def sweep_job(self) -> SendReport:
         """Reload profiles if edited, then send what is due; alert the admin on trouble.
 
-        A sweep that settled or left out anything is recorded as a run (``paperbot status``).
+        A sweep is recorded ``running`` while it runs (so a killed worker's sweep shows as
+        interrupted); one that settled or left out nothing is then forgotten.
         """
         async with self.busy, self._using_database("sweep"):
             await self.reload_if_changed()
             if self._delivery_paused():
                 return SendReport()
             started = self.deps.clock()
-            try:
-                async with self.mailer_factory() as mailer:
-                    self.deps.mailer = mailer
-                    report = await sweep(
-                        self.deps, self.roster, started, self.terms,
-                        sources_down=self.sources_down, after=self.swept,
-                    )  # fmt: skip
-            except asyncio.CancelledError:  # a stop that would not wait: what was sent is known
-                summary = {"stopped": "cancelled at shutdown"}  # from the ledger, not from here
-                self.deps.store.record_run("sweep", started, "stopped", summary)
-                raise
-            if report.outcomes or report.stopped or report.waiting != self.waiting:
-                self.deps.store.record_run("sweep", started, run_status(report), report.summary())
+            with self.deps.store.run("sweep", started) as run:
+                try:
+                    async with self.mailer_factory() as mailer:
+                        self.deps.mailer = mailer
+                        report = await sweep(
+                            self.deps, self.roster, started, self.terms,
+                            sources_down=self.sources_down, after=self.swept,
+                        )  # fmt: skip
+                except asyncio.CancelledError:  # a stop that would not wait: the ledger knows
+                    run.status, run.summary = "stopped", {"stopped": "cancelled at shutdown"}
+                    raise
+                run.status, run.summary = run_status(report), report.summary()
+                run.kept = bool(report.outcomes or report.stopped or report.waiting != self.waiting)
             self._database_works()
             if len(self.terms) > 20_000:
                 self.terms.clear()

@@ -87,7 +87,8 @@ def test_status_shows_runs_states_retries_and_suppressions(
 def test_a_long_stop_reason_is_cut_in_the_table_and_whole_in_json(env: dict[str, str]) -> None:
     store = Store(env["PAPERBOT_DATABASE_URL"])
     reason = "554 5.7.1 " + "refused because of a very long policy text " * 20
-    store.record_run("sweep", datetime.now(UTC), "error", {"stopped": reason})
+    with store.run("sweep") as run:
+        run.summary = {"stopped": reason}
     assert json.loads(cli("status", "--format", "json").output)["runs"][0]["stopped"] == reason
     table = " ".join(cli("status").output.split())
     assert "554 5.7.1 refused" in table and reason.strip() not in table and "…" in table

@@ -28,7 +28,9 @@ from bot.errors import (
     UnknownHostDeliveryError,
 )
 from bot.mailer import Mailer, SmtpMailer
+from bot.message import Outgoing
 from bot.models import Paper
+from bot.outbox import OutboxMailer
 from bot.pipeline import Deps, SendOptions, send_digests
 from bot.render import Renderer
 from bot.settings import Settings, load_settings
@@ -361,6 +363,27 @@ async def test_the_worker_logs_each_message_and_records_its_runs(
     assert [(r.command, r.status) for r in runs] == [("sweep", "ok"), ("fetch", "ok")]
     assert runs[0].summary["counts"]["sent"] == 2
     assert {s["day"] for s in runs[1].summary["sources"]} == {"2026-11-24", "2026-11-25"}
+
+
+async def test_a_sweep_shows_running_while_it_sends_and_one_with_nothing_to_do_is_forgotten(
+    config: Settings, clock: Clock, tmp_path: Path
+) -> None:
+    """So a worker killed in the middle of a sweep leaves a run ``status`` shows interrupted."""
+    seen: list[list[tuple[str, str]]] = []
+
+    class Watching(OutboxMailer):
+        async def send(self, message: Outgoing) -> None:
+            seen.append([(r.command, r.status) for r in worker.deps.store.recent_runs()])
+            await super().send(message)
+
+    worker = start_worker(config, clock, lambda: Watching(tmp_path / "outbox"))
+    await worker.fetch_job()
+    await worker.sweep_job()  # ada's alert and alan's note
+    assert seen and all(runs[0] == ("sweep", "running") for runs in seen)
+    clock.set(2026, 11, 25, 5, 1)
+    await worker.sweep_job()  # nothing due
+    runs = [(r.command, r.status) for r in worker.deps.store.recent_runs()]
+    assert runs == [("sweep", "ok"), ("fetch", "ok")]
 
 
 async def test_a_fetch_where_every_source_failed_says_so(

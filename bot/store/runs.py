@@ -80,6 +80,8 @@ class RunRecord:
 
     status: str = "error"
     summary: dict[str, Any] = field(default_factory=dict)
+    kept: bool = True
+    """False for a run that did nothing worth showing: its row is deleted when it ends."""
 
 
 class RunLog:
@@ -106,20 +108,10 @@ class RunLog:
         try:
             yield record
         finally:
-            self.finish_run(run_id, record.status, record.summary)
-
-    def record_run(
-        self, command: str, started_at: datetime, status: str, summary: dict[str, Any]
-    ) -> None:
-        """Record a run that has ended already, in one statement."""
-        with self.session() as db:
-            db.add(
-                RunRow(
-                    command=command, started_at=as_utc(started_at), finished_at=as_utc(utcnow()),
-                    status=status, summary=_stored(summary),
-                )
-            )  # fmt: skip
-            db.commit()
+            if record.kept:
+                self.finish_run(run_id, record.status, record.summary)
+            else:
+                self.forget_run(run_id)
 
     def start_run(self, command: str, started_at: datetime | None = None) -> int:
         """Record the start of a run (now, unless given); return its id."""
@@ -149,6 +141,17 @@ class RunLog:
                 row.status, row.finished_at = status, as_utc(utcnow())
                 row.summary = _stored(summary)
                 db.add(row)
+                db.commit()
+
+    def forget_run(self, run_id: int) -> None:
+        """Delete the record of a run that did nothing worth showing."""
+        with self._changed:
+            self._running.discard(run_id)
+            self._changed.notify_all()
+        with self.session() as db:
+            row = db.get(RunRow, run_id)
+            if row is not None:
+                db.delete(row)
                 db.commit()
 
     def stop_heartbeat(self) -> None:
