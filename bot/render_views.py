@@ -10,7 +10,6 @@ from __future__ import annotations
 import itertools
 import re
 import textwrap
-import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -40,6 +39,12 @@ _UNSAFE_URL_CHARS = re.compile(r"[\x00-\x20\x7f\"'<>\\`]")
 _WHITESPACE = re.compile(r"\s+")
 _LIST_ITEM = re.compile(r"\s*(?:[-*•]\s+|\d+\.\s+)?")
 """The indent and bullet that wrapped lines of a list item hang under."""
+_WIDE = re.compile(
+    "[\u1100-\u115f\u2e80-\u303e\u3041-\u33ff\u3400-\u4dbf\u4e00-\u9fff\ua000-\ua4cf"
+    "\uac00-\ud7a3\uf900-\ufaff\ufe30-\ufe4f\uff00-\uff60\uffe0-\uffe6"
+    "\U0001f300-\U0001f64f\U0001f900-\U0001f9ff\U00020000-\U0003fffd]"
+)
+"""Characters a terminal shows two columns wide: East Asian scripts, full-width forms, emoji."""
 _NOT_SINGLE_SPACED = re.compile(r"[^\S ]|\S  ")
 """Whitespace other than spaces (tabs, no-break spaces), or two spaces in a row after a word."""
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\"'])")
@@ -255,14 +260,13 @@ def topics_of(digest: Digest) -> list[str]:
 
 
 def _wrap_line(line: str) -> list[str]:
+    wide = _wide(line)
+    if not wide and (len(line) <= TEXT_WIDTH or " " not in line.strip()):
+        return [line]
     lead = _LIST_ITEM.match(line)
     indent = " " * len(lead.group(0)) if lead else ""
-    if not line.isascii() and _columns(line) > len(line):
+    if wide:
         return _wrap_wide(line, indent)
-    if len(line) <= TEXT_WIDTH:
-        return [line]
-    if " " not in line.strip():
-        return [line]
     wrapped = None if _NOT_SINGLE_SPACED.search(line) else _wrap_words(line, indent)
     if wrapped is not None:
         return wrapped
@@ -302,7 +306,12 @@ def _wrap_words(line: str, indent: str) -> list[str] | None:
 
 def _columns(text: str) -> int:
     """How many columns ``text`` takes in a terminal: wide (East Asian) characters take two."""
-    return len(text) + sum(1 for c in text if unicodedata.east_asian_width(c) in "WF")
+    return len(text) + len(_WIDE.findall(text))
+
+
+def _wide(line: str) -> bool:
+    """Whether ``line`` holds a wide character."""
+    return not line.isascii() and _WIDE.search(line) is not None
 
 
 def _units(line: str) -> Iterator[str]:
@@ -310,7 +319,7 @@ def _units(line: str) -> Iterator[str]:
     Korean are broken between any two), and the runs of other characters."""
     run = ""
     for c in line:
-        if c == " " or (c > "\u10ff" and unicodedata.east_asian_width(c) in "WF"):
+        if c == " " or _WIDE.match(c):
             if run:
                 yield run
                 run = ""
@@ -349,7 +358,7 @@ def wrap_lines(text: str) -> str:
     out: list[str] = []
     for line in text.splitlines():
         line = line.rstrip()
-        if len(line) <= TEXT_WIDTH and (line.isascii() or _columns(line) <= TEXT_WIDTH):
+        if len(line) <= TEXT_WIDTH and not (_wide(line) and _columns(line) > TEXT_WIDTH):
             out.append(line)  # most lines: nothing to do
         else:
             out.extend(_wrap_line(line))
