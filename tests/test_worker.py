@@ -63,6 +63,15 @@ subscribers:
 """
 
 
+def only_ada(send_at: str = "08:00", keyword: str = "mixture of experts", **more: str) -> str:
+    """A profiles file with one UTC subscriber, ada, and ``more`` fields of hers."""
+    extra = "".join(f"    {name}: {value}\n" for name, value in more.items())
+    return (
+        f'subscribers:\n  - email: ada@example.org\n    send_at: "{send_at}"\n{extra}'
+        f'    interests:\n      keywords: ["{keyword}"]\n'
+    )
+
+
 @dataclass
 class Clock:
     now: datetime
@@ -199,7 +208,7 @@ async def test_catch_up_after_downtime_sends_one_digest_with_everything_since(
 async def test_a_new_weekly_subscribers_first_digest_holds_the_week(
     make_worker: Callable[[], Worker], clock: Clock, profiles_path: Path, smtp_server: SmtpServer
 ) -> None:
-    weekly = 'subscribers:\n  - email: ada@example.org\n    send_at: "08:00"\n    frequency: weekly:mon\n    interests:\n      keywords: ["mixture of experts"]\n'
+    weekly = only_ada(frequency="weekly:mon")
     profiles_path.write_text(weekly)
     worker = make_worker()
     for day, n in ((24, 1), (26, 2), (28, 3)):  # Tuesday, Thursday, Saturday
@@ -217,7 +226,7 @@ async def test_a_frequency_edited_while_running_takes_effect_at_its_next_send(
 ) -> None:
     """Monday's weekly digest went out; on Wednesday it becomes weekly on Fridays: no digest
     dated last Friday (no send was missed), the next one on Friday."""
-    weekly = 'subscribers:\n  - email: ada@example.org\n    send_at: "08:00"\n    frequency: weekly:mon\n    send_empty: true\n    interests:\n      keywords: ["mixture of experts"]\n'
+    weekly = only_ada(frequency="weekly:mon", send_empty="true")
     profiles_path.write_text(weekly)
     worker = make_worker()
     clock.set(2026, 11, 30, 8, 1)  # Monday
@@ -417,7 +426,7 @@ async def test_papers_stored_before_a_catch_up_digest_are_never_lost(
     make_worker: Callable[[], Worker], clock: Clock, profiles_path: Path, smtp_server: SmtpServer
 ) -> None:
     """Down through 24 Nov; back at 07:00 on the 25th with both days' lists: nothing falls between."""
-    utc = 'subscribers:\n  - email: ada@example.org\n    send_at: "08:00"\n    interests:\n      keywords: ["mixture of experts"]\n'
+    utc = only_ada()
     profiles_path.write_text(utc)
     worker = make_worker()
     store = worker.deps.store
@@ -546,7 +555,7 @@ async def test_a_retried_digest_and_the_next_days_in_one_sweep_share_no_paper(
 ) -> None:  # fmt: skip
     """SMTP is down from the 24th's send time until after the 25th's: both digests go out in one
     sweep, each with its own papers."""
-    utc = 'subscribers:\n  - email: ada@example.org\n    send_at: "08:00"\n    interests:\n      keywords: ["mixture of experts"]\n'
+    utc = only_ada()
     profiles_path.write_text(utc)
     route = Route(smtp_server.port)
     worker = start_worker(config.model_copy(update={"smtp_max_failures": 1}), clock, route.mailer)
@@ -734,7 +743,7 @@ async def test_kept_alerts_that_still_cannot_be_emailed_pause_delivery(
 ) -> None:
     """SMTP down with nothing due: the kept alert is tried again once, then delivery pauses."""
     caplog.set_level(logging.INFO)
-    late = 'subscribers:\n  - email: ada@example.org\n    send_at: "23:59"\n    interests:\n      keywords: ["moe"]\n'
+    late = only_ada("23:59", "moe")
     profiles_path.write_text(late)
     worker = make_worker()
     worker.mailer_factory = lambda: SmtpMailer("127.0.0.1", free_port(), security="none")
@@ -754,7 +763,7 @@ async def test_a_kept_alert_whose_connection_is_lost_does_not_pause_delivery(
     """The server can be reached, and lost only that message's connection: the alert stays
     kept for the next sweep, and delivery goes on."""
     caplog.set_level(logging.INFO)
-    late = 'subscribers:\n  - email: ada@example.org\n    send_at: "23:59"\n    interests:\n      keywords: ["moe"]\n'
+    late = only_ada("23:59", "moe")
     profiles_path.write_text(late)
     faults.handler.rcpt["admin@paperbot.example.org"] = ["drop"]
     worker = start_worker(config, clock, Route(faults.port).mailer)

@@ -108,10 +108,7 @@ class RunLog:
         try:
             yield record
         finally:
-            if record.kept:
-                self.finish_run(run_id, record.status, record.summary)
-            else:
-                self.forget_run(run_id)
+            self.finish_run(run_id, record.status, record.summary, kept=record.kept)
 
     def start_run(self, command: str, started_at: datetime | None = None) -> int:
         """Record the start of a run (now, unless given); return its id."""
@@ -130,29 +127,23 @@ class RunLog:
                 self._beating.start()
         return row.id
 
-    def finish_run(self, run_id: int, status: str, summary: dict[str, Any]) -> None:
-        """Record how a run ended and what it did."""
+    def finish_run(
+        self, run_id: int, status: str, summary: dict[str, Any], *, kept: bool = True
+    ) -> None:
+        """Record how a run ended and what it did; delete the record of a run that did nothing
+        worth showing (not ``kept``)."""
         with self._changed:
             self._running.discard(run_id)
             self._changed.notify_all()
         with self.session() as db:
             row = db.get(RunRow, run_id)
-            if row is not None:
+            if row is not None and not kept:
+                db.delete(row)
+            elif row is not None:
                 row.status, row.finished_at = status, as_utc(utcnow())
                 row.summary = _stored(summary)
                 db.add(row)
-                db.commit()
-
-    def forget_run(self, run_id: int) -> None:
-        """Delete the record of a run that did nothing worth showing."""
-        with self._changed:
-            self._running.discard(run_id)
-            self._changed.notify_all()
-        with self.session() as db:
-            row = db.get(RunRow, run_id)
-            if row is not None:
-                db.delete(row)
-                db.commit()
+            db.commit()
 
     def stop_heartbeat(self) -> None:
         """Stop showing this process's unfinished runs alive (the store is closing)."""
