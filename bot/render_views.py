@@ -10,7 +10,6 @@ from __future__ import annotations
 import itertools
 import re
 import textwrap
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 
@@ -39,12 +38,17 @@ _UNSAFE_URL_CHARS = re.compile(r"[\x00-\x20\x7f\"'<>\\`]")
 _WHITESPACE = re.compile(r"\s+")
 _LIST_ITEM = re.compile(r"\s*(?:[-*•]\s+|\d+\.\s+)?")
 """The indent and bullet that wrapped lines of a list item hang under."""
-_WIDE = re.compile(
-    "[\u1100-\u115f\u2e80-\u303e\u3041-\u33ff\u3400-\u4dbf\u4e00-\u9fff\ua000-\ua4cf"
+_WIDE_CHARS = (
+    "\u1100-\u115f\u2e80-\u303e\u3041-\u33ff\u3400-\u4dbf\u4e00-\u9fff\ua000-\ua4cf"
     "\uac00-\ud7a3\uf900-\ufaff\ufe30-\ufe4f\uff00-\uff60\uffe0-\uffe6"
-    "\U0001f300-\U0001f64f\U0001f900-\U0001f9ff\U00020000-\U0003fffd]"
+    "\U0001f300-\U0001f64f\U0001f900-\U0001f9ff\U00020000-\U0003fffd"
 )
 """Characters a terminal shows two columns wide: East Asian scripts, full-width forms, emoji."""
+_WIDE = re.compile(f"[{_WIDE_CHARS}]")
+_CLOSING = "\u3001\u3002\u3009\u300b\u300d\u300f\u3011\uff01\uff09\uff0c\uff0e\uff1a\uff1b\uff1f"
+"""Closing punctuation (ideographic comma and full stop, closing brackets, full-width ``!),.:;?``)
+that no line may start with."""
+_UNIT = re.compile(rf"\S*://\S+| |[{_WIDE_CHARS}][{_CLOSING}]*|[^ {_WIDE_CHARS}]+[{_CLOSING}]*")
 _NOT_SINGLE_SPACED = re.compile(r"[^\S ]|\S  ")
 """Whitespace other than spaces (tabs, no-break spaces), or two spaces in a row after a word."""
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\"'])")
@@ -227,21 +231,17 @@ _QUOTES = "\"'\u201c\u201d\u2018\u2019\u00ab\u00bb()"
 def first_name(name: str | None) -> str:
     """The name to greet: the first word that is not a title (``Dr. Jane Q. Public`` → Jane),
     after the comma of ``Lovelace, Ada`` (not of ``Ada Lovelace, PhD``), without quotes."""
-    text = one_line(name or "")
-    family, comma, rest = text.partition(",")
-    if comma and rest.strip() and not _is_suffix(rest):
-        text = rest
-    elif comma:
-        text = family
+    family, *rest = [part.strip() for part in one_line(name or "").split(",")]
+    given = [part for part in rest if part and not _is_suffix(part)]
+    text = given[0] if given else family
     words = [w for w in (w.strip(_QUOTES) for w in text.split()) if w]
     given = list(itertools.dropwhile(lambda w: w.rstrip(".").lower() in _TITLES, words))
     return given[0] if given else " ".join(words)
 
 
 def _is_suffix(text: str) -> bool:
-    """Whether what follows a comma in a name is a suffix or degrees (``Jr.``, ``PhD, MD``)."""
-    words = text.replace(",", " ").split()
-    return all(w.rstrip(".").replace(".", "").lower() in _SUFFIXES for w in words)
+    """Whether a part of a name between commas is a suffix or degrees (``Jr.``, ``PhD MD``)."""
+    return all(w.replace(".", "").lower() in _SUFFIXES for w in text.split())
 
 
 def long_date(day: date, short: bool = False) -> str:
@@ -314,20 +314,11 @@ def _wide(line: str) -> bool:
     return not line.isascii() and _WIDE.search(line) is not None
 
 
-def _units(line: str) -> Iterator[str]:
-    """The pieces a line may be broken between: spaces, wide characters (Chinese, Japanese and
-    Korean are broken between any two), and the runs of other characters."""
-    run = ""
-    for c in line:
-        if c == " " or _WIDE.match(c):
-            if run:
-                yield run
-                run = ""
-            yield c
-        else:
-            run += c
-    if run:
-        yield run
+def _units(line: str) -> list[str]:
+    """The pieces a line may be broken between: spaces, links (whole), wide characters (Chinese,
+    Japanese and Korean are broken between any two, but not before closing punctuation), and
+    the runs of other characters."""
+    return _UNIT.findall(line)
 
 
 def _wrap_wide(line: str, indent: str) -> list[str]:

@@ -13,7 +13,7 @@ import logging
 import os
 import signal
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -104,44 +104,66 @@ async def _fetch_first(worker: Worker, stop: asyncio.Event) -> bool:
     return False
 
 
-def watch_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
-    """Have SIGTERM and SIGINT set ``stop``, even while a call blocks the loop.
+_STOPS = (signal.SIGTERM, signal.SIGINT)
 
-    The signal handlers themselves do nothing: Python's C-level handler writes each signal to a
-    pipe at once, whatever the main thread is doing, and a thread reading that pipe wakes the
-    loop. A first signal also starts ``STOP_LIMIT``; a second one exits at once.
+
+@contextlib.contextmanager
+def watch_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> Iterator[None]:
+    """Within the block, SIGTERM and SIGINT set ``stop``, even while a call blocks the loop.
+
+    The handlers themselves do nothing: Python's C-level handler writes each signal's number to
+    a pipe at once, whatever the main thread is doing, and a thread reading that pipe wakes the
+    loop. A first stop signal also starts ``STOP_LIMIT``; a second one exits at once. Leaving
+    the block restores the handlers and the wakeup descriptor it found.
     """
     read, write = os.pipe()
     os.set_blocking(write, False)
-    signal.set_wakeup_fd(write, warn_on_full_buffer=False)
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: None)
-    threading.Thread(
-        target=_on_signals, args=(read, loop, stop), name="signals", daemon=True
-    ).start()
-
-
-def _on_signals(pipe: int, loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
-    os.read(pipe, 64)
-    with contextlib.suppress(RuntimeError):  # the loop is closed: the worker has stopped
-        loop.call_soon_threadsafe(stop.set)
+    handlers = {sig: signal.signal(sig, lambda *_: None) for sig in _STOPS}
+    previous = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
     hung = (
         f"still running {STOP_LIMIT:.0f} s after the stop signal (a call that does not return, "
         "such as a database server that does not answer?): exiting now"
     )
     limit = threading.Timer(STOP_LIMIT, _exit_now, (hung,))
     limit.daemon = True
-    limit.start()
-    os.read(pipe, 64)
-    _exit_now("a second stop signal: exiting now")
+    reader = threading.Thread(
+        target=_on_signals, args=(read, loop, stop, limit), name="signals", daemon=True
+    )
+    reader.start()
+    try:
+        yield
+    finally:
+        signal.set_wakeup_fd(previous)
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+        limit.cancel()
+        os.close(write)  # the reader sees the end of the pipe
+        reader.join(timeout=1)
+        os.close(read)
+
+
+def _on_signals(
+    pipe: int, loop: asyncio.AbstractEventLoop, stop: asyncio.Event, limit: threading.Timer
+) -> None:
+    """Read the signals' numbers: the first stop signal sets ``stop`` and starts ``limit``, a
+    second exits at once; other signals (with handlers of their own) are not stops."""
+    stops = 0
+    while data := os.read(pipe, 64):
+        stops += sum(1 for number in data if number in _STOPS)
+        if stops >= 2:
+            _exit_now("a second stop signal: exiting now")
+        if stops == 1 and not limit.is_alive():
+            with contextlib.suppress(RuntimeError):  # the loop is closed: it has stopped
+                loop.call_soon_threadsafe(stop.set)
+            limit.start()
 
 
 def _exit_now(why: str) -> None:
     """Exit without waiting for anything: the claimed messages wait out their lease, as after a
-    crash."""
-    log.error("%s", why)
-    for handler in logging.getLogger().handlers:
-        handler.flush()
+    crash. The line is written straight to stderr: a logging handler's lock may be held by the
+    very call that does not return."""
+    with contextlib.suppress(OSError):
+        os.write(2, f"paperbot: {why}\n".encode())
     os._exit(1)
 
 
@@ -150,9 +172,15 @@ async def run_worker(worker: Worker, sweep_seconds: int, sources: str, target: s
 
     ``target`` says where mail goes, for the start-up line.
     """
-    worker.start()
     stop = asyncio.Event()
-    watch_signals(asyncio.get_running_loop(), stop)
+    with watch_signals(asyncio.get_running_loop(), stop):
+        await _run(worker, stop, sweep_seconds, sources, target)
+
+
+async def _run(
+    worker: Worker, stop: asyncio.Event, sweep_seconds: int, sources: str, target: str
+) -> None:
+    worker.start()
     no_papers = not worker.deps.store.has_papers_for(worker.deps.clock().date())
     if no_papers and not await _fetch_first(worker, stop):
         log.info("worker stopped")

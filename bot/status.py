@@ -129,22 +129,22 @@ def tables(data: dict[str, Any]) -> list[Table]:
     ]
     upcoming = [
         (u["email"], u["kind"], u["date"], u["status"], str(u["attempts"]),
-         _when(u["next_attempt"]), (u["last_error"] or "")[:80])
+         _when(u["next_attempt"]), _shortened(u["last_error"] or "", 100))
         for u in data["upcoming"]
     ]  # fmt: skip
     suppressed = [(s["email"], s["reason"], _when(s["since"])) for s in data["suppressed"]]
     return [
         _table(
-            "Last runs (times in UTC)",
+            "Last runs (UTC)",
             ("run", "command", "status", "started", "counts", "sources", "stopped"),
             runs,
         ),
         _table("Deliveries by state", ("date", "kind", *STATES), deliveries),
         _table(
-            "Pending retries (times in UTC)",
+            "Pending retries (UTC)",
             ("email", "kind", "date", "state", "attempts", "next", "last error"),
             upcoming,
             _pending_note([u["status"] for u in data["upcoming"]], data["upcoming_total"]),
         ),
-        _table("Suppressed addresses (times in UTC)", ("email", "reason", "since"), suppressed),
+        _table("Suppressed addresses (UTC)", ("email", "reason", "since"), suppressed),
     ]

@@ -309,7 +309,8 @@ class Worker:
                 self.terms.clear()
             if not report.stopped:  # a stopped sweep may not have reached the digests
                 self._note_waiting(report.waiting)
-                self.swept = started
+                if not report.waiting:  # a waiting digest stays due until it goes out
+                    self.swept = started
             await self._check_report(report)
             if self._delivery_paused():
                 self._hold_retries()

@@ -336,6 +336,7 @@ def test_a_subscriber_without_a_name_is_not_greeted_by_name(renderer: Renderer) 
             ("Alan Turing, Jr., MD", "Alan"),
         ],
         *[('Dr. "Quote" O\'Brien', "Quote"), ("Lovelace,", "Lovelace")],
+        *[("Lovelace, Ada, PhD", "Ada"), ("Smith, Jr., John", "John")],
     ],
 )
 def test_the_greeting_uses_the_given_name_not_a_title(
@@ -368,6 +369,11 @@ def test_chinese_and_japanese_wrap_at_78_columns_between_characters() -> None:
     assert wrap_lines("    " + "门控" * 30) != "    " + "门控" * 30 + "\n", (
         "60 characters, 120 columns"
     )
+    link = "https://example.org/wiki/" + "门控专家" * 12
+    assert link in wrap_lines(f"See {link} and more"), "a link is never broken"
+    paren, stop = "\uff09", "\u3002"  # closing parenthesis and full stop, full width
+    closing = wrap_lines("门" * 38 + f"家{paren}{stop}" + "门" * 10).splitlines()  # ) at column 79
+    assert len(closing) == 2 and closing[1].startswith(f"家{paren}{stop}"), closing
 
 
 def test_default_templates_are_the_repository_ones_read_through_the_package() -> None:

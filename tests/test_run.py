@@ -3,6 +3,7 @@ also in the middle of a send, without losing or repeating a message."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from bot import scheduler
 from bot.store import Store
 from tests.conftest import ROOT, SmtpServer, crowd_profiles
 from tests.smtp_faults import FaultServer
@@ -266,9 +268,9 @@ logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
 from bot import scheduler
 scheduler.STOP_LIMIT = 4.0
 async def main():
-    scheduler.watch_signals(asyncio.get_running_loop(), asyncio.Event())
-    print("ready", flush=True)
-    time.sleep(60)  # a call that never returns: the loop is blocked
+    with scheduler.watch_signals(asyncio.get_running_loop(), asyncio.Event()):
+        print("ready", flush=True)
+        time.sleep(60)  # a call that never returns: the loop is blocked
 asyncio.run(main())
 """
 
@@ -296,3 +298,17 @@ def test_a_worker_blocked_in_a_call_that_never_returns_still_stops(signals: int)
         assert 4 <= took < 15 and b"still running 4 s after the stop signal" in err, err
     else:
         assert took < 3.5 and b"a second stop signal: exiting now" in err, err
+
+
+async def test_leaving_the_signal_watch_puts_the_process_back_as_it_was() -> None:
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    wakeup = signal.set_wakeup_fd(-1)
+    signal.set_wakeup_fd(wakeup)
+    stop = asyncio.Event()
+    with scheduler.watch_signals(asyncio.get_running_loop(), stop):
+        assert signal.getsignal(signal.SIGINT) is not handlers[signal.SIGINT]
+        assert any(t.name == "signals" for t in threading.enumerate())
+    assert {sig: signal.getsignal(sig) for sig in handlers} == handlers
+    assert signal.set_wakeup_fd(wakeup) == wakeup
+    assert not any(t.name == "signals" for t in threading.enumerate())
+    assert not stop.is_set()

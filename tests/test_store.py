@@ -431,6 +431,8 @@ def test_a_database_that_cannot_be_reached_is_one_line_without_the_password() ->
      ("postgresql+psycopg://u:p@ss@h/db", "'postgresql+psycopg://***@***@h/db'"),
      ("postgresql+psycopg://u@h/db?password=hunter2&sslmode=require",
       "'postgresql+psycopg://u@h/db?password=***&sslmode=require'"),
+     ("postgresql+psycopg://u@h/db?sslpassword=keypass",
+      "'postgresql+psycopg://u@h/db?sslpassword=***'"),
      ("sqlite:///x.db", "'sqlite:///x.db'")],
 )  # fmt: skip
 def test_urls_are_shown_without_their_password(url: str, shown: str) -> None:

@@ -221,6 +221,32 @@ async def test_a_new_weekly_subscribers_first_digest_holds_the_week(
     assert str(mail["Subject"]).startswith("3 papers for Mon 30 Nov")
 
 
+async def test_a_digest_waiting_for_papers_still_goes_out_after_its_day(
+    make_worker: Callable[[], Worker], clock: Clock, profiles_path: Path, smtp_server: SmtpServer
+) -> None:
+    """Monday's weekly digest waits while every source fails; they come back on Tuesday."""
+    profiles_path.write_text(only_ada(frequency="weekly:mon"))
+    worker = make_worker()
+    store = worker.deps.store
+    clock.set(2026, 11, 23, 7, 0)
+    store.save_papers([moe_paper(1)], date(2026, 11, 23), clock())
+    clock.set(2026, 11, 23, 8, 1)
+    await worker.sweep_job()
+    worker.sources_down = True
+    for moment in ((2026, 11, 30, 8, 1), (2026, 11, 30, 23, 59), (2026, 12, 1, 0, 1)):
+        clock.set(*moment)  # across midnight
+        await worker.sweep_job()
+    worker.sources_down = False
+    clock.set(2026, 12, 1, 6, 0)
+    store.save_papers([moe_paper(2)], date(2026, 11, 30), clock())
+    await worker.sweep_job()
+    subjects = [str(m["Subject"]) for m in smtp_server.handler.to("ada@example.org")]
+    assert [s.split(":")[0] for s in subjects] == [
+        "1 paper for Mon 23 Nov",
+        "1 paper for Mon 30 Nov",
+    ]
+
+
 async def test_a_frequency_edited_while_running_takes_effect_at_its_next_send(
     make_worker: Callable[[], Worker], clock: Clock, profiles_path: Path, smtp_server: SmtpServer
 ) -> None:

@@ -152,11 +152,12 @@ class Matrices:
         """Columns of papers with an author who is the person ``wanted`` names."""
         found = self._author_cols.get(wanted)
         if found is None:
-            family, initials = name_key(wanted)
+            keys, initials = name_key(wanted)
             first = initials[0] if initials else ""
             found = self._author_cols[wanted] = frozenset(
                 j
-                for j, initial in self._authors.get(family, ())
+                for key in keys
+                for j, initial in self._authors.get(key, ())
                 if not first or not initial or initial == first
             )
         return found
@@ -175,11 +176,11 @@ def _cols(field: Field, columns: Mapping[Feature, int]) -> list[int]:
 
 
 def _author_index(docs: Sequence[Doc]) -> dict[str, list[tuple[int, str]]]:
-    """Family name -> (paper column, first initial or "") of every author of every paper."""
+    """Family name key -> (paper column, first initial or "") of every author of every paper."""
     index: dict[str, list[tuple[int, str]]] = defaultdict(list)
     for j, doc in enumerate(docs):
         for name in doc.paper.authors:
-            family, initials = name_key(name)
-            if family:
-                index[family].append((j, initials[0] if initials else ""))
+            keys, initials = name_key(name)
+            for key in keys:
+                index[key].append((j, initials[0] if initials else ""))
     return index

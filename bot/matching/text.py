@@ -196,35 +196,48 @@ _PARTICLES = frozenset({"le", "la", "de", "du", "des", "del", "della", "di", "da
 
 
 @lru_cache(maxsize=200_000)
-def name_key(name: str) -> tuple[str, tuple[str, ...]]:
-    """A person's name as (family name, given-name initials), robust to order, accents, dots.
+def name_key(name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """A person's name as (family name keys, given-name initials), robust to order, accents,
+    dots.
 
-    "LeCun, Yann", "Y. LeCun", "Yann LeCun", "Yann Le Cun" and "LeCun Y." all give ("lecun",
-    ("y",)). Of a double family name the last part counts ("García-López" and "García López"
-    give "lopez"), as either form may be printed.
+    "LeCun, Yann", "Y. LeCun", "Yann LeCun", "Yann Le Cun" and "LeCun Y." all have the key
+    "lecun" and the initial "y". A family name after words that may be particles has a key with
+    them and one without ("van der Maaten": "vandermaaten" and "maaten"; "Thanh Van Nguyen":
+    "vannguyen" and "nguyen"), since a particle and a middle name look alike. A double family
+    name is one key ("García-López": "garcialopez"), which "María García López" has too, beside
+    "lopez".
     """
     if "," in name:
-        before, _, after = name.partition(",")
-        name = f"{after} {before}"
+        family_part, _, given_part = name.partition(",")
+        name = f"{given_part} {family_part}"
     words = [w for w in re.split(r"[\s.]+", fold(name)) if w]
     words = [re.sub(r"[^\w-]", "", w) for w in words]
     words = [w for w in words if w.strip("-") and w not in _NAME_SUFFIXES]
     if not words:
-        return "", ()
-    if len(words) > 1 and len(words[0]) > 1 and all(len(w) == 1 for w in words[1:]):
-        words = [*words[1:], words[0]]  # "Vaswani A.": the family name first, then initials
+        return (), ()
+    letters = len(words) - next((i for i in range(len(words), 0, -1) if len(words[i - 1]) > 1), 0)
+    if 0 < letters < len(words):  # "Vaswani A.", "Le Cun Y.": the family name, then initials
+        words = words[-letters:] + words[:-letters]
     *given, last = words
-    family = [p for p in last.split("-") if p][-1]
-    while len(given) > 1 and given[-1] in _PARTICLES:
-        family = given.pop() + family
-    return family, tuple(p[0] for w in given for p in w.split("-") if p)
+    keys = ["".join(p for p in last.split("-") if p)]  # "García-López" is "garcialopez"
+    lower = {w for w in re.findall(r"\w+", name) if w.islower()}
+    before = list(given)
+    # A particle after a given name, or one written in lower case ("van der Maaten"); a first
+    # word in capitals is a given name ("Di Wang").
+    while before and before[-1] in _PARTICLES and (len(before) > 1 or before[-1] in lower):
+        keys.append(before.pop() + keys[-1])
+    if len(before) > 1 and len(before[-1]) > 1:  # "María García López": maybe a double name
+        keys.append(before[-1] + keys[0])
+    initials = tuple(p[0] for w in given for p in w.split("-") if p) if before else ()
+    return tuple(keys), initials
 
 
 def same_person(wanted: str, author: str) -> bool:
-    """Whether ``author`` (as printed on a paper) is the person ``wanted`` names."""
-    family_a, initials_a = name_key(wanted)
-    family_b, initials_b = name_key(author)
-    if not family_a or family_a != family_b:
+    """Whether ``author`` (as printed on a paper) is the person ``wanted`` names: a family name
+    key in common, and the same first initial where both have one."""
+    keys_a, initials_a = name_key(wanted)
+    keys_b, initials_b = name_key(author)
+    if not set(keys_a) & set(keys_b):
         return False
     if not initials_a or not initials_b:
         return True

@@ -111,16 +111,17 @@ DatabaseFailure = DBAPIError
 
 
 def shown_url(url: str) -> str:
-    """``url`` as it may be shown or logged: any password (also a ``password=`` option) replaced
-    by ``***``. Whatever stands before an ``@`` of a URL that does not parse is hidden whole, as
-    is a password that holds an ``@`` itself (which a parser would take for the host)."""
+    """``url`` as it may be shown or logged: any password (``sslpassword=`` and other options
+    too) replaced by ``***``. Whatever stands before an ``@`` of a URL that does not parse is
+    hidden whole, as is a password that holds an ``@`` (which a parser would take for the
+    host)."""
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError):
         return repr(_CREDENTIALS.sub("***@", url))
     if parsed.host and "@" in parsed.host:
         return repr(_CREDENTIALS.sub("***@", url))
-    options = [key for key in parsed.query if key.lower() == "password"]
+    options = [key for key in parsed.query if key.lower().endswith("password")]
     if options:
         parsed = parsed.update_query_dict(dict.fromkeys(options, "***"))
     return repr(parsed.render_as_string(hide_password=True).replace("%2A%2A%2A", "***"))
@@ -128,13 +129,16 @@ def shown_url(url: str) -> str:
 
 def _secrets(url: str) -> list[str]:
     """The password of ``url`` (as written, and each piece of it between ``:`` and ``@``, which
-    a parser may quote when it reads the URL wrong) and the values of ``password=`` options."""
+    a parser may quote when it reads the URL wrong) and the values of ``…password=`` options."""
     authority = url.partition("://")[2].split("/", 1)[0]
     written = authority.rpartition("@")[0].partition(":")[2]
     pieces = [written, *re.split(r"[:@]", written)] if written else []
     options = parse_qs(urlsplit(url).query)
     pieces += [
-        value for key, values in options.items() if key.lower() == "password" for value in values
+        value
+        for key, values in options.items()
+        if key.lower().endswith("password")
+        for value in values
     ]
     return sorted({p for p in pieces if len(p) >= 2}, key=len, reverse=True)
 
