@@ -57,8 +57,8 @@ class SendReport:
     stopped: str | None = None
     stopped_by: DeliveryError | None = None
     """The SMTP error that stopped delivery (see ``DeliveryReport``)."""
-    waiting: int = 0
-    """Digests left for a later run because they had no new papers (see
+    waiting: list[tuple[int, date]] = field(default_factory=list)
+    """Digests (subscriber id, date) left for a later run because they had no new papers (see
     ``SendOptions.wait_for_papers``)."""
     released: int = 0
     """Claimed messages given back unsent when delivery stopped: the next run sends them."""
@@ -88,7 +88,7 @@ class SendReport:
         statuses = ("sent", "skipped", "failed", "unknown", "already", "dry-run")
         return {
             "counts": {s: self.count(s) for s in statuses}
-            | {"waiting": self.waiting, "released": self.released},
+            | {"waiting": len(self.waiting), "released": self.released},
             "sources": list(self.sources),
             "stopped": self.stopped,
         }
@@ -395,7 +395,7 @@ async def send_to_targets(deps: Deps, targets: list[Target], options: SendOption
         return report
     found = candidates(deps, targets, options.force)
     if options.wait_for_papers:
-        report.waiting = sum(1 for t in targets if not found[t.key])
+        report.waiting = [t.key for t in targets if not found[t.key]]
         targets = [t for t in targets if found[t.key]]
         if not targets:
             return report

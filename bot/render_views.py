@@ -45,10 +45,21 @@ _WIDE_CHARS = (
 )
 """Characters a terminal shows two columns wide: East Asian scripts, full-width forms, emoji."""
 _WIDE = re.compile(f"[{_WIDE_CHARS}]")
-_CLOSING = "\u3001\u3002\u3009\u300b\u300d\u300f\u3011\uff01\uff09\uff0c\uff0e\uff1a\uff1b\uff1f"
-"""Closing punctuation (ideographic comma and full stop, closing brackets, full-width ``!),.:;?``)
-that no line may start with."""
-_UNIT = re.compile(rf"\S*://\S+| |[{_WIDE_CHARS}][{_CLOSING}]*|[^ {_WIDE_CHARS}]+[{_CLOSING}]*")
+_CLOSING = (
+    "\u3001\u3002\u3009\u300b\u300d\u300f\u3011\u3015\u3017\u3019\u301f\uff01\uff09\uff0c"
+    "\uff0e\uff1a\uff1b\uff1f\uff3d\uff5d\uff60\u201d\u2019\u2025\u2026\u30fc"
+    "\u3041\u3043\u3045\u3047\u3049\u3063\u3083\u3085\u3087\u308e"
+    "\u30a1\u30a3\u30a5\u30a7\u30a9\u30c3\u30e3\u30e5\u30e7\u30ee\u30f5\u30f6"
+)
+"""What no line may start with: closing brackets and quotes, commas, full stops and other
+closing punctuation (ideographic and full-width; ASCII too after a wide character), ellipses,
+the long vowel mark and small kana."""
+_UNIT = re.compile(
+    rf"[A-Za-z][A-Za-z0-9+.-]*://[^\s{_CLOSING}]+[{_CLOSING}]*| "
+    rf"|[{_WIDE_CHARS}][{_CLOSING})\]}}.,;:!?]*|[^ {_WIDE_CHARS}]+[{_CLOSING}]*"
+)
+"""A piece a line may be broken before: a link, a space, a wide character, or a run of other
+characters, with the closing punctuation that follows it."""
 _NOT_SINGLE_SPACED = re.compile(r"[^\S ]|\S  ")
 """Whitespace other than spaces (tabs, no-break spaces), or two spaces in a row after a word."""
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\"'])")

@@ -113,13 +113,14 @@ def watch_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> Itera
 
     The handlers themselves do nothing: Python's C-level handler writes each signal's number to
     a pipe at once, whatever the main thread is doing, and a thread reading that pipe wakes the
-    loop. A first stop signal also starts ``STOP_LIMIT``; a second one exits at once. Leaving
-    the block restores the handlers and the wakeup descriptor it found.
+    loop. A first stop signal also starts ``STOP_LIMIT``; a second one exits at once. After a
+    stop signal the watch stays until the process exits (a thread stuck in a call must not keep
+    it alive past the limit); a block left without one restores what it found.
     """
     read, write = os.pipe()
     os.set_blocking(write, False)
+    previous = signal.set_wakeup_fd(write, warn_on_full_buffer=False)  # first: no signal lost
     handlers = {sig: signal.signal(sig, lambda *_: None) for sig in _STOPS}
-    previous = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
     hung = (
         f"still running {STOP_LIMIT:.0f} s after the stop signal (a call that does not return, "
         "such as a database server that does not answer?): exiting now"
@@ -133,13 +134,14 @@ def watch_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> Itera
     try:
         yield
     finally:
-        signal.set_wakeup_fd(previous)
-        for sig, handler in handlers.items():
-            signal.signal(sig, handler)
-        limit.cancel()
-        os.close(write)  # the reader sees the end of the pipe
-        reader.join(timeout=1)
-        os.close(read)
+        if not limit.is_alive():  # no stop signal came
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
+            signal.set_wakeup_fd(previous)
+            limit.cancel()
+            os.close(write)  # the reader sees the end of the pipe
+            reader.join(timeout=1)
+            os.close(read)
 
 
 def _on_signals(
@@ -153,9 +155,9 @@ def _on_signals(
         if stops >= 2:
             _exit_now("a second stop signal: exiting now")
         if stops == 1 and not limit.is_alive():
+            limit.start()
             with contextlib.suppress(RuntimeError):  # the loop is closed: it has stopped
                 loop.call_soon_threadsafe(stop.set)
-            limit.start()
 
 
 def _exit_now(why: str) -> None:

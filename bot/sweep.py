@@ -6,7 +6,7 @@ processes without sending anything twice.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime, timedelta
 
 from bot import schedule
@@ -69,9 +69,11 @@ def _open(row: Delivery | None, now: datetime) -> bool:
 
 
 def _digest_targets(
-    deps: Deps, roster: Roster, now: datetime, after: datetime | None
-) -> list[Target]:
-    """Digests due now with no ledger row yet, plus failed ones whose retry time has come."""
+    deps: Deps, roster: Roster, now: datetime, after: datetime | None,
+    waiting: Iterable[tuple[int, date]],
+) -> list[Target]:  # fmt: skip
+    """Digests due now with no ledger row yet, the ones left waiting for papers, and failed
+    ones whose retry time has come."""
     scheduled = schedule.due(roster.items(), now, deps.store.ledger.with_digests(), after)
     settled = deps.store.ledger.digests_on(sorted({day for _, _, day in scheduled}))
     targets = {
@@ -79,6 +81,9 @@ def _digest_targets(
         for sid, sub, day in scheduled
         if (sid, day) not in settled
     }
+    for sid, day in waiting:
+        if sid in roster:
+            targets.setdefault((sid, day), Target(roster[sid], sid, day))
     for row in deps.store.ledger.due_retries(now):
         if row.kind == "digest" and row.subscriber_id in roster:
             key = (row.subscriber_id, row.digest_date)
@@ -89,21 +94,22 @@ def _digest_targets(
 async def sweep(
     deps: Deps, roster: Roster, now: datetime, cache: Terms | None = None,
     *, sources_down: bool = False, after: datetime | None = None,
+    waiting: Iterable[tuple[int, date]] = (),
 ) -> SendReport:  # fmt: skip
     """Alerts first (so the digest does not repeat them), then due digests and retries.
 
     ``after`` is when the previous sweep that went through ran (None after a start): only sends
-    since then are caught up. While ``sources_down`` (every source failed its last fetch), a
-    digest with no new papers waits rather than telling its subscriber that nothing matched.
-    When sending the alerts stopped (the server is unreachable, or shutting down), the digests
-    wait for a later sweep.
+    since then are caught up, besides the digests ``waiting`` for papers. While
+    ``sources_down`` (every source failed its last fetch), a digest with no new papers waits
+    rather than telling its subscriber that nothing matched. When sending the alerts stopped
+    (the server is unreachable, or shutting down), the digests wait for a later sweep.
     """
     alerts = await send_alerts(deps, roster, now, {} if cache is None else cache)
     report = SendReport()
     if alerts.stopped:  # only a stopped run releases messages
         report.add(alerts)
         return report
-    targets = _digest_targets(deps, roster, now, after)
+    targets = _digest_targets(deps, roster, now, after, waiting)
     options = SendOptions(retry_now=False, fetch_missing=False, wait_for_papers=sources_down)
     if targets:
         report = await send_to_targets(deps, targets, options)

@@ -100,7 +100,8 @@ class Worker:
         self.sources_down = False
         """Whether every source failed every fetch of its last fetch job."""
         self.terms: Terms = {}
-        self.waiting = 0  # digests waiting for the sources to come back
+        self.waiting: list[tuple[int, date]] = []
+        """Due digests (subscriber id, date) waiting for the sources to come back."""
         self.swept: datetime | None = None
         """When the last sweep that reached the digests started (sends before it were seen)."""
         self.busy = asyncio.Lock()
@@ -297,32 +298,33 @@ class Worker:
                         self.deps.mailer = mailer
                         report = await sweep(
                             self.deps, self.roster, started, self.terms,
-                            sources_down=self.sources_down, after=self.swept,
+                            sources_down=self.sources_down, after=self.swept, waiting=self.waiting,
                         )  # fmt: skip
                 except asyncio.CancelledError:  # a stop that would not wait: the ledger knows
                     run.status, run.summary = "stopped", {"stopped": "cancelled at shutdown"}
                     raise
                 run.status, run.summary = run_status(report), report.summary()
-                run.kept = bool(report.outcomes or report.stopped or report.waiting != self.waiting)
+                changed = len(report.waiting) != len(self.waiting)
+                run.kept = bool(report.outcomes or report.stopped or changed)
             self._database_works()
             if len(self.terms) > 20_000:
                 self.terms.clear()
             if not report.stopped:  # a stopped sweep may not have reached the digests
                 self._note_waiting(report.waiting)
-                if not report.waiting:  # a waiting digest stays due until it goes out
-                    self.swept = started
+                self.swept = started
             await self._check_report(report)
             if self._delivery_paused():
                 self._hold_retries()
             return report
         return SendReport()  # the database could not be used
 
-    def _note_waiting(self, waiting: int) -> None:
-        """Log when due digests start waiting for papers, when their number changes, and when
-        none waits any more."""
-        if waiting != self.waiting:
+    def _note_waiting(self, waiting: list[tuple[int, date]]) -> None:
+        """Keep the digests waiting for papers (the next sweeps try them again); log when they
+        start waiting, when their number changes, and when none waits any more."""
+        if len(waiting) != len(self.waiting):
             if waiting:
-                digests = "1 due digest waits" if waiting == 1 else f"{waiting} due digests wait"
+                n = len(waiting)
+                digests = "1 due digest waits" if n == 1 else f"{n} due digests wait"
                 level = logging.INFO if self.waiting else logging.WARNING
                 log.log(level, "%s for papers: every source failed its last fetch", digests)
             else:

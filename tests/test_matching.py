@@ -138,6 +138,10 @@ def test_exclude_vetoes_as_a_phrase() -> None:
         ("Thanh Van Nguyen", "Thanh V. Nguyen", True),
         ("Maria Garcia-Lopez", "Miguel López", False),  # another person sharing a part
         ("Maria Garcia-Lopez", "Marta Fernández-López", False),
+        ("John von Neumann", "J. Neumann", False),  # particles belong to the family name
+        ("Marco De Martin", "Matthew Martin", False),
+        ("João da Silva", "José Silva", False),
+        ("Y. Le Cun", "Yi Cun", False),
     ],
 )
 def test_author_name_forms(wanted: str, printed: str, same: bool) -> None:

@@ -371,9 +371,12 @@ def test_chinese_and_japanese_wrap_at_78_columns_between_characters() -> None:
     )
     link = "https://example.org/wiki/" + "门控专家" * 12
     assert link in wrap_lines(f"See {link} and more"), "a link is never broken"
-    paren, stop = "\uff09", "\u3002"  # closing parenthesis and full stop, full width
-    closing = wrap_lines("门" * 38 + f"家{paren}{stop}" + "门" * 10).splitlines()  # ) at column 79
-    assert len(closing) == 2 and closing[1].startswith(f"家{paren}{stop}"), closing
+    for closing in ("\uff09\u3002", "\u201d", "\u2026\u2026", "\u3015", "\uff3d", ")", "\u30fc"):
+        lines = wrap_lines("门" * 38 + f"家{closing}" + "门" * 10).splitlines()  # at column 79
+        assert len(lines) == 2 and lines[1].startswith(f"家{closing}"), lines
+    around = wrap_lines("门控专家网络" * 10 + "详见https://example.org/paper。" + "后面" * 30)
+    assert max(map(len, around.splitlines())) <= 39 + len("https://example.org/paper")
+    assert "https://example.org/paper" in around, "the link itself stays whole"
 
 
 def test_default_templates_are_the_repository_ones_read_through_the_package() -> None:

@@ -300,6 +300,39 @@ def test_a_worker_blocked_in_a_call_that_never_returns_still_stops(signals: int)
         assert took < 3.5 and b"a second stop signal: exiting now" in err, err
 
 
+STUCK_THREAD = """
+import asyncio, time
+from bot import scheduler
+scheduler.STOP_LIMIT = 3.0
+async def main():
+    stop = asyncio.Event()
+    with scheduler.watch_signals(asyncio.get_running_loop(), stop):
+        asyncio.ensure_future(asyncio.to_thread(time.sleep, 60))  # a database call that hangs
+        print("ready", flush=True)
+        await stop.wait()
+    print("stopped", flush=True)
+asyncio.run(main())  # waits for the executor's thread
+"""
+
+
+def test_a_thread_stuck_in_a_call_does_not_keep_a_stopped_worker_alive() -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", STUCK_THREAD],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
+    proc.send_signal(signal.SIGTERM)
+    try:
+        out, err = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    assert out == b"stopped\n" and proc.returncode == 1
+    assert b"still running 3 s after the stop signal" in err, err
+
+
 async def test_leaving_the_signal_watch_puts_the_process_back_as_it_was() -> None:
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     wakeup = signal.set_wakeup_fd(-1)

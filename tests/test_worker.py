@@ -247,6 +247,37 @@ async def test_a_digest_waiting_for_papers_still_goes_out_after_its_day(
     ]
 
 
+async def test_while_a_digest_waits_an_edited_frequency_still_makes_up_no_past_digest(
+    make_worker: Callable[[], Worker], clock: Clock, profiles_path: Path, smtp_server: SmtpServer
+) -> None:
+    """Bob's Tuesday digest waits for the sources; meanwhile ada moves to Tuesdays."""
+    bob = '  - email: bob@example.org\n    send_at: "08:00"\n    interests:\n      keywords: ["mixture of experts"]\n'
+    profiles_path.write_text(only_ada(frequency="weekly:mon", send_empty="true") + bob)
+    worker = make_worker()
+    store = worker.deps.store
+    clock.set(2026, 11, 30, 7, 0)  # Monday
+    store.save_papers([moe_paper(1)], date(2026, 11, 30), clock())
+    clock.set(2026, 11, 30, 8, 1)
+    await worker.sweep_job()
+    worker.sources_down = True
+    clock.set(2026, 12, 1, 8, 1)  # Tuesday: bob's digest waits
+    await worker.sweep_job()
+    assert len(worker.waiting) == 1
+    clock.set(2026, 12, 2, 12, 0)  # Wednesday
+    _edit(profiles_path, only_ada(frequency="weekly:tue", send_empty="true") + bob)
+    await worker.sweep_job()
+    worker.sources_down = False
+    clock.set(2026, 12, 2, 12, 30)
+    store.save_papers([moe_paper(2)], date(2026, 12, 2), clock())
+    await worker.sweep_job()
+    assert subjects(smtp_server, "ada@example.org") == [
+        "1 paper for Mon 30 Nov: Sparse Mixture of Experts Study 1"
+    ]
+    bobs = [s.split(":")[0] for s in subjects(smtp_server, "bob@example.org")]
+    assert bobs == ["1 paper for Mon 30 Nov", "1 paper for Wed 2 Dec"]
+    assert worker.waiting == []
+
+
 async def test_a_frequency_edited_while_running_takes_effect_at_its_next_send(
     make_worker: Callable[[], Worker], clock: Clock, profiles_path: Path, smtp_server: SmtpServer
 ) -> None:

@@ -201,11 +201,10 @@ def name_key(name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     dots.
 
     "LeCun, Yann", "Y. LeCun", "Yann LeCun", "Yann Le Cun" and "LeCun Y." all have the key
-    "lecun" and the initial "y". A family name after words that may be particles has a key with
-    them and one without ("van der Maaten": "vandermaaten" and "maaten"; "Thanh Van Nguyen":
-    "vannguyen" and "nguyen"), since a particle and a middle name look alike. A double family
-    name is one key ("García-López": "garcialopez"), which "María García López" has too, beside
-    "lopez".
+    "lecun" and the initial "y"; particles belong to the family name ("van der Maaten":
+    "vandermaaten"), except that a capitalised "Van" after a given name may be a Vietnamese
+    middle name ("Thanh Van Nguyen": "vannguyen" and "nguyen"). A double family name is one key
+    ("García-López": "garcialopez"), which "María García López" has too, beside "lopez".
     """
     if "," in name:
         family_part, _, given_part = name.partition(",")
@@ -219,15 +218,19 @@ def name_key(name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     if 0 < letters < len(words):  # "Vaswani A.", "Le Cun Y.": the family name, then initials
         words = words[-letters:] + words[:-letters]
     *given, last = words
-    keys = ["".join(p for p in last.split("-") if p)]  # "García-López" is "garcialopez"
+    family = "".join(p for p in last.split("-") if p)  # "García-López" is "garcialopez"
     lower = {w for w in re.findall(r"\w+", name) if w.islower()}
     before = list(given)
     # A particle after a given name, or one written in lower case ("van der Maaten"); a first
     # word in capitals is a given name ("Di Wang").
     while before and before[-1] in _PARTICLES and (len(before) > 1 or before[-1] in lower):
-        keys.append(before.pop() + keys[-1])
+        before.pop()
+    particles = given[len(before) :]
+    keys = ["".join(particles) + family]
+    if particles == ["van"] and "van" not in lower:  # "Thanh Van Nguyen": a middle name too
+        keys.append(family)
     if len(before) > 1 and len(before[-1]) > 1:  # "María García López": maybe a double name
-        keys.append(before[-1] + keys[0])
+        keys.append(before[-1] + family)
     initials = tuple(p[0] for w in given for p in w.split("-") if p) if before else ()
     return tuple(keys), initials
 
