@@ -55,11 +55,11 @@ _CLOSING = (
 closing punctuation (ideographic and full-width; ASCII too after a wide character), ellipses,
 the long vowel mark and small kana."""
 _UNIT = re.compile(
-    rf"[A-Za-z][A-Za-z0-9+.-]*://[^\s{_CLOSING}]+[{_CLOSING}]*| "
+    rf"[A-Za-z][A-Za-z0-9+.-]*://[^\s{_CLOSING}{_WIDE_CHARS}]+[{_CLOSING}]*| "
     rf"|[{_WIDE_CHARS}][{_CLOSING})\]}}.,;:!?]*|[^ {_WIDE_CHARS}]+[{_CLOSING}]*"
 )
-"""A piece a line may be broken before: a link, a space, a wide character, or a run of other
-characters, with the closing punctuation that follows it."""
+"""A piece a line may be broken before: a link (up to a space or a wide character), a space, a
+wide character, or a run of other characters, with the closing punctuation that follows it."""
 _NOT_SINGLE_SPACED = re.compile(r"[^\S ]|\S  ")
 """Whitespace other than spaces (tabs, no-break spaces), or two spaces in a row after a word."""
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\"'])")

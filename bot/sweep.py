@@ -72,18 +72,25 @@ def _digest_targets(
     deps: Deps, roster: Roster, now: datetime, after: datetime | None,
     waiting: Iterable[tuple[int, date]],
 ) -> list[Target]:  # fmt: skip
-    """Digests due now with no ledger row yet, the ones left waiting for papers, and failed
-    ones whose retry time has come."""
-    scheduled = schedule.due(roster.items(), now, deps.store.ledger.with_digests(), after)
-    settled = deps.store.ledger.digests_on(sorted({day for _, _, day in scheduled}))
-    targets = {
-        (sid, day): Target(sub, sid, day)
-        for sid, sub, day in scheduled
-        if (sid, day) not in settled
+    """Digests due now with no ledger row yet, plus failed ones whose retry time has come.
+
+    A digest left ``waiting`` for papers is due again, unless a later one of its subscriber is
+    (that one carries every paper since the previous digest, as after downtime) or their
+    frequency no longer names its date.
+    """
+    due = {
+        (sid, day): sub
+        for sid, sub, day in schedule.due(
+            roster.items(), now, deps.store.ledger.with_digests(), after
+        )
     }
+    latest = {sid: day for sid, day in due}
     for sid, day in waiting:
-        if sid in roster:
-            targets.setdefault((sid, day), Target(roster[sid], sid, day))
+        sub = roster.get(sid)
+        if sub is not None and sub.sends_on(day) and latest.get(sid, day) <= day:
+            due.setdefault((sid, day), sub)
+    settled = deps.store.ledger.digests_on(sorted({day for _, day in due}))
+    targets = {key: Target(sub, *key) for key, sub in due.items() if key not in settled}
     for row in deps.store.ledger.due_retries(now):
         if row.kind == "digest" and row.subscriber_id in roster:
             key = (row.subscriber_id, row.digest_date)

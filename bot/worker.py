@@ -318,15 +318,17 @@ class Worker:
             return report
         return SendReport()  # the database could not be used
 
-    def _note_waiting(self, waiting: list[tuple[int, date]]) -> None:
-        """Keep the digests waiting for papers (the next sweeps try them again); log when they
+    def _note_waiting(self, digests: list[tuple[int, date]]) -> None:
+        """Keep the digests waiting for papers (the next sweeps try them again; of a subscriber
+        only the latest, which will carry every paper since the previous digest); log when they
         start waiting, when their number changes, and when none waits any more."""
+        waiting = sorted(dict(sorted(digests)).items())
         if len(waiting) != len(self.waiting):
             if waiting:
                 n = len(waiting)
-                digests = "1 due digest waits" if n == 1 else f"{n} due digests wait"
+                what = "1 due digest waits" if n == 1 else f"{n} due digests wait"
                 level = logging.INFO if self.waiting else logging.WARNING
-                log.log(level, "%s for papers: every source failed its last fetch", digests)
+                log.log(level, "%s for papers: every source failed its last fetch", what)
             else:
                 log.info("no digest waits for papers any more")
         self.waiting = waiting

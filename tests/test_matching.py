@@ -142,6 +142,8 @@ def test_exclude_vetoes_as_a_phrase() -> None:
         ("Marco De Martin", "Matthew Martin", False),
         ("João da Silva", "José Silva", False),
         ("Y. Le Cun", "Yi Cun", False),
+        ("Benjamin Van Roy", "B. Roy", False),
+        ("Benjamin Van Roy", "B. Van Roy", True),
     ],
 )
 def test_author_name_forms(wanted: str, printed: str, same: bool) -> None:

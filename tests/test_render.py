@@ -369,8 +369,10 @@ def test_chinese_and_japanese_wrap_at_78_columns_between_characters() -> None:
     assert wrap_lines("    " + "门控" * 30) != "    " + "门控" * 30 + "\n", (
         "60 characters, 120 columns"
     )
-    link = "https://example.org/wiki/" + "门控专家" * 12
-    assert link in wrap_lines(f"See {link} and more"), "a link is never broken"
+    link = "https://example.org/wiki/" + "a1b2" * 20
+    assert link in wrap_lines(f"See {link} 门控专家 and more"), "a link is never broken"
+    glued = wrap_lines("见https://example.org/paper以及" + "门控专家网络" * 12).splitlines()
+    assert len(glued) == 3 and "https://example.org/paper" in glued[0], glued
     for closing in ("\uff09\u3002", "\u201d", "\u2026\u2026", "\u3015", "\uff3d", ")", "\u30fc"):
         lines = wrap_lines("门" * 38 + f"家{closing}" + "门" * 10).splitlines()  # at column 79
         assert len(lines) == 2 and lines[1].startswith(f"家{closing}"), lines

@@ -247,6 +247,48 @@ async def test_a_digest_waiting_for_papers_still_goes_out_after_its_day(
     ]
 
 
+async def test_after_days_of_waiting_for_papers_one_digest_carries_them(
+    make_worker: Callable[[], Worker], clock: Clock, profiles_path: Path, smtp_server: SmtpServer
+) -> None:
+    """As after downtime: not one digest (or "nothing matched" note) per day of the outage."""
+    profiles_path.write_text(only_ada(send_empty="true"))
+    worker = make_worker()
+    store = worker.deps.store
+    clock.set(2026, 11, 23, 7, 0)
+    store.save_papers([moe_paper(1)], date(2026, 11, 23), clock())
+    clock.set(2026, 11, 23, 8, 1)
+    await worker.sweep_job()
+    worker.sources_down = True
+    for day in (24, 25, 26):
+        clock.set(2026, 11, day, 8, 1)
+        await worker.sweep_job()
+    assert len(worker.waiting) == 1, "only the latest digest of a subscriber waits"
+    worker.sources_down = False
+    clock.set(2026, 11, 26, 12, 0)
+    store.save_papers([moe_paper(2)], date(2026, 11, 25), clock())
+    await worker.sweep_job()
+    assert [s.split(":")[0] for s in subjects(smtp_server, "ada@example.org")] == [
+        "1 paper for Mon 23 Nov", "1 paper for Thu 26 Nov",
+    ]  # fmt: skip
+
+
+async def test_a_waiting_digest_whose_day_the_frequency_no_longer_names_is_dropped(
+    make_worker: Callable[[], Worker], clock: Clock, profiles_path: Path, smtp_server: SmtpServer
+) -> None:
+    profiles_path.write_text(only_ada(send_empty="true"))
+    worker = make_worker()
+    worker.sources_down = True
+    clock.set(2026, 11, 24, 8, 1)  # Tuesday: ada's digest waits
+    await worker.sweep_job()
+    assert len(worker.waiting) == 1
+    _edit(profiles_path, only_ada(send_empty="true", frequency="weekly:fri"))
+    worker.sources_down = False
+    clock.set(2026, 11, 25, 12, 0)
+    worker.deps.store.save_papers([moe_paper(2)], date(2026, 11, 25), clock())
+    await worker.sweep_job()
+    assert subjects(smtp_server, "ada@example.org") == [] and worker.waiting == []
+
+
 async def test_while_a_digest_waits_an_edited_frequency_still_makes_up_no_past_digest(
     make_worker: Callable[[], Worker], clock: Clock, profiles_path: Path, smtp_server: SmtpServer
 ) -> None:

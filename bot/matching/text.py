@@ -193,6 +193,10 @@ _NAME_SUFFIXES = frozenset({"jr", "sr", "ii", "iii"})
 _PARTICLES = frozenset({"le", "la", "de", "du", "des", "del", "della", "di", "da", "van", "von",
                         "der", "den", "ter", "ten", "dos", "das"})  # fmt: skip
 """Words that belong to the family name they precede ("Le Cun", "van der Maaten")."""
+_VIETNAMESE_FAMILIES = frozenset({"nguyen", "tran", "le", "pham", "hoang", "huynh", "phan", "vu",
+                                   "vo", "dang", "bui", "do", "ho", "ngo", "duong", "ly", "dinh",
+                                   "truong"})  # fmt: skip
+"""The commonest Vietnamese family names: before one of them, "Van" is a middle name (Văn)."""
 
 
 @lru_cache(maxsize=200_000)
@@ -202,9 +206,10 @@ def name_key(name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
 
     "LeCun, Yann", "Y. LeCun", "Yann LeCun", "Yann Le Cun" and "LeCun Y." all have the key
     "lecun" and the initial "y"; particles belong to the family name ("van der Maaten":
-    "vandermaaten"), except that a capitalised "Van" after a given name may be a Vietnamese
-    middle name ("Thanh Van Nguyen": "vannguyen" and "nguyen"). A double family name is one key
-    ("García-López": "garcialopez"), which "María García López" has too, beside "lopez".
+    "vandermaaten"), except that a capitalised "Van" between a given name and a Vietnamese
+    family name is a middle name too ("Thanh Van Nguyen": "vannguyen" and "nguyen"). A double
+    family name is one key ("García-López": "garcialopez"), which "María García López" has too,
+    beside "lopez".
     """
     if "," in name:
         family_part, _, given_part = name.partition(",")
@@ -227,8 +232,8 @@ def name_key(name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
         before.pop()
     particles = given[len(before) :]
     keys = ["".join(particles) + family]
-    if particles == ["van"] and "van" not in lower:  # "Thanh Van Nguyen": a middle name too
-        keys.append(family)
+    if particles == ["van"] and "van" not in lower and family in _VIETNAMESE_FAMILIES:
+        keys.append(family)  # "Thanh Van Nguyen": Van is a middle name there
     if len(before) > 1 and len(before[-1]) > 1:  # "María García López": maybe a double name
         keys.append(before[-1] + family)
     initials = tuple(p[0] for w in given for p in w.split("-") if p) if before else ()
