@@ -75,7 +75,7 @@ def _snippet(paper: Paper, rule_phrases: Iterable[str]) -> tuple[str, tuple[tupl
     return "", ()
 
 
-def excluded(subscriber: Subscriber, paper: Paper, cache: Terms) -> bool:
+def _excluded(subscriber: Subscriber, paper: Paper, cache: Terms) -> bool:
     """Whether the paper holds a phrase the subscriber excludes (a veto, as in digests)."""
     title, abstract = _terms(paper, cache)
     vetoes = (terms_of(phrase) for phrase in subscriber.interests.exclude)
@@ -93,7 +93,7 @@ def alert_hits(
     cache = {} if cache is None else cache
     hits = []
     for paper in papers:
-        if subscriber.interests.exclude and excluded(subscriber, paper, cache):
+        if subscriber.interests.exclude and _excluded(subscriber, paper, cache):
             continue
         fired: list[str] = []
         reasons: list[str] = []

@@ -224,6 +224,7 @@ def candidates(
     days: dict[int, list[date]] = {}
     for target in targets:
         days.setdefault(target.sid, []).append(target.day)
+    owners = {sid: _owner(sorted(dates)) for sid, dates in days.items()}
     result: dict[tuple[int, date], list[Paper]] = {}
     for target in targets:
         since = previous[target.day].get(target.sid)
@@ -233,7 +234,7 @@ def candidates(
             else target.subscriber.previous_due(target.day)
         )
         seen = sent.get(target.sid, set())
-        own = _owner(sorted(days[target.sid]))
+        own = owners[target.sid]
         result[target.key] = [
             item.paper
             for item in stored

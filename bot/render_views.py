@@ -325,19 +325,12 @@ def _wide(line: str) -> bool:
     return not line.isascii() and _WIDE.search(line) is not None
 
 
-def _units(line: str) -> list[str]:
-    """The pieces a line may be broken between: spaces, links (whole), wide characters (Chinese,
-    Japanese and Korean are broken between any two, but not before closing punctuation), and
-    the runs of other characters."""
-    return _UNIT.findall(line)
-
-
 def _wrap_wide(line: str, indent: str) -> list[str]:
     """A line with wide characters wrapped at 78 columns, counting two for each of them."""
     lines: list[str] = []
     current = line[: len(line) - len(line.lstrip(" "))]  # the first line keeps its indent
     width = len(current)
-    for unit in _units(line[len(current) :]):
+    for unit in _UNIT.findall(line[len(current) :]):
         if unit == " ":
             if current.strip():
                 current, width = current + " ", width + 1

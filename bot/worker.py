@@ -322,7 +322,8 @@ class Worker:
         """Keep the digests waiting for papers (the next sweeps try them again; of a subscriber
         only the latest, which will carry every paper since the previous digest); log when they
         start waiting, when their number changes, and when none waits any more."""
-        waiting = sorted(dict(sorted(digests)).items())
+        latest = {sid: day for sid, day in sorted(digests)}
+        waiting = sorted(latest.items())
         if len(waiting) != len(self.waiting):
             if waiting:
                 n = len(waiting)
