@@ -206,7 +206,9 @@ class ComposePool:
         try:
             with _SPAWNING, _main_left_alone():
                 self._started = [self._executor.submit(_started) for _ in range(self._workers)]
-        except (OSError, RuntimeError) as exc:  # RuntimeError: closed meanwhile
+        except (OSError, RuntimeError, EOFError) as exc:
+            # RuntimeError: closed meanwhile; EOFError: the fork server ended while starting a
+            # worker (a stop signal to the whole process group reaches it too)
             log.warning("composing in this process: the workers did not start (%s)", exc)
 
     @property

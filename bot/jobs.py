@@ -7,6 +7,7 @@ crash carries exactly the papers (and Message-ID) the claim holds.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import date, datetime
 
 from bot import matching
@@ -38,11 +39,14 @@ def email_context(settings: Settings, subscriber: Subscriber) -> tuple[EmailCont
     return ctx, links
 
 
-def build_digest(subscriber: Subscriber, day: date, selection: matching.Selection) -> Digest:
-    """The Digest for one subscriber: the picks, the overflow, and their topics."""
+def build_digest(
+    subscriber: Subscriber, day: date, selection: matching.Selection, earlier: int = 0
+) -> Digest:
+    """The Digest for one subscriber: the picks, the overflow, and their topics; ``earlier``
+    papers of its lists reached the subscriber before it."""
     topics = tuple(subscriber.interests.keywords[:5] or subscriber.interests.authors[:5])
     kind: DigestKind = "digest" if selection.picked else "empty"
-    return Digest(subscriber, day, selection.picked, selection.more, kind, topics)
+    return Digest(subscriber, day, selection.picked, selection.more, kind, topics, earlier)
 
 
 def draft(settings: Settings, digest: Digest, message_id: str, now: datetime) -> Draft:
@@ -74,7 +78,7 @@ def claimed_digest(digest: Digest, claim: Claim, selection: matching.Selection) 
     matches = tuple(by_id[i] for i in claim.paper_ids if i in by_id)
     more = tuple(p for p in digest.more if p.id not in claim.paper_ids)
     kind: DigestKind = "digest" if matches else "empty"
-    return Digest(digest.subscriber, digest.date, matches, more, kind, digest.topics)
+    return replace(digest, matches=matches, more=more, kind=kind)
 
 
 def _job(

@@ -38,8 +38,9 @@ async def preview(deps: Deps, subscriber: Subscriber, day: date) -> tuple[Digest
     if missing:
         raise BotError(missing)
     target = Target(subscriber, deps.store.subscriber_id(subscriber.email) or -1, day)
-    selection = select(deps, [target], candidates(deps, [target], force=False))[target.key]
-    digest = build_digest(subscriber, day, selection)
+    found = candidates(deps, [target], force=False)
+    selection = select(deps, [target], found.papers)[target.key]
+    digest = build_digest(subscriber, day, selection, found.earlier[target.key])
     message_id = new_message_id(deps.settings.sender)
     return digest, compose(deps.settings, deps.renderer, digest, message_id, deps.clock())
 

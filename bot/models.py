@@ -290,7 +290,11 @@ DigestKind = Literal["digest", "alert", "empty"]
 
 @dataclass(frozen=True, slots=True)
 class Digest:
-    """What one subscriber receives for one date: the picks, and what matched but did not fit."""
+    """What one subscriber receives for one date: the picks, and what matched but did not fit.
+
+    ``earlier`` counts the papers of its lists that reached the subscriber before it (in an
+    alert), so a "nothing matched" note does not say that nothing did.
+    """
 
     subscriber: Subscriber
     date: date
@@ -298,3 +302,4 @@ class Digest:
     more: tuple[Paper, ...] = ()
     kind: DigestKind = "digest"
     topics: tuple[str, ...] = field(default=())
+    earlier: int = 0

@@ -204,9 +204,20 @@ async def ensure_papers(
     return f"no papers for {day}: {how} ({said})"
 
 
-def candidates(
-    deps: Deps, targets: Sequence[Target], force: bool
-) -> dict[tuple[int, date], list[Paper]]:
+@dataclass(frozen=True)
+class Candidates:
+    """Per target (see ``candidates``): the papers its digest may hold, and how many papers of
+    its lists had reached the subscriber already (in alerts)."""
+
+    papers: dict[tuple[int, date], list[Paper]]
+    earlier: dict[tuple[int, date], int]
+
+    def listed(self, key: tuple[int, date]) -> bool:
+        """Whether the target's lists hold any paper, new to the subscriber or not."""
+        return bool(self.papers[key] or self.earlier[key])
+
+
+def candidates(deps: Deps, targets: Sequence[Target], force: bool) -> Candidates:
     """Per target: papers stored since the subscriber's previous digest and never sent to them.
 
     A first digest covers the lists from the previous date the subscriber's frequency names on
@@ -225,7 +236,7 @@ def candidates(
     for target in targets:
         days.setdefault(target.sid, []).append(target.day)
     owners = {sid: _owner(sorted(dates)) for sid, dates in days.items()}
-    result: dict[tuple[int, date], list[Paper]] = {}
+    found = Candidates({}, {})
     for target in targets:
         since = previous[target.day].get(target.sid)
         earliest = (
@@ -233,17 +244,18 @@ def candidates(
             if since
             else target.subscriber.previous_due(target.day)
         )
-        seen = sent.get(target.sid, set())
         own = owners[target.sid]
-        result[target.key] = [
+        listed = [
             item.paper
             for item in stored
             if item.list_date >= earliest
-            and item.paper.id not in seen
             and (since is None or item.first_seen > since)
             and own(item.list_date) == target.day
         ]
-    return result
+        seen = sent.get(target.sid, set())
+        found.papers[target.key] = [paper for paper in listed if paper.id not in seen]
+        found.earlier[target.key] = len(listed) - len(found.papers[target.key])
+    return found
 
 
 def _owner(days: list[date]) -> Callable[[date], date]:
@@ -280,6 +292,7 @@ def _digest_jobs(
     deps: Deps,
     targets: Sequence[Target],
     selections: Mapping[tuple[int, date], matching.Selection],
+    earlier: Mapping[tuple[int, date], int],
     options: SendOptions,
     report: SendReport,
 ) -> Iterator[Job]:
@@ -296,7 +309,7 @@ def _digest_jobs(
         if sub.email.lower() in suppressed:
             settle(target, "skipped", "address is suppressed")
             continue
-        digest = build_digest(sub, target.day, selections[target.key])
+        digest = build_digest(sub, target.day, selections[target.key], earlier[target.key])
         n = len(digest.matches)
         if nothing_to_send(digest):
             if options.dry_run:
@@ -396,12 +409,12 @@ async def send_to_targets(deps: Deps, targets: list[Target], options: SendOption
         return report
     found = candidates(deps, targets, options.force)
     if options.wait_for_papers:
-        report.waiting = [t.key for t in targets if not found[t.key]]
-        targets = [t for t in targets if found[t.key]]
+        report.waiting = [t.key for t in targets if not found.listed(t.key)]
+        targets = [t for t in targets if found.listed(t.key)]
         if not targets:
             return report
-    selections = select(deps, targets, found)
-    jobs = _digest_jobs(deps, targets, selections, options, report)
+    selections = select(deps, targets, found.papers)
+    jobs = _digest_jobs(deps, targets, selections, found.earlier, options, report)
     if options.dry_run or deps.mailer is None:
         for _ in jobs:  # dry run: everything is settled while listing the jobs
             pass

@@ -115,7 +115,7 @@ def subject_for(digest: Digest, trigger: str) -> str:
     """The subject line: how many papers and the best one; the trigger for alerts."""
     day = long_date(digest.date, short=True)
     if digest.kind == "empty" or not digest.matches:
-        return f"Nothing matched your interests on {day}"
+        return f"Nothing {'new ' if digest.earlier else ''}matched your interests on {day}"
     best = short_title(digest.matches[0].paper.title)
     count = len(digest.matches)
     if digest.kind == "alert":
@@ -239,6 +239,7 @@ class Renderer:
             "cadence": cadence(sub.frequency),
             "first_name": first_name(sub.name),
             "date_long": long_date(digest.date),
+            "earlier": digest.earlier,
             "topics": topics_of(digest),
             "trigger": trigger,
             "unsubscribe": unsubscribe_link(ctx),

@@ -1,4 +1,4 @@
-"""APScheduler wiring for ``paperbot run``: a few fixed jobs that call the worker, and signals.
+"""APScheduler wiring for ``paperbot run``: a few fixed jobs that call the worker, and its stop.
 
 Jobs have fixed ids, ``replace_existing``, ``coalesce`` and ``max_instances=1``, and a misfire grace
 time that fits them (APScheduler's default of one second would drop a run the loop was late for).
@@ -7,28 +7,22 @@ time that fits them (APScheduler's default of one second would drop a run the lo
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
-import os
-import signal
-import threading
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from bot.stopping import watch_signals
 from bot.worker import Worker
 
 log = logging.getLogger(__name__)
 
 DRAIN_SECONDS = 8.0  # how long a stop waits for the job in flight before cancelling it
 UNWIND_SECONDS = 5.0  # how long it then waits for the cancelled job to give its rows back
-STOP_LIMIT = 20.0
-"""Seconds after a stop signal at which the process exits whatever it is doing: a call that
-never returns (a database server that hangs) must not keep the worker from stopping."""
 
 
 def _stoppable(name: str, job: Callable[[], Awaitable[object]]) -> Callable[[], Awaitable[None]]:
@@ -102,71 +96,6 @@ async def _fetch_first(worker: Worker, stop: asyncio.Event) -> bool:
     if not fetch.cancelled():
         fetch.result()  # an error while it ended is not hidden
     return False
-
-
-_STOPS = (signal.SIGTERM, signal.SIGINT)
-
-
-@contextlib.contextmanager
-def watch_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> Iterator[None]:
-    """Within the block, SIGTERM and SIGINT set ``stop``, even while a call blocks the loop.
-
-    The handlers themselves do nothing: Python's C-level handler writes each signal's number to
-    a pipe at once, whatever the main thread is doing, and a thread reading that pipe wakes the
-    loop. A first stop signal also starts ``STOP_LIMIT``; a second one exits at once. After a
-    stop signal the watch stays until the process exits (a thread stuck in a call must not keep
-    it alive past the limit); a block left without one restores what it found.
-    """
-    read, write = os.pipe()
-    os.set_blocking(write, False)
-    previous = signal.set_wakeup_fd(write, warn_on_full_buffer=False)  # first: no signal lost
-    handlers = {sig: signal.signal(sig, lambda *_: None) for sig in _STOPS}
-    hung = (
-        f"still running {STOP_LIMIT:.0f} s after the stop signal (a call that does not return, "
-        "such as a database server that does not answer?): exiting now"
-    )
-    limit = threading.Timer(STOP_LIMIT, _exit_now, (hung,))
-    limit.daemon = True
-    reader = threading.Thread(
-        target=_on_signals, args=(read, loop, stop, limit), name="signals", daemon=True
-    )
-    reader.start()
-    try:
-        yield
-    finally:
-        if not limit.is_alive():  # no stop signal came
-            for sig, handler in handlers.items():
-                signal.signal(sig, handler)
-            signal.set_wakeup_fd(previous)
-            limit.cancel()
-            os.close(write)  # the reader sees the end of the pipe
-            reader.join(timeout=1)
-            os.close(read)
-
-
-def _on_signals(
-    pipe: int, loop: asyncio.AbstractEventLoop, stop: asyncio.Event, limit: threading.Timer
-) -> None:
-    """Read the signals' numbers: the first stop signal sets ``stop`` and starts ``limit``, a
-    second exits at once; other signals (with handlers of their own) are not stops."""
-    stops = 0
-    while data := os.read(pipe, 64):
-        stops += sum(1 for number in data if number in _STOPS)
-        if stops >= 2:
-            _exit_now("a second stop signal: exiting now")
-        if stops == 1 and not limit.is_alive():
-            limit.start()
-            with contextlib.suppress(RuntimeError):  # the loop is closed: it has stopped
-                loop.call_soon_threadsafe(stop.set)
-
-
-def _exit_now(why: str) -> None:
-    """Exit without waiting for anything: the claimed messages wait out their lease, as after a
-    crash. The line is written straight to stderr: a logging handler's lock may be held by the
-    very call that does not return."""
-    with contextlib.suppress(OSError):
-        os.write(2, f"paperbot: {why}\n".encode())
-    os._exit(1)
 
 
 async def run_worker(worker: Worker, sweep_seconds: int, sources: str, target: str) -> None:

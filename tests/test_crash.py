@@ -23,6 +23,10 @@ from bot.store.tables import Delivery, SubscriberRow
 from tests.conftest import crowd_profiles, run_cli
 from tests.smtp_faults import FaultServer
 
+STOP_LIMIT = 3
+PYTHON = [sys.executable, "-c", f"from bot import stopping; stopping.STOP_LIMIT = {STOP_LIMIT}; "
+          "from bot.cli import main; main()"]  # fmt: skip
+"""``python -m bot``, exiting sooner after a stop signal that does not take effect."""
 SUBSCRIBERS = 300
 CONNECTIONS = 4
 KILLS = 3
@@ -36,13 +40,16 @@ def crowd(env: dict[str, str], tmp_path: Path) -> dict[str, str]:
     return env | {"PAPERBOT_PROFILES": str(path)}
 
 
-def start(env: dict[str, str], server: FaultServer, **extra: str) -> subprocess.Popen[bytes]:
-    """`python -m bot send` in its own process; its output goes to ``send-<pid>.log``."""
+def start(
+    env: dict[str, str], server: FaultServer, group: bool = False, **extra: str
+) -> subprocess.Popen[bytes]:
+    """`python -m bot send` in its own process (and process group if ``group``); its output goes
+    to ``send-<time>.log``."""
     full = os.environ | env | server.env(**extra) | {"PAPERBOT_SMTP_CONNECTIONS": str(CONNECTIONS)}
     with open(f"send-{time.monotonic_ns()}.log", "wb") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "bot", "send", "--date", "2026-11-25"],
-            env=full, stdout=log, stderr=subprocess.STDOUT,
+            [*PYTHON, "send", "--date", "2026-11-25"],
+            env=full, stdout=log, stderr=subprocess.STDOUT, start_new_session=group,
         )  # fmt: skip
 
 
@@ -74,17 +81,22 @@ def wait_for_progress(server: FaultServer, before: int, proc: subprocess.Popen[b
         time.sleep(0.01)
 
 
+@pytest.mark.parametrize("group", [False, True], ids=["process", "process group"])
 def test_sigterm_stops_a_send_cleanly_and_the_next_send_finishes_it(
-    crowd: dict[str, str], faults: FaultServer
+    crowd: dict[str, str], faults: FaultServer, group: bool
 ) -> None:
     """What was being sent is recorded, the rest given back at once (none left `sending` for
-    its lease), and the next run sends exactly those."""
+    its lease), and the next run sends exactly those. A service manager signals the whole
+    process group, the workers composing messages included: the send stops the same way."""
     faults.handler.data.update(
         {f"reader{n}@example.org": ["sleep:0.1"] for n in range(SUBSCRIBERS)}
     )
-    proc = start(crowd, faults)
+    proc = start(crowd, faults, group)
     wait_for_progress(faults, CONNECTIONS, proc)
-    proc.send_signal(signal.SIGTERM)
+    if group:
+        os.killpg(proc.pid, signal.SIGTERM)
+    else:
+        proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 1, logs()
     assert "Stopping: the messages being sent finish" in logs() and "Traceback" not in logs()
     assert "Stopped: shutting down" in logs()
@@ -133,6 +145,26 @@ def test_two_senders_at_once_send_each_digest_once(
     assert len(seen) == SUBSCRIBERS
     assert all(len(ids) == 1 for ids in seen.values()), "no duplicates"
     check_ledger_agrees(crowd, seen)
+
+
+def test_a_send_that_cannot_stop_exits_after_the_stop_limit(
+    env: dict[str, str], faults: FaultServer
+) -> None:
+    """A message the server does not answer keeps a stopping send waiting; it exits once the
+    stop limit has passed, and the message is sent again after its lease, as after a crash."""
+    faults.handler.data["ada@example.org"] = ["sleep:60"]
+    proc = start(env, faults)
+    deadline = time.monotonic() + 30
+    while faults.handler.commands["DATA"] == 0:
+        assert proc.poll() is None and time.monotonic() < deadline, logs()
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    stopped = time.monotonic()
+    assert proc.wait(timeout=30) == 1, logs()
+    assert STOP_LIMIT <= time.monotonic() - stopped < STOP_LIMIT + 10
+    assert f"still running {STOP_LIMIT} s after the stop signal" in logs(), logs()
+    store = Store(env["PAPERBOT_DATABASE_URL"])
+    assert ("sending", 1) in [(state, n) for _, state, n in store.ledger.counts()]
 
 
 @pytest.mark.slow

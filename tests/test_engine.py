@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from email.headerregistry import Address
+from multiprocessing import forkserver
 from pathlib import Path
 from typing import Any
 
@@ -240,6 +241,25 @@ async def test_workers_that_cannot_start_leave_composing_to_this_process(
         report = await deliver(deps, drafted_jobs(deps, emails))
     assert [o.status for o in report.outcomes] == ["sent"] * len(emails)
     assert len(faults.handler.accepted) == len(emails)
+
+
+async def test_a_fork_server_that_ends_while_starting_workers_leaves_composing_here(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A stop signal to the whole process group (as service managers send it) also ends the
+    fork server; starting a worker then meets the end of its socket."""
+
+    def ended(fd: int) -> int:
+        raise EOFError("unexpected EOF")
+
+    pool = ComposePool.start(Path("templates"))
+    assert pool is not None
+    monkeypatch.setattr(forkserver, "read_signed", ended)
+    try:
+        await asyncio.to_thread(pool.warm_up)
+        assert not pool.ready
+    finally:
+        await pool.close()
 
 
 async def test_workers_compose_what_this_process_would(tmp_path: Path, faults: FaultServer) -> None:

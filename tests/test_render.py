@@ -169,6 +169,16 @@ def test_nothing_today_note(renderer: Renderer) -> None:
     assert 'class="footer"' in out.html and "Unsubscribe" in out.text
 
 
+def test_a_nothing_today_note_after_alerts_says_the_matches_came_earlier(
+    renderer: Renderer,
+) -> None:
+    out = renderer.render(replace(digest(n=0, more=0, kind="empty"), earlier=2), CTX)
+    assert out.subject == "Nothing new matched your interests on Tue 4 Mar"
+    said = "2 papers for Tuesday 4 March 2025 reached you earlier; none of the others matched"
+    assert said in " ".join(out.text.split()) and said in " ".join(out.html.split())
+    assert "None of the papers" not in out.text + out.html
+
+
 @pytest.mark.parametrize(
     ("n", "title", "expected"),
     [

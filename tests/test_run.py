@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from bot import scheduler
+from bot import stopping
 from bot.store import Store
 from tests.conftest import ROOT, SmtpServer, crowd_profiles
 from tests.smtp_faults import FaultServer
@@ -265,10 +265,10 @@ def test_sigterm_during_the_start_up_fetch_stops_at_once(
 HUNG = """
 import asyncio, logging, sys, time
 logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-from bot import scheduler
-scheduler.STOP_LIMIT = 4.0
+from bot import stopping
+stopping.STOP_LIMIT = 4.0
 async def main():
-    with scheduler.watch_signals(asyncio.get_running_loop(), asyncio.Event()):
+    with stopping.watch_signals(asyncio.get_running_loop(), asyncio.Event()):
         print("ready", flush=True)
         time.sleep(60)  # a call that never returns: the loop is blocked
 asyncio.run(main())
@@ -302,11 +302,11 @@ def test_a_worker_blocked_in_a_call_that_never_returns_still_stops(signals: int)
 
 STUCK_THREAD = """
 import asyncio, time
-from bot import scheduler
-scheduler.STOP_LIMIT = 3.0
+from bot import stopping
+stopping.STOP_LIMIT = 3.0
 async def main():
     stop = asyncio.Event()
-    with scheduler.watch_signals(asyncio.get_running_loop(), stop):
+    with stopping.watch_signals(asyncio.get_running_loop(), stop):
         asyncio.ensure_future(asyncio.to_thread(time.sleep, 60))  # a database call that hangs
         print("ready", flush=True)
         await stop.wait()
@@ -338,7 +338,7 @@ async def test_leaving_the_signal_watch_puts_the_process_back_as_it_was() -> Non
     wakeup = signal.set_wakeup_fd(-1)
     signal.set_wakeup_fd(wakeup)
     stop = asyncio.Event()
-    with scheduler.watch_signals(asyncio.get_running_loop(), stop):
+    with stopping.watch_signals(asyncio.get_running_loop(), stop):
         assert signal.getsignal(signal.SIGINT) is not handlers[signal.SIGINT]
         assert any(t.name == "signals" for t in threading.enumerate())
     assert {sig: signal.getsignal(sig) for sig in handlers} == handlers

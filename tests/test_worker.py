@@ -171,6 +171,45 @@ async def test_alert_once_per_paper_and_not_repeated_in_the_digest(
     assert "2611.10002" in text and "2611.10001" not in text
 
 
+async def test_a_quiet_day_note_after_an_alert_says_the_match_came_earlier(
+    make_worker: Callable[[], Worker], clock: Clock, profiles_path: Path, smtp_server: SmtpServer
+) -> None:
+    """The day's only match went out as an alert: the note does not say nothing matched."""
+    alert = '    alerts:\n      - name: Okafor\n        authors: ["L. Okafor"]\n'
+    profiles_path.write_text(only_ada(keyword="router z-loss", send_empty="true") + alert)
+    worker = make_worker()
+    await worker.fetch_job()
+    await worker.sweep_job()  # 05:00: the alert
+    clock.set(2026, 11, 25, 8, 1)
+    await worker.sweep_job()  # 08:01: the digest, with nothing new to hold
+    alert_message, note = smtp_server.handler.to("ada@example.org")
+    assert "2611.10001" in alert_message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert str(note["Subject"]) == "Nothing new matched your interests on Wed 25 Nov"
+    text = " ".join(note.get_body(("plain",)).get_content().split())  # type: ignore[union-attr]
+    assert "1 paper for Wednesday 25 November 2026 reached you earlier; none of the" in text
+
+
+async def test_a_day_whose_every_paper_came_as_an_alert_does_not_wait_for_papers(
+    make_worker: Callable[[], Worker], clock: Clock, profiles_path: Path, smtp_server: SmtpServer
+) -> None:
+    """While the sources are down, a digest without papers waits for them; the day's papers
+    are there, though, if all of them came as alerts."""
+    alert = '    alerts:\n      - name: Lee\n        authors: ["K. Lee"]\n'
+    profiles_path.write_text(
+        only_ada(keyword="quantum error correction", send_empty="true") + alert
+    )
+    worker = make_worker()
+    worker.deps.store.save_papers([moe_paper(1)], date(2026, 11, 25), clock())
+    await worker.sweep_job()  # 05:00: the alert
+    worker.sources_down = True  # a digest with nothing to hold would wait for its papers
+    clock.set(2026, 11, 25, 8, 1)
+    await worker.sweep_job()
+    assert worker.waiting == []
+    assert subjects(smtp_server, "ada@example.org")[1:] == [
+        "Nothing new matched your interests on Wed 25 Nov"
+    ]
+
+
 def moe_paper(n: int) -> Paper:
     return Paper(
         id=f"2611.2{n:04d}", title=f"Sparse Mixture of Experts Study {n}",

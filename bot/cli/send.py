@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Annotated
@@ -37,6 +36,7 @@ from bot.outbox import OutboxMailer
 from bot.pipeline import SendOptions, SendReport, run_status, send_digests
 from bot.profiles import Profiles
 from bot.settings import Settings
+from bot.stopping import watch_signals
 from bot.store.runs import RunRecord
 from bot.store.tables import SENDING, STATE_MEANING
 
@@ -177,32 +177,16 @@ async def _send(
     with recording as run, _progress(total) as advance:
         deps.on_outcome = lambda outcome: advance(noted(outcome))
         async with contextlib.nullcontext() if options.dry_run else mailer:
-            with _stopped_by_signals(deps.stop):
+            with watch_signals(asyncio.get_running_loop(), deps.stop, _stopping):
                 report = await send_digests(deps, profiles.subscribers, options)
         report.outcomes[:] = map(noted, report.outcomes)
         run.status, run.summary = run_status(report), report.summary()
     return report
 
 
-@contextlib.contextmanager
-def _stopped_by_signals(stop: asyncio.Event) -> Iterator[None]:
-    """SIGTERM or SIGINT stops the run as it stops the worker: the messages being sent finish
-    and the rest are given back at once for the next run. A second signal ends it at once."""
-    loop = asyncio.get_running_loop()
-    signals = (signal.SIGTERM, signal.SIGINT)
-
-    def first(sig: signal.Signals) -> None:
-        err.print("Stopping: the messages being sent finish; signal again to quit at once.")
-        stop.set()
-        loop.remove_signal_handler(sig)  # the next one acts as usual
-
-    for sig in signals:
-        loop.add_signal_handler(sig, first, sig)
-    try:
-        yield
-    finally:
-        for sig in signals:
-            loop.remove_signal_handler(sig)
+def _stopping() -> None:
+    """SIGTERM or SIGINT stops a send as it stops the worker (see ``bot.stopping``)."""
+    err.print("Stopping: the messages being sent finish; signal again to quit at once.")
 
 
 @contextlib.contextmanager
