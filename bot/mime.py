@@ -42,8 +42,7 @@ QP_LINES = 8192
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 _SPECIALS = re.compile(r'[()<>\[\]:;@\\,."]')
 _PRINTABLE = string.punctuation + " "
-_QP_UNIT = re.compile(rb"=[0-9A-F]{2}|[^=]")
-"""One encoded character: an escape or a byte as it is."""
+_EQUALS = ord("=")
 
 
 def one_line(value: str) -> str:
@@ -121,6 +120,10 @@ def mailbox_words(address: Address) -> list[str]:
 
 def header(name: str, words: list[str]) -> bytes:
     """One header field, folded before a word that would pass 78 columns; ends with CRLF."""
+    if words:
+        line = f"{name}: {' '.join(words)}"
+        if len(line) <= MAX_LINE:  # most fields: one line, nothing to fold
+            return (line + "\r\n").encode("ascii")
     lines: list[str] = []
     line = f"{name}:"
     for i, word in enumerate(words):
@@ -161,17 +164,24 @@ def _quoted_line(line: str) -> bytes:
 
 def _rewrapped(encoded: bytes) -> bytes:
     """An encoded line wrapped again within ``QP_LINE``, with ``=2E`` for a dot that would
-    start a line."""
-    units = _QP_UNIT.findall(encoded[:-2].replace(b"=\r\n", b""))
+    start a line: as many characters on each line as fit before the ``=`` of a soft break,
+    never cutting an ``=XX`` escape."""
+    data = encoded[:-2].replace(b"=\r\n", b"")
     lines: list[bytes] = []
-    line = b""
-    for unit in units:
-        if len(line) + len(unit) >= QP_LINE:  # room for the "=" of a soft break
-            lines.append(line + b"=")
-            line = b""
-        line += b"=2E" if unit == b"." and not line else unit
-    lines.append(line)
-    return b"\r\n".join(lines) + b"\r\n"
+    start = 0
+    while True:
+        if data[start : start + 1] == b".":
+            data = data[:start] + b"=2E" + data[start + 1 :]
+        end = start + QP_LINE - 1
+        if end >= len(data):
+            lines.append(data[start:])
+            return b"\r\n".join(lines) + b"\r\n"
+        if data[end - 1] == _EQUALS:
+            end -= 1
+        elif data[end - 2] == _EQUALS:
+            end -= 2
+        lines.append(data[start:end] + b"=")
+        start = end
 
 
 def text_part(subtype: str, text: str) -> bytes:

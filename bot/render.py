@@ -4,17 +4,19 @@ Pure: no network, no database, no clock. The HTML is a table layout whose CSS (`
 inlined by css-inline at render time; only ``@media`` rules (narrow screens, dark mode) stay in a
 ``<style>`` block. The plain-text twin carries the same content, wrapped at 78 columns.
 
-Many subscribers get the same paper with the same reasons, so each paper card is rendered and
-inlined once (css-inline's fragment mode) and kept in a bounded LRU cache, as is its plain-text
-block. No selector in ``email.css`` looks past a card's own elements, so a card inlined alone gets
-the same styles. The shell around the cards is rendered per message and inlined once per layout
-(see ``bot.render_layouts``).
+Many subscribers get the same paper with the same reasons, so each paper card is made once and
+kept in a bounded LRU cache, as is its plain-text block. No selector in ``email.css`` looks past a
+card's own elements, so a card inlined alone (css-inline's fragment mode) gets the same styles.
+The shell around the cards is inlined once per layout (see ``bot.render_layouts``), and so is a
+card: cards differing only in their strings (a snippet is passed as pieces of text, marked or
+not, the rank and the upvotes as text) share a layout. The plain-text shell is filled into a
+layout of its own the same way, with nothing to inline or escape.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -175,6 +177,8 @@ class Renderer:
         self._card: Callable[[PaperView, int, bool], str] = lru_cache(CACHE_SIZE)(self._make_card)
         self._block: Callable[[PaperView, int], str] = lru_cache(CACHE_SIZE)(self._make_block)
         self._layouts = Layouts(self._inliner.inline, self._css, LAYOUTS)
+        self._card_layouts = Layouts(self._inline_card, self._css, LAYOUTS)
+        self._text_layouts = Layouts(None, "", LAYOUTS)
 
     def render(self, digest: Digest, ctx: EmailContext) -> Rendered:
         """Render one message for ``digest``; the HTML is kept under ``HTML_BUDGET`` bytes."""
@@ -185,7 +189,7 @@ class Renderer:
         html = self._html(kind, values, papers, more)
         blocks = "".join(self._block(p, rank) for rank, p in enumerate(papers, 1))
         listing = _listing(papers, [], more) | {"blocks": BLOCKS_SLOT}
-        text = self._template(kind, "txt").render(values | listing)
+        text = self._text_layouts.inline(self._template(kind, "txt").render, values | listing)
         return Rendered(subject=str(values["subject"]), html=html, text=_text(text, blocks))
 
     def _html(
@@ -208,8 +212,17 @@ class Renderer:
             shown = max(1, min(shown - 1, int(shown * HTML_BUDGET * 0.95 / size)))
 
     def _make_card(self, paper: PaperView, rank: int, show_rank: bool) -> str:
-        """One paper card with its CSS inlined (in a table, as in the message, then unwrapped)."""
-        card = self._macro("html", "paper_card")(paper, rank, show_rank)
+        """One paper card with its CSS inlined, filled into its kept layout when there is one
+        (the rank is a string there, so that cards differing only in it share a layout)."""
+        context = {"p": paper, "rank": str(rank), "show_rank": show_rank}
+        return self._card_layouts.inline(self._render_card, context)
+
+    def _render_card(self, context: Mapping[str, object]) -> str:
+        card = self._macro("html", "paper_card")
+        return str(card(context["p"], context["rank"], context["show_rank"]))
+
+    def _inline_card(self, card: str) -> str:
+        """A card with its CSS inlined (in a table, as in the message, then unwrapped)."""
         inlined = self._fragments.inline_fragment(f"<table>{card}</table>", self._css)
         found = _WRAPPER.match(inlined)
         if found is None:

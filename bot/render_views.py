@@ -13,8 +13,6 @@ import textwrap
 from dataclasses import dataclass
 from datetime import date
 
-from markupsafe import Markup, escape
-
 from bot.models import DAYS, Digest, Match, Paper
 from bot.urls import http_url
 
@@ -93,10 +91,17 @@ class PaperView:
     url: str | None
     authors: str
     chips: tuple[Chip, ...]
-    snippet_html: Markup
+    snippet: tuple[tuple[str, bool], ...]
+    """The snippet as pieces of text, each marked (a matched term) or not; none empty."""
     snippet_text: str
     links: tuple[Link, ...]
     upvotes: int | None
+
+    @property
+    def votes(self) -> str:
+        """``12 upvotes``, ``1 upvote``; empty without upvotes."""
+        count = self.upvotes
+        return f"{count} upvote{'' if count == 1 else 's'}" if count else ""
 
 
 @dataclass(frozen=True)
@@ -111,6 +116,8 @@ class MoreView:
 
 def one_line(text: str) -> str:
     """Collapse runs of whitespace (newlines included) to single spaces."""
+    if text.isprintable() and "  " not in text and text[:1] != " " and text[-1:] != " ":
+        return text  # the only whitespace a printable text may hold is single spaces inside
     return _WHITESPACE.sub(" ", text).strip()
 
 
@@ -173,22 +180,23 @@ def _clip(text: str, marks: tuple[tuple[int, int], ...]) -> tuple[str, list[tupl
     return text, kept
 
 
-def highlight(match: Match) -> tuple[Markup, str]:
-    """The snippet as escaped HTML with ``<strong>`` matched terms, and as text with ``*terms*``."""
+def highlight(match: Match) -> tuple[tuple[tuple[str, bool], ...], str]:
+    """The snippet as pieces, matched terms marked (shown in ``<strong>``), and as text with
+    ``*terms*``."""
     if match.snippet.strip():
         text, marks = _clip(match.snippet, match.marks)
     else:
         text, marks = _clip(fallback_snippet(match.paper.abstract), ())
-    html: list[Markup] = []
+    pieces: list[tuple[str, bool]] = []
     plain: list[str] = []
     pos = 0
     for start, end in marks:
-        html += [escape(text[pos:start]), Markup("<strong>%s</strong>") % text[start:end]]
+        pieces += [(text[pos:start], False), (text[start:end], True)]
         plain += [text[pos:start], f"*{text[start:end]}*"]
         pos = end
-    html.append(escape(text[pos:]))
+    pieces.append((text[pos:], False))
     plain.append(text[pos:])
-    return Markup("").join(html), one_line("".join(plain))
+    return tuple(piece for piece in pieces if piece[0]), one_line("".join(plain))
 
 
 def links(paper: Paper) -> tuple[Link, ...]:
@@ -213,7 +221,7 @@ def links(paper: Paper) -> tuple[Link, ...]:
 def paper_view(match: Match) -> PaperView:
     """Everything the templates need about one picked paper."""
     paper = match.paper
-    snippet_html, snippet_text = highlight(match)
+    snippet, snippet_text = highlight(match)
     paper_links = links(paper)
     return PaperView(
         id=paper.id,
@@ -221,7 +229,7 @@ def paper_view(match: Match) -> PaperView:
         url=paper_links[0].url if paper_links else None,
         authors=short_authors(paper.authors),
         chips=tuple(chip(r) for r in match.reasons if r.strip()),
-        snippet_html=snippet_html,
+        snippet=snippet,
         snippet_text=snippet_text,
         links=paper_links,
         upvotes=paper.upvotes if paper.upvotes and paper.upvotes > 0 else None,

@@ -43,7 +43,7 @@ def watch_signals(
     handlers = {sig: signal.signal(sig, lambda *_: None) for sig in _STOPS}
     hung = (
         f"still running {STOP_LIMIT:.0f} s after the stop signal (a call that does not return, "
-        "such as a database server that does not answer?): exiting now"
+        "such as a server that does not answer?): exiting now"
     )
     limit = threading.Timer(STOP_LIMIT, _exit_now, (hung,))
     limit.daemon = True

@@ -147,17 +147,23 @@ def test_two_senders_at_once_send_each_digest_once(
     check_ledger_agrees(crowd, seen)
 
 
+def sending_data(env: dict[str, str], server: FaultServer) -> subprocess.Popen[bytes]:
+    """A send started, once the server has been sent a message's data."""
+    proc = start(env, server)
+    deadline = time.monotonic() + 30
+    while server.handler.commands["DATA"] == 0:
+        assert proc.poll() is None and time.monotonic() < deadline, logs()
+        time.sleep(0.01)
+    return proc
+
+
 def test_a_send_that_cannot_stop_exits_after_the_stop_limit(
     env: dict[str, str], faults: FaultServer
 ) -> None:
     """A message the server does not answer keeps a stopping send waiting; it exits once the
     stop limit has passed, and the message is sent again after its lease, as after a crash."""
     faults.handler.data["ada@example.org"] = ["sleep:60"]
-    proc = start(env, faults)
-    deadline = time.monotonic() + 30
-    while faults.handler.commands["DATA"] == 0:
-        assert proc.poll() is None and time.monotonic() < deadline, logs()
-        time.sleep(0.01)
+    proc = sending_data(env, faults)
     proc.send_signal(signal.SIGTERM)
     stopped = time.monotonic()
     assert proc.wait(timeout=30) == 1, logs()
@@ -170,11 +176,7 @@ def test_a_send_that_cannot_stop_exits_after_the_stop_limit(
 @pytest.mark.slow
 def test_a_killed_send_is_shown_interrupted(env: dict[str, str], faults: FaultServer) -> None:
     faults.handler.data["ada@example.org"] = ["sleep:20"]  # the run is still sending her digest
-    proc = start(env, faults)
-    deadline = time.monotonic() + 30
-    while faults.handler.commands["DATA"] == 0:
-        assert proc.poll() is None and time.monotonic() < deadline, logs()
-        time.sleep(0.01)
+    proc = sending_data(env, faults)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     code, output = run_cli(env, "status", "--format", "json")

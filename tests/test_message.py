@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import binascii
 import random
+import re
 from dataclasses import replace
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
@@ -25,7 +26,7 @@ from bot.message import (
     unsubscribe_token,
     verify_token,
 )
-from bot.mime import quoted_printable
+from bot.mime import _rewrapped, header, quoted_printable
 
 SENDER = Address("paperbot", addr_spec="digest@paperbot.example.org")
 
@@ -256,3 +257,32 @@ def test_plain_addresses_are_split_as_the_email_package_parses_them() -> None:
     ]:  # fmt: skip
         for name in ("Ada", None, 'Q "x" <y>'):
             assert recipient(email, name) == Address(display_name=name or "", addr_spec=email)
+
+
+def rewrapped_unit_by_unit(encoded: bytes) -> bytes:
+    """``bot.mime._rewrapped`` as first written: one encoded character at a time."""
+    units = re.findall(rb"=[0-9A-F]{2}|[^=]", encoded[:-2].replace(b"=\r\n", b""))
+    lines: list[bytes] = []
+    line = b""
+    for unit in units:
+        if len(line) + len(unit) >= 76:
+            lines.append(line + b"=")
+            line = b""
+        line += b"=2E" if unit == b"." and not line else unit
+    lines.append(line)
+    return b"\r\n".join(lines) + b"\r\n"
+
+
+def test_lines_are_wrapped_again_as_one_character_at_a_time() -> None:
+    rng = random.Random(76)
+    pieces = ["a", " ", "\t", "=", ".", "é", "😀", "x" * 70, "..", " .", "\xa0", "0.04em;"]
+    for _ in range(5000):
+        line = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 120)))
+        encoded = binascii.b2a_qp((line + "\r\n").encode(), istext=True)
+        assert _rewrapped(encoded) == rewrapped_unit_by_unit(encoded), repr(line)
+
+
+def test_a_field_that_fits_is_one_line_and_a_longer_one_is_folded() -> None:
+    assert header("Subject", ["x" * 69]) == b"Subject: " + b"x" * 69 + b"\r\n"  # 78 columns
+    assert header("Subject", ["a", "x" * 68]) == b"Subject: a\r\n " + b"x" * 68 + b"\r\n"
+    assert header("Subject", []) == b"Subject:\r\n"

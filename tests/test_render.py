@@ -7,15 +7,18 @@ import re
 import shutil
 import textwrap
 import unicodedata
-from dataclasses import replace
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
 
+import css_inline
 import pytest
-from jinja2 import UndefinedError
+from jinja2 import Environment, UndefinedError
 from render_samples import ADA, CTX, DAY, digest, match, paper
 
-from bot.models import Digest
+from bot.models import Digest, Match
 from bot.render import (
     HTML_BUDGET,
     EmailContext,
@@ -24,7 +27,8 @@ from bot.render import (
     subject_for,
     template_kind,
 )
-from bot.render_views import wrap_lines, wrap_text
+from bot.render_layouts import Layouts
+from bot.render_views import PaperView, one_line, paper_view, wrap_lines, wrap_text
 
 BUDGET_102_KB = 102 * 1024
 
@@ -530,3 +534,134 @@ def test_text_with_wrapped_blocks_in_their_slot_is_the_whole_text_wrapped(
         values = r._context(d, CTX, kind) | _listing(papers, [], more) | {"blocks": blocks}  # type: ignore[attr-defined]
         whole = r._template(kind, "txt").render(values)  # type: ignore[attr-defined]
         assert r.render(d, CTX).text == wrap_text(whole)
+
+
+@dataclass(frozen=True)
+class Who:
+    name: str
+    note: str
+
+
+LAYOUT_CSS = "p { margin: 0; } .a { color: red; } .b { color: blue; } span { padding: 1px; }"
+LAYOUT = (
+    '<html><body><p class="{{ cls }}">{% if name == "Ada" %}Hi Ada{% else %}Hello {{ name }}'
+    '{% endif %}</p>{% for t in topics %}<span title="{{ t }}">{{ t }}</span>{% endfor %}'
+    "<p>{{ count }} · {{ who.name }}{% if who.note %} ({{ who.note }}){% endif %}</p>"
+    "</body></html>"
+)
+
+
+def test_a_replayed_layout_is_exactly_the_message_rendered_and_inlined() -> None:
+    """Filling a layout without rendering (a replay) gives what rendering and inlining gives;
+    a context that would render another layout never gets this one."""
+    template = Environment(autoescape=True).from_string(LAYOUT)
+    inliner = css_inline.CSSInliner(load_remote_stylesheets=False, extra_css=LAYOUT_CSS)
+    layouts = Layouts(inliner.inline, LAYOUT_CSS, 16)
+    renders: list[object] = []
+
+    def render(context: Mapping[str, object]) -> str:
+        renders.append(context)
+        return template.render(context)
+
+    ada = {"cls": "a", "name": "Ada", "topics": ["x & y", 'q "z"'], "count": 2}
+    ada |= {"who": Who("Grace <G>", "")}
+    contexts = [
+        ada,
+        ada | {"topics": ["other", "topics\u00a0here"], "who": Who("Alan", "")},  # same layout
+        ada | {"name": "Bob"},  # another branch: must not get Ada's layout
+        ada | {"cls": "b"},  # another class: other styles
+        ada | {"topics": ["one", "two", "three"]},  # another length
+        ada | {"count": 3},  # another number
+        ada | {"count": 2.0},  # a float shows as 2.0
+        ada | {"who": Who("Grace", "a note")},  # a string no longer empty
+        ada | {"count": datetime(2025, 3, 4, 5, 6, tzinfo=UTC)},  # not replayed: rendered
+    ]
+    expected = [inliner.inline(template.render(c)) for c in contexts]
+    assert len(set(expected)) == len(expected)
+    for round in range(2):
+        for n, (context, html) in enumerate(zip(contexts, expected, strict=True)):
+            renders.clear()
+            assert layouts.inline(render, context) == html, (round, n)
+            if round == 1 or n == 1:  # replayed: the layout filled without rendering
+                assert (renders == []) == (n < len(contexts) - 1), (round, n)
+
+
+def test_layouts_are_not_shared_across_render_functions() -> None:
+    first = Environment(autoescape=True).from_string("<p>A {{ name }}</p>")
+    second = Environment(autoescape=True).from_string("<p>B {{ name }}</p>")
+    inliner = css_inline.CSSInliner(load_remote_stylesheets=False, extra_css=LAYOUT_CSS)
+    layouts = Layouts(inliner.inline, LAYOUT_CSS, 16)
+    for _ in range(2):
+        for template in (first, second):
+            for name in ("Ada", "Bob & Co"):
+                got = layouts.inline(template.render, {"name": name})
+                assert got == inliner.inline(template.render(name=name))
+
+
+def test_plain_text_layouts_give_exactly_the_text_rendered() -> None:
+    template = Environment().from_string(
+        "{{ name }} & {{ other }}: {% if name == 'Ada' %}hi{% endif %}{{ items|join(', ') }}\n"
+    )
+    layouts = Layouts(None, "", 16)
+    contexts: list[dict[str, object]] = [
+        {"name": "Ada", "other": "<x>", "items": ["a", "b"]},
+        {"name": "Bob", "other": '"q"', "items": ["c", "d"]},
+        {"name": "Ada", "other": "\u00a0", "items": []},
+        {"name": "Cy", "other": "carriage\rreturn", "items": ["e", "f"]},
+    ]
+    for _ in range(2):
+        for context in contexts:
+            assert layouts.inline(template.render, context) == template.render(context)
+
+
+def test_text_parts_filled_into_layouts_are_the_templates_rendered() -> None:
+    fresh = Renderer()
+    for d, ctx in varied_digests() + varied_digests():
+        r, kind = fresh, template_kind(d)
+        papers = [r._view(m.paper, m.reasons, m.snippet, m.marks) for m in d.matches]  # type: ignore[attr-defined]
+        more = [r._more(p) for p in d.more]  # type: ignore[attr-defined]
+        blocks = "".join(r._block(p, n) for n, p in enumerate(papers, 1))  # type: ignore[attr-defined]
+        values = r._context(d, ctx, kind) | _listing(papers, [], more) | {"blocks": blocks}  # type: ignore[attr-defined]
+        whole = r._template(kind, "txt").render(values)  # type: ignore[attr-defined]
+        assert r.render(d, ctx).text == wrap_text(whole)
+    assert fresh._text_layouts._kept  # type: ignore[attr-defined]
+
+
+def varied_cards() -> list[tuple[PaperView, int, bool]]:
+    """Cards of many shapes, with strings that HTML escapes or the serialiser rewrites."""
+    titles = ['Quotes "q" & <tags>\u00a0here', "Plain", "Zoë O'Brien 李 🐉"]
+    snippets = [("", ()), ("<b>bold</b> & marked", ((0, 3), (12, 18))), ("x" * 600, ((590, 599),))]
+    reasons = [(), ("keyword: a & b",), ("plain reason", "author: X <y>")]
+    cards = []
+    for n in range(27):
+        p = paper(n, title=titles[n % 3], upvotes=[None, 1, 42][n // 3 % 3])
+        if n % 4 == 0:
+            p = replace(p, authors=(), url=None, pdf_url=None, hf_url=None, code_url=None)
+        text, marks = snippets[n // 9 % 3]
+        view = paper_view(Match(p, 0.5, reasons[n % 3], text, marks))
+        cards += [(view, 1 + n % 3, True), (view, 1 + n % 3, False)]
+    return cards
+
+
+def test_cards_filled_into_layouts_are_the_cards_rendered_and_inlined() -> None:
+    fresh = Renderer()
+    card = fresh._macro("html", "paper_card")  # type: ignore[attr-defined]
+    for view, rank, show_rank in varied_cards() + varied_cards():
+        expected = fresh._inline_card(str(card(view, rank, show_rank)))  # type: ignore[attr-defined]
+        assert fresh._make_card(view, rank, show_rank) == expected  # type: ignore[attr-defined]
+    kept = fresh._card_layouts._kept  # type: ignore[attr-defined]
+    before = len(kept)
+    for n in range(10):  # the same shape: one layout more, whatever the strings and the rank
+        p = paper(6, title=f"Title {n} & more", authors=(f"Author {n}",), upvotes=n + 2)
+        view = paper_view(Match(p, 0.5, (f"keyword: {n}",), f"Snippet {n} <marked>", ((0, 7),)))
+        expected = fresh._inline_card(str(card(view, n + 1, True)))  # type: ignore[attr-defined]
+        assert fresh._make_card(view, n + 1, True) == expected  # type: ignore[attr-defined]
+    assert len(kept) == before + 1
+
+
+def test_one_line_collapses_every_kind_of_whitespace() -> None:
+    spaces = [c for c in map(chr, range(0x3100)) if c.isspace()] + ["\u3000", "\u200b", "\ufeff"]
+    rng = random.Random(1)
+    for _ in range(20000):
+        text = "".join(rng.choice([*spaces, "a", "é", " ", "  ", "x y"]) for _ in range(6))
+        assert one_line(text) == re.sub(r"\s+", " ", text).strip(), repr(text)
