@@ -525,15 +525,18 @@ def test_lines_wrap_as_textwrap_wraps_them() -> None:
 def test_text_with_wrapped_blocks_in_their_slot_is_the_whole_text_wrapped(
     renderer: Renderer,
 ) -> None:
-    r = renderer
     for d in [digest(n=4, more=30), digest(n=1, kind="alert"), digest(n=0, more=0)]:
-        kind = template_kind(d)
-        papers = [r._view(m.paper, m.reasons, m.snippet, m.marks) for m in d.matches]  # type: ignore[attr-defined]
-        more = [r._more(p) for p in d.more]  # type: ignore[attr-defined]
-        blocks = "".join(r._block(p, n) for n, p in enumerate(papers, 1))  # type: ignore[attr-defined]
-        values = r._context(d, CTX, kind) | _listing(papers, [], more) | {"blocks": blocks}  # type: ignore[attr-defined]
-        whole = r._template(kind, "txt").render(values)  # type: ignore[attr-defined]
-        assert r.render(d, CTX).text == wrap_text(whole)
+        assert renderer.render(d, CTX).text == wrap_text(whole_text(renderer, d, CTX))
+
+
+def whole_text(r: Renderer, d: Digest, ctx: EmailContext) -> str:
+    """The plain-text template rendered with the paper blocks in it, before wrapping."""
+    kind = template_kind(d)
+    papers = [r._view(m.paper, m.reasons, m.snippet, m.marks) for m in d.matches]  # type: ignore[attr-defined]
+    more = [r._more(p) for p in d.more]  # type: ignore[attr-defined]
+    blocks = "".join(r._block(p, n) for n, p in enumerate(papers, 1))  # type: ignore[attr-defined]
+    values = r._context(d, ctx, kind) | _listing(papers, [], more) | {"blocks": blocks}  # type: ignore[attr-defined]
+    return str(r._template(kind, "txt").render(values))  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -617,13 +620,7 @@ def test_plain_text_layouts_give_exactly_the_text_rendered() -> None:
 def test_text_parts_filled_into_layouts_are_the_templates_rendered() -> None:
     fresh = Renderer()
     for d, ctx in varied_digests() + varied_digests():
-        r, kind = fresh, template_kind(d)
-        papers = [r._view(m.paper, m.reasons, m.snippet, m.marks) for m in d.matches]  # type: ignore[attr-defined]
-        more = [r._more(p) for p in d.more]  # type: ignore[attr-defined]
-        blocks = "".join(r._block(p, n) for n, p in enumerate(papers, 1))  # type: ignore[attr-defined]
-        values = r._context(d, ctx, kind) | _listing(papers, [], more) | {"blocks": blocks}  # type: ignore[attr-defined]
-        whole = r._template(kind, "txt").render(values)  # type: ignore[attr-defined]
-        assert r.render(d, ctx).text == wrap_text(whole)
+        assert fresh.render(d, ctx).text == wrap_text(whole_text(fresh, d, ctx))
     assert fresh._text_layouts._kept  # type: ignore[attr-defined]
 
 
