@@ -19,7 +19,12 @@ What keeps a filled layout equal, byte for byte, to inlining the message itself:
 - Holes compare and hash as the strings they stand for, so ``{% if kind == "alert" %}`` takes
   the same branch; numbers, booleans, None, dates and ``Markup`` are not replaced, so anything the
   templates decide from them is part of the layout. Templates may test strings for truth and
-  equality but not otherwise inspect them (``|length``, ``|upper``) where layouts are used.
+  equality but not otherwise inspect them (``|length``, ``|upper``) where layouts are used: a
+  render that does (through the hole's own methods, ``<`` or ``in``), or that tests an object
+  for truth or equality, or fails where a stand-in cannot do what the object does (a method
+  called), is not used: the message is rendered as it is. (A string made from holes, with ``~``
+  or ``+``, is a plain string: what is done to it goes unseen.) A string of a subclass of
+  ``str`` (``Markup`` or another with ``__html__``) is part of the layout, as it is.
 - Before a new layout is kept, filling it must give exactly the inlined real message; strings
   with characters the HTML parser would change (CR, NUL, other controls) are never filled in:
   such a message is inlined directly.
@@ -38,17 +43,18 @@ walked from the root, one branch per result. What cannot be replayed exactly is 
 remembered, and such a context is rendered as above: a value of a subclass of list, tuple or
 dict, a number or date of another type than ``int``, ``bool``, ``float`` or ``date``, a hole
 compared with anything but a string, number or another hole, or an attribute that cannot be
-read.
+read. The trees are dropped, all at once, past a number of leaves or of observations (which grow
+with the contexts) per kept layout.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import date
 from typing import Any
 
-from markupsafe import Markup, escape
+from markupsafe import escape
 
 Inline = Callable[[str], str]
 Render = Callable[[Mapping[str, object]], str]
@@ -69,6 +75,9 @@ _READS_VALUES = re.compile(r"\[|:(?:empty|blank|lang|dir)\b")
 _SELECTED = [re.compile(f'{name}="[^"\ue000]*\ue000[^"]*"') for name in ("class", "id")]
 """A class or id attribute (as templates write them) with a hole in it: a pattern each, as a
 pattern that starts with plain text is found much faster."""
+_REFERENCE_HOLE = re.compile("&[#0-9A-Za-z]*\ue000")
+"""A hole that may end a character reference the template starts (``&{{ x }}``): the parser
+would read it with the string, not on its own."""
 _SELECTED_INLINED = re.compile('\\s(?:class|id)="[^"]*\ue000')
 """The same in inlined HTML, where every attribute is written ``name="value"``."""
 
@@ -100,7 +109,7 @@ class Layouts:
         self._kept: dict[str, Parts] | None = None
         self._replays: dict[Render, _Node] = {}
         """The observations of the renders that gave kept layouts, a tree per render."""
-        self._leaves = 0
+        self._leaves = self._nodes = 0
         if not _READS_VALUES.search(css):
             self._kept = {}
 
@@ -118,7 +127,12 @@ class Layouts:
                 filled = _fill(parts, found[1])
                 return filled if filled is not None else self._whole(render, context)
         holes = _Holes()
-        layout = render(holes.context(context))
+        try:
+            layout = render(holes.context(context))
+        except Exception:  # what a stand-in cannot do (call a method, say): render it
+            return self._whole(render, context)
+        if holes.inspected:  # it looked at a string or object beyond what is observed
+            return self._whole(render, context)
         if self._inline is not None:
             layout = holes.keep_selected(layout)
         parts = self._kept.pop(layout, None)
@@ -149,7 +163,7 @@ class Layouts:
                 parts += [pieces[n], (int(pieces[n + 1]), str)]
             parts.append(pieces[-1])
             return parts
-        if "<style" in layout:
+        if "<style" in layout or _REFERENCE_HOLE.search(layout):
             return None
         inlined = self._inline(_HOLE.sub(lambda hole: hole[0] + _PROBE, layout))
         if _SELECTED_INLINED.search(inlined):
@@ -166,9 +180,12 @@ class Layouts:
         """Add what the render observed, leading to ``layout``, to the render's tree."""
         if not holes.replayable:
             return
-        if self._leaves >= REPLAYS_PER_LAYOUT * self._size:
+        if (
+            self._leaves >= REPLAYS_PER_LAYOUT * self._size
+            or self._nodes + len(holes.steps) > REPLAY_STEPS_PER_LAYOUT * self._size
+        ):
             self._replays.clear()  # rather than tracking which branches are still of use
-            self._leaves = 0
+            self._leaves = self._nodes = 0
         node = self._replays.setdefault(render, _Node())
         for step, result in holes.steps:
             if node.leaf is not None:
@@ -177,7 +194,11 @@ class Layouts:
                 node.step = step
             elif node.step != step:
                 return
-            node = node.next.setdefault(result, _Node())
+            found = node.next.get(result)
+            if found is None:
+                found = node.next[result] = _Node()
+                self._nodes += 1
+            node = found
         if node.step is None:
             self._leaves += node.leaf is None
             node.leaf = (layout, tuple(holes.sources))
@@ -185,6 +206,9 @@ class Layouts:
 
 REPLAYS_PER_LAYOUT = 2
 """Remembered renders kept (all dropped at once past this many) per kept layout."""
+REPLAY_STEPS_PER_LAYOUT = 256
+"""Observations kept in the trees (all dropped at once past this many) per kept layout: the
+observations of a render grow with its context (a subscriber's topics), its trees with them."""
 
 _ROOT, _ITEM, _ATTR, _EQ, _EQ_HOLE, _HASH, _VALUE = range(7)
 Step = tuple[int, int, object, object]
@@ -216,7 +240,7 @@ def _shape(value: object) -> object:
     if kind is list or kind is tuple:
         return len(value)  # type: ignore[arg-type]  # as in _replay
     if isinstance(value, str):
-        return ("m", kind, str(value)) if isinstance(value, Markup) else ("s", kind, not value)
+        return ("m", kind, str(value))  # not a hole: part of the layout, as Markup
     if isinstance(value, list | tuple):
         return None
     if isinstance(value, dict):
@@ -316,6 +340,33 @@ class _Hole(str):
         self.holes.steps.append(((_HASH, self.source, None, None), result))
         return result
 
+    def __bool__(self) -> bool:
+        return True  # as its string (and without asking len(), an inspection)
+
+    def __format__(self, spec: str) -> str:
+        if spec:
+            self.holes.inspected = True
+        return str.__format__(self, spec)
+
+
+def _inspecting(name: str) -> Callable[..., object]:
+    """``str``'s method ``name``, noting that the render inspected a string."""
+    method = getattr(str, name)
+
+    def inspect(self: _Hole, *args: object, **kwargs: object) -> object:
+        self.holes.inspected = True
+        return method(self, *args, **kwargs)
+
+    return inspect
+
+
+for _name in (
+    *("__contains__", "__getitem__", "__iter__", "__len__", "__mod__", "__rmod__"),
+    *("__lt__", "__le__", "__gt__", "__ge__"),
+    *(name for name in vars(str) if not name.startswith("_")),
+):
+    setattr(_Hole, _name, _inspecting(_name))
+
 
 class _Holes:
     """The strings of one message's template context, each replaced by a numbered hole; and
@@ -330,6 +381,10 @@ class _Holes:
         """The number of the value each hole stands for."""
         self.steps: list[tuple[Step, object]] = []
         self.replayable = True
+        self.inspected = False
+        """Whether the render looked at a string (its length, its order, its words: anything
+        but truth and equality) or at an object other than through its attributes, which a
+        layout cannot stand for."""
         self._count = 0
 
     def context(self, context: Mapping[str, object]) -> dict[str, object]:
@@ -353,7 +408,8 @@ class _Holes:
         """``value`` (value ``number``) with its strings replaced by holes: through lists and
         dicts at once, and through the attributes of other objects as the template reads them."""
         if isinstance(value, str):
-            return value if isinstance(value, Markup) else self._hole(value, number)
+            # Markup, or a subclass with behaviour of its own (__html__): part of the layout
+            return self._hole(value, number) if type(value) is str else value
         if isinstance(value, list | tuple):
             return [
                 self.stand_in(item, self._saw(_ITEM, number, n, item))
@@ -412,3 +468,31 @@ class _StandIn:
             holes.replayable = False
             raise
         return holes.stand_in(value, holes._saw(_ATTR, self._number, name, value))
+
+    def _inspect(self) -> Any:
+        self._holes.inspected = True
+        return self._target
+
+    def __bool__(self) -> bool:
+        return bool(self._inspect())
+
+    def __eq__(self, other: object) -> bool:
+        return bool(self._inspect() == other)
+
+    def __ne__(self, other: object) -> bool:
+        return bool(self._inspect() != other)
+
+    def __hash__(self) -> int:
+        return hash(self._inspect())
+
+    def __len__(self) -> int:
+        return len(self._inspect())
+
+    def __iter__(self) -> Iterator[object]:
+        return iter(self._inspect())
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._inspect()
+
+    def __str__(self) -> str:
+        return str(self._inspect())

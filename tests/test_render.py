@@ -27,7 +27,7 @@ from bot.render import (
     subject_for,
     template_kind,
 )
-from bot.render_layouts import Layouts
+from bot.render_layouts import REPLAY_STEPS_PER_LAYOUT, Layouts
 from bot.render_views import PaperView, one_line, paper_view, wrap_lines, wrap_text
 
 BUDGET_102_KB = 102 * 1024
@@ -662,3 +662,78 @@ def test_one_line_collapses_every_kind_of_whitespace() -> None:
     for _ in range(20000):
         text = "".join(rng.choice([*spaces, "a", "é", " ", "  ", "x y"]) for _ in range(6))
         assert one_line(text) == re.sub(r"\s+", " ", text).strip(), repr(text)
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    authors: tuple[str, ...] = ()
+
+    def label(self) -> str:
+        return self.name or ", ".join(self.authors)
+
+
+class Shelf:
+    """An object that is false when empty, as a template may test it."""
+
+    def __init__(self, *items: str) -> None:
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+class Html(str):
+    """A string that is HTML already (it has ``__html__``), though not ``Markup``."""
+
+    def __html__(self) -> str:
+        return str(self)
+
+
+LOOKS_AT_STRINGS: list[tuple[str, list[dict[str, object]]]] = [
+    ("{% for r in rules %}{{ r.label() }} {% endfor %}", [{"rules": [Rule("", ("Ada", "Bo"))]}]),
+    ("{{ name|upper }}", [{"name": "ADA"}, {"name": "ada"}]),
+    ("{{ name|trim }}.", [{"name": "ada"}, {"name": " ada "}]),
+    ('{% if name < "m" %}early{% endif %}', [{"name": "zed"}, {"name": "ada"}]),
+    ('{% if "x" in name %}x{% endif %}', [{"name": "ab"}, {"name": "xy"}]),
+    ("{{ names|sort|join(',') }}", [{"names": ["a", "b"]}, {"names": ["b", "a"]}]),
+    ("{{ names|unique|join(',') }}", [{"names": ["a", "b"]}, {"names": ["a", "a"]}]),
+    ("{{ name|length }}", [{"name": "abc"}, {"name": "ab"}]),
+    ("{% if shelf %}some{% else %}none{% endif %}", [{"shelf": Shelf("a")}, {"shelf": Shelf()}]),
+    (
+        "{% if a == b %}same{% endif %}",
+        [{"a": Rule("x"), "b": Rule("y")}, {"a": Rule("x"), "b": Rule("x")}],
+    ),
+    ("{{ name }}", [{"name": Html("plain")}, {"name": Html("<b>bold</b>")}]),
+    ("&{{ name }}", [{"name": "x"}, {"name": "amp;"}]),
+]
+
+
+@pytest.mark.parametrize(("source", "contexts"), LOOKS_AT_STRINGS)
+def test_a_template_that_looks_at_strings_or_objects_is_rendered_as_they_are(
+    source: str, contexts: list[dict[str, object]]
+) -> None:
+    """What a layout cannot stand for (a string's case, order or length, an object's truth or
+    equality, a method called) is rendered as it is, never filled with the wrong strings."""
+    html = f"<html><body><p>{source}</p></body></html>"
+    template = Environment(autoescape=True).from_string(html)
+    inliner = css_inline.CSSInliner(load_remote_stylesheets=False, extra_css=LAYOUT_CSS)
+    for text in (False, True):
+        layouts = Layouts(None if text else inliner.inline, LAYOUT_CSS, 16)
+        for context in contexts + contexts[::-1] + contexts:
+            expected = template.render(context)
+            expected = expected if text else inliner.inline(expected)
+            assert layouts.inline(template.render, context) == expected, (source, context)
+
+
+def test_the_observations_kept_are_bounded_however_large_the_contexts() -> None:
+    template = Environment().from_string("{{ n }}{% for t in topics %} {{ t }}{% endfor %}")
+    layouts = Layouts(None, "", 4)
+    for n in range(200):  # each a layout of its own, observed before its 500 topics
+        context = {"n": n, "topics": [f"topic {k}" for k in range(500)]}
+        assert layouts.inline(template.render, context) == template.render(context)
+    nodes, todo = 0, list(layouts._replays.values())
+    while todo:
+        nodes += 1
+        todo += todo.pop().next.values()
+    assert nodes <= REPLAY_STEPS_PER_LAYOUT * 4 + 510
