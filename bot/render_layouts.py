@@ -121,9 +121,8 @@ class Layouts:
         root = self._replays.get(render)
         found = None if root is None else _replay(root, context)
         if found is not None:
-            parts = self._kept.pop(found[0], None)
+            parts = self._used(found[0])
             if parts is not None:
-                self._kept[found[0]] = parts  # most recently used last
                 filled = _fill(parts, found[1])
                 return filled if filled is not None else self._whole(render, context)
         holes = _Holes()
@@ -135,9 +134,8 @@ class Layouts:
             return self._whole(render, context)
         if self._inline is not None:
             layout = holes.keep_selected(layout)
-        parts = self._kept.pop(layout, None)
+        parts = self._used(layout)
         if parts is not None:
-            self._kept[layout] = parts  # most recently used last
             self._remember(render, holes, layout)
             filled = holes.fill(parts)
             return filled if filled is not None else self._whole(render, context)
@@ -149,6 +147,14 @@ class Layouts:
             self._kept[layout] = parts
             self._remember(render, holes, layout)
         return whole
+
+    def _used(self, layout: str) -> Parts | None:
+        """The kept layout, now the most recently used; None when it is not kept."""
+        assert self._kept is not None
+        parts = self._kept.pop(layout, None)
+        if parts is not None:
+            self._kept[layout] = parts
+        return parts
 
     def _whole(self, render: Render, context: Mapping[str, object]) -> str:
         """The message itself, without layouts."""
@@ -236,9 +242,9 @@ def _shape(value: object) -> object:
     value never compare equal: strings, numbers, types and tuples tagged by their first item.)"""
     kind = type(value)
     if kind is str:
-        return "s" if value else "e"  # as in _replay
+        return "s" if value else "e"
     if kind is list or kind is tuple:
-        return len(value)  # type: ignore[arg-type]  # as in _replay
+        return len(value)  # type: ignore[arg-type]
     if isinstance(value, str):
         return ("m", kind, str(value))  # not a hole: part of the layout, as Markup
     if isinstance(value, list | tuple):
@@ -264,13 +270,7 @@ def _replay(node: _Node, context: Mapping[str, object]) -> tuple[str, list[str]]
             if kind in (_ATTR, _ITEM):
                 value = getattr(values[a], b) if kind == _ATTR else values[a][b]  # type: ignore[arg-type]
                 keep(value)
-                of = type(value)
-                if of is str:
-                    result = "s" if value else "e"
-                elif of is list or of is tuple:
-                    result = len(value)
-                else:
-                    result = shape(value)
+                result = shape(value)
             elif kind == _EQ:
                 result = values[a] == b
             elif kind == _EQ_HOLE:
