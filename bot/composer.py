@@ -37,6 +37,7 @@ from importlib.machinery import ModuleSpec
 from pathlib import Path
 from typing import Any
 
+from bot.collector import quiet_for_good
 from bot.message import Envelope, Outgoing, Unsubscribe, build_message
 from bot.models import Digest, Match, Paper
 from bot.render import EmailContext, Renderer
@@ -84,6 +85,7 @@ def _start_worker(templates_dir: Path, parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_outlive_not, args=(parent,), daemon=True).start()
     _renderer = Renderer(templates_dir)
+    quiet_for_good()
 
 
 def _outlive_not(parent: int) -> None:

@@ -63,6 +63,7 @@ from datetime import datetime, timedelta
 from itertools import chain, islice
 from typing import TypeVar
 
+from bot.collector import quiet_collector
 from bot.composer import PER_TASK, ComposePool, Draft, start_fork_server
 from bot.delivery_jobs import (
     Composing,
@@ -125,7 +126,8 @@ async def deliver(
     """Deliver every job at most once; see the module docstring for what each failure does."""
     if deps.mailer is None:
         raise ValueError("deliver needs a mailer")
-    return await _Run(deps, deps.mailer, options or DeliveryOptions()).run(jobs)
+    with quiet_collector():
+        return await _Run(deps, deps.mailer, options or DeliveryOptions()).run(jobs)
 
 
 class _Run:

@@ -14,6 +14,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from bot import matching
+from bot.collector import quiet_collector
 from bot.delivery import DeliveryOptions, Job, deliver
 from bot.delivery import prepare as prepare_delivery
 from bot.delivery_jobs import DeliveryReport, Outcome
@@ -394,6 +395,11 @@ async def send_digests(
 
 async def send_to_targets(deps: Deps, targets: list[Target], options: SendOptions) -> SendReport:
     """Match, render and deliver the digest of each (subscriber, date) target."""
+    with quiet_collector():
+        return await _send_to_targets(deps, targets, options)
+
+
+async def _send_to_targets(deps: Deps, targets: list[Target], options: SendOptions) -> SendReport:
     report = SendReport()
     if not options.force:
         targets = _not_done(deps, targets, report)

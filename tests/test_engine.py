@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import re
 import socket
@@ -20,6 +21,7 @@ from typing import Any
 import pytest
 from sqlalchemy.exc import OperationalError
 
+from bot.collector import YOUNG
 from bot.composer import ComposePool, Draft, compose_draft
 from bot.delivery import POOL_MIN, REFUSALS_IN_ROW, DeliveryOptions, Job, deliver
 from bot.errors import ConnectionDeliveryError, DroppedDeliveryError, PermanentDeliveryError
@@ -146,6 +148,26 @@ def jobs_for(deps: Deps, emails: list[str], kind: str = "digest") -> list[Job]:
 
     ref = "2611.00001" if kind == "alert" else ""
     return [Job(ids[e], e, DAY, composer(e), ("p1",), kind, ref) for e in emails]  # type: ignore[arg-type]
+
+
+async def test_the_collector_is_quiet_while_a_delivery_lasts(
+    tmp_path: Path, faults: FaultServer
+) -> None:
+    deps = make_deps(tmp_path, faults)
+    before, seen = gc.get_threshold(), []
+
+    def watched(job: Job) -> Job:
+        def compose(claim: Claim) -> Outgoing:
+            seen.append(gc.get_threshold()[0])
+            return job.compose(claim)
+
+        return replace(job, compose=compose)
+
+    async with deps.mailer:  # type: ignore[union-attr]
+        report = await deliver(deps, map(watched, jobs_for(deps, ["ada@example.org"])))
+    assert [o.status for o in report.outcomes] == ["sent"]
+    assert seen == [YOUNG]
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
 
 
 async def test_deliver_uses_n_reused_connections_and_resets_after_a_refusal(
