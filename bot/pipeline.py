@@ -208,7 +208,7 @@ async def ensure_papers(
 @dataclass(frozen=True)
 class Candidates:
     """Per target (see ``candidates``): the papers its digest may hold, and how many papers of
-    its lists had reached the subscriber already (in alerts)."""
+    its lists had reached the subscriber already (in alerts). Targets may share one list."""
 
     papers: dict[tuple[int, date], list[Paper]]
     earlier: dict[tuple[int, date], int]
@@ -237,6 +237,11 @@ def candidates(deps: Deps, targets: Sequence[Target], force: bool) -> Candidates
     for target in targets:
         days.setdefault(target.sid, []).append(target.day)
     owners = {sid: _owner(sorted(dates)) for sid, dates in days.items()}
+    # Whether a paper belongs to a target depends only on its list date and when it was stored,
+    # which few papers do not share with many others (one fetch stores a day's list): so it is
+    # decided once per such batch, and targets that take the same batches share one list.
+    batches = sorted({(item.list_date, item.first_seen) for item in stored})
+    lists: dict[tuple[tuple[date, datetime], ...], tuple[list[Paper], set[str]]] = {}
     found = Candidates({}, {})
     for target in targets:
         since = previous[target.day].get(target.sid)
@@ -246,15 +251,23 @@ def candidates(deps: Deps, targets: Sequence[Target], force: bool) -> Candidates
             else target.subscriber.previous_due(target.day)
         )
         own = owners[target.sid]
-        listed = [
-            item.paper
-            for item in stored
-            if item.list_date >= earliest
-            and (since is None or item.first_seen > since)
-            and own(item.list_date) == target.day
-        ]
-        seen = sent.get(target.sid, set())
-        found.papers[target.key] = [paper for paper in listed if paper.id not in seen]
+        taken = tuple(
+            (listed_on, stored_at)
+            for listed_on, stored_at in batches
+            if listed_on >= earliest
+            and (since is None or stored_at > since)
+            and own(listed_on) == target.day
+        )
+        if taken not in lists:
+            among_taken = set(taken)
+            papers = [i.paper for i in stored if (i.list_date, i.first_seen) in among_taken]
+            lists[taken] = papers, {paper.id for paper in papers}
+        listed, ids = lists[taken]
+        seen = sent.get(target.sid)
+        if seen and not seen.isdisjoint(ids):
+            found.papers[target.key] = [paper for paper in listed if paper.id not in seen]
+        else:
+            found.papers[target.key] = listed
         found.earlier[target.key] = len(listed) - len(found.papers[target.key])
     return found
 
@@ -269,10 +282,14 @@ def _owner(days: list[date]) -> Callable[[date], date]:
 def select(
     deps: Deps, targets: Sequence[Target], candidates: Mapping[tuple[int, date], list[Paper]]
 ) -> dict[tuple[int, date], matching.Selection]:
-    """Match each group of subscribers that share the same candidate papers in one call."""
+    """Match each group of subscribers that share the same candidate papers in one call (many
+    targets share one list object: its key is made once)."""
     groups: dict[tuple[str, ...], list[Target]] = {}
+    keys: dict[int, tuple[str, ...]] = {}
     for target in targets:
-        key = tuple(sorted(p.id for p in candidates[target.key]))
+        papers = candidates[target.key]
+        if (key := keys.get(id(papers))) is None:
+            key = keys[id(papers)] = tuple(sorted(p.id for p in papers))
         groups.setdefault(key, []).append(target)
     last_day = max(t.day for t in targets)
     window = deps.store.papers_between(last_day - timedelta(days=CORPUS_DAYS), last_day)
