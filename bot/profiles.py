@@ -609,8 +609,8 @@ def json_schema() -> dict[str, Any]:
     }
     subscriber["properties"]["send_at"] = {
         "type": "string",
-        "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$",
-        "description": 'Local send time, "HH:MM".',
+        "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$",
+        "description": 'Local send time, "HH:MM" (or "HH:MM:SS").',
     }
     defaults["properties"]["send_at"] = subscriber["properties"]["send_at"]
     return {

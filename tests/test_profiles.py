@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import time
 from pathlib import Path
 
@@ -128,6 +129,22 @@ def test_schema_describes_the_example() -> None:
     assert subscriber["additionalProperties"] is False
     assert {"email", "timezone", "send_at", "interests", "alerts"} <= set(subscriber["properties"])
     json.dumps(schema)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["08:00", "23:59", "07:30:15", "00:00:00", "24:00", "8:00", "08:60", "08:00:60", "0800"],
+)
+def test_the_schema_and_the_check_agree_on_send_at(value: str) -> None:
+    pattern = json_schema()["$defs"]["Subscriber"]["properties"]["send_at"]["pattern"]
+    text = f'subscribers:\n  - email: ada@example.org\n    send_at: "{value}"\n'
+    try:
+        parse_profiles(text, "p.yaml")
+    except ProfileError:
+        accepted = False
+    else:
+        accepted = True
+    assert (re.search(pattern, value) is not None) == accepted
 
 
 def test_example_profiles_are_valid() -> None:
