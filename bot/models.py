@@ -293,7 +293,8 @@ class Digest:
     """What one subscriber receives for one date: the picks, and what matched but did not fit.
 
     ``earlier`` counts the papers of its lists that reached the subscriber before it (in an
-    alert), so a "nothing matched" note does not say that nothing did.
+    alert), so a "nothing matched" note does not say that nothing did. ``unlisted`` counts the
+    further matches left out of ``more`` because no message lists them (see ``bot.jobs.draft``).
     """
 
     subscriber: Subscriber
@@ -303,3 +304,9 @@ class Digest:
     kind: DigestKind = "digest"
     topics: tuple[str, ...] = field(default=())
     earlier: int = 0
+    unlisted: int = 0
+
+    @property
+    def more_count(self) -> int:
+        """How many papers matched but did not fit."""
+        return len(self.more) + self.unlisted

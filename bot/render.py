@@ -49,8 +49,10 @@ HTML_BUDGET = 100_000
 """Largest HTML part in bytes: Gmail clips a message whose HTML passes 102 KB."""
 MORE_LISTED = 25
 """Most further matches listed by title under "N more matches"; the rest are only counted."""
-CACHE_SIZE = 4096
-"""Papers (and paper cards, text blocks) each renderer keeps ready for the next message."""
+CACHE_SIZE = 16_384
+"""Papers (and paper cards, text blocks) each renderer keeps ready for the next message. A day
+of 1,000 papers makes tens of thousands of different cards (one paper, picked for different
+reasons); the caches then hold about 60 MB together."""
 LAYOUTS = 512
 """Inlined shell layouts each renderer keeps (one per kind of message and shape of its lists)."""
 CARDS_SLOT = "<!--paperbot:cards-->"
@@ -186,20 +188,25 @@ class Renderer:
         values = self._context(digest, ctx, kind)
         papers = [self._view(m.paper, m.reasons, m.snippet, m.marks) for m in digest.matches]
         more = [self._more(paper) for paper in digest.more]
-        html = self._html(kind, values, papers, more)
+        html = self._html(kind, values, papers, more, digest.unlisted)
         blocks = "".join(self._block(p, rank) for rank, p in enumerate(papers, 1))
-        listing = _listing(papers, [], more) | {"blocks": BLOCKS_SLOT}
+        listing = _listing(papers, [], more, digest.unlisted) | {"blocks": BLOCKS_SLOT}
         text = self._text_layouts.inline(self._template(kind, "txt").render, values | listing)
         return Rendered(subject=str(values["subject"]), html=html, text=_text(text, blocks))
 
     def _html(
-        self, kind: str, values: dict[str, object], papers: list[PaperView], more: list[MoreView]
+        self,
+        kind: str,
+        values: dict[str, object],
+        papers: list[PaperView],
+        more: list[MoreView],
+        unlisted: int,
     ) -> str:
         """The shell inlined, the cached cards put in its slot; the lowest picks move to the
         compact list while the HTML is over budget."""
         shown = len(papers)
         while True:
-            listing = _listing(papers[:shown], papers[shown:], more)
+            listing = _listing(papers[:shown], papers[shown:], more, unlisted)
             context = values | listing | {"cards": Markup(CARDS_SLOT)}
             shell = self._layouts.inline(self._template(kind, "html").render, context)
             cards = (self._card(p, rank, shown > 1) for rank, p in enumerate(papers[:shown], 1))
@@ -285,15 +292,18 @@ def template_kind(digest: Digest) -> str:
 
 
 def _listing(
-    papers: Sequence[PaperView], overflow: Sequence[PaperView], more: Sequence[MoreView]
+    papers: Sequence[PaperView],
+    overflow: Sequence[PaperView],
+    more: Sequence[MoreView],
+    unlisted: int,
 ) -> dict[str, object]:
     """The picks shown in full, the picks that did not fit (listed by title with why they were
-    picked), and the further matches."""
+    picked), and the further matches: ``more``, and ``unlisted`` only counted."""
     return {
         "papers": papers,
         "picked": len(papers) + len(overflow),
         "overflow": [MoreView(p.title, p.url, "; ".join(map(str, p.chips))) for p in overflow],
         "more": list(more[:MORE_LISTED]),
-        "more_count": len(more),
-        "more_unlisted": max(0, len(more) - MORE_LISTED),
+        "more_count": len(more) + unlisted,
+        "more_unlisted": max(0, len(more) - MORE_LISTED) + unlisted,
     }

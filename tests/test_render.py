@@ -18,9 +18,11 @@ import pytest
 from jinja2 import Environment, UndefinedError
 from render_samples import ADA, CTX, DAY, digest, match, paper
 
+from bot.jobs import draft, listed_only
 from bot.models import Digest, Match
 from bot.render import (
     HTML_BUDGET,
+    MORE_LISTED,
     EmailContext,
     Renderer,
     _listing,
@@ -29,6 +31,7 @@ from bot.render import (
 )
 from bot.render_layouts import REPLAY_STEPS_PER_LAYOUT, Layouts
 from bot.render_views import PaperView, one_line, paper_view, wrap_lines, wrap_text
+from bot.settings import load_settings
 
 BUDGET_102_KB = 102 * 1024
 
@@ -414,6 +417,16 @@ def test_a_very_long_more_list_is_counted_not_listed(renderer: Renderer) -> None
     assert "...and 35 more not listed here." in out.text
 
 
+def test_a_draft_carries_only_the_further_matches_a_message_lists(renderer: Renderer) -> None:
+    full = digest(n=2, more=60)
+    short = listed_only(full)
+    assert (len(short.more), short.unlisted, short.more_count) == (MORE_LISTED, 35, 60)
+    assert renderer.render(short, CTX) == renderer.render(full, CTX)
+    assert listed_only(digest(n=2, more=MORE_LISTED)).unlisted == 0
+    now = datetime(2026, 11, 26, 8, tzinfo=UTC)
+    assert draft(load_settings(None), full, "<m@example.org>", now).digest == short
+
+
 def test_subscribers_sharing_a_pick_share_its_rendered_card() -> None:
     fresh = Renderer()
     d = digest(n=3, more=2)
@@ -535,7 +548,7 @@ def whole_text(r: Renderer, d: Digest, ctx: EmailContext) -> str:
     papers = [r._view(m.paper, m.reasons, m.snippet, m.marks) for m in d.matches]  # type: ignore[attr-defined]
     more = [r._more(p) for p in d.more]  # type: ignore[attr-defined]
     blocks = "".join(r._block(p, n) for n, p in enumerate(papers, 1))  # type: ignore[attr-defined]
-    values = r._context(d, ctx, kind) | _listing(papers, [], more) | {"blocks": blocks}  # type: ignore[attr-defined]
+    values = r._context(d, ctx, kind) | _listing(papers, [], more, 0) | {"blocks": blocks}  # type: ignore[attr-defined]
     return str(r._template(kind, "txt").render(values))  # type: ignore[attr-defined]
 
 

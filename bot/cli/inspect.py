@@ -247,7 +247,7 @@ def preview(
     except OSError as exc:
         raise UsageError(f"cannot write {target}: {exc.strerror or exc}") from None
     out.print(f"Subject: {message.subject}", markup=False, soft_wrap=True)
-    out.print(f"{plural(len(digest.matches), 'paper')}, {len(digest.more)} more matches")
+    out.print(f"{plural(len(digest.matches), 'paper')}, {digest.more_count} more matches")
     out.print(f"Preview: {target}", markup=False, soft_wrap=True)
     if open_browser:
         webbrowser.open(target.resolve().as_uri())
