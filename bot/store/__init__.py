@@ -309,11 +309,14 @@ class Store(RunLog):
     ) -> tuple[int, int]:
         new = changed = 0
         with self.session() as db:
+            query = select(PaperRow).where(col(PaperRow.id).in_([p.id for p in papers]))
+            rows = {row.id: row for row in db.exec(query)}
             for paper in papers:
-                row = db.get(PaperRow, paper.id)
+                row = rows.get(paper.id)
                 fields = paper_columns(paper)
                 if row is None:
-                    db.add(PaperRow(**fields, list_date=list_date, first_seen=now))
+                    rows[paper.id] = PaperRow(**fields, list_date=list_date, first_seen=now)
+                    db.add(rows[paper.id])
                     new += 1
                     continue
                 if any(getattr(row, k) != v for k, v in fields.items()):
