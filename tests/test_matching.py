@@ -12,6 +12,7 @@ import pytest
 
 from bot.matching import DEFAULT_THRESHOLD, Selection, explain, select
 from bot.matching.describe import PAIR_SHARE, Descriptions
+from bot.matching.index import Collection
 from bot.matching.text import find_acronyms, same_person, terms_of
 from bot.models import Match, Paper, Subscriber
 
@@ -372,7 +373,6 @@ def test_dense_product_is_the_sparse_product(monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_descriptions_compiled_together() -> None:
-    from bot.matching.index import Collection
     from bot.matching.query import Compiler
 
     compiler = Compiler(Collection.build(FILLER))
@@ -442,3 +442,21 @@ def test_description_words_together_beat_words_apart() -> None:
     assert reasons["a"] == ("description: bleaching, coral",)
     match = next(m for m in selection.ranked if m.paper.id == "t")
     assert [match.snippet[s:e] for s, e in match.marks] == ["Coral bleaching"]
+
+
+CORPUS = [
+    Paper("2610.00001", "Sparse routing at scale", "A mixture of experts (MoE) routes each token."),
+    Paper("2610.00002", "Cheaper MoE inference", "We prune MoE layers. Pre-training is unchanged."),
+    Paper("2610.00003", "Langevin samplers", "Annealed Langevin dynamics for score models."),
+]
+
+
+def test_corpus_papers_count_as_if_analysed_and_again_the_same() -> None:
+    """Corpus papers are only counted, through terms kept from one call to the next; the
+    frequencies are those of papers analysed in full, acronyms expanded."""
+    today = [Paper("2611.00009", "Routing experts", "Load balancing for MoE routers.")]
+    counted = Collection.build(today, CORPUS)
+    analysed = Collection.build(today + CORPUS)
+    assert counted.df == analysed.df and counted.n_docs == analysed.n_docs == 4
+    assert counted.df[terms_of("experts")[0]] == 3, "MoE counts as mixture of experts"
+    assert Collection.build(today, CORPUS).df == counted.df

@@ -7,18 +7,22 @@ frequency in the abstract, each field normalised by its length, and the sum satu
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from bot.matching.text import Acronyms, Token, find_acronyms, sentences, tokenize
+from bot.matching.text import Acronyms, Token, find_acronyms, sentences, terms_of, tokenize
 from bot.models import Paper
 
 K1 = 1.2
 B = 0.75
 TITLE_WEIGHT = 4.0
 MAX_PHRASE = 6
+CORPUS_KEPT = 50_000
+"""Corpus papers whose terms are kept from one call to the next (about 1 KB each): a paper is
+counted by every run while it is in the window of stored papers."""
 
 Feature = str | tuple[str, ...]
 
@@ -101,6 +105,21 @@ class Doc:
     abstract: Field
 
 
+_corpus_terms: dict[bytes, tuple[str, ...]] = {}
+
+
+def _distinct_terms(text: str) -> tuple[str, ...]:
+    """The distinct terms of ``text``, acronyms not expanded (``tokenize`` expands each term
+    alone, so expanding these gives the same set). Kept by a digest of the text, for the next
+    call: analysing the whole window again would cost seconds a run."""
+    key = hashlib.blake2b(text.encode(), digest_size=16).digest()
+    if (terms := _corpus_terms.get(key)) is None:
+        if len(_corpus_terms) >= CORPUS_KEPT:
+            _corpus_terms.clear()
+        terms = _corpus_terms[key] = tuple(dict.fromkeys(terms_of(text)))
+    return terms
+
+
 @dataclass
 class Collection:
     """Today's papers analysed, with document frequencies over them and the corpus window."""
@@ -127,16 +146,13 @@ class Collection:
         df: Counter[str] = Counter()
         for pid, paper in unique.items():
             doc = analysed.get(pid)
-            terms = (
-                (*doc.title.terms, *doc.abstract.terms)
-                if doc
-                else (
-                    t
-                    for tok in tokenize(f"{paper.title}. {paper.abstract}", acronyms)
-                    for t in tok.terms
-                )
-            )
-            df.update(set(terms))
+            if doc:
+                df.update({*doc.title.terms, *doc.abstract.terms})
+            else:
+                terms = _distinct_terms(f"{paper.title}. {paper.abstract}")
+                if not acronyms.keys().isdisjoint(terms):
+                    terms = tuple({x for t in terms for x in acronyms.get(t, (t,))})
+                df.update(terms)
         n = max(len(docs), 1)
         return cls(
             docs,
