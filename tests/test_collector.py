@@ -6,7 +6,7 @@ import gc
 import weakref
 from contextlib import ExitStack
 
-from bot.collector import YOUNG, quiet_collector
+from bot.collector import YOUNG, paused_collector, quiet_collector
 
 
 class Node:
@@ -51,3 +51,18 @@ def test_overlapping_runs_give_the_collector_back_when_the_last_one_ends() -> No
     assert gc.get_threshold()[0] == YOUNG and gc.get_freeze_count() > 0
     second.close()
     assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+
+
+def test_a_pause_stops_the_collector_and_leaves_what_it_made_alone_while_a_run_lasts() -> None:
+    with paused_collector():
+        assert not gc.isenabled()
+    assert gc.isenabled() and gc.get_freeze_count() == 0, "outside a run, nothing stays frozen"
+    with quiet_collector():
+        frozen = gc.get_freeze_count()
+        with paused_collector():
+            made = cycle()
+        assert gc.isenabled() and gc.get_freeze_count() > frozen, "the run stays quiet"
+        gc.collect()
+        assert made() is not None
+    gc.collect()
+    assert made() is None and gc.get_freeze_count() == 0

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from bot.matching import DEFAULT_THRESHOLD, Selection, explain, select
+from bot.matching import DEFAULT_THRESHOLD, Selection, explain, index, select
 from bot.matching.describe import PAIR_SHARE, Descriptions
 from bot.matching.index import Collection
 from bot.matching.text import find_acronyms, same_person, terms_of
@@ -276,11 +276,9 @@ def test_empty_profile_empty_papers_huge_profile() -> None:
 
 
 def test_top_columns_agree_with_full_rank_order() -> None:
-    import gc
-
     import numpy as np
 
-    from bot.matching.selection import gc_paused, rank_order, top_columns
+    from bot.matching.selection import rank_order, top_columns
 
     rng = np.random.default_rng(3)
     scores = np.round(rng.random((6, 40)), 2).astype(np.float32)  # many ties
@@ -289,10 +287,6 @@ def test_top_columns_agree_with_full_rank_order() -> None:
     for row, best in zip(scores, top, strict=True):
         assert list(best) == list(rank_order(row, ties)[:7])
     assert top_columns(scores, ties, 100).shape == (6, 40)
-    assert gc.isenabled()
-    with gc_paused():
-        assert not gc.isenabled()
-    assert gc.isenabled()
 
 
 def test_many_subscribers_match_one_at_a_time_results() -> None:
@@ -460,3 +454,23 @@ def test_corpus_papers_count_as_if_analysed_and_again_the_same() -> None:
     assert counted.df == analysed.df and counted.n_docs == analysed.n_docs == 4
     assert counted.df[terms_of("experts")[0]] == 3, "MoE counts as mixture of experts"
     assert Collection.build(today, CORPUS).df == counted.df
+
+
+def test_the_terms_of_the_last_corpus_are_kept_for_the_next_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    analysed: list[str] = []
+
+    def counting(text: str, acronyms: object = None) -> list[str]:
+        analysed.append(text)
+        return terms_of(text)
+
+    monkeypatch.setattr(index, "terms_of", counting)
+    today = [Paper("2611.00009", "Routing experts", "Load balancing for MoE routers.")]
+    Collection.build(today)  # a call without a corpus keeps nothing
+    first = Collection.build(today, CORPUS).df
+    assert len(analysed) == 3
+    assert Collection.build(today, CORPUS).df == first and len(analysed) == 3, "all kept"
+    Collection.build(today, CORPUS[:1])
+    Collection.build(today, CORPUS)
+    assert len(analysed) == 5, "only the last call's corpus is kept"

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 
 import numpy as np
 
+from bot.collector import paused_collector
 from bot.matching.combine import DEFAULT_THRESHOLD
 from bot.matching.reasons import Found
 from bot.matching.scorer import LexicalScorer, ManyScores, Scorer, Scores
@@ -200,7 +199,7 @@ def select(
     ``corpus`` is a window of stored papers for term statistics (``papers`` always count);
     ``liked`` maps paper ids to stored papers for the ``like:`` signal. Pure and deterministic.
     """
-    with gc_paused():
+    with paused_collector():
         scores = (scorer or LexicalScorer()).score(subscribers, papers, corpus=corpus, liked=liked)
         ties = tie_break(papers)
         out: dict[str, Selection] = {}
@@ -209,23 +208,3 @@ def select(
             for sub, selection in zip(subs, _block(subs, scores, first, papers, ties), strict=True):
                 out[sub.email] = selection
     return out
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while many small, acyclic objects are made.
-
-    Its full passes walk every live object, so with 100,000 profiles they cost more than the
-    matching itself; reference counting still frees everything, and the collector resumes after.
-    The objects made meanwhile are then moved to the oldest generation at once (``freeze`` then
-    ``unfreeze``), so the collector does not walk them all again as young ones.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.freeze()
-            gc.unfreeze()
-            gc.enable()
