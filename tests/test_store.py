@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import SQLModel, create_engine
 
+import bot.store as store_module
 from bot.errors import BotError, ConfigError
 from bot.models import Interests, Paper, Subscriber
 from bot.store import Store, shown_url, unavailable
@@ -90,6 +91,17 @@ def test_save_papers_is_idempotent_and_updates_counts(store: Store) -> None:
     assert [s.paper.id for s in stored] == ["1", "2"]
     assert stored[0].paper.upvotes == 9 and stored[0].paper.authors == ("A. Author",)
     assert store.has_papers_for(DAY) and not store.has_papers_for(DAY + timedelta(days=1))
+
+
+def test_save_papers_reads_the_stored_rows_in_chunks(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One query per chunk of ids: a database caps the values one statement may carry."""
+    monkeypatch.setattr(store_module, "IN_LIST_LIMIT", 2)
+    batch = [paper(str(n)) for n in range(5)]
+    assert store.save_papers(batch, DAY) == (5, 0)
+    assert store.save_papers([*batch, paper("4", upvotes=3), paper("5")], DAY) == (1, 1)
+    assert len(store.papers_between(DAY, DAY)) == 6
 
 
 def test_claim_is_exclusive_and_sent_records_items(store: Store) -> None:

@@ -309,8 +309,13 @@ class Store(RunLog):
     ) -> tuple[int, int]:
         new = changed = 0
         with self.session() as db:
-            query = select(PaperRow).where(col(PaperRow.id).in_([p.id for p in papers]))
-            rows = {row.id: row for row in db.exec(query)}
+            ids = [paper.id for paper in papers]
+            rows: dict[str, PaperRow] = {}
+            for start in range(0, len(ids), IN_LIST_LIMIT):
+                query = select(PaperRow).where(
+                    col(PaperRow.id).in_(ids[start : start + IN_LIST_LIMIT])
+                )
+                rows.update((row.id, row) for row in db.exec(query))
             for paper in papers:
                 row = rows.get(paper.id)
                 fields = paper_columns(paper)
