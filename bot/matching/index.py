@@ -13,16 +13,21 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from bot.matching.text import Acronyms, Token, find_acronyms, sentences, terms_of, tokenize
+from bot.matching.text import (
+    Acronyms,
+    Token,
+    expanded,
+    find_acronyms,
+    sentences,
+    terms_of,
+    tokenize,
+)
 from bot.models import Paper
 
 K1 = 1.2
 B = 0.75
 TITLE_WEIGHT = 4.0
 MAX_PHRASE = 6
-CORPUS_KEPT = 50_000
-"""Corpus papers whose terms are kept from one call to the next (about 1 KB each): a paper is
-counted by every run while it is in the window of stored papers."""
 
 Feature = str | tuple[str, ...]
 
@@ -105,19 +110,31 @@ class Doc:
     abstract: Field
 
 
-_corpus_terms: dict[bytes, tuple[str, ...]] = {}
+class _KeptTerms:
+    """The distinct terms of the texts last counted (the corpus papers of the last call), kept
+    by a digest of each text (about 1 KB a paper). The next call, for another group of
+    subscribers or the next run, counts mostly the same papers: analysing a window of thousands
+    again would cost seconds."""
+
+    def __init__(self) -> None:
+        self._kept: dict[bytes, tuple[str, ...]] = {}
+
+    def of(self, texts: Iterable[str]) -> list[tuple[str, ...]]:
+        """The distinct terms of each text, acronyms not expanded; only these texts stay kept."""
+        kept, out = self._kept, []
+        now: dict[bytes, tuple[str, ...]] = {}
+        for text in texts:
+            key = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+            terms = now.get(key, kept.get(key))
+            if terms is None:
+                terms = tuple(dict.fromkeys(terms_of(text)))
+            now[key] = terms
+            out.append(terms)
+        self._kept = now
+        return out
 
 
-def _distinct_terms(text: str) -> tuple[str, ...]:
-    """The distinct terms of ``text``, acronyms not expanded (``tokenize`` expands each term
-    alone, so expanding these gives the same set). Kept by a digest of the text, for the next
-    call: analysing the whole window again would cost seconds a run."""
-    key = hashlib.blake2b(text.encode(), digest_size=16).digest()
-    if (terms := _corpus_terms.get(key)) is None:
-        if len(_corpus_terms) >= CORPUS_KEPT:
-            _corpus_terms.clear()
-        terms = _corpus_terms[key] = tuple(dict.fromkeys(terms_of(text)))
-    return terms
+_kept_terms = _KeptTerms()
 
 
 @dataclass
@@ -139,20 +156,18 @@ class Collection:
     ) -> Collection:
         """Analyse ``papers``; frequencies count each distinct paper of papers and corpus."""
         unique = {p.id: p for p in corpus} | {p.id: p for p in papers}
-        texts = [f"{p.title}. {p.abstract}" for p in unique.values()]
-        acronyms = find_acronyms([*texts, *extra_text])
+        texts = {pid: f"{p.title}. {p.abstract}" for pid, p in unique.items()}
+        acronyms = find_acronyms([*texts.values(), *extra_text])
         docs = [Doc(p, Field.of(p.title, acronyms), Field.of(p.abstract, acronyms)) for p in papers]
         analysed = {d.paper.id: d for d in docs}
         df: Counter[str] = Counter()
-        for pid, paper in unique.items():
-            doc = analysed.get(pid)
-            if doc:
-                df.update({*doc.title.terms, *doc.abstract.terms})
-            else:
-                terms = _distinct_terms(f"{paper.title}. {paper.abstract}")
-                if not acronyms.keys().isdisjoint(terms):
-                    terms = tuple({x for t in terms for x in acronyms.get(t, (t,))})
-                df.update(terms)
+        for doc in analysed.values():
+            df.update({*doc.title.terms, *doc.abstract.terms})
+        others = [text for pid, text in texts.items() if pid not in analysed]
+        for terms in _kept_terms.of(others):  # tokenize expands each term alone: so can these
+            if not acronyms.keys().isdisjoint(terms):
+                terms = tuple(set(expanded(terms, acronyms)))
+            df.update(terms)
         n = max(len(docs), 1)
         return cls(
             docs,

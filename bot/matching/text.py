@@ -111,10 +111,15 @@ def tokenize(text: str, acronyms: Acronyms | None = None) -> list[Token]:
             segment, broken = segment + 1, False
         for start, end, terms in _pieces(word, found.start()):
             if acronyms and any(t in acronyms for t in terms):
-                terms = tuple(x for t in terms for x in acronyms.get(t, (t,)))
+                terms = expanded(terms, acronyms)
             if terms:
                 tokens.append(Token(terms, start, end, segment))
     return tokens
+
+
+def expanded(terms: Iterable[str], acronyms: Acronyms) -> tuple[str, ...]:
+    """``terms`` with each acronym replaced by the terms of its long form."""
+    return tuple(x for t in terms for x in acronyms.get(t, (t,)))
 
 
 def _pieces(word: str, at: int) -> Iterator[tuple[int, int, tuple[str, ...]]]:
