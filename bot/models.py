@@ -59,10 +59,13 @@ def _known_zone(value: str) -> str:
     return value
 
 
+SEND_AT_PATTERN = "([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?"
+"""A local time of day, "HH:MM" (seconds may follow)."""
+
+
 def _hh_mm(value: object) -> object:
     if not isinstance(value, str | time) or (
-        isinstance(value, str)
-        and not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?", value.strip())
+        isinstance(value, str) and not re.fullmatch(SEND_AT_PATTERN, value.strip())
     ):
         raise ValueError(f'{value!r} is not a time of day "HH:MM" (00:00 to 23:59)')
     return value

@@ -208,9 +208,9 @@ async def ensure_papers(
 @dataclass(frozen=True)
 class Candidates:
     """Per target (see ``candidates``): the papers its digest may hold, and how many papers of
-    its lists had reached the subscriber already (in alerts). Targets may share one list."""
+    its lists had reached the subscriber already (in alerts). Targets may share one tuple."""
 
-    papers: dict[tuple[int, date], list[Paper]]
+    papers: dict[tuple[int, date], tuple[Paper, ...]]
     earlier: dict[tuple[int, date], int]
 
     def listed(self, key: tuple[int, date]) -> bool:
@@ -241,7 +241,7 @@ def candidates(deps: Deps, targets: Sequence[Target], force: bool) -> Candidates
     # which few papers do not share with many others (one fetch stores a day's list): so it is
     # decided once per such batch, and targets that take the same batches share one list.
     batches = sorted({(item.list_date, item.first_seen) for item in stored})
-    lists: dict[tuple[tuple[date, datetime], ...], tuple[list[Paper], set[str]]] = {}
+    lists: dict[tuple[tuple[date, datetime], ...], tuple[tuple[Paper, ...], set[str]]] = {}
     found = Candidates({}, {})
     for target in targets:
         since = previous[target.day].get(target.sid)
@@ -260,12 +260,12 @@ def candidates(deps: Deps, targets: Sequence[Target], force: bool) -> Candidates
         )
         if taken not in lists:
             among_taken = set(taken)
-            papers = [i.paper for i in stored if (i.list_date, i.first_seen) in among_taken]
+            papers = tuple(i.paper for i in stored if (i.list_date, i.first_seen) in among_taken)
             lists[taken] = papers, {paper.id for paper in papers}
         listed, ids = lists[taken]
         seen = sent.get(target.sid)
         if seen and not seen.isdisjoint(ids):
-            found.papers[target.key] = [paper for paper in listed if paper.id not in seen]
+            found.papers[target.key] = tuple(paper for paper in listed if paper.id not in seen)
         else:
             found.papers[target.key] = listed
         found.earlier[target.key] = len(listed) - len(found.papers[target.key])
@@ -280,10 +280,12 @@ def _owner(days: list[date]) -> Callable[[date], date]:
 
 
 def select(
-    deps: Deps, targets: Sequence[Target], candidates: Mapping[tuple[int, date], list[Paper]]
+    deps: Deps,
+    targets: Sequence[Target],
+    candidates: Mapping[tuple[int, date], tuple[Paper, ...]],
 ) -> dict[tuple[int, date], matching.Selection]:
     """Match each group of subscribers that share the same candidate papers in one call (many
-    targets share one list object: its key is made once)."""
+    targets share one tuple of papers: its key is made once)."""
     groups: dict[tuple[str, ...], list[Target]] = {}
     keys: dict[int, tuple[str, ...]] = {}
     for target in targets:

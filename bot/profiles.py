@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from bot.errors import Problem, ProfileError
-from bot.models import AlertRule, Defaults, Interests, Subscriber
+from bot.models import SEND_AT_PATTERN, AlertRule, Defaults, Interests, Subscriber
 
 TOP_LEVEL_KEYS = ("defaults", "subscribers")
 DEFAULT_KEYS = tuple(Defaults.model_fields)
@@ -609,7 +609,7 @@ def json_schema() -> dict[str, Any]:
     }
     subscriber["properties"]["send_at"] = {
         "type": "string",
-        "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$",
+        "pattern": f"^{SEND_AT_PATTERN}$",
         "description": 'Local send time, "HH:MM" (or "HH:MM:SS").',
     }
     defaults["properties"]["send_at"] = subscriber["properties"]["send_at"]

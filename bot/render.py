@@ -52,7 +52,7 @@ MORE_LISTED = 25
 CACHE_SIZE = 16_384
 """Papers (and paper cards, text blocks) each renderer keeps ready for the next message. A day
 of 1,000 papers makes tens of thousands of different cards (one paper, picked for different
-reasons); the caches then hold about 60 MB together."""
+reasons); the caches of a renderer (each compose worker has one) then hold about 60 MB."""
 LAYOUTS = 512
 """Inlined shell layouts each renderer keeps (one per kind of message and shape of its lists)."""
 CARDS_SLOT = "<!--paperbot:cards-->"
