@@ -13,7 +13,7 @@ import pytest
 from bot.matching import DEFAULT_THRESHOLD, Selection, explain, index, select
 from bot.matching.describe import PAIR_SHARE, Descriptions
 from bot.matching.index import Collection
-from bot.matching.text import find_acronyms, same_person, terms_of
+from bot.matching.text import distinct_terms, find_acronyms, same_person, terms_of
 from bot.models import Match, Paper, Subscriber
 
 FILLER = [
@@ -461,11 +461,11 @@ def test_the_terms_of_the_last_corpus_are_kept_for_the_next_call(
 ) -> None:
     analysed: list[str] = []
 
-    def counting(text: str, acronyms: object = None) -> list[str]:
+    def counting(text: str) -> tuple[str, ...]:
         analysed.append(text)
-        return terms_of(text)
+        return distinct_terms(text)
 
-    monkeypatch.setattr(index, "terms_of", counting)
+    monkeypatch.setattr(index, "distinct_terms", counting)
     today = [Paper("2611.00009", "Routing experts", "Load balancing for MoE routers.")]
     Collection.build(today)  # a call without a corpus keeps nothing
     first = Collection.build(today, CORPUS).df
@@ -474,3 +474,16 @@ def test_the_terms_of_the_last_corpus_are_kept_for_the_next_call(
     Collection.build(today, CORPUS[:1])
     Collection.build(today, CORPUS)
     assert len(analysed) == 5, "only the last call's corpus is kept"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Sparse Mixture-of-Experts (MoE) routing: pre-training LLMs on 3D-VAE latents, e.g. GPUs.",
+        "本文研究门控专家网络。Gated experts über naïve ζ-functions_x \uff21\uff22\uff23",
+        "",
+    ],
+)
+def test_distinct_terms_are_the_terms_of_the_text(text: str) -> None:
+    found = distinct_terms(text)
+    assert sorted(found) == sorted(set(terms_of(text)))

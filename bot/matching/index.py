@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from bot.matching.text import (
     Acronyms,
     Token,
+    distinct_terms,
     expanded,
     find_acronyms,
     sentences,
-    terms_of,
     tokenize,
 )
 from bot.models import Paper
@@ -120,14 +120,14 @@ class _KeptTerms:
         self._kept: dict[bytes, tuple[str, ...]] = {}
 
     def of(self, texts: Iterable[str]) -> list[tuple[str, ...]]:
-        """The distinct terms of each text, acronyms not expanded; only these texts stay kept."""
+        """The distinct terms of each text (``distinct_terms``); only these texts stay kept."""
         kept, out = self._kept, []
         now: dict[bytes, tuple[str, ...]] = {}
         for text in texts:
             key = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
             terms = now.get(key, kept.get(key))
             if terms is None:
-                terms = tuple(dict.fromkeys(terms_of(text)))
+                terms = distinct_terms(text)
             now[key] = terms
             out.append(terms)
         self._kept = now

@@ -148,6 +148,22 @@ def terms_of(text: str, acronyms: Acronyms | None = None) -> list[str]:
     return [term for token in tokenize(text, acronyms) for term in token.terms]
 
 
+_WORD = re.compile(r"\w+(?:-\w+)*")
+"""A word as ``SCAN`` finds it."""
+
+
+def distinct_terms(text: str) -> tuple[str, ...]:
+    """The terms of ``text`` (acronyms not expanded), each once, in no particular order: what
+    counts for document frequencies, found without the positions that ``tokenize`` keeps."""
+    terms: set[str] = set()
+    for word in set(_WORD.findall(text)):
+        if word.isascii() or not _UNSPACED.search(word):
+            terms.update(_word_terms(word))
+        else:
+            terms.update(term for _, _, pieces in _pieces(word, 0) for term in pieces)
+    return tuple(terms)
+
+
 def sentences(text: str) -> list[tuple[int, int]]:
     """Character spans of the sentences of ``text``."""
     spans, start = [], 0
