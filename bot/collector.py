@@ -76,7 +76,9 @@ paused_collector = _collector.paused
 
 def quiet_for_good() -> None:
     """Leave the objects alive now out of the collector's passes and look at the young ones
-    less often, for the rest of the process's life (a worker, once it is set up)."""
+    less often, for the rest of the process's life (a worker, once it is set up). The young
+    garbage is collected first, so that none of it is left alone with them."""
+    gc.collect(1)
     gc.freeze()
     _, *older = gc.get_threshold()
     gc.set_threshold(YOUNG, *older)

@@ -109,10 +109,33 @@ class SmtpServer:
         }
 
 
+class _Controller(Controller):
+    """aiosmtpd's controller, closing the connections still open when it stops: otherwise each
+    stays open, unseen, until the garbage collector finds it during some later test."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._sessions: list[SMTP] = []
+
+    def factory(self) -> SMTP:
+        session: SMTP = super().factory()
+        self._sessions.append(session)
+        return session
+
+    def _close_sessions(self) -> None:
+        for session in self._sessions:
+            if session.transport is not None:
+                session.transport.abort()
+
+    def stop(self, no_assert: bool = False) -> None:
+        self.loop.call_soon_threadsafe(self._close_sessions)
+        super().stop(no_assert)
+
+
 @contextmanager
 def listening(handler: object, **options: Any) -> Iterator[int]:
     """An aiosmtpd server on 127.0.0.1 with ``handler`` (``options`` go to aiosmtpd): its port."""
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port(), **options)
+    controller = _Controller(handler, hostname="127.0.0.1", port=free_port(), **options)
     controller.start()
     try:
         yield controller.port

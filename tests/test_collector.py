@@ -31,9 +31,15 @@ def test_a_run_leaves_the_objects_alive_at_its_start_alone_and_gives_them_back()
     assert gc.get_threshold() == before
 
 
-def test_cycles_are_still_collected_during_a_run_and_the_older_ones_after_it() -> None:
-    older = cycle()
+def test_cycles_are_still_collected_before_during_and_after_a_run() -> None:
+    garbage = cycle()
+    alive = Node()
+    alive.other = Node()
+    alive.other.other = alive
+    older = weakref.ref(alive)
     with quiet_collector():
+        assert garbage() is None, "garbage is collected before the rest is left alone"
+        del alive
         newer = cycle()
         gc.collect()
         assert newer() is None, "a cycle made during the run is collected"
