@@ -238,8 +238,8 @@ def candidates(deps: Deps, targets: Sequence[Target], force: bool) -> Candidates
         days.setdefault(target.sid, []).append(target.day)
     owners = {sid: _owner(sorted(dates)) for sid, dates in days.items()}
     # Whether a paper belongs to a target depends only on its list date and when it was stored,
-    # which few papers do not share with many others (one fetch stores a day's list): so it is
-    # decided once per such batch, and targets that take the same batches share one list.
+    # and a day's papers share both (one fetch stores a day's list): so it is decided once per
+    # such batch, and the targets that take the same batches share one tuple of papers.
     batches = sorted({(item.list_date, item.first_seen) for item in stored})
     lists: dict[tuple[tuple[date, datetime], ...], tuple[tuple[Paper, ...], set[str]]] = {}
     found = Candidates({}, {})

@@ -59,7 +59,7 @@ __all__ = [
 ]  # fmt: skip
 
 
-IN_LIST_LIMIT = 5000  # larger sets are filtered after the query (SQLite caps bound values)
+IN_LIST_LIMIT = 5000  # ids bound in one statement at most (databases cap bound values)
 
 _SUBSCRIBERS = select(
     col(SubscriberRow.id), col(SubscriberRow.email), col(SubscriberRow.profile),
