@@ -15,7 +15,7 @@ from bot.composer import Draft, compose_draft
 from bot.delivery import Job
 from bot.message import Envelope, Outgoing, Unsubscribe, list_id, recipient
 from bot.models import Digest, DigestKind, Match, Subscriber
-from bot.render import MORE_LISTED, EmailContext, Renderer
+from bot.render import EmailContext, Renderer, listed_only
 from bot.settings import Settings
 from bot.store import Claim
 
@@ -60,16 +60,8 @@ def draft(settings: Settings, digest: Digest, message_id: str, now: datetime) ->
         list_id=list_id(digest.kind, settings.sender),
         unsubscribe=links,
     )
+    # Only the further matches a message lists: a busy day has hundreds, abstracts and all.
     return Draft(listed_only(digest), ctx, envelope)
-
-
-def listed_only(digest: Digest) -> Digest:
-    """``digest`` with only the further matches a message lists, the others counted: a busy day
-    has hundreds, and each would go to a composing worker with its abstract."""
-    if len(digest.more) <= MORE_LISTED:
-        return digest
-    unlisted = digest.unlisted + len(digest.more) - MORE_LISTED
-    return replace(digest, more=digest.more[:MORE_LISTED], unlisted=unlisted)
 
 
 def compose(

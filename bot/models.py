@@ -297,7 +297,8 @@ class Digest:
 
     ``earlier`` counts the papers of its lists that reached the subscriber before it (in an
     alert), so a "nothing matched" note does not say that nothing did. ``unlisted`` counts the
-    further matches left out of ``more`` because no message lists them (see ``bot.jobs.draft``).
+    further matches left out of ``more`` because no message lists them (see
+    ``bot.render.listed_only``).
     """
 
     subscriber: Subscriber

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -184,6 +184,7 @@ class Renderer:
 
     def render(self, digest: Digest, ctx: EmailContext) -> Rendered:
         """Render one message for ``digest``; the HTML is kept under ``HTML_BUDGET`` bytes."""
+        digest = listed_only(digest)
         kind = template_kind(digest)
         values = self._context(digest, ctx, kind)
         papers = [self._view(m.paper, m.reasons, m.snippet, m.marks) for m in digest.matches]
@@ -298,12 +299,21 @@ def _listing(
     unlisted: int,
 ) -> dict[str, object]:
     """The picks shown in full, the picks that did not fit (listed by title with why they were
-    picked), and the further matches: ``more``, and ``unlisted`` only counted."""
+    picked), and the further matches: ``more`` listed, ``unlisted`` only counted."""
     return {
         "papers": papers,
         "picked": len(papers) + len(overflow),
         "overflow": [MoreView(p.title, p.url, "; ".join(map(str, p.chips))) for p in overflow],
-        "more": list(more[:MORE_LISTED]),
+        "more": list(more),
         "more_count": len(more) + unlisted,
-        "more_unlisted": max(0, len(more) - MORE_LISTED) + unlisted,
+        "more_unlisted": unlisted,
     }
+
+
+def listed_only(digest: Digest) -> Digest:
+    """``digest`` with only the further matches a message lists (``MORE_LISTED``), the others
+    counted in ``unlisted``."""
+    if len(digest.more) <= MORE_LISTED:
+        return digest
+    unlisted = digest.unlisted + len(digest.more) - MORE_LISTED
+    return replace(digest, more=digest.more[:MORE_LISTED], unlisted=unlisted)

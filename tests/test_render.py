@@ -18,7 +18,7 @@ import pytest
 from jinja2 import Environment, UndefinedError
 from render_samples import ADA, CTX, DAY, digest, match, paper
 
-from bot.jobs import draft, listed_only
+from bot.jobs import draft
 from bot.models import Digest, Match
 from bot.render import (
     HTML_BUDGET,
@@ -26,6 +26,7 @@ from bot.render import (
     EmailContext,
     Renderer,
     _listing,
+    listed_only,
     subject_for,
     template_kind,
 )
@@ -544,11 +545,12 @@ def test_text_with_wrapped_blocks_in_their_slot_is_the_whole_text_wrapped(
 
 def whole_text(r: Renderer, d: Digest, ctx: EmailContext) -> str:
     """The plain-text template rendered with the paper blocks in it, before wrapping."""
+    d = listed_only(d)
     kind = template_kind(d)
     papers = [r._view(m.paper, m.reasons, m.snippet, m.marks) for m in d.matches]  # type: ignore[attr-defined]
     more = [r._more(p) for p in d.more]  # type: ignore[attr-defined]
     blocks = "".join(r._block(p, n) for n, p in enumerate(papers, 1))  # type: ignore[attr-defined]
-    values = r._context(d, ctx, kind) | _listing(papers, [], more, 0) | {"blocks": blocks}  # type: ignore[attr-defined]
+    values = r._context(d, ctx, kind) | _listing(papers, [], more, d.unlisted) | {"blocks": blocks}  # type: ignore[attr-defined]
     return str(r._template(kind, "txt").render(values))  # type: ignore[attr-defined]
 
 
