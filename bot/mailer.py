@@ -358,6 +358,9 @@ class _Connection:
         except (aiosmtplib.SMTPException, OSError) as exc:
             smtp.close()
             raise classify(exc) from exc
+        except BaseException:  # cancelled while opening: the half-open session is closed too
+            smtp.close()
+            raise
         self._wire, self._dirty = _Wire.take_over(smtp, self._timeout), False
         return self._wire
 

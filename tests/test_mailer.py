@@ -229,6 +229,31 @@ async def test_a_354_after_a_refused_recipient_gets_no_message(
     ]  # fmt: skip
 
 
+async def test_a_send_cancelled_while_the_session_opens_closes_its_connection() -> None:
+    """A stop while the server has not answered EHLO yet: the half-open session is closed at
+    once, not left for the garbage collector to find."""
+    closed = asyncio.Event()
+
+    async def session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220 slow\r\n")
+        while await reader.readline():  # EHLO is never answered
+            pass
+        closed.set()
+        writer.close()
+
+    server = await asyncio.start_server(session, "127.0.0.1", 0)
+    async with server:
+        port = server.sockets[0].getsockname()[1]
+        mailer = SmtpMailer("127.0.0.1", port, security="none", timeout=30)
+        sending = asyncio.create_task(mailer.send(message("a@example.org")))
+        await asyncio.sleep(0.2)
+        sending.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await sending
+        await asyncio.wait_for(closed.wait(), 5)
+        await mailer.close()
+
+
 async def test_connection_refused_is_temporary() -> None:
     async with SmtpMailer("127.0.0.1", free_port(), security="none", timeout=2) as mailer:
         with pytest.raises(TemporaryDeliveryError, match="connection"):
