@@ -25,6 +25,7 @@ import css_inline
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template
 from markupsafe import Markup
 
+from bot.mime import quoted_printable
 from bot.models import Digest, Match, Paper, weekly_day
 from bot.render_layouts import Layouts
 from bot.render_views import (
@@ -46,7 +47,8 @@ from bot.render_views import (
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 EMAIL_ADDRESS = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 HTML_BUDGET = 100_000
-"""Largest HTML part in bytes: Gmail clips a message whose HTML passes 102 KB."""
+"""Largest HTML part in bytes as sent (quoted-printable): Gmail clips a message whose HTML
+passes 102 KB, and the footer with the unsubscribe link goes first."""
 MORE_LISTED = 25
 """Most further matches listed by title under "N more matches"; the rest are only counted."""
 CACHE_SIZE = 16_384
@@ -212,8 +214,7 @@ class Renderer:
             shell = self._layouts.inline(self._template(kind, "html").render, context)
             cards = (self._card(p, rank, shown > 1) for rank, p in enumerate(papers[:shown], 1))
             html = shell.replace(CARDS_SLOT, "".join(cards), 1)
-            # A character is at most 4 bytes in UTF-8: encode only when that could matter.
-            size = len(html.encode("utf-8")) if 4 * len(html) > HTML_BUDGET else len(html)
+            size = sent_size(html)
             if size <= HTML_BUDGET or shown <= 1:
                 return html
             # Move the lowest picks into the compact list, in proportion to the excess.
@@ -290,6 +291,16 @@ def _text(text: str, blocks: str) -> str:
 def template_kind(digest: Digest) -> str:
     """Which templates render ``digest``: a digest or alert without papers is a "nothing" note."""
     return digest.kind if digest.matches else "empty"
+
+
+def sent_size(html: str) -> int:
+    """The HTML part's size as sent, in quoted-printable, where it matters for the budget: a
+    character is at most 4 bytes in UTF-8 and quoted-printable at most triples a byte (and
+    breaks lines every 76), so smaller parts are not encoded to be measured."""
+    if 13 * len(html) <= HTML_BUDGET:
+        return len(html)
+    data = len(html.encode("utf-8"))
+    return len(quoted_printable(html)) if 3.2 * data > HTML_BUDGET else data
 
 
 def _listing(

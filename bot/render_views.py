@@ -243,24 +243,47 @@ def more_view(paper: Paper) -> MoreView:
 
 
 _TITLES = {"dr", "prof", "professor", "mr", "mrs", "ms", "mx", "miss", "sir", "dame"}
-_SUFFIXES = {"jr", "sr", "ii", "iii", "iv", "phd", "md", "msc", "mba", "esq", "dphil", "bsc"}
+_SUFFIXES = {
+    *("jr", "sr", "ii", "iii", "iv", "esq"),
+    *("phd", "dphil", "md", "dsc", "msc", "bsc", "mba", "mphil", "llb", "llm", "dds", "rn"),
+}
 _QUOTES = "\"'\u201c\u201d\u2018\u2019\u00ab\u00bb()"
+_INITIALS = re.compile(r"(?:\w\.?-?)+", re.UNICODE)
 
 
 def first_name(name: str | None) -> str:
     """The name to greet: the first word that is not a title (``Dr. Jane Q. Public`` → Jane),
-    after the comma of ``Lovelace, Ada`` (not of ``Ada Lovelace, PhD``), without quotes."""
+    after the comma of ``Lovelace, Ada`` (not of ``Ada Lovelace, PhD`` or ``Alan Turing, OBE``),
+    without quotes; the whole name when it starts with initials (``J. R. R. Tolkien``)."""
     family, *rest = [part.strip() for part in one_line(name or "").split(",")]
-    given = [part for part in rest if part and not _is_suffix(part)]
-    text = given[0] if given else family
+    given = [part for part in rest if part and not _is_suffix(part, family)]
+    text = f"{given[0]} {family}" if given else family  # given names first
     words = [w for w in (w.strip(_QUOTES) for w in text.split()) if w]
-    given = list(itertools.dropwhile(lambda w: w.rstrip(".").lower() in _TITLES, words))
-    return given[0] if given else " ".join(words)
+    named = list(itertools.dropwhile(lambda w: w.rstrip(".").lower() in _TITLES, words))
+    if not named:
+        return " ".join(words)
+    return " ".join(named) if _is_initials(named[0]) else named[0]
 
 
-def _is_suffix(text: str) -> bool:
-    """Whether a part of a name between commas is a suffix or degrees (``Jr.``, ``PhD MD``)."""
-    return all(w.replace(".", "").lower() in _SUFFIXES for w in text.split())
+def _is_suffix(text: str, family: str) -> bool:
+    """Whether a part of a name between commas is a suffix, degrees or honours (``Jr.``,
+    ``PhD MD``, ``OBE``, ``O.C.``): known ones, or letters in capitals after a name that is
+    not itself written in capitals."""
+    capitals = not family.isupper()
+    return all(
+        (bare := w.replace(".", "")).lower() in _SUFFIXES
+        or (capitals and bare.isupper() and bare.isalpha() and 2 <= len(bare) <= 5)
+        for w in text.split()
+    )
+
+
+def _is_initials(word: str) -> bool:
+    """Whether ``word`` is initials (``J.``, ``J.R.R.``, ``J.-P.``), not a name to greet."""
+    return (
+        "." in word
+        and len(word.replace(".", "").replace("-", "")) <= 3
+        and bool(_INITIALS.fullmatch(word))
+    )
 
 
 def long_date(day: date, short: bool = False) -> str:

@@ -19,6 +19,7 @@ from jinja2 import Environment, UndefinedError
 from render_samples import ADA, CTX, DAY, digest, match, paper
 
 from bot.jobs import draft
+from bot.mime import quoted_printable
 from bot.models import Digest, Match
 from bot.render import (
     HTML_BUDGET,
@@ -278,7 +279,7 @@ def test_size_budget_with_long_abstracts(renderer: Renderer, papers: int) -> Non
         for m in d.matches
     )
     out = renderer.render(replace(d, matches=long), CTX)
-    size = len(out.html.encode("utf-8"))
+    size = len(quoted_printable(out.html))  # as sent, which is what clients clip at
     assert size <= HTML_BUDGET < BUDGET_102_KB
     tags = Tags(out.html)
     shown = sum(a.get("class") == "snippet" for _, a in tags.tags)
@@ -303,7 +304,8 @@ def long_text_digest() -> Digest:
     authors = tuple(f"Author Number{i} Surname{i}" for i in range(30))
     snippet = "word " * 200 + "https://example.org/" + "x" * 120
     first = replace(d.matches[0], paper=replace(p, authors=authors), snippet=snippet, marks=())
-    return replace(d, matches=(first, *d.matches[1:]))
+    topic = "self-supervised contrastive representation learning for multimodal medical imaging"
+    return replace(d, matches=(first, *d.matches[1:]), topics=(topic, *d.topics))
 
 
 def test_text_part_wraps_at_78_columns_and_never_cuts_a_word(renderer: Renderer) -> None:
@@ -355,6 +357,9 @@ def test_a_subscriber_without_a_name_is_not_greeted_by_name(renderer: Renderer) 
         ],
         *[('Dr. "Quote" O\'Brien', "Quote"), ("Lovelace,", "Lovelace")],
         *[("Lovelace, Ada, PhD", "Ada"), ("Smith, Jr., John", "John")],
+        *[("Alan Turing, OBE", "Alan"), ("Yoshua Bengio, O.C.", "Yoshua")],
+        *[("Marie Curie, PhD, DSc", "Marie"), ("LOVELACE, ADA", "ADA")],
+        *[("J. R. R. Tolkien", "J. R. R. Tolkien"), ("Lovelace, A.", "A. Lovelace")],
     ],
 )
 def test_the_greeting_uses_the_given_name_not_a_title(
@@ -416,6 +421,24 @@ def test_a_very_long_more_list_is_counted_not_listed(renderer: Renderer) -> None
     assert "60 more matches" in out.html
     assert "…and 35 more not listed here." in out.html
     assert "...and 35 more not listed here." in out.text
+
+
+@pytest.mark.parametrize(
+    ("n", "more", "lede"),
+    [
+        (2, 60, "The 2 best matches among the new papers, each with why it was chosen. "
+         "60 more matched (25 listed below)."),
+        (1, 4, "The best match among the new papers, with why it was chosen. "
+         "4 more matched, listed below."),
+        (3, 0, "The 3 best matches among the new papers, each with why it was chosen. Your"),
+    ],
+)  # fmt: skip
+def test_the_lede_counts_only_the_further_matches_it_lists(
+    renderer: Renderer, n: int, more: int, lede: str
+) -> None:
+    out = renderer.render(digest(n=n, more=more), CTX)
+    assert lede in " ".join(out.text.split())
+    assert lede in " ".join("".join(Tags(out.html).text).split())
 
 
 def test_a_draft_carries_only_the_further_matches_a_message_lists(renderer: Renderer) -> None:
