@@ -39,22 +39,25 @@ def _terms(paper: Paper, cache: Terms) -> tuple[list[str], list[str]]:
     return cache[paper.id]
 
 
-def _phrase_reason(rule: AlertRule, paper: Paper, cache: Terms) -> str | None:
+def _phrase_reason(rule: AlertRule, paper: Paper, cache: Terms) -> tuple[str, str] | None:
+    """The reason a phrase of ``rule`` gives for ``paper``, and the phrase."""
     title, abstract = _terms(paper, cache)
     for phrase in rule.keywords:
         wanted = terms_of(phrase)
         if _contains(title, wanted):
-            return f"alert: {phrase} (title)"
+            return f"alert: {phrase} (title)", phrase
         if _contains(abstract, wanted):
-            return f"alert: {phrase}"
+            return f"alert: {phrase}", phrase
     return None
 
 
-def _author_reason(rule: AlertRule, paper: Paper) -> str | None:
+def _author_reason(rule: AlertRule, paper: Paper) -> tuple[str, str] | None:
+    """The reason an author of ``rule`` gives for ``paper``, and the author as the rule names
+    them."""
     for wanted in rule.authors:
         for author in paper.authors:
             if same_person(wanted, author):
-                return f"author: {author}"
+                return f"author: {author}", wanted
     return None
 
 
@@ -98,9 +101,10 @@ def alert_hits(
         fired: list[str] = []
         reasons: list[str] = []
         for rule in subscriber.alerts:
-            reason = _author_reason(rule, paper) or _phrase_reason(rule, paper, cache)
-            if reason:
-                fired.append(rule.label())
+            found = _author_reason(rule, paper) or _phrase_reason(rule, paper, cache)
+            if found:
+                reason, trigger = found
+                fired.append(rule.name or trigger)  # what fired, not every term of the rule
                 reasons.append(reason)
         if fired:
             phrases = [k for rule in subscriber.alerts for k in rule.keywords]

@@ -183,7 +183,7 @@ class Interests(_Strict):
 class AlertRule(_Strict):
     """Send an alert at once when a new paper has one of these authors or phrases."""
 
-    name: str | None = None
+    name: str | None = Field(None, max_length=80)
     authors: list[Phrase] = Field(default_factory=list)
     keywords: list[Phrase] = Field(default_factory=list)
 
@@ -192,10 +192,6 @@ class AlertRule(_Strict):
         if not self.authors and not self.keywords:
             raise ValueError("an alert needs at least one of 'authors' or 'keywords'")
         return self
-
-    def label(self) -> str:
-        """A short human name for the rule."""
-        return self.name or ", ".join([*self.authors, *self.keywords])
 
 
 class Defaults(_Strict):

@@ -561,6 +561,7 @@ def _validate_one(
 
 def parse_profiles(text: str, source: str = "<profiles>") -> Profiles:
     """Parse and validate a profiles file; raise ProfileError listing every problem found."""
+    text = text.removeprefix("\ufeff")  # a byte order mark, as some Windows editors write
     root, data = _compose(text, source)
     problems = _duplicate_keys(root, source) if root is not None else []
     problems += _shape_problems(root, data, source)

@@ -49,6 +49,8 @@ EMAIL_ADDRESS = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 HTML_BUDGET = 100_000
 """Largest HTML part in bytes as sent (quoted-printable): Gmail clips a message whose HTML
 passes 102 KB, and the footer with the unsubscribe link goes first."""
+TRIGGER_IN_SUBJECT = 40
+"""Longest alert trigger in a subject (cut at a word), so that a phone still shows the title."""
 MORE_LISTED = 25
 """Most further matches listed by title under "N more matches"; the rest are only counted."""
 CACHE_SIZE = 16_384
@@ -121,12 +123,15 @@ def subject_for(digest: Digest, trigger: str) -> str:
     """The subject line: how many papers and the best one; the trigger for alerts."""
     day = long_date(digest.date, short=True)
     if digest.kind == "empty" or not digest.matches:
-        return f"Nothing {'new ' if digest.earlier else ''}matched your interests on {day}"
+        span = "in the week to" if weekly_day(digest.subscriber.frequency) else "on"
+        return f"Nothing {'new ' if digest.earlier else ''}matched your interests {span} {day}"
     best = short_title(digest.matches[0].paper.title)
     count = len(digest.matches)
     if digest.kind == "alert":
         tail = f" (+{count - 1} more)" if count > 1 else ""
-        return f"Alert for {trigger}: {best}{tail}" if trigger else f"Alert: {best}{tail}"
+        if not trigger:
+            return f"Alert: {best}{tail}"
+        return f"Alert for {short_title(trigger, TRIGGER_IN_SUBJECT)}: {best}{tail}"
     return f"{plural(count, 'paper')} for {day}: {best}"
 
 
@@ -259,6 +264,7 @@ class Renderer:
             "subject": one_line(subject_for(digest, trigger)),
             "subscriber": sub,
             "cadence": cadence(sub.frequency),
+            "weekly": weekly_day(sub.frequency) is not None,
             "first_name": first_name(sub.name),
             "date_long": long_date(digest.date),
             "earlier": digest.earlier,

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from dotenv import dotenv_values
 from email_validator import EmailNotValidError, validate_email
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.errors import ConfigError
@@ -53,7 +53,7 @@ class Settings(BaseSettings):
     smtp_port: int | None = Field(None, ge=1, le=65535)
     smtp_security: Literal["none", "starttls", "tls"] = "starttls"
     smtp_username: str | None = None
-    smtp_password: SecretStr | None = None
+    smtp_password: SecretStr | None = Field(None, validate_default=True)
     smtp_timeout: float = Field(30.0, gt=0, le=3600)
     smtp_connections: int = Field(4, ge=1, le=64)
     smtp_rate_per_second: float | None = Field(None, gt=0, le=100_000)
@@ -61,7 +61,7 @@ class Settings(BaseSettings):
     # connections not opened / lost in a row: stop
     smtp_max_failures: int = Field(8, ge=1, le=1000)
     retry_first_seconds: int = Field(300, ge=1, le=WEEK)
-    retry_max_seconds: int = Field(6 * 3600, ge=1, le=WEEK)
+    retry_max_seconds: int = Field(6 * 3600, ge=1, le=WEEK, validate_default=True)
     retry_give_up_hours: float = Field(72, gt=0, le=YEAR_HOURS)
     send_lease_seconds: int = Field(300, ge=1, le=DAY)  # a `sending` row older than this was lost
     from_: str = Field("paperbot <paperbot@example.org>", alias="PAPERBOT_FROM")
@@ -113,32 +113,39 @@ class Settings(BaseSettings):
             )
         return value
 
+    # Checks that involve two settings are made on the second one, with the first from
+    # ``info.data`` (validated fields, in order): so they are listed with every other problem.
+
+    @field_validator("smtp_password")
+    @classmethod
+    def _with_username(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if bool(info.data.get("smtp_username")) != bool(value and value.get_secret_value()):
+            raise ValueError(
+                "set both PAPERBOT_SMTP_USERNAME and PAPERBOT_SMTP_PASSWORD, or neither"
+            )
+        return value
+
+    @field_validator("retry_max_seconds")
+    @classmethod
+    def _not_below_first(cls, value: int, info: ValidationInfo) -> int:
+        first = info.data.get("retry_first_seconds")
+        if first is not None and value < first:
+            raise ValueError("must not be less than PAPERBOT_RETRY_FIRST_SECONDS")
+        return value
+
     @field_validator("base_url")
     @classmethod
-    def _https_url(cls, value: str | None) -> str | None:
+    def _https_url(cls, value: str | None, info: ValidationInfo) -> str | None:
         if not value:
             return None
+        secret = info.data.get("secret_key")
+        if "secret_key" in info.data and not (secret and secret.get_secret_value()):
+            raise ValueError("needs PAPERBOT_SECRET_KEY to sign unsubscribe links")
         if not value.startswith(("https://", "http://")) or any(c in value for c in " \r\n"):
             raise ValueError(f"{value!r} is not an http(s) URL")
         if len(value) > MAX_BASE_URL:
             raise ValueError(f"is longer than {MAX_BASE_URL} characters")
         return value.rstrip("/")
-
-    @model_validator(mode="after")
-    def _consistent(self) -> Settings:
-        if self.base_url and not self.secret_key:
-            raise ValueError(
-                "PAPERBOT_BASE_URL needs PAPERBOT_SECRET_KEY to sign unsubscribe links"
-            )
-        if self.retry_max_seconds < self.retry_first_seconds:
-            raise ValueError(
-                "PAPERBOT_RETRY_MAX_SECONDS must not be less than PAPERBOT_RETRY_FIRST_SECONDS"
-            )
-        if bool(self.smtp_username) != bool(self.smtp_password):
-            raise ValueError(
-                "set both PAPERBOT_SMTP_USERNAME and PAPERBOT_SMTP_PASSWORD, or neither"
-            )
-        return self
 
     @property
     def sender(self) -> Address:

@@ -40,6 +40,21 @@ def test_an_alert_marks_the_phrase_where_it_occurs_not_each_of_its_words() -> No
     ]
 
 
+def test_an_alert_names_what_fired_not_every_term_of_its_rule() -> None:
+    sub = Subscriber.model_validate(
+        {
+            "email": "ada@example.org",
+            "alerts": [
+                {"authors": ["Grace Hopper", "L. Okafor", "Alan Turing"]},
+                {"keywords": ["selective scan", "state space model"], "name": "SSMs"},
+                {"keywords": ["mixture of experts"]},
+            ],
+        }
+    )
+    (hit,) = alert_hits(sub, [PAPER])
+    assert hit.rules == ("L. Okafor", "SSMs")
+
+
 def test_a_paper_holding_an_excluded_phrase_fires_no_alert() -> None:
     assert alert_hits(watcher(exclude=["memory space"]), [PAPER]) == []
     assert alert_hits(watcher(exclude=["survey"]), [PAPER]) != []

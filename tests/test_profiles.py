@@ -343,6 +343,8 @@ def test_indentation_mistakes_say_which_line_to_move_where(
     edit: tuple[str, str], expected: str
 ) -> None:
     assert problems_of(TWO.replace(*edit)) == [expected]
+    # A byte order mark (some Windows editors write one) changes nothing, line numbers included.
+    assert problems_of("\ufeff" + TWO.replace(*edit)) == [expected]
 
 
 def test_a_yaml_merge_key_is_not_taken_for_a_missing_dash() -> None:

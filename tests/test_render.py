@@ -170,12 +170,36 @@ def test_alert_names_its_trigger_and_shares_the_look(renderer: Renderer) -> None
     assert 'class="card"' in out.html and 'class="footer"' in out.html
 
 
+def test_a_long_alert_trigger_leaves_room_for_the_title_in_the_subject(
+    renderer: Renderer,
+) -> None:
+    many = ("Geoffrey Hinton", "Yoshua Bengio", "Yann LeCun", "graph neural network")
+    out = renderer.render(digest(n=1, more=0, kind="alert", topics=many), CTX)
+    assert out.subject == (
+        "Alert for Geoffrey Hinton, Yoshua Bengio, Yann…: Routing Without Regret: "
+        "Load-Balanced Mixture of Experts at…"
+    )
+    assert "Your alert “Geoffrey Hinton, Yoshua Bengio, Yann LeCun, graph neural network”" in (
+        out.html
+    )
+
+
 def test_nothing_today_note(renderer: Renderer) -> None:
     out = renderer.render(digest(n=0, more=0, kind="empty"), CTX)
     assert out.subject == "Nothing matched your interests on Tue 4 Mar"
     assert "No new papers matched, Ada" in out.html
     assert "None of the papers for Tuesday 4 March 2025 matched" in out.text
     assert 'class="footer"' in out.html and "Unsubscribe" in out.text
+
+
+def test_a_weekly_note_speaks_of_the_week(renderer: Renderer) -> None:
+    weekly = ADA.model_copy(update={"frequency": "weekly:tue"})
+    out = renderer.render(replace(digest(n=0, more=0, kind="empty"), subscriber=weekly), CTX)
+    assert out.subject == "Nothing matched your interests in the week to Tue 4 Mar"
+    said = "None of the papers of the week to Tuesday 4 March 2025 matched"
+    assert said in " ".join(out.text.split()) and said in " ".join(out.html.split())
+    assert "a note on quiet weeks" in " ".join(out.text.split())
+    assert "Nothing this week" in out.html and "quiet days" not in out.html
 
 
 def test_a_nothing_today_note_after_alerts_says_the_matches_came_earlier(

@@ -333,6 +333,20 @@ def test_bad_settings_list_every_problem(env: dict[str, str]) -> None:
     assert "PAPERBOT_SOURCES: invalid source 'bogus'" in result.output
 
 
+def test_settings_that_go_together_are_checked_with_the_others(env: dict[str, str]) -> None:
+    bad = {
+        "PAPERBOT_SMTP_PORT": "99999", "PAPERBOT_BASE_URL": "https://p.example.org",
+        "PAPERBOT_SECRET_KEY": "", "PAPERBOT_SMTP_USERNAME": "paperbot",
+        "PAPERBOT_RETRY_FIRST_SECONDS": "600", "PAPERBOT_RETRY_MAX_SECONDS": "60",
+    }  # fmt: skip
+    result = runner.invoke(app, ["send"], env=bad)
+    assert result.exit_code == 2
+    assert "PAPERBOT_SMTP_PORT: Input should be less than or equal to 65535" in result.output
+    assert "PAPERBOT_BASE_URL: needs PAPERBOT_SECRET_KEY to sign" in result.output
+    assert "PAPERBOT_SMTP_PASSWORD: set both PAPERBOT_SMTP_USERNAME and" in result.output
+    assert "PAPERBOT_RETRY_MAX_SECONDS: must not be less than PAPERBOT_RETRY_FIRST" in result.output
+
+
 @pytest.mark.parametrize(
     ("name", "value"),
     [

@@ -382,8 +382,9 @@ async def test_a_frequency_edited_while_running_takes_effect_at_its_next_send(
     await worker.sweep_job()
     subjects = [str(m["Subject"]) for m in smtp_server.handler.to("ada@example.org")]
     assert [s.split(": ")[0] for s in subjects] == [
-        "Nothing matched your interests on Mon 30 Nov", "Nothing matched your interests on Fri 4 Dec",
-    ]  # fmt: skip
+        "Nothing matched your interests in the week to Mon 30 Nov",
+        "Nothing matched your interests in the week to Fri 4 Dec",
+    ]
 
 
 async def test_fall_back_send_time_is_sent_once(
