@@ -112,7 +112,7 @@ def _dotted(path: Sequence[str | int]) -> str:
 # --- YAML syntax ---------------------------------------------------------------------------------
 
 _EMAIL_LINE = re.compile(r"^(?P<indent> *)(?P<dash>- +)?email:[ \t]*(?P<value>[^#]*?)\s*(#.*)?$")
-_ITEM_LINE = re.compile(r"^(?P<indent> *)- ")
+_ITEM_LINE = re.compile(r"^(?P<indent> *)-[ \t]")
 _KEY_LINE = re.compile(r"^(?P<indent> *)(?P<key>[A-Za-z_][\w-]*):(?:\s|$)")
 
 
@@ -225,16 +225,37 @@ def _misindented(lines: list[str], number: int) -> tuple[int, str] | None:
             continue
         text = lines[i]
         item, key = _ITEM_LINE.match(text), _KEY_LINE.match(text)
-        if item and len(item["indent"]) != indent:
+        if item and len(item["indent"]) != indent and len(item["indent"]) < indent + 2:
             return i + 1, (
                 f"this subscriber's '-' is in column {len(item['indent']) + 1} and the "
                 f"others' in column {indent + 1}: line it up with theirs"
+            )
+        if item and (above := _item_above(lines, i, first)) not in (None, len(item["indent"])):
+            # a '-' as deep as the fields, or deeper: an item of a list in a field (alerts)
+            return i + 1, (
+                f"this '-' is in column {len(item['indent']) + 1} and the one above in column "
+                f"{above + 1}: line it up with it"
             )
         if key and len(key["indent"]) == indent:
             return i + 1, (
                 f"'{key['key']}:' is lined up with the subscribers' '-': indent it "
                 f"{indent + 2} spaces, like the other fields of the subscriber above"
             )
+    return None
+
+
+def _item_above(lines: list[str], index: int, first: int) -> int | None:
+    """The indentation of the ``- `` item of a field's list just above line ``index`` (0-based),
+    if the lines between are that item's own (deeper, or blank, or comments)."""
+    indent = len(lines[index]) - len(lines[index].lstrip(" "))
+    for i in range(index - 1, first, -1):
+        text = lines[i]
+        if not text.strip() or text.lstrip().startswith("#"):
+            continue
+        if item := _ITEM_LINE.match(text):
+            return len(item["indent"])
+        if len(text) - len(text.lstrip(" ")) <= indent:
+            return None
     return None
 
 

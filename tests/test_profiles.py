@@ -333,6 +333,16 @@ TWO = (
             "column 1 and the others' in column 3: line it up with theirs",
         ),
         (
+            ("  - email: b@", "  -\temail: b@"),
+            "p.yaml:5:4: subscriber b@example.org: not valid YAML: found character '\\t' that "
+            "cannot start any token (indent with spaces, not tabs)",
+        ),
+        (
+            ("[y]\n", "[y]\n    alerts:\n      - keywords: [a]\n     - keywords: [b]\n"),
+            "p.yaml:10:6: subscriber b@example.org: not valid YAML: this '-' is in column 6 and "
+            "the one above in column 7: line it up with it",
+        ),
+        (
             ("b@example.org\n    interests:", "b@example.org\n  interests:"),
             "p.yaml:6:3: subscriber b@example.org: not valid YAML: 'interests:' is lined up with "
             "the subscribers' '-': indent it 4 spaces, like the other fields of the subscriber above",
