@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Container, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -35,6 +35,9 @@ CORPUS_DAYS = 30  # window of stored papers used for document frequencies
 NOTHING_MATCHED = "nothing matched and send_empty is false"
 WOULD_SKIP = "nothing matched: would skip"
 """How a dry run says a digest would not be sent."""
+SUPPRESSED = "address is suppressed"
+NO_INTERESTS = "no interests in the profile"
+"""How a send reports a digest that goes to nobody whatever the papers (see ``no_digest``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,7 +320,6 @@ def _digest_jobs(
     report: SendReport,
 ) -> Iterator[Job]:
     """The digests to deliver; subscribers with nothing to send are settled (and reported) here."""
-    suppressed = deps.store.suppressed_emails()
 
     def settle(target: Target, status: str, detail: str, papers: int = 0) -> None:
         outcome = Outcome(target.subscriber.email, status, papers, detail, target.day)
@@ -326,9 +328,6 @@ def _digest_jobs(
 
     for target in targets:
         sub = target.subscriber
-        if sub.email.lower() in suppressed:
-            settle(target, "skipped", "address is suppressed")
-            continue
         digest = build_digest(sub, target.day, selections[target.key], earlier[target.key])
         n = len(digest.matches)
         if nothing_to_send(digest):
@@ -365,6 +364,34 @@ def _targets(
 def nothing_to_send(digest: Digest) -> str | None:
     """Why this digest would not be sent (nothing matched, no note wanted), or None."""
     return None if digest.matches or digest.subscriber.send_empty else NOTHING_MATCHED
+
+
+def no_digest(subscriber: Subscriber, suppressed: Container[str]) -> str | None:
+    """Why ``subscriber`` gets no digest whatever the papers, or None: the address is
+    ``suppressed`` (lower-case addresses), or the profile has no interests (nothing could be
+    picked for them; their alerts still apply)."""
+    if subscriber.email.lower() in suppressed:
+        return SUPPRESSED
+    if subscriber.interests.empty:
+        return NO_INTERESTS
+    return None
+
+
+def _mailable(deps: Deps, targets: list[Target], report: SendReport) -> list[Target]:
+    """Leave out (and report as skipped) the targets that get no digest whatever the papers
+    (see ``no_digest``), before any matching. Nothing is recorded: once the address is cleared
+    or the profile has interests, the next run sends the digest, the same day too."""
+    suppressed = deps.store.suppressed_emails()
+    left = []
+    for target in targets:
+        why = no_digest(target.subscriber, suppressed)
+        if why is None:
+            left.append(target)
+            continue
+        outcome = Outcome(target.subscriber.email, "skipped", 0, why, target.day)
+        report.outcomes.append(outcome)
+        deps.on_outcome(outcome)
+    return left
 
 
 def _not_done(deps: Deps, targets: list[Target], report: SendReport) -> list[Target]:
@@ -422,6 +449,7 @@ async def _send_to_targets(deps: Deps, targets: list[Target], options: SendOptio
     report = SendReport()
     if not options.force:
         targets = _not_done(deps, targets, report)
+    targets = _mailable(deps, targets, report)
     if not targets:
         return report
     if not options.dry_run and deps.mailer is not None:

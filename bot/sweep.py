@@ -20,6 +20,7 @@ from bot.pipeline import (
     SendOptions,
     SendReport,
     Target,
+    no_digest,
     send_to_targets,
 )
 from bot.store.tables import Delivery
@@ -77,7 +78,14 @@ def _digest_targets(
     A digest left ``waiting`` for papers is due again, unless a later one of its subscriber is
     (that one carries every paper since the previous digest, as after downtime) or their
     frequency no longer names its date.
+
+    Subscribers who get no digest whatever the papers (a suppressed address, a profile without
+    interests: see ``no_digest``) are left out, before any matching: nothing would settle their
+    digest, so each sweep would report it again (the worker names them once, when it adopts
+    the profiles).
     """
+    suppressed = deps.store.suppressed_emails()
+    roster = {sid: sub for sid, sub in roster.items() if no_digest(sub, suppressed) is None}
     due = {
         (sid, day): sub
         for sid, sub, day in schedule.due(

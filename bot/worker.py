@@ -29,7 +29,7 @@ from typing import Any
 from bot.admin import AdminAlerts, is_smtp_trouble, smtp_advice
 from bot.alerts import Terms
 from bot.delivery_jobs import Outcome
-from bot.errors import BotError, ProfileError
+from bot.errors import BotError, Problem, ProfileError
 from bot.mailer import Mailer
 from bot.models import Subscriber
 from bot.pipeline import Deps, SendReport, fetch_and_store, run_status
@@ -61,6 +61,8 @@ class ProfilesFile:
         self.path = path
         self.reader = reader
         self.subscribers: tuple[Subscriber, ...] = ()
+        self.warnings: tuple[Problem, ...] = ()
+        """What the last good version deserves a warning for (a subscriber with no interests)."""
         self._seen: _Signature | None = None
 
     def _signature(self) -> _Signature | None:
@@ -77,7 +79,8 @@ class ProfilesFile:
     def load(self) -> tuple[Subscriber, ...]:
         """Read and validate the file; on error raise ProfileError and keep the last good set."""
         self._seen = self._signature()
-        self.subscribers = self.reader(self.path).subscribers
+        profiles = self.reader(self.path)
+        self.subscribers, self.warnings = profiles.subscribers, profiles.warnings
         return self.subscribers
 
     def forget(self) -> None:
@@ -115,12 +118,24 @@ class Worker:
         self._adopt(self.profiles.load())
 
     def _adopt(self, subscribers: tuple[Subscriber, ...]) -> None:
+        """Make the profiles just loaded the roster, and say once (not at every sweep) who on it
+        gets no digest: the profiles' warnings, and the listed addresses that are suppressed."""
         report = self.deps.store.sync_subscribers(subscribers)
         self.roster = {report.ids[s.email.lower()]: s for s in subscribers}
         log.info(
             "profiles: %d subscribers (%d added, %d updated, %d deactivated)",
             len(subscribers), report.added, report.updated, report.deactivated,
         )  # fmt: skip
+        for warning in self.profiles.warnings:
+            log.warning("profiles: %s", warning)
+        suppressed = self.deps.store.suppressed()
+        for subscriber in subscribers:
+            found = suppressed.get(subscriber.email.lower())
+            if found is not None:
+                log.info(
+                    "profiles: %s is suppressed (%s): listed, but gets no mail",
+                    subscriber.email, found.reason,
+                )  # fmt: skip
 
     async def reload_if_changed(self) -> None:
         """Adopt an edited profiles file, or keep the last good one and tell the admin why."""

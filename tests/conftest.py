@@ -222,6 +222,22 @@ def crowd_profiles(path: Path, count: int, *lines: str) -> Path:
     return path
 
 
+def matched_emails(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """From now on, the address of every subscriber matched against papers (matching still
+    runs as always)."""
+    from bot import matching
+
+    matched: list[str] = []
+    real = matching.select
+
+    def select(subscribers: Any, *args: Any, **kwargs: Any) -> Any:
+        matched.extend(s.email for s in subscribers)
+        return real(subscribers, *args, **kwargs)
+
+    monkeypatch.setattr(matching, "select", select)
+    return matched
+
+
 def run_cli(env: dict[str, str], *args: str, tty: bool = False) -> tuple[int, str]:
     """`python -m bot ARGS` of this checkout in its own process, its stdout a pipe or a
     120-column terminal (a pty); ``env`` may set COLUMNS, which is otherwise unset."""

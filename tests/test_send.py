@@ -19,7 +19,7 @@ from bot.cli import app, read_profiles
 from bot.message import verify_token
 from bot.settings import unknown_names
 from bot.store import ClaimRequest, Store
-from tests.conftest import SmtpServer, run_cli
+from tests.conftest import SmtpServer, matched_emails, run_cli
 
 runner = CliRunner()
 ROOT = str(Path(__file__).resolve().parents[1])
@@ -139,6 +139,51 @@ def test_force_resends_deliberately(env: dict[str, str], smtp_server: SmtpServer
     ada = smtp_server.handler.to("ada@example.org")
     assert len(ada) == 2 and ada[0]["Message-ID"] != ada[1]["Message-ID"]
     assert "--force" in forced.output
+
+
+ALAN_INTERESTS = '    interests:\n      keywords: ["quantum error correction"]\n'
+
+
+def test_a_subscriber_without_interests_is_warned_about_and_served_once_given_some(
+    env: dict[str, str], profiles_file: Path, smtp_server: SmtpServer
+) -> None:
+    """The profiles' warning is printed and the digest is reported as such, not recorded as
+    skipped: once the admin adds interests, a send the same day sends it, without --force."""
+    listed = profiles_file.read_text()
+    profiles_file.write_text(listed.replace(ALAN_INTERESTS, ""))
+    first = send(env=smtp_server.env())
+    assert first.exit_code == 0, first.output
+    warnings = [line for line in first.stderr.splitlines() if line.startswith("Warning:")]
+    assert len(warnings) == 1, first.stderr
+    assert warnings[0].startswith(f"Warning: {profiles_file}:17: subscriber alan@example.org: ")
+    assert "field 'interests': no keywords, description," in warnings[0]
+    assert "skipped  alan@example.org no interests in the profile" in first.stdout.splitlines()
+    assert "sent 2, skipped 1, failed 0, already done 0" in first.stdout
+    one = send("--to", "ada@example.org", env=smtp_server.env())
+    assert one.exit_code == 0 and "Warning:" not in one.stderr, "only those about whom it sends to"
+    profiles_file.write_text(listed.replace("quantum error correction", "sparse experts"))
+    again = send(env=smtp_server.env())
+    assert again.exit_code == 0 and "Warning:" not in again.stderr, again.output
+    assert "sent 1, skipped 0, failed 0, already done 2" in again.stdout
+    assert len(smtp_server.handler.to("alan@example.org")) == 1
+
+
+def test_a_suppressed_subscriber_is_reported_once_and_not_matched(
+    env: dict[str, str], smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A manual send names the suppressed address in its results, also with --to and --force;
+    its digest is not matched (it could not go out)."""
+    Store(env["PAPERBOT_DATABASE_URL"]).suppress("grace@example.org", "unsubscribed")
+    matched = matched_emails(monkeypatch)
+    result = send(env=smtp_server.env())
+    assert result.exit_code == 0, result.output
+    said = [line for line in result.stdout.splitlines() if "grace@" in line]
+    assert said == ["skipped  grace@example.org address is suppressed"]
+    forced = send("--to", "grace@example.org", "--force", env=smtp_server.env())
+    assert forced.exit_code == 0, forced.output
+    assert "skipped  grace@example.org address is suppressed" in forced.stdout.splitlines()
+    assert "grace@example.org" not in matched and "ada@example.org" in matched
+    assert smtp_server.handler.to("grace@example.org") == []
 
 
 def test_to_sends_to_one_subscriber_only(env: dict[str, str], smtp_server: SmtpServer) -> None:

@@ -36,7 +36,7 @@ from bot.render import Renderer
 from bot.settings import Settings, load_settings
 from bot.store import Store
 from bot.worker import ProfilesFile, Worker
-from tests.conftest import SmtpServer, crowd_profiles, free_port
+from tests.conftest import SmtpServer, crowd_profiles, free_port, matched_emails
 from tests.smtp_faults import FaultServer, serve
 
 PROFILES = """\
@@ -61,6 +61,11 @@ subscribers:
     interests:
       keywords: ["quantum error correction"]
 """
+
+
+UNMATCHED = ("    interests:", '      keywords: ["quantum error correction"]')
+"""Interests of ``crowd_profiles`` readers that no paper of the day matches: each gets a
+"nothing matched" note."""
 
 
 def only_ada(send_at: str = "08:00", keyword: str = "mixture of experts", **more: str) -> str:
@@ -438,6 +443,69 @@ async def test_hot_reload_adopts_good_edits_and_keeps_the_last_good_on_bad_ones(
     assert len(worker.roster) == 3
 
 
+BOB = '  - email: bob@example.org\n    send_at: "08:00"\n    interests:\n      keywords: ["sparse experts"]\n'
+
+
+async def test_a_suppressed_address_left_in_the_profiles_is_named_once_and_never_swept(
+    make_worker: Callable[[], Worker], config: Settings, clock: Clock, profiles_path: Path,
+    smtp_server: SmtpServer, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """The unsubscribe holds with the address still in the file: the worker says so when it
+    adopts the profiles (again at a reload), and its sweeps neither match, log nor record
+    anything for that address, so they do not bury the real sends in the runs."""
+    caplog.set_level(logging.INFO, logger="bot")
+    profiles_path.write_text(only_ada() + BOB)
+    Store(config.database_url).suppress("bob@example.org", "unsubscribed")
+    matched = matched_emails(monkeypatch)
+    worker = make_worker()
+    await worker.fetch_job()
+    for minute in range(1, 6):  # both digests are due from 08:00
+        clock.set(2026, 11, 25, 8, minute)
+        await worker.sweep_job()
+    assert recipients(smtp_server) == ["ada@example.org"]
+    assert "bob@example.org" not in matched and "ada@example.org" in matched
+    runs = worker.deps.store.recent_runs()
+    assert [(r.command, r.summary.get("counts", {}).get("sent")) for r in runs] == [
+        ("sweep", 1), ("fetch", None),
+    ]  # fmt: skip
+    said = "profiles: bob@example.org is suppressed (unsubscribed): listed, but gets no mail"
+    assert [r.getMessage() for r in caplog.records if "bob@" in r.getMessage()] == [said]
+    _edit(profiles_path, only_ada() + BOB)
+    await worker.sweep_job()
+    assert [r.getMessage() for r in caplog.records if "bob@" in r.getMessage()] == [said, said]
+
+
+async def test_a_subscriber_without_interests_is_warned_about_once_and_served_once_given_some(
+    make_worker: Callable[[], Worker], clock: Clock, profiles_path: Path,
+    smtp_server: SmtpServer, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """The profiles' warning is logged when they are adopted, not at every sweep; the digest is
+    neither matched nor recorded as skipped, so interests added later that day bring it."""
+    caplog.set_level(logging.INFO, logger="bot")
+    carol = '  - email: carol@example.org\n    send_at: "08:00"\n'
+    profiles_path.write_text(only_ada() + carol)
+    matched = matched_emails(monkeypatch)
+    worker = make_worker()
+    await worker.fetch_job()
+    for minute in range(1, 6):
+        clock.set(2026, 11, 25, 8, minute)
+        await worker.sweep_job()
+    (warned,) = [r for r in caplog.records if "carol@" in r.getMessage()]
+    assert warned.levelno == logging.WARNING
+    assert warned.getMessage().startswith(f"profiles: {profiles_path}:6: subscriber carol@")
+    assert "field 'interests': no keywords, description," in warned.getMessage()
+    assert "carol@example.org" not in matched and recipients(smtp_server) == ["ada@example.org"]
+    assert [r.command for r in worker.deps.store.recent_runs()] == ["sweep", "fetch"]
+    _edit(
+        profiles_path, only_ada() + carol + '    interests:\n      keywords: ["sparse experts"]\n'
+    )
+    clock.set(2026, 11, 25, 8, 10)
+    await worker.sweep_job()
+    assert recipients(smtp_server) == ["ada@example.org", "carol@example.org"]
+    about_carol = [r.getMessage() for r in caplog.records if "carol@" in r.getMessage()]
+    assert len(about_carol) == 2 and about_carol[1].startswith("digest for 2026-11-25 to carol@")
+
+
 async def test_admin_alerts_are_rate_limited_per_kind(
     config: Settings, smtp_server: SmtpServer
 ) -> None:
@@ -750,7 +818,7 @@ async def sweep_refused(
 ) -> Worker:  # fmt: skip
     """A worker whose first sweep sends ``readers`` digests to a server refusing them as spam."""
     caplog.set_level(logging.INFO, logger="bot")
-    crowd_profiles(profiles_path, readers)
+    crowd_profiles(profiles_path, readers, *UNMATCHED)
     faults.handler.data.update({f"reader{n}@example.org": [SPAM] for n in range(readers)})
     worker = start_worker(config, clock, Route(faults.port).mailer)
     await worker.fetch_job()
@@ -800,7 +868,7 @@ async def test_status_says_messages_left_by_a_paused_delivery_go_out_when_the_pa
 ) -> None:  # fmt: skip
     """The worker tries again when its pause ends, and status says so; a manual send (which
     retries at once) sends them at once."""
-    crowd_profiles(profiles_path, 3)
+    crowd_profiles(profiles_path, 3, *UNMATCHED)
     route = Route(hang_up.port)
     worker = start_worker(config.model_copy(update={"smtp_max_failures": 2}), clock, route.mailer)
     await worker.fetch_job()
@@ -1074,7 +1142,7 @@ async def test_a_database_lost_in_the_middle_of_delivery_ends_the_sweep_and_noth
     """The connection drops once the senders have started: the sweep ends (it does not wait
     forever on its queue), and the claimed digests no sender handed to the server are released:
     they go out at the next sweep, without waiting for their lease to run out."""
-    crowd_profiles(profiles_path, 20)
+    crowd_profiles(profiles_path, 20, *UNMATCHED)
     worker = make_worker()
     await worker.fetch_job()
     store = worker.deps.store

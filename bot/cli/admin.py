@@ -10,10 +10,17 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
 from bot import status as status_view
-from bot.cli.app import app, err, handle_errors, out, profiles_app, read_profiles
+from bot.cli.app import (
+    app,
+    err,
+    handle_errors,
+    out,
+    print_profile_warnings,
+    profiles_app,
+    read_profiles,
+)
 from bot.errors import BotError
 from bot.message import verify_token
 from bot.models import email_key
@@ -42,10 +49,7 @@ def profiles_check(
     """Validate a profiles file; every problem is listed with its line, warnings too."""
     path = file or load_settings().profiles
     profiles = read_profiles(path)
-    for warning in profiles.warnings:
-        err.print(
-            f"[yellow]Warning:[/yellow] {escape(str(warning))}", highlight=False, soft_wrap=True
-        )
+    print_profile_warnings(profiles)
     n, w = len(profiles.subscribers), len(profiles.warnings)
     warned = f", {w} warning{'s' if w != 1 else ''}" if w else ""
     out.print(

@@ -180,6 +180,16 @@ def read_profiles(path: Path) -> Profiles:
     return parse_profiles(text, str(path))
 
 
+def print_profile_warnings(profiles: Profiles, only: str | None = None) -> None:
+    """The profiles file's warnings, on stderr; with ``only``, those about that subscriber."""
+    for warning in profiles.warnings:
+        if only is not None and (warning.subscriber or "").lower() != only.lower():
+            continue
+        err.print(
+            f"[yellow]Warning:[/yellow] {escape(str(warning))}", highlight=False, soft_wrap=True
+        )
+
+
 def find_subscriber(profiles: Profiles, email: str) -> Subscriber:
     """The subscriber with this address, or a clear error."""
     try:

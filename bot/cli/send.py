@@ -27,6 +27,7 @@ from bot.cli.app import (
     not_in_future,
     out,
     print_outcome,
+    print_profile_warnings,
     read_profiles,
     settings,
 )  # fmt: skip
@@ -69,6 +70,7 @@ def send(
     profiles = read_profiles(config.profiles)
     if to:  # as the profiles file writes it, however it was typed
         to = find_subscriber(profiles, to).email
+    print_profile_warnings(profiles, to)  # those of the subscribers this send is about
     not_in_future(day)
     if config.unsubscribe_warning:
         warning = escape(config.unsubscribe_warning)
