@@ -20,6 +20,7 @@ from bot.errors import (
     DroppedDeliveryError,
     FatalDeliveryError,
     PermanentDeliveryError,
+    RecipientDeliveryError,
     SenderDeliveryError,
     TlsDeliveryError,
     UnknownHostDeliveryError,
@@ -59,6 +60,12 @@ def smtp_advice(cause: DeliveryError | None) -> str:
         )
     if isinstance(cause, UnknownHostDeliveryError):
         return "Check PAPERBOT_SMTP_HOST: that name does not exist."
+    if isinstance(cause, RecipientDeliveryError):
+        return (
+            "The SMTP server refuses every recipient's mailbox the same way: check that "
+            "PAPERBOT_SMTP_HOST is the server meant to relay this mail (one that serves other "
+            "domains only refuses every address), PAPERBOT_FROM, and the server's reply above."
+        )
     if isinstance(cause, PermanentDeliveryError):
         return (
             "The SMTP server refuses the messages themselves (their content, or a policy such as "

@@ -16,11 +16,13 @@ How each failure is handled:
 - temporary (4xx, 552): ``temp_failed`` with the next attempt from ``RetryPolicy``;
   past the give-up time, ``perm_failed``
 - permanent (other 5xx): ``perm_failed``; the address is suppressed only when the server refused
-  its mailbox (see ``bot.mailer``). A refusal that does not blame the address (the content, a
-  policy) is held until another outcome ends the row of messages refused with the same reply
-  (code and enhanced status), and then recorded ``perm_failed``. When ``REFUSALS_IN_ROW`` are
-  refused in a row, stop: every message would be refused; the held ones are released with the
-  rest, so that a server refusing every message fails none of them
+  its mailbox (see ``bot.mailer``). Each refusal, of the mailbox or of the message (the
+  content, a policy), is held until another outcome ends the row of messages refused with the
+  same reply (code and enhanced status), and then recorded ``perm_failed`` (and the refused
+  mailboxes suppressed). When ``REFUSALS_IN_ROW`` are refused in a row, stop: every message
+  would be refused, the server is at fault and not the messages nor their addresses (a relay
+  refusing every mailbox it does not serve); the held ones are released with the rest, so that
+  a server refusing every message fails none of them and suppresses nobody
 - a connection that cannot be opened (refused, timed out, no greeting, EHLO or login refused
   for now), or one kept from an earlier message found closed before the server answered
   anything in the new transaction: open one and try again; after ``smtp_max_failures`` such
@@ -106,8 +108,9 @@ RECORD_LINGER = 0.05
 """Seconds a ``sent`` record may wait for others to share its transaction (up to half of
 ``UNRECORDED``): one transaction for a few messages costs far more than one for many."""
 REFUSALS_IN_ROW = 5
-"""Messages refused in a row with the same permanent reply that does not blame their address
-(the same code and enhanced status: spam, a policy) before the run stops."""
+"""Messages refused in a row with the same permanent reply (the same code and enhanced status:
+spam, a policy, or the mailbox, as from a relay that serves other domains only) before the run
+stops."""
 
 _Held = tuple[Job, Claim, DeliveryError]
 """A refused message not recorded yet, and its refusal."""
@@ -193,7 +196,12 @@ class _Run:
         if not (self.unsent or self.held):
             return
         if self.broken is None and not self._halted():
-            everything = len(self.held) == self.settled  # no other outcome in the whole run
+            # Every message of the run refused the same way, and no other outcome: that may be
+            # the server's doing, so they are tried again later; but a lone refused mailbox is
+            # the common dead address, and suppressed as usual.
+            everything = len(self.held) == self.settled and not (
+                self.settled == 1 and isinstance(self.held[0][2], RecipientDeliveryError)
+            )
             if everything:
                 self.report.refused_all = self.held[0][2]
             for job, claim, refusal in self._end_refusals():
@@ -493,15 +501,15 @@ class _Run:
 
     async def _settle(self, job: Job, claim: Claim, error: DeliveryError | None) -> None:
         """Record what became of a message the server had: accepted (``error`` is None),
-        refused, failed for now or of unknown outcome. A refusal that does not blame the
-        address is held instead (see ``_in_a_row``)."""
+        refused, failed for now or of unknown outcome. A permanent refusal is held instead
+        (see ``_in_a_row``)."""
         for held in self._in_a_row(job, claim, error):
             await self._failed(*held)
         if error is None:
             await self._sent(job, claim)
         elif isinstance(error, UnknownOutcomeError):
             await self._unknown(job, claim, error)
-        elif message_refusal(error) is None:
+        elif held_refusal(error) is None:
             await self._failed(job, claim, error)
 
     def _connection_failed(self, exc: DeliveryError) -> None:
@@ -514,15 +522,17 @@ class _Run:
         """Count what happened to one more message (``error``, or None once it was accepted),
         and stop when messages in a row keep failing in a way every message would: the
         connection lost during ``smtp_max_failures`` of them, or ``REFUSALS_IN_ROW`` refused
-        with the same reply that does not blame their address.
+        with the same reply.
 
         Such a refusal is held, not recorded: until the row ends, nobody knows whether the
-        server refuses this message or every one. The held refusals of a row this outcome ended
-        are returned, to be recorded ``perm_failed``."""
+        server refuses this message (or its mailbox) or every one. A refused mailbox is held
+        too, although it blames the address: a relay that serves other domains only refuses
+        every mailbox the same way, and recording each would suppress the whole list. The held
+        refusals of a row this outcome ended are returned, to be recorded ``perm_failed``."""
         self.settled += 1
         lost = isinstance(error, DroppedDeliveryError | UnknownOutcomeError)
         self.lost_in_row = self.lost_in_row + 1 if lost else 0
-        refusal = message_refusal(error)
+        refusal = held_refusal(error)
         same = refusal is not None and refusal == self.refusal
         ended = [] if same else self._end_refusals()
         self.refusal = refusal
@@ -603,9 +613,10 @@ def for_now(refusal: DeliveryError) -> TemporaryDeliveryError:
     return TemporaryDeliveryError(why, refusal.code, refusal.status)
 
 
-def message_refusal(error: DeliveryError | None) -> tuple[int, str | None] | None:
-    """The reply code and enhanced status of a server's permanent refusal that does not blame
-    the recipient's address (the content, a policy), or None for any other outcome."""
-    if not isinstance(error, PermanentDeliveryError) or isinstance(error, RecipientDeliveryError):
+def held_refusal(error: DeliveryError | None) -> tuple[int, str | None] | None:
+    """The reply code and enhanced status of a server's permanent refusal, of the message (the
+    content, a policy) or of the recipient's mailbox, or None for any other outcome (also for a
+    refusal the server never made: an address no SMTP command can carry)."""
+    if not isinstance(error, PermanentDeliveryError):
         return None
     return None if error.code is None else (error.code, error.status)

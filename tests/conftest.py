@@ -212,6 +212,11 @@ def env(
 ANSI = re.compile(r"\x1b(\[[0-9;?]*[A-Za-z]|\][^\x07]*\x07)")
 
 
+UNMATCHED = ("    interests:", '      keywords: ["quantum error correction"]')
+"""Interests of ``crowd_profiles`` readers that no paper of the day matches: each gets a
+"nothing matched" note."""
+
+
 def crowd_profiles(path: Path, count: int, *lines: str) -> Path:
     """A profiles file of ``count`` subscribers, reader0@example.org and on, who also want empty
     digests; ``lines`` are the YAML lines each of them has besides."""

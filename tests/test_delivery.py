@@ -5,15 +5,17 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
 from bot.cli import app
+from bot.delivery import REFUSALS_IN_ROW
 from bot.store import Store
 from bot.store.tables import Delivery
-from tests.conftest import free_port
+from tests.conftest import UNMATCHED, crowd_profiles, free_port
 from tests.smtp_faults import FaultServer, serve
 
 runner = CliRunner()
@@ -90,6 +92,24 @@ def test_only_a_refused_mailbox_suppresses_the_address(
     assert (failed.status, failed.last_code) == ("perm_failed", int(reply[:3]))
     assert (ADA in Store(env["PAPERBOT_DATABASE_URL"]).suppressed()) is suppressed
     assert len(faults.handler.to(GRACE)) == 1
+
+
+def test_a_server_refusing_every_mailbox_stops_the_send_and_suppresses_nobody(
+    env: dict[str, str], faults: FaultServer, tmp_path: Path
+) -> None:
+    """A relay answering 550 5.1.1 to every RCPT (it serves other domains only) is at fault,
+    not the 30 addresses: the send stops, and every digest waits for the next one."""
+    crowd = crowd_profiles(tmp_path / "crowd.yaml", 30, *UNMATCHED)
+    emails = [f"reader{n}@example.org" for n in range(30)]
+    faults.handler.rcpt.update({email: ["550 5.1.1 no such user"] for email in emails})
+    result = send(faults, PAPERBOT_PROFILES=str(crowd))
+    connections = 4  # the default: the refusals in flight when the run stops are given back too
+    assert REFUSALS_IN_ROW <= faults.handler.commands["RCPT"] < REFUSALS_IN_ROW + connections
+    assert result.exit_code == 1
+    assert "Stopped" in result.output and "refused the same way" in result.output
+    store = Store(env["PAPERBOT_DATABASE_URL"])
+    assert store.suppressed() == {}
+    assert {state: n for _, state, n in store.ledger.counts()} == {"temp_failed": 30}
 
 
 @pytest.mark.parametrize(

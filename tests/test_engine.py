@@ -24,7 +24,12 @@ from sqlalchemy.exc import OperationalError
 from bot.collector import YOUNG
 from bot.composer import ComposePool, Draft, compose_draft
 from bot.delivery import POOL_MIN, REFUSALS_IN_ROW, DeliveryOptions, Job, deliver
-from bot.errors import ConnectionDeliveryError, DroppedDeliveryError, PermanentDeliveryError
+from bot.errors import (
+    ConnectionDeliveryError,
+    DroppedDeliveryError,
+    PermanentDeliveryError,
+    RecipientDeliveryError,
+)
 from bot.mailer import SmtpMailer, data_payload
 from bot.message import Envelope, Outgoing, build_message
 from bot.models import Digest, Interests, Subscriber
@@ -614,10 +619,12 @@ async def test_a_small_run_the_server_refuses_entirely_is_retried_not_failed_for
 async def test_refused_mailboxes_and_different_refusals_do_not_stop_the_run(
     tmp_path: Path, faults: FaultServer
 ) -> None:
+    """Refusals in a row that differ (another mailbox reply, another content refusal) are
+    each that message's: the mailboxes are suppressed, the messages fail for good."""
     deps = make_deps(tmp_path, faults, connections=1)
     emails = [f"user{n}@example.org" for n in range(4 * REFUSALS_IN_ROW)]
     for n, email in enumerate(emails):
-        faults.handler.rcpt[email] = ["550 5.1.1 no such user"]
+        faults.handler.rcpt[email] = ["550 5.1.1 no such user" if n % 2 else "550 5.2.1 disabled"]
         faults.handler.data[email] = ["554 5.7.1 spam" if n % 2 else "554 5.6.0 too big"]
     jobs = jobs_for(deps, emails)
     async with deps.mailer:  # type: ignore[union-attr]
@@ -628,6 +635,110 @@ async def test_refused_mailboxes_and_different_refusals_do_not_stop_the_run(
     assert (unknown.stopped, different.stopped) == (None, None)
     assert set(deps.store.suppressed()) == set(emails[: 2 * REFUSALS_IN_ROW])
     assert {r.status for r in ledger_rows(deps, jobs)} == {"perm_failed"}
+
+
+MAILBOX = "550 5.1.1 no such user"
+
+
+async def test_the_same_mailbox_refusal_of_recipient_after_recipient_stops_the_run(
+    tmp_path: Path, faults: FaultServer
+) -> None:
+    """A server refusing every recipient's mailbox (a relay that serves other domains only)
+    stops the run: the server is at fault, not the addresses. Nobody is suppressed, and the
+    refused ones are given back unsent with the rest, none of them counted as an attempt."""
+    deps = make_deps(tmp_path, faults, connections=1)
+    emails = [f"user{n}@example.org" for n in range(30)]
+    faults.handler.rcpt.update({email: [MAILBOX] for email in emails})
+    jobs = jobs_for(deps, emails)
+    async with deps.mailer:  # type: ignore[union-attr]
+        report = await deliver(deps, jobs)
+    assert isinstance(report.stopped_by, RecipientDeliveryError)
+    assert report.stopped == (
+        f"{REFUSALS_IN_ROW} messages in a row refused the same way, last: refused: {MAILBOX}"
+    )
+    assert faults.handler.commands["RCPT"] == REFUSALS_IN_ROW
+    assert deps.store.suppressed() == {}
+    rows = ledger_rows(deps, jobs)
+    assert report.outcomes == [] and report.released == len(rows) == len(emails)
+    assert {(r.status, r.attempts, r.last_error) for r in rows} == {
+        ("temp_failed", 0, f"not sent: {report.stopped}")
+    }
+
+
+async def test_mailboxes_refused_among_several_senders_stop_the_run_and_suppress_nobody(
+    tmp_path: Path, faults: FaultServer
+) -> None:
+    """Refusals settled by several connections at once count in the order they come; those
+    settled after the run stopped are given back with the rest."""
+    deps = make_deps(tmp_path, faults, connections=4)
+    emails = [f"user{n}@example.org" for n in range(4 * REFUSALS_IN_ROW)]
+    faults.handler.rcpt.update({email: ["550 5.1.1 unknown"] for email in emails})
+    jobs = jobs_for(deps, emails)
+    async with deps.mailer:  # type: ignore[union-attr]
+        report = await deliver(deps, jobs)
+    assert report.stopped is not None
+    assert report.stopped.startswith(f"{REFUSALS_IN_ROW} messages in a row refused")
+    assert deps.store.suppressed() == {}
+    assert {(r.status, r.attempts) for r in ledger_rows(deps, jobs)} == {("temp_failed", 0)}
+
+
+async def test_dead_mailboxes_among_accepted_ones_are_still_suppressed(
+    tmp_path: Path, faults: FaultServer
+) -> None:
+    """A few refused mailboxes between accepted messages, some of them in a row (fewer than
+    stop the run), one the last of the run: each fails for good and is suppressed."""
+    deps = make_deps(tmp_path, faults, connections=1)
+    emails = [f"user{n}@example.org" for n in range(3 * REFUSALS_IN_ROW)]
+    dead = [emails[1], *emails[4 : 4 + REFUSALS_IN_ROW - 1], emails[-1]]
+    faults.handler.rcpt.update({email: [MAILBOX] for email in dead})
+    jobs = jobs_for(deps, emails)
+    async with deps.mailer:  # type: ignore[union-attr]
+        report = await deliver(deps, jobs)
+    assert report.stopped is None and report.refused_all is None
+    failed = [(o.email, o.detail, o.code) for o in report.outcomes if o.status == "failed"]
+    assert sorted(failed) == sorted((email, f"refused: {MAILBOX}", 550) for email in dead)
+    assert set(deps.store.suppressed()) == set(dead)
+    states = {r.subscriber_id: (r.status, r.attempts, r.last_code) for r in ledger_rows(deps, jobs)}
+    for job in jobs:
+        expected = ("perm_failed", 1, 550) if job.email in dead else ("sent", 1, None)
+        assert states[job.subscriber_id] == expected, job.email
+
+
+async def test_a_small_run_whose_every_mailbox_is_refused_is_retried_not_suppressed(
+    tmp_path: Path, faults: FaultServer
+) -> None:
+    """Too few messages to stop the run, every mailbox refused the same way: as likely the
+    server's doing as the addresses', so they are retried with backoff, nobody suppressed."""
+    deps = make_deps(tmp_path, faults, connections=1)
+    emails = [f"user{n}@example.org" for n in range(REFUSALS_IN_ROW - 2)]
+    faults.handler.rcpt.update({email: [MAILBOX] for email in emails})
+    jobs = jobs_for(deps, emails)
+    async with deps.mailer:  # type: ignore[union-attr]
+        report = await deliver(deps, jobs)
+    assert report.stopped is None
+    assert isinstance(report.refused_all, RecipientDeliveryError)
+    assert {o.detail for o in report.outcomes} == {
+        f"refused: {MAILBOX}; every message of the run was refused so: tried again later"
+    }
+    rows = ledger_rows(deps, jobs)
+    assert [(r.status, r.attempts, r.last_code) for r in rows] == [("temp_failed", 1, 550)] * 3
+    assert deps.store.suppressed() == {}
+
+
+async def test_a_run_of_one_message_whose_mailbox_is_refused_suppresses_it(
+    tmp_path: Path, faults: FaultServer
+) -> None:
+    """A lone message is most likely a dead address (a worker sends each subscriber at their
+    own time): it fails for good and the address is suppressed, as among accepted ones."""
+    deps = make_deps(tmp_path, faults, connections=1)
+    faults.handler.rcpt["gone@example.org"] = [MAILBOX]
+    jobs = jobs_for(deps, ["gone@example.org"])
+    async with deps.mailer:  # type: ignore[union-attr]
+        report = await deliver(deps, jobs)
+    assert report.stopped is None and report.refused_all is None
+    assert [(o.status, o.detail) for o in report.outcomes] == [("failed", f"refused: {MAILBOX}")]
+    assert set(deps.store.suppressed()) == {"gone@example.org"}
+    assert [(r.status, r.attempts) for r in ledger_rows(deps, jobs)] == [("perm_failed", 1)]
 
 
 async def test_a_server_that_drops_every_message_stops_the_run(

@@ -24,6 +24,8 @@ from bot.errors import (
     ConnectionDeliveryError,
     DeliveryError,
     DroppedDeliveryError,
+    PermanentDeliveryError,
+    RecipientDeliveryError,
     TlsDeliveryError,
     UnknownHostDeliveryError,
 )
@@ -36,7 +38,7 @@ from bot.render import Renderer
 from bot.settings import Settings, load_settings
 from bot.store import Store
 from bot.worker import ProfilesFile, Worker
-from tests.conftest import SmtpServer, crowd_profiles, free_port, matched_emails
+from tests.conftest import UNMATCHED, SmtpServer, crowd_profiles, free_port, matched_emails
 from tests.smtp_faults import FaultServer, serve
 
 PROFILES = """\
@@ -61,11 +63,6 @@ subscribers:
     interests:
       keywords: ["quantum error correction"]
 """
-
-
-UNMATCHED = ("    interests:", '      keywords: ["quantum error correction"]')
-"""Interests of ``crowd_profiles`` readers that no paper of the day matches: each gets a
-"nothing matched" note."""
 
 
 def only_ada(send_at: str = "08:00", keyword: str = "mixture of experts", **more: str) -> str:
@@ -814,12 +811,14 @@ SPAM = "554 5.7.1 Message rejected: spam content"
 
 async def sweep_refused(
     config: Settings, clock: Clock, profiles_path: Path, faults: FaultServer,
-    caplog: pytest.LogCaptureFixture, readers: int,
+    caplog: pytest.LogCaptureFixture, readers: int, where: str = "data", refusal: str = SPAM,
 ) -> Worker:  # fmt: skip
-    """A worker whose first sweep sends ``readers`` digests to a server refusing them as spam."""
+    """A worker whose first sweep sends ``readers`` digests to a server refusing them as spam
+    (or with ``refusal`` to the command ``where``)."""
     caplog.set_level(logging.INFO, logger="bot")
     crowd_profiles(profiles_path, readers, *UNMATCHED)
-    faults.handler.data.update({f"reader{n}@example.org": [SPAM] for n in range(readers)})
+    script = getattr(faults.handler, where)
+    script.update({f"reader{n}@example.org": [refusal] for n in range(readers)})
     worker = start_worker(config, clock, Route(faults.port).mailer)
     await worker.fetch_job()
     clock.set(2026, 11, 25, 9, 0)  # their digests are due
@@ -843,6 +842,23 @@ async def test_a_server_refusing_every_message_pauses_delivery_and_alerts_the_ad
     await worker.sweep_job()
     assert len(messages(caplog, "email delivery still failing; paused until")) == 1
     assert faults.handler.commands["DATA"] >= 10
+    assert worker.deps.store.suppressed() == {}
+    states = {state: n for _, state, n in worker.deps.store.ledger.counts()}
+    assert states == {"temp_failed": 8}, "all wait"
+
+
+async def test_a_server_refusing_every_mailbox_pauses_delivery_and_alerts_the_admin(
+    config: Settings, clock: Clock, profiles_path: Path, faults: FaultServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """Every recipient refused the same way (a relay serving other domains only): delivery
+    stops as for refused content, nobody is suppressed, and the alert points at the relay."""
+    refusal = "550 5.1.1 no such user"
+    worker = await sweep_refused(config, clock, profiles_path, faults, caplog, 8, "rcpt", refusal)
+    (paused,) = messages(caplog, "email delivery paused until", logging.WARNING)
+    assert f"5 messages in a row refused the same way, last: refused: {refusal}" in paused
+    (alert,) = messages(caplog, "admin alert (smtp)", logging.ERROR)
+    assert "refuses every recipient's mailbox" in alert and "PAPERBOT_SMTP_HOST" in alert
     assert worker.deps.store.suppressed() == {}
     states = {state: n for _, state, n in worker.deps.store.ledger.counts()}
     assert states == {"temp_failed": 8}, "all wait"
@@ -1065,7 +1081,9 @@ async def test_without_an_admin_address_an_alert_is_logged_once_an_hour(
      (DroppedDeliveryError("connection lost"), "PAPERBOT_SMTP_HOST and PAPERBOT_SMTP_PORT"),
      (UnknownHostDeliveryError("no such host"), "PAPERBOT_SMTP_HOST: that name does not exist"),
      (AuthenticationDeliveryError("535"), "PAPERBOT_SMTP_USERNAME / PAPERBOT_SMTP_PASSWORD"),
-     (TlsDeliveryError("wrong version number"), "PAPERBOT_SMTP_SECURITY and PAPERBOT_SMTP_PORT")],
+     (TlsDeliveryError("wrong version number"), "PAPERBOT_SMTP_SECURITY and PAPERBOT_SMTP_PORT"),
+     (PermanentDeliveryError("554 5.7.1 spam"), "refuses the messages themselves"),
+     (RecipientDeliveryError("550 5.1.1 no such user"), "refuses every recipient's mailbox")],
 )  # fmt: skip
 def test_smtp_advice_matches_the_cause(cause: DeliveryError, advice: str) -> None:
     assert advice in smtp_advice(cause)
