@@ -2,7 +2,8 @@
 
 An alert that cannot be emailed (mail is not working) is kept and emailed by ``flush`` once mail
 works again; only an alert that went out (or that was not meant to be emailed, as no admin
-address is set) counts towards the hourly limit.
+address is set) counts towards the hourly limit. Once its trouble is over (``resolved``), a kind's
+kept alert is dropped and its next alert is emailed at once.
 """
 
 from __future__ import annotations
@@ -144,6 +145,14 @@ class AdminAlerts:
         if mailer is None:
             return False
         return await self._email(mailer, kind) is None
+
+    def resolved(self, kind: str) -> None:
+        """The trouble of ``kind`` is over: drop its kept alert (it tells of what no longer
+        holds), and let the next alert of that kind be emailed at once rather than within the
+        hour of the last one."""
+        if self.pending.pop(kind, None) is not None:
+            log.info("admin alert (%s) no longer applies; it is not emailed", kind)
+        self.last.pop(kind, None)
 
     async def flush(self, mailer: Mailer) -> DeliveryError | None:
         """Email the kept alerts; the error that kept the rest from going out, if one did (an

@@ -1,7 +1,8 @@
 """What ``paperbot status`` shows: last runs, deliveries by state, pending retries, suppressions.
 
 ``collect`` reads the store into plain data (also the ``--format json`` output); ``tables`` turns
-that data into rich tables.
+that data into rich tables. Messages still to be sent to a subscriber removed from the profiles
+are not pending (nothing sends them): they are only counted, as ``upcoming_removed``.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def collect(store: Store, now: datetime) -> dict[str, Any]:
     deliveries: dict[tuple[str, str], dict[str, int]] = {}
     for day, kind, state, n in store.ledger.tally(since=today - timedelta(days=DAYS)):
         deliveries.setdefault((day.isoformat(), kind), {})[state] = n
-    pending, total = store.upcoming(UPCOMING)
+    pending, total = store.upcoming(UPCOMING)  # a removed subscriber's are counted apart
     upcoming = [
         {"email": email, "kind": row.kind, "date": row.digest_date.isoformat(), "ref": row.ref,
          "status": row.status, "attempts": row.attempts, "last_code": row.last_code,
@@ -63,6 +64,7 @@ def collect(store: Store, now: datetime) -> dict[str, Any]:
         ],
         "upcoming": upcoming,
         "upcoming_total": total,
+        "upcoming_removed": store.unsent_of_removed(),
         "suppressed": suppressed,
     }
 
@@ -104,11 +106,13 @@ def _table(
     return table
 
 
-def _pending_note(states: Sequence[str], total: int) -> str | None:
+def _pending_note(states: Sequence[str], total: int, removed: int) -> str | None:
     """What the pending table leaves out, and what "sending" means there."""
     notes = []
     if total > len(states):
         notes.append(f"{len(states)} of {total} shown, soonest first")
+    if removed:
+        notes.append(f"{removed} not retried: subscriber removed from profiles")
     if "sending" in states:
         notes.append(
             'sending: in flight, or interrupted and sent again after "next" (same Message-ID)'
@@ -144,7 +148,11 @@ def tables(data: dict[str, Any]) -> list[Table]:
             "Pending retries (UTC)",
             ("email", "kind", "date", "state", "attempts", "next", "last error"),
             upcoming,
-            _pending_note([u["status"] for u in data["upcoming"]], data["upcoming_total"]),
+            _pending_note(
+                [u["status"] for u in data["upcoming"]],
+                data["upcoming_total"],
+                data["upcoming_removed"],
+            ),
         ),
         _table("Suppressed addresses (UTC)", ("email", "reason", "since"), suppressed),
     ]

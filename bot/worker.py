@@ -1,8 +1,9 @@
 """The always-on worker's state: the live profiles, source health, and the two jobs it runs.
 
 ``fetch_job`` pulls the configured sources; ``sweep_job`` reloads the profiles when the file
-changed, then sends alerts, due digests and due retries. Both are plain coroutines, driven by the
-scheduler in production and called directly (with an injected clock) in tests.
+changed (once the change has settled), then sends alerts, due digests and due retries. Both are
+plain coroutines, driven by the scheduler in production and called directly (with an injected
+clock) in tests.
 
 When a sweep's delivery stops because the SMTP server cannot be reached (or refuses the login or
 TLS), delivery pauses: no sweep sends anything for ``PAUSE_FIRST``, then twice as long after each
@@ -18,7 +19,9 @@ error line when the outage starts, and one line when a job works with the databa
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -48,33 +51,75 @@ pause to the longest while it keeps failing (shorter than the retry settings of 
 the whole queue waits, and it should go out soon after the server is back)."""
 
 
+SETTLE_SECONDS = 2.0
+"""How long a changed profiles file must have been left alone to be read at the first look after
+the change (otherwise it is read once it looks the same at the next look)."""
+
+
 @dataclass(frozen=True, slots=True)
 class _Signature:
+    """One version of the profiles file: when it was last written, its size, its content's hash
+    (two saves within one tick of the file system's clock still differ)."""
+
     mtime_ns: int
     size: int
+    digest: bytes
 
 
 class ProfilesFile:
-    """The profiles file as last read successfully; a bad edit keeps the last good version."""
+    """The profiles file as last read successfully; a bad edit keeps the last good version.
 
-    def __init__(self, path: Path, reader: Callable[[Path], Profiles]) -> None:
+    A changed file is read only once it has settled: it looks the same as at the previous look,
+    or it was last written ``SETTLE_SECONDS`` ago or more. An editor that truncates the file and
+    then writes it, or a copy in progress, is not judged half-written (the admin would be alerted
+    about a problem gone a moment later). ``wall`` tells the time of the file system's clock.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        reader: Callable[[Path], Profiles],
+        wall: Callable[[], float] = time.time,
+    ) -> None:
         self.path = path
         self.reader = reader
+        self.wall = wall
         self.subscribers: tuple[Subscriber, ...] = ()
         self.warnings: tuple[Problem, ...] = ()
         """What the last good version deserves a warning for (a subscriber with no interests)."""
         self._seen: _Signature | None = None
+        """The version last read (adopted or rejected)."""
+        self._looked: _Signature | None = None
+        """The version found at the previous look."""
 
     def _signature(self) -> _Signature | None:
         try:
             stat = self.path.stat()
+            digest = hashlib.blake2b(self.path.read_bytes(), digest_size=16).digest()
         except OSError:
             return None
-        return _Signature(stat.st_mtime_ns, stat.st_size)
+        return _Signature(stat.st_mtime_ns, stat.st_size, digest)
 
     def changed(self) -> bool:
-        """Whether the file differs from the version last looked at."""
-        return self._signature() != self._seen
+        """Whether the file differs from the version last read and has settled since: it is the
+        same as at the previous look, or was last written long enough ago."""
+        now = self._signature()
+        before, self._looked = self._looked, now
+        if now == self._seen:
+            return False
+        if now == before:
+            return True
+        if now is not None and self.wall() - now.mtime_ns / 1e9 >= SETTLE_SECONDS:
+            return True
+        log.debug("profiles file changed; it is read once it has settled")
+        return False
+
+    @property
+    def saved_at(self) -> datetime | None:
+        """When the version last read was written (None when it could not be found)."""
+        if self._seen is None:
+            return None
+        return datetime.fromtimestamp(self._seen.mtime_ns / 1e9, UTC)
 
     def load(self) -> tuple[Subscriber, ...]:
         """Read and validate the file; on error raise ProfileError and keep the last good set."""
@@ -146,12 +191,17 @@ class Worker:
         except ProfileError as exc:
             for problem in exc.problems:
                 log.error("profiles reload rejected: %s", problem)
+            saved = self.profiles.saved_at
+            version = f" as saved at {saved:%Y-%m-%d %H:%M:%S} UTC" if saved else ""
             what = (
-                f"The edited profiles file was rejected; the previous version stays in use.\n{exc}"
+                f"The profiles file{version} was rejected; the previous version stays in use."
+                f"\n{exc}"
             )
             todo = (
                 f"Fix the lines above and save {self.profiles.path} again "
-                "(check with `paperbot profiles check`)."
+                "(check with `paperbot profiles check`). If it has been fixed since, nothing is "
+                "left to do: the worker adopts the fixed file by itself (its log then says "
+                "`profiles: N subscribers`)."
             )
             await self._notify("profiles", what, todo)
             return
@@ -160,6 +210,7 @@ class Worker:
         except Exception:
             self.profiles.forget()  # not adopted: the next sweep reads it again
             raise
+        self.admin.resolved("profiles")  # the next bad edit is emailed at once
 
     async def _notify(self, kind: str, what: str, todo: str) -> None:
         if self._delivery_paused():  # kept, and emailed once delivery works again

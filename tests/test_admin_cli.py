@@ -111,6 +111,28 @@ def test_status_says_how_many_pending_deliveries_it_leaves_out(env: dict[str, st
     assert "sending: in flight, or interrupted" in " ".join(table.split())
 
 
+def test_status_counts_the_retries_of_a_removed_subscriber_instead_of_listing_them(
+    env: dict[str, str], faults: FaultServer, profiles_file: Path
+) -> None:
+    grace = "grace@example.org"
+    faults.handler.rcpt.update({ADA: ["451 4.3.0 try later"], grace: ["451 4.3.0 try later"]})
+    send(faults)
+    data = json.loads(cli("status", "--format", "json").output)
+    assert sorted(u["email"] for u in data["upcoming"]) == [ADA, grace]
+    assert (data["upcoming_total"], data["upcoming_removed"]) == (2, 0)
+    text = profiles_file.read_text()
+    start, end = text.index(f"  - email: {grace}"), text.index("  - email: alan@example.org")
+    profiles_file.write_text(text[:start] + text[end:])
+    faults.handler.rcpt.clear()
+    assert send(faults).exit_code == 0 and len(faults.handler.to(ADA)) == 1
+    data = json.loads(cli("status", "--format", "json").output)
+    assert data["upcoming"] == []
+    assert (data["upcoming_total"], data["upcoming_removed"]) == (0, 1)
+    table = " ".join(cli("status").output.split())
+    assert grace not in table
+    assert "1 not retried: subscriber removed from profiles" in table
+
+
 def test_a_worker_run_shows_in_status(env: dict[str, str]) -> None:
     store = Store(env["PAPERBOT_DATABASE_URL"])
     run = store.start_run("sweep", datetime(2026, 11, 25, 7, 30, tzinfo=UTC))

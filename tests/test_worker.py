@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from time import time_ns
 
 import pytest
 from sqlalchemy.exc import OperationalError
@@ -407,9 +408,26 @@ async def test_fall_back_send_time_is_sent_once(
 
 
 def _edit(path: Path, text: str) -> None:
+    """Save ``text`` as an edit made a while before the next sweep (it has settled)."""
     path.write_text(text)
-    stat = path.stat()
-    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    then = time_ns() - 10 * SECOND_NS
+    os.utime(path, ns=(then, then))
+
+
+SECOND_NS = 1_000_000_000
+SAVED = 1_800_000_000  # when the files of the tests below are written, in seconds since 1970
+
+
+def _save(path: Path, text: str, at: float = SAVED) -> None:
+    """Write ``text`` with its modification time ``at`` (the worker's wall clock says ``SAVED``)."""
+    path.write_text(text)
+    os.utime(path, ns=(int(at * SECOND_NS), int(at * SECOND_NS)))
+
+
+def settling(worker: Worker) -> Worker:
+    """The worker, its profiles file read with a wall clock that stands at ``SAVED``."""
+    worker.profiles.wall = lambda: SAVED
+    return worker
 
 
 async def test_hot_reload_adopts_good_edits_and_keeps_the_last_good_on_bad_ones(
@@ -501,6 +519,81 @@ async def test_a_subscriber_without_interests_is_warned_about_once_and_served_on
     assert recipients(smtp_server) == ["ada@example.org", "carol@example.org"]
     about_carol = [r.getMessage() for r in caplog.records if "carol@" in r.getMessage()]
     assert len(about_carol) == 2 and about_carol[1].startswith("digest for 2026-11-25 to carol@")
+
+
+async def test_a_changed_file_is_read_once_it_looks_the_same_at_the_next_sweep(
+    make_worker: Callable[[], Worker], profiles_path: Path
+) -> None:
+    worker = settling(make_worker())
+    _save(profiles_path, only_ada())
+    await worker.sweep_job()
+    assert len(worker.roster) == 3, "just written: it may be half-written"
+    await worker.sweep_job()
+    assert [s.email for s in worker.roster.values()] == ["ada@example.org"]
+
+
+async def test_a_changed_file_written_a_while_ago_is_read_at_the_first_sweep(
+    make_worker: Callable[[], Worker], profiles_path: Path
+) -> None:
+    worker = settling(make_worker())
+    _save(profiles_path, only_ada(), at=SAVED - 2)
+    await worker.sweep_job()
+    assert [s.email for s in worker.roster.values()] == ["ada@example.org"]
+
+
+async def test_a_file_caught_empty_in_the_middle_of_a_save_raises_no_alert(
+    make_worker: Callable[[], Worker], profiles_path: Path, smtp_server: SmtpServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """An editor truncated the file, and has written it by the next sweep."""
+    worker = settling(make_worker())
+    _save(profiles_path, "")
+    await worker.sweep_job()
+    _save(profiles_path, only_ada(), at=SAVED + 0.5)
+    await worker.sweep_job()
+    await worker.sweep_job()
+    assert [s.email for s in worker.roster.values()] == ["ada@example.org"]
+    assert smtp_server.handler.to("admin@paperbot.example.org") == []
+    assert "rejected" not in caplog.text
+
+
+async def test_a_bad_edit_after_a_good_reload_is_emailed_within_the_hour(
+    make_worker: Callable[[], Worker], clock: Clock, profiles_path: Path, smtp_server: SmtpServer
+) -> None:
+    worker = settling(make_worker())
+    _save(profiles_path, "subscribers: [", at=SAVED - 125)
+    await worker.sweep_job()
+    clock.now += timedelta(minutes=1)
+    _save(profiles_path, only_ada(), at=SAVED - 65)
+    await worker.sweep_job()
+    assert len(worker.roster) == 1
+    clock.now += timedelta(minutes=1)
+    duplicate = only_ada() + only_ada().removeprefix("subscribers:\n")
+    _save(profiles_path, duplicate, at=SAVED - 5)
+    await worker.sweep_job()
+    admin = smtp_server.handler.to("admin@paperbot.example.org")
+    assert len(admin) == 2, "the file was good in between: the new problem is emailed"
+    body = admin[1].get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "The profiles file as saved at 2027-01-15 07:59:55 UTC was rejected" in body
+    assert "ada@example.org" in body and "subscribers: [" not in body
+    assert "If it has been fixed since, nothing is left to do" in body
+
+
+async def test_a_kept_profiles_alert_is_dropped_once_the_file_is_fixed(
+    make_worker: Callable[[], Worker], profiles_path: Path, smtp_server: SmtpServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """Mail did not work when the bad edit was seen; by the time it does, the file is fixed."""
+    caplog.set_level(logging.INFO, logger="bot.admin")
+    worker = make_worker()
+    worker.mailer_factory = lambda: SmtpMailer("127.0.0.1", free_port(), security="none")
+    _edit(profiles_path, "subscribers: [")
+    await worker.reload_if_changed()
+    assert set(worker.admin.pending) == {"profiles"}
+    _edit(profiles_path, only_ada())
+    await worker.reload_if_changed()
+    assert worker.admin.pending == {} and worker.admin.last == {}
+    assert "admin alert (profiles) no longer applies" in caplog.text
 
 
 async def test_admin_alerts_are_rate_limited_per_kind(

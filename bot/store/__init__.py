@@ -431,21 +431,36 @@ class Store(RunLog):
             return set(db.exec(select(Suppression.email)).all())
 
     def upcoming(self, limit: int = 20) -> tuple[list[tuple[Delivery, str]], int]:
-        """Rows still to be sent (temporary failures and ``sending``), soonest first, with email,
-        at most ``limit``; and how many there are in all."""
-        pending = col(Delivery.status).in_([TEMP_FAILED, SENDING])
+        """Rows still to be sent (temporary failures and ``sending``) of active subscribers,
+        soonest first, with email, at most ``limit``; and how many there are in all."""
+        pending = col(Delivery.status).in_([TEMP_FAILED, SENDING]) & col(SubscriberRow.active)
         soonest = case(  # the rule of ``Delivery.next_try``, in SQL
             (col(Delivery.status) == SENDING, col(Delivery.lease_until)),
             else_=col(Delivery.next_attempt_at),
         )
+        joined = col(SubscriberRow.id) == col(Delivery.subscriber_id)
         query = (
             select(Delivery, SubscriberRow.email)
-            .join(SubscriberRow, col(SubscriberRow.id) == col(Delivery.subscriber_id))
+            .join(SubscriberRow, joined)
             .where(pending)
             .order_by(soonest)
             .limit(limit)
         )
+        count = select(func.count()).select_from(Delivery).join(SubscriberRow, joined)
         with self.session() as db:
             rows = [(row, email) for row, email in db.exec(query).all()]
-            total = db.exec(select(func.count()).select_from(Delivery).where(pending)).one()
+            total = db.exec(count.where(pending)).one()
         return rows, int(total)
+
+    def unsent_of_removed(self) -> int:
+        """How many rows still to be sent belong to subscribers removed from the profiles: they
+        are not sent (unless the subscriber is added back)."""
+        unsent = col(Delivery.status).in_([TEMP_FAILED, SENDING]) & ~col(SubscriberRow.active)
+        query = (
+            select(func.count())
+            .select_from(Delivery)
+            .join(SubscriberRow, col(SubscriberRow.id) == col(Delivery.subscriber_id))
+            .where(unsent)
+        )
+        with self.session() as db:
+            return int(db.exec(query).one())
