@@ -17,12 +17,18 @@ BotError                 anything the CLI turns into a clear message and an exit
     │   ├── SenderDeliveryError          the server refused the sender address
     │   └── UnknownHostDeliveryError     the SMTP host name does not exist
     └── UnknownOutcomeError      the connection was lost after the message data was sent
+
+``no_such_host`` tells, of an error from a library (an HTTP or SMTP client), whether a host name
+it looked up does not exist.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import socket
 from dataclasses import dataclass
+
+_NO_SUCH_HOST = {socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)}
 
 
 class BotError(Exception):
@@ -154,3 +160,20 @@ class UnknownOutcomeError(DeliveryError):
     The ledger row stays ``sending``; when its lease expires it is sent again with the same
     Message-ID, so a receiving system can tell the two copies apart.
     """
+
+
+def no_such_host(exc: BaseException | None) -> bool:
+    """Whether ``exc``, or what it was raised from or while handling, says that a host name does
+    not exist: unlike a temporary lookup failure (``EAI_AGAIN``), trying again cannot help.
+
+    Libraries wrap the lookup error either way: aiosmtplib raises its own error from it; httpx
+    raises its own from httpcore's, which httpcore raised while handling the lookup error (``from
+    None``, which hides it from tracebacks, not from ``__context__``).
+    """
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, socket.gaierror):
+            return exc.errno in _NO_SUCH_HOST
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import socket
 import ssl
 from collections import deque
 from types import TracebackType
@@ -44,6 +43,7 @@ from bot.errors import (
     TlsDeliveryError,
     UnknownHostDeliveryError,
     UnknownOutcomeError,
+    no_such_host,
 )
 from bot.message import Outgoing
 
@@ -54,7 +54,6 @@ AUTH_CODES = {530, 534, 535, 538}
 MAX_REPLY = 64 * 1024
 """Most bytes of replies waiting to be read: a server sending more is broken or hostile."""
 _BARE_NEWLINE = re.compile(rb"(?<!\r)\n|\r(?!\n)")
-_NO_SUCH_HOST = {socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)}
 _NOT_IN_PATH = re.compile(r"[\x00-\x20\x7f<>]")
 _ENVELOPE = ((250,), (250, 251), (354,))
 """The replies that let a transaction go on after MAIL, RCPT and DATA."""
@@ -132,19 +131,9 @@ def classify(exc: Exception) -> DeliveryError:
         return classify_reply(exc.code, exc.message)
     if isinstance(exc, ssl.SSLError | aiosmtplib.SMTPNotSupported) or "STARTTLS" in str(exc):
         return TlsDeliveryError(f"SMTP TLS failed: {exc}")
-    if _no_such_host(exc):
+    if no_such_host(exc):
         return UnknownHostDeliveryError(f"SMTP server not found (check PAPERBOT_SMTP_HOST): {exc}")
     return ConnectionDeliveryError(f"connection problem: {exc or type(exc).__name__}")
-
-
-def _no_such_host(exc: BaseException | None) -> bool:
-    """Whether ``exc`` (or what caused it) says the host name does not exist: unlike a
-    temporary lookup failure, trying again cannot help."""
-    while exc is not None:
-        if isinstance(exc, socket.gaierror):
-            return exc.errno in _NO_SUCH_HOST
-        exc = exc.__cause__
-    return False
 
 
 def data_payload(raw: bytes, transparent: bool = False) -> bytes:

@@ -25,6 +25,7 @@ from bot.message import new_message_id
 from bot.models import Digest, Paper, Subscriber
 from bot.render import Renderer, plural
 from bot.settings import Settings
+from bot.stopping import Stopped, unless_stopped
 from bot.store import Store
 from bot.store.tables import FINAL_STATES, STATE_MEANING
 
@@ -38,6 +39,8 @@ WOULD_SKIP = "nothing matched: would skip"
 SUPPRESSED = "address is suppressed"
 NO_INTERESTS = "no interests in the profile"
 """How a send reports a digest that goes to nobody whatever the papers (see ``no_digest``)."""
+STOPPED_BEFORE_DELIVERY = "shutting down before delivery: nothing was sent"
+"""Why a run stopped while it was still fetching papers (it sends nothing then)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +134,9 @@ class Deps:
     mailer: Mailer | None = None
     on_outcome: Callable[[Outcome], None] = lambda outcome: None
     stop: asyncio.Event = field(default_factory=asyncio.Event)
+    delivering: bool = False
+    """Whether messages are being handed to the mailer right now: a stop then lets the messages
+    being sent finish; before, it only cancels the fetch (see ``send_to_targets``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -440,7 +446,11 @@ async def send_digests(
 
 
 async def send_to_targets(deps: Deps, targets: list[Target], options: SendOptions) -> SendReport:
-    """Match, render and deliver the digest of each (subscriber, date) target."""
+    """Match, render and deliver the digest of each (subscriber, date) target.
+
+    A stop (``deps.stop``) while the missing papers are fetched cancels the fetch and ends the
+    run there, reported stopped; once delivery has begun, the delivery engine stops the run.
+    """
     with quiet_collector():
         return await _send_to_targets(deps, targets, options)
 
@@ -455,7 +465,12 @@ async def _send_to_targets(deps: Deps, targets: list[Target], options: SendOptio
     if not options.dry_run and deps.mailer is not None:
         prepare_delivery(len(targets))  # what starts workers starts while we fetch and match
     for day in sorted({t.day for t in targets}) if options.fetch_missing else ():
-        missing = await ensure_papers(deps, day, report, again=options.refetch)
+        fetching = ensure_papers(deps, day, report, again=options.refetch)
+        try:  # a source that keeps failing is retried for a while: a stop does not wait for it
+            missing = await unless_stopped(fetching, deps.stop, f"the fetch for {day}")
+        except Stopped:  # nothing is settled yet: the next run sends every digest
+            report.stopped = STOPPED_BEFORE_DELIVERY
+            return report
         if missing:  # nothing is settled for that date: a later run sends its digests
             targets = _left_for_later(deps, targets, day, missing, report)
     if not targets:
@@ -473,5 +488,9 @@ async def _send_to_targets(deps: Deps, targets: list[Target], options: SendOptio
             pass
         return report
     how = DeliveryOptions(retry_now=options.retry_now, force=options.force)
-    report.add(await deliver(deps, jobs, how))
+    deps.delivering = True
+    try:
+        report.add(await deliver(deps, jobs, how))
+    finally:
+        deps.delivering = False
     return report

@@ -16,7 +16,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from bot.stopping import watch_signals
+from bot.stopping import Stopped, unless_stopped, watch_signals
 from bot.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -81,21 +81,11 @@ async def _drain(worker: Worker) -> None:
 async def _fetch_first(worker: Worker, stop: asyncio.Event) -> bool:
     """Fetch before the first sweep, so that today's digests have papers; False when a stop
     came first: the fetch is then cancelled."""
-    fetch = asyncio.ensure_future(worker.fetch_job())
-    stopping = asyncio.ensure_future(stop.wait())
     try:
-        await asyncio.wait({fetch, stopping}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        stopping.cancel()
-    if not stop.is_set():
-        fetch.result()
-        return True
-    log.info("stopping: cancelling the start-up fetch")
-    fetch.cancel()
-    await asyncio.wait({fetch})
-    if not fetch.cancelled():
-        fetch.result()  # an error while it ended is not hidden
-    return False
+        await unless_stopped(worker.fetch_job(), stop, "the start-up fetch")
+    except Stopped:
+        return False
+    return True
 
 
 async def run_worker(worker: Worker, sweep_seconds: int, sources: str, target: str) -> None:
@@ -105,22 +95,28 @@ async def run_worker(worker: Worker, sweep_seconds: int, sources: str, target: s
     """
     stop = asyncio.Event()
     with watch_signals(asyncio.get_running_loop(), stop):
-        await _run(worker, stop, sweep_seconds, sources, target)
+        await run_until(worker, stop, sweep_seconds, sources, target)
 
 
-async def _run(
+async def run_until(
     worker: Worker, stop: asyncio.Event, sweep_seconds: int, sources: str, target: str
 ) -> None:
+    """Start the worker and its jobs, run until ``stop`` is set, then stop taking work, drain,
+    and return."""
     worker.start()
-    no_papers = not worker.deps.store.has_papers_for(worker.deps.clock().date())
-    if no_papers and not await _fetch_first(worker, stop):
-        log.info("worker stopped")
-        return
-    scheduler = build_scheduler(worker, sweep_seconds, sources)
-    scheduler.start()
+    # Said before anything is fetched: with the sources down a fetch takes a while, and the
+    # operator should not have to wait for it to learn what the worker is doing.
     log.info("worker started: sweep every %d s, sources %s; %s", sweep_seconds, sources, target)
     if worker.deps.settings.unsubscribe_warning:
         log.warning("%s", worker.deps.settings.unsubscribe_warning)
+    today = worker.deps.clock().date()
+    if not worker.deps.store.has_papers_for(today):
+        log.info("no papers stored for %s yet: fetching the lists before the first sweep", today)
+        if not await _fetch_first(worker, stop):
+            log.info("worker stopped")
+            return
+    scheduler = build_scheduler(worker, sweep_seconds, sources)
+    scheduler.start()
     await stop.wait()
     log.info("stopping: no new work; finishing what is in flight")
     scheduler.pause()  # no job starts from now on

@@ -3,23 +3,61 @@
 ``paperbot run`` and ``paperbot send`` both stop this way: the messages being sent finish and the
 rest are given back for the next run. A process that has not stopped ``STOP_LIMIT`` seconds after
 the signal, or that gets a second one, exits at once; what it had claimed is sent again after the
-lease, as after a crash.
+lease, as after a crash. Work that sends nothing (fetching the papers) does not wait for the
+stop: ``unless_stopped`` cancels it as soon as the stop comes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any, TypeVar
 
 STOP_LIMIT = 20.0
 """Seconds after a stop signal at which the process exits whatever it is doing: a call that
 never returns (a database server that hangs) must not keep the process from stopping."""
 
 _STOPS = (signal.SIGTERM, signal.SIGINT)
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class Stopped(Exception):
+    """A stop came before the work it guarded was done, and the work was cancelled."""
+
+
+async def unless_stopped(work: Coroutine[Any, Any, T], stop: asyncio.Event, what: str) -> T:
+    """What ``work`` returns, unless ``stop`` is set first: then ``work`` (``what``, for the
+    log) is cancelled and, once it has ended, Stopped is raised. An error it ends with meanwhile
+    is raised instead: it is not hidden. ``work`` does not start when ``stop`` is set already.
+    """
+    if stop.is_set():
+        work.close()
+        raise Stopped(what)
+    task = asyncio.ensure_future(work)
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:  # the caller is cancelled: so is its work
+        task.cancel()
+        raise
+    finally:
+        stopping.cancel()
+    if not stop.is_set():
+        return task.result()
+    log.info("stopping: cancelling %s", what)
+    task.cancel()
+    await asyncio.wait({task})
+    if not task.cancelled():
+        task.result()
+    raise Stopped(what)
 
 
 @contextlib.contextmanager

@@ -40,6 +40,44 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@contextmanager
+def silent_proxy() -> Iterator[tuple[str, list[socket.socket]]]:
+    """An HTTP proxy that accepts connections and never answers: its URL, and the connections
+    it holds."""
+    held: list[socket.socket] = []
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        listener.settimeout(0.1)
+
+        def hold() -> None:
+            while listener.fileno() != -1:
+                try:
+                    held.append(listener.accept()[0])
+                except (TimeoutError, OSError):
+                    continue
+
+        thread = threading.Thread(target=hold, daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{listener.getsockname()[1]}", held
+        finally:
+            listener.close()
+            thread.join()
+            for connection in held:
+                connection.close()
+
+
+@contextmanager
+def hanging_sources() -> Iterator[tuple[dict[str, str], list[socket.socket]]]:
+    """Settings that send the HTTP sources' requests to a proxy that never answers (see
+    ``silent_proxy``), and the connections it holds: a process with them waits for its sources
+    until it gives up."""
+    with silent_proxy() as (proxy, held):
+        names = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy")
+        yield dict.fromkeys(names, proxy) | {"NO_PROXY": "", "no_proxy": ""}, held
+
+
 @dataclass
 class RecordingHandler:
     """An aiosmtpd handler that records accepted messages and answers with scripted replies.

@@ -20,7 +20,7 @@ from sqlmodel import select
 from bot.delivery import UNRECORDED
 from bot.store import Store
 from bot.store.tables import Delivery, SubscriberRow
-from tests.conftest import crowd_profiles, run_cli
+from tests.conftest import crowd_profiles, hanging_sources, run_cli
 from tests.smtp_faults import FaultServer
 
 STOP_LIMIT = 3
@@ -110,6 +110,36 @@ def test_sigterm_stops_a_send_cleanly_and_the_next_send_finishes_it(
     seen = by_recipient(faults)
     assert all(len(ids) == 1 for ids in seen.values()) and len(seen) == SUBSCRIBERS
     check_ledger_agrees(crowd, seen)
+
+
+@pytest.mark.slow
+def test_a_stop_while_the_papers_are_fetched_ends_the_send_at_once(
+    env: dict[str, str], faults: FaultServer
+) -> None:
+    """A source that does not answer is retried for longer than the stop limit; a stop does not
+    wait for it: the fetch is cancelled, the run recorded stopped, nothing sent, and the next
+    send sends every digest."""
+    with hanging_sources() as (hanging, held):
+        proc = start(env, faults, PAPERBOT_SOURCES="hf", **hanging)
+        deadline = time.monotonic() + 30
+        while not held:  # the fetch is waiting for the source
+            assert proc.poll() is None and time.monotonic() < deadline, logs()
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 1, logs()
+    assert "Stopping before anything is sent; signal again" in logs(), logs()
+    assert "Stopped: shutting down before delivery: nothing was sent" in logs(), logs()
+    assert "still running" not in logs() and "Traceback" not in logs(), logs()
+    code, output = run_cli(env, "status", "--format", "json")
+    assert code == 0, output
+    (run,) = json.loads(output)["runs"]
+    assert (run["command"], run["status"]) == ("send", "stopped"), run
+    assert run["stopped"] == "shutting down before delivery: nothing was sent"
+    assert faults.handler.received() == []
+    assert Store(env["PAPERBOT_DATABASE_URL"]).ledger.counts() == []
+    again = start(env, faults)
+    assert again.wait(timeout=60) == 0, logs()
+    assert len(faults.handler.received()) == 2
 
 
 @pytest.mark.slow

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -16,8 +17,18 @@ import pytest
 from typer.testing import CliRunner
 
 from bot.cli import app, read_profiles
+from bot.mailer import SmtpMailer
 from bot.message import verify_token
-from bot.settings import unknown_names
+from bot.pipeline import (
+    STOPPED_BEFORE_DELIVERY,
+    Deps,
+    Fetched,
+    SendOptions,
+    run_status,
+    send_digests,
+)
+from bot.render import Renderer
+from bot.settings import load_settings, unknown_names
 from bot.store import ClaimRequest, Store
 from tests.conftest import SmtpServer, matched_emails, run_cli
 
@@ -306,6 +317,41 @@ def test_a_day_the_sources_list_no_paper_for_is_left_for_a_later_run(
     assert Store(env["PAPERBOT_DATABASE_URL"]).ledger.counts() == []
     result = send(env=smtp_server.env())
     assert result.exit_code == 0 and "sent 2, skipped 1, failed 0" in result.output
+
+
+async def test_a_stop_while_the_papers_are_fetched_cancels_the_fetch(
+    env: dict[str, str], smtp_server: SmtpServer
+) -> None:
+    """A source that does not answer is not waited for once a stop comes: nothing would be sent
+    meanwhile. The run ends stopped with nothing settled, so the next one sends every digest."""
+    fetching, cancelled = asyncio.Event(), asyncio.Event()
+
+    async def never_answers(day: date) -> Fetched:
+        fetching.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        raise AssertionError("the source never answers")
+
+    config = load_settings(env_file=None)
+    mailer = SmtpMailer(smtp_server.host, smtp_server.port, security="none")
+    deps = Deps(
+        settings=config, store=Store(config.database_url), renderer=Renderer(),
+        fetch=never_answers, clock=lambda: datetime.now(UTC), mailer=mailer,
+    )  # fmt: skip
+    subscribers = read_profiles(config.profiles).subscribers
+    async with mailer:
+        options = SendOptions(day=date(2026, 11, 25))
+        sending = asyncio.ensure_future(send_digests(deps, subscribers, options))
+        await fetching.wait()
+        deps.stop.set()
+        report = await asyncio.wait_for(sending, 10)
+    assert cancelled.is_set()
+    assert report.stopped == STOPPED_BEFORE_DELIVERY and run_status(report) == "stopped"
+    assert report.outcomes == [] and smtp_server.messages == []
+    assert deps.store.ledger.counts() == []
 
 
 def test_outbox_when_no_smtp_host(env: dict[str, str]) -> None:

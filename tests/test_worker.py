@@ -34,8 +34,9 @@ from bot.mailer import Mailer, SmtpMailer
 from bot.message import Outgoing
 from bot.models import Paper
 from bot.outbox import OutboxMailer
-from bot.pipeline import Deps, SendOptions, send_digests
+from bot.pipeline import Deps, Fetched, SendOptions, send_digests
 from bot.render import Renderer
+from bot.scheduler import run_until
 from bot.settings import Settings, load_settings
 from bot.store import Store
 from bot.worker import ProfilesFile, Worker
@@ -707,6 +708,36 @@ async def test_a_fetch_where_every_source_failed_says_so(
     assert "no papers fetched for 2026-11-25: every source failed" in caplog.text
     assert "fetched 0 papers" not in caplog.text
     assert worker.deps.store.recent_runs()[0].status == "failed"
+
+
+async def test_the_worker_says_what_it_does_before_its_start_up_fetch(
+    config: Settings, clock: Clock, smtp_server: SmtpServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With every source down a fetch takes a while: what the worker does (its sweep, sources,
+    where mail goes, and that it fetches first) is logged before the fetch starts."""
+    caplog.set_level(logging.INFO)
+    stop = asyncio.Event()
+    said_before: list[str] = []
+
+    async def fetch(day: date) -> Fetched:
+        said_before.extend(r.getMessage() for r in caplog.records)
+        stop.set()
+        await asyncio.Event().wait()  # a source that does not answer: the stop cancels it
+        raise AssertionError("the source never answers")
+
+    deps = Deps(
+        settings=config, store=Store(config.database_url), renderer=Renderer(), fetch=fetch,
+        clock=clock,
+    )  # fmt: skip
+    mailer = SmtpMailer(smtp_server.host, smtp_server.port, security="none")
+    worker = Worker(deps, lambda: mailer, ProfilesFile(config.profiles, read_profiles))
+    await run_until(worker, stop, 60, "hf", f"delivering by {mailer.description}")
+    assert said_before[-2:] == [
+        f"worker started: sweep every 60 s, sources hf; delivering by {mailer.description}",
+        "no papers stored for 2026-11-25 yet: fetching the lists before the first sweep",
+    ]
+    assert caplog.messages[-2:] == ["stopping: cancelling the start-up fetch", "worker stopped"]
+    assert [(r.command, r.status) for r in deps.store.recent_runs()] == [("fetch", "stopped")]
 
 
 async def test_a_source_that_works_but_has_nothing_new_sends_digests_as_usual(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Annotated
@@ -34,7 +35,7 @@ from bot.cli.app import (
 from bot.delivery_jobs import Outcome
 from bot.mailer import Mailer
 from bot.outbox import OutboxMailer
-from bot.pipeline import SendOptions, SendReport, run_status, send_digests
+from bot.pipeline import Deps, SendOptions, SendReport, run_status, send_digests
 from bot.profiles import Profiles
 from bot.settings import Settings
 from bot.stopping import watch_signals
@@ -179,16 +180,21 @@ async def _send(
     with recording as run, _progress(total) as advance:
         deps.on_outcome = lambda outcome: advance(noted(outcome))
         async with contextlib.nullcontext() if options.dry_run else mailer:
-            with watch_signals(asyncio.get_running_loop(), deps.stop, _stopping):
+            on_stop = functools.partial(_stopping, deps)
+            with watch_signals(asyncio.get_running_loop(), deps.stop, on_stop):
                 report = await send_digests(deps, profiles.subscribers, options)
         report.outcomes[:] = map(noted, report.outcomes)
         run.status, run.summary = run_status(report), report.summary()
     return report
 
 
-def _stopping() -> None:
-    """SIGTERM or SIGINT stops a send as it stops the worker (see ``bot.stopping``)."""
-    err.print("Stopping: the messages being sent finish; signal again to quit at once.")
+def _stopping(deps: Deps) -> None:
+    """SIGTERM or SIGINT stops a send as it stops the worker (see ``bot.stopping``): what it
+    waits for depends on whether sending has begun (a fetch is cancelled at once)."""
+    if deps.delivering:
+        err.print("Stopping: the messages being sent finish; signal again to quit at once.")
+    else:
+        err.print("Stopping before anything is sent; signal again to quit at once.")
 
 
 @contextlib.contextmanager

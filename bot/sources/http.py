@@ -1,9 +1,10 @@
 """The network shell of the sources: one polite, patient, bounded HTTP GET.
 
 ``Fetcher.get`` retries connection errors, 5xx and 429 with exponential backoff and jitter
-(``Retry-After`` honoured), keeps a minimum interval per host (arXiv asks for one request every
-3 seconds), refuses oversized bodies and unexpected content types. The clock is injected, so tests
-never really sleep.
+(``Retry-After`` honoured), except a host name that does not exist, which fails at once (a
+temporary DNS failure is retried); it keeps a minimum interval per host (arXiv asks for one
+request every 3 seconds), refuses oversized bodies and unexpected content types. The clock is
+injected, so tests never really sleep.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from bot import __version__
-from bot.errors import SourceError
+from bot.errors import SourceError, no_such_host
 
 log = logging.getLogger("bot.sources.http")
 
@@ -145,7 +146,13 @@ class Fetcher:
                 self._check_type(source, response, accept)
                 return await self._read_capped(source, response)
         except httpx.TransportError as exc:
-            raise _Retry(f"{type(exc).__name__} for {url}: {exc}".rstrip(": ")) from None
+            problem = f"{type(exc).__name__} for {url}: {exc}".rstrip(": ")
+            if no_such_host(exc):  # a name that does not exist will not exist a moment later
+                host = urlsplit(url).hostname
+                raise SourceError(
+                    source, f"host {host} not found (not retried; is DNS working?): {problem}"
+                ) from None
+            raise _Retry(problem) from None
 
     def _check_status(self, source: str, response: httpx.Response) -> None:
         status = response.status_code

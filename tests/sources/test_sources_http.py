@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import itertools
+import socket
 from collections.abc import AsyncIterator
 from email.utils import formatdate
 
+import httpcore
 import httpx
 import pytest
 from sourcekit import FakeClock, Server, json_response
 
 from bot import __version__
 from bot.errors import SourceError
-from bot.sources import HttpPolicy, make_client
+from bot.sources import Fetcher, HttpPolicy, make_client
 from bot.sources.http import USER_AGENT
 
 URL = "https://huggingface.co/api/daily_papers"
@@ -54,6 +56,63 @@ async def test_connection_errors_are_retried(server: Server) -> None:
     server.routes[ROUTE] = [httpx.ConnectError("connection refused"), httpx.ReadTimeout("slow"), OK]
     assert await server.fetcher().get("hf", URL) == b"[]"
     assert len(server.requests) == 3
+
+
+def lookup_failure(errno: int, text: str) -> httpx.ConnectError:
+    """What httpx raises when a host name lookup fails: its error raised from httpcore's, which
+    httpcore raised (``from None``) while handling the lookup error."""
+    lookup = socket.gaierror(errno, text)
+    wrapped = httpcore.ConnectError(lookup)
+    wrapped.__context__, wrapped.__suppress_context__ = lookup, True
+    error = httpx.ConnectError(f"[Errno {errno}] {text}")
+    error.__cause__ = wrapped
+    return error
+
+
+async def test_a_host_name_that_does_not_exist_is_not_retried(
+    server: Server, clock: FakeClock
+) -> None:
+    server.routes[ROUTE] = [lookup_failure(socket.EAI_NONAME, "Name or service not known"), OK]
+    with pytest.raises(SourceError) as caught:
+        await server.fetcher().get("hf", URL)
+    assert str(caught.value) == (
+        "source hf: host huggingface.co not found (not retried; is DNS working?): "
+        f"ConnectError for {URL}: [Errno {socket.EAI_NONAME}] Name or service not known"
+    )
+    assert len(server.requests) == 1 and clock.sleeps == []
+
+
+async def test_a_temporary_lookup_failure_is_retried(server: Server) -> None:
+    failure = lookup_failure(socket.EAI_AGAIN, "Temporary failure in name resolution")
+    server.routes[ROUTE] = [failure, OK]
+    assert await server.fetcher().get("hf", URL) == b"[]"
+    assert len(server.requests) == 2
+
+
+class CountingTransport(httpx.AsyncHTTPTransport):
+    """The real network transport, counting the requests it is given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requests: list[httpx.Request] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        return await super().handle_async_request(request)
+
+
+async def test_a_name_that_never_resolves_fails_after_one_try(clock: FakeClock) -> None:
+    """Through the real resolver: a name under .invalid never resolves (RFC 2606)."""
+    try:
+        socket.getaddrinfo("paperbot.invalid", 443)
+    except socket.gaierror as exc:
+        if exc.errno == socket.EAI_AGAIN:
+            pytest.skip("this machine's resolver cannot say that a name does not exist")
+    transport = CountingTransport()
+    async with make_client(transport=transport) as client:
+        with pytest.raises(SourceError, match=r"host paperbot\.invalid not found \(not retried"):
+            await Fetcher(client, clock=clock).get("hf", "https://paperbot.invalid/api/papers")
+    assert len(transport.requests) == 1 and clock.sleeps == []
 
 
 async def test_429_honours_retry_after_seconds(server: Server, clock: FakeClock) -> None:
