@@ -498,6 +498,8 @@ def _email_before(node: yaml.Node | None, line: int | None = None) -> str | None
 def _shape_problems(root: yaml.Node | None, data: Any, source: str) -> list[Problem]:
     if not isinstance(data, dict):
         message = "expected a mapping with 'subscribers:' (a list, each entry starting '- email:')"
+        if data is None:  # nothing but comments and blank lines (an editor caught mid-save?)
+            message = "the file is empty: " + message
         return [Problem(source, _line(root), None, None, message)]
     problems = []
     for key in data:
@@ -617,6 +619,9 @@ def parse_profiles(text: str, source: str = "<profiles>") -> Profiles:
                 warnings.append(Problem(source, line, subscriber.email, "interests", message))
     if problems:
         raise ProfileError(sorted(problems, key=lambda p: p.line or 0))
+    if not subscribers:
+        message = "the list is empty: nobody gets mail (every subscriber stored is deactivated)"
+        warnings.append(Problem(source, _line(items_node), None, "subscribers", message))
     return Profiles(source, tuple(subscribers), tuple(warnings))
 
 

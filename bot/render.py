@@ -49,6 +49,7 @@ EMAIL_ADDRESS = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 HTML_BUDGET = 100_000
 """Largest HTML part in bytes as sent (quoted-printable): Gmail clips a message whose HTML
 passes 102 KB, and the footer with the unsubscribe link goes first."""
+CHARSET = '<meta charset="utf-8">'
 TRIGGER_IN_SUBJECT = 40
 """Longest alert trigger in a subject (cut at a word), so that a phone still shows the title."""
 MORE_LISTED = 25
@@ -185,7 +186,7 @@ class Renderer:
         self._more: Callable[[Paper], MoreView] = lru_cache(CACHE_SIZE)(more_view)
         self._card: Callable[[PaperView, int, bool], str] = lru_cache(CACHE_SIZE)(self._make_card)
         self._block: Callable[[PaperView, int], str] = lru_cache(CACHE_SIZE)(self._make_block)
-        self._layouts = Layouts(self._inliner.inline, self._css, LAYOUTS)
+        self._layouts = Layouts(self._inline_page, self._css, LAYOUTS)
         self._card_layouts = Layouts(self._inline_card, self._css, LAYOUTS)
         self._text_layouts = Layouts(None, "", LAYOUTS)
 
@@ -197,7 +198,8 @@ class Renderer:
         papers = [self._view(m.paper, m.reasons, m.snippet, m.marks) for m in digest.matches]
         more = [self._more(paper) for paper in digest.more]
         html = self._html(kind, values, papers, more, digest.unlisted)
-        blocks = "".join(self._block(p, rank) for rank, p in enumerate(papers, 1))
+        ranked = len(papers) > 1  # a lone pick is not numbered (nor is its card)
+        blocks = "".join(self._block(p, rank if ranked else 0) for rank, p in enumerate(papers, 1))
         listing = _listing(papers, [], more, digest.unlisted) | {"blocks": BLOCKS_SLOT}
         text = self._text_layouts.inline(self._template(kind, "txt").render, values | listing)
         return Rendered(subject=str(values["subject"]), html=html, text=_text(text, blocks))
@@ -225,6 +227,18 @@ class Renderer:
             # Move the lowest picks into the compact list, in proportion to the excess.
             shown = max(1, min(shown - 1, int(shown * HTML_BUDGET * 0.95 / size)))
 
+    def _inline_page(self, html: str) -> str:
+        """A whole message with its CSS inlined, its charset declared first in ``<head>``: the
+        inliner puts the ``<style>`` it keeps there, and a browser opening the file looks for
+        the charset in its first 1024 bytes only."""
+        inlined = self._inliner.inline(html)
+        head = inlined.find("<head>")
+        if head < 0 or CHARSET not in inlined:
+            return inlined
+        start = head + len("<head>")
+        rest = inlined[start:].replace(CHARSET, "", 1)
+        return inlined[:start] + CHARSET + rest
+
     def _make_card(self, paper: PaperView, rank: int, show_rank: bool) -> str:
         """One paper card with its CSS inlined, filled into its kept layout when there is one
         (the rank is a string there, so that cards differing only in it share a layout)."""
@@ -244,7 +258,7 @@ class Renderer:
         return found.group(1)
 
     def _make_block(self, paper: PaperView, rank: int) -> str:
-        """One paper's plain-text block, already wrapped."""
+        """One paper's plain-text block, already wrapped; numbered unless ``rank`` is 0."""
         return wrap_lines(str(self._macro("txt", "paper_block")(paper, rank)))
 
     def _macro(self, part: str, name: str) -> Callable[..., str]:

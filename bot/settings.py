@@ -76,6 +76,11 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
     arxiv_include_replacements: bool = False
 
+    @field_validator("smtp_security", "log_format", mode="before")
+    @classmethod
+    def _any_case(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
     @field_validator("sources")
     @classmethod
     def _source_list(cls, value: str) -> str:

@@ -37,6 +37,7 @@ from bot.mailer import Mailer
 from bot.models import Subscriber
 from bot.pipeline import Deps, SendReport, fetch_and_store, run_status
 from bot.profiles import Profiles
+from bot.render import plural
 from bot.schedule import should_announce
 from bot.store import unavailable
 from bot.sweep import sweep
@@ -168,8 +169,9 @@ class Worker:
         report = self.deps.store.sync_subscribers(subscribers)
         self.roster = {report.ids[s.email.lower()]: s for s in subscribers}
         log.info(
-            "profiles: %d subscribers (%d added, %d updated, %d deactivated)",
-            len(subscribers), report.added, report.updated, report.deactivated,
+            "profiles: %s (%d added, %d updated, %d deactivated)",
+            plural(len(subscribers), "subscriber"), report.added, report.updated,
+            report.deactivated,
         )  # fmt: skip
         for warning in self.profiles.warnings:
             log.warning("profiles: %s", warning)

@@ -163,6 +163,23 @@ def test_profiles_check_exit_2_with_lines(tmp_path: Path) -> None:
     assert f"{path}:10: subscriber grace@example.org: field 'timezone'" in result.output
 
 
+@pytest.mark.parametrize("text", ["", "# all subscribers left\n"])
+def test_an_empty_file_says_so(text: str) -> None:
+    assert problems_of(text) == [
+        "p.yaml: the file is empty: expected a mapping with 'subscribers:' (a list, each entry "
+        "starting '- email:')"
+    ]
+
+
+def test_an_empty_list_is_accepted_with_a_warning() -> None:
+    profiles = parse_profiles("defaults:\n  timezone: UTC\nsubscribers: []\n", "p.yaml")
+    assert profiles.subscribers == ()
+    assert [str(w) for w in profiles.warnings] == [
+        "p.yaml:3: field 'subscribers': the list is empty: nobody gets mail (every subscriber "
+        "stored is deactivated)"
+    ]
+
+
 def test_profiles_check_missing_file(tmp_path: Path) -> None:
     result = runner.invoke(app, ["profiles", "check", str(tmp_path / "nope.yaml")])
     assert result.exit_code == 2 and "cannot read" in result.output

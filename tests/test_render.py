@@ -182,6 +182,8 @@ def test_a_long_alert_trigger_leaves_room_for_the_title_in_the_subject(
     assert "Your alert “Geoffrey Hinton, Yoshua Bengio, Yann LeCun, graph neural network”" in (
         out.html
     )
+    assert "\nRouting Without Regret" in out.text and " 1. " not in out.text, "as in the HTML"
+    assert ">#1<" not in out.html
 
 
 def test_nothing_today_note(renderer: Renderer) -> None:
@@ -314,6 +316,13 @@ def test_size_budget_with_long_abstracts(renderer: Renderer, papers: int) -> Non
         assert f"{papers - shown} more picks, by title to keep this email small" in out.html
         why = [t for t in tags.text if t.startswith("Why: ")]
         assert len(why) == papers - shown and "Topic: mixture of experts (title)" in why[0]
+
+
+def test_the_charset_comes_first_in_the_head(renderer: Renderer) -> None:
+    """A browser opening the HTML (an outbox preview) looks for it in the first 1024 bytes."""
+    html = renderer.render(digest(n=2, more=0), CTX).html
+    assert html.index('<head><meta charset="utf-8">') < 100
+    assert html.count("<meta charset") == 1 and "</style>" in html
 
 
 def test_ten_papers_fit_comfortably(renderer: Renderer) -> None:
@@ -596,7 +605,8 @@ def whole_text(r: Renderer, d: Digest, ctx: EmailContext) -> str:
     kind = template_kind(d)
     papers = [r._view(m.paper, m.reasons, m.snippet, m.marks) for m in d.matches]  # type: ignore[attr-defined]
     more = [r._more(p) for p in d.more]  # type: ignore[attr-defined]
-    blocks = "".join(r._block(p, n) for n, p in enumerate(papers, 1))  # type: ignore[attr-defined]
+    ranks = [0] if len(papers) == 1 else range(1, len(papers) + 1)  # a lone pick: no number
+    blocks = "".join(r._block(p, n) for n, p in zip(ranks, papers, strict=True))  # type: ignore[attr-defined]
     values = r._context(d, ctx, kind) | _listing(papers, [], more, d.unlisted) | {"blocks": blocks}  # type: ignore[attr-defined]
     return str(r._template(kind, "txt").render(values))  # type: ignore[attr-defined]
 

@@ -424,6 +424,11 @@ def test_bad_settings_list_every_problem(env: dict[str, str]) -> None:
     assert "PAPERBOT_SOURCES: invalid source 'bogus'" in result.output
 
 
+def test_choices_are_read_in_any_case() -> None:
+    config = load_settings(None, smtp_security="STARTTLS", log_format=" JSON")
+    assert (config.smtp_security, config.log_format) == ("starttls", "json")
+
+
 def test_settings_that_go_together_are_checked_with_the_others(env: dict[str, str]) -> None:
     bad = {
         "PAPERBOT_SMTP_PORT": "99999", "PAPERBOT_BASE_URL": "https://p.example.org",

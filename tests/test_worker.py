@@ -486,6 +486,10 @@ async def test_a_suppressed_address_left_in_the_profiles_is_named_once_and_never
     ]  # fmt: skip
     said = "profiles: bob@example.org is suppressed (unsubscribed): listed, but gets no mail"
     assert [r.getMessage() for r in caplog.records if "bob@" in r.getMessage()] == [said]
+    assert "profiles: 2 subscribers (2 added, 0 updated, 0 deactivated)" in caplog.messages
+    _edit(profiles_path, only_ada())
+    await worker.sweep_job()
+    assert "profiles: 1 subscriber (0 added, 0 updated, 1 deactivated)" in caplog.messages
     _edit(profiles_path, only_ada() + BOB)
     await worker.sweep_job()
     assert [r.getMessage() for r in caplog.records if "bob@" in r.getMessage()] == [said, said]
