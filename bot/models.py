@@ -9,8 +9,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from functools import lru_cache
 from typing import Annotated, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from email_validator import EmailNotValidError, validate_email
 from pydantic import (
@@ -45,7 +46,9 @@ def _arxiv_category(value: object) -> object:
 
 def _known_frequency(value: object) -> object:
     if isinstance(value, str) and not re.match(FREQUENCY_PATTERN, value.strip()):
-        raise ValueError(f"{value!r} is not daily, weekdays or weekly:mon … weekly:sun")
+        meant = re.sub(r"^(weekly:\w{3})\w*$", r"\1", value.strip().lower().replace(" ", ""))
+        hint = f" (did you mean {meant}?)" if re.match(FREQUENCY_PATTERN, meant) else ""
+        raise ValueError(f"{value!r} is not daily, weekdays or weekly:mon … weekly:sun{hint}")
     return value
 
 
@@ -53,10 +56,16 @@ def _known_zone(value: str) -> str:
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(
-            f"unknown time zone {value!r} (use an IANA name such as Europe/Berlin)"
-        ) from None
+        meant = _zones().get(value.strip().lower())
+        hint = f"did you mean {meant}?" if meant else "use an IANA name such as Europe/Berlin"
+        raise ValueError(f"unknown time zone {value!r} ({hint})") from None
     return value
+
+
+@lru_cache(maxsize=1)
+def _zones() -> dict[str, str]:
+    """Every IANA time zone name, by its lower-case spelling."""
+    return {name.lower(): name for name in available_timezones()}
 
 
 SEND_AT_PATTERN = "([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?"
@@ -67,7 +76,10 @@ def _hh_mm(value: object) -> object:
     if not isinstance(value, str | time) or (
         isinstance(value, str) and not re.fullmatch(SEND_AT_PATTERN, value.strip())
     ):
-        raise ValueError(f'{value!r} is not a time of day "HH:MM" (00:00 to 23:59)')
+        hint = ""
+        if isinstance(value, str) and re.fullmatch(SEND_AT_PATTERN, "0" + value.strip()):
+            hint = f': write "0{value.strip()}"'
+        raise ValueError(f'{value!r} is not a time of day "HH:MM" (00:00 to 23:59){hint}')
     return value
 
 

@@ -130,11 +130,11 @@ def safe_url(url: str | None) -> str | None:
 
 
 def short_authors(authors: tuple[str, ...]) -> str:
-    """Authors joined; long lists become ``first, second, third … last``."""
+    """Authors joined; long lists become ``first, second, third … last (40 authors)``."""
     names = [one_line(a) for a in authors if a.strip()]
     if len(names) <= 4:
         return ", ".join(names)
-    return f"{', '.join(names[:3])} … {names[-1]}"
+    return f"{', '.join(names[:3])} … {names[-1]} ({len(names)} authors)"
 
 
 def short_title(title: str, limit: int = TITLE_IN_SUBJECT) -> str:
@@ -165,12 +165,13 @@ def fallback_snippet(abstract: str) -> str:
 
 def _clip(text: str, marks: tuple[tuple[int, int], ...]) -> tuple[str, list[tuple[int, int]]]:
     """Keep ``text`` under SNIPPET_MAX characters; drop marks outside it, merge overlapping ones."""
+    shown = len(text)  # characters of the text itself (a mark never takes in the "…")
     if len(text) > SNIPPET_MAX:
-        cut = text[:SNIPPET_MAX].rsplit(" ", 1)[0]
-        text = cut.rstrip(" ,;:") + "…"
+        cut = text[:SNIPPET_MAX].rsplit(" ", 1)[0].rstrip(" ,;:")
+        text, shown = cut + "…", len(cut)
     kept: list[tuple[int, int]] = []
     for start, end in sorted(marks):
-        start, end = max(start, 0), min(end, len(text))
+        start, end = max(start, 0), min(end, shown)
         if start >= end:
             continue
         if kept and start <= kept[-1][1]:

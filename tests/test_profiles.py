@@ -74,6 +74,10 @@ def test_every_problem_is_reported_with_line_subscriber_and_field() -> None:
         (("  max_papers: 7\n", "  max_papers: 7\n  colour: blue\n"), "p.yaml:5: defaults: field 'colour': unknown key"),
         (("      - authors:", "      - name: x\n        authors:"), None),
         (("    alerts:\n      - authors: [\"Noam Shazeer\"]", "    alerts:\n      - name: empty"), "field 'alerts.0': an alert needs at least one"),
+        (('"06:30"', '"6:30"'), "field 'send_at': '6:30' is not a time of day \"HH:MM\" (00:00 to 23:59): write \"06:30\""),
+        (("America/New_York", "america/new_york"), "unknown time zone 'america/new_york' (did you mean America/New_York?)"),
+        (("America/New_York", "Mars/Olympus"), "unknown time zone 'Mars/Olympus' (use an IANA name such as Europe/Berlin)"),
+        (("weekly:mon", "Weekly:Monday"), "'Weekly:Monday' is not daily, weekdays or weekly:mon … weekly:sun (did you mean weekly:mon?)"),
     ],
 )  # fmt: skip
 def test_single_problems(edit: tuple[str, str], expected: str | None) -> None:

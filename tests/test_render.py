@@ -32,7 +32,16 @@ from bot.render import (
     template_kind,
 )
 from bot.render_layouts import REPLAY_STEPS_PER_LAYOUT, Layouts
-from bot.render_views import PaperView, one_line, paper_view, wrap_lines, wrap_text
+from bot.render_views import (
+    SNIPPET_MAX,
+    PaperView,
+    highlight,
+    one_line,
+    paper_view,
+    short_authors,
+    wrap_lines,
+    wrap_text,
+)
 from bot.settings import load_settings
 
 BUDGET_102_KB = 102 * 1024
@@ -316,6 +325,23 @@ def test_size_budget_with_long_abstracts(renderer: Renderer, papers: int) -> Non
         assert f"{papers - shown} more picks, by title to keep this email small" in out.html
         why = [t for t in tags.text if t.startswith("Why: ")]
         assert len(why) == papers - shown and "Topic: mixture of experts (title)" in why[0]
+
+
+def test_a_long_author_list_says_how_many_wrote_the_paper() -> None:
+    names = tuple(f"Author{i} Surname{i}" for i in range(40))
+    assert short_authors(names) == (
+        "Author0 Surname0, Author1 Surname1, Author2 Surname2 … Author39 Surname39 (40 authors)"
+    )
+    assert short_authors(names[:4]) == ", ".join(names[:4])
+
+
+def test_a_mark_cut_with_the_snippet_does_not_take_in_the_ellipsis() -> None:
+    text = "word " * (SNIPPET_MAX // 5 - 1) + "sparse experts beyond the end of the snippet"
+    start = text.index("sparse")
+    mark = (start - len("word "), start + len("sparse experts"))  # across the cut
+    pieces, plain = highlight(Match(paper(1), 1.0, (), text, (mark,)))
+    assert plain.endswith(" *word*…")
+    assert [piece for piece, marked in pieces if marked] == ["word"]
 
 
 def test_the_charset_comes_first_in_the_head(renderer: Renderer) -> None:
