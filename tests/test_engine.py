@@ -531,24 +531,32 @@ def ledger_rows(deps: Deps, jobs: list[Job]) -> list[Any]:
     return [row for row in rows if row is not None]
 
 
-async def test_the_same_refusal_of_message_after_message_stops_the_run(
-    tmp_path: Path, faults: FaultServer
+@pytest.mark.parametrize(
+    ("command", "refusal", "kind"),
+    [
+        ("DATA", "554 5.7.1 Message rejected: spam content", PermanentDeliveryError),
+        ("RCPT", "550 5.1.1 no such user", RecipientDeliveryError),
+    ],
+    ids=["message", "mailbox"],
+)
+async def test_the_same_refusal_message_after_message_stops_the_run(
+    tmp_path: Path, faults: FaultServer, command: str, refusal: str, kind: type[Exception]
 ) -> None:
-    """A server refusing every message (spam, a policy) stops the run like a refused login:
-    nobody is suppressed, and the refused ones are given back unsent with the rest, none of
-    them counted as an attempt: the server's policy fails no message."""
+    """A server refusing every message (spam, a policy) or every recipient's mailbox (a relay
+    that serves other domains only) stops the run like a refused login: the server is at
+    fault, not the messages nor the addresses. Nobody is suppressed, and the refused ones are
+    given back unsent with the rest, none of them counted as an attempt."""
     deps = make_deps(tmp_path, faults, connections=1)
     emails = [f"user{n}@example.org" for n in range(20)]
-    refusal = "554 5.7.1 Message rejected: spam content"
-    faults.handler.data.update({email: [refusal] for email in emails})
+    getattr(faults.handler, command.lower()).update({email: [refusal] for email in emails})
     jobs = jobs_for(deps, emails)
     async with deps.mailer:  # type: ignore[union-attr]
         report = await deliver(deps, jobs)
-    assert isinstance(report.stopped_by, PermanentDeliveryError)
+    assert isinstance(report.stopped_by, kind)
     assert report.stopped == (
         f"{REFUSALS_IN_ROW} messages in a row refused the same way, last: refused: {refusal}"
     )
-    assert faults.handler.commands["DATA"] == REFUSALS_IN_ROW
+    assert faults.handler.commands[command] == REFUSALS_IN_ROW
     assert deps.store.suppressed() == {}
     rows = ledger_rows(deps, jobs)
     assert report.outcomes == [] and report.released == len(rows) == len(emails)
@@ -638,31 +646,6 @@ async def test_refused_mailboxes_and_different_refusals_do_not_stop_the_run(
 
 
 MAILBOX = "550 5.1.1 no such user"
-
-
-async def test_the_same_mailbox_refusal_of_recipient_after_recipient_stops_the_run(
-    tmp_path: Path, faults: FaultServer
-) -> None:
-    """A server refusing every recipient's mailbox (a relay that serves other domains only)
-    stops the run: the server is at fault, not the addresses. Nobody is suppressed, and the
-    refused ones are given back unsent with the rest, none of them counted as an attempt."""
-    deps = make_deps(tmp_path, faults, connections=1)
-    emails = [f"user{n}@example.org" for n in range(30)]
-    faults.handler.rcpt.update({email: [MAILBOX] for email in emails})
-    jobs = jobs_for(deps, emails)
-    async with deps.mailer:  # type: ignore[union-attr]
-        report = await deliver(deps, jobs)
-    assert isinstance(report.stopped_by, RecipientDeliveryError)
-    assert report.stopped == (
-        f"{REFUSALS_IN_ROW} messages in a row refused the same way, last: refused: {MAILBOX}"
-    )
-    assert faults.handler.commands["RCPT"] == REFUSALS_IN_ROW
-    assert deps.store.suppressed() == {}
-    rows = ledger_rows(deps, jobs)
-    assert report.outcomes == [] and report.released == len(rows) == len(emails)
-    assert {(r.status, r.attempts, r.last_error) for r in rows} == {
-        ("temp_failed", 0, f"not sent: {report.stopped}")
-    }
 
 
 async def test_mailboxes_refused_among_several_senders_stop_the_run_and_suppress_nobody(
