@@ -93,6 +93,20 @@ def test_phone_layout_uses_the_full_width(browser: Browser, pages: dict[str, Pat
     assert 330 <= card <= 375
 
 
+def test_paper_links_are_big_enough_to_tap_on_a_phone(
+    browser: Browser, pages: dict[str, Path]
+) -> None:
+    """A finger needs about 40 px: each link's box, and the space between two, on a phone."""
+    session = browser.open(pages["digest"], 375)
+    boxes = browser.evaluate(
+        session,
+        "Array.from(document.querySelector('.links').querySelectorAll('a'))"
+        ".map(a => { const r = a.getBoundingClientRect(); return [r.left, r.right, r.height]; })",
+    )
+    assert len(boxes) >= 3 and all(height >= 36 for _, _, height in boxes), boxes
+    assert all(b[0] - a[1] >= 20 for a, b in itertools.pairwise(boxes)), boxes
+
+
 def test_hostile_content_runs_nothing(browser: Browser, pages: dict[str, Path]) -> None:
     session = browser.open(pages["hostile"], 800)
     assert browser.evaluate(session, "document.scripts.length") == 0
