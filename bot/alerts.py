@@ -1,17 +1,20 @@
-"""Which new papers fire a subscriber's alert rules (pure).
+"""Which new papers fire a subscriber's alert rules, and the alert email that holds them (pure).
 
 A rule fires on a paper when one of its authors wrote it (robust to initials, accents and name
 order) or one of its phrases appears in the title or abstract (as consecutive stemmed words, so
 "state space model" also finds "State-Space Models").
+
+The papers that fire in one sweep go out together, in one alert (``alert_digest``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import date
 
 from bot.matching.text import same_person, sentences, terms_of, tokenize
-from bot.models import AlertRule, Match, Paper, Subscriber
+from bot.models import AlertRule, Digest, Match, Paper, Subscriber
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,3 +115,20 @@ def alert_hits(
             match = Match(paper, 1.0, tuple(dict.fromkeys(reasons)), snippet, marks)
             hits.append(AlertHit(paper, tuple(dict.fromkeys(fired)), match))
     return hits
+
+
+def unfired(paper: Paper) -> AlertHit:
+    """A paper an alert holds although none of the subscriber's rules fires on it any more (the
+    profile changed before the alert went again): shown without reasons."""
+    return AlertHit(paper, (), Match(paper, 1.0))
+
+
+def alert_digest(subscriber: Subscriber, day: date, hits: Sequence[AlertHit]) -> Digest:
+    """One alert email holding ``hits`` in their order: the first ``max_papers`` of them shown
+    in full, the others listed by title under "N more matches". Its topics are the rules that
+    fired, each once."""
+    shown = subscriber.max_papers
+    topics = tuple(dict.fromkeys(rule for hit in hits for rule in hit.rules))
+    matches = tuple(hit.match for hit in hits[:shown])
+    more = tuple(hit.paper for hit in hits[shown:])
+    return Digest(subscriber, day, matches, more, "alert", topics)

@@ -6,11 +6,12 @@ crash carries exactly the papers (and Message-ID) the claim holds.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import date, datetime
 
 from bot import matching
+from bot.alerts import AlertHit, alert_digest
 from bot.composer import Draft, compose_draft
 from bot.delivery import Job
 from bot.message import Envelope, Outgoing, Unsubscribe, list_id, recipient
@@ -111,10 +112,19 @@ def digest_job(
 
 
 def alert_job(
-    settings: Settings, renderer: Renderer, clock: Clock, sid: int, day: date, digest: Digest,
-    paper_id: str,
+    settings: Settings, renderer: Renderer, clock: Clock, key: tuple[int, date, str],
+    subscriber: Subscriber, day: date, hits: Mapping[str, AlertHit], paper_ids: Sequence[str],
 ) -> Job:  # fmt: skip
-    """The job for one alert email: kind "alert", keyed by the paper that fired it."""
-    key = (sid, day, "alert", paper_id)
-    email = digest.subscriber.email
-    return _job(settings, renderer, clock, key, lambda _claim: digest, email, (paper_id,))
+    """The job for one alert email holding ``paper_ids``: kind "alert", keyed by (subscriber
+    id, date, ref) as ``bot.sweep`` names it; ``day`` is the date the email shows.
+
+    Its message holds the papers of the claim, in their order, out of ``hits`` (after a crash,
+    those recorded with the first attempt).
+    """
+    sid, listed, ref = key
+    email, papers = subscriber.email, tuple(paper_ids)
+
+    def make(claim: Claim) -> Digest:
+        return alert_digest(subscriber, day, [hits[i] for i in claim.paper_ids if i in hits])
+
+    return _job(settings, renderer, clock, (sid, listed, "alert", ref), make, email, papers)

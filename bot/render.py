@@ -121,7 +121,8 @@ def cadence(frequency: str) -> str:
 
 
 def subject_for(digest: Digest, trigger: str) -> str:
-    """The subject line: how many papers and the best one; the trigger for alerts."""
+    """The subject line: how many papers and the best one; the trigger for alerts (whose count
+    takes in the papers listed by title)."""
     day = long_date(digest.date, short=True)
     if digest.kind == "empty" or not digest.matches:
         span = "in the week to" if weekly_day(digest.subscriber.frequency) else "on"
@@ -129,7 +130,8 @@ def subject_for(digest: Digest, trigger: str) -> str:
     best = short_title(digest.matches[0].paper.title)
     count = len(digest.matches)
     if digest.kind == "alert":
-        tail = f" (+{count - 1} more)" if count > 1 else ""
+        others = count - 1 + digest.more_count
+        tail = f" (+{others} more)" if others else ""
         if not trigger:
             return f"Alert: {best}{tail}"
         return f"Alert for {short_title(trigger, TRIGGER_IN_SUBJECT)}: {best}{tail}"

@@ -2,6 +2,13 @@
 
 Every call works from the ledger, so a sweep can be repeated, interrupted or run by two
 processes without sending anything twice.
+
+Alerts: the papers that fired for a subscriber since the previous sweep go out together, in one
+email (the first ``max_papers`` in full, the others by title), in the order they were listed.
+Its ledger row is keyed by the latest list date of its papers and its first paper, and holds its
+papers alone (see ``bot.store.ledger``): a paper is in one alert at most, and an alert that
+failed for now, or whose sender died, goes again as that row, with its own papers, while new
+papers go in a new alert.
 """
 
 from __future__ import annotations
@@ -10,11 +17,11 @@ from collections.abc import Iterable, Mapping
 from datetime import date, datetime, timedelta
 
 from bot import schedule
-from bot.alerts import Terms, alert_hits
-from bot.delivery import DeliveryOptions, deliver
+from bot.alerts import AlertHit, Terms, alert_hits, unfired
+from bot.delivery import DeliveryOptions, Job, deliver
 from bot.delivery_jobs import DeliveryReport
 from bot.jobs import alert_job
-from bot.models import Digest, Subscriber
+from bot.models import Paper, Subscriber
 from bot.pipeline import (
     Deps,
     SendOptions,
@@ -30,43 +37,91 @@ Roster = Mapping[int, Subscriber]
 
 
 async def send_alerts(deps: Deps, roster: Roster, now: datetime, cache: Terms) -> DeliveryReport:
-    """One alert email per (subscriber, paper) that fires a rule; the paper is then marked sent."""
+    """One alert email per subscriber holding every paper that fired a rule and is in no alert
+    yet, and the alerts due again; their papers are then marked sent."""
     watchers = {sid: sub for sid, sub in roster.items() if sub.alerts}
     if not watchers:
         return DeliveryReport()
     today = now.date()
-    recent = deps.store.papers_between(today - timedelta(days=ALERT_WINDOW_DAYS), date.max)
-    list_day = {item.paper.id: item.list_date for item in recent}
     first = today - timedelta(days=ALERT_WINDOW_DAYS)
+    recent = deps.store.papers_between(first, date.max)
     deps.store.ledger.settle_old_alerts(first, now)
-    sent = deps.store.sent_paper_ids(watchers, (item.paper.id for item in recent))
     rows = deps.store.ledger.alert_rows(list(watchers), first)
+    due: dict[int, dict[int | None, Delivery]] = {}
+    for (sid, _paper), row in rows.items():
+        if _open(row, now):
+            due.setdefault(sid, {})[row.id] = row
+    papers = {item.paper.id: item.paper for item in recent}
+    again = {paper for by_id in due.values() for row in by_id.values() for paper in row.paper_ids}
+    if earlier := again - papers.keys():  # listed before the window, in a row dated within it
+        papers |= deps.store.papers_by_id(earlier)
+    listed = {item.paper.id: item.list_date for item in recent}
+    sent = deps.store.sent_paper_ids(watchers, papers)
     suppressed = deps.store.suppressed_emails()
     jobs = []
     for sid, sub in watchers.items():
         if sub.email.lower() in suppressed:
             continue
+        alert = _Alerts(deps, sid, sub, now, cache)
+        reached = sent.get(sid, set())
+        for row in due.get(sid, {}).values():
+            jobs += alert.again(row, papers, reached)
         fresh = [
-            i.paper
-            for i in recent
-            if i.paper.id not in sent.get(sid, set()) and _open(rows.get((sid, i.paper.id)), now)
-        ]
-        for hit in alert_hits(sub, fresh, cache):
-            day = list_day[hit.paper.id]
-            digest = Digest(
-                sub, now.astimezone(sub.zone).date(), (hit.match,), (), "alert", hit.rules
-            )
-            jobs.append(alert_job(
-                deps.settings, deps.renderer, deps.clock, sid, day, digest, hit.paper.id
-            ))  # fmt: skip
+            item.paper for item in recent
+            if item.paper.id not in reached and (sid, item.paper.id) not in rows
+        ]  # fmt: skip
+        jobs += alert.new(fresh, listed)
     if not jobs:
         return DeliveryReport()
     return await deliver(deps, jobs, DeliveryOptions(retry_now=False))
 
 
-def _open(row: Delivery | None, now: datetime) -> bool:
-    """Whether an alert may be (re)tried: no row yet, a due retry, or an abandoned send."""
-    return row is None or row.retry_due(now) or row.abandoned(now)
+class _Alerts:
+    """The alert jobs of one subscriber in one sweep."""
+
+    def __init__(
+        self, deps: Deps, sid: int, subscriber: Subscriber, now: datetime, cache: Terms
+    ) -> None:
+        self.deps, self.sid, self.subscriber, self.cache = deps, sid, subscriber, cache
+        self.now, self.day = now, now.astimezone(subscriber.zone).date()
+
+    def new(self, fresh: list[Paper], listed: Mapping[str, date]) -> list[Job]:
+        """The alert for the ``fresh`` papers (in no alert, never sent) that fire a rule, in
+        their order: keyed by their latest list date and its first paper."""
+        hits = alert_hits(self.subscriber, fresh, self.cache)
+        if not hits:
+            return []
+        key = (self.sid, max(listed[hit.paper.id] for hit in hits), hits[0].paper.id)
+        return [self._job(key, {hit.paper.id: hit for hit in hits}, [h.paper.id for h in hits])]
+
+    def again(self, row: Delivery, papers: Mapping[str, Paper], reached: set[str]) -> list[Job]:
+        """The alert of ``row`` (a due retry, or abandoned by its sender), again with its own
+        papers. A retry leaves out those that ``reached`` the subscriber since (in a digest); a
+        resumed message is sent again as it was. It goes when one of the papers left still
+        fires a rule; otherwise it stays as it is (a failed one is given up once its window
+        passes), and they go in the digest."""
+        held = [papers[paper] for paper in row.paper_ids if paper in papers]
+        fired = {hit.paper.id: hit for hit in alert_hits(self.subscriber, held, self.cache)}
+        left = [paper.id for paper in held if paper.id not in reached]
+        if not any(paper in fired for paper in left):
+            return []
+        hits = {paper.id: fired.get(paper.id) or unfired(paper) for paper in held}
+        chosen = list(hits) if row.abandoned(self.now) else left
+        return [self._job((self.sid, row.digest_date, row.ref), hits, chosen)]
+
+    def _job(
+        self, key: tuple[int, date, str], hits: Mapping[str, AlertHit], paper_ids: list[str]
+    ) -> Job:
+        deps = self.deps
+        return alert_job(
+            deps.settings, deps.renderer, deps.clock, key, self.subscriber, self.day, hits,
+            paper_ids,
+        )  # fmt: skip
+
+
+def _open(row: Delivery, now: datetime) -> bool:
+    """Whether an alert row may go again: a due retry, or an abandoned send."""
+    return row.retry_due(now) or row.abandoned(now)
 
 
 def _digest_targets(

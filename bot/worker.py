@@ -436,8 +436,9 @@ class Worker:
 
 def log_outcome(outcome: Outcome) -> None:
     """One log line per settled message; a warning when it was not delivered."""
-    if outcome.kind == "alert":
-        what = f"alert on {outcome.ref}"
+    if outcome.kind == "alert":  # named by its first paper
+        others = f" (+{outcome.papers - 1} more)" if outcome.papers > 1 else ""
+        what = f"alert on {outcome.ref}{others}"
     else:
         what = f"{outcome.kind} for {outcome.digest_date}"
     detail = f" ({outcome.detail})" if outcome.detail and outcome.detail != outcome.kind else ""

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from bot.alerts import alert_hits
+from dataclasses import replace
+from datetime import date
+
+from bot.alerts import alert_digest, alert_hits
 from bot.models import Paper, Subscriber
 from bot.render_views import chip
 
@@ -58,3 +61,15 @@ def test_an_alert_names_what_fired_not_every_term_of_its_rule() -> None:
 def test_a_paper_holding_an_excluded_phrase_fires_no_alert() -> None:
     assert alert_hits(watcher(exclude=["memory space"]), [PAPER]) == []
     assert alert_hits(watcher(exclude=["survey"]), [PAPER]) != []
+
+
+def test_one_alert_holds_every_paper_that_fired_the_first_max_papers_in_full() -> None:
+    sub = watcher().model_copy(update={"max_papers": 2})
+    by_okafor = replace(PAPER, id="2611.30002", abstract="Long inputs, fast.")
+    by_lee = replace(PAPER, id="2611.30003", authors=("Kim Lee",))
+    unwatched = replace(by_lee, id="2611.30004", abstract="Nothing to see.")
+    hits = alert_hits(sub, [by_okafor, unwatched, by_lee, PAPER])
+    alert = alert_digest(sub, date(2026, 11, 25), hits)
+    assert [m.paper.id for m in alert.matches] == ["2611.30002", "2611.30003"]
+    assert [p.id for p in alert.more] == ["2611.30001"]
+    assert (alert.kind, alert.topics) == ("alert", ("L. Okafor", "state space model"))

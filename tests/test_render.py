@@ -179,6 +179,14 @@ def test_alert_names_its_trigger_and_shares_the_look(renderer: Renderer) -> None
     assert 'class="card"' in out.html and 'class="footer"' in out.html
 
 
+def test_an_alert_counts_the_papers_it_lists_by_title(renderer: Renderer) -> None:
+    out = renderer.render(digest(n=2, more=3, kind="alert"), CTX)
+    assert out.subject.endswith("(+4 more)")
+    assert "5 new papers match your alert." in out.text and "3 more matches:" in out.text
+    assert "5 new papers match your alert</h1>" in out.html
+    assert "3 more matches</h2>" in out.html
+
+
 def test_a_long_alert_trigger_leaves_room_for_the_title_in_the_subject(
     renderer: Renderer,
 ) -> None:

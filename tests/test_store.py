@@ -19,7 +19,7 @@ from sqlmodel import SQLModel, create_engine
 import bot.store as store_module
 from bot.errors import BotError, ConfigError
 from bot.models import Interests, Paper, Subscriber
-from bot.store import Store, shown_url, unavailable
+from bot.store import ClaimRequest, Store, shown_url, unavailable
 from bot.store.tables import SENDING, TEMP_FAILED, Delivery, RunRow, connect_options
 from tests.conftest import free_port
 from tests.postgres import postgres_url  # noqa: F401  (fixture)
@@ -380,6 +380,107 @@ def test_a_retry_carries_what_is_unsent_now_but_a_resend_repeats_itself(store: S
     store.ledger.mark_failed(claim, NOW, error="451", code=451, retry_at=NOW)
     retry = store.ledger.claim(sid, DAY, NOW, paper_ids=["2"], new_message_id=lambda: ids(counter))
     assert retry is not None and retry.paper_ids == ("2",) and retry.message_id == claim.message_id
+
+
+def alert_claims(store: Store, sid: int) -> Any:
+    """Claim the alert keyed by ``ref`` for ``papers`` (on DAY, at NOW unless ``at``)."""
+    counter = [0]
+
+    def claim(ref: str, *papers: str, at: datetime = NOW, **options: Any) -> Any:
+        return store.ledger.claim(
+            sid, DAY, at, paper_ids=papers, new_message_id=lambda: ids(counter), kind="alert",
+            ref=ref, **options,
+        )  # fmt: skip
+
+    return claim
+
+
+def test_a_paper_goes_in_one_alert_row_however_the_papers_are_grouped(store: Store) -> None:
+    """Two sweeps at once may group the new papers differently: a row that would hold a paper
+    another row holds is not made, and leaves nothing behind; its other papers stay free."""
+    sid = store.sync_subscribers([sub("ada@example.org")]).ids["ada@example.org"]
+    alert = alert_claims(store, sid)
+    first = alert("1", "1", "2")
+    assert first is not None and first.paper_ids == ("1", "2")
+    assert alert("0", "0", "2", "3") is None
+    assert store.ledger.get(sid, DAY, "alert", "0") is None
+    later = alert("0", "0", "3")
+    assert later is not None and later.paper_ids == ("0", "3")
+    counter = [0]
+    both = [
+        ClaimRequest(sid, DAY, papers, ids(counter), "alert", papers[0])
+        for papers in (("4", "5"), ("5", "6"))
+    ]
+    won, lost = store.ledger.claim_many(both, NOW)
+    assert won is not None and lost is None, "in one batch too"
+    assert store.ledger.get(sid, DAY, "alert", "5") is None
+    assert sorted(p for _, p in store.ledger.alert_rows([sid], DAY)) == [
+        "0",
+        "1",
+        "2",
+        "3",
+        "4",
+        "5",
+    ]
+
+
+def test_stores_racing_with_overlapping_alerts_put_each_paper_in_one(db_url: str) -> None:
+    setup = Store(db_url)
+    sid = setup.sync_subscribers([sub("ada@example.org")]).ids["ada@example.org"]
+    stores = [Store(db_url) for _ in range(8)]
+    wins: list[Any] = []
+    barrier = threading.Barrier(len(stores))
+
+    def race(store: Store, n: int) -> None:
+        barrier.wait()
+        papers = [str(n), str((n + 1) % len(stores))]  # a ring: each shares one with two
+        claim = store.ledger.claim(
+            sid, DAY, NOW, paper_ids=papers, new_message_id=lambda: f"<{n}@x.org>",
+            kind="alert", ref=papers[0],
+        )  # fmt: skip
+        if claim is not None:
+            wins.append(claim)
+
+    threads = [threading.Thread(target=race, args=(s, n)) for n, s in enumerate(stores)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for s in stores:
+        s.close()
+    held = [paper for claim in wins for paper in claim.paper_ids]
+    assert wins and len(held) == len(set(held))
+    assert sorted(setup.ledger.alert_rows([sid], DAY)) == sorted((sid, p) for p in held)
+    setup.close()
+
+
+def test_a_retry_of_an_alert_carries_its_own_papers_and_never_another(store: Store) -> None:
+    sid = store.sync_subscribers([sub("ada@example.org")]).ids["ada@example.org"]
+    alert = alert_claims(store, sid)
+    claim = alert("1", "1", "2")
+    assert claim is not None
+    store.ledger.mark_failed(claim, NOW, error="451", code=451, retry_at=NOW)
+    retry = alert("1", "1", "2", "3")
+    assert retry is not None and retry.message_id == claim.message_id
+    assert retry.paper_ids == ("1", "2")
+    store.ledger.mark_failed(retry, NOW, error="451", code=451, retry_at=NOW)
+    assert alert("1", "3") is None
+    again = alert("1", "2")
+    assert again is not None and again.paper_ids == ("2",), "one may be left out"
+
+
+def test_an_alert_left_sending_is_resumed_as_it_was_by_a_request_naming_its_papers(
+    store: Store,
+) -> None:
+    sid = store.sync_subscribers([sub("ada@example.org")]).ids["ada@example.org"]
+    alert = alert_claims(store, sid)
+    first = alert("1", "1", "2")
+    assert first is not None
+    later = NOW + store.ledger.lease + timedelta(seconds=1)
+    assert alert("1", "1", "3", at=later) is None, "it knows not what the message holds"
+    resumed = alert("1", "2", "1", at=later)
+    assert resumed is not None and resumed.resumed
+    assert (resumed.message_id, resumed.paper_ids) == (first.message_id, ("1", "2"))
 
 
 def _open_when_all_are_ready(url: str, ready: Any, errors: Any) -> None:

@@ -222,6 +222,190 @@ def moe_paper(n: int) -> Paper:
     )  # fmt: skip
 
 
+LEE = '    alerts:\n      - name: Lee\n        authors: ["K. Lee"]\n'
+"""An alert rule of ada's that every ``moe_paper`` fires."""
+NOV_25 = date(2026, 11, 25)
+
+
+def plain(message: object) -> str:
+    """The plain-text part of a received message."""
+    return message.get_body(("plain",)).get_content()  # type: ignore[attr-defined,no-any-return]
+
+
+def alert_rows(store: Store) -> list[tuple[str, str, list[str], str | None]]:
+    """(status, ref, papers, Message-ID) of each alert row, in the order they were made."""
+    rows = store.ledger.alert_rows(list(store.active_subscribers()), date.min)
+    made = sorted({row.id: row for row in rows.values()}.items())
+    return [(r.status, r.ref, r.paper_ids, r.message_id) for _, r in made]
+
+
+async def test_papers_firing_in_one_sweep_go_out_in_one_alert_and_never_again(
+    make_worker: Callable[[], Worker], clock: Clock, profiles_path: Path, smtp_server: SmtpServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """Three papers fire at once: one alert lists them all, in the order they were listed; they
+    are in no later alert nor in the digest, and a paper stored later fires an alert of its
+    own."""
+    caplog.set_level(logging.INFO, logger="bot")
+    profiles_path.write_text(only_ada() + LEE)
+    worker = make_worker()
+    store = worker.deps.store
+    other = Paper("2611.29999", "Mixture of Experts Without Lee", "On mixture of experts.")
+    store.save_papers([moe_paper(3), moe_paper(1), other, moe_paper(2)], NOV_25, clock())
+    await worker.sweep_job()
+    await worker.sweep_job()
+    (alert,) = smtp_server.handler.to("ada@example.org")
+    assert str(alert["Subject"]) == "Alert for Lee: Sparse Mixture of Experts Study 1 (+2 more)"
+    text = plain(alert)
+    assert "3 new papers match your alert." in text
+    assert text.index("Study 1") < text.index("Study 2") < text.index("Study 3")
+    assert "Without Lee" not in text and "more match" not in text
+    assert messages(caplog, "alert on ") == [
+        "alert on 2611.20001 (+2 more) to ada@example.org: sent"
+    ]
+    ids = ["2611.20001", "2611.20002", "2611.20003"]
+    assert [(status, ref, papers) for status, ref, papers, _ in alert_rows(store)] == [
+        ("sent", "2611.20001", ids)
+    ]
+    (sid,) = store.active_subscribers()
+    assert store.sent_paper_ids([sid]) == {sid: set(ids)}
+    clock.set(2026, 11, 25, 6, 0)
+    store.save_papers([moe_paper(4)], NOV_25, clock())
+    await worker.sweep_job()
+    await worker.sweep_job()
+    clock.set(2026, 11, 25, 8, 1)
+    await worker.sweep_job()  # the digest
+    _, second, digest = smtp_server.handler.to("ada@example.org")
+    assert str(second["Subject"]) == "Alert for Lee: Sparse Mixture of Experts Study 4"
+    assert "A new paper matches your alert." in plain(second)
+    assert "Study 1" not in plain(second) and "Study 4" in plain(second)
+    assert str(digest["Subject"]) == "1 paper for Wed 25 Nov: Mixture of Experts Without Lee"
+    assert "Study" not in plain(digest)
+
+
+async def test_an_alert_shows_max_papers_in_full_and_lists_the_rest_by_title(
+    make_worker: Callable[[], Worker], clock: Clock, profiles_path: Path, smtp_server: SmtpServer
+) -> None:
+    """Five papers fire for a subscriber who reads 2 at most: the others are listed by title,
+    and all five count as sent."""
+    profiles_path.write_text(only_ada(max_papers="2") + LEE)
+    worker = make_worker()
+    store = worker.deps.store
+    store.save_papers([moe_paper(n) for n in range(1, 6)], NOV_25, clock())
+    await worker.sweep_job()
+    await worker.sweep_job()
+    (alert,) = smtp_server.handler.to("ada@example.org")
+    assert str(alert["Subject"]) == "Alert for Lee: Sparse Mixture of Experts Study 1 (+4 more)"
+    text = plain(alert)
+    assert "5 new papers match your alert." in text
+    full, listed = text.split("3 more matches:")
+    assert "Study 1" in full and "Study 2" in full and "Study 3" not in full
+    titles = [line.strip() for line in listed.splitlines() if line.startswith("  - ")]
+    assert titles == [f"- Sparse Mixture of Experts Study {n}" for n in (3, 4, 5)]
+    html = alert.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    assert "5 new papers match" in html and "3 more matches" in html
+    (sid,) = store.active_subscribers()
+    assert store.sent_paper_ids([sid])[sid] == {f"2611.2000{n}" for n in range(1, 6)}
+    clock.set(2026, 11, 25, 8, 1)
+    await worker.sweep_job()
+    assert len(smtp_server.handler.to("ada@example.org")) == 1, "no digest: all were sent"
+
+
+async def test_a_grouped_alert_failing_for_now_is_retried_with_its_papers_and_message_id(
+    make_worker: Callable[[], Worker], clock: Clock, profiles_path: Path, smtp_server: SmtpServer
+) -> None:
+    """The server answers 451 to the alert of papers 1 and 2; paper 3 arrives before the retry
+    and goes in an alert of its own; the retry carries 1 and 2, with the same Message-ID."""
+    profiles_path.write_text(only_ada() + LEE)
+    smtp_server.handler.data_replies["ada@example.org"] = ["451 4.3.0 try later", "250 OK"]
+    worker = make_worker()
+    store = worker.deps.store
+    store.save_papers([moe_paper(1), moe_paper(2)], NOV_25, clock())
+    await worker.sweep_job()
+    assert smtp_server.handler.to("ada@example.org") == []
+    ((status, ref, papers, message_id),) = alert_rows(store)
+    assert (status, ref, papers) == ("temp_failed", "2611.20001", ["2611.20001", "2611.20002"])
+    clock.set(2026, 11, 25, 5, 1)
+    store.save_papers([moe_paper(3)], NOV_25, clock())
+    await worker.sweep_job()  # the retry is not due yet
+    (new,) = smtp_server.handler.to("ada@example.org")
+    assert str(new["Subject"]) == "Alert for Lee: Sparse Mixture of Experts Study 3"
+    clock.set(2026, 11, 25, 5, 30)
+    await worker.sweep_job()
+    await worker.sweep_job()
+    _, retried = smtp_server.handler.to("ada@example.org")
+    assert str(retried["Message-ID"]) == message_id
+    assert str(retried["Subject"]) == "Alert for Lee: Sparse Mixture of Experts Study 1 (+1 more)"
+    assert "Study 2" in plain(retried) and "Study 3" not in plain(retried)
+    assert [(status, papers) for status, _, papers, _ in alert_rows(store)] == [
+        ("sent", ["2611.20001", "2611.20002"]), ("sent", ["2611.20003"]),
+    ]  # fmt: skip
+
+
+async def test_a_grouped_alert_left_sending_is_sent_again_as_it_was_after_its_lease(
+    config: Settings, clock: Clock, profiles_path: Path, faults: FaultServer
+) -> None:
+    """The connection drops after the data of the alert of papers 1 and 2 (it may have
+    arrived): once its lease runs out it goes again with the same Message-ID and papers, and
+    paper 3, stored meanwhile, goes in an alert of its own."""
+    profiles_path.write_text(only_ada() + LEE)
+    faults.handler.data["ada@example.org"] = ["drop", "250 OK"]
+    worker = start_worker(
+        config, clock, lambda: SmtpMailer(faults.host, faults.port, security="none")
+    )
+    store = worker.deps.store
+    store.save_papers([moe_paper(1), moe_paper(2)], NOV_25, clock())
+    await worker.sweep_job()
+    (dropped,) = faults.handler.dropped
+    ((status, _, papers, message_id),) = alert_rows(store)
+    assert (status, papers, message_id) == (
+        "sending", ["2611.20001", "2611.20002"], str(dropped["Message-ID"]),
+    )  # fmt: skip
+    clock.set(2026, 11, 25, 5, 2)
+    store.save_papers([moe_paper(3)], NOV_25, clock())
+    await worker.sweep_job()  # within the lease: only paper 3
+    (new,) = faults.handler.to("ada@example.org")
+    assert str(new["Subject"]) == "Alert for Lee: Sparse Mixture of Experts Study 3"
+    clock.set(2026, 11, 25, 5, 6)
+    await worker.sweep_job()
+    _, again = faults.handler.to("ada@example.org")
+    assert str(again["Message-ID"]) == message_id
+    assert str(again["Subject"]) == str(dropped["Subject"])
+    assert "Study 2" in plain(again) and "Study 3" not in plain(again)
+    assert [(status, papers) for status, _, papers, _ in alert_rows(store)] == [
+        ("sent", ["2611.20001", "2611.20002"]), ("sent", ["2611.20003"]),
+    ]  # fmt: skip
+
+
+async def test_an_alert_given_up_keeps_its_papers_until_the_last_leaves_the_window(
+    make_worker: Callable[[], Worker], clock: Clock, profiles_path: Path, smtp_server: SmtpServer
+) -> None:
+    """A new subscriber's first alert holds yesterday's and today's papers, and is given up;
+    the next day today's paper, still in the window, fires no alert again, and a new paper
+    fires one of its own."""
+    profiles_path.write_text(only_ada() + LEE)
+    worker = make_worker()
+    store = worker.deps.store
+    store.save_papers([moe_paper(1)], date(2026, 11, 24), clock())
+    store.save_papers([moe_paper(2)], NOV_25, clock())
+    smtp_server.handler.data_replies["ada@example.org"] = ["451 4.3.0 try later", "250 OK"]
+    await worker.sweep_job()
+    (sid,) = store.active_subscribers()
+    (row,) = {row.id: row for row in store.ledger.alert_rows([sid], date.min).values()}.values()
+    assert row.paper_ids == ["2611.20001", "2611.20002"]
+    claim = store.ledger.claim(
+        sid, row.digest_date, clock(), paper_ids=row.paper_ids, kind="alert", ref=row.ref,
+        new_message_id=lambda: "<x@example.org>", retry_now=True,
+    )  # fmt: skip
+    assert claim is not None
+    store.ledger.mark_failed(claim, clock(), error="550 5.7.1 refused", code=550)
+    clock.set(2026, 11, 26, 5, 0)  # the 24th's list left the window, the 25th's did not
+    store.save_papers([moe_paper(3)], date(2026, 11, 26), clock())
+    await worker.sweep_job()
+    (alert,) = smtp_server.handler.to("ada@example.org")
+    assert str(alert["Subject"]) == "Alert for Lee: Sparse Mixture of Experts Study 3"
+
+
 async def test_catch_up_after_downtime_sends_one_digest_with_everything_since(
     make_worker: Callable[[], Worker], clock: Clock, smtp_server: SmtpServer
 ) -> None:

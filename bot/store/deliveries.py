@@ -47,14 +47,19 @@ class DeliveryQueries:
     def alert_rows(
         self, subscriber_ids: Sequence[int], since: date
     ) -> dict[tuple[int, str], Delivery]:
-        """Alert rows from ``since`` on, by (subscriber id, paper id)."""
+        """Alert rows from ``since`` on, by (subscriber id, paper id) for each paper a row holds.
+
+        An alert row's date is the latest list date of its papers, so the rows of every paper
+        listed from ``since`` on are among them.
+        """
         query = select(Delivery).where(
             Delivery.kind == "alert",
             col(Delivery.digest_date) >= since,
             col(Delivery.subscriber_id).in_(list(subscriber_ids)),
         )
         with self._session() as db:
-            return {(r.subscriber_id, r.ref): r for r in db.exec(query).all()}
+            rows = db.exec(query).all()
+        return {(r.subscriber_id, paper): r for r in rows for paper in r.paper_ids}
 
     def due_retries(self, now: datetime) -> list[Delivery]:
         """Temporary failures whose next attempt time has come, and expired ``sending`` leases."""

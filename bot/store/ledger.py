@@ -13,18 +13,24 @@ Claims are made in batches (one INSERT .. ON CONFLICT DO NOTHING .. RETURNING of
 a guarded UPDATE for each row taken over), and ``sent`` is recorded for a batch in one transaction.
 The statements a run repeats thousands of times are built once and run as Core statements on a
 plain connection: no ORM unit of work, no per-call statement building.
+
+An alert row holds every paper that fired for its subscriber in one sweep, and each paper goes
+in one alert at most: a new alert row is inserted with an item per paper (``AlertItem``, unique
+per subscriber and paper) in the same transaction, and is not made when another row holds one
+of them (two sweeps at once may group the new papers differently; the papers left go in a later
+alert). A retry or a resume carries the row's own papers, never one more.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, insert, update
+from sqlalchemy import bindparam, delete, insert, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import SQLModel, col, select
 
@@ -35,12 +41,15 @@ from bot.store.tables import (
     SENT,
     SKIPPED,
     TEMP_FAILED,
+    AlertItem,
     Delivery,
     SentItem,
     as_utc,
 )  # fmt: skip
 
 DEFAULT_LEASE = timedelta(minutes=5)
+ALERT = "alert"
+"""The kind of row whose papers are held by one row each (see the module docstring)."""
 
 _ROWS_FOR = select(Delivery).where(
     col(Delivery.subscriber_id).in_(bindparam("subscribers", expanding=True)),
@@ -54,6 +63,10 @@ _SENT = (
         last_code=None, last_error=None, next_attempt_at=None,
     )
 )  # fmt: skip
+_UNHOLD = delete(AlertItem).where(
+    col(AlertItem.subscriber_id) == bindparam("sid"), col(AlertItem.paper_id) == bindparam("pid")
+)
+_DROP = delete(Delivery).where(col(Delivery.id).in_(bindparam("ids", expanding=True)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +111,10 @@ class Ledger(DeliveryQueries):
             deliveries.c.message_id, deliveries.c.id
         )
         self._insert_sent_items = self._insert_ignoring_duplicates(SentItem)
+        items = SQLModel.metadata.tables[str(AlertItem.__tablename__)]
+        self._insert_alert_items = self._insert_ignoring_duplicates(AlertItem).returning(
+            items.c.subscriber_id, items.c.paper_id, items.c.delivery_id
+        )
 
     def claim(
         self,
@@ -174,7 +191,10 @@ class Ledger(DeliveryQueries):
     def _insert_new(
         self, requests: Sequence[ClaimRequest], stamp: datetime, until: datetime
     ) -> dict[str, int]:
-        """Insert ``sending`` rows, skipping keys taken meanwhile; our row ids by Message-ID."""
+        """Insert ``sending`` rows, skipping keys taken meanwhile; our row ids by Message-ID.
+
+        A new alert row is kept only when it can hold each of its papers (``_hold_papers``).
+        """
         values = [
             {"subscriber_id": r.subscriber_id, "kind": r.kind, "digest_date": r.day, "ref": r.ref,
              "status": SENDING, "message_id": r.message_id, "paper_ids": list(r.paper_ids),
@@ -183,7 +203,35 @@ class Ledger(DeliveryQueries):
             for r in requests
         ]  # fmt: skip
         with self.engine.begin() as db:
-            return {m: i for m, i in db.execute(self._insert_claimed, values).all()}
+            mine = {m: i for m, i in db.execute(self._insert_claimed, values).all()}
+            alerts = [r for r in requests if r.kind == ALERT and r.message_id in mine]
+            for lost in self._hold_papers(db, alerts, mine) if alerts else ():
+                del mine[lost]
+            return mine
+
+    def _hold_papers(
+        self, db: Connection, requests: Sequence[ClaimRequest], rows: Mapping[str, int]
+    ) -> list[str]:
+        """Insert the items of new alert rows (``rows``: their ids by Message-ID), in the
+        transaction that inserts the rows; the Message-IDs of those that cannot hold every paper
+        of theirs (another row holds one), removed again with their items before anyone sees
+        them.
+
+        The items go in one order (subscriber, then paper), so that two transactions inserting
+        some of the same wait for one another rather than deadlock.
+        """
+        items = {(r.subscriber_id, p, rows[r.message_id]) for r in requests for p in r.paper_ids}
+        wanted = sorted(items)
+        values = [{"subscriber_id": s, "paper_id": p, "delivery_id": d} for s, p, d in wanted]
+        held = {(s, p, d) for s, p, d in db.execute(self._insert_alert_items, values).all()}
+        lost = {d for s, p, d in wanted if (s, p, d) not in held}
+        if not lost:
+            return []
+        undo = [{"sid": s, "pid": p} for s, p, d in held if d in lost]
+        if undo:
+            db.execute(_UNHOLD, undo)
+        db.execute(_DROP, {"ids": sorted(lost)})
+        return [r.message_id for r in requests if rows[r.message_id] in lost]
 
     def _insert_ignoring_duplicates(self, model: type[SQLModel]) -> Any:
         """An INSERT of ``model`` rows that skips rows whose unique key is already taken."""
@@ -213,6 +261,13 @@ class Ledger(DeliveryQueries):
         # A resumed message is sent again exactly as it was (same Message-ID, same papers); a
         # retry after a refusal carries what is unsent now.
         papers = list(row.paper_ids) if crashed and row.paper_ids else list(request.paper_ids)
+        if row.kind == ALERT:
+            # Its papers are held by the row alone: a retry may leave some out but never takes
+            # in another, and only a request that names every paper it carries takes it over
+            # (its message is made of those the request knows)
+            papers = [paper for paper in papers if paper in row.paper_ids]
+            if not papers or not set(papers) <= set(request.paper_ids):
+                return None
         values: dict[str, Any] = {
             "status": SENDING, "message_id": message_id, "paper_ids": papers,
             "attempts": row.attempts + 1, "lease_until": until, "updated_at": stamp,
@@ -363,7 +418,7 @@ class Ledger(DeliveryQueries):
         )
         with self._session() as db:
             done = db.exec(stale.values(
-                status=SKIPPED, last_error="alert window passed; the paper goes in the digest",
+                status=SKIPPED, last_error="alert window passed; its papers go in the digest",
                 next_attempt_at=None, updated_at=as_utc(now),
             ))  # fmt: skip
             db.commit()

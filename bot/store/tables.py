@@ -137,6 +137,19 @@ class SentItem(SQLModel, table=True):
     sent_at: datetime
 
 
+class AlertItem(SQLModel, table=True):
+    """A paper an alert row holds. Each paper goes in one alert to a subscriber at most: its
+    item is inserted with the row, in one transaction, and a row that would hold a paper
+    another row holds is not made (two sweeps at once may group the new papers differently)."""
+
+    __tablename__ = "alert_items"
+    __table_args__ = (UniqueConstraint("subscriber_id", "paper_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    subscriber_id: int = Field(foreign_key="subscribers.id")
+    paper_id: str
+    delivery_id: int = Field(foreign_key="deliveries.id")
+
+
 class Suppression(SQLModel, table=True):
     __tablename__ = "suppressions"
     email: str = Field(primary_key=True)
