@@ -7,7 +7,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -220,6 +220,17 @@ def test_force_takes_a_sent_row_with_a_new_message_id(store: Store) -> None:
     assert store.sent_paper_ids([sid])[sid] == {"1", "2"}
 
 
+def run_together(stores: list[Store], race: Callable[[Store, int], None]) -> None:
+    """``race(store, n)`` in a thread for each store at once; then close the stores."""
+    threads = [threading.Thread(target=race, args=(s, n)) for n, s in enumerate(stores)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for s in stores:
+        s.close()
+
+
 def test_two_stores_racing_for_one_row_claim_it_once(db_url: str) -> None:
     url = db_url
     setup = Store(url)
@@ -237,13 +248,7 @@ def test_two_stores_racing_for_one_row_claim_it_once(db_url: str) -> None:
         if claim is not None:
             wins.append(claim)
 
-    threads = [threading.Thread(target=race, args=(s, n)) for n, s in enumerate(stores)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    for s in stores:
-        s.close()
+    run_together(stores, race)
     assert len(wins) == 1
 
 
@@ -414,14 +419,7 @@ def test_a_paper_goes_in_one_alert_row_however_the_papers_are_grouped(store: Sto
     won, lost = store.ledger.claim_many(both, NOW)
     assert won is not None and lost is None, "in one batch too"
     assert store.ledger.get(sid, DAY, "alert", "5") is None
-    assert sorted(p for _, p in store.ledger.alert_rows([sid], DAY)) == [
-        "0",
-        "1",
-        "2",
-        "3",
-        "4",
-        "5",
-    ]
+    assert sorted(p for _, p in store.ledger.alert_rows([sid], DAY)) == list("012345")
 
 
 def test_stores_racing_with_overlapping_alerts_put_each_paper_in_one(db_url: str) -> None:
@@ -441,13 +439,7 @@ def test_stores_racing_with_overlapping_alerts_put_each_paper_in_one(db_url: str
         if claim is not None:
             wins.append(claim)
 
-    threads = [threading.Thread(target=race, args=(s, n)) for n, s in enumerate(stores)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    for s in stores:
-        s.close()
+    run_together(stores, race)
     held = [paper for claim in wins for paper in claim.paper_ids]
     assert wins and len(held) == len(set(held))
     assert sorted(setup.ledger.alert_rows([sid], DAY)) == sorted((sid, p) for p in held)
