@@ -90,6 +90,10 @@ class _Alert:
     held: bool = False
 
 
+RESOLVED_QUIET = timedelta(minutes=10)
+"""Least time between two admin alerts of one kind when the trouble was over in between."""
+
+
 class AdminAlerts:
     """Rate-limited notes to the admin; always logged, emailed when an admin address is set."""
 
@@ -103,6 +107,9 @@ class AdminAlerts:
         self.clock = clock
         self.interval = interval
         self.last: dict[str, datetime] = {}
+        """When the rate limit counts the last alert of each kind from (see ``resolved``)."""
+        self.alerted: dict[str, datetime] = {}
+        """When the last alert of each kind went out."""
         self.pending: dict[str, _Alert] = {}
         """The newest alert of each kind that could not be emailed yet."""
 
@@ -139,7 +146,7 @@ class AdminAlerts:
             return False
         log.error("admin alert (%s): %s", kind, flat)
         if not self.settings.admin_email:
-            self.last[kind] = self.clock()
+            self.last[kind] = self.alerted[kind] = self.clock()
             return False
         self.pending[kind] = _Alert(what, todo, self.clock(), held=mailer is None)
         if mailer is None:
@@ -148,11 +155,13 @@ class AdminAlerts:
 
     def resolved(self, kind: str) -> None:
         """The trouble of ``kind`` is over: drop its kept alert (it tells of what no longer
-        holds), and let the next alert of that kind be emailed at once rather than within the
-        hour of the last one."""
+        holds), and let the next alert of that kind be emailed sooner: ``RESOLVED_QUIET`` after
+        the last one rather than the whole interval (a file that keeps going bad and good again
+        does not email at every change)."""
         if self.pending.pop(kind, None) is not None:
             log.info("admin alert (%s) no longer applies; it is not emailed", kind)
-        self.last.pop(kind, None)
+        if kind in self.last:
+            self.last[kind] = self.alerted[kind] - self.interval + RESOLVED_QUIET
 
     async def flush(self, mailer: Mailer) -> DeliveryError | None:
         """Email the kept alerts; the error that kept the rest from going out, if one did (an
@@ -183,5 +192,5 @@ class AdminAlerts:
             alert.held = True
             return exc
         del self.pending[kind]
-        self.last[kind] = self.clock()
+        self.last[kind] = self.alerted[kind] = self.clock()
         return None

@@ -19,10 +19,12 @@ How each failure is handled:
   its mailbox (see ``bot.mailer``). Each refusal, of the mailbox or of the message (the
   content, a policy), is held until another outcome ends the row of messages refused with the
   same reply (code and enhanced status), and then recorded ``perm_failed`` (and the refused
-  mailboxes suppressed). When ``REFUSALS_IN_ROW`` are refused in a row, stop: every message
-  would be refused, the server is at fault and not the messages nor their addresses (a relay
-  refusing every mailbox it does not serve); the held ones are released with the rest, so that
-  a server refusing every message fails none of them and suppresses nobody
+  mailboxes suppressed). When ``REFUSALS_IN_ROW`` are refused in a row (refused mailboxes: of
+  ``MAILBOX_DOMAINS`` domains or more), stop: every message would be refused, the server is at
+  fault and not the messages nor their addresses (a relay refusing every mailbox it does not
+  serve); the held ones are released with the rest, so that a server refusing every message
+  fails none of them and suppresses nobody. (A worker sending one message a sweep cannot tell:
+  each refused mailbox is then recorded.)
 - a connection that cannot be opened (refused, timed out, no greeting, EHLO or login refused
   for now), or one kept from an earlier message found closed before the server answered
   anything in the new transaction: open one and try again; after ``smtp_max_failures`` such
@@ -107,6 +109,10 @@ UNRECORDED = 64
 RECORD_LINGER = 0.05
 """Seconds a ``sent`` record may wait for others to share its transaction (up to half of
 ``UNRECORDED``): one transaction for a few messages costs far more than one for many."""
+MAILBOX_DOMAINS = 3
+"""Recipient domains a row of refused mailboxes must span to stop a run (or, in a small run
+refused throughout, to be retried rather than recorded): the dead addresses of one domain that
+is gone come in rows, while a relay that serves other domains only refuses every address."""
 REFUSALS_IN_ROW = 5
 """Messages refused in a row with the same permanent reply (the same code and enhanced status:
 spam, a policy, or the mailbox, as from a relay that serves other domains only) before the run
@@ -197,11 +203,9 @@ class _Run:
             return
         if self.broken is None and not self._halted():
             # Every message of the run refused the same way, and no other outcome: that may be
-            # the server's doing, so they are tried again later; but a lone refused mailbox is
-            # the common dead address, and suppressed as usual.
-            everything = len(self.held) == self.settled and not (
-                self.settled == 1 and isinstance(self.held[0][2], RecipientDeliveryError)
-            )
+            # the server's doing, so they are tried again later (but refused mailboxes of fewer
+            # domains are dead addresses, recorded as usual)
+            everything = len(self.held) == self.settled and self._server_at_fault()
             if everything:
                 self.report.refused_all = self.held[0][2]
             for job, claim, refusal in self._end_refusals():
@@ -543,10 +547,18 @@ class _Run:
                 f"the connection was lost during {self.lost_in_row} messages in a row, "
                 f"last: {error}", error,
             )  # fmt: skip
-        elif len(self.held) >= REFUSALS_IN_ROW:
+        elif len(self.held) >= REFUSALS_IN_ROW and self._server_at_fault():
             n = len(self.held)
             self._halt(f"{n} messages in a row refused the same way, last: {error}", error)
         return ended
+
+    def _server_at_fault(self) -> bool:
+        """Whether the refusals held may be the server's doing rather than each message's: a
+        refused message always may; refused mailboxes only across ``MAILBOX_DOMAINS`` domains."""
+        if not isinstance(self.held[0][2], RecipientDeliveryError):
+            return True
+        domains = {job.email.rpartition("@")[2].lower() for job, _, _ in self.held}
+        return len(domains) >= MAILBOX_DOMAINS
 
     def _end_refusals(self) -> list[_Held]:
         """Take the held refusals, to be recorded; none once the run is stopping: it releases

@@ -230,11 +230,12 @@ def _misindented(lines: list[str], number: int) -> tuple[int, str] | None:
                 f"this subscriber's '-' is in column {len(item['indent']) + 1} and the "
                 f"others' in column {indent + 1}: line it up with theirs"
             )
-        if item and (above := _item_above(lines, i, first)) not in (None, len(item["indent"])):
-            # a '-' as deep as the fields, or deeper: an item of a list in a field (alerts)
+        # a '-' as deep as the fields, or deeper: an item of a list in a field (alerts)
+        deep = len(item["indent"]) if item and len(item["indent"]) >= indent + 2 else None
+        if deep is not None and (above := _item_above(lines, i, first)) not in (None, deep):
             return i + 1, (
-                f"this '-' is in column {len(item['indent']) + 1} and the one above in column "
-                f"{above + 1}: line it up with it"
+                f"this '-' is in column {deep + 1} and the one above in column {above + 1}: "
+                "line it up with it"
             )
         if key and len(key["indent"]) == indent:
             return i + 1, (
@@ -246,13 +247,16 @@ def _misindented(lines: list[str], number: int) -> tuple[int, str] | None:
 
 def _item_above(lines: list[str], index: int, first: int) -> int | None:
     """The indentation of the ``- `` item of a field's list just above line ``index`` (0-based),
-    if the lines between are that item's own (deeper, or blank, or comments)."""
+    if the lines between are that item's own (deeper, or blank, or comments); an item two
+    columns deeper or more is in a list of its own, not the one above."""
     indent = len(lines[index]) - len(lines[index].lstrip(" "))
     for i in range(index - 1, first, -1):
         text = lines[i]
         if not text.strip() or text.lstrip().startswith("#"):
             continue
         if item := _ITEM_LINE.match(text):
+            if len(item["indent"]) > indent + 1:
+                continue
             return len(item["indent"])
         if len(text) - len(text.lstrip(" ")) <= indent:
             return None

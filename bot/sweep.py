@@ -4,7 +4,8 @@ Every call works from the ledger, so a sweep can be repeated, interrupted or run
 processes without sending anything twice.
 
 Alerts: the papers that fired for a subscriber since the previous sweep go out together, in one
-email (the first ``max_papers`` in full, the others by title), in the order they were listed.
+email (the first ``max_papers`` in full, then up to ``MORE_LISTED`` by title; any others go in
+the next sweep's), in the order they were listed.
 Its ledger row is keyed by the latest list date of its papers and its first paper, and holds its
 papers alone (see ``bot.store.ledger``): a paper is in one alert at most, and an alert that
 failed for now, or whose sender died, goes again as that row, with its own papers, while new
@@ -30,6 +31,7 @@ from bot.pipeline import (
     no_digest,
     send_to_targets,
 )
+from bot.render import MORE_LISTED
 from bot.store.tables import Delivery
 
 ALERT_WINDOW_DAYS = 1  # papers from today's and yesterday's lists can fire alerts
@@ -88,7 +90,9 @@ class _Alerts:
     def new(self, fresh: list[Paper], listed: Mapping[str, date]) -> list[Job]:
         """The alert for the ``fresh`` papers (in no alert, never sent) that fire a rule, in
         their order: keyed by their latest list date and its first paper."""
-        hits = alert_hits(self.subscriber, fresh, self.cache)
+        # as many as one email shows (in full, then by title): the others go in the next one
+        shown = self.subscriber.max_papers + MORE_LISTED
+        hits = alert_hits(self.subscriber, fresh, self.cache)[:shown]
         if not hits:
             return []
         key = (self.sid, max(listed[hit.paper.id] for hit in hits), hits[0].paper.id)

@@ -255,12 +255,18 @@ UNMATCHED = ("    interests:", '      keywords: ["quantum error correction"]')
 "nothing matched" note."""
 
 
-def crowd_profiles(path: Path, count: int, *lines: str) -> Path:
-    """A profiles file of ``count`` subscribers, reader0@example.org and on, who also want empty
-    digests; ``lines`` are the YAML lines each of them has besides."""
+def reader(n: int, domains: int = 1) -> str:
+    """The address of ``crowd_profiles``' reader ``n``: at example.org, or spread over
+    ``domains`` domains (example0.org, example1.org, …)."""
+    return f"reader{n}@example.org" if domains == 1 else f"reader{n}@example{n % domains}.org"
+
+
+def crowd_profiles(path: Path, count: int, *lines: str, domains: int = 1) -> Path:
+    """A profiles file of ``count`` subscribers (``reader``), who also want empty digests;
+    ``lines`` are the YAML lines each of them has besides."""
     text = ["subscribers:"]
     for n in range(count):
-        text += [f"  - email: reader{n}@example.org", "    send_empty: true", *lines]
+        text += [f"  - email: {reader(n, domains)}", "    send_empty: true", *lines]
     path.write_text("\n".join(text) + "\n")
     return path
 

@@ -15,7 +15,7 @@ from bot.cli import app
 from bot.delivery import REFUSALS_IN_ROW
 from bot.store import Store
 from bot.store.tables import Delivery
-from tests.conftest import UNMATCHED, crowd_profiles, free_port
+from tests.conftest import UNMATCHED, crowd_profiles, free_port, reader
 from tests.smtp_faults import FaultServer, serve
 
 runner = CliRunner()
@@ -99,8 +99,8 @@ def test_a_server_refusing_every_mailbox_stops_the_send_and_suppresses_nobody(
 ) -> None:
     """A relay answering 550 5.1.1 to every RCPT (it serves other domains only) is at fault,
     not the 30 addresses: the send stops, and every digest waits for the next one."""
-    crowd = crowd_profiles(tmp_path / "crowd.yaml", 30, *UNMATCHED)
-    emails = [f"reader{n}@example.org" for n in range(30)]
+    crowd = crowd_profiles(tmp_path / "crowd.yaml", 30, *UNMATCHED, domains=3)
+    emails = [reader(n, 3) for n in range(30)]
     faults.handler.rcpt.update({email: ["550 5.1.1 no such user"] for email in emails})
     result = send(faults, PAPERBOT_PROFILES=str(crowd))
     connections = 4  # the default: the refusals in flight when the run stops are given back too

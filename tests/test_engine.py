@@ -531,6 +531,14 @@ def ledger_rows(deps: Deps, jobs: list[Job]) -> list[Any]:
     return [row for row in rows if row is not None]
 
 
+MAILBOX = "550 5.1.1 no such user"
+
+
+def spread(count: int) -> list[str]:
+    """``count`` addresses over 3 domains, as a list of subscribers is."""
+    return [f"user{n}@example{n % 3}.org" for n in range(count)]
+
+
 @pytest.mark.parametrize(
     ("command", "refusal", "kind"),
     [
@@ -547,7 +555,7 @@ async def test_the_same_refusal_message_after_message_stops_the_run(
     fault, not the messages nor the addresses. Nobody is suppressed, and the refused ones are
     given back unsent with the rest, none of them counted as an attempt."""
     deps = make_deps(tmp_path, faults, connections=1)
-    emails = [f"user{n}@example.org" for n in range(20)]
+    emails = spread(20)
     getattr(faults.handler, command.lower()).update({email: [refusal] for email in emails})
     jobs = jobs_for(deps, emails)
     async with deps.mailer:  # type: ignore[union-attr]
@@ -645,16 +653,13 @@ async def test_refused_mailboxes_and_different_refusals_do_not_stop_the_run(
     assert {r.status for r in ledger_rows(deps, jobs)} == {"perm_failed"}
 
 
-MAILBOX = "550 5.1.1 no such user"
-
-
 async def test_mailboxes_refused_among_several_senders_stop_the_run_and_suppress_nobody(
     tmp_path: Path, faults: FaultServer
 ) -> None:
     """Refusals settled by several connections at once count in the order they come; those
     settled after the run stopped are given back with the rest."""
     deps = make_deps(tmp_path, faults, connections=4)
-    emails = [f"user{n}@example.org" for n in range(4 * REFUSALS_IN_ROW)]
+    emails = spread(4 * REFUSALS_IN_ROW)
     faults.handler.rcpt.update({email: ["550 5.1.1 unknown"] for email in emails})
     jobs = jobs_for(deps, emails)
     async with deps.mailer:  # type: ignore[union-attr]
@@ -693,7 +698,7 @@ async def test_a_small_run_whose_every_mailbox_is_refused_is_retried_not_suppres
     """Too few messages to stop the run, every mailbox refused the same way: as likely the
     server's doing as the addresses', so they are retried with backoff, nobody suppressed."""
     deps = make_deps(tmp_path, faults, connections=1)
-    emails = [f"user{n}@example.org" for n in range(REFUSALS_IN_ROW - 2)]
+    emails = spread(REFUSALS_IN_ROW - 2)
     faults.handler.rcpt.update({email: [MAILBOX] for email in emails})
     jobs = jobs_for(deps, emails)
     async with deps.mailer:  # type: ignore[union-attr]
@@ -708,20 +713,41 @@ async def test_a_small_run_whose_every_mailbox_is_refused_is_retried_not_suppres
     assert deps.store.suppressed() == {}
 
 
-async def test_a_run_of_one_message_whose_mailbox_is_refused_suppresses_it(
-    tmp_path: Path, faults: FaultServer
+@pytest.mark.parametrize("dead", [1, 3], ids=["one message", "one domain"])
+async def test_a_small_run_of_dead_mailboxes_of_one_domain_suppresses_them(
+    tmp_path: Path, faults: FaultServer, dead: int
 ) -> None:
-    """A lone message is most likely a dead address (a worker sends each subscriber at their
-    own time): it fails for good and the address is suppressed, as among accepted ones."""
+    """A lone message, or a few to addresses of one domain, all refused as unknown mailboxes:
+    most likely dead addresses (a worker sends each subscriber at their own time), so they fail
+    for good and are suppressed, as among accepted ones."""
     deps = make_deps(tmp_path, faults, connections=1)
-    faults.handler.rcpt["gone@example.org"] = [MAILBOX]
-    jobs = jobs_for(deps, ["gone@example.org"])
+    emails = [f"gone{n}@example.org" for n in range(dead)]
+    faults.handler.rcpt.update({email: [MAILBOX] for email in emails})
+    jobs = jobs_for(deps, emails)
     async with deps.mailer:  # type: ignore[union-attr]
         report = await deliver(deps, jobs)
     assert report.stopped is None and report.refused_all is None
-    assert [(o.status, o.detail) for o in report.outcomes] == [("failed", f"refused: {MAILBOX}")]
-    assert set(deps.store.suppressed()) == {"gone@example.org"}
-    assert [(r.status, r.attempts) for r in ledger_rows(deps, jobs)] == [("perm_failed", 1)]
+    assert {(o.status, o.detail) for o in report.outcomes} == {("failed", f"refused: {MAILBOX}")}
+    assert set(deps.store.suppressed()) == set(emails)
+    assert {(r.status, r.attempts) for r in ledger_rows(deps, jobs)} == {("perm_failed", 1)}
+
+
+async def test_a_row_of_dead_mailboxes_of_one_domain_does_not_stop_the_run(
+    tmp_path: Path, faults: FaultServer
+) -> None:
+    """The addresses of a domain that is gone, listed together: more refused in a row than stop
+    a run, but of one domain, so they are dead addresses: suppressed, and the others sent."""
+    deps = make_deps(tmp_path, faults, connections=1)
+    emails = spread(4) + [f"gone{n}@old.example.org" for n in range(2 * REFUSALS_IN_ROW)]
+    emails += spread(8)[4:]
+    dead = [email for email in emails if email.endswith("@old.example.org")]
+    faults.handler.rcpt.update({email: [MAILBOX] for email in dead})
+    jobs = jobs_for(deps, emails)
+    async with deps.mailer:  # type: ignore[union-attr]
+        report = await deliver(deps, jobs)
+    assert report.stopped is None
+    assert set(deps.store.suppressed()) == set(dead)
+    assert len(faults.handler.received()) == len(emails) - len(dead)
 
 
 async def test_a_server_that_drops_every_message_stops_the_run(

@@ -340,6 +340,17 @@ TWO = (
 )
 
 
+def test_a_subscriber_after_a_nested_list_is_not_told_to_move() -> None:
+    """The mistake is the list left open above; the next subscriber's '-' is where it belongs."""
+    text = (
+        "subscribers:\n  - email: a@example.org\n    interests:\n      keywords: [x]\n"
+        "    alerts:\n      - authors:\n          - K. Lee\n      - keywords: [a, b\n"
+        "  - email: b@example.org\n    interests:\n      keywords: [y]\n"
+    )
+    (found,) = problems_of(text)
+    assert "line it up" not in found and "not valid YAML" in found, found
+
+
 @pytest.mark.parametrize(
     ("edit", "expected"),
     [

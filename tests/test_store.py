@@ -20,6 +20,7 @@ import bot.store as store_module
 from bot.errors import BotError, ConfigError
 from bot.models import Interests, Paper, Subscriber
 from bot.store import ClaimRequest, Store, shown_url, unavailable
+from bot.store.ledger import Claim
 from bot.store.tables import SENDING, TEMP_FAILED, Delivery, RunRow, connect_options
 from tests.conftest import free_port
 from tests.postgres import postgres_url  # noqa: F401  (fixture)
@@ -360,6 +361,33 @@ def test_sent_items_written_elsewhere_do_not_undo_sent(store: Store) -> None:
     row = store.ledger.get(sid, DAY)
     assert row is not None and row.status == "sent"
     assert store.sent_paper_ids([sid])[sid] == {"1", "2"}
+
+
+def test_alerts_whose_window_passed_are_given_up_failed_or_left_sending(store: Store) -> None:
+    """A sender that died left one alert ``sending``; another failed for now: once the window
+    has passed, neither waits any more (their papers go in the digest). One being sent stays."""
+    sid = store.sync_subscribers([sub("ada@example.org")]).ids["ada@example.org"]
+    counter = [0]
+
+    def alert(paper: str) -> Claim:
+        claim = store.ledger.claim(sid, DAY, NOW, paper_ids=[paper], kind="alert", ref=paper,
+                                   new_message_id=lambda: ids(counter))  # fmt: skip
+        assert claim is not None
+        return claim
+
+    alert("1")  # its sender dies
+    failed = alert("2")
+    alert("3")
+    store.ledger.mark_failed(failed, NOW, error="451", retry_at=NOW + timedelta(hours=1))
+    later = NOW + timedelta(days=2)
+    resumed = store.ledger.claim(sid, DAY, later, paper_ids=["3"], kind="alert", ref="3",
+                                 new_message_id=lambda: ids(counter))  # fmt: skip
+    assert resumed is not None  # and being sent again: its lease runs on
+    assert store.ledger.settle_old_alerts(DAY + timedelta(days=1), later) == 2
+    states = {ref: store.ledger.get(sid, DAY, "alert", ref) for ref in "123"}
+    assert {ref: row.status for ref, row in states.items() if row} == {
+        "1": "skipped", "2": "skipped", "3": "sending",
+    }  # fmt: skip
 
 
 def test_skipping_settles_a_superseded_retry(store: Store) -> None:

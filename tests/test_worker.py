@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy.exc import OperationalError
 
 from bot import status
+from bot import sweep as sweep_module
 from bot.admin import AdminAlerts, smtp_advice
 from bot.cli import make_fetch, read_profiles
 from bot.errors import (
@@ -40,7 +41,14 @@ from bot.scheduler import run_until
 from bot.settings import Settings, load_settings
 from bot.store import Store
 from bot.worker import ProfilesFile, Worker
-from tests.conftest import UNMATCHED, SmtpServer, crowd_profiles, free_port, matched_emails
+from tests.conftest import (
+    UNMATCHED,
+    SmtpServer,
+    crowd_profiles,
+    free_port,
+    matched_emails,
+    reader,
+)
 from tests.smtp_faults import FaultServer, serve
 
 PROFILES = """\
@@ -309,6 +317,22 @@ async def test_an_alert_shows_max_papers_in_full_and_lists_the_rest_by_title(
     clock.set(2026, 11, 25, 8, 1)
     await worker.sweep_job()
     assert len(smtp_server.handler.to("ada@example.org")) == 1, "no digest: all were sent"
+
+
+async def test_papers_beyond_what_an_alert_lists_go_in_the_next_one(
+    make_worker: Callable[[], Worker], clock: Clock, profiles_path: Path,
+    smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """An alert holds what it shows (2 in full, here 2 by title): none is counted sent unseen."""
+    monkeypatch.setattr(sweep_module, "MORE_LISTED", 2)
+    profiles_path.write_text(only_ada(max_papers="2") + LEE)
+    worker = make_worker()
+    worker.deps.store.save_papers([moe_paper(n) for n in range(1, 6)], NOV_25, clock())
+    await worker.sweep_job()
+    await worker.sweep_job()
+    first, second = smtp_server.handler.to("ada@example.org")
+    assert str(first["Subject"]).endswith("Study 1 (+3 more)")
+    assert str(second["Subject"]) == "Alert for Lee: Sparse Mixture of Experts Study 5"
 
 
 async def test_a_grouped_alert_failing_for_now_is_retried_with_its_papers_and_message_id(
@@ -749,14 +773,22 @@ async def test_a_file_caught_empty_in_the_middle_of_a_save_raises_no_alert(
 async def test_a_bad_edit_after_a_good_reload_is_emailed_within_the_hour(
     make_worker: Callable[[], Worker], clock: Clock, profiles_path: Path, smtp_server: SmtpServer
 ) -> None:
+    """Within the hour, but not at every change of a file that keeps going bad and good."""
     worker = settling(make_worker())
     _save(profiles_path, "subscribers: [", at=SAVED - 125)
     await worker.sweep_job()
-    clock.now += timedelta(minutes=1)
-    _save(profiles_path, only_ada(), at=SAVED - 65)
+    for bad, good in ((SAVED - 65, SAVED - 50), (SAVED - 35, SAVED - 20)):
+        clock.now += timedelta(minutes=1)
+        _save(profiles_path, only_ada(), at=bad)
+        await worker.sweep_job()
+        assert len(worker.roster) == 1
+        clock.now += timedelta(minutes=1)
+        _save(profiles_path, f"subscribers: [  # {good}", at=good)
+        await worker.sweep_job()
+    assert len(smtp_server.handler.to("admin@paperbot.example.org")) == 1, "flapping"
+    _save(profiles_path, only_ada(), at=SAVED - 10)
     await worker.sweep_job()
-    assert len(worker.roster) == 1
-    clock.now += timedelta(minutes=1)
+    clock.now += timedelta(minutes=10)
     duplicate = only_ada() + only_ada().removeprefix("subscribers:\n")
     _save(profiles_path, duplicate, at=SAVED - 5)
     await worker.sweep_job()
@@ -1125,12 +1157,12 @@ async def sweep_refused(
     config: Settings, clock: Clock, profiles_path: Path, faults: FaultServer,
     caplog: pytest.LogCaptureFixture, readers: int, where: str = "data", refusal: str = SPAM,
 ) -> Worker:  # fmt: skip
-    """A worker whose first sweep sends ``readers`` digests to a server refusing them as spam
-    (or with ``refusal`` to the command ``where``)."""
+    """A worker whose first sweep sends ``readers`` digests (to addresses of 3 domains) to a
+    server refusing them as spam (or with ``refusal`` to the command ``where``)."""
     caplog.set_level(logging.INFO, logger="bot")
-    crowd_profiles(profiles_path, readers, *UNMATCHED)
+    crowd_profiles(profiles_path, readers, *UNMATCHED, domains=3)
     script = getattr(faults.handler, where)
-    script.update({f"reader{n}@example.org": [refusal] for n in range(readers)})
+    script.update({reader(n, 3): [refusal] for n in range(readers)})
     worker = start_worker(config, clock, Route(faults.port).mailer)
     await worker.fetch_job()
     clock.set(2026, 11, 25, 9, 0)  # their digests are due

@@ -410,10 +410,12 @@ class Ledger(DeliveryQueries):
         return bool(settled.rowcount == 1)
 
     def settle_old_alerts(self, before: date, now: datetime) -> int:
-        """Give up on alerts that failed temporarily and whose window has passed."""
+        """Give up on alerts whose window has passed that failed for now, or that their sender
+        left ``sending`` (its lease ran out: none resumed it in time)."""
+        abandoned = (col(Delivery.status) == SENDING) & (col(Delivery.lease_until) < as_utc(now))
         stale = update(Delivery).where(
-            col(Delivery.kind) == "alert",
-            col(Delivery.status) == TEMP_FAILED,
+            col(Delivery.kind) == ALERT,
+            (col(Delivery.status) == TEMP_FAILED) | abandoned,
             col(Delivery.digest_date) < before,
         )
         with self._session() as db:
