@@ -45,7 +45,7 @@ def collect(store: Store, now: datetime) -> dict[str, Any]:
     deliveries: dict[tuple[str, str], dict[str, int]] = {}
     for day, kind, state, n in store.ledger.tally(since=today - timedelta(days=DAYS)):
         deliveries.setdefault((day.isoformat(), kind), {})[state] = n
-    pending, total = store.upcoming(UPCOMING)  # a removed subscriber's are counted apart
+    pending, total, removed = store.upcoming(UPCOMING)  # a removed subscriber's: counted apart
     upcoming = [
         {"email": email, "kind": row.kind, "date": row.digest_date.isoformat(), "ref": row.ref,
          "status": row.status, "attempts": row.attempts, "last_code": row.last_code,
@@ -64,7 +64,7 @@ def collect(store: Store, now: datetime) -> dict[str, Any]:
         ],
         "upcoming": upcoming,
         "upcoming_total": total,
-        "upcoming_removed": store.unsent_of_removed(),
+        "upcoming_removed": removed,
         "suppressed": suppressed,
     }
 

@@ -14,7 +14,7 @@ papers go in a new alert.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from datetime import date, datetime, timedelta
 
 from bot import schedule
@@ -38,10 +38,16 @@ ALERT_WINDOW_DAYS = 1  # papers from today's and yesterday's lists can fire aler
 Roster = Mapping[int, Subscriber]
 
 
-async def send_alerts(deps: Deps, roster: Roster, now: datetime, cache: Terms) -> DeliveryReport:
-    """One alert email per subscriber holding every paper that fired a rule and is in no alert
-    yet, and the alerts due again; their papers are then marked sent."""
-    watchers = {sid: sub for sid, sub in roster.items() if sub.alerts}
+async def send_alerts(
+    deps: Deps, roster: Roster, now: datetime, cache: Terms, suppressed: Container[str]
+) -> DeliveryReport:
+    """One alert email per subscriber (not ``suppressed``) holding every paper that fired a rule
+    and is in no alert yet, and the alerts due again; their papers are then marked sent."""
+    watchers = {
+        sid: sub
+        for sid, sub in roster.items()
+        if sub.alerts and sub.email.lower() not in suppressed
+    }
     if not watchers:
         return DeliveryReport()
     today = now.date()
@@ -59,11 +65,8 @@ async def send_alerts(deps: Deps, roster: Roster, now: datetime, cache: Terms) -
         papers |= deps.store.papers_by_id(earlier)
     listed = {item.paper.id: item.list_date for item in recent}
     sent = deps.store.sent_paper_ids(watchers, papers)
-    suppressed = deps.store.suppressed_emails()
     jobs = []
     for sid, sub in watchers.items():
-        if sub.email.lower() in suppressed:
-            continue
         alert = _Alerts(deps, sid, sub, now, cache)
         reached = sent.get(sid, set())
         for row in due.get(sid, {}).values():
@@ -130,7 +133,7 @@ def _open(row: Delivery, now: datetime) -> bool:
 
 def _digest_targets(
     deps: Deps, roster: Roster, now: datetime, after: datetime | None,
-    waiting: Iterable[tuple[int, date]],
+    waiting: Iterable[tuple[int, date]], suppressed: Container[str],
 ) -> list[Target]:  # fmt: skip
     """Digests due now with no ledger row yet, plus failed ones whose retry time has come.
 
@@ -138,12 +141,11 @@ def _digest_targets(
     (that one carries every paper since the previous digest, as after downtime) or their
     frequency no longer names its date.
 
-    Subscribers who get no digest whatever the papers (a suppressed address, a profile without
-    interests: see ``no_digest``) are left out, before any matching: nothing would settle their
-    digest, so each sweep would report it again (the worker names them once, when it adopts
-    the profiles).
+    Subscribers who get no digest whatever the papers (a ``suppressed`` address, a profile
+    without interests: see ``no_digest``) are left out, before any matching: nothing would
+    settle their digest, so each sweep would report it again (the worker names them once, when
+    it adopts the profiles).
     """
-    suppressed = deps.store.suppressed_emails()
     roster = {sid: sub for sid, sub in roster.items() if no_digest(sub, suppressed) is None}
     due = {
         (sid, day): sub
@@ -178,12 +180,13 @@ async def sweep(
     rather than telling its subscriber that nothing matched. When sending the alerts stopped
     (the server is unreachable, or shutting down), the digests wait for a later sweep.
     """
-    alerts = await send_alerts(deps, roster, now, {} if cache is None else cache)
+    suppressed = deps.store.suppressed_emails()  # once: alerts and digests both leave them out
+    alerts = await send_alerts(deps, roster, now, {} if cache is None else cache, suppressed)
     report = SendReport()
     if alerts.stopped:  # only a stopped run releases messages
         report.add(alerts)
         return report
-    targets = _digest_targets(deps, roster, now, after, waiting)
+    targets = _digest_targets(deps, roster, now, after, waiting, suppressed)
     options = SendOptions(retry_now=False, fetch_missing=False, wait_for_papers=sources_down)
     if targets:
         report = await send_to_targets(deps, targets, options)

@@ -430,10 +430,12 @@ class Store(RunLog):
         with self.session() as db:
             return set(db.exec(select(Suppression.email)).all())
 
-    def upcoming(self, limit: int = 20) -> tuple[list[tuple[Delivery, str]], int]:
+    def upcoming(self, limit: int = 20) -> tuple[list[tuple[Delivery, str]], int, int]:
         """Rows still to be sent (temporary failures and ``sending``) of active subscribers,
-        soonest first, with email, at most ``limit``; and how many there are in all."""
-        pending = col(Delivery.status).in_([TEMP_FAILED, SENDING]) & col(SubscriberRow.active)
+        soonest first, with email, at most ``limit``; how many there are in all; and how many
+        more belong to subscribers removed from the profiles (nothing sends those, unless the
+        subscriber is added back)."""
+        unsent = col(Delivery.status).in_([TEMP_FAILED, SENDING])
         soonest = case(  # the rule of ``Delivery.next_try``, in SQL
             (col(Delivery.status) == SENDING, col(Delivery.lease_until)),
             else_=col(Delivery.next_attempt_at),
@@ -442,25 +444,18 @@ class Store(RunLog):
         query = (
             select(Delivery, SubscriberRow.email)
             .join(SubscriberRow, joined)
-            .where(pending)
+            .where(unsent & col(SubscriberRow.active))
             .order_by(soonest)
             .limit(limit)
         )
-        count = select(func.count()).select_from(Delivery).join(SubscriberRow, joined)
-        with self.session() as db:
-            rows = [(row, email) for row, email in db.exec(query).all()]
-            total = db.exec(count.where(pending)).one()
-        return rows, int(total)
-
-    def unsent_of_removed(self) -> int:
-        """How many rows still to be sent belong to subscribers removed from the profiles: they
-        are not sent (unless the subscriber is added back)."""
-        unsent = col(Delivery.status).in_([TEMP_FAILED, SENDING]) & ~col(SubscriberRow.active)
-        query = (
-            select(func.count())
+        count = (
+            select(SubscriberRow.active, func.count())
             .select_from(Delivery)
-            .join(SubscriberRow, col(SubscriberRow.id) == col(Delivery.subscriber_id))
+            .join(SubscriberRow, joined)
             .where(unsent)
+            .group_by(col(SubscriberRow.active))
         )
         with self.session() as db:
-            return int(db.exec(query).one())
+            rows = [(row, email) for row, email in db.exec(query).all()]
+            counts = {bool(active): int(n) for active, n in db.exec(count).all()}
+        return rows, counts.get(True, 0), counts.get(False, 0)
