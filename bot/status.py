@@ -46,10 +46,12 @@ def collect(store: Store, now: datetime) -> dict[str, Any]:
     for day, kind, state, n in store.ledger.tally(since=today - timedelta(days=DAYS)):
         deliveries.setdefault((day.isoformat(), kind), {})[state] = n
     pending, total, removed = store.upcoming(UPCOMING)  # a removed subscriber's: counted apart
+    here = this_machine()
     upcoming = [
         {"email": email, "kind": row.kind, "date": row.digest_date.isoformat(), "ref": row.ref,
          "status": row.status, "attempts": row.attempts, "last_code": row.last_code,
-         "last_error": row.last_error, "next_attempt": _iso(row.next_try)}
+         "last_error": row.last_error,
+         "next_attempt": _iso(now if row.orphaned(here, process_exists) else row.next_try)}
         for row, email in pending
     ]  # fmt: skip
     suppressed = [
@@ -115,7 +117,7 @@ def _pending_note(states: Sequence[str], total: int, removed: int) -> str | None
         notes.append(f"{removed} not retried: subscriber removed from profiles")
     if "sending" in states:
         notes.append(
-            'sending: in flight, or interrupted and sent again after "next" (same Message-ID)'
+            'sending: in flight, or interrupted and sent again from "next" on (same Message-ID)'
         )
     return "; ".join(notes) or None
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import multiprocessing
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -13,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import SQLModel, create_engine
 
@@ -21,6 +24,7 @@ from bot.errors import BotError, ConfigError
 from bot.models import Interests, Paper, Subscriber
 from bot.store import ClaimRequest, Store, shown_url, unavailable
 from bot.store.ledger import Claim
+from bot.store.runs import this_process
 from bot.store.tables import SENDING, TEMP_FAILED, Delivery, RunRow, connect_options
 from tests.conftest import free_port
 from tests.postgres import postgres_url  # noqa: F401  (fixture)
@@ -146,6 +150,67 @@ def test_crashed_sending_row_is_resumed_with_the_same_message_id(store: Store) -
     assert (resumed.message_id, resumed.paper_ids) == (first.message_id, ("1",))
 
 
+def gone_pid() -> int:
+    """The id of a process that has just ended."""
+    proc = subprocess.Popen([sys.executable, "-c", ""])
+    proc.wait()
+    return proc.pid
+
+
+@pytest.mark.parametrize(
+    ("claimer", "taken"), [("gone", True), ("alive", False), ("elsewhere", False)]
+)
+def test_a_row_whose_claiming_process_is_gone_is_resumed_at_once(
+    store: Store, claimer: str, taken: bool
+) -> None:
+    """A killed ``send`` leaves its claimed rows ``sending``: the next run resumes them at once
+    (same Message-ID and papers) when that process is known to be gone; a process that still
+    runs, or one on another machine, keeps them for the lease."""
+    sid = store.sync_subscribers([sub("ada@example.org")]).ids["ada@example.org"]
+    counter = [0]
+    first = store.ledger.claim(sid, DAY, NOW, paper_ids=["1"], new_message_id=lambda: ids(counter))
+    assert first is not None
+    process = this_process() | {
+        "gone": {"pid": gone_pid()}, "alive": {"pid": os.getppid()}, "elsewhere": {"host": "b"}
+    }[claimer]  # fmt: skip
+    with store.engine.begin() as db:
+        db.execute(update(Delivery).values(claimed_by=process))
+    soon = NOW + timedelta(minutes=1)
+    again = store.ledger.claim(sid, DAY, soon, paper_ids=["9"], new_message_id=lambda: ids(counter))
+    assert (again is not None) == taken
+    if again is not None:
+        assert again.resumed and (again.message_id, again.paper_ids) == (first.message_id, ("1",))
+        row = store.ledger.get(sid, DAY)
+        assert row is not None and row.claimed_by == this_process()
+
+
+def test_a_database_made_before_a_column_existed_gets_it(db_url: str) -> None:
+    """Columns added to a table later are added to an older database when it is opened; its
+    rows have none (a ``sending`` row of an older paperbot waits for its lease)."""
+    old = Store(db_url)
+    sid = old.sync_subscribers([sub("ada@example.org")]).ids["ada@example.org"]
+    counter = [0]
+    first = old.ledger.claim(sid, DAY, NOW, paper_ids=["1"], new_message_id=lambda: ids(counter))
+    assert first is not None
+    with old.engine.begin() as db:
+        db.execute(text("ALTER TABLE deliveries DROP COLUMN claimed_by"))
+    old.close()
+    opened = [Store(db_url) for _ in range(2)]  # the second finds the column there
+    try:
+        store = opened[0]
+        row = store.ledger.get(sid, DAY)
+        assert row is not None and row.claimed_by is None and row.status == SENDING
+        soon = NOW + timedelta(minutes=1)
+        kw = {"paper_ids": ["1"], "new_message_id": lambda: ids(counter)}
+        assert store.ledger.claim(sid, DAY, soon, **kw) is None  # type: ignore[arg-type]
+        later = NOW + store.ledger.lease + timedelta(seconds=1)
+        resumed = store.ledger.claim(sid, DAY, later, **kw)  # type: ignore[arg-type]
+        assert resumed is not None and resumed.message_id == first.message_id
+    finally:
+        for each in opened:
+            each.close()
+
+
 def test_a_message_of_unknown_outcome_waits_for_its_lease_and_can_be_given_up(
     store: Store,
 ) -> None:
@@ -158,6 +223,7 @@ def test_a_message_of_unknown_outcome_waits_for_its_lease_and_can_be_given_up(
     assert store.ledger.mark_unknown(first, NOW, error="connection lost", until=until)
     row = store.ledger.get(sid, DAY)
     assert row is not None and (row.status, row.lease_until) == ("sending", until)
+    assert row.claimed_by is None  # no process sends it meanwhile: its end changes nothing
     later = NOW + store.ledger.lease + timedelta(seconds=1)
     assert store.ledger.claim(sid, DAY, later, retry_now=True, **kw) is None  # type: ignore[arg-type]
     resumed = store.ledger.claim(sid, DAY, until + timedelta(seconds=1), **kw)  # type: ignore[arg-type]

@@ -4,7 +4,8 @@
                     |--4xx/552, lost before DATA--> temp_failed --due or manual retry--> sending
                     |--5xx, or retries given up--> perm_failed
                     |--suppressed at the last moment--> skipped
-                    '--crash, or lost after DATA--> sending with an expired lease
+                    '--crash, or lost after DATA--> sending with an expired lease, or whose
+                                                    process is gone
                                                     --> sending (same Message-ID)
                                                     --> perm_failed (tried too often)
 (new) --nothing to send--> skipped
@@ -35,6 +36,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import SQLModel, col, select
 
 from bot.store.deliveries import DeliveryQueries, key_clause
+from bot.store.runs import process_exists, this_machine, this_process
 from bot.store.tables import (
     PERM_FAILED,
     SENDING,
@@ -132,7 +134,8 @@ class Ledger(DeliveryQueries):
         """Own the row for this key, or return None when it is done or someone else owns it.
 
         A new row is inserted as ``sending``. An existing row is taken over by a conditional
-        UPDATE when its lease expired (crash: same Message-ID and papers), when it failed
+        UPDATE when its lease expired or the process that claimed it is gone (crash, or an
+        outcome left unknown: same Message-ID and papers), when it failed
         temporarily and is due (or ``retry_now``), or when ``force`` asks for a deliberate resend.
         """
         request = ClaimRequest(subscriber_id, day, tuple(paper_ids), new_message_id(), kind, ref)
@@ -156,7 +159,8 @@ class Ledger(DeliveryQueries):
         another process may conclude its sender died and take it over.
         """
         stamp, until = as_utc(now), as_utc(now) + (lease or self.lease)
-        mine = self._insert_new(requests, stamp, until) if requests else {}
+        owner = this_process()
+        mine = self._insert_new(requests, stamp, until, owner) if requests else {}
         skipped = [r for r in requests if r.message_id not in mine]
         existing = self._rows_for(skipped) if skipped else {}
         result: list[Claim | None] = []
@@ -171,7 +175,7 @@ class Ledger(DeliveryQueries):
             row = existing.get(request.key) or self.get(
                 request.subscriber_id, request.day, request.kind, request.ref
             )
-            taken = row and self._take_over(row, stamp, until, request, retry_now, force)
+            taken = row and self._take_over(row, stamp, until, owner, request, retry_now, force)
             result.append(taken or None)
         return result
 
@@ -189,7 +193,11 @@ class Ledger(DeliveryQueries):
         return {key: row for key, row in found.items() if key in keys}
 
     def _insert_new(
-        self, requests: Sequence[ClaimRequest], stamp: datetime, until: datetime
+        self,
+        requests: Sequence[ClaimRequest],
+        stamp: datetime,
+        until: datetime,
+        owner: dict[str, Any],
     ) -> dict[str, int]:
         """Insert ``sending`` rows, skipping keys taken meanwhile; our row ids by Message-ID.
 
@@ -198,7 +206,7 @@ class Ledger(DeliveryQueries):
         values = [
             {"subscriber_id": r.subscriber_id, "kind": r.kind, "digest_date": r.day, "ref": r.ref,
              "status": SENDING, "message_id": r.message_id, "paper_ids": list(r.paper_ids),
-             "attempts": 1, "lease_until": until, "created_at": stamp,
+             "attempts": 1, "lease_until": until, "claimed_by": owner, "created_at": stamp,
              "updated_at": stamp}
             for r in requests
         ]  # fmt: skip
@@ -248,11 +256,12 @@ class Ledger(DeliveryQueries):
         row: Delivery,
         stamp: datetime,
         until: datetime,
+        owner: dict[str, Any],
         request: ClaimRequest,
         retry_now: bool,
         force: bool,
     ) -> Claim | None:
-        crashed = row.abandoned(stamp)
+        crashed = row.abandoned(stamp) or row.orphaned(this_machine(), process_exists)
         due = row.retry_due(stamp) or (retry_now and row.status == TEMP_FAILED)
         forced = force and row.status != SENDING
         if not (crashed or due or forced):
@@ -270,7 +279,8 @@ class Ledger(DeliveryQueries):
                 return None
         values: dict[str, Any] = {
             "status": SENDING, "message_id": message_id, "paper_ids": papers,
-            "attempts": row.attempts + 1, "lease_until": until, "updated_at": stamp,
+            "attempts": row.attempts + 1, "lease_until": until, "claimed_by": owner,
+            "updated_at": stamp,
         }  # fmt: skip
         guard = update(Delivery).where(
             col(Delivery.id) == row.id,
@@ -326,10 +336,11 @@ class Ledger(DeliveryQueries):
     def mark_unknown(self, claim: Claim, now: datetime, *, error: str, until: datetime) -> bool:
         """The connection was lost after the message data: it may have arrived. The row stays
         ``sending`` (it is sent again with the same Message-ID), and its lease runs until
-        ``until``: nobody takes it over before then."""
+        ``until``: nobody takes it over before then, not even once this process has ended (no
+        process claims it meanwhile)."""
         return self._finish(
             claim, now, status=SENDING, lease_until=as_utc(until), next_attempt_at=None,
-            last_code=None, last_error=error[:1000],
+            last_code=None, last_error=error[:1000], claimed_by=None,
         )  # fmt: skip
 
     def mark_skipped(self, claim: Claim, now: datetime, reason: str) -> bool:

@@ -61,11 +61,15 @@ def process_exists(pid: int) -> bool:
     return True
 
 
+def this_process() -> dict[str, Any]:
+    """This process as runs and claimed deliveries record it (see ``tables.process_gone``)."""
+    host, table = this_machine()
+    return {"host": host, "table": table, "pid": os.getpid()}
+
+
 def _alive_summary() -> dict[str, Any]:
     """What a running run's summary says: its process, and that it is alive now."""
-    host, table = this_machine()
-    process = {"host": host, "table": table, "pid": os.getpid()}
-    return {"process": process, "alive_at": utcnow().isoformat()}
+    return {"process": this_process(), "alive_at": utcnow().isoformat()}
 
 
 def _stored(summary: dict[str, Any]) -> dict[str, Any]:

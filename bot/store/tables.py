@@ -9,7 +9,7 @@ from dataclasses import fields
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, Column, UniqueConstraint, event, make_url
+from sqlalchemy import JSON, Column, UniqueConstraint, event, inspect, make_url, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlmodel import Field, SQLModel, create_engine
@@ -94,6 +94,10 @@ class Delivery(SQLModel, table=True):
     last_error: str | None = None
     next_attempt_at: datetime | None = None
     lease_until: datetime | None = None
+    claimed_by: dict[str, Any] | None = Field(
+        default=None, sa_column=Column(JSON(none_as_null=True), nullable=True)
+    )
+    """The process that claimed the row last (host, process table, pid; see ``process_gone``)."""
     created_at: datetime
     updated_at: datetime
     sent_at: datetime | None = None
@@ -119,6 +123,11 @@ class Delivery(SQLModel, table=True):
             self.status == SENDING and self.lease_until is not None
             and self.lease_until < as_utc(now)
         )  # fmt: skip
+
+    def orphaned(self, here: tuple[str, str | None], exists: Callable[[int], bool]) -> bool:
+        """``sending``, and the process that claimed it is gone (killed, or it ended with the
+        outcome unknown): it can be sent again at once, without waiting out its lease."""
+        return self.status == SENDING and process_gone(self.claimed_by, here, exists)
 
     def retry_due(self, now: datetime) -> bool:
         """A temporary failure whose next attempt time has come."""
@@ -182,7 +191,7 @@ class RunRow(SQLModel, table=True):
             return None
         process = self.summary.get("process") or {}
         host, pid = process.get("host"), process.get("pid")
-        if (host, process.get("table")) == here and isinstance(pid, int) and not exists(pid):
+        if process_gone(process, here, exists):
             return f"its process ({pid} on {host}) is gone"
         alive = self.summary.get("alive_at")
         last = datetime.fromisoformat(alive) if isinstance(alive, str) else self.started_at
@@ -190,6 +199,19 @@ class RunRow(SQLModel, table=True):
             return None
         where = f" (process {pid} on {host})" if host else ""
         return f"no sign of life since {as_utc(last):%Y-%m-%d %H:%M} UTC{where}"
+
+
+def process_gone(
+    process: dict[str, Any] | None, here: tuple[str, str | None], exists: Callable[[int], bool]
+) -> bool:
+    """Whether ``process`` (as ``bot.store.runs.this_process`` describes one) is known to be
+    gone: it ran here (this host and process table, ``here``) and ``exists`` finds no such
+    process now. A process elsewhere, or one not described, is never known to be gone."""
+    if not process:
+        return False
+    pid = process.get("pid")
+    where = (process.get("host"), process.get("table"))
+    return where == here and isinstance(pid, int) and not exists(pid)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -249,7 +271,29 @@ def make_engine(url: str) -> Engine:
             if "already exists" not in str(exc) or attempt == 19:
                 raise
             time.sleep(0.05)
+    _add_new_columns(engine)
     return engine
+
+
+def _add_new_columns(engine: Engine) -> None:
+    """Add the columns a newer paperbot has to the tables of a database an older one made.
+
+    Only nullable columns are ever added to a table after its first release, so an older row
+    simply has none. Two processes may add one at the same moment: the loser finds it there.
+    """
+    tables = inspect(engine)
+    for table in SQLModel.metadata.sorted_tables:
+        have = {c["name"] for c in tables.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in have:
+                continue
+            kind = column.type.compile(dialect=engine.dialect)
+            try:
+                with engine.begin() as db:
+                    db.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}"))
+            except (OperationalError, ProgrammingError) as exc:
+                if "duplicate column" not in str(exc) and "already exists" not in str(exc):
+                    raise
 
 
 def paper_columns(paper: Paper) -> dict[str, Any]:
