@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from bot.errors import Problem, ProfileError
+from bot.matching.text import terms_of
 from bot.models import SEND_AT_PATTERN, AlertRule, Defaults, Interests, Subscriber
 
 TOP_LEVEL_KEYS = ("defaults", "subscribers")
@@ -454,8 +455,9 @@ def _message(err: ErrorDetails, node: yaml.Node | None) -> str:
     if kind == "list_type" and path == ["alerts"]:
         return "expected a list of rules: write each below alerts: as '- authors: [...]'"
     if kind == "list_type":
-        item = json.dumps(value if isinstance(value, str) else raw or "...")
-        return f"expected a list: write {key}: [{item}]"
+        text = value if isinstance(value, str) else raw or "..."
+        items = [part.strip() for part in text.split(",") if part.strip()] or [text]
+        return f"expected a list: write {key}: [{', '.join(map(json.dumps, items))}]"
     if kind in ("model_type", "model_attributes_type", "dict_type"):
         return f"expected settings indented below '{key}:', one per line"
     return str(err["msg"]).removeprefix("Value error, ")
@@ -543,6 +545,34 @@ def _shape_problems(root: yaml.Node | None, data: Any, source: str) -> list[Prob
     return problems
 
 
+def _phrase_warnings(subscriber: Subscriber, node: yaml.Node | None, source: str) -> list[Problem]:
+    """Keywords and excludes that are valid but cannot do what was meant: a phrase holding a
+    comma (two phrases written as one), and an exclude that vetoes every paper a keyword of
+    the same subscriber matches."""
+    interests, found = subscriber.interests, []
+
+    def warn(field: str, index: int, message: str) -> None:
+        line = _line(_child(_child(node, field), index) or _child(node, field) or node)
+        found.append(Problem(source, line, subscriber.email, f"interests.{field}", message))
+
+    for field in ("keywords", "exclude"):
+        for index, phrase in enumerate(getattr(interests, field)):
+            parts = [part.strip() for part in phrase.split(",") if part.strip()]
+            if len(parts) > 1:
+                written = ", ".join(map(json.dumps, parts))
+                warn(field, index, f"{phrase!r} is one phrase, commas included: for "
+                     f"{len(parts)} phrases write {field}: [{written}]")  # fmt: skip
+    keywords = [(k, terms_of(k)) for k in interests.keywords]
+    for index, veto in enumerate(interests.exclude):
+        terms = terms_of(veto)
+        for keyword, words in keywords:
+            spans = (words[i : i + len(terms)] for i in range(len(words) - len(terms) + 1))
+            if terms and terms in spans:
+                warn("exclude", index, f"{veto!r} vetoes every paper that holds the keyword "
+                     f"{keyword!r}")  # fmt: skip
+    return found
+
+
 def _valid_defaults(
     data: Any, root: yaml.Node | None, source: str
 ) -> tuple[dict[str, Any], list[Problem]]:
@@ -621,6 +651,7 @@ def parse_profiles(text: str, source: str = "<profiles>") -> Profiles:
                     " (their alerts still apply)" if subscriber.alerts else ""
                 )
                 warnings.append(Problem(source, line, subscriber.email, "interests", message))
+            warnings += _phrase_warnings(subscriber, _child(node, "interests"), source)
     if problems:
         raise ProfileError(sorted(problems, key=lambda p: p.line or 0))
     if not subscribers:

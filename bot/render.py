@@ -135,7 +135,8 @@ def subject_for(digest: Digest, trigger: str) -> str:
         if not trigger:
             return f"Alert: {best}{tail}"
         return f"Alert for {short_title(trigger, TRIGGER_IN_SUBJECT)}: {best}{tail}"
-    return f"{plural(count, 'paper')} for {day}: {best}"
+    span = "the week to " if weekly_day(digest.subscriber.frequency) else ""
+    return f"{plural(count, 'paper')} for {span}{day}: {best}"
 
 
 def _mailto(address: str | None) -> str | None:

@@ -254,16 +254,26 @@ _INITIALS = re.compile(r"(?:\w\.?-?)+", re.UNICODE)
 
 def first_name(name: str | None) -> str:
     """The name to greet: the first word that is not a title (``Dr. Jane Q. Public`` → Jane),
-    after the comma of ``Lovelace, Ada`` (not of ``Ada Lovelace, PhD`` or ``Alan Turing, OBE``),
-    without quotes; the whole name when it starts with initials (``J. R. R. Tolkien``)."""
+    after the comma of ``Lovelace, Ada`` or ``van der Berg, Anna`` (not of ``Ada Lovelace, PhD``,
+    ``Alan Turing, OBE`` or ``Jane Smith, University of Oxford``), without quotes; the whole
+    name when it starts with initials (``J. R. R. Tolkien``)."""
     family, *rest = [part.strip() for part in one_line(name or "").split(",")]
     given = [part for part in rest if part and not _is_suffix(part, family)]
-    text = f"{given[0]} {family}" if given else family  # given names first
+    reversed_ = given and _family_first(family)
+    text = f"{given[0]} {family}" if reversed_ else family  # given names first
     words = [w for w in (w.strip(_QUOTES) for w in text.split()) if w]
     named = list(itertools.dropwhile(lambda w: w.rstrip(".").lower() in _TITLES, words))
     if not named:
         return " ".join(words)
     return " ".join(named) if _is_initials(named[0]) else named[0]
+
+
+def _family_first(text: str) -> bool:
+    """Whether the part of a name before its comma is a family name alone: one word, after
+    titles and lower-case particles (``Lovelace``, ``Dr. Lovelace``, ``van der Berg``); after a
+    whole name (``Jane Smith``) a comma brings an affiliation or a role, not a given name."""
+    words = [w for w in text.split() if w.rstrip(".").lower() not in _TITLES]
+    return bool(words) and all(w.islower() for w in words[:-1])
 
 
 def _is_suffix(text: str, family: str) -> bool:

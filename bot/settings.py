@@ -30,6 +30,10 @@ NO_UNSUBSCRIBE = (
     "emails carry no unsubscribe link: set PAPERBOT_BASE_URL and PAPERBOT_SECRET_KEY, "
     "or PAPERBOT_UNSUBSCRIBE_MAILTO"
 )
+PLAIN_HTTP = (
+    "PAPERBOT_BASE_URL is http://, not https://: mail providers such as Gmail offer one-click "
+    "unsubscribe (RFC 8058) only for https links"
+)
 
 
 def _checked_address(value: str) -> str:
@@ -150,6 +154,11 @@ class Settings(BaseSettings):
             raise ValueError(f"{value!r} is not an http(s) URL")
         if len(value) > MAX_BASE_URL:
             raise ValueError(f"is longer than {MAX_BASE_URL} characters")
+        if "?" in value or "#" in value:
+            raise ValueError(
+                f"{value!r} has a query or fragment: links are made by adding "
+                "/unsubscribe?token=... to it, so give the site's address alone"
+            )
         return value.rstrip("/")
 
     @property
@@ -161,6 +170,8 @@ class Settings(BaseSettings):
     def unsubscribe_warning(self) -> str | None:
         """What to tell the operator when no way to unsubscribe is set (a List-Unsubscribe header
         and the footer's link need one), or None."""
+        if self.base_url and self.base_url.startswith("http://"):
+            return PLAIN_HTTP
         return None if self.base_url or self.unsubscribe_mailto else NO_UNSUBSCRIBE
 
     @property

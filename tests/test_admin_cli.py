@@ -44,6 +44,18 @@ def test_unsubscribe_by_email_holds_until_an_admin_clears_it(
     assert cli("unsuppress", ADA).exit_code == 1
 
 
+def test_unsubscribing_an_address_that_is_no_subscriber_says_so(env: dict[str, str]) -> None:
+    """A typo suppresses an address nobody uses while the subscriber meant still gets mail:
+    the address is suppressed anyway, with a note naming the closest subscriber."""
+    result = cli("unsubscribe", "ada@exmaple.org")
+    assert result.exit_code == 0, result.output
+    note = "Note: ada@exmaple.org is not a subscriber (suppressed anyway); did you mean " + ADA
+    assert note in result.output
+    assert "ada@exmaple.org" in Store(env["PAPERBOT_DATABASE_URL"]).suppressed()
+    listed = cli("unsubscribe", ADA)  # in the profiles file, though never sent to yet
+    assert listed.exit_code == 0 and "Note:" not in listed.output
+
+
 def test_unsubscribe_with_the_token_from_the_message(
     env: dict[str, str], faults: FaultServer
 ) -> None:

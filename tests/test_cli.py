@@ -246,7 +246,7 @@ def test_preview_says_when_the_date_is_not_due_and_still_renders(
         "Note: ada@example.org is not due on Wednesday 2026-11-25: weekly on Mondays; "
         "a digest goes out that day only with send --to or --date."
     )
-    assert "Subject: 3 papers for Wed 25 Nov" in result.stdout and out.is_file()
+    assert "Subject: 3 papers for the week to Wed 25 Nov" in result.stdout and out.is_file()
     due = runner.invoke(app, ["preview", "ada@example.org", "--date", "2026-11-23"])
     assert due.exit_code == 0 and "not due" not in due.output, due.output
 

@@ -468,6 +468,10 @@ def test_yaml_syntax_error_outside_subscribers_names_no_subscriber() -> None:
          "paper' is not a paper id: write an arXiv id such as 2401.04088"),
         (('keywords: ["diffusion model", "flow matching"]', "keywords: diffusion model"),
          "field 'interests.keywords': expected a list: write keywords: [\"diffusion model\"]"),
+        (('keywords: ["diffusion model", "flow matching"]',
+          "keywords: diffusion model, flow matching"),
+         "field 'interests.keywords': expected a list: write "
+         'keywords: ["diffusion model", "flow matching"]'),
     ],
 )  # fmt: skip
 def test_messages_say_how_to_fix(edit: tuple[str, str], expected: str) -> None:
@@ -549,6 +553,26 @@ def test_subscriber_without_interests_is_a_warning() -> None:
     bare = bare[: bare.index("    x:\n")]
     (warning,) = parse_profiles(bare, "p.yaml").warnings
     assert str(warning).startswith("p.yaml:15: subscriber grace@example.org: field 'interests'")
+
+
+def test_phrases_that_cannot_do_what_was_meant_are_warnings() -> None:
+    """Two phrases written as one (with a comma) never match as either; an exclude that a
+    keyword holds vetoes every paper with that keyword. The file stays valid."""
+    text = TEAM.replace(
+        '      keywords: ["diffusion model", "flow matching"]\n',
+        '      keywords: ["diffusion model", "flow matching, score matching"]\n'
+        '      exclude: ["survey", "Diffusion Models"]\n',
+    )
+    profiles = parse_profiles(text, "p.yaml")
+    assert len(profiles.subscribers) == 2
+    assert [str(w) for w in profiles.warnings] == [
+        "p.yaml:21: subscriber grace@example.org: field 'interests.keywords': 'flow matching, "
+        "score matching' is one phrase, commas included: for 2 phrases write "
+        'keywords: ["flow matching", "score matching"]',
+        "p.yaml:22: subscriber grace@example.org: field 'interests.exclude': 'Diffusion Models' "
+        "vetoes every paper that holds the keyword 'diffusion model'",
+    ]
+    assert parse_profiles(TEAM).warnings == ()
 
 
 def test_profiles_check_prints_warnings_and_exits_0(tmp_path: Path) -> None:

@@ -221,6 +221,18 @@ def test_a_weekly_note_speaks_of_the_week(renderer: Renderer) -> None:
     assert "Nothing this week" in out.html and "quiet days" not in out.html
 
 
+def test_a_weekly_digest_speaks_of_the_week(renderer: Renderer) -> None:
+    weekly = ADA.model_copy(update={"frequency": "weekly:tue"})
+    out = renderer.render(replace(digest(n=2, more=0), subscriber=weekly), CTX)
+    assert out.subject.startswith("2 papers for the week to Tue 4 Mar: ")
+    said = "The 2 best matches among the new papers of the week to Tuesday 4 March 2025,"
+    assert said in " ".join(out.text.split()) and said in " ".join(out.html.split())
+    assert "Weekly digest</p>" in out.html and "Research digest" not in out.html
+    daily = renderer.render(digest(n=2, more=0), CTX)
+    assert daily.subject.startswith("2 papers for Tue 4 Mar: ")
+    assert "week" not in daily.subject and "Research digest</p>" in daily.html
+
+
 def test_a_nothing_today_note_after_alerts_says_the_matches_came_earlier(
     renderer: Renderer,
 ) -> None:
@@ -427,6 +439,9 @@ def test_a_subscriber_without_a_name_is_not_greeted_by_name(renderer: Renderer) 
         *[("Alan Turing, OBE", "Alan"), ("Yoshua Bengio, O.C.", "Yoshua")],
         *[("Marie Curie, PhD, DSc", "Marie"), ("LOVELACE, ADA", "ADA")],
         *[("J. R. R. Tolkien", "J. R. R. Tolkien"), ("Lovelace, A.", "A. Lovelace")],
+        *[("Jane Smith, University of Oxford", "Jane"), ("Jean-Luc Picard, Captain", "Jean-Luc")],
+        *[("van der Berg, Anna", "Anna"), ("Dr. Lovelace, Ada", "Ada")],
+        *[('Dr. Zoë "Zed" O\'Brien-Łukasiewicz, Jr. 山田', "Zoë")],
     ],
 )
 def test_the_greeting_uses_the_given_name_not_a_title(

@@ -424,6 +424,23 @@ def test_bad_settings_list_every_problem(env: dict[str, str]) -> None:
     assert "PAPERBOT_SOURCES: invalid source 'bogus'" in result.output
 
 
+def test_an_unsubscribe_base_url_must_take_a_path(env: dict[str, str]) -> None:
+    """Links are the base URL with ``/unsubscribe?token=...`` added: a query or fragment in it
+    would break every link. Plain http works, with a warning: one-click needs https."""
+    for url in ("https://example.org/p?x=1", "https://example.org/#top"):
+        result = runner.invoke(app, ["send", "--dry-run"], env={"PAPERBOT_BASE_URL": url})
+        assert result.exit_code == 2, result.output
+        assert f"PAPERBOT_BASE_URL: {url!r} has a query or fragment" in result.output
+    plain = runner.invoke(
+        app, ["send", "--dry-run"], env={"PAPERBOT_BASE_URL": "http://paperbot.example.org"}
+    )
+    assert plain.exit_code == 0, plain.output
+    assert plain.stderr.splitlines()[0] == (
+        "Warning: PAPERBOT_BASE_URL is http://, not https://: mail providers such as Gmail "
+        "offer one-click unsubscribe (RFC 8058) only for https links"
+    )
+
+
 def test_choices_are_read_in_any_case() -> None:
     config = load_settings(None, smtp_security="STARTTLS", log_format=" JSON")
     assert (config.smtp_security, config.log_format) == ("starttls", "json")

@@ -469,7 +469,7 @@ async def test_a_new_weekly_subscribers_first_digest_holds_the_week(
     clock.set(2026, 11, 30, 8, 1)  # Monday
     await worker.sweep_job()
     (mail,) = smtp_server.handler.to("ada@example.org")
-    assert str(mail["Subject"]).startswith("3 papers for Mon 30 Nov")
+    assert str(mail["Subject"]).startswith("3 papers for the week to Mon 30 Nov")
 
 
 async def sources_down_after_the_23rd(
@@ -502,7 +502,7 @@ async def test_a_digest_waiting_for_papers_still_goes_out_after_its_day(
     store.save_papers([moe_paper(2)], date(2026, 11, 30), clock())
     await worker.sweep_job()
     assert [s.split(":")[0] for s in subjects(smtp_server, "ada@example.org")] == [
-        "1 paper for Mon 23 Nov", "1 paper for Mon 30 Nov",
+        "1 paper for the week to Mon 23 Nov", "1 paper for the week to Mon 30 Nov",
     ]  # fmt: skip
 
 
@@ -568,7 +568,7 @@ async def test_while_a_digest_waits_an_edited_frequency_still_makes_up_no_past_d
     store.save_papers([moe_paper(2)], date(2026, 12, 2), clock())
     await worker.sweep_job()
     assert subjects(smtp_server, "ada@example.org") == [
-        "1 paper for Mon 30 Nov: Sparse Mixture of Experts Study 1"
+        "1 paper for the week to Mon 30 Nov: Sparse Mixture of Experts Study 1"
     ]
     bobs = [s.split(":")[0] for s in subjects(smtp_server, "bob@example.org")]
     assert bobs == ["1 paper for Mon 30 Nov", "1 paper for Wed 2 Dec"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import sys
 from datetime import UTC, datetime
@@ -21,7 +22,7 @@ from bot.cli.app import (
     profiles_app,
     read_profiles,
 )
-from bot.errors import BotError
+from bot.errors import BotError, ProfileError
 from bot.message import verify_token
 from bot.models import email_key
 from bot.profiles import json_schema_text
@@ -95,7 +96,22 @@ def unsubscribe(
         return
     store.suppress(email, UNSUBSCRIBED)
     out.print(f"{email} unsubscribed. An admin can undo it with:", highlight=False, markup=False)
+    known = set(store.subscriber_ids()) | _listed(config.profiles)
+    if email not in known:  # a typo would leave the subscriber meant getting mail
+        close = difflib.get_close_matches(email, sorted(known), n=1, cutoff=0.8)
+        meant = f"; did you mean {close[0]}?" if close else ""
+        note = f"Note: {email} is not a subscriber (suppressed anyway){meant}"
+        err.print(note, highlight=False, markup=False, soft_wrap=True)
     out.print(f"  paperbot unsuppress {email}", highlight=False, markup=False, soft_wrap=True)
+
+
+def _listed(path: Path) -> set[str]:
+    """The addresses of a profiles file, lower-cased; none when it cannot be read or is invalid
+    (the stored subscribers still count)."""
+    try:
+        return {s.email.lower() for s in read_profiles(path).subscribers}
+    except ProfileError:
+        return set()
 
 
 @app.command()

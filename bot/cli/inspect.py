@@ -247,7 +247,8 @@ def preview(
     except OSError as exc:
         raise UsageError(f"cannot write {target}: {exc.strerror or exc}") from None
     out.print(f"Subject: {message.subject}", markup=False, soft_wrap=True)
-    out.print(f"{plural(len(digest.matches), 'paper')}, {digest.more_count} more matches")
+    more = plural(digest.more_count, "more match", "more matches")
+    out.print(f"{plural(len(digest.matches), 'paper')}, {more}")
     out.print(f"Preview: {target}", markup=False, soft_wrap=True)
     if open_browser:
         webbrowser.open(target.resolve().as_uri())
