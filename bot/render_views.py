@@ -29,7 +29,7 @@ REASON_LABELS = {
     "author": "Author",
     "like": "Similar to",
     "category": "Category",
-    "description": "About",
+    "description": "Your description",
     "alert": "Alert",
 }
 _UNSAFE_URL_CHARS = re.compile(r"[\x00-\x20\x7f\"'<>\\`]")

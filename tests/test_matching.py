@@ -236,7 +236,7 @@ def test_like_signal() -> None:
     similar = Paper("new", "Sorting lists by quantum walks", "Linear time sorting of lists.")
     selection = one(sub(like=["old"]), [similar, *FILLER], liked={"old": liked})
     assert [m.paper.id for m in selection.picked] == ["new"]
-    assert "like: similar to old" in selection.picked[0].reasons
+    assert "like: similar to old (Quantum walks sort lists)" in selection.picked[0].reasons
 
 
 def test_a_liked_paper_is_not_sent_back() -> None:
@@ -423,6 +423,40 @@ def test_description_pairs_are_words_written_next_to_each_other() -> None:
     alone, _ = none_held.matrices(len(names))
     assert alone.indices.tolist() == list(range(len(names)))
     assert alone.data == pytest.approx([1 / len(names)] * len(names))
+
+
+def test_a_keyword_found_as_words_apart_says_so_in_plain_words() -> None:
+    papers = [
+        Paper("two", "Routing for each expert", "Each expert sees a share of the routing load."),
+        Paper("three", "Experts in a learned mixture", "A mixture of many experts is learned."),
+        *FILLER,
+    ]
+    ranked = one(sub(keywords=["expert routing", "mixture of experts"]), papers).ranked
+    reasons = {m.paper.id: m.reasons for m in ranked}
+    assert "keyword: expert routing (both words)" in reasons["two"]
+    assert "keyword: mixture of experts (all its words)" in reasons["three"]
+
+
+def test_description_reasons_leave_out_words_that_carry_little() -> None:
+    """A word of the description found in the paper is named only when it weighs at least a
+    third of the heaviest one found: "method", in many papers, is filler here."""
+    paper = Paper("p", "Quantized sparse models", "A method of quantization serves sparse models.")
+    many = [Paper(f"m{i}", f"Study {i}", f"A method for problem {i}.") for i in range(6)]
+    match = one(
+        sub(description="a method of quantization for sparse models"), [paper, *many, *FILLER]
+    )
+    assert match.picked[0].reasons == ("description: quantization, sparse models",)
+
+
+def test_a_snippet_marks_only_the_keywords_that_were_found() -> None:
+    """The word "models" of the keyword "state space model", which did not match, is not
+    marked as though the keyword had been found."""
+    paper = Paper(
+        "p", "A Yoruba speech corpus", "We record speech. Our models transcribe Yoruba tones."
+    )
+    match = one(sub(keywords=["state space model", "Yoruba"]), [paper, *FILLER]).picked[0]
+    assert match.reasons == ("keyword: Yoruba (title)",)
+    assert [match.snippet[s:e] for s, e in match.marks] == ["Yoruba"]
 
 
 def test_description_words_together_beat_words_apart() -> None:

@@ -22,6 +22,11 @@ REASON_FROM = 0.3
 DESCRIPTION_TERMS = 4
 # The description is named in the reasons when its shown terms carry this much of it.
 DESCRIPTION_REASON_FROM = 0.05
+# A description term is named (and marked) only when it weighs at least this share of the
+# heaviest one found in the paper: the others are filler ("making", "using").
+DESCRIPTION_NAMED_SHARE = 1 / 3
+# Characters of a liked paper's title its like: reason shows.
+LIKED_TITLE = 60
 SHORT_SENTENCE = 120
 LIKE_REASON_FROM = 0.1
 # Words that may sit between two marked words and be marked with them.
@@ -112,8 +117,16 @@ def like_reasons(query: Query, paper: Paper, liked: Mapping[str, Paper], m: Matr
     if cosines:
         best, pid = max((c, pid) for pid, c in cosines.items())
         if best >= LIKE_REASON_FROM:
-            return [f"like: similar to {pid}"]
+            return [f"like: similar to {pid} ({_shortened(liked[pid].title)})"]
     return []
+
+
+def _shortened(title: str) -> str:
+    """``title`` on one line, cut at a word within ``LIKED_TITLE`` characters."""
+    title = " ".join(title.split())
+    if len(title) <= LIKED_TITLE:
+        return title
+    return title[: LIKED_TITLE + 1].rsplit(" ", 1)[0].rstrip(" ,;:") + "…"
 
 
 def category_reasons(query: Query, paper: Paper) -> list[str]:

@@ -57,8 +57,7 @@ class Query:
     """One subscriber's interests, ready to score.
 
     ``description`` is the row of the description in the vocabulary's ``descriptions`` and
-    ``described`` whether it has any term; ``keyword_cols`` are the sorted columns of every
-    keyword term (the words a snippet marks).
+    ``described`` whether it has any term.
     """
 
     keywords: tuple[Phrase, ...]
@@ -68,7 +67,6 @@ class Query:
     authors: tuple[str, ...]
     categories: frozenset[str]
     likes: tuple[str, ...]
-    keyword_cols: tuple[int, ...] = ()
 
     @property
     def topical(self) -> bool:
@@ -226,16 +224,12 @@ class Compiler:
 
     def _query(self, subscriber: Subscriber, row: int, described: bool) -> Query:
         interests = subscriber.interests
-        keywords = self._compiled(interests.keywords)
-        # The columns of a phrase's terms follow the phrase's own (when it has several terms).
-        terms = {c for phrase in keywords for c in (phrase.cols[1:] or phrase.cols)}
         return Query(
-            keywords,
+            self._compiled(interests.keywords),
             row,
             described,
             self._compiled(interests.exclude),
             tuple(a for a in interests.authors if re.search(r"\w", a)) if interests.authors else (),
             frozenset(fold(c) for c in interests.categories) if interests.categories else _NONE,
             tuple(interests.like),
-            tuple(sorted(terms)),
         )

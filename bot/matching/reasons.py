@@ -16,13 +16,14 @@ import scipy.sparse as sp
 
 from bot.matching import evidence as ev
 from bot.matching.describe import expand
-from bot.matching.matrices import Array, Marks, Matrices, ones_at
+from bot.matching.matrices import Array, Marks, Matrices
 from bot.matching.query import Phrase, Query
 from bot.models import Paper
 
 # Per pair: its reasons, and its snippet with the marked spans (shared between pairs).
 Found = tuple[tuple[str, ...], tuple[str, Marks]]
-_WHERE = (" (words apart)", "", " (title)")
+_WHERE = (" (all its words)", "", " (title)")
+"""Where a keyword was found: its words but not side by side, as written, in the title."""
 T = TypeVar("T")
 
 
@@ -61,6 +62,13 @@ def _described(words: list[str]) -> str:
     return "description: " + ", ".join(words)
 
 
+def _where(label: str, where: int) -> str:
+    """How a keyword reason says where its keyword was found (``_WHERE``)."""
+    if where == 0 and len(label.split()) == 2:
+        return " (both words)"
+    return _WHERE[where]
+
+
 class Explainer:
     """Reasons and snippets for pairs of profile rows and paper columns."""
 
@@ -76,9 +84,9 @@ class Explainer:
             return []
         unique, inverse = np.unique(rows, return_inverse=True)
         queries = [self.queries[i] for i in unique.tolist()]
-        keywords = self._keywords(queries, inverse, cols)
+        keywords, matched = self._keywords(queries, inverse, cols)
         top, names, described = self._description(queries, inverse, cols)
-        wanted = self._marked(queries, inverse, cols, top)
+        wanted = self._marked(matched, cols, top)
         out: list[Found] = []
         m, shared, snippets = self.m, self._shared, self.m.snippets
         every = self.queries
@@ -109,8 +117,12 @@ class Explainer:
             reasons += ev.category_reasons(query, paper)
         return reasons
 
-    def _keywords(self, queries: list[Query], inverse: Array, cols: Array) -> list[list[str]]:
-        """Per pair, its keyword reasons: best match first, then in the profile's order."""
+    def _keywords(
+        self, queries: list[Query], inverse: Array, cols: Array
+    ) -> tuple[list[list[str]], sp.csr_matrix]:
+        """Per pair, its keyword reasons (best match first, then in the profile's order), and
+        a row per pair with 1 at the columns of the terms of the keywords named (what its
+        snippet marks)."""
         phrases: list[Phrase] = []
         counts: list[int] = []
         for query in queries:
@@ -135,10 +147,25 @@ class Explainer:
         texts = self._texts
         labels = [phrases[w].label for w in which[order].tolist()]
         items = [
-            texts.get(key) or texts.setdefault(key, f"keyword: {key[0]}{_WHERE[key[1]]}")
+            texts.get(key) or texts.setdefault(key, f"keyword: {key[0]}{_where(*key)}")
             for key in zip(labels, where[order].tolist(), strict=True)
         ]
-        return _split(items, np.bincount(pair, minlength=len(cols)))
+        reasons = _split(items, np.bincount(pair, minlength=len(cols)))
+        return reasons, self._terms_of(phrases, pair, which, len(cols))
+
+    def _terms_of(
+        self, phrases: list[Phrase], pair: Array, which: Array, pairs: int
+    ) -> sp.csr_matrix:
+        """A row per pair with 1 at the term columns of its phrases ``phrases[which]``."""
+        # The columns of a phrase's terms follow the phrase's own (when it has several terms).
+        terms = [phrase.cols[1:] or phrase.cols for phrase in phrases]
+        lengths = np.array([len(t) for t in terms], np.int64)
+        flat = np.array([c for t in terms for c in t], np.int64)
+        entry, position = expand(lengths[which])
+        at = (np.cumsum(lengths) - lengths)[which][entry] + position
+        ones = np.ones(len(entry))
+        shape = (pairs, len(self.m.features))
+        return sp.csr_matrix((ones, (pair[entry], flat[at])), shape=shape)
 
     def _description(
         self, queries: list[Query], inverse: Array, cols: Array
@@ -159,6 +186,10 @@ class Explainer:
         for k in range(ev.DESCRIPTION_TERMS):
             at = position == k
             total[pair[at]] += value[at]
+        heaviest = np.zeros(len(cols))
+        heaviest[pair[position == 0]] = value[position == 0]
+        named = value >= heaviest[pair] * ev.DESCRIPTION_NAMED_SHARE
+        pair, col = pair[named], col[named]
         counts = np.bincount(pair, minlength=len(cols))
         top = [tuple(t) for t in _split(col.tolist(), counts)]
         words = m.words
@@ -167,13 +198,11 @@ class Explainer:
         return top, _split(names, counts), described
 
     def _marked(
-        self, queries: list[Query], inverse: Array, cols: Array, top: list[tuple[int, ...]]
+        self, matched: sp.csr_matrix, cols: Array, top: list[tuple[int, ...]]
     ) -> list[tuple[int, ...]]:
-        """Per pair, the columns of the words its snippet marks: the profile's keyword terms
-        the snippet's field holds, else the top description terms."""
-        m = self.m
-        terms = ones_at([q.keyword_cols for q in queries], len(m.features), np.float64)
-        found = sp.csr_matrix(terms[inverse].multiply(m.in_field[cols]))
+        """Per pair, the columns of the words its snippet marks: the terms of the keywords
+        named in its reasons that the snippet's field holds, else the top description terms."""
+        found = sp.csr_matrix(matched.multiply(self.m.in_field[cols]))
         found.sort_indices()
         held = _split(found.indices.tolist(), np.diff(found.indptr))
         return [tuple(h) if h else tuple(sorted(t)) for h, t in zip(held, top, strict=True)]
