@@ -42,25 +42,56 @@ def _terms(paper: Paper, cache: Terms) -> tuple[list[str], list[str]]:
     return cache[paper.id]
 
 
-def _phrase_reason(rule: AlertRule, paper: Paper, cache: Terms) -> tuple[str, str] | None:
-    """The reason a phrase of ``rule`` gives for ``paper``, and the phrase."""
+@dataclass(frozen=True, slots=True)
+class Fired:
+    """How one rule fires on a paper: the rule's ``name``, its author or phrase that fired
+    (``trigger``), and where it was found: ``author`` (``found`` is then the author as the
+    paper prints the name), ``title`` or ``abstract``."""
+
+    name: str | None
+    trigger: str
+    where: str
+    found: str
+
+    @property
+    def label(self) -> str:
+        """What fired, as the alert's topics name it: the rule's name, else the trigger."""
+        return self.name or self.trigger
+
+    @property
+    def reason(self) -> str:
+        """The reason the alert shows with the paper."""
+        if self.where == "author":
+            return f"author: {self.found}"
+        return f"alert: {self.trigger}" + (" (title)" if self.where == "title" else "")
+
+    def explained(self) -> str:
+        """The line ``paperbot explain`` gives it: ``fires alert "SSMs" (title: state space
+        model)``, ``fires alert for author Lena Okafor (as L. Okafor)``."""
+        if self.where != "author":
+            return f'fires alert "{self.label}" ({self.where}: {self.trigger})'
+        named = f' "{self.name}"' if self.name else ""
+        spelled = f" (as {self.trigger})" if self.trigger != self.found else ""
+        return f"fires alert{named} for author {self.found}{spelled}"
+
+
+def _phrase_fired(rule: AlertRule, paper: Paper, cache: Terms) -> Fired | None:
+    """The first phrase of ``rule`` that ``paper`` holds, in its title or else its abstract."""
     title, abstract = _terms(paper, cache)
     for phrase in rule.keywords:
         wanted = terms_of(phrase)
-        if _contains(title, wanted):
-            return f"alert: {phrase} (title)", phrase
-        if _contains(abstract, wanted):
-            return f"alert: {phrase}", phrase
+        for where, terms in (("title", title), ("abstract", abstract)):
+            if _contains(terms, wanted):
+                return Fired(rule.name, phrase, where, phrase)
     return None
 
 
-def _author_reason(rule: AlertRule, paper: Paper) -> tuple[str, str] | None:
-    """The reason an author of ``rule`` gives for ``paper``, and the author as the rule names
-    them."""
+def _author_fired(rule: AlertRule, paper: Paper) -> Fired | None:
+    """The first author of ``rule`` who wrote ``paper``."""
     for wanted in rule.authors:
         for author in paper.authors:
             if same_person(wanted, author):
-                return f"author: {author}", wanted
+                return Fired(rule.name, wanted, "author", author)
     return None
 
 
@@ -83,37 +114,46 @@ def _snippet(paper: Paper, rule_phrases: Iterable[str]) -> tuple[str, tuple[tupl
 
 def _excluded(subscriber: Subscriber, paper: Paper, cache: Terms) -> bool:
     """Whether the paper holds a phrase the subscriber excludes (a veto, as in digests)."""
+    if not subscriber.interests.exclude:
+        return False
     title, abstract = _terms(paper, cache)
     vetoes = (terms_of(phrase) for phrase in subscriber.interests.exclude)
     return any(_contains(title, v) or _contains(abstract, v) for v in vetoes)
 
 
+def fired_rules(
+    subscriber: Subscriber, paper: Paper, cache: Terms | None = None
+) -> tuple[Fired, ...]:
+    """How each of the subscriber's alert rules that fires on ``paper`` does; none fires on a
+    paper holding a phrase they exclude."""
+    cache = {} if cache is None else cache
+    if not subscriber.alerts or _excluded(subscriber, paper, cache):
+        return ()
+    fired = (
+        _author_fired(rule, paper) or _phrase_fired(rule, paper, cache)
+        for rule in subscriber.alerts
+    )
+    return tuple(found for found in fired if found)
+
+
 def alert_hits(
     subscriber: Subscriber, papers: Iterable[Paper], cache: Terms | None = None
 ) -> list[AlertHit]:
-    """Every paper that fires at least one of the subscriber's alert rules and holds none of
-    the phrases they exclude.
+    """Every paper that fires at least one of the subscriber's alert rules (``fired_rules``).
 
     ``cache`` keeps the analysed words of each paper between calls (one dict per sweep).
     """
     cache = {} if cache is None else cache
+    phrases = [k for rule in subscriber.alerts for k in rule.keywords]
     hits = []
     for paper in papers:
-        if subscriber.interests.exclude and _excluded(subscriber, paper, cache):
-            continue
-        fired: list[str] = []
-        reasons: list[str] = []
-        for rule in subscriber.alerts:
-            found = _author_reason(rule, paper) or _phrase_reason(rule, paper, cache)
-            if found:
-                reason, trigger = found
-                fired.append(rule.name or trigger)  # what fired, not every term of the rule
-                reasons.append(reason)
+        fired = fired_rules(subscriber, paper, cache)
         if fired:
-            phrases = [k for rule in subscriber.alerts for k in rule.keywords]
             snippet, marks = _snippet(paper, phrases)
-            match = Match(paper, 1.0, tuple(dict.fromkeys(reasons)), snippet, marks)
-            hits.append(AlertHit(paper, tuple(dict.fromkeys(fired)), match))
+            reasons = tuple(dict.fromkeys(found.reason for found in fired))
+            # what fired, not every term of the rule
+            rules = tuple(dict.fromkeys(found.label for found in fired))
+            hits.append(AlertHit(paper, rules, Match(paper, 1.0, reasons, snippet, marks)))
     return hits
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import date
 
-from bot.alerts import alert_digest, alert_hits
+from bot.alerts import alert_digest, alert_hits, fired_rules
 from bot.models import Paper, Subscriber
 from bot.render_views import chip
 
@@ -61,6 +61,28 @@ def test_an_alert_names_what_fired_not_every_term_of_its_rule() -> None:
 def test_a_paper_holding_an_excluded_phrase_fires_no_alert() -> None:
     assert alert_hits(watcher(exclude=["memory space"]), [PAPER]) == []
     assert alert_hits(watcher(exclude=["survey"]), [PAPER]) != []
+    assert fired_rules(watcher(exclude=["memory space"]), PAPER) == ()
+
+
+def test_each_rule_that_fires_says_what_it_found_and_where() -> None:
+    sub = Subscriber.model_validate(
+        {
+            "email": "ada@example.org",
+            "alerts": [
+                {"keywords": ["selective scan"]},
+                {"keywords": ["mixture of experts", "state space model"], "name": "SSMs"},
+                {"authors": ["L. Okafor"]},
+                {"authors": ["Lina Okafor"], "name": "Lina"},
+                {"authors": ["Grace Hopper"]},
+            ],
+        }
+    )
+    assert [fired.explained() for fired in fired_rules(sub, PAPER)] == [
+        'fires alert "selective scan" (title: selective scan)',
+        'fires alert "SSMs" (abstract: state space model)',
+        "fires alert for author Lina Okafor (as L. Okafor)",
+        'fires alert "Lina" for author Lina Okafor',
+    ]
 
 
 def test_one_alert_holds_every_paper_that_fired_the_first_max_papers_in_full() -> None:

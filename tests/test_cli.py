@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -12,11 +14,12 @@ from typer.testing import CliRunner
 
 import bot
 from bot.cli import app
-from bot.cli.app import not_in_future
+from bot.cli.app import make_deps, make_mailer, not_in_future, read_profiles, settings
 from bot.delivery_jobs import Outcome
 from bot.errors import UsageError
 from bot.pipeline import WOULD_SKIP, SendReport
 from bot.store import Store
+from bot.sweep import sweep
 
 runner = CliRunner()
 
@@ -130,6 +133,93 @@ def test_explain_says_when_the_paper_was_sent_already(env: dict[str, str]) -> No
     assert sent.exit_code == 0, sent.output
     after = runner.invoke(app, ["explain", "ada@example.org", "2611.10001"])
     assert "2611.10001: picked, but already sent to ada@example.org (" in after.output
+    assert "\n  sent in the digest for 2026-11-25 on " in after.output
+
+
+ALAN_ALERTS = (
+    '      keywords: ["quantum error correction"]\n    alerts:\n'
+    '      - keywords: ["sparse mixture of experts"]\n      - authors: ["L. Okafor"]'
+)
+"""Alert rules for alan, whose interests match no paper of the day: both fire on 2611.10001."""
+
+
+def sweep_at(moment: datetime) -> None:
+    """One sweep of the worker at ``moment``, with the profiles and database of the settings."""
+    config = settings()
+    deps = replace(make_deps(config, mailer=make_mailer(config)), clock=lambda: moment)
+    subscribers = read_profiles(config.profiles).subscribers
+    ids = deps.store.sync_subscribers(subscribers).ids
+    asyncio.run(sweep(deps, {ids[s.email.lower()]: s for s in subscribers}, moment))
+    deps.store.close()
+
+
+def test_explain_names_the_alert_rules_that_fire_on_the_paper(
+    env: dict[str, str], profiles_file: Path, papers_file: Path
+) -> None:
+    text = profiles_file.read_text()
+    profiles_file.write_text(
+        text.replace('      keywords: ["quantum error correction"]', ALAN_ALERTS)
+    )
+    assert runner.invoke(app, ["fetch", "--date", "2026-11-25"]).exit_code == 0
+    stored = runner.invoke(app, ["explain", "alan@example.org", "2611.10001"])
+    in_file = ["explain", "alan@example.org", "2611.10001", "--papers", str(papers_file)]
+    for result in (stored, runner.invoke(app, in_file)):
+        assert result.exit_code == 0, result.output
+        lines = result.stdout.splitlines()
+        assert lines[0].startswith("2611.10001: below threshold (score 0.000"), lines
+        assert lines[1:3] == [
+            '  fires alert "sparse mixture of experts" (title: sparse mixture of experts)',
+            "  fires alert for author Lena Okafor (as L. Okafor)",
+        ]
+    quiet = runner.invoke(app, ["explain", "alan@example.org", "2611.10002"]).output
+    assert "fires alert" not in quiet
+
+
+def test_explain_after_an_alert_says_when_it_went_and_why(
+    env: dict[str, str], profiles_file: Path
+) -> None:
+    text = profiles_file.read_text()
+    profiles_file.write_text(
+        text.replace('      keywords: ["quantum error correction"]', ALAN_ALERTS)
+    )
+    assert runner.invoke(app, ["fetch", "--date", "2026-11-25"]).exit_code == 0
+    sweep_at(datetime(2026, 11, 25, 5, 0, tzinfo=UTC))
+    result = runner.invoke(app, ["explain", "alan@example.org", "2611.10001"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].startswith(
+        "2611.10001: below threshold, but already sent to alan@example.org (score 0.000"
+    ), lines
+    assert "  fires alert for author Lena Okafor (as L. Okafor)" in lines
+    assert "  sent in an alert on 2026-11-25 05:00 UTC" in lines
+    assert runner.invoke(app, ["unsubscribe", "alan@example.org"]).exit_code == 0
+    after = runner.invoke(app, ["explain", "alan@example.org", "2611.10001"]).output
+    assert "  alan@example.org is suppressed (unsubscribed): gets no mail" in after.splitlines()
+
+
+def test_explain_finds_a_stored_paper_by_its_title(env: dict[str, str], papers_file: Path) -> None:
+    assert runner.invoke(app, ["fetch", "--date", "2026-11-25"]).exit_code == 0
+    by_id = runner.invoke(app, ["explain", "grace@example.org", "2611.10004"]).output
+    for title in (
+        "heat diffusion on citation graphs for venue recommendation",  # the title, any case
+        "Heat Diffusion",  # the start of one title
+        "citation graphs",  # a part of one title
+    ):
+        found = runner.invoke(app, ["explain", "grace@example.org", title])
+        assert (found.exit_code, found.output) == (0, by_id), title
+    in_file = ["explain", "ada@example.org", "router z-loss", "--papers", str(papers_file)]
+    assert "2611.10001: picked" in runner.invoke(app, in_file).output
+    several = runner.invoke(app, ["explain", "grace@example.org", "diffusion"])
+    assert several.exit_code == 1
+    assert "(2611.10003)" in several.output and "(2611.10004)" in several.output
+    missing = runner.invoke(app, ["explain", "ada@example.org", "Load-Aware Token Routing"])
+    assert missing.exit_code == 1
+    assert 'no stored paper has the title "Load-Aware Token Routing"' in missing.output
+    close = runner.invoke(app, ["explain", "ada@example.org", "Expert Routing with Capacity"])
+    assert close.exit_code == 0 and close.output.startswith("2611.10002: ")
+    typo = runner.invoke(app, ["explain", "ada@example.org", "Expert Rooting with Capacity"])
+    assert typo.exit_code == 1
+    assert '; close titles: "Expert Routing with Capacity Constraints' in typo.output
 
 
 def test_fetch_is_idempotent_and_recorded(env: dict[str, str]) -> None:

@@ -231,6 +231,16 @@ def test_explain_says_why_not() -> None:
     assert (picked.status, picked.rank) == ("picked", 1)
 
 
+def test_explain_says_a_match_beyond_max_papers_is_listed_by_title_only() -> None:
+    phrase = Paper("p", "Quantum walks for sorting", "A quantum walk sorts lists quickly.")
+    title = Paper("t", "Quantum walks on graphs", "Walks that spread fast.")
+    why = explain(sub(keywords=["quantum walk"], max_papers=1), title, [phrase, title, *FILLER])
+    assert (why.status, why.rank) == ("more", 2)
+    assert why.lines()[0].startswith(
+        "t: matched, but listed by title only, beyond max_papers 1 (score "
+    )
+
+
 def test_like_signal() -> None:
     liked = Paper("old", "Quantum walks sort lists", "Quantum walks sort lists in linear time.")
     similar = Paper("new", "Sorting lists by quantum walks", "Linear time sorting of lists.")

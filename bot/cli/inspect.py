@@ -15,7 +15,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from bot import ids, matching, sources
+from bot import matching, sources
 from bot.cli.app import (
     DateOption,
     SourceOption,
@@ -30,8 +30,8 @@ from bot.cli.app import (
     read_profiles,
     settings,
 )  # fmt: skip
-from bot.errors import BotError, UsageError
-from bot.lookup import explain_stored, not_sent
+from bot.errors import UsageError
+from bot.lookup import explain_listed, explain_stored, not_sent
 from bot.lookup import preview as pipeline_preview
 from bot.message import html_part
 from bot.models import Paper
@@ -181,7 +181,8 @@ def explain(
     paper_id: Annotated[
         str,
         typer.Argument(
-            metavar="PAPER_ID", help="The paper's id, e.g. 2401.04088 (a version suffix is ignored)"
+            metavar="PAPER_ID",
+            help="The paper's id, e.g. 2401.04088 (a version suffix is ignored), or its title",
         ),
     ],
     papers: Annotated[
@@ -192,16 +193,10 @@ def explain(
     """Why a paper was or was not picked for a subscriber."""
     config = settings()
     subscriber = find_subscriber(read_profiles(config.profiles), email)
-    paper_id = ids.paper_id(paper_id) or paper_id.strip()
     if papers is None:
         verdict = explain_stored(make_deps(config), subscriber, paper_id)
     else:
-        found = read_papers_file(papers).papers
-        paper = next((p for p in found if p.id == paper_id), None)
-        if paper is None:
-            raise BotError(f"paper {paper_id} is not in {papers}")
-        liked = {p.id: p for p in found}
-        verdict = matching.explain(subscriber, paper, found, corpus=found, liked=liked)
+        verdict = explain_listed(subscriber, paper_id, read_papers_file(papers).papers, str(papers))
     for line in verdict.lines():
         out.print(line, markup=False, soft_wrap=True)
     if verdict.snippet:

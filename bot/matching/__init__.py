@@ -7,13 +7,14 @@ calibrated threshold, then ``max_papers``), the matches that did not fit, and ev
 
 from bot.matching.combine import DEFAULT_THRESHOLD
 from bot.matching.evidence import Evidence
-from bot.matching.explain import UNSEEN_LIKE, Explanation, explain, unseen_likes
+from bot.matching.explain import UNSEEN_LIKE, Delivered, Explanation, explain, unseen_likes
 from bot.matching.scorer import LexicalScorer, Scorer, Scores
 from bot.matching.selection import Selection, select, threshold_for
 
 __all__ = [
     "DEFAULT_THRESHOLD",
     "UNSEEN_LIKE",
+    "Delivered",
     "Evidence",
     "Explanation",
     "LexicalScorer",

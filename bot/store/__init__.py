@@ -361,6 +361,14 @@ class Store(RunLog):
                 else StoredPaper(paper_from_row(row), row.list_date, row.first_seen)
             )
 
+    def paper_titles(self) -> dict[str, str]:
+        """Every stored paper's title by id, the latest lists first."""
+        with self.session() as db:
+            query = select(PaperRow.id, PaperRow.title).order_by(
+                col(PaperRow.list_date).desc(), col(PaperRow.id)
+            )
+            return dict(db.exec(query).all())
+
     def papers_by_id(self, ids: Iterable[str]) -> dict[str, Paper]:
         """Stored papers with these ids."""
         wanted = list(set(ids))
@@ -390,6 +398,18 @@ class Store(RunLog):
                 if sid in wanted:
                     result.setdefault(sid, set()).add(pid)
         return result
+
+    def sent_in(self, subscriber_id: int, paper_id: str) -> tuple[str, date, datetime] | None:
+        """The email that carried the paper to the subscriber, if one did: its kind and date,
+        and when it was sent."""
+        query = (
+            select(col(Delivery.kind), col(Delivery.digest_date), col(SentItem.sent_at))
+            .join(SentItem, col(SentItem.delivery_id) == col(Delivery.id))
+            .where(SentItem.subscriber_id == subscriber_id, SentItem.paper_id == paper_id)
+        )
+        with self.session() as db:
+            found = db.exec(query).first()
+        return None if found is None else (found[0], found[1], as_utc(found[2]))
 
     def last_digest_times(self, before: date) -> dict[int, datetime]:
         """When each subscriber's latest digest before ``before`` was made (sent or skipped)."""
