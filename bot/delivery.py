@@ -92,6 +92,7 @@ from bot.errors import (
 )
 from bot.mailer import Mailer
 from bot.message import Outgoing, new_message_id
+from bot.models import Subscriber
 from bot.pacing import GroupCommit, RateLimiter, Snapshot
 from bot.render import plural
 from bot.store import Claim, ClaimRequest, DatabaseFailure, db_reason
@@ -112,7 +113,9 @@ RECORD_LINGER = 0.05
 MAILBOX_DOMAINS = 3
 """Recipient domains a row of refused mailboxes must span to stop a run (or, in a small run
 refused throughout, to be retried rather than recorded): the dead addresses of one domain that
-is gone come in rows, while a relay that serves other domains only refuses every address."""
+is gone come in rows, while a relay that serves other domains only refuses every address. When
+the subscribers have fewer domains in all, a row spanning every one of them is enough: a list
+of one company's addresses does not die all at once, but its relay can refuse them all."""
 REFUSALS_IN_ROW = 5
 """Messages refused in a row with the same permanent reply (the same code and enhanced status:
 spam, a policy, or the mailbox, as from a relay that serves other domains only) before the run
@@ -120,6 +123,16 @@ stops."""
 
 _Held = tuple[Job, Claim, DeliveryError]
 """A refused message not recorded yet, and its refusal."""
+
+
+def domain_of(email: str) -> str:
+    """The domain of an address, in lower case."""
+    return email.rpartition("@")[2].lower()
+
+
+def domains_of(subscribers: Iterable[Subscriber]) -> int:
+    """How many recipient domains ``subscribers`` have (see ``MAILBOX_DOMAINS``)."""
+    return len({domain_of(s.email) for s in subscribers})
 
 
 def prepare(jobs: int) -> None:
@@ -557,8 +570,8 @@ class _Run:
         refused message always may; refused mailboxes only across ``MAILBOX_DOMAINS`` domains."""
         if not isinstance(self.held[0][2], RecipientDeliveryError):
             return True
-        domains = {job.email.rpartition("@")[2].lower() for job, _, _ in self.held}
-        return len(domains) >= MAILBOX_DOMAINS
+        domains = {domain_of(job.email) for job, _, _ in self.held}
+        return len(domains) >= min(MAILBOX_DOMAINS, self.options.domains or MAILBOX_DOMAINS)
 
     def _end_refusals(self) -> list[_Held]:
         """Take the held refusals, to be recorded; none once the run is stopping: it releases

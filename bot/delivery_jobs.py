@@ -63,11 +63,14 @@ class Job:
 
 @dataclass(frozen=True, slots=True)
 class DeliveryOptions:
-    """``retry_now``: temporary failures are due at once; ``force``: resend what was sent."""
+    """``retry_now``: temporary failures are due at once; ``force``: resend what was sent;
+    ``domains``: how many recipient domains the subscribers have in all (see
+    ``bot.delivery.MAILBOX_DOMAINS``), None when unknown."""
 
     retry_now: bool = False
     force: bool = False
     rand: Random = random.random
+    domains: int | None = None
 
 
 @dataclass

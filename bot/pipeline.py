@@ -9,13 +9,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Container, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from bot import matching
 from bot.collector import quiet_collector
-from bot.delivery import DeliveryOptions, Job, deliver
+from bot.delivery import DeliveryOptions, Job, deliver, domains_of
 from bot.delivery import prepare as prepare_delivery
 from bot.delivery_jobs import DeliveryReport, Outcome
 from bot.errors import DeliveryError
@@ -120,6 +120,8 @@ class SendOptions:
     wait_for_papers: bool = False
     """Leave out, unrecorded, the digests with no new papers: the sources are failing, so the
     papers they would carry are not in yet (a later run sends them, as after downtime)."""
+    domains: int | None = None
+    """How many recipient domains the subscribers have in all (``DeliveryOptions.domains``)."""
 
 
 @dataclass
@@ -442,7 +444,8 @@ async def send_digests(
         ids = {e: stored.get(e) or -n for n, e in enumerate(emails, 1)}
     else:
         ids = deps.store.sync_subscribers(subscribers).ids
-    return await send_to_targets(deps, _targets(deps, subscribers, ids, options), options)
+    targets = _targets(deps, subscribers, ids, options)
+    return await send_to_targets(deps, targets, replace(options, domains=domains_of(subscribers)))
 
 
 async def send_to_targets(deps: Deps, targets: list[Target], options: SendOptions) -> SendReport:
@@ -487,7 +490,7 @@ async def _send_to_targets(deps: Deps, targets: list[Target], options: SendOptio
         for _ in jobs:  # dry run: everything is settled while listing the jobs
             pass
         return report
-    how = DeliveryOptions(retry_now=options.retry_now, force=options.force)
+    how = DeliveryOptions(retry_now=options.retry_now, force=options.force, domains=options.domains)
     deps.delivering = True
     try:
         report.add(await deliver(deps, jobs, how))

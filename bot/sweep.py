@@ -19,7 +19,7 @@ from datetime import date, datetime, timedelta
 
 from bot import schedule
 from bot.alerts import AlertHit, Terms, alert_hits, unfired
-from bot.delivery import DeliveryOptions, Job, deliver
+from bot.delivery import DeliveryOptions, Job, deliver, domains_of
 from bot.delivery_jobs import DeliveryReport
 from bot.jobs import alert_job
 from bot.models import Paper, Subscriber
@@ -78,7 +78,7 @@ async def send_alerts(
         jobs += alert.new(fresh, listed)
     if not jobs:
         return DeliveryReport()
-    return await deliver(deps, jobs, DeliveryOptions(retry_now=False))
+    return await deliver(deps, jobs, DeliveryOptions(domains=domains_of(roster.values())))
 
 
 class _Alerts:
@@ -187,7 +187,10 @@ async def sweep(
         report.add(alerts)
         return report
     targets = _digest_targets(deps, roster, now, after, waiting, suppressed)
-    options = SendOptions(retry_now=False, fetch_missing=False, wait_for_papers=sources_down)
+    options = SendOptions(
+        retry_now=False, fetch_missing=False, wait_for_papers=sources_down,
+        domains=domains_of(roster.values()),
+    )  # fmt: skip
     if targets:
         report = await send_to_targets(deps, targets, options)
     report.outcomes[:0] = alerts.outcomes

@@ -94,13 +94,15 @@ def test_only_a_refused_mailbox_suppresses_the_address(
     assert len(faults.handler.to(GRACE)) == 1
 
 
+@pytest.mark.parametrize("domains", [1, 2, 3])
 def test_a_server_refusing_every_mailbox_stops_the_send_and_suppresses_nobody(
-    env: dict[str, str], faults: FaultServer, tmp_path: Path
+    env: dict[str, str], faults: FaultServer, tmp_path: Path, domains: int
 ) -> None:
     """A relay answering 550 5.1.1 to every RCPT (it serves other domains only) is at fault,
-    not the 30 addresses: the send stops, and every digest waits for the next one."""
-    crowd = crowd_profiles(tmp_path / "crowd.yaml", 30, *UNMATCHED, domains=3)
-    emails = [reader(n, 3) for n in range(30)]
+    not the 30 addresses: the send stops, and every digest waits for the next one. So it is
+    when every subscriber has one of one or two domains (one company's list)."""
+    crowd = crowd_profiles(tmp_path / "crowd.yaml", 30, *UNMATCHED, domains=domains)
+    emails = [reader(n, domains) for n in range(30)]
     faults.handler.rcpt.update({email: ["550 5.1.1 no such user"] for email in emails})
     result = send(faults, PAPERBOT_PROFILES=str(crowd))
     connections = 4  # the default: the refusals in flight when the run stops are given back too
