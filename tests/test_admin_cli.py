@@ -19,6 +19,7 @@ from tests.smtp_faults import FaultServer
 
 runner = CliRunner()
 ADA = "ada@example.org"
+GRACE = "grace@example.org"
 
 
 def cli(*args: str, server: FaultServer | None = None) -> Any:
@@ -54,6 +55,31 @@ def test_unsubscribing_an_address_that_is_no_subscriber_says_so(env: dict[str, s
     assert "ada@exmaple.org" in Store(env["PAPERBOT_DATABASE_URL"]).suppressed()
     listed = cli("unsubscribe", ADA)  # in the profiles file, though never sent to yet
     assert listed.exit_code == 0 and "Note:" not in listed.output
+
+
+def test_unsuppressing_refused_addresses_sends_their_digests_with_the_next_run(
+    env: dict[str, str], faults: FaultServer
+) -> None:
+    """After a server refused addresses by mistake, an admin clears them all at once, by the
+    reply that suppressed them or by time, and the next send delivers the refused digests."""
+    replies = {ADA: "550 5.1.1 no such user", GRACE: "550 5.1.2 no such domain"}
+    for email, reply in replies.items():
+        faults.handler.rcpt[email] = [reply, "250 OK"]
+    assert send(faults).exit_code == 1
+    assert set(Store(env["PAPERBOT_DATABASE_URL"]).suppressed()) == {ADA, GRACE}
+    assert cli("unsuppress").exit_code == 2, "nothing named: nothing cleared"
+    assert "no suppressed address matches" in cli("unsuppress", "--since", "2099-01-01").output
+    cleared = cli("unsuppress", "--reason", "550 5.1.")
+    assert cleared.exit_code == 0, cleared.output
+    for email, reply in replies.items():
+        assert (
+            f"{email} may receive mail again (was: permanent failure: refused: {reply}); its "
+            "digest for 2026-11-25 goes with the next run."
+        ) in " ".join(cleared.output.split())
+    assert Store(env["PAPERBOT_DATABASE_URL"]).suppressed() == {}
+    again = send(faults)
+    assert again.exit_code == 0, again.output
+    assert len(faults.handler.to(ADA)) == len(faults.handler.to(GRACE)) == 1
 
 
 def test_unsubscribe_with_the_token_from_the_message(

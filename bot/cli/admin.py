@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import json
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -22,14 +22,17 @@ from bot.cli.app import (
     profiles_app,
     read_profiles,
 )
-from bot.errors import BotError, ProfileError
+from bot.errors import BotError, ProfileError, UsageError
 from bot.message import verify_token
 from bot.models import email_key
 from bot.profiles import json_schema_text
 from bot.settings import load_settings
 from bot.store import Store, missing_database
+from bot.store.tables import Suppression, as_utc
 
 UNSUBSCRIBED = "unsubscribed"
+REFUSED_BEFORE = timedelta(minutes=1)
+"""How long before its address was suppressed a refused message may have been recorded."""
 
 
 class StatusFormat(StrEnum):
@@ -96,13 +99,13 @@ def unsubscribe(
         return
     store.suppress(email, UNSUBSCRIBED)
     out.print(f"{email} unsubscribed. An admin can undo it with:", highlight=False, markup=False)
+    out.print(f"  paperbot unsuppress {email}", highlight=False, markup=False, soft_wrap=True)
     known = set(store.subscriber_ids()) | _listed(config.profiles)
     if email not in known:  # a typo would leave the subscriber meant getting mail
         close = difflib.get_close_matches(email, sorted(known), n=1, cutoff=0.8)
         meant = f"; did you mean {close[0]}?" if close else ""
         note = f"Note: {email} is not a subscriber (suppressed anyway){meant}"
         err.print(note, highlight=False, markup=False, soft_wrap=True)
-    out.print(f"  paperbot unsuppress {email}", highlight=False, markup=False, soft_wrap=True)
 
 
 def _listed(path: Path) -> set[str]:
@@ -117,19 +120,68 @@ def _listed(path: Path) -> set[str]:
 @app.command()
 @handle_errors
 def unsuppress(
-    email: Annotated[str, typer.Argument(metavar="EMAIL", help="The address to send to again.")],
+    emails: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="[EMAIL]...", help="The addresses to send to again."),
+    ] = None,
+    reason: Annotated[
+        str | None,
+        typer.Option(help="Every address whose suppression reason holds this text, e.g. 5.1.1."),
+    ] = None,
+    since: Annotated[
+        datetime | None,
+        typer.Option(
+            help="Every address suppressed from this time on (UTC), e.g. 2026-11-27T13:00."
+        ),
+    ] = None,
 ) -> None:
-    """Clear a suppression (an unsubscribe or a permanent failure): the address gets mail again."""
+    """Clear suppressions (an unsubscribe or a permanent failure): the addresses get mail again,
+    and the messages refused when they were suppressed go with the next run."""
+    if not (emails or reason or since):
+        raise UsageError("name the addresses, or choose them with --reason or --since")
     store = Store(load_settings().database_url)
+    chosen = _suppressions(store, emails or [], reason, since)
+    ids, now = store.subscriber_ids(), datetime.now(UTC)
+    for email, suppression in chosen.items():
+        store.unsuppress(email)
+        sid = ids.get(email)
+        since_then = suppression.created_at - REFUSED_BEFORE
+        reopened = store.ledger.reopen_refused(sid, since_then, now) if sid is not None else []
+        again = [f"its {row.kind} for {row.digest_date} goes with the next run" for row in reopened]
+        line = "; ".join([f"{email} may receive mail again (was: {suppression.reason})", *again])
+        out.print(f"{line}.", markup=False, soft_wrap=True)
+
+
+def _suppressions(
+    store: Store, emails: list[str], reason: str | None, since: datetime | None
+) -> dict[str, Suppression]:
+    """The suppressions named (BotError for an address that is not suppressed), or, without
+    names, those whose reason holds ``reason`` and that began at ``since`` or later."""
+    every = store.suppressed()
+    if emails:
+        named = [_key(email) for email in emails]
+        missing = [email for email in named if email not in every]
+        if missing:
+            raise BotError(
+                f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not suppressed"
+            )
+        return {email: every[email] for email in named}
+    start = as_utc(since.replace(tzinfo=since.tzinfo or UTC)) if since else None
+    chosen = {
+        email: row for email, row in every.items()
+        if (reason is None or reason.casefold() in row.reason.casefold())
+        and (start is None or as_utc(row.created_at) >= start)
+    }  # fmt: skip
+    if not chosen:
+        raise BotError("no suppressed address matches")
+    return chosen
+
+
+def _key(email: str) -> str:
     try:
-        email = email_key(email)
+        return email_key(email)
     except ValueError:
-        email = email.strip().lower()  # still lets an admin clear an address stored malformed
-    reason = store.suppressed().get(email)
-    if not store.unsuppress(email):
-        raise BotError(f"{email} is not suppressed")
-    was = reason.reason if reason else ""
-    out.print(f"{email} may receive mail again (was: {was}).", markup=False)
+        return email.strip().lower()  # still lets an admin clear an address stored malformed
 
 
 @app.command()

@@ -389,6 +389,25 @@ class Ledger(DeliveryQueries):
             db.commit()
         return int(moved.rowcount)
 
+    def reopen_refused(self, subscriber_id: int, since: datetime, now: datetime) -> list[Delivery]:
+        """Make the subscriber's messages that failed for good from ``since`` on (refused, as
+        when their address was suppressed) due again at once, as temporary failures: the next
+        run sends them (same Message-ID). The rows reopened."""
+        refused = (
+            col(Delivery.subscriber_id) == subscriber_id,
+            col(Delivery.status) == PERM_FAILED,
+            col(Delivery.updated_at) >= as_utc(since),
+        )
+        with self._session() as db:
+            rows = list(db.exec(select(Delivery).where(*refused)).all())
+            if rows:
+                ids = [row.id for row in rows]
+                db.exec(update(Delivery).where(col(Delivery.id).in_(ids), *refused).values(
+                    status=TEMP_FAILED, next_attempt_at=as_utc(now), updated_at=as_utc(now),
+                ))  # fmt: skip
+                db.commit()
+        return rows
+
     def record_skipped(self, subscriber_id: int, day: date, now: datetime, reason: str) -> bool:
         """Record that nothing is to be sent for this key; False when it was already settled.
 
