@@ -6,6 +6,7 @@ them (and the editor JSON Schema is generated from them); papers and matches are
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -44,10 +45,16 @@ def _arxiv_category(value: object) -> object:
     return value
 
 
+def frequency_meant(value: str) -> str | None:
+    """The frequency a misspelt one most likely means ('Weekly: Monday' -> weekly:mon), or None."""
+    meant = re.sub(r"^(weekly:\w{3})\w*$", r"\1", value.strip().lower().replace(" ", ""))
+    return meant if re.match(FREQUENCY_PATTERN, meant) else None
+
+
 def _known_frequency(value: object) -> object:
     if isinstance(value, str) and not re.match(FREQUENCY_PATTERN, value.strip()):
-        meant = re.sub(r"^(weekly:\w{3})\w*$", r"\1", value.strip().lower().replace(" ", ""))
-        hint = f" (did you mean {meant}?)" if re.match(FREQUENCY_PATTERN, meant) else ""
+        meant = frequency_meant(value)
+        hint = f" (did you mean {meant}?)" if meant else ""
         raise ValueError(f"{value!r} is not daily, weekdays or weekly:mon … weekly:sun{hint}")
     return value
 
@@ -56,16 +63,36 @@ def _known_zone(value: str) -> str:
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
-        meant = _zones().get(value.strip().lower())
+        meant = _zone_meant(value)
         hint = f"did you mean {meant}?" if meant else "use an IANA name such as Europe/Berlin"
         raise ValueError(f"unknown time zone {value!r} ({hint})") from None
     return value
 
 
+def _squeezed(name: str) -> str:
+    """A zone name as typed loosely: lower case, without '_', '-' or spaces."""
+    return re.sub(r"[\s_-]", "", name.lower())
+
+
+def _zone_meant(value: str) -> str | None:
+    """The IANA name a misspelt one most likely means: the same but for case, '_' or spaces
+    (america/NewYork), a city alone (london), or a close spelling (Europe/Londn)."""
+    names, cities = _zones()
+    wanted = _squeezed(value)
+    close = difflib.get_close_matches(wanted, names, n=1, cutoff=0.9)
+    return names.get(wanted) or cities.get(wanted) or (names[close[0]] if close else None)
+
+
 @lru_cache(maxsize=1)
-def _zones() -> dict[str, str]:
-    """Every IANA time zone name, by its lower-case spelling."""
-    return {name.lower(): name for name in available_timezones()}
+def _zones() -> tuple[dict[str, str], dict[str, str]]:
+    """Every IANA time zone name by its squeezed spelling, and by its city's where only one
+    name ends in that city (an Etc/ name is no city)."""
+    names = {_squeezed(name): name for name in sorted(available_timezones())}
+    by_city: dict[str, list[str]] = {}
+    for name in names.values():
+        if "/" in name and not name.startswith("Etc/"):  # Etc/GMT+1 is UTC-1: no guessing
+            by_city.setdefault(_squeezed(name.rsplit("/", 1)[1]), []).append(name)
+    return names, {city: found[0] for city, found in by_city.items() if len(found) == 1}
 
 
 SEND_AT_PATTERN = "([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?"

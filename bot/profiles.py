@@ -21,7 +21,14 @@ from pydantic_core import ErrorDetails
 
 from bot.errors import Problem, ProfileError
 from bot.matching.text import terms_of
-from bot.models import SEND_AT_PATTERN, AlertRule, Defaults, Interests, Subscriber
+from bot.models import (
+    SEND_AT_PATTERN,
+    AlertRule,
+    Defaults,
+    Interests,
+    Subscriber,
+    frequency_meant,
+)
 
 TOP_LEVEL_KEYS = ("defaults", "subscribers")
 DEFAULT_KEYS = tuple(Defaults.model_fields)
@@ -29,6 +36,10 @@ INTEREST_KEYS = tuple(Interests.model_fields)
 EXAMPLES = {"max_papers": "10", "min_score": "0.3", "send_empty": "true"}
 NAMED = {"timezone": "Europe/London", "frequency": "daily"}
 """Fields that take one of a set of names: quoting a number there would not make it valid."""
+SETTINGS = {"interests": INTEREST_KEYS, "alerts": tuple(AlertRule.model_fields)}
+"""The keys of the blocks of settings inside a subscriber's, by the field that holds them."""
+ALIASES = {"phrases": "keywords", "phrase": "keywords", "terms": "keywords", "topics": "keywords"}
+"""Keys written for another, by the meaning rather than the spelling."""
 YAML_HINTS = {
     "mapping values are not allowed here": "a value that contains ': ' must be in quotes",
     "found character '\\t' that cannot start any token": "indent with spaces, not tabs",
@@ -115,6 +126,21 @@ def _dotted(path: Sequence[str | int]) -> str:
 _EMAIL_LINE = re.compile(r"^(?P<indent> *)(?P<dash>- +)?email:[ \t]*(?P<value>[^#]*?)\s*(#.*)?$")
 _ITEM_LINE = re.compile(r"^(?P<indent> *)-[ \t]")
 _KEY_LINE = re.compile(r"^(?P<indent> *)(?P<key>[A-Za-z_][\w-]*):(?:\s|$)")
+_FIELD_LINE = re.compile(r"^(?P<indent> *(?:- +)?)(?P<key>[A-Za-z_][\w-]*):(?:\s|$)")
+"""A line that starts with a key, after its '- ' if it is a list item: the key's column is the
+length of ``indent``."""
+_OWN_EMAIL = re.compile(r"\s*- +email(:|\s)\s*(?P<value>[^\s#]+)")
+"""The line that starts a subscriber's entry (its ':' may be missing), and their address."""
+
+
+def _content(text: str) -> bool:
+    """Whether a line holds more than spaces and a comment."""
+    return bool(text.strip()) and not text.lstrip().startswith("#")
+
+
+def _content_column(text: str) -> int:
+    """The column (0-based) of the first character of a line that is not a space."""
+    return len(text) - len(text.lstrip(" "))
 
 
 def _leaves_section(line: str) -> bool:
@@ -215,7 +241,8 @@ def _has_email(lines: Sequence[str], start: int, depth: int) -> bool:
 
 def _misindented(lines: list[str], number: int) -> tuple[int, str] | None:
     """(1-based line, message) when the line YAML stopped at, or the one above it, is a
-    subscriber's ``- `` indented unlike the others', or a field lined up with the ``- ``."""
+    subscriber's ``- `` indented unlike the others' (less, or more than a field's list item, or
+    an entry starting ``- email:`` at all), or a field lined up with the ``- ``."""
     section = _subscriber_lines(lines)
     if section is None:
         return None
@@ -226,7 +253,8 @@ def _misindented(lines: list[str], number: int) -> tuple[int, str] | None:
             continue
         text = lines[i]
         item, key = _ITEM_LINE.match(text), _KEY_LINE.match(text)
-        if item and len(item["indent"]) != indent and len(item["indent"]) < indent + 2:
+        starts = bool(_OWN_EMAIL.match(text))  # deeper than a field's list item: still its own
+        if item and len(item["indent"]) != indent and (len(item["indent"]) < indent + 2 or starts):
             return i + 1, (
                 f"this subscriber's '-' is in column {len(item['indent']) + 1} and the "
                 f"others' in column {indent + 1}: line it up with theirs"
@@ -250,17 +278,117 @@ def _item_above(lines: list[str], index: int, first: int) -> int | None:
     """The indentation of the ``- `` item of a field's list just above line ``index`` (0-based),
     if the lines between are that item's own (deeper, or blank, or comments); an item two
     columns deeper or more is in a list of its own, not the one above."""
-    indent = len(lines[index]) - len(lines[index].lstrip(" "))
+    indent = _content_column(lines[index])
     for i in range(index - 1, first, -1):
         text = lines[i]
-        if not text.strip() or text.lstrip().startswith("#"):
+        if not _content(text):
             continue
         if item := _ITEM_LINE.match(text):
             if len(item["indent"]) > indent + 1:
                 continue
             return len(item["indent"])
-        if len(text) - len(text.lstrip(" ")) <= indent:
+        if _content_column(text) <= indent:
             return None
+    return None
+
+
+def _line_up(lines: Sequence[str], index: int) -> str | None:
+    """What to say of the key that line ``index`` (0-based) starts with when YAML cannot place
+    it: the key above it that it is most likely meant to line up with (of the block above it,
+    and the key that block belongs to), the nearest of the closest."""
+    own = _FIELD_LINE.match(lines[index])
+    if own is None:
+        return None
+    column, best = len(own["indent"]), None
+    for text in reversed(lines[:index]):
+        if _leaves_section(text):
+            break
+        key = _FIELD_LINE.match(text)
+        if key and len(key["indent"]) != column:
+            distance = abs(len(key["indent"]) - column)
+            best = (distance, key) if best is None or distance < best[0] else best
+        if (key or _ITEM_LINE.match(text)) and _content_column(text) <= column:
+            break  # the key or item the block above belongs to
+    if best is None:
+        return None
+    other = best[1]
+    side = "more" if column > len(other["indent"]) else "less"
+    return f"'{own['key']}:' is indented {side} than '{other['key']}:' above it: line it up with it"
+
+
+def _missing_colon(lines: Sequence[str], index: int, column: int) -> tuple[int, int, str]:
+    """(1-based line, column, message) for a key written without its ':' on line ``index``."""
+    written = lines[index][column:].split(" #", 1)[0].strip()
+    key = written.split()[0] if written else written
+    return index + 1, column + 1, f"no ':' in {written!r} (add ':' after {key!r})"
+
+
+def _unclosed(lines: Sequence[str], exc: yaml.MarkedYAMLError) -> tuple[int, int, str] | None:
+    """A ``[`` (or ``{``) left open, at the line where it opened: YAML stops at the end of the
+    file or on the next line of the file's own structure (a key, a ``- ``; its first word may be
+    read as one more item). Or, on that line, two items without a ',' between them."""
+    opened, mark = exc.context_mark, exc.problem_mark
+    if opened is None or mark is None:
+        return None
+    bracket = lines[opened.line][opened.column]
+    if bracket not in "[{":
+        return None
+    end, what = ("]", "list") if bracket == "[" else ("}", "mapping")
+    if mark.line == opened.line:
+        message = f"expected ',' or '{end}' here: put a ',' between the items of the {what}"
+        return mark.line + 1, mark.column + 1, message
+    text = lines[mark.line] if mark.line < len(lines) else ""
+    if text and not (_FIELD_LINE.match(text) or _ITEM_LINE.match(text)):
+        return None  # a line of the list itself: a ',' missing at the end of the one above, say
+    message = f"the '{bracket}' opened here is never closed: end the {what} with '{end}'"
+    return opened.line + 1, opened.column + 1, message
+
+
+def _colon_in_value(lines: Sequence[str], index: int, column: int) -> tuple[int, int, str] | None:
+    """For a ':' YAML does not allow at (index, column): a key indented more than the value above
+    it (YAML reads it as more of that value), a ':' missing on the line above, or a frequency
+    written with a space after its ':'."""
+    text = lines[index]
+    key = _FIELD_LINE.match(text)
+    if key is None:
+        return None
+    if text.find(":", len(key["indent"])) == column:  # the ':' of the line's own key
+        told = _line_up(lines, index)
+        if told is not None:
+            return index + 1, len(key["indent"]) + 1, told
+        above = next((i for i in range(index - 1, -1, -1) if _content(lines[i])), None)
+        if above is None or ":" in lines[above]:
+            return None
+        item = _ITEM_LINE.match(lines[above])
+        return _missing_colon(lines, above, item.end() if item else _content_column(lines[above]))
+    value = text[key.end() :].split(" #", 1)[0].strip()
+    meant = frequency_meant(value) if key["key"] == "frequency" else None
+    if meant is None:
+        return None  # a value that holds ': ' and needs quotes (YAML_HINTS)
+    return index + 1, column + 1, f"{value!r} has a ': ' in it: write frequency: {meant}"
+
+
+def _explained(lines: list[str], exc: yaml.MarkedYAMLError) -> tuple[int, int, str] | None:
+    """(1-based line, column, message) of the mistake behind a YAML error, said as what to do,
+    when it is one of the usual ones; None leaves the parser's words."""
+    problem, mark, opened = exc.problem or "", exc.problem_mark, exc.context_mark
+    if problem == "could not find expected ':'" and opened is not None:
+        return _missing_colon(lines, opened.line, opened.column)
+    if problem.startswith("expected ',' or "):
+        return _unclosed(lines, exc)
+    if mark is None:
+        return None
+    misplaced = _misindented(lines, mark.line + 1)
+    if misplaced is not None:
+        number, message = misplaced
+        return number, _content_column(lines[number - 1]) + 1, message
+    if mark.line >= len(lines):
+        return None
+    if problem == "mapping values are not allowed here":
+        return _colon_in_value(lines, mark.line, mark.column)
+    if problem.endswith("but found '<block mapping start>'"):
+        told = _line_up(lines, mark.line)
+        return None if told is None else (mark.line + 1, mark.column + 1, told)
     return None
 
 
@@ -288,18 +416,16 @@ def _syntax_problem(text: str, exc: yaml.YAMLError, source: str) -> Problem:
         column = len(lines[number - 1]) - len(lines[number - 1].lstrip()) + 1
         who = _subscriber_near([*lines[: number - 1], fixed, *lines[number:]], number)
         return Problem(source, number, who, field, message, column=column)
-    misplaced = _misindented(lines, number)
-    if misplaced is not None:
-        number, message = misplaced
-        column = len(lines[number - 1]) - len(lines[number - 1].lstrip()) + 1
-        own = re.match(r"\s*- email:\s*(\S+)", lines[number - 1])  # a subscriber of its own
-        who = own[1].strip("'\"") if own else _subscriber_near(lines, number)
-        return Problem(source, number, who, None, f"not valid YAML: {message}", column=column)
-    reason = getattr(exc, "problem", None) or str(exc)
-    hint = YAML_HINTS.get(reason)
-    message = f"not valid YAML: {reason}" + (f" ({hint})" if hint else "")
-    who = _subscriber_near(lines, number)
-    return Problem(source, number, who, None, message, column=column)
+    explained = _explained(lines, exc) if isinstance(exc, yaml.MarkedYAMLError) else None
+    if explained is not None:
+        number, column, message = explained
+    else:
+        reason = getattr(exc, "problem", None) or str(exc)
+        hint = YAML_HINTS.get(reason)
+        message = reason + (f" ({hint})" if hint else "")
+    own = _OWN_EMAIL.match(lines[number - 1]) if number <= len(lines) else None
+    who = own["value"].strip("'\"") if own else _subscriber_near(lines, number)
+    return Problem(source, number, who, None, f"not valid YAML: {message}", column=column)
 
 
 def _compose(text: str, source: str) -> tuple[yaml.Node | None, Any]:
@@ -383,6 +509,8 @@ def _duplicate_keys(root: yaml.Node, source: str) -> list[Problem]:
 
 
 def _closest(key: str, candidates: Collection[str]) -> str | None:
+    if ALIASES.get(key.lower()) in candidates:
+        return ALIASES[key.lower()]
     close = difflib.get_close_matches(key, sorted(candidates), n=1)
     return close[0] if close else None
 
@@ -459,8 +587,54 @@ def _message(err: ErrorDetails, node: yaml.Node | None) -> str:
         items = [part.strip() for part in text.split(",") if part.strip()] or [text]
         return f"expected a list: write {key}: [{', '.join(map(json.dumps, items))}]"
     if kind in ("model_type", "model_attributes_type", "dict_type"):
-        return f"expected settings indented below '{key}:', one per line"
+        fields = SETTINGS.get(str(path[0]), ()) if path else ()
+        return f"expected settings indented below '{key}:', one per line" + _text_hint(
+            value, fields
+        )
+    if kind == "string_type" and isinstance(value, list | dict):
+        return _not_text(key, path, value, node)
+    if kind == "string_too_short":
+        listed = path and isinstance(path[-1], int)
+        return "is empty: " + (
+            "remove it from the list" if listed else "give a value or remove the line"
+        )
+    if kind == "string_too_long" and isinstance(value, str) and "ctx" in err:
+        limit = err["ctx"]["max_length"]
+        return f"is {len(value)} characters long, more than the {limit} allowed: shorten it"
     return str(err["msg"]).removeprefix("Value error, ")
+
+
+def _not_text(key: str, path: Sequence[str | int], value: Any, node: yaml.Node | None) -> str:
+    """What to say of a list, or settings, written where text belongs."""
+    if isinstance(value, list) and key == "email":
+        return "expected one address, not a list: give each subscriber their own '- email:' entry"
+    if isinstance(value, list) and path and isinstance(path[-1], int):
+        items = ", ".join(json.dumps(str(v)) for v in value if isinstance(v, str | int | float))
+        return f"a list inside the list: write the items in one '[...]', e.g. {key}: [{items}]"
+    if isinstance(value, list):
+        return "expected one value, not a list: write it without '[...]'" + (
+            f", e.g. {key}: {NAMED[key]}" if key in NAMED else ""
+        )
+    pairs = node.value if isinstance(node, yaml.MappingNode) and node.flow_style else []
+    written = ", ".join(f"{k.value}: {v.value}" for k, v in pairs if isinstance(v, yaml.ScalarNode))
+    if not written:  # settings below the key: a value's own line indented too far, say
+        return f"expected text, not settings: write the value on the line of '{key}:'"
+    return (
+        f"YAML reads {written} as 'key: value' settings, not as text: put it in quotes, "
+        f"e.g. {_example(key, path, json.dumps(written))}"
+    )
+
+
+def _text_hint(value: Any, fields: Collection[str]) -> str:
+    """How to write as settings text that YAML read instead: a key without its ':'
+    ('keywords [x]'), or an address alone ('- ada@example.org')."""
+    written = value.strip() if isinstance(value, str) else ""
+    first, _, rest = written.partition(" ")
+    if first in fields and rest:
+        return f": add ':' after '{first}'"
+    if "email" in fields and re.fullmatch(r"[^\s@]+@[^\s@]+", written):
+        return f": write '- email: {written}'"
+    return ""
 
 
 def _problems(
@@ -604,16 +778,63 @@ def _who(item: Any, index: int) -> str:
 
 
 def _validate_one(
-    item: Any, index: int, defaults: dict[str, Any], node: yaml.Node | None, source: str
+    item: Any,
+    index: int,
+    defaults: dict[str, Any],
+    node: yaml.Node | None,
+    source: str,
+    column: int,
 ) -> tuple[Subscriber | None, list[Problem]]:
+    """A subscriber, or their problems; ``column`` is that of the subscribers' '-' (0-based)."""
     who = _who(item, index)
     if not isinstance(item, dict):
         message = "expected a subscriber's settings, starting with 'email:'"
+        message += _text_hint(item, Subscriber.model_fields)
         return None, [Problem(source, _line(node), who, None, message)]
     try:
         return Subscriber.model_validate({**defaults, **item}), []
     except ValidationError as exc:
-        return None, _problems(exc, node, source, who)
+        problems = _problems(exc, node, source, who)
+        return None, _one_for_a_sunk_subscriber(problems, node, source, who, column)
+
+
+def _sunk_subscriber(
+    node: yaml.Node | None, path: tuple[str | int, ...] = ()
+) -> tuple[tuple[str | int, ...], yaml.Node] | None:
+    """A list item holding an ``email:`` inside a subscriber's settings (in alerts:, say): the
+    next subscriber, indented so far that YAML reads it as part of this one. Its path and node."""
+    children: list[tuple[str | int, yaml.Node]] = []
+    if isinstance(node, yaml.MappingNode):
+        children = [(str(k.value), v) for k, v in node.value]
+    elif isinstance(node, yaml.SequenceNode):
+        children = list(enumerate(node.value))
+    for key, child in children:
+        here = (*path, key)
+        if isinstance(key, int) and _key_node(child, "email") is not None:
+            return here, child
+        if (found := _sunk_subscriber(child, here)) is not None:
+            return found
+    return None
+
+
+def _one_for_a_sunk_subscriber(
+    problems: list[Problem], node: yaml.Node | None, source: str, who: str, column: int
+) -> list[Problem]:
+    """The problems of a subscriber, with those of a subscriber indented into it (one per key it
+    has, each unknown there) said once: where it is, and where its '-' belongs (``column``)."""
+    sunk = _sunk_subscriber(node)
+    if sunk is None:
+        return problems
+    path, item = sunk
+    field = _dotted(path)
+    kept = [p for p in problems if p.field != field and not (p.field or "").startswith(field + ".")]
+    if len(kept) == len(problems):
+        return problems
+    message = (
+        f"looks like subscriber {_email_before(item)} is indented too far: move its '-' to "
+        f"column {column + 1} (level with the other subscribers)"
+    )
+    return [*kept, Problem(source, _line(item), who, field, message)]
 
 
 def parse_profiles(text: str, source: str = "<profiles>") -> Profiles:
@@ -627,12 +848,13 @@ def parse_profiles(text: str, source: str = "<profiles>") -> Profiles:
     if not isinstance(data, dict) or not isinstance(data.get("subscribers"), list):
         raise ProfileError(sorted(problems, key=lambda p: p.line or 0))
     items_node = _child(root, "subscribers")
+    column = items_node.start_mark.column if items_node is not None else 0
     subscribers: list[Subscriber] = []
     warnings: list[Problem] = []
     first_line: dict[str, int | None] = {}
     for index, item in enumerate(data["subscribers"]):
         node = _child(items_node, index)
-        subscriber, found = _validate_one(item, index, defaults, node, source)
+        subscriber, found = _validate_one(item, index, defaults, node, source, column)
         problems += found
         raw = item.get("email") if isinstance(item, dict) else None
         key = (subscriber.email if subscriber else str(raw or "")).strip().lower()

@@ -423,7 +423,7 @@ def test_arguments_are_named_in_upper_case() -> None:
         ("preview",): "{EMAIL}",
         ("explain",): "{EMAIL} {PAPER_ID}",
         ("unsubscribe",): "{EMAIL|TOKEN}",
-        ("unsuppress",): "{EMAIL}",
+        ("unsuppress",): "[EMAIL]...",
         ("profiles", "check"): "[FILE]",
     }
     for command, arguments in usages.items():

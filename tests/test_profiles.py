@@ -78,6 +78,12 @@ def test_every_problem_is_reported_with_line_subscriber_and_field() -> None:
         (("America/New_York", "america/new_york"), "unknown time zone 'america/new_york' (did you mean America/New_York?)"),
         (("America/New_York", "Mars/Olympus"), "unknown time zone 'Mars/Olympus' (use an IANA name such as Europe/Berlin)"),
         (("weekly:mon", "Weekly:Monday"), "'Weekly:Monday' is not daily, weekdays or weekly:mon … weekly:sun (did you mean weekly:mon?)"),
+        (("America/New_York", "America/NewYork"), "unknown time zone 'America/NewYork' (did you mean America/New_York?)"),
+        (("America/New_York", "london"), "unknown time zone 'london' (did you mean Europe/London?)"),
+        (("America/New_York", "Europe/Londn"), "(did you mean Europe/London?)"),
+        (("America/New_York", "GMT+1"), "unknown time zone 'GMT+1' (use an IANA name such as Europe/Berlin)"),
+        (("- authors:", "- phrases:"), "p.yaml:15: subscriber grace@example.org: field 'alerts.0.phrases': unknown key (did you mean 'keywords'?)"),
+        (("- authors:", "- authors"), "p.yaml:15: subscriber grace@example.org: field 'alerts.0': expected settings indented below 'alerts:', one per line: add ':' after 'authors'"),
     ],
 )  # fmt: skip
 def test_single_problems(edit: tuple[str, str], expected: str | None) -> None:
@@ -347,8 +353,10 @@ def test_a_subscriber_after_a_nested_list_is_not_told_to_move() -> None:
         "    alerts:\n      - authors:\n          - K. Lee\n      - keywords: [a, b\n"
         "  - email: b@example.org\n    interests:\n      keywords: [y]\n"
     )
-    (found,) = problems_of(text)
-    assert "line it up" not in found and "not valid YAML" in found, found
+    assert problems_of(text) == [
+        "p.yaml:8:19: subscriber a@example.org: not valid YAML: the '[' opened here is never "
+        "closed: end the list with ']'"
+    ]
 
 
 @pytest.mark.parametrize(
@@ -417,6 +425,118 @@ def test_hints_for_values_of_the_wrong_kind_would_make_them_valid(line: str, exp
     assert found == f"p.yaml:6: subscriber b@example.org: {expected}"
 
 
+# TEAM with an alert for the first subscriber and a third subscriber after the second: a
+# mistake in one entry is to be reported in that entry, not in the next.
+ALERT = '    alerts:\n      - authors: ["Noam Shazeer"]\n'
+CREW = TEAM.replace(
+    '      categories: ["cs.LG", "cs.CL"]\n', '      categories: ["cs.LG", "cs.CL"]\n' + ALERT
+) + (
+    "\n  - email: alan@example.org\n    name: Alan Turing\n    interests:\n"
+    '      keywords: ["reinforcement learning"]\n'
+)
+GRACE = "p.yaml:{}: subscriber grace@example.org: not valid YAML: "
+
+
+def test_crew_fixture_is_valid() -> None:
+    assert len(parse_profiles(CREW, "p.yaml").subscribers) == 3
+    assert CREW.splitlines()[16:20] == [
+        "  - email: grace@example.org", "    name: Grace Hopper",
+        "    timezone: America/New_York", "    frequency: weekdays",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (("frequency: weekdays", "frequency weekdays"),
+         GRACE.format("20:5") + "no ':' in 'frequency weekdays' (add ':' after 'frequency')"),
+        (("name: Grace Hopper", "name Grace Hopper"),
+         GRACE.format("18:5") + "no ':' in 'name Grace Hopper' (add ':' after 'name')"),
+        (("    interests:\n      keywords: [\"diff", "    interests\n      keywords: [\"diff"),
+         GRACE.format("22:5") + "no ':' in 'interests' (add ':' after 'interests')"),
+        (("    max_papers: 5\n", "    max_papers 5 # fewer\n"),
+         GRACE.format("21:5") + "no ':' in 'max_papers 5' (add ':' after 'max_papers')"),
+        (("  - email: alan@example.org", "  - email alan@example.org"),
+         "p.yaml:26:5: subscriber alan@example.org: not valid YAML: no ':' in "
+         "'email alan@example.org' (add ':' after 'email')"),
+        (('flow matching"]\n      description: Generative modelling with diffusion and flow '
+          'matching.\n', 'flow matching"\n'),
+         GRACE.format("23:17") + "the '[' opened here is never closed: end the list with ']'"),
+        (('flow matching"]', 'flow matching"'),
+         GRACE.format("23:17") + "the '[' opened here is never closed: end the list with ']'"),
+        (('["diffusion model", "flow matching"]', '{a: "diffusion model", b: "flow matching"'),
+         GRACE.format("23:17") + "the '{' opened here is never closed: end the mapping with '}'"),
+        (('"diffusion model", "flow', '"diffusion model" "flow'),
+         GRACE.format("23:36") + "expected ',' or ']' here: put a ',' between the items of the "
+         "list"),
+        (("  - email: grace@", "    - email: grace@"),
+         GRACE.format("17:5") + "this subscriber's '-' is in column 5 and the others' in column "
+         "3: line it up with theirs"),
+        (("  - email: alan@", "    - email: alan@"),
+         "p.yaml:26:5: subscriber alan@example.org: not valid YAML: this subscriber's '-' is in "
+         "column 5 and the others' in column 3: line it up with theirs"),
+        (("    timezone: America/New_York", "      timezone: America/New_York"),
+         GRACE.format("19:7") + "'timezone:' is indented more than 'name:' above it: line it up "
+         "with it"),
+        (("grace@example.org\n    name", "grace@example.org\n      name"),
+         GRACE.format("18:7") + "'name:' is indented more than 'email:' above it: line it up "
+         "with it"),
+        (("      description: Generative modelling", "      description: Generative\n        "
+          "modelling\n        max_papers: 3"),
+         GRACE.format("26:9") + "'max_papers:' is indented more than 'description:' above it: "
+         "line it up with it"),
+        (("      description: Gen", "        description: Gen"),
+         GRACE.format("24:9") + "'description:' is indented more than 'keywords:' above it: "
+         "line it up with it"),
+        (("    timezone: America/New_York", "   timezone: America/New_York"),
+         GRACE.format("19:4") + "'timezone:' is indented less than 'name:' above it: line it up "
+         "with it"),
+        (("      description: Gen", "     description: Gen"),
+         GRACE.format("24:6") + "'description:' is indented less than 'keywords:' above it: "
+         "line it up with it"),
+        (("frequency: weekdays", "frequency: weekly: mon"),
+         GRACE.format("20:22") + "'weekly: mon' has a ': ' in it: write frequency: weekly:mon"),
+        (("description: Generative", "description: Note: Generative"),
+         GRACE.format("24:24") + "mapping values are not allowed here (a value that contains ': ' "
+         "must be in quotes)"),
+    ],
+)  # fmt: skip
+def test_syntax_mistakes_are_reported_where_they_are_made(
+    edit: tuple[str, str], expected: str
+) -> None:
+    text = CREW.replace(*edit)
+    assert text != CREW
+    assert problems_of(text) == [expected]
+
+
+def _indented(text: str, who: str, spaces: int) -> str:
+    """``text`` with the entry of subscriber ``who`` indented ``spaces`` more."""
+    start = text.index(f"  - email: {who}")
+    end = text.index("\n  - email:", start)
+    lines = text[start:end].splitlines(keepends=True)
+    return text[:start] + "".join(" " * spaces + line for line in lines) + text[end:]
+
+
+@pytest.mark.parametrize(
+    ("last", "spaces", "expected"),
+    [
+        (ALERT, 4, "p.yaml:17: subscriber ada@example.org: field 'alerts.1'"),
+        ("      exclude:\n        - survey\n", 6,
+         "p.yaml:17: subscriber ada@example.org: field 'interests.exclude.1'"),
+    ],
+)  # fmt: skip
+def test_a_subscriber_indented_into_the_one_above_is_one_problem(
+    last: str, spaces: int, expected: str
+) -> None:
+    """Indented that far, a subscriber is read as an item of a list that ends the one above (an
+    alert rule, an exclude): one problem, not one per key it has."""
+    text = CREW.replace(ALERT, last)
+    assert problems_of(_indented(text, "grace@", spaces)) == [
+        f"{expected}: looks like subscriber grace@example.org is indented too far: move its '-' "
+        "to column 3 (level with the other subscribers)"
+    ]
+
+
 def test_yaml_syntax_error_has_column_and_nearest_subscriber() -> None:
     found = problems_of(TEAM.replace("frequency: weekdays", "frequency: weekdays: mon"))
     assert found == [
@@ -472,6 +592,27 @@ def test_yaml_syntax_error_outside_subscribers_names_no_subscriber() -> None:
           "keywords: diffusion model, flow matching"),
          "field 'interests.keywords': expected a list: write "
          'keywords: ["diffusion model", "flow matching"]'),
+        (('"flow matching"]', '"flow matching", ""]'),
+         "p.yaml:21: subscriber grace@example.org: field 'interests.keywords.2': is empty: remove "
+         "it from the list"),
+        (('"flow matching"]', '"' + "flow matching " * 18 + '"]'),
+         "p.yaml:21: subscriber grace@example.org: field 'interests.keywords.1': is 252 characters "
+         "long, more than the 200 allowed: shorten it"),
+        (('"flow matching"]', "flow: matching]"),
+         "field 'interests.keywords.1': YAML reads flow: matching as 'key: value' settings, not as "
+         'text: put it in quotes, e.g. keywords: ["flow: matching"]'),
+        (('"flow matching"]', "[flow, matching]]"),
+         "field 'interests.keywords.1': a list inside the list: write the items in one '[...]', "
+         'e.g. keywords: ["flow", "matching"]'),
+        (("  - email: grace@example.org", "  - email: [grace@example.org, hopper@example.org]"),
+         "p.yaml:15: subscriber #2 (Grace Hopper): field 'email': expected one address, not a "
+         "list: give each subscriber their own '- email:' entry"),
+        (("timezone: America/New_York", "timezone: [America/New_York]"),
+         "p.yaml:17: subscriber grace@example.org: field 'timezone': expected one value, not a "
+         "list: write it without '[...]', e.g. timezone: Europe/London"),
+        (("flow matching.\n", "flow matching.\n  - alan@example.org\n"),
+         "p.yaml:23: subscriber #3: expected a subscriber's settings, starting with 'email:': "
+         "write '- email: alan@example.org'"),
     ],
 )  # fmt: skip
 def test_messages_say_how_to_fix(edit: tuple[str, str], expected: str) -> None:

@@ -122,7 +122,7 @@ def _listed(path: Path) -> set[str]:
 def unsuppress(
     emails: Annotated[
         list[str] | None,
-        typer.Argument(metavar="[EMAIL]...", help="The addresses to send to again."),
+        typer.Argument(metavar="EMAIL", help="The addresses to send to again."),
     ] = None,
     reason: Annotated[
         str | None,
