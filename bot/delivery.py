@@ -23,8 +23,9 @@ How each failure is handled:
   ``MAILBOX_DOMAINS`` domains or more), stop: every message would be refused, the server is at
   fault and not the messages nor their addresses (a relay refusing every mailbox it does not
   serve); the held ones are released with the rest, so that a server refusing every message
-  fails none of them and suppresses nobody. (A worker sending one message a sweep cannot tell:
-  each refused mailbox is then recorded.)
+  fails none of them and suppresses nobody. (A run of one message cannot tell: its refused
+  mailbox is recorded, and the worker, sweep after sweep, undoes a row of them; see
+  ``bot.worker``.)
 - a connection that cannot be opened (refused, timed out, no greeting, EHLO or login refused
   for now), or one kept from an earlier message found closed before the server answered
   anything in the new transaction: open one and try again; after ``smtp_max_failures`` such
@@ -282,9 +283,10 @@ class _Run:
         *,
         resent: bool = False,
         code: int | None = None,
+        refused: tuple[int, str | None] | None = None,
     ) -> None:
         outcome = Outcome(
-            job.email, status, papers, detail, job.day, job.kind, job.ref, resent, code
+            job.email, status, papers, detail, job.day, job.kind, job.ref, resent, code, refused
         )
         self.report.outcomes.append(outcome)
         self.deps.on_outcome(outcome)
@@ -613,11 +615,13 @@ class _Run:
 
     async def _failed(self, job: Job, claim: Claim, exc: DeliveryError) -> None:
         now, ledger, store = self.deps.clock(), self.deps.store.ledger, self.deps.store
-        detail = str(exc)
+        detail, refused = str(exc), None
         if isinstance(exc, PermanentDeliveryError):
             retry_at = None
             if isinstance(exc, RecipientDeliveryError):
-                await asyncio.to_thread(store.suppress, job.email, f"permanent failure: {exc}")
+                reason = f"permanent failure: {exc}"
+                await asyncio.to_thread(store.suppress, job.email, reason, now)
+                refused = held_refusal(exc)
         else:
             first = claim.first_attempt or now
             retry_at = self.policy.next_attempt(claim.attempts, first, now, self.options.rand)
@@ -627,7 +631,7 @@ class _Run:
             ledger.mark_failed, claim, now, error=detail, code=exc.code, retry_at=retry_at
         )
         self.unsent.pop(claim.delivery_id, None)  # gone already if the server refused it
-        self._emit(job, "failed", detail, len(claim.paper_ids), code=exc.code)
+        self._emit(job, "failed", detail, len(claim.paper_ids), code=exc.code, refused=refused)
 
 
 def for_now(refusal: DeliveryError) -> TemporaryDeliveryError:

@@ -35,6 +35,9 @@ class Outcome:
     ref: str = ""
     resent: bool = False  # sent again on purpose (``force``) although it had been sent
     code: int | None = None  # the SMTP reply code of a failure the server answered
+    refused: tuple[int, str | None] | None = None
+    """The reply (code, enhanced status) that refused the recipient's mailbox, which was then
+    suppressed; None for any other outcome."""
 
     @property
     def answered(self) -> bool:

@@ -31,8 +31,9 @@ from typing import Any
 
 from bot.admin import AdminAlerts, is_smtp_trouble, smtp_advice
 from bot.alerts import Terms
+from bot.delivery import MAILBOX_DOMAINS, REFUSALS_IN_ROW, domain_of, domains_of
 from bot.delivery_jobs import Outcome
-from bot.errors import BotError, Problem, ProfileError
+from bot.errors import BotError, Problem, ProfileError, RecipientDeliveryError
 from bot.mailer import Mailer
 from bot.models import Subscriber
 from bot.pipeline import Deps, SendReport, fetch_and_store, run_status
@@ -157,6 +158,9 @@ class Worker:
         self.paused_until: datetime | None = None  # set while SMTP trouble pauses delivery
         self.pause = timedelta(0)
         self.database_down: str | None = None  # why, while jobs cannot use the database
+        self.refused: list[Outcome] = []
+        """Mailboxes refused the same way since a message was last accepted, sweep after sweep
+        (each was suppressed: see ``_refused_in_a_row``)."""
         deps.on_outcome = log_outcome
 
     def start(self) -> None:
@@ -402,6 +406,35 @@ class Worker:
                 log.info("no digest waits for papers any more")
         self.waiting = waiting
 
+    async def _refused_in_a_row(self, report: SendReport) -> bool:
+        """Whether mailboxes were refused the same way sweep after sweep, in numbers and at
+        domains that blame the server rather than the addresses (as a delivery run does within
+        itself, see ``bot.delivery``): a worker whose subscribers' send times are spread sends
+        one digest a sweep, and each refusal alone suppressed its address. Then those
+        suppressions are undone, their messages go again once the server works, delivery
+        pauses and the admin is told."""
+        self.refused = refused_in_a_row(self.refused, report.outcomes)
+        domains = {domain_of(o.email) for o in self.refused}
+        wanted = min(MAILBOX_DOMAINS, domains_of(self.roster.values()))
+        if len(self.refused) < REFUSALS_IN_ROW or len(domains) < wanted:
+            return False
+        refused, self.refused = self.refused, []
+        suppressed, now = self.deps.store.suppressed(), self.deps.clock()
+        for outcome in refused:
+            if (row := suppressed.get(outcome.email.lower())) is not None:
+                self.deps.store.restore(row, now)
+        last = refused[-1]
+        reason = f"{len(refused)} mailboxes in a row refused the same way: {last.detail}"
+        self._pause_delivery(reason)
+        self._hold_retries()
+        cause = RecipientDeliveryError(last.detail, *last.refused or (None, None))
+        await self._notify(
+            "smtp", f"Sending paused: {reason}",
+            f"{smtp_advice(cause)} These addresses are not suppressed: their messages go again "
+            "once the server accepts mail.",
+        )  # fmt: skip
+        return True
+
     async def _check_report(self, report: SendReport) -> None:
         """Pause delivery after SMTP trouble and tell the admin what to check; after a sweep
         that went through, send what was kept; alert the admin when many deliveries failed."""
@@ -417,6 +450,8 @@ class Worker:
         if report.stopped:  # a shutdown, or a ledger that could not record
             return
         await self._after_delivery(report)
+        if await self._refused_in_a_row(report):
+            return
         if report.refused_all is not None:  # too few messages to stop the run: say it anyway
             await self._notify(
                 "smtp", f"Every message of a sweep was refused: {report.refused_all}",
@@ -432,6 +467,18 @@ class Worker:
                 f"{report.count('failed')} of {attempted} deliveries failed in one sweep.",
                 "Run `paperbot status` for the reasons; temporary failures are retried.",
             )  # fmt: skip
+
+
+def refused_in_a_row(refused: list[Outcome], outcomes: Sequence[Outcome]) -> list[Outcome]:
+    """``refused`` carried on over ``outcomes``: the mailboxes refused with one reply since a
+    message was last accepted (another reply starts a new row)."""
+    for outcome in outcomes:
+        if outcome.status == "sent":
+            refused = []
+        elif outcome.refused is not None:
+            same = refused and refused[0].refused == outcome.refused
+            refused = [*refused, outcome] if same else [outcome]
+    return refused
 
 
 def log_outcome(outcome: Outcome) -> None:

@@ -1208,6 +1208,41 @@ async def test_a_server_refusing_every_mailbox_pauses_delivery_and_alerts_the_ad
     assert states == {"temp_failed": 8}, "all wait"
 
 
+async def test_mailboxes_refused_one_sweep_after_another_are_the_servers_doing(
+    config: Settings, clock: Clock, profiles_path: Path, faults: FaultServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """Send times a minute apart: each sweep sends one digest, and a relay refusing every
+    mailbox refuses each alone. Five in a row at three domains or more blame the server: the
+    addresses are not left suppressed, delivery pauses, the admin hears of it, and every digest
+    goes out once the server accepts mail."""
+    caplog.set_level(logging.INFO, logger="bot")
+    emails = [reader(n, 6) for n in range(6)]
+    lines = ["subscribers:"]
+    for n, email in enumerate(emails):
+        lines += [f"  - email: {email}", f'    send_at: "09:0{n}"', "    send_empty: true"]
+        lines += UNMATCHED
+    profiles_path.write_text("\n".join(lines) + "\n")
+    refusal = "550 5.1.1 no such user"
+    faults.handler.rcpt.update({email: [refusal] * 5 + ["250 OK"] for email in emails})
+    worker = start_worker(config, clock, Route(faults.port).mailer)
+    await worker.fetch_job()
+    for minute in range(5):
+        clock.set(2026, 11, 25, 9, minute, 30)
+        await worker.sweep_job()
+    (paused,) = messages(caplog, "email delivery paused until", logging.WARNING)
+    assert f"5 mailboxes in a row refused the same way: refused: {refusal}" in paused
+    (alert,) = messages(caplog, "admin alert (smtp)", logging.ERROR)
+    assert "refuses every recipient's mailbox" in alert and "not suppressed" in alert
+    assert worker.deps.store.suppressed() == {}
+    faults.handler.rcpt.clear()  # the relay is fixed
+    clock.set(2026, 11, 25, 9, 30)
+    await worker.sweep_job()
+    assert all(len(faults.handler.to(email)) == 1 for email in emails)
+    states = {state: n for _, state, n in worker.deps.store.ledger.counts()}
+    assert states == {"sent": 6}
+
+
 async def test_a_server_refusing_the_few_messages_of_a_sweep_alerts_the_admin(
     config: Settings, clock: Clock, profiles_path: Path, faults: FaultServer,
     caplog: pytest.LogCaptureFixture,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import json
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -31,8 +31,6 @@ from bot.store import Store, missing_database
 from bot.store.tables import Suppression, as_utc
 
 UNSUBSCRIBED = "unsubscribed"
-REFUSED_BEFORE = timedelta(minutes=1)
-"""How long before its address was suppressed a refused message may have been recorded."""
 
 
 class StatusFormat(StrEnum):
@@ -141,12 +139,8 @@ def unsuppress(
         raise UsageError("name the addresses, or choose them with --reason or --since")
     store = Store(load_settings().database_url)
     chosen = _suppressions(store, emails or [], reason, since)
-    ids, now = store.subscriber_ids(), datetime.now(UTC)
     for email, suppression in chosen.items():
-        store.unsuppress(email)
-        sid = ids.get(email)
-        since_then = suppression.created_at - REFUSED_BEFORE
-        reopened = store.ledger.reopen_refused(sid, since_then, now) if sid is not None else []
+        reopened = store.restore(suppression, datetime.now(UTC))
         again = [f"its {row.kind} for {row.digest_date} goes with the next run" for row in reopened]
         line = "; ".join([f"{email} may receive mail again (was: {suppression.reason})", *again])
         out.print(f"{line}.", markup=False, soft_wrap=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs, urlsplit
@@ -60,6 +60,8 @@ __all__ = [
 
 
 IN_LIST_LIMIT = 5000  # ids bound in one statement at most (databases cap bound values)
+REFUSED_BEFORE = timedelta(minutes=1)
+"""How long before its address was suppressed a refused message may have been recorded."""
 
 _SUBSCRIBERS = select(
     col(SubscriberRow.id), col(SubscriberRow.email), col(SubscriberRow.profile),
@@ -424,11 +426,13 @@ class Store(RunLog):
 
     # -- suppressions ------------------------------------------------------------------------
 
-    def suppress(self, email: str, reason: str) -> None:
-        """Never send to ``email`` again until an admin clears it."""
+    def suppress(self, email: str, reason: str, now: datetime | None = None) -> None:
+        """Never send to ``email`` again until an admin clears it; ``now`` by the clock of the
+        run (the ledger's), else the wall clock."""
         with self.session() as db:
             if db.get(Suppression, email.lower()) is None:
-                db.add(Suppression(email=email.lower(), reason=reason, created_at=as_utc(utcnow())))
+                since = as_utc(now or utcnow())
+                db.add(Suppression(email=email.lower(), reason=reason, created_at=since))
                 db.commit()
 
     def unsuppress(self, email: str) -> bool:
@@ -439,6 +443,16 @@ class Store(RunLog):
                 db.delete(row)
                 db.commit()
             return row is not None
+
+    def restore(self, suppression: Suppression, now: datetime) -> list[Delivery]:
+        """Clear a suppression, and make the messages refused when it began due again at once
+        (``Ledger.reopen_refused``): the next run sends them. The rows reopened."""
+        self.unsuppress(suppression.email)
+        sid = self.subscriber_id(suppression.email)
+        if sid is None:
+            return []
+        since = as_utc(suppression.created_at) - REFUSED_BEFORE
+        return self.ledger.reopen_refused(sid, since, now)
 
     def suppressed(self) -> dict[str, Suppression]:
         """Every suppressed address with its reason."""
