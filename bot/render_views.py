@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import re
 import textwrap
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -157,6 +158,17 @@ def chip(reason: str) -> Chip:
     return Chip(REASON_LABELS.get(kind.lower(), kind.capitalize()), rest)
 
 
+def chips(reasons: Sequence[str]) -> tuple[Chip, ...]:
+    """The chips of a pick's reasons; its categories in one (``Categories: cs.CL, cs.LG``)."""
+    made = [chip(r) for r in reasons if r.strip()]
+    categories = [c.value for c in made if c.label == REASON_LABELS["category"]]
+    if len(categories) < 2:
+        return tuple(made)
+    first = next(i for i, c in enumerate(made) if c.label == REASON_LABELS["category"])
+    rest = [c for c in made if c.label != REASON_LABELS["category"]]
+    return (*rest[:first], Chip("Categories", ", ".join(categories)), *rest[first:])
+
+
 def fallback_snippet(abstract: str) -> str:
     """The first two sentences of the abstract, kept short."""
     sentences = _SENTENCE_END.split(one_line(abstract))
@@ -229,7 +241,7 @@ def paper_view(match: Match) -> PaperView:
         title=one_line(paper.title) or paper.id,
         url=paper_links[0].url if paper_links else None,
         authors=short_authors(paper.authors),
-        chips=tuple(chip(r) for r in match.reasons if r.strip()),
+        chips=chips(match.reasons),
         snippet=snippet,
         snippet_text=snippet_text,
         links=paper_links,

@@ -31,10 +31,12 @@ HEALTH = "/healthz"
 _TOKEN = re.compile(r"(token=)[^&\s\"]+")
 
 PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1"><title>{title}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="color-scheme" content="light dark"><title>{title}</title>
 <style>body{{font:17px/1.5 system-ui,sans-serif;max-width:32em;margin:3em auto;padding:0 1em;
-color:#1f2937}}button{{font:inherit;padding:.5em 1.2em;border-radius:6px;border:0;
-background:#1d4ed8;color:#fff;cursor:pointer}}</style></head>
+color:#1f2937;background:#fff}}button{{font:inherit;padding:.5em 1.2em;border-radius:6px;
+border:0;background:#1d4ed8;color:#fff;cursor:pointer}}@media (prefers-color-scheme:dark){{
+body{{color:#e5e7eb;background:#111827}}}}</style></head>
 <body><h1>{title}</h1>{body}</body></html>"""
 
 

@@ -425,6 +425,17 @@ def test_a_subscriber_without_a_name_is_not_greeted_by_name(renderer: Renderer) 
     assert "2 papers picked for you\n" in out.text
 
 
+def test_a_picks_categories_share_one_chip(renderer: Renderer) -> None:
+    """``[Category: cs.CL] [Category: cs.LG]`` on every card is noise: one chip names them."""
+    d = digest(n=2, more=0)
+    pick = d.matches[0]
+    reasons = ("keyword: mixture of experts (title)", "category: cs.CL", "category: cs.LG")
+    out = renderer.render(replace(d, matches=(replace(pick, reasons=reasons), *d.matches[1:])), CTX)
+    assert "Why: [Topic: mixture of experts (title)] [Categories: cs.CL, cs.LG]" in out.text
+    assert re.search(r'<span class="chip-k"[^>]*>Categories:</span> cs\.CL, cs\.LG', out.html)
+    assert "Category:" not in out.text
+
+
 @pytest.mark.parametrize(
     ("name", "greeted"),
     [

@@ -18,6 +18,7 @@ from test_render import hostile_digest, long_text_digest
 
 from bot.models import Digest
 from bot.render import Renderer
+from bot.web import page
 
 pytestmark = pytest.mark.browser
 
@@ -83,6 +84,17 @@ def test_dark_mode_darkens_the_page(browser: Browser, pages: dict[str, Path]) ->
     dark = browser.measure(browser.open(pages["digest"], 800, dark=True))
     assert light["bodyBackground"] == "rgb(243, 244, 246)"
     assert dark["bodyBackground"] == "rgb(13, 17, 23)"
+
+
+@pytest.mark.parametrize("dark", [False, True], ids=["light", "dark"])
+def test_the_unsubscribe_page_follows_the_readers_colour_scheme(
+    browser: Browser, tmp_path: Path, dark: bool
+) -> None:
+    html = tmp_path / "unsubscribe.html"
+    html.write_bytes(page("Unsubscribe", "<p>Stop emails?</p><form><button>Yes</button></form>"))
+    report = browser.measure(browser.open(html, 375, dark))
+    assert report["dark"] is dark and report["minContrast"] >= 4.5, report["lowContrast"]
+    assert report["bodyBackground"] == ("rgb(17, 24, 39)" if dark else "rgb(255, 255, 255)")
 
 
 def test_phone_layout_uses_the_full_width(browser: Browser, pages: dict[str, Path]) -> None:
