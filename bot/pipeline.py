@@ -385,14 +385,24 @@ def no_digest(subscriber: Subscriber, suppressed: Container[str]) -> str | None:
     return None
 
 
+def not_reached(subscriber: Subscriber, day: date, now: datetime) -> str | None:
+    """Why ``subscriber`` gets no digest for ``day`` yet: it is not that date where they are
+    (a digest for it now would come before the one of their today); None once it is."""
+    if day <= digest_day(subscriber, now):
+        return None
+    return f"it is not yet {day} where they are ({subscriber.timezone}): not sent"
+
+
 def _mailable(deps: Deps, targets: list[Target], report: SendReport) -> list[Target]:
     """Leave out (and report as skipped) the targets that get no digest whatever the papers
-    (see ``no_digest``), before any matching. Nothing is recorded: once the address is cleared
-    or the profile has interests, the next run sends the digest, the same day too."""
-    suppressed = deps.store.suppressed_emails()
+    (see ``no_digest``), or none yet (``not_reached``), before any matching. Nothing is
+    recorded: once the address is cleared, the profile has interests or the date has come, the
+    next run sends the digest."""
+    suppressed, now = deps.store.suppressed_emails(), deps.clock()
     left = []
     for target in targets:
-        why = no_digest(target.subscriber, suppressed)
+        sub = target.subscriber
+        why = no_digest(sub, suppressed) or not_reached(sub, target.day, now)
         if why is None:
             left.append(target)
             continue

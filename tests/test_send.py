@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from bot.cli import app, read_profiles
+from bot.cli import app, make_fetch, read_profiles
 from bot.mailer import SmtpMailer
 from bot.message import verify_token
 from bot.pipeline import (
@@ -235,6 +235,32 @@ def test_to_and_date_say_when_they_send_a_digest_not_due_that_day(
     again = send("--to", "ada@example.org", env=smtp_server.env())
     assert "ada@example.org already sent for this date" in again.stdout
     assert "not due" not in again.stdout  # an earlier run sent it: nothing to excuse now
+
+
+async def test_a_date_a_subscriber_has_not_reached_sends_them_nothing_yet(
+    env: dict[str, str], smtp_server: SmtpServer
+) -> None:
+    """At 03:00 UTC on the 25th it is still the 24th in New York: a digest for the 25th would
+    come before grace's digest for her today. She is left out, and nothing is recorded."""
+    config = load_settings(env_file=None)
+    mailer = SmtpMailer(smtp_server.host, smtp_server.port, security="none")
+    deps = Deps(
+        settings=config, store=Store(config.database_url), renderer=Renderer(),
+        fetch=make_fetch(config, config.sources), clock=lambda: datetime(2026, 11, 25, 3, tzinfo=UTC),
+        mailer=mailer,
+    )  # fmt: skip
+    async with mailer:
+        subscribers = read_profiles(config.profiles).subscribers
+        report = await send_digests(deps, subscribers, SendOptions(day=date(2026, 11, 25)))
+    grace = next(o for o in report.outcomes if o.email == "grace@example.org")
+    assert (grace.status, grace.detail) == (
+        "skipped",
+        "it is not yet 2026-11-25 where they are (America/New_York): not sent",
+    )
+    assert smtp_server.handler.to("grace@example.org") == []
+    assert len(smtp_server.handler.to("ada@example.org")) == 1
+    sid = deps.store.subscriber_id("grace@example.org")
+    assert sid is not None and deps.store.ledger.get(sid, date(2026, 11, 25)) is None
 
 
 def test_to_unknown_subscriber_is_a_clear_error(env: dict[str, str]) -> None:
