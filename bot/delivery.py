@@ -608,10 +608,10 @@ class _Run:
             return
         n = len(claim.paper_ids)
         note = " (taken over from an interrupted run)" if claim.resumed else ""
-        note = " (forced resend)" if claim.forced else note
+        note = " (forced resend)" if claim.resent else " (forced)" if claim.forced else note
         papers = plural(n, "paper") if n else "nothing matched"
         papers = papers if job.kind == "digest" else job.kind
-        self._emit(job, "sent", f"{papers}{note}", n, resent=claim.forced)
+        self._emit(job, "sent", f"{papers}{note}", n, resent=claim.resent)
 
     async def _failed(self, job: Job, claim: Claim, exc: DeliveryError) -> None:
         now, ledger, store = self.deps.clock(), self.deps.store.ledger, self.deps.store

@@ -242,7 +242,9 @@ def candidates(deps: Deps, targets: Sequence[Target], force: bool) -> Candidates
     first_day = min(t.day for t in targets)
     stored = deps.store.papers_between(first_day - timedelta(days=CATCH_UP_DAYS), date.max)
     among = [item.paper.id for item in stored]
-    sent = {} if force else deps.store.sent_paper_ids({t.sid for t in targets}, among)
+    # --force sends a digest again, but not the papers an alert carried (they never were in one)
+    kind = "alert" if force else None
+    sent = deps.store.sent_paper_ids({t.sid for t in targets}, among, kind)
     previous = {day: deps.store.last_digest_times(day) for day in {t.day for t in targets}}
     days: dict[int, list[date]] = {}
     for target in targets:

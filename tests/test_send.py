@@ -598,6 +598,36 @@ def test_force_says_so_only_when_something_was_resent(
     assert "--force: 1 digest sent again on purpose." in again.output
 
 
+def test_force_sends_again_what_a_digest_carried_but_not_what_an_alert_did(
+    env: dict[str, str], smtp_server: SmtpServer
+) -> None:
+    """An alert carried 2611.10001 to ada before her digest: a forced digest leaves it out as
+    the first one did. grace's digest was skipped earlier: forcing it sends it for the first
+    time, not "again"."""
+    store = Store(env["PAPERBOT_DATABASE_URL"])
+    ids = store.sync_subscribers(read_profiles(Path(env["PAPERBOT_PROFILES"])).subscribers).ids
+    ada, grace = ids["ada@example.org"], ids["grace@example.org"]
+    day, now = date(2026, 11, 25), datetime(2026, 11, 25, 6, tzinfo=UTC)
+    assert store.ledger.record_skipped(grace, day, now, "nothing matched")
+    request = ClaimRequest(ada, day, ("2611.10001",), "<a1@example.org>", "alert", "2611.10001")
+    (alert,) = store.ledger.claim_many([request], now)
+    assert alert is not None
+    store.ledger.mark_sent(alert, now)
+    first, again = (
+        send(env=smtp_server.env()),
+        send("--force", "--to", "ada@example.org", env=smtp_server.env()),
+    )
+    for run in (first, again):
+        assert run.exit_code == 0, run.output
+    digests = smtp_server.handler.to("ada@example.org")
+    assert len(digests) == 2
+    assert all("2611.10001" not in html_of(message) for message in digests)
+    forced = send("--force", "--to", "grace@example.org", env=smtp_server.env())
+    assert len(smtp_server.handler.to("grace@example.org")) == 1
+    assert "(forced)" in forced.output and "resend" not in forced.output
+    assert "sent again on purpose" not in forced.output
+
+
 def test_preview_line_names_only_what_this_run_wrote(env: dict[str, str]) -> None:
     outbox = Path(env["PAPERBOT_OUTBOX"])
     first = send()

@@ -381,15 +381,23 @@ class Store(RunLog):
     # -- history -----------------------------------------------------------------------------
 
     def sent_paper_ids(
-        self, subscriber_ids: Iterable[int], among: Iterable[str] | None = None
+        self,
+        subscriber_ids: Iterable[int],
+        among: Iterable[str] | None = None,
+        kind: str | None = None,
     ) -> dict[int, set[str]]:
-        """Papers already sent to each subscriber, only those ``among`` these ids if given.
+        """Papers already sent to each subscriber, only those ``among`` these ids if given, and
+        only in emails of ``kind`` (``alert``) if given.
 
         Runs pass the papers they consider, so the query stays the size of a window of lists
         rather than of the whole history.
         """
         wanted = set(subscriber_ids)
         query = select(SentItem.subscriber_id, SentItem.paper_id)
+        if kind is not None:
+            query = query.join(Delivery, col(Delivery.id) == col(SentItem.delivery_id)).where(
+                col(Delivery.kind) == kind
+            )
         if among is not None:
             query = query.where(col(SentItem.paper_id).in_(list(set(among))))
         if len(wanted) <= IN_LIST_LIMIT:

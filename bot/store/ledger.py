@@ -82,6 +82,9 @@ class Claim:
     attempts: int
     resumed: bool
     forced: bool = False
+    """Taken over by ``force``: a ``sent`` row is sent again, another settled one for once."""
+    resent: bool = False
+    """Forced over a row that was ``sent``: the subscriber gets that digest a second time."""
     first_attempt: datetime | None = None
 
 
@@ -295,7 +298,8 @@ class Ledger(DeliveryQueries):
         assert row.id is not None
         return Claim(
             row.id, row.subscriber_id, message_id, tuple(papers), row.attempts + 1,
-            resumed=crashed, forced=forced, first_attempt=stamp if forced else row.created_at,
+            resumed=crashed, forced=forced, resent=forced and row.status == SENT,
+            first_attempt=stamp if forced else row.created_at,
         )  # fmt: skip
 
     def mark_sent(self, claim: Claim, now: datetime) -> None:
