@@ -621,7 +621,7 @@ class _Run:
             if isinstance(exc, RecipientDeliveryError):
                 reason = f"permanent failure: {exc}"
                 await asyncio.to_thread(store.suppress, job.email, reason, now)
-                refused = held_refusal(exc)
+                detail, refused = f"{exc} (address suppressed)", held_refusal(exc)
         else:
             first = claim.first_attempt or now
             retry_at = self.policy.next_attempt(claim.attempts, first, now, self.options.rand)

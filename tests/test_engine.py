@@ -684,7 +684,8 @@ async def test_dead_mailboxes_among_accepted_ones_are_still_suppressed(
         report = await deliver(deps, jobs)
     assert report.stopped is None and report.refused_all is None
     failed = [(o.email, o.detail, o.code) for o in report.outcomes if o.status == "failed"]
-    assert sorted(failed) == sorted((email, f"refused: {MAILBOX}", 550) for email in dead)
+    suppressed = f"refused: {MAILBOX} (address suppressed)"
+    assert sorted(failed) == sorted((email, suppressed, 550) for email in dead)
     assert set(deps.store.suppressed()) == set(dead)
     states = {r.subscriber_id: (r.status, r.attempts, r.last_code) for r in ledger_rows(deps, jobs)}
     for job in jobs:
@@ -727,7 +728,8 @@ async def test_a_small_run_of_dead_mailboxes_of_one_domain_suppresses_them(
     async with deps.mailer:  # type: ignore[union-attr]
         report = await deliver(deps, jobs)
     assert report.stopped is None and report.refused_all is None
-    assert {(o.status, o.detail) for o in report.outcomes} == {("failed", f"refused: {MAILBOX}")}
+    suppressed = f"refused: {MAILBOX} (address suppressed)"
+    assert {(o.status, o.detail) for o in report.outcomes} == {("failed", suppressed)}
     assert set(deps.store.suppressed()) == set(emails)
     assert {(r.status, r.attempts) for r in ledger_rows(deps, jobs)} == {("perm_failed", 1)}
 
