@@ -287,6 +287,8 @@ class Renderer:
             "earlier": digest.earlier,
             "topics": topics_of(digest),
             "trigger": trigger,
+            "rules": fired_rules(digest.topics) if digest.kind == "alert" else "",
+            "several": digest.kind == "alert" and len(digest.topics) > 1,
             "unsubscribe": unsubscribe_link(ctx),
             "contact_href": contact_link(ctx.contact),
             "contact_text": one_line(ctx.contact or ""),
@@ -309,6 +311,13 @@ def _text(text: str, blocks: str) -> str:
     if text.startswith(BLOCKS_SLOT) or f"\n{BLOCKS_SLOT}" in text:
         return finish_text(wrap_lines(text).replace(BLOCKS_SLOT, blocks, 1))
     return wrap_text(text.replace(BLOCKS_SLOT, blocks, 1))
+
+
+def fired_rules(names: Sequence[str]) -> str:
+    """The alert rules that fired, each quoted: ``“Lee”``, ``“Lee” and “SSMs”``,
+    ``“Lee”, “RL” and “SSMs”``."""
+    quoted = [f"“{one_line(name)}”" for name in names if name.strip()]
+    return ", ".join(quoted[:-1]) + " and " + quoted[-1] if len(quoted) > 1 else "".join(quoted)
 
 
 def template_kind(digest: Digest) -> str:

@@ -196,9 +196,10 @@ def test_a_long_alert_trigger_leaves_room_for_the_title_in_the_subject(
         "Alert for Geoffrey Hinton, Yoshua Bengio, Yann…: Routing Without Regret: "
         "Load-Balanced Mixture of Experts at…"
     )
-    assert "Your alert “Geoffrey Hinton, Yoshua Bengio, Yann LeCun, graph neural network”" in (
-        out.html
-    )
+    fired = "“Geoffrey Hinton”, “Yoshua Bengio”, “Yann LeCun” and “graph neural network”"
+    assert f"Your alerts {fired} fired" in out.html
+    one = renderer.render(digest(n=1, more=0, kind="alert", topics=("Shazeer",)), CTX)
+    assert "Your alert “Shazeer” fired" in one.html
     assert "\nRouting Without Regret" in out.text and " 1. " not in out.text, "as in the HTML"
     assert ">#1<" not in out.html
 
