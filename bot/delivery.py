@@ -131,6 +131,13 @@ def domain_of(email: str) -> str:
     return email.rpartition("@")[2].lower()
 
 
+def spans_enough(domains: int, listed: int | None) -> bool:
+    """Whether refused mailboxes at ``domains`` domains blame the server rather than the
+    addresses: ``MAILBOX_DOMAINS`` or more, or all ``listed`` (the subscribers' domains, when
+    known) when there are fewer."""
+    return domains >= min(MAILBOX_DOMAINS, listed or MAILBOX_DOMAINS)
+
+
 def domains_of(subscribers: Iterable[Subscriber]) -> int:
     """How many recipient domains ``subscribers`` have (see ``MAILBOX_DOMAINS``)."""
     return len({domain_of(s.email) for s in subscribers})
@@ -573,7 +580,7 @@ class _Run:
         if not isinstance(self.held[0][2], RecipientDeliveryError):
             return True
         domains = {domain_of(job.email) for job, _, _ in self.held}
-        return len(domains) >= min(MAILBOX_DOMAINS, self.options.domains or MAILBOX_DOMAINS)
+        return spans_enough(len(domains), self.options.domains)
 
     def _end_refusals(self) -> list[_Held]:
         """Take the held refusals, to be recorded; none once the run is stopping: it releases

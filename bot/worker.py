@@ -31,7 +31,7 @@ from typing import Any
 
 from bot.admin import AdminAlerts, is_smtp_trouble, smtp_advice
 from bot.alerts import Terms
-from bot.delivery import MAILBOX_DOMAINS, REFUSALS_IN_ROW, domain_of, domains_of
+from bot.delivery import REFUSALS_IN_ROW, domain_of, domains_of, spans_enough
 from bot.delivery_jobs import Outcome
 from bot.errors import BotError, Problem, ProfileError, RecipientDeliveryError
 from bot.mailer import Mailer
@@ -414,9 +414,9 @@ class Worker:
         suppressions are undone, their messages go again once the server works, delivery
         pauses and the admin is told."""
         self.refused = refused_in_a_row(self.refused, report.outcomes)
-        domains = {domain_of(o.email) for o in self.refused}
-        wanted = min(MAILBOX_DOMAINS, domains_of(self.roster.values()))
-        if len(self.refused) < REFUSALS_IN_ROW or len(domains) < wanted:
+        domains = len({domain_of(o.email) for o in self.refused})
+        listed = domains_of(self.roster.values())
+        if len(self.refused) < REFUSALS_IN_ROW or not spans_enough(domains, listed):
             return False
         refused, self.refused = self.refused, []
         suppressed, now = self.deps.store.suppressed(), self.deps.clock()
