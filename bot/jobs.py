@@ -73,12 +73,20 @@ def compose(
 
 
 def claimed_digest(digest: Digest, claim: Claim, selection: matching.Selection) -> Digest:
-    """After a crash, resend exactly the papers the claimed row recorded."""
+    """The digest holding exactly the papers of the claim, in their order: after a crash, those
+    the row recorded (its message is sent again as it was; none for a "nothing matched" note).
+
+    A paper of the claim that ``selection`` did not score cannot be shown: the message is not
+    made (the ledger and the log would name a paper it does not hold).
+    """
     if tuple(m.paper.id for m in digest.matches) == claim.paper_ids:
         return digest
     by_id: dict[str, Match] = {m.paper.id: m for m in selection.ranked}
-    matches = tuple(by_id[i] for i in claim.paper_ids if i in by_id)
-    more = tuple(p for p in digest.more if p.id not in claim.paper_ids)
+    missing = [i for i in claim.paper_ids if i not in by_id]
+    if missing:
+        raise LookupError(f"papers of the claimed message not found: {', '.join(missing)}")
+    matches = tuple(by_id[i] for i in claim.paper_ids)
+    more = tuple(p for p in digest.more if p.id not in claim.paper_ids) if matches else ()
     kind: DigestKind = "digest" if matches else "empty"
     return replace(digest, matches=matches, more=more, kind=kind)
 

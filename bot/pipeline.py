@@ -27,7 +27,7 @@ from bot.render import Renderer, plural
 from bot.settings import Settings
 from bot.stopping import Stopped, unless_stopped
 from bot.store import Store
-from bot.store.tables import FINAL_STATES, STATE_MEANING
+from bot.store.tables import FINAL_STATES, SENDING, STATE_MEANING, Delivery
 
 log = logging.getLogger(__name__)
 
@@ -223,6 +223,8 @@ class Candidates:
 
     papers: dict[tuple[int, date], tuple[Paper, ...]]
     earlier: dict[tuple[int, date], int]
+    resumed: Mapping[tuple[int, date], tuple[str, ...]] = field(default_factory=dict)
+    """The papers of each target whose message was left ``sending`` (see ``resuming``)."""
 
     def listed(self, key: tuple[int, date]) -> bool:
         """Whether the target's lists hold any paper, new to the subscriber or not."""
@@ -285,6 +287,30 @@ def candidates(deps: Deps, targets: Sequence[Target], force: bool) -> Candidates
     return found
 
 
+def resuming(
+    deps: Deps, found: Candidates, rows: Mapping[tuple[int, date], Delivery]
+) -> Candidates:
+    """``found``, with the papers of each target whose ledger row is ``sending`` among its
+    candidates (and the target in ``Candidates.resumed``).
+
+    Its message was taken by a run that may have sent it and died, or another run sends it now.
+    A claim that takes it over sends it again exactly as it was, whatever became of its papers
+    since (sent in an alert, no longer matching): its message must be able to show them, and
+    the digest is not settled as skipped before the claim.
+    """
+    held = {
+        key: tuple(row.paper_ids)
+        for key, row in rows.items()
+        if key in found.papers and row.status == SENDING
+    }
+    stored = deps.store.papers_by_id(i for ids in held.values() for i in ids) if held else {}
+    papers = dict(found.papers)
+    for key, ids in held.items():
+        known = {paper.id for paper in papers[key]}
+        papers[key] += tuple(stored[i] for i in ids if i not in known and i in stored)
+    return replace(found, papers=papers, resumed=held)
+
+
 def _owner(days: list[date]) -> Callable[[date], date]:
     """Which of one subscriber's digest dates (sorted) a paper listed on a date belongs to."""
     if len(days) == 1:
@@ -325,11 +351,12 @@ def _digest_jobs(
     deps: Deps,
     targets: Sequence[Target],
     selections: Mapping[tuple[int, date], matching.Selection],
-    earlier: Mapping[tuple[int, date], int],
+    found: Candidates,
     options: SendOptions,
     report: SendReport,
 ) -> Iterator[Job]:
-    """The digests to deliver; subscribers with nothing to send are settled (and reported) here."""
+    """The digests to deliver; subscribers with nothing to send are settled (and reported) here,
+    unless their message was left ``sending``: its claim decides."""
 
     def settle(target: Target, status: str, detail: str, papers: int = 0) -> None:
         outcome = Outcome(target.subscriber.email, status, papers, detail, target.day)
@@ -338,9 +365,9 @@ def _digest_jobs(
 
     for target in targets:
         sub = target.subscriber
-        digest = build_digest(sub, target.day, selections[target.key], earlier[target.key])
+        digest = build_digest(sub, target.day, selections[target.key], found.earlier[target.key])
         n = len(digest.matches)
-        if nothing_to_send(digest):
+        if nothing_to_send(digest) and target.key not in found.resumed:
             if options.dry_run:
                 settle(target, "dry-run", WOULD_SKIP)
                 continue
@@ -414,9 +441,13 @@ def _mailable(deps: Deps, targets: list[Target], report: SendReport) -> list[Tar
     return left
 
 
-def _not_done(deps: Deps, targets: list[Target], report: SendReport) -> list[Target]:
+def _not_done(
+    deps: Deps,
+    targets: list[Target],
+    rows: Mapping[tuple[int, date], Delivery],
+    report: SendReport,
+) -> list[Target]:
     """Leave out (and report) subscribers whose digest for the date is already settled."""
-    rows = deps.store.ledger.digests_on(sorted({t.day for t in targets}))
     left = []
     for target in targets:
         row = rows.get((target.sid, target.day))
@@ -472,8 +503,9 @@ async def send_to_targets(deps: Deps, targets: list[Target], options: SendOption
 
 async def _send_to_targets(deps: Deps, targets: list[Target], options: SendOptions) -> SendReport:
     report = SendReport()
+    rows = deps.store.ledger.digests_on(sorted({t.day for t in targets}))
     if not options.force:
-        targets = _not_done(deps, targets, report)
+        targets = _not_done(deps, targets, rows, report)
     targets = _mailable(deps, targets, report)
     if not targets:
         return report
@@ -490,14 +522,14 @@ async def _send_to_targets(deps: Deps, targets: list[Target], options: SendOptio
             targets = _left_for_later(deps, targets, day, missing, report)
     if not targets:
         return report
-    found = candidates(deps, targets, options.force)
+    found = resuming(deps, candidates(deps, targets, options.force), rows)
     if options.wait_for_papers:
         report.waiting = [t.key for t in targets if not found.listed(t.key)]
         targets = [t for t in targets if found.listed(t.key)]
         if not targets:
             return report
     selections = select(deps, targets, found.papers)
-    jobs = _digest_jobs(deps, targets, selections, found.earlier, options, report)
+    jobs = _digest_jobs(deps, targets, selections, found, options, report)
     if options.dry_run or deps.mailer is None:
         for _ in jobs:  # dry run: everything is settled while listing the jobs
             pass

@@ -12,7 +12,7 @@ zone, on the days their frequency names. Time zone rules decide the odd days:
 
 from __future__ import annotations
 
-from collections.abc import Container, Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
 
 from bot.models import Subscriber
@@ -51,24 +51,34 @@ def due_date(
 def due(
     subscribers: Iterable[tuple[int, Subscriber]],
     now: datetime,
-    known: Container[int] = (),
+    latest: Mapping[int, date] | None = None,
     after: datetime | None = None,
 ) -> list[tuple[int, Subscriber, date]]:
-    """Subscribers whose digest is due now, with its date (the ledger then says if it is done).
+    """Subscribers whose digest is due now and not settled yet, with its date.
 
-    ``known`` holds the subscribers who had a digest before; a new subscriber's first digest
-    waits for their first send time instead of catching up on the day before. ``after`` is when
-    the previous sweep ran, if one did (see ``due_date``).
+    ``latest`` is the date of each subscriber's latest digest in the ledger, whatever became of
+    it. A subscriber without one is new: their first digest waits for their first send time
+    instead of catching up on the day before. A send on or before that date is not due: its
+    digest was made, or one for a later date (sent ahead of its time by hand) covers it, as it
+    holds every paper since the digest before. ``after`` is when the previous sweep ran, if one
+    did (see ``due_date``).
 
     After downtime this yields only the latest missed digest, never one per missed day: it
     carries every paper since the previous digest.
     """
+    latest = latest or {}
     result = []
     for sid, subscriber in subscribers:
-        day = due_date(subscriber, now, catch_up=sid in known, after=after)
-        if day is not None:
+        day = due_date(subscriber, now, catch_up=sid in latest, after=after)
+        if day is not None and not covered(day, latest.get(sid)):
             result.append((sid, subscriber, day))
     return result
+
+
+def covered(day: date, latest: date | None) -> bool:
+    """Whether a digest for ``day`` is settled by the subscriber's ``latest`` digest date in the
+    ledger: made for that date, or for a later one."""
+    return latest is not None and day <= latest
 
 
 def should_announce(source: str, day: date) -> bool:

@@ -135,11 +135,14 @@ def _digest_targets(
     deps: Deps, roster: Roster, now: datetime, after: datetime | None,
     waiting: Iterable[tuple[int, date]], suppressed: Container[str],
 ) -> list[Target]:  # fmt: skip
-    """Digests due now with no ledger row yet, plus failed ones whose retry time has come.
+    """Digests due now that the ledger does not settle yet, plus failed ones whose retry time
+    has come. A digest row for a date settles that date and every earlier one (see
+    ``schedule.due``): a digest sent by hand ahead of its time is not followed by one for the
+    send before it.
 
     A digest left ``waiting`` for papers is due again, unless a later one of its subscriber is
-    (that one carries every paper since the previous digest, as after downtime) or their
-    frequency no longer names its date.
+    due or in the ledger (that one carries every paper since the previous digest, as after
+    downtime) or their frequency no longer names its date.
 
     Subscribers who get no digest whatever the papers (a ``suppressed`` address, a profile
     without interests: see ``no_digest``) are left out, before any matching: nothing would
@@ -147,19 +150,15 @@ def _digest_targets(
     it adopts the profiles).
     """
     roster = {sid: sub for sid, sub in roster.items() if no_digest(sub, suppressed) is None}
-    due = {
-        (sid, day): sub
-        for sid, sub, day in schedule.due(
-            roster.items(), now, deps.store.ledger.with_digests(), after
-        )
-    }
+    recorded = deps.store.ledger.latest_digests()
+    due = {(sid, day): sub for sid, sub, day in schedule.due(roster.items(), now, recorded, after)}
     latest = {sid: day for sid, day in due}
     for sid, day in waiting:
         sub = roster.get(sid)
-        if sub is not None and sub.sends_on(day) and latest.get(sid, day) <= day:
+        settled = schedule.covered(day, recorded.get(sid)) or latest.get(sid, day) > day
+        if sub is not None and sub.sends_on(day) and not settled:
             due.setdefault((sid, day), sub)
-    settled = deps.store.ledger.digests_on(sorted({day for _, day in due}))
-    targets = {key: Target(sub, *key) for key, sub in due.items() if key not in settled}
+    targets = {key: Target(sub, *key) for key, sub in due.items()}
     for row in deps.store.ledger.due_retries(now):
         if row.kind == "digest" and row.subscriber_id in roster:
             key = (row.subscriber_id, row.digest_date)

@@ -79,9 +79,23 @@ def test_due_uses_the_local_date() -> None:
 
 def test_after_downtime_only_the_latest_digest_is_due() -> None:
     subscriber = sub("UTC", "08:00")
-    assert due([(1, subscriber)], utc(2024, 6, 5, 12), {1}) == [(1, subscriber, date(2024, 6, 5))]
+    last = {1: date(2024, 6, 3)}  # the date of the latest digest in the ledger
+    assert due([(1, subscriber)], utc(2024, 6, 5, 12), last) == [(1, subscriber, date(2024, 6, 5))]
     # down from 4 June 07:00 to 5 June 07:00: the latest missed digest (4 June) is due at once
-    assert due([(1, subscriber)], utc(2024, 6, 5, 7), {1}) == [(1, subscriber, date(2024, 6, 4))]
+    assert due([(1, subscriber)], utc(2024, 6, 5, 7), last) == [(1, subscriber, date(2024, 6, 4))]
+
+
+@pytest.mark.parametrize("frequency", ["daily", "weekly:mon"])
+def test_a_digest_for_a_later_date_covers_the_sends_before_it(frequency: str) -> None:
+    """A digest sent ahead of its time (Thursday's before 08:00 on Thursday, or a weekly one on
+    a day its frequency does not name) leaves no earlier send to make up; the next one is due."""
+    subscriber = sub("UTC", "08:00", frequency)
+    thursday = {1: date(2024, 6, 6)}
+    assert due([(1, subscriber)], utc(2024, 6, 6, 7), thursday) == []
+    assert due([(1, subscriber)], utc(2024, 6, 6, 9), thursday) == []
+    following = date(2024, 6, 7) if frequency == "daily" else date(2024, 6, 10)
+    at_9 = utc(following.year, following.month, following.day, 9)
+    assert due([(1, subscriber)], at_9, thursday) == [(1, subscriber, following)]
 
 
 def test_a_new_subscriber_waits_for_the_first_send_time() -> None:

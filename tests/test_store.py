@@ -465,8 +465,28 @@ def test_skipping_settles_a_superseded_retry(store: Store) -> None:
     assert store.ledger.record_skipped(sid, DAY, NOW + timedelta(days=1), "nothing matched")
     row = store.ledger.get(sid, DAY)
     assert row is not None and row.status == "skipped" and "superseded" in (row.last_error or "")
+    assert row.paper_ids == [], "it carried no paper"
     assert store.ledger.due_retries(NOW + timedelta(days=2)) == []
     assert not store.ledger.record_skipped(sid, DAY, NOW + timedelta(days=1), "nothing matched")
+
+
+def test_a_message_left_sending_is_not_skipped_but_resumed_as_it_was(store: Store) -> None:
+    """Its sender died after claiming it, maybe after sending it: nothing to send now does not
+    settle it, and a "nothing matched" note is resumed as a note, whatever matches now."""
+    sid = store.sync_subscribers([sub("ada@example.org")]).ids["ada@example.org"]
+    counter = [0]
+    for day, papers in ((DAY, ["1"]), (DAY + timedelta(days=1), [])):
+        first = store.ledger.claim(
+            sid, day, NOW, paper_ids=papers, new_message_id=lambda: ids(counter)
+        )
+        assert first is not None
+        later = NOW + store.ledger.lease + timedelta(seconds=1)
+        assert not store.ledger.record_skipped(sid, day, later, "nothing matched")
+        resumed = store.ledger.claim(
+            sid, day, later, paper_ids=["2"], new_message_id=lambda: ids(counter)
+        )
+        assert resumed is not None and resumed.resumed
+        assert (resumed.message_id, resumed.paper_ids) == (first.message_id, tuple(papers))
 
 
 def test_a_retry_carries_what_is_unsent_now_but_a_resend_repeats_itself(store: Store) -> None:

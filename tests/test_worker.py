@@ -401,6 +401,41 @@ async def test_a_grouped_alert_left_sending_is_sent_again_as_it_was_after_its_le
     ]  # fmt: skip
 
 
+@pytest.mark.parametrize("send_empty", ["true", "false"])
+async def test_a_digest_taken_over_from_an_interrupted_run_goes_again_as_it_was(
+    make_worker: Callable[[], Worker], clock: Clock, profiles_path: Path, smtp_server: SmtpServer,
+    caplog: pytest.LogCaptureFixture, send_empty: str,
+) -> None:  # fmt: skip
+    """A `send` claimed ada's digest of paper 1 and died; before its lease runs out the paper
+    reaches her in an alert. The worker then sends the digest again as it was, with its
+    Message-ID and its paper (it may have arrived), whether or not she wants empty digests,
+    and the log, the ledger and the email say the same."""
+    caplog.set_level(logging.INFO, logger="bot")
+    profiles_path.write_text(only_ada(send_empty=send_empty) + LEE)
+    worker = make_worker()
+    store = worker.deps.store
+    clock.set(2026, 11, 25, 8, 1)
+    store.save_papers([moe_paper(1)], NOV_25, clock())
+    sid = store.subscriber_ids()["ada@example.org"]
+    interrupted = "<interrupted@paperbot.example.org>"
+    papers = [moe_paper(1).id]
+    assert store.ledger.claim(
+        sid, NOV_25, clock(), paper_ids=papers, new_message_id=lambda: interrupted
+    )
+    await worker.sweep_job()  # within the lease: the alert only
+    clock.set(2026, 11, 25, 8, 7)
+    await worker.sweep_job()
+    alert, digest = smtp_server.handler.to("ada@example.org")
+    assert str(alert["Subject"]) == "Alert for Lee: Sparse Mixture of Experts Study 1"
+    assert str(digest["Message-ID"]) == interrupted
+    assert str(digest["Subject"]) == "1 paper for Wed 25 Nov: Sparse Mixture of Experts Study 1"
+    row = store.ledger.get(sid, NOV_25)
+    assert row is not None and (row.status, row.paper_ids) == ("sent", papers)
+    assert messages(caplog, "digest for 2026-11-25 to ada@example.org: ") == [
+        "digest for 2026-11-25 to ada@example.org: sent (1 paper (taken over from an interrupted run))"
+    ]
+
+
 async def test_an_alert_given_up_keeps_its_papers_until_the_last_leaves_the_window(
     make_worker: Callable[[], Worker], clock: Clock, profiles_path: Path, smtp_server: SmtpServer
 ) -> None:
@@ -454,6 +489,70 @@ async def test_catch_up_after_downtime_sends_one_digest_with_everything_since(
     clock.set(2026, 11, 29, 6, 31)
     await worker.sweep_job()
     assert len(smtp_server.handler.to("ada@example.org")) == 2  # nothing new: skipped
+
+
+PACIFIC = """\
+subscribers:
+  - email: la@example.org
+    timezone: America/Los_Angeles
+    send_at: "07:00"
+    send_empty: true
+    interests:
+      keywords: ["mixture of experts"]
+  - email: la2@example.org
+    timezone: America/Los_Angeles
+    send_at: "07:00"
+    interests:
+      keywords: ["mixture of experts"]
+  - email: akl@example.org
+    timezone: Pacific/Auckland
+    send_at: "07:00"
+    send_empty: true
+    interests:
+      keywords: ["mixture of experts"]
+"""
+
+
+def dated(server: SmtpServer) -> list[tuple[str, str]]:
+    """(recipient, the date its subject names) of each message received, sorted."""
+    found = [
+        (m["To"].addresses[0].addr_spec, re.search(r"\w{3} \d+ \w{3}", str(m["Subject"])))
+        for m in server.messages
+    ]
+    return sorted((to, day[0]) for to, day in found if day is not None)
+
+
+async def test_a_digest_sent_by_hand_ahead_of_time_covers_the_sends_before_it(
+    make_worker: Callable[[], Worker], clock: Clock, profiles_path: Path, smtp_server: SmtpServer
+) -> None:
+    """At 13:48 UTC on Friday 27 November `paperbot send` sends Los Angeles its Friday digests
+    (before 07:00 there) and Auckland its Saturday one; the worker started then makes up no
+    Thursday digest in Los Angeles nor Friday one in Auckland, and records nothing for them,
+    but sends the next digests when they are due."""
+    profiles_path.write_text(PACIFIC)
+    worker = make_worker()
+    clock.set(2026, 11, 27, 13, 48)
+    await worker.fetch_job()
+    worker.deps.mailer = SmtpMailer(smtp_server.host, smtp_server.port, security="none")
+    async with worker.deps.mailer:
+        await send_digests(worker.deps, list(worker.roster.values()), SendOptions())
+    sent_by_hand = [
+        ("akl@example.org", "Sat 28 Nov"), ("la2@example.org", "Fri 27 Nov"),
+        ("la@example.org", "Fri 27 Nov"),
+    ]  # fmt: skip
+    assert dated(smtp_server) == sent_by_hand
+    await worker.sweep_job()
+    assert dated(smtp_server) == sent_by_hand
+    ledger = worker.deps.store.ledger
+    assert sorted(ledger.counts()) == [
+        (date(2026, 11, 27), "sent", 2), (date(2026, 11, 28), "sent", 1),
+    ]  # fmt: skip
+    clock.set(2026, 11, 28, 15, 1)  # 07:01 on Saturday in Los Angeles
+    await worker.sweep_job()
+    assert dated(smtp_server) == sorted([*sent_by_hand, ("la@example.org", "Sat 28 Nov")])
+    assert sorted(ledger.counts())[1:] == [
+        (date(2026, 11, 28), "sent", 2), (date(2026, 11, 28), "skipped", 1),
+    ]  # fmt: skip
 
 
 async def test_a_new_weekly_subscribers_first_digest_holds_the_week(

@@ -38,11 +38,16 @@ class DeliveryQueries:
             )
             return {(r.subscriber_id, r.digest_date): r for r in db.exec(query).all()}
 
-    def with_digests(self) -> set[int]:
-        """Subscribers who have had at least one digest row (sent, skipped or otherwise)."""
+    def latest_digests(self) -> dict[int, date]:
+        """The date of each subscriber's latest digest row (sent, skipped or otherwise), for
+        those who have one."""
+        query = (
+            select(Delivery.subscriber_id, func.max(Delivery.digest_date))
+            .where(Delivery.kind == "digest")
+            .group_by(col(Delivery.subscriber_id))
+        )
         with self._session() as db:
-            query = select(Delivery.subscriber_id).where(Delivery.kind == "digest").distinct()
-            return set(db.exec(query).all())
+            return {sid: day for sid, day in db.exec(query).all()}
 
     def alert_rows(
         self, subscriber_ids: Sequence[int], since: date

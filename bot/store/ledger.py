@@ -270,9 +270,9 @@ class Ledger(DeliveryQueries):
         if not (crashed or due or forced):
             return None
         message_id = request.message_id if forced else (row.message_id or request.message_id)
-        # A resumed message is sent again exactly as it was (same Message-ID, same papers); a
-        # retry after a refusal carries what is unsent now.
-        papers = list(row.paper_ids) if crashed and row.paper_ids else list(request.paper_ids)
+        # A resumed message is sent again exactly as it was (same Message-ID, same papers: none
+        # for a "nothing matched" note); a retry after a refusal carries what is unsent now.
+        papers = list(row.paper_ids if crashed else request.paper_ids)
         if row.kind == ALERT:
             # Its papers are held by the row alone: a retry may leave some out but never takes
             # in another, and only a request that names every paper it carries takes it over
@@ -415,8 +415,9 @@ class Ledger(DeliveryQueries):
     def record_skipped(self, subscriber_id: int, day: date, now: datetime, reason: str) -> bool:
         """Record that nothing is to be sent for this key; False when it was already settled.
 
-        An unfinished row (a temporary failure, or an abandoned ``sending``) is settled as
-        ``skipped`` too: its papers went out with a later digest, or no longer match.
+        A temporary failure is settled as ``skipped`` too, and holds no papers any more: they
+        went out with a later digest, or no longer match. A ``sending`` row is not: its message
+        may have gone out, and is sent again as it was (see ``_take_over``).
         """
         stamp = as_utc(now)
         row = Delivery(
@@ -431,14 +432,12 @@ class Ledger(DeliveryQueries):
             except IntegrityError:
                 db.rollback()
         unfinished = update(Delivery).where(
-            *key_clause(subscriber_id, day, "digest", ""),
-            (col(Delivery.status) == TEMP_FAILED)
-            | ((col(Delivery.status) == SENDING) & (col(Delivery.lease_until) < stamp)),
+            *key_clause(subscriber_id, day, "digest", ""), col(Delivery.status) == TEMP_FAILED
         )
         with self._session() as db:
             settled = db.exec(unfinished.values(
                 status=SKIPPED, last_error=f"{reason} (superseded)", updated_at=stamp,
-                lease_until=None, next_attempt_at=None,
+                paper_ids=[], next_attempt_at=None,
             ))  # fmt: skip
             db.commit()
         return bool(settled.rowcount == 1)
