@@ -49,10 +49,13 @@ Stopping (or ``deps.stop``) releases the claimed messages not yet sent, for the 
 row becomes ``temp_failed``, due at once, with ``not sent: <why the run stopped>``, and the claim
 does not count as an attempt (the server never had a word about that message). The message in
 hand when the run stopped is also reported as ``failed``; the report's ``stopped_by`` is the
-SMTP error that stopped the run, if one did. A cancelled run (a stop that would not wait longer)
-records the messages accepted but not yet recorded as ``sent`` and releases the rest too, as soon
-as the cancellation reaches it and without awaiting anything; the messages being sent then stay
-``sending``, as after a crash.
+SMTP error that stopped the run, if one did. The jobs not claimed yet are left as they are (the
+next run delivers them): ``unclaimed`` counts those the run had taken. A cancelled run (a stop
+that would not wait longer) records the messages accepted but not yet recorded as ``sent`` (and
+reports them) and releases the rest too, as soon as the cancellation reaches it and without
+awaiting anything; the messages being sent then stay ``sending``, as after a crash.
+``deps.on_outcome`` hears of each outcome and ``deps.on_released`` of each release as they come,
+so that a run cancelled before it returns its report is known by them.
 """
 
 from __future__ import annotations
@@ -235,8 +238,8 @@ class _Run:
             await asyncio.to_thread(self._release_all, self.deps.clock(), self._not_sent())
 
     def _abandon(self, senders: list[asyncio.Task[None]]) -> None:
-        """The run is cancelled: stop the senders, record the messages accepted but not yet
-        recorded, and release the claims none of them handed to the server, before the
+        """The run is cancelled: stop the senders, record (and report) the messages accepted but
+        not yet recorded, and release the claims none of them handed to the server, before the
         cancellation goes on (without waiting: the task may be cancelled again). The messages
         in flight stay ``sending`` until their lease runs out."""
         for sender in senders:
@@ -244,14 +247,17 @@ class _Run:
         if not self._halted() and self.broken is None:
             self.report.stopped = "the run was cancelled"
         now = self.deps.clock()
-        accepted = [claim for _, claim in self.recorder.unwritten()]
+        accepted = self.recorder.unwritten()
         try:
-            self.deps.store.ledger.mark_sent_many(accepted, now)
+            self.deps.store.ledger.mark_sent_many([claim for _, claim in accepted], now)
         except Exception as exc:
             log.warning(
                 "%s stay 'sending' until their lease runs out: recording them failed: %s",
                 plural(len(accepted), "sent message"), db_reason(exc),
             )  # fmt: skip
+        else:
+            for item in accepted:
+                self._recorded(item, None)
         if released := self._release_all(now, self._not_sent()):
             unsent = plural(released, "claimed message")
             log.warning("delivery cancelled: released %s not sent", unsent)
@@ -260,7 +266,8 @@ class _Run:
         """Give back every claim not settled, saying why, for the next run: the messages no
         sender handed to the server and the refusals held; how many (``report.released``
         counts them). When the database refuses that, the rest stay ``sending`` until their
-        lease runs out, and the run ends with that error unless it ends with another."""
+        lease runs out, and the run ends with that error unless it ends with another.
+        ``deps.on_released`` hears how many (with the lock held, on the caller's thread)."""
         ledger, released = self.deps.store.ledger, 0
         with self.releasing:
             self.unsent.update((claim.delivery_id, claim) for _, claim, _ in self.held)
@@ -277,6 +284,8 @@ class _Run:
                     self.broken = self.broken or exc
                     break
             self.report.released += released
+            if released:
+                self.deps.on_released(released)
         return released
 
     # -- bookkeeping -------------------------------------------------------------------------
@@ -334,6 +343,7 @@ class _Run:
         async with contextlib.aclosing(chunks(jobs, size)) as batches:
             async for chunk in batches:
                 if self._halted() or self.broken is not None:
+                    self.report.unclaimed += len(chunk)
                     break
                 await self.limiter.wait()
                 claimed = await self._claim(chunk)

@@ -83,14 +83,17 @@ class DeliveryReport:
     ``stopped_by`` is the SMTP error that stopped it (connection trouble, authentication, TLS);
     it is None when the run was not stopped, or stopped for a shutdown or because the ledger
     could not record a sent message. ``released`` counts the claimed
-    messages given back unsent without an outcome of their own. ``refused_all`` is the refusal
-    the server gave every message of a run too small to stop (they are retried with backoff).
+    messages given back unsent without an outcome of their own; ``unclaimed`` the jobs taken
+    from those to deliver but never claimed, the run having stopped first (it leaves the rest of
+    them untaken: the caller counts those). ``refused_all`` is the refusal the server gave every
+    message of a run too small to stop (they are retried with backoff).
     """
 
     outcomes: list[Outcome] = field(default_factory=list)
     stopped: str | None = None
     stopped_by: DeliveryError | None = None
     released: int = 0
+    unclaimed: int = 0
     refused_all: DeliveryError | None = None
 
 
@@ -109,6 +112,8 @@ class DeliveryDeps(Protocol):
     def clock(self) -> Callable[[], datetime]: ...
     @property
     def on_outcome(self) -> Callable[[Outcome], None]: ...
+    @property
+    def on_released(self) -> Callable[[int], None]: ...
     @property
     def stop(self) -> asyncio.Event: ...
 

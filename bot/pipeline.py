@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Container, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -22,7 +22,7 @@ from bot.errors import DeliveryError
 from bot.jobs import build_digest, compose, digest_job
 from bot.mailer import Mailer
 from bot.message import new_message_id
-from bot.models import Digest, Paper, Subscriber
+from bot.models import Digest, Match, Paper, Subscriber
 from bot.render import Renderer, plural
 from bot.settings import Settings
 from bot.stopping import Stopped, unless_stopped
@@ -69,6 +69,9 @@ class SendReport:
     ``SendOptions.wait_for_papers``)."""
     released: int = 0
     """Claimed messages given back unsent when delivery stopped: the next run sends them."""
+    unclaimed: int = 0
+    """Messages that would have gone but were never claimed, delivery having stopped first
+    (they have no ledger row): the next run sends them."""
     refused_all: DeliveryError | None = None
     """The refusal the server gave every message of the run (see ``DeliveryReport``)."""
 
@@ -83,6 +86,12 @@ class SendReport:
         self.stopped_by = self.stopped_by or delivered.stopped_by
         self.refused_all = self.refused_all or delivered.refused_all
         self.released += delivered.released
+        self.unclaimed += delivered.unclaimed
+
+    @property
+    def not_sent(self) -> int:
+        """How many messages the run left for the next one: released or never claimed."""
+        return self.released + self.unclaimed
 
     @property
     def would_send(self) -> int:
@@ -95,7 +104,11 @@ class SendReport:
         statuses = ("sent", "skipped", "failed", "unknown", "already", "dry-run")
         return {
             "counts": {s: self.count(s) for s in statuses}
-            | {"waiting": len(self.waiting), "released": self.released},
+            | {
+                "waiting": len(self.waiting),
+                "released": self.released,
+                "unclaimed": self.unclaimed,
+            },
             "sources": list(self.sources),
             "stopped": self.stopped,
         }
@@ -135,6 +148,8 @@ class Deps:
     clock: Clock
     mailer: Mailer | None = None
     on_outcome: Callable[[Outcome], None] = lambda outcome: None
+    on_released: Callable[[int], None] = lambda released: None
+    """Hears how many claimed messages delivery gave back unsent, as it gives them back."""
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     delivering: bool = False
     """Whether messages are being handed to the mailer right now: a stop then lets the messages
@@ -349,7 +364,7 @@ def select(
 
 def _digest_jobs(
     deps: Deps,
-    targets: Sequence[Target],
+    targets: Iterable[Target],
     selections: Mapping[tuple[int, date], matching.Selection],
     found: Candidates,
     options: SendOptions,
@@ -400,7 +415,19 @@ def _targets(
 
 def nothing_to_send(digest: Digest) -> str | None:
     """Why this digest would not be sent (nothing matched, no note wanted), or None."""
-    return None if digest.matches or digest.subscriber.send_empty else NOTHING_MATCHED
+    return None if _goes(digest.subscriber, digest.matches) else NOTHING_MATCHED
+
+
+def _goes(subscriber: Subscriber, matches: Sequence[Match]) -> bool:
+    """Whether a digest of ``matches`` is sent: it holds papers, or a note is wanted."""
+    return bool(matches) or subscriber.send_empty
+
+
+def _never_reached(
+    targets: Iterable[Target], selections: Mapping[tuple[int, date], matching.Selection]
+) -> int:
+    """How many of ``targets``, which delivery stopped before reaching, would have been sent."""
+    return sum(1 for t in targets if _goes(t.subscriber, selections[t.key].picked))
 
 
 def no_digest(subscriber: Subscriber, suppressed: Container[str]) -> str | None:
@@ -529,7 +556,8 @@ async def _send_to_targets(deps: Deps, targets: list[Target], options: SendOptio
         if not targets:
             return report
     selections = select(deps, targets, found.papers)
-    jobs = _digest_jobs(deps, targets, selections, found, options, report)
+    left = iter(targets)  # the targets no job reached yet: none once delivery ran to its end
+    jobs = _digest_jobs(deps, left, selections, found, options, report)
     if options.dry_run or deps.mailer is None:
         for _ in jobs:  # dry run: everything is settled while listing the jobs
             pass
@@ -540,4 +568,5 @@ async def _send_to_targets(deps: Deps, targets: list[Target], options: SendOptio
         report.add(await deliver(deps, jobs, how))
     finally:
         deps.delivering = False
+    report.unclaimed += _never_reached(left, selections)
     return report

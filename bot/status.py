@@ -2,7 +2,9 @@
 
 ``collect`` reads the store into plain data (also the ``--format json`` output); ``tables`` turns
 that data into rich tables. Messages still to be sent to a subscriber removed from the profiles
-are not pending (nothing sends them): they are only counted, as ``upcoming_removed``.
+are not pending (nothing sends them): they are only counted, as ``upcoming_removed``. Neither are
+the due digests an email delivery pause holds back before they are claimed (they have no ledger
+row): the worker's ``paused`` sweep counts them, and so does ``upcoming_held`` while it lasts.
 """
 
 from __future__ import annotations
@@ -41,7 +43,9 @@ def _run(run: RunRow, now: datetime) -> dict[str, Any]:
 def collect(store: Store, now: datetime) -> dict[str, Any]:
     """Everything the status command shows, as JSON-ready data."""
     today = now.date()
-    runs = [_run(r, now) for r in store.recent_runs(RUNS)]
+    recent = store.recent_runs(RUNS)
+    runs = [_run(r, now) for r in recent]
+    held = next((r.held(now) for r in recent if r.command == "sweep"), 0)
     deliveries: dict[tuple[str, str], dict[str, int]] = {}
     for day, kind, state, n in store.ledger.tally(since=today - timedelta(days=DAYS)):
         deliveries.setdefault((day.isoformat(), kind), {})[state] = n
@@ -67,6 +71,7 @@ def collect(store: Store, now: datetime) -> dict[str, Any]:
         "upcoming": upcoming,
         "upcoming_total": total,
         "upcoming_removed": removed,
+        "upcoming_held": held,
         "suppressed": suppressed,
     }
 
@@ -108,13 +113,16 @@ def _table(
     return table
 
 
-def _pending_note(states: Sequence[str], total: int, removed: int) -> str | None:
+def _pending_note(states: Sequence[str], total: int, removed: int, held: int) -> str | None:
     """What the pending table leaves out, and what "sending" means there."""
     notes = []
     if total > len(states):
         notes.append(f"{len(states)} of {total} shown, soonest first")
     if removed:
         notes.append(f"{removed} not retried: subscriber removed from profiles")
+    if held:
+        digests = "due digest" if held == 1 else "due digests"
+        notes.append(f"{held} {digests} not listed: held back until the email delivery pause ends")
     if "sending" in states:
         notes.append(
             'sending: in flight, or interrupted and sent again from "next" on (same Message-ID)'
@@ -154,6 +162,7 @@ def tables(data: dict[str, Any]) -> list[Table]:
                 [u["status"] for u in data["upcoming"]],
                 data["upcoming_total"],
                 data["upcoming_removed"],
+                data["upcoming_held"],
             ),
         ),
         _table("Suppressed addresses (UTC)", ("email", "reason", "since"), suppressed),

@@ -78,7 +78,10 @@ async def send_alerts(
         jobs += alert.new(fresh, listed)
     if not jobs:
         return DeliveryReport()
-    return await deliver(deps, jobs, DeliveryOptions(domains=domains_of(roster.values())))
+    left = iter(jobs)
+    report = await deliver(deps, left, DeliveryOptions(domains=domains_of(roster.values())))
+    report.unclaimed += sum(1 for _ in left)  # delivery stopped before taking them
+    return report
 
 
 class _Alerts:
@@ -131,25 +134,19 @@ def _open(row: Delivery, now: datetime) -> bool:
     return row.retry_due(now) or row.abandoned(now)
 
 
-def _digest_targets(
+def _new_digests(
     deps: Deps, roster: Roster, now: datetime, after: datetime | None,
-    waiting: Iterable[tuple[int, date]], suppressed: Container[str],
-) -> list[Target]:  # fmt: skip
-    """Digests due now that the ledger does not settle yet, plus failed ones whose retry time
-    has come. A digest row for a date settles that date and every earlier one (see
+    waiting: Iterable[tuple[int, date]],
+) -> dict[tuple[int, date], Subscriber]:  # fmt: skip
+    """The digests of ``roster`` due now that the ledger does not settle yet, by (subscriber
+    id, date). A digest row for a date settles that date and every earlier one (see
     ``schedule.due``): a digest sent by hand ahead of its time is not followed by one for the
     send before it.
 
     A digest left ``waiting`` for papers is due again, unless a later one of its subscriber is
     due or in the ledger (that one carries every paper since the previous digest, as after
     downtime) or their frequency no longer names its date.
-
-    Subscribers who get no digest whatever the papers (a ``suppressed`` address, a profile
-    without interests: see ``no_digest``) are left out, before any matching: nothing would
-    settle their digest, so each sweep would report it again (the worker names them once, when
-    it adopts the profiles).
     """
-    roster = {sid: sub for sid, sub in roster.items() if no_digest(sub, suppressed) is None}
     recorded = deps.store.ledger.latest_digests()
     due = {(sid, day): sub for sid, sub, day in schedule.due(roster.items(), now, recorded, after)}
     latest = {sid: day for sid, day in due}
@@ -158,12 +155,42 @@ def _digest_targets(
         settled = schedule.covered(day, recorded.get(sid)) or latest.get(sid, day) > day
         if sub is not None and sub.sends_on(day) and not settled:
             due.setdefault((sid, day), sub)
+    return due
+
+
+def _mailed(roster: Roster, suppressed: Container[str]) -> Roster:
+    """The subscribers who may get a digest: not those who get none whatever the papers (a
+    ``suppressed`` address, a profile without interests: see ``no_digest``). They are left out
+    before any matching: nothing would settle their digest, so each sweep would report it again
+    (the worker names them once, when it adopts the profiles)."""
+    return {sid: sub for sid, sub in roster.items() if no_digest(sub, suppressed) is None}
+
+
+def _digest_targets(
+    deps: Deps, roster: Roster, now: datetime, after: datetime | None,
+    waiting: Iterable[tuple[int, date]], suppressed: Container[str],
+) -> list[Target]:  # fmt: skip
+    """Digests due now that the ledger does not settle yet (see ``_new_digests``), plus failed
+    ones whose retry time has come, of the subscribers who may get one (see ``_mailed``)."""
+    roster = _mailed(roster, suppressed)
+    due = _new_digests(deps, roster, now, after, waiting)
     targets = {key: Target(sub, *key) for key, sub in due.items()}
     for row in deps.store.ledger.due_retries(now):
         if row.kind == "digest" and row.subscriber_id in roster:
             key = (row.subscriber_id, row.digest_date)
             targets.setdefault(key, Target(roster[row.subscriber_id], *key))
     return list(targets.values())
+
+
+def held_back(
+    deps: Deps, roster: Roster, now: datetime, *, after: datetime | None = None,
+    waiting: Iterable[tuple[int, date]] = (),
+) -> int:  # fmt: skip
+    """How many digests a sweep at ``now`` would find due with no ledger row yet (``after`` and
+    ``waiting`` as for ``sweep``): while email delivery pauses, they wait for its end unseen by
+    the ledger."""
+    roster = _mailed(roster, deps.store.suppressed_emails())
+    return len(_new_digests(deps, roster, now, after, waiting))
 
 
 async def sweep(

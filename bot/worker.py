@@ -10,7 +10,8 @@ TLS), delivery pauses: no sweep sends anything for ``PAUSE_FIRST``, then twice a
 sweep that stops again, up to ``PAUSE_MAX``. The unsent messages wait in the ledger (their
 attempts not counted) and go out at the first sweep after the pause once the server answers
 (the ledger says so: every retry due during the pause is due at its end); admin alerts raised
-meanwhile are emailed then too.
+meanwhile are emailed then too. The due digests not claimed yet are in no ledger row: a
+``paused`` sweep in the runs table counts them whenever their number changes.
 
 When a job cannot reach or use the database, it ends there and the next run tries again: one
 error line when the outage starts, and one line when a job works with the database again.
@@ -22,8 +23,8 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -41,7 +42,8 @@ from bot.profiles import Profiles
 from bot.render import plural
 from bot.schedule import should_announce
 from bot.store import unavailable
-from bot.sweep import sweep
+from bot.store.tables import PAUSED
+from bot.sweep import held_back, sweep
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +158,11 @@ class Worker:
         """When the last sweep that reached the digests started (sends before it were seen)."""
         self.busy = asyncio.Lock()
         self.paused_until: datetime | None = None  # set while SMTP trouble pauses delivery
+        self.paused_why = ""
+        """What the log said when delivery last paused: until when, and why."""
         self.pause = timedelta(0)
+        self.held = 0
+        """The due digests held back by the pause, as last recorded (see ``_note_held``)."""
         self.database_down: str | None = None  # why, while jobs cannot use the database
         self.refused: list[Outcome] = []
         """Mailboxes refused the same way since a message was last accepted, sweep after sweep
@@ -236,6 +242,7 @@ class Worker:
         self.pause = min(2 * self.pause, PAUSE_MAX) if again else PAUSE_FIRST
         self.paused_until = now + self.pause
         until = self.paused_until.astimezone(UTC).strftime("%H:%M:%S UTC")
+        self.paused_why = f"email delivery paused until {until}: {reason}"
         if again:
             log.info("email delivery still failing; paused until %s: %s", until, reason)
         else:
@@ -246,6 +253,23 @@ class Worker:
         status`` says when they go out (a manual ``paperbot send`` still sends them at once)."""
         assert self.paused_until is not None
         self.deps.store.ledger.postpone_retries(self.paused_until, self.deps.clock())
+
+    def _note_held(self) -> None:
+        """While delivery pauses, record how many due digests wait for its end when that number
+        changed: they have no ledger row yet, so only this ``paused`` sweep in the runs table
+        tells ``paperbot status`` about them."""
+        assert self.paused_until is not None
+        now = self.deps.clock()
+        held = held_back(self.deps, self.roster, now, after=self.swept, waiting=self.waiting)
+        if held == self.held:
+            return
+        self.held = held
+        with self.deps.store.run("sweep", now) as run:
+            run.status = PAUSED
+            run.summary = {
+                "counts": {"held": held}, "until": self.paused_until.isoformat(),
+                "stopped": self.paused_why,
+            }  # fmt: skip
 
     async def _after_delivery(self, report: SendReport) -> None:
         """After a sweep whose delivery was not stopped: email the kept admin alerts (a
@@ -362,9 +386,11 @@ class Worker:
         async with self.busy, self._using_database("sweep"):
             await self.reload_if_changed()
             if self._delivery_paused():
+                self._note_held()
                 return SendReport()
+            self.held = 0  # recorded after this sweep, a pause records its count again
             started = self.deps.clock()
-            with self.deps.store.run("sweep", started) as run:
+            with self.deps.store.run("sweep", started) as run, _tallied(self.deps) as done:
                 try:
                     async with self.mailer_factory() as mailer:
                         self.deps.mailer = mailer
@@ -372,8 +398,9 @@ class Worker:
                             self.deps, self.roster, started, self.terms,
                             sources_down=self.sources_down, after=self.swept, waiting=self.waiting,
                         )  # fmt: skip
-                except asyncio.CancelledError:  # a stop that would not wait: the ledger knows
-                    run.status, run.summary = "stopped", {"stopped": "cancelled at shutdown"}
+                except asyncio.CancelledError:  # a stop that would not wait: what it did so far
+                    run.status = "stopped"
+                    run.summary = done.summary() | {"stopped": "cancelled at shutdown"}
                     raise
                 run.status, run.summary = run_status(report), report.summary()
                 changed = len(report.waiting) != len(self.waiting)
@@ -387,6 +414,7 @@ class Worker:
             await self._check_report(report)
             if self._delivery_paused():
                 self._hold_retries()
+                self._note_held()
             return report
         return SendReport()  # the database could not be used
 
@@ -479,6 +507,28 @@ def refused_in_a_row(refused: list[Outcome], outcomes: Sequence[Outcome]) -> lis
             same = refused and refused[0].refused == outcome.refused
             refused = [*refused, outcome] if same else [outcome]
     return refused
+
+
+@contextmanager
+def _tallied(deps: Deps) -> Iterator[SendReport]:
+    """Within the block, a report of the outcomes and releases of ``deps``' deliveries as they
+    come: what a sweep cancelled before it returns its report did."""
+    done = SendReport()
+    on_outcome, on_released = deps.on_outcome, deps.on_released
+
+    def outcome(happened: Outcome) -> None:
+        done.outcomes.append(happened)
+        on_outcome(happened)
+
+    def released(count: int) -> None:
+        done.released += count
+        on_released(count)
+
+    deps.on_outcome, deps.on_released = outcome, released
+    try:
+        yield done
+    finally:
+        deps.on_outcome, deps.on_released = on_outcome, on_released
 
 
 def log_outcome(outcome: Outcome) -> None:

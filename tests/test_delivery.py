@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -234,6 +235,39 @@ def test_connection_refused_stops_after_several_in_a_row(env: dict[str, str]) ->
     released = row(env, ADA)
     assert released.attempts == 0, "no data was sent: not an attempt"
     assert (released.last_error or "").startswith("not sent: 3 connection failures in a row")
+
+
+def test_a_send_stopped_by_smtp_trouble_counts_every_digest_it_did_not_send(
+    env: dict[str, str], faults: FaultServer, tmp_path: Path
+) -> None:
+    """The port is closed: the run stops long before it has claimed every digest. The summary
+    and the run's record count those never claimed with those given back, leaving out the
+    digests that would not have gone anyway (nothing matched, no note wanted)."""
+    lines = ["subscribers:"]
+    for n in range(300):  # half of them want a "nothing matched" note
+        lines += [f"  - email: {reader(n)}", f"    send_empty: {str(n % 2 == 0).lower()}"]
+        lines += UNMATCHED
+    crowd = tmp_path / "crowd.yaml"
+    crowd.write_text("\n".join(lines) + "\n")
+    nobody = FaultServer("127.0.0.1", free_port(), None)  # type: ignore[arg-type]
+    result = send(nobody, PAPERBOT_PROFILES=str(crowd), PAPERBOT_SMTP_MAX_FAILURES="3")
+    assert result.exit_code == 1
+    summary = re.search(
+        r"sent 0, skipped (\d+), failed (\d+), already done 0, not sent (\d+) ", result.output
+    )
+    assert summary is not None, result.output
+    skipped, failed, not_sent = map(int, summary.groups())
+    assert failed + not_sent == 150, "every digest that would have gone is counted"
+    assert 0 < skipped < 150, "the run stopped before reaching every digest"
+    store = Store(env["PAPERBOT_DATABASE_URL"])
+    (run,) = store.recent_runs()
+    counts = run.summary["counts"]
+    assert (counts["failed"], counts["released"] + counts["unclaimed"]) == (failed, not_sent)
+    assert counts["unclaimed"] > 0
+    again = send(faults, PAPERBOT_PROFILES=str(crowd))
+    assert again.exit_code == 0, again.output
+    assert len(faults.handler.accepted) == 150
+    assert {state: n for _, state, n in store.ledger.counts()} == {"sent": 150, "skipped": 150}
 
 
 def test_retries_are_given_up_after_the_configured_time(

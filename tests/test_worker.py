@@ -1379,6 +1379,82 @@ async def test_status_says_messages_left_by_a_paused_delivery_go_out_when_the_pa
     assert report.count("sent") == 3 and len(smtp_server.messages) == 3
 
 
+async def test_status_counts_the_due_digests_a_delivery_pause_holds_back(
+    config: Settings, clock: Clock, hang_up: HangUp, smtp_server: SmtpServer
+) -> None:
+    """The alerts stop the sweep before any digest is claimed, so the ledger holds none of them:
+    the worker records how many wait, again when more fall due during the pause, and status
+    counts them until the pause ends."""
+    route = Route(hang_up.port)
+    worker = start_worker(config.model_copy(update={"smtp_max_failures": 2}), clock, route.mailer)
+    store = worker.deps.store
+    await worker.fetch_job()
+    await worker.sweep_job()  # 05:00: ada's alert cannot go; alan's digest is due
+    data = status.collect(store, clock())
+    assert [(u["email"], u["kind"]) for u in data["upcoming"]] == [("ada@example.org", "alert")]
+    assert data["upcoming_held"] == 1
+    paused, stopped = data["runs"][:2]
+    assert (stopped["command"], stopped["status"]) == ("sweep", "stopped")
+    assert (paused["command"], paused["status"], paused["counts"]) == (
+        "sweep", "paused", {"held": 1},
+    )  # fmt: skip
+    assert paused["stopped"].startswith(
+        "email delivery paused until 05:01:00 UTC: 2 connection failures in a row"
+    )
+    clock.set(2026, 11, 25, 5, 0, 30)
+    await worker.sweep_job()  # paused, and nothing new is due: nothing more is recorded
+    assert len(store.recent_runs()) == len(data["runs"])
+    clock.set(2026, 11, 25, 6, 29, 50)
+    await worker.sweep_job()  # fails again: paused until 06:30:50
+    clock.set(2026, 11, 25, 6, 30, 10)  # ada's 07:30 in Berlin has passed
+    await worker.sweep_job()
+    data = status.collect(store, clock())
+    assert (data["runs"][0]["status"], data["upcoming_held"]) == ("paused", 2)
+    caption = status.tables(data)[2].caption
+    assert caption is not None
+    assert "2 due digests not listed: held back until the email delivery pause ends" in caption
+    assert status.collect(store, clock() + timedelta(minutes=1))["upcoming_held"] == 0
+    route.port = smtp_server.port  # the server is back
+    clock.set(2026, 11, 25, 6, 31)
+    await worker.sweep_job()
+    assert sorted(recipients(smtp_server)) == [
+        "ada@example.org", "ada@example.org", "admin@paperbot.example.org", "alan@example.org",
+    ]  # fmt: skip
+    data = status.collect(store, clock())
+    assert (data["upcoming"], data["upcoming_held"]) == ([], 0)
+
+
+async def test_a_sweep_cancelled_at_shutdown_keeps_the_counts_of_what_it_did(
+    config: Settings, clock: Clock, profiles_path: Path, faults: FaultServer
+) -> None:
+    """A stop that would not wait cancels the sweep while the server holds two messages: its
+    run is recorded with the digests sent before and those given back."""
+    crowd_profiles(profiles_path, 12, *UNMATCHED)
+    faults.handler.data.update({reader(n): ["sleep:30"] for n in range(4, 12)})
+    worker = start_worker(
+        config, clock, lambda: SmtpMailer("127.0.0.1", faults.port, security="none", connections=2)
+    )
+    await worker.fetch_job()
+    clock.set(2026, 11, 25, 9, 0)  # their digests are due
+    sweeping = asyncio.create_task(worker.sweep_job())
+    for _ in range(500):
+        await asyncio.sleep(0.01)
+        if len(faults.handler.dropped) == 2:  # both connections wait for the server
+            break
+    assert (len(faults.handler.accepted), len(faults.handler.dropped)) == (4, 2)
+    sweeping.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await sweeping
+    (run,) = worker.deps.store.recent_runs()[:1]
+    assert (run.command, run.status, run.summary["stopped"]) == (
+        "sweep", "stopped", "cancelled at shutdown",
+    )  # fmt: skip
+    counts = {name: n for name, n in run.summary["counts"].items() if n}
+    assert counts == {"sent": 4, "released": 6}, "the 2 at the server stay sending"
+    states = {state: n for _, state, n in worker.deps.store.ledger.counts()}
+    assert states == {"sent": 4, "sending": 2, "temp_failed": 6}
+
+
 @pytest.fixture
 def auth_faults() -> Iterator[FaultServer]:
     yield from serve(auth=True)

@@ -122,9 +122,7 @@ def _summarise(report: SendReport, options: SendOptions, mailer: Mailer) -> None
     would = f" ({report.would_send} would be sent)" if counts["dry-run"] else ""
     line += f", dry run {counts['dry-run']}{would}" if options.dry_run else ""
     line += f", outcome unknown {counts['unknown']} (resent later)" if counts["unknown"] else ""
-    line += (
-        f", not sent {counts['released']} (the next run sends them)" if counts["released"] else ""
-    )
+    line += f", not sent {report.not_sent} (the next run sends them)" if report.not_sent else ""
     out.print(line)
     resent = sum(1 for o in report.outcomes if o.status == "sent" and o.resent)
     if resent:

@@ -26,6 +26,9 @@ STATES = (SENDING, SENT, TEMP_FAILED, PERM_FAILED, SKIPPED)
 FINAL_STATES = (SENT, SKIPPED, PERM_FAILED)
 RUNNING = "running"
 """A run's status until it records how it ended."""
+PAUSED = "paused"
+"""The status of a sweep that sent nothing, email delivery being paused: it counts the due
+digests held back (see ``RunRow.held``)."""
 RUN_LEASE = timedelta(minutes=5)
 """How long a running run may show no sign of life (see ``bot.store.runs``) before it counts as
 interrupted."""
@@ -178,6 +181,14 @@ class RunRow(SQLModel, table=True):
     finished_at: datetime | None = None
     status: str = RUNNING
     summary: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+    def held(self, now: datetime) -> int:
+        """How many due digests this ``paused`` sweep found held back by a pause that has not
+        ended at ``now`` (0 for any other run)."""
+        until = self.summary.get("until") if self.status == PAUSED else None
+        if until is None or as_utc(datetime.fromisoformat(until)) <= as_utc(now):
+            return 0
+        return int(self.summary.get("counts", {}).get("held", 0))
 
     def lost(
         self, now: datetime, here: tuple[str, str | None], exists: Callable[[int], bool]
