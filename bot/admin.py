@@ -38,6 +38,7 @@ KINDS = {
     "smtp": "Email delivery is stopped",
     "failures": "Many deliveries failed",
     "profiles": "The profiles file was rejected",
+    "removed": "Most subscribers were removed from the profiles",
 }
 
 

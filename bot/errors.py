@@ -19,7 +19,7 @@ BotError                 anything the CLI turns into a clear message and an exit
     └── UnknownOutcomeError      the connection was lost after the message data was sent
 
 ``no_such_host`` tells, of an error from a library (an HTTP or SMTP client), whether a host name
-it looked up does not exist.
+it looked up does not exist; ``caused_by`` finds the error of a kind behind a library's own.
 """
 
 from __future__ import annotations
@@ -27,6 +27,9 @@ from __future__ import annotations
 import dataclasses
 import socket
 from dataclasses import dataclass
+from typing import TypeVar
+
+E = TypeVar("E", bound=BaseException)
 
 _NO_SUCH_HOST = {socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)}
 
@@ -162,6 +165,18 @@ class UnknownOutcomeError(DeliveryError):
     """
 
 
+def caused_by(exc: BaseException | None, kind: type[E]) -> E | None:
+    """``exc`` itself if it is a ``kind``, or else the first ``kind`` it was raised from or while
+    handling: libraries wrap the errors of the calls they make."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, kind):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 def no_such_host(exc: BaseException | None) -> bool:
     """Whether ``exc``, or what it was raised from or while handling, says that a host name does
     not exist: unlike a temporary lookup failure (``EAI_AGAIN``), trying again cannot help.
@@ -170,10 +185,5 @@ def no_such_host(exc: BaseException | None) -> bool:
     raises its own from httpcore's, which httpcore raised while handling the lookup error (``from
     None``, which hides it from tracebacks, not from ``__context__``).
     """
-    seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        if isinstance(exc, socket.gaierror):
-            return exc.errno in _NO_SUCH_HOST
-        seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__
-    return False
+    found = caused_by(exc, socket.gaierror)
+    return found is not None and found.errno in _NO_SUCH_HOST

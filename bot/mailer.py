@@ -17,7 +17,9 @@ message. A connection lost during a transaction, before its data is complete, fa
 message (``DroppedDeliveryError``). A connection that cannot be opened, or one kept open since
 an earlier message that turns out to be closed before the server answered anything in the new
 transaction (servers close idle connections), is a ``ConnectionDeliveryError``: the caller opens
-a new one, and gives up when none can be opened.
+a new one, and gives up when none can be opened. A session that cannot set up TLS (the server
+offers no STARTTLS, or its port speaks no TLS) is a ``TlsDeliveryError`` saying what to change;
+no reply within the timeout is said as such, with the setting that sets it.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from bot.errors import (
     TlsDeliveryError,
     UnknownHostDeliveryError,
     UnknownOutcomeError,
+    caused_by,
     no_such_host,
 )
 from bot.message import Outgoing
@@ -69,6 +72,17 @@ _POLICY_WORDS = re.compile(
     r"relay|not permitted|not allowed|access denied|authenticat|policy|blocked|spam", re.I
 )
 """Words of a refusal without an enhanced status that blame the sender or the server's rules."""
+_NOT_TLS = {"WRONG_VERSION_NUMBER", "UNKNOWN_PROTOCOL", "RECORD_LAYER_FAILURE"}
+"""What OpenSSL calls an answer that is no TLS at all, such as a plain SMTP greeting."""
+_NOT_TLS_PORT = (
+    "this port does not speak TLS from the first byte: use PAPERBOT_SMTP_SECURITY=starttls "
+    "(port 587) or the server's TLS port (465)"
+)
+_NO_STARTTLS = (
+    "the server does not offer STARTTLS on this port: use the port where it does (587), or "
+    "PAPERBOT_SMTP_SECURITY=tls with its TLS port (465); set PAPERBOT_SMTP_SECURITY=none only "
+    "if the server offers no TLS at all"
+)
 
 
 class Mailer(Protocol):
@@ -129,11 +143,30 @@ def classify(exc: Exception) -> DeliveryError:
         return ConnectionDeliveryError(f"connection refused: {exc.code} {exc.message}", exc.code)
     if isinstance(exc, aiosmtplib.SMTPResponseException):
         return classify_reply(exc.code, exc.message)
-    if isinstance(exc, ssl.SSLError | aiosmtplib.SMTPNotSupported) or "STARTTLS" in str(exc):
-        return TlsDeliveryError(f"SMTP TLS failed: {exc}")
+    tls = tls_failure(exc)
+    if tls is not None:
+        return tls
     if no_such_host(exc):
         return UnknownHostDeliveryError(f"SMTP server not found (check PAPERBOT_SMTP_HOST): {exc}")
-    return ConnectionDeliveryError(f"connection problem: {exc or type(exc).__name__}")
+    return ConnectionDeliveryError(f"connection problem: {_reason(exc)}")
+
+
+def tls_failure(exc: Exception) -> TlsDeliveryError | None:
+    """The TLS failure ``exc`` is, or was raised from, with what to change when the security
+    mode does not fit the port: None when it is no TLS failure."""
+    if "STARTTLS" in str(exc):  # aiosmtplib: "SMTP STARTTLS extension not supported by server."
+        return TlsDeliveryError(f"SMTP TLS failed: {_NO_STARTTLS}")
+    error = caused_by(exc, ssl.SSLError)
+    if error is None:
+        return None
+    if error.reason in _NOT_TLS:
+        return TlsDeliveryError(f"SMTP TLS failed ({error.reason}): {_NOT_TLS_PORT}")
+    return TlsDeliveryError(f"SMTP TLS failed: {error}")
+
+
+def _reason(exc: BaseException) -> str:
+    """What ``exc`` says, or its kind when it says nothing (``TimeoutError()``)."""
+    return str(exc) or type(exc).__name__
 
 
 def data_payload(raw: bytes, transparent: bool = False) -> bytes:
@@ -384,14 +417,22 @@ class _Connection:
         except (OSError, TimeoutError) as exc:
             self.drop()
             if data_sent:
-                raise UnknownOutcomeError(f"connection lost after the message data: {exc}") from exc
+                raise UnknownOutcomeError(self._lost(exc, "after the message data")) from exc
             if wire is not None and (not kept or wire.received > seen):
-                why = str(exc) or type(exc).__name__
-                raise DroppedDeliveryError(f"connection lost before the data: {why}") from exc
+                raise DroppedDeliveryError(self._lost(exc, "before the data")) from exc
+            if isinstance(exc, TimeoutError):  # a connection kept open that no longer answers
+                raise ConnectionDeliveryError(self._lost(exc, "on a connection kept open")) from exc
             raise classify(exc) from exc
         if reply.code != 250:
             self._after_refusal(reply.code)
             raise classify_reply(reply.code, reply.text, "DATA")
+
+    def _lost(self, exc: OSError, when: str) -> str:
+        """What ended a transaction ``when`` (``before the data``): no reply in time (and the
+        setting that says how long to wait), or the connection lost, and why."""
+        if isinstance(exc, TimeoutError):
+            return f"no reply within {self._timeout:g} s (PAPERBOT_SMTP_TIMEOUT) {when}"
+        return f"connection lost {when}: {_reason(exc)}"
 
     def _refusal(self, replies: list[Reply]) -> DeliveryError | None:
         """The error for the first envelope reply that refused, if one did."""

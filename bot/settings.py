@@ -6,6 +6,7 @@ Everything is validated at start; every problem is reported at once in one Confi
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 from email.headerregistry import Address
 from email.utils import parseaddr
@@ -26,6 +27,8 @@ MAX_BASE_URL = 500
 """Longest PAPERBOT_BASE_URL: unsubscribe links carry it in a header line of at most 998."""
 DAY, WEEK, YEAR_HOURS = 86_400, 7 * 86_400, 365 * 24
 """Upper bounds of durations: beyond them a setting is a typo, and datetime arithmetic overflows."""
+_HOST_AND_PORT = re.compile(r"(?P<host>[^:\s]+|\[[^\]\s]+\]):(?P<port>\d+)")
+"""A host name or address followed by a port (an IPv6 address written in brackets)."""
 NO_UNSUBSCRIBE = (
     "emails carry no unsubscribe link: set PAPERBOT_BASE_URL and PAPERBOT_SECRET_KEY, "
     "or PAPERBOT_UNSUBSCRIBE_MAILTO"
@@ -119,6 +122,20 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"{value!r} is a database in memory, which forgets the ledger when the program "
                 "ends: name a file, such as sqlite:///paperbot.db"
+            )
+        if scheme == "postgres" or scheme.startswith("postgres+"):  # as Heroku writes it
+            return "postgresql" + value.removeprefix("postgres")
+        return value
+
+    @field_validator("smtp_host")
+    @classmethod
+    def _host_alone(cls, value: str | None) -> str | None:
+        found = _HOST_AND_PORT.fullmatch(value.strip()) if value else None
+        if found:
+            host, port = found["host"].strip("[]"), found["port"]
+            raise ValueError(
+                f"{value!r} includes a port: set PAPERBOT_SMTP_HOST={host} and "
+                f"PAPERBOT_SMTP_PORT={port}"
             )
         return value
 

@@ -2,21 +2,23 @@
 
 ``paperbot run`` and ``paperbot send`` both stop this way: the messages being sent finish and the
 rest are given back for the next run. A process that has not stopped ``STOP_LIMIT`` seconds after
-the signal, or that gets a second one, exits at once; what it had claimed is sent again after the
-lease, as after a crash. Work that sends nothing (fetching the papers) does not wait for the
-stop: ``unless_stopped`` cancels it as soon as the stop comes.
+the signal, or that gets a second one, exits at once; what it had claimed is sent again by the
+next run, as after a crash. Work that sends nothing (fetching the papers) does not wait for the
+stop: ``unless_stopped`` cancels it as soon as the stop comes, and ``in_thread`` keeps a blocking
+call of such work (reading a file) off the event loop, so that it can be cancelled.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import os
 import signal
 import threading
 from collections.abc import Callable, Coroutine, Iterator
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 STOP_LIMIT = 20.0
 """Seconds after a stop signal at which the process exits whatever it is doing: a call that
@@ -27,6 +29,7 @@ _STOPS = (signal.SIGTERM, signal.SIGINT)
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 class Stopped(Exception):
@@ -58,6 +61,24 @@ async def unless_stopped(work: Coroutine[Any, Any, T], stop: asyncio.Event, what
     if not task.cancelled():
         task.result()
     raise Stopped(what)
+
+
+async def in_thread(call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """``call(*args, **kwargs)`` in a daemon thread of its own, which is left behind when the
+    caller is cancelled: a call that never returns (a read from a hung mount, or from a FIFO
+    nobody writes) blocks neither the event loop nor the process's exit. (``asyncio.to_thread``
+    would not do: ``asyncio.run`` waits for the threads of its executor before it returns.)"""
+    done: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+    def run() -> None:
+        if done.set_running_or_notify_cancel():
+            try:
+                done.set_result(call(*args, **kwargs))
+            except BaseException as exc:  # handed to the caller, whatever it is
+                done.set_exception(exc)
+
+    threading.Thread(target=run, name=getattr(call, "__name__", "call"), daemon=True).start()
+    return await asyncio.wrap_future(done)
 
 
 @contextlib.contextmanager

@@ -41,7 +41,7 @@ from bot.pipeline import Deps, SendReport, fetch_and_store, run_status
 from bot.profiles import Profiles
 from bot.render import plural
 from bot.schedule import should_announce
-from bot.store import unavailable
+from bot.store import SyncReport, unavailable
 from bot.store.tables import PAUSED
 from bot.sweep import held_back, sweep
 
@@ -53,6 +53,17 @@ PAUSE_MAX = timedelta(minutes=30)
 """How long delivery pauses after a sweep stopped for SMTP trouble: doubling from the first
 pause to the longest while it keeps failing (shorter than the retry settings of single messages:
 the whole queue waits, and it should go out soon after the server is back)."""
+
+
+MOST_REMOVED = 0.5
+"""A profiles file that removes more than this share of the active subscribers (2 at least) is
+warned about, and at a reload the admin is alerted: a file overwritten or cut short by mistake
+stops their mail."""
+
+
+def removed_most(report: SyncReport) -> bool:
+    """Whether syncing the profiles deactivated most of the active subscribers."""
+    return report.deactivated >= 2 and report.deactivated > MOST_REMOVED * report.before
 
 
 SETTLE_SECONDS = 2.0
@@ -173,16 +184,21 @@ class Worker:
         """Load the profiles (a bad file at start-up is fatal: there is no last good version)."""
         self._adopt(self.profiles.load())
 
-    def _adopt(self, subscribers: tuple[Subscriber, ...]) -> None:
-        """Make the profiles just loaded the roster, and say once (not at every sweep) who on it
-        gets no digest: the profiles' warnings, and the listed addresses that are suppressed."""
+    def _adopt(self, subscribers: tuple[Subscriber, ...]) -> SyncReport:
+        """Make the profiles just loaded the roster (what changed is logged, as a warning when
+        most subscribers were removed), and say once (not at every sweep) who on it gets no
+        digest: the profiles' warnings, and the listed addresses that are suppressed."""
         report = self.deps.store.sync_subscribers(subscribers)
         self.roster = {report.ids[s.email.lower()]: s for s in subscribers}
-        log.info(
-            "profiles: %s (%d added, %d updated, %d deactivated)",
-            plural(len(subscribers), "subscriber"), report.added, report.updated,
-            report.deactivated,
-        )  # fmt: skip
+        line = (
+            f"profiles: {plural(len(subscribers), 'subscriber')} ({report.added} added, "
+            f"{report.updated} updated, {report.reactivated} reactivated, "
+            f"{report.deactivated} deactivated)"
+        )
+        if removed_most(report):
+            log.warning("%s: %s", line, _removed(report))
+        else:
+            log.info("%s", line)
         for warning in self.profiles.warnings:
             log.warning("profiles: %s", warning)
         suppressed = self.deps.store.suppressed()
@@ -193,9 +209,11 @@ class Worker:
                     "profiles: %s is suppressed (%s): listed, but gets no mail",
                     subscriber.email, found.reason,
                 )  # fmt: skip
+        return report
 
     async def reload_if_changed(self) -> None:
-        """Adopt an edited profiles file, or keep the last good one and tell the admin why."""
+        """Adopt an edited profiles file (telling the admin when it removed most subscribers),
+        or keep the last good one and tell the admin why."""
         if not self.profiles.changed():
             return
         try:
@@ -203,11 +221,9 @@ class Worker:
         except ProfileError as exc:
             for problem in exc.problems:
                 log.error("profiles reload rejected: %s", problem)
-            saved = self.profiles.saved_at
-            version = f" as saved at {saved:%Y-%m-%d %H:%M:%S} UTC" if saved else ""
             what = (
-                f"The profiles file{version} was rejected; the previous version stays in use."
-                f"\n{exc}"
+                f"The profiles file{self._version()} was rejected; the previous version stays "
+                f"in use.\n{exc}"
             )
             todo = (
                 f"Fix the lines above and save {self.profiles.path} again "
@@ -218,11 +234,27 @@ class Worker:
             await self._notify("profiles", what, todo)
             return
         try:
-            self._adopt(subscribers)
+            report = self._adopt(subscribers)
         except Exception:
             self.profiles.forget()  # not adopted: the next sweep reads it again
             raise
         self.admin.resolved("profiles")  # the next bad edit is emailed at once
+        if removed_most(report):
+            await self._alert_removal(report)
+
+    async def _alert_removal(self, report: SyncReport) -> None:
+        """Tell the admin that the file just adopted removed most subscribers."""
+        await self._notify(
+            "removed", f"The profiles file{self._version()} {_removed(report)}.",
+            f"If {self.profiles.path} was overwritten or cut short by mistake, restore it: the "
+            "worker adopts it at its next sweep, and those subscribers get their digests again. "
+            "If they were removed on purpose, nothing is left to do.",
+        )  # fmt: skip
+
+    def _version(self) -> str:
+        """Which version of the profiles file was read last, to name it in an admin alert."""
+        saved = self.profiles.saved_at
+        return f" as saved at {saved:%Y-%m-%d %H:%M:%S} UTC" if saved else ""
 
     async def _notify(self, kind: str, what: str, todo: str) -> None:
         if self._delivery_paused():  # kept, and emailed once delivery works again
@@ -529,6 +561,14 @@ def _tallied(deps: Deps) -> Iterator[SendReport]:
         yield done
     finally:
         deps.on_outcome, deps.on_released = on_outcome, on_released
+
+
+def _removed(report: SyncReport) -> str:
+    """Who a sync that removed most subscribers removed, and what that means for them."""
+    return (
+        f"removed {report.deactivated} of the {report.before} subscribers at once: they get no "
+        "more mail"
+    )
 
 
 def log_outcome(outcome: Outcome) -> None:

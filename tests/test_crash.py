@@ -3,6 +3,7 @@ beyond the messages in flight at a kill (and those with the same Message-ID)."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import random
@@ -12,6 +13,8 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -113,17 +116,46 @@ def test_sigterm_stops_a_send_cleanly_and_the_next_send_finishes_it(
     check_ledger_agrees(crowd, seen)
 
 
+@contextmanager
+def stuck_source(kind: str, folder: Path) -> Iterator[tuple[dict[str, str], Callable[[], bool]]]:
+    """Settings whose one source never answers, and whether a fetch waits for it yet: ``hf``
+    through a proxy that holds every request, ``file`` a FIFO held open that nobody writes."""
+    if kind == "hf":
+        with hanging_sources() as (hanging, held):
+            yield hanging | {"PAPERBOT_SOURCES": "hf"}, lambda: bool(held)
+        return
+    fifo = folder / "papers.fifo"
+    os.mkfifo(fifo)
+    writers: list[int] = []
+
+    def reading() -> bool:
+        if not writers:
+            try:  # succeeds once a reader has opened the FIFO
+                writers.append(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+            except OSError as exc:
+                if exc.errno != errno.ENXIO:
+                    raise
+        return bool(writers)
+
+    try:
+        yield {"PAPERBOT_SOURCES": f"file:{fifo}"}, reading
+    finally:
+        for writer in writers:
+            os.close(writer)
+
+
 @pytest.mark.slow
+@pytest.mark.parametrize("source", ["hf", "file"])
 def test_a_stop_while_the_papers_are_fetched_ends_the_send_at_once(
-    env: dict[str, str], faults: FaultServer
+    env: dict[str, str], faults: FaultServer, tmp_path: Path, source: str
 ) -> None:
-    """A source that does not answer is retried for longer than the stop limit; a stop does not
-    wait for it: the fetch is cancelled, the run recorded stopped, nothing sent, and the next
-    send sends every digest."""
-    with hanging_sources() as (hanging, held):
-        proc = start(env, faults, PAPERBOT_SOURCES="hf", **hanging)
+    """A source that does not answer (a web source retried for longer than the stop limit, a
+    file that never gives its lines) is not waited for once a stop comes: the fetch is
+    cancelled, the run recorded stopped, nothing sent, and the next send sends every digest."""
+    with stuck_source(source, tmp_path) as (stuck, waiting):
+        proc = start(env, faults, **stuck)
         deadline = time.monotonic() + 30
-        while not held:  # the fetch is waiting for the source
+        while not waiting():  # the fetch is waiting for the source
             assert proc.poll() is None and time.monotonic() < deadline, logs()
             time.sleep(0.01)
         proc.send_signal(signal.SIGTERM)

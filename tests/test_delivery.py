@@ -142,6 +142,25 @@ def test_535_on_auth_stops_the_run_without_blaming_anyone(
 
 
 @pytest.mark.parametrize(
+    ("security", "said"),
+    [("starttls", ": the server does not offer STARTTLS on this port: use the port where it does"),
+     ("tls", " (WRONG_VERSION_NUMBER): this port does not speak TLS from the first byte: use "
+             "PAPERBOT_SMTP_SECURITY=starttls (port 587) or the server's TLS port (465)")],
+)  # fmt: skip
+def test_a_security_mode_the_port_does_not_speak_stops_the_run_at_once(
+    env: dict[str, str], faults: FaultServer, security: str, said: str
+) -> None:
+    """Said as a TLS failure, with what to change, after the first connection: not retried as a
+    connection problem, for a setting to fix."""
+    result = send(faults, PAPERBOT_SMTP_SECURITY=security)
+    assert result.exit_code == 1
+    assert f"Stopped: SMTP TLS failed{said}" in result.output
+    assert "connection failures in a row" not in result.output
+    assert faults.handler.commands == {}, "no mail transaction was begun"
+    assert Store(env["PAPERBOT_DATABASE_URL"]).suppressed() == {}
+
+
+@pytest.mark.parametrize(
     ("fault", "extra"), [("drop", {}), ("sleep:1.5", {"PAPERBOT_SMTP_TIMEOUT": "0.4"})]
 )
 def test_a_drop_or_timeout_before_data_fails_that_message_for_now(
@@ -178,16 +197,20 @@ def test_a_recipient_always_dropped_before_data_holds_up_nobody_and_is_given_up(
     assert Store(env["PAPERBOT_DATABASE_URL"]).suppressed() == {}
 
 
-@pytest.mark.parametrize("fault", ["drop", "sleep:1.2"])
+@pytest.mark.parametrize(
+    ("fault", "said"),
+    [("drop", "connection lost after the message data: connection closed"),
+     ("sleep:1.2", "no reply within 0.4 s (PAPERBOT_SMTP_TIMEOUT) after the message data")],
+)  # fmt: skip
 def test_lost_after_data_stays_sending_and_is_resent_with_the_same_message_id(
-    env: dict[str, str], faults: FaultServer, fault: str
+    env: dict[str, str], faults: FaultServer, fault: str, said: str
 ) -> None:
     faults.handler.data[ADA] = [fault, "250 OK"]
     extra = {"PAPERBOT_SEND_LEASE_SECONDS": "1", "PAPERBOT_SMTP_TIMEOUT": "0.4"}
     first = send(faults, **extra)
-    assert first.exit_code == 1 and "unknown" in first.output
+    assert first.exit_code == 1 and f"unknown  {ADA} {said}; it will be sent" in first.output
     lost = row(env, ADA)
-    assert lost.status == "sending"
+    assert (lost.status, lost.last_error) == ("sending", said)
     assert send(faults, **extra).exit_code == 0, "within the lease nobody touches the row"
     assert row(env, ADA).status == "sending"
     time.sleep(1.3)

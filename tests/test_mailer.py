@@ -26,6 +26,7 @@ from bot.errors import (
     TemporaryDeliveryError,
     TlsDeliveryError,
     UnknownHostDeliveryError,
+    UnknownOutcomeError,
 )
 from bot.mailer import SmtpMailer, classify, classify_reply
 from bot.message import Envelope, Outgoing, build_message
@@ -92,6 +93,25 @@ async def test_a_connection_lost_during_a_transaction_fails_that_message_only(
         with pytest.raises(ConnectionDeliveryError) as down:
             await nobody.send(message("fine@example.org"))
     assert not isinstance(down.value, DroppedDeliveryError)
+
+
+@pytest.mark.parametrize(
+    ("slow", "error", "when"),
+    [("mail", DroppedDeliveryError, "before the data"),
+     ("data", UnknownOutcomeError, "after the message data")],
+)  # fmt: skip
+async def test_a_server_slow_to_reply_is_said_to_be_slow(
+    faults: FaultServer, slow: str, error: type[Exception], when: str
+) -> None:
+    """Not a connection "lost" with an empty reason: how long was waited, and the setting."""
+    if slow == "mail":
+        faults.handler.mail = ["sleep:1"]
+    else:
+        faults.handler.data["a@example.org"] = ["sleep:1"]
+    async with SmtpMailer(faults.host, faults.port, security="none", timeout=0.3) as mailer:
+        with pytest.raises(error) as late:
+            await mailer.send(message("a@example.org"))
+    assert str(late.value) == f"no reply within 0.3 s (PAPERBOT_SMTP_TIMEOUT) {when}"
 
 
 def test_a_host_that_does_not_exist_stops_the_run() -> None:
@@ -286,12 +306,22 @@ async def test_authentication_failure_is_fatal(auth_server: SmtpServer) -> None:
     assert len(auth_server.messages) == 1
 
 
-async def test_starttls_refused_by_server_is_fatal(smtp_server: SmtpServer) -> None:
+@pytest.mark.parametrize(
+    ("security", "said"),
+    [("starttls", "does not offer STARTTLS on this port: use the port where it does (587), or "
+                  "PAPERBOT_SMTP_SECURITY=tls with its TLS port (465); set "
+                  "PAPERBOT_SMTP_SECURITY=none only if the server offers no TLS at all"),
+     ("tls", "this port does not speak TLS from the first byte")],
+)  # fmt: skip
+async def test_tls_a_plain_server_does_not_speak_is_fatal_and_says_what_to_change(
+    smtp_server: SmtpServer, security: str, said: str
+) -> None:
     async with SmtpMailer(
-        smtp_server.host, smtp_server.port, security="starttls", timeout=3
+        smtp_server.host, smtp_server.port, security=security, timeout=3
     ) as mailer:
-        with pytest.raises(TlsDeliveryError, match="TLS"):
+        with pytest.raises(TlsDeliveryError) as failed:
             await mailer.send(message("a@example.org"))
+    assert said in str(failed.value)
 
 
 async def test_outbox_writes_eml_preview_and_index(tmp_path: Path) -> None:
@@ -360,3 +390,16 @@ async def test_messages_go_through_tls_on_one_reused_connection(
     assert [str(m["To"]) for m in handler.messages] == [f"user{n}@example.org" for n in range(4)]
     assert len({peer for peer, _ in peers}) == 1, "one connection, reused"
     assert all(encrypted for _, encrypted in peers)
+
+
+async def test_a_certificate_not_trusted_is_a_tls_failure(certificate: tuple[Path, Path]) -> None:
+    """A setting (or the server's certificate) to fix: not retried as a connection problem."""
+    cert, key = certificate
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+    with running(RecordingHandler(), ssl_context=server_tls) as server:
+        untrusting = ssl.create_default_context()  # the self-signed certificate is not in it
+        mailer = SmtpMailer(server.host, server.port, security="tls", tls_context=untrusting)
+        async with mailer:
+            with pytest.raises(TlsDeliveryError, match="CERTIFICATE_VERIFY_FAILED"):
+                await mailer.send(message("a@example.org"))

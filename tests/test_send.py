@@ -30,7 +30,7 @@ from bot.pipeline import (
 from bot.render import Renderer
 from bot.settings import load_settings, unknown_names
 from bot.store import ClaimRequest, Store
-from tests.conftest import SmtpServer, matched_emails, run_cli
+from tests.conftest import SmtpServer, free_port, matched_emails, run_cli
 
 runner = CliRunner()
 ROOT = str(Path(__file__).resolve().parents[1])
@@ -441,10 +441,14 @@ def test_bad_settings_list_every_problem(env: dict[str, str]) -> None:
     bad = {
         "PAPERBOT_SMTP_PORT": "seventy", "PAPERBOT_SMTP_SECURITY": "ssl",
         "PAPERBOT_BASE_URL": "https://p.example.org/" + "x" * 500, "PAPERBOT_SECRET_KEY": "k",
-        "PAPERBOT_SOURCES": "hf,bogus",
+        "PAPERBOT_SOURCES": "hf,bogus", "PAPERBOT_SMTP_HOST": "localhost:2525",
     }  # fmt: skip
     result = runner.invoke(app, ["send"], env=bad)
     assert result.exit_code == 2
+    assert (
+        "PAPERBOT_SMTP_HOST: 'localhost:2525' includes a port: set PAPERBOT_SMTP_HOST=localhost "
+        "and PAPERBOT_SMTP_PORT=2525"
+    ) in result.output
     assert "PAPERBOT_SMTP_PORT" in result.output and "PAPERBOT_SMTP_SECURITY" in result.output
     assert "PAPERBOT_BASE_URL" in result.output and "longer than 500" in result.output
     assert "PAPERBOT_SOURCES: invalid source 'bogus'" in result.output
@@ -511,6 +515,18 @@ def test_a_database_in_memory_is_a_bad_setting(env: dict[str, str], url: str) ->
     result = runner.invoke(app, ["send", "--dry-run"], env={"PAPERBOT_DATABASE_URL": url})
     assert result.exit_code == 2, result.output
     assert "PAPERBOT_DATABASE_URL" in result.output and "database in memory" in result.output
+
+
+def test_a_postgres_url_as_heroku_writes_it_is_read_as_postgresql(env: dict[str, str]) -> None:
+    """SQLAlchemy knows no "postgres" dialect: the URL is read as postgresql://, and here the
+    server it names is down (not a bad setting)."""
+    url = f"postgres://reader:s3cret@127.0.0.1:{free_port()}/paperbot"
+    result = runner.invoke(app, ["send", "--dry-run"], env={"PAPERBOT_DATABASE_URL": url})
+    assert result.exit_code == 1, result.output
+    assert "cannot open the database 'postgresql://reader:***@127.0.0.1:" in result.output
+    assert load_settings(None, database_url="postgres+psycopg://h/db").database_url == (
+        "postgresql+psycopg://h/db"
+    )
 
 
 def test_misspelt_setting_names_are_pointed_out(tmp_path: Path) -> None:

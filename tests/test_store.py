@@ -22,7 +22,7 @@ from sqlmodel import SQLModel, create_engine
 import bot.store as store_module
 from bot.errors import BotError, ConfigError
 from bot.models import Interests, Paper, Subscriber
-from bot.store import ClaimRequest, Store, shown_url, unavailable
+from bot.store import ClaimRequest, Store, SyncReport, shown_url, unavailable
 from bot.store.ledger import Claim
 from bot.store.runs import this_process
 from bot.store.tables import SENDING, TEMP_FAILED, Delivery, RunRow, connect_options
@@ -75,17 +75,21 @@ def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
 
 
 def test_sync_adds_updates_and_deactivates_keeping_history(store: Store) -> None:
+    def counts(report: SyncReport) -> tuple[int, ...]:
+        return report.added, report.updated, report.reactivated, report.deactivated, report.before
+
     first = store.sync_subscribers([sub("ada@example.org", "moe"), sub("bob@example.org")])
-    assert (first.added, first.updated, first.deactivated) == (2, 0, 0)
+    assert counts(first) == (2, 0, 0, 0, 0)
     again = store.sync_subscribers([sub("ada@example.org", "moe"), sub("bob@example.org")])
-    assert (again.added, again.updated, again.deactivated) == (0, 0, 0)
+    assert counts(again) == (0, 0, 0, 0, 2)
     changed = store.sync_subscribers([sub("ada@example.org", "routing")])
-    assert (changed.added, changed.updated, changed.deactivated) == (0, 1, 1)
+    assert counts(changed) == (0, 1, 0, 1, 2)
     active = store.active_subscribers()
     assert [s.email for s in active.values()] == ["ada@example.org"]
     assert next(iter(active.values())).interests.keywords == ["routing"]
     back = store.sync_subscribers([sub("ada@example.org", "routing"), sub("bob@example.org")])
-    assert back.updated == 1 and back.ids == first.ids
+    assert counts(back) == (0, 0, 1, 0, 1), "bob comes back: reactivated, not updated"
+    assert back.ids == first.ids
 
 
 def test_save_papers_is_idempotent_and_updates_counts(store: Store) -> None:

@@ -766,6 +766,33 @@ async def test_hot_reload_adopts_good_edits_and_keeps_the_last_good_on_bad_ones(
     assert len(worker.roster) == 3
 
 
+async def test_a_reload_that_removes_most_subscribers_is_a_warning_and_an_admin_alert(
+    make_worker: Callable[[], Worker], profiles_path: Path, smtp_server: SmtpServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """A file overwritten by mistake stops most subscribers' mail: not an ordinary edit. Those
+    back in the restored file are counted as reactivated."""
+    caplog.set_level(logging.INFO, logger="bot")
+    worker = make_worker()
+    for text in (PROFILES.split("  - email: alan@")[0], PROFILES, only_ada(), PROFILES):
+        _edit(profiles_path, text)
+        await worker.sweep_job()
+    said = [(r.levelname, r.getMessage()) for r in caplog.records if "deactivated)" in r.message]
+    assert said[1:] == [
+        ("INFO", "profiles: 2 subscribers (0 added, 0 updated, 0 reactivated, 1 deactivated)"),
+        ("INFO", "profiles: 3 subscribers (0 added, 0 updated, 1 reactivated, 0 deactivated)"),
+        ("WARNING", "profiles: 1 subscriber (0 added, 1 updated, 0 reactivated, 2 deactivated): "
+                    "removed 2 of the 3 subscribers at once: they get no more mail"),
+        ("INFO", "profiles: 3 subscribers (0 added, 1 updated, 2 reactivated, 0 deactivated)"),
+    ]  # fmt: skip
+    (alert,) = smtp_server.handler.to("admin@paperbot.example.org")
+    assert str(alert["Subject"]) == "[paperbot] Most subscribers were removed from the profiles"
+    body = alert.get_body(("plain",)).get_content().replace("\r\n", "\n")  # type: ignore[union-attr]
+    assert "removed 2 of the 3 subscribers at once: they get no more mail." in body
+    assert f"If {profiles_path} was overwritten or cut short by mistake, restore it" in body
+    assert len(worker.roster) == 3
+
+
 BOB = '  - email: bob@example.org\n    send_at: "08:00"\n    interests:\n      keywords: ["sparse experts"]\n'
 
 
@@ -793,10 +820,14 @@ async def test_a_suppressed_address_left_in_the_profiles_is_named_once_and_never
     ]  # fmt: skip
     said = "profiles: bob@example.org is suppressed (unsubscribed): listed, but gets no mail"
     assert [r.getMessage() for r in caplog.records if "bob@" in r.getMessage()] == [said]
-    assert "profiles: 2 subscribers (2 added, 0 updated, 0 deactivated)" in caplog.messages
+    assert "profiles: 2 subscribers (2 added, 0 updated, 0 reactivated, 0 deactivated)" in (
+        caplog.messages
+    )
     _edit(profiles_path, only_ada())
     await worker.sweep_job()
-    assert "profiles: 1 subscriber (0 added, 0 updated, 1 deactivated)" in caplog.messages
+    assert "profiles: 1 subscriber (0 added, 0 updated, 0 reactivated, 1 deactivated)" in (
+        caplog.messages
+    )
     _edit(profiles_path, only_ada() + BOB)
     await worker.sweep_job()
     assert [r.getMessage() for r in caplog.records if "bob@" in r.getMessage()] == [said, said]
@@ -858,6 +889,7 @@ async def test_a_file_caught_empty_in_the_middle_of_a_save_raises_no_alert(
     caplog: pytest.LogCaptureFixture,
 ) -> None:  # fmt: skip
     """An editor truncated the file, and has written it by the next sweep."""
+    profiles_path.write_text(only_ada())
     worker = settling(make_worker())
     _save(profiles_path, "")
     await worker.sweep_job()
@@ -873,6 +905,7 @@ async def test_a_bad_edit_after_a_good_reload_is_emailed_within_the_hour(
     make_worker: Callable[[], Worker], clock: Clock, profiles_path: Path, smtp_server: SmtpServer
 ) -> None:
     """Within the hour, but not at every change of a file that keeps going bad and good."""
+    profiles_path.write_text(only_ada())
     worker = settling(make_worker())
     _save(profiles_path, "subscribers: [", at=SAVED - 125)
     await worker.sweep_job()
@@ -910,7 +943,7 @@ async def test_a_kept_profiles_alert_is_dropped_once_the_file_is_fixed(
     _edit(profiles_path, "subscribers: [")
     await worker.reload_if_changed()
     assert set(worker.admin.pending) == {"profiles"}
-    _edit(profiles_path, only_ada())
+    _edit(profiles_path, PROFILES)
     await worker.reload_if_changed()
     assert worker.admin.pending == {} and worker.admin.last == {}
     assert "admin alert (profiles) no longer applies" in caplog.text

@@ -23,6 +23,7 @@ from bot.models import Paper
 from bot.sources import arxiv, hf, jsonl
 from bot.sources.base import ParseResult, Skipped, log
 from bot.sources.http import Clock, Fetcher, HttpPolicy, make_client
+from bot.stopping import in_thread
 
 Kind = Literal["sample", "file", "hf", "hf-html", "arxiv"]
 KINDS: tuple[Kind, ...] = ("sample", "file", "hf", "hf-html", "arxiv")
@@ -156,7 +157,7 @@ async def fetch_one(
         return jsonl.load_sample()
     if spec.kind == "file":
         assert spec.path is not None
-        return jsonl.read_papers_file(spec.path)
+        return await in_thread(jsonl.read_papers_file, spec.path)  # a FIFO may never answer
     if spec.kind == "hf":
         return await _hf_with_fallback(fetcher, day, options)
     if spec.kind == "hf-html":

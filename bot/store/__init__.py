@@ -93,11 +93,15 @@ class StoredPaper(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class SyncReport:
-    """What syncing the profiles file changed."""
+    """What syncing the profiles file changed: subscribers added, updated (their profile
+    changed), reactivated (back in the file after they were removed) and deactivated (removed),
+    out of ``before`` active ones."""
 
     added: int
     updated: int
+    reactivated: int
     deactivated: int
+    before: int
     ids: dict[str, int]
 
 
@@ -251,6 +255,7 @@ class Store(RunLog):
         now, wanted = as_utc(utcnow()), {s.email.lower(): s for s in subscribers}
         new: list[dict[str, Any]] = []
         changed: list[dict[str, Any]] = []
+        back = 0
         with self.engine.begin() as db:
             stored = {r.email.lower(): r for r in db.execute(_SUBSCRIBERS)}
             for key, sub in wanted.items():
@@ -261,6 +266,7 @@ class Store(RunLog):
                 elif row.profile != profile or not row.active:
                     changed.append({"row": row.id, "email": sub.email, "profile": profile,
                                     "now": now})  # fmt: skip
+                    back += not row.active
             gone = [r.id for key, r in stored.items() if key not in wanted and r.active]
             if new:
                 db.execute(insert(SubscriberRow), new)
@@ -269,7 +275,8 @@ class Store(RunLog):
             if gone:
                 db.execute(_DEACTIVATE, {"rows": gone, "now": now})
             ids = {r.email.lower(): r.id for r in db.execute(_IDS)}
-        return SyncReport(len(new), len(changed), len(gone), ids)
+        before = sum(1 for r in stored.values() if r.active)
+        return SyncReport(len(new), len(changed) - back, back, len(gone), before, ids)
 
     def active_subscribers(self) -> dict[int, Subscriber]:
         """Active subscribers by id, as last synced."""
