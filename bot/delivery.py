@@ -117,9 +117,12 @@ RECORD_LINGER = 0.05
 MAILBOX_DOMAINS = 3
 """Recipient domains a row of refused mailboxes must span to stop a run (or, in a small run
 refused throughout, to be retried rather than recorded): the dead addresses of one domain that
-is gone come in rows, while a relay that serves other domains only refuses every address. When
-the subscribers have fewer domains in all, a row spanning every one of them is enough: a list
-of one company's addresses does not die all at once, but its relay can refuse them all."""
+is gone come in rows, while a relay that serves other domains only refuses every address."""
+FEW_DOMAINS_IN_ROW = 20
+"""When the subscribers have fewer than ``MAILBOX_DOMAINS`` domains in all (one company's
+list), the refused mailboxes in a row that blame the server instead, at every one of them: such
+a list does not hold 20 dead addresses in a row, but its relay can refuse them all. (A run
+refused throughout blames the server from ``REFUSALS_IN_ROW`` on.)"""
 REFUSALS_IN_ROW = 5
 """Messages refused in a row with the same permanent reply (the same code and enhanced status:
 spam, a policy, or the mailbox, as from a relay that serves other domains only) before the run
@@ -134,11 +137,15 @@ def domain_of(email: str) -> str:
     return email.rpartition("@")[2].lower()
 
 
-def spans_enough(domains: int, listed: int | None) -> bool:
-    """Whether refused mailboxes at ``domains`` domains blame the server rather than the
-    addresses: ``MAILBOX_DOMAINS`` or more, or all ``listed`` (the subscribers' domains, when
-    known) when there are fewer."""
-    return domains >= min(MAILBOX_DOMAINS, listed or MAILBOX_DOMAINS)
+def blames_server(refused: int, domains: int, listed: int | None, *, whole: bool = False) -> bool:
+    """Whether ``refused`` mailboxes refused in a row the same way, at ``domains`` domains,
+    blame the server rather than the addresses: at ``MAILBOX_DOMAINS`` domains or more; or,
+    when the subscribers have fewer (``listed``, when known), at all of them and
+    ``FEW_DOMAINS_IN_ROW`` in a row (``REFUSALS_IN_ROW`` when they were the ``whole`` run)."""
+    if domains >= MAILBOX_DOMAINS:
+        return True
+    enough = REFUSALS_IN_ROW if whole else FEW_DOMAINS_IN_ROW
+    return listed is not None and domains >= listed and refused >= enough
 
 
 def domains_of(subscribers: Iterable[Subscriber]) -> int:
@@ -229,7 +236,7 @@ class _Run:
             # Every message of the run refused the same way, and no other outcome: that may be
             # the server's doing, so they are tried again later (but refused mailboxes of fewer
             # domains are dead addresses, recorded as usual)
-            everything = len(self.held) == self.settled and self._server_at_fault()
+            everything = len(self.held) == self.settled and self._server_at_fault(whole=True)
             if everything:
                 self.report.refused_all = self.held[0][2]
             for job, claim, refusal in self._end_refusals():
@@ -584,13 +591,14 @@ class _Run:
             self._halt(f"{n} messages in a row refused the same way, last: {error}", error)
         return ended
 
-    def _server_at_fault(self) -> bool:
-        """Whether the refusals held may be the server's doing rather than each message's: a
-        refused message always may; refused mailboxes only across ``MAILBOX_DOMAINS`` domains."""
+    def _server_at_fault(self, whole: bool = False) -> bool:
+        """Whether the refusals held (the ``whole`` run's) may be the server's doing rather
+        than each message's: a refused message always may; refused mailboxes as
+        ``blames_server`` says."""
         if not isinstance(self.held[0][2], RecipientDeliveryError):
             return True
         domains = {domain_of(job.email) for job, _, _ in self.held}
-        return spans_enough(len(domains), self.options.domains)
+        return blames_server(len(self.held), len(domains), self.options.domains, whole=whole)
 
     def _end_refusals(self) -> list[_Held]:
         """Take the held refusals, to be recorded; none once the run is stopping: it releases

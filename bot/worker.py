@@ -32,7 +32,13 @@ from typing import Any
 
 from bot.admin import AdminAlerts, is_smtp_trouble, smtp_advice
 from bot.alerts import Terms
-from bot.delivery import REFUSALS_IN_ROW, domain_of, domains_of, spans_enough
+from bot.delivery import (
+    FEW_DOMAINS_IN_ROW,
+    REFUSALS_IN_ROW,
+    blames_server,
+    domain_of,
+    domains_of,
+)
 from bot.delivery_jobs import Outcome
 from bot.errors import BotError, Problem, ProfileError, RecipientDeliveryError
 from bot.mailer import Mailer
@@ -473,10 +479,10 @@ class Worker:
         one digest a sweep, and each refusal alone suppressed its address. Then those
         suppressions are undone, their messages go again once the server works, delivery
         pauses and the admin is told."""
-        self.refused = refused_in_a_row(self.refused, report.outcomes)
-        domains = len({domain_of(o.email) for o in self.refused})
+        self.refused = refused_in_a_row(self.refused, report.outcomes)[-FEW_DOMAINS_IN_ROW:]
+        count, domains = len(self.refused), len({domain_of(o.email) for o in self.refused})
         listed = domains_of(self.roster.values())
-        if len(self.refused) < REFUSALS_IN_ROW or not spans_enough(domains, listed):
+        if count < REFUSALS_IN_ROW or not blames_server(count, domains, listed):
             return False
         refused, self.refused = self.refused, []
         suppressed, now = self.deps.store.suppressed(), self.deps.clock()

@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bot.cli import app
-from bot.delivery import REFUSALS_IN_ROW
+from bot.delivery import FEW_DOMAINS_IN_ROW, MAILBOX_DOMAINS, REFUSALS_IN_ROW
 from bot.store import Store
 from bot.store.tables import Delivery
 from tests.conftest import UNMATCHED, crowd_profiles, free_port, reader
@@ -101,18 +101,35 @@ def test_a_server_refusing_every_mailbox_stops_the_send_and_suppresses_nobody(
 ) -> None:
     """A relay answering 550 5.1.1 to every RCPT (it serves other domains only) is at fault,
     not the 30 addresses: the send stops, and every digest waits for the next one. So it is
-    when every subscriber has one of one or two domains (one company's list)."""
+    when every subscriber has one of one or two domains (one company's list), after more
+    refusals in a row."""
     crowd = crowd_profiles(tmp_path / "crowd.yaml", 30, *UNMATCHED, domains=domains)
     emails = [reader(n, domains) for n in range(30)]
     faults.handler.rcpt.update({email: ["550 5.1.1 no such user"] for email in emails})
     result = send(faults, PAPERBOT_PROFILES=str(crowd))
     connections = 4  # the default: the refusals in flight when the run stops are given back too
-    assert REFUSALS_IN_ROW <= faults.handler.commands["RCPT"] < REFUSALS_IN_ROW + connections
+    row = REFUSALS_IN_ROW if domains >= MAILBOX_DOMAINS else FEW_DOMAINS_IN_ROW
+    assert row <= faults.handler.commands["RCPT"] < row + connections
     assert result.exit_code == 1
     assert "Stopped" in result.output and "refused the same way" in result.output
     store = Store(env["PAPERBOT_DATABASE_URL"])
     assert store.suppressed() == {}
     assert {state: n for _, state, n in store.ledger.counts()} == {"temp_failed": 30}
+
+
+def test_dead_addresses_of_a_one_domain_list_are_suppressed_and_the_rest_delivered(
+    env: dict[str, str], faults: FaultServer, tmp_path: Path
+) -> None:
+    """5 dead addresses in a row of one company's list are not the relay refusing everyone: the
+    other 15 are delivered, the 5 suppressed, and the next run has nothing left to stop on."""
+    crowd = crowd_profiles(tmp_path / "crowd.yaml", 20, *UNMATCHED)
+    dead = [reader(n) for n in range(5, 10)]
+    faults.handler.rcpt.update({email: ["550 5.1.1 no such user"] for email in dead})
+    result = send(faults, PAPERBOT_PROFILES=str(crowd), PAPERBOT_SMTP_CONNECTIONS="1")
+    assert result.exit_code == 1 and "Stopped" not in result.output, result.output
+    assert set(Store(env["PAPERBOT_DATABASE_URL"]).suppressed()) == set(dead)
+    delivered = {reader(n) for n in range(20)} - set(dead)
+    assert all(len(faults.handler.to(email)) == 1 for email in delivered)
 
 
 @pytest.mark.parametrize(
