@@ -32,6 +32,7 @@ from bot.pipeline import (
     send_to_targets,
 )
 from bot.render import MORE_LISTED
+from bot.store.runs import process_exists, this_machine
 from bot.store.tables import Delivery
 
 ALERT_WINDOW_DAYS = 1  # papers from today's and yesterday's lists can fire alerts
@@ -130,8 +131,8 @@ class _Alerts:
 
 
 def _open(row: Delivery, now: datetime) -> bool:
-    """Whether an alert row may go again: a due retry, or an abandoned send."""
-    return row.retry_due(now) or row.abandoned(now)
+    """Whether an alert row may go again: a due retry, or a send left behind."""
+    return row.retry_due(now) or row.left_behind(now, this_machine(), process_exists)
 
 
 def _new_digests(

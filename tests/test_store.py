@@ -349,8 +349,13 @@ def test_a_running_run_shows_it_is_alive_until_it_is_finished(store: Store) -> N
     store.heartbeat = 0.02
     run = store.start_run("send")
     (started,) = store.recent_runs()
-    host, table = socket.gethostname(), os.readlink("/proc/self/ns/pid")
-    assert started.summary["process"] == {"host": host, "table": table, "pid": os.getpid()}
+    boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    table = f"{os.readlink('/proc/self/ns/pid')} boot {boot}"
+    assert started.summary["process"] == {
+        "host": socket.gethostname(),
+        "table": table,
+        "pid": os.getpid(),
+    }
     deadline = time.monotonic() + 10
     while store.recent_runs()[0].summary["alive_at"] == started.summary["alive_at"]:
         assert time.monotonic() < deadline, "no sign of life"

@@ -7,6 +7,8 @@ import asyncio
 import logging
 import os
 import re
+import subprocess
+import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -15,6 +17,7 @@ from pathlib import Path
 from time import time_ns
 
 import pytest
+from sqlalchemy import update
 from sqlalchemy.exc import OperationalError
 
 from bot import status
@@ -39,7 +42,9 @@ from bot.pipeline import Deps, Fetched, SendOptions, send_digests
 from bot.render import Renderer
 from bot.scheduler import run_until
 from bot.settings import Settings, load_settings
-from bot.store import Store
+from bot.store import ClaimRequest, Store
+from bot.store.runs import this_process
+from bot.store.tables import Delivery
 from bot.worker import ProfilesFile, Worker
 from tests.conftest import (
     UNMATCHED,
@@ -399,6 +404,34 @@ async def test_a_grouped_alert_left_sending_is_sent_again_as_it_was_after_its_le
     assert [(status, papers) for status, _, papers, _ in alert_rows(store)] == [
         ("sent", ["2611.20001", "2611.20002"]), ("sent", ["2611.20003"]),
     ]  # fmt: skip
+
+
+async def test_a_digest_a_killed_send_left_sending_goes_at_the_next_sweep(
+    make_worker: Callable[[], Worker], clock: Clock, profiles_path: Path,
+    smtp_server: SmtpServer,
+) -> None:  # fmt: skip
+    """A manual send claimed ada's digest and was killed: its process is gone, so the worker
+    sends it at its next sweep, as it was (same Message-ID and papers), not after the lease."""
+    profiles_path.write_text(only_ada())
+    worker = make_worker()
+    store = worker.deps.store
+    clock.set(2026, 11, 25, 8, 1)
+    store.save_papers([moe_paper(1), moe_paper(2)], NOV_25, clock())
+    sid = store.subscriber_id("ada@example.org")
+    assert sid is not None
+    request = ClaimRequest(sid, NOV_25, ("2611.20001",), "<killed@paperbot.example.org>")
+    assert store.ledger.claim_many([request], clock()) != [None]
+    gone = subprocess.Popen([sys.executable, "-c", ""])
+    gone.wait()
+    with store.engine.begin() as db:
+        db.execute(update(Delivery).values(claimed_by=this_process() | {"pid": gone.pid}))
+    clock.set(2026, 11, 25, 8, 2)  # well within the 5-minute lease
+    await worker.sweep_job()
+    (digest,) = smtp_server.handler.to("ada@example.org")
+    assert str(digest["Message-ID"]) == "<killed@paperbot.example.org>"
+    assert "Study 1" in plain(digest) and "Study 2" not in plain(digest)
+    row = store.ledger.get(sid, NOV_25)
+    assert row is not None and row.status == "sent"
 
 
 @pytest.mark.parametrize("send_empty", ["true", "false"])

@@ -11,6 +11,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, func, select
 from sqlmodel.sql.expression import SelectOfScalar
 
+from bot.store.runs import process_exists, this_machine
 from bot.store.tables import SENDING, TEMP_FAILED, Delivery, as_utc
 
 
@@ -67,14 +68,19 @@ class DeliveryQueries:
         return {(r.subscriber_id, paper): r for r in rows for paper in r.paper_ids}
 
     def due_retries(self, now: datetime) -> list[Delivery]:
-        """Temporary failures whose next attempt time has come, and expired ``sending`` leases."""
-        stamp = as_utc(now)
+        """Temporary failures whose next attempt time has come, and ``sending`` rows left
+        behind (see ``Delivery.left_behind``)."""
+        stamp, here = as_utc(now), this_machine()
         with self._session() as db:
             query = select(Delivery).where(
                 ((col(Delivery.status) == TEMP_FAILED) & (col(Delivery.next_attempt_at) <= stamp))
-                | ((col(Delivery.status) == SENDING) & (col(Delivery.lease_until) < stamp))
+                | (col(Delivery.status) == SENDING)
             )
-            return list(db.exec(query).all())
+            rows = db.exec(query).all()
+        return [
+            row for row in rows
+            if row.status == TEMP_FAILED or row.left_behind(stamp, here, process_exists)
+        ]  # fmt: skip
 
     def tally(self, since: date | None = None) -> list[tuple[date, str, str, int]]:
         """(date, kind, state, count) of every delivery row, newest date first."""

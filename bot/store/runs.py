@@ -8,6 +8,7 @@ records its end; ``RunRow.lost`` tells such a run from one still going.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -37,12 +38,17 @@ _ALIVE = (
 )
 
 
+@functools.cache
 def this_machine() -> tuple[str, str | None]:
     """Where this process runs, as runs record it: the host name, and the process table its
-    process id belongs to (its PID namespace on Linux, None where that cannot be told).
-    Containers may share a host name without seeing each other's processes."""
+    process id belongs to (on Linux its PID namespace and the boot of the kernel, None where
+    that cannot be told). Containers may share a host name without seeing each other's
+    processes, and two machines may have the same host name (and, outside containers, the
+    same PID namespace number): the boot id tells machines apart, and boots."""
     try:
-        table: str | None = os.readlink("/proc/self/ns/pid")
+        namespace = os.readlink("/proc/self/ns/pid")
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as boot:
+            table: str | None = f"{namespace} boot {boot.read().strip()}"
     except OSError:
         table = None
     return socket.gethostname(), table

@@ -132,6 +132,13 @@ class Delivery(SQLModel, table=True):
         outcome unknown): it can be sent again at once, without waiting out its lease."""
         return self.status == SENDING and process_gone(self.claimed_by, here, exists)
 
+    def left_behind(
+        self, now: datetime, here: tuple[str, str | None], exists: Callable[[int], bool]
+    ) -> bool:
+        """``sending``, and no run will finish it: abandoned (its lease ran out) or orphaned
+        (its process is gone)."""
+        return self.abandoned(now) or self.orphaned(here, exists)
+
     def retry_due(self, now: datetime) -> bool:
         """A temporary failure whose next attempt time has come."""
         return self.status == TEMP_FAILED and (
