@@ -485,10 +485,9 @@ class Worker:
         if count < REFUSALS_IN_ROW or not blames_server(count, domains, listed):
             return False
         refused, self.refused = self.refused, []
-        suppressed, now = self.deps.store.suppressed(), self.deps.clock()
-        for outcome in refused:
-            if (row := suppressed.get(outcome.email.lower())) is not None:
-                self.deps.store.restore(row, now)
+        suppressed = self.deps.store.suppressed()
+        undone = [suppressed[o.email.lower()] for o in refused if o.email.lower() in suppressed]
+        self.deps.store.restore(undone, self.deps.clock())
         last = refused[-1]
         reason = f"{len(refused)} mailboxes in a row refused the same way: {last.detail}"
         self._pause_delivery(reason)

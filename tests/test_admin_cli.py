@@ -67,16 +67,19 @@ def test_unsuppressing_refused_addresses_sends_their_digests_with_the_next_run(
         faults.handler.rcpt[email] = [reply, "250 OK"]
     assert send(faults).exit_code == 1
     assert set(Store(env["PAPERBOT_DATABASE_URL"]).suppressed()) == {ADA, GRACE}
+    assert cli("unsubscribe", "alan@example.org").exit_code == 0  # on purpose: kept
     assert cli("unsuppress").exit_code == 2, "nothing named: nothing cleared"
+    assert cli("unsuppress", ADA, "--since", "2020-01-01").exit_code == 2, "names or filters"
     assert "no suppressed address matches" in cli("unsuppress", "--since", "2099-01-01").output
-    cleared = cli("unsuppress", "--reason", "550 5.1.")
+    cleared = cli("unsuppress", "--since", "2020-01-01")
     assert cleared.exit_code == 0, cleared.output
     for email, reply in replies.items():
         assert (
             f"{email} may receive mail again (was: permanent failure: refused: {reply}); its "
-            "digest for 2026-11-25 goes with the next run."
+            "digest for 2026-11-25 goes with the worker's next sweep, or now with "
+            "`paperbot send --date 2026-11-25`."
         ) in " ".join(cleared.output.split())
-    assert Store(env["PAPERBOT_DATABASE_URL"]).suppressed() == {}
+    assert set(Store(env["PAPERBOT_DATABASE_URL"]).suppressed()) == {"alan@example.org"}
     again = send(faults)
     assert again.exit_code == 0, again.output
     assert len(faults.handler.to(ADA)) == len(faults.handler.to(GRACE)) == 1

@@ -28,7 +28,7 @@ from bot.models import email_key
 from bot.profiles import json_schema_text
 from bot.settings import load_settings
 from bot.store import Store, missing_database
-from bot.store.tables import Suppression, as_utc
+from bot.store.tables import Delivery, Suppression, as_utc
 
 UNSUBSCRIBED = "unsubscribed"
 
@@ -135,22 +135,34 @@ def unsuppress(
 ) -> None:
     """Clear suppressions (an unsubscribe or a permanent failure): the addresses get mail again,
     and the messages refused when they were suppressed go with the next run."""
-    if not (emails or reason or since):
-        raise UsageError("name the addresses, or choose them with --reason or --since")
+    if not (emails or reason or since) or (emails and (reason or since)):
+        raise UsageError("name the addresses, or choose them with --reason and --since")
     store = Store(load_settings().database_url)
     chosen = _suppressions(store, emails or [], reason, since)
+    reopened = store.restore(list(chosen.values()), datetime.now(UTC))
     for email, suppression in chosen.items():
-        reopened = store.restore(suppression, datetime.now(UTC))
-        again = [f"its {row.kind} for {row.digest_date} goes with the next run" for row in reopened]
+        again = [_due_again(row) for row in reopened[email]]
         line = "; ".join([f"{email} may receive mail again (was: {suppression.reason})", *again])
         out.print(f"{line}.", markup=False, soft_wrap=True)
+
+
+def _due_again(row: Delivery) -> str:
+    """How a message refused when its address was suppressed goes now that it is due again."""
+    if row.kind == "alert":
+        return f"its alert of {row.digest_date} goes with the worker's next sweep"
+    return (
+        f"its digest for {row.digest_date} goes with the worker's next sweep, or now with "
+        f"`paperbot send --date {row.digest_date}`"
+    )
 
 
 def _suppressions(
     store: Store, emails: list[str], reason: str | None, since: datetime | None
 ) -> dict[str, Suppression]:
     """The suppressions named (BotError for an address that is not suppressed), or, without
-    names, those whose reason holds ``reason`` and that began at ``since`` or later."""
+    names, those whose reason holds ``reason`` and that began at ``since`` or later; an
+    unsubscribe only when ``reason`` asks for it (``--since`` alone clears refused addresses,
+    not people who asked for no more mail)."""
     every = store.suppressed()
     if emails:
         named = [_key(email) for email in emails]
@@ -163,7 +175,7 @@ def _suppressions(
     start = as_utc(since.replace(tzinfo=since.tzinfo or UTC)) if since else None
     chosen = {
         email: row for email, row in every.items()
-        if (reason is None or reason.casefold() in row.reason.casefold())
+        if (reason.casefold() in row.reason.casefold() if reason else row.reason != UNSUBSCRIBED)
         and (start is None or as_utc(row.created_at) >= start)
     }  # fmt: skip
     if not chosen:

@@ -459,15 +459,19 @@ class Store(RunLog):
                 db.commit()
             return row is not None
 
-    def restore(self, suppression: Suppression, now: datetime) -> list[Delivery]:
-        """Clear a suppression, and make the messages refused when it began due again at once
-        (``Ledger.reopen_refused``): the next run sends them. The rows reopened."""
-        self.unsuppress(suppression.email)
-        sid = self.subscriber_id(suppression.email)
-        if sid is None:
-            return []
-        since = as_utc(suppression.created_at) - REFUSED_BEFORE
-        return self.ledger.reopen_refused(sid, since, now)
+    def restore(
+        self, suppressions: Sequence[Suppression], now: datetime
+    ) -> dict[str, list[Delivery]]:
+        """Clear suppressions, and make the messages refused when each began due again at once
+        (``Ledger.reopen_refused``): the next run sends them. The rows reopened, by address."""
+        ids, reopened = self.subscriber_ids(), {}
+        for suppression in suppressions:
+            self.unsuppress(suppression.email)
+            sid = ids.get(suppression.email.lower())
+            since = as_utc(suppression.created_at) - REFUSED_BEFORE
+            rows = self.ledger.reopen_refused(sid, since, now) if sid is not None else []
+            reopened[suppression.email] = rows
+        return reopened
 
     def suppressed(self) -> dict[str, Suppression]:
         """Every suppressed address with its reason."""
