@@ -260,6 +260,12 @@ _SUFFIXES = {
     *("jr", "sr", "ii", "iii", "iv", "esq"),
     *("phd", "dphil", "md", "dsc", "msc", "bsc", "mba", "mphil", "llb", "llm", "dds", "rn"),
 }
+_NOT_GIVEN = {
+    *("university", "college", "institute", "school", "lab", "laboratory", "department"),
+    *("group", "team", "inc", "ltd", "llc", "gmbh", "corp", "company", "foundation"),
+    *("captain", "director", "professor", "lecturer", "student", "engineer", "editor"),
+}
+"""Words of a part after a comma that name a role or a place of work, not a given name."""
 _QUOTES = "\"'\u201c\u201d\u2018\u2019\u00ab\u00bb()"
 _INITIALS = re.compile(r"(?:\w\.?-?)+", re.UNICODE)
 
@@ -271,7 +277,7 @@ def first_name(name: str | None) -> str:
     name when it starts with initials (``J. R. R. Tolkien``)."""
     family, *rest = [part.strip() for part in one_line(name or "").split(",")]
     given = [part for part in rest if part and not _is_suffix(part, family)]
-    reversed_ = given and _family_first(family)
+    reversed_ = given and _family_first(family, given[0])
     text = f"{given[0]} {family}" if reversed_ else family  # given names first
     words = [w for w in (w.strip(_QUOTES) for w in text.split()) if w]
     named = list(itertools.dropwhile(lambda w: w.rstrip(".").lower() in _TITLES, words))
@@ -280,12 +286,20 @@ def first_name(name: str | None) -> str:
     return " ".join(named) if _is_initials(named[0]) else named[0]
 
 
-def _family_first(text: str) -> bool:
-    """Whether the part of a name before its comma is a family name alone: one word, after
-    titles and lower-case particles (``Lovelace``, ``Dr. Lovelace``, ``van der Berg``); after a
-    whole name (``Jane Smith``) a comma brings an affiliation or a role, not a given name."""
-    words = [w for w in text.split() if w.rstrip(".").lower() not in _TITLES]
-    return bool(words) and all(w.islower() for w in words[:-1])
+def _family_first(family: str, given: str) -> bool:
+    """Whether a name written with a comma puts the family name first (``Lovelace, Ada``,
+    ``García Márquez, Gabriel``): the part after the comma reads as given names (one or two
+    words in capitals, none naming a role or a place of work), and the part before it as a
+    family name (at most three words besides titles and particles). After ``Jane Smith`` a
+    comma brings ``University of Oxford`` or ``Captain``, not a given name."""
+    names = [w for w in family.split() if w.rstrip(".").lower() not in _TITLES]
+    named = [w for w in names if not w.islower()]
+    words = given.split()
+    return (
+        0 < len(named) <= 3
+        and 0 < len(words) <= 2
+        and all(w[0].isupper() and w.rstrip(".").lower() not in _NOT_GIVEN for w in words)
+    )
 
 
 def _is_suffix(text: str, family: str) -> bool:

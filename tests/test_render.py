@@ -453,6 +453,8 @@ def test_a_picks_categories_share_one_chip(renderer: Renderer) -> None:
         *[("J. R. R. Tolkien", "J. R. R. Tolkien"), ("Lovelace, A.", "A. Lovelace")],
         *[("Jane Smith, University of Oxford", "Jane"), ("Jean-Luc Picard, Captain", "Jean-Luc")],
         *[("van der Berg, Anna", "Anna"), ("Dr. Lovelace, Ada", "Ada")],
+        *[("García Márquez, Gabriel", "Gabriel"), ("Le Guin, Ursula", "Ursula")],
+        *[("De la Cruz, Maria", "Maria"), ("NLP group, Oxford Lab", "NLP")],
         *[('Dr. Zoë "Zed" O\'Brien-Łukasiewicz, Jr. 山田', "Zoë")],
     ],
 )
