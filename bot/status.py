@@ -18,7 +18,7 @@ from rich.text import Text
 
 from bot.store import Store
 from bot.store.runs import process_exists, this_machine
-from bot.store.tables import STATES, RunRow
+from bot.store.tables import PAUSED, STATES, RunRow
 
 RUNS = 10
 DAYS = 14
@@ -45,7 +45,7 @@ def collect(store: Store, now: datetime) -> dict[str, Any]:
     today = now.date()
     recent = store.recent_runs(RUNS)
     runs = [_run(r, now) for r in recent]
-    held = next((r.held(now) for r in recent if r.command == "sweep"), 0)
+    held = sum(r.held(now) for r in store.recent_runs(1, status=PAUSED))
     deliveries: dict[tuple[str, str], dict[str, int]] = {}
     for day, kind, state, n in store.ledger.tally(since=today - timedelta(days=DAYS)):
         deliveries.setdefault((day.isoformat(), kind), {})[state] = n

@@ -11,7 +11,7 @@ sweep that stops again, up to ``PAUSE_MAX``. The unsent messages wait in the led
 attempts not counted) and go out at the first sweep after the pause once the server answers
 (the ledger says so: every retry due during the pause is due at its end); admin alerts raised
 meanwhile are emailed then too. The due digests not claimed yet are in no ledger row: a
-``paused`` sweep in the runs table counts them whenever their number changes.
+``paused`` sweep in the runs table counts them, one for the whole outage.
 
 When a job cannot reach or use the database, it ends there and the next run tries again: one
 error line when the outage starts, and one line when a job works with the database again.
@@ -180,6 +180,8 @@ class Worker:
         self.pause = timedelta(0)
         self.held = 0
         """The due digests held back by the pause, as last recorded (see ``_note_held``)."""
+        self.held_run: int | None = None
+        """The ``paused`` run that records them, one until delivery works again."""
         self.database_down: str | None = None  # why, while jobs cannot use the database
         self.refused: list[Outcome] = []
         """Mailboxes refused the same way since a message was last accepted, sweep after sweep
@@ -294,20 +296,22 @@ class Worker:
 
     def _note_held(self) -> None:
         """While delivery pauses, record how many due digests wait for its end when that number
-        changed: they have no ledger row yet, so only this ``paused`` sweep in the runs table
-        tells ``paperbot status`` about them."""
+        changed: they have no ledger row yet, so only a ``paused`` sweep in the runs table tells
+        ``paperbot status`` about them. One such run stands for the whole outage: it is
+        updated, so that a long outage does not push the other runs out of ``status``."""
         assert self.paused_until is not None
-        now = self.deps.clock()
+        now, store = self.deps.clock(), self.deps.store
         held = held_back(self.deps, self.roster, now, after=self.swept, waiting=self.waiting)
         if held == self.held:
             return
         self.held = held
-        with self.deps.store.run("sweep", now) as run:
-            run.status = PAUSED
-            run.summary = {
-                "counts": {"held": held}, "until": self.paused_until.isoformat(),
-                "stopped": self.paused_why,
-            }  # fmt: skip
+        if self.held_run is None:
+            self.held_run = store.start_run("sweep", now)
+        summary = {
+            "counts": {"held": held}, "until": self.paused_until.isoformat(),
+            "stopped": self.paused_why,
+        }  # fmt: skip
+        store.finish_run(self.held_run, PAUSED, summary)
 
     async def _after_delivery(self, report: SendReport) -> None:
         """After a sweep whose delivery was not stopped: email the kept admin alerts (a
@@ -322,7 +326,7 @@ class Worker:
                 return
             answered = True
         if self.paused_until is not None and answered:
-            self.paused_until, self.pause = None, timedelta(0)
+            self.paused_until, self.pause, self.held_run = None, timedelta(0), None
             log.warning("email delivery works again")
 
     @asynccontextmanager
