@@ -335,8 +335,10 @@ class _Run:
             pool = await asyncio.to_thread(ComposePool.start, self.deps.renderer.templates_dir)
             if pool is not None:  # started in the background: compose here meanwhile
                 warming = asyncio.create_task(asyncio.to_thread(pool.warm_up))
+        head = iter(first)  # what claiming did not reach of it counts as unclaimed, as a chunk
         try:
-            await self._claim_and_compose(chain(first, it), pool)
+            await self._claim_and_compose(chain(head, it), pool)
+            self.report.unclaimed += sum(1 for _ in head)
         finally:
             if pool is not None and warming is not None:
                 await warming

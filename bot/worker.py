@@ -59,6 +59,9 @@ PAUSE_MAX = timedelta(minutes=30)
 """How long delivery pauses after a sweep stopped for SMTP trouble: doubling from the first
 pause to the longest while it keeps failing (shorter than the retry settings of single messages:
 the whole queue waits, and it should go out soon after the server is back)."""
+REFUSALS_WITHIN = timedelta(hours=6)
+"""How long a row of mailboxes refused the same way sweep after sweep may run: refusals further
+apart than this are dead addresses met now and then, not a server refusing everyone now."""
 
 
 MOST_REMOVED = 0.5
@@ -184,6 +187,7 @@ class Worker:
         """The ``paused`` run that records them, one until delivery works again."""
         self.database_down: str | None = None  # why, while jobs cannot use the database
         self.refused: list[Outcome] = []
+        self.refused_since: datetime | None = None  # when the first of ``refused`` came
         """Mailboxes refused the same way since a message was last accepted, sweep after sweep
         (each was suppressed: see ``_refused_in_a_row``)."""
         deps.on_outcome = log_outcome
@@ -483,7 +487,13 @@ class Worker:
         one digest a sweep, and each refusal alone suppressed its address. Then those
         suppressions are undone, their messages go again once the server works, delivery
         pauses and the admin is told."""
+        now = self.deps.clock()
+        if self.refused_since is not None and now - self.refused_since > REFUSALS_WITHIN:
+            self.refused = []  # refusals days apart are not one server's fault of the moment
+        first = self.refused[:1]
         self.refused = refused_in_a_row(self.refused, report.outcomes)[-FEW_DOMAINS_IN_ROW:]
+        if self.refused[:1] != first:
+            self.refused_since = now
         count, domains = len(self.refused), len({domain_of(o.email) for o in self.refused})
         listed = domains_of(self.roster.values())
         if count < REFUSALS_IN_ROW or not blames_server(count, domains, listed):
@@ -491,7 +501,7 @@ class Worker:
         refused, self.refused = self.refused, []
         suppressed = self.deps.store.suppressed()
         undone = [suppressed[o.email.lower()] for o in refused if o.email.lower() in suppressed]
-        self.deps.store.restore(undone, self.deps.clock())
+        self.deps.store.restore(undone, now)
         last = refused[-1]
         reason = f"{len(refused)} mailboxes in a row refused the same way: {last.detail}"
         self._pause_delivery(reason)

@@ -178,7 +178,9 @@ def test_sigterm_during_a_stalled_send_releases_what_never_reached_the_server(
     crowd: dict[str, str], faults: FaultServer, tmp_path: Path
 ) -> None:
     """The server holds every message for longer than a stop waits: the job is cancelled, the
-    messages at the server stay `sending`, and the others are given back at once."""
+    messages at the server stay `sending`, and the others are given back at once. The next
+    worker sends them all: those left `sending` at once too (their process is gone), again with
+    their Message-ID."""
     stalled = {f"reader{n}@example.org": ["sleep:20"] for n in range(CROWD)}
     faults.handler.data.update(stalled)
     smtp = faults.env(PAPERBOT_SMTP_CONNECTIONS="4", PAPERBOT_SWEEP_SECONDS="1")
@@ -198,14 +200,15 @@ def test_sigterm_during_a_stalled_send_releases_what_never_reached_the_server(
     assert (state, summary["stopped"]) == ("stopped", "cancelled at shutdown")
     assert {name: n for name, n in summary["counts"].items() if n} == {"released": CROWD - 4}
 
+    first_ids = {m["To"].addresses[0].addr_spec: m["Message-ID"] for m in faults.handler.received()}
     faults.handler.data.clear()  # the server answers at once from now on
-    others = {f"reader{n}@example.org" for n in range(CROWD)} - at_server
     second = worker_until(
-        crowd, tmp_path / "second.log", lambda: ledger_counts(crowd).get("sent") == len(others),
-        **smtp,
-    )  # fmt: skip
-    assert ledger_counts(crowd) == {"sent": len(others), "sending": 4}
-    assert "interrupted run" not in second
+        crowd, tmp_path / "second.log", lambda: ledger_counts(crowd).get("sent") == CROWD, **smtp
+    )
+    assert ledger_counts(crowd) == {"sent": CROWD}
+    assert second.count("(taken over from an interrupted run)") == 4, second
+    again = [m for m in faults.handler.received() if m["To"].addresses[0].addr_spec in at_server]
+    assert {m["To"].addresses[0].addr_spec: m["Message-ID"] for m in again[4:]} == first_ids
 
 
 def test_sigterm_during_the_start_up_fetch_stops_at_once(

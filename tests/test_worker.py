@@ -1408,6 +1408,33 @@ async def test_mailboxes_refused_one_sweep_after_another_are_the_servers_doing(
     assert states == {"sent": 6}
 
 
+async def test_mailboxes_refused_hours_apart_are_dead_addresses(
+    config: Settings, clock: Clock, profiles_path: Path, faults: FaultServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """Five refusals two hours apart, with nothing accepted between them, are met now and then:
+    the row of them is not the server's doing, and the addresses stay suppressed."""
+    caplog.set_level(logging.INFO, logger="bot")
+    emails = [reader(n, 6) for n in range(5)]
+    lines = ["subscribers:"]
+    for n, email in enumerate(emails):
+        lines += [
+            f"  - email: {email}",
+            f'    send_at: "{9 + 2 * n:02d}:00"',
+            "    send_empty: true",
+        ]
+        lines += UNMATCHED
+    profiles_path.write_text("\n".join(lines) + "\n")
+    faults.handler.rcpt.update({email: ["550 5.1.1 no such user"] for email in emails})
+    worker = start_worker(config, clock, Route(faults.port).mailer)
+    await worker.fetch_job()
+    for n in range(5):
+        clock.set(2026, 11, 25, 9 + 2 * n, 0, 30)
+        await worker.sweep_job()
+    assert messages(caplog, "email delivery paused until", logging.WARNING) == []
+    assert set(worker.deps.store.suppressed()) == set(emails)
+
+
 async def test_a_server_refusing_the_few_messages_of_a_sweep_alerts_the_admin(
     config: Settings, clock: Clock, profiles_path: Path, faults: FaultServer,
     caplog: pytest.LogCaptureFixture,
