@@ -287,7 +287,7 @@ class Renderer:
             "earlier": digest.earlier,
             "topics": topics_of(digest),
             "trigger": trigger,
-            "rules": fired_rules(digest.topics) if digest.kind == "alert" else "",
+            "rules": quoted_names(digest.topics) if digest.kind == "alert" else "",
             "several": digest.kind == "alert" and len(digest.topics) > 1,
             "unsubscribe": unsubscribe_link(ctx),
             "contact_href": contact_link(ctx.contact),
@@ -313,7 +313,7 @@ def _text(text: str, blocks: str) -> str:
     return wrap_text(text.replace(BLOCKS_SLOT, blocks, 1))
 
 
-def fired_rules(names: Sequence[str]) -> str:
+def quoted_names(names: Sequence[str]) -> str:
     """The alert rules that fired, each quoted: ``“Lee”``, ``“Lee” and “SSMs”``,
     ``“Lee”, “RL” and “SSMs”``."""
     quoted = [f"“{one_line(name)}”" for name in names if name.strip()]

@@ -40,10 +40,12 @@ Roster = Mapping[int, Subscriber]
 
 
 async def send_alerts(
-    deps: Deps, roster: Roster, now: datetime, cache: Terms, suppressed: Container[str]
-) -> DeliveryReport:
+    deps: Deps, roster: Roster, now: datetime, cache: Terms, suppressed: Container[str],
+    domains: int,
+) -> DeliveryReport:  # fmt: skip
     """One alert email per subscriber (not ``suppressed``) holding every paper that fired a rule
-    and is in no alert yet, and the alerts due again; their papers are then marked sent."""
+    and is in no alert yet, and the alerts due again; their papers are then marked sent.
+    ``domains``: how many recipient domains the roster has (``DeliveryOptions.domains``)."""
     watchers = {
         sid: sub
         for sid, sub in roster.items()
@@ -80,7 +82,7 @@ async def send_alerts(
     if not jobs:
         return DeliveryReport()
     left = iter(jobs)
-    report = await deliver(deps, left, DeliveryOptions(domains=domains_of(roster.values())))
+    report = await deliver(deps, left, DeliveryOptions(domains=domains))
     report.unclaimed += sum(1 for _ in left)  # delivery stopped before taking them
     return report
 
@@ -208,15 +210,17 @@ async def sweep(
     (the server is unreachable, or shutting down), the digests wait for a later sweep.
     """
     suppressed = deps.store.suppressed_emails()  # once: alerts and digests both leave them out
-    alerts = await send_alerts(deps, roster, now, {} if cache is None else cache, suppressed)
+    domains = domains_of(roster.values())
+    alerts = await send_alerts(
+        deps, roster, now, {} if cache is None else cache, suppressed, domains
+    )
     report = SendReport()
     if alerts.stopped:  # only a stopped run releases messages
         report.add(alerts)
         return report
     targets = _digest_targets(deps, roster, now, after, waiting, suppressed)
     options = SendOptions(
-        retry_now=False, fetch_missing=False, wait_for_papers=sources_down,
-        domains=domains_of(roster.values()),
+        retry_now=False, fetch_missing=False, wait_for_papers=sources_down, domains=domains,
     )  # fmt: skip
     if targets:
         report = await send_to_targets(deps, targets, options)

@@ -495,8 +495,9 @@ class Worker:
         if self.refused[:1] != first:
             self.refused_since = now
         count, domains = len(self.refused), len({domain_of(o.email) for o in self.refused})
-        listed = domains_of(self.roster.values())
-        if count < REFUSALS_IN_ROW or not blames_server(count, domains, listed):
+        if count < REFUSALS_IN_ROW:
+            return False
+        if not blames_server(count, domains, domains_of(self.roster.values())):
             return False
         refused, self.refused = self.refused, []
         suppressed = self.deps.store.suppressed()

@@ -1373,6 +1373,18 @@ async def test_a_server_refusing_every_mailbox_pauses_delivery_and_alerts_the_ad
     assert states == {"temp_failed": 8}, "all wait"
 
 
+def staggered(path: Path, send_times: list[str]) -> list[str]:
+    """A profiles file of readers at 6 domains, one per send time, who want empty digests; their
+    addresses."""
+    emails = [reader(n, 6) for n in range(len(send_times))]
+    lines = ["subscribers:"]
+    for email, at in zip(emails, send_times, strict=True):
+        lines += [f"  - email: {email}", f'    send_at: "{at}"', "    send_empty: true"]
+        lines += UNMATCHED
+    path.write_text("\n".join(lines) + "\n")
+    return emails
+
+
 async def test_mailboxes_refused_one_sweep_after_another_are_the_servers_doing(
     config: Settings, clock: Clock, profiles_path: Path, faults: FaultServer,
     caplog: pytest.LogCaptureFixture,
@@ -1382,12 +1394,7 @@ async def test_mailboxes_refused_one_sweep_after_another_are_the_servers_doing(
     addresses are not left suppressed, delivery pauses, the admin hears of it, and every digest
     goes out once the server accepts mail."""
     caplog.set_level(logging.INFO, logger="bot")
-    emails = [reader(n, 6) for n in range(6)]
-    lines = ["subscribers:"]
-    for n, email in enumerate(emails):
-        lines += [f"  - email: {email}", f'    send_at: "09:0{n}"', "    send_empty: true"]
-        lines += UNMATCHED
-    profiles_path.write_text("\n".join(lines) + "\n")
+    emails = staggered(profiles_path, [f"09:0{n}" for n in range(6)])
     refusal = "550 5.1.1 no such user"
     faults.handler.rcpt.update({email: [refusal] * 5 + ["250 OK"] for email in emails})
     worker = start_worker(config, clock, Route(faults.port).mailer)
@@ -1415,16 +1422,7 @@ async def test_mailboxes_refused_hours_apart_are_dead_addresses(
     """Five refusals two hours apart, with nothing accepted between them, are met now and then:
     the row of them is not the server's doing, and the addresses stay suppressed."""
     caplog.set_level(logging.INFO, logger="bot")
-    emails = [reader(n, 6) for n in range(5)]
-    lines = ["subscribers:"]
-    for n, email in enumerate(emails):
-        lines += [
-            f"  - email: {email}",
-            f'    send_at: "{9 + 2 * n:02d}:00"',
-            "    send_empty: true",
-        ]
-        lines += UNMATCHED
-    profiles_path.write_text("\n".join(lines) + "\n")
+    emails = staggered(profiles_path, [f"{9 + 2 * n:02d}:00" for n in range(5)])
     faults.handler.rcpt.update({email: ["550 5.1.1 no such user"] for email in emails})
     worker = start_worker(config, clock, Route(faults.port).mailer)
     await worker.fetch_job()
