@@ -138,6 +138,18 @@ class AdminAlerts:
         one whose email fails. A repeat (throttled, or one of this kind is still kept) is
         logged at info level only; a kept alert takes the newest wording.
         """
+        if not self._raise(kind, what, todo, held=mailer is None) or mailer is None:
+            return False
+        return await self._email(mailer, kind) is None
+
+    def keep(self, kind: str, what: str, todo: str) -> None:
+        """Log the alert and keep it for the next ``flush``: for one raised before any mail is
+        sent (at start-up), as ``notify`` would with a mailer, rate limit and all."""
+        self._raise(kind, what, todo, held=False)
+
+    def _raise(self, kind: str, what: str, todo: str, *, held: bool) -> bool:
+        """Log the alert; whether it is kept to be emailed (not a repeat, and an admin address
+        is set). ``held``: mail is known not to work (the email says it was held back)."""
         flat = f"{what.replace(chr(10), ' ')} | {todo}"
         kept = self.pending.get(kind)
         if kept is not None or not self._due(kind):
@@ -149,10 +161,8 @@ class AdminAlerts:
         if not self.settings.admin_email:
             self.last[kind] = self.alerted[kind] = self.clock()
             return False
-        self.pending[kind] = _Alert(what, todo, self.clock(), held=mailer is None)
-        if mailer is None:
-            return False
-        return await self._email(mailer, kind) is None
+        self.pending[kind] = _Alert(what, todo, self.clock(), held=held)
+        return True
 
     def resolved(self, kind: str) -> None:
         """The trouble of ``kind`` is over: drop its kept alert (it tells of what no longer

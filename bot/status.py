@@ -5,6 +5,12 @@ that data into rich tables. Messages still to be sent to a subscriber removed fr
 are not pending (nothing sends them): they are only counted, as ``upcoming_removed``. Neither are
 the due digests an email delivery pause holds back before they are claimed (they have no ledger
 row): the worker's ``paused`` sweep counts them, and so does ``upcoming_held`` while it lasts.
+That count is an upper bound: whether a digest has anything to send is known once it is matched,
+when the pause ends.
+
+In the runs table, a run's ``released`` (claimed, then given back unsent) and ``unclaimed``
+(never claimed) messages are one figure, ``not sent``: both are still due, and the next run sends
+them (``--format json`` keeps them apart).
 """
 
 from __future__ import annotations
@@ -20,6 +26,10 @@ from bot.store import Store
 from bot.store.runs import process_exists, this_machine
 from bot.store.tables import PAUSED, STATES, RunRow
 
+SHOWN = {"released": "not sent", "unclaimed": "not sent", "held": "held up to"}
+"""How the runs table names a run's counts, where not by their key: the messages a run gave back
+and those it never claimed are one figure (both still due: the next run sends them, see
+``SendReport.not_sent``); a paused sweep's held digests are an upper bound."""
 RUNS = 10
 DAYS = 14
 UPCOMING = 20
@@ -76,6 +86,15 @@ def collect(store: Store, now: datetime) -> dict[str, Any]:
     }
 
 
+def _counts(counts: dict[str, int]) -> str:
+    """A run's counts as the runs table shows them (see ``SHOWN``), those that are 0 left out."""
+    shown: dict[str, int] = {}
+    for key, n in counts.items():
+        name = SHOWN.get(key, key)
+        shown[name] = shown.get(name, 0) + n
+    return " ".join(f"{name} {n}" for name, n in shown.items() if n)
+
+
 def _sources(run: dict[str, Any]) -> str:
     parts = []
     for source in run["sources"]:
@@ -122,7 +141,10 @@ def _pending_note(states: Sequence[str], total: int, removed: int, held: int) ->
         notes.append(f"{removed} not retried: subscriber removed from profiles")
     if held:
         digests = "due digest" if held == 1 else "due digests"
-        notes.append(f"{held} {digests} not listed: held back until the email delivery pause ends")
+        notes.append(
+            f"up to {held} {digests} not listed: held back until the email delivery pause ends "
+            "(one with nothing to send is skipped then)"
+        )
     if "sending" in states:
         notes.append(
             'sending: in flight, or interrupted and sent again from "next" on (same Message-ID)'
@@ -134,7 +156,7 @@ def tables(data: dict[str, Any]) -> list[Table]:
     """The status data as four rich tables."""
     runs = [
         (str(r["id"]), r["command"], r["status"], _when(r["started"]),
-         " ".join(f"{k} {v}" for k, v in r["counts"].items() if v), _sources(r),
+         _counts(r["counts"]), _sources(r),
          _shortened(r["stopped"] or ""))
         for r in data["runs"]
     ]  # fmt: skip

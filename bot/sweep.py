@@ -191,7 +191,8 @@ def held_back(
 ) -> int:  # fmt: skip
     """How many digests a sweep at ``now`` would find due with no ledger row yet (``after`` and
     ``waiting`` as for ``sweep``): while email delivery pauses, they wait for its end unseen by
-    the ledger."""
+    the ledger. An upper bound: one with nothing to send (no match, no note wanted) is counted
+    too, as only matching tells, and that is left to the sweep after the pause."""
     roster = _mailed(roster, deps.store.suppressed_emails())
     return len(_new_digests(deps, roster, now, after, waiting))
 

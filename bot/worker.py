@@ -11,7 +11,8 @@ sweep that stops again, up to ``PAUSE_MAX``. The unsent messages wait in the led
 attempts not counted) and go out at the first sweep after the pause once the server answers
 (the ledger says so: every retry due during the pause is due at its end); admin alerts raised
 meanwhile are emailed then too. The due digests not claimed yet are in no ledger row: a
-``paused`` sweep in the runs table counts them, one for the whole outage.
+``paused`` sweep in the runs table counts them, one for the whole outage (at most: those with
+nothing to send are known once matched, after the pause).
 
 When a job cannot reach or use the database, it ends there and the next run tries again: one
 error line when the outage starts, and one line when a job works with the database again.
@@ -47,7 +48,7 @@ from bot.pipeline import Deps, SendReport, fetch_and_store, run_status
 from bot.profiles import Profiles
 from bot.render import plural
 from bot.schedule import should_announce
-from bot.store import SyncReport, unavailable
+from bot.store import Removal, SyncReport, unavailable
 from bot.store.tables import PAUSED
 from bot.sweep import held_back, sweep
 
@@ -62,17 +63,6 @@ the whole queue waits, and it should go out soon after the server is back)."""
 REFUSALS_WITHIN = timedelta(hours=6)
 """How long a row of mailboxes refused the same way sweep after sweep may run: refusals further
 apart than this are dead addresses met now and then, not a server refusing everyone now."""
-
-
-MOST_REMOVED = 0.5
-"""A profiles file that removes more than this share of the active subscribers (2 at least) is
-warned about, and at a reload the admin is alerted: a file overwritten or cut short by mistake
-stops their mail."""
-
-
-def removed_most(report: SyncReport) -> bool:
-    """Whether syncing the profiles deactivated most of the active subscribers."""
-    return report.deactivated >= 2 and report.deactivated > MOST_REMOVED * report.before
 
 
 SETTLE_SECONDS = 2.0
@@ -193,8 +183,12 @@ class Worker:
         deps.on_outcome = log_outcome
 
     def start(self) -> None:
-        """Load the profiles (a bad file at start-up is fatal: there is no last good version)."""
-        self._adopt(self.profiles.load())
+        """Load the profiles (a bad file at start-up is fatal: there is no last good version).
+        A file changed while the worker was down is judged as a reload is: when it removed most
+        subscribers, the admin alert is kept for the first sweep to email."""
+        report = self._adopt(self.profiles.load())
+        if report.removal.most:
+            self.admin.keep(*self._removal_alert(report.removal))
 
     def _adopt(self, subscribers: tuple[Subscriber, ...]) -> SyncReport:
         """Make the profiles just loaded the roster (what changed is logged, as a warning when
@@ -207,8 +201,8 @@ class Worker:
             f"{report.updated} updated, {report.reactivated} reactivated, "
             f"{report.deactivated} deactivated)"
         )
-        if removed_most(report):
-            log.warning("%s: %s", line, _removed(report))
+        if report.removal.most:
+            log.warning("%s: %s", line, _removed(report.removal))
         else:
             log.info("%s", line)
         for warning in self.profiles.warnings:
@@ -251,13 +245,14 @@ class Worker:
             self.profiles.forget()  # not adopted: the next sweep reads it again
             raise
         self.admin.resolved("profiles")  # the next bad edit is emailed at once
-        if removed_most(report):
-            await self._alert_removal(report)
+        if report.removal.most:
+            await self._notify(*self._removal_alert(report.removal))
 
-    async def _alert_removal(self, report: SyncReport) -> None:
-        """Tell the admin that the file just adopted removed most subscribers."""
-        await self._notify(
-            "removed", f"The profiles file{self._version()} {_removed(report)}.",
+    def _removal_alert(self, removal: Removal) -> tuple[str, str, str]:
+        """The admin alert (kind, what, what to do) on a file just adopted that removed most
+        subscribers (see ``Removal.most``)."""
+        return (
+            "removed", f"The profiles file{self._version()} {_removed(removal)}.",
             f"If {self.profiles.path} was overwritten or cut short by mistake, restore it: the "
             "worker adopts it at its next sweep, and those subscribers get their digests again. "
             "If they were removed on purpose, nothing is left to do.",
@@ -583,12 +578,9 @@ def _tallied(deps: Deps) -> Iterator[SendReport]:
         deps.on_outcome, deps.on_released = on_outcome, on_released
 
 
-def _removed(report: SyncReport) -> str:
+def _removed(removal: Removal) -> str:
     """Who a sync that removed most subscribers removed, and what that means for them."""
-    return (
-        f"removed {report.deactivated} of the {report.before} subscribers at once: they get no "
-        "more mail"
-    )
+    return f"removed {removal} at once: they get no more mail"
 
 
 def log_outcome(outcome: Outcome) -> None:

@@ -308,6 +308,10 @@ def test_a_send_stopped_by_smtp_trouble_counts_every_digest_it_did_not_send(
     counts = run.summary["counts"]
     assert (counts["failed"], counts["released"] + counts["unclaimed"]) == (failed, not_sent)
     assert counts["unclaimed"] > 0
+    shown = runner.invoke(app, ["status"], env={"COLUMNS": "300"}).output
+    line = next(line for line in shown.splitlines() if "│ send " in line)
+    assert f"failed {failed} not sent {not_sent} " in line, "one figure: the next run sends both"
+    assert "released" not in shown and "unclaimed" not in shown
     again = send(faults, PAPERBOT_PROFILES=str(crowd))
     assert again.exit_code == 0, again.output
     assert len(faults.handler.accepted) == 150

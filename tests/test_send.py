@@ -179,6 +179,36 @@ def test_a_subscriber_without_interests_is_warned_about_and_served_once_given_so
     assert len(smtp_server.handler.to("alan@example.org")) == 1
 
 
+def test_send_refuses_to_deactivate_most_subscribers_without_yes(
+    env: dict[str, str], profiles_file: Path, smtp_server: SmtpServer
+) -> None:
+    """A profiles file cut short by mistake would stop most subscribers' mail, and once they are
+    deactivated no later send would say so: send refuses, changing nothing, until the file is
+    restored or --yes says the removal is meant. A dry run, which syncs nothing, warns."""
+    assert send(env=smtp_server.env()).exit_code == 0
+    store, listed = Store(env["PAPERBOT_DATABASE_URL"]), profiles_file.read_text()
+    profiles_file.write_text(listed[: listed.index("  - email: grace@")])  # ada alone
+    removed = f"{profiles_file} removes 2 of the 3 subscribers at once"
+    dry = send("--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert f"Warning: {removed}: a send would refuse to deactivate them without --yes" in dry.stderr
+    refused = send("--force", env=smtp_server.env())
+    assert refused.exit_code == 2, refused.output
+    assert refused.stderr.startswith(f"Error: {removed}: refusing to deactivate them")
+    assert "restore it; if they were removed on purpose, run again with --yes" in refused.stderr
+    assert len(store.active_subscribers()) == 3 and len(smtp_server.messages) == 2
+    confirmed = send("--force", "--yes", env=smtp_server.env())
+    assert confirmed.exit_code == 0, confirmed.output
+    warning = f"Warning: {removed}: deactivating them (--yes); they get no more mail"
+    assert warning in confirmed.stderr
+    assert [s.email for s in store.active_subscribers().values()] == ["ada@example.org"]
+    assert len(smtp_server.handler.to("ada@example.org")) == 2
+    profiles_file.write_text(listed)  # restored: nothing is deactivated, nothing to confirm
+    back = send(env=smtp_server.env())
+    assert back.exit_code == 0 and "Warning:" not in back.stderr, back.output
+    assert len(store.active_subscribers()) == 3
+
+
 def test_a_suppressed_subscriber_is_reported_once_and_not_matched(
     env: dict[str, str], smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

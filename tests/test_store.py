@@ -22,7 +22,7 @@ from sqlmodel import SQLModel, create_engine
 import bot.store as store_module
 from bot.errors import BotError, ConfigError
 from bot.models import Interests, Paper, Subscriber
-from bot.store import ClaimRequest, Store, SyncReport, shown_url, unavailable
+from bot.store import ClaimRequest, Removal, Store, SyncReport, shown_url, unavailable
 from bot.store.ledger import Claim
 from bot.store.runs import this_process
 from bot.store.tables import SENDING, TEMP_FAILED, Delivery, RunRow, connect_options
@@ -90,6 +90,20 @@ def test_sync_adds_updates_and_deactivates_keeping_history(store: Store) -> None
     back = store.sync_subscribers([sub("ada@example.org", "routing"), sub("bob@example.org")])
     assert counts(back) == (0, 0, 1, 0, 1), "bob comes back: reactivated, not updated"
     assert back.ids == first.ids
+
+
+def test_a_sync_is_judged_before_it_is_made_by_the_same_rule(store: Store) -> None:
+    """``removal`` tells what a sync would deactivate, changing nothing; most means more than
+    half of the active subscribers, and 2 at least."""
+    everyone = [sub(f"reader{n}@example.org") for n in range(5)]
+    store.sync_subscribers(everyone)
+    for kept, most in ((4, False), (3, False), (2, True), (0, True)):
+        assert store.removal(everyone[:kept]) == Removal(5 - kept, 5)
+        assert store.removal(everyone[:kept]).most is most
+    assert len(store.active_subscribers()) == 5
+    assert store.sync_subscribers(everyone[:2]).removal == Removal(3, 5)
+    assert store.removal(everyone[:2]) == Removal(0, 2)
+    assert not Removal(1, 1).most and Removal(2, 3).most, "one subscriber alone is no mass"
 
 
 def test_save_papers_is_idempotent_and_updates_counts(store: Store) -> None:

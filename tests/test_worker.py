@@ -4,6 +4,7 @@ pausing delivery while the SMTP server cannot be reached."""
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import os
 import re
@@ -17,6 +18,7 @@ from pathlib import Path
 from time import time_ns
 
 import pytest
+from rich.console import Console
 from sqlalchemy import update
 from sqlalchemy.exc import OperationalError
 
@@ -826,6 +828,31 @@ async def test_a_reload_that_removes_most_subscribers_is_a_warning_and_an_admin_
     assert len(worker.roster) == 3
 
 
+async def test_a_file_that_removed_most_subscribers_while_the_worker_was_down_is_alerted(
+    make_worker: Callable[[], Worker], profiles_path: Path, smtp_server: SmtpServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """At start-up such a file is judged as a reload is: a warning, and the admin alert, which
+    goes out with the first sweep (nothing is emailed before)."""
+    make_worker()  # the three subscribers are stored
+    profiles_path.write_text(only_ada())
+    caplog.set_level(logging.INFO, logger="bot")
+    worker = make_worker()
+    assert ("WARNING", "profiles: 1 subscriber (0 added, 1 updated, 0 reactivated, 2 deactivated): "
+            "removed 2 of the 3 subscribers at once: they get no more mail") in [
+        (r.levelname, r.getMessage()) for r in caplog.records
+    ]  # fmt: skip
+    assert smtp_server.messages == []
+    await worker.sweep_job()
+    (alert,) = smtp_server.handler.to("admin@paperbot.example.org")
+    assert str(alert["Subject"]) == "[paperbot] Most subscribers were removed from the profiles"
+    body = alert.get_body(("plain",)).get_content().replace("\r\n", "\n")  # type: ignore[union-attr]
+    assert "removed 2 of the 3 subscribers at once: they get no more mail." in body
+    assert "held back" not in body, "it was raised before any mail was tried"
+    await worker.sweep_job()
+    assert len(smtp_server.handler.to("admin@paperbot.example.org")) == 1
+
+
 BOB = '  - email: bob@example.org\n    send_at: "08:00"\n    interests:\n      keywords: ["sparse experts"]\n'
 
 
@@ -1504,7 +1531,13 @@ async def test_status_counts_the_due_digests_a_delivery_pause_holds_back(
     assert (paused["counts"], data["upcoming_held"]) == ({"held": 2}, 2)
     caption = status.tables(data)[2].caption
     assert caption is not None
-    assert "2 due digests not listed: held back until the email delivery pause ends" in caption
+    assert caption.startswith(
+        "up to 2 due digests not listed: held back until the email delivery pause ends (one "
+        "with nothing to send is skipped then)"
+    ), "whether a digest has anything to send is known once it is matched, after the pause"
+    runs = io.StringIO()
+    Console(file=runs, width=300).print(status.tables(data)[0])
+    assert "│ sweep   │ paused  │ 2026-11-25 05:00 │ held up to 2 │" in runs.getvalue()
     assert status.collect(store, clock() + timedelta(minutes=1))["upcoming_held"] == 0
     route.port = smtp_server.port  # the server is back
     clock.set(2026, 11, 25, 6, 31)

@@ -33,12 +33,13 @@ from bot.cli.app import (
     settings,
 )  # fmt: skip
 from bot.delivery_jobs import Outcome
+from bot.errors import UsageError
 from bot.mailer import Mailer
 from bot.outbox import OutboxMailer
 from bot.pipeline import Deps, SendOptions, SendReport, run_status, send_digests
 from bot.profiles import Profiles
-from bot.settings import Settings
 from bot.stopping import watch_signals
+from bot.store import Removal
 from bot.store.runs import RunRecord
 from bot.store.tables import SENDING, STATE_MEANING
 
@@ -65,6 +66,12 @@ def send(
         bool, typer.Option("--dry-run", help="Match and render only: nothing is sent or recorded.")
     ] = False,
     force: Annotated[bool, typer.Option("--force", help="Resend even if already sent.")] = False,
+    yes: Annotated[
+        bool,
+        typer.Option(
+            "--yes", help="Deactivate most subscribers at once when the profiles file removed them."
+        ),
+    ] = False,
 ) -> None:
     """Send the digest for a date to every active subscriber (or one), once."""
     config = settings()
@@ -78,12 +85,34 @@ def send(
         err.print(f"[yellow]Warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
     mailer = make_mailer(config)
     options = SendOptions(day=day, to=to, dry_run=dry_run, force=force, refetch=source is not None)
+    deps = make_deps(config, source or config.sources, None if dry_run else mailer)
+    _check_removal(deps.store.removal(profiles.subscribers), profiles, dry_run=dry_run, yes=yes)
     noted = _not_due_noted(profiles, options)
-    report = asyncio.run(_send(config, profiles, mailer, options, source or config.sources, noted))
+    report = asyncio.run(_send(deps, profiles, mailer, options, noted))
     _summarise(report, options, mailer)
     counts = report.summary()["counts"]
     if counts["failed"] or counts["unknown"] or report.stopped:
         raise typer.Exit(1)
+
+
+def _check_removal(removal: Removal, profiles: Profiles, *, dry_run: bool, yes: bool) -> None:
+    """Refuse to deactivate most subscribers at once (see ``Removal.most``) unless ``--yes``
+    says so, and warn when it does: a file overwritten or cut short by mistake would stop their
+    mail, and once deactivated no later send would tell. A dry run syncs nothing: it warns."""
+    if not removal.most:
+        return
+    removed = f"{profiles.source} removes {removal} at once"
+    if dry_run:
+        warning = f"{removed}: a send would refuse to deactivate them without --yes"
+    elif yes:
+        warning = f"{removed}: deactivating them (--yes); they get no more mail"
+    else:
+        raise UsageError(
+            f"{removed}: refusing to deactivate them (they would get no more mail). If the file "
+            "was overwritten or cut short by mistake, restore it; if they were removed on "
+            "purpose, run again with --yes"
+        )
+    err.print(f"[yellow]Warning:[/yellow] {escape(warning)}", highlight=False, soft_wrap=True)
 
 
 def _not_due_noted(profiles: Profiles, options: SendOptions) -> Callable[[Outcome], Outcome]:
@@ -163,16 +192,14 @@ def papers_cell(outcome: Outcome) -> str:
 
 
 async def _send(
-    config: Settings,
+    deps: Deps,
     profiles: Profiles,
     mailer: Mailer,
     options: SendOptions,
-    spec: str,
     noted: Callable[[Outcome], Outcome],
 ) -> SendReport:
     """Run the send; a dry run records no delivery and does not open the mailer (so not even an
     outbox index is written); it stores the day's papers if they were missing."""
-    deps = make_deps(config, spec, None if options.dry_run else mailer)
     total = len(profiles.subscribers) if options.to is None else 1
     recording = contextlib.nullcontext(RunRecord()) if options.dry_run else deps.store.run("send")
     with recording as run, _progress(total) as advance:

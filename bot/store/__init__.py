@@ -54,8 +54,8 @@ from bot.store.tables import (
 )  # fmt: skip
 
 __all__ = [
-    "Claim", "ClaimRequest", "DatabaseFailure", "Ledger", "Store", "StoredPaper", "SyncReport",
-    "db_reason", "missing_database", "shown_url", "unavailable",
+    "Claim", "ClaimRequest", "DatabaseFailure", "Ledger", "Removal", "Store", "StoredPaper",
+    "SyncReport", "db_reason", "missing_database", "shown_url", "unavailable",
 ]  # fmt: skip
 
 
@@ -68,6 +68,7 @@ _SUBSCRIBERS = select(
     col(SubscriberRow.active),
 )  # fmt: skip
 _IDS = select(col(SubscriberRow.id), col(SubscriberRow.email))
+_ACTIVE = select(col(SubscriberRow.email)).where(col(SubscriberRow.active))
 _RESYNC = (
     update(SubscriberRow)
     .where(col(SubscriberRow.id) == bindparam("row"))
@@ -103,6 +104,35 @@ class SyncReport:
     deactivated: int
     before: int
     ids: dict[str, int]
+
+    @property
+    def removal(self) -> Removal:
+        """The subscribers this sync deactivated, of the active ones."""
+        return Removal(self.deactivated, self.before)
+
+
+MOST_REMOVED = 0.5
+"""A profiles file that removes more than this share of the active subscribers (2 at least) is
+no ordinary edit: a file overwritten or cut short by mistake stops their mail. The worker warns
+and alerts the admin; ``paperbot send`` asks for ``--yes`` before deactivating them."""
+
+
+@dataclass(frozen=True, slots=True)
+class Removal:
+    """How many active subscribers syncing a profiles file deactivates (they are not in it any
+    more), of the ``active`` ones."""
+
+    deactivated: int
+    active: int
+
+    @property
+    def most(self) -> bool:
+        """Whether that is most of them (see ``MOST_REMOVED``): the one rule of every command."""
+        return self.deactivated >= 2 and self.deactivated > MOST_REMOVED * self.active
+
+    def __str__(self) -> str:
+        """``2 of the 3 subscribers``, for the messages about it."""
+        return f"{self.deactivated} of the {self.active} subscribers"
 
 
 _OUTAGES = (OperationalError, InterfaceError, DisconnectionError, PoolTimeout)
@@ -277,6 +307,14 @@ class Store(RunLog):
             ids = {r.email.lower(): r.id for r in db.execute(_IDS)}
         before = sum(1 for r in stored.values() if r.active)
         return SyncReport(len(new), len(changed) - back, back, len(gone), before, ids)
+
+    def removal(self, subscribers: Sequence[Subscriber]) -> Removal:
+        """Whom syncing ``subscribers`` would deactivate (the active subscribers not among
+        them), changing nothing."""
+        wanted = {s.email.lower() for s in subscribers}
+        with self.engine.connect() as db:
+            active = [email.lower() for email in db.scalars(_ACTIVE)]
+        return Removal(sum(1 for email in active if email not in wanted), len(active))
 
     def active_subscribers(self) -> dict[int, Subscriber]:
         """Active subscribers by id, as last synced."""
