@@ -4,7 +4,8 @@ A rule fires on a paper when one of its authors wrote it (robust to initials, ac
 order) or one of its phrases appears in the title or abstract (as consecutive stemmed words, so
 "state space model" also finds "State-Space Models").
 
-The papers that fire in one sweep go out together, in one alert (``alert_digest``).
+The papers that fire in one sweep go out together, in one alert (``alert_digest``), grouped by
+the rule that fired.
 """
 
 from __future__ import annotations
@@ -164,11 +165,21 @@ def unfired(paper: Paper) -> AlertHit:
 
 
 def alert_digest(subscriber: Subscriber, day: date, hits: Sequence[AlertHit]) -> Digest:
-    """One alert email holding ``hits`` in their order: the first ``max_papers`` of them shown
-    in full, the others listed by title under "N more matches". Its topics are the rules that
-    fired, each once."""
+    """One alert email holding ``hits``: the first ``max_papers`` of them shown in full, the
+    others listed by title under "N more matches".
+
+    They are grouped by the first rule each fires (the earliest of the subscriber's rules): the
+    groups in the order of their first paper, the papers of a group in their order, those that no
+    rule fires any more last. A paper firing several rules is listed once, under the first; the
+    email says which others it matches. Its topics are the rules that fired, each once, those
+    heading a group first, in the order of the groups.
+    """
+    heads = list(dict.fromkeys(hit.rules[0] for hit in hits if hit.rules))
+    place = {rule: n for n, rule in enumerate(heads)}
+    grouped = sorted(hits, key=lambda hit: place[hit.rules[0]] if hit.rules else len(place))
+    topics = tuple(dict.fromkeys([*heads, *(rule for hit in hits for rule in hit.rules)]))
     shown = subscriber.max_papers
-    topics = tuple(dict.fromkeys(rule for hit in hits for rule in hit.rules))
-    matches = tuple(hit.match for hit in hits[:shown])
-    more = tuple(hit.paper for hit in hits[shown:])
-    return Digest(subscriber, day, matches, more, "alert", topics)
+    matches = tuple(hit.match for hit in grouped[:shown])
+    more = tuple(hit.paper for hit in grouped[shown:])
+    rules = tuple(hit.rules for hit in grouped)
+    return Digest(subscriber, day, matches, more, "alert", topics, rules=rules)

@@ -333,7 +333,8 @@ class Digest:
     ``earlier`` counts the papers of its lists that reached the subscriber before it (in an
     alert), so a "nothing matched" note does not say that nothing did. ``unlisted`` counts the
     further matches left out of ``more`` because no message lists them (see
-    ``bot.render.listed_only``).
+    ``bot.render.listed_only``). ``rules`` names, in an alert, the rules that fired on each
+    paper of ``matches`` and then of ``more``: the email lists it under the first of them.
     """
 
     subscriber: Subscriber
@@ -344,6 +345,7 @@ class Digest:
     topics: tuple[str, ...] = field(default=())
     earlier: int = 0
     unlisted: int = 0
+    rules: tuple[tuple[str, ...], ...] = ()
 
     @property
     def more_count(self) -> int:

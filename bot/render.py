@@ -27,6 +27,7 @@ from markupsafe import Markup
 
 from bot.mime import quoted_printable
 from bot.models import Digest, Match, Paper, weekly_day
+from bot.render_alerts import Groups, alert_subject, quoted_names, rule_groups
 from bot.render_layouts import Layouts
 from bot.render_views import (
     MoreView,
@@ -50,8 +51,6 @@ HTML_BUDGET = 100_000
 """Largest HTML part in bytes as sent (quoted-printable): Gmail clips a message whose HTML
 passes 102 KB, and the footer with the unsubscribe link goes first."""
 CHARSET = '<meta charset="utf-8">'
-TRIGGER_IN_SUBJECT = 40
-"""Longest alert trigger in a subject (cut at a word), so that a phone still shows the title."""
 MORE_LISTED = 25
 """Most further matches listed by title under "N more matches"; the rest are only counted."""
 CACHE_SIZE = 16_384
@@ -120,21 +119,19 @@ def cadence(frequency: str) -> str:
     return f"a weekly digest ({day}s)" if day else f"a {frequency} digest"
 
 
-def subject_for(digest: Digest, trigger: str) -> str:
-    """The subject line: how many papers and the best one; the trigger for alerts (whose count
-    takes in the papers listed by title)."""
+def subject_for(digest: Digest) -> str:
+    """The subject line: how many papers and the best one; for alerts, the rules that fired
+    and the papers (counted with those listed by title) as ``alert_subject`` says them."""
     day = long_date(digest.date, short=True)
     if digest.kind == "empty" or not digest.matches:
         span = "in the week to" if weekly_day(digest.subscriber.frequency) else "on"
         return f"Nothing {'new ' if digest.earlier else ''}matched your interests {span} {day}"
-    best = short_title(digest.matches[0].paper.title)
     count = len(digest.matches)
     if digest.kind == "alert":
-        others = count - 1 + digest.more_count
-        tail = f" (+{others} more)" if others else ""
-        if not trigger:
-            return f"Alert: {best}{tail}"
-        return f"Alert for {short_title(trigger, TRIGGER_IN_SUBJECT)}: {best}{tail}"
+        first = digest.matches[0].paper
+        title = one_line(first.title) or first.id
+        return alert_subject(digest.topics, count + digest.more_count, title)
+    best = short_title(digest.matches[0].paper.title)
     span = "the week to " if weekly_day(digest.subscriber.frequency) else ""
     return f"{plural(count, 'paper')} for {span}{day}: {best}"
 
@@ -187,8 +184,10 @@ class Renderer:
         self._view: Callable[[Paper, tuple[str, ...], str, tuple[tuple[int, int], ...]], PaperView]
         self._view = lru_cache(CACHE_SIZE)(_view)
         self._more: Callable[[Paper], MoreView] = lru_cache(CACHE_SIZE)(more_view)
-        self._card: Callable[[PaperView, int, bool], str] = lru_cache(CACHE_SIZE)(self._make_card)
-        self._block: Callable[[PaperView, int], str] = lru_cache(CACHE_SIZE)(self._make_block)
+        self._card: Callable[[PaperView, int, bool, str], str]
+        self._card = lru_cache(CACHE_SIZE)(self._make_card)
+        self._block: Callable[[PaperView, int, str], str] = lru_cache(CACHE_SIZE)(self._make_block)
+        self._heading: Callable[[str, str], str] = lru_cache(LAYOUTS)(self._make_heading)
         self._layouts = Layouts(self._inline_page, self._css, LAYOUTS)
         self._card_layouts = Layouts(self._inline_card, self._css, LAYOUTS)
         self._text_layouts = Layouts(None, "", LAYOUTS)
@@ -199,11 +198,18 @@ class Renderer:
         kind = template_kind(digest)
         values = self._context(digest, ctx, kind)
         papers = [self._view(m.paper, m.reasons, m.snippet, m.marks) for m in digest.matches]
-        more = [self._more(paper) for paper in digest.more]
-        html = self._html(kind, values, papers, more, digest.unlisted)
+        groups = rule_groups(digest)
+        more = [
+            replace(self._more(paper), why=why) if why else self._more(paper)
+            for paper, why in zip(digest.more, groups.more_also, strict=True)
+        ]
+        html = self._html(kind, values, papers, more, digest.unlisted, groups)
         ranked = len(papers) > 1  # a lone pick is not numbered (nor is its card)
-        blocks = "".join(self._block(p, rank if ranked else 0) for rank, p in enumerate(papers, 1))
-        listing = _listing(papers, [], more, digest.unlisted) | {"blocks": BLOCKS_SLOT}
+        blocks = "".join(
+            self._heading("txt", head) + self._block(p, rank if ranked else 0, why)
+            for rank, p, head, why in groups.picks(papers)
+        )
+        listing = _listing(papers, [], more, digest.unlisted, groups) | {"blocks": BLOCKS_SLOT}
         text = self._text_layouts.inline(self._template(kind, "txt").render, values | listing)
         return Rendered(subject=str(values["subject"]), html=html, text=_text(text, blocks))
 
@@ -214,15 +220,19 @@ class Renderer:
         papers: list[PaperView],
         more: list[MoreView],
         unlisted: int,
+        groups: Groups,
     ) -> str:
-        """The shell inlined, the cached cards put in its slot; the lowest picks move to the
-        compact list while the HTML is over budget."""
+        """The shell inlined, the cached cards (and their rules' headings) put in its slot; the
+        lowest picks move to the compact list while the HTML is over budget."""
         shown = len(papers)
         while True:
-            listing = _listing(papers[:shown], papers[shown:], more, unlisted)
+            listing = _listing(papers[:shown], papers[shown:], more, unlisted, groups)
             context = values | listing | {"cards": Markup(CARDS_SLOT)}
             shell = self._layouts.inline(self._template(kind, "html").render, context)
-            cards = (self._card(p, rank, shown > 1) for rank, p in enumerate(papers[:shown], 1))
+            cards = (
+                self._heading("html", head) + self._card(p, rank, shown > 1, why)
+                for rank, p, head, why in groups.picks(papers[:shown])
+            )
             html = shell.replace(CARDS_SLOT, "".join(cards), 1)
             size = sent_size(html)
             if size <= HTML_BUDGET or shown <= 1:
@@ -242,15 +252,16 @@ class Renderer:
         rest = inlined[start:].replace(CHARSET, "", 1)
         return inlined[:start] + CHARSET + rest
 
-    def _make_card(self, paper: PaperView, rank: int, show_rank: bool) -> str:
+    def _make_card(self, paper: PaperView, rank: int, show_rank: bool, also: str = "") -> str:
         """One paper card with its CSS inlined, filled into its kept layout when there is one
-        (the rank is a string there, so that cards differing only in it share a layout)."""
-        context = {"p": paper, "rank": str(rank), "show_rank": show_rank}
+        (the rank is a string there, so that cards differing only in it share a layout);
+        ``also`` says which other alert rules the paper matches."""
+        context = {"p": paper, "rank": str(rank), "show_rank": show_rank, "also": also}
         return self._card_layouts.inline(self._render_card, context)
 
     def _render_card(self, context: Mapping[str, object]) -> str:
         card = self._macro("html", "paper_card")
-        return str(card(context["p"], context["rank"], context["show_rank"]))
+        return str(card(context["p"], context["rank"], context["show_rank"], context["also"]))
 
     def _inline_card(self, card: str) -> str:
         """A card with its CSS inlined (in a table, as in the message, then unwrapped)."""
@@ -260,9 +271,18 @@ class Renderer:
             raise ValueError("css-inline returned an unexpected paper card fragment")
         return found.group(1)
 
-    def _make_block(self, paper: PaperView, rank: int) -> str:
+    def _make_block(self, paper: PaperView, rank: int, also: str = "") -> str:
         """One paper's plain-text block, already wrapped; numbered unless ``rank`` is 0."""
-        return wrap_lines(str(self._macro("txt", "paper_block")(paper, rank)))
+        return wrap_lines(str(self._macro("txt", "paper_block")(paper, rank, also)))
+
+    def _make_heading(self, part: str, heading: str) -> str:
+        """The heading of an alert rule's papers, before the first of them: a row of the HTML
+        with its CSS inlined (``part`` "html"), or wrapped lines of the plain text; nothing
+        for no heading."""
+        if not heading:
+            return ""
+        made = str(self._macro(part, "rule_heading")(heading))
+        return self._inline_card(made) if part == "html" else wrap_lines(made)
 
     def _macro(self, part: str, name: str) -> Callable[..., str]:
         macro: Callable[..., str] = getattr(self.env.get_template(f"macros.{part}.j2").module, name)
@@ -278,7 +298,7 @@ class Renderer:
         return {
             "kind": kind,
             "ctx": ctx,
-            "subject": one_line(subject_for(digest, trigger)),
+            "subject": one_line(subject_for(digest)),
             "subscriber": sub,
             "cadence": cadence(sub.frequency),
             "weekly": weekly_day(sub.frequency) is not None,
@@ -313,13 +333,6 @@ def _text(text: str, blocks: str) -> str:
     return wrap_text(text.replace(BLOCKS_SLOT, blocks, 1))
 
 
-def quoted_names(names: Sequence[str]) -> str:
-    """The alert rules that fired, each quoted: ``“Lee”``, ``“Lee” and “SSMs”``,
-    ``“Lee”, “RL” and “SSMs”``."""
-    quoted = [f"“{one_line(name)}”" for name in names if name.strip()]
-    return ", ".join(quoted[:-1]) + " and " + quoted[-1] if len(quoted) > 1 else "".join(quoted)
-
-
 def template_kind(digest: Digest) -> str:
     """Which templates render ``digest``: a digest or alert without papers is a "nothing" note."""
     return digest.kind if digest.matches else "empty"
@@ -344,14 +357,17 @@ def _listing(
     overflow: Sequence[PaperView],
     more: Sequence[MoreView],
     unlisted: int,
+    groups: Groups | None = None,
 ) -> dict[str, object]:
     """The picks shown in full, the picks that did not fit (listed by title with why they were
-    picked), and the further matches: ``more`` listed, ``unlisted`` only counted."""
+    picked), and the further matches: ``more`` listed (under the headings of ``groups``, in an
+    alert), ``unlisted`` only counted."""
     return {
         "papers": papers,
         "picked": len(papers) + len(overflow),
         "overflow": [MoreView(p.title, p.url, "; ".join(map(str, p.chips))) for p in overflow],
         "more": list(more),
+        "more_groups": (groups or Groups((), ())).more(more),
         "more_count": len(more) + unlisted,
         "more_unlisted": unlisted,
     }

@@ -112,7 +112,15 @@ class MoreView:
     title: str
     url: str | None
     why: str = ""
-    """Why it was picked, for a pick listed by title only."""
+    """Why it was picked, for a pick listed by title only; what else it matches, in an alert."""
+
+
+@dataclass(frozen=True)
+class MoreGroup:
+    """Further matches listed by title together, under a heading unless it is empty."""
+
+    heading: str
+    items: list[MoreView]
 
 
 def one_line(text: str) -> str:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from datetime import date
 
-from bot.models import Digest, DigestKind, Interests, Match, Paper, Subscriber
+from bot.alerts import alert_digest, alert_hits
+from bot.models import AlertRule, Digest, DigestKind, Interests, Match, Paper, Subscriber
 from bot.render import EmailContext
 
 DAY = date(2025, 3, 4)
@@ -110,3 +111,34 @@ def digest(n: int = 10, more: int = 4, kind: DigestKind = "digest", **changes: o
     fields: dict[str, object] = {"topics": topics}
     fields.update(changes)
     return Digest(ADA, DAY, picks, rest, kind, **fields)  # type: ignore[arg-type]
+
+
+WATCHER = ADA.model_copy(
+    update={
+        "alerts": [
+            AlertRule(name="Okafor", authors=["L. Okafor"]),
+            AlertRule(name="SSMs", keywords=["state space model"]),
+            AlertRule(name="MoE", keywords=["mixture of experts"]),
+        ]
+    }
+)
+"""A subscriber watching an author and two phrases, each rule named."""
+
+FIRING = (
+    ("Selective State Space Models for Birdsong", (), "SSMs"),
+    ("Routing Tokens in a Sparse Mixture of Experts", ("Lina Okafor",), "Okafor, MoE"),
+    ("A Mixture of Experts for Weather Maps", (), "MoE"),
+    ("State Space Models Read Long Contracts", (), "SSMs"),
+    ("Counting Sheep with Small Vision Models", ("Lina Okafor", "Kim Lee"), "Okafor"),
+)
+"""Papers in the order a sweep finds them: their titles, authors and the rules they fire."""
+
+
+def grouped_alert(max_papers: int = 10) -> Digest:
+    """The alert of the papers of ``FIRING`` for ``WATCHER``, made as a sweep makes it."""
+    papers = [
+        paper(n, title=title, authors=authors, abstract=f"On {title}.")
+        for n, (title, authors, _) in enumerate(FIRING)
+    ]
+    subscriber = WATCHER.model_copy(update={"max_papers": max_papers})
+    return alert_digest(subscriber, DAY, alert_hits(subscriber, papers))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import date
 
-from bot.alerts import alert_digest, alert_hits, fired_rules
+from bot.alerts import alert_digest, alert_hits, fired_rules, unfired
 from bot.models import Paper, Subscriber
 from bot.render_views import chip
 
@@ -95,3 +95,20 @@ def test_one_alert_holds_every_paper_that_fired_the_first_max_papers_in_full() -
     assert [m.paper.id for m in alert.matches] == ["2611.30002", "2611.30003"]
     assert [p.id for p in alert.more] == ["2611.30001"]
     assert (alert.kind, alert.topics) == ("alert", ("L. Okafor", "state space model"))
+
+
+def test_an_alert_groups_its_papers_by_the_first_rule_each_fires() -> None:
+    """Groups in the order of their first paper, papers in their order within a group, a paper
+    no rule fires any more last; the first ``max_papers`` of that order in full."""
+    sub = watcher().model_copy(update={"max_papers": 3})
+    by_okafor = replace(PAPER, id="2611.30002", abstract="Long inputs, fast.")
+    on_ssms = replace(PAPER, id="2611.30003", authors=("Kim Lee",))
+    also_by_okafor = replace(by_okafor, id="2611.30004")
+    gone = unfired(replace(PAPER, id="2611.30005", abstract="Changed.", authors=()))
+    hits = [gone, *alert_hits(sub, [by_okafor, on_ssms, PAPER, also_by_okafor])]
+    alert = alert_digest(sub, date(2026, 11, 25), hits)
+    assert [m.paper.id for m in alert.matches] == ["2611.30002", "2611.30004", "2611.30003"]
+    assert [p.id for p in alert.more] == ["2611.30001", "2611.30005"]
+    okafor, ssms = ("L. Okafor",), ("state space model",)
+    assert alert.rules == (okafor, okafor, ssms, (*ssms, *okafor), ())
+    assert alert.topics == ("L. Okafor", "state space model")

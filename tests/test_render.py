@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 import re
 import shutil
@@ -16,7 +17,7 @@ from pathlib import Path
 import css_inline
 import pytest
 from jinja2 import Environment, UndefinedError
-from render_samples import ADA, CTX, DAY, digest, match, paper
+from render_samples import ADA, CTX, DAY, TITLES, digest, grouped_alert, match, paper
 
 from bot.jobs import draft
 from bot.mime import quoted_printable
@@ -31,6 +32,7 @@ from bot.render import (
     subject_for,
     template_kind,
 )
+from bot.render_alerts import rule_groups
 from bot.render_layouts import REPLAY_STEPS_PER_LAYOUT, Layouts
 from bot.render_views import (
     SNIPPET_MAX,
@@ -172,8 +174,7 @@ def test_more_matches_are_listed_compactly(renderer: Renderer) -> None:
 
 def test_alert_names_its_trigger_and_shares_the_look(renderer: Renderer) -> None:
     out = renderer.render(digest(n=2, more=0, kind="alert"), CTX)
-    assert out.subject.startswith("Alert for Shazeer: Routing Without Regret")
-    assert out.subject.endswith("(+1 more)")
+    assert out.subject == "Alert for “Shazeer”: 2 new papers"
     assert "Your alert “Shazeer” fired" in out.html
     assert "asked to hear at once about new papers matching Shazeer" in " ".join(out.text.split())
     assert 'class="card"' in out.html and 'class="footer"' in out.html
@@ -181,27 +182,126 @@ def test_alert_names_its_trigger_and_shares_the_look(renderer: Renderer) -> None
 
 def test_an_alert_counts_the_papers_it_lists_by_title(renderer: Renderer) -> None:
     out = renderer.render(digest(n=2, more=3, kind="alert"), CTX)
-    assert out.subject.endswith("(+4 more)")
+    assert out.subject == "Alert for “Shazeer”: 5 new papers"
     assert "5 new papers match your alert." in out.text and "3 more matches:" in out.text
     assert "5 new papers match your alert</h1>" in out.html
     assert "3 more matches</h2>" in out.html
 
 
-def test_a_long_alert_trigger_leaves_room_for_the_title_in_the_subject(
-    renderer: Renderer,
+PIONEERS = ("Geoffrey Hinton", "Yoshua Bengio", "Yann LeCun", "graph neural network")
+LONG_RULE = "Papers on retrieval-augmented generation for low-resource machine translation"
+
+
+@pytest.mark.parametrize(
+    ("topics", "n", "more", "expected"),
+    [
+        (
+            ("Shazeer",), 1, 0,
+            "Alert for “Shazeer”: Routing Without Regret: Load-Balanced Mixture of Experts…",
+        ),
+        (("Shazeer",), 2, 3, "Alert for “Shazeer”: 5 new papers"),
+        (("Lee", "RL", "SSMs"), 3, 0, "Alert for “Lee”, “RL” and “SSMs”: 3 new papers"),
+        (PIONEERS, 1, 0, "Alert for “Geoffrey Hinton” and 3 more rules: Routing Without Regret…"),
+        (PIONEERS, 2, 3, "Alert for “Geoffrey Hinton” and 3 more rules: 5 new papers"),
+        ((LONG_RULE,), 1, 0, "Alert for “Papers on retrieval-augmented generation for…”: 1 new paper"),
+        (
+            (LONG_RULE, "Lee", "SSMs"), 10, 2,
+            "Alert for “Papers on retrieval-augmented…” and 2 more rules: 12 new papers",
+        ),
+        ((), 1, 0, "Alert: Routing Without Regret: Load-Balanced Mixture of Experts at…"),
+        ((), 3, 0, "Alert: 3 new papers"),
+    ],
+)  # fmt: skip
+def test_an_alert_subject_names_the_first_rule_and_the_paper_or_counts(
+    renderer: Renderer, topics: tuple[str, ...], n: int, more: int, expected: str
 ) -> None:
-    many = ("Geoffrey Hinton", "Yoshua Bengio", "Yann LeCun", "graph neural network")
-    out = renderer.render(digest(n=1, more=0, kind="alert", topics=many), CTX)
-    assert out.subject == (
-        "Alert for Geoffrey Hinton, Yoshua Bengio, Yann…: Routing Without Regret: "
-        "Load-Balanced Mixture of Experts at…"
+    """One paper: its title; several: how many. The rules by name while they all fit, else the
+    first and how many others."""
+    out = renderer.render(digest(n=n, more=more, kind="alert", topics=topics), CTX)
+    assert out.subject == expected
+
+
+def test_an_alert_subject_fits_a_line_with_one_ellipsis_at_most() -> None:
+    names = ["Lee", "Geoffrey Hinton", "state space model", LONG_RULE, "x" * 80, "word " * 16]
+    titles = ["Tiny", "Sparse Experts Learn Faster", TITLES[0], "y" * 200]
+    for count in range(4):
+        for rules in itertools.permutations(names, count):
+            for title in titles:
+                for n, more in [(1, 0), (2, 0), (10, 30)]:
+                    d = digest(n=n, more=more, kind="alert", topics=rules)
+                    first = replace(d.matches[0], paper=replace(d.matches[0].paper, title=title))
+                    subject = subject_for(replace(d, matches=(first, *d.matches[1:])))
+                    assert len(subject) <= 78 and subject.count("…") <= 1, subject
+                    assert subject.startswith("Alert for “" if rules else "Alert: "), subject
+    short = replace(digest(n=1, kind="alert", topics=(LONG_RULE,)).matches[0].paper, title="Tiny")
+    d = digest(n=1, more=0, kind="alert", topics=(LONG_RULE,))
+    assert subject_for(replace(d, matches=(replace(d.matches[0], paper=short),))) == (
+        "Alert for “Papers on retrieval-augmented generation for low-resource…”: Tiny"
     )
+
+
+def test_an_alert_of_several_rules_names_them_all_in_its_lede(renderer: Renderer) -> None:
+    out = renderer.render(digest(n=1, more=0, kind="alert", topics=PIONEERS), CTX)
     fired = "“Geoffrey Hinton”, “Yoshua Bengio”, “Yann LeCun” and “graph neural network”"
     assert f"Your alerts {fired} fired" in out.html
+    assert "A new paper matches your alerts" in out.html
     one = renderer.render(digest(n=1, more=0, kind="alert", topics=("Shazeer",)), CTX)
     assert "Your alert “Shazeer” fired" in one.html
     assert "\nRouting Without Regret" in out.text and " 1. " not in out.text, "as in the HTML"
     assert ">#1<" not in out.html
+
+
+def in_order(text: str, *parts: str) -> bool:
+    """Whether ``parts`` occur in ``text`` in this order, each after the one before."""
+    at = 0
+    for part in parts:
+        at = text.find(part, at) + 1
+        if not at:
+            return False
+    return True
+
+
+def test_an_alert_groups_its_papers_under_the_rule_each_fires_first(renderer: Renderer) -> None:
+    """Groups in the order of their first paper; a paper firing two rules once, under the
+    first, saying what else it matches; the HTML and the text alike."""
+    out = renderer.render(grouped_alert(), CTX)
+    assert out.subject == "Alert for “SSMs”, “Okafor” and “MoE”: 5 new papers"
+    text = " ".join(out.text.split())
+    html = " ".join(Tags(out.html).text)
+    for part in (html, text):
+        assert in_order(
+            part, "Alert “SSMs”", "Birdsong", "Long Contracts", "Alert “Okafor”",
+            "Routing Tokens", "Also matches “MoE”", "Counting Sheep", "Alert “MoE”", "Weather Maps",
+        ), part  # fmt: skip
+    assert "Alert “SSMs” ------------ 1. Selective State Space Models for Birdsong" in text
+    assert re.search(r'<td class="group"[^>]*><h2 class="group-h"[^>]*>Alert “SSMs”</h2>', out.html)
+    assert re.search(r'<p class="also"[^>]*>Also matches “MoE”</p>', out.html)
+    titles = [t for tag, a in Tags(out.html).tags for t in [a.get("class")] if t == "title"]
+    assert len(titles) == 5 and len(re.findall(r"^ \d\. ", out.text, re.MULTILINE)) == 5
+    assert text.count("Alert “") == html.count("Alert “") == 3
+
+
+def test_an_alert_groups_the_papers_it_lists_by_title_too(renderer: Renderer) -> None:
+    """The first ``max_papers`` of the grouped papers in full, the others by title, under the
+    heading of their rule again."""
+    out = renderer.render(grouped_alert(max_papers=3), CTX)
+    full, listed = out.text.split("2 more matches:")
+    assert in_order(full, "Alert “SSMs”", "Birdsong", "Long Contracts", "Alert “Okafor”")
+    assert in_order(full, "Routing Tokens", "Also matches “MoE”")
+    assert "Counting Sheep" not in full and "Weather Maps" not in full
+    assert in_order(listed, "Alert “Okafor”:", "Counting Sheep", "Alert “MoE”:", "Weather Maps")
+    html = " ".join(Tags(out.html).text)
+    assert in_order(html, "2 more matches", "Alert “Okafor”", "Counting Sheep", "Alert “MoE”")
+    assert out.html.count('class="more-item"') == 2
+
+
+def test_an_alert_of_one_rule_has_no_headings(renderer: Renderer) -> None:
+    """Papers that all fire the same rule first: no heading, nor what else they match."""
+    one = replace(grouped_alert(), rules=((("Okafor",),) * 4) + (("Okafor", "MoE"),))
+    for out in (renderer.render(one, CTX), renderer.render(digest(n=3, kind="alert"), CTX)):
+        for part in (out.html, out.text):
+            assert "Alert “" not in part and "Also matches" not in part
+        assert 'class="group' not in out.html and 'class="more-group' not in out.html
 
 
 def test_nothing_today_note(renderer: Renderer) -> None:
@@ -257,7 +357,7 @@ def test_a_nothing_today_note_after_alerts_says_the_matches_came_earlier(
 def test_subject_counts_and_names_the_best(n: int, title: str, expected: str) -> None:
     d = digest(n=n, more=0)
     first = replace(d.matches[0], paper=replace(d.matches[0].paper, title=title))
-    assert subject_for(replace(d, matches=(first, *d.matches[1:])), "") == expected
+    assert subject_for(replace(d, matches=(first, *d.matches[1:]))) == expected
 
 
 def test_subject_is_one_line_even_for_a_hostile_trigger(renderer: Renderer) -> None:
@@ -591,6 +691,7 @@ def varied_digests() -> list[tuple[Digest, EmailContext]]:
     for n, name in enumerate(names):
         sub = ADA.model_copy(update={"name": name or None, "email": f"reader{n}@example.org"})
         topics = (f'{name} & "topics"', "a < b > c") if name else ()
+        rules = ((name or "x",), (name or "x", "a < b"), ("a < b",), ("a < b",), ())
         title = f'Quotes "{name}" & <tags>\u00a0here'
         picks = (replace(match(paper(n)), paper=replace(paper(n), title=title)),)
         ctx = replace(CTX, unsubscribe_url=f'https://u.example.org/x?a=1&b={n}&q="{n}"')
@@ -598,6 +699,7 @@ def varied_digests() -> list[tuple[Digest, EmailContext]]:
             (digest(n=1 + n % 3, more=n * 9, topics=topics), ctx),
             (replace(digest(n=2, more=0), matches=picks), ctx),
             (digest(n=1, kind="alert", topics=(name or "x",)), ctx),
+            (replace(grouped_alert(max_papers=1 + n % 3), rules=rules), ctx),
             (digest(n=0, more=0, kind="empty"), replace(ctx, contact=None)),
         ]
         out += [(replace(d, subscriber=sub), c) for d, c in shapes]
@@ -660,6 +762,8 @@ def test_text_with_wrapped_blocks_in_their_slot_is_the_whole_text_wrapped(
 ) -> None:
     for d in [digest(n=4, more=30), digest(n=1, kind="alert"), digest(n=0, more=0)]:
         assert renderer.render(d, CTX).text == wrap_text(whole_text(renderer, d, CTX))
+    for d in [grouped_alert(), grouped_alert(max_papers=2)]:
+        assert renderer.render(d, CTX).text == wrap_text(whole_text(renderer, d, CTX))
 
 
 def whole_text(r: Renderer, d: Digest, ctx: EmailContext) -> str:
@@ -667,10 +771,15 @@ def whole_text(r: Renderer, d: Digest, ctx: EmailContext) -> str:
     d = listed_only(d)
     kind = template_kind(d)
     papers = [r._view(m.paper, m.reasons, m.snippet, m.marks) for m in d.matches]  # type: ignore[attr-defined]
-    more = [r._more(p) for p in d.more]  # type: ignore[attr-defined]
+    groups = rule_groups(d)
+    more = [replace(r._more(p), why=why) for p, why in zip(d.more, groups.more_also, strict=True)]  # type: ignore[attr-defined]
     ranks = [0] if len(papers) == 1 else range(1, len(papers) + 1)  # a lone pick: no number
-    blocks = "".join(r._block(p, n) for n, p in zip(ranks, papers, strict=True))  # type: ignore[attr-defined]
-    values = r._context(d, ctx, kind) | _listing(papers, [], more, d.unlisted) | {"blocks": blocks}  # type: ignore[attr-defined]
+    blocks = "".join(
+        r._heading("txt", head) + r._block(p, n, why)  # type: ignore[attr-defined]
+        for n, p, head, why in zip(ranks, papers, groups.heads, groups.also, strict=True)
+    )
+    listing = _listing(papers, [], more, d.unlisted, groups)
+    values = r._context(d, ctx, kind) | listing | {"blocks": blocks}  # type: ignore[attr-defined]
     return str(r._template(kind, "txt").render(values))  # type: ignore[attr-defined]
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from chromium import Browser, ensure_chromium
-from render_samples import CTX, digest
+from render_samples import CTX, digest, grouped_alert
 from test_render import hostile_digest, long_text_digest
 
 from bot.models import Digest
@@ -25,6 +25,7 @@ pytestmark = pytest.mark.browser
 SAMPLES: dict[str, Digest] = {
     "digest": digest(),
     "alert": digest(n=1, more=0, kind="alert"),
+    "grouped": grouped_alert(max_papers=3),
     "empty": digest(n=0, more=0, kind="empty"),
     "long": long_text_digest(),
 }

@@ -270,7 +270,7 @@ async def test_papers_firing_in_one_sweep_go_out_in_one_alert_and_never_again(
     await worker.sweep_job()
     await worker.sweep_job()
     (alert,) = smtp_server.handler.to("ada@example.org")
-    assert str(alert["Subject"]) == "Alert for Lee: Sparse Mixture of Experts Study 1 (+2 more)"
+    assert str(alert["Subject"]) == "Alert for “Lee”: 3 new papers"
     text = plain(alert)
     assert "3 new papers match your alert." in text
     assert text.index("Study 1") < text.index("Study 2") < text.index("Study 3")
@@ -291,7 +291,7 @@ async def test_papers_firing_in_one_sweep_go_out_in_one_alert_and_never_again(
     clock.set(2026, 11, 25, 8, 1)
     await worker.sweep_job()  # the digest
     _, second, digest = smtp_server.handler.to("ada@example.org")
-    assert str(second["Subject"]) == "Alert for Lee: Sparse Mixture of Experts Study 4"
+    assert str(second["Subject"]) == "Alert for “Lee”: Sparse Mixture of Experts Study 4"
     assert "A new paper matches your alert." in plain(second)
     assert "Study 1" not in plain(second) and "Study 4" in plain(second)
     assert str(digest["Subject"]) == "1 paper for Wed 25 Nov: Mixture of Experts Without Lee"
@@ -310,7 +310,7 @@ async def test_an_alert_shows_max_papers_in_full_and_lists_the_rest_by_title(
     await worker.sweep_job()
     await worker.sweep_job()
     (alert,) = smtp_server.handler.to("ada@example.org")
-    assert str(alert["Subject"]) == "Alert for Lee: Sparse Mixture of Experts Study 1 (+4 more)"
+    assert str(alert["Subject"]) == "Alert for “Lee”: 5 new papers"
     text = plain(alert)
     assert "5 new papers match your alert." in text
     full, listed = text.split("3 more matches:")
@@ -338,8 +338,9 @@ async def test_papers_beyond_what_an_alert_lists_go_in_the_next_one(
     await worker.sweep_job()
     await worker.sweep_job()
     first, second = smtp_server.handler.to("ada@example.org")
-    assert str(first["Subject"]).endswith("Study 1 (+3 more)")
-    assert str(second["Subject"]) == "Alert for Lee: Sparse Mixture of Experts Study 5"
+    assert str(first["Subject"]) == "Alert for “Lee”: 4 new papers"
+    assert "Study 4" in plain(first) and "Study 5" not in plain(first)
+    assert str(second["Subject"]) == "Alert for “Lee”: Sparse Mixture of Experts Study 5"
 
 
 async def test_a_grouped_alert_failing_for_now_is_retried_with_its_papers_and_message_id(
@@ -360,14 +361,15 @@ async def test_a_grouped_alert_failing_for_now_is_retried_with_its_papers_and_me
     store.save_papers([moe_paper(3)], NOV_25, clock())
     await worker.sweep_job()  # the retry is not due yet
     (new,) = smtp_server.handler.to("ada@example.org")
-    assert str(new["Subject"]) == "Alert for Lee: Sparse Mixture of Experts Study 3"
+    assert str(new["Subject"]) == "Alert for “Lee”: Sparse Mixture of Experts Study 3"
     clock.set(2026, 11, 25, 5, 30)
     await worker.sweep_job()
     await worker.sweep_job()
     _, retried = smtp_server.handler.to("ada@example.org")
     assert str(retried["Message-ID"]) == message_id
-    assert str(retried["Subject"]) == "Alert for Lee: Sparse Mixture of Experts Study 1 (+1 more)"
-    assert "Study 2" in plain(retried) and "Study 3" not in plain(retried)
+    assert str(retried["Subject"]) == "Alert for “Lee”: 2 new papers"
+    assert "Study 1" in plain(retried) and "Study 2" in plain(retried)
+    assert "Study 3" not in plain(retried)
     assert [(status, papers) for status, _, papers, _ in alert_rows(store)] == [
         ("sent", ["2611.20001", "2611.20002"]), ("sent", ["2611.20003"]),
     ]  # fmt: skip
@@ -396,7 +398,7 @@ async def test_a_grouped_alert_left_sending_is_sent_again_as_it_was_after_its_le
     store.save_papers([moe_paper(3)], NOV_25, clock())
     await worker.sweep_job()  # within the lease: only paper 3
     (new,) = faults.handler.to("ada@example.org")
-    assert str(new["Subject"]) == "Alert for Lee: Sparse Mixture of Experts Study 3"
+    assert str(new["Subject"]) == "Alert for “Lee”: Sparse Mixture of Experts Study 3"
     clock.set(2026, 11, 25, 5, 6)
     await worker.sweep_job()
     _, again = faults.handler.to("ada@example.org")
@@ -461,7 +463,7 @@ async def test_a_digest_taken_over_from_an_interrupted_run_goes_again_as_it_was(
     clock.set(2026, 11, 25, 8, 7)
     await worker.sweep_job()
     alert, digest = smtp_server.handler.to("ada@example.org")
-    assert str(alert["Subject"]) == "Alert for Lee: Sparse Mixture of Experts Study 1"
+    assert str(alert["Subject"]) == "Alert for “Lee”: Sparse Mixture of Experts Study 1"
     assert str(digest["Message-ID"]) == interrupted
     assert str(digest["Subject"]) == "1 paper for Wed 25 Nov: Sparse Mixture of Experts Study 1"
     row = store.ledger.get(sid, NOV_25)
@@ -497,7 +499,7 @@ async def test_an_alert_given_up_keeps_its_papers_until_the_last_leaves_the_wind
     store.save_papers([moe_paper(3)], date(2026, 11, 26), clock())
     await worker.sweep_job()
     (alert,) = smtp_server.handler.to("ada@example.org")
-    assert str(alert["Subject"]) == "Alert for Lee: Sparse Mixture of Experts Study 3"
+    assert str(alert["Subject"]) == "Alert for “Lee”: Sparse Mixture of Experts Study 3"
 
 
 async def test_catch_up_after_downtime_sends_one_digest_with_everything_since(
