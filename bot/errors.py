@@ -130,7 +130,8 @@ class FatalDeliveryError(DeliveryError):
 
 
 class AuthenticationDeliveryError(FatalDeliveryError):
-    """The server refused the login (or asked for one that is not configured)."""
+    """The server refused the login, asked for one that is not configured, or offers none for
+    the one configured."""
 
 
 class TlsDeliveryError(FatalDeliveryError):

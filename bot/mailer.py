@@ -19,7 +19,11 @@ an earlier message that turns out to be closed before the server answered anythi
 transaction (servers close idle connections), is a ``ConnectionDeliveryError``: the caller opens
 a new one, and gives up when none can be opened. A session that cannot set up TLS (the server
 offers no STARTTLS, or its port speaks no TLS) is a ``TlsDeliveryError`` saying what to change;
-no reply within the timeout is said as such, with the setting that sets it.
+so is a port that sends no greeting in plain text and answers TLS instead (it expects TLS from
+the first byte, as 465 does). That is asked once, of a greeting that did not come before any
+did; otherwise a greeting that does not come is connection trouble (a server too busy to greet).
+A login set up for a server that offers no AUTH is an ``AuthenticationDeliveryError`` saying what
+to change. No reply within the timeout is said as such, with the setting that sets it.
 """
 
 from __future__ import annotations
@@ -83,6 +87,26 @@ _NO_STARTTLS = (
     "PAPERBOT_SMTP_SECURITY=tls with its TLS port (465); set PAPERBOT_SMTP_SECURITY=none only "
     "if the server offers no TLS at all"
 )
+
+_TLS_FIRST = (
+    "the server sent no greeting in plain text within {timeout:g} s and answers TLS instead: "
+    "port {port} expects TLS from the first byte: set PAPERBOT_SMTP_SECURITY=tls (or starttls "
+    "with the server's STARTTLS port, usually 587)"
+)
+_NO_AUTH = {
+    False: (
+        "the server offers no AUTH without TLS, so PAPERBOT_SMTP_USERNAME cannot log in: many "
+        "offer it only over TLS: set PAPERBOT_SMTP_SECURITY=starttls (port 587) or tls (port "
+        "465); or unset PAPERBOT_SMTP_USERNAME and PAPERBOT_SMTP_PASSWORD if it needs no login"
+    ),
+    True: (
+        "the server offers no AUTH, so PAPERBOT_SMTP_USERNAME cannot log in: unset "
+        "PAPERBOT_SMTP_USERNAME and PAPERBOT_SMTP_PASSWORD if it needs no login, or use its "
+        "port for submission (587 or 465)"
+    ),
+}
+"""What to change when a login is set up and the server offers no AUTH, by whether the session
+is encrypted."""
 
 
 class Mailer(Protocol):
@@ -162,6 +186,53 @@ def tls_failure(exc: Exception) -> TlsDeliveryError | None:
     if error.reason in _NOT_TLS:
         return TlsDeliveryError(f"SMTP TLS failed ({error.reason}): {_NOT_TLS_PORT}")
     return TlsDeliveryError(f"SMTP TLS failed: {error}")
+
+
+def no_greeting(exc: Exception) -> bool:
+    """Whether ``exc`` says that a connection was opened and no greeting came in time (aiosmtplib
+    raises the same error, from a plain TimeoutError, when the connection itself is not made)."""
+    return isinstance(exc, aiosmtplib.SMTPConnectTimeoutError) and isinstance(
+        exc.__cause__, aiosmtplib.SMTPTimeoutError
+    )
+
+
+async def answers_tls(host: str, port: int, context: ssl.SSLContext | None, timeout: float) -> bool:
+    """Whether ``host:port`` completes a TLS handshake within ``timeout`` (a certificate we do
+    not trust is TLS too): asked of a port that sent no greeting in plain text."""
+    context = context or await asyncio.to_thread(ssl.create_default_context)
+    loop = asyncio.get_running_loop()
+    try:
+        async with asyncio.timeout(timeout):
+            transport, _ = await loop.create_connection(
+                asyncio.Protocol, host, port, ssl=context, server_hostname=host
+            )
+    except ssl.SSLCertVerificationError:
+        return True
+    except (OSError, TimeoutError):
+        return False
+    transport.abort()
+    return True
+
+
+class _Greeting:
+    """What the connections of a pool learnt of how the server's port begins: whether one of
+    them was greeted in plain text, and else, once asked, whether the port answers TLS."""
+
+    def __init__(self, host: str, port: int, context: ssl.SSLContext | None) -> None:
+        self.host, self.port, self._context = host, port, context
+        self.greeted = False
+        self._tls: bool | None = None
+        self._asking = asyncio.Lock()
+
+    async def tls_instead(self, timeout: float) -> bool:
+        """Whether the port expects TLS from the first byte: never once a greeting came; else
+        asked once, the answer kept for every connection."""
+        if self.greeted:
+            return False
+        async with self._asking:
+            if self._tls is None:
+                self._tls = await answers_tls(self.host, self.port, self._context, timeout)
+        return self._tls
 
 
 def _reason(exc: BaseException) -> str:
@@ -352,9 +423,14 @@ class _Connection:
     """One SMTP connection that survives many messages and reconnects after a drop."""
 
     def __init__(
-        self, options: dict[str, object], login: tuple[str, str] | None, timeout: float
+        self,
+        options: dict[str, object],
+        login: tuple[str, str] | None,
+        timeout: float,
+        greeting: _Greeting,
     ) -> None:
         self._options, self._login, self._timeout = options, login, timeout
+        self._greeting = greeting
         self._wire: _Wire | None = None
         self._dirty = False  # a refused transaction must be reset before the next MAIL
 
@@ -370,21 +446,42 @@ class _Connection:
         smtp = aiosmtplib.SMTP(**self._options)  # type: ignore[arg-type]
         try:
             await smtp.connect()
-            if self._login:
-                await smtp.login(*self._login)
-            if smtp.is_ehlo_or_helo_needed:  # EHLO says whether the server pipelines
+            self._greeting.greeted = True
+            if smtp.is_ehlo_or_helo_needed:  # EHLO says whether the server pipelines, offers AUTH
                 try:
                     await smtp.ehlo()
                 except aiosmtplib.SMTPHeloError:
                     await smtp.helo()
+            if self._login:
+                await self._log_in(smtp, *self._login)
         except (aiosmtplib.SMTPException, OSError) as exc:
             smtp.close()
-            raise classify(exc) from exc
+            raise await self._classify(exc) from exc
         except BaseException:  # cancelled while opening: the half-open session is closed too
             smtp.close()
             raise
         self._wire, self._dirty = _Wire.take_over(smtp, self._timeout), False
         return self._wire
+
+    @staticmethod
+    async def _log_in(smtp: aiosmtplib.SMTP, username: str, password: str) -> None:
+        """Log in, or say what to change when the server offers no AUTH."""
+        if not smtp.supports_extension("auth"):
+            encrypted = smtp.get_transport_info("sslcontext") is not None
+            raise AuthenticationDeliveryError(f"SMTP authentication failed: {_NO_AUTH[encrypted]}")
+        await smtp.login(username, password)
+
+    async def _classify(self, exc: Exception) -> DeliveryError:
+        """``classify`` for an error opening the session; a greeting that did not come is
+        connection trouble, unless the port answers TLS instead (see ``_Greeting``)."""
+        if not no_greeting(exc):
+            return classify(exc)
+        if not self._options["use_tls"] and await self._greeting.tls_instead(self._timeout):
+            text = _TLS_FIRST.format(timeout=self._timeout, port=self._greeting.port)
+            return TlsDeliveryError(f"SMTP TLS failed: {text}")
+        return ConnectionDeliveryError(
+            f"connection problem: no greeting within {self._timeout:g} s (PAPERBOT_SMTP_TIMEOUT)"
+        )
 
     async def send(self, message: Outgoing) -> None:
         """MAIL, RCPT, DATA on this connection. A connection that cannot be opened (or reset)
@@ -490,7 +587,10 @@ class SmtpMailer:
             "use_tls": security == "tls", "start_tls": security == "starttls",
         }  # fmt: skip
         login = (username, password) if username and password else None
-        self._all = [_Connection(options, login, timeout) for _ in range(self.concurrency)]
+        greeting = _Greeting(host, port, tls_context)
+        self._all = [
+            _Connection(options, login, timeout, greeting) for _ in range(self.concurrency)
+        ]
         self._idle: asyncio.Queue[_Connection] | None = None
 
     async def __aenter__(self) -> Self:

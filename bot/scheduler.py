@@ -107,8 +107,8 @@ async def run_until(
     # Said before anything is fetched: with the sources down a fetch takes a while, and the
     # operator should not have to wait for it to learn what the worker is doing.
     log.info("worker started: sweep every %d s, sources %s; %s", sweep_seconds, sources, target)
-    if worker.deps.settings.unsubscribe_warning:
-        log.warning("%s", worker.deps.settings.unsubscribe_warning)
+    for warning in worker.deps.settings.warnings:
+        log.warning("%s", warning)
     today = worker.deps.clock().date()
     if not worker.deps.store.has_papers_for(today):
         log.info("no papers stored for %s yet: fetching the lists before the first sweep", today)

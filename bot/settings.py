@@ -38,6 +38,12 @@ PLAIN_HTTP = (
     "unsubscribe (RFC 8058) only for https links"
 )
 
+TLS_PORT = (
+    "PAPERBOT_SMTP_PORT is 465, where servers expect TLS from the first byte, but "
+    "PAPERBOT_SMTP_SECURITY is {security}: set PAPERBOT_SMTP_SECURITY=tls, unless this server "
+    "speaks plain SMTP on port 465"
+)
+
 
 def _checked_address(value: str) -> str:
     try:
@@ -190,6 +196,17 @@ class Settings(BaseSettings):
         if self.base_url and self.base_url.startswith("http://"):
             return PLAIN_HTTP
         return None if self.base_url or self.unsubscribe_mailto else NO_UNSUBSCRIBE
+
+    @property
+    def warnings(self) -> list[str]:
+        """What to tell the operator before sending: settings that are valid but most likely
+        wrong (plain SMTP on the TLS port) or that leave something out (a way to unsubscribe)."""
+        found = []
+        if self.smtp_host and self.smtp_port == 465 and self.smtp_security != "tls":
+            found.append(TLS_PORT.format(security=self.smtp_security))
+        if self.unsubscribe_warning:
+            found.append(self.unsubscribe_warning)
+        return found
 
     @property
     def port(self) -> int:

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from typing import Any
 
 import pytest
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
@@ -37,6 +38,14 @@ class FaultHandler(OffersPipelining):
     commands: Counter[str] = field(default_factory=Counter)
     peers: set[object] = field(default_factory=set)  # client ends of the connections used
     lock: threading.Lock = field(default_factory=threading.Lock)
+    offers_auth: bool = True  # False: EHLO never offers AUTH, not even over TLS
+
+    async def handle_EHLO(
+        self, server: SMTP, session: Session, envelope: Envelope, hostname: str,
+        responses: list[str],
+    ) -> list[str]:  # fmt: skip
+        offered = await super().handle_EHLO(server, session, envelope, hostname, responses)
+        return [r for r in offered if self.offers_auth or not r.startswith("250-AUTH")]
 
     @staticmethod
     def _next(script: list[str] | None) -> str | None:
@@ -138,9 +147,10 @@ def faults() -> Iterator[FaultServer]:
     yield from serve()
 
 
-def serve(auth: bool = False) -> Iterator[FaultServer]:
-    """Run a fault server for the duration of a fixture."""
+def serve(auth: bool = False, **options: Any) -> Iterator[FaultServer]:
+    """Run a fault server for the duration of a fixture (``options`` go to aiosmtpd)."""
     handler = FaultHandler()
-    options = {"authenticator": _authenticate, "auth_require_tls": False} if auth else {}
+    if auth:
+        options |= {"authenticator": _authenticate, "auth_require_tls": False}
     with listening(handler, **options) as port:
         yield FaultServer("127.0.0.1", port, handler)

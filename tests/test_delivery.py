@@ -16,7 +16,14 @@ from bot.cli import app
 from bot.delivery import FEW_DOMAINS_IN_ROW, MAILBOX_DOMAINS, REFUSALS_IN_ROW
 from bot.store import Store
 from bot.store.tables import Delivery
-from tests.conftest import UNMATCHED, crowd_profiles, free_port, reader
+from tests.conftest import (
+    UNMATCHED,
+    crowd_profiles,
+    free_port,
+    reader,
+    server_context,
+    silent_proxy,
+)
 from tests.smtp_faults import FaultServer, serve
 
 runner = CliRunner()
@@ -175,6 +182,76 @@ def test_a_security_mode_the_port_does_not_speak_stops_the_run_at_once(
     assert "connection failures in a row" not in result.output
     assert faults.handler.commands == {}, "no mail transaction was begun"
     assert Store(env["PAPERBOT_DATABASE_URL"]).suppressed() == {}
+
+
+@pytest.fixture
+def tls_first(certificate: tuple[Path, Path]) -> Iterator[FaultServer]:
+    """A fault server that speaks TLS from the first byte, as servers do on port 465."""
+    yield from serve(ssl_context=server_context(certificate))
+
+
+@pytest.fixture
+def starttls(certificate: tuple[Path, Path]) -> Iterator[FaultServer]:
+    """A fault server that offers STARTTLS, with the ``certificate`` fixture's certificate."""
+    yield from serve(tls_context=server_context(certificate))
+
+
+def stopped_without_blaming_anyone(env: dict[str, str]) -> None:
+    """The run is recorded stopped; no address was suppressed, no digest failed for good."""
+    store = Store(env["PAPERBOT_DATABASE_URL"])
+    assert store.recent_runs(1)[0].status == "stopped"
+    assert store.suppressed() == {}
+    assert all(state not in ("perm_failed", "sent") for _, state, _ in store.ledger.counts())
+
+
+@pytest.mark.parametrize("security", ["none", "starttls"])
+def test_plain_smtp_to_a_port_that_expects_tls_stops_the_run_at_once(
+    env: dict[str, str], tls_first: FaultServer, security: str
+) -> None:
+    """No greeting comes in plain text, and the port answers TLS: the security mode is wrong,
+    said with what to set, at the first connection rather than after retrying it."""
+    result = send(tls_first, PAPERBOT_SMTP_SECURITY=security, PAPERBOT_SMTP_TIMEOUT="0.5")
+    assert result.exit_code == 1
+    assert (
+        "Stopped: SMTP TLS failed: the server sent no greeting in plain text within 0.5 s and "
+        f"answers TLS instead: port {tls_first.port} expects TLS from the first byte: set "
+        "PAPERBOT_SMTP_SECURITY=tls"
+    ) in result.output
+    assert "connection failures in a row" not in result.output
+    stopped_without_blaming_anyone(env)
+
+
+def test_a_server_that_never_greets_is_retried_as_connection_trouble(env: dict[str, str]) -> None:
+    """A port that accepts and says nothing, not even TLS: the server may be too busy to greet,
+    so connections are opened again until too many in a row failed."""
+    with silent_proxy() as (url, _):
+        port = url.rsplit(":", 1)[1]
+        silent = FaultServer("127.0.0.1", int(port), None)  # type: ignore[arg-type]
+        result = send(silent, PAPERBOT_SMTP_MAX_FAILURES="2", PAPERBOT_SMTP_TIMEOUT="0.3")
+    assert result.exit_code == 1
+    assert (
+        "Stopped: 2 connection failures in a row, last: connection problem: no greeting within "
+        "0.3 s (PAPERBOT_SMTP_TIMEOUT)"
+    ) in result.output
+
+
+@pytest.mark.parametrize("security", ["none", "starttls"])
+def test_a_login_to_a_server_that_offers_no_auth_stops_the_run_at_once(
+    env: dict[str, str], starttls: FaultServer, certificate: tuple[Path, Path], security: str
+) -> None:
+    """A username is set and the server offers no AUTH (here even over STARTTLS): like a
+    refused login, the run stops at the first connection and says what to change."""
+    starttls.handler.offers_auth = False
+    result = send(
+        starttls, PAPERBOT_SMTP_SECURITY=security, SSL_CERT_FILE=str(certificate[0]),
+        PAPERBOT_SMTP_USERNAME="u", PAPERBOT_SMTP_PASSWORD="p",
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert starttls.handler.commands == {}, "no mail transaction was begun"
+    assert "Stopped: SMTP authentication failed: the server offers no AUTH" in result.output
+    assert "unset PAPERBOT_SMTP_USERNAME and PAPERBOT_SMTP_PASSWORD" in result.output
+    assert "connection failures in a row" not in result.output
+    stopped_without_blaming_anyone(env)
 
 
 @pytest.mark.parametrize(

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import ssl
-import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from email.headerregistry import Address
@@ -31,8 +31,16 @@ from bot.errors import (
 from bot.mailer import SmtpMailer, classify, classify_reply
 from bot.message import Envelope, Outgoing, build_message
 from bot.outbox import OutboxMailer
-from tests.conftest import OffersPipelining, RecordingHandler, SmtpServer, free_port, running
-from tests.smtp_faults import FaultServer
+from tests.conftest import (
+    OffersPipelining,
+    RecordingHandler,
+    SmtpServer,
+    free_port,
+    listening,
+    running,
+    server_context,
+)
+from tests.smtp_faults import FaultHandler, FaultServer
 
 
 def message(to: str, n: int = 1, text: str = "plain", html: str = "<p>html</p>") -> Outgoing:
@@ -340,27 +348,12 @@ async def test_outbox_writes_eml_preview_and_index(tmp_path: Path) -> None:
     assert not list(outbox.glob("*.tmp"))
 
 
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 (and its key), made with openssl."""
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    return cert, key
-
-
 @pytest.mark.parametrize("security", ["starttls", "tls"])
 async def test_messages_go_through_tls_on_one_reused_connection(
     certificate: tuple[Path, Path], security: str
 ) -> None:
-    cert, key = certificate
-    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server_tls.load_cert_chain(cert, key)
+    cert, _ = certificate
+    server_tls = server_context(certificate)
     handler = PipeliningHandler()
     peers: list[object] = []
     original = handler.handle_RCPT
@@ -394,12 +387,146 @@ async def test_messages_go_through_tls_on_one_reused_connection(
 
 async def test_a_certificate_not_trusted_is_a_tls_failure(certificate: tuple[Path, Path]) -> None:
     """A setting (or the server's certificate) to fix: not retried as a connection problem."""
-    cert, key = certificate
-    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server_tls.load_cert_chain(cert, key)
-    with running(RecordingHandler(), ssl_context=server_tls) as server:
+    with running(RecordingHandler(), ssl_context=server_context(certificate)) as server:
         untrusting = ssl.create_default_context()  # the self-signed certificate is not in it
         mailer = SmtpMailer(server.host, server.port, security="tls", tls_context=untrusting)
         async with mailer:
             with pytest.raises(TlsDeliveryError, match="CERTIFICATE_VERIFY_FAILED"):
                 await mailer.send(message("a@example.org"))
+
+
+@pytest.mark.parametrize(("security", "trusted"), [("none", False), ("starttls", True)])
+async def test_a_port_that_expects_tls_first_is_a_tls_failure_that_says_so(
+    certificate: tuple[Path, Path], security: str, trusted: bool
+) -> None:
+    """Plain SMTP (or STARTTLS) to a port that speaks TLS from the first byte, as 465 does:
+    no greeting comes, and the port answers TLS (with a certificate trusted or not). Every
+    connection of the pool says so: a setting to fix, not connection trouble."""
+    client_tls = ssl.create_default_context(cafile=str(certificate[0])) if trusted else None
+    with running(RecordingHandler(), ssl_context=server_context(certificate)) as server:
+        mailer = SmtpMailer(
+            server.host, server.port, security=security, timeout=0.5, tls_context=client_tls,
+            connections=2,
+        )  # fmt: skip
+        async with mailer:
+            sends = (mailer.send(message(f"user{n}@example.org", n)) for n in range(2))
+            failed = await asyncio.gather(*sends, return_exceptions=True)
+    assert [type(error) for error in failed] == [TlsDeliveryError, TlsDeliveryError]
+    assert str(failed[0]) == (
+        "SMTP TLS failed: the server sent no greeting in plain text within 0.5 s and answers "
+        f"TLS instead: port {server.port} expects TLS from the first byte: set "
+        "PAPERBOT_SMTP_SECURITY=tls (or starttls with the server's STARTTLS port, usually 587)"
+    )
+
+
+Session = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+@contextlib.asynccontextmanager
+async def serving(session: Session) -> AsyncIterator[int]:
+    """A bare TCP server on 127.0.0.1 running ``session`` for each connection: its port. As it
+    stops, the sessions still running are ended and their connections closed."""
+    running: set[asyncio.Task[object]] = set()
+
+    async def tracked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        running.add(task)
+        try:
+            await session(reader, writer)
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+
+    server = await asyncio.start_server(tracked, "127.0.0.1", 0)
+    async with server:
+        yield server.sockets[0].getsockname()[1]
+    for task in running:
+        task.cancel()
+    await asyncio.gather(*running, return_exceptions=True)
+
+
+async def say_nothing(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A session of a server that never greets (nor answers TLS) until the client hangs up."""
+    with contextlib.suppress(OSError):
+        await reader.read()
+
+
+async def test_a_server_that_never_greets_is_connection_trouble() -> None:
+    """No greeting and no TLS either: a server too busy to greet, whose connection is opened
+    again; how long was waited is said, with the setting."""
+    async with (
+        serving(say_nothing) as port,
+        SmtpMailer("127.0.0.1", port, security="starttls", timeout=0.3) as mailer,
+    ):
+        for _ in range(2):
+            with pytest.raises(ConnectionDeliveryError) as failed:
+                await mailer.send(message("a@example.org"))
+            assert str(failed.value) == (
+                "connection problem: no greeting within 0.3 s (PAPERBOT_SMTP_TIMEOUT)"
+            )
+
+
+async def test_a_server_slow_to_greet_at_first_works_on_the_next_connection(
+    smtp_server: SmtpServer,
+) -> None:
+    """The first connection is not greeted in time; the port is asked whether it speaks TLS
+    (it greets in plain text instead), and the next connection delivers."""
+    connections = 0
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+        except OSError:
+            pass
+        finally:
+            writer.close()
+
+    async def late(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        if connections == 1:
+            return await say_nothing(reader, writer)
+        upstream = await asyncio.open_connection(smtp_server.host, smtp_server.port)
+        await asyncio.gather(pipe(reader, upstream[1]), pipe(upstream[0], writer))
+
+    async with (
+        serving(late) as port,
+        SmtpMailer("127.0.0.1", port, security="none", timeout=0.5) as mailer,
+    ):
+        with pytest.raises(ConnectionDeliveryError, match=r"no greeting within 0\.5 s"):
+            await mailer.send(message("a@example.org"))
+        await mailer.send(message("a@example.org"))
+    assert len(smtp_server.messages) == 1
+    assert connections == 3, "the first, the question whether it speaks TLS, the one that worked"
+
+
+@pytest.mark.parametrize(
+    ("security", "said"),
+    [("none", "the server offers no AUTH without TLS, so PAPERBOT_SMTP_USERNAME cannot log in: "
+              "many offer it only over TLS: set PAPERBOT_SMTP_SECURITY=starttls (port 587) or "
+              "tls (port 465); or unset PAPERBOT_SMTP_USERNAME and PAPERBOT_SMTP_PASSWORD if it "
+              "needs no login"),
+     ("starttls", "the server offers no AUTH, so PAPERBOT_SMTP_USERNAME cannot log in: unset "
+                  "PAPERBOT_SMTP_USERNAME and PAPERBOT_SMTP_PASSWORD if it needs no login, or "
+                  "use its port for submission (587 or 465)")],
+)  # fmt: skip
+async def test_a_login_the_server_offers_no_auth_for_is_fatal_and_says_what_to_change(
+    certificate: tuple[Path, Path], security: str, said: str
+) -> None:
+    """The server offers no AUTH (over TLS or not): every message would go unauthenticated or
+    not at all, so the run stops, as when the login is refused."""
+    client_tls = ssl.create_default_context(cafile=str(certificate[0]))
+    handler = FaultHandler(offers_auth=False)
+    with listening(handler, tls_context=server_context(certificate)) as port:
+        mailer = SmtpMailer(
+            "127.0.0.1", port, security=security, username="u", password="p",
+            tls_context=client_tls, timeout=5,
+        )  # fmt: skip
+        async with mailer:
+            with pytest.raises(AuthenticationDeliveryError) as failed:
+                await mailer.send(message("a@example.org"))
+    assert str(failed.value) == f"SMTP authentication failed: {said}"
+    assert handler.commands == {}

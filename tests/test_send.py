@@ -115,6 +115,26 @@ def test_send_warns_when_emails_can_carry_no_unsubscribe_link(
     assert quiet.exit_code == 0 and "Warning" not in quiet.output, quiet.output
 
 
+@pytest.mark.parametrize(
+    ("security", "warned"), [("starttls", True), ("none", True), ("tls", False)]
+)
+def test_send_warns_of_plain_smtp_on_the_tls_port(
+    env: dict[str, str], security: str, warned: bool
+) -> None:
+    """Port 465 expects TLS from the first byte: another security mode there is most likely a
+    mistake, but a warning, not an error, as some servers do speak plain SMTP on it."""
+    smtp = {"PAPERBOT_SMTP_HOST": "127.0.0.1", "PAPERBOT_SMTP_PORT": "465"}
+    result = send("--dry-run", env=smtp | {"PAPERBOT_SMTP_SECURITY": security})
+    assert result.exit_code == 0, result.output
+    warning = (
+        "Warning: PAPERBOT_SMTP_PORT is 465, where servers expect TLS from the first byte, but "
+        f"PAPERBOT_SMTP_SECURITY is {security}: set PAPERBOT_SMTP_SECURITY=tls, unless this "
+        "server speaks plain SMTP on port 465"
+    )
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("Warning:")]
+    assert warnings == ([warning] if warned else [])
+
+
 def test_second_run_sends_nothing_new(env: dict[str, str], smtp_server: SmtpServer) -> None:
     assert send(env=smtp_server.env()).exit_code == 0
     first = len(smtp_server.messages)

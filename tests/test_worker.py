@@ -1128,8 +1128,10 @@ async def test_the_worker_says_what_it_does_before_its_start_up_fetch(
     config: Settings, clock: Clock, smtp_server: SmtpServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     """With every source down a fetch takes a while: what the worker does (its sweep, sources,
-    where mail goes, and that it fetches first) is logged before the fetch starts."""
+    where mail goes, and that it fetches first) is logged before the fetch starts, with the
+    settings that are most likely wrong (port 465 without TLS)."""
     caplog.set_level(logging.INFO)
+    config = config.model_copy(update={"smtp_port": 465})
     stop = asyncio.Event()
     said_before: list[str] = []
 
@@ -1146,8 +1148,11 @@ async def test_the_worker_says_what_it_does_before_its_start_up_fetch(
     mailer = SmtpMailer(smtp_server.host, smtp_server.port, security="none")
     worker = Worker(deps, lambda: mailer, ProfilesFile(config.profiles, read_profiles))
     await run_until(worker, stop, 60, "hf", f"delivering by {mailer.description}")
-    assert said_before[-2:] == [
+    assert said_before[-3:] == [
         f"worker started: sweep every 60 s, sources hf; delivering by {mailer.description}",
+        "PAPERBOT_SMTP_PORT is 465, where servers expect TLS from the first byte, but "
+        "PAPERBOT_SMTP_SECURITY is none: set PAPERBOT_SMTP_SECURITY=tls, unless this server "
+        "speaks plain SMTP on port 465",
         "no papers stored for 2026-11-25 yet: fetching the lists before the first sweep",
     ]
     assert caplog.messages[-2:] == ["stopping: cancelling the start-up fetch", "worker stopped"]

@@ -80,9 +80,8 @@ def send(
         to = find_subscriber(profiles, to).email
     print_profile_warnings(profiles, to)  # those of the subscribers this send is about
     not_in_future(day)
-    if config.unsubscribe_warning:
-        warning = escape(config.unsubscribe_warning)
-        err.print(f"[yellow]Warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
+    for warning in config.warnings:
+        err.print(f"[yellow]Warning:[/yellow] {escape(warning)}", highlight=False, soft_wrap=True)
     mailer = make_mailer(config)
     options = SendOptions(day=day, to=to, dry_run=dry_run, force=force, refetch=source is not None)
     deps = make_deps(config, source or config.sources, None if dry_run else mailer)
