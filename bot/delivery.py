@@ -99,7 +99,7 @@ from bot.message import Outgoing, new_message_id
 from bot.models import Subscriber
 from bot.pacing import GroupCommit, RateLimiter, Snapshot
 from bot.render import plural
-from bot.store import Claim, ClaimRequest, DatabaseFailure, db_reason
+from bot.store import OUTCOME_UNKNOWN, Claim, ClaimRequest, DatabaseFailure, db_reason
 
 __all__ = ["DeliveryOptions", "Job", "deliver", "prepare"]
 
@@ -127,6 +127,8 @@ REFUSALS_IN_ROW = 5
 """Messages refused in a row with the same permanent reply (the same code and enhanced status:
 spam, a policy, or the mailbox, as from a relay that serves other domains only) before the run
 stops."""
+TAKEN_OVER = "taken over from an interrupted run"
+"""How a message left ``sending`` by a run that died is said to be sent again (as it was)."""
 
 _Held = tuple[Job, Claim, DeliveryError]
 """A refused message not recorded yet, and its refusal."""
@@ -409,7 +411,7 @@ class _Run:
         tried = claim.attempts - 1
         if not claim.resumed or tried < self.most_attempts:
             return False
-        detail = f"outcome unknown after {tried} attempts"
+        detail = f"{OUTCOME_UNKNOWN} after {tried} attempts"
         ledger, now = self.deps.store.ledger, self.deps.clock()
         await asyncio.to_thread(
             ledger.mark_failed, claim, now, error=detail, retry_at=None, attempted=False
@@ -475,6 +477,10 @@ class _Run:
         """``make(claim)`` (the message, or its draft); a failure is recorded and gives None."""
         try:
             return make(claim)
+        except PermanentDeliveryError as exc:  # it can never be written: not tried again
+            log.error("the %s for %s cannot be written: %s", job.kind, job.email, exc)
+            await self._failed(job, claim, exc)
+            return None
         except Exception as exc:  # a bug rendering one message must not stop the others
             log.exception("composing the %s for %s failed", job.kind, job.email)
             await self._failed(job, claim, TemporaryDeliveryError(f"internal error: {exc!r}"))
@@ -634,7 +640,7 @@ class _Run:
             self._emit(job, "unknown", f"sent, but the ledger could not record it: {why}")
             return
         n = len(claim.paper_ids)
-        note = " (taken over from an interrupted run)" if claim.resumed else ""
+        note = f" ({TAKEN_OVER})" if claim.resumed else ""
         note = " (forced resend)" if claim.resent else " (forced)" if claim.forced else note
         papers = plural(n, "paper") if n else "nothing matched"
         papers = papers if job.kind == "digest" else job.kind

@@ -10,7 +10,8 @@ BotError                 anything the CLI turns into a clear message and an exit
     │   ├── ConnectionDeliveryError  the connection could not be opened: the server cannot be used
     │   └── DroppedDeliveryError     lost during one message's transaction, before its data
     ├── PermanentDeliveryError   never retry this message (other 5xx)
-    │   └── RecipientDeliveryError   the recipient's mailbox is refused: mail it no more
+    │   ├── RecipientDeliveryError   the recipient's mailbox is refused: mail it no more
+    │   └── UnwritableDeliveryError  a message to send again as it was can no longer be written
     ├── FatalDeliveryError       every message would fail: stop the run
     │   ├── AuthenticationDeliveryError  the server refused the login
     │   ├── TlsDeliveryError             TLS could not be set up
@@ -123,6 +124,11 @@ class PermanentDeliveryError(DeliveryError):
 class RecipientDeliveryError(PermanentDeliveryError):
     """The server refused the recipient's mailbox for good (unknown, disabled): the address is
     suppressed."""
+
+
+class UnwritableDeliveryError(PermanentDeliveryError):
+    """A message to send again exactly as it was (its first attempt may have arrived) can no
+    longer be written: a paper it holds is no longer stored. It is not tried again."""
 
 
 class FatalDeliveryError(DeliveryError):

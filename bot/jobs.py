@@ -14,13 +14,16 @@ from bot import matching
 from bot.alerts import AlertHit, alert_digest
 from bot.composer import Draft, compose_draft
 from bot.delivery import Job
+from bot.errors import UnwritableDeliveryError
 from bot.message import Envelope, Outgoing, Unsubscribe, list_id, recipient
-from bot.models import Digest, DigestKind, Match, Subscriber
+from bot.models import Digest, DigestKind, Match, Paper, Subscriber
 from bot.render import EmailContext, Renderer, listed_only
 from bot.settings import Settings
-from bot.store import Claim
+from bot.store import OUTCOME_UNKNOWN, Claim
 
 Clock = Callable[[], datetime]
+Lookup = Callable[[Sequence[str]], Mapping[str, Paper]]
+"""Stored papers by id, of those asked for that are stored."""
 
 
 def email_context(settings: Settings, subscriber: Subscriber) -> tuple[EmailContext, Unsubscribe]:
@@ -72,23 +75,46 @@ def compose(
     return compose_draft(renderer, draft(settings, digest, message_id, now))
 
 
-def claimed_digest(digest: Digest, claim: Claim, selection: matching.Selection) -> Digest:
-    """The digest holding exactly the papers of the claim, in their order: after a crash, those
-    the row recorded (its message is sent again as it was; none for a "nothing matched" note).
+def claimed_digest(
+    digest: Digest, paper_ids: Sequence[str], selection: matching.Selection,
+    lookup: Lookup | None = None,
+) -> Digest:  # fmt: skip
+    """The digest holding exactly the papers of a claim (``paper_ids``), in their order: after a
+    crash, those the row recorded (its message is sent again as it was; none for a "nothing
+    matched" note).
 
-    A paper of the claim that ``selection`` did not score cannot be shown: the message is not
-    made (the ledger and the log would name a paper it does not hold).
+    A paper of the claim that ``selection`` did not score (the run that died had claimed the
+    message with papers this run did not consider) is looked up with ``lookup`` (the store keeps
+    every paper) and scored for the subscriber. One found nowhere fails the message for good:
+    it cannot be sent again as it was, and the ledger and the log would name a paper it does not
+    hold.
     """
-    if tuple(m.paper.id for m in digest.matches) == claim.paper_ids:
+    if tuple(m.paper.id for m in digest.matches) == tuple(paper_ids):
         return digest
     by_id: dict[str, Match] = {m.paper.id: m for m in selection.ranked}
-    missing = [i for i in claim.paper_ids if i not in by_id]
-    if missing:
-        raise LookupError(f"papers of the claimed message not found: {', '.join(missing)}")
-    matches = tuple(by_id[i] for i in claim.paper_ids)
-    more = tuple(p for p in digest.more if p.id not in claim.paper_ids) if matches else ()
+    missing = [i for i in paper_ids if i not in by_id]
+    if missing and lookup is not None:
+        by_id.update(_scored(digest.subscriber, lookup(missing), selection))
+    if gone := [i for i in paper_ids if i not in by_id]:
+        what = f"paper {gone[0]} is" if len(gone) == 1 else f"papers {', '.join(gone)} are"
+        raise UnwritableDeliveryError(
+            f"{OUTCOME_UNKNOWN}, and it cannot be sent again as it was: {what} no longer stored"
+        )
+    matches = tuple(by_id[i] for i in paper_ids)
+    more = tuple(p for p in digest.more if p.id not in paper_ids) if matches else ()
     kind: DigestKind = "digest" if matches else "empty"
     return replace(digest, matches=matches, more=more, kind=kind)
+
+
+def _scored(
+    subscriber: Subscriber, papers: Mapping[str, Paper], selection: matching.Selection
+) -> dict[str, Match]:
+    """``papers`` scored for ``subscriber``, the papers ``selection`` ranked counting too."""
+    if not papers:
+        return {}
+    corpus = [m.paper for m in selection.ranked]
+    chosen = matching.select([subscriber], list(papers.values()), corpus=corpus)
+    return {m.paper.id: m for m in chosen[subscriber.email].ranked}
 
 
 def _job(
@@ -107,14 +133,15 @@ def _job(
 
 def digest_job(
     settings: Settings, renderer: Renderer, clock: Clock, sid: int, digest: Digest,
-    selection: matching.Selection,
+    selection: matching.Selection, lookup: Lookup | None = None,
 ) -> Job:  # fmt: skip
-    """The job for one digest; its message is written once the ledger row is claimed."""
+    """The job for one digest; its message is written once the ledger row is claimed (with the
+    stored papers ``lookup`` finds, see ``claimed_digest``)."""
     papers = tuple(m.paper.id for m in digest.matches)
     key = (sid, digest.date, "digest", "")
 
     def make(claim: Claim) -> Digest:
-        return claimed_digest(digest, claim, selection)
+        return claimed_digest(digest, claim.paper_ids, selection, lookup)
 
     return _job(settings, renderer, clock, key, make, digest.subscriber.email, papers)
 

@@ -8,18 +8,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Container, Iterable, Iterator, Mapping, Sequence
+from collections.abc import (
+    Awaitable,
+    Callable,
+    Container,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+    Set,
+)
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from bot import matching
 from bot.collector import quiet_collector
-from bot.delivery import DeliveryOptions, Job, deliver, domains_of
+from bot.delivery import TAKEN_OVER, DeliveryOptions, Job, deliver, domains_of
 from bot.delivery import prepare as prepare_delivery
 from bot.delivery_jobs import DeliveryReport, Outcome
-from bot.errors import DeliveryError
-from bot.jobs import build_digest, compose, digest_job
+from bot.errors import DeliveryError, UnwritableDeliveryError
+from bot.jobs import build_digest, claimed_digest, compose, digest_job
 from bot.mailer import Mailer
 from bot.message import new_message_id
 from bot.models import Digest, Match, Paper, Subscriber
@@ -27,7 +36,15 @@ from bot.render import Renderer, plural
 from bot.settings import Settings
 from bot.stopping import Stopped, unless_stopped
 from bot.store import Store
-from bot.store.tables import FINAL_STATES, SENDING, STATE_MEANING, Delivery
+from bot.store.tables import (
+    FINAL_STATES,
+    OUTCOME_UNKNOWN,
+    PERM_FAILED,
+    SENDING,
+    STATE_MEANING,
+    TEMP_FAILED,
+    Delivery,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +53,8 @@ CORPUS_DAYS = 30  # window of stored papers used for document frequencies
 NOTHING_MATCHED = "nothing matched and send_empty is false"
 WOULD_SKIP = "nothing matched: would skip"
 """How a dry run says a digest would not be sent."""
+WOULD_FAIL = "would fail"
+"""How a dry run says a digest would fail (see ``bot.jobs.claimed_digest``)."""
 SUPPRESSED = "address is suppressed"
 NO_INTERESTS = "no interests in the profile"
 """How a send reports a digest that goes to nobody whatever the papers (see ``no_digest``)."""
@@ -97,7 +116,7 @@ class SendReport:
     def would_send(self) -> int:
         """How many of a dry run's digests would have been sent."""
         dry = [o.detail for o in self.outcomes if o.status == "dry-run"]
-        return sum(1 for detail in dry if not detail.startswith(WOULD_SKIP))
+        return sum(1 for detail in dry if not detail.startswith((WOULD_SKIP, WOULD_FAIL)))
 
     def summary(self) -> dict[str, Any]:
         """Counts by status plus the source outcomes, for the run record."""
@@ -255,6 +274,9 @@ def candidates(deps: Deps, targets: Sequence[Target], force: bool) -> Candidates
     feeds put list dates ahead of some subscribers' dates), so no paper falls between two. When
     one run makes several digests for a subscriber (a retried one and today's), each paper goes
     to the earliest of them whose date is not before the paper's list date, else to the last.
+
+    Nor does a paper go in two digests: those another digest of the subscriber holds and will
+    carry are left out, and those of one that failed for good are offered again (see ``Unsent``).
     """
     first_day = min(t.day for t in targets)
     stored = deps.store.papers_between(first_day - timedelta(days=CATCH_UP_DAYS), date.max)
@@ -262,6 +284,8 @@ def candidates(deps: Deps, targets: Sequence[Target], force: bool) -> Candidates
     # --force sends a digest again, but not the papers an alert carried (they never were in one)
     kind = "alert" if force else None
     sent = deps.store.sent_paper_ids({t.sid for t in targets}, among, kind)
+    unsent = Unsent.of(deps, targets, first_day - timedelta(days=2 * CATCH_UP_DAYS))
+    by_id = {item.paper.id: item for item in stored} if unsent.rows else {}
     previous = {day: deps.store.last_digest_times(day) for day in {t.day for t in targets}}
     days: dict[int, list[date]] = {}
     for target in targets:
@@ -293,13 +317,69 @@ def candidates(deps: Deps, targets: Sequence[Target], force: bool) -> Candidates
             papers = tuple(i.paper for i in stored if (i.list_date, i.first_seen) in among_taken)
             lists[taken] = papers, {paper.id for paper in papers}
         listed, ids = lists[taken]
-        seen = sent.get(target.sid)
+        seen = unsent.taken(target, sent.get(target.sid))
         if seen and not seen.isdisjoint(ids):
             found.papers[target.key] = tuple(paper for paper in listed if paper.id not in seen)
         else:
             found.papers[target.key] = listed
         found.earlier[target.key] = len(listed) - len(found.papers[target.key])
+        if back := unsent.freed(target.sid, since) - seen - ids:
+            found.papers[target.key] += tuple(
+                item.paper
+                for item in (by_id[i] for i in sorted(back) if i in by_id)
+                if item.list_date >= earliest and own(item.list_date) == target.day
+            )
     return found
+
+
+@dataclass(frozen=True, slots=True)
+class Unsent:
+    """The digest rows of a run's subscribers whose papers were not sent (by subscriber id), and
+    which digests the run makes (``made``): they decide which papers a new digest may hold."""
+
+    rows: Mapping[int, Sequence[Delivery]]
+    made: Container[tuple[int, date]]
+
+    @classmethod
+    def of(cls, deps: Deps, targets: Sequence[Target], since: date) -> Unsent:
+        """The unsent digest rows from ``since`` on of the subscribers of ``targets``."""
+        sids = {t.sid for t in targets}
+        rows: dict[int, list[Delivery]] = {}
+        for row in deps.store.ledger.unsent_digests(since):
+            if row.subscriber_id in sids:
+                rows.setdefault(row.subscriber_id, []).append(row)
+        return cls(rows, {t.key for t in targets})
+
+    def taken(self, target: Target, sent: Set[str] | None) -> Set[str]:
+        """The papers ``target`` may not hold: those ``sent`` to the subscriber, and those
+        another digest of theirs holds and will carry. That is one being sent (it is sent again
+        as it was after a crash), or one waiting for a retry that this run does not make (the
+        retries a run makes share out the papers afresh, see ``candidates``)."""
+        held = {
+            paper
+            for row in self.rows.get(target.sid, ())
+            if row.digest_date != target.day
+            and (row.status == SENDING or (row.status == TEMP_FAILED and not self._made(row)))
+            for paper in row.paper_ids
+        }
+        return (sent | held if sent else held) if held else (sent or frozenset())
+
+    def freed(self, sid: int, since: datetime | None) -> set[str]:
+        """The papers of the subscriber's digests that failed for good after their digest
+        before (made at ``since``) was made, and surely never reached them: those digests held
+        them, so the digests made meanwhile did not. They are free again for the next one. A
+        digest whose outcome stayed unknown may have reached them: its papers are not."""
+        return {
+            paper
+            for row in self.rows.get(sid, ())
+            if row.status == PERM_FAILED
+            and not (row.last_error or "").startswith(OUTCOME_UNKNOWN)
+            and (since is None or row.updated_at > since)
+            for paper in row.paper_ids
+        }
+
+    def _made(self, row: Delivery) -> bool:
+        return (row.subscriber_id, row.digest_date) in self.made
 
 
 def resuming(
@@ -381,8 +461,8 @@ def _digest_jobs(
     for target in targets:
         sub = target.subscriber
         digest = build_digest(sub, target.day, selections[target.key], found.earlier[target.key])
-        n = len(digest.matches)
-        if nothing_to_send(digest) and target.key not in found.resumed:
+        held = found.resumed.get(target.key)
+        if nothing_to_send(digest) and held is None:
             if options.dry_run:
                 settle(target, "dry-run", WOULD_SKIP)
                 continue
@@ -390,13 +470,29 @@ def _digest_jobs(
             created = ledger.record_skipped(target.sid, target.day, now, "nothing matched")
             settle(target, "skipped" if created else "already", "nothing matched")
         elif options.dry_run:
-            message_id = new_message_id(deps.settings.sender)
-            compose(deps.settings, deps.renderer, digest, message_id, deps.clock())
-            papers = plural(n, "paper") if n else 'a "nothing matched" note'
-            settle(target, "dry-run", f"would send {papers}", n)
+            settle(target, "dry-run", *_would_send(deps, digest, selections[target.key], held))
         else:
-            sel = selections[target.key]
-            yield digest_job(deps.settings, deps.renderer, deps.clock, target.sid, digest, sel)
+            sel, lookup = selections[target.key], deps.store.papers_by_id
+            yield digest_job(
+                deps.settings, deps.renderer, deps.clock, target.sid, digest, sel, lookup
+            )
+
+
+def _would_send(
+    deps: Deps, digest: Digest, selection: matching.Selection, held: Sequence[str] | None
+) -> tuple[str, int]:
+    """What a dry run says of a digest that would be sent, and how many papers it holds: those
+    its ledger row ``held`` when it was left ``sending`` (it is sent again as it was)."""
+    try:
+        if held is not None:
+            digest = claimed_digest(digest, held, selection, deps.store.papers_by_id)
+    except UnwritableDeliveryError as exc:
+        return f"{WOULD_FAIL}: {exc}", 0
+    message_id = new_message_id(deps.settings.sender)
+    compose(deps.settings, deps.renderer, digest, message_id, deps.clock())
+    n = len(digest.matches)
+    papers = plural(n, "paper") if n else 'a "nothing matched" note'
+    return f"would send {papers}" + (f" ({TAKEN_OVER})" if held is not None else ""), n
 
 
 def _targets(

@@ -37,6 +37,7 @@ from bot.models import Paper, Subscriber
 from bot.store.ledger import Claim, ClaimRequest, Ledger
 from bot.store.runs import RunLog
 from bot.store.tables import (
+    OUTCOME_UNKNOWN,
     SENDING,
     SENT,
     SKIPPED,
@@ -54,8 +55,8 @@ from bot.store.tables import (
 )  # fmt: skip
 
 __all__ = [
-    "Claim", "ClaimRequest", "DatabaseFailure", "Ledger", "Removal", "Store", "StoredPaper",
-    "SyncReport", "db_reason", "missing_database", "shown_url", "unavailable",
+    "OUTCOME_UNKNOWN", "Claim", "ClaimRequest", "DatabaseFailure", "Ledger", "Removal", "Store",
+    "StoredPaper", "SyncReport", "db_reason", "missing_database", "shown_url", "unavailable",
 ]  # fmt: skip
 
 

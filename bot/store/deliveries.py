@@ -12,7 +12,7 @@ from sqlmodel import Session, col, func, select
 from sqlmodel.sql.expression import SelectOfScalar
 
 from bot.store.runs import process_exists, this_machine
-from bot.store.tables import SENDING, TEMP_FAILED, Delivery, as_utc
+from bot.store.tables import PERM_FAILED, SENDING, TEMP_FAILED, Delivery, as_utc
 
 
 class DeliveryQueries:
@@ -49,6 +49,17 @@ class DeliveryQueries:
         )
         with self._session() as db:
             return {sid: day for sid, day in db.exec(query).all()}
+
+    def unsent_digests(self, since: date) -> list[Delivery]:
+        """Digest rows from ``since`` on that hold papers not sent: being sent, waiting for a
+        retry, or failed for good."""
+        query = select(Delivery).where(
+            Delivery.kind == "digest",
+            col(Delivery.digest_date) >= since,
+            col(Delivery.status).in_([SENDING, TEMP_FAILED, PERM_FAILED]),
+        )
+        with self._session() as db:
+            return [row for row in db.exec(query).all() if row.paper_ids]
 
     def alert_rows(
         self, subscriber_ids: Sequence[int], since: date

@@ -36,6 +36,10 @@ STATE_MEANING = {
     SENT: "already sent", SKIPPED: "already skipped", PERM_FAILED: "failed permanently",
     SENDING: "being sent by another run", TEMP_FAILED: "waiting for its next retry",
 }  # fmt: skip
+OUTCOME_UNKNOWN = "outcome unknown"
+"""How the error of a message failed for good begins when it may have reached its recipient
+(the connection was lost after its data, or the run sending it died): no later digest carries
+its papers, where those of a message that surely did not arrive are free again."""
 
 
 def utcnow() -> datetime:
