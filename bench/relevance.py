@@ -11,6 +11,10 @@ cannot hold more. "Threshold set" scores everything that cleared the threshold a
 relevant paper (tests calibration, ours only). Relevant means grade >= 1, and separately grade 2.
 ``--lopo`` checks the few global parameters by leaving each profile out: for each profile, the
 grid point best on the other profiles is scored on it (see ``leave_one_out``).
+``--likes K`` evaluates the ``like:`` signal: each profile likes K of its grade-2 papers (sorted
+by id and taken K at a time, ``--rotations`` times, wrapping; metrics are averaged over the
+rotations). The liked papers leave the day (they stay in the corpus for term statistics) and so
+the metrics; reported are the profile's fields alone, the fields with the likes, and likes only.
 """
 
 from __future__ import annotations
@@ -214,6 +218,55 @@ def run(
     return results
 
 
+def liked_sets(grades: dict[str, int], k: int, rotations: int) -> list[list[str]]:
+    """``rotations`` choices of ``k`` grade-2 papers: sorted by id, taken ``k`` at a time."""
+    top = sorted(pid for pid, g in grades.items() if g == 2)
+    return [[top[(r * k + i) % len(top)] for i in range(k)] for r in range(rotations)]
+
+
+LIKE_METHODS = ("paperbot", "paperbot + like", "like only")
+
+
+def _mean_rows(rows: Sequence[dict[str, float]]) -> dict[str, float]:
+    """The metric-wise mean of ``rows``."""
+    return {m: statistics.mean(r[m] for r in rows) for m in rows[0]}
+
+
+def run_likes(
+    papers: Sequence[Paper],
+    profiles: Sequence[dict[str, object]],
+    grades: dict[str, dict[str, int]],
+    k: int,
+    rotations: int,
+) -> dict[str, list[dict[str, float]]]:
+    """Metrics of ``LIKE_METHODS``, one row per profile (the mean over the rotations)."""
+    results: dict[str, list[dict[str, float]]] = {name: [] for name in LIKE_METHODS}
+    for profile in profiles:
+        key = str(profile["key"])
+        fields = {"keywords": profile.get("keywords", []), "description": profile["description"]}
+        rows: dict[str, list[dict[str, float]]] = {name: [] for name in LIKE_METHODS}
+        for like in liked_sets(grades[key], k, rotations):
+            day = [p for p in papers if p.id not in like]
+            interests = (fields, {**fields, "like": like}, {"like": like})
+            subs = [
+                Subscriber(email=f"m{n}@example.org", max_papers=DIGEST, interests=i)  # type: ignore[arg-type]
+                for n, i in enumerate(interests)
+            ]
+            liked = {p.id: p for p in papers if p.id in like}
+            selections = select(subs, day, corpus=papers, liked=liked)
+            col = {p.id: j for j, p in enumerate(day)}
+            g = [grades[key].get(p.id, 0) for p in day]
+            for name, sub in zip(LIKE_METHODS, subs, strict=True):
+                sel = selections[sub.email]
+                ranked = [col[m.paper.id] for m in sel.ranked]
+                picked = [col[m.paper.id] for m in sel.picked]
+                above = picked + [col[p.id] for p in sel.more]
+                rows[name].append(evaluate(ranked, picked, above, g))
+        for name in LIKE_METHODS:
+            results[name].append(_mean_rows(rows[name]))
+    return results
+
+
 def ours(
     papers: Sequence[Paper],
     profiles: Sequence[dict[str, object]],
@@ -269,8 +322,12 @@ def leave_one_out(
     return held
 
 
-def report(results: dict[str, list[dict[str, float]]], keys: Sequence[str]) -> None:
-    """Print means per method, and ours per profile."""
+def report(
+    results: dict[str, list[dict[str, float]]],
+    keys: Sequence[str],
+    per_profile: Sequence[str] = ("paperbot",),
+) -> None:
+    """Print means per method, and the ``per_profile`` methods per profile."""
     metrics = list(results["paperbot"][0])
     print(f"{'method':<18}" + "".join(f"{m:>13}" for m in metrics))
     for name, rows in results.items():
@@ -280,9 +337,10 @@ def report(results: dict[str, list[dict[str, float]]], keys: Sequence[str]) -> N
                 f"{statistics.mean(r.get(m, float('nan')) for r in rows):>13.3f}" for m in metrics
             )
         )
-    print("\npaperbot per profile")
-    for key, row in zip(keys, results["paperbot"], strict=True):
-        print(f"{key:<18}" + "".join(f"{row[m]:>13.3f}" for m in metrics))
+    for method in per_profile:
+        print(f"\n{method} per profile")
+        for key, row in zip(keys, results[method], strict=True):
+            print(f"{key:<18}" + "".join(f"{row[m]:>13.3f}" for m in metrics))
 
 
 def main() -> None:
@@ -300,18 +358,29 @@ def main() -> None:
     parser.add_argument(
         "--embeddings", action="store_true", help="also the MiniLM sentence-embedding baseline"
     )
+    parser.add_argument(
+        "--likes", type=int, default=0, metavar="K", help="evaluate liking K grade-2 papers"
+    )
+    parser.add_argument(
+        "--rotations", type=int, default=3, help="choices of liked papers averaged (--likes)"
+    )
     args = parser.parse_args()
     papers, profiles, grades = load(args.papers, args.labels)
     if args.variant != "both":
         drop = "description" if args.variant == "keywords" else "keywords"
         profiles = [{**p, drop: [] if drop == "keywords" else ""} for p in profiles]
     print(f"{len(papers)} papers, {len(profiles)} profiles, variant: {args.variant}\n")
+    keys = [str(p["key"]) for p in profiles]
+    if args.likes:
+        print(f"liking {args.likes} grade-2 papers, {args.rotations} rotations\n")
+        report(run_likes(papers, profiles, grades, args.likes, args.rotations), keys, LIKE_METHODS)
+        return
     results = run(papers, profiles, grades, embeddings=MiniLM() if args.embeddings else None)
     if args.lopo:
         print("leave one profile out:")
         results["paperbot (LOPO)"] = leave_one_out(papers, profiles, grades)
         print()
-    report(results, [str(p["key"]) for p in profiles])
+    report(results, keys)
 
 
 if __name__ == "__main__":

@@ -259,6 +259,116 @@ def test_a_liked_paper_is_not_sent_back() -> None:
     assert (verdict.status, verdict.vetoes) == ("vetoed", ("like: old is a paper you liked",))
 
 
+_TOPICS = [
+    "graph coloring",
+    "protein folding",
+    "weather forecasting",
+    "speech codecs",
+    "robot arms",
+]
+_TOPICS += ["query planning", "image denoising", "traffic lights", "crop yields", "music tagging"]
+_TOPICS += [
+    "ship routes",
+    "chess openings",
+    "bird songs",
+    "power grids",
+    "soil moisture",
+    "tax forms",
+]
+_WORDS = ["error rates", "linear time", "sorted order", "long lists", "small chips", "low noise"]
+_WORDS += ["graphs", "scores"]
+# A day of unrelated papers that share some words with the liked paper, as real days do.
+DAY = [
+    Paper(
+        f"d{i}",
+        f"Learning {topic} at scale",
+        f"We study {topic} with {_WORDS[i % 8]} and {_WORDS[(3 * i + 1) % 8]}. A new model "
+        f"learns {topic} from data; results show gains.",
+    )
+    for i, topic in enumerate(_TOPICS)
+]
+WALKS = Paper(
+    "old",
+    "Sorting lists with quantum walks on hypercubes",
+    "We sort long lists by running quantum walks on hypercube graphs. The walk amplitudes settle "
+    "on the sorted order, and a lattice of beam splitters reads them out. Photonic chips run the "
+    "walk in linear time, with error rates that stay low as the lists grow.",
+)
+RANKING = Paper(
+    "near",
+    "Ranking items with quantum walks",
+    "Quantum walks on hypercubes rank items by score. A new model of walk amplitudes learns from "
+    "data; results show gains.",
+)
+SPLITTERS = Paper(
+    "near2",
+    "Beam splitter lattices on photonic chips",
+    "Lattices of beam splitters on photonic chips mix light. We study their losses; results show "
+    "gains.",
+)
+TIDES = Paper(
+    "tides",
+    "Tide gauges read by sonar buoys",
+    "Sonar buoys read tide gauges along coasts and send the heights ashore every minute.",
+)
+BUOYS = Paper(
+    "buoys",
+    "Calibrating sonar buoys against tide gauges",
+    "Sonar buoys drift; we calibrate them against tide gauges. A new model learns the drift.",
+)
+
+
+def test_a_like_only_profile_gets_the_papers_that_share_the_liked_papers_terms() -> None:
+    """A cosine of 0.3 to a liked paper, where the day's others score 0.01-0.12, is a match."""
+    day = [RANKING, SPLITTERS, *DAY]
+    selection = one(sub(like=["old"]), day, liked={"old": WALKS})
+    assert {m.paper.id for m in selection.picked} == {"near", "near2"}
+    reason = "like: similar to old (Sorting lists with quantum walks on hypercubes)"
+    assert all(m.reasons == (reason,) for m in selection.picked)
+    unrelated = explain(sub(like=["old"]), DAY[1], day, liked={"old": WALKS})
+    assert unrelated.status == "below threshold" and unrelated.reasons == ()
+
+
+def test_likes_of_papers_not_at_hand_count_for_nothing() -> None:
+    day = [RANKING, SPLITTERS, *DAY]
+    alone = scores(one(sub(like=["old"]), day, liked={"old": WALKS}))
+    assert scores(one(sub(like=["gone", "old"]), day, liked={"old": WALKS})) == alone
+    unseen = one(sub(like=["gone"]), day, liked={"old": WALKS})
+    assert unseen.picked == () and set(scores(unseen).values()) == {0.0}
+
+
+def test_several_likes_each_bring_their_own_papers() -> None:
+    day = [RANKING, SPLITTERS, BUOYS, *DAY]
+    liked = {"old": WALKS, "tides": TIDES}
+    selection = one(sub(like=["old", "tides"]), day, liked=liked)
+    reasons = {m.paper.id: m.reasons for m in selection.picked}
+    assert set(reasons) == {"near", "near2", "buoys"}
+    assert reasons["buoys"] == ("like: similar to tides (Tide gauges read by sonar buoys)",)
+    # A second liked paper on another topic does not dilute the first one's matches.
+    alone = scores(one(sub(like=["old"]), day, liked=liked))
+    assert scores(selection)["near2"] == alone["near2"]
+
+
+def test_a_small_day_is_read_against_a_typical_one() -> None:
+    """Too few papers to tell what stands out: a close paper still counts, a distant one not."""
+    corpus = [RANKING, *DAY]
+    for day, picked in (([RANKING], ["near"]), ([DAY[0]], [])):
+        got = one(sub(like=["old"]), day, corpus=corpus, liked={"old": WALKS})
+        assert [m.paper.id for m in got.picked] == picked
+    # A day of nothing but one of the liked papers leaves no background, and nothing to send.
+    liked = {"old": WALKS, "tides": TIDES}
+    assert one(sub(like=["old", "tides"]), [WALKS], liked=liked).picked == ()
+    assert one(sub(like=["old", "tides"]), [], liked=liked).picked == ()
+
+
+def test_beside_keywords_a_like_only_boosts() -> None:
+    """Likes raise what the keywords find; they do not add papers the keywords miss."""
+    day = [RANKING, SPLITTERS, *DAY]
+    got = scores(one(sub(keywords=["quantum walks"], like=["old"]), day, liked={"old": WALKS}))
+    without = scores(one(sub(keywords=["quantum walks"]), day))
+    assert got["near"] > without["near"] > DEFAULT_THRESHOLD > got["near2"] > 0
+
+
 def test_category_boost_and_filter() -> None:
     tagged = Paper("c", "Graph coloring again", "More coloring.", categories=("cs.DM",))
     alone = one(sub(categories=["cs.DM"]), [tagged, *FILLER])

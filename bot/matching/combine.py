@@ -2,7 +2,8 @@
 
 Each signal is evidence of relevance on its own scale in [0, 1]; the score is their soft OR
 ``1 - prod(1 - w * s)``, so any one strong signal can carry a paper and weak ones add up slowly.
-These few weights are the model's only free parameters besides the BM25F constants in ``index``.
+These few weights are the model's only free parameters besides the BM25F constants in ``index``
+and the typical day that ``likes`` reads a small day against.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ DESCRIPTION_SCALE = 0.2
 DESCRIPTION_WEIGHT = 0.05
 DESCRIPTION_ALONE = 1.0
 AUTHOR_WEIGHT = 0.95
-LIKE_WEIGHT = 0.9
-# Cosine to a liked paper at which the like signal starts and where it is full.
-LIKE_FROM, LIKE_FULL = 0.1, 0.5
+# Weight of the like signal alone (no keywords, description or authors) and beside them.
+LIKE_ALONE, LIKE_BOOST = 0.9, 0.2
+# Standing against a liked paper (robust standard deviations above the day's cosines to it)
+# at which the like signal starts and where it is full.
+LIKE_FROM, LIKE_FULL = 2.0, 6.0
 # A category match alone (no other interests) and as a boost beside other interests.
 CATEGORY_ALONE = 0.6
 CATEGORY_BOOST = 0.1
@@ -34,9 +37,9 @@ def description_evidence(raw: Array) -> Array:
     return 1.0 - np.exp(-raw / DESCRIPTION_SCALE)
 
 
-def like_evidence(cosine: Array) -> Array:
-    """Best cosine to a liked paper, rescaled to [0, 1]."""
-    return np.clip((cosine - LIKE_FROM) / (LIKE_FULL - LIKE_FROM), 0.0, 1.0)
+def like_evidence(standing: Array) -> Array:
+    """Best standing against a liked paper, rescaled to [0, 1]."""
+    return np.clip((standing - LIKE_FROM) / (LIKE_FULL - LIKE_FROM), 0.0, 1.0)
 
 
 def _apply(miss: Array, factor: Array, rows: Array) -> None:
@@ -47,14 +50,16 @@ def _apply(miss: Array, factor: Array, rows: Array) -> None:
         miss[rows] *= factor
 
 
-def combine(signals: Signals, has_keywords: Array, has_topic: Array) -> Array:
-    """Scores for a block of subscribers; ``has_*`` are per-row booleans about the profiles.
+def combine(signals: Signals, has_keywords: Array, has_topic: Array, has_stated: Array) -> Array:
+    """Scores for a block of subscribers; ``has_*`` are per-row booleans about the profiles
+    (``has_stated``: keywords, a description or authors, beside which likes only boost).
 
     A signal that is zero contributes a factor of exactly 1, so only rows where it is not are
     multiplied: the result is the same, with less work.
     """
     weight_d = np.where(has_keywords, DESCRIPTION_WEIGHT, DESCRIPTION_ALONE)[:, None]
     weight_c = np.where(has_topic, CATEGORY_BOOST, CATEGORY_ALONE)[:, None]
+    weight_l = np.where(has_stated, LIKE_BOOST, LIKE_ALONE)[:, None]
     miss = 1.0 - signals.keywords
     miss *= 1.0 - COVERAGE_WEIGHT * signals.coverage
     miss *= 1.0 - weight_d * description_evidence(signals.description)
@@ -63,7 +68,7 @@ def combine(signals: Signals, has_keywords: Array, has_topic: Array) -> Array:
     rows = np.flatnonzero(signals.categories.any(axis=1))
     _apply(miss, 1.0 - weight_c[rows] * signals.categories[rows], rows)
     rows = np.flatnonzero(signals.likes.any(axis=1))
-    _apply(miss, 1.0 - LIKE_WEIGHT * like_evidence(signals.likes[rows]), rows)
+    _apply(miss, 1.0 - weight_l[rows] * like_evidence(signals.likes[rows]), rows)
     score = np.subtract(1.0, miss, out=miss)
     score[signals.vetoed] = 0.0
     return np.clip(score, 0.0, 1.0, out=score)

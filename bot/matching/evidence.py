@@ -7,13 +7,16 @@ once; the functions here cover the per-pair parts (snippets, authors, likes, cat
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
+from bot.matching.combine import LIKE_FROM
 from bot.matching.index import Field
+from bot.matching.likes import Likes
 from bot.matching.matrices import Marks, Matrices
 from bot.matching.query import Query
-from bot.matching.signals import like_cosines
 from bot.matching.text import Token, fold
 from bot.models import Paper
 
@@ -28,7 +31,6 @@ DESCRIPTION_NAMED_SHARE = 1 / 3
 # Characters of a liked paper's title its like: reason shows.
 LIKED_TITLE = 60
 SHORT_SENTENCE = 120
-LIKE_REASON_FROM = 0.1
 # Words that may sit between two marked words and be marked with them.
 _GLUE = frozenset({"", "of", "for", "and", "the", "to"})
 
@@ -111,13 +113,16 @@ def author_reasons(query: Query, j: int, m: Matrices) -> list[str]:
     return [f"author: {w}" for w in reversed(query.authors) if j in m.author_cols(w)]
 
 
-def like_reasons(query: Query, paper: Paper, liked: Mapping[str, Paper], m: Matrices) -> list[str]:
-    """The ``like:`` reason naming the liked paper most similar to ``paper``, if similar."""
-    cosines = like_cosines(query, paper, liked, m)
-    if cosines:
-        best, pid = max((c, pid) for pid, c in cosines.items())
-        if best >= LIKE_REASON_FROM:
-            return [f"like: similar to {pid} ({_shortened(liked[pid].title)})"]
+def like_reasons(query: Query, j: int, likes: Likes) -> list[str]:
+    """The ``like:`` reason naming the liked paper that paper ``j`` stands out most against,
+    when that counts for the like signal."""
+    pids = likes.known(query.likes)
+    if pids:
+        standing = likes.column(pids, j)
+        best = int(np.argmax(standing))
+        if standing[best] > LIKE_FROM:
+            pid = pids[best]
+            return [f"like: similar to {pid} ({_shortened(likes.liked[pid].title)})"]
     return []
 
 

@@ -8,7 +8,7 @@ else the top description terms). Reason strings and tuples are shared between pa
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import TypeVar
 
 import numpy as np
@@ -16,9 +16,9 @@ import scipy.sparse as sp
 
 from bot.matching import evidence as ev
 from bot.matching.describe import expand
+from bot.matching.likes import Likes
 from bot.matching.matrices import Array, Marks, Matrices
 from bot.matching.query import Phrase, Query
-from bot.models import Paper
 
 # Per pair: its reasons, and its snippet with the marked spans (shared between pairs).
 Found = tuple[tuple[str, ...], tuple[str, Marks]]
@@ -72,8 +72,8 @@ def _where(label: str, where: int) -> str:
 class Explainer:
     """Reasons and snippets for pairs of profile rows and paper columns."""
 
-    def __init__(self, queries: Sequence[Query], m: Matrices, liked: Mapping[str, Paper]):
-        self.queries, self.m, self.liked = queries, m, liked
+    def __init__(self, queries: Sequence[Query], m: Matrices, likes: Likes):
+        self.queries, self.m, self.likes = queries, m, likes
         self._texts: dict[tuple[str, int], str] = {}
         self._shared: dict[tuple[str, ...], tuple[str, ...]] = {}
 
@@ -106,15 +106,14 @@ class Explainer:
         self, query: Query, j: int, keywords: list[str], described: bool, names: list[str]
     ) -> list[str]:
         """All the reasons, when there are more than keyword ones: in the order shown."""
-        paper = self.m.collection.docs[j].paper
         reasons = ev.author_reasons(query, j, self.m) if query.authors else []
         reasons += keywords
         if query.likes:
-            reasons += ev.like_reasons(query, paper, self.liked, self.m)
+            reasons += ev.like_reasons(query, j, self.likes)
         if described:
             reasons.append(_described(names))
         if query.categories:
-            reasons += ev.category_reasons(query, paper)
+            reasons += ev.category_reasons(query, self.m.collection.docs[j].paper)
         return reasons
 
     def _keywords(

@@ -15,6 +15,7 @@ import numpy as np
 from bot.matching.combine import combine
 from bot.matching.evidence import Evidence, vetoes
 from bot.matching.index import Collection
+from bot.matching.likes import Likes
 from bot.matching.matrices import Array, Matrices
 from bot.matching.query import Compiler, Query
 from bot.matching.reasons import Explainer, Found
@@ -69,12 +70,12 @@ class LexicalScores:
         matrix: Array,
         queries: Sequence[Query],
         matrices: Matrices,
-        liked: Mapping[str, Paper],
+        likes: Likes,
     ) -> None:
         self._matrix = matrix
         self._queries = queries
         self._matrices = matrices
-        self._explainer = Explainer(queries, matrices, liked)
+        self._explainer = Explainer(queries, matrices, likes)
 
     @property
     def matrix(self) -> Array:
@@ -103,7 +104,6 @@ class LexicalScorer:
         liked: Mapping[str, Paper] | None = None,
     ) -> LexicalScores:
         """Score every paper for every subscriber, in blocks of ``CHUNK`` subscribers."""
-        liked = dict(liked or {})
         profile_text = [
             text
             for s in subscribers
@@ -113,11 +113,15 @@ class LexicalScorer:
         compiler = Compiler(collection)
         queries = compiler.compile(subscribers)
         matrices = Matrices(collection, compiler.vocabulary)
+        likes = Likes(collection, dict(liked or {}))
         matrix = np.zeros((len(queries), len(papers)), np.float32)
         for start in range(0, len(queries), CHUNK):
             block = queries[start : start + CHUNK]
-            signals = compute(block, matrices, liked)
+            signals = compute(block, matrices, likes)
             has_keywords = np.array([bool(q.keywords) for q in block])
             has_topic = np.array([q.topical or bool(q.authors) for q in block])
-            matrix[start : start + len(block)] = combine(signals, has_keywords, has_topic)
-        return LexicalScores(matrix, queries, matrices, liked)
+            has_stated = np.array([bool(q.keywords or q.described or q.authors) for q in block])
+            matrix[start : start + len(block)] = combine(
+                signals, has_keywords, has_topic, has_stated
+            )
+        return LexicalScores(matrix, queries, matrices, likes)

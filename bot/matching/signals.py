@@ -2,25 +2,21 @@
 
 Each signal is a (subscribers x papers) array in [0, 1]: keywords (soft OR of phrase matches),
 description (share of the soft query found), keyword coverage (share of the other keywords also
-found as written), authors, categories and liked papers (cosine).
+found as written), authors, categories and liked papers (standing: see ``likes``).
 Subscribers are processed in chunks so memory stays bounded for any number of them.
 """
 
 from __future__ import annotations
 
-import math
-from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sp
 
-from bot.matching.index import Collection
+from bot.matching.likes import Likes
 from bot.matching.matrices import Array, Matrices, ones_at
 from bot.matching.query import Query
-from bot.matching.text import fold, terms_of
-from bot.models import Paper
+from bot.matching.text import fold
 
 
 @dataclass
@@ -36,51 +32,18 @@ class Signals:
     coverage: Array
 
 
-def term_vector(paper: Paper, collection: Collection) -> dict[str, float]:
-    """Unit-length TF-IDF vector of a paper's title and abstract (for the like signal)."""
-    counts = Counter(terms_of(f"{paper.title}. {paper.abstract}", collection.acronyms))
-    weights = {t: (1.0 + math.log(c)) * collection.idf(t) for t, c in counts.items()}
-    norm = math.sqrt(sum(w * w for w in weights.values())) or 1.0
-    return {t: w / norm for t, w in weights.items()}
-
-
-def like_cosines(
-    query: Query, paper: Paper, liked: Mapping[str, Paper], m: Matrices
-) -> dict[str, float]:
-    """Cosine between ``paper`` and each paper the query liked that is known."""
-    if not any(pid in liked for pid in query.likes):
-        return {}
-    target = term_vector(paper, m.collection)
-    return {
-        pid: sum(w * target.get(t, 0.0) for t, w in term_vector(liked[pid], m.collection).items())
-        for pid in query.likes
-        if pid in liked
-    }
-
-
-def _likes(queries: Sequence[Query], liked: Mapping[str, Paper], m: Matrices) -> Array:
-    """Per subscriber, the best cosine between a paper and any paper they liked."""
-    out = np.zeros((len(queries), len(m.collection.docs)), np.float32)
-    wanted = sorted({pid for q in queries for pid in q.likes if pid in liked})
+def _likes(queries: Sequence[Query], likes: Likes, papers: int) -> Array:
+    """Per subscriber, the best standing of a paper against any paper they liked."""
+    out = np.zeros((len(queries), papers), np.float32)
+    wanted = sorted({pid for q in queries for pid in likes.known(q.likes)})
     if not wanted:
         return out
-    papers = [liked[pid] for pid in wanted] + [d.paper for d in m.collection.docs]
-    vocab: dict[str, int] = {}
-    indptr, indices, data = [0], [], []
-    for paper in papers:
-        for term, weight in term_vector(paper, m.collection).items():
-            indices.append(vocab.setdefault(term, len(vocab)))
-            data.append(weight)
-        indptr.append(len(indices))
-    vectors = sp.csr_matrix(
-        (np.array(data, np.float32), indices, indptr), (len(papers), len(vocab))
-    )
-    sims = np.asarray((vectors[: len(wanted)] @ vectors[len(wanted) :].T).todense(), np.float32)
+    standing = likes.rows(wanted)
     row_of = {pid: r for r, pid in enumerate(wanted)}
     for i, query in enumerate(queries):
-        rows = [row_of[pid] for pid in query.likes if pid in row_of]
+        rows = [row_of[pid] for pid in likes.known(query.likes)]
         if rows:
-            out[i] = sims[rows].max(axis=0)
+            out[i] = standing[rows].max(axis=0)
     return out
 
 
@@ -115,7 +78,7 @@ def _vetoed(queries: Sequence[Query], m: Matrices) -> Array:
     return vetoed
 
 
-def compute(queries: Sequence[Query], m: Matrices, liked: Mapping[str, Paper]) -> Signals:
+def compute(queries: Sequence[Query], m: Matrices, likes: Likes) -> Signals:
     """Every signal for ``queries`` (one block of subscribers) against today's papers."""
     n, p = len(queries), len(m.collection.docs)
     keywords = _keywords(queries, m)
@@ -129,13 +92,12 @@ def compute(queries: Sequence[Query], m: Matrices, liked: Mapping[str, Paper]) -
             authors[i, m.authors(query)] = 1.0
         if query.categories:
             categories[i] = [bool(query.categories & cats) for cats in paper_categories]
-    likes = _likes(queries, liked, m)
     return Signals(
         keywords,
         description,
         authors,
         categories,
-        likes,
+        _likes(queries, likes, p),
         _vetoed(queries, m),
         _coverage(queries, m),
     )
