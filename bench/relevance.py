@@ -219,9 +219,11 @@ def run(
 
 
 def liked_sets(grades: dict[str, int], k: int, rotations: int) -> list[list[str]]:
-    """``rotations`` choices of ``k`` grade-2 papers: sorted by id, taken ``k`` at a time."""
+    """``rotations`` choices of ``k`` grade-2 papers (all of them when there are fewer): sorted
+    by id, taken ``k`` at a time; none for a profile without grade-2 papers."""
     top = sorted(pid for pid, g in grades.items() if g == 2)
-    return [[top[(r * k + i) % len(top)] for i in range(k)] for r in range(rotations)]
+    k = min(k, len(top))
+    return [[top[(r * k + i) % len(top)] for i in range(k)] for r in range(rotations)] if k else []
 
 
 LIKE_METHODS = ("paperbot", "paperbot + like", "like only")
@@ -373,6 +375,8 @@ def main() -> None:
     keys = [str(p["key"]) for p in profiles]
     if args.likes:
         print(f"liking {args.likes} grade-2 papers, {args.rotations} rotations\n")
+        profiles = [p for p in profiles if liked_sets(grades[str(p["key"])], 1, 1)]
+        keys = [str(p["key"]) for p in profiles]  # those with a grade-2 paper to like
         report(run_likes(papers, profiles, grades, args.likes, args.rotations), keys, LIKE_METHODS)
         return
     results = run(papers, profiles, grades, embeddings=MiniLM() if args.embeddings else None)

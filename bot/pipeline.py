@@ -36,6 +36,7 @@ from bot.render import Renderer, plural
 from bot.settings import Settings
 from bot.stopping import Stopped, unless_stopped
 from bot.store import Store
+from bot.store.runs import process_exists, this_machine
 from bot.store.tables import (
     FINAL_STATES,
     OUTCOME_UNKNOWN,
@@ -345,9 +346,8 @@ class Unsent:
         """The unsent digest rows from ``since`` on of the subscribers of ``targets``."""
         sids = {t.sid for t in targets}
         rows: dict[int, list[Delivery]] = {}
-        for row in deps.store.ledger.unsent_digests(since):
-            if row.subscriber_id in sids:
-                rows.setdefault(row.subscriber_id, []).append(row)
+        for row in deps.store.ledger.unsent_digests(sids, since):
+            rows.setdefault(row.subscriber_id, []).append(row)
         return cls(rows, {t.key for t in targets})
 
     def taken(self, target: Target, sent: Set[str] | None) -> Set[str]:
@@ -368,11 +368,13 @@ class Unsent:
         """The papers of the subscriber's digests that failed for good after their digest
         before (made at ``since``) was made, and surely never reached them: those digests held
         them, so the digests made meanwhile did not. They are free again for the next one. A
-        digest whose outcome stayed unknown may have reached them: its papers are not."""
+        digest that may have reached them (``Delivery.maybe_sent``; a row written before that
+        column says so in its error) keeps them."""
         return {
             paper
             for row in self.rows.get(sid, ())
             if row.status == PERM_FAILED
+            and not row.maybe_sent
             and not (row.last_error or "").startswith(OUTCOME_UNKNOWN)
             and (since is None or row.updated_at > since)
             for paper in row.paper_ids
@@ -569,12 +571,18 @@ def _not_done(
     targets: list[Target],
     rows: Mapping[tuple[int, date], Delivery],
     report: SendReport,
+    dry_run: bool = False,
 ) -> list[Target]:
-    """Leave out (and report) subscribers whose digest for the date is already settled."""
-    left = []
+    """Leave out (and report) subscribers whose digest for the date is already settled. A dry
+    run also leaves out those another live run is sending (a real run could not claim them)."""
+    left, now, here = [], deps.clock(), this_machine()
     for target in targets:
         row = rows.get((target.sid, target.day))
-        if row is None or row.status not in FINAL_STATES:
+        live = dry_run and row is not None and row.status == SENDING
+        if row is None or (
+            row.status not in FINAL_STATES
+            and not (live and not row.left_behind(now, here, process_exists))
+        ):
             left.append(target)
             continue
         detail = f"{STATE_MEANING[row.status]} for this date"
@@ -628,7 +636,7 @@ async def _send_to_targets(deps: Deps, targets: list[Target], options: SendOptio
     report = SendReport()
     rows = deps.store.ledger.digests_on(sorted({t.day for t in targets}))
     if not options.force:
-        targets = _not_done(deps, targets, rows, report)
+        targets = _not_done(deps, targets, rows, report, options.dry_run)
     targets = _mailable(deps, targets, report)
     if not targets:
         return report

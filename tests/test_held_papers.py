@@ -198,6 +198,31 @@ def test_papers_of_a_digest_given_up_with_its_outcome_unknown_are_not_offered_ag
     assert [papers_in(m) for m in smtp_server.handler.to(ADA)] == [{"2611.10007"}]
 
 
+@pytest.mark.parametrize("first", ["died", "lost after data"])
+def test_papers_of_a_digest_that_may_have_arrived_are_not_offered_again_whatever_its_end(
+    store: Store, smtp_server: SmtpServer, first: str
+) -> None:
+    """A digest whose first attempt may have arrived (its run died while sending it, or the
+    connection was lost after its data) keeps its papers also when a later attempt is refused
+    for good, with a reply that says nothing of the first."""
+    fetch(D1)
+    claim = left_sending(store, D1)
+    now = datetime.now(UTC)
+    if first == "lost after data":
+        past = now - timedelta(minutes=1)
+        assert store.ledger.mark_unknown(claim, now, error="connection lost", until=past)
+    assert send(D2, env=smtp_server.env()).exit_code == 0
+    later = datetime.now(UTC)  # after the digest for the 25th was made
+    again = store.ledger.claim(
+        ada(store), D1, later, paper_ids=HELD, new_message_id=lambda: "<x@y>"
+    )
+    assert again is not None
+    assert store.ledger.mark_failed(again, later, error="554 5.7.1 refused", code=554)
+    third = send(D3, env=smtp_server.env())
+    assert third.exit_code == 0, third.output
+    assert [papers_in(m) for m in smtp_server.handler.to(ADA)] == [{"2611.10007"}]
+
+
 def test_a_dry_run_shows_the_papers_a_digest_left_sending_goes_with(
     store: Store, smtp_server: SmtpServer
 ) -> None:
@@ -211,6 +236,21 @@ def test_a_dry_run_shows_the_papers_a_digest_left_sending_goes_with(
     assert real.exit_code == 0, real.output
     (message,) = smtp_server.handler.to(ADA)
     assert message["Message-ID"] == MESSAGE_ID and papers_in(message) == {"2611.10002"}
+
+
+def test_a_dry_run_says_a_digest_another_live_run_is_sending_is_not_for_this_run(
+    store: Store, smtp_server: SmtpServer
+) -> None:
+    """A dry run says of a digest another run is sending now what a real run would: it is
+    being sent by another run (not "taken over"), and it is not counted as would-be-sent."""
+    request = ClaimRequest(ada(store), D2, ("2611.10002",), MESSAGE_ID)
+    (claim,) = store.ledger.claim_many([request], datetime.now(UTC), lease=timedelta(hours=1))
+    assert claim is not None  # claimed by this process, which is alive, for an hour
+    dry = send(D2, "--dry-run", env=smtp_server.env())
+    assert dry.exit_code == 0, dry.output
+    assert "being sent by another run" in dry.output and "taken over" not in dry.output
+    real = send(D2, env=smtp_server.env())
+    assert "being sent by another run" in real.output and smtp_server.messages == []
 
 
 def test_a_dry_run_says_a_digest_left_sending_whose_paper_is_gone_would_fail(

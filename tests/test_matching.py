@@ -361,6 +361,26 @@ def test_a_small_day_is_read_against_a_typical_one() -> None:
     assert one(sub(like=["old", "tides"]), [], liked=liked).picked == ()
 
 
+def test_a_day_mostly_on_the_liked_papers_topic_still_brings_them() -> None:
+    """When most of the day is on the liked paper's topic, its cosines to them are the day's
+    typical ones: the bar is no higher than a typical day's, so they are still matches (the
+    day's papers sharing a few words with the liked one may stand out as much)."""
+    things = ["hypercubes", "photonic chips", "beam splitters", "lattices", "sorted lists"]
+    same = [
+        Paper(
+            f"q{i}",
+            f"Quantum walks on {things[i % 5]}",
+            f"We study quantum walks on {things[i % 5]} and {things[(i // 5) % 5]}. The walk "
+            "amplitudes settle; results show gains.",
+        )
+        for i in range(30)
+    ]
+    selection = one(sub(like=["old"]), [RANKING, *same, *DAY], liked={"old": WALKS})
+    on_topic = {"near", *(p.id for p in same)}
+    picked = {m.paper.id for m in selection.picked}
+    assert len(picked) == 10 and len(picked - on_topic) <= 1, picked
+
+
 def test_beside_keywords_a_like_only_boosts() -> None:
     """Likes raise what the keywords find; they do not add papers the keywords miss."""
     day = [RANKING, SPLITTERS, *DAY]

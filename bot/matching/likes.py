@@ -6,7 +6,9 @@ with the length and vocabulary of the texts. So each liked paper's cosines are r
 cosines to the day's papers, most of them unrelated: the signal (its *standing*) is how many
 robust standard deviations (from the median absolute deviation) a cosine lies above their
 median. A day of a few papers cannot be its own yardstick, so its median and spread are drawn
-toward those of a typical day, as if ``PRIOR_PAPERS`` such papers were there too.
+toward those of a typical day, as if ``PRIOR_PAPERS`` such papers were there too. Nor can a
+day raise the bar above a typical day's: when most of its papers are on the liked paper's
+topic, their cosines are the day's typical ones, and they would stand out from nothing.
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ def term_vector(paper: Paper, collection: Collection) -> dict[str, float]:
 
 def background(cosines: Array, own: Array) -> tuple[Array, Array]:
     """Per row (a liked paper), the median and robust spread of its cosines to the day's papers,
-    drawn toward the prior's; ``own`` is True at the liked paper itself (not its own background)."""
+    drawn toward the prior's and at most the prior's; ``own`` is True at the liked paper itself
+    (not its own background)."""
     n = np.sum(~own, axis=1, keepdims=True)
     center = np.zeros((len(cosines), 1))
     spread = np.zeros((len(cosines), 1))
@@ -54,7 +57,7 @@ def background(cosines: Array, own: Array) -> tuple[Array, Array]:
     share = n / (n + PRIOR_PAPERS)
     center = share * center + (1.0 - share) * PRIOR_CENTER
     spread = share * spread + (1.0 - share) * PRIOR_SPREAD
-    return center, spread
+    return np.minimum(center, PRIOR_CENTER), np.minimum(spread, PRIOR_SPREAD)
 
 
 class Likes:

@@ -37,6 +37,7 @@ from bot.models import Paper, Subscriber
 from bot.store.ledger import Claim, ClaimRequest, Ledger
 from bot.store.runs import RunLog
 from bot.store.tables import (
+    IN_LIST_LIMIT,
     OUTCOME_UNKNOWN,
     SENDING,
     SENT,
@@ -60,7 +61,6 @@ __all__ = [
 ]  # fmt: skip
 
 
-IN_LIST_LIMIT = 5000  # ids bound in one statement at most (databases cap bound values)
 REFUSED_BEFORE = timedelta(minutes=1)
 """How long before its address was suppressed a refused message may have been recorded."""
 

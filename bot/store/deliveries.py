@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -12,7 +12,14 @@ from sqlmodel import Session, col, func, select
 from sqlmodel.sql.expression import SelectOfScalar
 
 from bot.store.runs import process_exists, this_machine
-from bot.store.tables import PERM_FAILED, SENDING, TEMP_FAILED, Delivery, as_utc
+from bot.store.tables import (
+    IN_LIST_LIMIT,
+    PERM_FAILED,
+    SENDING,
+    TEMP_FAILED,
+    Delivery,
+    as_utc,
+)
 
 
 class DeliveryQueries:
@@ -50,16 +57,22 @@ class DeliveryQueries:
         with self._session() as db:
             return {sid: day for sid, day in db.exec(query).all()}
 
-    def unsent_digests(self, since: date) -> list[Delivery]:
-        """Digest rows from ``since`` on that hold papers not sent: being sent, waiting for a
-        retry, or failed for good."""
+    def unsent_digests(self, subscriber_ids: Collection[int], since: date) -> list[Delivery]:
+        """The digest rows of these subscribers from ``since`` on that hold papers not sent:
+        being sent, waiting for a retry, or failed for good."""
         query = select(Delivery).where(
             Delivery.kind == "digest",
             col(Delivery.digest_date) >= since,
             col(Delivery.status).in_([SENDING, TEMP_FAILED, PERM_FAILED]),
         )
+        if len(subscriber_ids) <= IN_LIST_LIMIT:
+            query = query.where(col(Delivery.subscriber_id).in_(list(subscriber_ids)))
         with self._session() as db:
-            return [row for row in db.exec(query).all() if row.paper_ids]
+            return [
+                row
+                for row in db.exec(query).all()
+                if row.paper_ids and row.subscriber_id in subscriber_ids
+            ]
 
     def alert_rows(
         self, subscriber_ids: Sequence[int], since: date

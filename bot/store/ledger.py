@@ -285,6 +285,8 @@ class Ledger(DeliveryQueries):
             "attempts": row.attempts + 1, "lease_until": until, "claimed_by": owner,
             "updated_at": stamp,
         }  # fmt: skip
+        if crashed:  # its sender died: the message may have gone before it could say so
+            values["maybe_sent"] = True
         guard = update(Delivery).where(
             col(Delivery.id) == row.id,
             col(Delivery.status) == row.status,
@@ -344,7 +346,7 @@ class Ledger(DeliveryQueries):
         process claims it meanwhile)."""
         return self._finish(
             claim, now, status=SENDING, lease_until=as_utc(until), next_attempt_at=None,
-            last_code=None, last_error=error[:1000], claimed_by=None,
+            last_code=None, last_error=error[:1000], claimed_by=None, maybe_sent=True,
         )  # fmt: skip
 
     def mark_skipped(self, claim: Claim, now: datetime, reason: str) -> bool:

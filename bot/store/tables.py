@@ -36,10 +36,10 @@ STATE_MEANING = {
     SENT: "already sent", SKIPPED: "already skipped", PERM_FAILED: "failed permanently",
     SENDING: "being sent by another run", TEMP_FAILED: "waiting for its next retry",
 }  # fmt: skip
+IN_LIST_LIMIT = 5000  # ids bound in one statement at most (databases cap bound values)
 OUTCOME_UNKNOWN = "outcome unknown"
 """How the error of a message failed for good begins when it may have reached its recipient
-(the connection was lost after its data, or the run sending it died): no later digest carries
-its papers, where those of a message that surely did not arrive are free again."""
+(see ``Delivery.maybe_sent``)."""
 
 
 def utcnow() -> datetime:
@@ -105,6 +105,10 @@ class Delivery(SQLModel, table=True):
         default=None, sa_column=Column(JSON(none_as_null=True), nullable=True)
     )
     """The process that claimed the row last (host, process table, pid; see ``process_gone``)."""
+    maybe_sent: bool | None = None
+    """True once a message of the row may have reached its recipient unrecorded (the connection
+    was lost after its data, or the run sending it died): whatever becomes of the row, no later
+    digest carries its papers again (see ``bot.pipeline.Unsent``)."""
     created_at: datetime
     updated_at: datetime
     sent_at: datetime | None = None
