@@ -19,7 +19,16 @@ from bot.errors import BotError
 from bot.jobs import build_digest, compose
 from bot.message import Outgoing, new_message_id
 from bot.models import Digest, Paper, Subscriber
-from bot.pipeline import CORPUS_DAYS, Deps, SendReport, Target, candidates, ensure_papers, select
+from bot.pipeline import (
+    CORPUS_DAYS,
+    Deps,
+    SendReport,
+    Target,
+    candidates,
+    ensure_papers,
+    no_digest,
+    select,
+)
 from bot.store.tables import FINAL_STATES, STATE_MEANING
 
 CLOSE_TITLE = 0.6
@@ -27,10 +36,12 @@ CLOSE_TITLE = 0.6
 
 
 def not_sent(deps: Deps, subscriber: Subscriber, day: date) -> str | None:
-    """Why ``subscriber`` would get no digest for ``day`` whatever matches, or None: the address
-    is suppressed, or the ledger has settled that digest already."""
-    if subscriber.email.lower() in deps.store.suppressed_emails():
-        return f"{subscriber.email} is suppressed"
+    """Why ``subscriber`` would get no digest for ``day`` whatever matches, or None: as a send
+    says it, the address is suppressed or the profile has no interests (``no_digest``), or the
+    ledger has settled that digest already."""
+    why = no_digest(subscriber, deps.store.suppressed_emails())
+    if why is not None:
+        return why
     sid = deps.store.subscriber_id(subscriber.email)
     row = deps.store.ledger.get(sid, day) if sid is not None else None
     if row is not None and row.status in FINAL_STATES:

@@ -33,6 +33,12 @@ REASON_LABELS = {
     "description": "Your description",
     "alert": "Alert",
 }
+_QUOTED = {REASON_LABELS["keyword"], REASON_LABELS["alert"]}
+"""Chips whose detail is a phrase of the profile, quoted in the plain text."""
+_SAID = {*REASON_LABELS.values(), "Categories"}
+"""Chips the plain text names in lower case before their detail; others stay as they are."""
+_WHERE_NOTES = (" (title)", " (both words)", " (all its words)")
+"""The notes after a phrase saying where it was found (see ``bot.matching.reasons``)."""
 _UNSAFE_URL_CHARS = re.compile(r"[\x00-\x20\x7f\"'<>\\`]")
 _WHITESPACE = re.compile(r"\s+")
 _LIST_ITEM = re.compile(r"\s*(?:[-*•]\s+|\d+\.\s+)?")
@@ -74,6 +80,20 @@ class Chip:
     def __str__(self) -> str:
         return f"{self.label}: {self.value}" if self.label else self.value
 
+    @property
+    def said(self) -> str:
+        """The reason as the plain text says it in a sentence, named as the chip names it:
+        ``topic “sparse experts” (both words)``, ``author Noam Shazeer``, ``categories cs.CL,
+        cs.LG``, ``your description (routing, load)``."""
+        if self.label in _QUOTED:
+            where = next((note for note in _WHERE_NOTES if self.value.endswith(note)), "")
+            return f"{self.label.lower()} “{self.value.removesuffix(where)}”{where}"
+        if self.label == REASON_LABELS["description"]:
+            return f"{self.label.lower()} ({self.value})"
+        if self.label in _SAID:
+            return f"{self.label.lower()} {self.value}"
+        return str(self)
+
 
 @dataclass(frozen=True)
 class Link:
@@ -97,6 +117,11 @@ class PaperView:
     snippet_text: str
     links: tuple[Link, ...]
     upvotes: int | None
+
+    @property
+    def why(self) -> str:
+        """Why it was picked, as the plain text says it: its reasons in a row."""
+        return "; ".join(chip.said for chip in self.chips)
 
     @property
     def votes(self) -> str:

@@ -77,12 +77,37 @@ def test_unsuppressing_refused_addresses_sends_their_digests_with_the_next_run(
         assert (
             f"{email} may receive mail again (was: permanent failure: refused: {reply}); its "
             "digest for 2026-11-25 goes with the worker's next sweep, or now with "
-            "`paperbot send --date 2026-11-25`."
+            f"`paperbot send --to {email} --date 2026-11-25`."
         ) in " ".join(cleared.output.split())
     assert set(Store(env["PAPERBOT_DATABASE_URL"]).suppressed()) == {"alan@example.org"}
     again = send(faults)
     assert again.exit_code == 0, again.output
     assert len(faults.handler.to(ADA)) == len(faults.handler.to(GRACE)) == 1
+
+
+def test_unsuppressing_many_addresses_leaves_their_digests_to_the_next_sweep(
+    env: dict[str, str], faults: FaultServer
+) -> None:
+    """A command per address would flood the screen: the worker's next sweep sends them."""
+    profiles = Path(env["PAPERBOT_PROFILES"])
+    more = "".join(
+        f'  - email: {name}@example.org\n    interests:\n      keywords: ["mixture of experts"]\n'
+        for name in ("carol", "dave")
+    )
+    profiles.write_text(profiles.read_text() + more)
+    refused = [ADA, GRACE, "carol@example.org", "dave@example.org"]
+    for email in refused:
+        faults.handler.rcpt[email] = ["550 5.1.1 no such user", "250 OK"]
+    assert send(faults).exit_code == 1
+    cleared = cli("unsuppress", "--reason", "5.1.1")
+    assert cleared.exit_code == 0, cleared.output
+    lines = " ".join(cleared.output.split())
+    for email in refused:
+        assert (
+            f"{email} may receive mail again (was: permanent failure: refused: 550 5.1.1 no "
+            "such user); its digest for 2026-11-25 goes with the worker's next sweep."
+        ) in lines
+    assert "paperbot send" not in lines
 
 
 def test_unsubscribe_with_the_token_from_the_message(
@@ -249,7 +274,7 @@ def test_an_international_domain_is_one_address_in_either_form(
     )
     preview = cli("preview", "ADA@xn--bcher-kva.example")
     assert preview.exit_code == 0, preview.output
-    assert re.search(r"^(1 paper|[02-9]\d* papers), 0 more matches$", preview.output, re.M)
+    assert re.search(r"^(1 paper|[2-9]\d* papers)$", preview.output, re.M)
     result = cli("unsubscribe", "ada@xn--bcher-kva.example")
     assert result.exit_code == 0 and "ada@bücher.example unsubscribed" in result.output
     assert "address is suppressed" in send(faults).output

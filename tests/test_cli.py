@@ -320,6 +320,7 @@ def test_preview_renders_the_note_for_send_empty(
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "Subject: Nothing matched your interests" in result.output
+    assert result.stdout.splitlines()[1] == 'A "nothing matched" note'
     assert "Nothing matched" in out.read_text() or "None of the papers" in out.read_text()
 
 
@@ -349,7 +350,42 @@ def test_preview_of_a_digest_already_sent_or_an_address_suppressed(env: dict[str
     assert sent.stdout.strip() == "No email would be sent: already sent for 2026-11-25."
     assert runner.invoke(app, ["unsubscribe", "grace@example.org"]).exit_code == 0
     gone = runner.invoke(app, ["preview", "grace@example.org", "--date", "2026-11-24"])
-    assert gone.stdout.strip() == "No email would be sent: grace@example.org is suppressed."
+    assert gone.stdout.strip() == "No email would be sent: address is suppressed."
+    sent_now = runner.invoke(app, ["send", "--to", "grace@example.org", "--date", "2026-11-24"])
+    assert "skipped  grace@example.org address is suppressed" in sent_now.stdout.splitlines()
+
+
+@pytest.mark.parametrize("send_empty", [True, False])
+def test_preview_of_a_profile_without_interests_says_what_send_does(
+    env: dict[str, str], profiles_file: Path, tmp_path: Path, send_empty: bool
+) -> None:
+    """Such a profile gets no digest, whether or not it asks for "nothing matched" notes."""
+    alan = '      keywords: ["quantum error correction"]\n'
+    empty = f"    send_empty: {str(send_empty).lower()}\n    interests: {{}}\n"
+    text = profiles_file.read_text().replace("    interests:\n" + alan, empty)
+    profiles_file.write_text(text)
+    args = ["--to", "alan@example.org", "--date", "2026-11-25"]
+    sent = runner.invoke(app, ["send", *args, "--dry-run"])
+    assert "skipped  alan@example.org no interests in the profile" in sent.stdout.splitlines()
+    result = runner.invoke(app, ["preview", "alan@example.org", "--date", "2026-11-25"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == "No email would be sent: no interests in the profile."
+    assert not list(tmp_path.glob("preview-*.html"))
+
+
+@pytest.mark.parametrize(
+    ("max_papers", "said"),
+    [(5, "3 papers"), (1, "1 paper, 2 more matches"), (2, "2 papers, 1 more match")],
+)
+def test_preview_says_how_many_papers_leaving_out_a_count_of_none(
+    env: dict[str, str], profiles_file: Path, tmp_path: Path, max_papers: int, said: str
+) -> None:
+    text = profiles_file.read_text().replace("max_papers: 5", f"max_papers: {max_papers}")
+    profiles_file.write_text(text)
+    args = ["preview", "ada@example.org", "--date", "2026-11-25", "--out", str(tmp_path / "a.html")]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[1] == said
 
 
 @pytest.mark.parametrize(

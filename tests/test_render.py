@@ -519,6 +519,34 @@ def test_environment_escapes_html_only_and_rejects_unknown_names(renderer: Rende
         html_template.render({})
 
 
+def test_the_text_part_says_why_in_words_naming_reasons_as_the_chips_do(
+    renderer: Renderer,
+) -> None:
+    """Each reason as the chip names it, in a sentence, not the chips in brackets."""
+    d = digest(n=2, more=0)
+    reasons = (
+        "author: Noam Shazeer",
+        "keyword: sparse experts (both words)",
+        "keyword: expert routing",
+        "like: similar to 2401.00001 (Switch Transformers)",
+        "description: mixture-of-experts, load",
+        "category: cs.LG",
+    )
+    out = renderer.render(replace(d, matches=(replace(d.matches[0], reasons=reasons),)), CTX)
+    said = (
+        "Why: author Noam Shazeer; topic “sparse experts” (both words); topic “expert routing”;"
+        " similar to 2401.00001 (Switch Transformers); your description (mixture-of-experts,"
+        " load); category cs.LG"
+    )
+    assert said in " ".join(out.text.split())
+    assert "[" not in out.text and all(len(line) <= 78 for line in out.text.splitlines())
+    for label in ("Author:", "Topic:", "Similar to:", "Your description:", "Category:"):
+        assert re.search(rf'<span class="chip-k"[^>]*>{label}</span>', out.html), label
+    alert = renderer.render(grouped_alert(), CTX).text
+    assert "    Why: alert “state space model” (title)\n" in alert
+    assert "    Why: author Lina Okafor; alert “mixture of experts” (title)\n" in alert
+
+
 def test_a_subscriber_without_a_name_is_not_greeted_by_name(renderer: Renderer) -> None:
     d = digest(n=2, more=0)
     out = renderer.render(replace(d, subscriber=ADA.model_copy(update={"name": None})), CTX)
@@ -532,7 +560,7 @@ def test_a_picks_categories_share_one_chip(renderer: Renderer) -> None:
     pick = d.matches[0]
     reasons = ("keyword: mixture of experts (title)", "category: cs.CL", "category: cs.LG")
     out = renderer.render(replace(d, matches=(replace(pick, reasons=reasons), *d.matches[1:])), CTX)
-    assert "Why: [Topic: mixture of experts (title)] [Categories: cs.CL, cs.LG]" in out.text
+    assert "Why: topic “mixture of experts” (title); categories cs.CL, cs.LG" in out.text
     assert re.search(r'<span class="chip-k"[^>]*>Categories:</span> cs\.CL, cs\.LG', out.html)
     assert "Category:" not in out.text
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import shlex
 import sys
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -31,6 +32,9 @@ from bot.store import Store, missing_database
 from bot.store.tables import Delivery, Suppression, as_utc
 
 UNSUBSCRIBED = "unsubscribed"
+SEND_NOW_MOST = 3
+"""Up to how many addresses with digests due again ``unsuppress`` gives a command each to send
+them at once; for more, it leaves them to the worker's next sweep."""
 
 
 class StatusFormat(StrEnum):
@@ -140,20 +144,23 @@ def unsuppress(
     store = Store(load_settings().database_url)
     chosen = _suppressions(store, emails or [], reason, since)
     reopened = store.restore(list(chosen.values()), datetime.now(UTC))
+    now = sum(1 for email in chosen if reopened[email]) <= SEND_NOW_MOST
     for email, suppression in chosen.items():
-        again = [_due_again(row) for row in reopened[email]]
+        again = [_due_again(email, row, now) for row in reopened[email]]
         line = "; ".join([f"{email} may receive mail again (was: {suppression.reason})", *again])
         out.print(f"{line}.", markup=False, soft_wrap=True)
 
 
-def _due_again(row: Delivery) -> str:
-    """How a message refused when its address was suppressed goes now that it is due again."""
+def _due_again(email: str, row: Delivery, now: bool) -> str:
+    """How a message refused when ``email`` was suppressed goes now that it is due again: with
+    the worker's next sweep, or a digest (when ``now``) at once with a send to that address
+    alone (a send to all would also mail those not due that day)."""
     if row.kind == "alert":
         return f"its alert of {row.digest_date} goes with the worker's next sweep"
-    return (
-        f"its digest for {row.digest_date} goes with the worker's next sweep, or now with "
-        f"`paperbot send --date {row.digest_date}`"
-    )
+    goes = f"its digest for {row.digest_date} goes with the worker's next sweep"
+    if not now:
+        return goes
+    return f"{goes}, or now with `paperbot send --to {shlex.quote(email)} --date {row.digest_date}`"
 
 
 def _suppressions(

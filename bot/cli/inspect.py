@@ -34,7 +34,7 @@ from bot.errors import UsageError
 from bot.lookup import explain_listed, explain_stored, not_sent
 from bot.lookup import preview as pipeline_preview
 from bot.message import html_part
-from bot.models import Paper
+from bot.models import Digest, Paper
 from bot.pipeline import digest_day, fetch_and_store, nothing_to_send
 from bot.render import plural
 from bot.sources.jsonl import read_papers_file
@@ -242,11 +242,20 @@ def preview(
     except OSError as exc:
         raise UsageError(f"cannot write {target}: {exc.strerror or exc}") from None
     out.print(f"Subject: {message.subject}", markup=False, soft_wrap=True)
-    more = plural(digest.more_count, "more match", "more matches")
-    out.print(f"{plural(len(digest.matches), 'paper')}, {more}")
+    out.print(holds(digest), markup=False)
     out.print(f"Preview: {target}", markup=False, soft_wrap=True)
     if open_browser:
         webbrowser.open(target.resolve().as_uri())
+
+
+def holds(digest: Digest) -> str:
+    """What a previewed digest holds: ``5 papers, 12 more matches``, ``1 paper`` (no count of
+    none), or the note sent when nothing matched."""
+    if not digest.matches:
+        return 'A "nothing matched" note'
+    more = digest.more_count
+    listed = plural(len(digest.matches), "paper")
+    return f"{listed}, {plural(more, 'more match', 'more matches')}" if more else listed
 
 
 def writable_file(path: Path, option: str) -> None:
