@@ -4,6 +4,9 @@ An alert that cannot be emailed (mail is not working) is kept and emailed by ``f
 works again; only an alert that went out (or that was not meant to be emailed, as no admin
 address is set) counts towards the hourly limit. Once its trouble is over (``resolved``), a kind's
 kept alert is dropped and its next alert is emailed at once.
+
+The limit's times are kept in the store (``AlertTimes``) when one is given, so that a worker
+restarting again and again does not email the same alert at every start.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.headerregistry import Address
+from typing import Protocol
 
 from bot.errors import (
     AuthenticationDeliveryError,
@@ -95,6 +99,18 @@ RESOLVED_QUIET = timedelta(minutes=10)
 """Least time between two admin alerts of one kind when the trouble was over in between."""
 
 
+class AlertTimes(Protocol):
+    """Where the times of the alerts emailed outlast the process (``bot.store.Store``)."""
+
+    def admin_alert_times(self) -> dict[str, tuple[datetime, datetime]]:
+        """By kind: when its last alert was emailed, and when the hourly limit counts from."""
+        ...
+
+    def record_admin_alert(self, kind: str, alerted_at: datetime, counts_from: datetime) -> None:
+        """Keep those two times of ``kind``."""
+        ...
+
+
 class AdminAlerts:
     """Rate-limited notes to the admin; always logged, emailed when an admin address is set."""
 
@@ -103,16 +119,31 @@ class AdminAlerts:
         settings: Settings,
         clock: Callable[[], datetime],
         interval: timedelta = timedelta(hours=1),
+        times: AlertTimes | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock
         self.interval = interval
+        self.times = times
         self.last: dict[str, datetime] = {}
         """When the rate limit counts the last alert of each kind from (see ``resolved``)."""
         self.alerted: dict[str, datetime] = {}
         """When the last alert of each kind went out."""
         self.pending: dict[str, _Alert] = {}
         """The newest alert of each kind that could not be emailed yet."""
+
+    def recall(self) -> None:
+        """Take up the times of the alerts emailed before this process started (from
+        ``times``), so that the hourly limit holds across a restart."""
+        if self.times is None:
+            return
+        for kind, (alerted, counts_from) in self.times.admin_alert_times().items():
+            self.alerted[kind], self.last[kind] = alerted, counts_from
+
+    def _counted(self, kind: str) -> None:
+        """Keep the limit's times of ``kind`` in ``times``, for a restarted process."""
+        if self.times is not None:
+            self.times.record_admin_alert(kind, self.alerted[kind], self.last[kind])
 
     def _due(self, kind: str) -> bool:
         last = self.last.get(kind)
@@ -172,7 +203,10 @@ class AdminAlerts:
         if self.pending.pop(kind, None) is not None:
             log.info("admin alert (%s) no longer applies; it is not emailed", kind)
         if kind in self.last:
-            self.last[kind] = self.alerted[kind] - self.interval + RESOLVED_QUIET
+            sooner = self.alerted[kind] - self.interval + RESOLVED_QUIET
+            if sooner != self.last[kind]:
+                self.last[kind] = sooner
+                self._counted(kind)
 
     async def flush(self, mailer: Mailer) -> DeliveryError | None:
         """Email the kept alerts; the error that kept the rest from going out, if one did (an
@@ -204,4 +238,5 @@ class AdminAlerts:
             return exc
         del self.pending[kind]
         self.last[kind] = self.alerted[kind] = self.clock()
+        self._counted(kind)
         return None

@@ -12,7 +12,8 @@ attempts not counted) and go out at the first sweep after the pause once the ser
 (the ledger says so: every retry due during the pause is due at its end); admin alerts raised
 meanwhile are emailed then too. The due digests not claimed yet are in no ledger row: a
 ``paused`` sweep in the runs table counts them, one for the whole outage (at most: those with
-nothing to send are known once matched, after the pause).
+nothing to send are known once matched, after the pause). It records when the pause ends too: a
+restarted worker resumes a pause still in force.
 
 When a job cannot reach or use the database, it ends there and the next run tries again: one
 error line when the outage starts, and one line when a job works with the database again.
@@ -156,7 +157,7 @@ class Worker:
         self.deps = deps
         self.mailer_factory = mailer_factory
         self.profiles = profiles
-        self.admin = AdminAlerts(deps.settings, deps.clock)
+        self.admin = AdminAlerts(deps.settings, deps.clock, times=deps.store)
         self.roster: dict[int, Subscriber] = {}
         self.source_failures: dict[str, int] = {}
         self.sources_down = False
@@ -172,7 +173,9 @@ class Worker:
         """What the log said when delivery last paused: until when, and why."""
         self.pause = timedelta(0)
         self.held = 0
-        """The due digests held back by the pause, as last recorded (see ``_note_held``)."""
+        self.held_until: datetime | None = None
+        """The due digests held back by the pause, and its end, as last recorded (see
+        ``_note_held``)."""
         self.held_run: int | None = None
         """The ``paused`` run that records them, one until delivery works again."""
         self.database_down: str | None = None  # why, while jobs cannot use the database
@@ -183,12 +186,39 @@ class Worker:
         deps.on_outcome = log_outcome
 
     def start(self) -> None:
-        """Load the profiles (a bad file at start-up is fatal: there is no last good version).
-        A file changed while the worker was down is judged as a reload is: when it removed most
-        subscribers, the admin alert is kept for the first sweep to email."""
-        report = self._adopt(self.profiles.load())
+        """Take up what the store keeps of the worker before (when admin alerts were last
+        emailed, a delivery pause still in force), then load the profiles. A file changed while
+        the worker was down is judged as a reload is: when it removed most subscribers, or is
+        invalid (or missing), the admin alert is kept for the first sweep to email; an invalid
+        file leaves the last good profiles in use, as the store holds them. With none stored
+        (a first start) an invalid file is fatal: there is no last good version."""
+        self.admin.recall()
+        self._resume_pause()
+        try:
+            subscribers = self.profiles.load()
+        except ProfileError as exc:
+            self._start_with_stored(exc)
+            return
+        report = self._adopt(subscribers)
         if report.removal.most:
             self.admin.keep(*self._removal_alert(report.removal))
+
+    def _start_with_stored(self, exc: ProfileError) -> None:
+        """Serve the active subscribers of the store, the last good profiles file's (each as
+        that file said: see ``Store.active_subscribers``), since the file cannot be used at
+        start-up; ``exc`` again when the store holds none. The fixed file is adopted by the
+        usual reload."""
+        roster = self.deps.store.active_subscribers()
+        if not roster:
+            raise exc
+        for problem in exc.problems:
+            log.error("profiles rejected at start-up: %s", problem)
+        self.roster = roster
+        log.warning(
+            "profiles: %s of the last good profiles file, as stored, until %s is fixed",
+            plural(len(roster), "subscriber"), self.profiles.path,
+        )  # fmt: skip
+        self.admin.keep(*self._rejection_alert(exc))
 
     def _adopt(self, subscribers: tuple[Subscriber, ...]) -> SyncReport:
         """Make the profiles just loaded the roster (what changed is logged, as a warning when
@@ -227,17 +257,7 @@ class Worker:
         except ProfileError as exc:
             for problem in exc.problems:
                 log.error("profiles reload rejected: %s", problem)
-            what = (
-                f"The profiles file{self._version()} was rejected; the previous version stays "
-                f"in use.\n{exc}"
-            )
-            todo = (
-                f"Fix the lines above and save {self.profiles.path} again "
-                "(check with `paperbot profiles check`). If it has been fixed since, nothing is "
-                "left to do: the worker adopts the fixed file by itself (its log then says "
-                "`profiles: N subscribers`)."
-            )
-            await self._notify("profiles", what, todo)
+            await self._notify(*self._rejection_alert(exc))
             return
         try:
             report = self._adopt(subscribers)
@@ -247,6 +267,21 @@ class Worker:
         self.admin.resolved("profiles")  # the next bad edit is emailed at once
         if report.removal.most:
             await self._notify(*self._removal_alert(report.removal))
+
+    def _rejection_alert(self, exc: ProfileError) -> tuple[str, str, str]:
+        """The admin alert (kind, what, what to do) on a profiles file rejected, at a reload
+        or at start-up: the last good version stays in use."""
+        what = (
+            f"The profiles file{self._version()} was rejected; the previous version stays "
+            f"in use.\n{exc}"
+        )
+        todo = (
+            f"Fix the lines above and save {self.profiles.path} again "
+            "(check with `paperbot profiles check`). If it has been fixed since, nothing is "
+            "left to do: the worker adopts the fixed file by itself (its log then says "
+            "`profiles: N subscribers`)."
+        )
+        return "profiles", what, todo
 
     def _removal_alert(self, removal: Removal) -> tuple[str, str, str]:
         """The admin alert (kind, what, what to do) on a file just adopted that removed most
@@ -294,23 +329,38 @@ class Worker:
         self.deps.store.ledger.postpone_retries(self.paused_until, self.deps.clock())
 
     def _note_held(self) -> None:
-        """While delivery pauses, record how many due digests wait for its end when that number
-        changed: they have no ledger row yet, so only a ``paused`` sweep in the runs table tells
-        ``paperbot status`` about them. One such run stands for the whole outage: it is
-        updated, so that a long outage does not push the other runs out of ``status``."""
+        """While delivery pauses, record until when, and how many due digests wait for its end,
+        when either changed: they have no ledger row yet, so only a ``paused`` sweep in the runs
+        table tells ``paperbot status`` about them, and a restarted worker about the pause (see
+        ``_resume_pause``). One such run stands for the whole outage: it is updated, so that a
+        long outage does not push the other runs out of ``status``."""
         assert self.paused_until is not None
         now, store = self.deps.clock(), self.deps.store
         held = held_back(self.deps, self.roster, now, after=self.swept, waiting=self.waiting)
-        if held == self.held:
+        if (held, self.paused_until) == (self.held, self.held_until):
             return
-        self.held = held
+        self.held, self.held_until = held, self.paused_until
         if self.held_run is None:
             self.held_run = store.start_run("sweep", now)
         summary = {
             "counts": {"held": held}, "until": self.paused_until.isoformat(),
-            "stopped": self.paused_why,
+            "pause": self.pause.total_seconds(), "stopped": self.paused_why,
         }  # fmt: skip
         store.finish_run(self.held_run, PAUSED, summary)
+
+    def _resume_pause(self) -> None:
+        """Resume the delivery pause the latest ``paused`` sweep records, if it has not ended:
+        the digests and alerts it holds back wait for its end after a restart too (the retries
+        wait in the ledger anyway)."""
+        now = self.deps.clock()
+        for run in self.deps.store.recent_runs(1, status=PAUSED):
+            until = run.pause_end()
+            if until is None or until <= now:
+                return
+            self.paused_until, self.paused_why = until, str(run.summary.get("stopped", ""))
+            self.pause = timedelta(seconds=run.summary.get("pause", PAUSE_FIRST.total_seconds()))
+            self.held_run, self.held, self.held_until = run.id, run.held(now), until
+            log.warning("%s (a pause recorded before this start)", self.paused_why)
 
     async def _after_delivery(self, report: SendReport) -> None:
         """After a sweep whose delivery was not stopped: email the kept admin alerts (a

@@ -32,6 +32,7 @@ from bot.errors import (
     DeliveryError,
     DroppedDeliveryError,
     PermanentDeliveryError,
+    ProfileError,
     RecipientDeliveryError,
     TlsDeliveryError,
     UnknownHostDeliveryError,
@@ -855,6 +856,86 @@ async def test_a_file_that_removed_most_subscribers_while_the_worker_was_down_is
     assert len(smtp_server.handler.to("admin@paperbot.example.org")) == 1
 
 
+def smtp_mailer(server: SmtpServer) -> Callable[[], Mailer]:
+    return lambda: SmtpMailer(server.host, server.port, security="none")
+
+
+async def test_a_worker_restarted_with_an_invalid_file_serves_the_last_good_profiles(
+    config: Settings, clock: Clock, profiles_path: Path, smtp_server: SmtpServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """A restart (a deploy, a reboot) with a bad edit on disk drops no one: the worker serves
+    the subscribers exactly as the last good file said (as the store keeps them), logs the
+    file's errors, emails the admin with the first sweep, and adopts the fixed file at the
+    usual reload."""
+    last_good = start_worker(config, clock, smtp_mailer(smtp_server)).roster
+    profiles_path.write_text(PROFILES.replace("Asia/Kolkata", "Asia/Atlantis"))
+    worker = start_worker(config, clock, smtp_mailer(smtp_server))
+    assert worker.roster == last_good
+    (error,) = messages(caplog, "profiles rejected at start-up: ", logging.ERROR)
+    assert f"{profiles_path}:16: subscriber alan@example.org: field 'timezone'" in error
+    assert smtp_server.messages == [], "the alert goes out with the first sweep"
+    await worker.fetch_job()
+    await worker.sweep_job()
+    # ada's alert, and alan's "nothing today" note: 09:00 has passed in Kolkata
+    assert sorted(recipients(smtp_server)) == [
+        "ada@example.org", "admin@paperbot.example.org", "alan@example.org",
+    ]  # fmt: skip
+    (alert,) = smtp_server.handler.to("admin@paperbot.example.org")
+    assert str(alert["Subject"]) == "[paperbot] The profiles file was rejected"
+    body = alert.get_body(("plain",)).get_content().replace("\r\n", "\n")  # type: ignore[union-attr]
+    assert "was rejected; the previous version stays in use." in body
+    assert f"{profiles_path}:16: subscriber alan@example.org: field 'timezone'" in body
+    _edit(profiles_path, only_ada())
+    await worker.sweep_job()
+    assert [s.email for s in worker.roster.values()] == ["ada@example.org"]
+
+
+async def test_a_missing_file_at_a_restart_keeps_the_stored_profiles_but_not_at_a_first_start(
+    config: Settings, clock: Clock, profiles_path: Path, smtp_server: SmtpServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """A file not found (a volume not mounted after a deploy) is judged as an invalid one: with
+    no subscriber stored there is no last good version to serve, and the worker does not start."""
+    profiles_path.write_text("subscribers: [")
+    with pytest.raises(ProfileError, match=r"live-profiles\.yaml:1"):
+        start_worker(config, clock, smtp_mailer(smtp_server))
+    profiles_path.write_text(PROFILES)
+    last_good = start_worker(config, clock, smtp_mailer(smtp_server)).roster
+    profiles_path.unlink()
+    worker = start_worker(config, clock, smtp_mailer(smtp_server))
+    assert worker.roster == last_good
+    (error,) = messages(caplog, "profiles rejected at start-up: ", logging.ERROR)
+    assert error.endswith(f"{profiles_path}: cannot read: No such file or directory")
+    await worker.sweep_job()
+    assert len(smtp_server.handler.to("admin@paperbot.example.org")) == 1
+    profiles_path.write_text(only_ada())
+    await worker.sweep_job()
+    await worker.sweep_job()
+    assert [s.email for s in worker.roster.values()] == ["ada@example.org"]
+
+
+async def test_a_worker_restarting_again_and_again_emails_the_admin_once_an_hour(
+    config: Settings, clock: Clock, profiles_path: Path, smtp_server: SmtpServer
+) -> None:
+    """The hourly limit of admin alerts holds across restarts (a service manager restarting a
+    worker in a loop), and so does its shortening once the trouble was over."""
+    start_worker(config, clock, smtp_mailer(smtp_server))  # the subscribers are stored
+    profiles_path.write_text("subscribers: [")
+    start = clock()
+    for minutes in (0, 20, 40, 61):
+        clock.now = start + timedelta(minutes=minutes)
+        await start_worker(config, clock, smtp_mailer(smtp_server)).sweep_job()
+    assert len(smtp_server.handler.to("admin@paperbot.example.org")) == 2
+    worker = start_worker(config, clock, smtp_mailer(smtp_server))
+    _edit(profiles_path, PROFILES)
+    await worker.sweep_job()  # the file is fixed: the next bad one is emailed sooner
+    clock.now = start + timedelta(minutes=72)
+    profiles_path.write_text("subscribers: [")
+    await start_worker(config, clock, smtp_mailer(smtp_server)).sweep_job()
+    assert len(smtp_server.handler.to("admin@paperbot.example.org")) == 3
+
+
 BOB = '  - email: bob@example.org\n    send_at: "08:00"\n    interests:\n      keywords: ["sparse experts"]\n'
 
 
@@ -1347,6 +1428,41 @@ async def test_the_pause_doubles_up_to_30_minutes_while_smtp_stays_down(
         clock.now = resume
     assert pauses == [1, 2, 4, 8, 16, 30, 30]
     assert hang_up.connections == 7
+
+
+async def test_a_restarted_worker_waits_out_a_delivery_pause_still_in_force(
+    config: Settings, clock: Clock, profiles_path: Path, hang_up: HangUp,
+    smtp_server: SmtpServer, caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """A digest falling due during the pause (none was held back when it began) waits for its
+    end after a restart too, as the alert's retry does in the ledger; the pause goes on
+    doubling while the server stays down."""
+    caplog.set_level(logging.INFO, logger="bot.worker")
+    profiles_path.write_text(PROFILES.split("  - email: alan@")[0])
+    config = config.model_copy(update={"smtp_max_failures": 2})
+    route = Route(hang_up.port)
+    clock.set(2026, 11, 25, 6, 29, 30)  # ada's digest is due at 07:30 in Berlin
+    worker = start_worker(config, clock, route.mailer)
+    await worker.fetch_job()
+    await worker.sweep_job()  # her alert cannot go: paused until 06:30:30
+    assert hang_up.connections == 2
+    clock.set(2026, 11, 25, 6, 30, 10)
+    caplog.clear()
+    restarted = start_worker(config, clock, route.mailer)
+    await restarted.sweep_job()
+    assert hang_up.connections == 2, "nothing is tried before the pause ends"
+    assert status.collect(restarted.deps.store, clock())["upcoming_held"] == 1
+    (resumed,) = messages(caplog, "email delivery paused until", logging.WARNING)
+    assert resumed.startswith("email delivery paused until 06:30:30 UTC: 2 connection failures")
+    assert resumed.endswith("(a pause recorded before this start)")
+    clock.set(2026, 11, 25, 6, 30, 30)
+    await restarted.sweep_job()
+    assert messages(caplog, "email delivery still failing; paused until 06:32:30 UTC")
+    route.port = smtp_server.port  # the server is back
+    clock.set(2026, 11, 25, 6, 32, 30)
+    await restarted.sweep_job()
+    assert subjects(smtp_server, "ada@example.org")[0].startswith("Alert for")
+    assert len(subjects(smtp_server, "ada@example.org")) == 2
 
 
 SPAM = "554 5.7.1 Message rejected: spam content"

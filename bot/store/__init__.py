@@ -34,6 +34,7 @@ from sqlmodel import col, func, select
 
 from bot.errors import BotError, ConfigError
 from bot.models import Paper, Subscriber
+from bot.store.admin import AdminAlertLog
 from bot.store.ledger import Claim, ClaimRequest, Ledger
 from bot.store.runs import RunLog
 from bot.store.tables import (
@@ -240,7 +241,7 @@ def unavailable(exc: BaseException) -> str | None:
     return None
 
 
-class Store(RunLog):
+class Store(RunLog, AdminAlertLog):
     """Queries over one database; every method opens and commits its own short transaction."""
 
     def __init__(self, url: str) -> None:
@@ -318,9 +319,13 @@ class Store(RunLog):
         return Removal(sum(1 for email in active if email not in wanted), len(active))
 
     def active_subscribers(self) -> dict[int, Subscriber]:
-        """Active subscribers by id, as last synced."""
+        """Active subscribers by id, as last synced: each exactly as the profiles file that was
+        synced said (its profile is stored validated, defaults applied)."""
+        query = (
+            select(SubscriberRow).where(col(SubscriberRow.active)).order_by(col(SubscriberRow.id))
+        )
         with self.session() as db:
-            rows = db.exec(select(SubscriberRow).where(col(SubscriberRow.active))).all()
+            rows = db.exec(query).all()
             return {r.id: Subscriber.model_validate_json(r.profile) for r in rows if r.id}
 
     def subscriber_ids(self) -> dict[str, int]:

@@ -184,6 +184,17 @@ class Suppression(SQLModel, table=True):
     created_at: datetime
 
 
+class AdminAlertRow(SQLModel, table=True):
+    """When the last admin alert of a kind was emailed, and when the hourly limit on that kind
+    counts from (sooner once its trouble was over: see ``bot.admin.AdminAlerts.resolved``): a
+    restarted worker keeps to the limit."""
+
+    __tablename__ = "admin_alerts"
+    kind: str = Field(primary_key=True)
+    alerted_at: datetime
+    counts_from: datetime
+
+
 class RunRow(SQLModel, table=True):
     """One run (``send``, ``fetch``, a sweep). While it is ``running``, its summary names its
     process (``process``: host and pid) and when that last showed it is alive (``alive_at``);
@@ -200,10 +211,16 @@ class RunRow(SQLModel, table=True):
     def held(self, now: datetime) -> int:
         """How many due digests this ``paused`` sweep found held back by a pause that has not
         ended at ``now`` (0 for any other run)."""
-        until = self.summary.get("until") if self.status == PAUSED else None
-        if until is None or as_utc(datetime.fromisoformat(until)) <= as_utc(now):
+        until = self.pause_end()
+        if until is None or until <= as_utc(now):
             return 0
         return int(self.summary.get("counts", {}).get("held", 0))
+
+    def pause_end(self) -> datetime | None:
+        """When the email delivery pause this ``paused`` sweep records ends (None for any other
+        run)."""
+        until = self.summary.get("until") if self.status == PAUSED else None
+        return None if until is None else as_utc(datetime.fromisoformat(until))
 
     def lost(
         self, now: datetime, here: tuple[str, str | None], exists: Callable[[int], bool]

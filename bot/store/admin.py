@@ -1,0 +1,41 @@
+"""The admin alerts table: when the last alert of each kind was emailed, so that the hourly
+limit of ``bot.admin.AdminAlerts`` holds across restarts of the worker."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from bot.store.tables import AdminAlertRow, as_utc
+
+
+class AdminAlertLog:
+    """Reads and records the times of the admin alerts emailed (see ``AdminAlertRow``)."""
+
+    engine: Engine
+
+    def admin_alert_times(self) -> dict[str, tuple[datetime, datetime]]:
+        """By kind: when its last alert was emailed, and when the hourly limit counts from."""
+        with Session(self.engine) as db:
+            rows = db.exec(select(AdminAlertRow)).all()
+            return {r.kind: (as_utc(r.alerted_at), as_utc(r.counts_from)) for r in rows}
+
+    def record_admin_alert(self, kind: str, alerted_at: datetime, counts_from: datetime) -> None:
+        """Keep those two times of ``kind``. Two workers recording the first alert of a kind at
+        once: the loser of the race on the key updates the row the winner wrote."""
+        for attempt in range(2):
+            try:
+                with Session(self.engine) as db:
+                    row = db.get(AdminAlertRow, kind) or AdminAlertRow(
+                        kind=kind, alerted_at=alerted_at, counts_from=counts_from
+                    )
+                    row.alerted_at, row.counts_from = as_utc(alerted_at), as_utc(counts_from)
+                    db.add(row)
+                    db.commit()
+                return
+            except IntegrityError:
+                if attempt:
+                    raise
