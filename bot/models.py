@@ -46,8 +46,14 @@ def _arxiv_category(value: object) -> object:
 
 
 def frequency_meant(value: str) -> str | None:
-    """The frequency a misspelt one most likely means ('Weekly: Monday' -> weekly:mon), or None."""
-    meant = re.sub(r"^(weekly:\w{3})\w*$", r"\1", value.strip().lower().replace(" ", ""))
+    """The frequency a misspelt one most likely means ('Weekly: Monday' -> weekly:mon, 'week
+    days' -> weekdays, 'mon' or 'Mondays' -> weekly:mon), or None."""
+    meant = re.sub(r"^(weekly:\w{3})\w*$", r"\1", re.sub(r"[\s_-]", "", value.lower()))
+    if meant == "weekday":
+        return "weekdays"
+    day = meant.removesuffix("s")
+    if len(day) >= 3 and (named := [d for d in DAYS if d.lower().startswith(day)]):
+        return f"weekly:{named[0][:3].lower()}"
     return meant if re.match(FREQUENCY_PATTERN, meant) else None
 
 
@@ -99,13 +105,36 @@ SEND_AT_PATTERN = "([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?"
 """A local time of day, "HH:MM" (seconds may follow)."""
 
 
+_CLOCK = re.compile(
+    r"(?P<hour>\d{1,2})(?:[:.h](?P<minute>\d{2})(?::(?P<second>\d{2}))?)?\s*"
+    r"(?:(?P<half>[ap])\.?m\.?)?",
+    re.IGNORECASE,
+)
+"""A time of day as people write it: 7:30, 18.30, 18h30, 6:45 am, 6pm."""
+
+
+def send_at_meant(value: str) -> str | None:
+    """The 24-hour "HH:MM" a time written otherwise most likely means ('6:45pm' -> 18:45,
+    '18.30' -> 18:30, '7:30' -> 07:30), or None."""
+    found = _CLOCK.fullmatch(value.strip())
+    if found is None or not (found["minute"] or found["half"]):
+        return None
+    hour, minute, second = (int(found[part] or 0) for part in ("hour", "minute", "second"))
+    if found["half"]:
+        if not 1 <= hour <= 12:
+            return None
+        hour = hour % 12 + (12 if found["half"].lower() == "p" else 0)
+    if hour > 23 or minute > 59 or second > 59:
+        return None
+    return f"{hour:02d}:{minute:02d}" + (f":{second:02d}" if found["second"] else "")
+
+
 def _hh_mm(value: object) -> object:
     if not isinstance(value, str | time) or (
         isinstance(value, str) and not re.fullmatch(SEND_AT_PATTERN, value.strip())
     ):
-        hint = ""
-        if isinstance(value, str) and re.fullmatch(SEND_AT_PATTERN, "0" + value.strip()):
-            hint = f': write "0{value.strip()}"'
+        meant = send_at_meant(value) if isinstance(value, str) else None
+        hint = f': write "{meant}"' if meant else ""
         raise ValueError(f'{value!r} is not a time of day "HH:MM" (00:00 to 23:59){hint}')
     return value
 

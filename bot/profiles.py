@@ -344,6 +344,110 @@ def _unclosed(lines: Sequence[str], exc: yaml.MarkedYAMLError) -> tuple[int, int
     return opened.line + 1, opened.column + 1, message
 
 
+QUOTING = {
+    '"': "a '\"' inside double quotes is written \\\" (or put the value in single quotes)",
+    "'": "a \"'\" inside single quotes is written '' (or put the value in double quotes)",
+}
+"""How to write a quote character inside a value quoted with it."""
+
+
+def _quote_before(text: str, mark: yaml.Mark) -> yaml.ScalarToken | None:
+    """The quoted value YAML read just before ``mark`` (where it stopped), if that is what it
+    read last."""
+    last = None
+    try:
+        for token in yaml.scan(text, Loader=_Loader):
+            if (token.start_mark.line, token.start_mark.column) >= (mark.line, mark.column):
+                break
+            last = token
+    except yaml.YAMLError:
+        pass  # the mistake that stopped the parser, met again
+    return last if isinstance(last, yaml.ScalarToken) and last.style in QUOTING else None
+
+
+def _quote_left_open(
+    text: str, lines: Sequence[str], exc: yaml.MarkedYAMLError
+) -> tuple[int, int, str] | None:
+    """(1-based line, column, message) of a quote never closed on its line, where it opens: YAML
+    reads on, lines below included, to the next quote character and stops just after it, or at
+    the end of the file. Or of a quoted value closed early by a quote character of its own."""
+    mark = exc.problem_mark
+    if mark is None:
+        return None
+    if exc.context == "while scanning a quoted scalar" and exc.context_mark is not None:
+        opened = exc.context_mark
+        runs_on = mark.line > opened.line or (exc.problem or "").endswith("end of stream")
+        return _never_closed(lines, opened.line, opened.column) if runs_on else None
+    token = _quote_before(text, mark)
+    if token is None or token.end_mark.line != mark.line:
+        return None
+    start = token.start_mark
+    if start.line < mark.line:
+        return _never_closed(lines, start.line, start.column)
+    if token.end_mark.column != mark.column:
+        return None  # text after the closing quote, not in it: not the quote's doing
+    end, in_flow = token.end_mark.column, (exc.context or "").startswith("while parsing a flow")
+    if in_flow and "," in lines[start.line][start.column : end]:  # ["a model, "flow matching"]
+        return _never_closed(lines, start.line, start.column, line_end=False)
+    # in a list, where the item was meant to end is anyone's guess: no example
+    return _own_quote(lines, start.line, start.column, end, example=not in_flow)
+
+
+def _quoted_value(line: str, column: int) -> tuple[str, str, str]:
+    """The line split around the value quoted at ``column``: what is before it, the value (up
+    to a comment; inside the ']' or '}' of a list or mapping opened before it), what is after."""
+    head, body = line[:column], line[column:].split(" #", 1)[0].rstrip()
+    nested = head.count("[") > head.count("]") or head.count("{") > head.count("}")
+    value = body.rstrip(" ]},") if nested else body
+    return head, value, body[len(value) :]
+
+
+def _never_closed(
+    lines: Sequence[str], index: int, column: int, *, line_end: bool = True
+) -> tuple[int, int, str] | None:
+    """What to say of the quote opened at (``index``, ``column``) that is never closed at the
+    end of its value (``line_end``) or, in a list, before the ',' that ends its item."""
+    line = lines[index] if index < len(lines) else ""
+    quote = line[column : column + 1]
+    if quote not in QUOTING:
+        return None
+    head, value, tail = _quoted_value(line, column)
+    if line_end:
+        where, closed = "on the same line", head + value + quote + tail
+    else:
+        comma = line.index(",", column)
+        where, closed = "before the ',' after it", line[:comma] + quote + line[comma:]
+    message = f"the quote opened here is never closed: end it with {quote!r} {where}"
+    return index + 1, column + 1, message + _for_example(closed.strip())
+
+
+def _own_quote(
+    lines: Sequence[str], index: int, column: int, end: int, *, example: bool = True
+) -> tuple[int, int, str]:
+    """What to say of the value quoted at (``index``, ``column``) whose own quote character
+    closes the quote early, at ``end`` (the column just after it); with the line as it should
+    read when ``example``."""
+    quote = lines[index][column]
+    other = "'" if quote == '"' else '"'
+    head, value, tail = _quoted_value(lines[index], column)
+    value = value[1:].removesuffix(quote)
+    if other in value:
+        value = quote + value.replace(quote, '\\"' if quote == '"' else "''") + quote
+    else:
+        value = other + value + other
+    message = (
+        f"the quote opened here ends at the {quote!r} in column {end}, before the value does: "
+        f"{QUOTING[quote]}"
+    )
+    written = (head + value + tail).strip()
+    return index + 1, column + 1, message + (_for_example(written) if example else "")
+
+
+def _for_example(line: str) -> str:
+    """``line`` offered as an example of how to write it, unless it is too long to read."""
+    return f", e.g. {line}" if len(line) <= 80 else ""
+
+
 def _colon_in_value(lines: Sequence[str], index: int, column: int) -> tuple[int, int, str] | None:
     """For a ':' YAML does not allow at (index, column): a key indented more than the value above
     it (YAML reads it as more of that value), a ':' missing on the line above, or a frequency
@@ -405,7 +509,9 @@ def _syntax_problem(text: str, exc: yaml.YAMLError, source: str) -> Problem:
     if mark is None:
         return Problem(source, None, None, None, f"not valid YAML: {exc}")
     number, column = mark.line + 1, mark.column + 1
-    dash = _missing_dash(lines, number)
+    marked = exc if isinstance(exc, yaml.MarkedYAMLError) else None
+    quoted = _quote_left_open(text, lines, marked) if marked else None
+    dash = None if quoted else _missing_dash(lines, number)
     if dash is not None:
         number, fixed = dash
         field = lines[number - 1].lstrip().split(":", 1)[0]
@@ -416,13 +522,15 @@ def _syntax_problem(text: str, exc: yaml.YAMLError, source: str) -> Problem:
         column = len(lines[number - 1]) - len(lines[number - 1].lstrip()) + 1
         who = _subscriber_near([*lines[: number - 1], fixed, *lines[number:]], number)
         return Problem(source, number, who, field, message, column=column)
-    explained = _explained(lines, exc) if isinstance(exc, yaml.MarkedYAMLError) else None
+    explained = quoted or (_explained(lines, marked) if marked else None)
     if explained is not None:
         number, column, message = explained
     else:
         reason = getattr(exc, "problem", None) or str(exc)
         hint = YAML_HINTS.get(reason)
         message = reason + (f" ({hint})" if hint else "")
+    if number > len(lines):  # the end of the file, after its last line break
+        number, column = max(len(lines), 1), len(lines[-1]) + 1 if lines else 1
     own = _OWN_EMAIL.match(lines[number - 1]) if number <= len(lines) else None
     who = own["value"].strip("'\"") if own else _subscriber_near(lines, number)
     return Problem(source, number, who, None, f"not valid YAML: {message}", column=column)

@@ -441,6 +441,17 @@ def test_a_bad_date_says_what_is_wrong(env: dict[str, str], value: str, problem:
         assert "%Y" not in result.output and "Value error" not in result.output
 
 
+def test_a_bad_since_says_which_times_it_takes(env: dict[str, str]) -> None:
+    result = runner.invoke(app, ["unsuppress", "--since", "yesterday"])
+    assert result.exit_code == 2, result.output
+    assert "invalid time 'yesterday' (use YYYY-MM-DD or YYYY-MM-DDTHH:MM in UTC, e.g. " in one_line(
+        result.output
+    )
+    for value in ("2026-11-27", "2026-11-27T13:00", "2026-11-27 13:00+02:00"):
+        result = runner.invoke(app, ["unsuppress", "--since", value])
+        assert "no suppressed address matches" in result.output, (value, result.output)
+
+
 def test_help_shows_placeholders_only_for_values(env: dict[str, str]) -> None:
     for command in (["send"], ["preview"], ["match"], ["fetch"], ["papers"], []):
         long_form = runner.invoke(app, [*command, "--help"], terminal_width=120)

@@ -75,9 +75,18 @@ def test_every_problem_is_reported_with_line_subscriber_and_field() -> None:
         (("      - authors:", "      - name: x\n        authors:"), None),
         (("    alerts:\n      - authors: [\"Noam Shazeer\"]", "    alerts:\n      - name: empty"), "field 'alerts.0': an alert needs at least one"),
         (('"06:30"', '"6:30"'), "field 'send_at': '6:30' is not a time of day \"HH:MM\" (00:00 to 23:59): write \"06:30\""),
+        (('"06:30"', '"06:45 am"'), "field 'send_at': '06:45 am' is not a time of day \"HH:MM\" (00:00 to 23:59): write \"06:45\""),
+        (('"06:30"', '"6:45pm"'), "(00:00 to 23:59): write \"18:45\""),
+        (('"06:30"', '"12:10 a.m."'), "(00:00 to 23:59): write \"00:10\""),
+        (('"06:30"', '"18.30"'), "'18.30' is not a time of day \"HH:MM\" (00:00 to 23:59): write \"18:30\""),
+        (('"06:30"', '"7:30:15"'), "(00:00 to 23:59): write \"07:30:15\""),
         (("America/New_York", "america/new_york"), "unknown time zone 'america/new_york' (did you mean America/New_York?)"),
         (("America/New_York", "Mars/Olympus"), "unknown time zone 'Mars/Olympus' (use an IANA name such as Europe/Berlin)"),
         (("weekly:mon", "Weekly:Monday"), "'Weekly:Monday' is not daily, weekdays or weekly:mon … weekly:sun (did you mean weekly:mon?)"),
+        (("weekly:mon", "weekday"), "'weekday' is not daily, weekdays or weekly:mon … weekly:sun (did you mean weekdays?)"),
+        (("weekly:mon", "week days"), "(did you mean weekdays?)"),
+        (("weekly:mon", "mon"), "'mon' is not daily, weekdays or weekly:mon … weekly:sun (did you mean weekly:mon?)"),
+        (("weekly:mon", "Thursdays"), "(did you mean weekly:thu?)"),
         (("America/New_York", "America/NewYork"), "unknown time zone 'America/NewYork' (did you mean America/New_York?)"),
         (("America/New_York", "london"), "unknown time zone 'london' (did you mean Europe/London?)"),
         (("America/New_York", "Europe/Londn"), "(did you mean Europe/London?)"),
@@ -507,6 +516,75 @@ def test_syntax_mistakes_are_reported_where_they_are_made(
     text = CREW.replace(*edit)
     assert text != CREW
     assert problems_of(text) == [expected]
+
+
+ALAN = "p.yaml:{}: subscriber alan@example.org: not valid YAML: "
+NEVER = "the quote opened here is never closed: end it with '\"' on the same line, e.g. "
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (("name: Grace Hopper", 'name: "Grace Hopper'),
+         GRACE.format("18:11") + NEVER + 'name: "Grace Hopper"'),
+        (("name: Grace Hopper", "name: 'Grace Hopper # the admiral"),
+         GRACE.format("18:11") + "the quote opened here is never closed: end it with \"'\" on "
+         "the same line, e.g. name: 'Grace Hopper'"),
+        (("description: Generative", 'description: "Generative'),
+         GRACE.format("24:20") + NEVER + 'description: "Generative modelling with diffusion and '
+         'flow matching."'),
+        (('"flow matching"]', '"flow matching]'),
+         GRACE.format("23:37") + NEVER + 'keywords: ["diffusion model", "flow matching"]'),
+        (('"diffusion model", "flow', '"diffusion model, "flow'),
+         GRACE.format("23:18") + "the quote opened here is never closed: end it with '\"' before "
+         "the ',' after it, e.g. keywords: [\"diffusion model\", \"flow matching\"]"),
+        (('- authors: ["Noam Shazeer"]', '- authors: ["Noam Shazeer]'),
+         "p.yaml:15:19: subscriber ada@example.org: not valid YAML: " + NEVER
+         + '- authors: ["Noam Shazeer"]'),
+        (('  send_at: "08:00"', '  send_at: "08:00'),
+         "p.yaml:4:12: not valid YAML: " + NEVER + 'send_at: "08:00"'),
+        (("name: Alan Turing", 'name: "Alan Turing'),
+         ALAN.format("27:11") + NEVER + 'name: "Alan Turing"'),
+        (('["reinforcement learning"]', '["reinforcement learning]'),
+         ALAN.format("29:18") + NEVER + 'keywords: ["reinforcement learning"]'),
+        (("name: Grace Hopper", 'name: "Grace "Amazing" Hopper"'),
+         GRACE.format("18:11") + "the quote opened here ends at the '\"' in column 18, before the "
+         "value does: a '\"' inside double quotes is written \\\" (or put the value in single "
+         "quotes), e.g. name: 'Grace \"Amazing\" Hopper'"),
+        (("name: Grace Hopper", "name: 'Grace O'Hopper"),
+         GRACE.format("18:11") + "the quote opened here ends at the \"'\" in column 19, before the "
+         "value does: a \"'\" inside single quotes is written '' (or put the value in double "
+         "quotes), e.g. name: \"Grace O'Hopper\""),
+        (("name: Grace Hopper", "name: 'Grace O'Hopper \"Amazing\"'"),
+         "e.g. name: 'Grace O''Hopper \"Amazing\"'"),
+        (('"diffusion model", "flow', '"diffusion "model", "flow'),
+         GRACE.format("23:18") + "the quote opened here ends at the '\"' in column 29, before the "
+         "value does: a '\"' inside double quotes is written \\\" (or put the value in single "
+         "quotes)"),
+    ],
+)  # fmt: skip
+def test_a_quote_left_open_is_reported_where_it_opens(edit: tuple[str, str], expected: str) -> None:
+    """YAML reads an unclosed quote on to the next quote character, lines below included, and
+    stops after it (or at the end of the file): the mistake is where the quote opens."""
+    text = CREW.replace(*edit)
+    assert text != CREW
+    (found,) = problems_of(text)
+    assert found.endswith(expected) and found.startswith("p.yaml:"), found
+
+
+@pytest.mark.parametrize("end", ["", "\n", "\n\n  # the end\n"])
+def test_a_quote_left_open_on_the_last_line_is_reported_there(end: str) -> None:
+    text = CREW + '  - email: linus@example.org\n    name: "Linus' + end
+    assert problems_of(text) == [
+        "p.yaml:31:11: subscriber linus@example.org: not valid YAML: " + NEVER + 'name: "Linus"'
+    ]
+
+
+@pytest.mark.parametrize("end", ["", "\n"])
+def test_no_yaml_error_is_reported_past_the_end_of_the_file(end: str) -> None:
+    text = CREW.replace('["reinforcement learning"]\n', '["reinforcement learning",' + end)
+    (found,) = problems_of(text)
+    assert found.startswith(ALAN.format("29:43")), found
 
 
 def _indented(text: str, who: str, spaces: int) -> str:

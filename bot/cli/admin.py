@@ -19,6 +19,7 @@ from bot.cli.app import (
     err,
     handle_errors,
     out,
+    parse_moment,
     print_profile_warnings,
     profiles_app,
     read_profiles,
@@ -133,7 +134,9 @@ def unsuppress(
     since: Annotated[
         datetime | None,
         typer.Option(
-            help="Every address suppressed from this time on (UTC), e.g. 2026-11-27T13:00."
+            parser=parse_moment,
+            metavar="YYYY-MM-DD[THH:MM]",
+            help="Every address suppressed from this time on (UTC), e.g. 2026-11-27T13:00.",
         ),
     ] = None,
 ) -> None:

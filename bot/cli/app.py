@@ -125,6 +125,18 @@ def parse_day(value: str) -> date:
         raise typer.BadParameter(f"invalid date {value!r}: {exc} (use YYYY-MM-DD)") from None
 
 
+def parse_moment(value: str) -> datetime:
+    """A point in time given on the command line: a date, or a date and a time (UTC unless an
+    offset follows), written the ISO 8601 way."""
+    try:
+        return datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise typer.BadParameter(
+            f"invalid time {value!r} (use YYYY-MM-DD or YYYY-MM-DDTHH:MM in UTC, e.g. "
+            "2026-11-27 or 2026-11-27T13:00)"
+        ) from None
+
+
 def not_in_future(day: date | None, now: datetime | None = None) -> date | None:
     """``day`` unless it is a date no time zone has reached yet (at ``now``, default now)."""
     if day is not None and day > ((now or datetime.now(UTC)) + FURTHEST_AHEAD).date():
