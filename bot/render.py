@@ -27,7 +27,7 @@ from markupsafe import Markup
 
 from bot.mime import quoted_printable
 from bot.models import Digest, Match, Paper, weekly_day
-from bot.render_alerts import Groups, alert_subject, quoted_names, rule_groups
+from bot.render_alerts import UNGROUPED, Groups, alert_subject, quoted_names, rule_groups
 from bot.render_layouts import Layouts
 from bot.render_views import (
     MoreView,
@@ -199,10 +199,12 @@ class Renderer:
         values = self._context(digest, ctx, kind)
         papers = [self._view(m.paper, m.reasons, m.snippet, m.marks) for m in digest.matches]
         groups = rule_groups(digest)
-        more = [
-            replace(self._more(paper), why=why) if why else self._more(paper)
-            for paper, why in zip(digest.more, groups.more_also, strict=True)
-        ]
+        more = [self._more(paper) for paper in digest.more]
+        if groups.more_also:
+            more = [
+                replace(m, why=why) if why else m
+                for m, why in zip(more, groups.more_also, strict=True)
+            ]
         html = self._html(kind, values, papers, more, digest.unlisted, groups)
         ranked = len(papers) > 1  # a lone pick is not numbered (nor is its card)
         blocks = "".join(
@@ -367,7 +369,7 @@ def _listing(
         "picked": len(papers) + len(overflow),
         "overflow": [MoreView(p.title, p.url, "; ".join(map(str, p.chips))) for p in overflow],
         "more": list(more),
-        "more_groups": (groups or Groups((), ())).more(more),
+        "more_groups": (groups or UNGROUPED).more(more),
         "more_count": len(more) + unlisted,
         "more_unlisted": unlisted,
     }

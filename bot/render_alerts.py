@@ -83,7 +83,8 @@ def heading(rule: str) -> str:
 @dataclass(frozen=True)
 class Groups:
     """Where an alert's rule headings go, before which picks (``heads``) and further matches
-    (``more_heads``), and which other rules each of them matches (``also``, ``more_also``)."""
+    (``more_heads``), and which other rules each of them matches (``also``, ``more_also``).
+    Empty (``UNGROUPED``) when the papers are not grouped."""
 
     heads: Sequence[str]
     also: Sequence[str]
@@ -93,6 +94,11 @@ class Groups:
     def picks(self, papers: Sequence[PaperView]) -> Iterator[tuple[int, PaperView, str, str]]:
         """Each of the first picks ``papers``, ranked from 1, with its heading and what else
         it matches."""
+        if not self.heads:
+            return ((rank, paper, "", "") for rank, paper in enumerate(papers, 1))
+        return self._picks(papers)
+
+    def _picks(self, papers: Sequence[PaperView]) -> Iterator[tuple[int, PaperView, str, str]]:
         listed = zip(papers, self.heads[: len(papers)], self.also[: len(papers)], strict=True)
         for rank, (paper, head, also) in enumerate(listed, 1):
             yield rank, paper, head, also
@@ -100,6 +106,8 @@ class Groups:
     def more(self, items: Sequence[MoreView]) -> list[MoreGroup]:
         """The further matches ``items`` in their groups (one without a heading when the
         papers are not grouped)."""
+        if not self.more_heads:
+            return [MoreGroup("", list(items))] if items else []
         groups = [MoreGroup("", [])]
         heads = [*self.more_heads, *[""] * (len(items) - len(self.more_heads))]
         for item, head in zip(items, heads, strict=True):
@@ -109,15 +117,20 @@ class Groups:
         return [group for group in groups if group.items]
 
 
+UNGROUPED = Groups((), ())
+
+
 def rule_groups(digest: Digest) -> Groups:
     """Where the headings go in ``digest``, and what else each paper matches (``Also matches
     “SSMs”``): a heading before each paper that starts its group in its list (shown in full,
     or by title). None unless the papers fall in more than one group."""
+    if digest.kind != "alert":
+        return UNGROUPED
     shown, listed = len(digest.matches), len(digest.matches) + len(digest.more)
     rules = [*digest.rules[:listed], *[()] * (listed - len(digest.rules))]
     firsts = [fired[0] if fired else "" for fired in rules]
-    if digest.kind != "alert" or len(set(firsts)) < 2:
-        return Groups([""] * shown, [""] * shown, [""] * (listed - shown), [""] * (listed - shown))
+    if len(set(firsts)) < 2:
+        return UNGROUPED
     heads = [
         heading(rule) if n in (0, shown) or rule != firsts[n - 1] else ""
         for n, rule in enumerate(firsts)

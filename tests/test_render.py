@@ -800,11 +800,13 @@ def whole_text(r: Renderer, d: Digest, ctx: EmailContext) -> str:
     kind = template_kind(d)
     papers = [r._view(m.paper, m.reasons, m.snippet, m.marks) for m in d.matches]  # type: ignore[attr-defined]
     groups = rule_groups(d)
-    more = [replace(r._more(p), why=why) for p, why in zip(d.more, groups.more_also, strict=True)]  # type: ignore[attr-defined]
-    ranks = [0] if len(papers) == 1 else range(1, len(papers) + 1)  # a lone pick: no number
+    more = [r._more(p) for p in d.more]  # type: ignore[attr-defined]
+    if groups.more_also:
+        more = [replace(m, why=why) for m, why in zip(more, groups.more_also, strict=True)]
+    lone = len(papers) == 1  # a lone pick: no number
     blocks = "".join(
-        r._heading("txt", head) + r._block(p, n, why)  # type: ignore[attr-defined]
-        for n, p, head, why in zip(ranks, papers, groups.heads, groups.also, strict=True)
+        r._heading("txt", head) + r._block(p, 0 if lone else n, why)  # type: ignore[attr-defined]
+        for n, p, head, why in groups.picks(papers)
     )
     listing = _listing(papers, [], more, d.unlisted, groups)
     values = r._context(d, ctx, kind) | listing | {"blocks": blocks}  # type: ignore[attr-defined]
