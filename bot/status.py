@@ -24,7 +24,7 @@ from rich.text import Text
 
 from bot.store import Store
 from bot.store.runs import process_exists, this_machine
-from bot.store.tables import PAUSED, STATES, RunRow
+from bot.store.tables import PAUSED, RUNNING, STATES, RunRow
 
 SHOWN = {"released": "not sent", "unclaimed": "not sent", "held": "held up to"}
 """How the runs table names a run's counts, where not by their key: the messages a run gave back
@@ -39,13 +39,19 @@ def _iso(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def _run(run: RunRow, now: datetime) -> dict[str, Any]:
-    """A run as shown; a ``running`` one whose process is gone is ``interrupted``, saying why."""
+def _run(run: RunRow, now: datetime, store: Store) -> dict[str, Any]:
+    """A run as shown; a ``running`` one whose process is gone is ``interrupted``, saying why.
+    A run still ``running`` (or interrupted) has recorded no counts: the messages its process
+    recorded sent since it started are counted from the ledger."""
     lost = run.lost(now, this_machine(), process_exists)
+    counts = run.summary.get("counts", {})
+    process = run.summary.get("process")
+    if run.status == RUNNING and not counts and process:
+        counts = {"sent": store.ledger.sent_by(process, run.started_at)}
     return {
         "id": run.id, "command": run.command, "status": "interrupted" if lost else run.status,
         "started": _iso(run.started_at), "finished": _iso(run.finished_at),
-        "counts": run.summary.get("counts", {}), "sources": run.summary.get("sources", []),
+        "counts": counts, "sources": run.summary.get("sources", []),
         "stopped": lost or run.summary.get("stopped"),
     }  # fmt: skip
 
@@ -54,7 +60,7 @@ def collect(store: Store, now: datetime) -> dict[str, Any]:
     """Everything the status command shows, as JSON-ready data."""
     today = now.date()
     recent = store.recent_runs(RUNS)
-    runs = [_run(r, now) for r in recent]
+    runs = [_run(r, now, store) for r in recent]
     held = sum(r.held(now) for r in store.recent_runs(1, status=PAUSED))
     deliveries: dict[tuple[str, str], dict[str, int]] = {}
     for day, kind, state, n in store.ledger.tally(since=today - timedelta(days=DAYS)):

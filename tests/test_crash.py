@@ -241,6 +241,11 @@ def test_a_send_that_cannot_stop_exits_after_the_stop_limit(
 def test_a_killed_send_is_shown_interrupted(env: dict[str, str], faults: FaultServer) -> None:
     faults.handler.data["ada@example.org"] = ["sleep:20"]  # the run is still sending her digest
     proc = sending_data(env, faults)
+    ledger = Store(env["PAPERBOT_DATABASE_URL"]).ledger
+    deadline = time.monotonic() + 20
+    while not (sent := sum(n for _, state, n in ledger.counts() if state == "sent")):
+        assert proc.poll() is None and time.monotonic() < deadline, logs()
+        time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     code, output = run_cli(env, "status", "--format", "json")
@@ -248,6 +253,8 @@ def test_a_killed_send_is_shown_interrupted(env: dict[str, str], faults: FaultSe
     (run,) = json.loads(output)["runs"]
     assert (run["command"], run["status"], run["finished"]) == ("send", "interrupted", None)
     assert run["stopped"] == f"its process ({proc.pid} on {socket.gethostname()}) is gone"
+    sent = sum(n for _, state, n in ledger.counts() if state == "sent")  # more, since
+    assert run["counts"] == {"sent": sent}, "what it sent before the kill, from the ledger"
     left = json.loads(output)["upcoming"]  # the next run sends them: no lease to wait out
     assert "ada@example.org" in {row["email"] for row in left}, left
     assert all(row["status"] == "sending" for row in left), left

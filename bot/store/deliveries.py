@@ -16,6 +16,7 @@ from bot.store.tables import (
     IN_LIST_LIMIT,
     PERM_FAILED,
     SENDING,
+    SENT,
     TEMP_FAILED,
     Delivery,
     as_utc,
@@ -73,6 +74,21 @@ class DeliveryQueries:
                 for row in db.exec(query).all()
                 if row.paper_ids and row.subscriber_id in subscriber_ids
             ]
+
+    def sent_by(self, process: dict[str, Any], since: datetime) -> int:
+        """How many messages ``process`` (as ``bot.store.runs.this_process`` describes one)
+        claimed and recorded sent from ``since`` on: the count of a run still going, or killed
+        before it could write its own."""
+        query = select(Delivery.claimed_by).where(
+            Delivery.status == SENT, col(Delivery.sent_at) >= as_utc(since)
+        )
+        keys = ("host", "table", "pid")
+        with self._session() as db:
+            return sum(
+                1
+                for claimed in db.exec(query)
+                if claimed and all(claimed.get(k) == process.get(k) for k in keys)
+            )
 
     def alert_rows(
         self, subscriber_ids: Sequence[int], since: date
