@@ -146,6 +146,10 @@ class AdminAlerts:
             self.times.record_admin_alert(kind, self.alerted[kind], self.last[kind])
 
     def _due(self, kind: str) -> bool:
+        if self.times is not None:  # another worker sharing the database may have alerted
+            stored = self.times.admin_alert_times().get(kind)
+            if stored is not None and stored[1] > self.last.get(kind, stored[1] - self.interval):
+                self.alerted[kind], self.last[kind] = stored
         last = self.last.get(kind)
         return last is None or self.clock() - last >= self.interval
 

@@ -68,7 +68,7 @@ def _known_frequency(value: object) -> object:
 def _known_zone(value: str) -> str:
     try:
         ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "Europe", a directory
         meant = _zone_meant(value)
         hint = f"did you mean {meant}?" if meant else "use an IANA name such as Europe/Berlin"
         raise ValueError(f"unknown time zone {value!r} ({hint})") from None

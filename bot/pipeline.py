@@ -585,7 +585,7 @@ def _not_done(
         ):
             left.append(target)
             continue
-        detail = f"{STATE_MEANING[row.status]} for this date"
+        detail = row.meaning() if live else f"{STATE_MEANING[row.status]} for this date"
         detail += f": {row.last_error}" if row.last_error else ""
         outcome = Outcome(target.subscriber.email, "already", 0, detail, target.day)
         report.outcomes.append(outcome)

@@ -6,6 +6,7 @@ Everything is validated at start; every problem is reported at once in one Confi
 from __future__ import annotations
 
 import difflib
+import hashlib
 import re
 from collections.abc import Iterable
 from email.headerregistry import Address
@@ -212,6 +213,14 @@ class Settings(BaseSettings):
     def port(self) -> int:
         """The SMTP port, defaulting by security mode."""
         return self.smtp_port or DEFAULT_PORTS[self.smtp_security]
+
+    @property
+    def smtp_fingerprint(self) -> str:
+        """A digest of the SMTP settings (server, port, security, login): it tells whether they
+        changed since something was recorded, without keeping the password."""
+        password = self.smtp_password.get_secret_value() if self.smtp_password else ""
+        fields = (self.smtp_host, self.port, self.smtp_security, self.smtp_username, password)
+        return hashlib.sha256(repr(fields).encode()).hexdigest()[:16]
 
 
 @lru_cache(maxsize=16)

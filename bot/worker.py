@@ -345,17 +345,22 @@ class Worker:
         summary = {
             "counts": {"held": held}, "until": self.paused_until.isoformat(),
             "pause": self.pause.total_seconds(), "stopped": self.paused_why,
+            "smtp": self.deps.settings.smtp_fingerprint,
         }  # fmt: skip
         store.finish_run(self.held_run, PAUSED, summary)
 
     def _resume_pause(self) -> None:
         """Resume the delivery pause the latest ``paused`` sweep records, if it has not ended:
         the digests and alerts it holds back wait for its end after a restart too (the retries
-        wait in the ledger anyway)."""
+        wait in the ledger anyway). Not when the SMTP settings changed since (a restart to
+        apply a fix): delivery is tried at once."""
         now = self.deps.clock()
         for run in self.deps.store.recent_runs(1, status=PAUSED):
             until = run.pause_end()
             if until is None or until <= now:
+                return
+            if run.summary.get("smtp") != self.deps.settings.smtp_fingerprint:
+                log.info("the SMTP settings changed since delivery paused: trying it at once")
                 return
             self.paused_until, self.paused_why = until, str(run.summary.get("stopped", ""))
             self.pause = timedelta(seconds=run.summary.get("pause", PAUSE_FIRST.total_seconds()))

@@ -447,9 +447,16 @@ def test_a_bad_since_says_which_times_it_takes(env: dict[str, str]) -> None:
     assert "invalid time 'yesterday' (use YYYY-MM-DD or YYYY-MM-DDTHH:MM in UTC, e.g. " in one_line(
         result.output
     )
-    for value in ("2026-11-27", "2026-11-27T13:00", "2026-11-27 13:00+02:00"):
+    store = Store(env["PAPERBOT_DATABASE_URL"])
+    store.suppress(
+        "ada@example.org", "550 5.1.1 no such user", datetime(2026, 11, 27, 12, 30, tzinfo=UTC)
+    )
+    for value in ("2026-11-28", "2026-11-27T13:00", "2026-11-27 12:31+00:00"):
         result = runner.invoke(app, ["unsuppress", "--since", value])
         assert "no suppressed address matches" in result.output, (value, result.output)
+    result = runner.invoke(app, ["unsuppress", "--since", "2026-11-27 13:00+02:00"])  # 11:00 UTC
+    assert result.exit_code == 0 and "ada@example.org" in result.output, result.output
+    assert "ada@example.org" not in store.suppressed()
 
 
 def test_help_shows_placeholders_only_for_values(env: dict[str, str]) -> None:

@@ -91,6 +91,7 @@ def test_every_problem_is_reported_with_line_subscriber_and_field() -> None:
         (("America/New_York", "london"), "unknown time zone 'london' (did you mean Europe/London?)"),
         (("America/New_York", "Europe/Londn"), "(did you mean Europe/London?)"),
         (("America/New_York", "GMT+1"), "unknown time zone 'GMT+1' (use an IANA name such as Europe/Berlin)"),
+        (("America/New_York", "America"), "unknown time zone 'America' ("),
         (("- authors:", "- phrases:"), "p.yaml:15: subscriber grace@example.org: field 'alerts.0.phrases': unknown key (did you mean 'keywords'?)"),
         (("- authors:", "- authors"), "p.yaml:15: subscriber grace@example.org: field 'alerts.0': expected settings indented below 'alerts:', one per line: add ':' after 'authors'"),
     ],

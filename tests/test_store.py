@@ -92,6 +92,21 @@ def test_sync_adds_updates_and_deactivates_keeping_history(store: Store) -> None
     assert back.ids == first.ids
 
 
+def test_a_stored_profile_that_no_longer_validates_is_left_out_said_in_the_log(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A time zone dropped from the system's database since the profile was stored: the others
+    are still served."""
+    store.sync_subscribers([sub("ada@example.org", "a"), sub("bob@example.org", "b")])
+    with store.engine.begin() as db:
+        db.execute(
+            text("UPDATE subscribers SET profile = replace(profile, '\"UTC\"', '\"Mars/Base\"')"
+                 " WHERE email = 'bob@example.org'")
+        )  # fmt: skip
+    assert [s.email for s in store.active_subscribers().values()] == ["ada@example.org"]
+    assert "stored profile of bob@example.org left out: " in caplog.text
+
+
 def test_a_sync_is_judged_before_it_is_made_by_the_same_rule(store: Store) -> None:
     """``removal`` tells what a sync would deactivate, changing nothing; most means more than
     half of the active subscribers, and 2 at least."""

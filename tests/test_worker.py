@@ -1108,6 +1108,21 @@ async def test_admin_alerts_are_rate_limited_per_kind(
     assert "What to do:\nfix the password" in body
 
 
+async def test_two_workers_sharing_a_database_email_one_alert_of_a_kind_an_hour(
+    config: Settings, smtp_server: SmtpServer
+) -> None:
+    store = Store(config.database_url)
+    clock = Clock(datetime(2026, 11, 25, tzinfo=UTC))
+    one, two = AdminAlerts(config, clock, times=store), AdminAlerts(config, clock, times=store)
+    one.recall(), two.recall()
+    async with SmtpMailer(smtp_server.host, smtp_server.port, security="none") as mailer:
+        assert await one.notify(mailer, "smtp", "auth failed", "fix the password")
+        assert not await two.notify(mailer, "smtp", "auth failed", "fix the password")
+        clock.now += timedelta(minutes=61)
+        assert await two.notify(mailer, "smtp", "auth still failing", "fix the password")
+    assert len(smtp_server.messages) == 2
+
+
 async def test_a_source_failing_repeatedly_alerts_the_admin(
     make_worker: Callable[[], Worker], config: Settings, tmp_path: Path, smtp_server: SmtpServer
 ) -> None:
@@ -1463,6 +1478,30 @@ async def test_a_restarted_worker_waits_out_a_delivery_pause_still_in_force(
     await restarted.sweep_job()
     assert subjects(smtp_server, "ada@example.org")[0].startswith("Alert for")
     assert len(subjects(smtp_server, "ada@example.org")) == 2
+
+
+async def test_a_worker_restarted_with_other_smtp_settings_does_not_wait_out_the_old_pause(
+    config: Settings, clock: Clock, profiles_path: Path, hang_up: HangUp,
+    smtp_server: SmtpServer, caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """A restart to apply a fix to the SMTP settings tries delivery at once."""
+    caplog.set_level(logging.INFO, logger="bot.worker")
+    profiles_path.write_text(PROFILES.split("  - email: alan@")[0])
+    config = config.model_copy(update={"smtp_max_failures": 2})
+    route = Route(hang_up.port)
+    clock.set(2026, 11, 25, 6, 29, 30)
+    worker = start_worker(config, clock, route.mailer)
+    await worker.fetch_job()
+    await worker.sweep_job()  # her alert cannot go: paused until 06:30:30
+    clock.set(2026, 11, 25, 6, 30, 10)
+    route.port = smtp_server.port  # where the new settings lead
+    fixed = config.model_copy(update={"smtp_host": "smtp.example.org"})  # the server fixed
+    restarted = start_worker(fixed, clock, route.mailer)
+    await restarted.sweep_job()  # her digest, due at 07:30 Berlin time, goes before 06:30:30
+    assert subjects(smtp_server, "ada@example.org") == [
+        "4 papers for Wed 25 Nov: Mixture of Experts at Scale"
+    ]
+    assert messages(caplog, "the SMTP settings changed since delivery paused: trying it at once")
 
 
 SPAM = "554 5.7.1 Message rejected: spam content"

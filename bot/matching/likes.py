@@ -7,8 +7,9 @@ cosines to the day's papers, most of them unrelated: the signal (its *standing*)
 robust standard deviations (from the median absolute deviation) a cosine lies above their
 median. A day of a few papers cannot be its own yardstick, so its median and spread are drawn
 toward those of a typical day, as if ``PRIOR_PAPERS`` such papers were there too. Nor can a
-day raise the bar above a typical day's: when most of its papers are on the liked paper's
-topic, their cosines are the day's typical ones, and they would stand out from nothing.
+day raise the bar above a typical day's (when most of its papers are on the liked paper's
+topic, their cosines are the day's typical ones, and they would stand out from nothing): the
+standing is the greater of the one against the day and the one against a typical day.
 """
 
 from __future__ import annotations
@@ -44,8 +45,8 @@ def term_vector(paper: Paper, collection: Collection) -> dict[str, float]:
 
 def background(cosines: Array, own: Array) -> tuple[Array, Array]:
     """Per row (a liked paper), the median and robust spread of its cosines to the day's papers,
-    drawn toward the prior's and at most the prior's; ``own`` is True at the liked paper itself
-    (not its own background)."""
+    drawn toward the prior's; ``own`` is True at the liked paper itself (not its own
+    background)."""
     n = np.sum(~own, axis=1, keepdims=True)
     center = np.zeros((len(cosines), 1))
     spread = np.zeros((len(cosines), 1))
@@ -57,7 +58,7 @@ def background(cosines: Array, own: Array) -> tuple[Array, Array]:
     share = n / (n + PRIOR_PAPERS)
     center = share * center + (1.0 - share) * PRIOR_CENTER
     spread = share * spread + (1.0 - share) * PRIOR_SPREAD
-    return np.minimum(center, PRIOR_CENTER), np.minimum(spread, PRIOR_SPREAD)
+    return center, spread
 
 
 class Likes:
@@ -109,9 +110,11 @@ class Likes:
 
     def _standing(self, cosines: Array, pids: Sequence[str]) -> Array:
         """How many robust standard deviations each cosine (a row per pid) lies above the
-        liked paper's background; 0 below ``MIN_COSINE``."""
+        liked paper's background, or a typical day's if that is more; 0 below ``MIN_COSINE``."""
         center, spread = np.array([self._backgrounds[pid] for pid in pids]).T[:, :, None]
-        out = np.where(cosines < MIN_COSINE, 0.0, (cosines - center) / spread)
+        day = (cosines - center) / spread
+        typical = (cosines - PRIOR_CENTER) / PRIOR_SPREAD
+        out = np.where(cosines < MIN_COSINE, 0.0, np.maximum(day, typical))
         return np.asarray(out, np.float32)
 
     def rows(self, pids: Sequence[str]) -> Array:

@@ -10,6 +10,7 @@ whose connection was lost after the data) and may be claimed again, with the sam
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs, urlsplit
 
+from pydantic import ValidationError
 from sqlalchemy import bindparam, case, insert, make_url, update
 from sqlalchemy.exc import (
     ArgumentError,
@@ -62,6 +64,7 @@ __all__ = [
 ]  # fmt: skip
 
 
+log = logging.getLogger(__name__)
 REFUSED_BEFORE = timedelta(minutes=1)
 """How long before its address was suppressed a refused message may have been recorded."""
 
@@ -320,13 +323,21 @@ class Store(RunLog, AdminAlertLog):
 
     def active_subscribers(self) -> dict[int, Subscriber]:
         """Active subscribers by id, as last synced: each exactly as the profiles file that was
-        synced said (its profile is stored validated, defaults applied)."""
+        synced said (its profile is stored validated, defaults applied). One that no longer
+        validates (a time zone dropped from the system's database) is left out, said in the log."""
         query = (
             select(SubscriberRow).where(col(SubscriberRow.active)).order_by(col(SubscriberRow.id))
         )
         with self.session() as db:
             rows = db.exec(query).all()
-            return {r.id: Subscriber.model_validate_json(r.profile) for r in rows if r.id}
+        found: dict[int, Subscriber] = {}
+        for row in rows:
+            try:
+                found[row.id or 0] = Subscriber.model_validate_json(row.profile)
+            except ValidationError as exc:
+                why = "; ".join(str(e["msg"]) for e in exc.errors())
+                log.warning("stored profile of %s left out: %s", row.email, why)
+        return found
 
     def subscriber_ids(self) -> dict[str, int]:
         """Every stored subscriber's id (active or not) by lower-cased email, in one query."""
