@@ -132,13 +132,13 @@ class AdminAlerts:
         self.pending: dict[str, _Alert] = {}
         """The newest alert of each kind that could not be emailed yet."""
 
-    def recall(self) -> None:
-        """Take up the times of the alerts emailed before this process started (from
-        ``times``), so that the hourly limit holds across a restart."""
-        if self.times is None:
-            return
-        for kind, (alerted, counts_from) in self.times.admin_alert_times().items():
-            self.alerted[kind], self.last[kind] = alerted, counts_from
+    def _recall(self, kind: str) -> None:
+        """Take up the times of the last alert of ``kind`` kept in ``times`` when they are later
+        than this process knows: emailed before a restart, or by another worker sharing the
+        database."""
+        stored = self.times.admin_alert_times().get(kind) if self.times is not None else None
+        if stored is not None and (kind not in self.last or stored[1] > self.last[kind]):
+            self.alerted[kind], self.last[kind] = stored
 
     def _counted(self, kind: str) -> None:
         """Keep the limit's times of ``kind`` in ``times``, for a restarted process."""
@@ -146,10 +146,7 @@ class AdminAlerts:
             self.times.record_admin_alert(kind, self.alerted[kind], self.last[kind])
 
     def _due(self, kind: str) -> bool:
-        if self.times is not None:  # another worker sharing the database may have alerted
-            stored = self.times.admin_alert_times().get(kind)
-            if stored is not None and stored[1] > self.last.get(kind, stored[1] - self.interval):
-                self.alerted[kind], self.last[kind] = stored
+        self._recall(kind)
         last = self.last.get(kind)
         return last is None or self.clock() - last >= self.interval
 
@@ -206,6 +203,7 @@ class AdminAlerts:
         does not email at every change)."""
         if self.pending.pop(kind, None) is not None:
             log.info("admin alert (%s) no longer applies; it is not emailed", kind)
+        self._recall(kind)
         if kind in self.last:
             sooner = self.alerted[kind] - self.interval + RESOLVED_QUIET
             if sooner != self.last[kind]:

@@ -362,7 +362,9 @@ class Unsent:
             and (row.status == SENDING or (row.status == TEMP_FAILED and not self._made(row)))
             for paper in row.paper_ids
         }
-        return (sent | held if sent else held) if held else (sent or frozenset())
+        if not held:
+            return sent or frozenset()
+        return held | sent if sent else held
 
     def freed(self, sid: int, since: datetime | None) -> set[str]:
         """The papers of the subscriber's digests that failed for good after their digest

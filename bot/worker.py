@@ -186,13 +186,12 @@ class Worker:
         deps.on_outcome = log_outcome
 
     def start(self) -> None:
-        """Take up what the store keeps of the worker before (when admin alerts were last
-        emailed, a delivery pause still in force), then load the profiles. A file changed while
+        """Resume a delivery pause still in force (see ``_resume_pause``), then load the
+        profiles (the admin alerts' times are read from the store as needed). A file changed while
         the worker was down is judged as a reload is: when it removed most subscribers, or is
         invalid (or missing), the admin alert is kept for the first sweep to email; an invalid
         file leaves the last good profiles in use, as the store holds them. With none stored
         (a first start) an invalid file is fatal: there is no last good version."""
-        self.admin.recall()
         self._resume_pause()
         try:
             subscribers = self.profiles.load()

@@ -1114,7 +1114,6 @@ async def test_two_workers_sharing_a_database_email_one_alert_of_a_kind_an_hour(
     store = Store(config.database_url)
     clock = Clock(datetime(2026, 11, 25, tzinfo=UTC))
     one, two = AdminAlerts(config, clock, times=store), AdminAlerts(config, clock, times=store)
-    one.recall(), two.recall()
     async with SmtpMailer(smtp_server.host, smtp_server.port, security="none") as mailer:
         assert await one.notify(mailer, "smtp", "auth failed", "fix the password")
         assert not await two.notify(mailer, "smtp", "auth failed", "fix the password")

@@ -82,13 +82,8 @@ class DeliveryQueries:
         query = select(Delivery.claimed_by).where(
             Delivery.status == SENT, col(Delivery.sent_at) >= as_utc(since)
         )
-        keys = ("host", "table", "pid")
         with self._session() as db:
-            return sum(
-                1
-                for claimed in db.exec(query)
-                if claimed and all(claimed.get(k) == process.get(k) for k in keys)
-            )
+            return sum(1 for claimed in db.exec(query) if claimed == process)
 
     def alert_rows(
         self, subscriber_ids: Sequence[int], since: date
