@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import date, datetime
+from email.headerregistry import Address
 
 from bot import matching
 from bot.alerts import AlertHit, alert_digest
@@ -43,12 +44,21 @@ def email_context(settings: Settings, subscriber: Subscriber) -> tuple[EmailCont
     return ctx, links
 
 
+def reply_to(settings: Settings) -> Address | None:
+    """The contact address (``PAPERBOT_ADMIN_EMAIL``) when it is not the sender's: the footer
+    asks subscribers to write there, and a reply should reach the same person."""
+    contact = settings.admin_email
+    if not contact or contact.lower() == settings.sender.addr_spec.lower():
+        return None
+    return Address(addr_spec=contact)
+
+
 def build_digest(
     subscriber: Subscriber, day: date, selection: matching.Selection, earlier: int = 0
 ) -> Digest:
     """The Digest for one subscriber: the picks, the overflow, and their topics; ``earlier``
     papers of its lists reached the subscriber before it."""
-    topics = tuple(subscriber.interests.keywords[:5] or subscriber.interests.authors[:5])
+    topics = (*subscriber.interests.keywords, *subscriber.interests.authors)
     kind: DigestKind = "digest" if selection.picked else "empty"
     return Digest(subscriber, day, selection.picked, selection.more, kind, topics, earlier)
 
@@ -63,6 +73,7 @@ def draft(settings: Settings, digest: Digest, message_id: str, now: datetime) ->
         date=now,
         list_id=list_id(digest.kind, settings.sender),
         unsubscribe=links,
+        reply_to=reply_to(settings),
     )
     # Only the further matches a message lists: a busy day has hundreds, abstracts and all.
     return Draft(listed_only(digest), ctx, envelope)

@@ -27,6 +27,7 @@ from bot.pipeline import (
     candidates,
     ensure_papers,
     no_digest,
+    not_reached,
     select,
 )
 from bot.store.tables import FINAL_STATES, STATE_MEANING
@@ -37,9 +38,11 @@ CLOSE_TITLE = 0.6
 
 def not_sent(deps: Deps, subscriber: Subscriber, day: date) -> str | None:
     """Why ``subscriber`` would get no digest for ``day`` whatever matches, or None: as a send
-    says it, the address is suppressed or the profile has no interests (``no_digest``), or the
-    ledger has settled that digest already."""
+    says it, the address is suppressed or the profile has no interests (``no_digest``), it is
+    not ``day`` yet where they are (``not_reached``), or the ledger has settled that digest
+    already."""
     why = no_digest(subscriber, deps.store.suppressed_emails())
+    why = why or not_reached(subscriber, day, deps.clock())
     if why is not None:
         return why
     sid = deps.store.subscriber_id(subscriber.email)

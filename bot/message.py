@@ -118,6 +118,8 @@ class Envelope:
     date: datetime
     list_id: str | None = None
     unsubscribe: Unsubscribe = Unsubscribe()
+    reply_to: Address | None = None
+    """Where replies go when that is not the sender: the contact the footer names."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +161,7 @@ def _headers(envelope: Envelope, subject: str) -> bytes:
         header("Subject", text_words(subject)),
         header("From", mailbox_words(envelope.sender)),
         header("To", mailbox_words(envelope.recipient)),
+        *([header("Reply-To", mailbox_words(envelope.reply_to))] if envelope.reply_to else []),
         header("Date", [format_datetime(envelope.date)]),
         header("Message-ID", ascii_words(envelope.message_id)),
     ]

@@ -546,7 +546,7 @@ def not_reached(subscriber: Subscriber, day: date, now: datetime) -> str | None:
     (a digest for it now would come before the one of their today); None once it is."""
     if day <= digest_day(subscriber, now):
         return None
-    return f"it is not yet {day} where they are ({subscriber.timezone}): not sent"
+    return f"it is not yet {day} where they are ({subscriber.timezone})"
 
 
 def _mailable(deps: Deps, targets: list[Target], report: SendReport) -> list[Target]:
@@ -558,7 +558,8 @@ def _mailable(deps: Deps, targets: list[Target], report: SendReport) -> list[Tar
     left = []
     for target in targets:
         sub = target.subscriber
-        why = no_digest(sub, suppressed) or not_reached(sub, target.day, now)
+        early = not_reached(sub, target.day, now)
+        why = no_digest(sub, suppressed) or (early and f"{early}: not sent")
         if why is None:
             left.append(target)
             continue

@@ -51,6 +51,8 @@ HTML_BUDGET = 100_000
 """Largest HTML part in bytes as sent (quoted-printable): Gmail clips a message whose HTML
 passes 102 KB, and the footer with the unsubscribe link goes first."""
 CHARSET = '<meta charset="utf-8">'
+TOPICS_SHOWN = 5
+"""Most of the subscriber's topics named under a digest's heading; the rest are counted."""
 MORE_LISTED = 25
 """Most further matches listed by title under "N more matches"; the rest are only counted."""
 CACHE_SIZE = 16_384
@@ -297,6 +299,7 @@ class Renderer:
         """What every template of one message sees, besides the papers."""
         sub = digest.subscriber
         trigger = one_line(", ".join(digest.topics)) if digest.kind == "alert" else ""
+        topics = topics_of(digest)
         return {
             "kind": kind,
             "ctx": ctx,
@@ -304,10 +307,11 @@ class Renderer:
             "subscriber": sub,
             "cadence": cadence(sub.frequency),
             "weekly": weekly_day(sub.frequency) is not None,
-            "first_name": first_name(sub.name),
+            "first_name": first_name(sub.name, sub.email),
             "date_long": long_date(digest.date),
             "earlier": digest.earlier,
-            "topics": topics_of(digest),
+            "topics": topics[:TOPICS_SHOWN],
+            "topics_more": str(len(topics) - TOPICS_SHOWN) if len(topics) > TOPICS_SHOWN else "",
             "trigger": trigger,
             "rules": quoted_names(digest.topics) if digest.kind == "alert" else "",
             "several": digest.kind == "alert" and len(digest.topics) > 1,

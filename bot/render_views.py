@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import re
 import textwrap
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -65,6 +66,10 @@ _UNIT = re.compile(
 )
 """A piece a line may be broken before: a link (up to a space or a wide character), a space, a
 wide character, or a run of other characters, with the closing punctuation that follows it."""
+_LAST_LINK = re.compile(r"(?<!\S)[A-Za-z][A-Za-z0-9+.-]*://\S+\Z")
+"""A link that is a word of its own and ends its line, as the templates write links: it is
+kept whole up to the line's end, wide characters of an IRI (``https://例子.中国/项目``)
+included, so that a reader's mail program still finds all of it."""
 _NOT_SINGLE_SPACED = re.compile(r"[^\S ]|\S  ")
 """Whitespace other than spaces (tabs, no-break spaces), or two spaces in a row after a word."""
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\"'])")
@@ -299,18 +304,30 @@ _NOT_GIVEN = {
     *("captain", "director", "professor", "lecturer", "student", "engineer", "editor"),
 }
 """Words of a part after a comma that name a role or a place of work, not a given name."""
+_PARTICLES = {
+    *("van", "von", "der", "den", "de", "del", "della", "di", "da", "das", "dos", "do", "du"),
+    *("la", "le", "les", "ter", "ten", "st", "saint", "bin", "ibn", "al", "el"),
+}
+"""Words of a family name that come before its name proper (``Le Guin``, ``De la Cruz``)."""
 _QUOTES = "\"'\u201c\u201d\u2018\u2019\u00ab\u00bb()"
 _INITIALS = re.compile(r"(?:\w\.?-?)+", re.UNICODE)
 
 
-def first_name(name: str | None) -> str:
+def first_name(name: str | None, email: str = "") -> str:
     """The name to greet: the first word that is not a title (``Dr. Jane Q. Public`` → Jane),
     after the comma of ``Lovelace, Ada`` or ``van der Berg, Anna`` (not of ``Ada Lovelace, PhD``,
     ``Alan Turing, OBE`` or ``Jane Smith, University of Oxford``), without quotes; the whole
-    name when it starts with initials (``J. R. R. Tolkien``)."""
+    name when it starts with initials (``J. R. R. Tolkien``). Two names before the comma and
+    one after it (``García Márquez, Gabriel``, ``Jane Smith, Oxford``) are read by the
+    candidate the address ``email`` spells (``gabriel.garcia@…``, ``jane@…``); when it spells
+    neither, nobody is greeted by name: a wrong guess greets a family name or a place."""
     family, *rest = [part.strip() for part in one_line(name or "").split(",")]
     given = [part for part in rest if part and not _is_suffix(part, family)]
-    reversed_ = given and _family_first(family, given[0])
+    reversed_ = _family_first(family, given[0]) if given else False
+    if reversed_ is None:
+        reversed_ = _spelled_by(email, given[0], family)
+        if reversed_ is None:
+            return ""
     text = f"{given[0]} {family}" if reversed_ else family  # given names first
     words = [w for w in (w.strip(_QUOTES) for w in text.split()) if w]
     named = list(itertools.dropwhile(lambda w: w.rstrip(".").lower() in _TITLES, words))
@@ -319,20 +336,47 @@ def first_name(name: str | None) -> str:
     return " ".join(named) if _is_initials(named[0]) else named[0]
 
 
-def _family_first(family: str, given: str) -> bool:
+def _family_first(family: str, given: str) -> bool | None:
     """Whether a name written with a comma puts the family name first (``Lovelace, Ada``,
-    ``García Márquez, Gabriel``): the part after the comma reads as given names (one or two
-    words in capitals, none naming a role or a place of work), and the part before it as a
-    family name (at most three words besides titles and particles). After ``Jane Smith`` a
-    comma brings ``University of Oxford`` or ``Captain``, not a given name."""
+    ``Le Guin, Ursula``): the part after the comma reads as given names (one or two words in
+    capitals, none naming a role or a place of work), and the part before it as a family name
+    (one word besides titles and particles). After ``Jane Smith`` a comma brings ``University
+    of Oxford`` or ``Captain``, not a given name. None when the part before the comma has two
+    or three such words: ``García Márquez, Gabriel`` reads like ``Jane Smith, Oxford``."""
     names = [w for w in family.split() if w.rstrip(".").lower() not in _TITLES]
     named = [w for w in names if not w.islower()]
     words = given.split()
-    return (
+    if not (
         0 < len(named) <= 3
         and 0 < len(words) <= 2
         and all(w[0].isupper() and w.rstrip(".").lower() not in _NOT_GIVEN for w in words)
-    )
+    ):
+        return False
+    surnames = [w for w in named if w.rstrip(".").lower() not in _PARTICLES]
+    return True if len(surnames) <= 1 else None
+
+
+def _spelled_by(email: str, given: str, family: str) -> bool | None:
+    """Whether the local part of ``email`` spells the first word after the comma (True), else
+    the first word before it (False), accents aside; None for neither."""
+    local = _folded(email.rpartition("@")[0] if "@" in email else email)
+    pieces = set(re.split(r"[^a-z0-9]+", local))
+    joined = re.sub(r"[^a-z0-9]+", "", local)
+
+    def spelled(text: str) -> bool:
+        words = [w for w in text.split() if w.rstrip(".").lower() not in _TITLES]
+        word = re.sub(r"[^a-z0-9]+", "", _folded(words[0])) if words else ""
+        return bool(word) and (word in pieces or (len(word) >= 3 and joined.startswith(word)))
+
+    if spelled(given):  # a place or a role after the comma is seldom part of an address
+        return True
+    return False if spelled(family) else None
+
+
+def _folded(text: str) -> str:
+    """``text`` in lower case without accents (``García`` → ``garcia``)."""
+    decomposed = unicodedata.normalize("NFKD", text.lower())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
 def _is_suffix(text: str, family: str) -> bool:
@@ -431,7 +475,9 @@ def _wrap_wide(line: str, indent: str) -> list[str]:
     lines: list[str] = []
     current = line[: len(line) - len(line.lstrip(" "))]  # the first line keeps its indent
     width = len(current)
-    for unit in _UNIT.findall(line[len(current) :]):
+    last = _LAST_LINK.search(line, len(current))
+    end = last.start() if last else len(line)
+    for unit in [*_UNIT.findall(line[len(current) : end]), *([last.group()] if last else [])]:
         if unit == " ":
             if current.strip():
                 current, width = current + " ", width + 1

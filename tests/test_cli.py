@@ -14,10 +14,12 @@ from typer.testing import CliRunner
 
 import bot
 from bot.cli import app
+from bot.cli import inspect as inspect_cli
 from bot.cli.app import make_deps, make_mailer, not_in_future, read_profiles, settings
 from bot.delivery_jobs import Outcome
 from bot.errors import UsageError
-from bot.pipeline import WOULD_SKIP, SendReport
+from bot.pipeline import WOULD_SKIP, Deps, SendReport
+from bot.settings import Settings
 from bot.store import Store
 from bot.sweep import sweep
 
@@ -353,6 +355,29 @@ def test_preview_of_a_digest_already_sent_or_an_address_suppressed(env: dict[str
     assert gone.stdout.strip() == "No email would be sent: address is suppressed."
     sent_now = runner.invoke(app, ["send", "--to", "grace@example.org", "--date", "2026-11-24"])
     assert "skipped  grace@example.org address is suppressed" in sent_now.stdout.splitlines()
+
+
+def test_preview_of_a_date_the_subscriber_has_not_reached_says_what_send_does(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """At 03:00 UTC on the 25th it is still the 24th in New York: a send leaves grace out, and
+    her preview renders no email dated a day she has not reached."""
+    made = make_deps
+
+    def early(config: Settings) -> Deps:
+        return replace(made(config), clock=lambda: datetime(2026, 11, 25, 3, tzinfo=UTC))
+
+    monkeypatch.setattr(inspect_cli, "make_deps", early)
+    result = runner.invoke(app, ["preview", "grace@example.org", "--date", "2026-11-25"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == (
+        "No email would be sent: it is not yet 2026-11-25 where they are (America/New_York)."
+    )
+    assert not list(tmp_path.glob("preview-*.html"))
+    ada = runner.invoke(app, ["preview", "ada@example.org", "--date", "2026-11-25"])
+    assert ada.exit_code == 0 and "Subject: 3 papers for Wed 25 Nov" in ada.stdout, ada.output
+    before = runner.invoke(app, ["preview", "grace@example.org", "--date", "2026-11-24"])
+    assert before.exit_code == 0 and "Subject: " in before.stdout, before.output
 
 
 @pytest.mark.parametrize("send_empty", [True, False])

@@ -19,7 +19,8 @@ import pytest
 from jinja2 import Environment, UndefinedError
 from render_samples import ADA, CTX, DAY, TITLES, digest, grouped_alert, match, paper
 
-from bot.jobs import draft
+from bot import matching
+from bot.jobs import build_digest, draft
 from bot.mime import quoted_printable
 from bot.models import Digest, Match
 from bot.render import (
@@ -186,6 +187,27 @@ def test_an_alert_counts_the_papers_it_lists_by_title(renderer: Renderer) -> Non
     assert "5 new papers match your alert." in out.text and "3 more matches:" in out.text
     assert "5 new papers match your alert</h1>" in out.html
     assert "3 more matches</h2>" in out.html
+
+
+@pytest.mark.parametrize(
+    ("n", "more", "text", "html"),
+    [
+        (1, 0, "A new paper matches your alert. It is sent at once, and your next digest will "
+         "not repeat it.", "2025. This paper is sent at once, and your next digest will not "
+         "repeat it.</p>"),
+        (2, 3, "5 new papers match your alert. They are sent at once, and your next digest "
+         "will not repeat them.", "2025. These papers are sent at once, and your next digest "
+         "will not repeat them.</p>"),
+    ],
+)  # fmt: skip
+def test_an_alert_says_its_papers_stay_out_of_the_next_digest(
+    renderer: Renderer, n: int, more: int, text: str, html: str
+) -> None:
+    """Not "5 new papers match your alert. It arrives on its own": what is left out of the next
+    digest is the papers, one or many."""
+    out = renderer.render(digest(n=n, more=more, kind="alert"), CTX)
+    assert text in " ".join(out.text.split())
+    assert html in out.html
 
 
 PIONEERS = ("Geoffrey Hinton", "Yoshua Bengio", "Yann LeCun", "graph neural network")
@@ -581,7 +603,7 @@ def test_a_picks_categories_share_one_chip(renderer: Renderer) -> None:
         *[("J. R. R. Tolkien", "J. R. R. Tolkien"), ("Lovelace, A.", "A. Lovelace")],
         *[("Jane Smith, University of Oxford", "Jane"), ("Jean-Luc Picard, Captain", "Jean-Luc")],
         *[("van der Berg, Anna", "Anna"), ("Dr. Lovelace, Ada", "Ada")],
-        *[("García Márquez, Gabriel", "Gabriel"), ("Le Guin, Ursula", "Ursula")],
+        *[("Le Guin, Ursula", "Ursula"), ("Ramírez, Sofía", "Sofía")],
         *[("De la Cruz, Maria", "Maria"), ("NLP group, Oxford Lab", "NLP")],
         *[('Dr. Zoë "Zed" O\'Brien-Łukasiewicz, Jr. 山田', "Zoë")],
     ],
@@ -592,6 +614,31 @@ def test_the_greeting_uses_the_given_name_not_a_title(
     d = digest(n=2, more=0)
     out = renderer.render(replace(d, subscriber=ADA.model_copy(update={"name": name})), CTX)
     assert f"2 papers picked for you, {greeted}\n" in out.text
+
+
+@pytest.mark.parametrize(
+    ("name", "email", "greeting"),
+    [
+        ("Jane Smith, Oxford", "jane@example.org", "2 papers picked for you, Jane"),
+        ("Jane Smith, Oxford", "j.smith@example.org", "2 papers picked for you"),
+        ("García Márquez, Gabriel", "gabriel.garcia@example.org", "2 papers picked for you, Gabriel"),
+        ("García Márquez, Gabriel", "ggm@example.org", "2 papers picked for you"),
+        ("Wei Chen, Tsinghua", "wei.chen@example.org", "2 papers picked for you, Wei"),
+    ],
+)  # fmt: skip
+def test_two_names_and_a_comma_greet_the_name_the_address_spells_or_nobody(
+    renderer: Renderer, name: str, email: str, greeting: str
+) -> None:
+    """``Jane Smith, Oxford`` is a name and a place, ``García Márquez, Gabriel`` a family name
+    and a given name: the same shape. The address tells them apart; when it cannot, the email
+    greets nobody rather than "Oxford"."""
+    sub = ADA.model_copy(update={"name": name, "email": email})
+    out = renderer.render(replace(digest(n=2, more=0), subscriber=sub), CTX)
+    assert f"{greeting}\n" in out.text.splitlines(keepends=True)
+    assert re.search(rf">{re.escape(greeting)}</h1>", out.html), out.html
+    empty = renderer.render(replace(digest(n=0, more=0), subscriber=sub), CTX)
+    said = greeting.replace("2 papers picked for you", "No new papers matched")
+    assert f"{said}\n" in empty.text.splitlines(keepends=True)
 
 
 def test_paper_text_takes_its_direction_from_its_own_script(renderer: Renderer) -> None:
@@ -626,6 +673,48 @@ def test_chinese_and_japanese_wrap_at_78_columns_between_characters() -> None:
     around = wrap_lines("门控专家网络" * 10 + "详见https://example.org/paper。" + "后面" * 30)
     assert max(map(len, around.splitlines())) <= 39 + len("https://example.org/paper")
     assert "https://example.org/paper" in around, "the link itself stays whole"
+
+
+def test_a_link_with_chinese_in_it_stays_whole_in_the_plain_text(renderer: Renderer) -> None:
+    """A project page or repository named in Chinese is an IRI: the plain text keeps it on one
+    line, as the templates write every link, so that a mail program finds all of it."""
+    project = "https://示例.中国/项目/稀疏路由的负载均衡方法与实验结果展示页面"
+    code = "https://git.example.org/示例/门控专家网络"
+    pick = match(paper(0, title="门控专家网络的稀疏路由", project_url=project, code_url=code))
+    more = paper(
+        1, title="负载均衡", url="https://example.org/论文/" + "负载均衡方法与实验结果" * 4
+    )
+    out = renderer.render(replace(digest(n=0, more=0), matches=(pick,), more=(more,)), CTX)
+    lines = out.text.splitlines()
+    assert f"    {project}" in lines and "    Project page:" in lines, out.text
+    assert f"    Code:          {code}" in lines
+    assert f"    {more.url}" in lines
+    assert wrap_lines(out.text) == out.text, "wrapping again changes nothing"
+    longer = project + "/实验" * 8
+    assert wrap_lines(f"Unsubscribe: {longer}") == f"Unsubscribe:\n{longer}\n"
+
+
+@pytest.mark.parametrize("picked", [2, 0])
+def test_the_topics_under_the_heading_name_the_authors_and_count_the_rest(
+    renderer: Renderer, picked: int
+) -> None:
+    """A subscriber who follows eight phrases and an author is not told five of them were all:
+    the first five are named and the others counted, in a digest and in a quiet day's note."""
+    keywords = ["mixture of experts", "sparse experts", "state space model", "token routing"]
+    sub = ADA.model_copy(
+        update={"interests": ADA.interests.model_copy(update={"keywords": keywords})}
+    )
+    picks = digest(n=picked, more=0).matches
+    out = renderer.render(build_digest(sub, DAY, matching.Selection(picks)), CTX)
+    said = "Your topics: mixture of experts, sparse experts, state space model, token routing,"
+    flat = " ".join(out.text.split())
+    assert f"{said} Noam Shazeer " in flat and "more" not in flat, "the author is a topic too"
+    many = [*keywords, "router collapse", "expert choice", "load balance", "capacity factor"]
+    sub = sub.model_copy(update={"interests": sub.interests.model_copy(update={"keywords": many})})
+    out = renderer.render(build_digest(sub, DAY, matching.Selection(picks)), CTX)
+    assert "token routing, router collapse and 4 more " in " ".join(out.text.split())
+    assert re.search(r">router collapse</span> and 4 more</p>", out.html), out.html
+    assert "expert choice" not in out.text.split("\n\n", 3)[2]
 
 
 def test_default_templates_are_the_repository_ones_read_through_the_package() -> None:

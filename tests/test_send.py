@@ -87,6 +87,24 @@ def test_message_structure_and_headers(env: dict[str, str], smtp_server: SmtpSer
     assert re.match(r"\d+ papers? ", subject) and best.strip()[:30] in subject
 
 
+def test_replies_go_to_the_contact_the_footer_names(
+    env: dict[str, str], smtp_server: SmtpServer
+) -> None:
+    """The footer asks subscribers to write to PAPERBOT_ADMIN_EMAIL: a reply goes there too,
+    not to a sending address nobody may read."""
+    editor = {"PAPERBOT_ADMIN_EMAIL": "editor@paperbot.example.org"}
+    assert send(env=smtp_server.env() | editor).exit_code == 0
+    message = smtp_server.handler.to("ada@example.org")[0]
+    assert str(message["Reply-To"]) == "editor@paperbot.example.org"
+    assert "write to editor@paperbot.example.org" in " ".join(text_of(message).split())
+    assert message.get_all("Reply-To") == ["editor@paperbot.example.org"]
+    same = {"PAPERBOT_ADMIN_EMAIL": "Digest@paperbot.example.org"}
+    assert send("--force", env=smtp_server.env() | same).exit_code == 0
+    assert smtp_server.handler.to("ada@example.org")[1]["Reply-To"] is None, "the sender itself"
+    assert send("--force", env=smtp_server.env()).exit_code == 0
+    assert smtp_server.handler.to("ada@example.org")[2]["Reply-To"] is None, "no contact set"
+
+
 NO_UNSUBSCRIBE = {
     "PAPERBOT_BASE_URL": "",
     "PAPERBOT_SECRET_KEY": "",
