@@ -105,7 +105,7 @@ def claimed_digest(
     by_id: dict[str, Match] = {m.paper.id: m for m in selection.ranked}
     missing = [i for i in paper_ids if i not in by_id]
     if missing and lookup is not None:
-        by_id.update(_scored(digest.subscriber, lookup(missing), selection))
+        by_id.update(_scored(digest.subscriber, lookup(missing), selection, lookup))
     if gone := [i for i in paper_ids if i not in by_id]:
         what = f"paper {gone[0]} is" if len(gone) == 1 else f"papers {', '.join(gone)} are"
         raise UnwritableDeliveryError(
@@ -118,13 +118,16 @@ def claimed_digest(
 
 
 def _scored(
-    subscriber: Subscriber, papers: Mapping[str, Paper], selection: matching.Selection
-) -> dict[str, Match]:
-    """``papers`` scored for ``subscriber``, the papers ``selection`` ranked counting too."""
+    subscriber: Subscriber, papers: Mapping[str, Paper], selection: matching.Selection,
+    lookup: Lookup,
+) -> dict[str, Match]:  # fmt: skip
+    """``papers`` scored for ``subscriber``, the papers ``selection`` ranked counting too, and
+    the papers they liked (looked up with ``lookup``) read as in any digest of theirs."""
     if not papers:
         return {}
     corpus = [m.paper for m in selection.ranked]
-    chosen = matching.select([subscriber], list(papers.values()), corpus=corpus)
+    liked = lookup(subscriber.interests.like) if subscriber.interests.like else {}
+    chosen = matching.select([subscriber], list(papers.values()), corpus=corpus, liked=liked)
     return {m.paper.id: m for m in chosen[subscriber.email].ranked}
 
 

@@ -14,9 +14,11 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from bot import matching
 from bot.cli import app, make_fetch, read_profiles
+from bot.jobs import build_digest, claimed_digest
 from bot.mailer import SmtpMailer
-from bot.models import Paper
+from bot.models import Paper, Subscriber
 from bot.pipeline import (
     Deps,
     Fetched,
@@ -329,3 +331,32 @@ def html_of(message: EmailMessage) -> str:
     body = message.get_body(("html",))
     assert body is not None
     return str(body.get_content())  # type: ignore[attr-defined]
+
+
+LIKED = Paper(
+    "2609.00777", "Sparse expert routing with learned load balancing",
+    "Sparse expert layers route tokens to experts with a learned router; load balancing keeps "
+    "every expert busy without auxiliary losses.",
+)  # fmt: skip
+"""A paper a like-only reader liked, stored weeks before."""
+
+
+def test_a_message_taken_over_scores_its_stored_paper_with_the_readers_likes(
+    tmp_path: Path,
+) -> None:
+    """A paper of a taken-over claim that this run did not match is scored as any digest of
+    the reader's would score it: with the papers they liked, so its like: reason is shown."""
+    store = Store(f"sqlite:///{tmp_path / 'likes.db'}")
+    reader = Subscriber(email="lin@example.org", interests={"like": [LIKED.id]})
+    store.save_papers([LIKED], date(2026, 9, 1))
+    store.save_papers([OLD], date(2026, 10, 1))
+    day = [Paper("2611.20001", "Crop yields from satellite images", "Yields from images.")]
+    selection = matching.select([reader], day, liked=store.papers_by_id([LIKED.id]))
+    digest = build_digest(reader, D2, selection[reader.email])
+    try:
+        held = claimed_digest(digest, (OLD.id,), selection[reader.email], store.papers_by_id)
+    finally:
+        store.close()
+    (match,) = held.matches
+    assert match.paper.id == OLD.id
+    assert match.reasons == (f"like: similar to {LIKED.id} ({LIKED.title})",)

@@ -55,6 +55,46 @@ def test_phrase_beats_scattered_words() -> None:
     assert got["p"] > DEFAULT_THRESHOLD > got["s"] > 0
 
 
+LONGER = [
+    Paper(
+        f"g{i}",
+        f"Notes on {topic}",
+        f"We revisit {topic} under realistic budgets. A simple baseline with careful tuning "
+        "matches recent methods on three public benchmarks, and we release the code.",
+    )
+    for i, topic in enumerate(["graph coloring", "crop yields", "speech codecs", "robot arms"])
+]
+"""Papers whose abstracts are about as long as real ones (two sentences of some 25 words)."""
+
+
+def test_a_phrase_written_once_in_the_abstract_is_picked() -> None:
+    """A keyword of several words found word for word, once, in an abstract longer than the
+    day's average clears the threshold; one word found once there does not."""
+    mention = Paper(
+        "m",
+        "Faster sampling at megapixel resolution",
+        "We train a one-step student from a latent diffusion model teacher with a loss that "
+        "weighs each timestep by how much the student can still learn, and report image "
+        "quality at four resolutions on two public benchmarks, with the code and weights.",
+    )
+    selection = one(sub(keywords=["diffusion models"]), [mention, *LONGER])
+    assert [m.paper.id for m in selection.picked] == ["m"]
+    assert selection.picked[0].reasons == ("keyword: diffusion models",)
+    assert not one(sub(keywords=["teacher"]), [mention, *LONGER]).picked
+
+
+def test_a_keyword_written_twice_or_in_another_form_counts_once() -> None:
+    """Repeating a keyword, or writing its plural or its acronym beside it, neither raises the
+    papers it finds nor carries a weaker match past the threshold."""
+    defined = Paper("d", "Sparse gating", "A mixture of experts (MoE) routes each token.")
+    passing = Paper("p", "Load balance", "Routing with a mixture of experts; we study many.")
+    papers = [defined, passing, *LONGER, *FILLER]
+    once = scores(one(sub(keywords=["mixture of experts", "graph coloring"]), papers))
+    for extra in (["mixture of experts"], ["mixtures of experts"], ["MoE", "Mixture-of-Experts"]):
+        profile = sub(keywords=["mixture of experts", *extra, "graph coloring"])
+        assert scores(one(profile, papers)) == once, extra
+
+
 def test_title_counts_more_than_abstract() -> None:
     title = Paper("t", "Lattice sieving made fast", "We improve a classic algorithm.")
     abstract = Paper("a", "Faster algorithms", "We improve lattice sieving in one step.")
@@ -88,6 +128,22 @@ def test_acronym_and_long_form_match_each_other() -> None:
     assert find_acronyms(["a mixture of experts (MoE) model"]) == {"MOE": ("mixtur", "expert")}
 
 
+def test_an_acronym_typed_in_lower_case_is_found_in_capitals() -> None:
+    """The keyword "rlhf" finds "RLHF" (which no paper writes in lower case); "cat", which
+    papers also write as a word, stays the word and does not find the acronym "CAT"."""
+    rlhf = Paper("r", "Cheaper RLHF for chat models", "We halve the cost of RLHF with LLMs.")
+    tagger = Paper("c", "CAT: a contrastive tagger", "CAT tags photos of pets.")
+    pets = Paper("p", "Counting pets", "We count cats and dogs in photos.")
+    papers = [rlhf, tagger, pets, *FILLER]
+    (pick,) = one(sub(keywords=["rlhf"]), papers).picked
+    assert (pick.paper.id, pick.reasons) == ("r", ("keyword: rlhf (title)",))
+    assert [m.paper.id for m in one(sub(keywords=["llms"]), papers).picked] == ["r"]
+    word = next(m for m in one(sub(keywords=["cat"]), papers).ranked if m.paper.id == "p")
+    assert [word.snippet[a:b] for a, b in word.marks] == ["cats"]
+    assert scores(one(sub(keywords=["cat"]), papers))["c"] == 0.0
+    assert not one(sub(keywords=["rlhf门控"]), papers).picked  # several terms: left as written
+
+
 def test_a_chinese_keyword_is_found_in_text_written_without_spaces() -> None:
     gated = Paper("g", "门控专家网络的路由", "本文研究门控专家网络。我们提出一种新的路由算法。")
     apart = Paper("a", "专家系统综述", "门控电路与专家知识。")
@@ -96,6 +152,16 @@ def test_a_chinese_keyword_is_found_in_text_written_without_spaces() -> None:
     assert pick.paper.id == "g" and pick.reasons[0] == "keyword: 门控专家 (title)"
     assert [pick.snippet[a:b] for a, b in pick.marks] == ["门控专家"]
     assert scores(selection)["a"] < pick.score / 2, "the characters apart are no phrase"
+
+
+def test_a_greek_letter_is_its_name_as_latex_writes_it() -> None:
+    unicode = Paper(
+        "u", "Tuning \u03b1-divergences", "We tune the \u03b1-divergence of a posterior."
+    )
+    latex = Paper("l", r"Bounds for $\lambda$-returns", r"We bound $\lambda$-returns.")
+    for keyword, wanted in (("alpha-divergence", "u"), ("λ-return", "l"), ("$\\alpha$", "u")):
+        picked = one(sub(keywords=[keyword]), [unicode, latex, *FILLER]).picked
+        assert [m.paper.id for m in picked] == [wanted], keyword
 
 
 def test_exclude_vetoes_as_a_phrase() -> None:
@@ -145,6 +211,14 @@ def test_exclude_vetoes_as_a_phrase() -> None:
         ("Y. Le Cun", "Yi Cun", False),
         ("Benjamin Van Roy", "B. Roy", False),
         ("Benjamin Van Roy", "B. Van Roy", True),
+        ("Kaiming He", "Kai He", False),  # given names written out must agree
+        ("Kaiming He", "K. He", True),
+        ("Yoon Kim", "Yejin Kim", False),
+        ("Fei-Fei Li", "Fei Fei Li", True),
+        ("Fei-Fei Li", "Feifei Li", True),
+        ("Geoffrey Hinton", "Geoffrey E. Hinton", True),
+        ("Jürgen Schmidhuber", "Juergen Schmidhuber", True),
+        ("Thanh Van Nguyen", "Thanh Nguyen", True),
     ],
 )
 def test_author_name_forms(wanted: str, printed: str, same: bool) -> None:
@@ -156,6 +230,17 @@ def test_followed_author_is_picked_with_reason() -> None:
     selection = one(sub(authors=["Z. Quill"], keywords=["graph coloring"]), [paper, *FILLER])
     match = next(m for m in selection.picked if m.paper.id == "a")
     assert "author: Z. Quill" in match.reasons
+
+
+def test_a_followed_author_is_not_found_in_someone_sharing_the_family_name() -> None:
+    """Papers by another person with the same family name and initial are not picked, and
+    their reasons never name the followed author."""
+    theirs = Paper("y", "Parsing with trees", "Tree parsers.", authors=("Yoon Quill",))
+    other = Paper("o", "Knitting machines", "Looms.", authors=("Yejin Quill", "Ada Byron"))
+    short = Paper("s", "Sorting socks", "Socks.", authors=("Y. Quill",))
+    selection = one(sub(authors=["Yoon Quill"]), [theirs, other, short, *FILLER])
+    assert sorted(m.paper.id for m in selection.picked) == ["s", "y"]
+    assert explain(sub(authors=["Yoon Quill"]), other, FILLER).reasons == ()
 
 
 def test_threshold_and_min_score() -> None:

@@ -2,7 +2,10 @@
 
 Term weighting follows BM25F: a term's frequency in the title counts ``TITLE_WEIGHT`` times its
 frequency in the abstract, each field normalised by its length, and the sum saturates as
-``x / (x + K1)`` so a match is worth at most 1 however often it repeats.
+``x / (x + K1)`` so a match is worth at most 1 however often it repeats. A phrase of several
+words saturates sooner (``K1_PHRASE``): written word for word it is far more specific than one
+word, so a single mention in an abstract up to about 1.5 times the day's average length already
+carries a keyword past the threshold, where a single word needs the title or several mentions.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from bot.matching.text import (
 from bot.models import Paper
 
 K1 = 1.2
+K1_PHRASE = 0.4
 B = 0.75
 TITLE_WEIGHT = 4.0
 MAX_PHRASE = 6
@@ -207,5 +211,5 @@ class Collection:
         values: dict[Feature, float] = {}
         for feature in title.keys() | abstract.keys():
             x = TITLE_WEIGHT * title[feature] / norm_t + abstract[feature] / norm_a
-            values[feature] = x / (x + K1)
+            values[feature] = x / (x + (K1_PHRASE if isinstance(feature, tuple) else K1))
         return values, frozenset(title)

@@ -15,7 +15,7 @@ import scipy.sparse as sp
 
 from bot.matching.index import MAX_PHRASE, Collection, Doc, Feature, Field
 from bot.matching.query import Query, Vocabulary
-from bot.matching.text import name_key
+from bot.matching.text import Name, name_key, same_given
 
 Array = np.ndarray
 Marks = tuple[tuple[int, int], ...]
@@ -152,13 +152,12 @@ class Matrices:
         """Columns of papers with an author who is the person ``wanted`` names."""
         found = self._author_cols.get(wanted)
         if found is None:
-            keys, initials = name_key(wanted)
-            first = initials[0] if initials else ""
+            name = name_key(wanted)
             found = self._author_cols[wanted] = frozenset(
                 j
-                for key in keys
-                for j, initial in self._authors.get(key, ())
-                if not first or not initial or initial == first
+                for key in name.keys
+                for j, author in self._authors.get(key, ())
+                if same_given(name, author)
             )
         return found
 
@@ -175,12 +174,12 @@ def _cols(field: Field, columns: Mapping[Feature, int]) -> list[int]:
     return [c for t in field.positions if (c := columns.get(t)) is not None]
 
 
-def _author_index(docs: Sequence[Doc]) -> dict[str, list[tuple[int, str]]]:
-    """Family name key -> (paper column, first initial or "") of every author of every paper."""
-    index: dict[str, list[tuple[int, str]]] = defaultdict(list)
+def _author_index(docs: Sequence[Doc]) -> dict[str, list[tuple[int, Name]]]:
+    """Family name key -> (paper column, name) of every author of every paper."""
+    index: dict[str, list[tuple[int, Name]]] = defaultdict(list)
     for j, doc in enumerate(docs):
-        for name in doc.paper.authors:
-            keys, initials = name_key(name)
-            for key in keys:
-                index[key].append((j, initials[0] if initials else ""))
+        for author in doc.paper.authors:
+            name = name_key(author)
+            for key in name.keys:
+                index[key].append((j, name))
     return index

@@ -134,11 +134,28 @@ class _Words:
         """The terms of one word (acronyms expanded)."""
         terms = self.terms.get(word)
         if terms is None:
-            terms = self.terms[word] = tuple(terms_of(word, self.collection.acronyms))
+            written = "-".join(map(self._capitals, word.split("-")))
+            terms = self.terms[word] = tuple(terms_of(written, self.collection.acronyms))
             for term in terms:
                 self.idf[term] = self.collection.idf(term)
                 self.cols[term] = self.vocabulary.column(term)
         return terms
+
+    def _capitals(self, part: str) -> str:
+        """``part`` of a word, in capitals when it is written in lower case where the papers
+        write it only in capitals: an acronym typed in lower case ("rlhf" is "RLHF", "llms"
+        "LLMs"). A word the papers also write in lower case ("cat") stays one."""
+        if not part.islower() or len(part) < 2:
+            return part
+        plural = len(part) > 3 and part.endswith("s")
+        capitals = part[:-1].upper() + "s" if plural else part.upper()
+        lower, upper = terms_of(part), terms_of(capitals)
+        if len(lower) != 1 or len(upper) != 1:
+            return part
+        df, acronyms = self.collection.df, self.collection.acronyms
+        if not df.get(lower[0]) and (df.get(upper[0]) or upper[0] in acronyms):
+            return capitals
+        return part
 
     def columns(self, word: str) -> tuple[int, ...]:
         """The columns of the terms of one word."""

@@ -48,8 +48,10 @@ def _likes(queries: Sequence[Query], likes: Likes, papers: int) -> Array:
 
 
 def _keywords(queries: Sequence[Query], m: Matrices) -> Array:
-    """Per profile, the soft OR ``1 - prod(1 - match)`` of its keyword phrases (as listed)."""
-    ids = [[phrase.id for phrase in q.keywords] for q in queries]
+    """Per profile, the soft OR ``1 - prod(1 - match)`` of its distinct keyword phrases: one
+    written twice, or in two forms with the same terms ("diffusion model", "diffusion models",
+    "MoE" where "mixture of experts (MoE)" is defined), counts once."""
+    ids = [sorted({phrase.id for phrase in q.keywords}) for q in queries]
     group = ones_at(ids, len(m.phrases), np.float32)
     logs = m.keyword_logs.times(group)
     return np.asarray(-np.expm1(logs), dtype=np.float32)

@@ -68,13 +68,21 @@ def fold(text: str) -> str:
     return plain.lower().translate(_LETTERS)
 
 
+_GREEK = {
+    code: unicodedata.name(chr(code)).rsplit(" ", 1)[-1].lower().replace("lamda", "lambda")
+    for code in range(0x3B1, 0x3CA)
+}
+"""Small Greek letters by name, as LaTeX writes them (U+03B1 is "alpha", as "$\\alpha$" is)."""
+
+
 @lru_cache(maxsize=200_000)
 def _word_term(word: str) -> str:
-    """The term of one word (no hyphens): an acronym in capitals or a folded stem."""
+    """The term of one word (no hyphens): an acronym in capitals or a folded stem; Greek
+    letters are read by name."""
     if sum(c.isupper() for c in word) >= 2:
         base = word[:-1] if word.endswith("s") and word[-2:-1].isupper() else word
         return fold(base).upper()
-    stem: str = _STEMMER.stemWord(fold(word))
+    stem: str = _STEMMER.stemWord(fold(word).translate(_GREEK))
     return stem
 
 
@@ -220,10 +228,23 @@ _VIETNAMESE_FAMILIES = frozenset({"nguyen", "tran", "le", "pham", "hoang", "huyn
 """The commonest Vietnamese family names: before one of them, "Van" is a middle name (Văn)."""
 
 
+class Name(NamedTuple):
+    """A person's name as ``name_key`` reads it."""
+
+    keys: tuple[str, ...]
+    """Family name keys."""
+    initials: tuple[str, ...]
+    """Initials of the given names."""
+    given: frozenset[str]
+    """The given name written out, as one word ("feifei" for "Fei-Fei" or "Fei Fei"; the
+    first one alone, "fei", too; "ue" read as "ü", so "Juergen" is "Jürgen"); empty when only
+    initials are written."""
+
+
 @lru_cache(maxsize=200_000)
-def name_key(name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """A person's name as (family name keys, given-name initials), robust to order, accents,
-    dots.
+def name_key(name: str) -> Name:
+    """A person's name as family name keys, given-name initials and the given name written
+    out, robust to order, accents, dots.
 
     "LeCun, Yann", "Y. LeCun", "Yann LeCun", "Yann Le Cun" and "LeCun Y." all have the key
     "lecun" and the initial "y"; particles belong to the family name ("van der Maaten":
@@ -239,7 +260,7 @@ def name_key(name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     words = [re.sub(r"[^\w-]", "", w) for w in words]
     words = [w for w in words if w.strip("-") and w not in _NAME_SUFFIXES]
     if not words:
-        return (), ()
+        return Name((), (), frozenset())
     letters = len(words) - next((i for i in range(len(words), 0, -1) if len(words[i - 1]) > 1), 0)
     if 0 < letters < len(words):  # "Vaswani A.", "Le Cun Y.": the family name, then initials
         words = words[-letters:] + words[:-letters]
@@ -258,16 +279,23 @@ def name_key(name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     if len(before) > 1 and len(before[-1]) > 1:  # "María García López": maybe a double name
         keys.append(before[-1] + family)
     initials = tuple(p[0] for w in given for p in w.split("-") if p) if before else ()
-    return tuple(keys), initials
+    written = [re.sub("([aou])e", r"\1", w.replace("-", "")) for w in before]  # "Juergen"
+    full = [w for w in written if len(w) > 1]
+    given_names = {written[0], "".join(full)} if written and len(written[0]) > 1 else set()
+    return Name(tuple(keys), initials, frozenset(given_names))
+
+
+def same_given(wanted: Name, author: Name) -> bool:
+    """Whether two names with a family name key in common can be one person: the same first
+    initial where both have one, and the same given name where both write it out ("Kaiming
+    He" is not "Kai He", though either may be "K. He")."""
+    if wanted.initials and author.initials and wanted.initials[0] != author.initials[0]:
+        return False
+    return not (wanted.given and author.given) or bool(wanted.given & author.given)
 
 
 def same_person(wanted: str, author: str) -> bool:
     """Whether ``author`` (as printed on a paper) is the person ``wanted`` names: a family name
-    key in common, and the same first initial where both have one."""
-    keys_a, initials_a = name_key(wanted)
-    keys_b, initials_b = name_key(author)
-    if not set(keys_a) & set(keys_b):
-        return False
-    if not initials_a or not initials_b:
-        return True
-    return initials_a[0] == initials_b[0]
+    key in common, and given names that agree (see ``same_given``)."""
+    a, b = name_key(wanted), name_key(author)
+    return not set(a.keys).isdisjoint(b.keys) and same_given(a, b)
