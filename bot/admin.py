@@ -6,13 +6,15 @@ address is set) counts towards the hourly limit. Once its trouble is over (``res
 kept alert is dropped and its next alert is emailed at once.
 
 The limit's times are kept in the store (``AlertTimes``) when one is given, so that a worker
-restarting again and again does not email the same alert at every start.
+restarting again and again does not email the same alert at every start; so are the alerts not
+emailed yet, so that a worker restarted while mail does not work still emails them once it does
+(``recall_kept``).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.headerregistry import Address
@@ -110,6 +112,20 @@ class AlertTimes(Protocol):
         """Keep those two times of ``kind``."""
         ...
 
+    def kept_admin_alerts(self) -> dict[str, tuple[str, str, datetime, bool]]:
+        """By kind: the alert not emailed yet (what, what to do, when raised, whether held)."""
+        ...
+
+    def keep_admin_alert(
+        self, kind: str, what: str, todo: str, raised_at: datetime, held: bool
+    ) -> None:
+        """Keep the alert of ``kind`` not emailed yet."""
+        ...
+
+    def drop_admin_alert(self, kind: str) -> None:
+        """Forget the kept alert of ``kind``."""
+        ...
+
 
 class AdminAlerts:
     """Rate-limited notes to the admin; always logged, emailed when an admin address is set."""
@@ -144,6 +160,30 @@ class AdminAlerts:
         """Keep the limit's times of ``kind`` in ``times``, for a restarted process."""
         if self.times is not None:
             self.times.record_admin_alert(kind, self.alerted[kind], self.last[kind])
+
+    def _kept(self, kind: str) -> None:
+        """Keep the pending alert of ``kind`` in ``times`` (or forget it there once it is no
+        longer pending), for a restarted process."""
+        if self.times is None:
+            return
+        alert = self.pending.get(kind)
+        if alert is None:
+            self.times.drop_admin_alert(kind)
+        else:
+            self.times.keep_admin_alert(kind, alert.what, alert.todo, alert.raised, alert.held)
+
+    def recall_kept(self) -> None:
+        """Take up the alerts kept in ``times`` by an earlier process (mail did not work before
+        it stopped): the next ``flush`` emails them. Without an admin address they are dropped."""
+        if self.times is None:
+            return
+        for kind, (what, todo, raised, held) in self.times.kept_admin_alerts().items():
+            if not self.settings.admin_email:
+                self.times.drop_admin_alert(kind)
+            elif kind not in self.pending:
+                self.pending[kind] = _Alert(what, todo, raised, held=held)
+                log.info("admin alert (%s) not emailed before this start: it is sent once mail "
+                         "works", kind)  # fmt: skip
 
     def _due(self, kind: str) -> bool:
         self._recall(kind)
@@ -186,14 +226,16 @@ class AdminAlerts:
         kept = self.pending.get(kind)
         if kept is not None or not self._due(kind):
             log.info("admin alert (%s) again: %s", kind, flat)
-            if kept is not None:
+            if kept is not None and (kept.what, kept.todo) != (what, todo):
                 kept.what, kept.todo = what, todo
+                self._kept(kind)
             return False
         log.error("admin alert (%s): %s", kind, flat)
         if not self.settings.admin_email:
             self.last[kind] = self.alerted[kind] = self.clock()
             return False
         self.pending[kind] = _Alert(what, todo, self.clock(), held=held)
+        self._kept(kind)
         return True
 
     def resolved(self, kind: str) -> None:
@@ -203,6 +245,7 @@ class AdminAlerts:
         does not email at every change)."""
         if self.pending.pop(kind, None) is not None:
             log.info("admin alert (%s) no longer applies; it is not emailed", kind)
+            self._kept(kind)
         self._recall(kind)
         if kind in self.last:
             sooner = self.alerted[kind] - self.interval + RESOLVED_QUIET
@@ -210,10 +253,11 @@ class AdminAlerts:
                 self.last[kind] = sooner
                 self._counted(kind)
 
-    async def flush(self, mailer: Mailer) -> DeliveryError | None:
-        """Email the kept alerts; the error that kept the rest from going out, if one did (an
-        alert refused for good is dropped, and the others still go)."""
-        for kind in list(self.pending):
+    async def flush(self, mailer: Mailer, later: Container[str] = ()) -> DeliveryError | None:
+        """Email the kept alerts but those of the kinds named ``later``; the error that kept the
+        rest from going out, if one did (an alert refused for good is dropped, and the others
+        still go)."""
+        for kind in [kind for kind in self.pending if kind not in later]:
             error = await self._email(mailer, kind)
             if error is not None and not isinstance(error, PermanentDeliveryError):
                 return error
@@ -223,6 +267,11 @@ class AdminAlerts:
         """Email the kept alert of ``kind``: None once it went out, else why not. An alert the
         server refuses for good is dropped; after any other failure it stays kept."""
         alert = self.pending[kind]
+        self._recall(kind)
+        if alert.raised < self.alerted.get(kind, alert.raised):  # by another worker, since
+            del self.pending[kind]
+            self._kept(kind)
+            return None
         note = ""
         if alert.held:
             raised = alert.raised.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -231,14 +280,17 @@ class AdminAlerts:
             await mailer.send(self.message(kind, alert.what, alert.todo, note))
         except PermanentDeliveryError as exc:
             del self.pending[kind]
+            self._kept(kind)
             log.error("the admin alert (%s) was refused and is dropped: %s", kind, exc)
             return exc
         except DeliveryError as exc:
             if not alert.held:
                 log.warning("could not email the admin alert (it is sent once mail works): %s", exc)
-            alert.held = True
+                alert.held = True
+                self._kept(kind)
             return exc
         del self.pending[kind]
+        self._kept(kind)
         self.last[kind] = self.alerted[kind] = self.clock()
         self._counted(kind)
         return None

@@ -218,7 +218,11 @@ class FetchSummary:
 
 async def fetch_and_store(deps: Deps, day: date) -> FetchSummary:
     """Fetch the lists for ``day`` and store them; running it again only updates counts."""
-    fetched = await deps.fetch(day)
+    return store_fetched(deps, day, await deps.fetch(day))
+
+
+def store_fetched(deps: Deps, day: date, fetched: Fetched) -> FetchSummary:
+    """Store what fetching the lists for ``day`` gave, and log how it went."""
     new, updated = deps.store.save_papers(fetched.papers, day, deps.clock())
     summary = FetchSummary(day, len(fetched.papers), new, updated, list(fetched.sources))
     if summary.all_failed:

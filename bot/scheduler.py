@@ -64,11 +64,14 @@ def build_scheduler(worker: Worker, sweep_seconds: int, sources: str) -> AsyncIO
 
 
 async def _drain(worker: Worker) -> None:
-    """Wait for the job in flight; cancel it if it overruns (it gives back the messages it did
-    not hand to the server; those it did resume on restart), and wait for it to end."""
+    """Wait for the jobs in flight (a fetch ends at once: see ``Worker.fetch_job``); cancel
+    them if they overrun (a sweep gives back the messages it did not hand to the server; those
+    it did resume on restart), and wait for them to end."""
     try:
-        await asyncio.wait_for(worker.busy.acquire(), DRAIN_SECONDS)
-        worker.busy.release()
+        async with asyncio.timeout(DRAIN_SECONDS):
+            for lock in (worker.fetching, worker.busy):
+                async with lock:
+                    pass
     except TimeoutError:
         log.warning("job still running after %.0f s; cancelling it", DRAIN_SECONDS)
         others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
@@ -110,8 +113,13 @@ async def run_until(
     for warning in worker.deps.settings.warnings:
         log.warning("%s", warning)
     today = worker.deps.clock().date()
+    why = None
     if not worker.deps.store.has_papers_for(today):
-        log.info("no papers stored for %s yet: fetching the lists before the first sweep", today)
+        why = f"no papers stored for {today} yet"
+    elif worker.sources_failed_last():  # digests with nothing new should wait, as they did
+        why = "every source failed the last fetch"
+    if why is not None:
+        log.info("%s: fetching the lists before the first sweep", why)
         if not await _fetch_first(worker, stop):
             log.info("worker stopped")
             return

@@ -45,10 +45,11 @@ from bot.delivery_jobs import Outcome
 from bot.errors import BotError, Problem, ProfileError, RecipientDeliveryError
 from bot.mailer import Mailer
 from bot.models import Subscriber
-from bot.pipeline import Deps, SendReport, fetch_and_store, run_status
+from bot.pipeline import Deps, Fetched, SendReport, run_status, store_fetched
 from bot.profiles import Profiles
 from bot.render import plural
 from bot.schedule import should_announce
+from bot.stopping import Stopped, unless_stopped
 from bot.store import Removal, SyncReport, unavailable
 from bot.store.tables import PAUSED
 from bot.sweep import held_back, sweep
@@ -143,6 +144,11 @@ class ProfilesFile:
         self.subscribers, self.warnings = profiles.subscribers, profiles.warnings
         return self.subscribers
 
+    def unsettled(self) -> bool:
+        """Whether the file differed from the version last read at the last look (a change
+        that is read once it has settled)."""
+        return self._looked != self._seen
+
     def forget(self) -> None:
         """Count the file as changed again (its last version could not be adopted)."""
         self._seen = None
@@ -168,6 +174,9 @@ class Worker:
         self.swept: datetime | None = None
         """When the last sweep that reached the digests started (sends before it were seen)."""
         self.busy = asyncio.Lock()
+        """Held by a sweep, and by a fetch while it stores what it fetched."""
+        self.fetching = asyncio.Lock()
+        """Held by a fetch job from start to end: one fetch at a time."""
         self.paused_until: datetime | None = None  # set while SMTP trouble pauses delivery
         self.paused_why = ""
         """What the log said when delivery last paused: until when, and why."""
@@ -186,19 +195,23 @@ class Worker:
         deps.on_outcome = log_outcome
 
     def start(self) -> None:
-        """Resume a delivery pause still in force (see ``_resume_pause``), then load the
-        profiles (the admin alerts' times are read from the store as needed). A file changed while
+        """Resume a delivery pause still in force (see ``_resume_pause``), take up the admin
+        alerts kept unsent before this start, then load the profiles (the admin alerts' times
+        are read from the store as needed). A file changed while
         the worker was down is judged as a reload is: when it removed most subscribers, or is
         invalid (or missing), the admin alert is kept for the first sweep to email; an invalid
         file leaves the last good profiles in use, as the store holds them. With none stored
         (a first start) an invalid file is fatal: there is no last good version."""
         self._resume_pause()
+        self.admin.recall_kept()
         try:
             subscribers = self.profiles.load()
         except ProfileError as exc:
             self._start_with_stored(exc)
             return
         report = self._adopt(subscribers)
+        if "profiles" in self.admin.pending:  # a rejection kept from before: fixed since
+            self.admin.resolved("profiles")
         if report.removal.most:
             self.admin.keep(*self._removal_alert(report.removal))
 
@@ -371,9 +384,11 @@ class Worker:
         connection failure then pauses delivery), and once the server accepted or refused a
         message again after a pause, say that delivery works again."""
         answered = any(o.answered for o in report.outcomes)
-        if self.admin.pending:
+        # a rejected file edited since is judged again once the edit settles: its alert waits
+        later = ("profiles",) if self.profiles.unsettled() else ()
+        if set(self.admin.pending) - set(later):
             async with self.mailer_factory() as mailer:
-                error = await self.admin.flush(mailer)
+                error = await self.admin.flush(mailer, later)
             if is_smtp_trouble(error):
                 self._pause_delivery(str(error))
                 return
@@ -407,8 +422,12 @@ class Worker:
             log.warning("database available again")
 
     async def fetch_job(self) -> None:
-        """Fetch yesterday's and today's lists (late papers, new upvotes); watch source health."""
-        async with self.busy, self._using_database("fetch"):
+        """Fetch yesterday's and today's lists (late papers, new upvotes); watch source health.
+
+        The sources are asked outside ``busy``: one that is slow or keeps asking to retry later
+        may take many minutes, and the sweeps (digests, alerts, retries) go on meanwhile. What
+        they gave is stored, and their health judged, between two sweeps."""
+        async with self.fetching, self._using_database("fetch"):
             today = self.deps.clock().date()
             store, days = self.deps.store, (today - timedelta(days=1), today)
             outcomes: dict[str, list[tuple[date, Mapping[str, Any]]]] = {}
@@ -421,20 +440,24 @@ class Worker:
                 finally:
                     shown = [{**o, "day": d} for results in outcomes.values() for d, o in results]
                     run.summary = {"days": days, "sources": shown}
-            self._database_works()
-            await self._check_sources(today - timedelta(days=1), outcomes)
+            async with self.busy:
+                self._database_works()
+                await self._check_sources(today - timedelta(days=1), outcomes)
 
     async def _fetch_days(
         self, days: Sequence[date], outcomes: dict[str, list[tuple[date, Mapping[str, Any]]]]
     ) -> str:
         """Fetch and store each day's lists, adding each source's outcome per day to
-        ``outcomes``; how the fetch ended (ok, failed, stopped)."""
-        failed = False
+        ``outcomes``; how the fetch ended (ok, failed, stopped). A stop cancels the fetch at
+        once: it sends nothing, and the next start fetches again."""
+        failed, stop = False, self.deps.stop
         for day in days:
-            if self.deps.stop.is_set():
-                return "stopped"
             try:
-                summary = await fetch_and_store(self.deps, day)
+                fetched = await unless_stopped(self._fetch(day), stop, f"the fetch for {day}")
+                async with self.busy:  # not in the middle of a sweep: see ``fetch_job``
+                    summary = store_fetched(self.deps, day, fetched)
+            except Stopped:
+                return "stopped"
             except BotError as exc:
                 log.error("fetch for %s failed: %s", day, exc)
                 failed = True
@@ -443,6 +466,20 @@ class Worker:
             for outcome in summary.sources:
                 outcomes.setdefault(str(outcome.get("source")), []).append((day, outcome))
         return "failed" if failed else "ok"
+
+    def sources_failed_last(self) -> bool:
+        """Whether every source failed the latest fetch that finished (before this start, as
+        the runs table keeps it): digests would not know to wait for papers until a fetch says
+        so."""
+        for run in self.deps.store.recent_runs(5, command="fetch"):
+            statuses = [source.get("status") for source in run.summary.get("sources", [])]
+            if run.status in {"ok", "failed"} and statuses:  # not one stopped or killed early
+                return all(status == "failed" for status in statuses)
+        return False
+
+    async def _fetch(self, day: date) -> Fetched:
+        """The day's lists from the sources (as a coroutine, which a stop can cancel)."""
+        return await self.deps.fetch(day)
 
     async def _check_sources(
         self, yesterday: date, outcomes: Mapping[str, Sequence[tuple[date, Mapping[str, Any]]]]

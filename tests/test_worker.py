@@ -41,7 +41,7 @@ from bot.mailer import Mailer, SmtpMailer
 from bot.message import Outgoing
 from bot.models import Paper
 from bot.outbox import OutboxMailer
-from bot.pipeline import Deps, Fetched, SendOptions, send_digests
+from bot.pipeline import Deps, Fetched, SendOptions, fetch_and_store, send_digests
 from bot.render import Renderer
 from bot.scheduler import run_until
 from bot.settings import Settings, load_settings
@@ -891,6 +891,23 @@ async def test_a_worker_restarted_with_an_invalid_file_serves_the_last_good_prof
     assert [s.email for s in worker.roster.values()] == ["ada@example.org"]
 
 
+async def test_a_file_rejected_at_start_up_and_fixed_just_before_the_first_sweep_is_not_alerted(
+    config: Settings, clock: Clock, profiles_path: Path, smtp_server: SmtpServer
+) -> None:
+    """The fix is still settling at the first sweep: the alert waits for it to be judged, and
+    is dropped once the fixed file is adopted."""
+    start_worker(config, clock, smtp_mailer(smtp_server))
+    _save(profiles_path, PROFILES.replace("Asia/Kolkata", "Asia/Atlantis"))
+    worker = settling(start_worker(config, clock, smtp_mailer(smtp_server)))
+    _save(profiles_path, PROFILES, at=SAVED - 1)  # fixed a second before the first sweep
+    await worker.fetch_job()
+    await worker.sweep_job()
+    assert "admin@paperbot.example.org" not in recipients(smtp_server)
+    await worker.sweep_job()  # the fix looks the same: adopted
+    assert "admin@paperbot.example.org" not in recipients(smtp_server)
+    assert worker.admin.pending == {}
+
+
 async def test_a_missing_file_at_a_restart_keeps_the_stored_profiles_but_not_at_a_first_start(
     config: Settings, clock: Clock, profiles_path: Path, smtp_server: SmtpServer,
     caplog: pytest.LogCaptureFixture,
@@ -1219,6 +1236,55 @@ async def test_a_fetch_where_every_source_failed_says_so(
     assert worker.deps.store.recent_runs()[0].status == "failed"
 
 
+async def test_a_slow_source_delays_no_sweep_and_its_papers_are_stored_once_it_answers(
+    make_worker: Callable[[], Worker], clock: Clock, smtp_server: SmtpServer
+) -> None:
+    """A source retrying for many minutes (429s with Retry-After, timeouts) holds up no digest,
+    alert or retry: sweeps go on while it is asked, and what it gives is stored after."""
+    worker = make_worker()
+    working = worker.deps.fetch
+    await worker.fetch_job()
+    answer = asyncio.Event()
+
+    async def slow(day: date) -> Fetched:
+        await answer.wait()
+        return await working(day)
+
+    worker.deps.fetch = slow
+    clock.set(2026, 11, 25, 6, 31)  # 07:31 in Berlin: ada's digest is due
+    fetching = asyncio.create_task(worker.fetch_job())
+    await asyncio.sleep(0)
+    await asyncio.wait_for(worker.sweep_job(), 10)
+    assert "ada@example.org" in recipients(smtp_server)[1:]  # after her alert
+    assert not fetching.done()
+    answer.set()
+    await asyncio.wait_for(fetching, 10)
+    runs = worker.deps.store.recent_runs()
+    assert [(r.command, r.status) for r in runs][:2] == [("sweep", "ok"), ("fetch", "ok")]
+
+
+async def test_a_stop_cancels_a_fetch_in_flight_at_once(
+    make_worker: Callable[[], Worker], clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The worker's stop does not wait for a source that never answers: the fetch is recorded
+    stopped, and the worker stops well within its drain time."""
+    caplog.set_level(logging.INFO)
+    worker = make_worker()
+    await worker.fetch_job()
+
+    async def never(day: date) -> Fetched:
+        await asyncio.Event().wait()
+        raise AssertionError("the source never answers")
+
+    worker.deps.fetch = never
+    fetching = asyncio.create_task(worker.fetch_job())
+    await asyncio.sleep(0)
+    worker.deps.stop.set()
+    await asyncio.wait_for(fetching, 2)
+    assert "stopping: cancelling the fetch for 2026-11-24" in caplog.messages
+    assert worker.deps.store.recent_runs()[0].status == "stopped"
+
+
 async def test_the_worker_says_what_it_does_before_its_start_up_fetch(
     config: Settings, clock: Clock, smtp_server: SmtpServer, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -1252,6 +1318,37 @@ async def test_the_worker_says_what_it_does_before_its_start_up_fetch(
     ]
     assert caplog.messages[-2:] == ["stopping: cancelling the start-up fetch", "worker stopped"]
     assert [(r.command, r.status) for r in deps.store.recent_runs()] == [("fetch", "stopped")]
+
+
+async def test_a_restart_while_every_source_fails_fetches_before_its_first_sweep(
+    config: Settings, clock: Clock, tmp_path: Path, smtp_server: SmtpServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """Today's papers are stored, but every source failed the last fetch: a restarted worker
+    learns whether they still fail before its first sweep, so that a digest with nothing new
+    waits for papers (no "nothing matched" note) as it would have without the restart."""
+    caplog.set_level(logging.INFO)
+    worker = start_worker(config, clock, smtp_mailer(smtp_server))
+    await fetch_and_store(worker.deps, date(2026, 11, 25))
+    worker.deps.fetch = make_fetch(config, f"file:{tmp_path / 'missing.jsonl'}")
+    await worker.fetch_job()
+    stop, fetched = asyncio.Event(), []
+
+    async def failing(day: date) -> Fetched:
+        fetched.append(day)
+        return Fetched([], [{"source": "hf", "status": "failed", "reason": "HTTP 503"}])
+
+    deps = Deps(
+        settings=config, store=worker.deps.store, renderer=Renderer(), fetch=failing, clock=clock
+    )  # fmt: skip
+    restarted = Worker(deps, smtp_mailer(smtp_server), ProfilesFile(config.profiles, read_profiles))
+    asyncio.get_running_loop().call_later(1, stop.set)
+    await run_until(restarted, stop, 60, "hf", "delivering by SMTP")
+    assert fetched == [date(2026, 11, 24), date(2026, 11, 25)] and restarted.sources_down
+    assert (
+        "every source failed the last fetch: fetching the lists before the first sweep"
+        in caplog.messages
+    )
 
 
 async def test_a_source_that_works_but_has_nothing_new_sends_digests_as_usual(
@@ -1791,6 +1888,70 @@ async def test_an_alert_that_cannot_be_emailed_is_kept_and_only_a_sent_one_uses_
     (sent,) = smtp_server.messages
     assert "sending stopped again" in sent.get_content()  # type: ignore[attr-defined]
     assert len(messages(caplog, "admin alert (smtp):", logging.ERROR)) == 1
+
+
+async def test_an_admin_alert_kept_while_mail_was_down_outlasts_a_restart(
+    make_worker: Callable[[], Worker], profiles_path: Path, smtp_server: SmtpServer,
+    clock: Clock, caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """A worker restarted (a deploy, a crash) before mail worked again still emails the alerts
+    it could not: most subscribers removed by mistake would otherwise go unnoticed, as the
+    restarted worker finds nothing left to remove."""
+    caplog.set_level(logging.INFO)
+    worker = make_worker()
+    worker.mailer_factory = lambda: SmtpMailer("127.0.0.1", free_port(), security="none")
+    profiles_path.write_text(only_ada("23:59"))
+    os.utime(profiles_path, (0, 0))  # written a while ago: read at the first look
+    await worker.sweep_job()
+    assert set(worker.admin.pending) == {"removed"}
+    assert smtp_server.messages == []
+    restarted = make_worker()
+    assert "admin alert (removed) not emailed before this start" in caplog.text
+    clock.now += timedelta(minutes=2)  # the delivery pause has ended, and the server is back
+    await restarted.sweep_job()
+    (sent,) = smtp_server.handler.to("admin@paperbot.example.org")
+    assert "removed 2 of the 3 subscribers" in sent.get_content()  # type: ignore[attr-defined]
+    make_worker()  # emailed: not kept any more
+    assert restarted.deps.store.kept_admin_alerts() == {}
+
+
+async def test_a_kept_rejection_is_not_emailed_after_a_restart_with_the_file_fixed(
+    make_worker: Callable[[], Worker], profiles_path: Path, smtp_server: SmtpServer,
+    clock: Clock,
+) -> None:  # fmt: skip
+    good = only_ada("23:59", timezone="Europe/Berlin")
+    profiles_path.write_text(good)
+    worker = make_worker()
+    worker.mailer_factory = lambda: SmtpMailer("127.0.0.1", free_port(), security="none")
+    profiles_path.write_text(good.replace("Europe/Berlin", "Europe/Nowhere"))
+    os.utime(profiles_path, (0, 0))
+    await worker.sweep_job()
+    assert set(worker.admin.pending) == {"profiles"}
+    profiles_path.write_text(good)
+    restarted = make_worker()
+    assert restarted.admin.pending == {}
+    clock.now += timedelta(minutes=2)
+    await restarted.sweep_job()
+    assert smtp_server.handler.to("admin@paperbot.example.org") == []
+    assert restarted.deps.store.kept_admin_alerts() == {}
+
+
+async def test_a_kept_alert_another_worker_emailed_since_is_not_emailed_again(
+    config: Settings, smtp_server: SmtpServer
+) -> None:
+    store = Store(config.database_url)
+    clock = Clock(datetime(2026, 11, 25, tzinfo=UTC))
+    one = AdminAlerts(config, clock, times=store)
+    assert not await one.notify(None, "smtp", "auth failed", "fix the password")
+    two = AdminAlerts(config, clock, times=store)
+    two.recall_kept()
+    assert set(two.pending) == {"smtp"}
+    async with SmtpMailer(smtp_server.host, smtp_server.port, security="none") as mailer:
+        clock.now += timedelta(minutes=1)
+        assert await one.flush(mailer) is None
+        clock.now += timedelta(minutes=1)
+        assert await two.flush(mailer) is None
+    assert len(smtp_server.messages) == 1 and two.pending == {}
 
 
 async def test_an_alert_refused_for_good_is_dropped_and_the_others_still_go(

@@ -3,7 +3,9 @@
 ``parse_spec("hf,arxiv:cs.LG+cs.CL")`` reads what operators type; ``fetch_papers`` fetches every
 source concurrently, never lets one failure stop the others, merges papers by id (combining
 fields: upvotes from one source, categories from another) and reports per source whether it
-answered with papers, had no papers that day, or failed and why.
+answered with papers, had no papers that day, or failed and why. A source that has not
+answered within ``SOURCE_DEADLINE`` (a server that trickles its answer, a file on a hung mount)
+has failed: the fetch goes on without it, and the next fetch tries it again.
 """
 
 from __future__ import annotations
@@ -24,6 +26,10 @@ from bot.sources import arxiv, hf, jsonl
 from bot.sources.base import ParseResult, Skipped, log
 from bot.sources.http import Clock, Fetcher, HttpPolicy, make_client
 from bot.stopping import in_thread
+
+SOURCE_DEADLINE = 30 * 60.0
+"""Seconds a source may take in all, its retries included (a server may ask to wait minutes
+before each), before it counts as failed."""
 
 Kind = Literal["sample", "file", "hf", "hf-html", "arxiv"]
 KINDS: tuple[Kind, ...] = ("sample", "file", "hf", "hf-html", "arxiv")
@@ -131,6 +137,7 @@ class SourceOptions:
     hf_page_size: int = hf.PAGE_SIZE
     hf_max_pages: int = hf.MAX_PAGES
     policy: HttpPolicy = field(default_factory=HttpPolicy)
+    deadline: float = SOURCE_DEADLINE
 
 
 async def _hf_with_fallback(fetcher: Fetcher, day: date, options: SourceOptions) -> ParseResult:
@@ -171,12 +178,23 @@ async def _outcome(
     spec: SourceSpec, day: date, fetcher: Fetcher, options: SourceOptions
 ) -> tuple[list[Paper], SourceOutcome]:
     name = str(spec)
+    deadline = asyncio.timeout(options.deadline)
     try:
-        result = await fetch_one(spec, day, fetcher, options)
+        async with deadline:
+            result = await fetch_one(spec, day, fetcher, options)
     except SourceError as exc:
         log.error("source %s failed: %s", name, exc)
         return [], SourceOutcome(name, "failed", reason=str(exc))
     except Exception as exc:  # a bug in one source must not stop the others
+        if isinstance(exc, TimeoutError) and deadline.expired():
+            within = (
+                f"{options.deadline / 60:g} min"
+                if options.deadline >= 60
+                else f"{options.deadline:g} s"
+            )
+            reason = f"no answer within {within} (tried again at the next fetch)"
+            log.error("source %s failed: %s", name, reason)
+            return [], SourceOutcome(name, "failed", reason=reason)
         log.exception("source %s failed unexpectedly", name)
         return [], SourceOutcome(name, "failed", reason=f"unexpected {type(exc).__name__}: {exc}")
     status: Status = "ok" if result.papers else "empty"

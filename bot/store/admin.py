@@ -1,5 +1,6 @@
-"""The admin alerts table: when the last alert of each kind was emailed, so that the hourly
-limit of ``bot.admin.AdminAlerts`` holds across restarts of the worker."""
+"""The admin alerts tables: when the last alert of each kind was emailed, so that the hourly
+limit of ``bot.admin.AdminAlerts`` holds across restarts of the worker, and the alerts not
+emailed yet, so that a restart does not lose them."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from bot.store.tables import AdminAlertRow, as_utc
+from bot.store.tables import AdminAlertRow, KeptAdminAlertRow, as_utc
 
 
 class AdminAlertLog:
@@ -39,3 +40,32 @@ class AdminAlertLog:
             except IntegrityError:
                 if attempt:
                     raise
+
+    def kept_admin_alerts(self) -> dict[str, tuple[str, str, datetime, bool]]:
+        """By kind: the alert not emailed yet (what, what to do, when raised, whether held)."""
+        with Session(self.engine) as db:
+            rows = db.exec(select(KeptAdminAlertRow)).all()
+            return {r.kind: (r.what, r.todo, as_utc(r.raised_at), r.held) for r in rows}
+
+    def keep_admin_alert(
+        self, kind: str, what: str, todo: str, raised_at: datetime, held: bool
+    ) -> None:
+        """Keep the alert of ``kind`` not emailed yet (replacing the one kept before)."""
+        with Session(self.engine) as db:
+            row = db.get(KeptAdminAlertRow, kind) or KeptAdminAlertRow(
+                kind=kind, what=what, todo=todo, raised_at=as_utc(raised_at)
+            )
+            row.what, row.todo, row.raised_at, row.held = what, todo, as_utc(raised_at), held
+            db.add(row)
+            try:
+                db.commit()
+            except IntegrityError:  # another worker kept one of that kind at this very moment
+                db.rollback()
+
+    def drop_admin_alert(self, kind: str) -> None:
+        """Forget the kept alert of ``kind``: it was emailed, or no longer applies."""
+        with Session(self.engine) as db:
+            row = db.get(KeptAdminAlertRow, kind)
+            if row is not None:
+                db.delete(row)
+                db.commit()

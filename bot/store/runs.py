@@ -161,12 +161,16 @@ class RunLog:
             self._running.clear()
             self._changed.notify_all()
 
-    def recent_runs(self, limit: int = 10, status: str | None = None) -> list[RunRow]:
-        """The latest runs (of that ``status`` if given), newest first."""
+    def recent_runs(
+        self, limit: int = 10, status: str | None = None, command: str | None = None
+    ) -> list[RunRow]:
+        """The latest runs (of that ``status`` and ``command`` if given), newest first."""
         with self.session() as db:
             query = select(RunRow).order_by(col(RunRow.id).desc()).limit(limit)
             if status is not None:
                 query = query.where(col(RunRow.status) == status)
+            if command is not None:
+                query = query.where(col(RunRow.command) == command)
             return list(db.exec(query).all())
 
     def show_alive(self, run_ids: Iterable[int]) -> None:

@@ -195,6 +195,18 @@ class AdminAlertRow(SQLModel, table=True):
     counts_from: datetime
 
 
+class KeptAdminAlertRow(SQLModel, table=True):
+    """An admin alert not emailed yet (mail did not work), kept until it is: a restarted
+    worker emails it once mail works, as the process that raised it would have."""
+
+    __tablename__ = "admin_alerts_kept"
+    kind: str = Field(primary_key=True)
+    what: str
+    todo: str
+    raised_at: datetime
+    held: bool = False
+
+
 class RunRow(SQLModel, table=True):
     """One run (``send``, ``fetch``, a sweep). While it is ``running``, its summary names its
     process (``process``: host and pid) and when that last showed it is alive (``alive_at``);

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import date
 from pathlib import Path
 
@@ -176,6 +177,28 @@ async def test_a_missing_file_is_a_failed_source(
     report = await fetch(server, clock, f"file:{tmp_path / 'nope.jsonl'}")
     assert report.outcomes[0].status == "failed"
     assert "cannot read" in (report.outcomes[0].reason or "")
+
+
+async def test_a_source_that_never_answers_fails_by_its_deadline_and_the_others_go_on(
+    tmp_path: Path, server: Server, clock: FakeClock
+) -> None:
+    """A file on a hung mount, or a FIFO nobody writes, is a failed source, not a fetch that
+    never ends (it would hold up every later fetch)."""
+    fifo = tmp_path / "papers.fifo"
+    os.mkfifo(fifo)
+    options = SourceOptions(deadline=0.5)
+    try:
+        async with server.client() as client:
+            report = await fetch_papers(
+                parse_spec(f"file:{fifo},sample"), DAY, client=client, clock=clock, options=options
+            )
+    finally:  # let the reading thread see an empty file and end
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+    hung, sample = report.outcomes
+    assert (hung.status, hung.reason) == (
+        "failed", "no answer within 0.5 s (tried again at the next fetch)",
+    )  # fmt: skip
+    assert sample.status == "ok" and len(report.papers) == sample.count
 
 
 def test_merge_combines_fields_and_keeps_first_seen_order() -> None:
