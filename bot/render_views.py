@@ -357,20 +357,32 @@ def _family_first(family: str, given: str) -> bool | None:
 
 
 def _spelled_by(email: str, given: str, family: str) -> bool | None:
-    """Whether the local part of ``email`` spells the first word after the comma (True), else
-    the first word before it (False), accents aside; None for neither."""
+    """Whether the local part of ``email`` spells the first word after the comma, or its
+    initial beside a word before it (``g.garcia@``, ``mlopez@``: True), else the first word
+    before it (False), accents aside; None for neither. The initial comes first: a family name
+    is what addresses spell most, so ``garcia`` beside ``g`` says ``García`` is not greeted."""
     local = _folded(email.rpartition("@")[0] if "@" in email else email)
     pieces = set(re.split(r"[^a-z0-9]+", local))
     joined = re.sub(r"[^a-z0-9]+", "", local)
+    first = (_plain_words(given) or [""])[0]
+    before = _plain_words(family)
 
-    def spelled(text: str) -> bool:
-        words = [w for w in text.split() if w.rstrip(".").lower() not in _TITLES]
-        word = re.sub(r"[^a-z0-9]+", "", _folded(words[0])) if words else ""
+    def spelled(word: str) -> bool:
         return bool(word) and (word in pieces or (len(word) >= 3 and joined.startswith(word)))
 
-    if spelled(given):  # a place or a role after the comma is seldom part of an address
-        return True
-    return False if spelled(family) else None
+    def initialled(word: str) -> bool:
+        forms = {first[:1] + word, word + first[:1]}
+        return {first[:1], word} <= pieces or not forms.isdisjoint(pieces | {joined})
+
+    if spelled(first) or (first and any(initialled(w) for w in before if len(w) > 1)):
+        return True  # a place or a role after the comma is seldom part of an address
+    return False if before and spelled(before[0]) else None
+
+
+def _plain_words(text: str) -> list[str]:
+    """The words of ``text`` but titles, folded to letters and digits (``García`` → ``garcia``)."""
+    words = [_folded(w) for w in text.split() if w.rstrip(".").lower() not in _TITLES]
+    return [plain for w in words if (plain := re.sub(r"[^a-z0-9]+", "", w))]
 
 
 def _folded(text: str) -> str:

@@ -39,8 +39,11 @@ def _stoppable(name: str, job: Callable[[], Awaitable[object]]) -> Callable[[], 
     return run
 
 
-def build_scheduler(worker: Worker, sweep_seconds: int, sources: str) -> AsyncIOScheduler:
-    """The scheduler with its jobs: sweep, fetch through the day, fetch after arXiv announces."""
+def build_scheduler(
+    worker: Worker, sweep_seconds: int, sources: str, fetch_now: bool = False
+) -> AsyncIOScheduler:
+    """The scheduler with its jobs: sweep, fetch through the day (``fetch_now``: the first
+    fetch at once, beside the first sweep), fetch after arXiv announces."""
     scheduler = AsyncIOScheduler(timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1})
     now = datetime.now(UTC)
     sweep, fetch = _stoppable("sweep", worker.sweep_job), _stoppable("fetch", worker.fetch_job)
@@ -51,6 +54,7 @@ def build_scheduler(worker: Worker, sweep_seconds: int, sources: str) -> AsyncIO
     scheduler.add_job(
         fetch, CronTrigger(hour="*/2", minute=10, timezone=UTC), id="fetch",
         replace_existing=True, misfire_grace_time=3600,
+        **({"next_run_time": now} if fetch_now else {}),
     )  # fmt: skip
     if "arxiv:" in sources:
         announce = CronTrigger(
@@ -113,17 +117,19 @@ async def run_until(
     for warning in worker.deps.settings.warnings:
         log.warning("%s", warning)
     today = worker.deps.clock().date()
-    why = None
+    fetch_now = False
     if not worker.deps.store.has_papers_for(today):
-        why = f"no papers stored for {today} yet"
-    elif worker.sources_failed_last():  # digests with nothing new should wait, as they did
-        why = "every source failed the last fetch"
-    if why is not None:
-        log.info("%s: fetching the lists before the first sweep", why)
+        log.info("no papers stored for %s yet: fetching the lists before the first sweep", today)
         if not await _fetch_first(worker, stop):
             log.info("worker stopped")
             return
-    scheduler = build_scheduler(worker, sweep_seconds, sources)
+    elif worker.sources_down:  # restored: the sweeps need not wait for a source slow to fail
+        fetch_now = True
+        log.info(
+            "every source failed the last fetch: digests with nothing new wait for papers while "
+            "the lists are fetched again"
+        )
+    scheduler = build_scheduler(worker, sweep_seconds, sources, fetch_now)
     scheduler.start()
     await stop.wait()
     log.info("stopping: no new work; finishing what is in flight")

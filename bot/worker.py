@@ -195,14 +195,16 @@ class Worker:
         deps.on_outcome = log_outcome
 
     def start(self) -> None:
-        """Resume a delivery pause still in force (see ``_resume_pause``), take up the admin
-        alerts kept unsent before this start, then load the profiles (the admin alerts' times
-        are read from the store as needed). A file changed while
-        the worker was down is judged as a reload is: when it removed most subscribers, or is
-        invalid (or missing), the admin alert is kept for the first sweep to email; an invalid
-        file leaves the last good profiles in use, as the store holds them. With none stored
-        (a first start) an invalid file is fatal: there is no last good version."""
+        """Resume a delivery pause still in force (see ``_resume_pause``) and a failure of
+        every source (``sources_failed_last``), take up the admin alerts kept unsent before
+        this start, then load the profiles (the admin alerts' times are read from the store as
+        needed). A file changed while the worker was down is judged as a reload is: when it
+        removed most subscribers, or is invalid (or missing), the admin alert is kept for the
+        first sweep to email; an invalid file leaves the last good profiles in use, as the
+        store holds them. With none stored (a first start) an invalid file is fatal: there is
+        no last good version."""
         self._resume_pause()
+        self.sources_down = self.sources_failed_last()
         self.admin.recall_kept()
         try:
             subscribers = self.profiles.load()
@@ -469,8 +471,8 @@ class Worker:
 
     def sources_failed_last(self) -> bool:
         """Whether every source failed the latest fetch that finished (before this start, as
-        the runs table keeps it): digests would not know to wait for papers until a fetch says
-        so."""
+        the runs table keeps it): digests with nothing new wait for papers, as they did before
+        the restart, until a fetch gets some."""
         for run in self.deps.store.recent_runs(5, command="fetch"):
             statuses = [source.get("status") for source in run.summary.get("sources", [])]
             if run.status in {"ok", "failed"} and statuses:  # not one stopped or killed early

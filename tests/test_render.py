@@ -623,6 +623,9 @@ def test_the_greeting_uses_the_given_name_not_a_title(
         ("Jane Smith, Oxford", "j.smith@example.org", "2 papers picked for you"),
         ("García Márquez, Gabriel", "gabriel.garcia@example.org", "2 papers picked for you, Gabriel"),
         ("García Márquez, Gabriel", "ggm@example.org", "2 papers picked for you"),
+        ("García Márquez, Gabriel", "g.garcia@example.org", "2 papers picked for you, Gabriel"),
+        ("Silva Santos, Ana", "asilva@example.org", "2 papers picked for you, Ana"),
+        ("López García, María", "lopezm@example.org", "2 papers picked for you, María"),
         ("Wei Chen, Tsinghua", "wei.chen@example.org", "2 papers picked for you, Wei"),
     ],
 )  # fmt: skip
@@ -630,7 +633,8 @@ def test_two_names_and_a_comma_greet_the_name_the_address_spells_or_nobody(
     renderer: Renderer, name: str, email: str, greeting: str
 ) -> None:
     """``Jane Smith, Oxford`` is a name and a place, ``García Márquez, Gabriel`` a family name
-    and a given name: the same shape. The address tells them apart; when it cannot, the email
+    and a given name: the same shape. The address tells them apart (``g.garcia@`` is the
+    given name's initial beside the family name, not "García"); when it cannot, the email
     greets nobody rather than "Oxford"."""
     sub = ADA.model_copy(update={"name": name, "email": email})
     out = renderer.render(replace(digest(n=2, more=0), subscriber=sub), CTX)

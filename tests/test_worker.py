@@ -1320,13 +1320,14 @@ async def test_the_worker_says_what_it_does_before_its_start_up_fetch(
     assert [(r.command, r.status) for r in deps.store.recent_runs()] == [("fetch", "stopped")]
 
 
-async def test_a_restart_while_every_source_fails_fetches_before_its_first_sweep(
+async def test_a_restart_while_every_source_fails_keeps_digests_waiting_and_fetches_at_once(
     config: Settings, clock: Clock, tmp_path: Path, smtp_server: SmtpServer,
     caplog: pytest.LogCaptureFixture,
 ) -> None:  # fmt: skip
     """Today's papers are stored, but every source failed the last fetch: a restarted worker
-    learns whether they still fail before its first sweep, so that a digest with nothing new
-    waits for papers (no "nothing matched" note) as it would have without the restart."""
+    keeps the digests with nothing new waiting for papers as it would have without the
+    restart, and fetches at once; its sweeps do not wait for a source that takes long to
+    fail."""
     caplog.set_level(logging.INFO)
     worker = start_worker(config, clock, smtp_mailer(smtp_server))
     await fetch_and_store(worker.deps, date(2026, 11, 25))
@@ -1334,20 +1335,24 @@ async def test_a_restart_while_every_source_fails_fetches_before_its_first_sweep
     await worker.fetch_job()
     stop, fetched = asyncio.Event(), []
 
-    async def failing(day: date) -> Fetched:
+    async def hanging(day: date) -> Fetched:
         fetched.append(day)
-        return Fetched([], [{"source": "hf", "status": "failed", "reason": "HTTP 503"}])
+        await asyncio.Event().wait()  # answers only after the stop: the stop cancels it
+        raise AssertionError("the source never answers")
 
     deps = Deps(
-        settings=config, store=worker.deps.store, renderer=Renderer(), fetch=failing, clock=clock
+        settings=config, store=worker.deps.store, renderer=Renderer(), fetch=hanging, clock=clock
     )  # fmt: skip
     restarted = Worker(deps, smtp_mailer(smtp_server), ProfilesFile(config.profiles, read_profiles))
     asyncio.get_running_loop().call_later(1, stop.set)
     await run_until(restarted, stop, 60, "hf", "delivering by SMTP")
-    assert fetched == [date(2026, 11, 24), date(2026, 11, 25)] and restarted.sources_down
+    assert fetched == [date(2026, 11, 24)]  # asked at once, and still asked at the stop
+    assert restarted.swept is not None  # meanwhile the first sweep went: alan's digest is out
+    assert "alan@example.org" in recipients(smtp_server)
+    assert restarted.sources_down  # as before the restart: digests with nothing new wait
     assert (
-        "every source failed the last fetch: fetching the lists before the first sweep"
-        in caplog.messages
+        "every source failed the last fetch: digests with nothing new wait for papers while the "
+        "lists are fetched again" in caplog.messages
     )
 
 
