@@ -8,7 +8,7 @@ from datetime import datetime
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, delete, select
 
 from bot.store.tables import AdminAlertRow, KeptAdminAlertRow, as_utc
 
@@ -64,8 +64,6 @@ class AdminAlertLog:
 
     def drop_admin_alert(self, kind: str) -> None:
         """Forget the kept alert of ``kind``: it was emailed, or no longer applies."""
-        with Session(self.engine) as db:
-            row = db.get(KeptAdminAlertRow, kind)
-            if row is not None:
-                db.delete(row)
-                db.commit()
+        with Session(self.engine) as db:  # a statement: another worker may drop it first
+            db.exec(delete(KeptAdminAlertRow).where(col(KeptAdminAlertRow.kind) == kind))
+            db.commit()
