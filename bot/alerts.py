@@ -2,7 +2,9 @@
 
 A rule fires on a paper when one of its authors wrote it (robust to initials, accents and name
 order) or one of its phrases appears in the title or abstract (as consecutive stemmed words, so
-"state space model" also finds "State-Space Models").
+"state space model" also finds "State-Space Models"). Its words are read as digest keywords are
+(``word_terms``), against the paper itself: "rlhf" finds a paper writing only "RLHF", and
+"mixture of experts" one writing "MoE" where it defines it as "mixture of experts (MoE)".
 
 The papers that fire in one sweep go out together, in one alert (``alert_digest``), grouped by
 the rule that fired.
@@ -13,8 +15,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import NamedTuple
 
-from bot.matching.text import same_person, sentences, terms_of, tokenize
+from bot.matching.text import (
+    WORD,
+    Acronyms,
+    find_acronyms,
+    same_person,
+    sentences,
+    terms_of,
+    tokenize,
+    word_terms,
+)
 from bot.models import AlertRule, Digest, Match, Paper, Subscriber
 
 
@@ -34,13 +46,39 @@ def _contains(terms: Sequence[str], phrase: Sequence[str]) -> bool:
     )
 
 
-Terms = dict[str, tuple[list[str], list[str]]]
+class Read(NamedTuple):
+    """A paper analysed for alerts: the terms of its title and abstract, the acronyms it
+    defines, and each of its terms (counted once)."""
+
+    title: list[str]
+    abstract: list[str]
+    acronyms: Acronyms
+    held: dict[str, int]
+
+    def wanted(self, phrase: str) -> list[str]:
+        """The terms of a subscriber's ``phrase``, read against this paper."""
+        return [t for w in WORD.findall(phrase) for t in word_terms(w, self.held, self.acronyms)]
+
+    def holds(self, phrase: str) -> str:
+        """Where the paper holds ``phrase``: ``title``, else ``abstract``, else ""."""
+        wanted = self.wanted(phrase)
+        if _contains(self.title, wanted):
+            return "title"
+        return "abstract" if _contains(self.abstract, wanted) else ""
 
 
-def _terms(paper: Paper, cache: Terms) -> tuple[list[str], list[str]]:
-    if paper.id not in cache:
-        cache[paper.id] = (terms_of(paper.title), terms_of(paper.abstract))
-    return cache[paper.id]
+Terms = dict[str, Read]
+
+
+def _terms(paper: Paper, cache: Terms) -> Read:
+    found = cache.get(paper.id)
+    if found is None:
+        acronyms = find_acronyms([f"{paper.title}. {paper.abstract}"])
+        title, abstract = terms_of(paper.title, acronyms), terms_of(paper.abstract, acronyms)
+        found = cache[paper.id] = Read(
+            title, abstract, acronyms, dict.fromkeys(title + abstract, 1)
+        )
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,12 +116,11 @@ class Fired:
 
 def _phrase_fired(rule: AlertRule, paper: Paper, cache: Terms) -> Fired | None:
     """The first phrase of ``rule`` that ``paper`` holds, in its title or else its abstract."""
-    title, abstract = _terms(paper, cache)
+    read = _terms(paper, cache)
     for phrase in rule.keywords:
-        wanted = terms_of(phrase)
-        for where, terms in (("title", title), ("abstract", abstract)):
-            if _contains(terms, wanted):
-                return Fired(rule.name, phrase, where, phrase)
+        where = read.holds(phrase)
+        if where:
+            return Fired(rule.name, phrase, where, phrase)
     return None
 
 
@@ -96,12 +133,15 @@ def _author_fired(rule: AlertRule, paper: Paper) -> Fired | None:
     return None
 
 
-def _snippet(paper: Paper, rule_phrases: Iterable[str]) -> tuple[str, tuple[tuple[int, int], ...]]:
+def _snippet(
+    paper: Paper, rule_phrases: Iterable[str], cache: Terms
+) -> tuple[str, tuple[tuple[int, int], ...]]:
     """The first abstract sentence that holds a phrase, with each occurrence of it marked."""
-    wanted = [terms_of(p) for p in rule_phrases]
+    read = _terms(paper, cache)
+    wanted = [read.wanted(p) for p in rule_phrases]
     for start, end in sentences(paper.abstract):
         text = paper.abstract[start:end]
-        tokens = tokenize(text)
+        tokens = tokenize(text, read.acronyms)
         terms = [t for token in tokens for t in token.terms]
         owner = [token for token in tokens for _ in token.terms]  # the token of each term
         hit = next((w for w in wanted if _contains(terms, w)), None)
@@ -117,9 +157,8 @@ def _excluded(subscriber: Subscriber, paper: Paper, cache: Terms) -> bool:
     """Whether the paper holds a phrase the subscriber excludes (a veto, as in digests)."""
     if not subscriber.interests.exclude:
         return False
-    title, abstract = _terms(paper, cache)
-    vetoes = (terms_of(phrase) for phrase in subscriber.interests.exclude)
-    return any(_contains(title, v) or _contains(abstract, v) for v in vetoes)
+    read = _terms(paper, cache)
+    return any(read.holds(phrase) for phrase in subscriber.interests.exclude)
 
 
 def fired_rules(
@@ -150,7 +189,7 @@ def alert_hits(
     for paper in papers:
         fired = fired_rules(subscriber, paper, cache)
         if fired:
-            snippet, marks = _snippet(paper, phrases)
+            snippet, marks = _snippet(paper, phrases, cache)
             reasons = tuple(dict.fromkeys(found.reason for found in fired))
             # what fired, not every term of the rule
             rules = tuple(dict.fromkeys(found.label for found in fired))

@@ -16,6 +16,7 @@ from bot.alerts import AlertHit, alert_digest
 from bot.composer import Draft, compose_draft
 from bot.delivery import Job
 from bot.errors import UnwritableDeliveryError
+from bot.matching.text import distinct_phrases
 from bot.message import Envelope, Outgoing, Unsubscribe, list_id, recipient
 from bot.models import Digest, DigestKind, Match, Paper, Subscriber
 from bot.render import EmailContext, Renderer, listed_only
@@ -58,7 +59,7 @@ def build_digest(
 ) -> Digest:
     """The Digest for one subscriber: the picks, the overflow, and their topics; ``earlier``
     papers of its lists reached the subscriber before it."""
-    topics = (*subscriber.interests.keywords, *subscriber.interests.authors)
+    topics = (*distinct_phrases(subscriber.interests.keywords), *subscriber.interests.authors)
     kind: DigestKind = "digest" if selection.picked else "empty"
     return Digest(subscriber, day, selection.picked, selection.more, kind, topics, earlier)
 

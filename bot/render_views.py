@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
+from bot.matching.text import distinct_phrases
 from bot.models import DAYS, Digest, Match, Paper
 from bot.urls import http_url
 
@@ -38,7 +39,10 @@ _QUOTED = {REASON_LABELS["keyword"], REASON_LABELS["alert"]}
 """Chips whose detail is a phrase of the profile, quoted in the plain text."""
 _SAID = {*REASON_LABELS.values(), "Categories"}
 """Chips the plain text names in lower case before their detail; others stay as they are."""
-_WHERE_NOTES = (" (title)", " (both words)", " (all its words)")
+_WHERE_NOTES = (
+    *(" (title)", " (both words)", " (all its words)"),
+    *(" (one of its words)", " (some of its words)"),
+)
 """The notes after a phrase saying where it was found (see ``bot.matching.reasons``)."""
 _UNSAFE_URL_CHARS = re.compile(r"[\x00-\x20\x7f\"'<>\\`]")
 _WHITESPACE = re.compile(r"\s+")
@@ -424,7 +428,8 @@ def topics_of(digest: Digest) -> list[str]:
     if digest.topics and digest.kind != "alert":
         return [one_line(t) for t in digest.topics if t.strip()]
     interests = digest.subscriber.interests
-    return [one_line(t) for t in (*interests.keywords, *interests.authors, *interests.categories)]
+    keywords = distinct_phrases(interests.keywords)
+    return [one_line(t) for t in (*keywords, *interests.authors, *interests.categories)]
 
 
 def _wrap_line(line: str) -> list[str]:

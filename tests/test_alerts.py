@@ -112,3 +112,33 @@ def test_an_alert_groups_its_papers_by_the_first_rule_each_fires() -> None:
     okafor, ssms = ("L. Okafor",), ("state space model",)
     assert alert.rules == (okafor, okafor, ssms, (*ssms, *okafor), ())
     assert alert.topics == ("L. Okafor", "state space model")
+
+
+def test_alert_phrases_read_acronyms_as_digest_keywords_do() -> None:
+    """A lower-case acronym finds its capitals, and an acronym its long form where the paper
+    defines it (and the other way round), as digest keywords do."""
+    sub = Subscriber.model_validate(
+        {
+            "email": "ada@example.org",
+            "alerts": [
+                {"keywords": ["rlhf"]},
+                {"keywords": ["mixture of experts"]},
+                {"keywords": ["SSM"]},
+            ],
+        }
+    )
+    feedback = Paper("f", "Cheaper RLHF", "We cut the cost of RLHF by half.")
+    routed = Paper(
+        "r",
+        "MoE layers on phones",
+        "A mixture of experts (MoE) runs on device. Our MoE caches experts.",
+    )
+    scans = Paper("s", "Selective scans", "A state space model (SSM) beats transformers.")
+    assert [f.explained() for p in (feedback, routed, scans) for f in fired_rules(sub, p)] == [
+        'fires alert "rlhf" (title: rlhf)',
+        'fires alert "mixture of experts" (title: mixture of experts)',
+        'fires alert "SSM" (abstract: SSM)',
+    ]
+    (hit,) = alert_hits(sub, [routed])
+    text = hit.match.snippet
+    assert [text[a:b] for a, b in hit.match.marks] == ["mixture of experts", "MoE"]

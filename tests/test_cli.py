@@ -69,7 +69,9 @@ def test_match_table(profiles_file: Path, papers_file: Path) -> None:
         result.exit_code == 0
         and "ada@example.org" in result.output
         and "Router Z-Loss" in result.output
-        and " picks)" in result.output
+        and "ada@example.org (3 picks)" in result.output
+        and "grace@example.org (1 pick)" in result.output
+        and "alan@example.org (0 picks)" in result.output
     )
     ranked = runner.invoke(app, [*args, "--all"])
     assert ranked.exit_code == 0 and "(8 papers ranked)" in ranked.output

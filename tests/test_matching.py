@@ -95,6 +95,37 @@ def test_a_keyword_written_twice_or_in_another_form_counts_once() -> None:
         assert scores(one(profile, papers)) == once, extra
 
 
+BROAD = [
+    *(f"{topic} generation" for topic in ("music", "code", "speech", "protein", "layout")),
+    *(f"{kind} models" for kind in ("world", "reward", "sequence", "energy", "latent")),
+    *("generative models", "language models", "model merging", "model editing", "data generation"),
+    *(f"{topic} generation" for topic in ("story", "caption", "query", "scene", "report")),
+    *(f"{kind} models" for kind in ("topic", "mixture", "graphical", "ranking", "vision")),
+]
+"""Broad keywords, many sharing a word ("models", "generation") with others."""
+
+
+def test_words_shared_by_many_keywords_do_not_carry_a_paper_none_of_them_names() -> None:
+    """A word found in a paper counts towards each keyword holding it, but matches too weak to
+    be named add up to less than the threshold: a paper that only says "model" and
+    "generation" is no pick, however many keywords share those words."""
+    vague = Paper(
+        "v",
+        "Goes on and on",
+        "We propose a model for the generation of long outputs; the model is fast.",
+    )
+    on_topic = Paper("t", "Reward models that forget", "Reward models drift during training.")
+    profile = sub(keywords=BROAD)
+    selection = one(profile, [vague, on_topic, *FILLER, *LONGER])
+    assert [m.paper.id for m in selection.picked] == ["t"]
+    assert selection.picked[0].reasons == ("keyword: reward models (title)",)
+    lenient = one(sub(keywords=BROAD, min_score=0.2), [vague, on_topic, *FILLER, *LONGER])
+    assert "v" in [m.paper.id for m in lenient.picked]
+    assert all(m.reasons for m in lenient.picked)
+    why = {m.paper.id: m.reasons for m in lenient.picked}
+    assert why["f1"] == ("keyword: protein generation (one of its words)",)
+
+
 def test_title_counts_more_than_abstract() -> None:
     title = Paper("t", "Lattice sieving made fast", "We improve a classic algorithm.")
     abstract = Paper("a", "Faster algorithms", "We improve lattice sieving in one step.")
@@ -659,6 +690,8 @@ def test_a_keyword_found_as_words_apart_says_so_in_plain_words() -> None:
     ranked = one(sub(keywords=["expert routing", "mixture of experts"]), papers).ranked
     reasons = {m.paper.id: m.reasons for m in ranked}
     assert "keyword: expert routing (both words)" in reasons["two"]
+    hyphenated = one(sub(keywords=["expert-routing"]), papers).ranked
+    assert hyphenated[0].reasons == ("keyword: expert-routing (both words)",)
     assert "keyword: mixture of experts (all its words)" in reasons["three"]
 
 
@@ -671,6 +704,28 @@ def test_description_reasons_leave_out_words_that_carry_little() -> None:
         sub(description="a method of quantization for sparse models"), [paper, *many, *FILLER]
     )
     assert match.picked[0].reasons == ("description: quantization, sparse models",)
+
+
+def test_a_description_names_topics_not_the_words_that_say_what_is_wanted() -> None:
+    """Free text says what its writer wants ("I want to read papers about things ..."): those
+    words weigh nothing alone and are never named, though a pair holding one still counts."""
+    text = (
+        "I want to read papers about things I am interested in: a long description that goes "
+        "on about mixture-of-experts and the work on sparse routing."
+    )
+    goes = Paper("g", "Goes on and on", "A mixture-of-experts layer that goes deeper.")
+    routed = Paper("r", "Sparse routing", "Mixture-of-experts models with sparse routing.")
+    ranked = one(sub(description=text), [goes, routed, *FILLER]).ranked
+    reasons = {m.paper.id: m.reasons for m in ranked}
+    assert reasons["g"] == ("description: mixture-of-experts",)
+    assert reasons["r"] == ("description: sparse routing, mixture-of-experts",)
+    together = Paper("t", "Legal reading comprehension", "Reading comprehension of contracts.")
+    apart = Paper("a", "Legal comprehension", "We read contracts to test comprehension.")
+    ranked = one(sub(description="reading comprehension of contracts"), [together, apart]).ranked
+    assert [(m.paper.id, m.reasons) for m in ranked] == [
+        ("t", ("description: reading comprehension, contracts",)),
+        ("a", ("description: comprehension, contracts",)),
+    ]
 
 
 def test_a_snippet_marks_only_the_keywords_that_were_found() -> None:

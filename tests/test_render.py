@@ -550,6 +550,7 @@ def test_the_text_part_says_why_in_words_naming_reasons_as_the_chips_do(
         "author: Noam Shazeer",
         "keyword: sparse experts (both words)",
         "keyword: expert routing",
+        "keyword: token routing networks (some of its words)",
         "like: similar to 2401.00001 (Switch Transformers)",
         "description: mixture-of-experts, load",
         "category: cs.LG",
@@ -557,7 +558,7 @@ def test_the_text_part_says_why_in_words_naming_reasons_as_the_chips_do(
     out = renderer.render(replace(d, matches=(replace(d.matches[0], reasons=reasons),)), CTX)
     said = (
         "Why: author Noam Shazeer; topic “sparse experts” (both words); topic “expert routing”;"
-        " similar to 2401.00001 (Switch Transformers); your description (mixture-of-experts,"
+        " topic “token routing networks” (some of its words); similar to 2401.00001 (Switch Transformers); your description (mixture-of-experts,"
         " load); category cs.LG"
     )
     assert said in " ".join(out.text.split())
@@ -719,6 +720,20 @@ def test_the_topics_under_the_heading_name_the_authors_and_count_the_rest(
     assert "token routing, router collapse and 4 more " in " ".join(out.text.split())
     assert re.search(r">router collapse</span> and 4 more</p>", out.html), out.html
     assert "expert choice" not in out.text.split("\n\n", 3)[2]
+
+
+def test_the_topics_name_each_keyword_once_however_often_it_is_written(
+    renderer: Renderer,
+) -> None:
+    """Keywords written in two forms count once in matching, and are named once: as first
+    written."""
+    keywords = ["vision-language", "diffusion model", "vision language", "diffusion models"]
+    sub = ADA.model_copy(
+        update={"interests": ADA.interests.model_copy(update={"keywords": keywords})}
+    )
+    out = renderer.render(build_digest(sub, DAY, matching.Selection(digest(n=1).matches)), CTX)
+    flat = " ".join(out.text.split())
+    assert "Your topics: vision-language, diffusion model, Noam Shazeer " in flat, flat
 
 
 def test_default_templates_are_the_repository_ones_read_through_the_package() -> None:

@@ -164,7 +164,8 @@ def match(
     titles = {p.id: p.title for p in found}
     for entry in result:
         count = len(entry["matches"])
-        title = f"{entry['email']} ({count} {'papers ranked' if all_papers else 'picks'})"
+        said = plural(count, "paper") + " ranked" if all_papers else plural(count, "pick")
+        title = f"{entry['email']} ({said})"
         table = Table(title=Text(title), title_justify="left")
         for column in ("score", "paper", "title", "why"):
             table.add_column(column, overflow="fold")

@@ -83,8 +83,14 @@ class Descriptions:
 
     def weigh(self, idf: Array, pairs: Pairs) -> None:
         """Weigh each row's terms by ``idf`` (per column) times ``1 + log count``, and the pairs
-        ``pairs`` finds by the IDF of their two terms per occurrence, in the shares above."""
+        ``pairs`` finds by the IDF of their two terms per occurrence, in the shares above.
+
+        A term of ``idf`` 0 (a word that describes what is wanted, not a topic: see
+        ``text.DESCRIBING``) weighs nothing alone and is never named alone; a pair holding it
+        weighs by its other term."""
         text, col, word, _ = self._entries
+        weighed = idf[col] > 0
+        text, col, word = text[weighed], col[weighed], word[weighed]
         width = int(col.max()) + 1 if len(col) else 1
         unique, first, inverse = np.unique(text * width + col, True, True)
         order = np.argsort(first)
@@ -120,7 +126,7 @@ class Descriptions:
         # Every occurrence counts: a phrase written again is what the description is about.
         raw = idf[one] + idf[two]
         column = pairs(one, two)
-        held = np.flatnonzero(column >= 0)
+        held = np.flatnonzero((column >= 0) & (raw > 0))
         # Only the pairs some paper holds share the row: the others could match nothing, and
         # a row's weights sum to 1 whatever today's papers are.
         totals = np.bincount(row[held], weights=raw[held], minlength=self._rows)

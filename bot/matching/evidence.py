@@ -20,8 +20,6 @@ from bot.matching.query import Query
 from bot.matching.text import Token, fold
 from bot.models import Paper
 
-# A keyword or description term is named in the reasons from this match value up.
-REASON_FROM = 0.3
 DESCRIPTION_TERMS = 4
 # The description is named in the reasons when its shown terms carry this much of it.
 DESCRIPTION_REASON_FROM = 0.05

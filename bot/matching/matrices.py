@@ -19,6 +19,8 @@ from bot.matching.text import Name, name_key, same_given
 
 Array = np.ndarray
 Marks = tuple[tuple[int, int], ...]
+# A keyword is named in the reasons from this match value up (see ``keyword_logs``).
+REASON_FROM = 0.3
 
 
 def sparse_rows(
@@ -101,9 +103,11 @@ class Matrices:
         cols = [phrase.cols for phrase in self.phrases]
         match = sp.csr_matrix(sparse_rows(cols, weights, width, np.float32) @ self.docs)
         np.clip(match.data, 0.0, 0.999, out=match.data)
+        named = match.data >= REASON_FROM
         match.data = np.log1p(-match.data)
-        # Per distinct phrase and paper, log(1 - match): profiles sum these rows.
-        self.keyword_logs = DenseRows(match)
+        # Per distinct phrase and paper, log(1 - match): profiles sum these rows. The first
+        # half holds the matches strong enough to be named, the second half the others.
+        self.keyword_logs = DenseRows(sp.vstack([_kept(match, named), _kept(match, ~named)], "csr"))
         self.dense_docs = DenseRows(self.docs)
         self._keyword_values = sp.csr_matrix((len(self.phrases), p))
         self._weights64: sp.csr_matrix | None = sparse_rows(cols, weights, width, np.float64)
@@ -167,6 +171,14 @@ class Matrices:
         for wanted in query.authors:
             found.update(self.author_cols(wanted))
         return sorted(found)
+
+
+def _kept(matrix: sp.csr_matrix, keep: Array) -> sp.csr_matrix:
+    """``matrix`` with only the stored entries where ``keep`` holds."""
+    kept = matrix.copy()
+    kept.data = np.where(keep, kept.data, 0.0).astype(kept.dtype)
+    kept.eliminate_zeros()
+    return kept
 
 
 def _cols(field: Field, columns: Mapping[Feature, int]) -> list[int]:

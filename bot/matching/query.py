@@ -19,7 +19,7 @@ import numpy as np
 
 from bot.matching.describe import Descriptions
 from bot.matching.index import Collection, Feature
-from bot.matching.text import WORD, fold, terms_of
+from bot.matching.text import DESCRIBING, WORD, fold, word_terms
 from bot.models import Subscriber
 
 PHRASE_SHARE = 0.6
@@ -32,7 +32,8 @@ class Phrase:
     """A keyword or exclude: the text written, its weighted features and their columns.
 
     ``cols`` are the columns of ``weights`` in the same order; ``id`` numbers distinct term
-    sequences (phrases with the same terms share it).
+    sequences (phrases with the same terms share it); ``words`` are the words written, each
+    with its terms.
     """
 
     label: str
@@ -40,6 +41,7 @@ class Phrase:
     weights: Weights
     cols: tuple[int, ...] = ()
     id: int = 0
+    words: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @property
     def feature(self) -> Feature:
@@ -95,11 +97,15 @@ class Vocabulary:
             col = self.columns[feature] = len(self.columns)
         return col
 
-    def phrase(self, label: str, terms: tuple[str, ...], weights: Weights) -> Phrase:
-        """A phrase with its columns and id; the first phrase of each term sequence is kept."""
+    def phrase(
+        self, label: str, words: tuple[tuple[str, tuple[str, ...]], ...], weights: Weights
+    ) -> Phrase:
+        """A phrase of ``words`` (each with its terms) with its columns and id; the first
+        phrase of each term sequence is kept."""
+        terms = tuple(t for _, word_terms in words for t in word_terms)
         pid = self._phrase_ids.get(terms)
         cols = tuple(map(self.column, weights))
-        made = Phrase(label, terms, weights, cols, len(self.phrases) if pid is None else pid)
+        made = Phrase(label, terms, weights, cols, len(self.phrases) if pid is None else pid, words)
         if pid is None:
             self._phrase_ids[terms] = made.id
             self.phrases.append(made)
@@ -131,40 +137,25 @@ class _Words:
         self.cols: dict[str, int] = {}
 
     def __call__(self, word: str) -> tuple[str, ...]:
-        """The terms of one word (acronyms expanded)."""
+        """The terms of one word (see ``word_terms``)."""
         terms = self.terms.get(word)
         if terms is None:
-            written = "-".join(map(self._capitals, word.split("-")))
-            terms = self.terms[word] = tuple(terms_of(written, self.collection.acronyms))
+            collection = self.collection
+            terms = self.terms[word] = word_terms(word, collection.df, collection.acronyms)
             for term in terms:
                 self.idf[term] = self.collection.idf(term)
                 self.cols[term] = self.vocabulary.column(term)
         return terms
 
-    def _capitals(self, part: str) -> str:
-        """``part`` of a word, in capitals when it is written in lower case where the papers
-        write it only in capitals: an acronym typed in lower case ("rlhf" is "RLHF", "llms"
-        "LLMs"). A word the papers also write in lower case ("cat") stays one."""
-        if not part.islower() or len(part) < 2:
-            return part
-        plural = len(part) > 3 and part.endswith("s")
-        capitals = part[:-1].upper() + "s" if plural else part.upper()
-        lower, upper = terms_of(part), terms_of(capitals)
-        if len(lower) != 1 or len(upper) != 1:
-            return part
-        df, acronyms = self.collection.df, self.collection.acronyms
-        if not df.get(lower[0]) and (df.get(upper[0]) or upper[0] in acronyms):
-            return capitals
-        return part
-
     def columns(self, word: str) -> tuple[int, ...]:
         """The columns of the terms of one word."""
         return tuple([self.cols[t] for t in self(word)])
 
-    def idf_by_column(self) -> np.ndarray:
-        """The IDF of each term column (0 for other columns)."""
+    def idf_by_column(self, without: frozenset[str] = frozenset()) -> np.ndarray:
+        """The IDF of each term column (0 for other columns, and for the terms ``without``)."""
         idf = np.zeros(len(self.vocabulary.columns))
         idf[list(self.cols.values())] = list(self.idf.values())
+        idf[[col for term, col in self.cols.items() if term in without]] = 0.0
         return idf
 
 
@@ -200,9 +191,10 @@ class Compiler:
         cache = self._phrases
         for label in labels:
             if label not in cache:
-                terms = tuple(t for w in WORD.findall(label) for t in self._words(w))
+                words = tuple((w, self._words(w)) for w in WORD.findall(label))
+                terms = tuple(t for _, word_terms in words for t in word_terms)
                 cache[label] = (
-                    self.vocabulary.phrase(label, terms, _weights(terms, self.collection))
+                    self.vocabulary.phrase(label, words, _weights(terms, self.collection))
                     if terms
                     else None
                 )
@@ -215,7 +207,7 @@ class Compiler:
         texts = {s.interests.description: 0 for s in profiles.values()}
         texts = {text: row for row, text in enumerate(texts)}
         descriptions = Descriptions(texts, self._words.columns)
-        descriptions.weigh(self._words.idf_by_column(), self._pairs)
+        descriptions.weigh(self._words.idf_by_column(DESCRIBING), self._pairs)
         self.vocabulary.descriptions = descriptions
         described = (descriptions.lengths > 0).tolist()
         queries = {}

@@ -3,7 +3,9 @@
 For each pair: keyword reasons (the phrase matches the keyword signal sums, looked up in the
 distinct-phrase x paper product), the description's top terms (one sparse elementwise product of
 the profiles' weights and the papers' values), and the snippet (keyword terms the paper holds,
-else the top description terms). Reason strings and tuples are shared between pairs.
+else the top description terms). A pair with a score but nothing strong enough to be named is
+still told why: its strongest keyword match, saying how much of the keyword was found, and the
+description words found. Reason strings and tuples are shared between pairs.
 """
 
 from __future__ import annotations
@@ -17,13 +19,16 @@ import scipy.sparse as sp
 from bot.matching import evidence as ev
 from bot.matching.describe import expand
 from bot.matching.likes import Likes
-from bot.matching.matrices import Array, Marks, Matrices
+from bot.matching.matrices import REASON_FROM, Array, Marks, Matrices
 from bot.matching.query import Phrase, Query
 
 # Per pair: its reasons, and its snippet with the marked spans (shared between pairs).
 Found = tuple[tuple[str, ...], tuple[str, Marks]]
 _WHERE = (" (all its words)", "", " (title)")
 """Where a keyword was found: its words but not side by side, as written, in the title."""
+# The match values the keyword signal counts as named are computed in float32, those here in
+# float64: a value at the boundary is named whichever side of it the other one fell.
+_NAMED_FROM = REASON_FROM - 1e-6
 T = TypeVar("T")
 
 
@@ -38,6 +43,17 @@ def _split(items: list[T], counts: Array) -> list[list[T]]:
     """``items`` cut into consecutive runs of ``counts``."""
     ends = np.cumsum(counts).tolist()
     return [items[a:b] for a, b in zip([0, *ends][:-1], ends, strict=True)]
+
+
+def _strongest(pair: Array, value: Array, pairs: int) -> Array:
+    """Per pair, the entry of its largest positive ``value`` (the first of equals), else -1."""
+    out = np.full(pairs, -1, np.int64)
+    order = np.lexsort((-value, pair))
+    order = order[value[order] > 0]
+    first = np.ones(len(order), bool)
+    first[1:] = pair[order][1:] != pair[order][:-1]
+    out[pair[order][first]] = order[first]
+    return out
 
 
 def _distinct(phrases: Sequence[Phrase]) -> list[Phrase]:
@@ -63,8 +79,9 @@ def _described(words: list[str]) -> str:
 
 
 def _where(label: str, where: int) -> str:
-    """How a keyword reason says where its keyword was found (``_WHERE``)."""
-    if where == 0 and len(label.split()) == 2:
+    """How a keyword reason says where its keyword was found (``_WHERE``); a keyword of two
+    words, spaced or hyphenated ("score-based"), says "both words"."""
+    if where == 0 and len(label.replace("-", " ").split()) == 2:
         return " (both words)"
     return _WHERE[where]
 
@@ -84,7 +101,7 @@ class Explainer:
             return []
         unique, inverse = np.unique(rows, return_inverse=True)
         queries = [self.queries[i] for i in unique.tolist()]
-        keywords, matched = self._keywords(queries, inverse, cols)
+        keywords, matched, weak = self._keywords(queries, inverse, cols)
         top, names, described = self._description(queries, inverse, cols)
         wanted = self._marked(matched, cols, top)
         out: list[Found] = []
@@ -98,6 +115,8 @@ class Explainer:
                 reasons = (*keywords[k], _described(names[k]))
             else:
                 reasons = tuple(keywords[k])
+            if not reasons:
+                reasons = self._weakest(weak[k], j, names[k])
             key = (j, wanted[k])
             out.append((shared.setdefault(reasons, reasons), snippets.get(key) or ev.shown(key, m)))
         return out
@@ -116,12 +135,31 @@ class Explainer:
             reasons += ev.category_reasons(query, self.m.collection.docs[j].paper)
         return reasons
 
+    def _weakest(self, weak: Phrase | None, j: int, names: list[str]) -> tuple[str, ...]:
+        """The reasons of a pair that nothing matched strongly enough to be named (weak
+        matches add up, to a point: see ``signals``): its strongest keyword match, saying how
+        much of the keyword was found, and the description words found."""
+        reasons = [self._partly(weak, j)] if weak is not None else []
+        if names:
+            reasons.append(_described(names))
+        return tuple(reasons)
+
+    def _partly(self, phrase: Phrase, j: int) -> str:
+        """The ``keyword:`` reason of a weak match of ``phrase`` in paper ``j``."""
+        columns, present = self.m.columns, self.m.present
+        words = [terms for _, terms in phrase.words if terms]
+        found = sum(all(present[columns[t], j] > 0 for t in terms) for terms in words)
+        if 0 < found < len(words):
+            return f"keyword: {phrase.label} ({'one' if found == 1 else 'some'} of its words)"
+        where = 2 if self.m.in_title[j, phrase.col] > 0 else int(present[phrase.col, j] > 0)
+        return f"keyword: {phrase.label}{_where(phrase.label, where)}"
+
     def _keywords(
         self, queries: list[Query], inverse: Array, cols: Array
-    ) -> tuple[list[list[str]], sp.csr_matrix]:
-        """Per pair, its keyword reasons (best match first, then in the profile's order), and
-        a row per pair with 1 at the columns of the terms of the keywords named (what its
-        snippet marks)."""
+    ) -> tuple[list[list[str]], sp.csr_matrix, list[Phrase | None]]:
+        """Per pair, its keyword reasons (best match first, then in the profile's order), a
+        row per pair with 1 at the columns of the terms of the keywords named (what its
+        snippet marks), and the keyword it matches best when none is named."""
         phrases: list[Phrase] = []
         counts: list[int] = []
         for query in queries:
@@ -135,7 +173,9 @@ class Explainer:
         ids = np.array([p.id for p in phrases], np.int64)[which]
         at = cols[pair]
         value = _lookup(self.m.keyword_values, ids, at)
-        keep = value >= ev.REASON_FROM
+        weak = _strongest(pair, value, len(cols))
+        weak_phrases = [phrases[which[e]] if e >= 0 else None for e in weak.tolist()]
+        keep = value >= _NAMED_FROM
         pair, position, which, ids, at, value = (
             a[keep] for a in (pair, position, which, ids, at, value)
         )
@@ -150,7 +190,7 @@ class Explainer:
             for key in zip(labels, where[order].tolist(), strict=True)
         ]
         reasons = _split(items, np.bincount(pair, minlength=len(cols)))
-        return reasons, self._terms_of(phrases, pair, which, len(cols))
+        return reasons, self._terms_of(phrases, pair, which, len(cols)), weak_phrases
 
     def _terms_of(
         self, phrases: list[Phrase], pair: Array, which: Array, pairs: int

@@ -1,9 +1,10 @@
 """Vectorised signals: every profile against every paper with sparse matrix products.
 
-Each signal is a (subscribers x papers) array in [0, 1]: keywords (soft OR of phrase matches),
-description (share of the soft query found), keyword coverage (share of the other keywords also
-found as written), authors, categories and liked papers (standing: see ``likes``).
-Subscribers are processed in chunks so memory stays bounded for any number of them.
+Each signal is a (subscribers x papers) array in [0, 1]: keywords (soft OR of phrase matches,
+the matches too weak to be named capped together), description (share of the soft query found),
+keyword coverage (share of the other keywords also found as written), authors, categories and
+liked papers (standing: see ``likes``). Subscribers are processed in chunks so memory stays
+bounded for any number of them.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from bot.matching.likes import Likes
 from bot.matching.matrices import Array, Matrices, ones_at
 from bot.matching.query import Query
 from bot.matching.text import fold
+
+# The most that keyword matches too weak to be named can add up to (see ``_keywords``).
+WEAK_KEYWORDS = 0.4
 
 
 @dataclass
@@ -50,11 +54,20 @@ def _likes(queries: Sequence[Query], likes: Likes, papers: int) -> Array:
 def _keywords(queries: Sequence[Query], m: Matrices) -> Array:
     """Per profile, the soft OR ``1 - prod(1 - match)`` of its distinct keyword phrases: one
     written twice, or in two forms with the same terms ("diffusion model", "diffusion models",
-    "MoE" where "mixture of experts (MoE)" is defined), counts once."""
+    "MoE" where "mixture of experts (MoE)" is defined), counts once.
+
+    The matches too weak to be named in the reasons (a word or two of a keyword, as "model"
+    of "world models") add up to at most ``WEAK_KEYWORDS``: in a profile of many broad
+    keywords sharing words, they would otherwise carry a paper that none of them names."""
     ids = [sorted({phrase.id for phrase in q.keywords}) for q in queries]
-    group = ones_at(ids, len(m.phrases), np.float32)
+    shift = len(m.phrases)
+    weak = [[i + shift for i in row] for row in ids]
+    group = ones_at([*ids, *weak], 2 * shift, np.float32)
     logs = m.keyword_logs.times(group)
-    return np.asarray(-np.expm1(logs), dtype=np.float32)
+    n = len(queries)
+    floor = np.float32(np.log1p(-WEAK_KEYWORDS))
+    total = logs[:n] + np.maximum(logs[n:], floor)
+    return np.asarray(-np.expm1(total), dtype=np.float32)
 
 
 def _coverage(queries: Sequence[Query], m: Matrices) -> Array:

@@ -27,6 +27,17 @@ _STOPWORD_TEXT = """
     which while who whom why will with within without would yet you your
 """
 STOPWORDS = frozenset(_STOPWORD_TEXT.split())
+# Words a description uses to say what its writer wants rather than to name a topic ("I want
+# to read papers about things like ..."): free text weighs them nothing alone, though a pair
+# of words holding one still counts ("reading comprehension", "instruction following").
+_DESCRIBING_TEXT = """
+    want wants wanted wish like likes liked love prefer interested interest interests
+    interesting curious keen read reads reading paper papers article articles work works
+    thing things stuff goes going get gets look looking seek seeking follow following find
+    keep especially particularly mainly mostly primarily really quite perhaps maybe anything
+    everything something whatever kind kinds lot lots topic topics include includes including
+    new latest
+"""
 # Hyphenated words whose first part is one of these are written as one word ("pre-training").
 _PREFIX_TEXT = "pre post re non co sub semi multi un anti mid"
 _JOINED_PREFIXES = frozenset(_PREFIX_TEXT.split())
@@ -84,6 +95,10 @@ def _word_term(word: str) -> str:
         return fold(base).upper()
     stem: str = _STEMMER.stemWord(fold(word).translate(_GREEK))
     return stem
+
+
+DESCRIBING = frozenset(_word_term(word) for word in _DESCRIBING_TEXT.split())
+"""The terms of the words in ``_DESCRIBING_TEXT``."""
 
 
 def _parts(word: str) -> list[str]:
@@ -154,6 +169,43 @@ def _pieces(word: str, at: int) -> Iterator[tuple[int, int, tuple[str, ...]]]:
 def terms_of(text: str, acronyms: Acronyms | None = None) -> list[str]:
     """The flat term sequence of ``text``."""
     return [term for token in tokenize(text, acronyms) for term in token.terms]
+
+
+def _capitals(part: str, df: Mapping[str, int], acronyms: Acronyms) -> str:
+    """``part`` of a word, in capitals when it is written in lower case where the papers
+    write it only in capitals (``df`` counts the papers holding each term)."""
+    if not part.islower() or len(part) < 2:
+        return part
+    plural = len(part) > 3 and part.endswith("s")
+    capitals = part[:-1].upper() + "s" if plural else part.upper()
+    lower, upper = _word_terms(part), _word_terms(capitals)
+    if len(lower) != 1 or len(upper) != 1:
+        return part
+    if not df.get(lower[0]) and (df.get(upper[0]) or upper[0] in acronyms):
+        return capitals
+    return part
+
+
+def word_terms(word: str, df: Mapping[str, int], acronyms: Acronyms) -> tuple[str, ...]:
+    """The terms of one word a subscriber wrote (a keyword's, an exclude's or an alert
+    phrase's), read against the papers: ``df`` counts the papers holding each term and
+    ``acronyms`` are those the papers define. An acronym typed in lower case is read in
+    capitals where the papers write it only so ("rlhf" is "RLHF", "llms" "LLMs"; "cat" stays a
+    word while papers also write it in lower case), and an acronym stands for its long form
+    ("MoE" is "mixture of experts" where a paper defines it)."""
+    written = "-".join(_capitals(part, df, acronyms) for part in word.split("-"))
+    return tuple(terms_of(written, acronyms))
+
+
+def distinct_phrases(phrases: Iterable[str]) -> list[str]:
+    """``phrases`` each once: of those with the same terms whatever their case, hyphens and
+    word forms ("vision-language" and "vision language", "diffusion model" and "diffusion
+    models"), the first written."""
+    kept: dict[tuple[str, ...] | str, str] = {}
+    for phrase in phrases:
+        terms = tuple(terms_of(fold(phrase)))
+        kept.setdefault(terms or phrase, phrase)
+    return list(kept.values())
 
 
 _WORD = re.compile(r"\w+(?:-\w+)*")
