@@ -4,6 +4,9 @@ Pure: no network, no database, no clock. The HTML is a table layout whose CSS (`
 inlined by css-inline at render time; only ``@media`` rules (narrow screens, dark mode) stay in a
 ``<style>`` block. The plain-text twin carries the same content, wrapped at 78 columns.
 
+Titles and snippets show their LaTeX math as Unicode (``bot.render_math``): the views are cached,
+and so is what each title or snippet converts to, so a subject's title is not parsed again.
+
 Many subscribers get the same paper with the same reasons, so each paper card is made once and
 kept in a bounded LRU cache, as is its plain-text block. No selector in ``email.css`` looks past a
 card's own elements, so a card inlined alone (css-inline's fragment mode) gets the same styles.
@@ -29,6 +32,7 @@ from bot.mime import quoted_printable
 from bot.models import Digest, Match, Paper, weekly_day
 from bot.render_alerts import UNGROUPED, Groups, alert_subject, quoted_names, rule_groups
 from bot.render_layouts import Layouts
+from bot.render_math import readable
 from bot.render_views import (
     MoreView,
     PaperView,
@@ -131,9 +135,9 @@ def subject_for(digest: Digest) -> str:
     count = len(digest.matches)
     if digest.kind == "alert":
         first = digest.matches[0].paper
-        title = one_line(first.title) or first.id
+        title = readable(one_line(first.title)) or first.id
         return alert_subject(digest.topics, count + digest.more_count, title)
-    best = short_title(digest.matches[0].paper.title)
+    best = short_title(readable(one_line(digest.matches[0].paper.title)))
     span = "the week to " if weekly_day(digest.subscriber.frequency) else ""
     return f"{plural(count, 'paper')} for {span}{day}: {best}"
 

@@ -1,8 +1,9 @@
 """What the templates see: papers and matches turned into small, already-safe view objects.
 
 Pure functions behind the renderer: URL filtering (only http and https reach an ``href``), author
-lists shortened, reasons split into chips, snippets with matched terms marked, dates spelled out,
-and the 78-column wrapping of the plain-text part.
+lists shortened, reasons split into chips, snippets with matched terms marked, LaTeX in titles and
+snippets shown as Unicode (``bot.render_math``), dates spelled out, and the 78-column wrapping of
+the plain-text part.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from datetime import date
 
 from bot.matching.text import distinct_phrases
 from bot.models import DAYS, Digest, Match, Paper
+from bot.render_math import readable, readable_marked
 from bot.urls import http_url
 
 TEXT_WIDTH = 78
@@ -196,7 +198,7 @@ def chip(reason: str) -> Chip:
     if not sep or " " in kind:
         return Chip("", one_line(reason))
     if kind.lower() == "like":
-        rest = re.sub(r"^similar to\s+", "", rest, flags=re.IGNORECASE)
+        rest = readable(re.sub(r"^similar to\s+", "", rest, flags=re.IGNORECASE))
     return Chip(REASON_LABELS.get(kind.lower(), kind.capitalize()), rest)
 
 
@@ -212,7 +214,7 @@ def chips(reasons: Sequence[str]) -> tuple[Chip, ...]:
 
 
 def fallback_snippet(abstract: str) -> str:
-    """The first two sentences of the abstract, kept short."""
+    """The first two sentences of the abstract, kept short (its LaTeX not converted yet)."""
     sentences = _SENTENCE_END.split(one_line(abstract))
     return " ".join(sentences[:FALLBACK_SENTENCES])
 
@@ -237,11 +239,11 @@ def _clip(text: str, marks: tuple[tuple[int, int], ...]) -> tuple[str, list[tupl
 
 def highlight(match: Match) -> tuple[tuple[tuple[str, bool], ...], str]:
     """The snippet as pieces, matched terms marked (shown in ``<strong>``), and as text with
-    ``*terms*``."""
+    ``*terms*``; its LaTeX shown as Unicode, the marks moved with their words."""
     if match.snippet.strip():
-        text, marks = _clip(match.snippet, match.marks)
+        text, marks = _clip(*readable_marked(match.snippet, match.marks))
     else:
-        text, marks = _clip(fallback_snippet(match.paper.abstract), ())
+        text, marks = _clip(readable(fallback_snippet(match.paper.abstract)), ())
     pieces: list[tuple[str, bool]] = []
     plain: list[str] = []
     pos = 0
@@ -280,7 +282,7 @@ def paper_view(match: Match) -> PaperView:
     paper_links = links(paper)
     return PaperView(
         id=paper.id,
-        title=one_line(paper.title) or paper.id,
+        title=readable(one_line(paper.title)) or paper.id,
         url=paper_links[0].url if paper_links else None,
         authors=short_authors(paper.authors),
         chips=chips(match.reasons),
@@ -294,7 +296,7 @@ def paper_view(match: Match) -> PaperView:
 def more_view(paper: Paper) -> MoreView:
     """A paper that matched but did not fit: its title and first checked link."""
     paper_links = links(paper)
-    return MoreView(one_line(paper.title), paper_links[0].url if paper_links else None)
+    return MoreView(readable(one_line(paper.title)), paper_links[0].url if paper_links else None)
 
 
 _TITLES = {"dr", "prof", "professor", "mr", "mrs", "ms", "mx", "miss", "sir", "dame"}
