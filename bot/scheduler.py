@@ -10,19 +10,23 @@ import asyncio
 import functools
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from bot.stopping import Stopped, unless_stopped, watch_signals
+from bot.stopping import watch_signals
 from bot.worker import Worker
 
 log = logging.getLogger(__name__)
 
 DRAIN_SECONDS = 8.0  # how long a stop waits for the job in flight before cancelling it
 UNWIND_SECONDS = 5.0  # how long it then waits for the cancelled job to give its rows back
+HEAD_START = timedelta(seconds=10)
+"""How long the first sweep waits for a fetch at start-up before going on without it: sources
+that answer at once bring today's papers before it, slow ones do not hold up the alerts and
+retries (the due digests wait for the fetch: see ``Worker.listing``)."""
 
 
 def _stoppable(name: str, job: Callable[[], Awaitable[object]]) -> Callable[[], Awaitable[None]]:
@@ -40,21 +44,33 @@ def _stoppable(name: str, job: Callable[[], Awaitable[object]]) -> Callable[[], 
 
 
 def build_scheduler(
-    worker: Worker, sweep_seconds: int, sources: str, fetch_now: bool = False
+    worker: Worker, sweep_seconds: int, sources: str, *, fetch_first: bool = False
 ) -> AsyncIOScheduler:
-    """The scheduler with its jobs: sweep, fetch through the day (``fetch_now``: the first
-    fetch at once, beside the first sweep), fetch after arXiv announces."""
+    """The scheduler with its jobs: sweep, fetch through the day, fetch after arXiv announces;
+    with ``fetch_first``, a fetch at once too, and a sweep as soon as it ends. While the due
+    digests wait for that fetch (``Worker.listing``), the first sweep gives it ``HEAD_START``."""
     scheduler = AsyncIOScheduler(timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1})
     now = datetime.now(UTC)
     sweep, fetch = _stoppable("sweep", worker.sweep_job), _stoppable("fetch", worker.fetch_job)
     scheduler.add_job(
-        sweep, IntervalTrigger(seconds=sweep_seconds), id="sweep",
-        replace_existing=True, misfire_grace_time=max(sweep_seconds, 30), next_run_time=now,
+        sweep, IntervalTrigger(seconds=sweep_seconds), id="sweep", replace_existing=True,
+        misfire_grace_time=max(sweep_seconds, 30),
+        next_run_time=now + HEAD_START if fetch_first and worker.listing else now,
     )  # fmt: skip
+    if fetch_first:
+
+        async def fetch_then_sweep() -> None:
+            await fetch()
+            if not worker.deps.stop.is_set():  # the digests that waited for it go out now
+                scheduler.modify_job("sweep", next_run_time=datetime.now(UTC))
+
+        scheduler.add_job(
+            fetch_then_sweep, "date", run_date=now, id="fetch-start", replace_existing=True,
+            misfire_grace_time=3600,
+        )  # fmt: skip
     scheduler.add_job(
         fetch, CronTrigger(hour="*/2", minute=10, timezone=UTC), id="fetch",
         replace_existing=True, misfire_grace_time=3600,
-        **({"next_run_time": now} if fetch_now else {}),
     )  # fmt: skip
     if "arxiv:" in sources:
         announce = CronTrigger(
@@ -85,16 +101,6 @@ async def _drain(worker: Worker) -> None:
             await asyncio.wait(others, timeout=UNWIND_SECONDS)
 
 
-async def _fetch_first(worker: Worker, stop: asyncio.Event) -> bool:
-    """Fetch before the first sweep, so that today's digests have papers; False when a stop
-    came first: the fetch is then cancelled."""
-    try:
-        await unless_stopped(worker.fetch_job(), stop, "the start-up fetch")
-    except Stopped:
-        return False
-    return True
-
-
 async def run_worker(worker: Worker, sweep_seconds: int, sources: str, target: str) -> None:
     """Run until SIGTERM or SIGINT, then stop taking work, drain, and return.
 
@@ -117,19 +123,16 @@ async def run_until(
     for warning in worker.deps.settings.warnings:
         log.warning("%s", warning)
     today = worker.deps.clock().date()
-    fetch_now = False
-    if not worker.deps.store.has_papers_for(today):
-        log.info("no papers stored for %s yet: fetching the lists before the first sweep", today)
-        if not await _fetch_first(worker, stop):
-            log.info("worker stopped")
-            return
-    elif worker.sources_down:  # restored: the sweeps need not wait for a source slow to fail
-        fetch_now = True
-        log.info(
-            "every source failed the last fetch: digests with nothing new wait for papers while "
-            "the lists are fetched again"
-        )
-    scheduler = build_scheduler(worker, sweep_seconds, sources, fetch_now)
+    why = None
+    if not worker.deps.store.has_papers_for(today):  # today's digests wait for today's list
+        why = f"no papers stored for {today} yet"
+        worker.listing = True
+        log.info("%s: fetching the lists; due digests wait for them (alerts and retries do not)",
+                 why)  # fmt: skip
+    elif worker.sources_down:  # as the last fetch before this start left it
+        why = "every source failed the last fetch"
+        log.info("%s: fetching the lists again; due digests with nothing new wait for papers", why)
+    scheduler = build_scheduler(worker, sweep_seconds, sources, fetch_first=why is not None)
     scheduler.start()
     await stop.wait()
     log.info("stopping: no new work; finishing what is in flight")

@@ -101,15 +101,57 @@ def _counts(counts: dict[str, int]) -> str:
     return " ".join(f"{name} {n}" for name, n in shown.items() if n)
 
 
-def _sources(run: dict[str, Any]) -> str:
-    parts = []
+def _sources(run: dict[str, Any]) -> list[str]:
+    """A run's sources as the runs table shows them, one a line, compact: each by its kind (its
+    whole name when two share one), with how it did on each day it was asked for (``hf ok
+    38/40``, ``arxiv failed``). The reasons are under the table (see ``_source_notes``)."""
+    by_source: dict[str, list[dict[str, Any]]] = {}
     for source in run["sources"]:
-        day = f" {source['day']}" if source.get("day") else ""
-        text = f"{source.get('source')}{day}: {source.get('status')}"
-        if source.get("count") is not None:
-            text += f" ({source['count']})"
-        parts.append(text + (f" {source['reason']}" if source.get("reason") else ""))
-    return "; ".join(parts)
+        by_source.setdefault(str(source.get("source")), []).append(source)
+    kinds = [name.split(":", 1)[0] for name in by_source]
+    parts = []
+    for name, outcomes in by_source.items():
+        kind = name.split(":", 1)[0]
+        short = kind if kinds.count(kind) == 1 else _short_name(name)
+        parts.append(f"{short} {_how(outcomes)}")
+    return parts
+
+
+def _short_name(name: str) -> str:
+    """A source's name without the folders of a ``file:`` path."""
+    kind, _, rest = name.partition(":")
+    return f"{kind}:{rest.rsplit('/', 1)[-1]}" if kind == "file" else name
+
+
+def _how(outcomes: Sequence[dict[str, Any]]) -> str:
+    """How one source did on the days of a run: ``ok 38/40`` (papers each day, once when the
+    same), ``failed``, or each day's status when they differ (``empty/ok 12``)."""
+    statuses = [str(o.get("status")) for o in outcomes]
+    counts = list(dict.fromkeys(str(o.get("count") or 0) for o in outcomes))
+    if len(set(statuses)) == 1:
+        return f"ok {'/'.join(counts)}" if statuses[0] == "ok" else statuses[0]
+    return "/".join(
+        f"ok {o.get('count') or 0}" if s == "ok" else s
+        for o, s in zip(outcomes, statuses, strict=True)
+    )
+
+
+def _source_notes(runs: Sequence[dict[str, Any]]) -> Text | None:
+    """What the runs' sources said (why one failed, what one did instead), one line each under
+    the runs table: by run, source and the days it said it for."""
+    lines = []
+    for run in runs:
+        said: dict[tuple[str, str], list[str]] = {}
+        for source in run["sources"]:
+            if source.get("reason"):
+                key = (str(source.get("source")), str(source["reason"]))
+                said.setdefault(key, []).append(str(source.get("day") or ""))
+        for (name, reason), days in said.items():
+            when = ", ".join(day for day in days if day)
+            lines.append(
+                f"run {run['id']} {name}{f' ({when})' if when else ''}: {_shortened(reason)}"
+            )
+    return Text("\n".join(lines)) if lines else None
 
 
 def _shortened(text: str, most: int = 160) -> str:
@@ -126,7 +168,7 @@ def _table(
     title: str,
     columns: tuple[str, ...],
     rows: Sequence[tuple[str, ...]],
-    caption: str | None = None,
+    caption: str | Text | None = None,
 ) -> Table:
     table = Table(title=title, title_justify="left", caption=caption, caption_justify="left")
     for column in columns:
@@ -160,11 +202,11 @@ def _pending_note(states: Sequence[str], total: int, removed: int, held: int) ->
 
 def tables(data: dict[str, Any]) -> list[Table]:
     """The status data as four rich tables."""
+    sources = [_sources(r) for r in data["runs"]]
     runs = [
         (str(r["id"]), r["command"], r["status"], _when(r["started"]),
-         _counts(r["counts"]), _sources(r),
-         _shortened(r["stopped"] or ""))
-        for r in data["runs"]
+         _counts(r["counts"]), "\n".join(parts), _shortened(r["stopped"] or ""))
+        for r, parts in zip(data["runs"], sources, strict=True)
     ]  # fmt: skip
     deliveries = [
         (d["date"], d["kind"], *(str(d[state]) for state in STATES)) for d in data["deliveries"]
@@ -180,6 +222,7 @@ def tables(data: dict[str, Any]) -> list[Table]:
             "Last runs (UTC)",
             ("run", "command", "status", "started", "counts", "sources", "stopped"),
             runs,
+            _source_notes(data["runs"]),
         ),
         _table("Deliveries by state", ("date", "kind", *STATES), deliveries),
         _table(

@@ -199,7 +199,7 @@ def held_back(
 
 async def sweep(
     deps: Deps, roster: Roster, now: datetime, cache: Terms | None = None,
-    *, sources_down: bool = False, after: datetime | None = None,
+    *, sources_down: bool = False, listing: bool = False, after: datetime | None = None,
     waiting: Iterable[tuple[int, date]] = (),
 ) -> SendReport:  # fmt: skip
     """Alerts first (so the digest does not repeat them), then due digests and retries.
@@ -207,8 +207,10 @@ async def sweep(
     ``after`` is when the previous sweep that went through ran (None after a start): only sends
     since then are caught up, besides the digests ``waiting`` for papers. While
     ``sources_down`` (every source failed its last fetch), a digest with no new papers waits
-    rather than telling its subscriber that nothing matched. When sending the alerts stopped
-    (the server is unreachable, or shutting down), the digests wait for a later sweep.
+    rather than telling its subscriber that nothing matched. While ``listing`` (the lists are
+    being fetched at start-up), every due digest waits for them: only retries go out. When
+    sending the alerts stopped (the server is unreachable, or shutting down), the digests wait
+    for a later sweep.
     """
     suppressed = deps.store.suppressed_emails()  # once: alerts and digests both leave them out
     domains = domains_of(roster.values())
@@ -220,10 +222,13 @@ async def sweep(
         report.add(alerts)
         return report
     targets = _digest_targets(deps, roster, now, after, waiting, suppressed)
+    held = _new_digests(deps, _mailed(roster, suppressed), now, after, waiting) if listing else {}
+    targets = [t for t in targets if t.key not in held]
     options = SendOptions(
         retry_now=False, fetch_missing=False, wait_for_papers=sources_down, domains=domains,
     )  # fmt: skip
     if targets:
         report = await send_to_targets(deps, targets, options)
     report.outcomes[:0] = alerts.outcomes
+    report.waiting[:0] = list(held)
     return report

@@ -168,6 +168,8 @@ class Worker:
         self.source_failures: dict[str, int] = {}
         self.sources_down = False
         """Whether every source failed every fetch of its last fetch job."""
+        self.listing = False
+        """Whether the lists are being fetched at start-up: due digests wait for them."""
         self.terms: Terms = {}
         self.waiting: list[tuple[int, date]] = []
         """Due digests (subscriber id, date) waiting for the sources to come back."""
@@ -428,7 +430,16 @@ class Worker:
 
         The sources are asked outside ``busy``: one that is slow or keeps asking to retry later
         may take many minutes, and the sweeps (digests, alerts, retries) go on meanwhile. What
-        they gave is stored, and their health judged, between two sweeps."""
+        they gave is stored, and their health judged, between two sweeps. However it ends, the
+        due digests that waited for the lists fetched at start-up wait no more (see
+        ``listing``)."""
+        try:
+            await self._fetch_job()
+        finally:
+            self.listing = False
+
+    async def _fetch_job(self) -> None:
+        """What ``fetch_job`` does."""
         async with self.fetching, self._using_database("fetch"):
             today = self.deps.clock().date()
             store, days = self.deps.store, (today - timedelta(days=1), today)
@@ -518,6 +529,7 @@ class Worker:
         interrupted); one that settled or left out nothing is then forgotten.
         """
         async with self.busy, self._using_database("sweep"):
+            listing = self.listing  # as the sweep found it (the fetch may end meanwhile)
             await self.reload_if_changed()
             if self._delivery_paused():
                 self._note_held()
@@ -530,7 +542,8 @@ class Worker:
                         self.deps.mailer = mailer
                         report = await sweep(
                             self.deps, self.roster, started, self.terms,
-                            sources_down=self.sources_down, after=self.swept, waiting=self.waiting,
+                            sources_down=self.sources_down, listing=listing,
+                            after=self.swept, waiting=self.waiting,
                         )  # fmt: skip
                 except asyncio.CancelledError:  # a stop that would not wait: what it did so far
                     run.status = "stopped"
@@ -543,7 +556,7 @@ class Worker:
             if len(self.terms) > 20_000:
                 self.terms.clear()
             if not report.stopped:  # a stopped sweep may not have reached the digests
-                self._note_waiting(report.waiting)
+                self._note_waiting(report.waiting, listing)
                 self.swept = started
             await self._check_report(report)
             if self._delivery_paused():
@@ -552,18 +565,22 @@ class Worker:
             return report
         return SendReport()  # the database could not be used
 
-    def _note_waiting(self, digests: list[tuple[int, date]]) -> None:
+    def _note_waiting(self, digests: list[tuple[int, date]], listing: bool) -> None:
         """Keep the digests waiting for papers (the next sweeps try them again; of a subscriber
         only the latest, which will carry every paper since the previous digest); log when they
-        start waiting, when their number changes, and when none waits any more."""
+        start waiting (for the lists being fetched at start-up while ``listing``), when their
+        number changes, and when none waits any more."""
         latest = {sid: day for sid, day in sorted(digests)}
         waiting = sorted(latest.items())
         if len(waiting) != len(self.waiting):
             if waiting:
                 n = len(waiting)
                 what = "1 due digest waits" if n == 1 else f"{n} due digests wait"
-                level = logging.INFO if self.waiting else logging.WARNING
-                log.log(level, "%s for papers: every source failed its last fetch", what)
+                if listing:
+                    log.info("%s for the lists being fetched at start-up", what)
+                else:
+                    level = logging.INFO if self.waiting else logging.WARNING
+                    log.log(level, "%s for papers: every source failed its last fetch", what)
             else:
                 log.info("no digest waits for papers any more")
         self.waiting = waiting

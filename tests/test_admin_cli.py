@@ -146,7 +146,7 @@ def test_status_shows_runs_states_retries_and_suppressions(
     for heading in ("Last runs", "Deliveries by state", "Pending retries", "Suppressed"):
         assert heading in table.output
     assert "Last runs (UTC)" in table.output
-    assert "2026-11-25: ok" in " ".join(table.output.split()), "a source line says its date"
+    assert re.search(r"│ file ok \d+ +│", table.output), "a source's kind, status and papers"
     assert cli("status", "--format", "xml").exit_code == 2
 
 
@@ -208,7 +208,46 @@ def test_a_worker_run_shows_in_status(env: dict[str, str]) -> None:
     store.finish_run(fetch, "ok", {"days": ["2026-11-24", "2026-11-25"], "sources": sources})
     table = " ".join(cli("status").output.split())
     assert "sweep │ ok │ 2026-11-25 07:30 │ sent 3" in table
-    assert "hf 2026-11-25: ok (12)" in table
+    assert "│ hf ok 12 │" in table
+
+
+def test_a_fetch_run_shows_each_source_on_one_short_line_with_reasons_under_the_table(
+    env: dict[str, str],
+) -> None:
+    """A worker's fetch asks every source for two days: the runs table says in a few words how
+    each did (as wide as a source, on an 80-column terminal too), the reasons follow the
+    table, and ``--format json`` keeps every outcome whole."""
+    store = Store(env["PAPERBOT_DATABASE_URL"])
+    reason = "no answer within 30 min (tried again at the next fetch)"
+    sources = [
+        {"source": "hf", "status": "ok", "count": 38, "day": "2026-11-24"},
+        {"source": "arxiv:cs.LG+cs.CL", "status": "failed", "count": 0, "reason": reason,
+         "day": "2026-11-24"},
+        {"source": "file:/srv/lists/extra-papers.jsonl", "status": "empty", "count": 0,
+         "day": "2026-11-24"},
+        {"source": "hf", "status": "ok", "count": 40, "day": "2026-11-25"},
+        {"source": "arxiv:cs.LG+cs.CL", "status": "failed", "count": 0, "reason": reason,
+         "day": "2026-11-25"},
+        {"source": "file:/srv/lists/extra-papers.jsonl", "status": "ok", "count": 12,
+         "day": "2026-11-25"},
+    ]  # fmt: skip
+    fetch = store.start_run("fetch")
+    store.finish_run(fetch, "failed", {"days": ["2026-11-24", "2026-11-25"], "sources": sources})
+    for columns in ("80", "120"):
+        code, output = run_cli(env | {"COLUMNS": columns}, "status")
+        assert code == 0, output
+        assert max(len(line) for line in output.splitlines()) <= int(columns)
+        lines = output.splitlines()
+        row = lines.index(next(line for line in lines if "│ fetch " in line))
+        cells = [line.split("│")[6].strip() for line in lines[row : row + 3]]
+        if columns == "120":
+            assert cells == ["hf ok 38/40", "arxiv failed", "file empty/ok 12"]
+        notes = " ".join(output[output.index("└") :].split())
+        assert f"run {fetch} arxiv:cs.LG+cs.CL (2026-11-24, 2026-11-25): {reason}" in notes
+    code, piped = run_cli(env, "status")
+    assert "│ arxiv failed │" in " ".join(piped.split())
+    data = json.loads(cli("status", "--format", "json").output)
+    assert data["runs"][0]["sources"] == sources
 
 
 def test_the_command_to_undo_an_unsubscribe_is_never_wrapped(env: dict[str, str]) -> None:

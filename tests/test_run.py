@@ -214,8 +214,8 @@ def test_sigterm_during_a_stalled_send_releases_what_never_reached_the_server(
 def test_sigterm_during_the_start_up_fetch_stops_at_once(
     env: dict[str, str], tmp_path: Path
 ) -> None:
-    """A fresh database makes the worker fetch before its first sweep; a source that hangs
-    (its requests go to a proxy that never answers) does not hold up a stop."""
+    """A fresh database makes the worker fetch at start-up; a source that hangs (its requests
+    go to a proxy that never answers) does not hold up a stop."""
     log = tmp_path / "worker.log"
     with hanging_sources() as (hanging, held):
         worker = start_worker(env, log, PAPERBOT_SOURCES="hf", **hanging)
@@ -228,7 +228,7 @@ def test_sigterm_during_the_start_up_fetch_stops_at_once(
         assert time.monotonic() - started < 5, log.read_text()
     output = log.read_text()
     assert code == 0, output
-    assert "stopping: cancelling the start-up fetch" in output, output
+    assert "stopping: cancelling the fetch for " in output, output
     assert "worker stopped" in output and "Traceback" not in output, output
     store = Store(env["PAPERBOT_DATABASE_URL"])
     (fetch,) = store.recent_runs()

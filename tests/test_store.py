@@ -131,6 +131,41 @@ def test_save_papers_is_idempotent_and_updates_counts(store: Store) -> None:
     assert store.has_papers_for(DAY) and not store.has_papers_for(DAY + timedelta(days=1))
 
 
+def test_a_list_whose_papers_were_all_stored_the_day_before_is_stored_for_its_day(
+    store: Store,
+) -> None:
+    """A paper keeps the date of the first list that carried it: a list holding only papers
+    of the day before (a file source, arXiv between announcements) is still stored for its
+    own day, and an empty one is not."""
+    before, day = DAY - timedelta(days=1), DAY
+    assert store.save_papers([paper("1"), paper("2")], before) == (2, 0)
+    assert not store.has_papers_for(day)
+    assert store.save_papers([paper("1"), paper("2")], day) == (0, 0)
+    assert store.has_papers_for(day) and store.has_papers_for(before)
+    assert {s.list_date for s in store.papers_between(before, day)} == {before}
+    assert store.save_papers([], day + timedelta(days=1)) == (0, 0)
+    assert not store.has_papers_for(day + timedelta(days=1)), "an empty list stores nothing"
+
+
+def test_a_database_written_before_lists_were_recorded_knows_its_days_by_its_papers(
+    db_url: str,
+) -> None:
+    """Its papers' list dates answer for the days it stored; the lists table is added."""
+    store = Store(db_url)
+    store.save_papers([paper("1")], DAY)
+    with store.engine.begin() as db:
+        db.execute(text("DROP TABLE lists"))
+    store.close()
+    reopened = Store(db_url)
+    try:
+        assert reopened.has_papers_for(DAY)
+        assert not reopened.has_papers_for(DAY + timedelta(days=1))
+        reopened.save_papers([paper("1")], DAY + timedelta(days=1))
+        assert reopened.has_papers_for(DAY + timedelta(days=1))
+    finally:
+        reopened.close()
+
+
 def test_save_papers_reads_the_stored_rows_in_chunks(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:

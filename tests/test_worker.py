@@ -22,7 +22,7 @@ from rich.console import Console
 from sqlalchemy import update
 from sqlalchemy.exc import OperationalError
 
-from bot import status
+from bot import scheduler, status
 from bot import sweep as sweep_module
 from bot.admin import AdminAlerts, smtp_advice
 from bot.cli import make_fetch, read_profiles
@@ -1297,7 +1297,7 @@ async def test_the_worker_says_what_it_does_before_its_start_up_fetch(
     said_before: list[str] = []
 
     async def fetch(day: date) -> Fetched:
-        said_before.extend(r.getMessage() for r in caplog.records)
+        said_before.extend(r.getMessage() for r in caplog.records if r.name.startswith("bot."))
         stop.set()
         await asyncio.Event().wait()  # a source that does not answer: the stop cancels it
         raise AssertionError("the source never answers")
@@ -1314,10 +1314,13 @@ async def test_the_worker_says_what_it_does_before_its_start_up_fetch(
         "PAPERBOT_SMTP_PORT is 465, where servers expect TLS from the first byte, but "
         "PAPERBOT_SMTP_SECURITY is none: set PAPERBOT_SMTP_SECURITY=tls, unless this server "
         "speaks plain SMTP on port 465",
-        "no papers stored for 2026-11-25 yet: fetching the lists before the first sweep",
+        "no papers stored for 2026-11-25 yet: fetching the lists; due digests wait for them "
+        "(alerts and retries do not)",
     ]
-    assert caplog.messages[-2:] == ["stopping: cancelling the start-up fetch", "worker stopped"]
-    assert [(r.command, r.status) for r in deps.store.recent_runs()] == [("fetch", "stopped")]
+    said = [r.getMessage() for r in caplog.records if r.name.startswith("bot.")]
+    assert "stopping: cancelling the fetch for 2026-11-24" in said
+    assert said[-1] == "worker stopped"
+    assert ("fetch", "stopped") in [(r.command, r.status) for r in deps.store.recent_runs()]
 
 
 async def test_a_restart_while_every_source_fails_keeps_digests_waiting_and_fetches_at_once(
@@ -1351,9 +1354,116 @@ async def test_a_restart_while_every_source_fails_keeps_digests_waiting_and_fetc
     assert "alan@example.org" in recipients(smtp_server)
     assert restarted.sources_down  # as before the restart: digests with nothing new wait
     assert (
-        "every source failed the last fetch: digests with nothing new wait for papers while the "
-        "lists are fetched again" in caplog.messages
-    )
+        "every source failed the last fetch: fetching the lists again; due digests with nothing "
+        "new wait for papers"
+    ) in caplog.messages
+
+
+async def test_a_restart_after_todays_list_was_fetched_sweeps_without_fetching_again(
+    config: Settings, clock: Clock, smtp_server: SmtpServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A file source (as arXiv between announcements) lists the same papers yesterday and
+    today: they are stored under yesterday, the first list that carried them. Today's list was
+    fetched all the same, so a restart sweeps at once rather than fetching it again."""
+    caplog.set_level(logging.INFO)
+    worker = start_worker(config, clock, smtp_mailer(smtp_server))
+    await worker.fetch_job()
+    stored = worker.deps.store.papers_between(date(2026, 11, 24), date(2026, 11, 25))
+    assert stored and {s.list_date for s in stored} == {date(2026, 11, 24)}
+    stop, fetched = asyncio.Event(), []
+
+    async def fetch(day: date) -> Fetched:
+        fetched.append(day)
+        return await worker.deps.fetch(day)
+
+    deps = Deps(
+        settings=config, store=worker.deps.store, renderer=Renderer(), fetch=fetch, clock=clock
+    )  # fmt: skip
+    restarted = Worker(deps, smtp_mailer(smtp_server), ProfilesFile(config.profiles, read_profiles))
+    asyncio.get_running_loop().call_later(0.5, stop.set)
+    await run_until(restarted, stop, 60, str(config.sources), "delivering by SMTP")
+    assert fetched == []
+    assert not any("before the first sweep" in message for message in caplog.messages)
+    assert [r.command for r in deps.store.recent_runs(2)] == ["sweep", "fetch"]
+
+
+async def until(done: Callable[[], bool], seconds: float = 10) -> None:
+    """Wait for ``done`` to hold, looking every few milliseconds."""
+    async with asyncio.timeout(seconds):
+        while not done():
+            await asyncio.sleep(0.02)
+
+
+async def test_sweeps_go_on_during_a_slow_start_up_fetch_and_due_digests_wait_for_it(
+    config: Settings, clock: Clock, profiles_path: Path, smtp_server: SmtpServer,
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """With no list stored for today, the worker fetches at start-up, and once the fetch has
+    had its head start its sweeps (alerts, retries) no longer wait for a slow source: a due
+    digest does, unrecorded (it would otherwise be skipped with nothing to send), and goes out
+    with the papers as soon as the fetch ends."""
+    caplog.set_level(logging.INFO)
+    monkeypatch.setattr(scheduler, "HEAD_START", timedelta(seconds=0.2))
+    profiles_path.write_text(only_ada(send_at="04:00"))  # due at 05:00 UTC
+    answer, real = asyncio.Event(), make_fetch(config, config.sources)
+
+    async def slow(day: date) -> Fetched:
+        await answer.wait()
+        return await real(day)
+
+    deps = Deps(
+        settings=config, store=Store(config.database_url), renderer=Renderer(), fetch=slow,
+        clock=clock,
+    )  # fmt: skip
+    worker = Worker(deps, smtp_mailer(smtp_server), ProfilesFile(config.profiles, read_profiles))
+    stop = asyncio.Event()
+    running = asyncio.create_task(run_until(worker, stop, 60, "file", "delivering by SMTP"))
+    waits = "1 due digest waits for the lists being fetched at start-up"
+    await until(lambda: waits in caplog.messages)
+    assert worker.listing and worker.waiting and not deps.store.ledger.latest_digests()
+    assert subjects(smtp_server, "ada@example.org") == []
+    answer.set()
+    await until(lambda: bool(subjects(smtp_server, "ada@example.org")))
+    stop.set()
+    await running
+    [digest] = smtp_server.handler.to("ada@example.org")
+    assert "mixture" in digest.as_string().lower() and not worker.listing
+    assert "no digest waits for papers any more" in caplog.messages
+    commands = [r.command for r in reversed(deps.store.recent_runs())]
+    assert commands[:3] == ["fetch", "sweep", "sweep"], "a sweep while fetching, one after it"
+    assert [(r.command, r.status) for r in deps.store.recent_runs(10, command="fetch")] == [
+        ("fetch", "ok")
+    ]
+
+
+async def test_while_the_start_up_fetch_runs_retries_go_out_and_due_digests_wait(
+    make_worker: Callable[[], Worker], clock: Clock, smtp_server: SmtpServer
+) -> None:
+    """A sweep during the start-up fetch sends the retries that are due; the digests due now
+    wait, unrecorded, and go out at the first sweep after it."""
+    worker = make_worker()
+    await worker.fetch_job()
+    alan = worker.deps.store.subscriber_id("alan@example.org")
+    assert alan is not None
+    earlier = ClaimRequest(alan, date(2026, 11, 24), (), "<earlier@paperbot.example.org>")
+    [claim] = worker.deps.store.ledger.claim_many([earlier], clock.now, lease=timedelta(minutes=5))
+    assert claim is not None
+    worker.deps.store.ledger.mark_failed(claim, clock.now, error="451 later", code=451,
+                                         retry_at=clock.now)  # fmt: skip
+    worker.listing = True
+    report = await worker.sweep_job()
+    assert [(o.kind, o.email, o.digest_date, o.status) for o in report.outcomes] == [
+        ("alert", "ada@example.org", date(2026, 11, 24), "sent"),
+        ("digest", "alan@example.org", date(2026, 11, 24), "sent"),
+    ]
+    assert worker.waiting == [(alan, date(2026, 11, 25))]
+    assert date(2026, 11, 25) not in {r.digest_date for r, _ in worker.deps.store.upcoming()[0]}
+    worker.listing = False
+    report = await worker.sweep_job()
+    assert [(o.kind, o.email, o.digest_date, o.status) for o in report.outcomes] == [
+        ("digest", "alan@example.org", date(2026, 11, 25), "sent"),
+    ]
+    assert worker.waiting == [] and len(subjects(smtp_server, "alan@example.org")) == 2
 
 
 async def test_a_source_that_works_but_has_nothing_new_sends_digests_as_usual(

@@ -47,6 +47,7 @@ from bot.store.tables import (
     SKIPPED,
     TEMP_FAILED,
     Delivery,
+    ListRow,
     PaperRow,
     SentItem,
     SubscriberRow,
@@ -393,12 +394,22 @@ class Store(RunLog, AdminAlertLog):
                         setattr(row, key, value)
                     db.add(row)
                     changed += 1
+            if papers:
+                listed = db.get(ListRow, list_date)
+                if listed is None:
+                    listed = ListRow(list_date=list_date, papers=len(papers), stored_at=now)
+                listed.papers, listed.stored_at = len(papers), now
+                db.add(listed)
             db.commit()
         return new, changed
 
     def has_papers_for(self, list_date: date) -> bool:
-        """Whether any paper from the list of ``list_date`` is stored."""
+        """Whether the list of ``list_date`` was stored with papers in it: its papers may all
+        have been stored before, from an earlier day's list (see ``ListRow``). A database
+        written before lists were recorded tells it by its papers' list dates alone."""
         with self.session() as db:
+            if db.get(ListRow, list_date) is not None:
+                return True
             query = (
                 select(func.count()).select_from(PaperRow).where(PaperRow.list_date == list_date)
             )

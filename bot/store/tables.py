@@ -74,6 +74,18 @@ class PaperRow(SQLModel, table=True):
     first_seen: datetime
 
 
+class ListRow(SQLModel, table=True):
+    """A day's list as last stored: how many papers it held, and when. A paper's row keeps the
+    date of the first list that carried it, so a list whose papers were all stored from an
+    earlier day's list (arXiv and file sources list the same papers on two days) leaves no
+    paper of its own date: this row says it was stored all the same."""
+
+    __tablename__ = "lists"
+    list_date: date = Field(primary_key=True)
+    papers: int
+    stored_at: datetime
+
+
 class SubscriberRow(SQLModel, table=True):
     __tablename__ = "subscribers"
     id: int | None = Field(default=None, primary_key=True)
