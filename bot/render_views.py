@@ -11,12 +11,11 @@ from __future__ import annotations
 import itertools
 import re
 import textwrap
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from bot.matching.text import distinct_phrases
+from bot.matching.text import distinct_phrases, fold
 from bot.models import DAYS, Digest, Match, Paper
 from bot.render_math import readable, readable_marked
 from bot.urls import http_url
@@ -367,7 +366,7 @@ def _spelled_by(email: str, given: str, family: str) -> bool | None:
     initial beside a word before it (``g.garcia@``, ``mlopez@``: True), else the first word
     before it (False), accents aside; None for neither. The initial comes first: a family name
     is what addresses spell most, so ``garcia`` beside ``g`` says ``García`` is not greeted."""
-    local = _folded(email.rpartition("@")[0] if "@" in email else email)
+    local = fold(email.rpartition("@")[0] if "@" in email else email)
     pieces = set(re.split(r"[^a-z0-9]+", local))
     joined = re.sub(r"[^a-z0-9]+", "", local)
     first = (_plain_words(given) or [""])[0]
@@ -387,14 +386,8 @@ def _spelled_by(email: str, given: str, family: str) -> bool | None:
 
 def _plain_words(text: str) -> list[str]:
     """The words of ``text`` but titles, folded to letters and digits (``García`` → ``garcia``)."""
-    words = [_folded(w) for w in text.split() if w.rstrip(".").lower() not in _TITLES]
+    words = [fold(w) for w in text.split() if w.rstrip(".").lower() not in _TITLES]
     return [plain for w in words if (plain := re.sub(r"[^a-z0-9]+", "", w))]
-
-
-def _folded(text: str) -> str:
-    """``text`` in lower case without accents (``García`` → ``garcia``)."""
-    decomposed = unicodedata.normalize("NFKD", text.lower())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
 def _is_suffix(text: str, family: str) -> bool:
