@@ -49,6 +49,11 @@ _SCRIPTS = {"^": _SUPERSCRIPTS, "_": _SUBSCRIPTS}
 _AROUND_SYMBOL = re.compile(r"\s*([^\w\s])\s*")
 _ONE_ARGUMENT = ("operatorname", "bm", "boldsymbol", "texttt", "mathnormal")
 """Commands common in abstracts that pylatexenc does not know: shown as their argument."""
+_WIDE_ACCENTS = {"overline": "\u0305", "widehat": "\u0302", "widetilde": "\u0303"}
+"""Accents pylatexenc drops: shown as their narrow forms are (``\\bar{x}`` reads ``x̅``)."""
+_MATH_SPECIALS = {"''": "\u2033", "--": "--", "---": "---"}
+"""What these read as in math: primes and minus signs (``f''`` reads ``f″``), not quotes or
+dashes."""
 
 
 class _Unknown(Exception):
@@ -68,6 +73,7 @@ def _contexts() -> tuple[macrospec.LatexContextDb, macrospec.LatexContextDb]:
     shown += [latex2text.MacroTextSpec(name, "%s/%s") for name in ("tfrac", "dfrac")]
     shown += [latex2text.MacroTextSpec(name, "") for name in ("left", "right")]
     shown += [latex2text.MacroTextSpec("arg", "arg"), latex2text.MacroTextSpec("|", "‖")]
+    shown += [latex2text.MacroTextSpec(name, f"%s{mark}") for name, mark in _WIDE_ACCENTS.items()]
     text.add_context_category("paperbot", macros=shown, prepend=True)
     return walker, text
 
@@ -103,9 +109,13 @@ def _text(nodes: Sequence[Any]) -> str:
     """The text of parsed ``nodes``, superscripts and subscripts made Unicode where they can."""
     out: list[str] = []
     script = ""  # a ^ or _ waiting for what it applies to
+    named = False  # the last node was a command shown as a word (\log): a word after it is apart
     for node in nodes:
         if node is None or node.isNodeType(latexwalker.LatexCommentNode):
             continue
+        if named and _starts_word(node):
+            out.append(" ")  # \log\log n, \arg\min: two words, as LaTeX sets them
+        named = False
         if node.isNodeType(latexwalker.LatexCharsNode):
             chars = node.chars
             if script and chars:
@@ -120,10 +130,13 @@ def _text(nodes: Sequence[Any]) -> str:
         elif node.isNodeType(latexwalker.LatexMacroNode):
             _check(node)
             text = _TO_TEXT.nodelist_to_text([node])
-            if node.macro_post_space and not (node.nodeargd and node.nodeargd.argnlist):
-                space = " "  # \log n: the space that ends a command's name still parts words
+            if not (node.nodeargd and node.nodeargd.argnlist):
+                if node.macro_post_space:
+                    space = " "  # \log n: the space that ends a command's name still parts words
+                else:
+                    named = len(text) > 1 and text.isalpha()
         elif node.isNodeType(latexwalker.LatexSpecialsNode):
-            text = _TO_TEXT.nodelist_to_text([node])
+            text = _MATH_SPECIALS.get(node.specials_chars) or _TO_TEXT.nodelist_to_text([node])
         else:  # an environment, nested math: not for a one-line title
             raise _Unknown(node.latex_verbatim())
         out += [_scripted(script, text) if script else text, space]
@@ -131,6 +144,17 @@ def _text(nodes: Sequence[Any]) -> str:
     if script:
         out.append(script)
     return "".join(out)
+
+
+def _starts_word(node: Any) -> bool:
+    """Whether ``node`` shows a letter first: plain letters, or a command shown as a word."""
+    if node.isNodeType(latexwalker.LatexCharsNode):
+        return bool(node.chars[:1].isalpha())
+    if node.isNodeType(latexwalker.LatexMacroNode) and not (
+        node.nodeargd and node.nodeargd.argnlist
+    ):
+        return bool(_TO_TEXT.nodelist_to_text([node])[:1].isalpha())
+    return False
 
 
 def _chars(chars: str) -> tuple[str, str]:
@@ -166,6 +190,12 @@ def _check(node: Any) -> None:
     """``_Unknown`` unless the command ``node`` and every command in its arguments are known."""
     if _TEXT_DB.get_macro_spec(node.macroname) is None:
         raise _Unknown(node.macroname)
+    spec = node.nodeargd.argspec if node.nodeargd else ""
+    if any(
+        kind == "[" and argument is not None
+        for kind, argument in zip(spec, node.nodeargd.argnlist, strict=False)
+    ):  # \sqrt[3]{x}: pylatexenc would drop the 3
+        raise _Unknown(node.latex_verbatim())
     for argument in node.nodeargd.argnlist if node.nodeargd else ():
         _check_all([argument])
 

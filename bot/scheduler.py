@@ -61,8 +61,8 @@ def build_scheduler(
 
         async def fetch_then_sweep() -> None:
             await fetch()
-            if not worker.deps.stop.is_set():  # the digests that waited for it go out now
-                scheduler.modify_job("sweep", next_run_time=datetime.now(UTC))
+            if not worker.deps.stop.is_set():  # the digests that waited for it go out now,
+                await sweep()  # after the sweep in flight if one is (``Worker.busy``)
 
         scheduler.add_job(
             fetch_then_sweep, "date", run_date=now, id="fetch-start", replace_existing=True,

@@ -41,6 +41,14 @@ def renderer() -> Renderer:
         ),
         (r"$\operatorname{softmax}(x) \leq 1$", "softmax(x) ≤ 1"),
         (r"$\|x\|_2$", "‖x‖₂"),
+        (r"$\mathcal{O}(\log\log n)$ rounds", "𝒪(log log n) rounds"),
+        (r"$\arg\min_x f$ and $\sin\theta$", "arg minₓ f and sin θ"),
+        (r"$\alpha\beta$-pairs", "αβ-pairs"),
+        (r"Solving $f''(x) = -f(x)$", "Solving f″(x) = -f(x)"),
+        (
+            r"$\overline{x}$ and $\widehat{f}$ and $\widetilde{O}(n)$",
+            "x\u0305 and f\u0302 and O\u0303(n)",
+        ),
     ],
 )
 def test_math_and_text_commands_read_as_unicode(written: str, shown: str) -> None:
@@ -74,6 +82,7 @@ def test_scripts_without_unicode_keep_their_caret(written: str, shown: str) -> N
         r"Unknown $\foo{x} + \bar{y}$ macros",
         r"Too few $\frac{1}$ arguments",
         r"Odd $\frac\sqrt[3]$ arguments",
+        r"Cube roots $\sqrt[3]{x}$ kept whole",  # no root sign that drops its 3
         r"An environment $\begin{pmatrix}a\end{pmatrix}$",
         "$$ display math $$ stays",
         "Nothing to see here",

@@ -1436,6 +1436,49 @@ async def test_sweeps_go_on_during_a_slow_start_up_fetch_and_due_digests_wait_fo
     ]
 
 
+async def test_digests_that_waited_go_out_when_the_start_up_fetch_ends_during_a_sweep(
+    config: Settings, clock: Clock, profiles_path: Path, smtp_server: SmtpServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """The start-up fetch ends while a sweep (begun during it) is still going: the digests
+    that waited go out right after that sweep, not a whole sweep interval later."""
+    monkeypatch.setattr(scheduler, "HEAD_START", timedelta(seconds=0.1))
+    profiles_path.write_text(only_ada(send_at="04:00"))  # due at 05:00 UTC
+    answer, swept, going_on = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    real = make_fetch(config, config.sources)
+
+    async def slow(day: date) -> Fetched:
+        await answer.wait()
+        return await real(day)
+
+    deps = Deps(
+        settings=config, store=Store(config.database_url), renderer=Renderer(), fetch=slow,
+        clock=clock,
+    )  # fmt: skip
+    worker = Worker(deps, smtp_mailer(smtp_server), ProfilesFile(config.profiles, read_profiles))
+    sweep_job = worker.sweep_job
+
+    async def long_first_sweep() -> object:
+        report = await sweep_job()
+        if not swept.is_set():  # the first sweep goes on after its digests waited
+            swept.set()
+            await going_on.wait()
+        return report
+
+    monkeypatch.setattr(worker, "sweep_job", long_first_sweep)
+    stop = asyncio.Event()
+    running = asyncio.create_task(run_until(worker, stop, 3600, "file", "delivering by SMTP"))
+    await until(swept.is_set)
+    assert worker.waiting and subjects(smtp_server, "ada@example.org") == []
+    answer.set()
+    await until(lambda: not worker.listing)
+    await asyncio.sleep(0.1)
+    going_on.set()
+    await until(lambda: bool(subjects(smtp_server, "ada@example.org")), seconds=5)
+    stop.set()
+    await running
+
+
 async def test_while_the_start_up_fetch_runs_retries_go_out_and_due_digests_wait(
     make_worker: Callable[[], Worker], clock: Clock, smtp_server: SmtpServer
 ) -> None:
