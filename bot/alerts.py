@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import NamedTuple
 
-from bot.matching.text import (
+from bot.models import AlertRule, Digest, Match, Paper, Subscriber
+from bot.text import (
     WORD,
     Acronyms,
     find_acronyms,
@@ -27,7 +28,6 @@ from bot.matching.text import (
     tokenize,
     word_terms,
 )
-from bot.models import AlertRule, Digest, Match, Paper, Subscriber
 
 
 @dataclass(frozen=True, slots=True)

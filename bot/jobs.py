@@ -16,12 +16,12 @@ from bot.alerts import AlertHit, alert_digest
 from bot.composer import Draft, compose_draft
 from bot.delivery import Job
 from bot.errors import UnwritableDeliveryError
-from bot.matching.text import distinct_phrases
 from bot.message import Envelope, Outgoing, Unsubscribe, list_id, recipient
 from bot.models import Digest, DigestKind, Match, Paper, Subscriber
 from bot.render import EmailContext, Renderer, listed_only
 from bot.settings import Settings
 from bot.store import OUTCOME_UNKNOWN, Claim
+from bot.text import distinct_phrases
 
 Clock = Callable[[], datetime]
 Lookup = Callable[[Sequence[str]], Mapping[str, Paper]]

@@ -20,7 +20,6 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from bot.errors import Problem, ProfileError
-from bot.matching.text import terms_of
 from bot.models import (
     SEND_AT_PATTERN,
     AlertRule,
@@ -29,6 +28,7 @@ from bot.models import (
     Subscriber,
     frequency_meant,
 )
+from bot.text import terms_of
 
 TOP_LEVEL_KEYS = ("defaults", "subscribers")
 DEFAULT_KEYS = tuple(Defaults.model_fields)

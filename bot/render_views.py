@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from bot.matching.text import distinct_phrases, fold
 from bot.models import DAYS, Digest, Match, Paper
 from bot.render_math import readable, readable_marked
+from bot.text import distinct_phrases, fold
 from bot.urls import http_url
 
 TEXT_WIDTH = 78

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,7 +13,7 @@ BOT = Path(__file__).resolve().parent.parent / "bot"
 IO_LIBRARIES = {"sqlmodel", "sqlalchemy", "httpx", "aiosmtplib", "apscheduler", "jinja2", "typer"}
 PURE = [
     "models.py", "profiles.py", "message.py", "mime.py", "matching", "errors.py", "schedule.py",
-    "alerts.py",
+    "alerts.py", "text.py",
 ]  # fmt: skip
 
 
@@ -39,6 +41,16 @@ def modules(*names: str) -> list[Path]:
 @pytest.mark.parametrize("path", modules(*PURE), ids=lambda p: str(p.relative_to(BOT)))
 def test_pure_modules_do_no_io(path: Path) -> None:
     assert not imports_of(path) & IO_LIBRARIES
+
+
+def test_the_processes_that_compose_messages_start_without_the_matchers_libraries() -> None:
+    """A worker composing messages imports ``bot.composer`` as it starts, while the run waits
+    for it: scipy and numpy alone would double that time."""
+    code = "import sys, bot.composer; print(sorted({'scipy', 'numpy', 'sqlalchemy'} & set(sys.modules)))"
+    imported = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=BOT.parent
+    )
+    assert imported.stdout.strip() == "[]"
 
 
 def test_only_the_store_talks_to_the_database() -> None:

@@ -13,8 +13,8 @@ import pytest
 from bot.matching import DEFAULT_THRESHOLD, Selection, explain, index, select
 from bot.matching.describe import PAIR_SHARE, Descriptions
 from bot.matching.index import Collection
-from bot.matching.text import distinct_terms, find_acronyms, same_person, terms_of
 from bot.models import Match, Paper, Subscriber
+from bot.text import distinct_terms, find_acronyms, same_person, terms_of
 
 FILLER = [
     Paper(f"f{i}", f"A study of {topic}", f"We study {topic} with a new model and report results.")

@@ -20,7 +20,7 @@ from itertools import chain
 import numpy as np
 import scipy.sparse as sp
 
-from bot.matching.text import SCAN
+from bot.text import SCAN
 
 Array = np.ndarray
 # Share of a description carried by its pairs of adjacent words: they rank papers writing the

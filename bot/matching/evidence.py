@@ -17,8 +17,8 @@ from bot.matching.index import Field
 from bot.matching.likes import Likes
 from bot.matching.matrices import Marks, Matrices
 from bot.matching.query import Query
-from bot.matching.text import Token, fold
 from bot.models import Paper
+from bot.text import Token, fold
 
 DESCRIPTION_TERMS = 4
 # The description is named in the reasons when its shown terms carry this much of it.

@@ -16,7 +16,8 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from bot.matching.text import (
+from bot.models import Paper
+from bot.text import (
     Acronyms,
     Token,
     distinct_terms,
@@ -25,7 +26,6 @@ from bot.matching.text import (
     sentences,
     tokenize,
 )
-from bot.models import Paper
 
 K1 = 1.2
 K1_PHRASE = 0.4

@@ -23,8 +23,8 @@ import scipy.sparse as sp
 
 from bot.matching.index import Collection
 from bot.matching.matrices import Array
-from bot.matching.text import terms_of
 from bot.models import Paper
+from bot.text import terms_of
 
 # Median and robust spread of the cosines between unrelated abstracts, and how many papers'
 # worth of weight they carry against the day's own.

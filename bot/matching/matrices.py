@@ -15,7 +15,7 @@ import scipy.sparse as sp
 
 from bot.matching.index import MAX_PHRASE, Collection, Doc, Feature, Field
 from bot.matching.query import Query, Vocabulary
-from bot.matching.text import Name, name_key, same_given
+from bot.text import Name, name_key, same_given
 
 Array = np.ndarray
 Marks = tuple[tuple[int, int], ...]

@@ -19,8 +19,8 @@ import numpy as np
 
 from bot.matching.describe import Descriptions
 from bot.matching.index import Collection, Feature
-from bot.matching.text import DESCRIBING, WORD, fold, word_terms
 from bot.models import Subscriber
+from bot.text import DESCRIBING, WORD, fold, word_terms
 
 PHRASE_SHARE = 0.6
 

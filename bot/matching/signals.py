@@ -17,7 +17,7 @@ import numpy as np
 from bot.matching.likes import Likes
 from bot.matching.matrices import Array, Matrices, ones_at
 from bot.matching.query import Query
-from bot.matching.text import fold
+from bot.text import fold
 
 # The most that keyword matches too weak to be named can add up to (see ``_keywords``).
 WEAK_KEYWORDS = 0.4

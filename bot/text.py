@@ -1,4 +1,6 @@
-"""Text analysis shared by indexing, queries and explanations.
+"""Text analysis shared by matching (indexing, queries, explanations), alerts and the email.
+
+It imports nothing heavy: the processes that compose messages read topics with it.
 
 Words are folded (accents removed, lower case) and Snowball-stemmed; stop words are dropped but
 phrases never match across punctuation. Tokens written with two or more capitals ("MoE", "CLIP",
