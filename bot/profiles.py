@@ -557,6 +557,44 @@ def _parse(text: str, kind: type[yaml.SafeLoader]) -> tuple[yaml.Node | None, An
         loader.dispose()
 
 
+def _repeated_items(items: yaml.Node | None, text: str) -> dict[int, tuple[int, int]]:
+    """The subscribers written as an alias of an entry above (``- *name``), by index: the
+    alias's line and the entry's. YAML gives an alias the very node it names, so the alias's
+    own line is found again in the parse events (only when there is one)."""
+    if not isinstance(items, yaml.SequenceNode):
+        return {}
+    first: dict[int, int] = {}
+    repeats = [i for i, node in enumerate(items.value) if first.setdefault(id(node), i) != i]
+    if not repeats:
+        return {}
+    lines = _item_lines(text, items.start_mark)
+    return {i: (lines[i], items.value[i].start_mark.line + 1) for i in repeats if i in lines}
+
+
+def _item_lines(text: str, start: yaml.Mark) -> dict[int, int]:
+    """The line of each item of the sequence that starts at ``start``."""
+    lines: dict[int, int] = {}
+    depth: int | None = None
+    for event in yaml.parse(text, Loader=_Loader):
+        mark = event.start_mark
+        assert mark is not None, "the parser marks every event"
+        if depth is None:
+            at = (mark.line, mark.column)
+            if isinstance(event, yaml.SequenceStartEvent) and at == (start.line, start.column):
+                depth = 0
+            continue
+        if isinstance(event, yaml.CollectionEndEvent):
+            if depth == 0:
+                break
+            depth -= 1
+            continue
+        if depth == 0:
+            lines[len(lines)] = mark.line + 1
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+    return lines
+
+
 # --- the node tree: repeated keys ----------------------------------------------------------------
 
 
@@ -960,8 +998,14 @@ def parse_profiles(text: str, source: str = "<profiles>") -> Profiles:
     subscribers: list[Subscriber] = []
     warnings: list[Problem] = []
     first_line: dict[str, int | None] = {}
+    repeated = _repeated_items(items_node, text)
     for index, item in enumerate(data["subscribers"]):
         node = _child(items_node, index)
+        if index in repeated:  # "- *name": an entry above, written again
+            alias, entry = repeated[index]
+            message = f"duplicate subscriber (the entry at line {entry}, repeated by an alias)"
+            problems.append(Problem(source, alias, _who(item, index), "email", message))
+            continue
         subscriber, found = _validate_one(item, index, defaults, node, source, column)
         problems += found
         raw = item.get("email") if isinstance(item, dict) else None

@@ -821,3 +821,36 @@ def test_liked_papers_are_stored_by_id_without_version_or_link() -> None:
     )
     ada, _ = parse_profiles(text, "p.yaml").subscribers
     assert ada.interests.like == ["2401.04088", "2402.00001"]
+
+
+def test_a_subscriber_repeated_by_an_alias_is_a_duplicate_at_the_alias_line() -> None:
+    """``- *ada`` repeats the entry itself: it is named once, where the alias is written, and
+    the entry's own problems are not listed twice."""
+    text = (
+        "subscribers:\n"
+        "  - &ada\n"
+        "    email: ada@example.org\n"
+        "    interests: {keywords: [diffusion], kewords: [x]}\n"
+        "  - email: grace@example.org\n"
+        "    interests: {keywords: [rl]}\n"
+        "  - *ada\n"
+    )
+    assert problems_of(text) == [
+        "p.yaml:4: subscriber ada@example.org: field 'interests.kewords': unknown key "
+        "(did you mean 'keywords'?)",
+        "p.yaml:7: subscriber ada@example.org: field 'email': duplicate subscriber "
+        "(the entry at line 2, repeated by an alias)",
+    ]
+
+
+def test_an_entry_written_once_through_an_alias_is_a_subscriber() -> None:
+    text = (
+        "defaults:\n  max_papers: 5\n"
+        "subscribers:\n"
+        "  - email: grace@example.org\n"
+        "    interests: &shared {keywords: [rl]}\n"
+        "  - email: ada@example.org\n"
+        "    interests: *shared\n"
+    )
+    emails = [s.email for s in parse_profiles(text, "p.yaml").subscribers]
+    assert emails == ["grace@example.org", "ada@example.org"]
