@@ -3,8 +3,11 @@
 A rule fires on a paper when one of its authors wrote it (robust to initials, accents and name
 order) or one of its phrases appears in the title or abstract (as consecutive stemmed words, so
 "state space model" also finds "State-Space Models"). Its words are read as digest keywords are
-(``word_terms``), against the paper itself: "rlhf" finds a paper writing only "RLHF", and
-"mixture of experts" one writing "MoE" where it defines it as "mixture of experts (MoE)".
+(``word_terms``), against the same papers (``Among``: in a sweep, the stored window a digest
+reads its keywords against): "rlhf" finds a paper writing only "RLHF" while no paper writes
+"rlhf" as a word, but "cat" stays the word where papers write it in lower case, and a paper
+titled "CAT: ..." fires no alert for it; "mixture of experts" finds one writing "MoE" where a
+paper defines it as "mixture of experts (MoE)".
 
 The papers that fire in one sweep go out together, in one alert (``alert_digest``), grouped by
 the rule that fired.
@@ -20,8 +23,9 @@ from typing import NamedTuple
 from bot.models import AlertRule, Digest, Match, Paper, Subscriber
 from bot.text import (
     WORD,
-    Acronyms,
-    find_acronyms,
+    Lexicon,
+    lexicon,
+    paper_text,
     same_person,
     sentences,
     terms_of,
@@ -47,17 +51,17 @@ def _contains(terms: Sequence[str], phrase: Sequence[str]) -> bool:
 
 
 class Read(NamedTuple):
-    """A paper analysed for alerts: the terms of its title and abstract, the acronyms it
-    defines, and each of its terms (counted once)."""
+    """A paper analysed for alerts: the terms of its title and abstract, and the ``Lexicon`` of
+    the papers it is read among."""
 
     title: list[str]
     abstract: list[str]
-    acronyms: Acronyms
-    held: dict[str, int]
+    lexicon: Lexicon
 
     def wanted(self, phrase: str) -> list[str]:
-        """The terms of a subscriber's ``phrase``, read against this paper."""
-        return [t for w in WORD.findall(phrase) for t in word_terms(w, self.held, self.acronyms)]
+        """The terms of a subscriber's ``phrase``, read against the papers (``word_terms``)."""
+        df, acronyms = self.lexicon
+        return [t for w in WORD.findall(phrase) for t in word_terms(w, df, acronyms)]
 
     def holds(self, phrase: str) -> str:
         """Where the paper holds ``phrase``: ``title``, else ``abstract``, else ""."""
@@ -67,18 +71,33 @@ class Read(NamedTuple):
         return "abstract" if _contains(self.abstract, wanted) else ""
 
 
-Terms = dict[str, Read]
+class Among:
+    """The papers alerts are read among, as a digest reads its keywords among its papers and
+    the stored window: their ``lexicon`` (``bot.text.lexicon``), and each paper checked,
+    analysed once (``read``). The papers checked must be among them."""
 
+    def __init__(self, lexicon: Lexicon, ids: frozenset[str] = frozenset()) -> None:
+        self.lexicon = lexicon
+        self.ids = ids
+        """The ids of the papers the lexicon counts."""
+        self._read: dict[str, Read] = {}
 
-def _terms(paper: Paper, cache: Terms) -> Read:
-    found = cache.get(paper.id)
-    if found is None:
-        acronyms = find_acronyms([f"{paper.title}. {paper.abstract}"])
-        title, abstract = terms_of(paper.title, acronyms), terms_of(paper.abstract, acronyms)
-        found = cache[paper.id] = Read(
-            title, abstract, acronyms, dict.fromkeys(title + abstract, 1)
-        )
-    return found
+    @classmethod
+    def of(cls, papers: Iterable[Paper], written: Iterable[str] = ()) -> Among:
+        """Among ``papers``; ``written``: what subscribers wrote (``Interests.written``), which
+        may define acronyms too."""
+        unique = {p.id: p for p in papers}  # each paper counted once
+        texts = (paper_text(p.title, p.abstract) for p in unique.values())
+        return cls(lexicon(texts, written), frozenset(unique))
+
+    def read(self, paper: Paper) -> Read:
+        """``paper`` analysed (once)."""
+        found = self._read.get(paper.id)
+        if found is None:
+            acronyms = self.lexicon.acronyms
+            title, abstract = terms_of(paper.title, acronyms), terms_of(paper.abstract, acronyms)
+            found = self._read[paper.id] = Read(title, abstract, self.lexicon)
+        return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,9 +133,9 @@ class Fired:
         return f"fires alert{named} for author {self.found}{spelled}"
 
 
-def _phrase_fired(rule: AlertRule, paper: Paper, cache: Terms) -> Fired | None:
-    """The first phrase of ``rule`` that ``paper`` holds, in its title or else its abstract."""
-    read = _terms(paper, cache)
+def _phrase_fired(rule: AlertRule, read: Read) -> Fired | None:
+    """The first phrase of ``rule`` that the paper ``read`` holds, in its title or else its
+    abstract."""
     for phrase in rule.keywords:
         where = read.holds(phrase)
         if where:
@@ -134,14 +153,14 @@ def _author_fired(rule: AlertRule, paper: Paper) -> Fired | None:
 
 
 def _snippet(
-    paper: Paper, rule_phrases: Iterable[str], cache: Terms
+    paper: Paper, rule_phrases: Iterable[str], among: Among
 ) -> tuple[str, tuple[tuple[int, int], ...]]:
     """The first abstract sentence that holds a phrase, with each occurrence of it marked."""
-    read = _terms(paper, cache)
+    read = among.read(paper)
     wanted = [read.wanted(p) for p in rule_phrases]
     for start, end in sentences(paper.abstract):
         text = paper.abstract[start:end]
-        tokens = tokenize(text, read.acronyms)
+        tokens = tokenize(text, read.lexicon.acronyms)
         terms = [t for token in tokens for t in token.terms]
         owner = [token for token in tokens for _ in token.terms]  # the token of each term
         hit = next((w for w in wanted if _contains(terms, w)), None)
@@ -153,43 +172,41 @@ def _snippet(
     return "", ()
 
 
-def _excluded(subscriber: Subscriber, paper: Paper, cache: Terms) -> bool:
-    """Whether the paper holds a phrase the subscriber excludes (a veto, as in digests)."""
-    if not subscriber.interests.exclude:
-        return False
-    read = _terms(paper, cache)
+def _excluded(subscriber: Subscriber, read: Read) -> bool:
+    """Whether the paper ``read`` holds a phrase the subscriber excludes (a veto, as in
+    digests)."""
     return any(read.holds(phrase) for phrase in subscriber.interests.exclude)
 
 
-def fired_rules(
-    subscriber: Subscriber, paper: Paper, cache: Terms | None = None
-) -> tuple[Fired, ...]:
-    """How each of the subscriber's alert rules that fires on ``paper`` does; none fires on a
-    paper holding a phrase they exclude."""
-    cache = {} if cache is None else cache
-    if not subscriber.alerts or _excluded(subscriber, paper, cache):
+def fired_rules(subscriber: Subscriber, paper: Paper, among: Among) -> tuple[Fired, ...]:
+    """How each of the subscriber's alert rules that fires on ``paper`` (one of ``among``)
+    does; none fires on a paper holding a phrase they exclude."""
+    if not subscriber.alerts:
         return ()
-    fired = (
-        _author_fired(rule, paper) or _phrase_fired(rule, paper, cache)
-        for rule in subscriber.alerts
-    )
+    read = among.read(paper)
+    if _excluded(subscriber, read):
+        return ()
+    fired = (_author_fired(rule, paper) or _phrase_fired(rule, read) for rule in subscriber.alerts)
     return tuple(found for found in fired if found)
 
 
 def alert_hits(
-    subscriber: Subscriber, papers: Iterable[Paper], cache: Terms | None = None
+    subscriber: Subscriber, papers: Sequence[Paper], among: Among | None = None
 ) -> list[AlertHit]:
-    """Every paper that fires at least one of the subscriber's alert rules (``fired_rules``).
+    """Every paper that fires at least one of the subscriber's alert rules (``fired_rules``),
+    read ``among`` the papers given (by default ``papers`` themselves, with what the subscriber
+    wrote).
 
-    ``cache`` keeps the analysed words of each paper between calls (one dict per sweep).
+    ``among`` keeps the analysed words of each paper between calls (one per sweep).
     """
-    cache = {} if cache is None else cache
+    if among is None:
+        among = Among.of(papers, subscriber.interests.written)
     phrases = [k for rule in subscriber.alerts for k in rule.keywords]
     hits = []
     for paper in papers:
-        fired = fired_rules(subscriber, paper, cache)
+        fired = fired_rules(subscriber, paper, among)
         if fired:
-            snippet, marks = _snippet(paper, phrases, cache)
+            snippet, marks = _snippet(paper, phrases, among)
             reasons = tuple(dict.fromkeys(found.reason for found in fired))
             # what fired, not every term of the rule
             rules = tuple(dict.fromkeys(found.label for found in fired))

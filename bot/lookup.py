@@ -14,7 +14,7 @@ from difflib import SequenceMatcher
 from typing import TypeVar
 
 from bot import ids, matching
-from bot.alerts import fired_rules
+from bot.alerts import Among, fired_rules
 from bot.errors import BotError
 from bot.jobs import build_digest, compose
 from bot.message import Outgoing, new_message_id
@@ -76,9 +76,11 @@ def explain_paper(
     corpus: Sequence[Paper],
     liked: Mapping[str, Paper],
 ) -> matching.Explanation:
-    """``matching.explain``, with how the subscriber's alert rules fire on the paper."""
+    """``matching.explain``, with how the subscriber's alert rules fire on the paper, read
+    among the same papers."""
     verdict = matching.explain(subscriber, paper, papers, corpus=corpus, liked=liked)
-    fired = fired_rules(subscriber, paper)
+    among = Among.of([*corpus, *papers, paper], subscriber.interests.written)
+    fired = fired_rules(subscriber, paper, among)
     return replace(verdict, alerts=tuple(found.explained() for found in fired))
 
 

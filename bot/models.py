@@ -247,6 +247,12 @@ class Interests(_Strict):
             self.keywords or self.description or self.authors or self.categories or self.like
         )
 
+    @property
+    def written(self) -> tuple[str, ...]:
+        """The text written here that can define an acronym ("mixture of experts (MoE)"), as
+        papers do: the description, keywords and excludes."""
+        return (self.description, *self.keywords, *self.exclude)
+
 
 class AlertRule(_Strict):
     """Send an alert at once when a new paper has one of these authors or phrases."""

@@ -18,12 +18,13 @@ from collections.abc import Container, Iterable, Mapping
 from datetime import date, datetime, timedelta
 
 from bot import schedule
-from bot.alerts import AlertHit, Terms, alert_hits, unfired
+from bot.alerts import AlertHit, Among, alert_hits, unfired
 from bot.delivery import DeliveryOptions, Job, deliver, domains_of
 from bot.delivery_jobs import DeliveryReport
 from bot.jobs import alert_job
 from bot.models import Paper, Subscriber
 from bot.pipeline import (
+    CORPUS_DAYS,
     Deps,
     SendOptions,
     SendReport,
@@ -39,13 +40,38 @@ ALERT_WINDOW_DAYS = 1  # papers from today's and yesterday's lists can fire aler
 Roster = Mapping[int, Subscriber]
 
 
+class Alerting:
+    """The papers alerts are read among (``bot.alerts.Among``), as a digest due today reads its
+    keywords: the stored papers of the ``CORPUS_DAYS`` before today and later, with what the
+    subscribers watching wrote. Kept from one sweep to the next while these stay the same."""
+
+    def __init__(self) -> None:
+        self._key: tuple[object, ...] = ()
+        self._among: Among | None = None
+
+    def among(
+        self, deps: Deps, today: date, watchers: Iterable[Subscriber], papers: Mapping[str, Paper]
+    ) -> Among:
+        """Among the papers of today's window, and ``papers`` (those checked) too."""
+        first = today - timedelta(days=CORPUS_DAYS)
+        written = tuple(text for sub in watchers for text in sub.interests.written)
+        key = (first, deps.store.lists_stored(first), written)
+        among = self._among
+        if among is None or key != self._key or not among.ids.issuperset(papers):
+            window = [item.paper for item in deps.store.papers_between(first, date.max)]
+            among = self._among = Among.of([*window, *papers.values()], written)
+            self._key = key
+        return among
+
+
 async def send_alerts(
-    deps: Deps, roster: Roster, now: datetime, cache: Terms, suppressed: Container[str],
+    deps: Deps, roster: Roster, now: datetime, alerting: Alerting, suppressed: Container[str],
     domains: int,
 ) -> DeliveryReport:  # fmt: skip
     """One alert email per subscriber (not ``suppressed``) holding every paper that fired a rule
     and is in no alert yet, and the alerts due again; their papers are then marked sent.
-    ``domains``: how many recipient domains the roster has (``DeliveryOptions.domains``)."""
+    ``domains``: how many recipient domains the roster has (``DeliveryOptions.domains``); the
+    papers are read among those ``alerting`` gives."""
     watchers = {
         sid: sub
         for sid, sub in roster.items()
@@ -66,11 +92,12 @@ async def send_alerts(
     again = {paper for by_id in due.values() for row in by_id.values() for paper in row.paper_ids}
     if earlier := again - papers.keys():  # listed before the window, in a row dated within it
         papers |= deps.store.papers_by_id(earlier)
+    among = alerting.among(deps, today, watchers.values(), papers)
     listed = {item.paper.id: item.list_date for item in recent}
     sent = deps.store.sent_paper_ids(watchers, papers)
     jobs = []
     for sid, sub in watchers.items():
-        alert = _Alerts(deps, sid, sub, now, cache)
+        alert = _Alerts(deps, sid, sub, now, among)
         reached = sent.get(sid, set())
         for row in due.get(sid, {}).values():
             jobs += alert.again(row, papers, reached)
@@ -91,9 +118,9 @@ class _Alerts:
     """The alert jobs of one subscriber in one sweep."""
 
     def __init__(
-        self, deps: Deps, sid: int, subscriber: Subscriber, now: datetime, cache: Terms
+        self, deps: Deps, sid: int, subscriber: Subscriber, now: datetime, among: Among
     ) -> None:
-        self.deps, self.sid, self.subscriber, self.cache = deps, sid, subscriber, cache
+        self.deps, self.sid, self.subscriber, self.among = deps, sid, subscriber, among
         self.now, self.day = now, now.astimezone(subscriber.zone).date()
 
     def new(self, fresh: list[Paper], listed: Mapping[str, date]) -> list[Job]:
@@ -101,7 +128,7 @@ class _Alerts:
         their order: keyed by their latest list date and its first paper."""
         # as many as one email shows (in full, then by title): the others go in the next one
         shown = self.subscriber.max_papers + MORE_LISTED
-        hits = alert_hits(self.subscriber, fresh, self.cache)[:shown]
+        hits = alert_hits(self.subscriber, fresh, self.among)[:shown]
         if not hits:
             return []
         key = (self.sid, max(listed[hit.paper.id] for hit in hits), hits[0].paper.id)
@@ -114,7 +141,7 @@ class _Alerts:
         fires a rule; otherwise it stays as it is (a failed one is given up once its window
         passes), and they go in the digest."""
         held = [papers[paper] for paper in row.paper_ids if paper in papers]
-        fired = {hit.paper.id: hit for hit in alert_hits(self.subscriber, held, self.cache)}
+        fired = {hit.paper.id: hit for hit in alert_hits(self.subscriber, held, self.among)}
         left = [paper.id for paper in held if paper.id not in reached]
         if not any(paper in fired for paper in left):
             return []
@@ -198,7 +225,7 @@ def held_back(
 
 
 async def sweep(
-    deps: Deps, roster: Roster, now: datetime, cache: Terms | None = None,
+    deps: Deps, roster: Roster, now: datetime, alerting: Alerting | None = None,
     *, sources_down: bool = False, listing: bool = False, after: datetime | None = None,
     waiting: Iterable[tuple[int, date]] = (),
 ) -> SendReport:  # fmt: skip
@@ -214,9 +241,7 @@ async def sweep(
     """
     suppressed = deps.store.suppressed_emails()  # once: alerts and digests both leave them out
     domains = domains_of(roster.values())
-    alerts = await send_alerts(
-        deps, roster, now, {} if cache is None else cache, suppressed, domains
-    )
+    alerts = await send_alerts(deps, roster, now, alerting or Alerting(), suppressed, domains)
     report = SendReport()
     if alerts.stopped:  # only a stopped run releases messages
         report.add(alerts)

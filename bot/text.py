@@ -10,6 +10,7 @@ long form, so "MoE" and "mixture of experts" become the same terms.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from collections import Counter
@@ -224,6 +225,71 @@ def distinct_terms(text: str) -> tuple[str, ...]:
         else:
             terms.update(term for _, _, pieces in _pieces(word, 0) for term in pieces)
     return tuple(terms)
+
+
+class _KeptTerms:
+    """The distinct terms of the texts last counted (the papers of the last ``lexicon``), kept
+    by a digest of each text (about 1 KB a paper). The next call, for another group of
+    subscribers, the next run or the next sweep's alerts, counts mostly the same papers:
+    analysing a window of thousands again would cost seconds."""
+
+    def __init__(self) -> None:
+        self._kept: dict[bytes, tuple[str, ...]] = {}
+
+    def of(self, texts: Iterable[str]) -> list[tuple[str, ...]]:
+        """The distinct terms of each text (``distinct_terms``); only these texts stay kept."""
+        kept, out = self._kept, []
+        now: dict[bytes, tuple[str, ...]] = {}
+        for text in texts:
+            key = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+            terms = now.get(key, kept.get(key))
+            if terms is None:
+                terms = distinct_terms(text)
+            now[key] = terms
+            out.append(terms)
+        self._kept = now
+        return out
+
+
+_kept_terms = _KeptTerms()
+
+
+class Lexicon(NamedTuple):
+    """What a subscriber's words are read against (``word_terms``): how many papers of a
+    collection hold each term (``df``, acronyms counted as their long forms) and the acronyms
+    the papers define."""
+
+    df: Counter[str]
+    acronyms: dict[str, tuple[str, ...]]
+
+
+def paper_text(title: str, abstract: str) -> str:
+    """The text of a paper that a ``lexicon`` reads: its title, then its abstract."""
+    return f"{title}. {abstract}"
+
+
+def lexicon(texts: Iterable[str], extra_text: Iterable[str] = ()) -> Lexicon:
+    """The ``Lexicon`` of papers, one text each (``paper_text``); ``extra_text`` (what
+    subscribers wrote) may define acronyms too."""
+    texts = list(texts)
+    acronyms = find_acronyms([*texts, *extra_text])
+    return Lexicon(frequencies(texts, acronyms), acronyms)
+
+
+def frequencies(
+    texts: Iterable[str], acronyms: Acronyms, analysed: Iterable[Iterable[str]] = ()
+) -> Counter[str]:
+    """How many papers hold each term (an acronym counted as its long form): those of
+    ``texts`` (``paper_text``), and those already ``analysed`` with these acronyms (their
+    terms, each paper's once), not read again."""
+    df: Counter[str] = Counter()
+    for terms in _kept_terms.of(texts):  # tokenize expands each term alone: so can these
+        if not acronyms.keys().isdisjoint(terms):
+            terms = tuple(set(expanded(terms, acronyms)))
+        df.update(terms)
+    for held in analysed:
+        df.update(set(held))
+    return df
 
 
 def sentences(text: str) -> list[tuple[int, int]]:

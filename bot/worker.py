@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 from bot.admin import AdminAlerts, is_smtp_trouble, smtp_advice
-from bot.alerts import Terms
 from bot.delivery import (
     FEW_DOMAINS_IN_ROW,
     REFUSALS_IN_ROW,
@@ -52,7 +51,7 @@ from bot.schedule import should_announce
 from bot.stopping import Stopped, unless_stopped
 from bot.store import Removal, SyncReport, unavailable
 from bot.store.tables import PAUSED
-from bot.sweep import held_back, sweep
+from bot.sweep import Alerting, held_back, sweep
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +169,8 @@ class Worker:
         """Whether every source failed every fetch of its last fetch job."""
         self.listing = False
         """Whether the lists are being fetched at start-up: due digests wait for them."""
-        self.terms: Terms = {}
+        self.alerting = Alerting()
+        """What alerts are read among, kept between sweeps."""
         self.waiting: list[tuple[int, date]] = []
         """Due digests (subscriber id, date) waiting for the sources to come back."""
         self.swept: datetime | None = None
@@ -541,7 +541,7 @@ class Worker:
                     async with self.mailer_factory() as mailer:
                         self.deps.mailer = mailer
                         report = await sweep(
-                            self.deps, self.roster, started, self.terms,
+                            self.deps, self.roster, started, self.alerting,
                             sources_down=self.sources_down, listing=listing,
                             after=self.swept, waiting=self.waiting,
                         )  # fmt: skip
@@ -553,8 +553,6 @@ class Worker:
                 changed = len(report.waiting) != len(self.waiting)
                 run.kept = bool(report.outcomes or report.stopped or changed)
             self._database_works()
-            if len(self.terms) > 20_000:
-                self.terms.clear()
             if not report.stopped:  # a stopped sweep may not have reached the digests
                 self._note_waiting(report.waiting, listing)
                 self.swept = started

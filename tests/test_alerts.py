@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import date
 
-from bot.alerts import alert_digest, alert_hits, fired_rules, unfired
+from bot import matching
+from bot.alerts import Among, alert_digest, alert_hits, fired_rules, unfired
+from bot.matching.index import Collection
 from bot.models import Paper, Subscriber
 from bot.render_views import chip
 
@@ -61,7 +63,7 @@ def test_an_alert_names_what_fired_not_every_term_of_its_rule() -> None:
 def test_a_paper_holding_an_excluded_phrase_fires_no_alert() -> None:
     assert alert_hits(watcher(exclude=["memory space"]), [PAPER]) == []
     assert alert_hits(watcher(exclude=["survey"]), [PAPER]) != []
-    assert fired_rules(watcher(exclude=["memory space"]), PAPER) == ()
+    assert fired_rules(watcher(exclude=["memory space"]), PAPER, Among.of([PAPER])) == ()
 
 
 def test_each_rule_that_fires_says_what_it_found_and_where() -> None:
@@ -77,7 +79,7 @@ def test_each_rule_that_fires_says_what_it_found_and_where() -> None:
             ],
         }
     )
-    assert [fired.explained() for fired in fired_rules(sub, PAPER)] == [
+    assert [fired.explained() for fired in fired_rules(sub, PAPER, Among.of([PAPER]))] == [
         'fires alert "selective scan" (title: selective scan)',
         'fires alert "SSMs" (abstract: state space model)',
         "fires alert for author Lina Okafor (as L. Okafor)",
@@ -134,7 +136,9 @@ def test_alert_phrases_read_acronyms_as_digest_keywords_do() -> None:
         "A mixture of experts (MoE) runs on device. Our MoE caches experts.",
     )
     scans = Paper("s", "Selective scans", "A state space model (SSM) beats transformers.")
-    assert [f.explained() for p in (feedback, routed, scans) for f in fired_rules(sub, p)] == [
+    among = Among.of([feedback, routed, scans])
+    found = [f.explained() for p in (feedback, routed, scans) for f in fired_rules(sub, p, among)]
+    assert found == [
         'fires alert "rlhf" (title: rlhf)',
         'fires alert "mixture of experts" (title: mixture of experts)',
         'fires alert "SSM" (abstract: SSM)',
@@ -142,3 +146,66 @@ def test_alert_phrases_read_acronyms_as_digest_keywords_do() -> None:
     (hit,) = alert_hits(sub, [routed])
     text = hit.match.snippet
     assert [text[a:b] for a, b in hit.match.marks] == ["mixture of experts", "MoE"]
+
+
+ADAPTERS = Paper("2611.40001", "CAT: contrastive adapter tuning", "We present CAT for vision.")
+SEGMENTS = Paper("2611.40002", "SAM for medical images", "We adapt SAM to scans of the lung.")
+WARNINGS = Paper("2611.40003", "NEWS: neural early warning system", "NEWS warns of floods.")
+FEEDBACK = Paper("2611.40004", "Cheaper RLHF", "We cut the cost of RLHF by half.")
+PETS = Paper(
+    "2611.40005",
+    "Telling a cat from a dog in the news",
+    "Photos of a cat in the news, aligned with reads kept as sam files.",
+)
+WORDS = ("cat", "sam", "news", "rlhf")
+
+
+def watching(*words: str) -> Subscriber:
+    """A subscriber with one alert rule and one digest keyword for each of ``words``."""
+    return Subscriber.model_validate(
+        {
+            "email": "ada@example.org",
+            "interests": {"keywords": list(words)},
+            "alerts": [{"keywords": [word]} for word in words],
+        }
+    )
+
+
+def test_a_word_one_paper_writes_in_capitals_fires_no_alert_where_papers_write_it_as_a_word() -> (
+    None
+):
+    """Alert words are read against every paper checked, not against each paper alone: "cat",
+    "sam" and "news" are words where one paper writes them in lower case, so a paper naming its
+    method CAT, SAM or NEWS fires no alert for them; "rlhf", which no paper writes as a word, still
+    finds "RLHF"."""
+    sub = watching(*WORDS)
+    papers = [ADAPTERS, SEGMENTS, WARNINGS, FEEDBACK, PETS]
+    hits = alert_hits(sub, papers)
+    assert [(hit.paper.id, hit.rules) for hit in hits] == [
+        ("2611.40004", ("rlhf",)),
+        ("2611.40005", ("cat", "sam", "news")),
+    ]
+    among = Among.of(papers)
+    assert [f.explained() for f in fired_rules(sub, ADAPTERS, among)] == []
+    assert [f.explained() for f in fired_rules(sub, FEEDBACK, among)] == [
+        'fires alert "rlhf" (title: rlhf)'
+    ]
+
+
+def test_alerts_and_digests_read_a_keyword_alike_among_the_same_papers() -> None:
+    """Among the same papers an alert word fires on the papers a digest keyword finds: "cat" is
+    the acronym CAT among papers that write it only so, and the word cat among papers that
+    write it in lower case too."""
+    for papers in ([ADAPTERS, SEGMENTS, WARNINGS, FEEDBACK, PETS], [ADAPTERS, FEEDBACK]):
+        among, collection = Among.of(papers), Collection.build(papers)
+        assert among.lexicon == (collection.df, collection.acronyms)
+        for word in WORDS:
+            sub = watching(word)
+            ranked = matching.select([sub], papers)[sub.email].ranked
+            named = {f"keyword: {word}", f"keyword: {word} (title)"}
+            digest = [m.paper.id for m in ranked if named & set(m.reasons)]
+            alert = [hit.paper.id for hit in alert_hits(sub, papers, among)]
+            assert sorted(alert) == sorted(digest), (word, [p.id for p in papers])
+    assert [hit.paper.id for hit in alert_hits(watching("cat"), [ADAPTERS, FEEDBACK])] == [
+        "2611.40001"
+    ]

@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from bot.matching import DEFAULT_THRESHOLD, Selection, explain, index, select
+from bot import text
+from bot.matching import DEFAULT_THRESHOLD, Selection, explain, select
 from bot.matching.describe import PAIR_SHARE, Descriptions
 from bot.matching.index import Collection
 from bot.models import Match, Paper, Subscriber
@@ -779,11 +780,11 @@ def test_the_terms_of_the_last_corpus_are_kept_for_the_next_call(
         analysed.append(text)
         return distinct_terms(text)
 
-    monkeypatch.setattr(index, "distinct_terms", counting)
+    monkeypatch.setattr(text, "distinct_terms", counting)
     today = [Paper("2611.00009", "Routing experts", "Load balancing for MoE routers.")]
     Collection.build(today)  # a call without a corpus keeps nothing
     first = Collection.build(today, CORPUS).df
-    assert len(analysed) == 3
+    assert len(analysed) == 3, "the day's papers are read once, for matching"
     assert Collection.build(today, CORPUS).df == first and len(analysed) == 3, "all kept"
     Collection.build(today, CORPUS[:1])
     Collection.build(today, CORPUS)

@@ -255,6 +255,33 @@ def alert_rows(store: Store) -> list[tuple[str, str, list[str], str | None]]:
     return [(r.status, r.ref, r.paper_ids, r.message_id) for _, r in made]
 
 
+async def test_alert_words_are_read_against_the_stored_papers_as_digest_keywords_are(
+    make_worker: Callable[[], Worker], clock: Clock, profiles_path: Path, smtp_server: SmtpServer
+) -> None:
+    """A paper stored three weeks ago writes "cat" as a word: today's paper named CAT fires no
+    alert for "cat", while "rlhf", which no stored paper writes as a word, finds "RLHF", and
+    "dpo" finds "DPO" in a paper stored after the previous sweep."""
+    rules = '    alerts:\n      - keywords: ["cat", "rlhf", "dpo"]\n        name: Tuning\n'
+    profiles_path.write_text(only_ada() + rules)
+    worker = make_worker()
+    store = worker.deps.store
+    farm = Paper("2611.01001", "Herd monitoring from drones", "We spot a cat or a cow in photos.")
+    store.save_papers([farm], NOV_25 - timedelta(days=20), clock())
+    adapters = Paper("2611.20001", "CAT: contrastive adapter tuning", "We present CAT for vision.")
+    feedback = Paper("2611.20002", "Cheaper RLHF", "We cut the cost of RLHF by half.")
+    store.save_papers([adapters, feedback], NOV_25, clock())
+    await worker.sweep_job()
+    (first,) = smtp_server.handler.to("ada@example.org")
+    assert str(first["Subject"]) == "Alert for “Tuning”: Cheaper RLHF"
+    assert "adapter" not in plain(first)
+    preferences = Paper("2611.20003", "DPO without a reference", "DPO needs no reward model.")
+    store.save_papers([adapters, feedback, preferences], NOV_25, clock())
+    await worker.sweep_job()
+    _, second = smtp_server.handler.to("ada@example.org")
+    assert str(second["Subject"]) == "Alert for “Tuning”: DPO without a reference"
+    assert "adapter" not in plain(second)
+
+
 async def test_papers_firing_in_one_sweep_go_out_in_one_alert_and_never_again(
     make_worker: Callable[[], Worker], clock: Clock, profiles_path: Path, smtp_server: SmtpServer,
     caplog: pytest.LogCaptureFixture,

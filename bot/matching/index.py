@@ -10,7 +10,6 @@ carries a keyword past the threshold, where a single word needs the title or sev
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -20,9 +19,9 @@ from bot.models import Paper
 from bot.text import (
     Acronyms,
     Token,
-    distinct_terms,
-    expanded,
     find_acronyms,
+    frequencies,
+    paper_text,
     sentences,
     tokenize,
 )
@@ -114,33 +113,6 @@ class Doc:
     abstract: Field
 
 
-class _KeptTerms:
-    """The distinct terms of the texts last counted (the corpus papers of the last call), kept
-    by a digest of each text (about 1 KB a paper). The next call, for another group of
-    subscribers or the next run, counts mostly the same papers: analysing a window of thousands
-    again would cost seconds."""
-
-    def __init__(self) -> None:
-        self._kept: dict[bytes, tuple[str, ...]] = {}
-
-    def of(self, texts: Iterable[str]) -> list[tuple[str, ...]]:
-        """The distinct terms of each text (``distinct_terms``); only these texts stay kept."""
-        kept, out = self._kept, []
-        now: dict[bytes, tuple[str, ...]] = {}
-        for text in texts:
-            key = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
-            terms = now.get(key, kept.get(key))
-            if terms is None:
-                terms = distinct_terms(text)
-            now[key] = terms
-            out.append(terms)
-        self._kept = now
-        return out
-
-
-_kept_terms = _KeptTerms()
-
-
 @dataclass
 class Collection:
     """Today's papers analysed, with document frequencies over them and the corpus window."""
@@ -160,18 +132,13 @@ class Collection:
     ) -> Collection:
         """Analyse ``papers``; frequencies count each distinct paper of papers and corpus."""
         unique = {p.id: p for p in corpus} | {p.id: p for p in papers}
-        texts = {pid: f"{p.title}. {p.abstract}" for pid, p in unique.items()}
+        texts = {pid: paper_text(p.title, p.abstract) for pid, p in unique.items()}
         acronyms = find_acronyms([*texts.values(), *extra_text])
         docs = [Doc(p, Field.of(p.title, acronyms), Field.of(p.abstract, acronyms)) for p in papers]
-        analysed = {d.paper.id: d for d in docs}
-        df: Counter[str] = Counter()
-        for doc in analysed.values():
-            df.update({*doc.title.terms, *doc.abstract.terms})
-        others = [text for pid, text in texts.items() if pid not in analysed]
-        for terms in _kept_terms.of(others):  # tokenize expands each term alone: so can these
-            if not acronyms.keys().isdisjoint(terms):
-                terms = tuple(set(expanded(terms, acronyms)))
-            df.update(terms)
+        analysed = {d.paper.id: d for d in docs}  # read already: counted from their terms
+        others = (text for pid, text in texts.items() if pid not in analysed)
+        terms = ((*d.title.terms, *d.abstract.terms) for d in analysed.values())
+        df = frequencies(others, acronyms, terms)
         n = max(len(docs), 1)
         return cls(
             docs,

@@ -104,11 +104,7 @@ class LexicalScorer:
         liked: Mapping[str, Paper] | None = None,
     ) -> LexicalScores:
         """Score every paper for every subscriber, in blocks of ``CHUNK`` subscribers."""
-        profile_text = [
-            text
-            for s in subscribers
-            for text in (s.interests.description, *s.interests.keywords, *s.interests.exclude)
-        ]
+        profile_text = [text for s in subscribers for text in s.interests.written]
         collection = Collection.build(papers, corpus, profile_text)
         compiler = Compiler(collection)
         queries = compiler.compile(subscribers)

@@ -426,6 +426,14 @@ class Store(RunLog, AdminAlertLog):
             rows = db.exec(query).all()
             return [StoredPaper(paper_from_row(r), r.list_date, r.first_seen) for r in rows]
 
+    def lists_stored(self, first: date) -> tuple[tuple[date, datetime], ...]:
+        """The lists dated ``first`` or later, each with when it was last stored: they change
+        whenever papers listed from ``first`` on are stored or updated."""
+        with self.session() as db:
+            query = select(ListRow).where(ListRow.list_date >= first)
+            rows = db.exec(query.order_by(col(ListRow.list_date))).all()
+            return tuple((row.list_date, row.stored_at) for row in rows)
+
     def stored_paper(self, paper_id: str) -> StoredPaper | None:
         """One stored paper with its list date, or None."""
         with self.session() as db:
