@@ -49,6 +49,23 @@ def renderer() -> Renderer:
             r"$\overline{x}$ and $\widehat{f}$ and $\widetilde{O}(n)$",
             "x\u0305 and f\u0302 and O\u0303(n)",
         ),
+        (r"$\sim$1000 samples, $\approx$2 h", "∼1000 samples, ≈2 h"),  # math before a digit
+        (r"$\times$10 faster, $>$99 runs", "×10 faster, >99 runs"),
+        (r"Line $a \\ b$ break", "Line a b break"),  # a title stays on one line
+        (r"$\min_x\max_y f$ and $\log_2\log_2 n$", "minₓ max_y f and log₂ log₂ n"),
+        (r"$\mathcal{O}(n\log n)$ and $\sqrt{n}\log n$", "𝒪(n log n) and √(n) log n"),
+        (r"$\langle x, y \rangle$ and $\lfloor n/2 \rfloor$", "⟨x, y⟩ and ⌊n/2⌋"),
+        (r"$\big( x \big)$ and $\{ x : x > 0 \}$", "(x) and {x : x > 0}"),
+        (r"$\lvert x \rvert$ and $\left.\frac{df}{dx}\right|_{x=0}$", "|x| and df/dx|ₓ₌₀"),
+        (r"$\Pr[X \ne 0]$ iff $\neg p$, $p \iff q$", "Pr[X ≠ 0] iff ¬ p, p ⟺ q"),
+        (r"$\binom{n}{k}$ subsets", "(n choose k) subsets"),
+        (r"$a\quad b$ and x$\quad$y", "a b and x y"),
+        (r"$\det A$, $\dim V$, $a \equiv b \pmod{n}$", "det A, dim V, a ≡ b (mod n)"),
+        (r"$O(\sqrt{T \log T})$ regret, $\frac{x^2}{2}$", "O(√(T log T)) regret, x²/2"),
+        (r"$\operatorname*{arg\,max}_x f$", "arg maxₓ f"),
+        (r"$T_{\rm c}$, $x^{\prime}$, $\mathbb{1}_A$", "T_c, x\u2032, \U0001d7d9_A"),
+        (r"$z\sim 2$ and $f\colon X\to Y$", "z ∼ 2 and f: X → Y"),
+        (r"\texttt{max_len} and $\text{a_b}$", "max_len and a_b"),  # text holds no scripts
     ],
 )
 def test_math_and_text_commands_read_as_unicode(written: str, shown: str) -> None:
@@ -73,6 +90,7 @@ def test_scripts_without_unicode_keep_their_caret(written: str, shown: str) -> N
     [
         "It costs $5 and $10 per hour",  # dollars, no math
         "Prices of $5, $10 or $20",
+        "Plans at $5/$10 a month",
         "A lone $ sign",
         "Paths such as C:\\Users\\ada\\data and a\\b",  # backslashes that are no LaTeX
         r"50\% fewer \cite{x} calls",  # LaTeX outside math and not a known text command
@@ -111,6 +129,14 @@ def test_marks_follow_their_words_past_converted_formulas() -> None:
     shown, moved = readable_marked(text, marks)
     assert shown == "We prove 𝒪(n log n) bounds for sparse routing in ℝᵈ."
     assert [shown[a:b] for a, b in moved] == ["bounds", "sparse", "routing"]
+
+
+def test_marks_follow_their_words_past_a_formula_closed_before_a_digit() -> None:
+    text = r"About $\sim$1000 sparse experts route $\langle x, y \rangle$ pairs"
+    marks = tuple((text.index(w), text.index(w) + len(w)) for w in ("sparse", "pairs"))
+    shown, moved = readable_marked(text, marks)
+    assert shown == "About ∼1000 sparse experts route ⟨x, y⟩ pairs"
+    assert [shown[a:b] for a, b in moved] == ["sparse", "pairs"]
 
 
 def test_a_mark_inside_a_formula_takes_in_the_whole_formula() -> None:
