@@ -101,6 +101,8 @@ class SourceError(BotError):
 
     def __init__(self, source: str, message: str) -> None:
         self.source = source
+        self.detail = message
+        """What went wrong, without the source's name (where that is said already)."""
         super().__init__(f"source {source}: {message}")
 
 

@@ -38,6 +38,12 @@ PLAIN_HTTP = (
     "PAPERBOT_BASE_URL is http://, not https://: mail providers such as Gmail offer one-click "
     "unsubscribe (RFC 8058) only for https links"
 )
+DEFAULT_FROM = "paperbot <paperbot@example.org>"
+UNSET_FROM = (
+    "PAPERBOT_FROM is not set: emails come from paperbot@example.org, an address of no real "
+    'domain that mail servers refuse or file as spam: set PAPERBOT_FROM="Name <address>" with '
+    "an address of your own domain"
+)
 
 TLS_PORT = (
     "PAPERBOT_SMTP_PORT is 465, where servers expect TLS from the first byte, but "
@@ -78,7 +84,7 @@ class Settings(BaseSettings):
     retry_max_seconds: int = Field(6 * 3600, ge=1, le=WEEK, validate_default=True)
     retry_give_up_hours: float = Field(72, gt=0, le=YEAR_HOURS)
     send_lease_seconds: int = Field(300, ge=1, le=DAY)  # a `sending` row older than this was lost
-    from_: str = Field("paperbot <paperbot@example.org>", alias="PAPERBOT_FROM")
+    from_: str = Field(DEFAULT_FROM, alias="PAPERBOT_FROM")
     outbox: Path = Path("outbox")
     secret_key: SecretStr | None = None
     base_url: str | None = None
@@ -201,10 +207,13 @@ class Settings(BaseSettings):
     @property
     def warnings(self) -> list[str]:
         """What to tell the operator before sending: settings that are valid but most likely
-        wrong (plain SMTP on the TLS port) or that leave something out (a way to unsubscribe)."""
+        wrong (plain SMTP on the TLS port) or that leave something out (a way to unsubscribe, a
+        sender of one's own when mail goes to an SMTP server)."""
         found = []
         if self.smtp_host and self.smtp_port == 465 and self.smtp_security != "tls":
             found.append(TLS_PORT.format(security=self.smtp_security))
+        if self.smtp_host and "from_" not in self.model_fields_set:
+            found.append(UNSET_FROM)
         if self.unsubscribe_warning:
             found.append(self.unsubscribe_warning)
         return found

@@ -8,8 +8,10 @@ import re
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+import typer.main
 from typer.testing import CliRunner
 
 import bot
@@ -442,7 +444,7 @@ def test_a_dry_run_counts_what_it_would_send_whatever_notes_its_lines_carry() ->
 
 def test_preview_fetch_and_papers_refuse_a_future_date_as_send_does(env: dict[str, str]) -> None:
     later = (date.today() + timedelta(days=3)).isoformat()
-    message = f"Error: --date {later} is in the future; digests are sent for past days"
+    message = f"Error: --date {later} is in the future: no time zone has reached it yet"
     for command in (["send"], ["preview", "ada@example.org"], ["fetch"], ["papers"]):
         result = runner.invoke(app, [*command, "--date", later])
         assert (result.exit_code, result.output.strip()) == (2, message), command
@@ -497,6 +499,18 @@ def test_help_shows_placeholders_only_for_values(env: dict[str, str]) -> None:
     assert re.search(r"--date\s+YYYY-MM-DD", send_help)
     assert re.search(r"--to\s+EMAIL", send_help)
     assert re.search(r"--dry-run\s+Match and render only", send_help)
+
+
+def test_the_command_list_gives_each_command_one_line_of_help() -> None:
+    """The list of commands shows each command's first paragraph as written: a line break in it
+    shows as a break in the middle of the sentence."""
+    groups: list[Any] = [typer.main.get_command(app)]
+    while groups:
+        group = groups.pop()
+        for name, command in group.commands.items():
+            first = (command.help or "").split("\n\n")[0]
+            assert first and "\n" not in first, (name, first)
+            groups += [command] if hasattr(command, "commands") else []
 
 
 def test_arguments_are_named_in_upper_case() -> None:

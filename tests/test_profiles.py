@@ -205,6 +205,29 @@ def test_profiles_check_missing_file(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "cannot read" in result.output
 
 
+@pytest.mark.parametrize(
+    "command", [["profiles", "check"], ["send"], ["preview", "ada@example.org"], ["run"]]
+)
+def test_a_missing_configured_file_says_how_to_start_one(
+    env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    """The file PAPERBOT_PROFILES names (config/profiles.yaml unless set) is missing on a first
+    try: the error says which setting names it and where to start; a file named on the command
+    line is only said to be missing."""
+    monkeypatch.delenv("PAPERBOT_PROFILES")
+    result = runner.invoke(app, command)
+    assert result.exit_code == 2
+    assert result.output.splitlines()[1] == (
+        "  config/profiles.yaml: cannot read: No such file or directory (the subscribers file "
+        "PAPERBOT_PROFILES names: copy config/profiles.example.yaml there and edit it, or set "
+        "PAPERBOT_PROFILES to your file)"
+    )
+    named = runner.invoke(app, ["profiles", "check", str(tmp_path / "nope.yaml")])
+    assert named.output.splitlines()[1].endswith(
+        "nope.yaml: cannot read: No such file or directory"
+    )
+
+
 def test_a_character_yaml_refuses_is_located() -> None:
     text = "subscribers:\n  - email: ada@example.org\n    name: Ada\x01Lovelace\n"
     assert problems_of(text) == [

@@ -153,6 +153,25 @@ def test_send_warns_of_plain_smtp_on_the_tls_port(
     assert warnings == ([warning] if warned else [])
 
 
+def test_send_warns_when_mail_would_come_from_the_placeholder_sender(
+    env: dict[str, str], smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without PAPERBOT_FROM, mail to an SMTP server would come from paperbot@example.org,
+    which servers refuse or junk; the outbox (no SMTP host) is no real mail, and says nothing."""
+    monkeypatch.delenv("PAPERBOT_FROM")
+    warning = (
+        "Warning: PAPERBOT_FROM is not set: emails come from paperbot@example.org, an address of "
+        'no real domain that mail servers refuse or file as spam: set PAPERBOT_FROM="Name '
+        '<address>" with an address of your own domain'
+    )
+    result = send(env=smtp_server.env())
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines()[0] == warning
+    assert "Warning" not in send("--force", "--dry-run").stderr, "the outbox is no real mail"
+    own = smtp_server.env() | {"PAPERBOT_FROM": "paperbot <digest@paperbot.example.org>"}
+    assert "Warning" not in send("--force", env=own).stderr
+
+
 def test_second_run_sends_nothing_new(env: dict[str, str], smtp_server: SmtpServer) -> None:
     assert send(env=smtp_server.env()).exit_code == 0
     first = len(smtp_server.messages)
@@ -331,10 +350,41 @@ async def test_a_date_a_subscriber_has_not_reached_sends_them_nothing_yet(
     assert sid is not None and deps.store.ledger.get(sid, date(2026, 11, 25)) is None
 
 
+def test_a_date_not_reached_where_a_subscriber_is_includes_nothing_to_excuse(
+    env: dict[str, str], profiles_file: Path
+) -> None:
+    """The latest date --date takes is today at UTC+14, never yet reached at UTC-11: a digest
+    not due that day is skipped there, with nothing said about being included."""
+    day = (datetime.now(UTC) + timedelta(hours=14)).date()
+    other = "mon" if day.weekday() else "tue"
+    profiles_file.write_text(
+        "subscribers:\n  - email: ada@example.org\n    timezone: Pacific/Pago_Pago\n"
+        f"    frequency: weekly:{other}\n    interests:\n      keywords: [experts]\n"
+    )
+    for flags in ([], ["--to", "ada@example.org"]):
+        result = runner.invoke(app, ["send", "--dry-run", "--date", day.isoformat(), *flags])
+        assert result.exit_code == 0, result.output
+        assert result.stdout.splitlines()[0] == (
+            f"skipped  ada@example.org it is not yet {day} where they are (Pacific/Pago_Pago): "
+            "not sent"
+        )
+
+
 def test_to_unknown_subscriber_is_a_clear_error(env: dict[str, str]) -> None:
     result = send("--to", "nobody@example.org")
     assert result.exit_code == 1
     assert "nobody@example.org is not a subscriber" in result.output
+
+
+def test_a_mistyped_address_is_answered_with_the_subscriber_meant(env: dict[str, str]) -> None:
+    for command in (["send", "--to"], ["preview"], ["explain"]):
+        args = [*command, "Grce@example.org"] + (["2611.00001"] if command == ["explain"] else [])
+        result = runner.invoke(app, args)
+        assert result.exit_code == 1, result.output
+        assert result.stderr.endswith(
+            "Grce@example.org is not a subscriber in "
+            f"{env['PAPERBOT_PROFILES']}; did you mean grace@example.org?\n"
+        ), command
 
 
 def test_dry_run_sends_and_records_nothing(env: dict[str, str], smtp_server: SmtpServer) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import json
 import shlex
 import sys
@@ -16,6 +15,7 @@ import typer
 from bot import status as status_view
 from bot.cli.app import (
     app,
+    closest_address,
     err,
     handle_errors,
     out,
@@ -55,7 +55,7 @@ def profiles_check(
 ) -> None:
     """Validate a profiles file; every problem is listed with its line, warnings too."""
     path = file or load_settings().profiles
-    profiles = read_profiles(path)
+    profiles = read_profiles(path, configured=file is None)
     print_profile_warnings(profiles)
     n, w = len(profiles.subscribers), len(profiles.warnings)
     warned = f", {w} warning{'s' if w != 1 else ''}" if w else ""
@@ -105,8 +105,7 @@ def unsubscribe(
     out.print(f"  paperbot unsuppress {email}", highlight=False, markup=False, soft_wrap=True)
     known = set(store.subscriber_ids()) | _listed(config.profiles)
     if email not in known:  # a typo would leave the subscriber meant getting mail
-        close = difflib.get_close_matches(email, sorted(known), n=1, cutoff=0.8)
-        meant = f"; did you mean {close[0]}?" if close else ""
+        meant = closest_address(email, known)
         note = f"Note: {email} is not a subscriber (suppressed anyway){meant}"
         err.print(note, highlight=False, markup=False, soft_wrap=True)
 
@@ -140,8 +139,9 @@ def unsuppress(
         ),
     ] = None,
 ) -> None:
-    """Clear suppressions (an unsubscribe or a permanent failure): the addresses get mail again,
-    and the messages refused when they were suppressed go with the next run."""
+    """Clear suppressions (an unsubscribe or a permanent failure): the addresses get mail again.
+
+    The messages refused when they were suppressed go with the next run."""
     if not (emails or reason or since) or (emails and (reason or since)):
         raise UsageError("name the addresses, or choose them with --reason and --since")
     store = Store(load_settings().database_url)

@@ -3,12 +3,13 @@ turn settings into real parts (store, mailer, fetch)."""
 
 from __future__ import annotations
 
+import difflib
 import functools
 import logging
 import os
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, TextIO, TypeVar
@@ -140,7 +141,7 @@ def parse_moment(value: str) -> datetime:
 def not_in_future(day: date | None, now: datetime | None = None) -> date | None:
     """``day`` unless it is a date no time zone has reached yet (at ``now``, default now)."""
     if day is not None and day > ((now or datetime.now(UTC)) + FURTHEST_AHEAD).date():
-        raise UsageError(f"--date {day} is in the future; digests are sent for past days")
+        raise UsageError(f"--date {day} is in the future: no time zone has reached it yet")
     return day
 
 
@@ -154,6 +155,11 @@ SourceOption = Annotated[
     str | None,
     typer.Option("--source", metavar="SPEC", help="Source SPEC (default: PAPERBOT_SOURCES)."),
 ]
+
+MISSING_PROFILES = (
+    "the subscribers file PAPERBOT_PROFILES names: copy config/profiles.example.yaml there and "
+    "edit it, or set PAPERBOT_PROFILES to your file"
+)
 
 log = logging.getLogger(__name__)
 
@@ -176,13 +182,16 @@ def handle_errors(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def read_profiles(path: Path) -> Profiles:
-    """Read and validate a profiles file named by the user."""
+def read_profiles(path: Path, *, configured: bool = False) -> Profiles:
+    """Read and validate a profiles file named by the user; ``configured`` when PAPERBOT_PROFILES
+    named it, which a missing file's error then says, with where to start one."""
     try:
         data = path.read_bytes()
     except OSError as exc:
-        problem = Problem(str(path), None, None, None, f"cannot read: {exc.strerror or exc}")
-        raise ProfileError([problem]) from None
+        message = f"cannot read: {exc.strerror or exc}"
+        if configured and isinstance(exc, FileNotFoundError):
+            message += f" ({MISSING_PROFILES})"
+        raise ProfileError([Problem(str(path), None, None, None, message)]) from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -211,7 +220,14 @@ def find_subscriber(profiles: Profiles, email: str) -> Subscriber:
     for subscriber in profiles.subscribers:
         if subscriber.email.lower() == key:
             return subscriber
-    raise BotError(f"{email} is not a subscriber in {profiles.source}")
+    meant = closest_address(key, [s.email.lower() for s in profiles.subscribers])
+    raise BotError(f"{email} is not a subscriber in {profiles.source}{meant}")
+
+
+def closest_address(email: str, known: Iterable[str]) -> str:
+    """``; did you mean ADDRESS?`` for the known address closest to a mistyped one, or ''."""
+    close = difflib.get_close_matches(email, sorted(known), n=1, cutoff=0.8)
+    return f"; did you mean {close[0]}?" if close else ""
 
 
 def not_due(subscriber: Subscriber, day: date) -> str | None:

@@ -193,7 +193,7 @@ def explain(
 ) -> None:
     """Why a paper was or was not picked for a subscriber."""
     config = settings()
-    subscriber = find_subscriber(read_profiles(config.profiles), email)
+    subscriber = find_subscriber(read_profiles(config.profiles, configured=True), email)
     if papers is None:
         verdict = explain_stored(make_deps(config), subscriber, paper_id)
     else:
@@ -219,7 +219,7 @@ def preview(
 ) -> None:
     """Render exactly what a subscriber would get, without sending or touching the ledger."""
     config = settings()
-    subscriber = find_subscriber(read_profiles(config.profiles), email)
+    subscriber = find_subscriber(read_profiles(config.profiles, configured=True), email)
     not_in_future(day)
     if out_file is not None:
         writable_file(out_file, "--out")

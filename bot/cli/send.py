@@ -7,6 +7,7 @@ import contextlib
 import functools
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
@@ -36,7 +37,7 @@ from bot.delivery_jobs import Outcome
 from bot.errors import UsageError
 from bot.mailer import Mailer
 from bot.outbox import OutboxMailer
-from bot.pipeline import Deps, SendOptions, SendReport, run_status, send_digests
+from bot.pipeline import Deps, SendOptions, SendReport, not_reached, run_status, send_digests
 from bot.profiles import Profiles
 from bot.stopping import watch_signals
 from bot.store import Removal
@@ -75,7 +76,7 @@ def send(
 ) -> None:
     """Send the digest for a date to every active subscriber (or one), once."""
     config = settings()
-    profiles = read_profiles(config.profiles)
+    profiles = read_profiles(config.profiles, configured=True)
     if to:  # as the profiles file writes it, however it was typed
         to = find_subscriber(profiles, to).email
     print_profile_warnings(profiles, to)  # those of the subscribers this send is about
@@ -116,7 +117,8 @@ def _check_removal(removal: Removal, profiles: Profiles, *, dry_run: bool, yes: 
 
 def _not_due_noted(profiles: Profiles, options: SendOptions) -> Callable[[Outcome], Outcome]:
     """Adds to an outcome's detail that its digest was not due on its date, when ``--to`` or
-    ``--date`` asked for it anyway (without them only due digests are sent)."""
+    ``--date`` asked for it anyway (without them only due digests are sent); not when the date
+    has not come where the subscriber is: nothing was included then."""
     if options.to is None and options.day is None:
         return lambda outcome: outcome
     flag = "--to" if options.to else "--date"
@@ -126,8 +128,9 @@ def _not_due_noted(profiles: Profiles, options: SendOptions) -> Callable[[Outcom
         day = outcome.digest_date
         if day is None or outcome.status == "already":  # settled by an earlier run
             return outcome
-        note = not_due(subscribers[outcome.email.lower()], day)
-        if note is None:
+        subscriber = subscribers[outcome.email.lower()]
+        note = not_due(subscriber, day)
+        if note is None or not_reached(subscriber, day, datetime.now(UTC)):
             return outcome
         return replace(outcome, detail=f"{outcome.detail} ({note}; included because of {flag})")
 

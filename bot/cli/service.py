@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+from functools import partial
 from typing import Annotated
 
 import typer
@@ -31,7 +32,7 @@ from bot.worker import ProfilesFile, Worker
 def run() -> None:
     """The always-on worker: fetches, sends each digest at its local time, sends alerts."""
     config = settings()
-    profiles = ProfilesFile(config.profiles, read_profiles)
+    profiles = ProfilesFile(config.profiles, partial(read_profiles, configured=True))
     worker = Worker(make_deps(config), lambda: make_mailer(config), profiles)
     target = delivery_target(make_mailer(config))
     asyncio.run(run_worker(worker, config.sweep_seconds, config.sources, target))

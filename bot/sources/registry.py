@@ -146,12 +146,12 @@ async def _hf_with_fallback(fetcher: Fetcher, day: date, options: SourceOptions)
             fetcher, day, page_size=options.hf_page_size, max_pages=options.hf_max_pages
         )
     except SourceError as exc:
-        api_error = str(exc)
-    log.warning("%s; trying the Daily Papers page instead", api_error)
+        api_error = exc.detail
+    log.warning("source hf: %s; trying the Daily Papers page instead", api_error)
     try:
         result = await hf.fetch_hf_html(fetcher, day)
     except SourceError as page_error:
-        raise SourceError("hf", f"API: {api_error}; page: {page_error}") from None
+        raise SourceError("hf", f"API: {api_error}; page: {page_error.detail}") from None
     result.note = f"used the Daily Papers page because the API failed: {api_error}"
     return result
 
@@ -182,9 +182,9 @@ async def _outcome(
     try:
         async with deadline:
             result = await fetch_one(spec, day, fetcher, options)
-    except SourceError as exc:
-        log.error("source %s failed: %s", name, exc)
-        return [], SourceOutcome(name, "failed", reason=str(exc))
+    except SourceError as exc:  # the outcome names the source: its reason need not
+        log.error("source %s failed: %s", name, exc.detail)
+        return [], SourceOutcome(name, "failed", reason=exc.detail)
     except Exception as exc:  # a bug in one source must not stop the others
         if isinstance(exc, TimeoutError) and deadline.expired():
             within = (

@@ -152,7 +152,7 @@ def test_a_failed_source_makes_papers_exit_non_zero(tmp_path: Path) -> None:
     result = runner.invoke(app, ["papers", "--source", f"sample,file:{tmp_path / 'gone.jsonl'}"])
     assert result.exit_code == 1
     assert len(result.stdout.splitlines()) >= 30  # what did arrive is still printed
-    assert "failed: source file:" in result.stderr
+    assert f"file:{tmp_path / 'gone.jsonl'}: failed: cannot read" in result.stderr
 
 
 def test_papers_file_fields_of_the_wrong_type_are_warned_about_and_the_paper_kept(

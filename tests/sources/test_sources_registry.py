@@ -91,7 +91,7 @@ async def test_a_failing_source_never_stops_the_others(server: Server, clock: Fa
     assert _outcomes(report) == {"arxiv:cs.LG+cs.CL": ("failed", 0), "hf": ("ok", 4)}
     [failed] = report.failed
     assert failed.reason and "gave up after 5 attempts: HTTP 503" in failed.reason
-    assert str(failed).startswith("arxiv:cs.LG+cs.CL: failed: source arxiv: gave up")
+    assert str(failed).startswith("arxiv:cs.LG+cs.CL: failed: gave up")
     assert len(report.papers) == 4 and not report.all_failed
 
 
@@ -138,6 +138,8 @@ async def test_api_and_page_both_failing_reports_both(server: Server, clock: Fak
     assert outcome.status == "failed" and report.all_failed
     assert outcome.reason and "API error: maintenance" in outcome.reason
     assert 'no element with data-target="DailyPapers"' in outcome.reason
+    assert str(outcome).startswith("hf: failed: API: "), "the source is named once"
+    assert "source " not in outcome.reason
 
 
 async def test_replacements_follow_the_option(server: Server, clock: FakeClock) -> None:
