@@ -1421,6 +1421,23 @@ async def until(done: Callable[[], bool], seconds: float = 10) -> None:
             await asyncio.sleep(0.02)
 
 
+def slow_to_fetch(
+    config: Settings, clock: Clock, smtp_server: SmtpServer, answer: asyncio.Event
+) -> Worker:
+    """A worker whose sources answer once ``answer`` is set."""
+    real = make_fetch(config, config.sources)
+
+    async def slow(day: date) -> Fetched:
+        await answer.wait()
+        return await real(day)
+
+    deps = Deps(
+        settings=config, store=Store(config.database_url), renderer=Renderer(), fetch=slow,
+        clock=clock,
+    )  # fmt: skip
+    return Worker(deps, smtp_mailer(smtp_server), ProfilesFile(config.profiles, read_profiles))
+
+
 async def test_sweeps_go_on_during_a_slow_start_up_fetch_and_due_digests_wait_for_it(
     config: Settings, clock: Clock, profiles_path: Path, smtp_server: SmtpServer,
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
@@ -1432,17 +1449,9 @@ async def test_sweeps_go_on_during_a_slow_start_up_fetch_and_due_digests_wait_fo
     caplog.set_level(logging.INFO)
     monkeypatch.setattr(scheduler, "HEAD_START", timedelta(seconds=0.2))
     profiles_path.write_text(only_ada(send_at="04:00"))  # due at 05:00 UTC
-    answer, real = asyncio.Event(), make_fetch(config, config.sources)
-
-    async def slow(day: date) -> Fetched:
-        await answer.wait()
-        return await real(day)
-
-    deps = Deps(
-        settings=config, store=Store(config.database_url), renderer=Renderer(), fetch=slow,
-        clock=clock,
-    )  # fmt: skip
-    worker = Worker(deps, smtp_mailer(smtp_server), ProfilesFile(config.profiles, read_profiles))
+    answer = asyncio.Event()
+    worker = slow_to_fetch(config, clock, smtp_server, answer)
+    deps = worker.deps
     stop = asyncio.Event()
     running = asyncio.create_task(run_until(worker, stop, 60, "file", "delivering by SMTP"))
     waits = "1 due digest waits for the lists being fetched at start-up"
@@ -1472,17 +1481,7 @@ async def test_digests_that_waited_go_out_when_the_start_up_fetch_ends_during_a_
     monkeypatch.setattr(scheduler, "HEAD_START", timedelta(seconds=0.1))
     profiles_path.write_text(only_ada(send_at="04:00"))  # due at 05:00 UTC
     answer, swept, going_on = asyncio.Event(), asyncio.Event(), asyncio.Event()
-    real = make_fetch(config, config.sources)
-
-    async def slow(day: date) -> Fetched:
-        await answer.wait()
-        return await real(day)
-
-    deps = Deps(
-        settings=config, store=Store(config.database_url), renderer=Renderer(), fetch=slow,
-        clock=clock,
-    )  # fmt: skip
-    worker = Worker(deps, smtp_mailer(smtp_server), ProfilesFile(config.profiles, read_profiles))
+    worker = slow_to_fetch(config, clock, smtp_server, answer)
     sweep_job = worker.sweep_job
 
     async def long_first_sweep() -> object:
