@@ -47,10 +47,11 @@ How each failure is handled:
   ``sending``, as above) and the run stops, so that no more messages go out unrecorded
 Stopping (or ``deps.stop``) releases the claimed messages not yet sent, for the next run: each
 row becomes ``temp_failed``, due at once, with ``not sent: <why the run stopped>``, and the claim
-does not count as an attempt (the server never had a word about that message). The message in
-hand when the run stopped is also reported as ``failed``; the report's ``stopped_by`` is the
-SMTP error that stopped the run, if one did. The jobs not claimed yet are left as they are (the
-next run delivers them): ``unclaimed`` counts those the run had taken. A cancelled run (a stop
+does not count as an attempt (the server never had a word about that message), and the message
+in hand when the run stopped is given back with them (``released`` counts it: it did not fail,
+the next run sends it); the report's ``stopped_by`` is the SMTP error that stopped the run, if
+one did. The jobs not claimed yet are left as they are (the next run delivers them):
+``unclaimed`` counts those the run had taken. A cancelled run (a stop
 that would not wait longer) records the messages accepted but not yet recorded as ``sent`` (and
 reports them) and releases the rest too, as soon as the cancellation reaches it and without
 awaiting anything; the messages being sent then stay ``sending``, as after a crash.
@@ -445,13 +446,6 @@ class _Run:
         """Compose in this process and queue the message (a failure is recorded)."""
         await self._ready(job, claim, await self._attempt(job, claim, job.compose))
 
-    async def _release_in_hand(self, job: Job, claim: Claim) -> None:
-        """The run stopped with this message in hand, before the server had it: give its row
-        back for the next run, and report it failed, saying why."""
-        reason, ledger = self._not_sent(), self.deps.store.ledger
-        await asyncio.to_thread(ledger.release, claim, self.deps.clock(), reason)
-        self._emit(job, "failed", reason)
-
     def _not_sent(self) -> str:
         """What a claim given back unsent says."""
         return f"not sent: {self._why_stopped()}"
@@ -513,9 +507,9 @@ class _Run:
         self.unsent.pop(claim.delivery_id, None)  # in the server's hands from here on
         try:
             await self._send(item.message)
-        except FatalDeliveryError as exc:
+        except FatalDeliveryError as exc:  # the server never had it: given back with the rest
             self._halt(str(exc), exc)
-            await self._release_in_hand(job, claim)
+            self.unsent[claim.delivery_id] = claim
         except DeliveryError as exc:
             await self._settle(job, claim, exc)
         else:

@@ -112,10 +112,18 @@ def explain_stored(deps: Deps, subscriber: Subscriber, wanted: str) -> matching.
     verdict = explain_paper(
         subscriber, item.paper, day, corpus=[i.paper for i in window], liked=liked
     )
-    suppression = store.suppressed().get(subscriber.email.lower())
+    return with_ledger(deps, subscriber, verdict)
+
+
+def with_ledger(
+    deps: Deps, subscriber: Subscriber, verdict: matching.Explanation
+) -> matching.Explanation:
+    """``verdict`` with which email carried its paper to ``subscriber`` already, if one did,
+    and whether their address is suppressed, as the ledger says."""
+    suppression = deps.store.suppressed().get(subscriber.email.lower())
     return replace(
         verdict,
-        sent=_delivered(deps, subscriber, item.paper.id),
+        sent=_delivered(deps, subscriber, verdict.paper_id),
         suppressed=suppression.reason if suppression else "",
     )
 

@@ -142,6 +142,40 @@ def test_explain_says_when_the_paper_was_sent_already(env: dict[str, str]) -> No
     assert "\n  sent in the digest for 2026-11-25 on " in after.output
 
 
+def test_explain_against_a_papers_file_says_which_email_carried_the_paper(
+    env: dict[str, str], papers_file: Path
+) -> None:
+    """The ledger knows what reached the subscriber, whichever papers the verdict is read
+    among; without a database none is made, and the verdict stands alone."""
+    args = ["explain", "ada@example.org", "2611.10001", "--papers", str(papers_file)]
+    database = Path(env["PAPERBOT_DATABASE_URL"].removeprefix("sqlite:///"))
+    before = runner.invoke(app, args)
+    assert before.exit_code == 0, before.output
+    assert before.stdout.startswith("2611.10001: picked (") and "sent in" not in before.stdout
+    assert not database.exists(), "explaining against a file makes no database"
+    sent = runner.invoke(app, ["send", "--date", "2026-11-25", "--to", "ada@example.org"])
+    assert sent.exit_code == 0, sent.output
+    after = runner.invoke(app, args)
+    assert after.exit_code == 0, after.output
+    assert "2611.10001: picked, but already sent to ada@example.org (" in after.output
+    assert "\n  sent in the digest for 2026-11-25 on " in after.output
+    assert runner.invoke(app, ["unsubscribe", "ada@example.org"]).exit_code == 0
+    gone = runner.invoke(app, args).output.splitlines()
+    assert "  ada@example.org is suppressed (unsubscribed): gets no mail" in gone
+
+
+def test_explain_against_a_papers_file_with_a_broken_database_still_explains(
+    env: dict[str, str], papers_file: Path
+) -> None:
+    Path(env["PAPERBOT_DATABASE_URL"].removeprefix("sqlite:///")).write_text("not a database")
+    args = ["explain", "ada@example.org", "2611.10001", "--papers", str(papers_file)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("2611.10001: picked (")
+    assert "Note: whether it reached ada@example.org is not known: " in result.stderr
+    assert "file is not a database" in result.stderr
+
+
 ALAN_ALERTS = (
     '      keywords: ["quantum error correction"]\n    alerts:\n'
     '      - keywords: ["sparse mixture of experts"]\n      - authors: ["L. Okafor"]'
@@ -182,7 +216,7 @@ def test_explain_names_the_alert_rules_that_fire_on_the_paper(
 
 
 def test_explain_after_an_alert_says_when_it_went_and_why(
-    env: dict[str, str], profiles_file: Path
+    env: dict[str, str], profiles_file: Path, papers_file: Path
 ) -> None:
     text = profiles_file.read_text()
     profiles_file.write_text(
@@ -198,6 +232,8 @@ def test_explain_after_an_alert_says_when_it_went_and_why(
     ), lines
     assert "  fires alert for author Lena Okafor (as L. Okafor)" in lines
     assert "  sent in an alert on 2026-11-25 05:00 UTC" in lines
+    in_file = ["explain", "alan@example.org", "2611.10001", "--papers", str(papers_file)]
+    assert "  sent in an alert on 2026-11-25 05:00 UTC" in runner.invoke(app, in_file).output
     assert runner.invoke(app, ["unsubscribe", "alan@example.org"]).exit_code == 0
     after = runner.invoke(app, ["explain", "alan@example.org", "2611.10001"]).output
     assert "  alan@example.org is suppressed (unsubscribed): gets no mail" in after.splitlines()
@@ -499,6 +535,19 @@ def test_help_shows_placeholders_only_for_values(env: dict[str, str]) -> None:
     assert re.search(r"--date\s+YYYY-MM-DD", send_help)
     assert re.search(r"--to\s+EMAIL", send_help)
     assert re.search(r"--dry-run\s+Match and render only", send_help)
+
+
+@pytest.mark.parametrize(
+    ("command", "default"),
+    [(["send"], "today in each subscriber's time zone"),
+     (["preview", "ada@example.org"], "today in the subscriber's time zone"),
+     (["fetch"], "today in UTC"), (["papers"], "today in UTC")],
+)  # fmt: skip
+def test_the_help_of_date_says_which_today_is_meant(command: list[str], default: str) -> None:
+    """Digests are dated in each subscriber's time zone (as the contract says of ``send``),
+    the lists a fetch asks for in UTC."""
+    shown = runner.invoke(app, [*command, "--help"], env={"COLUMNS": "200"}).output
+    assert f"The date (default: {default})." in shown
 
 
 def test_the_command_list_gives_each_command_one_line_of_help() -> None:

@@ -388,11 +388,17 @@ def test_a_mistyped_address_is_answered_with_the_subscriber_meant(env: dict[str,
 
 
 def test_dry_run_sends_and_records_nothing(env: dict[str, str], smtp_server: SmtpServer) -> None:
+    """Nothing sent, no delivery nor run recorded; only the papers it fetched are stored, as
+    its --help says."""
     result = send("--dry-run", env=smtp_server.env())
     assert result.exit_code == 0, result.output
     assert smtp_server.messages == []
     assert "dry run 3" in result.output
-    assert Store(env["PAPERBOT_DATABASE_URL"]).ledger.counts() == []
+    store = Store(env["PAPERBOT_DATABASE_URL"])
+    assert store.ledger.counts() == [] and store.recent_runs() == []
+    assert store.has_papers_for(date(2026, 11, 25))
+    said = runner.invoke(app, ["send", "--help"], env={"COLUMNS": "200"}).output
+    assert "nothing is sent or recorded, but the papers it fetches are stored" in said
     assert send(env=smtp_server.env()).exit_code == 0
     assert len(smtp_server.messages) == 2
 

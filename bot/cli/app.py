@@ -145,12 +145,18 @@ def not_in_future(day: date | None, now: datetime | None = None) -> date | None:
     return day
 
 
-DateOption = Annotated[
-    date | None,
-    typer.Option(
-        "--date", parser=parse_day, metavar="YYYY-MM-DD", help="The date (default: today)."
-    ),
-]
+def _date_option(default: str) -> Any:
+    """A ``--date`` option whose help says what the date is without one."""
+    help_text = f"The date (default: {default})."
+    return typer.Option("--date", parser=parse_day, metavar="YYYY-MM-DD", help=help_text)
+
+
+DateOption = Annotated[date | None, _date_option("today in UTC")]
+"""The date of a fetch: the day's lists as the sources date them."""
+DigestDateOption = Annotated[date | None, _date_option("today in each subscriber's time zone")]
+"""The date of the digests ``send`` sends: a subscriber's own today unless given."""
+OneDigestDateOption = Annotated[date | None, _date_option("today in the subscriber's time zone")]
+"""The date of one subscriber's digest."""
 SourceOption = Annotated[
     str | None,
     typer.Option("--source", metavar="SPEC", help="Source SPEC (default: PAPERBOT_SOURCES)."),

@@ -18,6 +18,7 @@ from rich.text import Text
 from bot import matching, sources
 from bot.cli.app import (
     DateOption,
+    OneDigestDateOption,
     SourceOption,
     app,
     err,
@@ -30,14 +31,16 @@ from bot.cli.app import (
     read_profiles,
     settings,
 )  # fmt: skip
-from bot.errors import UsageError
-from bot.lookup import explain_listed, explain_stored, not_sent
+from bot.errors import BotError, UsageError
+from bot.lookup import explain_listed, explain_stored, not_sent, with_ledger
 from bot.lookup import preview as pipeline_preview
 from bot.message import html_part
-from bot.models import Digest, Paper
+from bot.models import Digest, Paper, Subscriber
 from bot.pipeline import digest_day, fetch_and_store, nothing_to_send
 from bot.render import plural
+from bot.settings import Settings
 from bot.sources.jsonl import read_papers_file
+from bot.store import DatabaseFailure, db_reason, missing_database
 
 
 class MatchFormat(StrEnum):
@@ -104,7 +107,7 @@ def papers(
 ) -> None:
     """Print the normalised papers a source yields, or that a saved response parses to."""
     config = settings()
-    failed = False
+    failed = nothing = False
     if input_file is not None:
         result = sources.parse_input(
             input_file, source, include_replacements=config.arxiv_include_replacements
@@ -118,7 +121,8 @@ def papers(
         when = not_in_future(day) or datetime.now(UTC).date()
         report = asyncio.run(sources.fetch_papers(specs, when, options=options))
         found, notes, failed = report.papers, [str(o) for o in report.outcomes], bool(report.failed)
-    if fmt == PapersFormat.table:
+        nothing = report.all_failed  # no table of 0 papers: the failures say it all
+    if fmt == PapersFormat.table and not nothing:
         out.print(_papers_table(found))
     else:
         for paper in found:
@@ -198,17 +202,35 @@ def explain(
         verdict = explain_stored(make_deps(config), subscriber, paper_id)
     else:
         verdict = explain_listed(subscriber, paper_id, read_papers_file(papers).papers, str(papers))
+        verdict = _with_ledger(config, subscriber, verdict)
     for line in verdict.lines():
         out.print(line, markup=False, soft_wrap=True)
     if verdict.snippet:
         out.print(f"  snippet: {verdict.snippet}", markup=False, soft_wrap=True)
 
 
+def _with_ledger(
+    config: Settings, subscriber: Subscriber, verdict: matching.Explanation
+) -> matching.Explanation:
+    """A verdict on a paper of a papers file, with what the ledger says of it (see
+    ``with_ledger``) when there is a database to ask; without one (none made yet, or it cannot
+    be read, as a note on stderr says) the verdict alone."""
+    if missing_database(config.database_url) is not None:
+        return verdict
+    try:
+        return with_ledger(make_deps(config), subscriber, verdict)
+    except (BotError, DatabaseFailure) as exc:
+        reason = db_reason(exc) if isinstance(exc, DatabaseFailure) else str(exc)
+        note = f"Note: whether it reached {subscriber.email} is not known: {reason}"
+        err.print(note, markup=False, highlight=False, soft_wrap=True)
+        return verdict
+
+
 @app.command()
 @handle_errors
 def preview(
     email: Annotated[str, typer.Argument(metavar="EMAIL", help="The subscriber's email address")],
-    day: DateOption = None,
+    day: OneDigestDateOption = None,
     out_file: Annotated[
         Path | None,
         typer.Option(

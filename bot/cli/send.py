@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from bot.cli.app import (
-    DateOption,
+    DigestDateOption,
     SourceOption,
     app,
     err,
@@ -58,13 +58,18 @@ COMPOSED = {"sent", "dry-run"}
 @app.command()
 @handle_errors
 def send(
-    day: DateOption = None,
+    day: DigestDateOption = None,
     to: Annotated[
         str | None, typer.Option("--to", metavar="EMAIL", help="Send to this subscriber only.")
     ] = None,
     source: SourceOption = None,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Match and render only: nothing is sent or recorded.")
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Match and render only: nothing is sent or recorded, but the papers it "
+            "fetches are stored (the day's, when missing or --source is given).",
+        ),
     ] = False,
     force: Annotated[bool, typer.Option("--force", help="Resend even if already sent.")] = False,
     yes: Annotated[

@@ -153,6 +153,22 @@ def test_a_failed_source_makes_papers_exit_non_zero(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert len(result.stdout.splitlines()) >= 30  # what did arrive is still printed
     assert f"file:{tmp_path / 'gone.jsonl'}: failed: cannot read" in result.stderr
+    table = ["--format", "table"]
+    some = runner.invoke(
+        app, ["papers", "--source", f"sample,file:{tmp_path / 'gone.jsonl'}", *table]
+    )
+    assert some.exit_code == 1 and "sample" in some.stdout, "the papers that arrived, in a table"
+
+
+def test_papers_prints_no_empty_table_when_every_source_failed(tmp_path: Path) -> None:
+    """Nothing arrived: the failures are the whole answer, not a table of 0 papers above them."""
+    gone = f"file:{tmp_path / 'gone.jsonl'},file:{tmp_path / 'lost.jsonl'}"
+    for fmt in ("table", "jsonl"):
+        result = runner.invoke(app, ["papers", "--source", gone, "--format", fmt])
+        assert result.exit_code == 1
+        assert result.stdout == "", result.stdout
+        assert f"file:{tmp_path / 'gone.jsonl'}: failed: cannot read" in result.stderr
+        assert f"file:{tmp_path / 'lost.jsonl'}: failed: cannot read" in result.stderr
 
 
 def test_papers_file_fields_of_the_wrong_type_are_warned_about_and_the_paper_kept(
