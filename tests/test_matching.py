@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from bot import text
-from bot.matching import DEFAULT_THRESHOLD, Selection, explain, select
+from bot.matching import DEFAULT_THRESHOLD, Selection, explain, scorer, select, signals
+from bot.matching.combine import DESCRIPTION_SCALE
 from bot.matching.describe import PAIR_SHARE, Descriptions
 from bot.matching.index import Collection
 from bot.models import Match, Paper, Subscriber
@@ -802,3 +803,91 @@ def test_the_terms_of_the_last_corpus_are_kept_for_the_next_call(
 def test_distinct_terms_are_the_terms_of_the_text(text: str) -> None:
     found = distinct_terms(text)
     assert sorted(found) == sorted(set(terms_of(text)))
+
+
+GLACIERS = [
+    Paper(
+        "g1",
+        "Calving of tidewater glaciers",
+        "Glacier calving sets how fast tidewater glaciers lose ice; calving glaciers retreat.",
+    ),
+    Paper(
+        "g2",
+        "What drives glacier calving",
+        "Glacier calving follows crevasses; a calving front retreats when glaciers thin.",
+    ),
+    Paper(
+        "g3",
+        "Calving and glacier retreat",
+        "Glacier calving events at three glaciers, read from calving records.",
+    ),
+]
+SOIL = Paper(
+    "x", "Soil heat in frozen ground", "Soil heat under snow, checked by numerical simulation."
+)
+SHELF = Paper("y", "Ice shelf fracture", "How an ice shelf breaks ahead of glacier calving.")
+GLACIER_TEXT = "Glacier calving: theory, field measurement and numerical simulation."
+
+
+def test_a_description_alone_ranks_its_topic_above_its_context_words(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The papers holding most of a description say which of its words its topic is written
+    with: a paper on glacier calving comes before one holding only "numerical simulation",
+    and a paper that mentions glacier calving once is picked."""
+    day = [*GLACIERS, SOIL, SHELF, *FILLER]
+    selection = one(sub(description=GLACIER_TEXT), day)
+    assert selection.ranked[0].paper.id == "g2"
+    assert "y" in [m.paper.id for m in selection.picked]
+    monkeypatch.setattr(signals, "FEEDBACK_GAIN", 0.0)  # each term as rare as it is, only
+    selection = one(sub(description=GLACIER_TEXT), day)
+    assert selection.ranked[0].paper.id == "x"
+    assert "y" not in [m.paper.id for m in selection.picked]
+
+
+def _share(score: float) -> float:
+    """The description share found behind a description-only score."""
+    return float(-DESCRIPTION_SCALE * np.log1p(-score))
+
+
+def test_a_description_matched_by_one_word_stays_a_weak_match(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """When the best a day holds is one word of a long description, re-weighing its terms by
+    that paper at most doubles the share found: the paper is not picked."""
+    text = (
+        "Glacier calving, sea ice drift, permafrost thaw, avalanche forecasting, firn density "
+        "and meltwater lakes: theory, field measurement and numerical simulation."
+    )
+    lone = Paper("l", "Cheese ripening", "Cheese ripening in caves, with a note on firn.")
+    got = scores(one(sub(description=text), [lone, *FILLER]))
+    monkeypatch.setattr(signals, "FEEDBACK_GAIN", 0.0)
+    before = scores(one(sub(description=text), [lone, *FILLER]))
+    assert 0 < before["l"] < got["l"] < DEFAULT_THRESHOLD
+    assert _share(got["l"]) <= 2 * _share(before["l"]) + 1e-6
+
+
+def test_a_description_beside_keywords_is_read_as_written(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keywords rank the papers; the description beside them keeps its weights as written."""
+    day = [*GLACIERS, SOIL, SHELF, *FILLER]
+    profile = sub(keywords=["ice shelf"], description=GLACIER_TEXT)
+    got = scores(one(profile, day))
+    monkeypatch.setattr(signals, "FEEDBACK_GAIN", 0.0)
+    assert scores(one(profile, day)) == got
+
+
+def test_descriptions_alone_and_beside_keywords_score_as_one_at_a_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Re-weighing is per profile: blocks mixing both kinds give each its own scores."""
+    day = [*GLACIERS, SOIL, SHELF, *FILLER]
+    subs = [
+        sub("a@example.org", description=GLACIER_TEXT),
+        sub("b@example.org", keywords=["soil heat"], description=GLACIER_TEXT),
+        sub("c@example.org", description="numerical simulation of snow"),
+        sub("d@example.org", description="tidewater glaciers"),
+    ]
+    alone = {s.email: scores(one(s, day)) for s in subs}
+    monkeypatch.setattr(scorer, "CHUNK", 3)
+    together = select(subs, day)
+    assert {email: scores(s) for email, s in together.items()} == alone

@@ -3,8 +3,8 @@
 Each signal is evidence of relevance on its own scale in [0, 1]; the score is their soft OR
 ``1 - prod(1 - w * s)``, so any one strong signal can carry a paper and weak ones add up slowly.
 These few weights are the model's only free parameters besides the BM25F constants in ``index``,
-the most that weak keyword matches add up to in ``signals``, and the typical day that ``likes``
-reads a small day against.
+the most that weak keyword matches add up to and how much a description's best papers re-weigh
+its terms in ``signals``, and the typical day that ``likes`` reads a small day against.
 """
 
 from __future__ import annotations
