@@ -8,7 +8,8 @@ kept alert is dropped and its next alert is emailed at once.
 The limit's times are kept in the store (``AlertTimes``) when one is given, so that a worker
 restarting again and again does not email the same alert at every start; so are the alerts not
 emailed yet, so that a worker restarted while mail does not work still emails them once it does
-(``recall_kept``).
+(``recall_kept``). An alert is claimed there before its email goes out (given back if it does
+not), so that workers sharing the database that raise one at the same moment email it once.
 """
 
 from __future__ import annotations
@@ -110,6 +111,17 @@ class AlertTimes(Protocol):
 
     def record_admin_alert(self, kind: str, alerted_at: datetime, counts_from: datetime) -> None:
         """Keep those two times of ``kind``."""
+        ...
+
+    def claim_admin_alert(self, kind: str, at: datetime, interval: timedelta) -> bool:
+        """Record an alert of ``kind`` as emailed at ``at`` unless one went out less than
+        ``interval`` before (by another worker): whether this one may be emailed."""
+        ...
+
+    def release_admin_alert(
+        self, kind: str, at: datetime, before: tuple[datetime, datetime] | None
+    ) -> None:
+        """Undo the claim made at ``at``: back to the times ``before`` it."""
         ...
 
     def kept_admin_alerts(self) -> dict[str, tuple[str, str, datetime, bool]]:
@@ -272,6 +284,15 @@ class AdminAlerts:
             del self.pending[kind]
             self._kept(kind)
             return None
+        at = self.clock()
+        before = (self.alerted[kind], self.last[kind]) if kind in self.alerted else None
+        if self.times is not None and not self.times.claim_admin_alert(kind, at, self.interval):
+            # another worker sharing the database raised it at the same moment and emails it
+            del self.pending[kind]
+            self._kept(kind)
+            self._recall(kind)
+            log.info("admin alert (%s) emailed by another worker", kind)
+            return None
         note = ""
         if alert.held:
             raised = alert.raised.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -279,11 +300,13 @@ class AdminAlerts:
         try:
             await mailer.send(self.message(kind, alert.what, alert.todo, note))
         except PermanentDeliveryError as exc:
+            self._unclaim(kind, at, before)
             del self.pending[kind]
             self._kept(kind)
             log.error("the admin alert (%s) was refused and is dropped: %s", kind, exc)
             return exc
         except DeliveryError as exc:
+            self._unclaim(kind, at, before)
             if not alert.held:
                 log.warning("could not email the admin alert (it is sent once mail works): %s", exc)
                 alert.held = True
@@ -291,6 +314,11 @@ class AdminAlerts:
             return exc
         del self.pending[kind]
         self._kept(kind)
-        self.last[kind] = self.alerted[kind] = self.clock()
+        self.last[kind] = self.alerted[kind] = at
         self._counted(kind)
         return None
+
+    def _unclaim(self, kind: str, at: datetime, before: tuple[datetime, datetime] | None) -> None:
+        """The email of ``kind`` claimed at ``at`` did not go out: it does not count."""
+        if self.times is not None:
+            self.times.release_admin_alert(kind, at, before)

@@ -339,31 +339,38 @@ def candidates(deps: Deps, targets: Sequence[Target], force: bool) -> Candidates
 
 @dataclass(frozen=True, slots=True)
 class Unsent:
-    """The digest rows of a run's subscribers whose papers were not sent (by subscriber id), and
-    which digests the run makes (``made``): they decide which papers a new digest may hold."""
+    """The digest rows of a run's subscribers whose papers were not sent and their alert rows
+    another run is sending (by subscriber id), and which digests the run makes (``made``): they
+    decide which papers a new digest may hold."""
 
     rows: Mapping[int, Sequence[Delivery]]
     made: Container[tuple[int, date]]
 
     @classmethod
     def of(cls, deps: Deps, targets: Sequence[Target], since: date) -> Unsent:
-        """The unsent digest rows from ``since`` on of the subscribers of ``targets``."""
+        """The unsent digest rows from ``since`` on of the subscribers of ``targets``, and their
+        alert rows that another run is sending. An alert left behind is not one: the worker
+        sends it again before its digests while its papers still fire, else they go in the
+        digest."""
         sids = {t.sid for t in targets}
+        now, here = deps.clock(), this_machine()
         rows: dict[int, list[Delivery]] = {}
         for row in deps.store.ledger.unsent_digests(sids, since):
-            rows.setdefault(row.subscriber_id, []).append(row)
+            if row.kind == "digest" or not row.left_behind(now, here, process_exists):
+                rows.setdefault(row.subscriber_id, []).append(row)
         return cls(rows, {t.key for t in targets})
 
     def taken(self, target: Target, sent: Set[str] | None) -> Set[str]:
         """The papers ``target`` may not hold: those ``sent`` to the subscriber, and those
-        another digest of theirs holds and will carry. That is one being sent (it is sent again
-        as it was after a crash), or one waiting for a retry that this run does not make (the
-        retries a run makes share out the papers afresh, see ``candidates``)."""
+        another email of theirs holds and will carry. That is an alert another run is sending
+        (its papers were in no alert when that run looked), another digest being sent (it is
+        sent again as it was after a crash), or one waiting for a retry that this run does not
+        make (the retries a run makes share out the papers afresh, see ``candidates``)."""
         held = {
             paper
             for row in self.rows.get(target.sid, ())
-            if row.digest_date != target.day
-            and (row.status == SENDING or (row.status == TEMP_FAILED and not self._made(row)))
+            if row.kind != "digest"
+            or (row.digest_date != target.day and (row.status == SENDING or self._retried(row)))
             for paper in row.paper_ids
         }
         if not held:
@@ -388,6 +395,10 @@ class Unsent:
 
     def _made(self, row: Delivery) -> bool:
         return (row.subscriber_id, row.digest_date) in self.made
+
+    def _retried(self, row: Delivery) -> bool:
+        """Whether ``row`` waits for a retry that this run does not make."""
+        return row.status == TEMP_FAILED and not self._made(row)
 
 
 def resuming(

@@ -549,6 +549,11 @@ class Worker:
                     run.status = "stopped"
                     run.summary = done.summary() | {"stopped": "cancelled at shutdown"}
                     raise
+                except Exception as exc:  # the database went away: what it did so far, and why
+                    if (reason := unavailable(exc)) is not None:
+                        stopped = f"database unavailable: {reason}"
+                        run.summary = done.summary() | {"stopped": stopped}
+                    raise
                 run.status, run.summary = run_status(report), report.summary()
                 changed = len(report.waiting) != len(self.waiting)
                 run.kept = bool(report.outcomes or report.stopped or changed)

@@ -430,6 +430,30 @@ def test_a_running_run_shows_it_is_alive_until_it_is_finished(store: Store) -> N
     assert (finished.status, finished.summary) == ("ok", {"counts": {"sent": 1}})
 
 
+def test_a_run_ending_while_the_database_is_away_records_its_end_when_the_next_starts(
+    tmp_path: Path,
+) -> None:
+    """The database went away during a sweep (its file cannot be opened): the sweep's end is
+    written when the process's next run starts, rather than the sweep being left ``running``
+    and later shown as interrupted while its process lives on."""
+    folder = tmp_path / "db"
+    folder.mkdir()
+    store = Store(f"sqlite:///{folder / 'bot.db'}")
+    with pytest.raises(OperationalError), store.run("sweep") as record:
+        record.status, record.summary = "ok", {"counts": {"sent": 3}}
+        store.close()  # no connection stays open to the moved file
+        folder.rename(tmp_path / "db-moved")
+    (tmp_path / "db-moved").rename(folder)
+    assert [run.status for run in store.recent_runs()] == ["running"]
+    store.start_run("sweep")
+    started, ended = store.recent_runs()
+    assert (started.status, ended.status, ended.summary) == (
+        "running", "ok", {"counts": {"sent": 3}},
+    )  # fmt: skip
+    assert ended.finished_at is not None and ended.finished_at <= started.started_at
+    store.close()
+
+
 def test_closing_the_store_stops_the_heartbeat(store: Store) -> None:
     store.heartbeat = 0.02
     store.start_run("send")

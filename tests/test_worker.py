@@ -21,6 +21,7 @@ import pytest
 from rich.console import Console
 from sqlalchemy import update
 from sqlalchemy.exc import OperationalError
+from sqlmodel import SQLModel, create_engine
 
 from bot import scheduler, status
 from bot import sweep as sweep_module
@@ -57,6 +58,7 @@ from tests.conftest import (
     matched_emails,
     reader,
 )
+from tests.postgres import postgres_url  # noqa: F401  (fixture)
 from tests.smtp_faults import FaultServer, serve
 
 PROFILES = """\
@@ -324,6 +326,32 @@ async def test_papers_firing_in_one_sweep_go_out_in_one_alert_and_never_again(
     assert "Study 1" not in plain(second) and "Study 4" in plain(second)
     assert str(digest["Subject"]) == "1 paper for Wed 25 Nov: Mixture of Experts Without Lee"
     assert "Study" not in plain(digest)
+
+
+async def test_a_digest_leaves_out_the_papers_of_an_alert_another_worker_is_sending(
+    make_worker: Callable[[], Worker], clock: Clock, profiles_path: Path, smtp_server: SmtpServer
+) -> None:  # fmt: skip
+    """Another worker sharing the database claimed an alert of papers 1 and 2 for ada and is
+    sending it: this worker's sweep, making her digest meanwhile, leaves them out (the alert
+    carries them), and sends no alert of its own for them."""
+    profiles_path.write_text(only_ada() + LEE)
+    worker = make_worker()
+    store = worker.deps.store
+    other = Paper("2611.29999", "Mixture of Experts Without Lee", "On mixture of experts.")
+    store.save_papers([moe_paper(1), moe_paper(2), other], NOV_25, clock())
+    sid = store.subscriber_id("ada@example.org")
+    assert sid is not None
+    held = ("2611.20001", "2611.20002")
+    alert = ClaimRequest(sid, NOV_25, held, "<other@paperbot.example.org>", "alert", held[0])
+    clock.set(2026, 11, 25, 8, 1)
+    assert store.ledger.claim_many([alert], clock()) != [None]  # by a process still running
+    await worker.sweep_job()
+    (digest,) = smtp_server.handler.to("ada@example.org")
+    assert str(digest["Subject"]) == "1 paper for Wed 25 Nov: Mixture of Experts Without Lee"
+    assert "Study" not in plain(digest)
+    assert [(status, papers) for status, _, papers, _ in alert_rows(store)] == [
+        ("sending", list(held))
+    ]
 
 
 async def test_an_alert_shows_max_papers_in_full_and_lists_the_rest_by_title(
@@ -1164,6 +1192,48 @@ async def test_two_workers_sharing_a_database_email_one_alert_of_a_kind_an_hour(
         clock.now += timedelta(minutes=61)
         assert await two.notify(mailer, "smtp", "auth still failing", "fix the password")
     assert len(smtp_server.messages) == 2
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def shared_store(request: pytest.FixtureRequest, config: Settings) -> Iterator[Store]:
+    """The database two workers share: SQLite, and a real PostgreSQL emptied for the test."""
+    url = config.database_url
+    if request.param == "postgres":
+        url = request.getfixturevalue("postgres_url")
+        engine = create_engine(url)
+        SQLModel.metadata.drop_all(engine)
+        engine.dispose()
+    store = Store(url)
+    yield store
+    store.close()
+
+
+async def test_two_workers_raising_an_alert_at_the_same_moment_email_it_once(
+    config: Settings, smtp_server: SmtpServer, shared_store: Store
+) -> None:
+    """Both workers judge the same bad profiles file at one sweep: each raises the alert before
+    either has emailed it, and the admin gets one email. An email that did not go out does
+    not count: the alert goes once mail works."""
+    store = shared_store
+    clock = Clock(datetime(2026, 11, 25, tzinfo=UTC))
+    one, two = AdminAlerts(config, clock, times=store), AdminAlerts(config, clock, times=store)
+    one.keep("profiles", "profiles.yaml:3: a key without its ':'", "fix the file")
+    two.keep("profiles", "profiles.yaml:3: a key without its ':'", "fix the file")
+    async with SmtpMailer(smtp_server.host, smtp_server.port, security="none") as mailer:
+        assert await one.flush(mailer) is None
+        clock.now += timedelta(seconds=1)
+        assert await two.flush(mailer) is None
+    assert len(smtp_server.handler.to("admin@paperbot.example.org")) == 1
+    assert one.pending == two.pending == {}
+    clock.now += timedelta(minutes=61)
+    one.keep("smtp", "auth failed", "fix the password")
+    down = SmtpMailer("127.0.0.1", free_port(), security="none")
+    assert await one.flush(down) is not None
+    two.keep("smtp", "auth failed", "fix the password")
+    async with SmtpMailer(smtp_server.host, smtp_server.port, security="none") as mailer:
+        assert await two.flush(mailer) is None
+        assert await one.flush(mailer) is None
+    assert len(smtp_server.handler.to("admin@paperbot.example.org")) == 2
 
 
 async def test_a_source_failing_repeatedly_alerts_the_admin(
@@ -2363,6 +2433,10 @@ async def test_a_database_lost_in_the_middle_of_delivery_ends_the_sweep_and_noth
     (down,) = messages(caplog, "database unavailable: ", logging.ERROR)
     assert down.startswith("database unavailable: server closed the connection; ")
     store.suppressed_emails = working  # type: ignore[method-assign]
+    (run,) = status.collect(store, clock())["runs"][:1]
+    assert (run["command"], run["status"], run["stopped"]) == (
+        "sweep", "error", "database unavailable: server closed the connection",
+    )  # fmt: skip
     (pending, *_) = status.collect(store, clock())["upcoming"]
     assert (pending["status"], pending["attempts"]) == ("temp_failed", 0)
     assert pending["last_error"] == (

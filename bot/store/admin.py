@@ -4,8 +4,9 @@ emailed yet, so that a restart does not lose them."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, delete, select
@@ -40,6 +41,46 @@ class AdminAlertLog:
             except IntegrityError:
                 if attempt:
                     raise
+
+    def claim_admin_alert(self, kind: str, at: datetime, interval: timedelta) -> bool:
+        """Take the emailing of an alert of ``kind`` at ``at``, recording it as emailed then:
+        False when one went out less than ``interval`` before (as its limit counts), as when two
+        workers sharing the database raise the same alert at once: one of them emails it.
+        ``release_admin_alert`` gives the claim back when the email did not go out."""
+        stamp = as_utc(at)
+        try:
+            with Session(self.engine) as db:
+                db.add(AdminAlertRow(kind=kind, alerted_at=stamp, counts_from=stamp))
+                db.commit()
+            return True
+        except IntegrityError:  # one of this kind was emailed before: its limit decides
+            pass
+        with Session(self.engine) as db:
+            taken = db.exec(
+                update(AdminAlertRow)
+                .where(
+                    col(AdminAlertRow.kind) == kind,
+                    col(AdminAlertRow.counts_from) <= as_utc(at - interval),
+                )
+                .values(alerted_at=stamp, counts_from=stamp)
+            )
+            db.commit()
+            return bool(taken.rowcount == 1)
+
+    def release_admin_alert(
+        self, kind: str, at: datetime, before: tuple[datetime, datetime] | None
+    ) -> None:
+        """Undo the claim of ``kind`` made at ``at`` (its email did not go out): back to the
+        times ``before`` it (or none), unless another worker claimed one since."""
+        with Session(self.engine) as db:
+            ours = (col(AdminAlertRow.kind) == kind) & (col(AdminAlertRow.alerted_at) == as_utc(at))
+            if before is None:
+                db.exec(delete(AdminAlertRow).where(ours))
+            else:
+                alerted, counts_from = (as_utc(moment) for moment in before)
+                back = update(AdminAlertRow).where(ours)
+                db.exec(back.values(alerted_at=alerted, counts_from=counts_from))
+            db.commit()
 
     def kept_admin_alerts(self) -> dict[str, tuple[str, str, datetime, bool]]:
         """By kind: the alert not emailed yet (what, what to do, when raised, whether held)."""

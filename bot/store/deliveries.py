@@ -60,11 +60,12 @@ class DeliveryQueries:
 
     def unsent_digests(self, subscriber_ids: Collection[int], since: date) -> list[Delivery]:
         """The digest rows of these subscribers from ``since`` on that hold papers not sent:
-        being sent, waiting for a retry, or failed for good."""
+        being sent, waiting for a retry, or failed for good; and their alert rows being sent."""
+        unsent = col(Delivery.status).in_([SENDING, TEMP_FAILED, PERM_FAILED])
         query = select(Delivery).where(
-            Delivery.kind == "digest",
             col(Delivery.digest_date) >= since,
-            col(Delivery.status).in_([SENDING, TEMP_FAILED, PERM_FAILED]),
+            ((col(Delivery.kind) == "digest") & unsent)
+            | ((col(Delivery.kind) == "alert") & (col(Delivery.status) == SENDING)),
         )
         if len(subscriber_ids) <= IN_LIST_LIMIT:
             query = query.where(col(Delivery.subscriber_id).in_(list(subscriber_ids)))

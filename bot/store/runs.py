@@ -3,7 +3,8 @@
 While a run is ``running`` its summary says which process runs it (host and process id) and
 when that process last showed it is alive: a thread writes that every ``HEARTBEAT`` seconds
 until the run is finished. A run whose process was killed, or died with the database, never
-records its end; ``RunRow.lost`` tells such a run from one still going.
+records its end; ``RunRow.lost`` tells such a run from one still going. A run that ended while
+the database could not be reached records its end when the next run of its process starts.
 """
 
 from __future__ import annotations
@@ -104,6 +105,8 @@ class RunLog:
         self._running: set[int] = set()
         self._changed = threading.Condition()
         self._beating: threading.Thread | None = None
+        self._unrecorded: dict[int, tuple[str, dict[str, Any], bool, datetime]] = {}
+        """The ends of runs that could not be written (the database was away), by run id."""
 
     def session(self) -> Session:
         """A new session (callers use it as a context manager)."""
@@ -121,7 +124,11 @@ class RunLog:
             self.finish_run(run_id, record.status, record.summary, kept=record.kept)
 
     def start_run(self, command: str, started_at: datetime | None = None) -> int:
-        """Record the start of a run (now, unless given); return its id."""
+        """Record the start of a run (now, unless given); return its id. The ends of this
+        process's runs that could not be recorded are recorded first."""
+        for run_id, (status, summary, kept, finished_at) in list(self._unrecorded.items()):
+            self._write_end(run_id, status, summary, kept, finished_at)
+            del self._unrecorded[run_id]
         with self.session() as db:
             row = RunRow(
                 command=command, started_at=as_utc(started_at or utcnow()),
@@ -145,12 +152,22 @@ class RunLog:
         with self._changed:
             self._running.discard(run_id)
             self._changed.notify_all()
+        finished_at = utcnow()
+        try:
+            self._write_end(run_id, status, summary, kept, finished_at)
+        except Exception:  # the database is away: the next run that starts records it
+            self._unrecorded[run_id] = (status, summary, kept, finished_at)
+            raise
+
+    def _write_end(
+        self, run_id: int, status: str, summary: dict[str, Any], kept: bool, finished_at: datetime
+    ) -> None:
         with self.session() as db:
             row = db.get(RunRow, run_id)
             if row is not None and not kept:
                 db.delete(row)
             elif row is not None:
-                row.status, row.finished_at = status, as_utc(utcnow())
+                row.status, row.finished_at = status, as_utc(finished_at)
                 row.summary = _stored(summary)
                 db.add(row)
             db.commit()
