@@ -294,13 +294,14 @@ def _check(node: Any) -> None:
     """``_Unknown`` unless the command ``node`` and every command in its arguments are known."""
     if _TEXT_DB.get_macro_spec(node.macroname) is None:
         raise _Unknown(node.macroname)
-    spec = node.nodeargd.argspec if node.nodeargd else ""
+    # a command read as another's argument (\hat\theta, \not\in) has no arguments parsed
+    spec, arguments = (node.nodeargd.argspec, node.nodeargd.argnlist) if node.nodeargd else ("", [])
     if any(
         kind == "[" and argument is not None
-        for kind, argument in zip(spec, node.nodeargd.argnlist, strict=False)
+        for kind, argument in zip(spec, arguments, strict=False)
     ):  # \sqrt[3]{x}: pylatexenc would drop the 3
         raise _Unknown(node.latex_verbatim())
-    for argument in node.nodeargd.argnlist if node.nodeargd else ():
+    for argument in arguments:
         _check_all([argument])
 
 

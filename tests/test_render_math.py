@@ -66,6 +66,7 @@ def renderer() -> Renderer:
         (r"$T_{\rm c}$, $x^{\prime}$, $\mathbb{1}_A$", "T_c, x\u2032, \U0001d7d9_A"),
         (r"$z\sim 2$ and $f\colon X\to Y$", "z ∼ 2 and f: X → Y"),
         (r"\texttt{max_len} and $\text{a_b}$", "max_len and a_b"),  # text holds no scripts
+        (r"$\hat\theta_t$, $\bar\mu$, $\tilde\Theta(n)$ and $\not\in$", "θ̂ₜ, μ̅, Θ̃(n) and ∉"),
     ],
 )
 def test_math_and_text_commands_read_as_unicode(written: str, shown: str) -> None:

@@ -284,6 +284,31 @@ async def test_alert_words_are_read_against_the_stored_papers_as_digest_keywords
     assert "adapter" not in plain(second)
 
 
+async def test_alert_words_are_read_again_once_an_earlier_list_is_stored(
+    make_worker: Callable[[], Worker], clock: Clock, profiles_path: Path, smtp_server: SmtpServer
+) -> None:
+    """Today's paper writes "SSM" without saying what it stands for: no alert for "state space
+    model". A paper of an earlier list stored after that sweep defines "state space model
+    (SSM)": the next sweep reads today's paper again, and it fires."""
+    rules = '    alerts:\n      - keywords: ["state space model"]\n        name: Sequences\n'
+    profiles_path.write_text(only_ada() + rules)
+    worker = make_worker()
+    store = worker.deps.store
+    today = Paper(
+        "2611.30001", "Faster SSM training", "We train an SSM for speech in half the time."
+    )
+    store.save_papers([today], NOV_25, clock())
+    await worker.sweep_job()
+    assert smtp_server.handler.to("ada@example.org") == []
+    audio = Paper(
+        "2611.03001", "Sequences of sound", "A state space model (SSM) reads long audio clips."
+    )
+    store.save_papers([audio], NOV_25 - timedelta(days=5), clock())
+    await worker.sweep_job()
+    (alert,) = smtp_server.handler.to("ada@example.org")
+    assert str(alert["Subject"]) == "Alert for “Sequences”: Faster SSM training"
+
+
 async def test_papers_firing_in_one_sweep_go_out_in_one_alert_and_never_again(
     make_worker: Callable[[], Worker], clock: Clock, profiles_path: Path, smtp_server: SmtpServer,
     caplog: pytest.LogCaptureFixture,
