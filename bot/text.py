@@ -77,6 +77,8 @@ _LETTERS = str.maketrans(
 def fold(text: str) -> str:
     """Lower-case ``text`` and strip accents ("Schrödinger" -> "schrodinger", "Łukasz" ->
     "lukasz")."""
+    if text.isascii():  # most text: nothing to decompose
+        return text.lower()
     decomposed = unicodedata.normalize("NFKD", text)
     plain = "".join(c for c in decomposed if not unicodedata.combining(c))
     return plain.lower().translate(_LETTERS)
@@ -206,9 +208,15 @@ def distinct_phrases(phrases: Iterable[str]) -> list[str]:
     models"), the first written."""
     kept: dict[tuple[str, ...] | str, str] = {}
     for phrase in phrases:
-        terms = tuple(terms_of(fold(phrase)))
-        kept.setdefault(terms or phrase, phrase)
+        kept.setdefault(_phrase_terms(phrase) or phrase, phrase)
     return list(kept.values())
+
+
+@lru_cache(maxsize=8192)
+def _phrase_terms(phrase: str) -> tuple[str, ...]:
+    """The terms of a subscriber's phrase, whatever its case: every digest lists its topics
+    (``distinct_phrases``), and the same phrases come back subscriber after subscriber."""
+    return tuple(terms_of(fold(phrase)))
 
 
 _WORD = re.compile(r"\w+(?:-\w+)*")
