@@ -273,7 +273,7 @@ def _chars(chars: str) -> tuple[str, str]:
         elif char in _SCRIPTS:
             pending = char
         else:
-            out.append(char)
+            out.append("\u2032" if char == "'" else char)  # f'(x): a prime, as f'' is
     return "".join(out), pending
 
 

@@ -45,6 +45,7 @@ def renderer() -> Renderer:
         (r"$\arg\min_x f$ and $\sin\theta$", "arg minₓ f and sin θ"),
         (r"$\alpha\beta$-pairs", "αβ-pairs"),
         (r"Solving $f''(x) = -f(x)$", "Solving f″(x) = -f(x)"),
+        (r"$f'(x)$ and $x'_i$", "f′(x) and x′ᵢ"),
         (
             r"$\overline{x}$ and $\widehat{f}$ and $\widetilde{O}(n)$",
             "x\u0305 and f\u0302 and O\u0303(n)",
