@@ -2,7 +2,8 @@
 
 A rule fires on a paper when one of its authors wrote it (robust to initials, accents and name
 order) or one of its phrases appears in the title or abstract (as consecutive stemmed words, so
-"state space model" also finds "State-Space Models"). Its words are read as digest keywords are
+"state space model" also finds "State-Space Models", but not across punctuation, as digest
+keywords are counted). Its words are read as digest keywords are
 (``word_terms``), against the same papers (``Among``: in a sweep, the stored window a digest
 reads its keywords against): "rlhf" finds a paper writing only "RLHF" while no paper writes
 "rlhf" as a word, but "cat" stays the word where papers write it in lower case, and a paper
@@ -24,11 +25,11 @@ from bot.models import AlertRule, Digest, Match, Paper, Subscriber
 from bot.text import (
     WORD,
     Lexicon,
+    Token,
     lexicon,
     paper_text,
     same_person,
     sentences,
-    terms_of,
     tokenize,
     word_terms,
 )
@@ -43,19 +44,40 @@ class AlertHit:
     match: Match
 
 
-def _contains(terms: Sequence[str], phrase: Sequence[str]) -> bool:
-    n = len(phrase)
-    return n > 0 and any(
-        tuple(terms[i : i + n]) == tuple(phrase) for i in range(len(terms) - n + 1)
-    )
+class Terms(NamedTuple):
+    """The terms of a text, each with the token it comes from (``bot.text.tokenize``)."""
+
+    terms: list[str]
+    owners: list[Token]
+
+    @classmethod
+    def of(cls, tokens: Sequence[Token]) -> Terms:
+        """The terms of ``tokens``, in order."""
+        return cls(
+            [t for token in tokens for t in token.terms],
+            [token for token in tokens for _ in token.terms],
+        )
+
+    def find(self, phrase: Sequence[str]) -> list[tuple[Token, Token]]:
+        """The first and last token of each occurrence of the terms ``phrase``: consecutive
+        terms inside one phrase segment, as digests count a keyword, so that "diffusion model"
+        is not found in "we study diffusion. Model collapse ..."."""
+        n, terms, owners, wanted = len(phrase), self.terms, self.owners, list(phrase)
+        if not n:
+            return []
+        return [
+            (owners[i], owners[i + n - 1])
+            for i in range(len(terms) - n + 1)
+            if terms[i : i + n] == wanted and owners[i].segment == owners[i + n - 1].segment
+        ]
 
 
 class Read(NamedTuple):
     """A paper analysed for alerts: the terms of its title and abstract, and the ``Lexicon`` of
     the papers it is read among."""
 
-    title: list[str]
-    abstract: list[str]
+    title: Terms
+    abstract: Terms
     lexicon: Lexicon
 
     def wanted(self, phrase: str) -> list[str]:
@@ -66,9 +88,9 @@ class Read(NamedTuple):
     def holds(self, phrase: str) -> str:
         """Where the paper holds ``phrase``: ``title``, else ``abstract``, else ""."""
         wanted = self.wanted(phrase)
-        if _contains(self.title, wanted):
+        if self.title.find(wanted):
             return "title"
-        return "abstract" if _contains(self.abstract, wanted) else ""
+        return "abstract" if self.abstract.find(wanted) else ""
 
 
 class Among:
@@ -95,7 +117,8 @@ class Among:
         found = self._read.get(paper.id)
         if found is None:
             acronyms = self.lexicon.acronyms
-            title, abstract = terms_of(paper.title, acronyms), terms_of(paper.abstract, acronyms)
+            title = Terms.of(tokenize(paper.title, acronyms))
+            abstract = Terms.of(tokenize(paper.abstract, acronyms))
             found = self._read[paper.id] = Read(title, abstract, self.lexicon)
         return found
 
@@ -123,14 +146,18 @@ class Fired:
             return f"author: {self.found}"
         return f"alert: {self.trigger}" + (" (title)" if self.where == "title" else "")
 
-    def explained(self) -> str:
+    def explained(self, veto: str = "") -> str:
         """The line ``paperbot explain`` gives it: ``fires alert "SSMs" (title: state space
-        model)``, ``fires alert for author Lena Okafor (as L. Okafor)``."""
+        model)``, ``fires alert for author Lena Okafor (as L. Okafor)``; when the paper holds a
+        phrase the subscriber excludes (``veto``), ``would fire alert ..., but exclude
+        "survey" vetoes the paper``."""
+        verb = "would fire" if veto else "fires"
+        but = f', but exclude "{veto}" vetoes the paper' if veto else ""
         if self.where != "author":
-            return f'fires alert "{self.label}" ({self.where}: {self.trigger})'
+            return f'{verb} alert "{self.label}" ({self.where}: {self.trigger}){but}'
         named = f' "{self.name}"' if self.name else ""
         spelled = f" (as {self.trigger})" if self.trigger != self.found else ""
-        return f"fires alert{named} for author {self.found}{spelled}"
+        return f"{verb} alert{named} for author {self.found}{spelled}{but}"
 
 
 def _phrase_fired(rule: AlertRule, read: Read) -> Fired | None:
@@ -160,32 +187,29 @@ def _snippet(
     wanted = [read.wanted(p) for p in rule_phrases]
     for start, end in sentences(paper.abstract):
         text = paper.abstract[start:end]
-        tokens = tokenize(text, read.lexicon.acronyms)
-        terms = [t for token in tokens for t in token.terms]
-        owner = [token for token in tokens for _ in token.terms]  # the token of each term
-        hit = next((w for w in wanted if _contains(terms, w)), None)
-        if hit:
-            n = len(hit)
-            found = [i for i in range(len(terms) - n + 1) if terms[i : i + n] == hit]
-            marks = tuple(dict.fromkeys((owner[i].start, owner[i + n - 1].end) for i in found))
-            return text, marks
+        terms = Terms.of(tokenize(text, read.lexicon.acronyms))
+        found = next((f for f in map(terms.find, wanted) if f), None)
+        if found:
+            return text, tuple(dict.fromkeys((first.start, last.end) for first, last in found))
     return "", ()
 
 
-def _excluded(subscriber: Subscriber, read: Read) -> bool:
-    """Whether the paper ``read`` holds a phrase the subscriber excludes (a veto, as in
-    digests)."""
-    return any(read.holds(phrase) for phrase in subscriber.interests.exclude)
+def excluded(subscriber: Subscriber, paper: Paper, among: Among) -> str:
+    """The first phrase the subscriber excludes that ``paper`` (one of ``among``) holds (a veto,
+    as in digests), or ""."""
+    read = among.read(paper)
+    return next((phrase for phrase in subscriber.interests.exclude if read.holds(phrase)), "")
 
 
-def fired_rules(subscriber: Subscriber, paper: Paper, among: Among) -> tuple[Fired, ...]:
+def fired_rules(
+    subscriber: Subscriber, paper: Paper, among: Among, *, vetoed: bool = False
+) -> tuple[Fired, ...]:
     """How each of the subscriber's alert rules that fires on ``paper`` (one of ``among``)
-    does; none fires on a paper holding a phrase they exclude."""
-    if not subscriber.alerts:
+    does; none fires on a paper holding a phrase they exclude (``excluded``), unless
+    ``vetoed``: how they would fire but for it."""
+    if not subscriber.alerts or (not vetoed and excluded(subscriber, paper, among)):
         return ()
     read = among.read(paper)
-    if _excluded(subscriber, read):
-        return ()
     fired = (_author_fired(rule, paper) or _phrase_fired(rule, read) for rule in subscriber.alerts)
     return tuple(found for found in fired if found)
 
@@ -212,6 +236,22 @@ def alert_hits(
             rules = tuple(dict.fromkeys(found.label for found in fired))
             hits.append(AlertHit(paper, rules, Match(paper, 1.0, reasons, snippet, marks)))
     return hits
+
+
+def rules_named(subscriber: Subscriber, labels: Iterable[str]) -> int:
+    """How many of the subscriber's rules ``labels`` (``Fired.label``) name: a rule without a
+    name is named by each of its authors and phrases that fired. A label no rule has any more
+    (the profile changed) counts as one."""
+
+    def rule(label: str) -> int | str:
+        for n, found in enumerate(subscriber.alerts):
+            if label == found.name or (
+                not found.name and label in (*found.authors, *found.keywords)
+            ):
+                return n
+        return label
+
+    return len({rule(label) for label in labels})
 
 
 def unfired(paper: Paper) -> AlertHit:

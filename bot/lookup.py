@@ -14,7 +14,7 @@ from difflib import SequenceMatcher
 from typing import TypeVar
 
 from bot import ids, matching
-from bot.alerts import Among, fired_rules
+from bot.alerts import Among, excluded, fired_rules
 from bot.errors import BotError
 from bot.jobs import build_digest, compose
 from bot.message import Outgoing, new_message_id
@@ -77,11 +77,14 @@ def explain_paper(
     liked: Mapping[str, Paper],
 ) -> matching.Explanation:
     """``matching.explain``, with how the subscriber's alert rules fire on the paper, read
-    among the same papers."""
+    among the same papers (or would, but for a phrase they exclude)."""
     verdict = matching.explain(subscriber, paper, papers, corpus=corpus, liked=liked)
     among = Among.of([*corpus, *papers, paper], subscriber.interests.written)
-    fired = fired_rules(subscriber, paper, among)
-    return replace(verdict, alerts=tuple(found.explained() for found in fired))
+    fired = [found.explained() for found in fired_rules(subscriber, paper, among)]
+    if not fired and (veto := excluded(subscriber, paper, among)):
+        would = fired_rules(subscriber, paper, among, vetoed=True)
+        fired = [found.explained(veto) for found in would]
+    return replace(verdict, alerts=tuple(fired))
 
 
 def explain_listed(

@@ -28,7 +28,7 @@ from bot.models import (
     Subscriber,
     frequency_meant,
 )
-from bot.text import terms_of
+from bot.text import name_key, terms_of
 
 TOP_LEVEL_KEYS = ("defaults", "subscribers")
 DEFAULT_KEYS = tuple(Defaults.model_fields)
@@ -866,9 +866,10 @@ def _shape_problems(root: yaml.Node | None, data: Any, source: str) -> list[Prob
 
 
 def _phrase_warnings(subscriber: Subscriber, node: yaml.Node | None, source: str) -> list[Problem]:
-    """Keywords and excludes that are valid but cannot do what was meant: a phrase holding a
-    comma (two phrases written as one), and an exclude that vetoes every paper a keyword of
-    the same subscriber matches."""
+    """Keywords, authors and excludes that are valid but cannot do what was meant: a phrase
+    holding a comma (two phrases written as one), an author written as a family name alone
+    (``_surname_alone``), and an exclude that vetoes every paper a keyword of the same
+    subscriber matches."""
     interests, found = subscriber.interests, []
 
     def warn(field: str, index: int, message: str) -> None:
@@ -877,11 +878,11 @@ def _phrase_warnings(subscriber: Subscriber, node: yaml.Node | None, source: str
 
     for field in ("keywords", "exclude"):
         for index, phrase in enumerate(getattr(interests, field)):
-            parts = [part.strip() for part in phrase.split(",") if part.strip()]
-            if len(parts) > 1:
-                written = ", ".join(map(json.dumps, parts))
-                warn(field, index, f"{phrase!r} is one phrase, commas included: for "
-                     f"{len(parts)} phrases write {field}: [{written}]")  # fmt: skip
+            if two := _phrases_in_one(phrase, field):
+                warn(field, index, two)
+    for index, author in enumerate(interests.authors):
+        if surname := _surname_alone(author):
+            warn("authors", index, surname)
     keywords = [(k, terms_of(k)) for k in interests.keywords]
     for index, veto in enumerate(interests.exclude):
         terms = terms_of(veto)
@@ -890,6 +891,49 @@ def _phrase_warnings(subscriber: Subscriber, node: yaml.Node | None, source: str
             if terms and terms in spans:
                 warn("exclude", index, f"{veto!r} vetoes every paper that holds the keyword "
                      f"{keyword!r}")  # fmt: skip
+    return found
+
+
+def _phrases_in_one(phrase: str, field: str) -> str:
+    """What to say of ``phrase`` (in ``field``) when it holds a comma, two phrases written as
+    one ("" when it holds none)."""
+    parts = [part.strip() for part in phrase.split(",") if part.strip()]
+    if len(parts) < 2:
+        return ""
+    written = ", ".join(map(json.dumps, parts))
+    return (f"{phrase!r} is one phrase, commas included: for {len(parts)} phrases write "
+            f"{field}: [{written}]")  # fmt: skip
+
+
+def _surname_alone(author: str) -> str:
+    """What to say of an author written as a family name alone, which finds every author of
+    that name ("" when it has a given name or an initial)."""
+    name = name_key(author)
+    if name.initials or name.given or not name.keys:
+        return ""
+    return (f"{author!r} names no given name or initial: it finds every author named "
+            f"{author.strip()}: add the given name or its initial")  # fmt: skip
+
+
+def _alert_warnings(subscriber: Subscriber, node: yaml.Node | None, source: str) -> list[Problem]:
+    """Alert rules that are valid but cannot do what was meant: a phrase holding a comma (two
+    phrases written as one), an author written as a family name alone (every author of that
+    name fires it)."""
+    found = []
+    for number, rule in enumerate(subscriber.alerts):
+        said = [  # field, index, message
+            ("keywords", i, two)
+            for i, phrase in enumerate(rule.keywords)
+            if (two := _phrases_in_one(phrase, "keywords"))
+        ]
+        said += [
+            ("authors", i, why) for i, a in enumerate(rule.authors) if (why := _surname_alone(a))
+        ]
+        rule_node = _child(node, number)
+        for field, index, message in said:
+            line = _line(_child(_child(rule_node, field), index) or rule_node or node)
+            where = f"alerts.{number}.{field}.{index}"
+            found.append(Problem(source, line, subscriber.email, where, message))
     return found
 
 
@@ -1026,6 +1070,7 @@ def parse_profiles(text: str, source: str = "<profiles>") -> Profiles:
                 )
                 warnings.append(Problem(source, line, subscriber.email, "interests", message))
             warnings += _phrase_warnings(subscriber, _child(node, "interests"), source)
+            warnings += _alert_warnings(subscriber, _child(node, "alerts"), source)
     if problems:
         raise ProfileError(sorted(problems, key=lambda p: p.line or 0))
     if not subscribers:

@@ -28,6 +28,7 @@ import css_inline
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template
 from markupsafe import Markup
 
+from bot.alerts import rules_named
 from bot.mime import quoted_printable
 from bot.models import Digest, Match, Paper, weekly_day
 from bot.render_alerts import UNGROUPED, Groups, alert_subject, quoted_names, rule_groups
@@ -136,7 +137,9 @@ def subject_for(digest: Digest) -> str:
     if digest.kind == "alert":
         first = digest.matches[0].paper
         title = readable(one_line(first.title)) or first.id
-        return alert_subject(digest.topics, count + digest.more_count, title)
+        named = [name for name in digest.topics if name.strip()]
+        others = rules_named(digest.subscriber, named) - rules_named(digest.subscriber, named[:1])
+        return alert_subject(digest.topics, count + digest.more_count, title, others)
     best = short_title(readable(one_line(digest.matches[0].paper.title)))
     span = "the week to " if weekly_day(digest.subscriber.frequency) else ""
     return f"{plural(count, 'paper')} for {span}{day}: {best}"

@@ -28,18 +28,20 @@ def quoted_names(names: Sequence[str]) -> str:
     return ", ".join(quoted[:-1]) + " and " + quoted[-1] if len(quoted) > 1 else "".join(quoted)
 
 
-def alert_subject(rules: Sequence[str], total: int, title: str) -> str:
+def alert_subject(rules: Sequence[str], total: int, title: str, others: int | None = None) -> str:
     """The subject of an alert of ``total`` papers, the first titled ``title``, that ``rules``
     fired (the first heads the first group): ``Alert for “Lee”: <title>`` for one paper,
     ``Alert for “Lee” and “SSMs”: 5 new papers``, or ``Alert for “Lee” and 2 more rules: 5 new
-    papers`` when the names do not all fit.
+    papers`` when the names do not all fit. ``others``: how many rules the names after the first
+    belong to (``bot.alerts.rules_named``; by default one each).
 
     At most ``SUBJECT_MAX`` characters and one ellipsis: the title is cut when there is room
     for ``TITLE_MIN`` characters of it, else the paper is counted and, as a last resort, the
     first rule's name is cut (before a title of at most ``TITLE_MIN`` characters, or the count).
     """
     names = [one_line(name) for name in rules if name.strip()]
-    heads = _heads(names)
+    others = len(names) - 1 if others is None else others
+    heads = _heads(names, others)
     count = f"{total} new paper{'' if total == 1 else 's'}"
     if total == 1:
         for head in heads:
@@ -53,17 +55,17 @@ def alert_subject(rules: Sequence[str], total: int, title: str) -> str:
         if len(_subject(head, count)) <= SUBJECT_MAX:
             return _subject(head, count)
     tail = title if total == 1 and len(title) <= TITLE_MIN else count
-    others = _others(len(names) - 1)
-    room = SUBJECT_MAX - len(_subject(f"“”{others}", tail))
-    return _subject(f"“{short_title(names[0], room)}”{others}", tail)
+    more = _others(others)
+    room = SUBJECT_MAX - len(_subject(f"“”{more}", tail))
+    return _subject(f"“{short_title(names[0], room)}”{more}", tail)
 
 
-def _heads(names: list[str]) -> list[str]:
+def _heads(names: list[str], others: int) -> list[str]:
     """The ways a subject may name the rules, best first: all of them, then the first and how
-    many others."""
+    many other rules (``others``) the rest belong to."""
     if len(names) < 2:
         return [f"“{name}”" for name in names] or [""]
-    return [quoted_names(names), f"“{names[0]}”{_others(len(names) - 1)}"]
+    return [quoted_names(names), f"“{names[0]}”{_others(others)}"]
 
 
 def _others(count: int) -> str:

@@ -9,6 +9,7 @@ from bot import matching
 from bot.alerts import Among, alert_digest, alert_hits, fired_rules, unfired
 from bot.matching.index import Collection
 from bot.models import Paper, Subscriber
+from bot.render import subject_for
 from bot.render_views import chip
 
 
@@ -209,3 +210,68 @@ def test_alerts_and_digests_read_a_keyword_alike_among_the_same_papers() -> None
     assert [hit.paper.id for hit in alert_hits(watching("cat"), [ADAPTERS, FEEDBACK])] == [
         "2611.40001"
     ]
+
+
+def test_an_alert_phrase_is_not_found_across_punctuation_as_a_digest_keyword_is_not() -> None:
+    """ "diffusion model" is not in "We study diffusion. Model collapse ...", nor across a
+    comma: neither an alert nor a digest finds it there; where it is written whole, both do,
+    and the alert marks it."""
+    split = Paper(
+        "2611.40011",
+        "Graph learning without labels",
+        "We study diffusion. Model collapse is avoided by a regularizer on graph diffusion, "
+        "model size aside.",
+    )
+    whole = Paper(
+        "2611.40012",
+        "Sampling faster",
+        "Sampling. We distil a diffusion model into a few steps.",
+    )
+    papers = [split, whole]
+    sub = watching("diffusion model")
+    assert [hit.paper.id for hit in alert_hits(sub, papers)] == [whole.id]
+    ranked = matching.select([sub], papers)[sub.email].ranked
+    assert [m.paper.id for m in ranked if "keyword: diffusion model" in m.reasons] == [whole.id]
+    (hit,) = alert_hits(sub, [whole])
+    text = hit.match.snippet
+    assert [text[a:b] for a, b in hit.match.marks] == ["diffusion model"]
+    excluding = Subscriber.model_validate(
+        {
+            "email": "ada@example.org",
+            "interests": {"exclude": ["diffusion model"]},
+            "alerts": [{"keywords": ["graph"]}],
+        }
+    )
+    assert [hit.paper.id for hit in alert_hits(excluding, papers)] == [split.id]
+
+
+def test_an_alert_subject_counts_the_rules_that_fired_not_each_author_of_one_rule() -> None:
+    """One rule watching three authors, all of whom wrote a paper, is one rule: the subject
+    counts the subscriber's rules beyond the first, not the names listed."""
+    sub = Subscriber.model_validate(
+        {
+            "email": "ada@example.org",
+            "alerts": [
+                {"name": "Okafor", "authors": ["L. Okafor"]},
+                {"authors": ["Tomas Reyes", "José Müller", "A. B. Cervantes"]},
+                {"keywords": ["state space model", "mixture of experts"]},
+            ],
+        }
+    )
+    written = [
+        ("Tomás Reyes", "Sparse mixture of experts for translation"),
+        ("Jose Muller", "Linear attention revisited"),
+        ("Ana Beatriz Cervantes", "Grounded answers from documents"),
+        ("Kenji Watanabe", "A state space model for audio"),
+    ]
+    papers = [PAPER] + [
+        Paper(f"2611.4002{n}", title, "We study it.", authors=(author,))
+        for n, (author, title) in enumerate(written)
+    ]
+    hits = alert_hits(sub, papers)
+    d = alert_digest(sub, date(2026, 11, 27), hits)
+    assert len(d.topics) == 6, d.topics
+    assert subject_for(d) == "Alert for “Okafor” and 2 more rules: 5 new papers"
+    only = alert_digest(sub, date(2026, 11, 27), hits[1:4])
+    assert only.topics == ("Tomas Reyes", "José Müller", "A. B. Cervantes", "mixture of experts")
+    assert subject_for(only) == "Alert for “Tomas Reyes” and 1 more rule: 3 new papers"

@@ -215,6 +215,29 @@ def test_explain_names_the_alert_rules_that_fire_on_the_paper(
     assert "fires alert" not in quiet
 
 
+def test_explain_says_which_alert_rules_an_exclude_stops_on_the_paper(
+    env: dict[str, str], profiles_file: Path
+) -> None:
+    """A paper holding a phrase the subscriber excludes fires none of their alerts: explain
+    names the rules it would fire and the exclude that vetoes it, and a sweep sends no alert."""
+    text = profiles_file.read_text()
+    excluding = '      exclude: ["router z-loss"]\n' + ALAN_ALERTS
+    profiles_file.write_text(
+        text.replace('      keywords: ["quantum error correction"]', excluding)
+    )
+    assert runner.invoke(app, ["fetch", "--date", "2026-11-25"]).exit_code == 0
+    sweep_at(datetime(2026, 11, 25, 5, 0, tzinfo=UTC))
+    result = runner.invoke(app, ["explain", "alan@example.org", "2611.10001"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[1:3] == [
+        '  would fire alert "sparse mixture of experts" (title: sparse mixture of experts), but '
+        'exclude "router z-loss" vetoes the paper',
+        '  would fire alert for author Lena Okafor (as L. Okafor), but exclude "router z-loss" '
+        "vetoes the paper",
+    ]
+    assert "sent in an alert" not in result.stdout
+
+
 def test_explain_after_an_alert_says_when_it_went_and_why(
     env: dict[str, str], profiles_file: Path, papers_file: Path
 ) -> None:

@@ -818,6 +818,30 @@ def test_phrases_that_cannot_do_what_was_meant_are_warnings() -> None:
     assert parse_profiles(TEAM).warnings == ()
 
 
+def test_alert_rules_and_authors_that_cannot_do_what_was_meant_are_warnings() -> None:
+    """An alert phrase with a comma never fires; an author written as a family name alone finds
+    every author of that name, in alerts and interests alike ("LeCun, Yann" is a name)."""
+    text = NO_INTERESTS + (
+        "    alerts:\n"
+        '      - authors: ["LeCun, Yann", "Wang"]\n'
+        '      - keywords: ["rlhf", "flow matching, score matching"]\n'
+        '        authors: ["Y. Song", "van der Maaten"]\n'
+    )
+    profiles = parse_profiles(text, "p.yaml")
+    assert [str(w).split(": field ", 1)[1] for w in profiles.warnings][1:] == [
+        "'alerts.0.authors.1': 'Wang' names no given name or initial: it finds every author "
+        "named Wang: add the given name or its initial",
+        "'alerts.1.keywords.1': 'flow matching, score matching' is one phrase, commas "
+        'included: for 2 phrases write keywords: ["flow matching", "score matching"]',
+        "'alerts.1.authors.1': 'van der Maaten' names no given name or initial: it finds every "
+        "author named van der Maaten: add the given name or its initial",
+    ]
+    categories = '      categories: ["cs.LG", "cs.CL"]\n'
+    interests = TEAM.replace(categories, categories + '      authors: ["Shazeer", "N. Shazeer"]\n')
+    (warning,) = parse_profiles(interests, "p.yaml").warnings
+    assert "field 'interests.authors': 'Shazeer' names no given name" in str(warning)
+
+
 def test_profiles_check_prints_warnings_and_exits_0(tmp_path: Path) -> None:
     path = tmp_path / "team.yaml"
     path.write_text(NO_INTERESTS)
