@@ -310,8 +310,11 @@ class AdminAlerts:
             if not alert.held:
                 log.warning("could not email the admin alert (it is sent once mail works): %s", exc)
                 alert.held = True
-                self._kept(kind)
+            self._kept(kind)  # kept again: a worker that found it claimed dropped it meanwhile
             return exc
+        except BaseException:  # cancelled mid-send (the worker stops): it is sent after a start
+            self._unclaim(kind, at, before)
+            raise
         del self.pending[kind]
         self._kept(kind)
         self.last[kind] = self.alerted[kind] = at

@@ -907,9 +907,12 @@ def _phrases_in_one(phrase: str, field: str) -> str:
 
 def _surname_alone(author: str) -> str:
     """What to say of an author written as a family name alone, which finds every author of
-    that name ("" when it has a given name or an initial)."""
+    that name ("" when it has a given name or an initial, or is written in a script without
+    capitals, where a name is one word: "王小明" is a family and a given name)."""
     name = name_key(author)
     if name.initials or name.given or not name.keys:
+        return ""
+    if not any(c.isupper() or c.islower() for c in author):
         return ""
     return (f"{author!r} names no given name or initial: it finds every author named "
             f"{author.strip()}: add the given name or its initial")  # fmt: skip

@@ -842,6 +842,14 @@ def test_alert_rules_and_authors_that_cannot_do_what_was_meant_are_warnings() ->
     assert "field 'interests.authors': 'Shazeer' names no given name" in str(warning)
 
 
+def test_an_author_written_in_a_script_without_capitals_is_no_family_name_alone() -> None:
+    """Chinese, Japanese and Korean names are written as one word, given name included: no
+    warning that they lack one."""
+    categories = '      categories: ["cs.LG", "cs.CL"]\n'
+    authors = '      authors: ["王小明", "山田太郎", "김민준"]\n'
+    assert parse_profiles(TEAM.replace(categories, categories + authors)).warnings == ()
+
+
 def test_profiles_check_prints_warnings_and_exits_0(tmp_path: Path) -> None:
     path = tmp_path / "team.yaml"
     path.write_text(NO_INTERESTS)

@@ -1261,6 +1261,65 @@ async def test_two_workers_raising_an_alert_at_the_same_moment_email_it_once(
     assert len(smtp_server.handler.to("admin@paperbot.example.org")) == 2
 
 
+async def test_an_admin_alert_whose_email_is_cancelled_goes_after_a_restart(
+    config: Settings, faults: FaultServer
+) -> None:
+    """The worker is stopped while the server has not answered the alert's email yet: the
+    email did not go out, so it does not count, and the worker started again emails it."""
+    store = Store(config.database_url)
+    clock = Clock(datetime(2026, 11, 25, tzinfo=UTC))
+    admin = "admin@paperbot.example.org"
+    faults.handler.data[admin] = ["sleep:30", "250 OK"]
+    first = AdminAlerts(config, clock, times=store)
+    first.keep("profiles", "profiles.yaml:3: a key without its ':'", "fix the file")
+    async with SmtpMailer(faults.host, faults.port, security="none") as mailer:
+        sending = asyncio.create_task(first.flush(mailer))
+        while not faults.handler.commands["DATA"]:
+            await asyncio.sleep(0.01)
+        sending.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await sending
+    assert store.admin_alert_times() == {}
+    clock.now += timedelta(minutes=5)
+    again = AdminAlerts(config, clock, times=store)
+    again.recall_kept()
+    async with SmtpMailer(faults.host, faults.port, security="none") as mailer:
+        assert await again.flush(mailer) is None
+    (alert,) = faults.handler.to(admin)
+    assert "a key without its ':'" in plain(alert)
+    store.close()
+
+
+async def test_an_admin_alert_another_worker_found_claimed_stays_kept_when_its_email_fails(
+    config: Settings, faults: FaultServer
+) -> None:
+    """Two workers hold the same alert while mail is down. Once it works again the first
+    claims the alert and the second, finding it claimed, leaves it to the first; the server
+    then refuses the first's email for now. The alert stays kept for a restarted worker."""
+    store = Store(config.database_url)
+    clock = Clock(datetime(2026, 11, 25, tzinfo=UTC))
+    admin = "admin@paperbot.example.org"
+    one, two = AdminAlerts(config, clock, times=store), AdminAlerts(config, clock, times=store)
+    assert not await one.notify(None, "smtp", "auth failed", "fix the password")
+    assert not await two.notify(None, "smtp", "auth failed", "fix the password")
+    faults.handler.rcpt[admin] = ["sleep:1", "250 OK"]
+    faults.handler.data[admin] = ["451 4.3.0 try later"]
+    async with (
+        SmtpMailer(faults.host, faults.port, security="none") as first,
+        SmtpMailer(faults.host, faults.port, security="none") as second,
+    ):
+        sending = asyncio.create_task(one.flush(first))
+        while not faults.handler.commands["RCPT"]:
+            await asyncio.sleep(0.01)
+        assert await two.flush(second) is None
+        assert await sending is not None
+    assert (list(one.pending), two.pending) == (["smtp"], {})
+    again = AdminAlerts(config, clock, times=store)
+    again.recall_kept()
+    assert list(again.pending) == ["smtp"]
+    store.close()
+
+
 async def test_a_source_failing_repeatedly_alerts_the_admin(
     make_worker: Callable[[], Worker], config: Settings, tmp_path: Path, smtp_server: SmtpServer
 ) -> None:
