@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import typer.main
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 import bot
 from bot.cli import app
@@ -215,19 +215,24 @@ def test_explain_names_the_alert_rules_that_fire_on_the_paper(
     assert "fires alert" not in quiet
 
 
+def explain_after_a_sweep(profiles_file: Path, alan: str) -> Result:
+    """``explain`` of Lena Okafor's paper for Alan, whose keywords became ``alan``, once the day
+    is fetched and a sweep has run."""
+    text = profiles_file.read_text()
+    profiles_file.write_text(text.replace('      keywords: ["quantum error correction"]', alan))
+    assert runner.invoke(app, ["fetch", "--date", "2026-11-25"]).exit_code == 0
+    sweep_at(datetime(2026, 11, 25, 5, 0, tzinfo=UTC))
+    return runner.invoke(app, ["explain", "alan@example.org", "2611.10001"])
+
+
 def test_explain_says_which_alert_rules_an_exclude_stops_on_the_paper(
     env: dict[str, str], profiles_file: Path
 ) -> None:
     """A paper holding a phrase the subscriber excludes fires none of their alerts: explain
     names the rules it would fire and the exclude that vetoes it, and a sweep sends no alert."""
-    text = profiles_file.read_text()
-    excluding = '      exclude: ["router z-loss"]\n' + ALAN_ALERTS
-    profiles_file.write_text(
-        text.replace('      keywords: ["quantum error correction"]', excluding)
+    result = explain_after_a_sweep(
+        profiles_file, '      exclude: ["router z-loss"]\n' + ALAN_ALERTS
     )
-    assert runner.invoke(app, ["fetch", "--date", "2026-11-25"]).exit_code == 0
-    sweep_at(datetime(2026, 11, 25, 5, 0, tzinfo=UTC))
-    result = runner.invoke(app, ["explain", "alan@example.org", "2611.10001"])
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[1:3] == [
         '  would fire alert "sparse mixture of experts" (title: sparse mixture of experts), but '
@@ -241,13 +246,7 @@ def test_explain_says_which_alert_rules_an_exclude_stops_on_the_paper(
 def test_explain_after_an_alert_says_when_it_went_and_why(
     env: dict[str, str], profiles_file: Path, papers_file: Path
 ) -> None:
-    text = profiles_file.read_text()
-    profiles_file.write_text(
-        text.replace('      keywords: ["quantum error correction"]', ALAN_ALERTS)
-    )
-    assert runner.invoke(app, ["fetch", "--date", "2026-11-25"]).exit_code == 0
-    sweep_at(datetime(2026, 11, 25, 5, 0, tzinfo=UTC))
-    result = runner.invoke(app, ["explain", "alan@example.org", "2611.10001"])
+    result = explain_after_a_sweep(profiles_file, ALAN_ALERTS)
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[0].startswith(
