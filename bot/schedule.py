@@ -27,8 +27,9 @@ def send_instant(subscriber: Subscriber, day: date) -> datetime:
 
 
 def due_date(
-    subscriber: Subscriber, now: datetime, catch_up: bool = True, after: datetime | None = None
-) -> date | None:
+    subscriber: Subscriber, now: datetime, catch_up: bool = True, after: datetime | None = None,
+    unnamed: date | None = None,
+) -> date | None:  # fmt: skip
     """The local date of the latest scheduled send at or before ``now`` (within a week).
 
     Normally today, once ``send_at`` has passed; after downtime it can be the previous scheduled
@@ -36,6 +37,9 @@ def due_date(
     Without ``catch_up`` (a new subscriber) only today counts, and with ``after`` (the previous
     sweep) only earlier sends that fell after it: a send a running worker saw pass without
     making it was not due then (the frequency named another day, or the subscriber was away).
+    Today's send counts even so (``send_at`` moved earlier than the time of day, a subscriber
+    added since), unless it is ``unnamed``: a sweep saw it pass while their frequency named no
+    digest that day (see ``passed_unnamed``), so a frequency edited after it makes up nothing.
     """
     today = now.astimezone(subscriber.zone).date()
     for back in range(8 if catch_up else 1):
@@ -43,9 +47,21 @@ def due_date(
         if not subscriber.sends_on(day):
             continue
         instant = send_instant(subscriber, day)
-        if instant <= now and (back == 0 or after is None or instant > after):
+        seen = after is not None and instant <= after  # a sweep saw it pass
+        if instant <= now and (not seen or (back == 0 and day != unnamed)):
             return day
     return None
+
+
+def passed_unnamed(subscribers: Iterable[tuple[int, Subscriber]], now: datetime) -> dict[int, date]:
+    """The local date of each subscriber whose ``send_at`` on it has passed at ``now`` while
+    their frequency names no digest that day."""
+    result = {}
+    for sid, subscriber in subscribers:
+        today = now.astimezone(subscriber.zone).date()
+        if not subscriber.sends_on(today) and send_instant(subscriber, today) <= now:
+            result[sid] = today
+    return result
 
 
 def due(
@@ -53,6 +69,7 @@ def due(
     now: datetime,
     latest: Mapping[int, date] | None = None,
     after: datetime | None = None,
+    unnamed: Mapping[int, date] | None = None,
 ) -> list[tuple[int, Subscriber, date]]:
     """Subscribers whose digest is due now and not settled yet, with its date.
 
@@ -61,15 +78,16 @@ def due(
     instead of catching up on the day before. A send on or before that date is not due: its
     digest was made, or one for a later date (sent ahead of its time by hand) covers it, as it
     holds every paper since the digest before. ``after`` is when the previous sweep ran, if one
-    did (see ``due_date``).
+    did, and ``unnamed`` the sends a sweep saw pass on days the frequency did not name (see
+    ``due_date``).
 
     After downtime this yields only the latest missed digest, never one per missed day: it
     carries every paper since the previous digest.
     """
-    latest = latest or {}
+    latest, unnamed = latest or {}, unnamed or {}
     result = []
     for sid, subscriber in subscribers:
-        day = due_date(subscriber, now, catch_up=sid in latest, after=after)
+        day = due_date(subscriber, now, sid in latest, after, unnamed.get(sid))
         if day is not None and not covered(day, latest.get(sid)):
             result.append((sid, subscriber, day))
     return result

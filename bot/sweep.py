@@ -166,19 +166,22 @@ def _open(row: Delivery, now: datetime) -> bool:
 
 def _new_digests(
     deps: Deps, roster: Roster, now: datetime, after: datetime | None,
-    waiting: Iterable[tuple[int, date]],
+    waiting: Iterable[tuple[int, date]], unnamed: Mapping[int, date] | None = None,
 ) -> dict[tuple[int, date], Subscriber]:  # fmt: skip
     """The digests of ``roster`` due now that the ledger does not settle yet, by (subscriber
     id, date). A digest row for a date settles that date and every earlier one (see
     ``schedule.due``): a digest sent by hand ahead of its time is not followed by one for the
-    send before it.
+    send before it. ``unnamed`` as for ``schedule.due``.
 
     A digest left ``waiting`` for papers is due again, unless a later one of its subscriber is
     due or in the ledger (that one carries every paper since the previous digest, as after
     downtime) or their frequency no longer names its date.
     """
     recorded = deps.store.ledger.latest_digests()
-    due = {(sid, day): sub for sid, sub, day in schedule.due(roster.items(), now, recorded, after)}
+    due = {
+        (sid, day): sub
+        for sid, sub, day in schedule.due(roster.items(), now, recorded, after, unnamed)
+    }
     latest = {sid: day for sid, day in due}
     for sid, day in waiting:
         sub = roster.get(sid)
@@ -199,11 +202,12 @@ def _mailed(roster: Roster, suppressed: Container[str]) -> Roster:
 def _digest_targets(
     deps: Deps, roster: Roster, now: datetime, after: datetime | None,
     waiting: Iterable[tuple[int, date]], suppressed: Container[str],
+    unnamed: Mapping[int, date] | None,
 ) -> list[Target]:  # fmt: skip
     """Digests due now that the ledger does not settle yet (see ``_new_digests``), plus failed
     ones whose retry time has come, of the subscribers who may get one (see ``_mailed``)."""
     roster = _mailed(roster, suppressed)
-    due = _new_digests(deps, roster, now, after, waiting)
+    due = _new_digests(deps, roster, now, after, waiting, unnamed)
     targets = {key: Target(sub, *key) for key, sub in due.items()}
     for row in deps.store.ledger.due_retries(now):
         if row.kind == "digest" and row.subscriber_id in roster:
@@ -214,27 +218,30 @@ def _digest_targets(
 
 def held_back(
     deps: Deps, roster: Roster, now: datetime, *, after: datetime | None = None,
-    waiting: Iterable[tuple[int, date]] = (),
+    waiting: Iterable[tuple[int, date]] = (), unnamed: Mapping[int, date] | None = None,
 ) -> int:  # fmt: skip
-    """How many digests a sweep at ``now`` would find due with no ledger row yet (``after`` and
-    ``waiting`` as for ``sweep``): while email delivery pauses, they wait for its end unseen by
-    the ledger. An upper bound: one with nothing to send (no match, no note wanted) is counted
-    too, as only matching tells, and that is left to the sweep after the pause."""
+    """How many digests a sweep at ``now`` would find due with no ledger row yet (``after``,
+    ``waiting`` and ``unnamed`` as for ``sweep``): while email delivery pauses, they wait for
+    its end unseen by the ledger. An upper bound: one with nothing to send (no match, no note
+    wanted) is counted too, as only matching tells, and that is left to the sweep after the
+    pause."""
     roster = _mailed(roster, deps.store.suppressed_emails())
-    return len(_new_digests(deps, roster, now, after, waiting))
+    return len(_new_digests(deps, roster, now, after, waiting, unnamed))
 
 
 async def sweep(
     deps: Deps, roster: Roster, now: datetime, alerting: Alerting | None = None,
     *, sources_down: bool = False, listing: bool = False, after: datetime | None = None,
-    waiting: Iterable[tuple[int, date]] = (),
+    waiting: Iterable[tuple[int, date]] = (), unnamed: Mapping[int, date] | None = None,
 ) -> SendReport:  # fmt: skip
     """Alerts first (so the digest does not repeat them), then due digests and retries.
 
     ``after`` is when the previous sweep that went through ran (None after a start): only sends
-    since then are caught up, besides the digests ``waiting`` for papers. While
-    ``sources_down`` (every source failed its last fetch), a digest with no new papers waits
-    rather than telling its subscriber that nothing matched. While ``listing`` (the lists are
+    since then are caught up, besides the digests ``waiting`` for papers; nor the sends of
+    today that a sweep saw pass on a day the frequency did not name (``unnamed``: see
+    ``schedule.due``), whatever it names now. While ``sources_down`` (every source failed its
+    last fetch), a digest with no new papers waits rather than telling its subscriber that
+    nothing matched. While ``listing`` (the lists are
     being fetched at start-up), every due digest waits for them: only retries go out. When
     sending the alerts stopped (the server is unreachable, or shutting down), the digests wait
     for a later sweep.
@@ -246,8 +253,9 @@ async def sweep(
     if alerts.stopped:  # only a stopped run releases messages
         report.add(alerts)
         return report
-    targets = _digest_targets(deps, roster, now, after, waiting, suppressed)
-    held = _new_digests(deps, _mailed(roster, suppressed), now, after, waiting) if listing else {}
+    targets = _digest_targets(deps, roster, now, after, waiting, suppressed, unnamed)
+    mailed = _mailed(roster, suppressed)
+    held = _new_digests(deps, mailed, now, after, waiting, unnamed) if listing else {}
     targets = [t for t in targets if t.key not in held]
     options = SendOptions(
         retry_now=False, fetch_missing=False, wait_for_papers=sources_down, domains=domains,

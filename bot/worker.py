@@ -47,7 +47,7 @@ from bot.models import Subscriber
 from bot.pipeline import Deps, Fetched, SendReport, run_status, store_fetched
 from bot.profiles import Profiles
 from bot.render import plural
-from bot.schedule import should_announce
+from bot.schedule import passed_unnamed, should_announce
 from bot.stopping import Stopped, unless_stopped
 from bot.store import Removal, SyncReport, unavailable
 from bot.store.tables import PAUSED
@@ -175,6 +175,9 @@ class Worker:
         """Due digests (subscriber id, date) waiting for the sources to come back."""
         self.swept: datetime | None = None
         """When the last sweep that reached the digests started (sends before it were seen)."""
+        self.unnamed: dict[int, date] = {}
+        """The local date of each subscriber whose send time a sweep saw pass on a day their
+        frequency named no digest (see ``schedule.due``)."""
         self.busy = asyncio.Lock()
         """Held by a sweep, and by a fetch while it stores what it fetched."""
         self.fetching = asyncio.Lock()
@@ -352,7 +355,10 @@ class Worker:
         long outage does not push the other runs out of ``status``."""
         assert self.paused_until is not None
         now, store = self.deps.clock(), self.deps.store
-        held = held_back(self.deps, self.roster, now, after=self.swept, waiting=self.waiting)
+        held = held_back(
+            self.deps, self.roster, now, after=self.swept, waiting=self.waiting,
+            unnamed=self.unnamed,
+        )  # fmt: skip
         if (held, self.paused_until) == (self.held, self.held_until):
             return
         self.held, self.held_until = held, self.paused_until
@@ -535,15 +541,15 @@ class Worker:
                 self._note_held()
                 return SendReport()
             self.held = 0  # recorded after this sweep, a pause records its count again
-            started = self.deps.clock()
+            started, roster = self.deps.clock(), self.roster
             with self.deps.store.run("sweep", started) as run, _tallied(self.deps) as done:
                 try:
                     async with self.mailer_factory() as mailer:
                         self.deps.mailer = mailer
                         report = await sweep(
-                            self.deps, self.roster, started, self.alerting,
+                            self.deps, roster, started, self.alerting,
                             sources_down=self.sources_down, listing=listing,
-                            after=self.swept, waiting=self.waiting,
+                            after=self.swept, waiting=self.waiting, unnamed=self.unnamed,
                         )  # fmt: skip
                 except asyncio.CancelledError:  # a stop that would not wait: what it did so far
                     run.status = "stopped"
@@ -561,6 +567,7 @@ class Worker:
             if not report.stopped:  # a stopped sweep may not have reached the digests
                 self._note_waiting(report.waiting, listing)
                 self.swept = started
+                self.unnamed |= passed_unnamed(roster.items(), started)
             await self._check_report(report)
             if self._delivery_paused():
                 self._hold_retries()

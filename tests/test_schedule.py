@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 import pytest
 
 from bot.models import Subscriber
-from bot.schedule import due, due_date, send_instant, should_announce
+from bot.schedule import due, due_date, passed_unnamed, send_instant, should_announce
 
 
 def sub(zone: str, send_at: str, frequency: str = "daily") -> Subscriber:
@@ -102,6 +102,25 @@ def test_a_new_subscriber_waits_for_the_first_send_time() -> None:
     subscriber = sub("UTC", "08:00")
     assert due([(1, subscriber)], utc(2024, 6, 5, 7)) == []
     assert due([(1, subscriber)], utc(2024, 6, 5, 8)) == [(1, subscriber, date(2024, 6, 5))]
+
+
+def test_todays_send_seen_passing_on_a_day_the_frequency_did_not_name_is_not_made_up() -> None:
+    """Weekly on Mondays, seen at noon on Wednesday 5 June; then edited to weekdays."""
+    monday = sub("UTC", "08:00", "weekly:mon")
+    noon = utc(2024, 6, 5, 12)
+    assert passed_unnamed([(1, monday), (2, sub("UTC", "08:00"))], noon) == {1: date(2024, 6, 5)}
+    assert passed_unnamed([(1, monday)], utc(2024, 6, 5, 7)) == {}  # not passed yet
+    weekdays = sub("UTC", "08:00", "weekdays")
+    last = {1: date(2024, 6, 3)}
+    unnamed = {1: date(2024, 6, 5)}
+    assert due([(1, weekdays)], utc(2024, 6, 5, 12, 30), last, noon, unnamed) == []
+    # without such a sweep (a new subscriber, send_at moved earlier) today's send still counts
+    assert due([(1, weekdays)], utc(2024, 6, 5, 12, 30), last, noon) == [
+        (1, weekdays, date(2024, 6, 5))
+    ]
+    assert due([(1, weekdays)], utc(2024, 6, 6, 8), last, noon, unnamed) == [
+        (1, weekdays, date(2024, 6, 6))
+    ]
 
 
 @pytest.mark.parametrize(

@@ -816,6 +816,43 @@ async def test_a_frequency_edited_while_running_takes_effect_at_its_next_send(
     ]
 
 
+async def test_a_frequency_edited_after_todays_send_time_sends_nothing_for_today(
+    make_worker: Callable[[], Worker], clock: Clock, profiles_path: Path, smtp_server: SmtpServer
+) -> None:
+    """Monday's weekly digest went out; at noon on Wednesday it becomes weekdays: Wednesday's
+    08:00 passed while the frequency named Mondays only, so no digest is made up for it; the
+    papers since Monday go out on Thursday at 08:00. Moving ``send_at`` earlier than the time
+    of the day, before the day's digest, still sends it at once."""
+    weekly = only_ada(frequency="weekly:mon")
+    profiles_path.write_text(weekly)
+    worker = make_worker()
+    store = worker.deps.store
+    for day, n in ((30, 1), (1, 2), (2, 3), (3, 4)):  # Monday to Thursday
+        month = 11 if day == 30 else 12
+        clock.set(2026, month, day, 7, 0)
+        store.save_papers([moe_paper(n)], date(2026, month, day), clock())
+        clock.set(2026, month, day, 8, 1)
+        await worker.sweep_job()
+        if day == 2:
+            clock.set(2026, 12, 2, 12, 0)
+            await worker.sweep_job()
+            _edit(profiles_path, weekly.replace("weekly:mon", "weekdays"))
+            for minute in (1, 30):
+                clock.set(2026, 12, 2, 12, minute)
+                await worker.sweep_job()
+            assert len(smtp_server.handler.to("ada@example.org")) == 1
+    assert [s.split(":")[0] for s in subjects(smtp_server, "ada@example.org")] == [
+        "1 paper for the week to Mon 30 Nov", "3 papers for Thu 3 Dec",
+    ]  # fmt: skip
+    clock.set(2026, 12, 4, 7, 0)
+    store.save_papers([moe_paper(5)], date(2026, 12, 4), clock())
+    await worker.sweep_job()
+    _edit(profiles_path, only_ada("06:00", frequency="weekdays"))
+    clock.set(2026, 12, 4, 7, 1)
+    await worker.sweep_job()
+    assert subjects(smtp_server, "ada@example.org")[2].startswith("1 paper for Fri 4 Dec")
+
+
 async def test_fall_back_send_time_is_sent_once(
     make_worker: Callable[[], Worker], clock: Clock, profiles_path: Path, smtp_server: SmtpServer
 ) -> None:
