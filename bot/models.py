@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Annotated, Literal
@@ -192,6 +192,41 @@ class Paper:
     project_url: str | None = None
     ai_summary: str | None = None
     keywords: tuple[str, ...] = ()
+
+
+def _union(first: tuple[str, ...], second: tuple[str, ...]) -> tuple[str, ...]:
+    return first + tuple(x for x in second if x not in first)
+
+
+def _names(sources: str) -> tuple[str, ...]:
+    return tuple(name for name in sources.split(",") if name)
+
+
+def _most(a: int | None, b: int | None) -> int | None:
+    return b if a is None else a if b is None else max(a, b)
+
+
+def combine_papers(a: Paper, b: Paper) -> Paper:
+    """One record from two views of the same paper (two sources, or a fetch and what is stored):
+    ``a`` wins where both know a field; categories and sources are joined, counts the larger."""
+    return replace(
+        a,
+        title=a.title or b.title,
+        abstract=a.abstract or b.abstract,
+        authors=a.authors or b.authors,
+        url=a.url or b.url,
+        pdf_url=a.pdf_url or b.pdf_url,
+        published=a.published or b.published,
+        categories=_union(a.categories, b.categories),
+        upvotes=_most(a.upvotes, b.upvotes),
+        source=",".join(_union(_names(a.source), _names(b.source))),
+        comments=_most(a.comments, b.comments),
+        hf_url=a.hf_url or b.hf_url,
+        code_url=a.code_url or b.code_url,
+        project_url=a.project_url or b.project_url,
+        ai_summary=a.ai_summary or b.ai_summary,
+        keywords=a.keywords or b.keywords,
+    )
 
 
 class _Strict(BaseModel):

@@ -137,14 +137,14 @@ def _how(outcomes: Sequence[dict[str, Any]]) -> str:
 
 
 def _source_notes(runs: Sequence[dict[str, Any]]) -> Text | None:
-    """What the runs' sources said (why one failed, what one did instead), one line each under
-    the runs table: by run, source and the days it said it for."""
+    """What the runs' sources said (why one failed, what one did instead, which items they left
+    out), one line each under the runs table: by run, source and the days it said it for."""
     lines = []
     for run in runs:
         said: dict[tuple[str, str], list[str]] = {}
         for source in run["sources"]:
-            if source.get("reason"):
-                key = (str(source.get("source")), str(source["reason"]))
+            for note in _notes(source):
+                key = (str(source.get("source")), note)
                 said.setdefault(key, []).append(str(source.get("day") or ""))
         for (name, reason), days in said.items():
             when = ", ".join(day for day in days if day)
@@ -152,6 +152,16 @@ def _source_notes(runs: Sequence[dict[str, Any]]) -> Text | None:
                 f"run {run['id']} {name}{f' ({when})' if when else ''}: {_shortened(reason)}"
             )
     return Text("\n".join(lines)) if lines else None
+
+
+def _notes(source: dict[str, Any]) -> list[str]:
+    """What one source's outcome says: its reason, and the items it left out (``3 skipped:
+    item 5: 2401.05000: missing title; …``)."""
+    notes = [str(source["reason"])] if source.get("reason") else []
+    if source.get("skipped"):
+        items = "; ".join(str(item) for item in source.get("skipped_items", []))
+        notes.append(f"{source['skipped']} skipped" + (f": {items}" if items else ""))
+    return notes
 
 
 def _shortened(text: str, most: int = 160) -> str:

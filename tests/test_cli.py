@@ -314,6 +314,29 @@ def test_a_fetch_ended_by_an_unexpected_error_is_recorded_as_one(
     store.close()
 
 
+def test_fetch_and_status_name_each_paper_a_source_left_out(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    day_file = Path("day.jsonl")  # in tmp_path, the working directory
+    good = (Path(__file__).parent / "fixtures" / "papers.jsonl").read_text().splitlines()[:2]
+    bad = '{"id": "2611.00042v2", "title": "Sparse Lanterns", "abstract": ""}'
+    day_file.write_text("\n".join([good[0], bad, good[1]]) + "\n")
+    result = runner.invoke(app, ["fetch", "--source", f"file:{day_file}", "--date", "2026-11-25"])
+    assert result.exit_code == 0, result.output
+    assert "ok, 2 papers, 1 skipped" in result.output
+    assert f"skipped {day_file}:2: 2611.00042: missing or empty 'abstract'" in result.output
+    status = " ".join(runner.invoke(app, ["status"]).output.split())  # the note may wrap
+    assert (
+        "run 1 file:day.jsonl: 1 skipped: day.jsonl:2: 2611.00042: missing or empty 'abstract'"
+        in status
+    )
+    store = Store(env["PAPERBOT_DATABASE_URL"])
+    (run,) = store.recent_runs()
+    (outcome,) = run.summary["sources"]
+    assert outcome["skipped_items"] == [f"{day_file}:2: 2611.00042: missing or empty 'abstract'"]
+    store.close()
+
+
 def test_fetch_failure_exits_1_and_says_which_source(env: dict[str, str], tmp_path: Path) -> None:
     result = runner.invoke(app, ["fetch", "--source", f"file:{tmp_path / 'gone.jsonl'}"])
     assert result.exit_code == 1

@@ -147,6 +147,32 @@ def test_a_list_whose_papers_were_all_stored_the_day_before_is_stored_for_its_da
     assert not store.has_papers_for(day + timedelta(days=1)), "an empty list stores nothing"
 
 
+def test_a_paper_stored_again_from_fewer_sources_keeps_what_they_did_not_bring(
+    store: Store,
+) -> None:
+    """A paper on Hugging Face one day and in arXiv's feed the next (or a fetch run again while
+    Hugging Face is down) keeps its upvotes and links: only arXiv answered this time."""
+    from bot.sources.arxiv import parse_arxiv_feed
+    from bot.sources.hf import parse_hf_json
+    from tests.sources.sourcekit import fixture_bytes
+
+    hf = parse_hf_json(fixture_bytes("hf/daily_papers_2024-01-16.json")).papers
+    feed = parse_arxiv_feed(fixture_bytes("arxiv/rss_cs.LG+cs.CL.xml")).papers
+    store.save_papers(hf, DAY - timedelta(days=1))
+    new, updated = store.save_papers(feed, DAY)
+    assert (new, updated) == (len(feed) - 1, 1)
+    [stored] = [
+        s for s in store.papers_between(DAY - timedelta(days=1), DAY) if s.paper.id == "2401.10001"
+    ]
+    assert (
+        stored.paper.upvotes == 57
+        and stored.paper.hf_url == "https://huggingface.co/papers/2401.10001"
+    )
+    assert stored.paper.categories and stored.paper.source == "arxiv,hf"
+    assert stored.list_date == DAY - timedelta(days=1)
+    assert store.save_papers(feed, DAY) == (0, 0)
+
+
 def test_a_database_written_before_lists_were_recorded_knows_its_days_by_its_papers(
     db_url: str,
 ) -> None:

@@ -276,11 +276,7 @@ def make_fetch(config: Settings, spec: str) -> Callable[[date], Any]:
     async def fetch(day: date) -> Fetched:
         options = sources.SourceOptions(include_replacements=config.arxiv_include_replacements)
         report = await sources.fetch_papers(specs, day, options=options)
-        outcomes = [
-            {"source": o.source, "status": o.status, "count": o.count, "reason": o.reason}
-            for o in report.outcomes
-        ]
-        return Fetched(report.papers, outcomes)
+        return Fetched(report.papers, [o.summary() for o in report.outcomes])
 
     return fetch
 

@@ -71,8 +71,15 @@ def fetch(day: DateOption = None, source: SourceOption = None) -> None:
         run.summary["sources"] = list(summary.sources)
     for outcome in summary.sources:
         reason = f" ({outcome['reason']})" if outcome.get("reason") else ""
-        line = f"{outcome['source']}: {outcome['status']}, {outcome['count']} papers{reason}"
+        skipped = f", {outcome['skipped']} skipped" if outcome.get("skipped") else ""
+        line = (
+            f"{outcome['source']}: {outcome['status']}, {outcome['count']} papers{skipped}{reason}"
+        )
         out.print(line, markup=False)
+        for item in outcome.get("skipped_items", []):
+            out.print(f"  skipped {item}", markup=False)
+        if outcome.get("skipped", 0) > len(outcome.get("skipped_items", [])):
+            out.print("  (the log names every item skipped)", markup=False)
     out.print(f"{when}: {summary.fetched} papers, {summary.new} new, {summary.updated} updated")
     if summary.failed:
         raise typer.Exit(1)

@@ -79,6 +79,21 @@ class ParseResult:
         return self
 
 
+REPLACEMENT = "\ufffd"
+"""What bytes that are not UTF-8 become when a response is read anyway."""
+
+
+def undecoded_fields(paper: Paper) -> list[str]:
+    """Notes for the text fields of ``paper`` that held bytes that are not UTF-8 (read as
+    U+FFFD), such as ``title: bytes that are not UTF-8 (shown as �)``."""
+    texts = {"title": paper.title, "abstract": paper.abstract, "authors": " ".join(paper.authors)}
+    return [
+        f"{name}: bytes that are not UTF-8 (shown as {REPLACEMENT})"
+        for name, text in texts.items()
+        if REPLACEMENT in text
+    ]
+
+
 def parse_datetime(value: object) -> datetime | None:
     """An aware datetime from an ISO 8601 string (``Z`` allowed) or a date; naive means UTC."""
     if isinstance(value, datetime):

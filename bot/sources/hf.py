@@ -18,7 +18,7 @@ from bot import ids
 from bot.errors import SourceError
 from bot.models import Paper
 from bot.sources import clean
-from bot.sources.base import ParseResult, log, parse_datetime
+from bot.sources.base import ParseResult, log, parse_datetime, undecoded_fields
 from bot.sources.http import Fetcher
 
 API_URL = "https://huggingface.co/api/daily_papers"
@@ -82,15 +82,20 @@ def parse_hf_items(items: list[Any], source: str = "hf") -> ParseResult:
         paper = hf_item_to_paper(item, source)
         if isinstance(paper, str):
             result.skip(source, f"item {number}", paper)
-        else:
-            result.add(source, f"item {number}", paper, seen)
+        elif result.add(source, f"item {number}", paper, seen):
+            for note in undecoded_fields(paper):
+                result.warn(source, f"item {number} ({paper.id})", note)
     return result.check_usable(source)
 
 
 def _load_json(data: bytes | str, source: str, what: str) -> Any:
+    """JSON from a response; bytes that are not UTF-8 are read as U+FFFD, so that one paper
+    with a stray byte does not cost the others (its fields are then noted)."""
+    if isinstance(data, bytes):
+        data = data.decode("utf-8-sig", errors="replace")
     try:
         return json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except json.JSONDecodeError as exc:
         raise SourceError(source, f"{what} is not valid JSON ({exc})") from None
 
 

@@ -1,10 +1,10 @@
 """The network shell of the sources: one polite, patient, bounded HTTP GET.
 
 ``Fetcher.get`` retries connection errors, 5xx and 429 with exponential backoff and jitter
-(``Retry-After`` honoured), except a host name that does not exist, which fails at once (a
-temporary DNS failure is retried); it keeps a minimum interval per host (arXiv asks for one
-request every 3 seconds), refuses oversized bodies and unexpected content types. The clock is
-injected, so tests never really sleep.
+(``Retry-After`` honoured), except a host name that does not exist and a redirect loop, which
+fail at once (a temporary DNS failure is retried); it keeps a minimum interval per host (arXiv
+asks for one request every 3 seconds), refuses oversized bodies and unexpected content types.
+The clock is injected, so tests never really sleep.
 """
 
 from __future__ import annotations
@@ -153,6 +153,10 @@ class Fetcher:
                     source, f"host {host} not found (not retried; is DNS working?): {problem}"
                 ) from None
             raise _Retry(problem) from None
+        except httpx.TooManyRedirects as exc:  # a redirect loop does not end by itself
+            raise SourceError(source, f"too many redirects from {url}: {exc}") from None
+        except httpx.RequestError as exc:  # a body that cannot be decoded, and the like
+            raise _Retry(f"{type(exc).__name__} for {url}: {exc}".rstrip(": ")) from None
 
     def _check_status(self, source: str, response: httpx.Response) -> None:
         status = response.status_code

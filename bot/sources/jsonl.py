@@ -19,7 +19,7 @@ from bot import ids
 from bot.errors import SourceError
 from bot.models import Paper
 from bot.sources import clean
-from bot.sources.base import ParseResult, parse_datetime
+from bot.sources.base import ParseResult, parse_datetime, undecoded_fields
 
 SAMPLE_RESOURCE = "sample-papers.jsonl"
 
@@ -88,9 +88,9 @@ def paper_from_json(obj: dict[str, Any], source: str) -> tuple[Paper, list[str]]
         return "missing or invalid 'id'"
     title, abstract = clean.clean_title(obj.get("title")), clean.clean_abstract(obj.get("abstract"))
     if not title:
-        return "missing or empty 'title'"
+        return f"{pid}: missing or empty 'title'"
     if not abstract:
-        return "missing or empty 'abstract'"
+        return f"{pid}: missing or empty 'abstract'"
     abs_url, pdf_url = clean.arxiv_links(pid)
     fields = _Fields(obj)
     link, count = "an http(s) link", "a whole number of 0 or more"
@@ -138,7 +138,7 @@ def parse_jsonl(data: bytes | str, *, source: str = "file", name: str = "<input>
             continue
         paper, notes = read
         if result.add(source, where, paper, seen):
-            for note in notes:
+            for note in [*undecoded_fields(paper), *notes]:
                 result.warn(source, where, note)
     return result.check_usable(source)
 

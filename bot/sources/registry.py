@@ -11,17 +11,16 @@ has failed: the fetch goes on without it, and the next fetch tries it again.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import httpx
 
 from bot.errors import ConfigError, SourceError
-from bot.models import Paper
+from bot.models import Paper, combine_papers
 from bot.sources import arxiv, hf, jsonl
 from bot.sources.base import ParseResult, Skipped, log
 from bot.sources.http import Clock, Fetcher, HttpPolicy, make_client
@@ -85,6 +84,8 @@ def parse_spec(text: str) -> list[SourceSpec]:
 
 
 Status = Literal["ok", "empty", "failed"]
+SKIPPED_SHOWN = 10
+"""Items left out that a run's record names one by one (the log names every one)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +97,20 @@ class SourceOutcome:
     count: int = 0
     reason: str | None = None
     skipped: tuple[Skipped, ...] = ()
+
+    def summary(self) -> dict[str, Any]:
+        """The outcome as a run records it; the items left out are named (where, why), the first
+        ``SKIPPED_SHOWN`` of them."""
+        data: dict[str, Any] = {
+            "source": self.source,
+            "status": self.status,
+            "count": self.count,
+            "reason": self.reason,
+        }
+        if self.skipped:
+            data["skipped"] = len(self.skipped)
+            data["skipped_items"] = [str(s) for s in self.skipped[:SKIPPED_SHOWN]]
+        return data
 
     def __str__(self) -> str:
         if self.status == "failed":
@@ -226,41 +241,11 @@ async def fetch_papers(
     )
 
 
-def _union(first: tuple[str, ...], second: tuple[str, ...]) -> tuple[str, ...]:
-    return first + tuple(x for x in second if x not in first)
-
-
-def _most(a: int | None, b: int | None) -> int | None:
-    return b if a is None else a if b is None else max(a, b)
-
-
-def combine(a: Paper, b: Paper) -> Paper:
-    """One record from two views of the same paper: ``a`` wins where both know a field."""
-    return dataclasses.replace(
-        a,
-        title=a.title or b.title,
-        abstract=a.abstract or b.abstract,
-        authors=a.authors or b.authors,
-        url=a.url or b.url,
-        pdf_url=a.pdf_url or b.pdf_url,
-        published=a.published or b.published,
-        categories=_union(a.categories, b.categories),
-        upvotes=_most(a.upvotes, b.upvotes),
-        source=",".join(_union(tuple(a.source.split(",")), tuple(b.source.split(",")))),
-        comments=_most(a.comments, b.comments),
-        hf_url=a.hf_url or b.hf_url,
-        code_url=a.code_url or b.code_url,
-        project_url=a.project_url or b.project_url,
-        ai_summary=a.ai_summary or b.ai_summary,
-        keywords=a.keywords or b.keywords,
-    )
-
-
 def merge_papers(lists: Sequence[Sequence[Paper]]) -> list[Paper]:
     """Merge papers from several sources by id, in first-seen order, combining their fields."""
     merged: dict[str, Paper] = {}
     for papers in lists:
         for paper in papers:
             known = merged.get(paper.id)
-            merged[paper.id] = paper if known is None else combine(known, paper)
+            merged[paper.id] = paper if known is None else combine_papers(known, paper)
     return list(merged.values())

@@ -24,9 +24,11 @@ _FAMILY = {"hf": "json", "jsonl": "json", "hf-html": "markup", "arxiv": "markup"
 
 
 def _sniff_json(data: bytes) -> Format:
+    if data[:1] == b"[":
+        return "hf"  # a list, even a broken one (cut short, stray bytes): Papers files hold objects
     try:
-        body = json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        body = json.loads(data.decode("utf-8", errors="replace"))
+    except json.JSONDecodeError:
         return "jsonl"  # several lines, or broken: the JSON Lines parser reports each line
     if isinstance(body, dict) and ("id" in body or "title" in body):
         return "jsonl"  # one Papers-file line

@@ -35,7 +35,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel import col, func, select
 
 from bot.errors import BotError, ConfigError
-from bot.models import Paper, Subscriber
+from bot.models import Paper, Subscriber, combine_papers
 from bot.store.admin import AdminAlertLog
 from bot.store.ledger import Claim, ClaimRequest, Ledger
 from bot.store.runs import RunLog
@@ -358,6 +358,10 @@ class Store(RunLog, AdminAlertLog):
     ) -> tuple[int, int]:
         """Store papers seen in the list for ``list_date``; return (new, updated). Idempotent.
 
+        A paper stored already keeps what this fetch did not bring (a source that failed or does
+        not know a field, such as Hugging Face's upvotes when only arXiv answered): the fetched
+        fields win, categories and sources are joined.
+
         When another process stores the same papers at the same moment, store again: the
         second pass finds their rows and only updates what differs.
         """
@@ -383,6 +387,8 @@ class Store(RunLog, AdminAlertLog):
                 rows.update((row.id, row) for row in db.exec(query))
             for paper in papers:
                 row = rows.get(paper.id)
+                if row is not None:  # a source that failed this time takes nothing away
+                    paper = combine_papers(paper, paper_from_row(row))
                 fields = paper_columns(paper)
                 if row is None:
                     rows[paper.id] = PaperRow(**fields, list_date=list_date, first_seen=now)

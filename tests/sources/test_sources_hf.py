@@ -85,6 +85,18 @@ def test_unusable_api_responses_raise_a_clear_error(body: bytes, message: str) -
     assert message in str(caught.value)
 
 
+def test_a_stray_byte_that_is_not_utf8_costs_no_paper_and_is_named() -> None:
+    """A Latin-1 byte in one abstract (a server re-encoding one field) keeps every paper."""
+    recorded = fixture_bytes("hf/daily_papers_2024-01-16.json")
+    body = recorded.replace(b"sixty-four", b"sixty\xadfour", 1)
+    result = hf.parse_hf_json(body)
+    assert [p.id for p in result.papers] == [p.id for p in hf.parse_hf_json(recorded).papers]
+    assert "sixty\ufffdfour" in result.papers[0].abstract
+    assert [str(w) for w in result.warnings] == [
+        "item 1 (2401.10001): abstract: bytes that are not UTF-8 (shown as \ufffd)"
+    ]
+
+
 def test_the_page_yields_the_same_papers_as_the_api() -> None:
     page = hf.parse_hf_html(fixture_bytes("hf/papers_page_2024-01-16.html"))
     api = hf.parse_hf_json(fixture_bytes("hf/daily_papers_2024-01-16.json"))

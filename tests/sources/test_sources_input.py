@@ -128,6 +128,29 @@ def test_papers_input_with_a_broken_file_is_one_clear_error() -> None:
     assert "Traceback" not in result.output
 
 
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (fixture_bytes("hf/daily_papers_2024-01-16.json")[:900], "the response is not valid JSON"),
+        (
+            fixture_bytes("hf/daily_papers_2024-01-16.json").replace(b"sixty-four", b"\xad"),
+            "",
+        ),
+    ],
+)
+def test_a_saved_api_list_cut_short_or_with_stray_bytes_is_read_as_the_api(
+    tmp_path: Path, body: bytes, message: str
+) -> None:
+    saved = tmp_path / "daily.json"
+    saved.write_bytes(body)
+    assert sniff_format(body) == "hf"
+    result = runner.invoke(app, ["papers", "--input", str(saved)])
+    if message:
+        assert result.exit_code == 1 and f"Error: source hf: {message}" in result.stderr
+    else:
+        assert result.exit_code == 0 and len(result.stdout.splitlines()) == 4
+
+
 def test_papers_input_missing_file_is_an_error(tmp_path: Path) -> None:
     result = runner.invoke(app, ["papers", "--input", str(tmp_path / "nope.json")])
     assert result.exit_code == 1

@@ -130,6 +130,25 @@ async def test_the_page_stands_in_when_the_api_fails(server: Server, clock: Fake
     assert {p.source for p in report.papers} == {"hf-html"}
 
 
+async def test_a_redirect_loop_fails_at_once_and_the_page_stands_in(
+    server: Server, clock: FakeClock
+) -> None:
+    def loop(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(302, headers={"location": str(request.url)})
+
+    server.routes[HF_API] = loop
+    server.routes[HF_PAGE] = [html_response(fixture_bytes("hf/papers_page_2024-01-16.html"))]
+    report = await fetch(server, clock, "hf")
+    [outcome] = report.outcomes
+    assert (outcome.status, outcome.count) == ("ok", 4)
+    assert (
+        outcome.reason
+        and "the API failed: too many redirects from https://huggingface.co/api/daily_papers"
+        in outcome.reason
+    )
+    assert clock.sleeps == []
+
+
 async def test_api_and_page_both_failing_reports_both(server: Server, clock: FakeClock) -> None:
     server.routes[HF_API] = [json_response(b'{"error": "maintenance"}')]
     server.routes[HF_PAGE] = [html_response(fixture_bytes("hf/papers_page_changed.html"))]
@@ -155,6 +174,34 @@ async def test_replacements_follow_the_option(server: Server, clock: FakeClock) 
     assert report.outcomes[0].count == 6
 
 
+@pytest.mark.parametrize(
+    "written",
+    [
+        "http://export.arxiv.org/abs/2401.10001v2",
+        "arxiv.org/abs/2401.10001",
+        "https://arxiv.org/abs/2401.10001/",
+        "10.48550/arXiv.2401.10001",
+        "https://doi.org/10.48550/arXiv.2401.10001",
+        "arXiv: 2401.10001v3",
+    ],
+)
+async def test_a_paper_written_with_another_form_of_its_arxiv_id_is_one_paper(
+    tmp_path: Path, server: Server, clock: FakeClock, written: str
+) -> None:
+    server.routes[HF_API] = [json_response(fixture_bytes("hf/daily_papers_2024-01-16.json"))]
+    papers = tmp_path / "papers.jsonl"
+    line = {
+        "id": written,
+        "title": "Lantern",
+        "abstract": "Sparse towers.",
+        "categories": ["cs.LG"],
+    }
+    papers.write_text(json.dumps(line) + "\n")
+    report = await fetch(server, clock, f"hf,file:{papers}")
+    assert [p.id for p in report.papers] == ["2401.10001", "2401.10002", "2401.10003", "2401.10004"]
+    assert report.papers[0].categories == ("cs.LG",) and report.papers[0].upvotes == 57
+
+
 async def test_local_sources_report_bad_lines_with_file_and_line(
     tmp_path: Path, server: Server, clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -167,7 +214,7 @@ async def test_local_sources_report_bad_lines_with_file_and_line(
     assert (local.status, local.count) == ("ok", 1)
     assert [str(s) for s in local.skipped] == [
         f"{papers}:2: not valid JSON (Expecting property name enclosed in double quotes)",
-        f"{papers}:3: missing or empty 'title'",
+        f"{papers}:3: seed-2: missing or empty 'title'",
     ]
     assert f"{papers}:2: not valid JSON" in caplog.text
     assert server.requests == []
