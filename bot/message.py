@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import random
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email import message_from_bytes, policy
@@ -73,15 +74,19 @@ def unsubscribe_token(secret: str, email: str) -> str:
     return f"{_b64(email.lower().encode())}.{_signature(secret, email)}"
 
 
-def verify_token(secret: str, token: str) -> str | None:
-    """The email address a token was made for, or None if it is forged or malformed."""
+def verify_token(secret: str, token: str, previous: Sequence[str] = ()) -> str | None:
+    """The email address a token was made for, or None if it is forged or malformed.
+
+    A token signed with one of the ``previous`` secrets is good too: the links in emails sent
+    before the secret changed keep working.
+    """
     encoded, _, signature = token.strip().partition(".")
     try:
         email = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
     except (ValueError, UnicodeDecodeError):
         return None
-    expected = _signature(secret, email)
-    return email if signature and hmac.compare_digest(signature, expected) else None
+    signed = (hmac.compare_digest(signature, _signature(key, email)) for key in (secret, *previous))
+    return email if signature and any(signed) else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -87,6 +87,7 @@ class Settings(BaseSettings):
     from_: str = Field(DEFAULT_FROM, alias="PAPERBOT_FROM")
     outbox: Path = Path("outbox")
     secret_key: SecretStr | None = None
+    secret_key_previous: SecretStr | None = None  # comma-separated; they still check old links
     base_url: str | None = None
     unsubscribe_mailto: str | None = None
     admin_email: str | None = None
@@ -195,6 +196,13 @@ class Settings(BaseSettings):
     def sender(self) -> Address:
         """The From address, parsed (once: every message asks for it)."""
         return _parse_sender(self.from_)
+
+    @property
+    def previous_secrets(self) -> tuple[str, ...]:
+        """The earlier secret keys (PAPERBOT_SECRET_KEY_PREVIOUS): the unsubscribe links signed
+        with them, in emails sent before PAPERBOT_SECRET_KEY changed, still work."""
+        keys = self.secret_key_previous.get_secret_value() if self.secret_key_previous else ""
+        return tuple(key.strip() for key in keys.split(",") if key.strip())
 
     @property
     def unsubscribe_warning(self) -> str | None:

@@ -7,7 +7,8 @@
 When PAPERBOT_BASE_URL has a path (``https://example.org/paperbot``), the links are under it
 (``/paperbot/unsubscribe``); they are answered there and also without it, for a proxy that
 strips the prefix. Any other path is 404. The token is the HMAC-signed address from the
-email, so nobody can unsubscribe someone else; it is redacted in the access log.
+email, so nobody can unsubscribe someone else (a link signed with one of the earlier secrets
+still works); it is redacted in the access log.
 """
 
 from __future__ import annotations
@@ -17,17 +18,20 @@ import html
 import logging
 import re
 import socket
+from collections.abc import Sequence
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, quote, urlsplit
 
 from bot.message import verify_token
-from bot.store import Store
+from bot.store import DatabaseFailure, Store, db_reason
 
 log = logging.getLogger(__name__)
 
 UNSUBSCRIBE = "/unsubscribe"
 HEALTH = "/healthz"
+RETRY_AFTER = 300
+"""Seconds a client is asked to wait when the database could not record an unsubscription."""
 _TOKEN = re.compile(r"(token=)[^&\s\"]+")
 
 PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
@@ -49,9 +53,16 @@ class UnsubscribeHandler(BaseHTTPRequestHandler):
     """Serves the three routes; ``store`` and ``secret`` are set on the server."""
 
     server: UnsubscribeServer
+    timeout = 30
+    """Seconds a connection may keep the server waiting for its request (a client that sends
+    nothing, or less of a body than it announced, would otherwise hold a thread for good)."""
 
-    def _reply(self, status: HTTPStatus, body: bytes, kind: str = "text/html") -> None:
+    def _reply(
+        self, status: HTTPStatus, body: bytes, kind: str = "text/html", retry: int | None = None
+    ) -> None:
         self.send_response(status)
+        if retry is not None:
+            self.send_header("Retry-After", str(retry))
         self.send_header("Content-Type", f"{kind}; charset=utf-8")
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
@@ -70,7 +81,7 @@ class UnsubscribeHandler(BaseHTTPRequestHandler):
 
     def _email(self) -> str | None:
         token = self._token()
-        return verify_token(self.server.secret, token) if token else None
+        return verify_token(self.server.secret, token, self.server.previous) if token else None
 
     def do_GET(self) -> None:
         """Health check, or the confirmation page."""
@@ -107,14 +118,33 @@ class UnsubscribeHandler(BaseHTTPRequestHandler):
         if email is None:
             self._invalid()
             return
-        self.server.store.suppress(email, "unsubscribed")
+        try:
+            self.server.store.suppress(email, "unsubscribed")
+        except DatabaseFailure as exc:  # locked, full or down: the subscriber should try again
+            log.error("could not record the unsubscription of %s: %s", email, db_reason(exc))
+            self._unavailable()
+            return
         log.info("unsubscribed %s", email)
         body = f"<p>{html.escape(email)} will get no more emails from paperbot.</p>"
         self._reply(HTTPStatus.OK, page("You are unsubscribed", body))
 
     def _invalid(self) -> None:
-        body = "<p>This unsubscribe link is not valid. Please use the link from a recent email.</p>"
+        body = "<p>This unsubscribe link is not valid. Please use the link from a recent email"
+        contact = self.server.contact
+        if contact:
+            address = html.escape(contact)
+            link = html.escape(f"mailto:{quote(contact, safe='@')}?subject=unsubscribe")
+            body += f', or write to <a href="{link}">{address}</a> to stop the emails'
+        body += ".</p>"
         self._reply(HTTPStatus.BAD_REQUEST, page("Link not valid", body))
+
+    def _unavailable(self) -> None:
+        body = (
+            "<p>Your unsubscription could not be recorded just now. Please try the link again "
+            "in a few minutes.</p>"
+        )
+        title = "Please try again"
+        self._reply(HTTPStatus.SERVICE_UNAVAILABLE, page(title, body), retry=RETRY_AFTER)
 
     def _not_found(self) -> None:
         body = "<p>There is nothing here. Unsubscribe links end in /unsubscribe?token=….</p>"
@@ -132,7 +162,8 @@ def redact(line: str) -> str:
 
 
 class UnsubscribeServer(ThreadingHTTPServer):
-    """A threading HTTP server that knows the store and the signing secret.
+    """A threading HTTP server that knows the store and the signing secret (and the earlier
+    secrets whose links still work).
 
     It listens on IPv6 when the host is an IPv6 address; ``::`` then takes IPv4 connections as
     well where the system allows it.
@@ -141,12 +172,21 @@ class UnsubscribeServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(
-        self, address: tuple[str, int], store: Store, secret: str, base_url: str | None = None
+        self,
+        address: tuple[str, int],
+        store: Store,
+        secret: str,
+        base_url: str | None = None,
+        previous: Sequence[str] = (),
+        contact: str | None = None,
     ) -> None:
         self.address_family = address_family(address[0])
         super().__init__(address, UnsubscribeHandler)
         self.store = store
         self.secret = secret
+        self.previous = tuple(previous)
+        self.contact = contact
+        """Where to write instead when a link is not valid (PAPERBOT_UNSUBSCRIBE_MAILTO)."""
         self.prefix = urlsplit(base_url or "").path.rstrip("/")
         """The path of the base URL the links are under ("" for none)."""
 

@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from typer.testing import CliRunner
 
 from bot.cli import app
@@ -121,6 +122,36 @@ def test_unsubscribe_with_the_token_from_the_message(
     assert ADA in Store(env["PAPERBOT_DATABASE_URL"]).suppressed()
     forged = cli("unsubscribe", "YWRhQGV4YW1wbGUub3Jn.forged")
     assert forged.exit_code == 1 and "not an email address or a valid" in forged.output
+
+
+def test_unsubscribe_with_the_whole_link_a_subscriber_forwards(
+    env: dict[str, str], faults: FaultServer
+) -> None:
+    assert send(faults).exit_code == 0
+    header = str(faults.handler.to(ADA)[0]["List-Unsubscribe"])
+    link = re.search(r"<(https://[^>]+)>", header)
+    assert link is not None
+    result = cli("unsubscribe", link.group(1))
+    assert result.exit_code == 0 and f"{ADA} unsubscribed" in result.output
+    assert ADA in Store(env["PAPERBOT_DATABASE_URL"]).suppressed()
+
+
+def test_a_token_signed_with_a_previous_secret_key_still_unsubscribes(
+    env: dict[str, str], faults: FaultServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert send(faults).exit_code == 0
+    header = str(faults.handler.to(ADA)[0]["List-Unsubscribe"])
+    token = re.search(r"token=([^>]+)>", header)
+    assert token is not None
+    monkeypatch.setenv("PAPERBOT_SECRET_KEY", "a-new-secret")
+    refused = cli("unsubscribe", token.group(1))
+    assert refused.exit_code == 1 and "PAPERBOT_SECRET_KEY_PREVIOUS" in refused.output
+    monkeypatch.setenv(
+        "PAPERBOT_SECRET_KEY_PREVIOUS", f"an-older-one, {env['PAPERBOT_SECRET_KEY']}"
+    )
+    result = cli("unsubscribe", token.group(1))
+    assert result.exit_code == 0 and f"{ADA} unsubscribed" in result.output
+    assert ADA in Store(env["PAPERBOT_DATABASE_URL"]).suppressed()
 
 
 def test_status_shows_runs_states_retries_and_suppressions(

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import html
 import logging
+import os
 import re
 import socket
+import sqlite3
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +22,7 @@ from typer.testing import CliRunner
 from bot.cli import app
 from bot.message import Unsubscribe, unsubscribe_token
 from bot.store import Store
-from bot.web import UnsubscribeServer, address_family
+from bot.web import UnsubscribeHandler, UnsubscribeServer, address_family
 
 
 @pytest.fixture
@@ -63,6 +68,108 @@ def test_bad_tokens_change_nothing(server: tuple[str, Store], token: str) -> Non
     assert httpx.get(f"{base}/unsubscribe?token={token}").status_code == 400
     assert httpx.post(f"{base}/unsubscribe?token={token}").status_code == 400
     assert not store.suppressed()
+
+
+def test_links_signed_with_an_earlier_secret_still_unsubscribe(tmp_path: Path) -> None:
+    """After PAPERBOT_SECRET_KEY changes, the links in the emails already sent keep working as
+    long as the old key is among the previous ones; a key never used still signs nothing."""
+    store = Store(f"sqlite:///{tmp_path / 'web.db'}")
+    httpd = UnsubscribeServer(("127.0.0.1", 0), store, "new-secret", previous=["secret"])
+    threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
+    base = f"http://127.0.0.1:{httpd.server_port}/unsubscribe?token="
+    try:
+        old = unsubscribe_token("secret", "ada@example.org")
+        assert "ada@example.org" in httpx.get(base + old).text
+        one_click = httpx.post(base + old, content="List-Unsubscribe=One-Click")
+        assert one_click.status_code == 200 and "ada@example.org" in store.suppressed()
+        assert httpx.post(base + unsubscribe_token("new-secret", "bob@example.org")).is_success
+        stranger = unsubscribe_token("other-secret", "cy@example.org")
+        assert httpx.post(base + stranger).status_code == 400
+        assert set(store.suppressed()) == {"ada@example.org", "bob@example.org"}
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        store.close()
+
+
+def test_serve_checks_links_of_the_previous_key_and_names_where_to_write_instead(
+    env: dict[str, str],
+) -> None:
+    """`paperbot serve` as deployed: a link signed before PAPERBOT_SECRET_KEY changed still
+    unsubscribes, and the page for a link that is not valid names the unsubscribe address."""
+    environ = {
+        **os.environ,
+        **env,
+        "PYTHONPATH": str(Path(__file__).parent.parent),
+        "PAPERBOT_SECRET_KEY": "a-new-secret",
+        "PAPERBOT_SECRET_KEY_PREVIOUS": env["PAPERBOT_SECRET_KEY"],
+    }
+    command = [sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", "--port", "0"]
+    with subprocess.Popen(command, env=environ, stdout=subprocess.PIPE, text=True) as process:
+        try:
+            assert process.stdout is not None
+            started = re.search(r"(http://\S+/unsubscribe)", process.stdout.readline())
+            assert started is not None
+            old = unsubscribe_token(env["PAPERBOT_SECRET_KEY"], "ada@example.org")
+            done = httpx.post(f"{started[1]}?token={old}", content="List-Unsubscribe=One-Click")
+            assert done.status_code == 200 and "ada@example.org" in done.text
+            forged = unsubscribe_token("other", "ada@example.org")
+            page = httpx.get(f"{started[1]}?token={forged}")
+            assert page.status_code == 400
+            assert 'href="mailto:unsubscribe@paperbot.example.org?subject=unsubscribe"' in page.text
+        finally:
+            process.terminate()
+    store = Store(env["PAPERBOT_DATABASE_URL"])
+    assert store.suppressed()["ada@example.org"].reason == "unsubscribed"
+    store.close()
+
+
+def test_a_request_that_stops_halfway_is_dropped_and_changes_nothing(
+    server: tuple[str, Store], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client that announces a body and never sends it is let go after the handler's timeout,
+    and its address is not unsubscribed (the timeout is shortened here to keep the test quick)."""
+    assert isinstance(UnsubscribeHandler.timeout, int | float) and UnsubscribeHandler.timeout <= 60
+    monkeypatch.setattr(UnsubscribeHandler, "timeout", 0.3)
+    base, store = server
+    host, port = base.removeprefix("http://").split(":")
+    token = unsubscribe_token("secret", "ada@example.org")
+    with socket.create_connection((host, int(port)), timeout=10) as client:
+        client.sendall(
+            f"POST /unsubscribe?token={token} HTTP/1.1\r\nHost: x\r\n"
+            "Content-Length: 1000\r\n\r\nList-Unsubscribe".encode()
+        )
+        assert client.recv(100) == b"", "the server closes the connection without an answer"
+    assert not store.suppressed()
+
+
+def test_a_database_that_refuses_the_unsubscription_asks_to_try_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The subscriber (or the mail provider posting one-click) gets a page and a 503 with
+    Retry-After, not a dropped connection, and the log says why in one line."""
+    path = tmp_path / "web.db"
+    store = Store(f"sqlite:///{path}")
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.execute("DROP TABLE suppressions")
+        db.commit()
+    httpd = UnsubscribeServer(("127.0.0.1", 0), store, "secret")
+    threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
+    token = unsubscribe_token("secret", "ada@example.org")
+    try:
+        with caplog.at_level(logging.INFO, logger="bot.web"):
+            url = f"http://127.0.0.1:{httpd.server_port}/unsubscribe?token={token}"
+            response = httpx.post(url, content="List-Unsubscribe=One-Click")
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        store.close()
+    assert response.status_code == 503 and response.headers["Retry-After"] == "300"
+    assert "try the link again" in response.text
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert errors == [
+        "could not record the unsubscription of ada@example.org: no such table: suppressions"
+    ]
 
 
 def test_links_under_a_base_url_with_a_path_work(tmp_path: Path) -> None:

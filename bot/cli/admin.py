@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import shlex
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import parse_qs, urlsplit
 
 import typer
 
@@ -70,29 +72,37 @@ def profiles_schema() -> None:
     sys.stdout.write(json_schema_text())
 
 
-def address_from(value: str, secret: str | None) -> str:
-    """The address named by an email or by a signed unsubscribe token."""
+def address_from(value: str, secret: str | None, previous: Sequence[str] = ()) -> str:
+    """The address named by an email, by a signed unsubscribe token, or by a whole unsubscribe
+    link (as a subscriber forwards it)."""
     value = value.strip()
-    if "@" in value:
+    if "token=" in value:
+        value = parse_qs(urlsplit(value).query).get("token", [""])[0]
+    elif "@" in value:
         try:
             return email_key(value)
         except ValueError as exc:
             raise BotError(f"not an email address: {exc}") from None
-    email = verify_token(secret, value) if secret else None
+    if not secret:
+        raise BotError("not an email address, and PAPERBOT_SECRET_KEY is not set to check a token")
+    email = verify_token(secret, value, previous)
     if email is None:
-        raise BotError("not an email address or a valid unsubscribe token")
+        raise BotError(
+            "not an email address or a valid unsubscribe token (one signed with an earlier "
+            "PAPERBOT_SECRET_KEY is checked once that key is in PAPERBOT_SECRET_KEY_PREVIOUS)"
+        )
     return email
 
 
 @app.command()
 @handle_errors
 def unsubscribe(
-    who: Annotated[str, typer.Argument(metavar="EMAIL|TOKEN", help="Address or link token.")],
+    who: Annotated[str, typer.Argument(metavar="EMAIL|TOKEN", help="Address, link token or link.")],
 ) -> None:
     """Stop every email to an address; the profiles file cannot silently undo it."""
     config = load_settings()
     secret = config.secret_key.get_secret_value() if config.secret_key else None
-    email = address_from(who, secret)
+    email = address_from(who, secret, config.previous_secrets)
     store = Store(config.database_url)
     existing = store.suppressed().get(email)
     if existing is not None:

@@ -60,8 +60,11 @@ def serve(
         )
     secret = config.secret_key.get_secret_value()
     store = Store(config.database_url)
+    contact = config.unsubscribe_mailto or config.admin_email or config.sender.addr_spec
     try:
-        server = UnsubscribeServer((host, port), store, secret, config.base_url)
+        server = UnsubscribeServer(
+            (host, port), store, secret, config.base_url, config.previous_secrets, contact
+        )
     except OSError as exc:  # the port is taken, or the host is not an address of this machine
         store.close()
         raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
