@@ -355,7 +355,7 @@ class Unsent:
         sids = {t.sid for t in targets}
         now, here = deps.clock(), this_machine()
         rows: dict[int, list[Delivery]] = {}
-        for row in deps.store.ledger.unsent_digests(sids, since):
+        for row in deps.store.ledger.unsent_rows(sids, since):
             if row.kind == "digest" or not row.left_behind(now, here, process_exists):
                 rows.setdefault(row.subscriber_id, []).append(row)
         return cls(rows, {t.key for t in targets})

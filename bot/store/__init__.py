@@ -401,9 +401,9 @@ class Store(RunLog, AdminAlertLog):
                     db.add(row)
                     changed += 1
             if papers:
-                listed = db.get(ListRow, list_date)
-                if listed is None:
-                    listed = ListRow(list_date=list_date, papers=len(papers), stored_at=now)
+                listed = db.get(ListRow, list_date) or ListRow(
+                    list_date=list_date, papers=len(papers), stored_at=now
+                )
                 listed.papers, listed.stored_at = len(papers), now
                 db.add(listed)
             db.commit()

@@ -58,7 +58,7 @@ class DeliveryQueries:
         with self._session() as db:
             return {sid: day for sid, day in db.exec(query).all()}
 
-    def unsent_digests(self, subscriber_ids: Collection[int], since: date) -> list[Delivery]:
+    def unsent_rows(self, subscriber_ids: Collection[int], since: date) -> list[Delivery]:
         """The digest rows of these subscribers from ``since`` on that hold papers not sent:
         being sent, waiting for a retry, or failed for good; and their alert rows being sent."""
         unsent = col(Delivery.status).in_([SENDING, TEMP_FAILED, PERM_FAILED])
