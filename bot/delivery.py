@@ -257,7 +257,7 @@ class _Run:
         if not self._halted() and self.broken is None:
             self.report.stopped = "the run was cancelled"
         now = self.deps.clock()
-        accepted = self.recorder.unwritten()
+        accepted = self.recorder.abandon()
         try:
             self.deps.store.ledger.mark_sent_many([claim for _, claim in accepted], now)
         except Exception as exc:

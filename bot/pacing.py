@@ -73,8 +73,8 @@ class GroupCommit(Generic[T]):
 
     With ``linger``, a write of fewer than ``batch`` items waits up to ``linger`` seconds for
     more (a transaction and a thread hand-off cost far more than one more row), except while
-    draining. ``unwritten`` lists the items not known to be written, for a caller cancelled
-    before they were.
+    draining. ``abandon`` stops the writes and hands back the items not known to be written,
+    for a caller cancelled before they were.
     """
 
     def __init__(
@@ -124,10 +124,15 @@ class GroupCommit(Generic[T]):
             await self._task
         self._draining = False
 
-    def unwritten(self) -> list[T]:
-        """The items queued or being written: once the writes are cancelled, those that may
-        never be written."""
-        return [item for item, _ in chain(self._writing, self._pending)]
+    def abandon(self) -> list[T]:
+        """Stop writing and return the items queued or being written, which the caller now
+        answers for: none of their ``done`` is called, even for a write already under way
+        (whose thread finishes it unseen)."""
+        if self._task is not None:
+            self._task.cancel()
+        items = [item for item, _ in chain(self._writing, self._pending)]
+        self._writing, self._pending = [], []
+        return items
 
     async def _flush(self) -> None:
         while self._pending:

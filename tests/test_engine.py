@@ -129,6 +129,33 @@ async def test_group_commit_lingers_for_a_fuller_batch_but_drains_at_once() -> N
     assert asyncio.get_running_loop().time() - start < 5, "draining does not linger"
 
 
+async def test_group_commit_abandoned_answers_for_nothing_it_was_writing() -> None:
+    """Items abandoned while their write is under way are handed back, and the write that
+    ends afterwards calls none of their callbacks: the caller that took them records them."""
+    started, finish = threading.Event(), threading.Event()
+    written: list[list[int]] = []
+    told: list[int] = []
+
+    def write(items: Sequence[int]) -> None:
+        started.set()
+        finish.wait(5)
+        written.append(list(items))
+
+    commit: GroupCommit[int] = GroupCommit(write, 8)
+    for n in range(3):
+        await commit.submit(n, lambda item, error: told.append(item))
+    await asyncio.to_thread(started.wait, 5)
+    assert sorted(commit.abandon()) == [0, 1, 2]
+    finish.set()
+    for _ in range(50):
+        await asyncio.sleep(0.01)
+        if written:
+            break
+    await asyncio.sleep(0.05)
+    assert written == [[0, 1, 2]], "the write under way ends in its thread"
+    assert told == [], "no callback: the items were handed back"
+
+
 def make_deps(tmp_path: Path, server: FaultServer, connections: int = 4) -> Deps:
     settings = load_settings(None, database_url=f"sqlite:///{tmp_path / 'e.db'}")
 
