@@ -14,6 +14,7 @@ papers go in a new alert.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Container, Iterable, Mapping
 from datetime import date, datetime, timedelta
 
@@ -33,6 +34,7 @@ from bot.pipeline import (
     send_to_targets,
 )
 from bot.render import MORE_LISTED
+from bot.store import Store
 from bot.store.runs import process_exists, this_machine
 from bot.store.tables import Delivery
 
@@ -43,25 +45,40 @@ Roster = Mapping[int, Subscriber]
 class Alerting:
     """The papers alerts are read among (``bot.alerts.Among``), as a digest due today reads its
     keywords: the stored papers of the ``CORPUS_DAYS`` before today and later, with what the
-    subscribers watching wrote. Kept from one sweep to the next while these stay the same."""
+    subscribers watching wrote. Kept from one sweep to the next while these stay the same: no
+    list was stored since (``Store.lists_stored``), nor did the words or the window move."""
 
     def __init__(self) -> None:
         self._key: tuple[object, ...] = ()
         self._among: Among | None = None
 
-    def among(
+    async def among(
         self, deps: Deps, today: date, watchers: Iterable[Subscriber], papers: Mapping[str, Paper]
     ) -> Among:
-        """Among the papers of today's window, and ``papers`` (those checked) too."""
+        """Among the papers of today's window, and ``papers`` (those checked) too.
+
+        Reading them again takes about a second per 10,000 stored papers: it is done in a
+        thread, so that the event loop (messages in flight, the scheduler) goes on meanwhile.
+        The lists are read before the papers: a list stored in between is read again at the
+        next sweep, never missed."""
         first = today - timedelta(days=CORPUS_DAYS)
         written = tuple(text for sub in watchers for text in sub.interests.written)
-        key = (first, deps.store.lists_stored(first), written)
+        key = (first, deps.store.lists_stored(), written)
         among = self._among
         if among is None or key != self._key or not among.ids.issuperset(papers):
-            window = [item.paper for item in deps.store.papers_between(first, date.max)]
-            among = self._among = Among.of([*window, *papers.values()], written)
-            self._key = key
+            checked = list(papers.values())
+            among = await asyncio.to_thread(_among_window, deps.store, first, checked, written)
+            self._among, self._key = among, key
         return among
+
+
+def _among_window(
+    store: Store, first: date, papers: list[Paper], written: tuple[str, ...]
+) -> Among:
+    """Among the stored papers listed from ``first`` on, and ``papers``: read from the database
+    and analysed (in a thread: see ``Alerting.among``)."""
+    window = [item.paper for item in store.papers_between(first, date.max)]
+    return Among.of([*window, *papers], written)
 
 
 async def send_alerts(
@@ -92,7 +109,7 @@ async def send_alerts(
     again = {paper for by_id in due.values() for row in by_id.values() for paper in row.paper_ids}
     if earlier := again - papers.keys():  # listed before the window, in a row dated within it
         papers |= deps.store.papers_by_id(earlier)
-    among = alerting.among(deps, today, watchers.values(), papers)
+    among = await alerting.among(deps, today, watchers.values(), papers)
     listed = {item.paper.id: item.list_date for item in recent}
     sent = deps.store.sent_paper_ids(watchers, papers)
     jobs = []

@@ -11,8 +11,8 @@ import re
 import subprocess
 import sys
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from time import time_ns
@@ -26,6 +26,7 @@ from sqlmodel import SQLModel, create_engine
 from bot import scheduler, status
 from bot import sweep as sweep_module
 from bot.admin import AdminAlerts, smtp_advice
+from bot.alerts import Among
 from bot.cli import make_fetch, read_profiles
 from bot.errors import (
     AuthenticationDeliveryError,
@@ -307,6 +308,64 @@ async def test_alert_words_are_read_again_once_an_earlier_list_is_stored(
     await worker.sweep_job()
     (alert,) = smtp_server.handler.to("ada@example.org")
     assert str(alert["Subject"]) == "Alert for “Sequences”: Faster SSM training"
+
+
+async def test_a_paper_updated_by_a_later_fetch_of_an_earlier_list_is_read_again(
+    make_worker: Callable[[], Worker], clock: Clock, profiles_path: Path, smtp_server: SmtpServer
+) -> None:
+    """Today's paper fires no alert for "state space model": it writes only "SSM". A fetch of
+    a list from before the 30 days alerts read among (a backfill) carries it again, its abstract
+    now writing the phrase out: the stored paper is updated (keeping its list date), and the
+    next sweep reads it as it is now."""
+    rules = '    alerts:\n      - keywords: ["state space model"]\n        name: Sequences\n'
+    profiles_path.write_text(only_ada() + rules)
+    worker = make_worker()
+    store = worker.deps.store
+    today = Paper(
+        "2611.30001", "Faster SSM training", "We train an SSM for speech in half the time."
+    )
+    store.save_papers([today], NOV_25, clock())
+    await worker.sweep_job()
+    assert smtp_server.handler.to("ada@example.org") == []
+    clock.set(2026, 11, 25, 5, 10)
+    revised = replace(today, abstract="We train a state space model for speech, twice as fast.")
+    assert store.save_papers([revised], NOV_25 - timedelta(days=40), clock()) == (0, 1)
+    stored = store.stored_paper(today.id)
+    assert stored is not None and (stored.paper, stored.list_date) == (revised, NOV_25)
+    await worker.sweep_job()
+    (alert,) = smtp_server.handler.to("ada@example.org")
+    assert str(alert["Subject"]) == "Alert for “Sequences”: Faster SSM training"
+    assert "twice as fast" in plain(alert)
+
+
+async def test_the_papers_alerts_are_read_among_are_read_while_the_event_loop_goes_on(
+    make_worker: Callable[[], Worker], smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reading the stored window again (about a second per 10,000 papers, after each fetch)
+    does not hold up the event loop: what else it carries (messages in flight, the scheduler)
+    goes on meanwhile."""
+    worker = make_worker()
+    await worker.fetch_job()
+    reading, loop_ran, waited = threading.Event(), threading.Event(), []
+    of = Among.of
+
+    def reading_window(papers: Iterable[Paper], written: Iterable[str] = ()) -> Among:
+        reading.set()
+        waited.append(loop_ran.wait(timeout=5))  # never set if this blocks the loop
+        return of(papers, written)
+
+    async def meanwhile() -> None:
+        while not reading.is_set():
+            await asyncio.sleep(0.01)
+        loop_ran.set()
+
+    monkeypatch.setattr(Among, "of", reading_window)
+    other = asyncio.create_task(meanwhile())
+    await worker.sweep_job()
+    await other
+    assert waited == [True]
+    (alert,) = smtp_server.handler.to("ada@example.org")  # read among them
+    assert "Okafor" in str(alert["Subject"])
 
 
 async def test_papers_firing_in_one_sweep_go_out_in_one_alert_and_never_again(

@@ -75,6 +75,9 @@ _SUBSCRIBERS = select(
 )  # fmt: skip
 _IDS = select(col(SubscriberRow.id), col(SubscriberRow.email))
 _ACTIVE = select(col(SubscriberRow.email)).where(col(SubscriberRow.active))
+_LISTS_STORED = select(col(ListRow.list_date), col(ListRow.stored_at)).order_by(
+    col(ListRow.list_date)
+)
 _RESYNC = (
     update(SubscriberRow)
     .where(col(SubscriberRow.id) == bindparam("row"))
@@ -432,13 +435,13 @@ class Store(RunLog, AdminAlertLog):
             rows = db.exec(query).all()
             return [StoredPaper(paper_from_row(r), r.list_date, r.first_seen) for r in rows]
 
-    def lists_stored(self, first: date) -> tuple[tuple[date, datetime], ...]:
-        """The lists dated ``first`` or later, each with when it was last stored: they change
-        whenever papers listed from ``first`` on are stored or updated."""
-        with self.session() as db:
-            query = select(ListRow).where(ListRow.list_date >= first)
-            rows = db.exec(query.order_by(col(ListRow.list_date))).all()
-            return tuple((row.list_date, row.stored_at) for row in rows)
+    def lists_stored(self) -> tuple[tuple[date, datetime], ...]:
+        """Every stored list, each with when it was last stored: they change whenever any paper
+        is stored or updated. The papers of a window of list dates may change with a list
+        dated before it too: a later fetch of an earlier list updates the papers it carries
+        that a later list stored first (a paper keeps the date of its first list)."""
+        with self.engine.connect() as db:
+            return tuple((day, stored) for day, stored in db.execute(_LISTS_STORED))
 
     def stored_paper(self, paper_id: str) -> StoredPaper | None:
         """One stored paper with its list date, or None."""
