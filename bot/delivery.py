@@ -41,10 +41,12 @@ How each failure is handled:
 - authentication or TLS failure, or an SMTP host name that does not exist: stop at once
 - any other error (the database went away, a bug): nothing more is sent and the run ends with
   it; the claimed messages no sender handed to the server are released (see below), and those
-  in flight stay ``sending`` until their lease runs out, like after a crash (so do the others
-  when the database refuses to release them)
+  in flight stay ``sending`` until their lease runs out, like after a crash. When the database
+  refuses to release them, they stay ``sending`` too, and the ledger keeps them for this
+  process to give back once it works again (``Ledger.owe``: the worker's next sweep does)
 - a ``sent`` that cannot be recorded: the message is reported ``unknown`` (its row stays
-  ``sending``, as above) and the run stops, so that no more messages go out unrecorded
+  ``sending``, as above, and the ledger keeps it to record ``sent`` once the database works
+  again) and the run stops, so that no more messages go out unrecorded
 Stopping (or ``deps.stop``) releases the claimed messages not yet sent, for the next run: each
 row becomes ``temp_failed``, due at once, with ``not sent: <why the run stopped>``, and the claim
 does not count as an attempt (the server never had a word about that message), and the message
@@ -258,11 +260,15 @@ class _Run:
             self.report.stopped = "the run was cancelled"
         now = self.deps.clock()
         accepted = self.recorder.abandon()
+        ledger = self.deps.store.ledger
         try:
-            self.deps.store.ledger.mark_sent_many([claim for _, claim in accepted], now)
+            ledger.mark_sent_many([claim for _, claim in accepted], now)
         except Exception as exc:
+            ledger.owe([claim for _, claim in accepted], None)
             log.warning(
-                "%s stay 'sending' until their lease runs out: recording them failed: %s",
+                "%s stay 'sending': recording them failed: %s (this process records them "
+                "once the database works again; if it ends first, they are sent again as "
+                "after a crash)",
                 plural(len(accepted), "sent message"), db_reason(exc),
             )  # fmt: skip
         else:
@@ -287,9 +293,14 @@ class _Run:
                 try:
                     released += ledger.release(claim, now, reason)
                 except Exception as exc:
+                    left = [claim, *self.unsent.values()]
+                    self.unsent.clear()
+                    ledger.owe(left, reason)
                     log.warning(
-                        "%d claimed messages stay 'sending' until their lease runs out: "
-                        "releasing them failed: %s", len(self.unsent) + 1, db_reason(exc),
+                        "%s stay 'sending': releasing them failed: %s (this process gives "
+                        "them back once the database works again; if it ends first, they are "
+                        "sent again as after a crash)",
+                        plural(len(left), "claimed message"), db_reason(exc),
                     )  # fmt: skip
                     self.broken = self.broken or exc
                     break
@@ -629,6 +640,7 @@ class _Run:
     def _recorded(self, item: tuple[Job, Claim], error: Exception | None) -> None:
         job, claim = item
         if error is not None:  # sending on would only add messages the ledger cannot record
+            self.deps.store.ledger.owe([claim], None)  # recorded once the database works
             why = db_reason(error)
             self._halt(f"the ledger could not record sent messages: {why}")
             self._emit(job, "unknown", f"sent, but the ledger could not record it: {why}")

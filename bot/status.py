@@ -8,6 +8,9 @@ row): the worker's ``paused`` sweep counts them, and so does ``upcoming_held`` w
 That count is an upper bound: whether a digest has anything to send is known once it is matched,
 when the pause ends.
 
+Each run names the process that ran it (``host:pid``): which worker made a sweep, or where a
+manual command ran.
+
 In the runs table, a run's ``released`` (claimed, then given back unsent) and ``unclaimed``
 (never claimed) messages are one figure, ``not sent``: both are still due, and the next run sends
 them (``--format json`` keeps them apart).
@@ -50,7 +53,7 @@ def _run(run: RunRow, now: datetime, store: Store) -> dict[str, Any]:
         counts = {"sent": store.ledger.sent_by(process, run.started_at)}
     return {
         "id": run.id, "command": run.command, "status": "interrupted" if lost else run.status,
-        "started": _iso(run.started_at), "finished": _iso(run.finished_at),
+        "process": run.process, "started": _iso(run.started_at), "finished": _iso(run.finished_at),
         "counts": counts, "sources": run.summary.get("sources", []),
         "stopped": lost or run.summary.get("stopped"),
     }  # fmt: skip
@@ -214,8 +217,8 @@ def tables(data: dict[str, Any]) -> list[Table]:
     """The status data as four rich tables."""
     sources = [_sources(r) for r in data["runs"]]
     runs = [
-        (str(r["id"]), r["command"], r["status"], _when(r["started"]),
-         _counts(r["counts"]), "\n".join(parts), _shortened(r["stopped"] or ""))
+        (str(r["id"]), r["command"], r["status"], _when(r["started"]), _counts(r["counts"]),
+         "\n".join(parts), _shortened(r["stopped"] or ""), r["process"] or "")
         for r, parts in zip(data["runs"], sources, strict=True)
     ]  # fmt: skip
     deliveries = [
@@ -230,7 +233,7 @@ def tables(data: dict[str, Any]) -> list[Table]:
     return [
         _table(
             "Last runs (UTC)",
-            ("run", "command", "status", "started", "counts", "sources", "stopped"),
+            ("run", "command", "status", "started", "counts", "sources", "stopped", "process"),
             runs,
             _source_notes(data["runs"]),
         ),

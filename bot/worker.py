@@ -16,7 +16,9 @@ nothing to send are known once matched, after the pause). It records when the pa
 restarted worker resumes a pause still in force.
 
 When a job cannot reach or use the database, it ends there and the next run tries again: one
-error line when the outage starts, and one line when a job works with the database again.
+error line when the outage starts, and one line when a job works with the database again. The
+messages a sweep had claimed and not handed to the server when the database went away are its
+own: the first sweep that gets through gives them back, and they go out at once.
 """
 
 from __future__ import annotations
@@ -425,6 +427,20 @@ class Worker:
                 log.log(level, "database still unavailable: %s", reason)
             self.database_down = reason
 
+    def _settle_owed(self) -> None:
+        """Give back the messages this worker claimed and had not handed to the server when
+        the database went away (and record ``sent`` those the server had accepted): they are
+        its own, so they go out at once rather than when their lease runs out. A message
+        whose data may have reached the server is not among them: it waits, as the rules of
+        an unknown outcome say."""
+        released, sent = self.deps.store.ledger.settle_owed(self.deps.clock())
+        if released or sent:
+            log.info(
+                "what the database refused before is recorded now: %s given back (due now), "
+                "%s recorded sent", plural(released, "claimed message"),
+                plural(sent, "accepted message"),
+            )  # fmt: skip
+
     def _database_works(self) -> None:
         """After a job that used the database: say so once it could not before."""
         if self.database_down is not None:
@@ -536,6 +552,7 @@ class Worker:
         """
         async with self.busy, self._using_database("sweep"):
             listing = self.listing  # as the sweep found it (the fetch may end meanwhile)
+            self._settle_owed()
             await self.reload_if_changed()
             if self._delivery_paused():
                 self._note_held()

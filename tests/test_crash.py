@@ -252,7 +252,10 @@ def test_a_killed_send_is_shown_interrupted(env: dict[str, str], faults: FaultSe
     assert code == 0, output
     (run,) = json.loads(output)["runs"]
     assert (run["command"], run["status"], run["finished"]) == ("send", "interrupted", None)
-    assert run["stopped"] == f"its process ({proc.pid} on {socket.gethostname()}) is gone"
+    assert run["stopped"] == (
+        f"its process ({proc.pid} on {socket.gethostname()}) is gone and never recorded the "
+        "run's end (killed, or the database refused it)"
+    )
     sent = sum(n for _, state, n in ledger.counts() if state == "sent")  # more, since
     assert run["counts"] == {"sent": sent}, "what it sent before the kill, from the ledger"
     left = json.loads(output)["upcoming"]  # the next run sends them: no lease to wait out

@@ -444,7 +444,8 @@ async def test_a_sent_message_the_ledger_cannot_record_stops_the_run(
     tmp_path: Path, faults: FaultServer
 ) -> None:
     """Sending on would only add messages that arrive twice after their lease: the run stops,
-    the unrecorded ones are reported as unknown and stay ``sending``, the rest are released."""
+    the unrecorded ones are reported as unknown and stay ``sending`` until this process can
+    record them sent (the server accepted them), the rest are released."""
     deps = make_deps(tmp_path, faults, connections=1)
     ledger = deps.store.ledger
 
@@ -463,6 +464,9 @@ async def test_a_sent_message_the_ledger_cannot_record_stops_the_run(
     }
     states = {state: n for _, state, n in ledger.counts()}
     assert states.get("sending") == len(unknown) and states.get("sent", 0) == 0
+    del ledger.mark_sent_many  # the database works again: this process records them sent
+    assert ledger.settle_owed(T0) == (0, len(unknown))
+    assert {state: n for _, state, n in ledger.counts()}.get("sent") == len(unknown)
 
 
 async def test_when_claiming_fails_nothing_more_is_sent(
@@ -547,9 +551,13 @@ async def test_a_release_the_database_refuses_does_not_hide_the_error_that_ended
     assert states == {"sent": len(faults.handler.accepted), "sending": 64 - states["sent"]}
     (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert warning == (
-        f"{states['sending']} claimed messages stay 'sending' until their lease runs out: "
-        "releasing them failed: disk I/O error"
+        f"{states['sending']} claimed messages stay 'sending': releasing them failed: disk I/O "
+        "error (this process gives them back once the database works again; if it ends first, "
+        "they are sent again as after a crash)"
     )
+    del ledger.release  # the database works again: this process gives them back
+    assert ledger.settle_owed(T0) == (states["sending"], 0)
+    assert {state for _, state, _ in ledger.counts()} == {"sent", "temp_failed"}
 
 
 def ledger_rows(deps: Deps, jobs: list[Job]) -> list[Any]:

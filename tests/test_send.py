@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 from datetime import UTC, date, datetime, timedelta
@@ -786,3 +787,41 @@ def test_dry_run_writes_nothing(env: dict[str, str]) -> None:
     assert "dry run 3" in result.output
     assert not Path(env["PAPERBOT_OUTBOX"]).exists(), "not even an empty outbox or its index"
     assert "Outbox:" not in result.output and "Preview:" not in result.output
+
+
+def test_a_send_whose_end_the_database_refuses_still_reports_what_it_sent_and_says_so(
+    env: dict[str, str], smtp_server: SmtpServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database goes away once the digests are sent: the run's end cannot be recorded.
+    The send tries again for a while, then prints its summary all the same, says on stderr
+    which run was not recorded and how it ended, and exits 1; ``status`` names the process
+    of the run, which shows as still going while that process lives."""
+    folder = tmp_path / "db"
+    folder.mkdir()
+    env = env | smtp_server.env() | {"PAPERBOT_DATABASE_URL": f"sqlite:///{folder / 'bot.db'}"}
+    monkeypatch.setattr("bot.cli.send.ONE_SHOT_PATIENCE", 0.6)
+
+    async def then_the_database_goes(deps: Deps, *args: Any) -> Any:
+        report = await send_digests(deps, *args)
+        deps.store.engine.dispose()  # no connection stays open to the moved file
+        folder.rename(tmp_path / "db-moved")
+        return report
+
+    monkeypatch.setattr("bot.cli.send.send_digests", then_the_database_goes)
+    result = send(env=env)
+    assert result.exit_code == 1, result.output
+    assert len(smtp_server.messages) == 2
+    assert "sent 2, skipped 1, failed 0" in result.stdout
+    (said,) = [line for line in result.stderr.splitlines() if "was not recorded" in line]
+    host = f"{socket.gethostname()}:{os.getpid()}"
+    assert f"the end of run 1 ({host}) was not recorded: it ended ok (sent 2 skipped 1), " in said
+    assert said.endswith("but the database refused to record it: unable to open database file; "
+                         "paperbot status shows the run interrupted once this process has ended, "
+                         "with the messages it recorded sent")  # fmt: skip
+    (tmp_path / "db-moved").rename(folder)
+    shown = runner.invoke(app, ["status", "--format", "json"], env=env)
+    (run,) = json.loads(shown.stdout)["runs"]
+    assert (run["command"], run["status"], run["process"]) == ("send", "running", host)
+    assert run["counts"] == {"sent": 2}, "what it sent, from the ledger"
+    table = runner.invoke(app, ["status"], env=env | {"COLUMNS": "300"}).stdout
+    assert re.search(rf"│ 1 +│ send +│ running +│ .* │ {re.escape(host)} +│\n", table), table

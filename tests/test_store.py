@@ -20,12 +20,13 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import SQLModel, create_engine
 
 import bot.store as store_module
+from bot import status
 from bot.errors import BotError, ConfigError
 from bot.models import Interests, Paper, Subscriber
 from bot.store import ClaimRequest, Removal, Store, SyncReport, shown_url, unavailable
 from bot.store.ledger import Claim
 from bot.store.runs import this_process
-from bot.store.tables import SENDING, TEMP_FAILED, Delivery, RunRow, connect_options
+from bot.store.tables import SENDING, SENT, TEMP_FAILED, Delivery, RunRow, connect_options
 from tests.conftest import free_port
 from tests.postgres import postgres_url  # noqa: F401  (fixture)
 
@@ -305,6 +306,26 @@ def test_a_database_made_before_a_column_existed_gets_it(db_url: str) -> None:
             each.close()
 
 
+def test_an_older_runs_table_gets_the_process_column_and_its_runs_name_none(
+    db_url: str,
+) -> None:
+    old = Store(db_url)
+    old.finish_run(old.start_run("send"), "ok", {"counts": {"sent": 1}})
+    with old.engine.begin() as db:
+        db.execute(text("ALTER TABLE runs DROP COLUMN process"))
+    old.close()
+    store = Store(db_url)
+    try:
+        store.finish_run(store.start_run("sweep"), "ok", {})
+        new, older = store.recent_runs()
+        assert (older.command, older.process) == ("send", None)
+        assert new.process == f"{socket.gethostname()}:{os.getpid()}"
+        shown = status.collect(store, NOW)["runs"]
+        assert [run["process"] for run in shown] == [new.process, None]
+    finally:
+        store.close()
+
+
 def test_a_message_of_unknown_outcome_waits_for_its_lease_and_can_be_given_up(
     store: Store,
 ) -> None:
@@ -328,6 +349,56 @@ def test_a_message_of_unknown_outcome_waits_for_its_lease_and_can_be_given_up(
     row = store.ledger.get(sid, DAY)
     assert row is not None
     assert (row.status, row.attempts, row.lease_until) == ("perm_failed", 1, None)
+
+
+def _take_over_and_hold(url: str, sid: int, when: datetime, taken: Any, done: Any) -> None:
+    """Another worker: claim ada's row at ``when``, and live on holding it until ``done``."""
+    claim = Store(url).ledger.claim(
+        sid, DAY, when, paper_ids=["1"], new_message_id=lambda: "<other@example.org>"
+    )
+    taken.put(None if claim is None else claim.attempts)
+    done.wait(60)
+
+
+def test_claims_the_database_refused_to_settle_are_settled_once_it_works_but_never_taken(
+    db_url: str,
+) -> None:
+    """Claims this process could not give back (or record sent) while the database was away
+    are written once it works again, at once rather than after their lease; a row whose lease
+    ran out meanwhile and that another process took over stays that process's."""
+    store = Store(db_url)
+    ids = store.sync_subscribers([sub(e) for e in ("ada@x.org", "alan@x.org", "bob@x.org")]).ids
+    requests = [
+        ClaimRequest(ids[email], DAY, ("1",), f"<{n}@example.org>")
+        for n, email in enumerate(("ada@x.org", "alan@x.org", "bob@x.org"))
+    ]
+    ada, alan, bob = store.ledger.claim_many(requests, NOW)
+    assert ada is not None and alan is not None and bob is not None
+    store.ledger.owe([ada, alan], "not sent: the run ended with a database error")
+    store.ledger.owe([bob], None)  # the server accepted it
+    later = NOW + store.ledger.lease + timedelta(seconds=1)  # a long outage: their lease ran out
+    context = multiprocessing.get_context("fork")
+    taken, done = context.Queue(), context.Event()
+    other = context.Process(
+        target=_take_over_and_hold, args=(db_url, ids["ada@x.org"], later, taken, done)
+    )
+    other.start()
+    try:
+        assert taken.get(timeout=60) == 2, "the other worker resumed ada's row"
+        assert store.ledger.settle_owed(later) == (1, 1)
+        row = store.ledger.get(ids["ada@x.org"], DAY)
+        assert row is not None and row.status == SENDING and row.attempts == 2
+        assert row.claimed_by == this_process() | {"pid": other.pid}
+    finally:
+        done.set()
+        other.join(60)
+    row = store.ledger.get(ids["alan@x.org"], DAY)
+    assert row is not None and (row.status, row.attempts) == (TEMP_FAILED, 0)
+    assert row.next_attempt_at is not None and row.last_error is not None
+    row = store.ledger.get(ids["bob@x.org"], DAY)
+    assert row is not None and row.status == SENT
+    assert store.ledger.settle_owed(later) == (0, 0), "each is written once"
+    store.close()
 
 
 def test_temporary_failure_waits_for_its_time_unless_retry_now(store: Store) -> None:
@@ -480,6 +551,47 @@ def test_a_run_ending_while_the_database_is_away_records_its_end_when_the_next_s
     store.close()
 
 
+def test_a_command_about_to_exit_tries_again_to_record_its_run_and_says_what_it_could_not(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No later run of a one-shot command records an end the database refused: it is tried
+    again for a while (the database is back within it: recorded), and failing that the log
+    names the run, how it ended and what ``paperbot status`` shows of it."""
+    folder = tmp_path / "db"
+    folder.mkdir()
+    store = Store(f"sqlite:///{folder / 'bot.db'}")
+    back = threading.Timer(0.6, lambda: (tmp_path / "db-moved").rename(folder))
+    with store.run("send", patience=5) as record:
+        record.status, record.summary = "ok", {"counts": {"sent": 3}}
+        store.engine.dispose()  # no connection stays open to the moved file
+        folder.rename(tmp_path / "db-moved")
+        back.start()
+    (run,) = store.recent_runs()
+    assert (run.status, run.summary, store.unrecorded) == ("ok", {"counts": {"sent": 3}}, [])
+    with pytest.raises(OperationalError), store.run("send", patience=0.6) as record:
+        record.status, record.summary = "failed", {"counts": {"sent": 2, "failed": 1}}
+        store.engine.dispose()
+        folder.rename(tmp_path / "db-moved")
+    (tmp_path / "db-moved").rename(folder)
+    unrecorded, _ = store.recent_runs()
+    assert (unrecorded.status, store.unrecorded) == ("running", [unrecorded.id])
+    (said,) = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert said == (
+        f"the end of run {unrecorded.id} ({socket.gethostname()}:{os.getpid()}) was not "
+        "recorded: it ended failed (sent 2 failed 1), but the database refused to record it: "
+        "unable to open database file; paperbot status shows the run interrupted once this "
+        "process has ended, with the messages it recorded sent"
+    )
+    store.close()
+
+
+def test_each_run_names_the_process_that_ran_it(store: Store) -> None:
+    run = store.start_run("send")
+    store.finish_run(run, "ok", {})
+    (finished,) = store.recent_runs()
+    assert finished.process == f"{socket.gethostname()}:{os.getpid()}"
+
+
 def test_closing_the_store_stops_the_heartbeat(store: Store) -> None:
     store.heartbeat = 0.02
     store.start_run("send")
@@ -500,7 +612,10 @@ def test_a_running_run_whose_process_is_gone_is_lost() -> None:
     here = _run({"process": process, "alive_at": alive_at})
     box = ("box", "pid:[7]")
     soon = NOW + timedelta(minutes=11)
-    assert here.lost(soon, box, lambda pid: pid != 41) == "its process (41 on box) is gone"
+    assert here.lost(soon, box, lambda pid: pid != 41) == (
+        "its process (41 on box) is gone and never recorded the run's end (killed, or the "
+        "database refused it)"
+    )
     assert here.lost(soon, box, lambda pid: True) is None
     assert here.lost(soon, ("other", "pid:[7]"), lambda pid: False) is None, "another host"
     assert here.lost(soon, ("box", "pid:[8]"), lambda pid: False) is None, (

@@ -2624,3 +2624,51 @@ async def test_a_database_lost_in_the_middle_of_delivery_ends_the_sweep_and_noth
     )
     await worker.sweep_job()
     assert sorted(recipients(smtp_server)) == sorted(f"reader{n}@example.org" for n in range(20))
+
+
+async def test_digests_claimed_when_the_database_went_away_go_out_as_soon_as_it_is_back(
+    config: Settings, clock: Clock, profiles_path: Path, smtp_server: SmtpServer,
+    tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """The database file goes away once the digests are claimed: they cannot be given back and
+    stay ``sending``, held by this worker, which still runs. They are its own and no server had
+    them: the first sweep that gets through sends them, without waiting out their lease."""
+    caplog.set_level(logging.INFO, logger="bot")
+    crowd_profiles(profiles_path, 20, *UNMATCHED)
+    folder = tmp_path / "db"
+    folder.mkdir()
+    config = config.model_copy(update={"database_url": f"sqlite:///{folder / 'bot.db'}"})
+    worker = start_worker(
+        config, clock, lambda: SmtpMailer(smtp_server.host, smtp_server.port, security="none")
+    )
+    await worker.fetch_job()
+    store = worker.deps.store
+    working = store.suppressed_emails
+
+    def gone() -> set[str]:  # the senders load the suppression list on a worker thread
+        if threading.current_thread() is not threading.main_thread():
+            store.engine.dispose()  # no connection stays open to the moved file
+            folder.rename(tmp_path / "db-moved")
+            store.suppressed_emails = working  # type: ignore[method-assign]
+        return working()
+
+    store.suppressed_emails = gone  # type: ignore[method-assign]
+    clock.set(2026, 11, 25, 9, 0)  # their digests are due
+    report = await asyncio.wait_for(worker.sweep_job(), 30)
+    assert report.outcomes == [] and smtp_server.messages == []
+    (left,) = messages(caplog, "20 claimed messages stay 'sending'", logging.WARNING)
+    assert left.endswith(
+        "(this process gives them back once the database works again; if it ends first, they "
+        "are sent again as after a crash)"
+    )
+    (tmp_path / "db-moved").rename(folder)
+    assert {row["status"] for row in status.collect(store, clock())["upcoming"]} == {"sending"}
+    clock.now += timedelta(minutes=1)  # well within their lease
+    report = await worker.sweep_job()
+    assert sorted(recipients(smtp_server)) == sorted(f"reader{n}@example.org" for n in range(20))
+    assert [o.status for o in report.outcomes] == ["sent"] * 20
+    assert messages(caplog, "what the database refused before", logging.INFO) == [
+        "what the database refused before is recorded now: 20 claimed messages given back "
+        "(due now), 0 accepted messages recorded sent"
+    ]
+    assert status.collect(store, clock())["upcoming"] == []

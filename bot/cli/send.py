@@ -40,8 +40,8 @@ from bot.outbox import OutboxMailer
 from bot.pipeline import Deps, SendOptions, SendReport, not_reached, run_status, send_digests
 from bot.profiles import Profiles
 from bot.stopping import watch_signals
-from bot.store import Removal
-from bot.store.runs import RunRecord
+from bot.store import DatabaseFailure, Removal
+from bot.store.runs import ONE_SHOT_PATIENCE, RunRecord
 from bot.store.tables import SENDING, STATE_MEANING
 
 COLOURS = {
@@ -96,7 +96,7 @@ def send(
     report = asyncio.run(_send(deps, profiles, mailer, options, noted))
     _summarise(report, options, mailer)
     counts = report.summary()["counts"]
-    if counts["failed"] or counts["unknown"] or report.stopped:
+    if counts["failed"] or counts["unknown"] or report.stopped or deps.store.unrecorded:
         raise typer.Exit(1)
 
 
@@ -206,17 +206,28 @@ async def _send(
     noted: Callable[[Outcome], Outcome],
 ) -> SendReport:
     """Run the send; a dry run records no delivery and does not open the mailer (so not even an
-    outbox index is written); it stores the day's papers if they were missing."""
+    outbox index is written); it stores the day's papers if they were missing. A run whose end
+    the database refused (tried again for ``ONE_SHOT_PATIENCE``; the log says what was not
+    recorded) still returns what it did: the summary shows it, and the command fails."""
     total = len(profiles.subscribers) if options.to is None else 1
-    recording = contextlib.nullcontext(RunRecord()) if options.dry_run else deps.store.run("send")
-    with recording as run, _progress(total) as advance:
-        deps.on_outcome = lambda outcome: advance(noted(outcome))
-        async with contextlib.nullcontext() if options.dry_run else mailer:
-            on_stop = functools.partial(_stopping, deps)
-            with watch_signals(asyncio.get_running_loop(), deps.stop, on_stop):
-                report = await send_digests(deps, profiles.subscribers, options)
-        report.outcomes[:] = map(noted, report.outcomes)
-        run.status, run.summary = run_status(report), report.summary()
+    recording = (
+        contextlib.nullcontext(RunRecord()) if options.dry_run
+        else deps.store.run("send", patience=ONE_SHOT_PATIENCE)
+    )  # fmt: skip
+    report: SendReport | None = None
+    try:
+        with recording as run, _progress(total) as advance:
+            deps.on_outcome = lambda outcome: advance(noted(outcome))
+            async with contextlib.nullcontext() if options.dry_run else mailer:
+                on_stop = functools.partial(_stopping, deps)
+                with watch_signals(asyncio.get_running_loop(), deps.stop, on_stop):
+                    report = await send_digests(deps, profiles.subscribers, options)
+            report.outcomes[:] = map(noted, report.outcomes)
+            run.status, run.summary = run_status(report), report.summary()
+    except DatabaseFailure:
+        if report is None or not deps.store.unrecorded:  # the send itself failed
+            raise
+    assert report is not None
     return report
 
 

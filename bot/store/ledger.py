@@ -24,7 +24,7 @@ alert). A retry or a resume carries the row's own papers, never one more.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -111,6 +111,10 @@ class Ledger(DeliveryQueries):
     def __init__(self, engine: Engine, lease: timedelta = DEFAULT_LEASE) -> None:
         super().__init__(engine)
         self.lease = lease
+        self._owed: dict[int, tuple[Claim, str | None]] = {}
+        """Claims of this process the database refused to settle (it went away), by row id:
+        to give back unsent, with why, or (None) to record ``sent``, the server having accepted
+        them. ``settle_owed`` writes them once it works again."""
         deliveries = SQLModel.metadata.tables[str(Delivery.__tablename__)]
         self._insert_claimed = self._insert_ignoring_duplicates(Delivery).returning(
             deliveries.c.message_id, deliveries.c.id
@@ -381,6 +385,28 @@ class Ledger(DeliveryQueries):
             claim, now, status=TEMP_FAILED, next_attempt_at=as_utc(now),
             attempts=max(claim.attempts - 1, 0), last_error=reason[:1000],
         )  # fmt: skip
+
+    def owe(self, claims: Iterable[Claim], reason: str | None) -> None:
+        """Keep claims the database refused to settle, for ``settle_owed``: to give back unsent,
+        saying ``reason`` (no server had them), or, with None, to record ``sent`` (the server
+        accepted them)."""
+        self._owed.update((claim.delivery_id, (claim, reason)) for claim in claims)
+
+    def settle_owed(self, now: datetime) -> tuple[int, int]:
+        """Write what ``owe`` kept, now that the database may work again: how many rows were
+        given back (due at once) and how many recorded ``sent``. A row is given back only if
+        this process still owns it (see ``_finish``): once its lease ran out during the
+        outage, another process may have taken it over, and keeps it. The database error is
+        raised when it still refuses, and what is left stays owed."""
+        released = sent = 0
+        for row_id, (claim, reason) in sorted(self._owed.items()):
+            if reason is None:
+                self.mark_sent(claim, now)
+                sent += 1
+            else:
+                released += self.release(claim, now, reason)
+            del self._owed[row_id]
+        return released, sent
 
     def postpone_retries(self, until: datetime, now: datetime) -> int:
         """Make the temporary failures due before ``until`` due at ``until`` (delivery waits

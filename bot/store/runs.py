@@ -4,7 +4,9 @@ While a run is ``running`` its summary says which process runs it (host and proc
 when that process last showed it is alive: a thread writes that every ``HEARTBEAT`` seconds
 until the run is finished. A run whose process was killed, or died with the database, never
 records its end; ``RunRow.lost`` tells such a run from one still going. A run that ended while
-the database could not be reached records its end when the next run of its process starts.
+the database could not be reached records its end when the next run of its process starts (a
+worker); a command about to exit tries again for ``ONE_SHOT_PATIENCE`` instead, and says in its
+log what it could not record.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -31,6 +34,9 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT = 60.0
 """Seconds between two signs of life of a running run (see ``tables.RUN_LEASE``)."""
+ONE_SHOT_PATIENCE = 10.0
+"""Seconds a command that ends with its run (``paperbot send``, ``fetch``) keeps trying to record
+the run's end while the database refuses it: no later run of its process will."""
 
 _ALIVE = (
     update(RunRow)
@@ -74,9 +80,30 @@ def this_process() -> dict[str, Any]:
     return {"host": host, "table": table, "pid": os.getpid()}
 
 
+def process_name() -> str:
+    """This process in a few characters, as the runs table names the process of each run:
+    ``host:pid``."""
+    process = this_process()
+    return f"{process['host']}:{process['pid']}"
+
+
 def _alive_summary() -> dict[str, Any]:
     """What a running run's summary says: its process, and that it is alive now."""
     return {"process": this_process(), "alive_at": utcnow().isoformat()}
+
+
+def _not_recorded(run_id: int, status: str, summary: dict[str, Any], exc: Exception) -> str:
+    """What the log says of a run whose end could not be recorded: the run, how it ended, why
+    it was not written, and what ``paperbot status`` shows of it instead."""
+    counts = " ".join(f"{k} {n}" for k, n in summary.get("counts", {}).items() if n)
+    how = f"{status}{f' ({counts})' if counts else ''}"
+    from bot.store import db_reason  # the package imports this module first
+
+    return (
+        f"the end of run {run_id} ({process_name()}) was not recorded: it ended {how}, but the "
+        f"database refused to record it: {db_reason(exc)}; paperbot status shows the run "
+        "interrupted once this process has ended, with the messages it recorded sent"
+    )
 
 
 def _stored(summary: dict[str, Any]) -> dict[str, Any]:
@@ -113,15 +140,20 @@ class RunLog:
         return Session(self.engine, expire_on_commit=False)
 
     @contextmanager
-    def run(self, command: str, started_at: datetime | None = None) -> Iterator[RunRecord]:
+    def run(
+        self, command: str, started_at: datetime | None = None, *, patience: float = 0.0
+    ) -> Iterator[RunRecord]:
         """Record a run around the block: ``running`` while it runs, then as the record the
-        block filled in says (``error`` when it raised before saying otherwise)."""
+        block filled in says (``error`` when it raised before saying otherwise). ``patience``:
+        see ``finish_run``."""
         run_id = self.start_run(command, started_at)
         record = RunRecord()
         try:
             yield record
         finally:
-            self.finish_run(run_id, record.status, record.summary, kept=record.kept)
+            self.finish_run(
+                run_id, record.status, record.summary, kept=record.kept, patience=patience
+            )
 
     def start_run(self, command: str, started_at: datetime | None = None) -> int:
         """Record the start of a run (now, unless given); return its id. The ends of this
@@ -132,7 +164,7 @@ class RunLog:
         with self.session() as db:
             row = RunRow(
                 command=command, started_at=as_utc(started_at or utcnow()),
-                summary=_alive_summary(),
+                process=process_name(), summary=_alive_summary(),
             )  # fmt: skip
             db.add(row)
             db.commit()
@@ -145,19 +177,41 @@ class RunLog:
         return row.id
 
     def finish_run(
-        self, run_id: int, status: str, summary: dict[str, Any], *, kept: bool = True
+        self,
+        run_id: int,
+        status: str,
+        summary: dict[str, Any],
+        *,
+        kept: bool = True,
+        patience: float = 0.0,
     ) -> None:
         """Record how a run ended and what it did; delete the record of a run that did nothing
-        worth showing (not ``kept``)."""
+        worth showing (not ``kept``). When the database refuses, it is tried again for up to
+        ``patience`` seconds (a process about to exit: ``ONE_SHOT_PATIENCE``); an end still not
+        written is kept for the next run of this process to record, and the error raised. A
+        process with ``patience`` has no next run: the log says what was not recorded."""
         with self._changed:
             self._running.discard(run_id)
             self._changed.notify_all()
         finished_at = utcnow()
-        try:
-            self._write_end(run_id, status, summary, kept, finished_at)
-        except Exception:  # the database is away: the next run that starts records it
-            self._unrecorded[run_id] = (status, summary, kept, finished_at)
-            raise
+        deadline, pause = time.monotonic() + patience, 0.25
+        while True:
+            try:
+                self._write_end(run_id, status, summary, kept, finished_at)
+                return
+            except Exception as exc:  # the database is away: the next run that starts records it
+                if time.monotonic() + pause > deadline:
+                    self._unrecorded[run_id] = (status, summary, kept, finished_at)
+                    if patience:
+                        log.error("%s", _not_recorded(run_id, status, summary, exc))
+                    raise
+            time.sleep(pause)
+            pause = min(2 * pause, 2.0)
+
+    @property
+    def unrecorded(self) -> list[int]:
+        """The runs of this process whose end the database refused, not recorded since."""
+        return sorted(self._unrecorded)
 
     def _write_end(
         self, run_id: int, status: str, summary: dict[str, Any], kept: bool, finished_at: datetime

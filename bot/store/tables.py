@@ -221,8 +221,9 @@ class KeptAdminAlertRow(SQLModel, table=True):
 
 class RunRow(SQLModel, table=True):
     """One run (``send``, ``fetch``, a sweep). While it is ``running``, its summary names its
-    process (``process``: host and pid) and when that last showed it is alive (``alive_at``);
-    once finished, it says what the run did."""
+    process (``process``: host, process table and pid) and when that last showed it is alive
+    (``alive_at``); once finished, it says what the run did. ``process`` names the process that
+    ran it, finished or not."""
 
     __tablename__ = "runs"
     id: int | None = Field(default=None, primary_key=True)
@@ -230,6 +231,9 @@ class RunRow(SQLModel, table=True):
     started_at: datetime
     finished_at: datetime | None = None
     status: str = RUNNING
+    process: str | None = None
+    """The process that ran it, as ``host:pid`` (which worker, or which manual command); None
+    for a run recorded by an older paperbot."""
     summary: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
 
     def held(self, now: datetime) -> int:
@@ -259,7 +263,10 @@ class RunRow(SQLModel, table=True):
         process = self.summary.get("process") or {}
         host, pid = process.get("host"), process.get("pid")
         if process_gone(process, here, exists):
-            return f"its process ({pid} on {host}) is gone"
+            return (
+                f"its process ({pid} on {host}) is gone and never recorded the run's end "
+                "(killed, or the database refused it)"
+            )
         alive = self.summary.get("alive_at")
         last = datetime.fromisoformat(alive) if isinstance(alive, str) else self.started_at
         if as_utc(now) - last <= RUN_LEASE:
