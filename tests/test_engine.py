@@ -59,6 +59,11 @@ def test_backoff_gives_up_after_3_days() -> None:
     policy = RetryPolicy()
     assert policy.next_attempt(3, T0, T0 + timedelta(hours=1), lambda: 0.5) is not None
     assert policy.next_attempt(20, T0, T0 + timedelta(days=3), lambda: 0.5) is None
+    # an attempt falling at the give-up time itself is still made; one a second later is not
+    steady = RetryPolicy(jitter=0)
+    last_wait = T0 + timedelta(days=3) - timedelta(hours=6)
+    assert steady.next_attempt(20, T0, last_wait, lambda: 0.5) == T0 + timedelta(days=3)
+    assert steady.next_attempt(20, T0, last_wait + timedelta(seconds=1), lambda: 0.5) is None
     with pytest.raises(ValueError):
         RetryPolicy(first=timedelta(hours=7))
 
@@ -245,6 +250,49 @@ async def test_suppression_is_checked_again_right_before_sending(
     bob = deps.store.ledger.get(jobs[1].subscriber_id, DAY)
     assert bob is not None and (bob.status, bob.last_error) == ("skipped", "suppressed")
     assert [str(m["To"]) for m in faults.handler.accepted] == ["ada@example.org"]
+
+
+async def test_an_address_unsubscribed_during_a_run_gets_nothing_more(
+    tmp_path: Path, faults: FaultServer
+) -> None:
+    """Bob unsubscribes while Ada's message is being sent (its data stalls at the server for
+    longer than the suppression list is trusted): his message, queued already, is not sent."""
+    deps = make_deps(tmp_path, faults, connections=1)
+    jobs = jobs_for(deps, ["ada@example.org", "bob@example.org"])
+    faults.handler.data["ada@example.org"] = ["sleep:1.5"]
+
+    async def unsubscribe_bob_while_ada_is_sent() -> None:
+        while not faults.handler.dropped:  # Ada's data is at the server, not yet accepted
+            await asyncio.sleep(0.01)
+        await asyncio.to_thread(deps.store.suppress, "bob@example.org", "unsubscribed", T0)
+
+    async with deps.mailer:  # type: ignore[union-attr]
+        unsubscribing = asyncio.create_task(unsubscribe_bob_while_ada_is_sent())
+        report = await deliver(deps, jobs)
+        await unsubscribing
+    assert sorted((o.email, o.status) for o in report.outcomes) == [
+        ("ada@example.org", "sent"),
+        ("bob@example.org", "skipped"),
+    ]
+    assert [str(m["To"]) for m in faults.handler.accepted] == ["ada@example.org"]
+
+
+async def test_retries_are_given_up_counting_from_the_first_attempt(
+    tmp_path: Path, faults: FaultServer
+) -> None:
+    """Each wait is short, but three days after the first attempt the message is given up:
+    the give-up time counts from the first attempt, not from the latest."""
+    deps = make_deps(tmp_path, faults, connections=1)
+    faults.handler.rcpt["ada@example.org"] = ["451 4.3.0 try later"]
+    jobs = jobs_for(deps, ["ada@example.org"])
+    async with deps.mailer:  # type: ignore[union-attr]
+        first = await deliver(deps, jobs)
+        late = replace(deps, clock=lambda: T0 + timedelta(days=3, minutes=-1))
+        last = await deliver(late, jobs, DeliveryOptions(retry_now=True))
+    assert [o.status for o in first.outcomes + last.outcomes] == ["failed", "failed"]
+    assert last.outcomes[0].detail.startswith("gave up after 2 attempts")
+    row = deps.store.ledger.get(jobs[0].subscriber_id, DAY)
+    assert row is not None and (row.status, row.attempts) == ("perm_failed", 2)
 
 
 def drafted_jobs(deps: Deps, emails: list[str]) -> list[Job]:

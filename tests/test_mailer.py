@@ -23,6 +23,7 @@ from bot.errors import (
     FatalDeliveryError,
     PermanentDeliveryError,
     RecipientDeliveryError,
+    SenderDeliveryError,
     TemporaryDeliveryError,
     TlsDeliveryError,
     UnknownHostDeliveryError,
@@ -101,6 +102,43 @@ async def test_a_connection_lost_during_a_transaction_fails_that_message_only(
         with pytest.raises(ConnectionDeliveryError) as down:
             await nobody.send(message("fine@example.org"))
     assert not isinstance(down.value, DroppedDeliveryError)
+
+
+async def test_a_drop_on_a_kept_connection_after_the_server_answered_fails_that_message(
+    faults: FaultServer,
+) -> None:
+    """The connection served a message already; the server answers MAIL for the next and
+    drops at RCPT: that message failed (it is not a connection that died while idle, which
+    would be opened again and the message sent again at once)."""
+    faults.handler.rcpt["poison@example.org"] = ["drop"]
+    async with SmtpMailer(faults.host, faults.port, security="none") as mailer:
+        await mailer.send(message("fine@example.org"))
+        with pytest.raises(DroppedDeliveryError, match="connection lost before the data"):
+            await mailer.send(message("poison@example.org"))
+    assert [str(m["To"]) for m in faults.handler.accepted] == ["fine@example.org"]
+
+
+async def test_a_sender_refused_for_now_fails_the_message_for_now(faults: FaultServer) -> None:
+    """451 to MAIL FROM is the server's trouble of the moment: the message is tried again later;
+    only a 5xx refuses the sender (PAPERBOT_FROM) and stops the run."""
+    faults.handler.mail = ["451 4.3.0 try later", "550 5.7.1 sender rejected"]
+    async with SmtpMailer(faults.host, faults.port, security="none") as mailer:
+        with pytest.raises(TemporaryDeliveryError) as later:
+            await mailer.send(message("a@example.org"))
+        with pytest.raises(SenderDeliveryError):
+            await mailer.send(message("a@example.org"))
+    assert type(later.value) is TemporaryDeliveryError and later.value.code == 451
+
+
+async def test_a_421_reply_closes_the_connection(faults: FaultServer) -> None:
+    """421 says the server is closing the channel: the next message goes over a new one."""
+    faults.handler.rcpt["busy@example.org"] = ["421 4.3.2 shutting down"]
+    async with SmtpMailer(faults.host, faults.port, security="none") as mailer:
+        with pytest.raises(TemporaryDeliveryError, match="421"):
+            await mailer.send(message("busy@example.org"))
+        await mailer.send(message("fine@example.org"))
+    assert [str(m["To"]) for m in faults.handler.accepted] == ["fine@example.org"]
+    assert len(faults.handler.peers) == 2
 
 
 @pytest.mark.parametrize(

@@ -57,6 +57,16 @@ def test_phrase_beats_scattered_words() -> None:
     assert got["p"] > DEFAULT_THRESHOLD > got["s"] > 0
 
 
+def test_a_phrase_does_not_run_across_punctuation() -> None:
+    """The words of "quantum walk" side by side across a comma ("quantum, walks") are no
+    phrase: they score as the same words the other way round."""
+    crossed = Paper("c", "Notes on graphs", "We compare quantum, walks and trees.")
+    swapped = Paper("w", "Notes on graphs", "We compare walks, quantum and trees.")
+    phrase = Paper("p", "Notes on graphs", "We compare quantum walks and trees.")
+    got = scores(one(sub(keywords=["quantum walk"]), [crossed, swapped, phrase, *FILLER]))
+    assert got["p"] > DEFAULT_THRESHOLD > got["c"] == got["w"] > 0
+
+
 LONGER = [
     Paper(
         f"g{i}",
@@ -282,6 +292,17 @@ def test_threshold_and_min_score() -> None:
     assert not one(sub(keywords=["quantum walk"], min_score=1.0), papers).picked
     weak = one(sub(keywords=["model"]), FILLER)
     assert all(m.score < DEFAULT_THRESHOLD for m in weak.ranked)
+
+
+def test_a_paper_scoring_exactly_the_threshold_clears_it() -> None:
+    papers = [Paper("p", "Quantum walks", "A quantum walk."), *FILLER]
+    profile = sub(keywords=["quantum walk"])
+    exact = float(scorer.LexicalScorer().score([profile], papers).matrix[0, 0])
+    assert 0 < exact < 1
+    at = one(sub(keywords=["quantum walk"], min_score=exact), papers)
+    assert [m.paper.id for m in at.picked] == ["p"]
+    past = one(sub(keywords=["quantum walk"], min_score=float(np.nextafter(exact, 1))), papers)
+    assert (past.picked, past.more_count) == ((), 0)
 
 
 def test_max_papers_and_more() -> None:

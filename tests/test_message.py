@@ -178,6 +178,11 @@ def test_tokens_verify_and_resist_forgery() -> None:
     assert verify_token("secret", forged) is None
     assert verify_token("secret", "garbage") is None
     assert verify_token("secret", "!!!.???") is None
+    encoded, _, signature = token.partition(".")
+    assert verify_token("secret", f"{encoded}.{signature[:-1]}") is None, "cut short"
+    assert verify_token("secret", f"{encoded}.") is None
+    bob = unsubscribe_token("secret", "bob@example.org").partition(".")[0]
+    assert verify_token("secret", f"{bob}.{signature}") is None, "another address's signature"
 
 
 def test_quoted_printable_line_by_line_equals_the_whole_body_at_once() -> None:

@@ -98,8 +98,9 @@ def test_every_problem_is_reported_with_line_subscriber_and_field() -> None:
 )  # fmt: skip
 def test_single_problems(edit: tuple[str, str], expected: str | None) -> None:
     text = GOOD.replace(*edit)
-    if expected is None:
-        parse_profiles(text, "p.yaml")
+    if expected is None:  # a named alert rule
+        (rule,) = parse_profiles(text, "p.yaml").subscribers[1].alerts
+        assert (rule.name, rule.authors) == ("x", ["Noam Shazeer"])
         return
     found = problems_of(text)
     assert any(expected in p for p in found), found
@@ -120,9 +121,16 @@ def test_duplicate_yaml_keys_are_rejected() -> None:
     ]
 
 
-@pytest.mark.parametrize("text", ["", "- just a list", "subscribers: nobody"])
-def test_wrong_shapes(text: str) -> None:
-    assert problems_of(text)
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", "p.yaml: the file is empty: expected a mapping with 'subscribers:' (a list, each entry starting '- email:')"),
+        ("- just a list", "p.yaml:1: expected a mapping with 'subscribers:' (a list, each entry starting '- email:')"),
+        ("subscribers: nobody", "p.yaml:1: field 'subscribers': expected a list of subscribers, each entry starting '- email:'"),
+    ],
+)  # fmt: skip
+def test_wrong_shapes(text: str, expected: str) -> None:
+    assert problems_of(text) == [expected]
 
 
 def test_header_injection_in_name_is_rejected() -> None:

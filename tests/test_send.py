@@ -207,6 +207,7 @@ def test_force_resends_deliberately(env: dict[str, str], smtp_server: SmtpServer
     assert forced.exit_code == 0, forced.output
     ada = smtp_server.handler.to("ada@example.org")
     assert len(ada) == 2 and ada[0]["Message-ID"] != ada[1]["Message-ID"]
+    assert str(ada[1]["Subject"]) == str(ada[0]["Subject"]), "the same papers again"
     assert "--force" in forced.output
 
 

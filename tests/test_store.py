@@ -120,6 +120,7 @@ def test_a_sync_is_judged_before_it_is_made_by_the_same_rule(store: Store) -> No
     assert store.sync_subscribers(everyone[:2]).removal == Removal(3, 5)
     assert store.removal(everyone[:2]) == Removal(0, 2)
     assert not Removal(1, 1).most and Removal(2, 3).most, "one subscriber alone is no mass"
+    assert not Removal(2, 4).most and Removal(3, 4).most, "half is not most"
 
 
 def test_save_papers_is_idempotent_and_updates_counts(store: Store) -> None:
@@ -452,6 +453,19 @@ def test_force_takes_a_sent_row_with_a_new_message_id(store: Store) -> None:
     assert store.sent_paper_ids([sid])[sid] == {"1", "2"}
 
 
+def test_force_never_takes_a_row_another_run_is_sending(store: Store) -> None:
+    """--force resends a settled digest; one being sent now (its lease running, its process
+    alive) stays with its sender, or the subscriber would get it twice at once."""
+    sid = store.sync_subscribers([sub("ada@example.org")]).ids["ada@example.org"]
+    counter = [0]
+    claim = store.ledger.claim(sid, DAY, NOW, paper_ids=["1"], new_message_id=lambda: ids(counter))
+    assert claim is not None
+    kw = {"paper_ids": ["1"], "new_message_id": lambda: ids(counter), "force": True}
+    assert store.ledger.claim(sid, DAY, NOW, **kw) is None  # type: ignore[arg-type]
+    store.ledger.mark_sent(claim, NOW)
+    assert store.ledger.claim(sid, DAY, NOW, **kw) is not None  # type: ignore[arg-type]
+
+
 def run_together(stores: list[Store], race: Callable[[Store, int], None]) -> None:
     """``race(store, n)`` in a thread for each store at once; then close the stores."""
     threads = [threading.Thread(target=race, args=(s, n)) for n, s in enumerate(stores)]
@@ -476,6 +490,31 @@ def test_two_stores_racing_for_one_row_claim_it_once(db_url: str) -> None:
         barrier.wait()
         claim = store.ledger.claim(
             sid, DAY, NOW, paper_ids=["1"], new_message_id=lambda: f"<{n}@x.org>"
+        )
+        if claim is not None:
+            wins.append(claim)
+
+    run_together(stores, race)
+    assert len(wins) == 1
+
+
+def test_stores_racing_to_resume_an_abandoned_row_resume_it_once(db_url: str) -> None:
+    """A row left ``sending`` stays ``sending`` when it is taken over: only the row as it was
+    read (its last update) may be taken, or every run that read it would send it again."""
+    setup = Store(db_url)
+    sid = setup.sync_subscribers([sub("ada@example.org")]).ids["ada@example.org"]
+    first = setup.ledger.claim(sid, DAY, NOW, paper_ids=["1"], new_message_id=lambda: "<0@x.org>")
+    assert first is not None
+    later = NOW + setup.ledger.lease + timedelta(seconds=1)
+    setup.close()
+    stores = [Store(db_url) for _ in range(8)]
+    wins: list[object] = []
+    barrier = threading.Barrier(len(stores))
+
+    def race(store: Store, n: int) -> None:
+        barrier.wait()
+        claim = store.ledger.claim(
+            sid, DAY, later, paper_ids=["1"], new_message_id=lambda: f"<{n}@x.org>"
         )
         if claim is not None:
             wins.append(claim)
@@ -651,6 +690,23 @@ def test_a_stale_sender_cannot_overwrite_the_row(store: Store) -> None:
     assert third is None
 
 
+def test_a_sender_whose_row_was_taken_over_cannot_settle_it(store: Store) -> None:
+    """A's lease ran out and B resumed the row: A's late failure or release must not move the
+    row B is sending now (a retry would then send it a third time)."""
+    sid = store.sync_subscribers([sub("ada@example.org")]).ids["ada@example.org"]
+    counter = [0]
+    a = store.ledger.claim(sid, DAY, NOW, paper_ids=["1"], new_message_id=lambda: ids(counter))
+    later = NOW + store.ledger.lease + timedelta(seconds=1)
+    b = store.ledger.claim(sid, DAY, later, paper_ids=["1"], new_message_id=lambda: ids(counter))
+    assert a is not None and b is not None and b.resumed
+    assert not store.ledger.mark_failed(a, later, error="451", code=451, retry_at=later)
+    assert not store.ledger.release(a, later, "not sent: shutting down")
+    assert not store.ledger.mark_skipped(a, later, "suppressed")
+    row = store.ledger.get(sid, DAY)
+    assert row is not None and (row.status, row.attempts) == ("sending", 2)
+    assert store.ledger.mark_failed(b, later, error="451", code=451, retry_at=later)
+
+
 def test_sent_items_written_elsewhere_do_not_undo_sent(store: Store) -> None:
     sid = store.sync_subscribers([sub("ada@example.org")]).ids["ada@example.org"]
     counter = [0]
@@ -673,8 +729,8 @@ def test_alerts_whose_window_passed_are_given_up_failed_or_left_sending(store: S
     sid = store.sync_subscribers([sub("ada@example.org")]).ids["ada@example.org"]
     counter = [0]
 
-    def alert(paper: str) -> Claim:
-        claim = store.ledger.claim(sid, DAY, NOW, paper_ids=[paper], kind="alert", ref=paper,
+    def alert(paper: str, day: date = DAY) -> Claim:
+        claim = store.ledger.claim(sid, day, NOW, paper_ids=[paper], kind="alert", ref=paper,
                                    new_message_id=lambda: ids(counter))  # fmt: skip
         assert claim is not None
         return claim
@@ -683,6 +739,8 @@ def test_alerts_whose_window_passed_are_given_up_failed_or_left_sending(store: S
     failed = alert("2")
     alert("3")
     store.ledger.mark_failed(failed, NOW, error="451", retry_at=NOW + timedelta(hours=1))
+    in_window = alert("4", DAY + timedelta(days=1))  # dated the window's first day
+    store.ledger.mark_failed(in_window, NOW, error="451", retry_at=NOW + timedelta(hours=1))
     later = NOW + timedelta(days=2)
     resumed = store.ledger.claim(sid, DAY, later, paper_ids=["3"], kind="alert", ref="3",
                                  new_message_id=lambda: ids(counter))  # fmt: skip
@@ -692,6 +750,8 @@ def test_alerts_whose_window_passed_are_given_up_failed_or_left_sending(store: S
     assert {ref: row.status for ref, row in states.items() if row} == {
         "1": "skipped", "2": "skipped", "3": "sending",
     }  # fmt: skip
+    kept = store.ledger.get(sid, DAY + timedelta(days=1), "alert", "4")
+    assert kept is not None and kept.status == "temp_failed"
 
 
 def test_skipping_settles_a_superseded_retry(store: Store) -> None:

@@ -194,6 +194,27 @@ async def test_alert_once_per_paper_and_not_repeated_in_the_digest(
     assert "2611.10002" in text and "2611.10001" not in text
 
 
+async def test_a_paper_sent_in_a_digest_never_comes_again_as_an_alert(
+    make_worker: Callable[[], Worker], clock: Clock, profiles_path: Path, smtp_server: SmtpServer
+) -> None:
+    """Ada's digest carried L. Okafor's paper; then she adds an alert for L. Okafor: the alert
+    does not bring that paper a second time."""
+    profiles_path.write_text(only_ada())
+    worker = make_worker()
+    await worker.fetch_job()
+    clock.set(2026, 11, 25, 8, 1)
+    await worker.sweep_job()
+    (digest,) = smtp_server.handler.to("ada@example.org")
+    assert "2611.10001" in digest.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    _edit(profiles_path, only_ada() + '    alerts:\n      - authors: ["L. Okafor"]\n')
+    clock.set(2026, 11, 25, 9, 0)
+    await worker.sweep_job()
+    assert [m["Message-ID"] for m in smtp_server.handler.to("ada@example.org")] == [
+        digest["Message-ID"]
+    ]
+    assert worker.roster and all(s.alerts for s in worker.roster.values())
+
+
 async def test_a_quiet_day_note_after_an_alert_says_the_match_came_earlier(
     make_worker: Callable[[], Worker], clock: Clock, profiles_path: Path, smtp_server: SmtpServer
 ) -> None:
