@@ -63,13 +63,18 @@ class Terms(NamedTuple):
         terms inside one phrase segment, as digests count a keyword, so that "diffusion model"
         is not found in "we study diffusion. Model collapse ..."."""
         n, terms, owners, wanted = len(phrase), self.terms, self.owners, list(phrase)
-        if not n:
+        if not n or n > len(terms):
             return []
-        return [
-            (owners[i], owners[i + n - 1])
-            for i in range(len(terms) - n + 1)
-            if terms[i : i + n] == wanted and owners[i].segment == owners[i + n - 1].segment
-        ]
+        found: list[tuple[Token, Token]] = []
+        at, stop = -1, len(terms) - n + 1
+        while True:  # each place the first term is, found by ``list.index`` (a sweep asks often)
+            try:
+                at = terms.index(wanted[0], at + 1, stop)
+            except ValueError:
+                return found
+            last = at + n - 1
+            if terms[at : at + n] == wanted and owners[at].segment == owners[last].segment:
+                found.append((owners[at], owners[last]))
 
 
 class Read(NamedTuple):
@@ -79,11 +84,18 @@ class Read(NamedTuple):
     title: Terms
     abstract: Terms
     lexicon: Lexicon
+    phrases: dict[str, list[str]]
+    """The terms of each phrase read so far (``wanted``), shared by the papers of one lexicon."""
 
     def wanted(self, phrase: str) -> list[str]:
-        """The terms of a subscriber's ``phrase``, read against the papers (``word_terms``)."""
-        df, acronyms = self.lexicon
-        return [t for w in WORD.findall(phrase) for t in word_terms(w, df, acronyms)]
+        """The terms of a subscriber's ``phrase``, read against the papers (``word_terms``):
+        the same for each paper of the lexicon, so read once."""
+        found = self.phrases.get(phrase)
+        if found is None:
+            df, acronyms = self.lexicon
+            found = [t for w in WORD.findall(phrase) for t in word_terms(w, df, acronyms)]
+            self.phrases[phrase] = found
+        return found
 
     def holds(self, phrase: str) -> str:
         """Where the paper holds ``phrase``: ``title``, else ``abstract``, else ""."""
@@ -103,6 +115,7 @@ class Among:
         self.ids = ids
         """The ids of the papers the lexicon counts."""
         self._read: dict[str, Read] = {}
+        self._phrases: dict[str, list[str]] = {}
 
     @classmethod
     def of(cls, papers: Iterable[Paper], written: Iterable[str] = ()) -> Among:
@@ -119,7 +132,7 @@ class Among:
             acronyms = self.lexicon.acronyms
             title = Terms.of(tokenize(paper.title, acronyms))
             abstract = Terms.of(tokenize(paper.abstract, acronyms))
-            found = self._read[paper.id] = Read(title, abstract, self.lexicon)
+            found = self._read[paper.id] = Read(title, abstract, self.lexicon, self._phrases)
         return found
 
 
@@ -207,11 +220,13 @@ def fired_rules(
     """How each of the subscriber's alert rules that fires on ``paper`` (one of ``among``)
     does; none fires on a paper holding a phrase they exclude (``excluded``), unless
     ``vetoed``: how they would fire but for it."""
-    if not subscriber.alerts or (not vetoed and excluded(subscriber, paper, among)):
-        return ()
     read = among.read(paper)
     fired = (_author_fired(rule, paper) or _phrase_fired(rule, read) for rule in subscriber.alerts)
-    return tuple(found for found in fired if found)
+    found = tuple(filter(None, fired))
+    # the veto is looked for only once a rule fires: most papers fire none, at every sweep
+    if found and not vetoed and excluded(subscriber, paper, among):
+        return ()
+    return found
 
 
 def alert_hits(

@@ -65,9 +65,17 @@ def _known_frequency(value: object) -> object:
     return value
 
 
+@lru_cache(maxsize=1024)
+def zone_named(name: str) -> ZoneInfo:
+    """The time zone of an IANA name, kept: ``ZoneInfo`` itself keeps only the last few used
+    strongly, so a roster across a dozen zones would read each zone's file again for every
+    subscriber at every sweep. An unknown name raises ``ZoneInfoNotFoundError``."""
+    return ZoneInfo(name)
+
+
 def _known_zone(value: str) -> str:
     try:
-        ZoneInfo(value)
+        zone_named(value)
     except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "Europe", a directory
         meant = _zone_meant(value)
         hint = f"did you mean {meant}?" if meant else "use an IANA name such as Europe/Berlin"
@@ -350,7 +358,7 @@ class Subscriber(_Strict):
     @property
     def zone(self) -> ZoneInfo:
         """The subscriber's time zone."""
-        return ZoneInfo(self.timezone)
+        return zone_named(self.timezone)
 
     def sends_on(self, day: date) -> bool:
         """Whether ``frequency`` calls for a digest on this local date."""

@@ -6,7 +6,8 @@ import hashlib
 import html
 import os
 import re
-from email import message_from_bytes, policy
+from email import policy
+from email.parser import BytesHeaderParser
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -15,6 +16,7 @@ from bot.errors import ConfigError, TemporaryDeliveryError
 from bot.message import Outgoing, html_part
 
 INDEX = "index.html"
+_HEADERS = BytesHeaderParser(policy=policy.default)
 
 
 def _safe_name(text: str) -> str:
@@ -36,6 +38,8 @@ class OutboxMailer:
         self.index = directory / INDEX
         self.previews: list[Path] = []
         """The HTML previews written, in order."""
+        self.written = False
+        """Whether a message was written since the mailer was opened (the index is out of date)."""
 
     async def __aenter__(self) -> Self:
         try:
@@ -49,7 +53,10 @@ class OutboxMailer:
     async def __aexit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        write_index(self.directory)
+        """Bring the index up to date: after messages were written, or when there is none yet
+        (a worker opens the mailer at every sweep, and most sweeps send nothing)."""
+        if self.written or not self.index.exists():
+            write_index(self.directory)
 
     async def send(self, message: Outgoing) -> None:
         """Write the message atomically (temp file, then rename)."""
@@ -58,6 +65,7 @@ class OutboxMailer:
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             _write_atomic(self.directory / f"{stem}.eml", message.data)
+            self.written = True
             preview = html_part(message.data)
             if preview is not None:
                 _write_atomic(self.directory / f"{stem}.html", preview.encode())
@@ -72,11 +80,24 @@ def _write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def _header_section(path: Path) -> bytes:
+    """The bytes of a message file up to the blank line that ends its headers."""
+    head = b""
+    with path.open("rb") as file:
+        while chunk := file.read(4096):
+            head += chunk
+            end = head.find(b"\r\n\r\n")
+            if end >= 0:
+                return head[: end + 4]
+    return head
+
+
 def write_index(directory: Path) -> Path:
-    """(Re)write ``index.html``: one line per message in the outbox, newest first."""
+    """(Re)write ``index.html``: one line per message in the outbox, newest first. Only the
+    header section of each message is read: the outbox holds every message ever written."""
     rows = []
     for eml in sorted(directory.glob("*.eml"), key=lambda p: p.stat().st_mtime, reverse=True):
-        msg = message_from_bytes(eml.read_bytes(), policy=policy.default)
+        msg = _HEADERS.parsebytes(_header_section(eml))
         preview = eml.with_suffix(".html").name
         cells = (str(msg["Date"]), str(msg["To"]), str(msg["Subject"]))
         text = "".join(f"<td>{html.escape(c)}</td>" for c in cells)

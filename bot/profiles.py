@@ -883,7 +883,7 @@ def _phrase_warnings(subscriber: Subscriber, node: yaml.Node | None, source: str
     for index, author in enumerate(interests.authors):
         if surname := _surname_alone(author):
             warn("authors", index, surname)
-    keywords = [(k, terms_of(k)) for k in interests.keywords]
+    keywords = [(k, terms_of(k)) for k in interests.keywords] if interests.exclude else []
     for index, veto in enumerate(interests.exclude):
         terms = terms_of(veto)
         for keyword, words in keywords:

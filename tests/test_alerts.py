@@ -6,11 +6,12 @@ from dataclasses import replace
 from datetime import date
 
 from bot import matching
-from bot.alerts import Among, alert_digest, alert_hits, fired_rules, unfired
+from bot.alerts import Among, Terms, alert_digest, alert_hits, fired_rules, unfired
 from bot.matching.index import Collection
 from bot.models import Paper, Subscriber
 from bot.render import subject_for
 from bot.render_views import chip
+from bot.text import terms_of, tokenize
 
 
 def watcher(**interests: object) -> Subscriber:
@@ -275,3 +276,16 @@ def test_an_alert_subject_counts_the_rules_that_fired_not_each_author_of_one_rul
     only = alert_digest(sub, date(2026, 11, 27), hits[1:4])
     assert only.topics == ("Tomas Reyes", "José Müller", "A. B. Cervantes", "mixture of experts")
     assert subject_for(only) == "Alert for “Tomas Reyes” and 1 more rule: 3 new papers"
+
+
+def test_a_phrase_is_found_at_each_place_it_is_written_within_one_segment() -> None:
+    text = "State space models scale. Models of state space: state space models, again state space models"
+    terms = Terms.of(tokenize(text))
+    found = terms.find(terms_of("state space model"))
+    assert [text[first.start : last.end] for first, last in found] == [
+        "State space models",
+        "state space models",
+        "state space models",
+    ]
+    assert terms.find(terms_of("scale model")) == []  # across the full stop
+    assert terms.find(terms_of(text + " more")) == []  # longer than the text

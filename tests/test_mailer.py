@@ -386,6 +386,40 @@ async def test_outbox_writes_eml_preview_and_index(tmp_path: Path) -> None:
     assert not list(outbox.glob("*.tmp"))
 
 
+async def test_outbox_index_is_rewritten_only_when_out_of_date(tmp_path: Path) -> None:
+    """The worker opens the outbox at every sweep: one that writes nothing leaves the index as
+    it is (with thousands of messages, reading them all again would take the whole sweep); one
+    that writes a message, or finds no index, brings it up to date."""
+    outbox, envelope = tmp_path / "outbox", message("ada@example.org", 1)
+    async with OutboxMailer(outbox) as mailer:
+        await mailer.send(envelope)
+    index = outbox / "index.html"
+    index.write_text("as it was")
+    async with OutboxMailer(outbox):
+        pass
+    assert index.read_text() == "as it was"
+    async with OutboxMailer(outbox) as mailer:
+        await mailer.send(message("bob@example.org", 2))
+    assert index.read_text().count("<tr>") == 3
+    index.unlink()
+    async with OutboxMailer(outbox):
+        pass
+    assert index.read_text().count("<tr>") == 3
+
+
+async def test_outbox_index_reads_headers_longer_than_one_read(tmp_path: Path) -> None:
+    envelope = Envelope(
+        sender=Address("paperbot", addr_spec="digest@paperbot.example.org"),
+        recipient=Address(addr_spec="ada@example.org"),
+        message_id="<long@paperbot.example.org>",
+        date=datetime(2026, 11, 25, 8, tzinfo=UTC),
+    )
+    subject = " ".join(f"word{i}" for i in range(1000))  # headers of some 10 kB
+    async with OutboxMailer(tmp_path) as mailer:
+        await mailer.send(build_message(envelope, subject, "plain", "<p>html</p>"))
+    assert subject in (tmp_path / "index.html").read_text()
+
+
 @pytest.mark.parametrize("security", ["starttls", "tls"])
 async def test_messages_go_through_tls_on_one_reused_connection(
     certificate: tuple[Path, Path], security: str

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -158,3 +160,16 @@ def test_should_announce() -> None:
     assert should_announce("arxiv:cs.LG", date(2024, 6, 3))
     assert not should_announce("hf", date(2024, 6, 8))
     assert not should_announce("sample", date(2024, 6, 3))
+
+
+def test_each_time_zone_is_read_once_for_a_roster_across_many_zones() -> None:
+    """A sweep asks every subscriber's zone: with more zones in the roster than ``ZoneInfo``
+    keeps by itself, each would be read from its file again, subscriber after subscriber."""
+    zones = ["Europe/London", "America/New_York", "Asia/Kolkata", "Europe/Berlin", "Asia/Tokyo",
+             "America/Los_Angeles", "Australia/Sydney", "America/Sao_Paulo", "Africa/Lagos",
+             "Asia/Shanghai", "Pacific/Auckland", "Europe/Madrid"]  # fmt: skip
+    first = weakref.ref(sub("Europe/Paris", "08:00").zone)
+    for zone in zones:
+        sub(zone, "08:00").zone.utcoffset(datetime(2026, 11, 27))
+    gc.collect()
+    assert first() is sub("Europe/Paris", "08:00").zone
