@@ -1,5 +1,22 @@
-"""``python -m bot`` runs the command line."""
+"""``python -m bot`` and the ``paperbot`` command: the command line, Ctrl-C at any moment ending
+it without a traceback.
 
-from bot.cli import main
+The command line takes a second or more to import on a busy machine, before ``bot.cli.main``
+can catch anything; so it is imported here, where a Ctrl-C meanwhile ends it as one later does
+(exit code 130).
+"""
 
-main()
+import sys
+
+
+def main() -> None:
+    """Import the command line and run it."""
+    try:
+        from bot.cli import main as run
+    except KeyboardInterrupt:
+        sys.exit(130)
+    run()
+
+
+if __name__ == "__main__":
+    main()

@@ -24,7 +24,7 @@ from sqlmodel import select
 from bot.delivery import UNRECORDED
 from bot.store import Store
 from bot.store.tables import Delivery, SubscriberRow
-from tests.conftest import crowd_profiles, hanging_sources, run_cli
+from tests.conftest import ROOT, crowd_profiles, hanging_sources, run_cli
 from tests.smtp_faults import FaultServer
 
 STOP_LIMIT = 10  # a busy machine can take seconds to stop cleanly; no test waits it out but one
@@ -262,3 +262,36 @@ def test_a_killed_send_is_shown_interrupted(env: dict[str, str], faults: FaultSe
     assert "ada@example.org" in {row["email"] for row in left}, left
     assert all(row["status"] == "sending" for row in left), left
     assert all(datetime.fromisoformat(row["next_attempt"]) <= datetime.now(UTC) for row in left)
+
+
+SLOW_IMPORT = """
+import importlib.abc, pathlib, runpy, sys, time
+
+class Slow(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "bot.cli.app":
+            pathlib.Path("importing").touch()
+            time.sleep(60)
+
+sys.meta_path.insert(0, Slow())
+runpy.run_module("bot", run_name="__main__")
+"""
+"""``python -m bot``, its import of the command line taking a minute (and saying when it began)."""
+
+
+def test_ctrl_c_while_the_command_line_is_imported_ends_it_quietly(env: dict[str, str]) -> None:
+    """A Ctrl-C that comes before the command line is imported (a second or more on a busy
+    machine) ends it as one that comes later does: exit code 130 and no traceback."""
+    full = os.environ | env | {"PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SLOW_IMPORT, "send"],
+        env=full, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while not Path("importing").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    output, errors = proc.communicate(timeout=30)
+    assert proc.returncode == 130, errors.decode()
+    assert (output, errors) == (b"", b"")
