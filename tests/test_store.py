@@ -477,25 +477,29 @@ def run_together(stores: list[Store], race: Callable[[Store, int], None]) -> Non
         s.close()
 
 
-def test_two_stores_racing_for_one_row_claim_it_once(db_url: str) -> None:
-    url = db_url
-    setup = Store(url)
-    sid = setup.sync_subscribers([sub("ada@example.org")]).ids["ada@example.org"]
-    setup.close()
-    stores = [Store(url) for _ in range(8)]
+def claims_won(db_url: str, sid: int, now: datetime) -> int:
+    """How many of 8 stores racing to claim Ada's digest row at ``now`` got it."""
+    stores = [Store(db_url) for _ in range(8)]
     wins: list[object] = []
     barrier = threading.Barrier(len(stores))
 
     def race(store: Store, n: int) -> None:
         barrier.wait()
         claim = store.ledger.claim(
-            sid, DAY, NOW, paper_ids=["1"], new_message_id=lambda: f"<{n}@x.org>"
+            sid, DAY, now, paper_ids=["1"], new_message_id=lambda: f"<{n}@x.org>"
         )
         if claim is not None:
             wins.append(claim)
 
     run_together(stores, race)
-    assert len(wins) == 1
+    return len(wins)
+
+
+def test_two_stores_racing_for_one_row_claim_it_once(db_url: str) -> None:
+    setup = Store(db_url)
+    sid = setup.sync_subscribers([sub("ada@example.org")]).ids["ada@example.org"]
+    setup.close()
+    assert claims_won(db_url, sid, NOW) == 1
 
 
 def test_stores_racing_to_resume_an_abandoned_row_resume_it_once(db_url: str) -> None:
@@ -507,20 +511,7 @@ def test_stores_racing_to_resume_an_abandoned_row_resume_it_once(db_url: str) ->
     assert first is not None
     later = NOW + setup.ledger.lease + timedelta(seconds=1)
     setup.close()
-    stores = [Store(db_url) for _ in range(8)]
-    wins: list[object] = []
-    barrier = threading.Barrier(len(stores))
-
-    def race(store: Store, n: int) -> None:
-        barrier.wait()
-        claim = store.ledger.claim(
-            sid, DAY, later, paper_ids=["1"], new_message_id=lambda: f"<{n}@x.org>"
-        )
-        if claim is not None:
-            wins.append(claim)
-
-    run_together(stores, race)
-    assert len(wins) == 1
+    assert claims_won(db_url, sid, later) == 1
 
 
 def test_skipped_is_recorded_once(store: Store) -> None:

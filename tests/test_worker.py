@@ -306,22 +306,25 @@ async def test_alert_words_are_read_against_the_stored_papers_as_digest_keywords
     assert "adapter" not in plain(second)
 
 
+SSM_RULE = '    alerts:\n      - keywords: ["state space model"]\n        name: Sequences\n'
+SSM_PAPER = Paper(
+    "2611.30001", "Faster SSM training", "We train an SSM for speech in half the time."
+)
+"""A paper that writes "SSM" without saying what it stands for: no alert for the rule."""
+
+
 async def test_alert_words_are_read_again_once_an_earlier_list_is_stored(
     make_worker: Callable[[], Worker], clock: Clock, profiles_path: Path, smtp_server: SmtpServer
 ) -> None:
     """Today's paper writes "SSM" without saying what it stands for: no alert for "state space
     model". A paper of an earlier list stored after that sweep defines "state space model
     (SSM)": the next sweep reads today's paper again, and it fires."""
-    rules = '    alerts:\n      - keywords: ["state space model"]\n        name: Sequences\n'
-    profiles_path.write_text(only_ada() + rules)
+    profiles_path.write_text(only_ada() + SSM_RULE)
     worker = make_worker()
-    store = worker.deps.store
-    today = Paper(
-        "2611.30001", "Faster SSM training", "We train an SSM for speech in half the time."
-    )
+    store, today = worker.deps.store, SSM_PAPER
     store.save_papers([today], NOV_25, clock())
     await worker.sweep_job()
-    assert smtp_server.handler.to("ada@example.org") == []
+    assert smtp_server.handler.to("ada@example.org") == [], "it writes only SSM"
     audio = Paper(
         "2611.03001", "Sequences of sound", "A state space model (SSM) reads long audio clips."
     )
@@ -338,16 +341,12 @@ async def test_a_paper_updated_by_a_later_fetch_of_an_earlier_list_is_read_again
     a list from before the 30 days alerts read among (a backfill) carries it again, its abstract
     now writing the phrase out: the stored paper is updated (keeping its list date), and the
     next sweep reads it as it is now."""
-    rules = '    alerts:\n      - keywords: ["state space model"]\n        name: Sequences\n'
-    profiles_path.write_text(only_ada() + rules)
+    profiles_path.write_text(only_ada() + SSM_RULE)
     worker = make_worker()
-    store = worker.deps.store
-    today = Paper(
-        "2611.30001", "Faster SSM training", "We train an SSM for speech in half the time."
-    )
+    store, today = worker.deps.store, SSM_PAPER
     store.save_papers([today], NOV_25, clock())
     await worker.sweep_job()
-    assert smtp_server.handler.to("ada@example.org") == []
+    assert smtp_server.handler.to("ada@example.org") == [], "it writes only SSM"
     clock.set(2026, 11, 25, 5, 10)
     revised = replace(today, abstract="We train a state space model for speech, twice as fast.")
     assert store.save_papers([revised], NOV_25 - timedelta(days=40), clock()) == (0, 1)
