@@ -664,32 +664,34 @@ def test_a_running_run_whose_process_is_gone_is_lost() -> None:
     assert _run({}, "ok").lost(late, box, lambda pid: False) is None
 
 
-def test_a_stale_sender_cannot_overwrite_the_row(store: Store) -> None:
+def taken_over(store: Store) -> tuple[int, Claim, Claim, datetime]:
+    """Ada's row claimed by A, then resumed by B once A's lease ran out: her id, A's claim,
+    B's, and when B took it."""
     sid = store.sync_subscribers([sub("ada@example.org")]).ids["ada@example.org"]
     counter = [0]
     a = store.ledger.claim(sid, DAY, NOW, paper_ids=["1"], new_message_id=lambda: ids(counter))
     later = NOW + store.ledger.lease + timedelta(seconds=1)
     b = store.ledger.claim(sid, DAY, later, paper_ids=["1"], new_message_id=lambda: ids(counter))
     assert a is not None and b is not None and b.resumed
+    return sid, a, b, later
+
+
+def test_a_stale_sender_cannot_overwrite_the_row(store: Store) -> None:
+    sid, a, b, later = taken_over(store)
     store.ledger.mark_sent(a, later)  # A's message did get through: sent is the truth
     assert not store.ledger.mark_failed(b, later, error="451", retry_at=later)
     assert not store.ledger.release(b, later, "not sent: shutting down")
     row = store.ledger.get(sid, DAY)
     assert row is not None and row.status == "sent"
     third = store.ledger.claim(sid, DAY, later + timedelta(hours=1), paper_ids=["1"],
-                               new_message_id=lambda: ids(counter))  # fmt: skip
+                               new_message_id=lambda: "<third@x.org>")  # fmt: skip
     assert third is None
 
 
 def test_a_sender_whose_row_was_taken_over_cannot_settle_it(store: Store) -> None:
     """A's lease ran out and B resumed the row: A's late failure or release must not move the
     row B is sending now (a retry would then send it a third time)."""
-    sid = store.sync_subscribers([sub("ada@example.org")]).ids["ada@example.org"]
-    counter = [0]
-    a = store.ledger.claim(sid, DAY, NOW, paper_ids=["1"], new_message_id=lambda: ids(counter))
-    later = NOW + store.ledger.lease + timedelta(seconds=1)
-    b = store.ledger.claim(sid, DAY, later, paper_ids=["1"], new_message_id=lambda: ids(counter))
-    assert a is not None and b is not None and b.resumed
+    sid, a, b, later = taken_over(store)
     assert not store.ledger.mark_failed(a, later, error="451", code=451, retry_at=later)
     assert not store.ledger.release(a, later, "not sent: shutting down")
     assert not store.ledger.mark_skipped(a, later, "suppressed")
