@@ -9,8 +9,10 @@ back as warnings.
 from __future__ import annotations
 
 import difflib
+import gc
 import json
 import re
+import threading
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -59,11 +61,26 @@ class Profiles:
     warnings: tuple[Problem, ...] = ()
 
 
-class _Loader(yaml.SafeLoader):
+class _Located:
+    """A value its tag cannot be built from (``!!timestamp never``) is a YAML error at its
+    line, as a syntax error is, rather than whatever PyYAML's constructor raises."""
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)  # type: ignore[misc]
+        except (ValueError, TypeError, AttributeError, OverflowError):
+            kind, value = node.tag.rsplit(":", 1)[-1], node.value
+            what = repr(value) if isinstance(value, str) else "this value"
+            raise yaml.constructor.ConstructorError(
+                None, None, f"cannot read {what} as {kind}", node.start_mark
+            ) from None
+
+
+class _Loader(_Located, yaml.SafeLoader):
     """SafeLoader that keeps "07:30" a string instead of YAML 1.1's sexagesimal integer."""
 
 
-class _FastLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+class _FastLoader(_Located, getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
     """The same, parsing with libyaml where PyYAML has it (a large file reads ten times faster;
     the pure-Python parser still words the syntax errors)."""
 
@@ -865,31 +882,41 @@ def _shape_problems(root: yaml.Node | None, data: Any, source: str) -> list[Prob
     return problems
 
 
-def _phrase_warnings(subscriber: Subscriber, node: yaml.Node | None, source: str) -> list[Problem]:
+@dataclass(frozen=True, slots=True)
+class _Note:
+    """A warning about a valid subscriber, without its line: the field it names, the path to
+    the value it is about (from the subscriber's entry), and what it says. It follows from the
+    subscriber alone, so it is kept with them and located again in each version of the file."""
+
+    field: str
+    path: tuple[str | int, ...]
+    message: str
+
+
+def _phrase_notes(subscriber: Subscriber) -> list[_Note]:
     """Keywords, authors and excludes that are valid but cannot do what was meant: a phrase
     holding a comma (two phrases written as one), an author written as a family name alone
     (``_surname_alone``), and an exclude that vetoes every paper a keyword of the same
     subscriber matches."""
     interests, found = subscriber.interests, []
 
-    def warn(field: str, index: int, message: str) -> None:
-        line = _line(_child(_child(node, field), index) or _child(node, field) or node)
-        found.append(Problem(source, line, subscriber.email, f"interests.{field}", message))
+    def note(field: str, index: int, message: str) -> None:
+        found.append(_Note(f"interests.{field}", ("interests", field, index), message))
 
     for field in ("keywords", "exclude"):
         for index, phrase in enumerate(getattr(interests, field)):
             if two := _phrases_in_one(phrase, field):
-                warn(field, index, two)
+                note(field, index, two)
     for index, author in enumerate(interests.authors):
         if surname := _surname_alone(author):
-            warn("authors", index, surname)
+            note("authors", index, surname)
     keywords = [(k, terms_of(k)) for k in interests.keywords] if interests.exclude else []
     for index, veto in enumerate(interests.exclude):
         terms = terms_of(veto)
         for keyword, words in keywords:
             spans = (words[i : i + len(terms)] for i in range(len(words) - len(terms) + 1))
             if terms and terms in spans:
-                warn("exclude", index, f"{veto!r} vetoes every paper that holds the keyword "
+                note("exclude", index, f"{veto!r} vetoes every paper that holds the keyword "
                      f"{keyword!r}")  # fmt: skip
     return found
 
@@ -918,7 +945,7 @@ def _surname_alone(author: str) -> str:
             f"{author.strip()}: add the given name or its initial")  # fmt: skip
 
 
-def _alert_warnings(subscriber: Subscriber, node: yaml.Node | None, source: str) -> list[Problem]:
+def _alert_notes(subscriber: Subscriber) -> list[_Note]:
     """Alert rules that are valid but cannot do what was meant: a phrase holding a comma (two
     phrases written as one), an author written as a family name alone (every author of that
     name fires it)."""
@@ -932,11 +959,9 @@ def _alert_warnings(subscriber: Subscriber, node: yaml.Node | None, source: str)
         said += [
             ("authors", i, why) for i, a in enumerate(rule.authors) if (why := _surname_alone(a))
         ]
-        rule_node = _child(node, number)
         for field, index, message in said:
-            line = _line(_child(_child(rule_node, field), index) or rule_node or node)
-            where = f"alerts.{number}.{field}.{index}"
-            found.append(Problem(source, line, subscriber.email, where, message))
+            where = ("alerts", number, field, index)
+            found.append(_Note(_dotted(where), where, message))
     return found
 
 
@@ -970,6 +995,35 @@ def _who(item: Any, index: int) -> str:
     )
 
 
+_Valid = tuple[Subscriber, tuple[_Note, ...]]
+"""A subscriber and the notes about them."""
+
+
+class _Validated:
+    """The subscribers of the file parsed last, by their settings exactly as written (defaults
+    applied), with the notes about them: a reload after an edit to a file of thousands validates
+    again only the entries that changed. The key is ``repr``, which tells apart what equality
+    does not (1, 1.0 and true; "1" and 1). Only what is valid is kept: a problem is worded from
+    the text and lines of the file, so it is found afresh each time."""
+
+    def __init__(self) -> None:
+        self.last: dict[str, _Valid] = {}
+
+    def of(self, settings: dict[str, Any], seen: dict[str, _Valid]) -> _Valid:
+        """The subscriber ``settings`` describe and the notes about them, recorded in ``seen``
+        (what this parse found valid); ValidationError when they are not valid."""
+        key = repr(settings)
+        valid = seen.get(key) or self.last.get(key)
+        if valid is None:
+            subscriber = Subscriber.model_validate(settings)
+            valid = subscriber, (*_phrase_notes(subscriber), *_alert_notes(subscriber))
+        seen[key] = valid
+        return valid
+
+
+_VALIDATED = _Validated()
+
+
 def _validate_one(
     item: Any,
     index: int,
@@ -977,15 +1031,17 @@ def _validate_one(
     node: yaml.Node | None,
     source: str,
     column: int,
-) -> tuple[Subscriber | None, list[Problem]]:
-    """A subscriber, or their problems; ``column`` is that of the subscribers' '-' (0-based)."""
+    seen: dict[str, _Valid],
+) -> tuple[_Valid | None, list[Problem]]:
+    """A subscriber and the notes about them, or their problems; ``column`` is that of the
+    subscribers' '-' (0-based); ``seen`` collects what this parse found valid."""
     who = _who(item, index)
     if not isinstance(item, dict):
         message = "expected a subscriber's settings, starting with 'email:'"
         message += _text_hint(item, Subscriber.model_fields)
         return None, [Problem(source, _line(node), who, None, message)]
     try:
-        return Subscriber.model_validate({**defaults, **item}), []
+        return _VALIDATED.of({**defaults, **item}, seen), []
     except ValidationError as exc:
         problems = _problems(exc, node, source, who)
         return None, _one_for_a_sunk_subscriber(problems, node, source, who, column)
@@ -1030,8 +1086,42 @@ def _one_for_a_sunk_subscriber(
     return [*kept, Problem(source, _line(item), who, field, message)]
 
 
+class _CollectorPause:
+    """Holds Python's cycle collector off while profiles files are parsed (in any number of
+    threads at once), and lets it run again once the last parse ends, if it ran before. The node
+    tree of a file of thousands of subscribers is millions of objects, and the collector would
+    walk them again and again as they are made (more than half the time of a parse); a parse
+    makes no cycles worth collecting meanwhile."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._parsing = 0
+        self._was_enabled = False
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if self._parsing == 0:
+                self._was_enabled = gc.isenabled()
+                gc.disable()
+            self._parsing += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._parsing -= 1
+            if self._parsing == 0 and self._was_enabled:
+                gc.enable()
+
+
+_COLLECTOR_PAUSE = _CollectorPause()
+
+
 def parse_profiles(text: str, source: str = "<profiles>") -> Profiles:
     """Parse and validate a profiles file; raise ProfileError listing every problem found."""
+    with _COLLECTOR_PAUSE:
+        return _parse_profiles(text, source)
+
+
+def _parse_profiles(text: str, source: str) -> Profiles:
     text = text.removeprefix("\ufeff")  # a byte order mark, as some Windows editors write
     root, data = _compose(text, source)
     problems = _duplicate_keys(root, source) if root is not None else []
@@ -1045,6 +1135,7 @@ def parse_profiles(text: str, source: str = "<profiles>") -> Profiles:
     subscribers: list[Subscriber] = []
     warnings: list[Problem] = []
     first_line: dict[str, int | None] = {}
+    seen: dict[str, _Valid] = {}
     repeated = _repeated_items(items_node, text)
     for index, item in enumerate(data["subscribers"]):
         node = _child(items_node, index)
@@ -1053,10 +1144,10 @@ def parse_profiles(text: str, source: str = "<profiles>") -> Profiles:
             message = f"duplicate subscriber (the entry at line {entry}, repeated by an alias)"
             problems.append(Problem(source, alias, _who(item, index), "email", message))
             continue
-        subscriber, found = _validate_one(item, index, defaults, node, source, column)
+        valid, found = _validate_one(item, index, defaults, node, source, column, seen)
         problems += found
         raw = item.get("email") if isinstance(item, dict) else None
-        key = (subscriber.email if subscriber else str(raw or "")).strip().lower()
+        key = (valid[0].email if valid else str(raw or "")).strip().lower()
         if key and key in first_line:
             where = f"line {first_line[key]}" if first_line[key] else "earlier"
             line = _line(_child(node, "email"))
@@ -1064,7 +1155,8 @@ def parse_profiles(text: str, source: str = "<profiles>") -> Profiles:
             problems.append(Problem(source, line, key, "email", message))
             continue
         first_line[key] = _line(node)
-        if subscriber is not None:
+        if valid is not None:
+            subscriber, notes = valid
             subscribers.append(subscriber)
             if subscriber.interests.empty:
                 line = _line(_key_node(node, "interests") or node)
@@ -1072,8 +1164,11 @@ def parse_profiles(text: str, source: str = "<profiles>") -> Profiles:
                     " (their alerts still apply)" if subscriber.alerts else ""
                 )
                 warnings.append(Problem(source, line, subscriber.email, "interests", message))
-            warnings += _phrase_warnings(subscriber, _child(node, "interests"), source)
-            warnings += _alert_warnings(subscriber, _child(node, "alerts"), source)
+            warnings += [
+                Problem(source, _line(_node_at(node, n.path)), subscriber.email, n.field, n.message)
+                for n in notes
+            ]
+    _VALIDATED.last = seen
     if problems:
         raise ProfileError(sorted(problems, key=lambda p: p.line or 0))
     if not subscribers:

@@ -50,7 +50,7 @@ from bot.pipeline import Deps, Fetched, SendReport, run_status, store_fetched
 from bot.profiles import Profiles
 from bot.render import plural
 from bot.schedule import passed_unnamed, should_announce
-from bot.stopping import Stopped, unless_stopped
+from bot.stopping import Stopped, in_thread, unless_stopped
 from bot.store import Removal, SyncReport, unavailable
 from bot.store.tables import PAUSED
 from bot.sweep import Alerting, held_back, sweep
@@ -141,7 +141,16 @@ class ProfilesFile:
     def load(self) -> tuple[Subscriber, ...]:
         """Read and validate the file; on error raise ProfileError and keep the last good set."""
         self._seen = self._signature()
-        profiles = self.reader(self.path)
+        return self._keep(self.reader(self.path))
+
+    async def load_aside(self) -> tuple[Subscriber, ...]:
+        """``load``, the file read and validated in a thread of its own: a file of thousands of
+        subscribers takes a second or more, and the event loop goes on meanwhile (a stop does
+        not wait for it)."""
+        self._seen = self._signature()
+        return self._keep(await in_thread(self.reader, self.path))
+
+    def _keep(self, profiles: Profiles) -> tuple[Subscriber, ...]:
         self.subscribers, self.warnings = profiles.subscribers, profiles.warnings
         return self.subscribers
 
@@ -274,7 +283,7 @@ class Worker:
         if not self.profiles.changed():
             return
         try:
-            subscribers = self.profiles.load()
+            subscribers = await self.profiles.load_aside()
         except ProfileError as exc:
             for problem in exc.problems:
                 log.error("profiles reload rejected: %s", problem)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import re
+import threading
 from datetime import time
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from bot import profiles
 from bot.cli import app
 from bot.errors import ProfileError
 from bot.models import Defaults, Subscriber
@@ -287,6 +290,23 @@ def test_libyaml_and_the_pure_parser_read_the_same() -> None:
     assert [n.start_mark.line for n in fast[0].value[1][1].value] == [
         n.start_mark.line for n in pure[0].value[1][1].value
     ]
+
+
+@pytest.mark.parametrize(
+    ("value", "said"),
+    [("!!timestamp never", "cannot read 'never' as timestamp"),
+     ("!!int many", "cannot read 'many' as int"),
+     ("!!float 1,5", "cannot read '1,5' as float")],
+)  # fmt: skip
+def test_a_value_its_tag_cannot_be_built_from_is_a_problem_at_its_line(
+    value: str, said: str
+) -> None:
+    text = f"subscribers:\n  - email: ada@example.org\n    name: {value}\n"
+    with pytest.raises(ProfileError) as caught:
+        parse_profiles(text + "    interests:\n      keywords: [x]\n", "p.yaml")
+    (problem,) = caught.value.problems
+    assert (problem.line, problem.subscriber) == (3, "ada@example.org")
+    assert problem.message == f"not valid YAML: {said}"
 
 
 def test_team_fixture_is_valid() -> None:
@@ -917,3 +937,104 @@ def test_an_entry_written_once_through_an_alias_is_a_subscriber() -> None:
     )
     emails = [s.email for s in parse_profiles(text, "p.yaml").subscribers]
     assert emails == ["grace@example.org", "ada@example.org"]
+
+
+COMMA = TEAM.replace('"flow matching"]', '"flow matching, score matching"]').replace(
+    '      categories: ["cs.LG", "cs.CL"]\n', '      authors: ["Shazeer"]\n'
+)
+"""TEAM with a warning about each subscriber."""
+
+
+def test_an_entry_written_as_before_is_not_validated_again_and_an_edited_one_is() -> None:
+    """Read again after an edit, as the worker does, the entries written as before are the
+    subscribers already validated; the edited one is validated afresh, and its edit is seen."""
+    ada, grace = parse_profiles(TEAM, "p.yaml").subscribers
+    again = parse_profiles(TEAM.replace("max_papers: 5", "max_papers: 6"), "p.yaml").subscribers
+    assert again[0] is ada
+    assert again[1] is not grace and again[1].max_papers == 6
+    assert parse_profiles(TEAM.replace("max_papers: 10", "max_papers: 9")).subscribers[0] != ada
+
+
+def test_warnings_of_entries_validated_before_are_on_the_lines_they_are_written_on() -> None:
+    """Moved down the file, an entry validated before is warned about on its new line, and a
+    warning added by an edit appears."""
+    before = [str(w) for w in parse_profiles(COMMA, "p.yaml").warnings]
+    assert [w.split(": subscriber")[0] for w in before] == ["p.yaml:13", "p.yaml:21"]
+    moved = "# a note\n# and another\n" + COMMA
+    after = [str(w) for w in parse_profiles(moved, "p.yaml").warnings]
+    assert after == [w.replace(":13:", ":15:").replace(":21:", ":23:") for w in before]
+    edited = COMMA.replace('["mixture of experts", "expert', '["mixture of experts, moe", "expert')
+    assert len(parse_profiles(edited, "p.yaml").warnings) == 3
+
+
+@pytest.mark.parametrize(
+    ("valid", "invalid", "expected"),
+    [
+        ("max_papers: 1", "max_papers: true", "YAML reads true as a boolean"),
+        ("max_papers: 5", "max_papers: 5.0", "5.0 is not a whole number"),
+        ("name: Ada Lovelace", "name: 1815", "YAML reads 1815 as a number"),
+    ],
+)
+def test_values_python_counts_equal_are_told_apart_when_read_again(
+    valid: str, invalid: str, expected: str
+) -> None:
+    """1 and true, 5 and 5.0 are equal in Python, and true is no number of papers: an entry
+    validated before with one is not taken for the same entry written with the other."""
+    assert parse_profiles(TEAM.replace("name: Ada Lovelace", valid), "p.yaml").subscribers
+    (problem,) = problems_of(TEAM.replace("name: Ada Lovelace", invalid))
+    assert expected in problem
+
+
+def test_a_parse_leaves_the_cycle_collector_as_it_found_it_and_never_runs_it() -> None:
+    """A large file's node tree is millions of objects that the collector would walk again and
+    again while they are made: it is held off during a parse, and runs again after it."""
+    collections: list[str] = []
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        collections.append(phase)
+
+    text = TEAM + "".join(
+        f"  - email: reader{n}@example.org\n    interests:\n      keywords: [topic {n}]\n"
+        for n in range(300)
+    )
+    gc.callbacks.append(count)
+    try:
+        parse_profiles(text, "p.yaml")
+        assert collections == [] and gc.isenabled()
+        gc.disable()
+        parse_profiles(text, "p.yaml")
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+        gc.callbacks.remove(count)
+
+
+def test_parses_in_two_threads_at_once_leave_the_cycle_collector_running(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The first parse ends while a second, started meanwhile in another thread, still runs:
+    the collector stays off until the second ends, then runs again."""
+    started, first_ended = threading.Event(), threading.Event()
+    compose = profiles._compose
+
+    def second_waits_for_the_first(text: str, source: str) -> tuple[object, object]:
+        if source == "second.yaml":
+            started.set()
+            assert first_ended.wait(timeout=5)
+        return compose(text, source)
+
+    monkeypatch.setattr(profiles, "_compose", second_waits_for_the_first)
+    second = threading.Thread(target=parse_profiles, args=(TEAM, "second.yaml"))
+    enabled: list[bool] = []
+
+    def first() -> None:
+        second.start()
+        assert started.wait(timeout=5)
+        parse_profiles(TEAM, "first.yaml")
+        enabled.append(gc.isenabled())
+        first_ended.set()
+        second.join(timeout=5)
+        enabled.append(gc.isenabled())
+
+    first()
+    assert enabled == [False, True]

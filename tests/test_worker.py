@@ -44,6 +44,7 @@ from bot.message import Outgoing
 from bot.models import Paper
 from bot.outbox import OutboxMailer
 from bot.pipeline import Deps, Fetched, SendOptions, fetch_and_store, send_digests
+from bot.profiles import Profiles
 from bot.render import Renderer
 from bot.scheduler import run_until
 from bot.settings import Settings, load_settings
@@ -998,6 +999,33 @@ async def test_hot_reload_adopts_good_edits_and_keeps_the_last_good_on_bad_ones(
     _edit(profiles_path, PROFILES)
     await worker.sweep_job()
     assert len(worker.roster) == 3
+
+
+async def test_an_edited_file_is_read_while_the_event_loop_goes_on(
+    make_worker: Callable[[], Worker], profiles_path: Path
+) -> None:
+    """Reading and validating the edited profiles file (seconds for tens of thousands of
+    subscribers) does not hold up the event loop: what else it carries goes on meanwhile."""
+    worker = make_worker()
+    reading, loop_ran, waited = threading.Event(), threading.Event(), []
+
+    def reader(path: Path) -> Profiles:
+        reading.set()
+        waited.append(loop_ran.wait(timeout=5))  # never set if this blocks the loop
+        return read_profiles(path)
+
+    async def meanwhile() -> None:
+        while not reading.is_set():
+            await asyncio.sleep(0.01)
+        loop_ran.set()
+
+    worker.profiles.reader = reader
+    _edit(profiles_path, only_ada())
+    other = asyncio.create_task(meanwhile())
+    await worker.sweep_job()
+    await other
+    assert waited == [True]
+    assert [s.email for s in worker.roster.values()] == ["ada@example.org"]
 
 
 async def test_a_reload_that_removes_most_subscribers_is_a_warning_and_an_admin_alert(
