@@ -73,8 +73,8 @@ class GroupCommit(Generic[T]):
 
     With ``linger``, a write of fewer than ``batch`` items waits up to ``linger`` seconds for
     more (a transaction and a thread hand-off cost far more than one more row), except while
-    draining. ``abandon`` stops the writes and hands back the items not known to be written,
-    for a caller cancelled before they were.
+    draining. ``abandon`` stops the writes and hands back the items not known to be written
+    (those still waiting for room too), for a caller cancelled before they were.
     """
 
     def __init__(
@@ -89,6 +89,9 @@ class GroupCommit(Generic[T]):
         self._room = asyncio.Semaphore(max_unwritten)
         self._pending: list[tuple[T, Written[T]]] = []
         self._writing: list[tuple[T, Written[T]]] = []
+        self._waiting: list[tuple[T, Written[T]]] = []
+        """Items whose ``submit`` waits for room: handed in, but not queued yet."""
+        self._abandoned = False
         self._task: asyncio.Task[None] | None = None
         self._batch, self._linger = batch, linger
         self._enough = asyncio.Event()  # set when a full batch is pending, or to drain
@@ -108,9 +111,16 @@ class GroupCommit(Generic[T]):
         await done
 
     async def submit(self, item: T, done: Written[T]) -> None:
-        """Queue ``item`` (once fewer than ``max_unwritten`` are unwritten); ``done`` follows."""
+        """Queue ``item`` (once fewer than ``max_unwritten`` are unwritten); ``done`` follows.
+        The item is handed in as the call starts: cancelled while it waits for room, or handed
+        back by ``abandon`` meanwhile, it is never written, and ``abandon`` answers for it."""
+        entry = (item, done)
+        self._waiting.append(entry)
         await self._room.acquire()
-        self._pending.append((item, done))
+        if self._abandoned:  # handed back while it waited
+            return
+        self._waiting = [waiting for waiting in self._waiting if waiting is not entry]
+        self._pending.append(entry)
         if len(self._pending) >= self._batch:
             self._enough.set()
         if self._task is None or self._task.done():
@@ -125,13 +135,14 @@ class GroupCommit(Generic[T]):
         self._draining = False
 
     def abandon(self) -> list[T]:
-        """Stop writing and return the items queued or being written, which the caller now
-        answers for: none of their ``done`` is called, even for a write already under way
-        (whose thread finishes it unseen)."""
+        """Stop writing and return the items queued, being written or waiting for room, which
+        the caller now answers for: none of their ``done`` is called, even for a write already
+        under way (whose thread finishes it unseen)."""
         if self._task is not None:
             self._task.cancel()
-        items = [item for item, _ in chain(self._writing, self._pending)]
-        self._writing, self._pending = [], []
+        self._abandoned = True
+        items = [item for item, _ in chain(self._writing, self._pending, self._waiting)]
+        self._writing, self._pending, self._waiting = [], [], []
         return items
 
     async def _flush(self) -> None:

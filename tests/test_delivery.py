@@ -13,7 +13,8 @@ import pytest
 from typer.testing import CliRunner
 
 from bot.cli import app
-from bot.delivery import FEW_DOMAINS_IN_ROW, MAILBOX_DOMAINS, REFUSALS_IN_ROW
+from bot.composer import PER_TASK, worker_count
+from bot.delivery import BATCH, FEW_DOMAINS_IN_ROW, MAILBOX_DOMAINS, REFUSALS_IN_ROW
 from bot.store import Store
 from bot.store.tables import Delivery
 from tests.conftest import (
@@ -376,10 +377,12 @@ def test_a_send_stopped_by_smtp_trouble_counts_every_digest_it_did_not_send(
     and the run's record count those never claimed with those given back, leaving out the
     digests that would not have gone anyway (nothing matched, no note wanted). Under a rate
     limit the run claims one at a time, out of the first jobs it took: none of those is lost
-    from the count either. (300 digests would go: more than a run claims ahead of its senders,
-    composing and queued, however quickly it claims.)"""
+    from the count either. (More digests would go than a run claims ahead of its senders,
+    however quickly it claims: a batch being claimed, and the parts the compose pool is given
+    or hands over, as many as its workers, one per CPU, keep busy.)"""
+    going = BATCH + (2 * worker_count() + 3) * PER_TASK + 100
     lines = ["subscribers:"]
-    for n in range(600):  # half of them want a "nothing matched" note
+    for n in range(2 * going):  # half of them want a "nothing matched" note
         lines += [f"  - email: {reader(n)}", f"    send_empty: {str(n % 2 == 0).lower()}"]
         lines += UNMATCHED
     crowd = tmp_path / "crowd.yaml"
@@ -393,8 +396,8 @@ def test_a_send_stopped_by_smtp_trouble_counts_every_digest_it_did_not_send(
     )
     assert summary is not None, result.output
     skipped, failed, not_sent = map(int, summary.groups())
-    assert (failed, not_sent) == (0, 300), "every digest that would have gone is counted"
-    assert 0 < skipped < 300, "the run stopped before reaching every digest"
+    assert (failed, not_sent) == (0, going), "every digest that would have gone is counted"
+    assert 0 < skipped < going, "the run stopped before reaching every digest"
     store = Store(env["PAPERBOT_DATABASE_URL"])
     (run,) = store.recent_runs()
     counts = run.summary["counts"]
@@ -402,12 +405,14 @@ def test_a_send_stopped_by_smtp_trouble_counts_every_digest_it_did_not_send(
     assert counts["unclaimed"] > 0
     shown = runner.invoke(app, ["status"], env={"COLUMNS": "300"}).output
     line = next(line for line in shown.splitlines() if "│ send " in line)
-    assert " not sent 300 " in line and "failed 0" not in line, "one figure: the next run sends all"
+    assert f" not sent {going} " in line and "failed 0" not in line, (
+        "one figure: the next run sends all"
+    )
     assert "released" not in shown and "unclaimed" not in shown
     again = send(faults, PAPERBOT_PROFILES=str(crowd))
     assert again.exit_code == 0, again.output
-    assert len(faults.handler.accepted) == 300
-    assert {state: n for _, state, n in store.ledger.counts()} == {"sent": 300, "skipped": 300}
+    assert len(faults.handler.accepted) == going
+    assert {state: n for _, state, n in store.ledger.counts()} == {"sent": going, "skipped": going}
 
 
 def test_retries_are_given_up_after_the_configured_time(

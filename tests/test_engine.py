@@ -23,7 +23,7 @@ from sqlalchemy.exc import OperationalError
 
 from bot.collector import YOUNG
 from bot.composer import ComposePool, Draft, compose_draft
-from bot.delivery import POOL_MIN, REFUSALS_IN_ROW, DeliveryOptions, Job, deliver
+from bot.delivery import POOL_MIN, REFUSALS_IN_ROW, UNRECORDED, DeliveryOptions, Job, deliver
 from bot.errors import (
     ConnectionDeliveryError,
     DroppedDeliveryError,
@@ -908,6 +908,45 @@ async def test_a_cancelled_run_records_the_messages_accepted_but_not_yet_recorde
     states = [row.status for row in ledger_rows(deps, jobs)]
     assert states == ["sent"] * 5 + ["sending"] + ["temp_failed"] * 4
     assert [str(m["To"]) for m in faults.handler.accepted] == emails[:5]
+
+
+async def test_a_cancelled_run_records_the_accepted_messages_waiting_for_room_to_be_recorded(
+    tmp_path: Path, faults: FaultServer
+) -> None:
+    """The ``sent`` records fall behind (the database is slow): ``UNRECORDED`` accepted
+    messages wait for their transaction, and each sender holds one more, accepted too, until
+    there is room for it. Cancelled then, the run records every message the server accepted,
+    those the senders held as well: none of them is sent again once its lease runs out."""
+    deps = make_deps(tmp_path, faults, connections=2)
+    ledger, write = deps.store.ledger, deps.store.ledger.mark_sent_many
+    loop, over = threading.current_thread(), threading.Event()
+
+    def slow_group_commit(claims: Sequence[Claim], now: datetime) -> None:
+        if threading.current_thread() is not loop:  # the process would end before this commits
+            over.wait(10)
+            return
+        write(claims, now)
+
+    ledger.mark_sent_many = slow_group_commit  # type: ignore[method-assign]
+    jobs = jobs_for(deps, [f"user{n}@example.org" for n in range(UNRECORDED + 30)])
+    try:
+        async with deps.mailer:  # type: ignore[union-attr]
+            run = asyncio.create_task(deliver(deps, jobs))
+            async with asyncio.timeout(30):
+                while len(faults.handler.accepted) < UNRECORDED + 2:  # each sender holds one
+                    await asyncio.sleep(0.01)
+            await asyncio.sleep(0.2)  # the senders have their replies, and wait for room
+            others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+            for task in others:
+                task.cancel()
+            await asyncio.wait(others, timeout=5)
+    finally:
+        over.set()
+    assert run.cancelled()
+    accepted = {str(m["To"]) for m in faults.handler.accepted}
+    assert len(accepted) == UNRECORDED + 2, "the senders waited for room"
+    sent = {row.subscriber_id for row in ledger_rows(deps, jobs) if row.status == "sent"}
+    assert sent == {job.subscriber_id for job in jobs if job.email in accepted}
 
 
 async def test_a_message_whose_outcome_stays_unknown_is_given_up_in_the_end(

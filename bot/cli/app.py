@@ -296,7 +296,8 @@ def make_deps(config: Settings, spec: str | None = None, mailer: Mailer | None =
 
 
 def main() -> None:
-    """Console-script entry point; a ``PAPERBOT_*`` name that is no setting is pointed out."""
+    """Run the command line (``bot.__main__.main``, the console script, imports and calls it);
+    a ``PAPERBOT_*`` name that is no setting is pointed out."""
     for warning in unknown_names([*os.environ, *names_in_env_file()]):
         log.warning("%s", warning)
     try:
