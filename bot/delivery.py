@@ -266,8 +266,8 @@ class _Run:
         except Exception as exc:
             ledger.owe([claim for _, claim in accepted], None)
             log.warning(
-                "%s stay 'sending': recording them failed: %s (this process records them "
-                "once the database works again; if it ends first, they are sent again as "
+                "%s stay 'sending': recording them failed: %s (a worker records them at its "
+                "first sweep once the database works again; otherwise they are sent again as "
                 "after a crash)",
                 plural(len(accepted), "sent message"), db_reason(exc),
             )  # fmt: skip
@@ -297,9 +297,9 @@ class _Run:
                     self.unsent.clear()
                     ledger.owe(left, reason)
                     log.warning(
-                        "%s stay 'sending': releasing them failed: %s (this process gives "
-                        "them back once the database works again; if it ends first, they are "
-                        "sent again as after a crash)",
+                        "%s stay 'sending': releasing them failed: %s (a worker gives them "
+                        "back at its first sweep once the database works again; otherwise they "
+                        "are sent again as after a crash)",
                         plural(len(left), "claimed message"), db_reason(exc),
                     )  # fmt: skip
                     self.broken = self.broken or exc

@@ -14,7 +14,6 @@ papers go in a new alert.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Container, Iterable, Mapping
 from datetime import date, datetime, timedelta
 
@@ -34,6 +33,7 @@ from bot.pipeline import (
     send_to_targets,
 )
 from bot.render import MORE_LISTED
+from bot.stopping import in_thread
 from bot.store import Store
 from bot.store.runs import process_exists, this_machine
 from bot.store.tables import Delivery
@@ -58,16 +58,16 @@ class Alerting:
         """Among the papers of today's window, and ``papers`` (those checked) too.
 
         Reading them again takes about a second per 10,000 stored papers: it is done in a
-        thread, so that the event loop (messages in flight, the scheduler) goes on meanwhile.
-        The lists are read before the papers: a list stored in between is read again at the
-        next sweep, never missed."""
+        thread, so that the event loop (messages in flight, the scheduler) goes on meanwhile,
+        and that a stop does not wait for it. The lists are read before the papers: a list
+        stored in between is read again at the next sweep, never missed."""
         first = today - timedelta(days=CORPUS_DAYS)
         written = tuple(text for sub in watchers for text in sub.interests.written)
         key = (first, deps.store.lists_stored(), written)
         among = self._among
         if among is None or key != self._key or not among.ids.issuperset(papers):
             checked = list(papers.values())
-            among = await asyncio.to_thread(_among_window, deps.store, first, checked, written)
+            among = await in_thread(_among_window, deps.store, first, checked, written)
             self._among, self._key = among, key
         return among
 

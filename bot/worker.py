@@ -443,12 +443,10 @@ class Worker:
         whose data may have reached the server is not among them: it waits, as the rules of
         an unknown outcome say."""
         released, sent = self.deps.store.ledger.settle_owed(self.deps.clock())
-        if released or sent:
-            log.info(
-                "what the database refused before is recorded now: %s given back (due now), "
-                "%s recorded sent", plural(released, "claimed message"),
-                plural(sent, "accepted message"),
-            )  # fmt: skip
+        done = [f"{plural(released, 'claimed message')} given back (due now)"] if released else []
+        done += [f"{plural(sent, 'accepted message')} recorded sent"] if sent else []
+        if done:
+            log.info("what the database refused before is recorded now: %s", ", ".join(done))
 
     def _database_works(self) -> None:
         """After a job that used the database: say so once it could not before."""

@@ -600,8 +600,8 @@ async def test_a_release_the_database_refuses_does_not_hide_the_error_that_ended
     (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert warning == (
         f"{states['sending']} claimed messages stay 'sending': releasing them failed: disk I/O "
-        "error (this process gives them back once the database works again; if it ends first, "
-        "they are sent again as after a crash)"
+        "error (a worker gives them back at its first sweep once the database works again; "
+        "otherwise they are sent again as after a crash)"
     )
     del ledger.release  # the database works again: this process gives them back
     assert ledger.settle_owed(T0) == (states["sending"], 0)
