@@ -105,10 +105,44 @@ class Read(NamedTuple):
         return "abstract" if self.abstract.find(wanted) else ""
 
 
+class Quiet:
+    """The papers on which one set of alert rules and excludes (``Among.quiet``) was checked
+    and fired nothing: a flag per paper the ``Among`` placed, one byte each."""
+
+    def __init__(self, places: dict[str, int]) -> None:
+        self._places = places
+        self._flags = bytearray()
+
+    def unchecked(self, papers: Iterable[Paper]) -> list[Paper]:
+        """The ``papers`` not known to fire nothing, in their order (in one pass: a sweep asks
+        of every paper for every set)."""
+        flags, end, place = self._flags, len(self._flags), self._places.get
+        return [paper for paper in papers if (at := place(paper.id, end)) >= end or not flags[at]]
+
+    def add(self, paper_id: str) -> None:
+        """Remember that ``paper_id`` fired nothing."""
+        at = self._places.setdefault(paper_id, len(self._places))
+        if at >= len(self._flags):
+            self._flags.extend(bytes(at + 1 - len(self._flags)))
+        self._flags[at] = 1
+
+    def __len__(self) -> int:
+        """How many papers it holds a flag for: its size in bytes, at most the papers placed."""
+        return len(self._flags)
+
+
 class Among:
     """The papers alerts are read among, as a digest reads its keywords among its papers and
     the stored window: their ``lexicon`` (``bot.text.lexicon``), and each paper checked,
-    analysed once (``read``). The papers checked must be among them."""
+    analysed once (``read``). The papers checked must be among them.
+
+    It also remembers, for each set of rules and excludes, the papers on which they fired
+    nothing (``quiet``): a sweep checks the same papers against the same rules every minute,
+    and only a change of the rules or of the papers can change the answer. A paper is read
+    once per ``Among`` anyway (a changed paper comes with a new one), and a rule edited is
+    another set, checked afresh. The memory is one byte per (set, paper checked), and goes
+    with the ``Among``.
+    """
 
     def __init__(self, lexicon: Lexicon, ids: frozenset[str] = frozenset()) -> None:
         self.lexicon = lexicon
@@ -116,6 +150,8 @@ class Among:
         """The ids of the papers the lexicon counts."""
         self._read: dict[str, Read] = {}
         self._phrases: dict[str, list[str]] = {}
+        self._places: dict[str, int] = {}
+        self._quiet: dict[tuple[tuple[str, ...], ...], Quiet] = {}
 
     @classmethod
     def of(cls, papers: Iterable[Paper], written: Iterable[str] = ()) -> Among:
@@ -133,6 +169,21 @@ class Among:
             title = Terms.of(tokenize(paper.title, acronyms))
             abstract = Terms.of(tokenize(paper.abstract, acronyms))
             found = self._read[paper.id] = Read(title, abstract, self.lexicon, self._phrases)
+        return found
+
+    def quiet(self, subscriber: Subscriber) -> Quiet:
+        """The papers on which the subscriber's alert rules and excludes fired nothing so far
+        (``fired_rules``), shared by the subscribers who have the same: what decides whether a
+        rule fires is its authors and phrases (not its name), and a veto the excludes."""
+        rules = subscriber.alerts
+        key = (
+            tuple(author for rule in rules for author in rule.authors),
+            tuple(phrase for rule in rules for phrase in rule.keywords),
+            tuple(subscriber.interests.exclude),
+        )
+        found = self._quiet.get(key)
+        if found is None:
+            found = self._quiet[key] = Quiet(self._places)
         return found
 
 
@@ -236,15 +287,19 @@ def alert_hits(
     read ``among`` the papers given (by default ``papers`` themselves, with what the subscriber
     wrote).
 
-    ``among`` keeps the analysed words of each paper between calls (one per sweep).
+    ``among`` keeps the analysed words of each paper between calls, and the papers on which
+    the subscriber's rules fired nothing (``Among.quiet``): they are not checked again.
     """
     if among is None:
         among = Among.of(papers, subscriber.interests.written)
     phrases = [k for rule in subscriber.alerts for k in rule.keywords]
+    quiet = among.quiet(subscriber)
     hits = []
-    for paper in papers:
+    for paper in quiet.unchecked(papers):
         fired = fired_rules(subscriber, paper, among)
-        if fired:
+        if not fired:
+            quiet.add(paper.id)
+        else:
             snippet, marks = _snippet(paper, phrases, among)
             reasons = tuple(dict.fromkeys(found.reason for found in fired))
             # what fired, not every term of the rule

@@ -28,6 +28,7 @@ from bot.pipeline import (
     ensure_papers,
     no_digest,
     not_reached,
+    read_window,
     select,
 )
 from bot.store.tables import FINAL_STATES, STATE_MEANING
@@ -61,8 +62,9 @@ async def preview(deps: Deps, subscriber: Subscriber, day: date) -> tuple[Digest
     if missing:
         raise BotError(missing)
     target = Target(subscriber, deps.store.subscriber_id(subscriber.email) or -1, day)
-    found = candidates(deps, [target], force=False)
-    selection = select(deps, [target], found.papers)[target.key]
+    window = await read_window(deps, [target])
+    found = candidates(deps, [target], force=False, window=window)
+    selection = select(deps, [target], found.papers, window)[target.key]
     digest = build_digest(subscriber, day, selection, found.earlier[target.key])
     message_id = new_message_id(deps.settings.sender)
     return digest, compose(deps.settings, deps.renderer, digest, message_id, deps.clock())

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import random
 from dataclasses import replace
 from datetime import date
+
+import pytest
 
 from bot import matching
 from bot.alerts import Among, Terms, alert_digest, alert_hits, fired_rules, unfired
@@ -289,3 +292,70 @@ def test_a_phrase_is_found_at_each_place_it_is_written_within_one_segment() -> N
     ]
     assert terms.find(terms_of("scale model")) == []  # across the full stop
     assert terms.find(terms_of(text + " more")) == []  # longer than the text
+
+
+TOPICS = ("state space model", "mixture of experts", "selective scan", "reward model", "survey")
+PEOPLE = ("Lina Okafor", "L. Okafor", "Kim Lee", "José Müller", "Ana Cervantes", "Tomás Reyes")
+FILLER = ("we", "study", "long", "audio", "models", "of", "the", "state", "experts", "space")
+
+
+def varied_papers(rng: random.Random, n: int) -> list[Paper]:
+    """``n`` papers writing some of the ``TOPICS``, by some of the ``PEOPLE``."""
+
+    def text(words: int) -> str:
+        parts = [rng.choice(TOPICS) if rng.random() < 0.15 else rng.choice(FILLER)]
+        parts += [rng.choice(FILLER) for _ in range(words)]
+        return " ".join(parts) + (". " if rng.random() < 0.5 else " ") + rng.choice(TOPICS)
+
+    return [
+        Paper(f"2611.5{k:04d}", text(3), text(12), authors=tuple(rng.sample(PEOPLE, 2)))
+        for k in range(n)
+    ]
+
+
+def varied_roster(rng: random.Random, n: int) -> list[Subscriber]:
+    """``n`` watchers: a few sets of rules, some with the same phrases and other authors, each
+    with names and excludes varied, so that some share their rules with other excludes and
+    their excludes with other rules."""
+    phrases = [rng.sample(TOPICS, rng.randint(1, 2)) for _ in range(2)]
+    sets = [
+        [{"keywords": some}] + ([{"authors": [person]}] if person else [])
+        for some in phrases
+        for person in ("", *rng.sample(PEOPLE, 2))
+    ]
+    roster = []
+    for k in range(n):
+        rules = [
+            rule | ({"name": f"rule {k}"} if rng.random() < 0.5 else {})
+            for rule in rng.choice(sets)
+        ]
+        exclude = rng.sample(TOPICS, rng.randint(0, 1))
+        roster.append(
+            Subscriber.model_validate(
+                {"email": f"w{k}@example.org", "interests": {"exclude": exclude}, "alerts": rules}
+            )
+        )
+    return roster
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_papers_remembered_as_firing_nothing_give_the_hits_checking_every_paper_gives(
+    seed: int,
+) -> None:
+    """Sweep after sweep over the same papers, the hits of each watcher are those a check of
+    every paper finds; the papers their rules and excludes fired nothing on are not checked
+    again (once per paper and set of them: one byte each)."""
+    rng = random.Random(seed)
+    papers, roster = varied_papers(rng, 30), varied_roster(rng, 12)
+    written = [text for sub in roster for text in sub.interests.written]
+    kept = Among.of(papers, written)
+    for _ in range(3):  # sweeps, each over some of the papers
+        for sub in roster:
+            some = rng.sample(papers, rng.randint(10, len(papers)))
+            afresh = Among(kept.lexicon, kept.ids)
+            unchecked = kept.quiet(sub).unchecked(some)
+            remembered = [p for p in some if p not in unchecked]
+            assert alert_hits(sub, some, kept) == alert_hits(sub, some, afresh)
+            assert not alert_hits(sub, remembered, afresh), "they fire nothing"
+    assert any(kept.quiet(sub) for sub in roster)
+    assert all(len(kept.quiet(sub)) <= len(papers) for sub in roster)

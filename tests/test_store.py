@@ -1017,3 +1017,28 @@ def test_a_row_is_next_tried_at_its_retry_time_or_when_its_lease_ends() -> None:
     assert "sent again after 2026-11-25 08:05:00 UTC" in row.meaning()
     row.status = TEMP_FAILED
     assert row.next_try == retry and row.meaning() == "waiting for its next retry"
+
+
+def test_papers_between_reads_each_paper_as_stored_every_field_given_or_not(store: Store) -> None:
+    """The window read as plain columns gives each paper exactly as its row does, with its
+    list date and when it was first stored: every optional field set, and none."""
+    full = Paper(
+        id="2611.00001", title="Full", abstract="Every field.", authors=("Ada", "Lin Okafor"),
+        url="https://arxiv.org/abs/2611.00001", pdf_url="https://arxiv.org/pdf/2611.00001",
+        published=datetime(2026, 11, 24, 17, 30, tzinfo=UTC), categories=("cs.LG", "cs.CL"),
+        upvotes=12, source="arxiv,hf", comments=3, hf_url="https://huggingface.co/papers/x",
+        code_url="https://example.org/code", project_url="https://example.org",
+        ai_summary="A summary.", keywords=("scans", "memory"),
+    )  # fmt: skip
+    bare = Paper(id="2611.00002", title="Bare", abstract="")
+    store.save_papers([bare, full], DAY - timedelta(days=1), NOW - timedelta(days=1))
+    store.save_papers([paper("2611.00003")], DAY, NOW)
+    store.save_papers([paper("2611.00004")], DAY + timedelta(days=1), NOW + timedelta(days=1))
+    window = store.papers_between(DAY - timedelta(days=1), DAY)
+    assert [item.paper.id for item in window] == ["2611.00001", "2611.00002", "2611.00003"]
+    assert [(item.paper, item.list_date, item.first_seen) for item in window] == [
+        (full, DAY - timedelta(days=1), NOW - timedelta(days=1)),
+        (bare, DAY - timedelta(days=1), NOW - timedelta(days=1)),
+        (paper("2611.00003"), DAY, NOW),
+    ]
+    assert window == [store.stored_paper(item.paper.id) for item in window], "as its row reads"

@@ -48,7 +48,7 @@ from bot.profiles import Profiles
 from bot.render import Renderer
 from bot.scheduler import run_until
 from bot.settings import Settings, load_settings
-from bot.store import ClaimRequest, Store
+from bot.store import ClaimRequest, Store, StoredPaper
 from bot.store.runs import this_process
 from bot.store.tables import Delivery
 from bot.worker import ProfilesFile, Worker
@@ -359,6 +359,28 @@ async def test_a_paper_updated_by_a_later_fetch_of_an_earlier_list_is_read_again
     assert "twice as fast" in plain(alert)
 
 
+async def test_an_alert_rule_given_other_words_is_checked_afresh_against_the_same_papers(
+    make_worker: Callable[[], Worker], clock: Clock, profiles_path: Path, smtp_server: SmtpServer
+) -> None:
+    """The sweeps remember the papers a rule fired nothing on, as long as the papers and what
+    subscribers wrote stay the same: the admin giving the rule other words (an alert's words
+    are not among those) makes the next sweep check the same paper against them."""
+    rules = '    alerts:\n      - keywords: ["{}"]\n        name: Sequences\n'
+    profiles_path.write_text(only_ada() + rules.format("state space model"))
+    worker = make_worker()
+    scans = Paper("2611.30001", "Selective scans for audio", "A selective scan reads sound.")
+    worker.deps.store.save_papers([scans], NOV_25, clock())
+    await worker.sweep_job()
+    clock.set(2026, 11, 25, 5, 1)
+    await worker.sweep_job()
+    assert smtp_server.handler.to("ada@example.org") == []
+    _edit(profiles_path, only_ada() + rules.format("selective scan"))
+    clock.set(2026, 11, 25, 5, 2)
+    await worker.sweep_job()
+    (alert,) = smtp_server.handler.to("ada@example.org")
+    assert str(alert["Subject"]) == "Alert for “Sequences”: Selective scans for audio"
+
+
 async def test_the_papers_alerts_are_read_among_are_read_while_the_event_loop_goes_on(
     make_worker: Callable[[], Worker], smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -387,6 +409,39 @@ async def test_the_papers_alerts_are_read_among_are_read_while_the_event_loop_go
     assert waited == [True]
     (alert,) = smtp_server.handler.to("ada@example.org")  # read among them
     assert "Okafor" in str(alert["Subject"])
+
+
+async def test_the_papers_digests_are_made_from_are_read_once_while_the_event_loop_goes_on(
+    make_worker: Callable[[], Worker], clock: Clock, profiles_path: Path, smtp_server: SmtpServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """The stored papers due digests are made from (their candidates, and the 30 days their
+    keywords are read among) are read once per sweep, and not on the event loop: what else it
+    carries goes on meanwhile."""
+    profiles_path.write_text(only_ada())
+    worker = make_worker()
+    await worker.fetch_job()
+    reading, loop_ran, waited = threading.Event(), threading.Event(), []
+    between = Store.papers_between
+
+    def reading_window(store: Store, first: date, last: date) -> list[StoredPaper]:
+        reading.set()
+        waited.append(loop_ran.wait(timeout=5))  # never set if this blocks the loop
+        return between(store, first, last)
+
+    async def meanwhile() -> None:
+        while not reading.is_set():
+            await asyncio.sleep(0.01)
+        loop_ran.set()
+
+    monkeypatch.setattr(Store, "papers_between", reading_window)
+    other = asyncio.create_task(meanwhile())
+    clock.set(2026, 11, 25, 8, 1)
+    await worker.sweep_job()
+    await other
+    assert waited == [True]
+    (digest,) = smtp_server.handler.to("ada@example.org")
+    assert "2611.10001" in plain(digest)
 
 
 async def test_papers_firing_in_one_sweep_go_out_in_one_alert_and_never_again(

@@ -21,6 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from pydantic import ValidationError
 from sqlalchemy import bindparam, case, insert, make_url, update
+from sqlalchemy import select as select_columns
 from sqlalchemy.exc import (
     ArgumentError,
     DBAPIError,
@@ -42,6 +43,7 @@ from bot.store.runs import RunLog
 from bot.store.tables import (
     IN_LIST_LIMIT,
     OUTCOME_UNKNOWN,
+    PAPER_FIELDS,
     SENDING,
     SENT,
     SKIPPED,
@@ -56,6 +58,7 @@ from bot.store.tables import (
     make_engine,
     paper_columns,
     paper_from_row,
+    paper_from_values,
     utcnow,
 )  # fmt: skip
 
@@ -75,6 +78,10 @@ _SUBSCRIBERS = select(
 )  # fmt: skip
 _IDS = select(col(SubscriberRow.id), col(SubscriberRow.email))
 _ACTIVE = select(col(SubscriberRow.email)).where(col(SubscriberRow.active))
+_STORED_PAPERS = select_columns(
+    col(PaperRow.list_date), col(PaperRow.first_seen),
+    *(getattr(PaperRow, name) for name in PAPER_FIELDS),
+)  # fmt: skip
 _LISTS_STORED = select(col(ListRow.list_date), col(ListRow.stored_at)).order_by(
     col(ListRow.list_date)
 )
@@ -425,15 +432,16 @@ class Store(RunLog, AdminAlertLog):
             return db.exec(query).one() > 0
 
     def papers_between(self, first: date, last: date) -> list[StoredPaper]:
-        """Papers whose list date is within [first, last], with when they were first stored."""
-        with self.session() as db:
-            query = (
-                select(PaperRow)
-                .where(PaperRow.list_date >= first, PaperRow.list_date <= last)
-                .order_by(col(PaperRow.list_date), col(PaperRow.id))
-            )
-            rows = db.exec(query).all()
-            return [StoredPaper(paper_from_row(r), r.list_date, r.first_seen) for r in rows]
+        """Papers whose list date is within [first, last], with when they were first stored.
+
+        Read as plain columns, without ORM objects: in half the time or less, and a digest
+        reads 30 days of them."""
+        query = _STORED_PAPERS.where(
+            col(PaperRow.list_date) >= first, col(PaperRow.list_date) <= last
+        ).order_by(col(PaperRow.list_date), col(PaperRow.id))
+        with self.engine.connect() as db:
+            rows = db.execute(query).all()
+        return [StoredPaper(paper_from_values(row[2:]), row[0], row[1]) for row in rows]
 
     def lists_stored(self) -> tuple[tuple[date, datetime], ...]:
         """Every stored list, each with when it was last stored: they change whenever any paper

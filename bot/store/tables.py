@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import fields
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -376,10 +376,17 @@ def paper_columns(paper: Paper) -> dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
 
 
+PAPER_FIELDS = tuple(f.name for f in fields(Paper))
+"""The columns of a paper's row that hold the ``Paper``, in the order of its fields."""
+
+
 def paper_from_row(row: PaperRow) -> Paper:
     """The plain Paper stored in a row."""
-    values: dict[str, Any] = {}
-    for f in fields(Paper):
-        value = getattr(row, f.name)
-        values[f.name] = tuple(value) if isinstance(value, list) else value
-    return Paper(**values)
+    return paper_from_values([getattr(row, name) for name in PAPER_FIELDS])
+
+
+def paper_from_values(values: Iterable[Any]) -> Paper:
+    """The plain Paper whose ``PAPER_FIELDS`` columns hold ``values`` (JSON lists become
+    tuples)."""
+    given: list[Any] = [tuple(value) if isinstance(value, list) else value for value in values]
+    return Paper(*given)
