@@ -11,11 +11,12 @@ import re
 import subprocess
 import sys
 import threading
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from time import time_ns
+from typing import Any, TypeVar
 
 import pytest
 from rich.console import Console
@@ -48,7 +49,7 @@ from bot.profiles import Profiles
 from bot.render import Renderer
 from bot.scheduler import run_until
 from bot.settings import Settings, load_settings
-from bot.store import ClaimRequest, Store, StoredPaper
+from bot.store import ClaimRequest, Store
 from bot.store.runs import this_process
 from bot.store.tables import Delivery
 from bot.worker import ProfilesFile, Worker
@@ -381,6 +382,30 @@ async def test_an_alert_rule_given_other_words_is_checked_afresh_against_the_sam
     assert str(alert["Subject"]) == "Alert for “Sequences”: Selective scans for audio"
 
 
+T = TypeVar("T")
+
+
+def loop_goes_on_while(
+    read: Callable[..., T],
+) -> tuple[Callable[..., T], Callable[[], Awaitable[None]], list[bool]]:
+    """``read`` made to wait, once called, until the event loop has run ``meanwhile`` (a task
+    to start beside the call); and whether it did, once per read (it cannot if the read holds
+    the loop)."""
+    reading, loop_ran, waited = threading.Event(), threading.Event(), []
+
+    def waiting(*args: Any, **kwargs: Any) -> T:
+        reading.set()
+        waited.append(loop_ran.wait(timeout=5))
+        return read(*args, **kwargs)
+
+    async def meanwhile() -> None:
+        while not reading.is_set():
+            await asyncio.sleep(0.01)
+        loop_ran.set()
+
+    return waiting, meanwhile, waited
+
+
 async def test_the_papers_alerts_are_read_among_are_read_while_the_event_loop_goes_on(
     make_worker: Callable[[], Worker], smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -389,20 +414,8 @@ async def test_the_papers_alerts_are_read_among_are_read_while_the_event_loop_go
     goes on meanwhile."""
     worker = make_worker()
     await worker.fetch_job()
-    reading, loop_ran, waited = threading.Event(), threading.Event(), []
-    of = Among.of
-
-    def reading_window(papers: Iterable[Paper], written: Iterable[str] = ()) -> Among:
-        reading.set()
-        waited.append(loop_ran.wait(timeout=5))  # never set if this blocks the loop
-        return of(papers, written)
-
-    async def meanwhile() -> None:
-        while not reading.is_set():
-            await asyncio.sleep(0.01)
-        loop_ran.set()
-
-    monkeypatch.setattr(Among, "of", reading_window)
+    reading, meanwhile, waited = loop_goes_on_while(Among.of)
+    monkeypatch.setattr(Among, "of", reading)
     other = asyncio.create_task(meanwhile())
     await worker.sweep_job()
     await other
@@ -421,20 +434,8 @@ async def test_the_papers_digests_are_made_from_are_read_once_while_the_event_lo
     profiles_path.write_text(only_ada())
     worker = make_worker()
     await worker.fetch_job()
-    reading, loop_ran, waited = threading.Event(), threading.Event(), []
-    between = Store.papers_between
-
-    def reading_window(store: Store, first: date, last: date) -> list[StoredPaper]:
-        reading.set()
-        waited.append(loop_ran.wait(timeout=5))  # never set if this blocks the loop
-        return between(store, first, last)
-
-    async def meanwhile() -> None:
-        while not reading.is_set():
-            await asyncio.sleep(0.01)
-        loop_ran.set()
-
-    monkeypatch.setattr(Store, "papers_between", reading_window)
+    reading, meanwhile, waited = loop_goes_on_while(Store.papers_between)
+    monkeypatch.setattr(Store, "papers_between", reading)
     other = asyncio.create_task(meanwhile())
     clock.set(2026, 11, 25, 8, 1)
     await worker.sweep_job()
