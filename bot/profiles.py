@@ -62,13 +62,14 @@ class Profiles:
 
 
 class _Located:
-    """A value its tag cannot be built from (``!!timestamp never``) is a YAML error at its
-    line, as a syntax error is, rather than whatever PyYAML's constructor raises."""
+    """A value its tag cannot be built from (``!!timestamp never``, ``!!bool maybe``, an empty
+    ``!!int``) is a YAML error at its line, as a syntax error is, rather than whatever PyYAML's
+    constructor raises (a KeyError or an IndexError among others)."""
 
     def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
         try:
             return super().construct_object(node, deep)  # type: ignore[misc]
-        except (ValueError, TypeError, AttributeError, OverflowError):
+        except (ValueError, TypeError, AttributeError, OverflowError, LookupError):
             kind, value = node.tag.rsplit(":", 1)[-1], node.value
             what = repr(value) if isinstance(value, str) else "this value"
             raise yaml.constructor.ConstructorError(

@@ -279,7 +279,8 @@ class Worker:
 
     async def reload_if_changed(self) -> None:
         """Adopt an edited profiles file (telling the admin when it removed most subscribers),
-        or keep the last good one and tell the admin why."""
+        or keep the last good one and tell the admin why: also when reading it failed
+        unexpectedly, so that the sweep goes on for the subscribers in use."""
         if not self.profiles.changed():
             return
         try:
@@ -288,6 +289,11 @@ class Worker:
             for problem in exc.problems:
                 log.error("profiles reload rejected: %s", problem)
             await self._notify(*self._rejection_alert(exc))
+            return
+        except Exception as exc:  # a defect in reading it: as rejected, and said whole
+            log.exception("profiles reload failed")
+            why = Problem(str(self.profiles.path), None, None, None, f"could not be read: {exc!r}")
+            await self._notify(*self._rejection_alert(ProfileError([why])))
             return
         try:
             report = self._adopt(subscribers)

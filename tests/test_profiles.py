@@ -296,7 +296,10 @@ def test_libyaml_and_the_pure_parser_read_the_same() -> None:
     ("value", "said"),
     [("!!timestamp never", "cannot read 'never' as timestamp"),
      ("!!int many", "cannot read 'many' as int"),
-     ("!!float 1,5", "cannot read '1,5' as float")],
+     ("!!float 1,5", "cannot read '1,5' as float"),
+     ("!!bool maybe", "cannot read 'maybe' as bool"),
+     ("!!int", "cannot read '' as int"),
+     ("!!float ''", "cannot read '' as float")],
 )  # fmt: skip
 def test_a_value_its_tag_cannot_be_built_from_is_a_problem_at_its_line(
     value: str, said: str

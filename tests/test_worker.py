@@ -1029,6 +1029,30 @@ def settling(worker: Worker) -> Worker:
     return worker
 
 
+async def test_a_reload_that_fails_unexpectedly_keeps_the_roster_and_tells_the_admin(
+    make_worker: Callable[[], Worker], profiles_path: Path, smtp_server: SmtpServer,
+    caplog: pytest.LogCaptureFixture, clock: Clock,
+) -> None:  # fmt: skip
+    """Whatever reading an edited file raises, the sweep goes on with the subscribers in use
+    (their digests go out) and the admin hears of it, as of a file rejected."""
+    worker = make_worker()
+
+    def broken(path: Path) -> Profiles:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    worker.profiles.reader = broken
+    _edit(profiles_path, PROFILES + "  - email: bob@example.org\n    send_empty: true\n")
+    await worker.fetch_job()
+    clock.set(2026, 11, 25, 8, 1)
+    await worker.sweep_job()
+    assert smtp_server.handler.to("ada@example.org"), "the sweep went on"
+    assert "bob@example.org" not in {s.email for s in worker.roster.values()}
+    (alert,) = smtp_server.handler.to("admin@paperbot.example.org")
+    assert str(alert["Subject"]) == "[paperbot] The profiles file was rejected"
+    assert "could not be read: RecursionError('maximum recursion depth exceeded')" in plain(alert)
+    assert "profiles reload failed" in caplog.text
+
+
 async def test_hot_reload_adopts_good_edits_and_keeps_the_last_good_on_bad_ones(
     make_worker: Callable[[], Worker],
     profiles_path: Path,
