@@ -6,9 +6,10 @@ the young objects every 700 new ones and, every so often, walks everything alive
 send to 10,000 subscribers that was about a tenth of the CPU of the sending process and of each
 composing worker. So while a run lasts (``quiet``), the objects alive at its start are left out
 of the collector's passes (``gc.freeze``), and the young ones are looked at every ``YOUNG`` new
-ones. Matching makes a great many small objects that hold no cycles; while it runs (``paused``)
-the collector does not run at all, and the objects it made are then left out too, for as long
-as the run lasts (or, outside a run, moved to the oldest generation at once).
+ones. Matching, and parsing a profiles file, make a great many small objects that hold no
+cycles; while they run (``paused``) the collector does not run at all, and the objects they
+made are then left out too, for as long as the run lasts (or, outside a run, moved to the
+oldest generation at once).
 
 Reference counting still frees at once everything that is not in a cycle; cycles are collected
 as before, only less often, and everything frozen goes back to the collector when the last run

@@ -9,10 +9,8 @@ back as warnings.
 from __future__ import annotations
 
 import difflib
-import gc
 import json
 import re
-import threading
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +19,7 @@ import yaml
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
+from bot.collector import paused_collector
 from bot.errors import Problem, ProfileError
 from bot.models import (
     SEND_AT_PATTERN,
@@ -1087,38 +1086,13 @@ def _one_for_a_sunk_subscriber(
     return [*kept, Problem(source, _line(item), who, field, message)]
 
 
-class _CollectorPause:
-    """Holds Python's cycle collector off while profiles files are parsed (in any number of
-    threads at once), and lets it run again once the last parse ends, if it ran before. The node
-    tree of a file of thousands of subscribers is millions of objects, and the collector would
-    walk them again and again as they are made (more than half the time of a parse); a parse
-    makes no cycles worth collecting meanwhile."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._parsing = 0
-        self._was_enabled = False
-
-    def __enter__(self) -> None:
-        with self._lock:
-            if self._parsing == 0:
-                self._was_enabled = gc.isenabled()
-                gc.disable()
-            self._parsing += 1
-
-    def __exit__(self, *exc: object) -> None:
-        with self._lock:
-            self._parsing -= 1
-            if self._parsing == 0 and self._was_enabled:
-                gc.enable()
-
-
-_COLLECTOR_PAUSE = _CollectorPause()
-
-
 def parse_profiles(text: str, source: str = "<profiles>") -> Profiles:
-    """Parse and validate a profiles file; raise ProfileError listing every problem found."""
-    with _COLLECTOR_PAUSE:
+    """Parse and validate a profiles file; raise ProfileError listing every problem found.
+
+    The node tree of a file of thousands of subscribers is millions of objects without cycles,
+    which the collector would walk again and again as they are made (more than half the time of
+    a parse): it is paused meanwhile (``paused_collector``)."""
+    with paused_collector():
         return _parse_profiles(text, source)
 
 
