@@ -872,6 +872,14 @@ async def test_a_kept_connection_that_died_meanwhile_is_opened_again_for_the_nex
     assert [(r.status, r.attempts) for r in ledger_rows(deps, jobs)] == [("sent", 1)] * 2
 
 
+async def cancel_the_others() -> None:
+    """Cancel every other task, as a stop that would not wait does, and let them end."""
+    others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in others:
+        task.cancel()
+    await asyncio.wait(others, timeout=5)
+
+
 async def test_a_cancelled_run_records_the_messages_accepted_but_not_yet_recorded(
     tmp_path: Path, faults: FaultServer
 ) -> None:
@@ -898,10 +906,7 @@ async def test_a_cancelled_run_records_the_messages_accepted_but_not_yet_recorde
             run = asyncio.create_task(deliver(deps, jobs))
             while faults.handler.commands["DATA"] < 6 or not writes[0]:
                 await asyncio.sleep(0.01)
-            others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
-            for task in others:
-                task.cancel()
-            await asyncio.wait(others, timeout=5)
+            await cancel_the_others()
     finally:
         over.set()
     assert run.cancelled()
@@ -936,10 +941,7 @@ async def test_a_cancelled_run_records_the_accepted_messages_waiting_for_room_to
                 while len(faults.handler.accepted) < UNRECORDED + 2:  # each sender holds one
                     await asyncio.sleep(0.01)
             await asyncio.sleep(0.2)  # the senders have their replies, and wait for room
-            others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
-            for task in others:
-                task.cancel()
-            await asyncio.wait(others, timeout=5)
+            await cancel_the_others()
     finally:
         over.set()
     assert run.cancelled()

@@ -2652,6 +2652,15 @@ def test_smtp_advice_matches_the_cause(cause: DeliveryError, advice: str) -> Non
     assert advice in smtp_advice(cause)
 
 
+def worker_in(folder: Path, config: Settings, clock: Clock, smtp_server: SmtpServer) -> Worker:
+    """A worker whose database file is in ``folder`` (made here), to be moved away and back."""
+    folder.mkdir()
+    config = config.model_copy(update={"database_url": f"sqlite:///{folder / 'bot.db'}"})
+    return start_worker(
+        config, clock, lambda: SmtpMailer(smtp_server.host, smtp_server.port, security="none")
+    )
+
+
 def _database_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
     return [r for r in caplog.records if r.getMessage().startswith("database ")]
 
@@ -2664,11 +2673,7 @@ async def test_while_the_database_is_down_jobs_log_one_line_and_digests_go_out_o
     profiles reload fail quietly, and everything works again once it is back."""
     caplog.set_level(logging.DEBUG, logger="bot")
     folder = tmp_path / "db"
-    folder.mkdir()
-    config = config.model_copy(update={"database_url": f"sqlite:///{folder / 'bot.db'}"})
-    worker = start_worker(
-        config, clock, lambda: SmtpMailer(smtp_server.host, smtp_server.port, security="none")
-    )
+    worker = worker_in(folder, config, clock, smtp_server)
     await worker.fetch_job()
     worker.deps.store.close()  # no connection stays open to the moved file
     folder.rename(tmp_path / "db-moved")
@@ -2764,11 +2769,7 @@ async def test_digests_claimed_when_the_database_went_away_go_out_as_soon_as_it_
     caplog.set_level(logging.INFO, logger="bot")
     crowd_profiles(profiles_path, 20, *UNMATCHED)
     folder = tmp_path / "db"
-    folder.mkdir()
-    config = config.model_copy(update={"database_url": f"sqlite:///{folder / 'bot.db'}"})
-    worker = start_worker(
-        config, clock, lambda: SmtpMailer(smtp_server.host, smtp_server.port, security="none")
-    )
+    worker = worker_in(folder, config, clock, smtp_server)
     await worker.fetch_job()
     store = worker.deps.store
     working = store.suppressed_emails
