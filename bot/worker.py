@@ -175,6 +175,9 @@ class Worker:
         self.profiles = profiles
         self.admin = AdminAlerts(deps.settings, deps.clock, times=deps.store)
         self.roster: dict[int, Subscriber] = {}
+        self._said: set[tuple[str | None, ...]] = set()
+        """What was said of the profiles in use (their warnings, the suppressed listed): a
+        reload says again only what is new in the new version."""
         self.source_failures: dict[str, int] = {}
         self.sources_down = False
         """Whether every source failed every fetch of its last fetch job."""
@@ -252,8 +255,9 @@ class Worker:
 
     def _adopt(self, subscribers: tuple[Subscriber, ...]) -> SyncReport:
         """Make the profiles just loaded the roster (what changed is logged, as a warning when
-        most subscribers were removed), and say once (not at every sweep) who on it gets no
-        digest: the profiles' warnings, and the listed addresses that are suppressed."""
+        most subscribers were removed), and say once (not at every sweep, nor again at a reload
+        that keeps them: a file of thousands may have as many) who on it gets no digest: the
+        profiles' warnings, and the listed addresses that are suppressed."""
         report = self.deps.store.sync_subscribers(subscribers)
         self.roster = {report.ids[s.email.lower()]: s for s in subscribers}
         line = (
@@ -265,16 +269,35 @@ class Worker:
             log.warning("%s: %s", line, _removed(report.removal))
         else:
             log.info("%s", line)
+        said: set[tuple[str | None, ...]] = set()
+        again = 0
         for warning in self.profiles.warnings:
-            log.warning("profiles: %s", warning)
+            key = (warning.subscriber, warning.field, warning.message)  # its line may move
+            said.add(key)
+            if key in self._said:
+                again += 1
+            else:
+                log.warning("profiles: %s", warning)
         suppressed = self.deps.store.suppressed()
         for subscriber in subscribers:
             found = suppressed.get(subscriber.email.lower())
-            if found is not None:
-                log.info(
-                    "profiles: %s is suppressed (%s): listed, but gets no mail",
-                    subscriber.email, found.reason,
-                )  # fmt: skip
+            if found is None:
+                continue
+            key = (subscriber.email, "suppressed", found.reason)
+            said.add(key)
+            if key in self._said:
+                again += 1
+                continue
+            log.info(
+                "profiles: %s is suppressed (%s): listed, but gets no mail",
+                subscriber.email, found.reason,
+            )  # fmt: skip
+        if again:
+            log.info(
+                "profiles: %s said before still %s (`paperbot profiles check` lists the "
+                "warnings)", plural(again, "note"), "applies" if again == 1 else "apply",
+            )  # fmt: skip
+        self._said = said
         return report
 
     async def reload_if_changed(self) -> None:

@@ -1297,6 +1297,27 @@ async def test_a_suppressed_address_left_in_the_profiles_is_named_once_and_never
     assert [r.getMessage() for r in caplog.records if "bob@" in r.getMessage()] == [said, said]
 
 
+async def test_a_reload_says_again_only_the_warnings_new_in_the_new_version(
+    make_worker: Callable[[], Worker], profiles_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Carol's warning is said when the file is first adopted; an edit that moves her lines and
+    adds Dan, with a warning of his own, says Dan's and counts Carol's as said before."""
+    caplog.set_level(logging.INFO, logger="bot")
+    carol = '  - email: carol@example.org\n    send_at: "08:00"\n'
+    dan = "  - email: dan@example.org\n"
+    profiles_path.write_text(only_ada() + carol)
+    worker = make_worker()
+    _edit(profiles_path, only_ada() + dan + carol)
+    await worker.sweep_job()
+    told = [m for m in caplog.messages if "carol@" in m or "dan@" in m or "said before" in m]
+    assert [m.split(": subscriber ")[-1].split(":")[0] for m in told[:2]] == [
+        "carol@example.org", "dan@example.org",
+    ]  # fmt: skip
+    assert told[2:] == [
+        "profiles: 1 note said before still applies (`paperbot profiles check` lists the warnings)"
+    ]
+
+
 async def test_a_subscriber_without_interests_is_warned_about_once_and_served_once_given_some(
     make_worker: Callable[[], Worker], clock: Clock, profiles_path: Path,
     smtp_server: SmtpServer, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
