@@ -315,17 +315,26 @@ SSM_PAPER = Paper(
 """A paper that writes "SSM" without saying what it stands for: no alert for the rule."""
 
 
+async def swept_with_ssm(
+    make_worker: Callable[[], Worker], clock: Clock, profiles_path: Path
+) -> Worker:
+    """A worker for Ada, whose alert rule is "state space model", after a sweep of
+    ``SSM_PAPER`` stored in today's list."""
+    profiles_path.write_text(only_ada() + SSM_RULE)
+    worker = make_worker()
+    worker.deps.store.save_papers([SSM_PAPER], NOV_25, clock())
+    await worker.sweep_job()
+    return worker
+
+
 async def test_alert_words_are_read_again_once_an_earlier_list_is_stored(
     make_worker: Callable[[], Worker], clock: Clock, profiles_path: Path, smtp_server: SmtpServer
 ) -> None:
     """Today's paper writes "SSM" without saying what it stands for: no alert for "state space
     model". A paper of an earlier list stored after that sweep defines "state space model
     (SSM)": the next sweep reads today's paper again, and it fires."""
-    profiles_path.write_text(only_ada() + SSM_RULE)
-    worker = make_worker()
-    store, today = worker.deps.store, SSM_PAPER
-    store.save_papers([today], NOV_25, clock())
-    await worker.sweep_job()
+    worker = await swept_with_ssm(make_worker, clock, profiles_path)
+    store = worker.deps.store
     assert smtp_server.handler.to("ada@example.org") == [], "it writes only SSM"
     audio = Paper(
         "2611.03001", "Sequences of sound", "A state space model (SSM) reads long audio clips."
@@ -343,11 +352,8 @@ async def test_a_paper_updated_by_a_later_fetch_of_an_earlier_list_is_read_again
     a list from before the 30 days alerts read among (a backfill) carries it again, its abstract
     now writing the phrase out: the stored paper is updated (keeping its list date), and the
     next sweep reads it as it is now."""
-    profiles_path.write_text(only_ada() + SSM_RULE)
-    worker = make_worker()
+    worker = await swept_with_ssm(make_worker, clock, profiles_path)
     store, today = worker.deps.store, SSM_PAPER
-    store.save_papers([today], NOV_25, clock())
-    await worker.sweep_job()
     assert smtp_server.handler.to("ada@example.org") == [], "it writes only SSM"
     clock.set(2026, 11, 25, 5, 10)
     revised = replace(today, abstract="We train a state space model for speech, twice as fast.")

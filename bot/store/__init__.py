@@ -55,6 +55,7 @@ from bot.store.tables import (
     SubscriberRow,
     Suppression,
     as_utc,
+    db_reason,
     make_engine,
     paper_columns,
     paper_from_row,
@@ -154,7 +155,6 @@ class Removal:
 _OUTAGES = (OperationalError, InterfaceError, DisconnectionError, PoolTimeout)
 _NOT_AN_OUTAGE = re.compile(r"no such (?:table|column)|has no column|syntax error")
 """What SQLite reports as an OperationalError too, though it is a bug in the SQL or schema."""
-_PASSWORD = re.compile(r"(\w[\w+.-]*://[^:/@\s]*):[^@\s]*@")
 _CREDENTIALS = re.compile(r"[^/@\s]*@")
 
 
@@ -200,14 +200,6 @@ def _hidden(reason: str, url: str) -> str:
     for secret in _secrets(url):
         reason = reason.replace(secret, "***")
     return reason
-
-
-def db_reason(exc: BaseException) -> str:
-    """The driver's own message for a database error: its first line (the rest is hints), with
-    any password in a URL it quotes hidden."""
-    cause = getattr(exc, "orig", None) or exc
-    lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
-    return _PASSWORD.sub(r"\1:***@", lines[0]) if lines else type(cause).__name__
 
 
 def _bad_url(url: str, reason: str) -> ConfigError:

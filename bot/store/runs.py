@@ -28,7 +28,7 @@ from sqlalchemy import bindparam, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from bot.store.tables import RUNNING, RunRow, as_utc, utcnow
+from bot.store.tables import RUNNING, RunRow, as_utc, db_reason, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +97,6 @@ def _not_recorded(run_id: int, status: str, summary: dict[str, Any], exc: Except
     it was not written, and what ``paperbot status`` shows of it instead."""
     counts = " ".join(f"{k} {n}" for k, n in summary.get("counts", {}).items() if n)
     how = f"{status}{f' ({counts})' if counts else ''}"
-    from bot.store import db_reason  # the package imports this module first
-
     return (
         f"the end of run {run_id} ({process_name()}) was not recorded: it ended {how}, but the "
         f"database refused to record it: {db_reason(exc)}; paperbot status shows the run "

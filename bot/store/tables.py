@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import time
 from collections.abc import Callable, Iterable
@@ -15,6 +16,17 @@ from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlmodel import Field, SQLModel, create_engine
 
 from bot.models import Paper
+
+_PASSWORD = re.compile(r"(\w[\w+.-]*://[^:/@\s]*):[^@\s]*@")
+
+
+def db_reason(exc: BaseException) -> str:
+    """The driver's own message for a database error: its first line (the rest is hints), with
+    any password in a URL it quotes hidden."""
+    cause = getattr(exc, "orig", None) or exc
+    lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
+    return _PASSWORD.sub(r"\1:***@", lines[0]) if lines else type(cause).__name__
+
 
 BUSY_SECONDS = 30
 """How long a SQLite connection waits for another to let go of the file."""
