@@ -62,7 +62,7 @@ async def preview(deps: Deps, subscriber: Subscriber, day: date) -> tuple[Digest
     if missing:
         raise BotError(missing)
     target = Target(subscriber, deps.store.subscriber_id(subscriber.email) or -1, day)
-    window = await read_window(deps, [target])
+    window = read_window(deps, [target])
     found = candidates(deps, [target], force=False, window=window)
     selection = select(deps, [target], found.papers, window)[target.key]
     digest = build_digest(subscriber, day, selection, found.earlier[target.key])

@@ -20,7 +20,7 @@ from collections.abc import (
 )
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from bot import matching
 from bot.collector import quiet_collector
@@ -34,7 +34,7 @@ from bot.message import new_message_id
 from bot.models import Digest, Match, Paper, Subscriber
 from bot.render import Renderer, plural
 from bot.settings import Settings
-from bot.stopping import Stopped, unless_stopped
+from bot.stopping import Stopped, in_thread, unless_stopped
 from bot.store import Store, StoredPaper
 from bot.store.runs import process_exists, this_machine
 from bot.store.tables import (
@@ -60,7 +60,7 @@ SUPPRESSED = "address is suppressed"
 NO_INTERESTS = "no interests in the profile"
 """How a send reports a digest that goes to nobody whatever the papers (see ``no_digest``)."""
 STOPPED_BEFORE_DELIVERY = "shutting down before delivery: nothing was sent"
-"""Why a run stopped while it was still fetching papers (it sends nothing then)."""
+"""Why a run stopped while it was still fetching papers or matching (it sends nothing then)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,15 +270,13 @@ class Candidates:
         return bool(self.papers[key] or self.earlier[key])
 
 
-async def read_window(deps: Deps, targets: Sequence[Target]) -> list[StoredPaper]:
+def read_window(deps: Deps, targets: Sequence[Target]) -> list[StoredPaper]:
     """The stored papers the digests of ``targets`` are made from: those ``candidates`` offers
     (listed from ``CATCH_UP_DAYS`` before the first date on) and the corpus ``select`` reads
-    among (the ``CORPUS_DAYS`` to the last date). Read once, in a thread: a few tenths of a
-    second per 10,000 papers, during which the event loop (messages in flight, the scheduler)
-    goes on."""
+    among (the ``CORPUS_DAYS`` to the last date), read once."""
     first_day, last_day = min(t.day for t in targets), max(t.day for t in targets)
     first = min(first_day - timedelta(days=CATCH_UP_DAYS), last_day - timedelta(days=CORPUS_DAYS))
-    return await asyncio.to_thread(deps.store.papers_between, first, date.max)
+    return deps.store.papers_between(first, date.max)
 
 
 def candidates(
@@ -640,6 +638,35 @@ def _left_for_later(
     return [t for t in targets if t.day != day]
 
 
+class Matched(NamedTuple):
+    """What ``_match`` found: the targets matched, their candidate papers and selections, and
+    the keys of the targets that wait for their papers."""
+
+    targets: list[Target]
+    found: Candidates
+    selections: dict[tuple[int, date], matching.Selection]
+    waiting: list[tuple[int, date]]
+
+
+def _match(
+    deps: Deps,
+    targets: list[Target],
+    rows: Mapping[tuple[int, date], Delivery],
+    options: SendOptions,
+) -> Matched:
+    """Each target's candidate papers (``candidates``, ``resuming``) and what matches among
+    them (``select``). With ``options.wait_for_papers``, the targets none of whose lists came
+    wait for them, unmatched."""
+    window = read_window(deps, targets)
+    found = resuming(deps, candidates(deps, targets, options.force, window), rows)
+    waiting: list[tuple[int, date]] = []
+    if options.wait_for_papers:
+        waiting = [t.key for t in targets if not found.listed(t.key)]
+        targets = [t for t in targets if found.listed(t.key)]
+    selections = select(deps, targets, found.papers, window) if targets else {}
+    return Matched(targets, found, selections, waiting)
+
+
 async def send_digests(
     deps: Deps, subscribers: Sequence[Subscriber], options: SendOptions
 ) -> SendReport:
@@ -660,8 +687,9 @@ async def send_digests(
 async def send_to_targets(deps: Deps, targets: list[Target], options: SendOptions) -> SendReport:
     """Match, render and deliver the digest of each (subscriber, date) target.
 
-    A stop (``deps.stop``) while the missing papers are fetched cancels the fetch and ends the
-    run there, reported stopped; once delivery has begun, the delivery engine stops the run.
+    A stop (``deps.stop``) while the missing papers are fetched, or while matching (in a thread,
+    off the event loop), ends the run there, reported stopped; once delivery has begun, the
+    delivery engine stops the run.
     """
     with quiet_collector():
         return await _send_to_targets(deps, targets, options)
@@ -688,14 +716,16 @@ async def _send_to_targets(deps: Deps, targets: list[Target], options: SendOptio
             targets = _left_for_later(deps, targets, day, missing, report)
     if not targets:
         return report
-    window = await read_window(deps, targets)
-    found = resuming(deps, candidates(deps, targets, options.force, window), rows)
-    if options.wait_for_papers:
-        report.waiting = [t.key for t in targets if not found.listed(t.key)]
-        targets = [t for t in targets if found.listed(t.key)]
-        if not targets:
-            return report
-    selections = select(deps, targets, found.papers, window)
+    try:  # in a thread: seconds of work for many subscribers, that a stop does not wait for
+        matched = await unless_stopped(
+            in_thread(_match, deps, targets, rows, options), deps.stop, "matching"
+        )
+    except Stopped:
+        report.stopped = STOPPED_BEFORE_DELIVERY
+        return report
+    targets, found, selections, report.waiting = matched
+    if not targets:
+        return report
     left = iter(targets)  # the targets no job reached yet: none once delivery ran to its end
     jobs = _digest_jobs(deps, left, selections, found, options, report)
     if options.dry_run or deps.mailer is None:

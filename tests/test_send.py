@@ -9,6 +9,7 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from bot import pipeline
 from bot.cli import app, make_fetch, read_profiles
 from bot.mailer import SmtpMailer
 from bot.message import verify_token
@@ -504,6 +506,48 @@ async def test_a_stop_while_the_papers_are_fetched_cancels_the_fetch(
     assert report.stopped == STOPPED_BEFORE_DELIVERY and run_status(report) == "stopped"
     assert report.outcomes == [] and smtp_server.messages == []
     assert deps.store.ledger.counts() == []
+
+
+async def test_matching_runs_off_the_event_loop_and_a_stop_does_not_wait_for_it(
+    env: dict[str, str], smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Matching many subscribers takes seconds: the event loop goes on meanwhile (the worker's
+    other work, a stop), and a stop ends the run at once, stopped with nothing settled, so the
+    next run sends every digest."""
+    matching, release = threading.Event(), threading.Event()
+    select = pipeline.select
+
+    def slow_select(*args: Any) -> Any:
+        matching.set()
+        release.wait(10)
+        return select(*args)
+
+    monkeypatch.setattr(pipeline, "select", slow_select)
+    config = load_settings(env_file=None)
+    mailer = SmtpMailer(smtp_server.host, smtp_server.port, security="none")
+    deps = Deps(
+        settings=config, store=Store(config.database_url), renderer=Renderer(),
+        fetch=make_fetch(config, config.sources), clock=lambda: datetime.now(UTC), mailer=mailer,
+    )  # fmt: skip
+    subscribers = read_profiles(config.profiles).subscribers
+    options = SendOptions(day=date(2026, 11, 25))
+    try:
+        async with mailer:
+            sending = asyncio.ensure_future(send_digests(deps, subscribers, options))
+            while not matching.is_set():  # the loop turns while the thread matches
+                await asyncio.sleep(0.01)
+            deps.stop.set()
+            report = await asyncio.wait_for(sending, 5)
+            assert not release.is_set()  # the match never finished: the run did not wait
+            assert report.stopped == STOPPED_BEFORE_DELIVERY and run_status(report) == "stopped"
+            assert report.outcomes == [] and smtp_server.messages == []
+            assert deps.store.ledger.counts() == []
+            release.set()
+            deps.stop.clear()
+            report = await send_digests(deps, subscribers, options)
+    finally:
+        release.set()
+    assert report.stopped is None and report.count("sent") == len(smtp_server.messages) > 0
 
 
 def test_outbox_when_no_smtp_host(env: dict[str, str]) -> None:
