@@ -43,7 +43,8 @@ How each failure is handled:
   it; the claimed messages no sender handed to the server are released (see below), and those
   in flight stay ``sending`` until their lease runs out, like after a crash. When the database
   refuses to release them, they stay ``sending`` too, and the ledger keeps them for this
-  process to give back once it works again (``Ledger.owe``: the worker's next sweep does)
+  process to give back once it works again (``Ledger.owe``: the worker's next sweep does, a
+  command tries before it exits)
 - a ``sent`` that cannot be recorded: the message is reported ``unknown`` (its row stays
   ``sending``, as above, and the ledger keeps it to record ``sent`` once the database works
   again) and the run stops, so that no more messages go out unrecorded
@@ -132,6 +133,9 @@ spam, a policy, or the mailbox, as from a relay that serves other domains only) 
 stops."""
 TAKEN_OVER = "taken over from an interrupted run"
 """How a message left ``sending`` by a run that died is said to be sent again (as it was)."""
+_ONCE_BACK = "once the database works again: a worker at its next sweep, a command before it exits"
+"""When this process writes the claims the database refused to settle (``Ledger.owe``), as the
+log says it."""
 
 _Held = tuple[Job, Claim, DeliveryError]
 """A refused message not recorded yet, and its refusal."""
@@ -266,10 +270,9 @@ class _Run:
         except Exception as exc:
             ledger.owe([claim for _, claim in accepted], None)
             log.warning(
-                "%s stay 'sending': recording them failed: %s (a worker records them at its "
-                "first sweep once the database works again; otherwise they are sent again as "
-                "after a crash)",
-                plural(len(accepted), "sent message"), db_reason(exc),
+                "left 'sending': %s; recording them failed: %s (this process records them %s; "
+                "otherwise they are sent again as after a crash)",
+                plural(len(accepted), "sent message"), db_reason(exc), _ONCE_BACK,
             )  # fmt: skip
         else:
             for item in accepted:
@@ -297,10 +300,9 @@ class _Run:
                     self.unsent.clear()
                     ledger.owe(left, reason)
                     log.warning(
-                        "%s stay 'sending': releasing them failed: %s (a worker gives them "
-                        "back at its first sweep once the database works again; otherwise they "
-                        "are sent again as after a crash)",
-                        plural(len(left), "claimed message"), db_reason(exc),
+                        "left 'sending': %s; releasing them failed: %s (this process gives them "
+                        "back %s; otherwise they are sent again as after a crash)",
+                        plural(len(left), "claimed message"), db_reason(exc), _ONCE_BACK,
                     )  # fmt: skip
                     self.broken = self.broken or exc
                     break

@@ -599,9 +599,9 @@ async def test_a_release_the_database_refuses_does_not_hide_the_error_that_ended
     assert states == {"sent": len(faults.handler.accepted), "sending": 64 - states["sent"]}
     (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert warning == (
-        f"{states['sending']} claimed messages stay 'sending': releasing them failed: disk I/O "
-        "error (a worker gives them back at its first sweep once the database works again; "
-        "otherwise they are sent again as after a crash)"
+        f"left 'sending': {states['sending']} claimed messages; releasing them failed: disk I/O "
+        "error (this process gives them back once the database works again: a worker at its "
+        "next sweep, a command before it exits; otherwise they are sent again as after a crash)"
     )
     del ledger.release  # the database works again: this process gives them back
     assert ledger.settle_owed(T0) == (states["sending"], 0)

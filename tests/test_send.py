@@ -870,3 +870,138 @@ def test_a_send_whose_end_the_database_refuses_still_reports_what_it_sent_and_sa
     assert run["counts"] == {"sent": 2}, "what it sent, from the ledger"
     table = runner.invoke(app, ["status"], env=env | {"COLUMNS": "300"}).stdout
     assert re.search(rf"│ 1 +│ send +│ running +│ .* │ {re.escape(host)} +│\n", table), table
+
+
+def the_database_goes(
+    monkeypatch: pytest.MonkeyPatch,
+    folder: Path,
+    moved: Path,
+    *,
+    before_sending: bool = False,
+    back_after: float | None = None,
+) -> None:
+    """In the next send, the database file goes away (to ``moved``) as delivery records its
+    first accepted message ``sent``, or, ``before_sending``, once the messages are claimed, as
+    the senders load the suppression list (on a worker thread): that fails. It comes back
+    ``back_after`` seconds later, if given."""
+
+    async def with_the_database_going(deps: Deps, *args: Any) -> Any:
+        store = deps.store
+        owner, name = (
+            (store, "suppressed_emails") if before_sending else (store.ledger, "mark_sent_many")
+        )
+        real = getattr(owner, name)
+
+        def gone(*args: Any) -> Any:
+            if before_sending and threading.current_thread() is threading.main_thread():
+                return real(*args)
+            setattr(owner, name, real)  # once only
+            store.engine.dispose()  # no connection stays open to the moved file
+            folder.rename(moved)
+            if back_after is not None:
+                threading.Timer(back_after, moved.rename, (folder,)).start()
+            return real(*args)
+
+        setattr(owner, name, gone)
+        return await send_digests(deps, *args)
+
+    monkeypatch.setattr("bot.cli.send.send_digests", with_the_database_going)
+
+
+def test_a_send_writes_what_the_database_refused_during_delivery_once_it_is_back(
+    env: dict[str, str], smtp_server: SmtpServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database goes away as the server accepts the message: its ``sent`` cannot be
+    recorded. It is back before the command's patience runs out: the command records it
+    ``sent`` before it exits (no later run resends it), and the run's end too, and says
+    nothing of a message left ``sending``."""
+    folder = tmp_path / "db"
+    folder.mkdir()
+    env = env | smtp_server.env() | {"PAPERBOT_DATABASE_URL": f"sqlite:///{folder / 'bot.db'}"}
+    monkeypatch.setattr("bot.cli.send.ONE_SHOT_PATIENCE", 5.0)
+    the_database_goes(monkeypatch, folder, tmp_path / "moved", back_after=0.5)
+    result = send("--to", "ada@example.org", env=env)
+    assert len(smtp_server.messages) == 1
+    assert "outcome unknown 1" in result.stdout, "the summary says what the run saw"
+    assert "Not recorded" not in result.stderr and "was not recorded" not in result.stderr
+    assert (
+        "Recorded since: 1 message the server accepted, 'sent' once the database came back: "
+        "it is not sent again" in result.stderr
+    ), result.stderr
+    store = Store(env["PAPERBOT_DATABASE_URL"])
+    assert [state for _, state, _ in store.ledger.counts()] == ["sent"]
+    (run,) = store.recent_runs()
+    assert run.status == "stopped" and run.finished_at is not None
+    store.close()
+
+
+def test_a_send_whose_database_stays_away_says_what_stays_sending_and_fails(
+    env: dict[str, str], smtp_server: SmtpServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database goes away as the server accepts the message and does not come back: the
+    command tries for a while, then prints its summary, says on stderr what stays ``sending``
+    and what becomes of it, and exits 1."""
+    folder = tmp_path / "db"
+    folder.mkdir()
+    env = env | smtp_server.env() | {"PAPERBOT_DATABASE_URL": f"sqlite:///{folder / 'bot.db'}"}
+    monkeypatch.setattr("bot.cli.send.ONE_SHOT_PATIENCE", 0.6)
+    the_database_goes(monkeypatch, folder, tmp_path / "moved")
+    result = send("--to", "ada@example.org", env=env)
+    assert result.exit_code == 1, result.output
+    assert len(smtp_server.messages) == 1
+    assert "sent 0, skipped 0, failed 0, already done 0, outcome unknown 1" in result.stdout
+    (said,) = [line for line in result.stderr.splitlines() if line.startswith("Not recorded")]
+    assert said == (
+        "Not recorded: 1 message the server accepted, left 'sending': the database refused to "
+        "record it sent (unable to open database file); the next run sends it again (same "
+        "Message-ID): at once on this machine, elsewhere once its lease has run out "
+        "(PAPERBOT_SEND_LEASE_SECONDS after its claim)"
+    )
+    assert "was not recorded" in result.stderr, "nor was the run's end"
+    (tmp_path / "moved").rename(folder)
+    store = Store(env["PAPERBOT_DATABASE_URL"])
+    (row,) = store.ledger.digests_on([date(2026, 11, 25)]).values()
+    assert row.status == "sending"
+    assert row.message_id == smtp_server.messages[0]["Message-ID"], "as it was sent"
+    store.close()
+
+
+@pytest.mark.parametrize("back", [True, False], ids=["back", "away"])
+def test_a_send_the_database_left_before_sending_gives_back_what_it_claimed_if_it_can(
+    env: dict[str, str],
+    smtp_server: SmtpServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    back: bool,
+) -> None:
+    """The database goes away once the digest is claimed: the send ends with that error, and
+    the claim cannot be given back. Back before the command's patience runs out, it is given
+    back before the command exits: the next send sends it at once. Still away, stderr says
+    it stays ``sending`` and what becomes of it."""
+    folder = tmp_path / "db"
+    folder.mkdir()
+    env = env | smtp_server.env() | {"PAPERBOT_DATABASE_URL": f"sqlite:///{folder / 'bot.db'}"}
+    monkeypatch.setattr("bot.cli.send.ONE_SHOT_PATIENCE", 5.0 if back else 0.6)
+    the_database_goes(
+        monkeypatch, folder, tmp_path / "moved", before_sending=True,
+        back_after=0.5 if back else None,
+    )  # fmt: skip
+    result = send("--to", "ada@example.org", env=env)
+    assert result.exit_code == 1, result.output
+    assert smtp_server.messages == []
+    assert "Error: database error: unable to open database file" in result.stderr
+    said = [line for line in result.stderr.splitlines() if line.startswith("Not recorded")]
+    if back:
+        assert said == []
+    else:
+        assert said == [
+            "Not recorded: 1 claimed message not sent, left 'sending': the database refused to "
+            "give it back (unable to open database file); the next run sends it: at once on "
+            "this machine, elsewhere once its lease has run out (PAPERBOT_SEND_LEASE_SECONDS "
+            "after its claim)"
+        ]
+        (tmp_path / "moved").rename(folder)
+    monkeypatch.setattr("bot.cli.send.send_digests", send_digests)  # an ordinary send
+    again = send("--to", "ada@example.org", env=env)
+    sent_now = [m["To"] for m in smtp_server.messages]
+    assert sent_now == (["Ada Lovelace <ada@example.org>"] if back else []), again.output

@@ -25,7 +25,7 @@ from bot.errors import BotError, ConfigError
 from bot.models import Interests, Paper, Subscriber
 from bot.store import ClaimRequest, Removal, Store, SyncReport, shown_url, unavailable
 from bot.store.ledger import Claim
-from bot.store.runs import this_process
+from bot.store.runs import Patience, this_process
 from bot.store.tables import SENDING, SENT, TEMP_FAILED, Delivery, RunRow, connect_options
 from tests.conftest import free_port
 from tests.postgres import postgres_url  # noqa: F401  (fixture)
@@ -591,14 +591,14 @@ def test_a_command_about_to_exit_tries_again_to_record_its_run_and_says_what_it_
     folder.mkdir()
     store = Store(f"sqlite:///{folder / 'bot.db'}")
     back = threading.Timer(0.6, lambda: (tmp_path / "db-moved").rename(folder))
-    with store.run("send", patience=5) as record:
+    with store.run("send", patience=Patience(5)) as record:
         record.status, record.summary = "ok", {"counts": {"sent": 3}}
         store.engine.dispose()  # no connection stays open to the moved file
         folder.rename(tmp_path / "db-moved")
         back.start()
     (run,) = store.recent_runs()
     assert (run.status, run.summary, store.unrecorded) == ("ok", {"counts": {"sent": 3}}, [])
-    with pytest.raises(OperationalError), store.run("send", patience=0.6) as record:
+    with pytest.raises(OperationalError), store.run("send", patience=Patience(0.6)) as record:
         record.status, record.summary = "failed", {"counts": {"sent": 2, "failed": 1}}
         store.engine.dispose()
         folder.rename(tmp_path / "db-moved")
@@ -612,6 +612,23 @@ def test_a_command_about_to_exit_tries_again_to_record_its_run_and_says_what_it_
         "unable to open database file; paperbot status shows the run interrupted once this "
         "process has ended, with the messages it recorded sent"
     )
+    store.close()
+
+
+def test_writes_tried_with_one_patience_wait_that_long_in_all(tmp_path: Path) -> None:
+    """A command about to exit tries again each write the database refuses (what its ledger
+    owes, its run's end) until one deadline, the first refusal's: it waits that long at most
+    in all, however many writes are refused."""
+    folder = tmp_path / "db"
+    folder.mkdir()
+    store = Store(f"sqlite:///{folder / 'bot.db'}")
+    store.engine.dispose()  # no connection stays open to the moved file
+    folder.rename(tmp_path / "db-moved")
+    patience, started = Patience(1.0), time.monotonic()
+    for _ in range(3):
+        with pytest.raises(OperationalError):
+            patience.keep_trying(store.recent_runs)
+    assert time.monotonic() - started < 1.3, "not a second for each write"
     store.close()
 
 

@@ -2812,10 +2812,10 @@ async def test_digests_claimed_when_the_database_went_away_go_out_as_soon_as_it_
     clock.set(2026, 11, 25, 9, 0)  # their digests are due
     report = await asyncio.wait_for(worker.sweep_job(), 30)
     assert report.outcomes == [] and smtp_server.messages == []
-    (left,) = messages(caplog, "20 claimed messages stay 'sending'", logging.WARNING)
+    (left,) = messages(caplog, "left 'sending': 20 claimed messages", logging.WARNING)
     assert left.endswith(
-        "(a worker gives them back at its first sweep once the database works again; "
-        "otherwise they are sent again as after a crash)"
+        "(this process gives them back once the database works again: a worker at its next "
+        "sweep, a command before it exits; otherwise they are sent again as after a crash)"
     )
     (tmp_path / "db-moved").rename(folder)
     assert {row["status"] for row in status.collect(store, clock())["upcoming"]} == {"sending"}

@@ -41,7 +41,7 @@ from bot.render import plural
 from bot.settings import Settings
 from bot.sources.jsonl import read_papers_file
 from bot.store import DatabaseFailure, db_reason, missing_database
-from bot.store.runs import ONE_SHOT_PATIENCE
+from bot.store.runs import ONE_SHOT_PATIENCE, Patience
 
 
 class MatchFormat(StrEnum):
@@ -65,7 +65,7 @@ def fetch(day: DateOption = None, source: SourceOption = None) -> None:
     config = settings()
     deps = make_deps(config, source)
     when = not_in_future(day) or datetime.now(UTC).date()
-    with deps.store.run("fetch", patience=ONE_SHOT_PATIENCE) as run:
+    with deps.store.run("fetch", patience=Patience(ONE_SHOT_PATIENCE)) as run:
         run.summary["day"] = when
         summary = asyncio.run(fetch_and_store(deps, when))
         run.status = "failed" if summary.failed else "ok"

@@ -39,9 +39,10 @@ from bot.mailer import Mailer
 from bot.outbox import OutboxMailer
 from bot.pipeline import Deps, SendOptions, SendReport, not_reached, run_status, send_digests
 from bot.profiles import Profiles
+from bot.render import plural
 from bot.stopping import watch_signals
-from bot.store import DatabaseFailure, Removal
-from bot.store.runs import ONE_SHOT_PATIENCE, RunRecord
+from bot.store import DatabaseFailure, Removal, db_reason
+from bot.store.runs import ONE_SHOT_PATIENCE, Patience, RunRecord
 from bot.store.tables import SENDING, STATE_MEANING
 
 COLOURS = {
@@ -207,16 +208,19 @@ async def _send(
 ) -> SendReport:
     """Run the send; a dry run records no delivery and does not open the mailer (so not even an
     outbox index is written); it stores the day's papers if they were missing. A run whose end
-    the database refused (tried again for ``ONE_SHOT_PATIENCE``; the log says what was not
-    recorded) still returns what it did: the summary shows it, and the command fails."""
+    the database refused (tried again, after what the ledger owes, for ``ONE_SHOT_PATIENCE`` in
+    all: see ``_settling``; the log says what was not recorded) still returns what it did: the
+    summary shows it, and the command fails. The ledger owes something only after a run that
+    stopped or failed: the command fails then too."""
     total = len(profiles.subscribers) if options.to is None else 1
+    patience = Patience(ONE_SHOT_PATIENCE)
     recording = (
         contextlib.nullcontext(RunRecord()) if options.dry_run
-        else deps.store.run("send", patience=ONE_SHOT_PATIENCE)
+        else deps.store.run("send", patience=patience)
     )  # fmt: skip
     report: SendReport | None = None
     try:
-        with recording as run, _progress(total) as advance:
+        with recording as run, _settling(deps, patience), _progress(total) as advance:
             deps.on_outcome = lambda outcome: advance(noted(outcome))
             async with contextlib.nullcontext() if options.dry_run else mailer:
                 on_stop = functools.partial(_stopping, deps)
@@ -229,6 +233,54 @@ async def _send(
             raise
     assert report is not None
     return report
+
+
+@contextlib.contextmanager
+def _settling(deps: Deps, patience: Patience) -> Iterator[None]:
+    """After the block, however it ends, write what the ledger owes (``Ledger.owe``: the claims
+    the database refused to give back or to record ``sent`` during delivery), tried again with
+    ``patience``: no later run of this process will. What is still owed stays ``sending``:
+    stderr says so, and what becomes of it; it also says which messages the summary calls of
+    unknown outcome were recorded ``sent`` meanwhile."""
+    try:
+        yield
+    finally:
+        ledger = deps.store.ledger
+        try:
+            _, sent = patience.keep_trying(lambda: ledger.settle_owed(deps.clock()))
+        except DatabaseFailure as exc:
+            for line in _still_sending(*ledger.owed, db_reason(exc)):
+                err.print(f"[red]Not recorded:[/red] {escape(line)}", soft_wrap=True)
+        else:
+            if sent:  # the summary says "outcome unknown": it is known now
+                them = "it is" if sent == 1 else "they are"
+                err.print(
+                    f"Recorded since: {plural(sent, 'message')} the server accepted, 'sent' "
+                    f"once the database came back: {them} not sent again",
+                    soft_wrap=True,
+                )
+
+
+def _still_sending(unsent: int, accepted: int, reason: str) -> list[str]:
+    """What stays ``sending`` when this process exits owing ``unsent`` claims to give back and
+    ``accepted`` ones to record ``sent`` (the database refused, saying ``reason``), and what
+    becomes of them: a run on this machine takes them over at once (their process is gone),
+    one elsewhere once their lease has run out; each goes with the Message-ID it has."""
+    owed = (
+        (unsent, "claimed message", "not sent", "give {} back", ""),
+        (accepted, "message", "the server accepted", "record {} sent", " again (same Message-ID)"),
+    )
+    lines = []
+    for count, noun, which, refused, again in owed:
+        if count:
+            them, their = ("it", "its") if count == 1 else ("them", "their")
+            lines.append(
+                f"{plural(count, noun)} {which}, left 'sending': the database refused to "
+                f"{refused.format(them)} ({reason}); the next run sends {them}{again}: at once "
+                f"on this machine, elsewhere once {their} lease has run out "
+                f"(PAPERBOT_SEND_LEASE_SECONDS after {their} claim)"
+            )
+    return lines
 
 
 def _stopping(deps: Deps) -> None:

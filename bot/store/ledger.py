@@ -397,7 +397,8 @@ class Ledger(DeliveryQueries):
         given back (due at once) and how many recorded ``sent``. A row is given back only if
         this process still owns it (see ``_finish``): once its lease ran out during the
         outage, another process may have taken it over, and keeps it. The database error is
-        raised when it still refuses, and what is left stays owed."""
+        raised when it still refuses, and what is left stays owed. The worker calls it at each
+        sweep; a command, before it exits."""
         released = sent = 0
         for row_id, (claim, reason) in sorted(self._owed.items()):
             if reason is None:
@@ -407,6 +408,13 @@ class Ledger(DeliveryQueries):
                 released += self.release(claim, now, reason)
             del self._owed[row_id]
         return released, sent
+
+    @property
+    def owed(self) -> tuple[int, int]:
+        """What ``settle_owed`` has still to write: how many rows to give back, and how many
+        to record ``sent``."""
+        sent = sum(1 for _, reason in self._owed.values() if reason is None)
+        return len(self._owed) - sent, sent
 
     def postpone_retries(self, until: datetime, now: datetime) -> int:
         """Make the temporary failures due before ``until`` due at ``until`` (delivery waits

@@ -5,8 +5,8 @@ when that process last showed it is alive: a thread writes that every ``HEARTBEA
 until the run is finished. A run whose process was killed, or died with the database, never
 records its end; ``RunRow.lost`` tells such a run from one still going. A run that ended while
 the database could not be reached records its end when the next run of its process starts (a
-worker); a command about to exit tries again for ``ONE_SHOT_PATIENCE`` instead, and says in its
-log what it could not record.
+worker); a command about to exit tries again for ``ONE_SHOT_PATIENCE`` instead (``Patience``), and
+says in its log what it could not record.
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import bindparam, update
 from sqlalchemy.engine import Engine
@@ -35,8 +35,11 @@ log = logging.getLogger(__name__)
 HEARTBEAT = 60.0
 """Seconds between two signs of life of a running run (see ``tables.RUN_LEASE``)."""
 ONE_SHOT_PATIENCE = 10.0
-"""Seconds a command that ends with its run (``paperbot send``, ``fetch``) keeps trying to record
-the run's end while the database refuses it: no later run of its process will."""
+"""Seconds a command that ends with its run (``paperbot send``, ``fetch``) keeps trying to write
+what the database refused (the run's end; what its ledger owes, see ``Ledger.owe``): no later run
+of its process will."""
+
+T = TypeVar("T")
 
 _ALIVE = (
     update(RunRow)
@@ -110,6 +113,33 @@ def _stored(summary: dict[str, Any]) -> dict[str, Any]:
     return stored
 
 
+class Patience:
+    """How long a process about to exit keeps trying the writes the database refuses: for
+    ``seconds`` from the first refusal, shared by every write tried with it after that, so that
+    the process waits that long at most in all, however many writes it has left."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._deadline: float | None = None
+
+    def keep_trying(self, write: Callable[[], T]) -> T:
+        """What ``write()`` returns, tried again while it raises (pauses of a quarter of a
+        second, twice as long each time, up to 2 s) until the next try would come after the
+        deadline: then its error is raised. Once that deadline has passed, each write is
+        tried once."""
+        pause = 0.25
+        while True:
+            try:
+                return write()
+            except Exception:
+                if self._deadline is None:
+                    self._deadline = time.monotonic() + self.seconds
+                if time.monotonic() + pause > self._deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(2 * pause, 2.0)
+
+
 @dataclass
 class RunRecord:
     """How a run in progress will be recorded when it ends: ``error`` unless it says otherwise."""
@@ -139,7 +169,7 @@ class RunLog:
 
     @contextmanager
     def run(
-        self, command: str, started_at: datetime | None = None, *, patience: float = 0.0
+        self, command: str, started_at: datetime | None = None, *, patience: Patience | None = None
     ) -> Iterator[RunRecord]:
         """Record a run around the block: ``running`` while it runs, then as the record the
         block filled in says (``error`` when it raised before saying otherwise). ``patience``:
@@ -181,30 +211,26 @@ class RunLog:
         summary: dict[str, Any],
         *,
         kept: bool = True,
-        patience: float = 0.0,
+        patience: Patience | None = None,
     ) -> None:
         """Record how a run ended and what it did; delete the record of a run that did nothing
-        worth showing (not ``kept``). When the database refuses, it is tried again for up to
-        ``patience`` seconds (a process about to exit: ``ONE_SHOT_PATIENCE``); an end still not
-        written is kept for the next run of this process to record, and the error raised. A
-        process with ``patience`` has no next run: the log says what was not recorded."""
+        worth showing (not ``kept``). When the database refuses, it is tried again with
+        ``patience`` (a process about to exit: ``ONE_SHOT_PATIENCE``), else not; an end still
+        not written is kept for the next run of this process to record, and the error raised.
+        A process with ``patience`` has no next run: the log says what was not recorded."""
         with self._changed:
             self._running.discard(run_id)
             self._changed.notify_all()
         finished_at = utcnow()
-        deadline, pause = time.monotonic() + patience, 0.25
-        while True:
-            try:
-                self._write_end(run_id, status, summary, kept, finished_at)
-                return
-            except Exception as exc:  # the database is away: the next run that starts records it
-                if time.monotonic() + pause > deadline:
-                    self._unrecorded[run_id] = (status, summary, kept, finished_at)
-                    if patience:
-                        log.error("%s", _not_recorded(run_id, status, summary, exc))
-                    raise
-            time.sleep(pause)
-            pause = min(2 * pause, 2.0)
+        try:
+            (patience or Patience(0)).keep_trying(
+                lambda: self._write_end(run_id, status, summary, kept, finished_at)
+            )
+        except Exception as exc:  # the database is away: the next run that starts records it
+            self._unrecorded[run_id] = (status, summary, kept, finished_at)
+            if patience is not None:
+                log.error("%s", _not_recorded(run_id, status, summary, exc))
+            raise
 
     @property
     def unrecorded(self) -> list[int]:
