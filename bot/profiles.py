@@ -45,6 +45,10 @@ YAML_HINTS = {
     "mapping values are not allowed here": "a value that contains ': ' must be in quotes",
     "found character '\\t' that cannot start any token": "indent with spaces, not tabs",
 }
+DEEPEST = 100
+"""Lists and mappings one inside another: a file nested far deeper than a profiles file needs (a
+few), as by thousands of '[', exhausts Python's recursion when it is read, and is reported at
+the place where it passes this many."""
 NO_INTERESTS = (
     "no keywords, description, authors, categories or liked papers: this subscriber will never "
     "get a digest; add some under interests:"
@@ -574,6 +578,44 @@ def _parse(text: str, kind: type[yaml.SafeLoader]) -> tuple[yaml.Node | None, An
         loader.dispose()
 
 
+def _too_deep(text: str, source: str) -> Problem | None:
+    """Where ``text`` holds more than ``DEEPEST`` lists and mappings one inside another (an
+    alias reaching as deep as the collection it names), if it does: read from its parse events,
+    which PyYAML makes without recursion."""
+    heights: dict[str, int] = {}  # of each anchored collection: itself and those inside it
+    anchors: list[str | None] = []  # of the collections entered, the innermost last
+    deepest: list[int] = []  # the depth reached inside each of them so far
+    try:
+        for event in yaml.parse(text, Loader=_Loader):
+            if isinstance(event, yaml.CollectionStartEvent):
+                anchors.append(event.anchor)
+                deepest.append(0)
+                reach = len(anchors)
+            elif isinstance(event, yaml.AliasEvent):
+                reach = len(anchors) + heights.get(event.anchor or "", 0)
+            elif isinstance(event, yaml.CollectionEndEvent):
+                anchor, reach = anchors.pop(), deepest.pop()
+                if anchor is not None:
+                    heights[anchor] = reach - len(anchors)
+            else:
+                continue
+            if deepest:
+                deepest[-1] = max(deepest[-1], reach)
+            if reach > DEEPEST:
+                mark = event.start_mark
+                assert mark is not None, "the parser marks every event"
+                number = mark.line + 1
+                message = (
+                    f"nested too deeply to read: more than {DEEPEST} lists and mappings one "
+                    "inside another (a profiles file needs a few)"
+                )
+                who = _subscriber_near(text.splitlines(), number)
+                return Problem(source, number, who, None, message, column=mark.column + 1)
+    except yaml.YAMLError:  # a syntax error before any such depth
+        pass
+    return None
+
+
 def _repeated_items(items: yaml.Node | None, text: str) -> dict[int, tuple[int, int]]:
     """The subscribers written as an alias of an entry above (``- *name``), by index: the
     alias's line and the entry's. YAML gives an alias the very node it names, so the alias's
@@ -1091,13 +1133,23 @@ def parse_profiles(text: str, source: str = "<profiles>") -> Profiles:
 
     The node tree of a file of thousands of subscribers is millions of objects without cycles,
     which the collector would walk again and again as they are made (more than half the time of
-    a parse): it is paused meanwhile (``paused_collector``)."""
+    a parse): it is paused meanwhile (``paused_collector``).
+
+    A file nested so deeply that reading it (PyYAML's composer, or a step after it) exhausts
+    Python's recursion is one problem, located where it goes too deep (``_too_deep``); any
+    other RecursionError is raised as it is."""
+    text = text.removeprefix("\ufeff")  # a byte order mark, as some Windows editors write
     with paused_collector():
-        return _parse_profiles(text, source)
+        try:
+            return _parse_profiles(text, source)
+        except RecursionError:
+            problem = _too_deep(text, source)
+            if problem is None:
+                raise
+            raise ProfileError([problem]) from None
 
 
 def _parse_profiles(text: str, source: str) -> Profiles:
-    text = text.removeprefix("\ufeff")  # a byte order mark, as some Windows editors write
     root, data = _compose(text, source)
     problems = _duplicate_keys(root, source) if root is not None else []
     problems += _shape_problems(root, data, source)

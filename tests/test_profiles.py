@@ -410,6 +410,49 @@ TWO = (
 )
 
 
+DEEP = 10_000
+TOO_DEEP = (
+    "nested too deeply to read: more than 100 lists and mappings one inside another (a profiles "
+    "file needs a few)"
+)
+INDENTED = "subscribers:\n  - email: a@example.org\n    interests:\n" + "".join(
+    f"{' ' * (6 + level)}k{level}:\n" for level in range(1_000)
+)
+"""Keys of a subscriber's interests, each indented one more space than the one above."""
+ALIASED = "".join(
+    f"a{n}: &a{n} {'[' * 90}{f'*a{n - 1}' if n else '1'}{']' * 90}\n" for n in range(12)
+)
+"""Lists 90 deep, each holding the one above by its alias: over 1,000 deep once composed."""
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("subscribers: " + "[" * DEEP + "]" * DEEP + "\n", "p.yaml:1:113: "),
+        ("subscribers: " + "[" * DEEP + "\n", "p.yaml:1:113: "),  # never closed either
+        ("subscribers: " + "{a: " * DEEP + "1" + "}" * DEEP + "\n", "p.yaml:1:410: "),
+        (INDENTED, "p.yaml:101:104: subscriber a@example.org: "),
+        (ALIASED + "subscribers: []\n", "p.yaml:2:99: "),
+    ],
+    ids=["lists", "lists never closed", "mappings", "indented keys", "aliases"],
+)
+def test_a_file_nested_too_deeply_to_read_is_one_problem_where_it_goes_too_deep(
+    text: str, where: str
+) -> None:
+    """Thousands of lists or mappings one inside another (or fewer, that aliases nest further)
+    exhaust Python's recursion when the file is read: it is a problem located where the
+    nesting passes 100 levels, not a RecursionError."""
+    assert problems_of(text) == [where + TOO_DEEP]
+
+
+def test_profiles_check_a_file_nested_too_deeply(tmp_path: Path) -> None:
+    path = tmp_path / "deep.yaml"
+    path.write_text("subscribers: " + "[" * DEEP + "]" * DEEP + "\n")
+    result = runner.invoke(app, ["profiles", "check", str(path)])
+    assert result.exit_code == 2, result.output
+    assert f"{path}:1:113: {TOO_DEEP}" in result.output
+
+
 def test_a_subscriber_after_a_nested_list_is_not_told_to_move() -> None:
     """The mistake is the list left open above; the next subscriber's '-' is where it belongs."""
     text = (

@@ -1087,6 +1087,27 @@ async def test_hot_reload_adopts_good_edits_and_keeps_the_last_good_on_bad_ones(
     assert len(worker.roster) == 3
 
 
+async def test_a_file_nested_too_deeply_is_rejected_at_a_reload_and_at_a_restart(
+    make_worker: Callable[[], Worker], config: Settings, clock: Clock, profiles_path: Path,
+    smtp_server: SmtpServer, caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """A file nested thousands of lists deep is rejected as any invalid file is: a reload keeps
+    the subscribers in use and tells the admin where it goes too deep, and a restart with it on
+    disk serves the last good profiles."""
+    worker = make_worker()
+    in_use = dict(worker.roster)
+    _edit(profiles_path, PROFILES + "  - email: bob@example.org\n    interests: " + "[" * 10_000)
+    await worker.sweep_job()
+    assert worker.roster == in_use
+    line = PROFILES.count("\n") + 2
+    where = f"{profiles_path}:{line}:113: subscriber bob@example.org: nested too deeply to read"
+    (error,) = messages(caplog, "profiles reload rejected: ", logging.ERROR)
+    assert error.startswith(f"profiles reload rejected: {where}"), error
+    (alert,) = smtp_server.handler.to("admin@paperbot.example.org")
+    assert where in plain(alert).replace("\r\n", "\n")
+    assert start_worker(config, clock, smtp_mailer(smtp_server)).roster == in_use
+
+
 async def test_an_edited_file_is_read_while_the_event_loop_goes_on(
     make_worker: Callable[[], Worker], profiles_path: Path
 ) -> None:
