@@ -574,7 +574,8 @@ class _Run:
         self.failures_in_row += 1
         limit = self.deps.settings.smtp_max_failures
         if self.failures_in_row >= limit:
-            self._halt(f"{self.failures_in_row} connection failures in a row, last: {exc}", exc)
+            failures = plural(self.failures_in_row, "connection failure")
+            self._halt(f"{failures} in a row, last: {exc}", exc)
 
     def _in_a_row(self, job: Job, claim: Claim, error: DeliveryError | None) -> list[_Held]:
         """Count what happened to one more message (``error``, or None once it was accepted),
@@ -671,8 +672,13 @@ class _Run:
         await asyncio.to_thread(
             ledger.mark_failed, claim, now, error=detail, code=exc.code, retry_at=retry_at
         )
+        detail += f" ({RESEND_FAILED})" if claim.resent else ""  # the ledger keeps it sent
         self.unsent.pop(claim.delivery_id, None)  # gone already if the server refused it
         self._emit(job, "failed", detail, len(claim.paper_ids), code=exc.code, refused=refused)
+
+
+RESEND_FAILED = "not sent again: the digest sent before stands"
+"""What a forced resend of a sent digest that failed adds to its outcome: nothing retries it."""
 
 
 def for_now(refusal: DeliveryError) -> TemporaryDeliveryError:

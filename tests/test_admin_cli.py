@@ -138,6 +138,21 @@ def test_unsubscribe_with_the_whole_link_a_subscriber_forwards(
     assert ADA in Store(env["PAPERBOT_DATABASE_URL"]).suppressed()
 
 
+def test_unsubscribe_with_the_list_unsubscribe_header_as_pasted(
+    env: dict[str, str], faults: FaultServer
+) -> None:
+    """The header's value, or its link with the ``<>`` around it, names the subscriber too."""
+    ada_link(faults)
+    header = str(faults.handler.to(ADA)[0]["List-Unsubscribe"])
+    assert header.startswith("<https://") and ", <mailto:" in header
+    store = Store(env["PAPERBOT_DATABASE_URL"])
+    for pasted in (header, header.split(", ")[0]):
+        result = cli("unsubscribe", pasted)
+        assert result.exit_code == 0 and f"{ADA} unsubscribed" in result.output, result.output
+        assert cli("unsuppress", ADA).exit_code == 0
+    assert ADA not in store.suppressed()
+
+
 def test_a_token_signed_with_a_previous_secret_key_still_unsubscribes(
     env: dict[str, str], faults: FaultServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -213,6 +213,44 @@ def test_force_resends_deliberately(env: dict[str, str], smtp_server: SmtpServer
     assert "--force" in forced.output
 
 
+def test_a_forced_resend_that_does_not_go_leaves_the_digest_sent(
+    env: dict[str, str], smtp_server: SmtpServer
+) -> None:
+    """ada has her digest; a forced resend the server defers, then one stopped by a server
+    that cannot be reached, leave it as it was: sent, with its Message-ID, nothing to retry. A
+    later send would otherwise retry it with what was never sent to her, another digest (or a
+    "nothing matched" note) for the same date."""
+    assert send(env=smtp_server.env()).exit_code == 0
+    store = Store(env["PAPERBOT_DATABASE_URL"])
+    ada = store.sync_subscribers(read_profiles(Path(env["PAPERBOT_PROFILES"])).subscribers).ids
+    before = store.ledger.get(ada["ada@example.org"], date(2026, 11, 25), "digest", "")
+    assert before is not None and before.status == "sent"
+    smtp_server.handler.rcpt_replies["ada@example.org"] = ["451 4.2.0 try again later"]
+    deferred = send("--force", "--to", "ada@example.org", env=smtp_server.env())
+    assert deferred.exit_code == 1, deferred.output
+    assert "451 4.2.0 try again later (not sent again: the digest sent before stands)" in (
+        deferred.output
+    )
+    unreachable = smtp_server.env() | {"PAPERBOT_SMTP_PORT": str(free_port())}
+    unreachable |= {"PAPERBOT_SMTP_MAX_FAILURES": "1"}
+    stopped = send("--force", "--to", "ada@example.org", env=unreachable)
+    assert stopped.exit_code == 1
+    assert "not sent 1 (run it again to send them)" in stopped.output, stopped.output
+    assert "Stopped: 1 connection failure in a row, last: " in stopped.output
+    after = store.ledger.get(ada["ada@example.org"], date(2026, 11, 25), "digest", "")
+    assert after is not None
+    assert (after.status, after.message_id, after.paper_ids, after.next_attempt_at) == (
+        "sent",
+        before.message_id,
+        before.paper_ids,
+        None,
+    )
+    smtp_server.handler.rcpt_replies.clear()
+    later = send("--to", "ada@example.org", env=smtp_server.env())
+    assert "already  ada@example.org already sent for this date" in later.output, later.output
+    assert len(smtp_server.handler.to("ada@example.org")) == 1
+
+
 ALAN_INTERESTS = '    interests:\n      keywords: ["quantum error correction"]\n'
 
 
@@ -374,10 +412,42 @@ def test_a_date_not_reached_where_a_subscriber_is_includes_nothing_to_excuse(
         )
 
 
+def test_nothing_new_is_said_only_when_earlier_runs_handled_every_digest(
+    env: dict[str, str], profiles_file: Path
+) -> None:
+    """ada's digest for today at UTC+14 went; grace's waits for her date to come where she is:
+    an earlier run did not handle it, and something is still to send."""
+    day = (datetime.now(UTC) + timedelta(hours=14)).date()
+    profiles_file.write_text(
+        "subscribers:\n"
+        "  - email: ada@example.org\n    timezone: Pacific/Kiritimati\n"
+        "    interests:\n      keywords: [experts]\n"
+        "  - email: grace@example.org\n    timezone: Pacific/Pago_Pago\n"
+        "    interests:\n      keywords: [experts]\n"
+    )
+    assert runner.invoke(app, ["send", "--date", day.isoformat()]).exit_code == 0
+    again = runner.invoke(app, ["send", "--date", day.isoformat()])
+    assert again.exit_code == 0, again.output
+    assert "already  ada@example.org" in again.stdout
+    assert "skipped  grace@example.org it is not yet" in again.stdout
+    assert "Nothing new to send" not in again.output
+
+
 def test_to_unknown_subscriber_is_a_clear_error(env: dict[str, str]) -> None:
     result = send("--to", "nobody@example.org")
     assert result.exit_code == 1
     assert "nobody@example.org is not a subscriber" in result.output
+
+
+def test_an_empty_to_is_an_error_not_a_send_to_nobody(
+    env: dict[str, str], smtp_server: SmtpServer
+) -> None:
+    """``--to "$EMAIL"`` with the variable unset: an error, not a run that quietly sends
+    nothing and exits 0."""
+    result = send("--to", "", env=smtp_server.env())
+    assert result.exit_code == 1, result.output
+    assert "Error: not an email address: ''" in result.stderr
+    assert smtp_server.messages == []
 
 
 def test_a_mistyped_address_is_answered_with_the_subscriber_meant(env: dict[str, str]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import sys
 from collections.abc import Sequence
@@ -10,7 +11,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import unquote
 
 import typer
 
@@ -72,12 +73,18 @@ def profiles_schema() -> None:
     sys.stdout.write(json_schema_text())
 
 
+_LINK_TOKEN = re.compile(r"[?&]token=([^&#<>,\s]+)")
+"""The token of an unsubscribe link, wherever the link stands in what was pasted."""
+
+
 def address_from(value: str, secret: str | None, previous: Sequence[str] = ()) -> str:
     """The address named by an email, by a signed unsubscribe token, or by a whole unsubscribe
-    link (as a subscriber forwards it)."""
+    link (as a subscriber forwards it, or as the ``List-Unsubscribe`` header gives it: in
+    ``<>``, beside its mailto)."""
     value = value.strip()
     if "token=" in value:
-        value = parse_qs(urlsplit(value).query).get("token", [""])[0]
+        token = _LINK_TOKEN.search(value)
+        value = unquote(token.group(1)) if token else ""
     elif "@" in value:
         try:
             return email_key(value)

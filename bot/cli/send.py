@@ -83,7 +83,7 @@ def send(
     """Send the digest for a date to every active subscriber (or one), once."""
     config = settings()
     profiles = read_profiles(config.profiles, configured=True)
-    if to:  # as the profiles file writes it, however it was typed
+    if to is not None:  # as the profiles file writes it, however it was typed ("" is no one)
         to = find_subscriber(profiles, to).email
     print_profile_warnings(profiles, to)  # those of the subscribers this send is about
     not_in_future(day)
@@ -159,7 +159,9 @@ def _summarise(report: SendReport, options: SendOptions, mailer: Mailer) -> None
     would = f" ({report.would_send} would be sent)" if counts["dry-run"] else ""
     line += f", dry run {counts['dry-run']}{would}" if options.dry_run else ""
     line += f", outcome unknown {counts['unknown']} (resent later)" if counts["unknown"] else ""
-    line += f", not sent {report.not_sent} (the next run sends them)" if report.not_sent else ""
+    # a forced resend that did not go stays sent: only another --force sends it
+    again = "run it again to send them" if options.force else "the next run sends them"
+    line += f", not sent {report.not_sent} ({again})" if report.not_sent else ""
     out.print(line)
     resent = sum(1 for o in report.outcomes if o.status == "sent" and o.resent)
     if resent:
@@ -172,7 +174,8 @@ def _summarise(report: SendReport, options: SendOptions, mailer: Mailer) -> None
             f"{busy} of them {'is' if one else 'are'} being sent by another run, or "
             f"{'waits' if one else 'wait'} to be sent again at the time given."
         )
-    elif counts["already"] and not (counts["sent"] or counts["failed"] or report.would_send):
+    elif counts["already"] == len(report.outcomes) > 0 and not (report.stopped or report.not_sent):
+        # only when every digest was settled before: not one skipped now, or left for later
         out.print("Nothing new to send: earlier runs handled these digests.")
     if report.stopped:
         err.print(f"[red]Stopped:[/red] {escape(report.stopped)}", soft_wrap=True)

@@ -83,9 +83,15 @@ class Claim:
     resumed: bool
     forced: bool = False
     """Taken over by ``force``: a ``sent`` row is sent again, another settled one for once."""
-    resent: bool = False
-    """Forced over a row that was ``sent``: the subscriber gets that digest a second time."""
+    sent_before: tuple[str | None, tuple[str, ...]] | None = None
+    """Forced over a row that was ``sent``: the Message-ID and papers of the message that went,
+    which the row records again should this resend not go (see ``Ledger._finish``)."""
     first_attempt: datetime | None = None
+
+    @property
+    def resent(self) -> bool:
+        """Forced over a row that was ``sent``: the subscriber gets that digest a second time."""
+        return self.sent_before is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,9 +308,10 @@ class Ledger(DeliveryQueries):
         if not won:
             return None
         assert row.id is not None
+        sent_before = (row.message_id, tuple(row.paper_ids)) if row.status == SENT else None
         return Claim(
             row.id, row.subscriber_id, message_id, tuple(papers), row.attempts + 1,
-            resumed=crashed, forced=forced, resent=forced and row.status == SENT,
+            resumed=crashed, forced=forced, sent_before=sent_before if forced else None,
             first_attempt=stamp if forced else row.created_at,
         )  # fmt: skip
 
@@ -332,7 +339,20 @@ class Ledger(DeliveryQueries):
                 db.execute(self._insert_sent_items, items)
 
     def _finish(self, claim: Claim, now: datetime, **values: Any) -> bool:
-        """Move a claimed row on, only if this claim still owns it (fencing a stale sender)."""
+        """Move a claimed row on, only if this claim still owns it (fencing a stale sender).
+
+        A forced resend of a sent digest that fails, is skipped or is given back becomes that
+        sent digest again, as it was: the subscriber has it, so no later run retries it (a
+        retry, carrying only what was never sent to them, would bring another digest, or a
+        "nothing matched" note, for the same date); ``--force`` sends it again.
+        """
+        if claim.sent_before is not None and values["status"] != SENDING:
+            message_id, paper_ids = claim.sent_before
+            values = {
+                "status": SENT, "message_id": message_id, "paper_ids": list(paper_ids),
+                "attempts": claim.attempts - 1, "next_attempt_at": None, "last_code": None,
+                "last_error": None,
+            }  # fmt: skip
         owned = update(Delivery).where(
             col(Delivery.id) == claim.delivery_id,
             col(Delivery.status) == SENDING,

@@ -83,6 +83,12 @@ def test_control_and_zero_width_characters_are_removed() -> None:
     assert clean.clean_title("Zero\u200bwidth\x00 and\u2028line") == "Zerowidth and line"
 
 
+def test_bidirectional_overrides_cannot_reverse_what_follows() -> None:
+    """An override or isolate left open would show the rest of the line backwards."""
+    raw = "Safe \u202eesrever\u202c and \u2067isolated\u2069 \u202aend\u202c"
+    assert clean.clean_abstract(raw) == "Safe esrever and isolated end"
+
+
 def test_absurdly_long_text_is_capped_at_a_word_with_a_mark() -> None:
     capped = clean.clean_title("word " * 1000)
     assert len(capped) <= clean.MAX_TITLE
