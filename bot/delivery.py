@@ -133,6 +133,14 @@ spam, a policy, or the mailbox, as from a relay that serves other domains only) 
 stops."""
 TAKEN_OVER = "taken over from an interrupted run"
 """How a message left ``sending`` by a run that died is said to be sent again (as it was)."""
+
+
+def forced_note(resent: bool) -> str:
+    """What the outcome of a digest sent by ``--force`` adds: ``forced resend`` when it had been
+    sent (the subscriber gets it a second time), else ``forced``."""
+    return " (forced resend)" if resent else " (forced)"
+
+
 _ONCE_BACK = "once the database works again: a worker at its next sweep, a command before it exits"
 """When this process writes the claims the database refused to settle (``Ledger.owe``), as the
 log says it."""
@@ -650,7 +658,7 @@ class _Run:
             return
         n = len(claim.paper_ids)
         note = f" ({TAKEN_OVER})" if claim.resumed else ""
-        note = " (forced resend)" if claim.resent else " (forced)" if claim.forced else note
+        note = forced_note(claim.resent) if claim.forced else note
         papers = plural(n, "paper") if n else "nothing matched"
         papers = papers if job.kind == "digest" else job.kind
         self._emit(job, "sent", f"{papers}{note}", n, resent=claim.resent)

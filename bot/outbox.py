@@ -92,6 +92,18 @@ def _header_section(path: Path) -> bytes:
     return head
 
 
+_INDEX_STYLE = (
+    "body{font:15px system-ui,sans-serif;margin:2em}table{border-collapse:collapse}"
+    "td,th{padding:.3em .8em;text-align:left;vertical-align:top;border-bottom:1px solid #ddd;"
+    "overflow-wrap:anywhere}"
+    "@media (max-width:600px){body{margin:1em}tr:first-child{display:none}"
+    "td{display:block;padding:0 0 .2em;border:0}tr{display:block;padding:.6em 0;"
+    "border-bottom:1px solid #ddd}}"
+)
+"""The index's stylesheet: a table on a wide screen; on a phone each message a block of lines
+(four columns do not fit), long addresses and subjects wrapped anywhere rather than overflowing."""
+
+
 def write_index(directory: Path) -> Path:
     """(Re)write ``index.html``: one line per message in the outbox, newest first. Only the
     header section of each message is read: the outbox holds every message ever written."""
@@ -107,9 +119,9 @@ def write_index(directory: Path) -> Path:
         )
         rows.append(f"<tr>{text}{link}</tr>")
     page = (
-        '<!doctype html><html lang="en"><meta charset="utf-8"><title>paperbot outbox</title>'
-        "<style>body{font:15px system-ui,sans-serif;margin:2em}td,th{padding:.3em .8em;"
-        "text-align:left;border-bottom:1px solid #ddd}</style><h1>paperbot outbox</h1>"
+        '<!doctype html><html lang="en"><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width,initial-scale=1">'
+        f"<title>paperbot outbox</title><style>{_INDEX_STYLE}</style><h1>paperbot outbox</h1>"
         f"<p>{len(rows)} message(s)</p><table><tr><th>Date</th><th>To</th><th>Subject</th>"
         f"<th></th></tr>{''.join(rows)}</table></html>\n"
     )

@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 
 from bot import matching
 from bot.collector import quiet_collector
-from bot.delivery import TAKEN_OVER, DeliveryOptions, Job, deliver, domains_of
+from bot.delivery import TAKEN_OVER, DeliveryOptions, Job, deliver, domains_of, forced_note
 from bot.delivery import prepare as prepare_delivery
 from bot.delivery_jobs import DeliveryReport, Outcome
 from bot.errors import DeliveryError, UnwritableDeliveryError
@@ -42,6 +42,7 @@ from bot.store.tables import (
     OUTCOME_UNKNOWN,
     PERM_FAILED,
     SENDING,
+    SENT,
     STATE_MEANING,
     TEMP_FAILED,
     Delivery,
@@ -481,11 +482,13 @@ def _digest_jobs(
     targets: Iterable[Target],
     selections: Mapping[tuple[int, date], matching.Selection],
     found: Candidates,
+    rows: Mapping[tuple[int, date], Delivery],
     options: SendOptions,
     report: SendReport,
 ) -> Iterator[Job]:
     """The digests to deliver; subscribers with nothing to send are settled (and reported) here,
-    unless their message was left ``sending``: its claim decides."""
+    unless their message was left ``sending``: its claim decides. A dry run reports each digest
+    it would send, ``--force`` sending it again as the ledger ``rows`` say."""
 
     def settle(target: Target, status: str, detail: str, papers: int = 0) -> None:
         outcome = Outcome(target.subscriber.email, status, papers, detail, target.day)
@@ -504,7 +507,12 @@ def _digest_jobs(
             created = ledger.record_skipped(target.sid, target.day, now, "nothing matched")
             settle(target, "skipped" if created else "already", "nothing matched")
         elif options.dry_run:
-            settle(target, "dry-run", *_would_send(deps, digest, selections[target.key], held))
+            row, note = rows.get(target.key), f" ({TAKEN_OVER})" if held is not None else ""
+            if row is not None and row.forced(options.force):  # as the claim would be
+                note = forced_note(row.status == SENT)
+            settle(
+                target, "dry-run", *_would_send(deps, digest, selections[target.key], held, note)
+            )
         else:
             sel, lookup = selections[target.key], deps.store.papers_by_id
             yield digest_job(
@@ -513,10 +521,15 @@ def _digest_jobs(
 
 
 def _would_send(
-    deps: Deps, digest: Digest, selection: matching.Selection, held: Sequence[str] | None
+    deps: Deps,
+    digest: Digest,
+    selection: matching.Selection,
+    held: Sequence[str] | None,
+    note: str,
 ) -> tuple[str, int]:
-    """What a dry run says of a digest that would be sent, and how many papers it holds: those
-    its ledger row ``held`` when it was left ``sending`` (it is sent again as it was)."""
+    """What a dry run says of a digest that would be sent (with ``note``, as a send would say
+    it), and how many papers it holds: those its ledger row ``held`` when it was left
+    ``sending`` (it is sent again as it was)."""
     try:
         if held is not None:
             digest = claimed_digest(digest, held, selection, deps.store.papers_by_id)
@@ -526,7 +539,7 @@ def _would_send(
     compose(deps.settings, deps.renderer, digest, message_id, deps.clock())
     n = len(digest.matches)
     papers = plural(n, "paper") if n else 'a "nothing matched" note'
-    return f"would send {papers}" + (f" ({TAKEN_OVER})" if held is not None else ""), n
+    return f"would send {papers}{note}", n
 
 
 def _targets(
@@ -727,7 +740,7 @@ async def _send_to_targets(deps: Deps, targets: list[Target], options: SendOptio
     if not targets:
         return report
     left = iter(targets)  # the targets no job reached yet: none once delivery ran to its end
-    jobs = _digest_jobs(deps, left, selections, found, options, report)
+    jobs = _digest_jobs(deps, left, selections, found, rows, options, report)
     if options.dry_run or deps.mailer is None:
         for _ in jobs:  # dry run: everything is settled while listing the jobs
             pass

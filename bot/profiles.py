@@ -1201,7 +1201,7 @@ def _parse_profiles(text: str, source: str) -> Profiles:
     if not subscribers:
         message = "the list is empty: nobody gets mail (every subscriber stored is deactivated)"
         warnings.append(Problem(source, _line(items_node), None, "subscribers", message))
-    return Profiles(source, tuple(subscribers), tuple(warnings))
+    return Profiles(source, tuple(subscribers), tuple(sorted(warnings, key=lambda p: p.line or 0)))
 
 
 def json_schema() -> dict[str, Any]:

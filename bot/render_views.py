@@ -328,7 +328,7 @@ def first_name(name: str | None, email: str = "") -> str:
     neither, nobody is greeted by name: a wrong guess greets a family name or a place."""
     family, *rest = [part.strip() for part in one_line(name or "").split(",")]
     given = [part for part in rest if part and not _is_suffix(part, family)]
-    reversed_ = _family_first(family, given[0]) if given else False
+    reversed_ = _family_first(family, given[0], email) if given else False
     if reversed_ is None:
         reversed_ = _spelled_by(email, given[0], family)
         if reversed_ is None:
@@ -341,22 +341,24 @@ def first_name(name: str | None, email: str = "") -> str:
     return " ".join(named) if _is_initials(named[0]) else named[0]
 
 
-def _family_first(family: str, given: str) -> bool | None:
+def _family_first(family: str, given: str, email: str) -> bool | None:
     """Whether a name written with a comma puts the family name first (``Lovelace, Ada``,
     ``Le Guin, Ursula``): the part after the comma reads as given names (one or two words in
     capitals, none naming a role or a place of work), and the part before it as a family name
     (one word besides titles and particles). After ``Jane Smith`` a comma brings ``University
     of Oxford`` or ``Captain``, not a given name. None when the part before the comma has two
-    or three such words: ``García Márquez, Gabriel`` reads like ``Jane Smith, Oxford``."""
+    or three such words: ``García Márquez, Gabriel`` reads like ``Jane Smith, Oxford``. Given
+    names written otherwise (``Lovelace, ada``, ``Lovelace, Ada Augusta King``, ``Lovelace,
+    Ada (Countess)``) come first when the address ``email`` spells them (``ada@…``)."""
     names = [w for w in family.split() if w.rstrip(".").lower() not in _TITLES]
     named = [w for w in names if not w.islower()]
     words = given.split()
-    if not (
-        0 < len(named) <= 3
-        and 0 < len(words) <= 2
-        and all(w[0].isupper() and w.rstrip(".").lower() not in _NOT_GIVEN for w in words)
+    if not (0 < len(named) <= 3 and words) or any(
+        w.strip(_QUOTES).rstrip(".").lower() in _NOT_GIVEN for w in words
     ):
         return False
+    if not (len(words) <= 2 and all(w[0].isupper() for w in words)):
+        return _spelled_by(email, given, family) is True
     surnames = [w for w in named if w.rstrip(".").lower() not in _PARTICLES]
     return True if len(surnames) <= 1 else None
 

@@ -86,6 +86,17 @@ def test_unsuppressing_refused_addresses_sends_their_digests_with_the_next_run(
     assert len(faults.handler.to(ADA)) == len(faults.handler.to(GRACE)) == 1
 
 
+def test_unsuppress_refuses_an_empty_address(env: dict[str, str]) -> None:
+    """``unsuppress ""`` (a shell variable left unset) is a mistake in the command, not an
+    address that was never suppressed; nothing is cleared, not even the addresses beside it."""
+    assert cli("unsubscribe", ADA).exit_code == 0
+    for given in ([""], [ADA, " "]):
+        result = cli("unsuppress", *given)
+        assert result.exit_code == 2, result.output
+        assert result.output.startswith("Error: EMAIL is empty"), result.output
+    assert ADA in Store(env["PAPERBOT_DATABASE_URL"]).suppressed()
+
+
 def test_unsuppressing_many_addresses_leaves_their_digests_to_the_next_sweep(
     env: dict[str, str], faults: FaultServer
 ) -> None:
@@ -345,11 +356,26 @@ def test_a_database_that_refuses_a_command_is_one_line(env: dict[str, str]) -> N
 
 
 def test_unsubscribe_refuses_text_that_is_not_one_address(env: dict[str, str]) -> None:
-    """A pasted ``To:`` header or a list would otherwise be recorded and block nobody."""
-    for pasted in ("Ada Lovelace <ada@example.org>", "ada@example.org,"):
+    """A list, or text around an address, would otherwise be recorded and block nobody."""
+    for pasted in (
+        "ada@example.org,",
+        "Ada <ada@example.org>, Grace <grace@example.org>",
+        "Ada <ada@example.org> (home)",
+        "Ada <ada@exa mple.org>",
+    ):
         result = cli("unsubscribe", pasted)
         assert result.exit_code == 1 and "not an email address" in result.output, result.output
     assert Store(env["PAPERBOT_DATABASE_URL"]).suppressed() == {}
+
+
+def test_unsubscribe_takes_an_address_after_its_name(env: dict[str, str]) -> None:
+    """``Ada Lovelace <ada@example.org>`` is how a mail client copies a sender: the address
+    in it is unsubscribed."""
+    for pasted in ("Ada Lovelace <Ada@Example.org>", '"Lovelace, Ada" <ada@example.org>'):
+        result = cli("unsubscribe", pasted)
+        assert result.exit_code == 0, result.output
+        assert result.output.startswith(f"{ADA} "), result.output
+    assert list(Store(env["PAPERBOT_DATABASE_URL"]).suppressed()) == [ADA]
 
 
 def test_an_international_domain_is_one_address_in_either_form(

@@ -79,6 +79,22 @@ def test_match_table(profiles_file: Path, papers_file: Path) -> None:
     assert ranked.exit_code == 0 and "(8 papers ranked)" in ranked.output
 
 
+def test_match_says_when_the_papers_file_holds_no_paper(
+    profiles_file: Path, tmp_path: Path
+) -> None:
+    """The table says so, as ``fetch`` does; the JSON keeps its shape, every list empty."""
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n")
+    args = ["match", "--profiles", str(profiles_file), "--papers", str(empty)]
+    table = runner.invoke(app, [*args, "--format", "table"])
+    assert table.exit_code == 0, table.output
+    assert table.stdout.startswith(f"{empty}: empty, 0 papers\n"), table.stdout
+    assert "alan@example.org (0 picks)" in table.stdout
+    data = runner.invoke(app, args)
+    assert data.exit_code == 0 and "empty" not in data.output
+    assert [s["matches"] for s in json.loads(data.stdout)["subscribers"]] == [[], [], []]
+
+
 def test_match_and_explain_use_liked_papers_and_name_the_unseen_ones(
     env: dict[str, str], profiles_file: Path, papers_file: Path
 ) -> None:
@@ -324,17 +340,30 @@ def test_fetch_and_status_name_each_paper_a_source_left_out(
     result = runner.invoke(app, ["fetch", "--source", f"file:{day_file}", "--date", "2026-11-25"])
     assert result.exit_code == 0, result.output
     assert "ok, 2 papers, 1 skipped" in result.output
-    assert f"skipped {day_file}:2: 2611.00042: missing or empty 'abstract'" in result.output
+    assert f"skipped {day_file}:2: id 2611.00042: missing or empty 'abstract'" in result.output
     status = " ".join(runner.invoke(app, ["status"]).output.split())  # the note may wrap
     assert (
-        "run 1 file:day.jsonl: 1 skipped: day.jsonl:2: 2611.00042: missing or empty 'abstract'"
+        "run 1 file:day.jsonl: 1 skipped: day.jsonl:2: id 2611.00042: missing or empty 'abstract'"
         in status
     )
     store = Store(env["PAPERBOT_DATABASE_URL"])
     (run,) = store.recent_runs()
     (outcome,) = run.summary["sources"]
-    assert outcome["skipped_items"] == [f"{day_file}:2: 2611.00042: missing or empty 'abstract'"]
+    assert outcome["skipped_items"] == [f"{day_file}:2: id 2611.00042: missing or empty 'abstract'"]
     store.close()
+
+
+@pytest.mark.parametrize("command", [["fetch"], ["papers"], ["send", "--dry-run"]])
+@pytest.mark.parametrize("given", ["", " "])
+def test_an_empty_source_is_refused_not_read_as_the_configured_one(
+    env: dict[str, str], command: list[str], given: str
+) -> None:
+    """``--source "$SPEC"`` with SPEC unset must not fetch PAPERBOT_SOURCES instead."""
+    result = runner.invoke(app, [*command, "--source", given])
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for '--source': empty" in result.output
+    assert "2611." not in result.output, "no paper was read"
+    assert not Path(env["PAPERBOT_DATABASE_URL"].removeprefix("sqlite:///")).exists()
 
 
 def test_fetch_failure_exits_1_and_says_which_source(env: dict[str, str], tmp_path: Path) -> None:

@@ -933,6 +933,34 @@ def test_profiles_check_prints_warnings_and_exits_0(tmp_path: Path) -> None:
     assert f"{path}: OK, 2 subscribers, 1 warning" in result.output
 
 
+def test_warnings_come_in_file_order(tmp_path: Path) -> None:
+    """Within a subscriber too: an alert's authors written above its keywords are warned
+    about first, whatever order the checks run in."""
+    path = tmp_path / "team.yaml"
+    path.write_text(
+        NO_INTERESTS
+        + "    alerts:\n"
+        + '      - authors: ["Wang"]\n'
+        + '        keywords: ["flow matching, score matching"]\n'
+        + '      - keywords: ["rlhf, dpo"]\n'
+        + '        authors: ["Song"]\n'
+    )
+    result = runner.invoke(app, ["profiles", "check", str(path)])
+    assert result.exit_code == 0, result.output
+    warned = re.findall(
+        rf"^Warning: {re.escape(str(path))}:(\d+): .*field '([^']+)'", result.output, re.M
+    )
+    assert [field for _, field in warned] == [
+        "interests",
+        "alerts.0.authors.0",
+        "alerts.0.keywords.0",
+        "alerts.1.keywords.0",
+        "alerts.1.authors.0",
+    ], result.output
+    lines = [int(line) for line, _ in warned]
+    assert lines == sorted(lines) and len(set(lines)) == len(lines), lines
+
+
 def test_problems_come_in_file_order_and_alerts_are_mentioned() -> None:
     text = TEAM.replace("  max_papers: 10\n", "  max_papers: 0\n")
     text = text.replace("    max_papers: 5\n", "    max_papers: 5\n    max_papers: 6\n")

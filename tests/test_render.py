@@ -646,6 +646,27 @@ def test_two_names_and_a_comma_greet_the_name_the_address_spells_or_nobody(
     assert f"{said}\n" in empty.text.splitlines(keepends=True)
 
 
+@pytest.mark.parametrize(
+    ("name", "email", "greeted"),
+    [
+        ("Lovelace, Ada Augusta King", "ada@example.org", "Ada"),
+        ("Lovelace, Ada Augusta King", "alovelace@example.org", "Ada"),
+        ("Lovelace, Ada (Countess)", "ada.lovelace@example.org", "Ada"),
+        ("Lovelace, ada", "ada@example.org", "ada"),
+        ("Jane Smith, University of Oxford", "university@example.org", "Jane"),
+    ],
+)  # fmt: skip
+def test_given_names_after_a_comma_in_another_form_are_greeted_when_the_address_spells_them(
+    renderer: Renderer, name: str, email: str, greeted: str
+) -> None:
+    """Three given names, one in lower case or a note in brackets do not read as given names
+    by their form alone; an address that spells the first of them says they are (a role or a
+    place of work never is)."""
+    sub = ADA.model_copy(update={"name": name, "email": email})
+    out = renderer.render(replace(digest(n=2, more=0), subscriber=sub), CTX)
+    assert f"2 papers picked for you, {greeted}\n" in out.text.splitlines(keepends=True)
+
+
 def test_paper_text_takes_its_direction_from_its_own_script(renderer: Renderer) -> None:
     """An Arabic title or snippet reads right to left inside the left-to-right email."""
     tags = Tags(renderer.render(digest(n=2, more=2), CTX).html).tags

@@ -17,6 +17,7 @@ from render_samples import CTX, digest, grouped_alert
 from test_render import hostile_digest, long_text_digest
 
 from bot.models import Digest
+from bot.outbox import write_index
 from bot.render import Renderer
 from bot.web import page
 
@@ -96,6 +97,33 @@ def test_the_unsubscribe_page_follows_the_readers_colour_scheme(
     report = browser.measure(browser.open(html, 375, dark))
     assert report["dark"] is dark and report["minContrast"] >= 4.5, report["lowContrast"]
     assert report["bodyBackground"] == ("rgb(17, 24, 39)" if dark else "rgb(255, 255, 255)")
+
+
+def test_the_outbox_index_fits_a_phone(browser: Browser, tmp_path: Path) -> None:
+    """``outbox/index.html`` lists long addresses and subjects: on a phone each message is its
+    lines one under another (four columns leave each a few letters), long ones wrapped, and
+    nothing runs off the screen."""
+    name = "Ada Augusta King, Countess of Lovelace"
+    for n in range(3):
+        head = (
+            f"Date: Sat, 28 Nov 2026 07:30:0{n} +0000\r\n"
+            f"To: {name} <ada.augusta.king.countess.of.lovelace{n}@analytical-engine.example.org>\r\n"
+            f"Subject: 10 papers for Sat 28 Nov: {'Mixture-of-Experts ' * 8}\r\n\r\nbody\r\n"
+        )
+        (tmp_path / f"ada_{n}.eml").write_bytes(head.encode())
+    index = write_index(tmp_path)
+    for width in (375, 390):
+        session = browser.open(index, width)
+        report = browser.measure(session)
+        assert report["viewport"] == width
+        assert report["scrollWidth"] <= width, "the page scrolls sideways"
+        assert report["outside"] == [], "text outside the viewport"
+        lefts = browser.evaluate(
+            session,
+            "Array.from(document.querySelectorAll('tr:nth-child(2) td'))"
+            ".map(td => td.getBoundingClientRect().left)",
+        )
+        assert len(lefts) == 4 and len(set(lefts)) == 1, lefts
 
 
 def test_phone_layout_uses_the_full_width(browser: Browser, pages: dict[str, Path]) -> None:

@@ -213,6 +213,18 @@ def test_force_resends_deliberately(env: dict[str, str], smtp_server: SmtpServer
     assert "--force" in forced.output
 
 
+def test_a_forced_dry_run_says_forced_as_the_send_it_rehearses(
+    env: dict[str, str], smtp_server: SmtpServer
+) -> None:
+    assert send(env=smtp_server.env()).exit_code == 0
+    dry = send("--dry-run", "--force", "--to", "ada@example.org", env=smtp_server.env())
+    assert dry.exit_code == 0, dry.output
+    (line,) = [x for x in dry.stdout.splitlines() if "ada@example.org" in x]
+    assert re.fullmatch(r"dry-run  ada@example\.org would send \d+ papers? \(forced resend\)", line)
+    forced = send("--force", "--to", "ada@example.org", env=smtp_server.env())
+    assert line.replace("dry-run  ", "sent     ").replace("would send ", "") in forced.stdout
+
+
 def test_a_forced_resend_that_does_not_go_leaves_the_digest_sent(
     env: dict[str, str], smtp_server: SmtpServer
 ) -> None:

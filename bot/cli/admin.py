@@ -75,19 +75,23 @@ def profiles_schema() -> None:
 
 _LINK_TOKEN = re.compile(r"[?&]token=([^&#<>,\s]+)")
 """The token of an unsubscribe link, wherever the link stands in what was pasted."""
+_NAMED = re.compile(r"[^<>]*<([^<>]*)>")
+"""An address after a display name, as mail clients copy it: ``Ada Lovelace <ada@example.org>``."""
 
 
 def address_from(value: str, secret: str | None, previous: Sequence[str] = ()) -> str:
-    """The address named by an email, by a signed unsubscribe token, or by a whole unsubscribe
-    link (as a subscriber forwards it, or as the ``List-Unsubscribe`` header gives it: in
-    ``<>``, beside its mailto)."""
+    """The address named by an email (alone, or as ``Ada Lovelace <ada@example.org>`` is
+    copied from a mail client), by a signed unsubscribe token, or by a whole unsubscribe link
+    (as a subscriber forwards it, or as the ``List-Unsubscribe`` header gives it: in ``<>``,
+    beside its mailto)."""
     value = value.strip()
     if "token=" in value:
         token = _LINK_TOKEN.search(value)
         value = unquote(token.group(1)) if token else ""
     elif "@" in value:
         try:
-            return email_key(value)
+            named = _NAMED.fullmatch(value)
+            return email_key(named.group(1) if named else value)
         except ValueError as exc:
             raise BotError(f"not an email address: {exc}") from None
     if not secret:
@@ -161,6 +165,10 @@ def unsuppress(
     The messages refused when they were suppressed go with the next run."""
     if not (emails or reason or since) or (emails and (reason or since)):
         raise UsageError("name the addresses, or choose them with --reason and --since")
+    if emails and not all(email.strip() for email in emails):
+        raise UsageError(
+            "EMAIL is empty: name an address, or choose them with --reason and --since"
+        )
     store = Store(load_settings().database_url)
     chosen = _suppressions(store, emails or [], reason, since)
     reopened = store.restore(list(chosen.values()), datetime.now(UTC))

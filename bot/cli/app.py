@@ -157,9 +157,24 @@ DigestDateOption = Annotated[date | None, _date_option("today in each subscriber
 """The date of the digests ``send`` sends: a subscriber's own today unless given."""
 OneDigestDateOption = Annotated[date | None, _date_option("today in the subscriber's time zone")]
 """The date of one subscriber's digest."""
+
+
+def _given_source(value: str | None) -> str | None:
+    """A ``--source`` value: an empty one is refused rather than read as no option at all (the
+    configured sources), which would fetch what the command line did not ask for."""
+    if value is not None and not value.strip():
+        raise typer.BadParameter("empty: name a source, or leave --source out for PAPERBOT_SOURCES")
+    return value
+
+
 SourceOption = Annotated[
     str | None,
-    typer.Option("--source", metavar="SPEC", help="Source SPEC (default: PAPERBOT_SOURCES)."),
+    typer.Option(
+        "--source",
+        metavar="SPEC",
+        callback=_given_source,
+        help="Source SPEC (default: PAPERBOT_SOURCES).",
+    ),
 ]
 
 MISSING_PROFILES = (

@@ -173,6 +173,8 @@ def match(
     if fmt == MatchFormat.json:
         print(json.dumps({"subscribers": result}, indent=2, ensure_ascii=False))
         return
+    if not found:  # every subscriber's empty table would otherwise read as nothing matching
+        out.print(f"{papers}: empty, 0 papers", markup=False, highlight=False, soft_wrap=True)
     titles = {p.id: p.title for p in found}
     for entry in result:
         count = len(entry["matches"])

@@ -88,9 +88,9 @@ def paper_from_json(obj: dict[str, Any], source: str) -> tuple[Paper, list[str]]
         return "missing or invalid 'id'"
     title, abstract = clean.clean_title(obj.get("title")), clean.clean_abstract(obj.get("abstract"))
     if not title:
-        return f"{pid}: missing or empty 'title'"
+        return f"id {pid}: missing or empty 'title'"
     if not abstract:
-        return f"{pid}: missing or empty 'abstract'"
+        return f"id {pid}: missing or empty 'abstract'"
     abs_url, pdf_url = clean.arxiv_links(pid)
     fields = _Fields(obj)
     link, count = "an http(s) link", "a whole number of 0 or more"

@@ -276,7 +276,7 @@ class Ledger(DeliveryQueries):
     ) -> Claim | None:
         crashed = row.abandoned(stamp) or row.orphaned(this_machine(), process_exists)
         due = row.retry_due(stamp) or (retry_now and row.status == TEMP_FAILED)
-        forced = force and row.status != SENDING
+        forced = row.forced(force)
         if not (crashed or due or forced):
             return None
         message_id = request.message_id if forced else (row.message_id or request.message_id)

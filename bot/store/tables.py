@@ -171,6 +171,11 @@ class Delivery(SQLModel, table=True):
         (its process is gone)."""
         return self.abandoned(now) or self.orphaned(here, exists)
 
+    def forced(self, force: bool) -> bool:
+        """Whether ``--force`` (``force``) takes the row over: in any state but ``sending`` (a
+        message being sent is left to its run, or resumed as it was once that run is gone)."""
+        return force and self.status != SENDING
+
     def retry_due(self, now: datetime) -> bool:
         """A temporary failure whose next attempt time has come."""
         return self.status == TEMP_FAILED and (

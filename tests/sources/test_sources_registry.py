@@ -214,7 +214,7 @@ async def test_local_sources_report_bad_lines_with_file_and_line(
     assert (local.status, local.count) == ("ok", 1)
     assert [str(s) for s in local.skipped] == [
         f"{papers}:2: not valid JSON (Expecting property name enclosed in double quotes)",
-        f"{papers}:3: seed-2: missing or empty 'title'",
+        f"{papers}:3: id seed-2: missing or empty 'title'",
     ]
     assert f"{papers}:2: not valid JSON" in caplog.text
     assert server.requests == []
