@@ -49,6 +49,16 @@ DEEPEST = 100
 """Lists and mappings one inside another: a file nested far deeper than a profiles file needs (a
 few), as by thousands of '[', exhausts Python's recursion when it is read, and is reported at
 the place where it passes this many."""
+EXPANSION = 100
+"""How many times the values written in a file (each list, mapping and single value, an alias
+counted as one) its aliases may expand it to, read through them. A list shared by many
+subscribers through an alias is read once for each of them, a few times the file at most;
+aliases of lists of aliases ("billion laughs": lines each a list of ten aliases of the line
+above) expand eight lines to a hundred million values, half a minute to check, and nine lines
+to hours. A file beyond it is reported at the alias where its expansion passes it."""
+EXPANDED = 100_000
+"""Values any file's aliases may expand it to, however few it has written (a list of a hundred
+keywords shared by a thousand subscribers)."""
 NO_INTERESTS = (
     "no keywords, description, authors, categories or liked papers: this subscriber will never "
     "get a digest; add some under interests:"
@@ -558,15 +568,21 @@ def _syntax_problem(text: str, exc: yaml.YAMLError, source: str) -> Problem:
 
 
 def _compose(text: str, source: str) -> tuple[yaml.Node | None, Any]:
-    """The node tree (for lines) and the data built from it, parsed once."""
+    """The node tree (for lines) and the data built from it, parsed once. A file with aliases
+    is read again, as events, to judge how far they expand it before anything visits its nodes
+    once for each reference (``_beyond_bounds``)."""
+    kind: type[yaml.SafeLoader] = _FastLoader
     try:
-        return _parse(text, _FastLoader)
+        parsed = _parse(text, kind)
     except yaml.YAMLError:
-        pass
-    try:
-        return _parse(text, _Loader)
-    except yaml.YAMLError as exc:
-        raise ProfileError([_syntax_problem(text, exc, source)]) from None
+        kind = _Loader
+        try:
+            parsed = _parse(text, kind)
+        except yaml.YAMLError as exc:
+            raise ProfileError([_syntax_problem(text, exc, source)]) from None
+    if _ALIAS.search(text) and (problem := _beyond_bounds(text, source, kind)) is not None:
+        raise ProfileError([problem])
+    return parsed
 
 
 def _parse(text: str, kind: type[yaml.SafeLoader]) -> tuple[yaml.Node | None, Any]:
@@ -578,42 +594,83 @@ def _parse(text: str, kind: type[yaml.SafeLoader]) -> tuple[yaml.Node | None, An
         loader.dispose()
 
 
-def _too_deep(text: str, source: str) -> Problem | None:
-    """Where ``text`` holds more than ``DEEPEST`` lists and mappings one inside another (an
-    alias reaching as deep as the collection it names), if it does: read from its parse events,
-    which PyYAML makes without recursion."""
+_ALIAS = re.compile(r"\*(?<![^\s\[{,:]\*)")
+"""A '*' where an alias may start (at the start of a value): the text of a file without one
+holds no alias, and is not read again (``_beyond_bounds``); one inside a quoted value or a
+comment only costs that reading. The '*' comes first, for the search to be quick."""
+
+
+def _beyond_bounds(text: str, source: str, kind: type[yaml.SafeLoader] = _Loader) -> Problem | None:
+    """Where ``text`` takes more to read than a profiles file can, if it does: more than
+    ``DEEPEST`` lists and mappings one inside another (an alias reaching as deep as the
+    collection it names), an alias inside the collection it names (which holds itself without
+    end), or aliases that expand it far past the values written in it (``EXPANSION``), at the
+    alias where the expansion passes that bound. Read from its parse events, which PyYAML makes
+    without recursion, with the parser of ``kind``."""
     heights: dict[str, int] = {}  # of each anchored collection: itself and those inside it
+    sizes: dict[str, int] = {}  # of each anchored node: the values it expands to
     anchors: list[str | None] = []  # of the collections entered, the innermost last
     deepest: list[int] = []  # the depth reached inside each of them so far
+    before: list[int] = []  # the values expanded to before each of them
+    expanded = written = 0
+    passing: list[tuple[int, yaml.Event]] = []  # aliases past the bound for the file read so far
     try:
-        for event in yaml.parse(text, Loader=_Loader):
+        for event in yaml.parse(text, Loader=kind):
+            if isinstance(event, yaml.ScalarEvent):
+                expanded, written = expanded + 1, written + 1
+                if event.anchor is not None:
+                    sizes[event.anchor] = 1
+                continue
             if isinstance(event, yaml.CollectionStartEvent):
                 anchors.append(event.anchor)
                 deepest.append(0)
+                before.append(expanded)
+                expanded, written = expanded + 1, written + 1
                 reach = len(anchors)
             elif isinstance(event, yaml.AliasEvent):
-                reach = len(anchors) + heights.get(event.anchor or "", 0)
+                name = event.anchor or ""
+                if name in anchors:
+                    message = f"the alias *{name} is inside what &{name} names: it holds itself"
+                    return _beyond(text, source, event, message + " without end")
+                expanded, written = expanded + sizes.get(name, 1), written + 1
+                if expanded > max(EXPANDED, EXPANSION * written):
+                    passing.append((expanded, event))
+                reach = len(anchors) + heights.get(name, 0)
             elif isinstance(event, yaml.CollectionEndEvent):
-                anchor, reach = anchors.pop(), deepest.pop()
+                anchor, reach, start = anchors.pop(), deepest.pop(), before.pop()
                 if anchor is not None:
-                    heights[anchor] = reach - len(anchors)
+                    heights[anchor], sizes[anchor] = reach - len(anchors), expanded - start
             else:
                 continue
             if deepest:
                 deepest[-1] = max(deepest[-1], reach)
             if reach > DEEPEST:
-                mark = event.start_mark
-                assert mark is not None, "the parser marks every event"
-                number = mark.line + 1
                 message = (
                     f"nested too deeply to read: more than {DEEPEST} lists and mappings one "
                     "inside another (a profiles file needs a few)"
                 )
-                who = _subscriber_near(text.splitlines(), number)
-                return Problem(source, number, who, None, message, column=mark.column + 1)
-    except yaml.YAMLError:  # a syntax error before any such depth
+                return _beyond(text, source, event, message)
+    except yaml.YAMLError:  # a syntax error before any of these
         pass
-    return None
+    bound = max(EXPANDED, EXPANSION * written)
+    alias = next((event for count, event in passing if count > bound), None)
+    if alias is None:
+        return None
+    message = (
+        f"aliases expand the file to more than {bound:,} values from the {written:,} written "
+        "in it: an alias repeats all it names, its aliases included, so aliases of lists of "
+        "aliases multiply"
+    )
+    return _beyond(text, source, alias, message)
+
+
+def _beyond(text: str, source: str, event: yaml.Event, message: str) -> Problem:
+    """The problem ``message`` at ``event``, for ``_beyond_bounds``."""
+    mark = event.start_mark
+    assert mark is not None, "the parser marks every event"
+    number = mark.line + 1
+    who = _subscriber_near(text.splitlines(), number)
+    return Problem(source, number, who, None, message, column=mark.column + 1)
 
 
 def _repeated_items(items: yaml.Node | None, text: str) -> dict[int, tuple[int, int]]:
@@ -658,17 +715,22 @@ def _item_lines(text: str, start: yaml.Mark) -> dict[int, int]:
 
 
 def _duplicate_keys(root: yaml.Node, source: str) -> list[Problem]:
-    """Every key written twice in one mapping (YAML would silently keep only the last)."""
+    """Every key written twice in one mapping (YAML would silently keep only the last). A list
+    or mapping an alias names again is the very node written at its anchor: it is walked there
+    only, its repeated keys said once (and a list shared by thousands of subscribers read
+    once)."""
     problems: list[Problem] = []
+    walked: set[yaml.Node] = set()
 
     def walk(node: yaml.Node, path: tuple[str | int, ...], who: str | None) -> None:
+        if isinstance(node, yaml.ScalarNode) or node in walked:
+            return
+        walked.add(node)
         if isinstance(node, yaml.SequenceNode):
             for index, item in enumerate(node.value):
                 if path == ("subscribers",):
                     who = _email_before(item) or f"#{index + 1}"
                 walk(item, (*path, index), who)
-            return
-        if not isinstance(node, yaml.MappingNode):
             return
         in_subscriber = len(path) == 2 and path[0] == "subscribers"
         first: dict[str, yaml.Node] = {}
@@ -1136,14 +1198,14 @@ def parse_profiles(text: str, source: str = "<profiles>") -> Profiles:
     a parse): it is paused meanwhile (``paused_collector``).
 
     A file nested so deeply that reading it (PyYAML's composer, or a step after it) exhausts
-    Python's recursion is one problem, located where it goes too deep (``_too_deep``); any
+    Python's recursion is one problem, located where it goes too deep (``_beyond_bounds``); any
     other RecursionError is raised as it is."""
     text = text.removeprefix("\ufeff")  # a byte order mark, as some Windows editors write
     with paused_collector():
         try:
             return _parse_profiles(text, source)
         except RecursionError:
-            problem = _too_deep(text, source)
+            problem = _beyond_bounds(text, source)
             if problem is None:
                 raise
             raise ProfileError([problem]) from None

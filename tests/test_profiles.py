@@ -453,6 +453,86 @@ def test_profiles_check_a_file_nested_too_deeply(tmp_path: Path) -> None:
     assert f"{path}:1:113: {TOO_DEEP}" in result.output
 
 
+def laughs(levels: int, indent: str = "") -> str:
+    """Lines of lists of ten: of ten values, then each of ten aliases of the line above, ten
+    times the values of the line above once read through them ("billion laughs")."""
+    return "".join(
+        f"{indent}x{n}: &x{n} [{', '.join([f'*x{n - 1}' if n else 'ha'] * 10)}]\n"
+        for n in range(levels)
+    )
+
+
+EXPANDS = (
+    "aliases expand the file to more than 100,000 values from the {} written in it: an alias "
+    "repeats all it names, its aliases included, so aliases of lists of aliases multiply"
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        (laughs(6) + "subscribers: []\n", "p.yaml:5:45: " + EXPANDS.format(75)),
+        (
+            "subscribers:\n  - email: bob@example.org\n" + laughs(6, "    "),
+            "p.yaml:7:49: subscriber bob@example.org: " + EXPANDS.format(78),
+        ),
+        (
+            "defaults: &d {timezone: UTC, again: *d}\nsubscribers: []\n",
+            "p.yaml:1:37: the alias *d is inside what &d names: it holds itself without end",
+        ),
+    ],
+    ids=["laughs", "laughs in a subscriber", "an alias inside what it names"],
+)
+def test_aliases_that_expand_a_file_without_bound_are_one_problem_at_the_alias(
+    text: str, problem: str
+) -> None:
+    """Six lines of lists of aliases of the line above read as a million values (eight took
+    half a minute to check, nine would take hours), an alias inside what it names as values
+    without end: the file is one problem, at the alias where it passes the bound, found before
+    anything reads through the aliases."""
+    assert problems_of(text) == [problem]
+
+
+def test_aliases_that_share_a_list_with_many_subscribers_are_read_through() -> None:
+    """A list of a hundred keywords that 1,100 subscribers share by an alias is read as more
+    than 100,000 values, far fewer than a hundred times the values written in the file."""
+    keywords = ", ".join(f'"shared topic {k}"' for k in range(100))
+    text = "subscribers:\n" + "".join(
+        f"  - email: r{i}@example.org\n"
+        f"    interests: {f'&common {{keywords: [{keywords}]}}' if i == 0 else '*common'}\n"
+        for i in range(1_100)
+    )
+    subscribers = parse_profiles(text, "p.yaml").subscribers
+    assert len(subscribers) == 1_100
+    assert {len(s.interests.keywords) for s in subscribers} == {100}
+
+
+def test_a_key_repeated_in_settings_shared_by_an_alias_is_one_problem_where_written() -> None:
+    """The settings an alias names are the ones written at its anchor: a key repeated there is
+    said once, of the subscriber whose entry holds it, not again for each alias."""
+    text = (
+        "subscribers:\n"
+        "  - email: ada@example.org\n"
+        "    interests: &common\n"
+        "      keywords: [rl]\n"
+        "      keywords: [diffusion]\n"
+        "  - email: grace@example.org\n"
+        "    interests: *common\n"
+    )
+    assert problems_of(text) == [
+        "p.yaml:5: subscriber ada@example.org: field 'interests.keywords': duplicate key (first "
+        "at line 4): keep only one"
+    ]
+
+
+def test_profiles_check_a_file_whose_aliases_expand_without_bound(tmp_path: Path) -> None:
+    path = tmp_path / "laughs.yaml"
+    path.write_text(laughs(6) + "subscribers: []\n")
+    result = runner.invoke(app, ["profiles", "check", str(path)])
+    assert result.exit_code == 2, result.output
+    assert f"{path}:5:45: {EXPANDS.format(75)}" in result.output
+
+
 def test_a_subscriber_after_a_nested_list_is_not_told_to_move() -> None:
     """The mistake is the list left open above; the next subscriber's '-' is where it belongs."""
     text = (

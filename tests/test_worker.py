@@ -1087,20 +1087,35 @@ async def test_hot_reload_adopts_good_edits_and_keeps_the_last_good_on_bad_ones(
     assert len(worker.roster) == 3
 
 
-async def test_a_file_nested_too_deeply_is_rejected_at_a_reload_and_at_a_restart(
+LAUGHS = "".join(
+    f"    x{n}: &x{n} [{', '.join([f'*x{n - 1}' if n else 'ha'] * 10)}]\n" for n in range(6)
+)
+"""Six lines of lists of ten, each of aliases of the line above: a million values read through
+them."""
+
+
+@pytest.mark.parametrize(
+    ("entry", "line", "where"),  # the line counted from the last of PROFILES
+    [
+        ("    interests: " + "[" * 10_000, 2, "113: subscriber bob@example.org: nested too deeply"),
+        (LAUGHS, 6, "49: subscriber bob@example.org: aliases expand the file to more than"),
+    ],
+    ids=["nested", "aliases"],
+)
+async def test_a_file_too_deep_or_aliased_to_read_is_rejected_at_a_reload_and_at_a_restart(
     make_worker: Callable[[], Worker], config: Settings, clock: Clock, profiles_path: Path,
-    smtp_server: SmtpServer, caplog: pytest.LogCaptureFixture,
+    smtp_server: SmtpServer, caplog: pytest.LogCaptureFixture, entry: str, line: int, where: str,
 ) -> None:  # fmt: skip
-    """A file nested thousands of lists deep is rejected as any invalid file is: a reload keeps
-    the subscribers in use and tells the admin where it goes too deep, and a restart with it on
-    disk serves the last good profiles."""
+    """A file nested thousands of lists deep, or whose aliases expand it to a million values, is
+    rejected as any invalid file is: a reload keeps the subscribers in use and tells the admin
+    where it goes too far, and a restart with it on disk serves the last good profiles."""
     worker = make_worker()
     in_use = dict(worker.roster)
-    _edit(profiles_path, PROFILES + "  - email: bob@example.org\n    interests: " + "[" * 10_000)
+    _edit(profiles_path, PROFILES + "  - email: bob@example.org\n" + entry)
     await worker.sweep_job()
     assert worker.roster == in_use
-    line = PROFILES.count("\n") + 2
-    where = f"{profiles_path}:{line}:113: subscriber bob@example.org: nested too deeply to read"
+    line += PROFILES.count("\n")
+    where = f"{profiles_path}:{line}:{where}"
     (error,) = messages(caplog, "profiles reload rejected: ", logging.ERROR)
     assert error.startswith(f"profiles reload rejected: {where}"), error
     (alert,) = smtp_server.handler.to("admin@paperbot.example.org")
