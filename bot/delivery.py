@@ -635,14 +635,16 @@ class _Run:
     async def _unknown(self, job: Job, claim: Claim, exc: UnknownOutcomeError) -> None:
         """The message may have arrived: its row stays ``sending``, to be sent again with the
         same Message-ID once its lease runs out: at once after a first attempt (as after a crash),
-        after the backoff for its attempts after a later one."""
+        after the backoff for its attempts after a later one. A forced resend of a sent digest
+        is not sent again: the row stays ``sent`` (see ``Ledger._finish``)."""
         now, wait = self.deps.clock(), self.lease
         if claim.attempts > 1:
             wait = max(wait, self.policy.delay(claim.attempts, self.options.rand))
         await asyncio.to_thread(
             self.deps.store.ledger.mark_unknown, claim, now, error=str(exc), until=now + wait
         )
-        self._emit(job, "unknown", f"{exc}; it will be sent again with the same Message-ID")
+        again = RESEND_FAILED if claim.resent else "it will be sent again with the same Message-ID"
+        self._emit(job, "unknown", f"{exc}; {again}")
 
     async def _sent(self, job: Job, claim: Claim) -> None:
         """Hand the accepted message to the group commit; it is reported once recorded."""

@@ -34,6 +34,7 @@ from bot.render import Renderer
 from bot.settings import load_settings, unknown_names
 from bot.store import ClaimRequest, Store
 from tests.conftest import SmtpServer, free_port, matched_emails, run_cli
+from tests.smtp_faults import FaultServer
 
 runner = CliRunner()
 ROOT = str(Path(__file__).resolve().parents[1])
@@ -261,6 +262,36 @@ def test_a_forced_resend_that_does_not_go_leaves_the_digest_sent(
     later = send("--to", "ada@example.org", env=smtp_server.env())
     assert "already  ada@example.org already sent for this date" in later.output, later.output
     assert len(smtp_server.handler.to("ada@example.org")) == 1
+
+
+def test_a_forced_resend_that_may_not_have_arrived_leaves_the_digest_sent(
+    env: dict[str, str], faults: FaultServer
+) -> None:
+    """The connection drops after a forced resend's data: whether it arrived or not, ada has
+    her digest. The row stays as it was, sent, and no later run sends it again (it would be
+    taken over and, if it then failed for now, retried with what was never sent to her)."""
+    assert send(env=faults.env()).exit_code == 0
+    store = Store(env["PAPERBOT_DATABASE_URL"])
+    ada = store.sync_subscribers(read_profiles(Path(env["PAPERBOT_PROFILES"])).subscribers).ids
+    before = store.ledger.get(ada["ada@example.org"], date(2026, 11, 25), "digest", "")
+    assert before is not None and before.status == "sent"
+    faults.handler.data["ada@example.org"] = ["drop"]
+    dropped = send("--force", "--to", "ada@example.org", env=faults.env())
+    assert "connection closed; not sent again: the digest sent before stands" in dropped.output
+    assert "outcome unknown 1\n" in dropped.output and "resent later" not in dropped.output
+    after = store.ledger.get(ada["ada@example.org"], date(2026, 11, 25), "digest", "")
+    assert after is not None
+    assert (after.status, after.message_id, after.paper_ids, after.lease_until) == (
+        "sent",
+        before.message_id,
+        before.paper_ids,
+        None,
+    )
+    faults.handler.data.clear()
+    later = send("--to", "ada@example.org", env=faults.env())
+    assert "already  ada@example.org already sent for this date" in later.output, later.output
+    to_ada = [m for m in faults.handler.received() if "ada@example.org" in str(m["To"])]
+    assert len(to_ada) == 2, "the first digest, and the resend dropped after its data"
 
 
 ALAN_INTERESTS = '    interests:\n      keywords: ["quantum error correction"]\n'

@@ -158,7 +158,8 @@ def _summarise(report: SendReport, options: SendOptions, mailer: Mailer) -> None
     )
     would = f" ({report.would_send} would be sent)" if counts["dry-run"] else ""
     line += f", dry run {counts['dry-run']}{would}" if options.dry_run else ""
-    line += f", outcome unknown {counts['unknown']} (resent later)" if counts["unknown"] else ""
+    later = "" if options.force else " (resent later)"  # a forced resend's line says what
+    line += f", outcome unknown {counts['unknown']}{later}" if counts["unknown"] else ""
     # a forced resend that did not go stays sent: only another --force sends it
     again = "run it again to send them" if options.force else "the next run sends them"
     line += f", not sent {report.not_sent} ({again})" if report.not_sent else ""

@@ -341,12 +341,13 @@ class Ledger(DeliveryQueries):
     def _finish(self, claim: Claim, now: datetime, **values: Any) -> bool:
         """Move a claimed row on, only if this claim still owns it (fencing a stale sender).
 
-        A forced resend of a sent digest that fails, is skipped or is given back becomes that
-        sent digest again, as it was: the subscriber has it, so no later run retries it (a
-        retry, carrying only what was never sent to them, would bring another digest, or a
-        "nothing matched" note, for the same date); ``--force`` sends it again.
+        A forced resend of a sent digest that fails, is skipped, is given back or may not
+        have arrived becomes that sent digest again, as it was: the subscriber has it, so no
+        later run retries it (a retry, carrying only what was never sent to them, would bring
+        another digest, or a "nothing matched" note, for the same date); ``--force`` sends it
+        again.
         """
-        if claim.sent_before is not None and values["status"] != SENDING:
+        if claim.sent_before is not None:
             message_id, paper_ids = claim.sent_before
             values = {
                 "status": SENT, "message_id": message_id, "paper_ids": list(paper_ids),
@@ -367,7 +368,8 @@ class Ledger(DeliveryQueries):
         """The connection was lost after the message data: it may have arrived. The row stays
         ``sending`` (it is sent again with the same Message-ID), and its lease runs until
         ``until``: nobody takes it over before then, not even once this process has ended (no
-        process claims it meanwhile)."""
+        process claims it meanwhile). A forced resend of a sent digest stays sent instead (see
+        ``_finish``)."""
         return self._finish(
             claim, now, status=SENDING, lease_until=as_utc(until), next_attempt_at=None,
             last_code=None, last_error=error[:1000], claimed_by=None, maybe_sent=True,
