@@ -60,8 +60,9 @@ WOULD_FAIL = "would fail"
 SUPPRESSED = "address is suppressed"
 NO_INTERESTS = "no interests in the profile"
 """How a send reports a digest that goes to nobody whatever the papers (see ``no_digest``)."""
-STOPPED_BEFORE_DELIVERY = "shutting down before delivery: nothing was sent"
-"""Why a run stopped while it was still fetching papers or matching (it sends nothing then)."""
+STOPPED_BEFORE_DELIVERY = "shutting down before any digest was sent"
+"""Why a run stopped while it was still fetching papers or matching: it sends no digest then
+(a worker's sweep may have sent its alerts)."""
 
 
 @dataclass(frozen=True, slots=True)

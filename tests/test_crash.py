@@ -161,13 +161,13 @@ def test_a_stop_while_the_papers_are_fetched_ends_the_send_at_once(
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 1, logs()
     assert "Stopping before anything is sent; signal again" in logs(), logs()
-    assert "Stopped: shutting down before delivery: nothing was sent" in logs(), logs()
+    assert "Stopped: shutting down before any digest was sent" in logs(), logs()
     assert "still running" not in logs() and "Traceback" not in logs(), logs()
     code, output = run_cli(env, "status", "--format", "json")
     assert code == 0, output
     (run,) = json.loads(output)["runs"]
     assert (run["command"], run["status"]) == ("send", "stopped"), run
-    assert run["stopped"] == "shutting down before delivery: nothing was sent"
+    assert run["stopped"] == "shutting down before any digest was sent"
     assert faults.handler.received() == []
     assert Store(env["PAPERBOT_DATABASE_URL"]).ledger.counts() == []
     again = start(env, faults)

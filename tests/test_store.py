@@ -628,7 +628,8 @@ def test_writes_tried_with_one_patience_wait_that_long_in_all(tmp_path: Path) ->
     for _ in range(3):
         with pytest.raises(OperationalError):
             patience.keep_trying(store.recent_runs)
-    assert time.monotonic() - started < 1.3, "not a second for each write"
+    waited = time.monotonic() - started
+    assert 0.7 < waited < 1.3, "tried again until the deadline, not a second for each write"
     store.close()
 
 

@@ -24,7 +24,7 @@ from sqlalchemy import update
 from sqlalchemy.exc import OperationalError
 from sqlmodel import SQLModel, create_engine
 
-from bot import scheduler, status
+from bot import pipeline, scheduler, status
 from bot import sweep as sweep_module
 from bot.admin import AdminAlerts, smtp_advice
 from bot.alerts import Among
@@ -177,6 +177,32 @@ async def test_each_digest_goes_out_once_at_its_local_time(
     assert sorted(recipients(smtp_server)) == [
         "ada@example.org", "ada@example.org", "alan@example.org", "grace@example.org",
     ]  # fmt: skip
+
+
+async def test_a_sweep_stopped_while_matching_says_its_alerts_went(
+    make_worker: Callable[[], Worker], smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stop while the sweep matches its digests (ada's alert is out already) ends it there:
+    the sweep is recorded stopped before any digest was sent, not as having sent nothing."""
+    worker = make_worker()
+    await worker.fetch_job()
+    loop, release = asyncio.get_running_loop(), threading.Event()
+    select = pipeline.select
+
+    def stopped_select(*args: Any) -> Any:
+        loop.call_soon_threadsafe(worker.deps.stop.set)
+        release.wait(10)
+        return select(*args)
+
+    monkeypatch.setattr(pipeline, "select", stopped_select)
+    try:
+        report = await worker.sweep_job()
+    finally:
+        release.set()
+    assert recipients(smtp_server) == ["ada@example.org"]  # her alert, no digest
+    (run,) = worker.deps.store.recent_runs(command="sweep")
+    assert (run.status, run.summary["counts"]["sent"]) == ("stopped", 1)
+    assert run.summary["stopped"] == report.stopped == "shutting down before any digest was sent"
 
 
 async def test_alert_once_per_paper_and_not_repeated_in_the_digest(

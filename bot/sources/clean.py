@@ -37,9 +37,11 @@ _INLINE_TAGS = (
 _INLINE_TAG = re.compile(rf"</?(?:{_INLINE_TAGS})\b(?:\s[^<>]*)?/?>", re.I)
 _TAG = re.compile(rf"</?(?:{_HTML_TAGS})\b(?:\s[^<>]*)?/?>", re.I)
 _COMMENT = re.compile(r"<!--.*?(-->|$)", re.S)
-# controls, zero-width characters, and the bidirectional embeddings, overrides and isolates that
-# would show the rest of a line reversed (as "Trojan Source" text does)
-_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+# controls, zero-width characters, the bidirectional marks, and the embeddings, overrides and
+# isolates that would show the rest of a line reversed (as "Trojan Source" text does)
+_CONTROL = re.compile(
+    r"[\x00-\x08\x0e-\x1f\x7f\u061c\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]"
+)
 _SPACE = re.compile(r"\s+")
 
 

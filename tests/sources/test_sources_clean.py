@@ -84,9 +84,10 @@ def test_control_and_zero_width_characters_are_removed() -> None:
 
 
 def test_bidirectional_overrides_cannot_reverse_what_follows() -> None:
-    """An override or isolate left open would show the rest of the line backwards."""
-    raw = "Safe \u202eesrever\u202c and \u2067isolated\u2069 \u202aend\u202c"
-    assert clean.clean_abstract(raw) == "Safe esrever and isolated end"
+    """An override or isolate left open would show the rest of the line backwards; the marks
+    that steer the order of what is around them (Arabic letter mark too) go with them."""
+    raw = "Safe \u202eesrever\u202c and \u2067isolated\u2069 \u202aend\u202c \u061cmarked\u200f"
+    assert clean.clean_abstract(raw) == "Safe esrever and isolated end marked"
 
 
 def test_absurdly_long_text_is_capped_at_a_word_with_a_mark() -> None:
