@@ -22,14 +22,13 @@ from bot.models import Digest, Paper, Subscriber
 from bot.pipeline import (
     CORPUS_DAYS,
     Deps,
+    SendOptions,
     SendReport,
     Target,
-    candidates,
     ensure_papers,
+    match_targets,
     no_digest,
     not_reached,
-    read_window,
-    select,
 )
 from bot.store.tables import FINAL_STATES, STATE_MEANING
 
@@ -62,10 +61,8 @@ async def preview(deps: Deps, subscriber: Subscriber, day: date) -> tuple[Digest
     if missing:
         raise BotError(missing)
     target = Target(subscriber, deps.store.subscriber_id(subscriber.email) or -1, day)
-    window = read_window(deps, [target])
-    found = candidates(deps, [target], force=False, window=window)
-    selection = select(deps, [target], found.papers, window)[target.key]
-    digest = build_digest(subscriber, day, selection, found.earlier[target.key])
+    _, found, selections, _ = match_targets(deps, [target], {}, SendOptions())
+    digest = build_digest(subscriber, day, selections[target.key], found.earlier[target.key])
     message_id = new_message_id(deps.settings.sender)
     return digest, compose(deps.settings, deps.renderer, digest, message_id, deps.clock())
 

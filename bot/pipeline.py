@@ -653,7 +653,7 @@ def _left_for_later(
 
 
 class Matched(NamedTuple):
-    """What ``_match`` found: the targets matched, their candidate papers and selections, and
+    """What ``match_targets`` found: the targets matched, their candidate papers and selections, and
     the keys of the targets that wait for their papers."""
 
     targets: list[Target]
@@ -662,7 +662,7 @@ class Matched(NamedTuple):
     waiting: list[tuple[int, date]]
 
 
-def _match(
+def match_targets(
     deps: Deps,
     targets: list[Target],
     rows: Mapping[tuple[int, date], Delivery],
@@ -732,7 +732,7 @@ async def _send_to_targets(deps: Deps, targets: list[Target], options: SendOptio
         return report
     try:  # in a thread: seconds of work for many subscribers, that a stop does not wait for
         matched = await unless_stopped(
-            in_thread(_match, deps, targets, rows, options), deps.stop, "matching"
+            in_thread(match_targets, deps, targets, rows, options), deps.stop, "matching"
         )
     except Stopped:
         report.stopped = STOPPED_BEFORE_DELIVERY
