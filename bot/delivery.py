@@ -643,7 +643,9 @@ class _Run:
         await asyncio.to_thread(
             self.deps.store.ledger.mark_unknown, claim, now, error=str(exc), until=now + wait
         )
-        again = RESEND_FAILED if claim.resent else "it will be sent again with the same Message-ID"
+        again = (
+            RESEND_FAILED if claim.sent_before else "it will be sent again with the same Message-ID"
+        )
         self._emit(job, "unknown", f"{exc}; {again}")
 
     async def _sent(self, job: Job, claim: Claim) -> None:
@@ -682,7 +684,7 @@ class _Run:
         await asyncio.to_thread(
             ledger.mark_failed, claim, now, error=detail, code=exc.code, retry_at=retry_at
         )
-        detail += f" ({RESEND_FAILED})" if claim.resent else ""  # the ledger keeps it sent
+        detail += f" ({RESEND_FAILED})" if claim.sent_before else ""  # the ledger keeps it sent
         self.unsent.pop(claim.delivery_id, None)  # gone already if the server refused it
         self._emit(job, "failed", detail, len(claim.paper_ids), code=exc.code, refused=refused)
 

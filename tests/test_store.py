@@ -453,6 +453,37 @@ def test_force_takes_a_sent_row_with_a_new_message_id(store: Store) -> None:
     assert store.sent_paper_ids([sid])[sid] == {"1", "2"}
 
 
+@pytest.mark.parametrize("then", ["fails", "is sent"])
+def test_a_forced_resend_taken_over_after_a_crash_still_knows_the_digest_sent_before(
+    store: Store, then: str
+) -> None:
+    """A forced resend's sender dies; the run that takes the row over once its lease has run
+    out sends it as it was. Should that fail, the row is the digest sent before again (the
+    subscriber has it: nothing retries it); sent, it is the resend."""
+    sid = store.sync_subscribers([sub("ada@example.org")]).ids["ada@example.org"]
+    counter = [0]
+    first = store.ledger.claim(sid, DAY, NOW, paper_ids=["1"], new_message_id=lambda: ids(counter))
+    assert first is not None
+    store.ledger.mark_sent(first, NOW)
+    kw = {"paper_ids": ["1", "2"], "new_message_id": lambda: ids(counter)}
+    forced = store.ledger.claim(sid, DAY, NOW, force=True, **kw)  # type: ignore[arg-type]
+    assert forced is not None and forced.resent
+    later = NOW + store.ledger.lease + timedelta(seconds=1)  # its sender died meanwhile
+    taken = store.ledger.claim(sid, DAY, later, **kw)  # type: ignore[arg-type]
+    assert taken is not None and taken.resumed and not taken.resent
+    assert (taken.message_id, taken.sent_before) == (forced.message_id, (first.message_id, ("1",)))
+    if then == "fails":
+        store.ledger.mark_failed(taken, later, error="451", retry_at=later + timedelta(hours=1))
+        expected = ("sent", first.message_id, ["1"], None)
+    else:
+        store.ledger.mark_sent(taken, later)
+        expected = ("sent", forced.message_id, ["1", "2"], None)
+    row = store.ledger.get(sid, DAY)
+    assert row is not None
+    assert (row.status, row.message_id, row.paper_ids, row.resent_from) == expected
+    assert store.ledger.claim(sid, DAY, later + timedelta(hours=2), **kw) is None  # type: ignore[arg-type]
+
+
 def test_force_never_takes_a_row_another_run_is_sending(store: Store) -> None:
     """--force resends a settled digest; one being sent now (its lease running, its process
     alive) stays with its sender, or the subscriber would get it twice at once."""

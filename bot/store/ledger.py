@@ -62,7 +62,7 @@ _SENT = (
     .where(col(Delivery.id).in_(bindparam("ids", expanding=True)), col(Delivery.status) != SENT)
     .values(
         status=SENT, sent_at=bindparam("stamp"), updated_at=bindparam("stamp"), lease_until=None,
-        last_code=None, last_error=None, next_attempt_at=None,
+        last_code=None, last_error=None, next_attempt_at=None, resent_from=None,
     )
 )  # fmt: skip
 _UNHOLD = delete(AlertItem).where(
@@ -83,15 +83,13 @@ class Claim:
     resumed: bool
     forced: bool = False
     """Taken over by ``force``: a ``sent`` row is sent again, another settled one for once."""
+    resent: bool = False
+    """Forced over a row that was ``sent``: the subscriber gets that digest a second time."""
     sent_before: tuple[str | None, tuple[str, ...]] | None = None
-    """Forced over a row that was ``sent``: the Message-ID and papers of the message that went,
-    which the row records again should this resend not go (see ``Ledger._finish``)."""
+    """A resend of a sent digest (forced by this claim, or by the claim this one took over):
+    the Message-ID and papers of the message that went, which the row records again should
+    this resend not go (``Delivery.resent_from``, ``Ledger._finish``)."""
     first_attempt: datetime | None = None
-
-    @property
-    def resent(self) -> bool:
-        """Forced over a row that was ``sent``: the subscriber gets that digest a second time."""
-        return self.sent_before is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,6 +295,10 @@ class Ledger(DeliveryQueries):
         }  # fmt: skip
         if crashed:  # its sender died: the message may have gone before it could say so
             values["maybe_sent"] = True
+        resent = forced and row.status == SENT
+        if resent:  # kept for as long as the resend is under way, whoever takes it over
+            values["resent_from"] = {"message_id": row.message_id, "paper_ids": row.paper_ids}
+        before = values.get("resent_from", row.resent_from if row.status == SENDING else None)
         guard = update(Delivery).where(
             col(Delivery.id) == row.id,
             col(Delivery.status) == row.status,
@@ -308,10 +310,10 @@ class Ledger(DeliveryQueries):
         if not won:
             return None
         assert row.id is not None
-        sent_before = (row.message_id, tuple(row.paper_ids)) if row.status == SENT else None
+        sent_before = (before["message_id"], tuple(before["paper_ids"])) if before else None
         return Claim(
             row.id, row.subscriber_id, message_id, tuple(papers), row.attempts + 1,
-            resumed=crashed, forced=forced, sent_before=sent_before if forced else None,
+            resumed=crashed, forced=forced, resent=resent, sent_before=sent_before,
             first_attempt=stamp if forced else row.created_at,
         )  # fmt: skip
 
@@ -352,7 +354,7 @@ class Ledger(DeliveryQueries):
             values = {
                 "status": SENT, "message_id": message_id, "paper_ids": list(paper_ids),
                 "attempts": claim.attempts - 1, "next_attempt_at": None, "last_code": None,
-                "last_error": None,
+                "last_error": None, "resent_from": None,
             }  # fmt: skip
         owned = update(Delivery).where(
             col(Delivery.id) == claim.delivery_id,

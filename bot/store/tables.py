@@ -133,6 +133,12 @@ class Delivery(SQLModel, table=True):
     """True once a message of the row may have reached its recipient unrecorded (the connection
     was lost after its data, or the run sending it died): whatever becomes of the row, no later
     digest carries its papers again (see ``bot.pipeline.Unsent``)."""
+    resent_from: dict[str, Any] | None = Field(
+        default=None, sa_column=Column(JSON(none_as_null=True), nullable=True)
+    )
+    """While a forced resend of a sent digest is under way, the message that went before it
+    (``message_id``, ``paper_ids``): the row becomes that again should the resend not go, even
+    in a run that took it over after a crash (see ``Ledger._finish``)."""
     created_at: datetime
     updated_at: datetime
     sent_at: datetime | None = None
