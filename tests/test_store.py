@@ -327,6 +327,28 @@ def test_an_older_runs_table_gets_the_process_column_and_its_runs_name_none(
         store.close()
 
 
+def test_an_older_deliveries_table_gets_the_resent_from_column(db_url: str) -> None:
+    old = Store(db_url)
+    sid = old.sync_subscribers([sub("ada@example.org")]).ids["ada@example.org"]
+    counter = [0]
+    first = old.ledger.claim(sid, DAY, NOW, paper_ids=["1"], new_message_id=lambda: ids(counter))
+    assert first is not None
+    old.ledger.mark_sent(first, NOW)
+    with old.engine.begin() as db:
+        db.execute(text("ALTER TABLE deliveries DROP COLUMN resent_from"))
+    old.close()
+    store = Store(db_url)
+    try:
+        kw = {"paper_ids": ["1"], "new_message_id": lambda: ids(counter), "force": True}
+        forced = store.ledger.claim(sid, DAY, NOW, **kw)  # type: ignore[arg-type]
+        assert forced is not None and forced.sent_before == (first.message_id, ("1",))
+        store.ledger.release(forced, NOW, "stopped")
+        row = store.ledger.get(sid, DAY)
+        assert row is not None and (row.status, row.message_id) == ("sent", first.message_id)
+    finally:
+        store.close()
+
+
 def test_a_message_of_unknown_outcome_waits_for_its_lease_and_can_be_given_up(
     store: Store,
 ) -> None:
