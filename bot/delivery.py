@@ -133,6 +133,11 @@ spam, a policy, or the mailbox, as from a relay that serves other domains only) 
 stops."""
 TAKEN_OVER = "taken over from an interrupted run"
 """How a message left ``sending`` by a run that died is said to be sent again (as it was)."""
+RESEND_FAILED = "not sent again: the digest sent before stands"
+"""What a resend of a sent digest that did not go adds to its outcome: nothing retries it."""
+_ONCE_BACK = "once the database works again: a worker at its next sweep, a command before it exits"
+"""When this process writes the claims the database refused to settle (``Ledger.owe``), as the
+log says it."""
 
 
 def forced_note(resent: bool) -> str:
@@ -140,10 +145,6 @@ def forced_note(resent: bool) -> str:
     sent (the subscriber gets it a second time), else ``forced``."""
     return " (forced resend)" if resent else " (forced)"
 
-
-_ONCE_BACK = "once the database works again: a worker at its next sweep, a command before it exits"
-"""When this process writes the claims the database refused to settle (``Ledger.owe``), as the
-log says it."""
 
 _Held = tuple[Job, Claim, DeliveryError]
 """A refused message not recorded yet, and its refusal."""
@@ -687,10 +688,6 @@ class _Run:
         detail += f" ({RESEND_FAILED})" if claim.sent_before else ""  # the ledger keeps it sent
         self.unsent.pop(claim.delivery_id, None)  # gone already if the server refused it
         self._emit(job, "failed", detail, len(claim.paper_ids), code=exc.code, refused=refused)
-
-
-RESEND_FAILED = "not sent again: the digest sent before stands"
-"""What a forced resend of a sent digest that failed adds to its outcome: nothing retries it."""
 
 
 def for_now(refusal: DeliveryError) -> TemporaryDeliveryError:

@@ -269,35 +269,31 @@ class Worker:
             log.warning("%s: %s", line, _removed(report.removal))
         else:
             log.info("%s", line)
-        said: set[tuple[str | None, ...]] = set()
-        again = 0
-        for warning in self.profiles.warnings:
-            key = (warning.subscriber, warning.field, warning.message)  # its line may move
-            said.add(key)
-            if key in self._said:
-                again += 1
-            else:
+        said: list[tuple[str | None, ...]] = []
+
+        def new(*key: str | None) -> bool:
+            """Whether ``key`` was not said of the profiles in use before (it is now)."""
+            said.append(key)
+            return key not in self._said
+
+        for warning in self.profiles.warnings:  # its line may move: not part of what it says
+            if new(warning.subscriber, warning.field, warning.message):
                 log.warning("profiles: %s", warning)
         suppressed = self.deps.store.suppressed()
         for subscriber in subscribers:
             found = suppressed.get(subscriber.email.lower())
-            if found is None:
-                continue
-            key = (subscriber.email, "suppressed", found.reason)
-            said.add(key)
-            if key in self._said:
-                again += 1
-                continue
-            log.info(
-                "profiles: %s is suppressed (%s): listed, but gets no mail",
-                subscriber.email, found.reason,
-            )  # fmt: skip
+            if found is not None and new(subscriber.email, "suppressed", found.reason):
+                log.info(
+                    "profiles: %s is suppressed (%s): listed, but gets no mail",
+                    subscriber.email, found.reason,
+                )  # fmt: skip
+        again = sum(1 for key in said if key in self._said)
         if again:
             log.info(
                 "profiles: %s said before still %s (`paperbot profiles check` lists the "
                 "warnings)", plural(again, "note"), "applies" if again == 1 else "apply",
             )  # fmt: skip
-        self._said = said
+        self._said = set(said)
         return report
 
     async def reload_if_changed(self) -> None:

@@ -86,18 +86,29 @@ def test_only_a_refused_mailbox_blames_the_address(
     assert type(error) is kind and error.code == code
 
 
-async def test_a_connection_lost_during_a_transaction_fails_that_message_only(
-    faults: FaultServer,
+@pytest.mark.parametrize(
+    ("reply", "error", "said"),
+    [
+        ("drop", DroppedDeliveryError, "connection lost before the data"),
+        ("421 4.3.2 shutting down", TemporaryDeliveryError, "421"),
+    ],
+    ids=["drop", "421"],
+)
+async def test_a_connection_closed_during_a_transaction_fails_that_message_only(
+    faults: FaultServer, reply: str, error: type[Exception], said: str
 ) -> None:
-    """A drop before the data is this message's failure, not the server's: the next message
-    goes over a new connection. A server that cannot be reached is the server's."""
-    faults.handler.rcpt["poison@example.org"] = ["drop"]
+    """A drop before the data is this message's failure, not the server's, and 421 says the
+    server is closing the channel: the next message goes over a new connection."""
+    faults.handler.rcpt["poison@example.org"] = [reply]
     async with SmtpMailer(faults.host, faults.port, security="none") as mailer:
-        with pytest.raises(DroppedDeliveryError, match="connection lost before the data"):
+        with pytest.raises(error, match=said):
             await mailer.send(message("poison@example.org"))
         await mailer.send(message("fine@example.org"))
     assert [str(m["To"]) for m in faults.handler.accepted] == ["fine@example.org"]
     assert len(faults.handler.peers) == 2
+
+
+async def test_a_server_that_cannot_be_reached_is_the_servers_failure() -> None:
     async with SmtpMailer("127.0.0.1", free_port(), security="none", timeout=2) as nobody:
         with pytest.raises(ConnectionDeliveryError) as down:
             await nobody.send(message("fine@example.org"))
@@ -128,17 +139,6 @@ async def test_a_sender_refused_for_now_fails_the_message_for_now(faults: FaultS
         with pytest.raises(SenderDeliveryError):
             await mailer.send(message("a@example.org"))
     assert type(later.value) is TemporaryDeliveryError and later.value.code == 451
-
-
-async def test_a_421_reply_closes_the_connection(faults: FaultServer) -> None:
-    """421 says the server is closing the channel: the next message goes over a new one."""
-    faults.handler.rcpt["busy@example.org"] = ["421 4.3.2 shutting down"]
-    async with SmtpMailer(faults.host, faults.port, security="none") as mailer:
-        with pytest.raises(TemporaryDeliveryError, match="421"):
-            await mailer.send(message("busy@example.org"))
-        await mailer.send(message("fine@example.org"))
-    assert [str(m["To"]) for m in faults.handler.accepted] == ["fine@example.org"]
-    assert len(faults.handler.peers) == 2
 
 
 @pytest.mark.parametrize(

@@ -83,13 +83,16 @@ class Claim:
     resumed: bool
     forced: bool = False
     """Taken over by ``force``: a ``sent`` row is sent again, another settled one for once."""
-    resent: bool = False
-    """Forced over a row that was ``sent``: the subscriber gets that digest a second time."""
     sent_before: tuple[str | None, tuple[str, ...]] | None = None
     """A resend of a sent digest (forced by this claim, or by the claim this one took over):
     the Message-ID and papers of the message that went, which the row records again should
     this resend not go (``Delivery.resent_from``, ``Ledger._finish``)."""
     first_attempt: datetime | None = None
+
+    @property
+    def resent(self) -> bool:
+        """Forced over a row that was ``sent``: the subscriber gets that digest a second time."""
+        return self.forced and self.sent_before is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,8 +298,7 @@ class Ledger(DeliveryQueries):
         }  # fmt: skip
         if crashed:  # its sender died: the message may have gone before it could say so
             values["maybe_sent"] = True
-        resent = forced and row.status == SENT
-        if resent:  # kept for as long as the resend is under way, whoever takes it over
+        if forced and row.status == SENT:  # kept while the resend is under way, whoever has it
             values["resent_from"] = {"message_id": row.message_id, "paper_ids": row.paper_ids}
         before = values.get("resent_from", row.resent_from if row.status == SENDING else None)
         guard = update(Delivery).where(
@@ -313,7 +315,7 @@ class Ledger(DeliveryQueries):
         sent_before = (before["message_id"], tuple(before["paper_ids"])) if before else None
         return Claim(
             row.id, row.subscriber_id, message_id, tuple(papers), row.attempts + 1,
-            resumed=crashed, forced=forced, resent=resent, sent_before=sent_before,
+            resumed=crashed, forced=forced, sent_before=sent_before,
             first_attempt=stamp if forced else row.created_at,
         )  # fmt: skip
 

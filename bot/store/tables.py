@@ -393,14 +393,14 @@ def _add_new_columns(engine: Engine) -> None:
                     raise
 
 
-def paper_columns(paper: Paper) -> dict[str, Any]:
-    """A paper's fields as row columns (tuples become JSON lists)."""
-    values = {f.name: getattr(paper, f.name) for f in fields(Paper)}
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
-
-
 PAPER_FIELDS = tuple(f.name for f in fields(Paper))
 """The columns of a paper's row that hold the ``Paper``, in the order of its fields."""
+
+
+def paper_columns(paper: Paper) -> dict[str, Any]:
+    """A paper's fields as row columns (tuples become JSON lists)."""
+    values = {name: getattr(paper, name) for name in PAPER_FIELDS}
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
 
 
 def paper_from_row(row: PaperRow) -> Paper:
