@@ -89,13 +89,16 @@ def clean_abstract(value: object) -> str:
     return clean_text(value, MAX_ABSTRACT)
 
 
-def clean_names(values: object, limit: int = MAX_AUTHORS) -> tuple[str, ...]:
-    """Cleaned, non-empty, de-duplicated names from a list of strings (other values ignored)."""
+def clean_names(
+    values: object, limit: int = MAX_AUTHORS, length: int = MAX_AUTHOR
+) -> tuple[str, ...]:
+    """At most ``limit`` cleaned, non-empty, de-duplicated names of at most ``length``
+    characters from a list of strings (other values ignored)."""
     if not isinstance(values, list | tuple):
         return ()
     names: list[str] = []
     for value in values:
-        name = clean_text(value, MAX_AUTHOR)
+        name = clean_text(value, length)
         if name and name not in names:
             names.append(name)
         if len(names) >= limit:

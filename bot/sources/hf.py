@@ -71,7 +71,7 @@ def hf_item_to_paper(item: object, source: str = "hf") -> Paper | str:
         code_url=clean.safe_url(paper.get("githubRepo")),
         project_url=clean.safe_url(paper.get("projectPage")),
         ai_summary=clean.clean_abstract(paper.get("ai_summary")) or None,
-        keywords=clean.clean_names(paper.get("ai_keywords"), clean.MAX_KEYWORDS),
+        keywords=clean.clean_names(paper.get("ai_keywords"), clean.MAX_KEYWORDS, clean.MAX_KEYWORD),
     )
 
 

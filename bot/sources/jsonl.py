@@ -61,8 +61,8 @@ class _Fields:
             self.notes.append(f"{name}: expected {expected}, got {_shown(value)}; left out")
         return found
 
-    def names(self, name: str, limit: int) -> tuple[str, ...]:
-        """A list of strings; a single string is read as a list of one."""
+    def names(self, name: str, limit: int, length: int = clean.MAX_AUTHOR) -> tuple[str, ...]:
+        """A list of strings (see ``clean_names``); a single string is read as a list of one."""
         value = self._given(name)
         if value is None:
             return ()
@@ -77,7 +77,7 @@ class _Fields:
             what = "entry that is" if len(others) == 1 else "entries that are"
             first = _shown(others[0])
             self.notes.append(f"{name}: left out {len(others)} {what} not a string ({first})")
-        return clean.clean_names(value, limit)
+        return clean.clean_names(value, limit, length)
 
 
 def paper_from_json(obj: dict[str, Any], source: str) -> tuple[Paper, list[str]] | str:
@@ -110,7 +110,7 @@ def paper_from_json(obj: dict[str, Any], source: str) -> tuple[Paper, list[str]]
         code_url=fields.value("code_url", clean.safe_url, link),
         project_url=fields.value("project_url", clean.safe_url, link),
         ai_summary=clean.clean_abstract(fields.value("ai_summary", _text, "a string")) or None,
-        keywords=fields.names("keywords", clean.MAX_KEYWORDS),
+        keywords=fields.names("keywords", clean.MAX_KEYWORDS, clean.MAX_KEYWORD),
     )
     return paper, fields.notes
 

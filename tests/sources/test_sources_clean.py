@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from bot import ids
 from bot.sources import clean
 from bot.sources.arxiv import split_creators
+from bot.sources.jsonl import parse_jsonl
 
 
 @pytest.mark.parametrize(
@@ -102,6 +105,12 @@ def test_non_strings_clean_to_empty() -> None:
     assert clean.clean_title(12) == ""
     assert clean.clean_names("Ada Lovelace") == ()
     assert clean.clean_names(["Ada", "", None, "Ada", "<i>Bo</i>"]) == ("Ada", "Bo")
+
+
+def test_papers_file_keywords_are_capped_at_their_own_length() -> None:
+    line = {"id": "2401.10009", "title": "T", "abstract": "A.", "keywords": ["routing " * 15]}
+    (paper,) = parse_jsonl(json.dumps(line)).papers
+    assert len(paper.keywords[0]) <= clean.MAX_KEYWORD < len("routing " * 15)
 
 
 def test_counts_refuse_negatives_bools_and_strings() -> None:

@@ -11,7 +11,7 @@ import pytest
 from sourcekit import Server, fixture_bytes, html_response, json_response
 
 from bot.errors import SourceError
-from bot.sources import hf
+from bot.sources import clean, hf
 
 DAY = date(2024, 1, 16)
 
@@ -196,3 +196,18 @@ def test_a_renamed_or_nested_list_of_items_is_still_found() -> None:
     items = json.loads(fixture_bytes("hf/daily_papers_2024-01-16.json"))
     nested = html.escape(json.dumps({"feed": {"papersOfTheDay": items[:2]}, "date": "2024-01-16"}))
     assert [p.id for p in hf.parse_hf_html(_page(nested)).papers] == ["2401.10001", "2401.10002"]
+
+
+def test_keywords_are_capped_at_their_own_length() -> None:
+    item = {
+        "paper": {
+            "id": "2401.10009",
+            "title": "Short Title",
+            "summary": "An abstract.",
+            "authors": [{"name": "Ada Lovelace"}],
+            "ai_keywords": ["routing " * 15, "experts"],
+        }
+    }
+    (paper,) = hf.parse_hf_json(json.dumps([item]).encode()).papers
+    assert len(paper.keywords[0]) <= clean.MAX_KEYWORD < len("routing " * 15)
+    assert paper.keywords[1] == "experts"
