@@ -2383,6 +2383,23 @@ async def test_a_server_refusing_the_few_messages_of_a_sweep_alerts_the_admin(
     assert states == {"temp_failed": 2} and worker.deps.store.suppressed() == {}
 
 
+async def test_a_server_refusing_every_alert_of_a_sweep_alerts_the_admin(
+    config: Settings, clock: Clock, profiles_path: Path, faults: FaultServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """A sweep that sends only alerts (no digest due yet), all refused the same way: the admin
+    hears of it as of refused digests."""
+    crowd_profiles(profiles_path, 2, *UNMATCHED, LEE.rstrip("\n"), domains=3)
+    faults.handler.data.update({reader(n, 3): [SPAM] for n in range(2)})
+    worker = start_worker(config, clock, Route(faults.port).mailer)
+    worker.deps.store.save_papers([moe_paper(1)], NOV_25, clock())
+    await worker.sweep_job()  # 05:00: the alerts; the digests are due at 08:00
+    (alert,) = messages(caplog, "admin alert (smtp)", logging.ERROR)
+    assert f"Every message of a sweep was refused: refused: {SPAM}" in alert
+    states = {state: n for _, state, n in worker.deps.store.ledger.counts()}
+    assert states == {"temp_failed": 2} and worker.deps.store.suppressed() == {}
+
+
 async def test_status_says_messages_left_by_a_paused_delivery_go_out_when_the_pause_ends(
     config: Settings, clock: Clock, profiles_path: Path, hang_up: HangUp,
     smtp_server: SmtpServer,
