@@ -28,7 +28,7 @@ from bot.delivery import TAKEN_OVER, DeliveryOptions, Job, deliver, domains_of, 
 from bot.delivery import prepare as prepare_delivery
 from bot.delivery_jobs import DeliveryReport, Outcome
 from bot.errors import DeliveryError, UnwritableDeliveryError
-from bot.jobs import build_digest, claimed_digest, compose, digest_job
+from bot.jobs import Clock, build_digest, claimed_digest, compose, digest_job
 from bot.mailer import Mailer
 from bot.message import new_message_id
 from bot.models import Digest, Match, Paper, Subscriber
@@ -74,7 +74,6 @@ class Fetched:
 
 
 Fetch = Callable[[date], Awaitable[Fetched]]
-Clock = Callable[[], datetime]
 
 
 @dataclass

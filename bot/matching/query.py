@@ -44,13 +44,8 @@ class Phrase:
     words: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @property
-    def feature(self) -> Feature:
-        """The feature standing for the whole phrase."""
-        return self.terms if len(self.terms) > 1 else self.terms[0]
-
-    @property
     def col(self) -> int:
-        """The column of ``feature`` (it always comes first in ``weights``)."""
+        """The column of the feature standing for the whole phrase (first in ``weights``)."""
         return self.cols[0]
 
 
