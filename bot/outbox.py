@@ -19,7 +19,8 @@ INDEX = "index.html"
 _HEADERS = BytesHeaderParser(policy=policy.default)
 
 
-def _safe_name(text: str) -> str:
+def safe_name(text: str) -> str:
+    """``text`` (an address) as part of a file name: unusual characters as ``_``, cut at 80."""
     return re.sub(r"[^A-Za-z0-9@._-]+", "_", text)[:80]
 
 
@@ -61,7 +62,7 @@ class OutboxMailer:
     async def send(self, message: Outgoing) -> None:
         """Write the message atomically (temp file, then rename)."""
         key = hashlib.sha256(message.message_id.encode()).hexdigest()[:10]
-        stem = f"{_safe_name(message.recipient)}_{key}"
+        stem = f"{safe_name(message.recipient)}_{key}"
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             _write_atomic(self.directory / f"{stem}.eml", message.data)

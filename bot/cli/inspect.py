@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import webbrowser
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -36,6 +35,7 @@ from bot.lookup import explain_listed, explain_stored, not_sent, with_ledger
 from bot.lookup import preview as pipeline_preview
 from bot.message import html_part
 from bot.models import Digest, Paper, Subscriber
+from bot.outbox import safe_name
 from bot.pipeline import digest_day, fetch_and_store, nothing_to_send
 from bot.render import plural
 from bot.settings import Settings
@@ -268,8 +268,7 @@ def preview(
     if reason is not None:
         out.print(f"No email would be sent: {reason}.", markup=False, soft_wrap=True)
         return
-    safe = re.sub(r"[^A-Za-z0-9@._-]+", "_", subscriber.email)
-    target = out_file or Path(f"preview-{safe}-{when}.html")
+    target = out_file or Path(f"preview-{safe_name(subscriber.email)}-{when}.html")
     try:
         target.write_text(html_part(message.data) or "", encoding="utf-8")
     except OSError as exc:
