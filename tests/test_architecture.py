@@ -12,7 +12,7 @@ import pytest
 BOT = Path(__file__).resolve().parent.parent / "bot"
 IO_LIBRARIES = {"sqlmodel", "sqlalchemy", "httpx", "aiosmtplib", "apscheduler", "jinja2", "typer"}
 PURE = [
-    "models.py", "profiles.py", "message.py", "mime.py", "matching", "errors.py", "schedule.py",
+    "models.py", "profiles", "message.py", "mime.py", "matching", "errors.py", "schedule.py",
     "alerts.py", "text.py",
 ]  # fmt: skip
 

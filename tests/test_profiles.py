@@ -16,7 +16,8 @@ from bot import profiles
 from bot.cli import app
 from bot.errors import ProfileError
 from bot.models import Defaults, Subscriber
-from bot.profiles import _FastLoader, _Loader, _parse, json_schema, json_schema_text, parse_profiles
+from bot.profiles import json_schema, json_schema_text, parse_profiles
+from bot.profiles.loading import FastLoader, Loader, parse_yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 runner = CliRunner()
@@ -285,7 +286,7 @@ subscribers:
 def test_libyaml_and_the_pure_parser_read_the_same() -> None:
     """Files are read with libyaml when PyYAML has it; the pure parser words syntax errors."""
     text = TEAM + '    send_at: "07:30"\n    alerts: [{name: late, authors: ["Ada"]}]\n'
-    fast, pure = _parse(text, _FastLoader), _parse(text, _Loader)
+    fast, pure = parse_yaml(text, FastLoader), parse_yaml(text, Loader)
     assert fast[1] == pure[1] and fast[1]["subscribers"][1]["send_at"] == "07:30"
     assert [n.start_mark.line for n in fast[0].value[1][1].value] == [
         n.start_mark.line for n in pure[0].value[1][1].value
