@@ -592,11 +592,25 @@ def not_reached(subscriber: Subscriber, day: date, now: datetime) -> str | None:
     return f"it is not yet {day} where they are ({subscriber.timezone})"
 
 
-def _mailable(deps: Deps, targets: list[Target], report: SendReport) -> list[Target]:
-    """Leave out (and report as skipped) the targets that get no digest whatever the papers
-    (see ``no_digest``), or none yet (``not_reached``), before any matching. Nothing is
-    recorded: once the address is cleared, the profile has interests or the date has come, the
-    next run sends the digest."""
+def _screened(
+    deps: Deps, targets: list[Target], options: SendOptions
+) -> tuple[list[Target], dict[tuple[int, date], Delivery], list[Outcome]]:
+    """The targets left to match once those settled (``_not_done``, unless ``options.force``)
+    and those that get no digest (``_mailable``) are left out, the ledger rows of their dates,
+    and the outcomes of those left out. It reads the ledger and reports nothing: it runs in a
+    thread, as the rows of tens of thousands of subscribers take a while to read and sort."""
+    rows = deps.store.ledger.digests_on(sorted({t.day for t in targets}))
+    outcomes: list[Outcome] = []
+    if not options.force:
+        targets = _not_done(deps, targets, rows, outcomes, options.dry_run)
+    return _mailable(deps, targets, outcomes), rows, outcomes
+
+
+def _mailable(deps: Deps, targets: list[Target], outcomes: list[Outcome]) -> list[Target]:
+    """Leave out (with an outcome ``skipped`` in ``outcomes``) the targets that get no digest
+    whatever the papers (see ``no_digest``), or none yet (``not_reached``), before any
+    matching. Nothing is recorded: once the address is cleared, the profile has interests or
+    the date has come, the next run sends the digest."""
     suppressed, now = deps.store.suppressed_emails(), deps.clock()
     left = []
     for target in targets:
@@ -606,9 +620,7 @@ def _mailable(deps: Deps, targets: list[Target], report: SendReport) -> list[Tar
         if why is None:
             left.append(target)
             continue
-        outcome = Outcome(target.subscriber.email, "skipped", 0, why, target.day)
-        report.outcomes.append(outcome)
-        deps.on_outcome(outcome)
+        outcomes.append(Outcome(target.subscriber.email, "skipped", 0, why, target.day))
     return left
 
 
@@ -616,11 +628,12 @@ def _not_done(
     deps: Deps,
     targets: list[Target],
     rows: Mapping[tuple[int, date], Delivery],
-    report: SendReport,
+    outcomes: list[Outcome],
     dry_run: bool = False,
 ) -> list[Target]:
-    """Leave out (and report) subscribers whose digest for the date is already settled. A dry
-    run also leaves out those another live run is sending (a real run could not claim them)."""
+    """Leave out (with an outcome ``already`` in ``outcomes``) subscribers whose digest for the
+    date is already settled. A dry run also leaves out those another live run is sending (a
+    real run could not claim them)."""
     left, now, here = [], deps.clock(), this_machine()
     for target in targets:
         row = rows.get((target.sid, target.day))
@@ -633,9 +646,7 @@ def _not_done(
             continue
         detail = row.meaning() if live else f"{STATE_MEANING[row.status]} for this date"
         detail += f": {row.last_error}" if row.last_error else ""
-        outcome = Outcome(target.subscriber.email, "already", 0, detail, target.day)
-        report.outcomes.append(outcome)
-        deps.on_outcome(outcome)
+        outcomes.append(Outcome(target.subscriber.email, "already", 0, detail, target.day))
     return left
 
 
@@ -710,10 +721,10 @@ async def send_to_targets(deps: Deps, targets: list[Target], options: SendOption
 
 async def _send_to_targets(deps: Deps, targets: list[Target], options: SendOptions) -> SendReport:
     report = SendReport()
-    rows = deps.store.ledger.digests_on(sorted({t.day for t in targets}))
-    if not options.force:
-        targets = _not_done(deps, targets, rows, report, options.dry_run)
-    targets = _mailable(deps, targets, report)
+    targets, rows, left_out = await asyncio.to_thread(_screened, deps, targets, options)
+    for outcome in left_out:
+        report.outcomes.append(outcome)
+        deps.on_outcome(outcome)
     if not targets:
         return report
     if not options.dry_run and deps.mailer is not None:

@@ -164,6 +164,29 @@ def test_unsubscribe_with_the_list_unsubscribe_header_as_pasted(
     assert ADA not in store.suppressed()
 
 
+def test_unsubscribe_with_a_mailto_alone_names_the_subscriber_or_says_what_to_give(
+    env: dict[str, str], faults: FaultServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without https links the header holds a mailto alone, whose subject names the subscriber;
+    the unsubscribe page's mailto names only the mailbox, which is no one to unsubscribe."""
+    monkeypatch.delenv("PAPERBOT_BASE_URL")
+    assert send(faults).exit_code == 0
+    header = str(faults.handler.to(ADA)[0]["List-Unsubscribe"])
+    assert header.startswith("<mailto:unsubscribe@paperbot.example.org?subject="), header
+    for pasted in (header, header.strip("<>")):
+        result = cli("unsubscribe", pasted)
+        assert result.exit_code == 0 and f"{ADA} unsubscribed" in result.output, result.output
+        assert cli("unsuppress", ADA).exit_code == 0
+    refused = cli("unsubscribe", "<mailto:unsubscribe@paperbot.example.org?subject=unsubscribe>")
+    assert refused.exit_code == 1
+    assert refused.output == (
+        "Error: the mailto link names the mailbox to write to (unsubscribe@paperbot.example.org), "
+        "not a subscriber: give the subscriber's EMAIL (the sender of an unsubscribe request), "
+        "or the https unsubscribe link from their email or its token\n"
+    )
+    assert Store(env["PAPERBOT_DATABASE_URL"]).suppressed() == {}
+
+
 def test_a_token_signed_with_a_previous_secret_key_still_unsubscribes(
     env: dict[str, str], faults: FaultServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

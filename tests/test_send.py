@@ -985,28 +985,25 @@ def the_database_goes(
     back_after: float | None = None,
 ) -> None:
     """In the next send, the database file goes away (to ``moved``) as delivery records its
-    first accepted message ``sent``, or, ``before_sending``, once the messages are claimed, as
-    the senders load the suppression list (on a worker thread): that fails. It comes back
+    first accepted message ``sent``: that fails; or, ``before_sending``, once the messages are
+    claimed: what delivery reads next (the suppression list) fails. It comes back
     ``back_after`` seconds later, if given."""
 
     async def with_the_database_going(deps: Deps, *args: Any) -> Any:
-        store = deps.store
-        owner, name = (
-            (store, "suppressed_emails") if before_sending else (store.ledger, "mark_sent_many")
-        )
-        real = getattr(owner, name)
+        ledger = deps.store.ledger
+        name = "claim_many" if before_sending else "mark_sent_many"
+        real = getattr(ledger, name)
 
-        def gone(*args: Any) -> Any:
-            if before_sending and threading.current_thread() is threading.main_thread():
-                return real(*args)
-            setattr(owner, name, real)  # once only
-            store.engine.dispose()  # no connection stays open to the moved file
+        def gone(*args: Any, **kwargs: Any) -> Any:
+            setattr(ledger, name, real)  # once only
+            claims = real(*args, **kwargs) if before_sending else None
+            deps.store.engine.dispose()  # no connection stays open to the moved file
             folder.rename(moved)
             if back_after is not None:
                 threading.Timer(back_after, moved.rename, (folder,)).start()
-            return real(*args)
+            return claims if before_sending else real(*args, **kwargs)
 
-        setattr(owner, name, gone)
+        setattr(ledger, name, gone)
         return await send_digests(deps, *args)
 
     monkeypatch.setattr("bot.cli.send.send_digests", with_the_database_going)
@@ -1032,6 +1029,9 @@ def test_a_send_writes_what_the_database_refused_during_delivery_once_it_is_back
         "Recorded since: 1 message the server accepted, 'sent' once the database came back: "
         "it is not sent again" in result.stderr
     ), result.stderr
+    lines = result.output.splitlines()
+    summary = next(i for i, line in enumerate(lines) if "outcome unknown 1" in line)
+    assert lines[summary + 1].startswith("Recorded since: "), "below the counts it corrects"
     store = Store(env["PAPERBOT_DATABASE_URL"])
     assert [state for _, state, _ in store.ledger.counts()] == ["sent"]
     (run,) = store.recent_runs()
@@ -1054,7 +1054,9 @@ def test_a_send_whose_database_stays_away_says_what_stays_sending_and_fails(
     assert result.exit_code == 1, result.output
     assert len(smtp_server.messages) == 1
     assert "sent 0, skipped 0, failed 0, already done 0, outcome unknown 1" in result.stdout
-    (said,) = [line for line in result.stderr.splitlines() if line.startswith("Not recorded")]
+    lines = result.output.splitlines()
+    summary = next(i for i, line in enumerate(lines) if "outcome unknown 1" in line)
+    said = lines[summary + 1]
     assert said == (
         "Not recorded: 1 message the server accepted, left 'sending': the database refused to "
         "record it sent (unable to open database file); the next run sends it again (same "

@@ -50,6 +50,7 @@ from bot.render import Renderer
 from bot.scheduler import run_until
 from bot.settings import Settings, load_settings
 from bot.store import ClaimRequest, Store
+from bot.store.deliveries import DeliveryQueries
 from bot.store.runs import this_process
 from bot.store.tables import Delivery
 from bot.worker import ProfilesFile, Worker
@@ -468,6 +469,27 @@ async def test_the_papers_digests_are_made_from_are_read_once_while_the_event_lo
     await worker.fetch_job()
     reading, meanwhile, waited = loop_goes_on_while(Store.papers_between)
     monkeypatch.setattr(Store, "papers_between", reading)
+    other = asyncio.create_task(meanwhile())
+    clock.set(2026, 11, 25, 8, 1)
+    await worker.sweep_job()
+    await other
+    assert waited == [True]
+    (digest,) = smtp_server.handler.to("ada@example.org")
+    assert "2611.10001" in plain(digest)
+
+
+async def test_the_ledger_rows_due_digests_are_checked_against_are_read_while_the_loop_goes_on(
+    make_worker: Callable[[], Worker], clock: Clock, profiles_path: Path, smtp_server: SmtpServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """Which due digests the ledger settles already (the rows of their dates: tens of thousands
+    for as many subscribers) is read, and the digests left out, off the event loop: what else
+    it carries goes on meanwhile."""
+    profiles_path.write_text(only_ada())
+    worker = make_worker()
+    await worker.fetch_job()
+    reading, meanwhile, waited = loop_goes_on_while(DeliveryQueries.digests_on)
+    monkeypatch.setattr(DeliveryQueries, "digests_on", reading)
     other = asyncio.create_task(meanwhile())
     clock.set(2026, 11, 25, 8, 1)
     await worker.sweep_job()
@@ -2827,6 +2849,21 @@ async def test_a_fetch_that_fails_for_another_reason_still_raises_and_frees_the_
     assert worker.deps.store.recent_runs()[0].status == "error"
 
 
+def once_claimed(store: Store) -> threading.Event:
+    """Set once the ledger has claimed messages: the senders are at work, and read the
+    suppression list before they send each."""
+    claimed = threading.Event()
+    claim_many = store.ledger.claim_many
+
+    def claiming(*args: Any, **kwargs: Any) -> Any:
+        claims = claim_many(*args, **kwargs)
+        claimed.set()
+        return claims
+
+    store.ledger.claim_many = claiming  # type: ignore[method-assign]
+    return claimed
+
+
 async def test_a_database_lost_in_the_middle_of_delivery_ends_the_sweep_and_nothing_is_lost(
     make_worker: Callable[[], Worker], clock: Clock, profiles_path: Path,
     smtp_server: SmtpServer, caplog: pytest.LogCaptureFixture,
@@ -2838,10 +2875,10 @@ async def test_a_database_lost_in_the_middle_of_delivery_ends_the_sweep_and_noth
     worker = make_worker()
     await worker.fetch_job()
     store = worker.deps.store
-    working = store.suppressed_emails
+    working, claimed = store.suppressed_emails, once_claimed(store)
 
-    def dropped() -> set[str]:  # the senders load the suppression list on a worker thread
-        if threading.current_thread() is not threading.main_thread():
+    def dropped() -> set[str]:  # as the senders load the suppression list
+        if claimed.is_set():
             raise OperationalError("SELECT", {}, Exception("server closed the connection"))
         return working()
 
@@ -2878,10 +2915,10 @@ async def test_digests_claimed_when_the_database_went_away_go_out_as_soon_as_it_
     worker = worker_in(folder, config, clock, smtp_server)
     await worker.fetch_job()
     store = worker.deps.store
-    working = store.suppressed_emails
+    working, claimed = store.suppressed_emails, once_claimed(store)
 
-    def gone() -> set[str]:  # the senders load the suppression list on a worker thread
-        if threading.current_thread() is not threading.main_thread():
+    def gone() -> set[str]:  # as the senders load the suppression list
+        if claimed.is_set():
             store.engine.dispose()  # no connection stays open to the moved file
             folder.rename(tmp_path / "db-moved")
             store.suppressed_emails = working  # type: ignore[method-assign]

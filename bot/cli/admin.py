@@ -77,14 +77,28 @@ _LINK_TOKEN = re.compile(r"[?&]token=([^&#<>,\s]+)")
 """The token of an unsubscribe link, wherever the link stands in what was pasted."""
 _NAMED = re.compile(r"[^<>]*<([^<>]*)>")
 """An address after a display name, as mail clients copy it: ``Ada Lovelace <ada@example.org>``."""
+_MAILTO = re.compile(
+    r"mailto:([^?&<>,\s]*)(?:\?(?:[^<>,\s]*&)?subject=unsubscribe(?:%20|\+)([^&#<>,\s]+))?"
+)
+"""A mailto link, and the address the subject of an email's unsubscribe mailto names
+(``?subject=unsubscribe%20ada%40example.org``), wherever the link stands in what was pasted."""
 
 
 def address_from(value: str, secret: str | None, previous: Sequence[str] = ()) -> str:
     """The address named by an email (alone, or as ``Ada Lovelace <ada@example.org>`` is
     copied from a mail client), by a signed unsubscribe token, or by a whole unsubscribe link
     (as a subscriber forwards it, or as the ``List-Unsubscribe`` header gives it: in ``<>``,
-    beside its mailto)."""
+    beside its mailto, or that mailto alone: its subject names the subscriber too)."""
     value = value.strip()
+    mailto = _MAILTO.search(value) if "token=" not in value else None
+    if mailto:
+        if not mailto.group(2):  # as the unsubscribe page's mailto: it names no subscriber
+            raise BotError(
+                f"the mailto link names the mailbox to write to ({unquote(mailto.group(1))}), not "
+                "a subscriber: give the subscriber's EMAIL (the sender of an unsubscribe "
+                "request), or the https unsubscribe link from their email or its token"
+            )
+        value = unquote(mailto.group(2))
     if "token=" in value:
         token = _LINK_TOKEN.search(value)
         value = unquote(token.group(1)) if token else ""

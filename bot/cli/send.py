@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Annotated
@@ -94,8 +94,9 @@ def send(
     deps = make_deps(config, source or config.sources, None if dry_run else mailer)
     _check_removal(deps.store.removal(profiles.subscribers), profiles, dry_run=dry_run, yes=yes)
     noted = _not_due_noted(profiles, options)
-    report = asyncio.run(_send(deps, profiles, mailer, options, noted))
-    _summarise(report, options, mailer)
+    settled: list[str] = []
+    report = asyncio.run(_send(deps, profiles, mailer, options, noted, settled))
+    _summarise(report, options, mailer, settled)
     counts = report.summary()["counts"]
     if counts["failed"] or counts["unknown"] or report.stopped or deps.store.unrecorded:
         raise typer.Exit(1)
@@ -147,8 +148,11 @@ BUSY = STATE_MEANING[SENDING]
 """How an outcome says its digest is being sent by another run right now."""
 
 
-def _summarise(report: SendReport, options: SendOptions, mailer: Mailer) -> None:
-    """On a terminal the results as a table; in a pipe each result was printed as it came."""
+def _summarise(
+    report: SendReport, options: SendOptions, mailer: Mailer, settled: Sequence[str]
+) -> None:
+    """On a terminal the results as a table; in a pipe each result was printed as it came.
+    Below the counts, on stderr, the lines ``settled`` (see ``_settling``): they correct them."""
     if out.is_terminal and report.outcomes:
         out.print(_report_table(report))
     counts = report.summary()["counts"]
@@ -164,6 +168,7 @@ def _summarise(report: SendReport, options: SendOptions, mailer: Mailer) -> None
     again = "run it again to send them" if options.force else "the next run sends them"
     line += f", not sent {report.not_sent} ({again})" if report.not_sent else ""
     out.print(line)
+    _say(settled)
     resent = sum(1 for o in report.outcomes if o.status == "sent" and o.resent)
     if resent:
         noun = "digest" if resent == 1 else "digests"
@@ -209,13 +214,15 @@ async def _send(
     mailer: Mailer,
     options: SendOptions,
     noted: Callable[[Outcome], Outcome],
+    settled: list[str],
 ) -> SendReport:
     """Run the send; a dry run records no delivery and does not open the mailer (so not even an
     outbox index is written); it stores the day's papers if they were missing. A run whose end
     the database refused (tried again, after what the ledger owes, for ``ONE_SHOT_PATIENCE`` in
     all: see ``_settling``; the log says what was not recorded) still returns what it did: the
     summary shows it, and the command fails. The ledger owes something only after a run that
-    stopped or failed: the command fails then too."""
+    stopped or failed: the command fails then too. What became of the ledger's debts goes into
+    ``settled``."""
     total = len(profiles.subscribers) if options.to is None else 1
     patience = Patience(ONE_SHOT_PATIENCE)
     recording = (
@@ -224,7 +231,7 @@ async def _send(
     )  # fmt: skip
     report: SendReport | None = None
     try:
-        with recording as run, _settling(deps, patience), _progress(total) as advance:
+        with recording as run, _settling(deps, patience, settled), _progress(total) as advance:
             deps.on_outcome = lambda outcome: advance(noted(outcome))
             async with contextlib.nullcontext() if options.dry_run else mailer:
                 on_stop = functools.partial(_stopping, deps)
@@ -240,29 +247,41 @@ async def _send(
 
 
 @contextlib.contextmanager
-def _settling(deps: Deps, patience: Patience) -> Iterator[None]:
+def _settling(deps: Deps, patience: Patience, settled: list[str]) -> Iterator[None]:
     """After the block, however it ends, write what the ledger owes (``Ledger.owe``: the claims
     the database refused to give back or to record ``sent`` during delivery), tried again with
     ``patience``: no later run of this process will. What is still owed stays ``sending``:
-    stderr says so, and what becomes of it; it also says which messages the summary calls of
-    unknown outcome were recorded ``sent`` meanwhile."""
+    ``settled`` gets the lines that say so, and what becomes of it, or the one that says which
+    messages the summary calls of unknown outcome were recorded ``sent`` meanwhile. The summary
+    says them after its counts, which they correct; after a block that failed they are said at
+    once (a failed send may print no summary)."""
+    ended = False
     try:
         yield
+        ended = True
     finally:
         ledger = deps.store.ledger
         try:
             _, sent = patience.keep_trying(lambda: ledger.settle_owed(deps.clock()))
         except DatabaseFailure as exc:
             for line in _still_sending(*ledger.owed, db_reason(exc)):
-                err.print(f"[red]Not recorded:[/red] {escape(line)}", soft_wrap=True)
+                settled.append(f"[red]Not recorded:[/red] {escape(line)}")
         else:
             if sent:  # the summary says "outcome unknown": it is known now
                 them = "it is" if sent == 1 else "they are"
-                err.print(
+                settled.append(
                     f"Recorded since: {plural(sent, 'message')} the server accepted, 'sent' "
-                    f"once the database came back: {them} not sent again",
-                    soft_wrap=True,
+                    f"once the database came back: {them} not sent again"
                 )
+        if not ended:
+            _say(settled)
+            settled.clear()
+
+
+def _say(lines: Sequence[str]) -> None:
+    """Print lines with markup on stderr, unwrapped."""
+    for line in lines:
+        err.print(line, soft_wrap=True)
 
 
 def _still_sending(unsent: int, accepted: int, reason: str) -> list[str]:
