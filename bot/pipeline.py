@@ -96,6 +96,11 @@ class SendReport:
     refused_all: DeliveryError | None = None
     """The refusal the server gave every message of the run (see ``DeliveryReport``)."""
 
+    def tell(self, outcome: Outcome, listener: Callable[[Outcome], None]) -> None:
+        """Take in ``outcome`` and pass it on to ``listener`` (the run's ``on_outcome``)."""
+        self.outcomes.append(outcome)
+        listener(outcome)
+
     def count(self, status: str) -> int:
         """How many outcomes have this status."""
         return sum(1 for o in self.outcomes if o.status == status)
@@ -492,8 +497,7 @@ def _digest_jobs(
 
     def settle(target: Target, status: str, detail: str, papers: int = 0) -> None:
         outcome = Outcome(target.subscriber.email, status, papers, detail, target.day)
-        report.outcomes.append(outcome)
-        deps.on_outcome(outcome)
+        report.tell(outcome, deps.on_outcome)
 
     for target in targets:
         sub = target.subscriber
@@ -656,9 +660,7 @@ def _left_for_later(
     """Report the targets of ``day`` as failed (recording nothing) and return the others."""
     for target in targets:
         if target.day == day:
-            outcome = Outcome(target.subscriber.email, "failed", 0, why, day)
-            report.outcomes.append(outcome)
-            deps.on_outcome(outcome)
+            report.tell(Outcome(target.subscriber.email, "failed", 0, why, day), deps.on_outcome)
     return [t for t in targets if t.day != day]
 
 
@@ -723,8 +725,7 @@ async def _send_to_targets(deps: Deps, targets: list[Target], options: SendOptio
     report = SendReport()
     targets, rows, left_out = await asyncio.to_thread(_screened, deps, targets, options)
     for outcome in left_out:
-        report.outcomes.append(outcome)
-        deps.on_outcome(outcome)
+        report.tell(outcome, deps.on_outcome)
     if not targets:
         return report
     if not options.dry_run and deps.mailer is not None:
