@@ -6,14 +6,9 @@ plain coroutines, driven by the scheduler in production and called directly (wit
 clock) in tests.
 
 When a sweep's delivery stops because the SMTP server cannot be reached (or refuses the login or
-TLS), delivery pauses: no sweep sends anything for ``PAUSE_FIRST``, then twice as long after each
-sweep that stops again, up to ``PAUSE_MAX``. The unsent messages wait in the ledger (their
-attempts not counted) and go out at the first sweep after the pause once the server answers
-(the ledger says so: every retry due during the pause is due at its end); admin alerts raised
-meanwhile are emailed then too. The due digests not claimed yet are in no ledger row: a
-``paused`` sweep in the runs table counts them, one for the whole outage (at most: those with
-nothing to send are known once matched, after the pause). It records when the pause ends too: a
-restarted worker resumes a pause still in force.
+TLS), delivery pauses (see ``bot.pause``). The unsent messages wait in the ledger (their attempts
+not counted) and go out at the first sweep after the pause once the server answers; admin alerts
+raised meanwhile are emailed then too.
 
 When a job cannot reach or use the database, it ends there and the next run tries again: one
 error line when the outage starts, and one line when a job works with the database again. The
@@ -24,14 +19,10 @@ own: the first sweep that gets through gives them back, and they go out at once.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
-import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from bot.admin import AdminAlerts, is_smtp_trouble, smtp_advice
@@ -46,122 +37,21 @@ from bot.delivery_jobs import Outcome
 from bot.errors import BotError, Problem, ProfileError, RecipientDeliveryError
 from bot.mailer import Mailer
 from bot.models import Subscriber
+from bot.pause import PAUSE_MAX, DeliveryPause
 from bot.pipeline import Deps, Fetched, SendReport, run_status, store_fetched
-from bot.profiles import Profiles
 from bot.render import plural
+from bot.roster import Notes, ProfilesFile
 from bot.schedule import passed_unnamed, should_announce
-from bot.stopping import Stopped, in_thread, unless_stopped
+from bot.stopping import Stopped, unless_stopped
 from bot.store import Removal, SyncReport, unavailable
-from bot.store.tables import PAUSED
 from bot.sweep import Alerting, held_back, sweep
 
 log = logging.getLogger(__name__)
 
 SOURCE_FAILURES_BEFORE_ALERT = 3
-PAUSE_FIRST = timedelta(minutes=1)
-PAUSE_MAX = timedelta(minutes=30)
-"""How long delivery pauses after a sweep stopped for SMTP trouble: doubling from the first
-pause to the longest while it keeps failing (shorter than the retry settings of single messages:
-the whole queue waits, and it should go out soon after the server is back)."""
 REFUSALS_WITHIN = timedelta(hours=6)
 """How long a row of mailboxes refused the same way sweep after sweep may run: refusals further
 apart than this are dead addresses met now and then, not a server refusing everyone now."""
-
-
-SETTLE_SECONDS = 2.0
-"""How long a changed profiles file must have been left alone to be read at the first look after
-the change (otherwise it is read once it looks the same at the next look)."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Signature:
-    """One version of the profiles file: when it was last written, its size, its content's hash
-    (two saves within one tick of the file system's clock still differ)."""
-
-    mtime_ns: int
-    size: int
-    digest: bytes
-
-
-class ProfilesFile:
-    """The profiles file as last read successfully; a bad edit keeps the last good version.
-
-    A changed file is read only once it has settled: it looks the same as at the previous look,
-    or it was last written ``SETTLE_SECONDS`` ago or more. An editor that truncates the file and
-    then writes it, or a copy in progress, is not judged half-written (the admin would be alerted
-    about a problem gone a moment later). ``wall`` tells the time of the file system's clock.
-    """
-
-    def __init__(
-        self,
-        path: Path,
-        reader: Callable[[Path], Profiles],
-        wall: Callable[[], float] = time.time,
-    ) -> None:
-        self.path = path
-        self.reader = reader
-        self.wall = wall
-        self.subscribers: tuple[Subscriber, ...] = ()
-        self.warnings: tuple[Problem, ...] = ()
-        """What the last good version deserves a warning for (a subscriber with no interests)."""
-        self._seen: _Signature | None = None
-        """The version last read (adopted or rejected)."""
-        self._looked: _Signature | None = None
-        """The version found at the previous look."""
-
-    def _signature(self) -> _Signature | None:
-        try:
-            stat = self.path.stat()
-            digest = hashlib.blake2b(self.path.read_bytes(), digest_size=16).digest()
-        except OSError:
-            return None
-        return _Signature(stat.st_mtime_ns, stat.st_size, digest)
-
-    def changed(self) -> bool:
-        """Whether the file differs from the version last read and has settled since: it is the
-        same as at the previous look, or was last written long enough ago."""
-        now = self._signature()
-        before, self._looked = self._looked, now
-        if now == self._seen:
-            return False
-        if now == before:
-            return True
-        if now is not None and self.wall() - now.mtime_ns / 1e9 >= SETTLE_SECONDS:
-            return True
-        log.debug("profiles file changed; it is read once it has settled")
-        return False
-
-    @property
-    def saved_at(self) -> datetime | None:
-        """When the version last read was written (None when it could not be found)."""
-        if self._seen is None:
-            return None
-        return datetime.fromtimestamp(self._seen.mtime_ns / 1e9, UTC)
-
-    def load(self) -> tuple[Subscriber, ...]:
-        """Read and validate the file; on error raise ProfileError and keep the last good set."""
-        self._seen = self._signature()
-        return self._keep(self.reader(self.path))
-
-    async def load_aside(self) -> tuple[Subscriber, ...]:
-        """``load``, the file read and validated in a thread of its own: a file of thousands of
-        subscribers takes a second or more, and the event loop goes on meanwhile (a stop does
-        not wait for it)."""
-        self._seen = self._signature()
-        return self._keep(await in_thread(self.reader, self.path))
-
-    def _keep(self, profiles: Profiles) -> tuple[Subscriber, ...]:
-        self.subscribers, self.warnings = profiles.subscribers, profiles.warnings
-        return self.subscribers
-
-    def unsettled(self) -> bool:
-        """Whether the file differed from the version last read at the last look (a change
-        that is read once it has settled)."""
-        return self._looked != self._seen
-
-    def forget(self) -> None:
-        """Count the file as changed again (its last version could not be adopted)."""
-        self._seen = None
 
 
 class Worker:
@@ -175,9 +65,8 @@ class Worker:
         self.profiles = profiles
         self.admin = AdminAlerts(deps.settings, deps.clock, times=deps.store)
         self.roster: dict[int, Subscriber] = {}
-        self._said: set[tuple[str | None, ...]] = set()
-        """What was said of the profiles in use (their warnings, the suppressed listed): a
-        reload says again only what is new in the new version."""
+        self.notes = Notes()
+        """What was said of the profiles in use, said again only when new."""
         self.source_failures: dict[str, int] = {}
         self.sources_down = False
         """Whether every source failed every fetch of its last fetch job."""
@@ -196,16 +85,8 @@ class Worker:
         """Held by a sweep, and by a fetch while it stores what it fetched."""
         self.fetching = asyncio.Lock()
         """Held by a fetch job from start to end: one fetch at a time."""
-        self.paused_until: datetime | None = None  # set while SMTP trouble pauses delivery
-        self.paused_why = ""
-        """What the log said when delivery last paused: until when, and why."""
-        self.pause = timedelta(0)
-        self.held = 0
-        self.held_until: datetime | None = None
-        """The due digests held back by the pause, and its end, as last recorded (see
-        ``_note_held``)."""
-        self.held_run: int | None = None
-        """The ``paused`` run that records them, one until delivery works again."""
+        self.pause = DeliveryPause(deps.store, deps.settings.smtp_fingerprint)
+        """Whether, and until when, SMTP trouble pauses delivery."""
         self.database_down: str | None = None  # why, while jobs cannot use the database
         self.refused: list[Outcome] = []
         self.refused_since: datetime | None = None  # when the first of ``refused`` came
@@ -214,7 +95,7 @@ class Worker:
         deps.on_outcome = log_outcome
 
     def start(self) -> None:
-        """Resume a delivery pause still in force (see ``_resume_pause``) and a failure of
+        """Resume a delivery pause still in force (see ``DeliveryPause.resume``) and a failure of
         every source (``sources_failed_last``), take up the admin alerts kept unsent before
         this start, then load the profiles (the admin alerts' times are read from the store as
         needed). A file changed while the worker was down is judged as a reload is: when it
@@ -222,7 +103,7 @@ class Worker:
         first sweep to email; an invalid file leaves the last good profiles in use, as the
         store holds them. With none stored (a first start) an invalid file is fatal: there is
         no last good version."""
-        self._resume_pause()
+        self.pause.resume(self.deps.clock())
         self.sources_down = self.sources_failed_last()
         self.admin.recall_kept()
         try:
@@ -255,9 +136,8 @@ class Worker:
 
     def _adopt(self, subscribers: tuple[Subscriber, ...]) -> SyncReport:
         """Make the profiles just loaded the roster (what changed is logged, as a warning when
-        most subscribers were removed), and say once (not at every sweep, nor again at a reload
-        that keeps them: a file of thousands may have as many) who on it gets no digest: the
-        profiles' warnings, and the listed addresses that are suppressed."""
+        most subscribers were removed), and say once who on it gets no digest (see
+        ``Notes``)."""
         report = self.deps.store.sync_subscribers(subscribers)
         self.roster = {report.ids[s.email.lower()]: s for s in subscribers}
         line = (
@@ -269,31 +149,7 @@ class Worker:
             log.warning("%s: %s", line, _removed(report.removal))
         else:
             log.info("%s", line)
-        said: list[tuple[str | None, ...]] = []
-
-        def new(*key: str | None) -> bool:
-            """Whether ``key`` was not said of the profiles in use before (it is now)."""
-            said.append(key)
-            return key not in self._said
-
-        for warning in self.profiles.warnings:  # its line may move: not part of what it says
-            if new(warning.subscriber, warning.field, warning.message):
-                log.warning("profiles: %s", warning)
-        suppressed = self.deps.store.suppressed()
-        for subscriber in subscribers:
-            found = suppressed.get(subscriber.email.lower())
-            if found is not None and new(subscriber.email, "suppressed", found.reason):
-                log.info(
-                    "profiles: %s is suppressed (%s): listed, but gets no mail",
-                    subscriber.email, found.reason,
-                )  # fmt: skip
-        again = sum(1 for key in said if key in self._said)
-        if again:
-            log.info(
-                "profiles: %s said before still %s (`paperbot profiles check` lists the "
-                "warnings)", plural(again, "note"), "applies" if again == 1 else "apply",
-            )  # fmt: skip
-        self._said = set(said)
+        self.notes.say(self.profiles.warnings, subscribers, self.deps.store.suppressed())
         return report
 
     async def reload_if_changed(self) -> None:
@@ -354,76 +210,21 @@ class Worker:
         return f" as saved at {saved:%Y-%m-%d %H:%M:%S} UTC" if saved else ""
 
     async def _notify(self, kind: str, what: str, todo: str) -> None:
-        if self._delivery_paused():  # kept, and emailed once delivery works again
+        if self.pause.active(self.deps.clock()):  # kept, and emailed once delivery works again
             await self.admin.notify(None, kind, what, todo)
             return
         async with self.mailer_factory() as mailer:
             await self.admin.notify(mailer, kind, what, todo)
 
-    def _delivery_paused(self) -> bool:
-        """Whether delivery waits out a pause after SMTP trouble."""
-        return self.paused_until is not None and self.deps.clock() < self.paused_until
-
-    def _pause_delivery(self, reason: str) -> None:
-        """Pause delivery, twice as long as last time if it failed again soon after a pause."""
-        now, last = self.deps.clock(), self.paused_until
-        again = last is not None and now - last <= PAUSE_MAX
-        self.pause = min(2 * self.pause, PAUSE_MAX) if again else PAUSE_FIRST
-        self.paused_until = now + self.pause
-        until = self.paused_until.astimezone(UTC).strftime("%H:%M:%S UTC")
-        self.paused_why = f"email delivery paused until {until}: {reason}"
-        if again:
-            log.info("email delivery still failing; paused until %s: %s", until, reason)
-        else:
-            log.warning("email delivery paused until %s: %s", until, reason)
-
-    def _hold_retries(self) -> None:
-        """Record that the retries due during the pause wait for its end, so that ``paperbot
-        status`` says when they go out (a manual ``paperbot send`` still sends them at once)."""
-        assert self.paused_until is not None
-        self.deps.store.ledger.postpone_retries(self.paused_until, self.deps.clock())
-
     def _note_held(self) -> None:
-        """While delivery pauses, record until when, and how many due digests wait for its end,
-        when either changed: they have no ledger row yet, so only a ``paused`` sweep in the runs
-        table tells ``paperbot status`` about them, and a restarted worker about the pause (see
-        ``_resume_pause``). One such run stands for the whole outage: it is updated, so that a
-        long outage does not push the other runs out of ``status``."""
-        assert self.paused_until is not None
-        now, store = self.deps.clock(), self.deps.store
+        """While delivery pauses, record how many due digests wait for its end (see
+        ``DeliveryPause.record``)."""
+        now = self.deps.clock()
         held = held_back(
             self.deps, self.roster, now, after=self.swept, waiting=self.waiting,
             unnamed=self.unnamed,
         )  # fmt: skip
-        if (held, self.paused_until) == (self.held, self.held_until):
-            return
-        self.held, self.held_until = held, self.paused_until
-        if self.held_run is None:
-            self.held_run = store.start_run("sweep", now)
-        summary = {
-            "counts": {"held": held}, "until": self.paused_until.isoformat(),
-            "pause": self.pause.total_seconds(), "stopped": self.paused_why,
-            "smtp": self.deps.settings.smtp_fingerprint,
-        }  # fmt: skip
-        store.finish_run(self.held_run, PAUSED, summary)
-
-    def _resume_pause(self) -> None:
-        """Resume the delivery pause the latest ``paused`` sweep records, if it has not ended:
-        the digests and alerts it holds back wait for its end after a restart too (the retries
-        wait in the ledger anyway). Not when the SMTP settings changed since (a restart to
-        apply a fix): delivery is tried at once."""
-        now = self.deps.clock()
-        for run in self.deps.store.recent_runs(1, status=PAUSED):
-            until = run.pause_end()
-            if until is None or until <= now:
-                return
-            if run.summary.get("smtp") != self.deps.settings.smtp_fingerprint:
-                log.info("the SMTP settings changed since delivery paused: trying it at once")
-                return
-            self.paused_until, self.paused_why = until, str(run.summary.get("stopped", ""))
-            self.pause = timedelta(seconds=run.summary.get("pause", PAUSE_FIRST.total_seconds()))
-            self.held_run, self.held, self.held_until = run.id, run.held(now), until
-            log.warning("%s (a pause recorded before this start)", self.paused_why)
+        self.pause.record(held, now)
 
     async def _after_delivery(self, report: SendReport) -> None:
         """After a sweep whose delivery was not stopped: email the kept admin alerts (a
@@ -436,12 +237,11 @@ class Worker:
             async with self.mailer_factory() as mailer:
                 error = await self.admin.flush(mailer, later)
             if is_smtp_trouble(error):
-                self._pause_delivery(str(error))
+                self.pause.begin(str(error), self.deps.clock())
                 return
             answered = True
-        if self.paused_until is not None and answered:
-            self.paused_until, self.pause, self.held_run = None, timedelta(0), None
-            log.warning("email delivery works again")
+        if answered:
+            self.pause.end()
 
     @asynccontextmanager
     async def _using_database(self, job: str) -> AsyncIterator[None]:
@@ -586,10 +386,10 @@ class Worker:
             listing = self.listing  # as the sweep found it (the fetch may end meanwhile)
             self._settle_owed()
             await self.reload_if_changed()
-            if self._delivery_paused():
+            if self.pause.active(self.deps.clock()):
                 self._note_held()
                 return SendReport()
-            self.held = 0  # recorded after this sweep, a pause records its count again
+            self.pause.recount()
             started, roster = self.deps.clock(), self.roster
             with self.deps.store.run("sweep", started) as run, _tallied(self.deps) as done:
                 try:
@@ -610,27 +410,26 @@ class Worker:
                         run.summary = done.summary() | {"stopped": stopped}
                     raise
                 run.status, run.summary = run_status(report), report.summary()
-                changed = len(report.waiting) != len(self.waiting)
+                waiting = latest_waiting(report.waiting)
+                changed = len(waiting) != len(self.waiting)
                 run.kept = bool(report.outcomes or report.stopped or changed)
             self._database_works()
             if not report.stopped:  # a stopped sweep may not have reached the digests
-                self._note_waiting(report.waiting, listing)
+                self._note_waiting(waiting, listing)
                 self.swept = started
                 self.unnamed |= passed_unnamed(roster.items(), started)
             await self._check_report(report)
-            if self._delivery_paused():
-                self._hold_retries()
+            if self.pause.active(self.deps.clock()):
+                self.pause.hold_retries(self.deps.clock())
                 self._note_held()
             return report
         return SendReport()  # the database could not be used
 
-    def _note_waiting(self, digests: list[tuple[int, date]], listing: bool) -> None:
-        """Keep the digests waiting for papers (the next sweeps try them again; of a subscriber
-        only the latest, which will carry every paper since the previous digest); log when they
-        start waiting (for the lists being fetched at start-up while ``listing``), when their
-        number changes, and when none waits any more."""
-        latest = {sid: day for sid, day in sorted(digests)}
-        waiting = sorted(latest.items())
+    def _note_waiting(self, waiting: list[tuple[int, date]], listing: bool) -> None:
+        """Keep the digests waiting for papers (the next sweeps try them again; see
+        ``latest_waiting``); log when they start waiting (for the lists being fetched at
+        start-up while ``listing``), when their number changes, and when none waits any
+        more."""
         if len(waiting) != len(self.waiting):
             if waiting:
                 n = len(waiting)
@@ -669,8 +468,8 @@ class Worker:
         self.deps.store.restore(undone, now)
         last = refused[-1]
         reason = f"{len(refused)} mailboxes in a row refused the same way: {last.detail}"
-        self._pause_delivery(reason)
-        self._hold_retries()
+        self.pause.begin(reason, self.deps.clock())
+        self.pause.hold_retries(self.deps.clock())
         cause = RecipientDeliveryError(last.detail, *last.refused or (None, None))
         await self._notify(
             "smtp", f"Sending paused: {reason}",
@@ -683,7 +482,7 @@ class Worker:
         """Pause delivery after SMTP trouble and tell the admin what to check; after a sweep
         that went through, send what was kept; alert the admin when many deliveries failed."""
         if report.stopped_by is not None:
-            self._pause_delivery(report.stopped or str(report.stopped_by))
+            self.pause.begin(report.stopped or str(report.stopped_by), self.deps.clock())
             await self._notify(
                 "smtp", f"Sending stopped: {report.stopped}",
                 f"{smtp_advice(report.stopped_by)} paperbot tries again after a pause (at most "
@@ -711,6 +510,13 @@ class Worker:
                 f"{report.count('failed')} of {attempted} deliveries failed in one sweep.",
                 "Run `paperbot status` for the reasons; temporary failures are retried.",
             )  # fmt: skip
+
+
+def latest_waiting(digests: Iterable[tuple[int, date]]) -> list[tuple[int, date]]:
+    """Of the digests (subscriber id, date) a sweep left waiting for papers, each subscriber's
+    latest, which will carry every paper since the previous digest: a due retry and a new
+    digest of one subscriber wait as one."""
+    return sorted({sid: day for sid, day in sorted(digests)}.items())
 
 
 def refused_in_a_row(refused: list[Outcome], outcomes: Sequence[Outcome]) -> list[Outcome]:

@@ -47,13 +47,14 @@ from bot.outbox import OutboxMailer
 from bot.pipeline import Deps, Fetched, SendOptions, fetch_and_store, send_digests
 from bot.profiles import Profiles
 from bot.render import Renderer
+from bot.roster import ProfilesFile
 from bot.scheduler import run_until
 from bot.settings import Settings, load_settings
 from bot.store import ClaimRequest, Store
 from bot.store.deliveries import DeliveryQueries
 from bot.store.runs import this_process
 from bot.store.tables import Delivery
-from bot.worker import ProfilesFile, Worker
+from bot.worker import Worker
 from tests.conftest import (
     UNMATCHED,
     SmtpServer,
@@ -1700,6 +1701,43 @@ async def test_while_every_source_fails_a_digest_with_nothing_new_waits_for_pape
     assert "no digest waits for papers any more" in caplog.text
 
 
+def retry_due(worker: Worker, email: str, day: date) -> int:
+    """Record the digest of ``email`` for ``day`` failed for now, its retry due; their id."""
+    sid = worker.deps.store.subscriber_id(email)
+    assert sid is not None
+    now = worker.deps.clock()
+    earlier = ClaimRequest(sid, day, (), "<earlier@paperbot.example.org>")
+    [claim] = worker.deps.store.ledger.claim_many([earlier], now, lease=timedelta(minutes=5))
+    assert claim is not None
+    worker.deps.store.ledger.mark_failed(claim, now, error="451 later", code=451, retry_at=now)
+    return sid
+
+
+async def test_a_retry_and_a_new_digest_of_one_subscriber_waiting_for_papers_are_one_run(
+    make_worker: Callable[[], Worker], config: Settings, clock: Clock, tmp_path: Path
+) -> None:
+    """Alan's failed digest of the 24th is due again when his digest of the 25th is: both wait
+    for papers as one (the later carries every paper), so the sweeps after the first, which
+    change nothing, are not kept in the runs table (they would push the real runs out of
+    ``paperbot status``)."""
+    worker = make_worker()
+    worker.deps.fetch = make_fetch(config, f"file:{tmp_path / 'missing.jsonl'}")
+    await worker.fetch_job()
+    alan = retry_due(worker, "alan@example.org", date(2026, 11, 24))
+    clock.set(2026, 11, 25, 6, 31)  # alan's 09:00 and ada's 07:30 have passed
+    report = await worker.sweep_job()
+    ada = worker.deps.store.subscriber_id("ada@example.org")
+    assert sorted(report.waiting) == sorted(
+        [(alan, date(2026, 11, 24)), (alan, date(2026, 11, 25)), (ada, date(2026, 11, 25))]
+    )
+    assert sorted(worker.waiting) == sorted([(alan, date(2026, 11, 25)), (ada, date(2026, 11, 25))])
+    for minute in (32, 33):
+        clock.set(2026, 11, 25, 6, minute)
+        await worker.sweep_job()
+    runs = worker.deps.store.recent_runs()
+    assert [r.command for r in runs] == ["sweep", "fetch"]
+
+
 async def test_the_worker_logs_each_message_and_records_its_runs(
     make_worker: Callable[[], Worker], clock: Clock, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -1995,19 +2033,13 @@ async def test_digests_that_waited_go_out_when_the_start_up_fetch_ends_during_a_
 
 
 async def test_while_the_start_up_fetch_runs_retries_go_out_and_due_digests_wait(
-    make_worker: Callable[[], Worker], clock: Clock, smtp_server: SmtpServer
+    make_worker: Callable[[], Worker], smtp_server: SmtpServer
 ) -> None:
     """A sweep during the start-up fetch sends the retries that are due; the digests due now
     wait, unrecorded, and go out at the first sweep after it."""
     worker = make_worker()
     await worker.fetch_job()
-    alan = worker.deps.store.subscriber_id("alan@example.org")
-    assert alan is not None
-    earlier = ClaimRequest(alan, date(2026, 11, 24), (), "<earlier@paperbot.example.org>")
-    [claim] = worker.deps.store.ledger.claim_many([earlier], clock.now, lease=timedelta(minutes=5))
-    assert claim is not None
-    worker.deps.store.ledger.mark_failed(claim, clock.now, error="451 later", code=451,
-                                         retry_at=clock.now)  # fmt: skip
+    alan = retry_due(worker, "alan@example.org", date(2026, 11, 24))
     worker.listing = True
     report = await worker.sweep_job()
     assert [(o.kind, o.email, o.digest_date, o.status) for o in report.outcomes] == [
@@ -2198,7 +2230,7 @@ async def test_a_retried_digest_and_the_next_days_in_one_sweep_share_no_paper(
 async def test_the_pause_doubles_up_to_30_minutes_while_smtp_stays_down(
     config: Settings, clock: Clock, hang_up: HangUp, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="bot.worker")
+    caplog.set_level(logging.INFO, logger="bot.pause")
     route = Route(hang_up.port)
     worker = start_worker(config.model_copy(update={"smtp_max_failures": 1}), clock, route.mailer)
     await worker.fetch_job()
@@ -2221,7 +2253,7 @@ async def test_a_restarted_worker_waits_out_a_delivery_pause_still_in_force(
     """A digest falling due during the pause (none was held back when it began) waits for its
     end after a restart too, as the alert's retry does in the ledger; the pause goes on
     doubling while the server stays down."""
-    caplog.set_level(logging.INFO, logger="bot.worker")
+    caplog.set_level(logging.INFO, logger="bot.pause")
     profiles_path.write_text(PROFILES.split("  - email: alan@")[0])
     config = config.model_copy(update={"smtp_max_failures": 2})
     route = Route(hang_up.port)
@@ -2254,7 +2286,7 @@ async def test_a_worker_restarted_with_other_smtp_settings_does_not_wait_out_the
     smtp_server: SmtpServer, caplog: pytest.LogCaptureFixture,
 ) -> None:  # fmt: skip
     """A restart to apply a fix to the SMTP settings tries delivery at once."""
-    caplog.set_level(logging.INFO, logger="bot.worker")
+    caplog.set_level(logging.INFO, logger="bot.pause")
     profiles_path.write_text(PROFILES.split("  - email: alan@")[0])
     config = config.model_copy(update={"smtp_max_failures": 2})
     route = Route(hang_up.port)
@@ -2671,7 +2703,7 @@ async def test_kept_alerts_that_still_cannot_be_emailed_pause_delivery(
         await worker.sweep_job()
     assert len(messages(caplog, "could not email the admin alert", logging.WARNING)) == 1
     assert len(messages(caplog, "email delivery paused until 05:01:00 UTC", logging.WARNING)) == 1
-    assert worker._delivery_paused()
+    assert worker.pause.active(worker.deps.clock())
 
 
 async def test_a_kept_alert_whose_connection_is_lost_does_not_pause_delivery(
@@ -2690,7 +2722,7 @@ async def test_a_kept_alert_whose_connection_is_lost_does_not_pause_delivery(
     await worker.sweep_job()
     assert faults.handler.commands["RCPT"] == 2, "emailed again at the sweep"
     assert set(worker.admin.pending) == {"source"}
-    assert not worker._delivery_paused()
+    assert not worker.pause.active(worker.deps.clock())
     assert messages(caplog, "email delivery paused until", logging.WARNING) == []
 
 
@@ -2706,7 +2738,7 @@ async def test_delivery_works_again_once_the_server_answers_about_a_message(
     worker = start_worker(settings, clock, route.mailer)
     await worker.fetch_job()
     await worker.sweep_job()  # ada's alert and alan's digest are due; the server is down
-    assert worker._delivery_paused()
+    assert worker.pause.active(worker.deps.clock())
     route.port = faults.port
     faults.handler.rcpt.update({"ada@example.org": ["drop"], "alan@example.org": ["drop"]})
     clock.set(2026, 11, 25, 5, 1)
@@ -2723,15 +2755,15 @@ async def test_delivery_works_again_once_the_server_answers_about_a_message(
 async def test_a_new_outage_long_after_the_last_pause_starts_a_short_pause_again(
     make_worker: Callable[[], Worker], clock: Clock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="bot.worker")
+    caplog.set_level(logging.INFO, logger="bot.pause")
     worker = make_worker()
-    worker._pause_delivery("connection refused")
+    worker.pause.begin("connection refused", clock())
     clock.now += timedelta(minutes=1)
-    worker._pause_delivery("connection refused")  # right after: twice as long
-    assert worker.pause == timedelta(minutes=2)
+    worker.pause.begin("connection refused", clock())  # right after: twice as long
+    assert worker.pause.length == timedelta(minutes=2)
     clock.now += timedelta(days=1)
-    worker._pause_delivery("connection refused")
-    assert worker.pause == timedelta(minutes=1)
+    worker.pause.begin("connection refused", clock())
+    assert worker.pause.length == timedelta(minutes=1)
     assert len(messages(caplog, "email delivery paused until", logging.WARNING)) == 2
 
 

@@ -21,10 +21,11 @@ from bot.cli.app import (
     settings,
 )
 from bot.errors import ConfigError, UsageError
+from bot.roster import ProfilesFile
 from bot.scheduler import run_worker
 from bot.store import Store
 from bot.web import UnsubscribeServer
-from bot.worker import ProfilesFile, Worker
+from bot.worker import Worker
 
 
 @app.command()
