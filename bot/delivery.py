@@ -16,7 +16,7 @@ How each failure is handled:
 - temporary (4xx, 552): ``temp_failed`` with the next attempt from ``RetryPolicy``;
   past the give-up time, ``perm_failed``
 - permanent (other 5xx): ``perm_failed``; the address is suppressed only when the server refused
-  its mailbox (see ``bot.mailer``). Each refusal, of the mailbox or of the message (the
+  its mailbox (see ``bot.smtp``). Each refusal, of the mailbox or of the message (the
   content, a policy), is held until another outcome ends the row of messages refused with the
   same reply (code and enhanced status), and then recorded ``perm_failed`` (and the refused
   mailboxes suppressed). When ``REFUSALS_IN_ROW`` are refused in a row (refused mailboxes: of

@@ -1,8 +1,9 @@
-"""Delivery backends: SMTP through aiosmtplib, or an outbox directory. Knows nothing of papers.
+"""SMTP delivery through aiosmtplib, and ``Mailer``, what every delivery backend implements.
 
-Both implement ``Mailer``: ``await mailer.send(message)`` returns when the message was accepted and
-raises a DeliveryError subclass saying whether to retry, give up on the recipient, stop the run,
-or (connection lost after the data went out) that nobody knows whether it arrived.
+``SmtpMailer`` and the outbox (``bot.outbox``) are both a ``Mailer``: ``await mailer.send(message)``
+returns when the message was accepted and raises a DeliveryError subclass saying whether to retry,
+give up on the recipient, stop the run, or (connection lost after the data went out) that nobody
+knows whether it arrived. Neither knows anything of papers.
 
 ``SmtpMailer`` keeps a pool of ``connections`` SMTP connections, each reused for many messages;
 ``concurrency`` tells a caller how many sends may usefully run at once. aiosmtplib opens each
@@ -10,10 +11,8 @@ session (greeting, EHLO, STARTTLS, AUTH); the mail transactions then run on ``_W
 MAIL, RCPT and DATA in one write when the server offers PIPELINING (RFC 2920): two round trips
 per message instead of four.
 
-Only a refusal of the recipient's mailbox blames the address (``RecipientDeliveryError``): a 5xx
-to RCPT, unless its enhanced status is 5.7.x (a policy: relaying denied, sender not allowed), or
-a 5xx to DATA with 5.1.x or 5.2.x (mailbox unknown or disabled). Any other 5xx refuses the
-message. A connection lost during a transaction, before its data is complete, fails that
+What a reply means for the message, and whether it blames the recipient's mailbox, is
+``bot.smtp``'s. A connection lost during a transaction, before its data is complete, fails that
 message (``DroppedDeliveryError``). A connection that cannot be opened, or one kept open since
 an earlier message that turns out to be closed before the server answered anything in the new
 transaction (servers close idle connections), is a ``ConnectionDeliveryError``: the caller opens
@@ -29,11 +28,10 @@ to change. No reply within the timeout is said as such, with the setting that se
 from __future__ import annotations
 
 import asyncio
-import re
 import ssl
 from collections import deque
 from types import TracebackType
-from typing import NamedTuple, Protocol, Self
+from typing import Protocol, Self
 
 import aiosmtplib
 
@@ -42,71 +40,29 @@ from bot.errors import (
     ConnectionDeliveryError,
     DeliveryError,
     DroppedDeliveryError,
-    PermanentDeliveryError,
-    RecipientDeliveryError,
     SenderDeliveryError,
-    TemporaryDeliveryError,
     TlsDeliveryError,
     UnknownHostDeliveryError,
     UnknownOutcomeError,
-    caused_by,
     no_such_host,
 )
 from bot.message import Outgoing
+from bot.smtp import (
+    COMMANDS,
+    EXPECTED,
+    NO_AUTH,
+    TLS_FIRST,
+    Reply,
+    classify_reply,
+    data_payload,
+    envelope_commands,
+    tls_failure,
+)
 
-__all__ = ["Mailer", "SmtpMailer", "classify", "classify_reply"]
+__all__ = ["Mailer", "SmtpMailer", "classify"]
 
-TEMPORARY_5XX = {552}  # "mailbox full / exceeded storage": worth another try later
-AUTH_CODES = {530, 534, 535, 538}
 MAX_REPLY = 64 * 1024
 """Most bytes of replies waiting to be read: a server sending more is broken or hostile."""
-_BARE_NEWLINE = re.compile(rb"(?<!\r)\n|\r(?!\n)")
-_NOT_IN_PATH = re.compile(r"[\x00-\x20\x7f<>]")
-_ENVELOPE = ((250,), (250, 251), (354,))
-"""The replies that let a transaction go on after MAIL, RCPT and DATA."""
-_COMMANDS = ("MAIL", "RCPT", "DATA")
-_ENHANCED = re.compile(r"[245]\.\d{1,3}\.\d{1,3}(?![\d.])")
-"""An enhanced status code (RFC 3463) at the start of a reply's text: class.subject.detail."""
-_MAILBOX_AT_DATA = {"1", "2"}
-"""Enhanced status subjects of a refused DATA that are about the mailbox: addressing (5.1.x:
-no such user) and mailbox status (5.2.x: disabled)."""
-_POLICY = "7"
-"""The enhanced status subject of security and policy refusals (5.7.x)."""
-_POLICY_WORDS = re.compile(
-    r"relay|not permitted|not allowed|access denied|authenticat|policy|blocked|spam", re.I
-)
-"""Words of a refusal without an enhanced status that blame the sender or the server's rules."""
-_NOT_TLS = {"WRONG_VERSION_NUMBER", "UNKNOWN_PROTOCOL", "RECORD_LAYER_FAILURE"}
-"""What OpenSSL calls an answer that is no TLS at all, such as a plain SMTP greeting."""
-_NOT_TLS_PORT = (
-    "this port does not speak TLS from the first byte: use PAPERBOT_SMTP_SECURITY=starttls "
-    "(port 587) or the server's TLS port (465)"
-)
-_NO_STARTTLS = (
-    "the server does not offer STARTTLS on this port: use the port where it does (587), or "
-    "PAPERBOT_SMTP_SECURITY=tls with its TLS port (465); set PAPERBOT_SMTP_SECURITY=none only "
-    "if the server offers no TLS at all"
-)
-
-_TLS_FIRST = (
-    "the server sent no greeting in plain text within {timeout:g} s and answers TLS instead: "
-    "port {port} expects TLS from the first byte: set PAPERBOT_SMTP_SECURITY=tls (or starttls "
-    "with the server's STARTTLS port, usually 587)"
-)
-_NO_AUTH = {
-    False: (
-        "the server offers no AUTH without TLS, so PAPERBOT_SMTP_USERNAME cannot log in: many "
-        "offer it only over TLS: set PAPERBOT_SMTP_SECURITY=starttls (port 587) or tls (port "
-        "465); or unset PAPERBOT_SMTP_USERNAME and PAPERBOT_SMTP_PASSWORD if it needs no login"
-    ),
-    True: (
-        "the server offers no AUTH, so PAPERBOT_SMTP_USERNAME cannot log in: unset "
-        "PAPERBOT_SMTP_USERNAME and PAPERBOT_SMTP_PASSWORD if it needs no login, or use its "
-        "port for submission (587 or 465)"
-    ),
-}
-"""What to change when a login is set up and the server offers no AUTH, by whether the session
-is encrypted."""
 
 
 class Mailer(Protocol):
@@ -126,37 +82,6 @@ class Mailer(Protocol):
         """Deliver one message or raise a DeliveryError subclass."""
 
 
-def classify_reply(code: int, text: str, command: str = "") -> DeliveryError:
-    """The DeliveryError an SMTP reply means for this message; ``command`` is what it answered
-    (MAIL, RCPT or DATA, the message data included), if any."""
-    detail = f"{code} {text}".strip()
-    status = enhanced_status(text)
-    if code in AUTH_CODES:
-        return AuthenticationDeliveryError(f"SMTP authentication failed: {detail}", code, status)
-    if 400 <= code < 500 or code in TEMPORARY_5XX:
-        return TemporaryDeliveryError(f"temporarily refused: {detail}", code, status)
-    if refuses_mailbox(command, status, text):
-        return RecipientDeliveryError(f"refused: {detail}", code, status)
-    return PermanentDeliveryError(f"refused: {detail}", code, status)
-
-
-def enhanced_status(text: str) -> str | None:
-    """The enhanced status code a reply's text starts with (``5.1.1``), if it has one."""
-    found = _ENHANCED.match(text)
-    return found.group(0) if found else None
-
-
-def refuses_mailbox(command: str, status: str | None, text: str = "") -> bool:
-    """Whether a permanent refusal of ``command`` with enhanced ``status`` is about the
-    recipient's mailbox, so that the address should get no more mail (see the module
-    docstring); a refusal of the message or a policy is not. A reply without an enhanced status
-    that names a policy (``550 Relaying denied``) is read as one."""
-    subject = status.split(".")[1] if status else None
-    if command == "RCPT":
-        return subject != _POLICY and not (status is None and _POLICY_WORDS.search(text))
-    return command == "DATA" and subject in _MAILBOX_AT_DATA
-
-
 def classify(exc: Exception) -> DeliveryError:
     """Map an error opening a session (aiosmtplib or socket) onto retry/give up/stop."""
     if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
@@ -173,19 +98,6 @@ def classify(exc: Exception) -> DeliveryError:
     if no_such_host(exc):
         return UnknownHostDeliveryError(f"SMTP server not found (check PAPERBOT_SMTP_HOST): {exc}")
     return ConnectionDeliveryError(f"connection problem: {_reason(exc)}")
-
-
-def tls_failure(exc: Exception) -> TlsDeliveryError | None:
-    """The TLS failure ``exc`` is, or was raised from, with what to change when the security
-    mode does not fit the port: None when it is no TLS failure."""
-    if "STARTTLS" in str(exc):  # aiosmtplib: "SMTP STARTTLS extension not supported by server."
-        return TlsDeliveryError(f"SMTP TLS failed: {_NO_STARTTLS}")
-    error = caused_by(exc, ssl.SSLError)
-    if error is None:
-        return None
-    if error.reason in _NOT_TLS:
-        return TlsDeliveryError(f"SMTP TLS failed ({error.reason}): {_NOT_TLS_PORT}")
-    return TlsDeliveryError(f"SMTP TLS failed: {error}")
 
 
 def no_greeting(exc: Exception) -> bool:
@@ -238,51 +150,6 @@ class _Greeting:
 def _reason(exc: BaseException) -> str:
     """What ``exc`` says, or its kind when it says nothing (``TimeoutError()``)."""
     return str(exc) or type(exc).__name__
-
-
-def data_payload(raw: bytes, transparent: bool = False) -> bytes:
-    """The DATA payload: CRLF line ends, leading dots doubled, ending with ``.CRLF``.
-
-    A ``transparent`` message (see ``Outgoing``) needs only the end. Otherwise checks come
-    first, as counts and a search are quicker than the regex and the replacement.
-    """
-    if transparent and raw.endswith(b"\r\n") and not raw.startswith(b"."):
-        return raw + b".\r\n"
-    crlf = raw.count(b"\r\n")
-    if raw.count(b"\n") != crlf or raw.count(b"\r") != crlf:
-        raw = _BARE_NEWLINE.sub(b"\r\n", raw)
-    if not raw.endswith(b"\r\n"):
-        raw += b"\r\n"
-    if raw.startswith(b"."):
-        raw = b"." + raw
-    if b"\r\n." in raw:
-        raw = raw.replace(b"\r\n.", b"\r\n..")
-    return raw + b".\r\n"
-
-
-def envelope_commands(sender: str, recipient: str) -> list[bytes]:
-    """MAIL, RCPT and DATA for one message; an address no command may carry is refused."""
-    if not _in_path(sender):
-        raise SenderDeliveryError(f"the sender {sender!r} cannot be sent over SMTP")
-    if not _in_path(recipient):
-        raise RecipientDeliveryError(f"refused: {recipient!r} cannot be sent over SMTP")
-    return [
-        f"MAIL FROM:<{sender}>\r\n".encode("ascii"),
-        f"RCPT TO:<{recipient}>\r\n".encode("ascii"),
-        b"DATA\r\n",
-    ]
-
-
-def _in_path(address: str) -> bool:
-    """Whether an SMTP command can carry ``address`` (ASCII, no space, control or bracket)."""
-    return address.isascii() and not _NOT_IN_PATH.search(address)
-
-
-class Reply(NamedTuple):
-    """One SMTP reply: its code and its text (lines joined with newlines)."""
-
-    code: int
-    text: str
 
 
 class _Wire(asyncio.Protocol):
@@ -468,7 +335,7 @@ class _Connection:
         """Log in, or say what to change when the server offers no AUTH."""
         if not smtp.supports_extension("auth"):
             encrypted = smtp.get_transport_info("sslcontext") is not None
-            raise AuthenticationDeliveryError(f"SMTP authentication failed: {_NO_AUTH[encrypted]}")
+            raise AuthenticationDeliveryError(f"SMTP authentication failed: {NO_AUTH[encrypted]}")
         await smtp.login(username, password)
 
     async def _classify(self, exc: Exception) -> DeliveryError:
@@ -477,7 +344,7 @@ class _Connection:
         if not no_greeting(exc):
             return classify(exc)
         if not self._options["use_tls"] and await self._greeting.tls_instead(self._timeout):
-            text = _TLS_FIRST.format(timeout=self._timeout, port=self._greeting.port)
+            text = TLS_FIRST.format(timeout=self._timeout, port=self._greeting.port)
             return TlsDeliveryError(f"SMTP TLS failed: {text}")
         return ConnectionDeliveryError(
             f"connection problem: no greeting within {self._timeout:g} s (PAPERBOT_SMTP_TIMEOUT)"
@@ -496,7 +363,7 @@ class _Connection:
         try:
             wire = await self._open()
             seen = wire.received  # the replies before this transaction
-            replies = await wire.exchange(commands, _ENVELOPE)
+            replies = await wire.exchange(commands, EXPECTED)
             refused = self._refusal(replies)
             if refused is not None:
                 if len(replies) == len(commands) and replies[-1].code == 354:
@@ -533,7 +400,7 @@ class _Connection:
 
     def _refusal(self, replies: list[Reply]) -> DeliveryError | None:
         """The error for the first envelope reply that refused, if one did."""
-        for n, (reply, ok) in enumerate(zip(replies, _ENVELOPE, strict=False)):
+        for n, (reply, ok) in enumerate(zip(replies, EXPECTED, strict=False)):
             if reply.code in ok:
                 continue
             self._after_refusal(reply.code)
@@ -541,7 +408,7 @@ class _Connection:
                 return SenderDeliveryError(
                     f"SMTP server refused the sender: {reply.code} {reply.text}"
                 )
-            return classify_reply(reply.code, reply.text, _COMMANDS[n])
+            return classify_reply(reply.code, reply.text, COMMANDS[n])
         return None
 
     def _after_refusal(self, code: int) -> None:

@@ -49,6 +49,7 @@ from bot.render_views import (
     wrap_lines,
     wrap_text,
 )
+from bot.urls import unsafe_in_link
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 EMAIL_ADDRESS = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
@@ -154,7 +155,7 @@ def _mailto(address: str | None) -> str | None:
 
 def safe_mailto(address: str) -> str | None:
     """``mailto:`` link for an address (optionally with ``?subject=...``), or ``None``."""
-    if re.search(r"[\x00-\x20\x7f\"'<>\\`]", address):
+    if unsafe_in_link(address):
         return None
     return f"mailto:{address}"
 

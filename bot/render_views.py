@@ -18,7 +18,7 @@ from datetime import date
 from bot.models import DAYS, Digest, Match, Paper
 from bot.render_math import readable, readable_marked
 from bot.text import distinct_phrases, fold
-from bot.urls import http_url
+from bot.urls import safe_http_url
 
 TEXT_WIDTH = 78
 TITLE_IN_SUBJECT = 60
@@ -45,7 +45,6 @@ _WHERE_NOTES = (
     *(" (one of its words)", " (some of its words)"),
 )
 """The notes after a phrase saying where it was found (see ``bot.matching.reasons``)."""
-_UNSAFE_URL_CHARS = re.compile(r"[\x00-\x20\x7f\"'<>\\`]")
 _WHITESPACE = re.compile(r"\s+")
 _LIST_ITEM = re.compile(r"\s*(?:[-*•]\s+|\d+\.\s+)?")
 """The indent and bullet that wrapped lines of a list item hang under."""
@@ -170,7 +169,7 @@ def safe_url(url: str | None) -> str | None:
     if not url:
         return None
     url = url.strip()
-    return None if _UNSAFE_URL_CHARS.search(url) else http_url(url)
+    return safe_http_url(url)
 
 
 def short_authors(authors: tuple[str, ...]) -> str:

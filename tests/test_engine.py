@@ -30,7 +30,7 @@ from bot.errors import (
     PermanentDeliveryError,
     RecipientDeliveryError,
 )
-from bot.mailer import SmtpMailer, data_payload
+from bot.mailer import SmtpMailer
 from bot.message import Envelope, Outgoing, build_message
 from bot.models import Digest, Interests, Subscriber
 from bot.pacing import GroupCommit, RateLimiter
@@ -38,6 +38,7 @@ from bot.pipeline import Deps, Fetched
 from bot.render import EmailContext, Renderer
 from bot.retry import RetryPolicy
 from bot.settings import load_settings
+from bot.smtp import data_payload
 from bot.store import Claim, Store
 from tests.conftest import free_port
 from tests.smtp_faults import FaultServer

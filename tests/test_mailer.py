@@ -29,9 +29,10 @@ from bot.errors import (
     UnknownHostDeliveryError,
     UnknownOutcomeError,
 )
-from bot.mailer import SmtpMailer, classify, classify_reply
+from bot.mailer import SmtpMailer, classify
 from bot.message import Envelope, Outgoing, build_message
 from bot.outbox import OutboxMailer
+from bot.smtp import classify_reply
 from tests.conftest import (
     OffersPipelining,
     RecordingHandler,

@@ -14,7 +14,6 @@ from email.message import EmailMessage
 
 from email_validator import validate_email
 
-from bot.mailer import data_payload
 from bot.message import (
     Envelope,
     Unsubscribe,
@@ -27,6 +26,7 @@ from bot.message import (
     verify_token,
 )
 from bot.mime import _rewrapped, header, quoted_printable
+from bot.smtp import data_payload
 
 SENDER = Address("paperbot", addr_spec="digest@paperbot.example.org")
 

@@ -11,7 +11,7 @@ import html
 import re
 
 from bot.ids import arxiv_id
-from bot.urls import http_url
+from bot.urls import safe_http_url
 
 MAX_TITLE = 400
 MAX_ABSTRACT = 6000
@@ -107,13 +107,13 @@ def clean_names(
 
 
 def safe_url(value: object) -> str | None:
-    """The URL if it is an absolute http(s) link with a host, else None (drops ``javascript:``)."""
+    """The URL if an email may show it (the rule of ``bot.urls``), else None (``javascript:``…)."""
     if not isinstance(value, str):
         return None
     url = one_line(html.unescape(value))
-    if not url or len(url) > MAX_URL or any(c in url for c in ' "<>\\`'):
+    if not url or len(url) > MAX_URL:
         return None
-    return http_url(url)
+    return safe_http_url(url)
 
 
 def arxiv_links(pid: str) -> tuple[str | None, str | None]:

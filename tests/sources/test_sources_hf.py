@@ -11,6 +11,7 @@ import pytest
 from sourcekit import Server, fixture_bytes, html_response, json_response
 
 from bot.errors import SourceError
+from bot.render_views import links
 from bot.sources import clean, hf
 
 DAY = date(2024, 1, 16)
@@ -61,6 +62,26 @@ def test_hostile_items_are_cleaned_or_skipped_with_reasons() -> None:
         "item 5: missing or invalid paper id 'not an id <x>'",
         "item 6: expected an object, got str",
     ]
+
+
+@pytest.mark.parametrize(
+    ("repo", "stored"),
+    [
+        ("https://github.com/example-lab/lantern", "https://github.com/example-lab/lantern"),
+        ("https://github.com/o'brien/lantern", None),
+        ("https://github.com/o&#39;brien/lantern", None),
+        ("https://github.com/example-lab/lantern`", None),
+        ("https://github.com/example-lab/lan\x01tern", "https://github.com/example-lab/lantern"),
+    ],
+)
+def test_a_code_link_is_kept_exactly_when_the_email_shows_it(repo: str, stored: str | None) -> None:
+    """What a source stores of a link is what the email shows of it: a link the email would
+    drop is dropped as it is fetched, so that nothing is kept to vanish when it is shown."""
+    item = {"paper": {"id": "2401.10001", "title": "Lantern", "summary": "Routes tokens."}}
+    item["paper"]["githubRepo"] = repo
+    (paper,) = hf.parse_hf_json(json.dumps([item])).papers
+    assert paper.code_url == stored
+    assert [link.url for link in links(paper) if link.label == "Code"] == [stored] * bool(stored)
 
 
 def test_skipped_items_are_logged(caplog: pytest.LogCaptureFixture) -> None:
