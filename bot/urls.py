@@ -17,7 +17,7 @@ def unsafe_in_link(link: str) -> bool:
     return _UNSAFE.search(link) is not None
 
 
-def http_url(url: str) -> str | None:
+def _http_url(url: str) -> str | None:
     """``url`` when it is an absolute http(s) URL with a host, else None (``javascript:``…)."""
     try:
         parts = urlsplit(url)
@@ -31,4 +31,4 @@ def http_url(url: str) -> str | None:
 def safe_http_url(url: str) -> str | None:
     """``url`` when it is an absolute http(s) URL with a host that holds no character a link
     may not, else None: what a source may store is what an email shows."""
-    return None if unsafe_in_link(url) else http_url(url)
+    return None if unsafe_in_link(url) else _http_url(url)
