@@ -173,9 +173,10 @@ def safe_url(url: str | None) -> str | None:
 
 
 def short_authors(authors: tuple[str, ...]) -> str:
-    """Authors joined; long lists become ``first, second, third … last (40 authors)``."""
+    """Authors joined; lists of six or more become ``first, second, third … last (40
+    authors)`` (five are all named: leaving out one would save no room)."""
     names = [one_line(a) for a in authors if a.strip()]
-    if len(names) <= 4:
+    if len(names) <= 5:
         return ", ".join(names)
     return f"{', '.join(names[:3])} … {names[-1]} ({len(names)} authors)"
 

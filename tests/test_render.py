@@ -146,7 +146,7 @@ def test_footer_falls_back_to_mailto_and_reply(renderer: Renderer) -> None:
 def test_long_author_lists_keep_first_three_and_last(renderer: Renderer) -> None:
     out = renderer.render(digest(n=6, more=0), CTX)
     assert "Grace Hopper, Alan Turing, Noam Shazeer … Barbara Liskov" in out.html
-    assert "Katherine Johnson, Edsger Dijkstra" not in out.html
+    assert "Edsger Dijkstra, Barbara Liskov" not in out.html
 
 
 def test_empty_snippet_falls_back_to_first_two_sentences(renderer: Renderer) -> None:
@@ -366,6 +366,47 @@ def test_a_nothing_today_note_after_alerts_says_the_matches_came_earlier(
     assert "None of the papers" not in out.text + out.html
 
 
+def preheader(html: str) -> str:
+    """The preheader's text: what an inbox shows after the subject, without its filler."""
+    found = re.search(r'<div class="preheader"[^>]*>(.*?)</div>', html, re.DOTALL)
+    assert found is not None
+    return found.group(1).replace("&#8199;&#847;", "").replace("\u2007\u034f", "").strip()
+
+
+@pytest.mark.parametrize(
+    ("sample", "expected"),
+    [
+        (digest(n=3, more=0), f"Also: {TITLES[1]} · {TITLES[2]}"),
+        (digest(n=5, more=0), f"Also: {TITLES[1]} · {TITLES[2]} and more"),
+        (
+            digest(n=1, more=0),
+            "Why: topic “mixture of experts” (title); author Noam Shazeer; similar to 2401.00001",
+        ),
+        (
+            digest(n=1, more=0, kind="alert"),
+            "Why: topic “mixture of experts” (title); author Noam Shazeer; similar to 2401.00001",
+        ),
+        (digest(n=2, more=0, kind="alert"), f"{TITLES[0]} · {TITLES[1]}"),
+        (digest(n=2, more=3, kind="alert"), f"{TITLES[0]} · {TITLES[1]} and more"),
+        (
+            digest(n=0, more=0, kind="empty"),
+            "Your topics: mixture of experts, Noam Shazeer, cs.LG. Your next digest comes as usual.",
+        ),
+    ],
+)
+def test_the_preheader_says_what_the_subject_does_not(
+    renderer: Renderer, sample: Digest, expected: str
+) -> None:
+    """An inbox shows the preheader right after the subject: the subject names the best pick,
+    so the preheader goes on with the next ones (or, for a lone pick, says why it was picked),
+    an alert's names its papers rather than its rules again, and a quiet day's note the topics
+    looked for rather than that nothing matched."""
+    out = renderer.render(sample, CTX)
+    said = preheader(out.html)
+    assert said == expected
+    assert said[:40] not in out.subject and "matched your interests" not in said
+
+
 @pytest.mark.parametrize(
     ("n", "title", "expected"),
     [
@@ -475,7 +516,15 @@ def test_a_long_author_list_says_how_many_wrote_the_paper() -> None:
     assert short_authors(names) == (
         "Author0 Surname0, Author1 Surname1, Author2 Surname2 … Author39 Surname39 (40 authors)"
     )
-    assert short_authors(names[:4]) == ", ".join(names[:4])
+    assert short_authors(names[:6]) == (
+        "Author0 Surname0, Author1 Surname1, Author2 Surname2 … Author5 Surname5 (6 authors)"
+    )
+
+
+def test_five_authors_are_all_named() -> None:
+    """Leaving one of five out would save no room: "… Author4 (5 authors)" is as long."""
+    names = tuple(f"Author{i} Surname{i}" for i in range(5))
+    assert short_authors(names) == ", ".join(names)
 
 
 def test_a_mark_cut_with_the_snippet_does_not_take_in_the_ellipsis() -> None:
@@ -740,7 +789,8 @@ def test_the_topics_under_the_heading_name_the_authors_and_count_the_rest(
     out = renderer.render(build_digest(sub, DAY, matching.Selection(picks)), CTX)
     assert "token routing, router collapse and 4 more " in " ".join(out.text.split())
     assert re.search(r">router collapse</span> and 4 more</p>", out.html), out.html
-    assert "expert choice" not in out.text.split("\n\n", 3)[2]
+    topics = out.text.split("\n\n", 4)[3]  # a paragraph of its own, under the lede
+    assert topics.startswith("Your topics: ") and "expert choice" not in topics
 
 
 def test_the_topics_name_each_keyword_once_however_often_it_is_written(

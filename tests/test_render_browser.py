@@ -10,6 +10,7 @@ import os
 import struct
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from chromium import Browser, ensure_chromium
@@ -134,18 +135,50 @@ def test_phone_layout_uses_the_full_width(browser: Browser, pages: dict[str, Pat
     assert 330 <= card <= 375
 
 
-def test_paper_links_are_big_enough_to_tap_on_a_phone(
-    browser: Browser, pages: dict[str, Path]
-) -> None:
-    """A finger needs about 40 px: each link's box, and the space between two, on a phone."""
-    session = browser.open(pages["digest"], 375)
-    boxes = browser.evaluate(
+def boxes(browser: Browser, session: str, selector: str, within: str = "body") -> Any:
+    """The left, right and height of each element ``selector`` finds in the first ``within``."""
+    return browser.evaluate(
         session,
-        "Array.from(document.querySelector('.links').querySelectorAll('a'))"
+        f"Array.from(document.querySelector({within!r}).querySelectorAll({selector!r}))"
         ".map(a => { const r = a.getBoundingClientRect(); return [r.left, r.right, r.height]; })",
     )
-    assert len(boxes) >= 3 and all(height >= 36 for _, _, height in boxes), boxes
-    assert all(b[0] - a[1] >= 20 for a, b in itertools.pairwise(boxes)), boxes
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_paper_links_are_big_enough_to_tap(
+    browser: Browser, pages: dict[str, Path], width: int
+) -> None:
+    """A finger needs 44 px: each paper link's box, on a phone and on a tablet too (a touch
+    screen wider than the phone layout), and on a phone the space between two."""
+    session = browser.open(pages["digest"], width)
+    first = boxes(browser, session, "a", within=".links")
+    every = boxes(browser, session, ".links a")
+    assert len(first) >= 3 and all(height >= 44 for _, _, height in every), every
+    if width < 480:
+        assert all(b[0] - a[1] >= 20 for a, b in itertools.pairwise(first)), first
+
+
+@pytest.mark.parametrize("name", ["digest", "grouped"])
+def test_the_listed_matches_and_the_unsubscribe_link_are_big_enough_to_tap_on_a_phone(
+    browser: Browser, pages: dict[str, Path], name: str
+) -> None:
+    """The further matches, listed by title, and the unsubscribe link are links of their own
+    (not words in a sentence): 44 px high on a phone, a short title too."""
+    session = browser.open(pages[name], 375)
+    listed = boxes(browser, session, ".more-list a")
+    leave = boxes(browser, session, ".footer a[href*=unsubscribe]")
+    assert listed and len(leave) == 1
+    assert all(height >= 44 for _, _, height in listed + leave), (listed, leave)
+
+
+def test_an_alert_names_its_rules_as_they_are_written(
+    browser: Browser, pages: dict[str, Path]
+) -> None:
+    """The line above an alert's heading is in capitals, but not the names of the rules
+    ("MoE" is not "MOE"), which the subscriber wrote."""
+    session = browser.open(pages["grouped"], 375)
+    kicker = browser.evaluate(session, "document.querySelector('.kicker').innerText")
+    assert kicker == "ALERT · SSMs, Okafor, MoE", kicker
 
 
 def test_hostile_content_runs_nothing(browser: Browser, pages: dict[str, Path]) -> None:
