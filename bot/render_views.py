@@ -307,6 +307,7 @@ _NOT_GIVEN = {
     *("university", "college", "institute", "school", "lab", "laboratory", "department"),
     *("group", "team", "inc", "ltd", "llc", "gmbh", "corp", "company", "foundation"),
     *("captain", "director", "professor", "lecturer", "student", "engineer", "editor"),
+    *("senior", "research", "researcher", "scientist", "fellow", "postdoc", "manager"),
 }
 """Words of a part after a comma that name a role or a place of work, not a given name."""
 _PARTICLES = {
@@ -346,10 +347,12 @@ def _family_first(family: str, given: str, email: str) -> bool | None:
     ``Le Guin, Ursula``): the part after the comma reads as given names (one or two words in
     capitals, none naming a role or a place of work), and the part before it as a family name
     (one word besides titles and particles). After ``Jane Smith`` a comma brings ``University
-    of Oxford`` or ``Captain``, not a given name. None when the part before the comma has two
-    or three such words: ``García Márquez, Gabriel`` reads like ``Jane Smith, Oxford``. Given
-    names written otherwise (``Lovelace, ada``, ``Lovelace, Ada Augusta King``, ``Lovelace,
-    Ada (Countess)``) come first when the address ``email`` spells them (``ada@…``)."""
+    of Oxford`` or ``Captain``, not a given name. After a family name alone come given names,
+    however many (``Lovelace, Ada Augusta King``). None when the part before the comma has two
+    or three such words and one or two follow it: ``García Márquez, Gabriel`` reads like ``Jane
+    Smith, Oxford``. Given names written otherwise (``Lovelace, ada``, ``Lovelace, Ada
+    (Countess)``), or more than two after two family names, come first when the address
+    ``email`` spells them (``ada@…``)."""
     names = [w for w in family.split() if w.rstrip(".").lower() not in _TITLES]
     named = [w for w in names if not w.islower()]
     words = given.split()
@@ -357,10 +360,11 @@ def _family_first(family: str, given: str, email: str) -> bool | None:
         w.strip(_QUOTES).rstrip(".").lower() in _NOT_GIVEN for w in words
     ):
         return False
-    if not (len(words) <= 2 and all(w[0].isupper() for w in words)):
-        return _spelled_by(email, given, family) is True
+    capitals = all(w[0].isupper() for w in words)
     surnames = [w for w in named if w.rstrip(".").lower() not in _PARTICLES]
-    return True if len(surnames) <= 1 else None
+    if capitals and len(surnames) <= 1:
+        return True
+    return None if capitals and len(words) <= 2 else _spelled_by(email, given, family) is True
 
 
 def _spelled_by(email: str, given: str, family: str) -> bool | None:

@@ -698,19 +698,39 @@ def test_two_names_and_a_comma_greet_the_name_the_address_spells_or_nobody(
 @pytest.mark.parametrize(
     ("name", "email", "greeted"),
     [
-        ("Lovelace, Ada Augusta King", "ada@example.org", "Ada"),
-        ("Lovelace, Ada Augusta King", "alovelace@example.org", "Ada"),
+        ("Lovelace, Ada Augusta King", "countess@example.org", "Ada"),
+        ("Dr. Lovelace, Ada Augusta King", "countess@example.org", "Ada"),
+        ("King, Martin Luther", "mlk@example.org", "Martin"),
+        ("van Rossum, Guido", "bdfl@example.org", "Guido"),
+        ("de la Cruz, María José Ángeles", "mjac@example.org", "María"),
+    ],
+)  # fmt: skip
+def test_after_a_family_name_alone_and_a_comma_come_given_names_however_many(
+    renderer: Renderer, name: str, email: str, greeted: str
+) -> None:
+    """One family name (besides particles and titles) before the comma: the words after it in
+    capitals are given names, however many, whatever the address."""
+    sub = ADA.model_copy(update={"name": name, "email": email})
+    out = renderer.render(replace(digest(n=2, more=0), subscriber=sub), CTX)
+    assert f"2 papers picked for you, {greeted}\n" in out.text.splitlines(keepends=True)
+
+
+@pytest.mark.parametrize(
+    ("name", "email", "greeted"),
+    [
         ("Lovelace, Ada (Countess)", "ada.lovelace@example.org", "Ada"),
         ("Lovelace, ada", "ada@example.org", "ada"),
+        ("García Márquez, Gabriel José", "gabriel@example.org", "Gabriel"),
         ("Jane Smith, University of Oxford", "university@example.org", "Jane"),
+        ("Jane, Senior Research Scientist", "senior@example.org", "Jane"),
     ],
 )  # fmt: skip
 def test_given_names_after_a_comma_in_another_form_are_greeted_when_the_address_spells_them(
     renderer: Renderer, name: str, email: str, greeted: str
 ) -> None:
-    """Three given names, one in lower case or a note in brackets do not read as given names
-    by their form alone; an address that spells the first of them says they are (a role or a
-    place of work never is)."""
+    """A given name in lower case, a note in brackets, or three words after two family names
+    do not read as given names by their form alone; an address that spells the first of them
+    says they are (a role or a place of work never is)."""
     sub = ADA.model_copy(update={"name": name, "email": email})
     out = renderer.render(replace(digest(n=2, more=0), subscriber=sub), CTX)
     assert f"2 papers picked for you, {greeted}\n" in out.text.splitlines(keepends=True)
