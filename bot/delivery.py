@@ -102,8 +102,8 @@ from bot.mailer import Mailer
 from bot.message import Outgoing, new_message_id
 from bot.models import Subscriber
 from bot.pacing import GroupCommit, RateLimiter, Snapshot
-from bot.render import plural
 from bot.store import OUTCOME_UNKNOWN, Claim, ClaimRequest, DatabaseFailure, db_reason
+from bot.text import plural
 
 __all__ = ["DeliveryOptions", "Job", "deliver", "prepare"]
 

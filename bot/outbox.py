@@ -14,6 +14,7 @@ from typing import Self
 
 from bot.errors import ConfigError, TemporaryDeliveryError
 from bot.message import Outgoing, html_part
+from bot.text import plural
 
 INDEX = "index.html"
 _HEADERS = BytesHeaderParser(policy=policy.default)
@@ -94,15 +95,17 @@ def _header_section(path: Path) -> bytes:
 
 
 _INDEX_STYLE = (
+    ":root{color-scheme:light dark}"
     "body{font:15px system-ui,sans-serif;margin:2em}table{border-collapse:collapse}"
-    "td,th{padding:.3em .8em;text-align:left;vertical-align:top;border-bottom:1px solid #ddd;"
+    "td,th{padding:.3em .8em;text-align:left;vertical-align:top;border-bottom:1px solid #8886;"
     "overflow-wrap:anywhere}"
     "@media (max-width:600px){body{margin:1em}tr:first-child{display:none}"
     "td{display:block;padding:0 0 .2em;border:0}tr{display:block;padding:.6em 0;"
-    "border-bottom:1px solid #ddd}}"
+    "border-bottom:1px solid #8886}}"
 )
 """The index's stylesheet: a table on a wide screen; on a phone each message a block of lines
-(four columns do not fit), long addresses and subjects wrapped anywhere rather than overflowing."""
+(four columns do not fit), long addresses and subjects wrapped anywhere rather than overflowing;
+light or dark as the reader's system is."""
 
 
 def write_index(directory: Path) -> Path:
@@ -123,7 +126,7 @@ def write_index(directory: Path) -> Path:
         '<!doctype html><html lang="en"><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
         f"<title>paperbot outbox</title><style>{_INDEX_STYLE}</style><h1>paperbot outbox</h1>"
-        f"<p>{len(rows)} message(s)</p><table><tr><th>Date</th><th>To</th><th>Subject</th>"
+        f"<p>{plural(len(rows), 'message')}</p><table><tr><th>Date</th><th>To</th><th>Subject</th>"
         f"<th></th></tr>{''.join(rows)}</table></html>\n"
     )
     index = directory / INDEX

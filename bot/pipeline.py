@@ -32,7 +32,7 @@ from bot.jobs import Clock, build_digest, claimed_digest, compose, digest_job
 from bot.mailer import Mailer
 from bot.message import new_message_id
 from bot.models import Digest, Match, Paper, Subscriber
-from bot.render import Renderer, plural
+from bot.render import Renderer
 from bot.settings import Settings
 from bot.stopping import Stopped, in_thread, unless_stopped
 from bot.store import Store, StoredPaper
@@ -47,6 +47,7 @@ from bot.store.tables import (
     TEMP_FAILED,
     Delivery,
 )
+from bot.text import plural
 
 log = logging.getLogger(__name__)
 

@@ -49,6 +49,7 @@ from bot.render_views import (
     wrap_lines,
     wrap_text,
 )
+from bot.text import plural
 from bot.urls import unsafe_in_link
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
@@ -111,11 +112,6 @@ def make_environment(templates_dir: Path) -> Environment:
     )
     env.filters["plural"] = plural
     return env
-
-
-def plural(count: int, singular: str, many: str | None = None) -> str:
-    """``3 papers``, ``1 paper``."""
-    return f"{count} {singular if count == 1 else (many or singular + 's')}"
 
 
 def cadence(frequency: str) -> str:

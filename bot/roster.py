@@ -18,9 +18,9 @@ from pathlib import Path
 from bot.errors import Problem
 from bot.models import Subscriber
 from bot.profiles import Profiles
-from bot.render import plural
 from bot.stopping import in_thread
 from bot.store.tables import Suppression
+from bot.text import plural
 
 log = logging.getLogger(__name__)
 

@@ -427,3 +427,8 @@ def same_person(wanted: str, author: str) -> bool:
     key in common, and given names that agree (see ``same_given``)."""
     a, b = name_key(wanted), name_key(author)
     return not set(a.keys).isdisjoint(b.keys) and same_given(a, b)
+
+
+def plural(count: int, singular: str, many: str | None = None) -> str:
+    """``3 papers``, ``1 paper``."""
+    return f"{count} {singular if count == 1 else (many or singular + 's')}"

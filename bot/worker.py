@@ -39,12 +39,12 @@ from bot.mailer import Mailer
 from bot.models import Subscriber
 from bot.pause import PAUSE_MAX, DeliveryPause
 from bot.pipeline import Deps, Fetched, SendReport, run_status, store_fetched
-from bot.render import plural
 from bot.roster import Notes, ProfilesFile
 from bot.schedule import passed_unnamed, should_announce
 from bot.stopping import Stopped, unless_stopped
 from bot.store import Removal, SyncReport, unavailable
 from bot.sweep import Alerting, held_back, sweep
+from bot.text import plural
 
 log = logging.getLogger(__name__)
 

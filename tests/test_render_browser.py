@@ -125,6 +125,18 @@ def test_the_outbox_index_fits_a_phone(browser: Browser, tmp_path: Path) -> None
             ".map(td => td.getBoundingClientRect().left)",
         )
         assert len(lefts) == 4 and len(set(lefts)) == 1, lefts
+    assert "<p>3 messages</p>" in index.read_text()
+
+
+def test_the_outbox_index_follows_a_dark_system(browser: Browser, tmp_path: Path) -> None:
+    """Read at night on a dark system, the index is light text on dark, not a white page."""
+    head = "Date: Sat, 28 Nov 2026 07:30:00 +0000\r\nTo: ada@example.org\r\nSubject: Hi\r\n\r\n"
+    (tmp_path / "ada_0.eml").write_bytes(head.encode())
+    index = write_index(tmp_path)
+    assert "<p>1 message</p>" in index.read_text()
+    text = "getComputedStyle(document.body).color"
+    assert browser.evaluate(browser.open(index, 800), text) == "rgb(0, 0, 0)"
+    assert browser.evaluate(browser.open(index, 800, dark=True), text) == "rgb(255, 255, 255)"
 
 
 def test_phone_layout_uses_the_full_width(browser: Browser, pages: dict[str, Path]) -> None:

@@ -37,11 +37,11 @@ from bot.message import html_part
 from bot.models import Digest, Paper, Subscriber
 from bot.outbox import safe_name
 from bot.pipeline import digest_day, fetch_and_store, nothing_to_send
-from bot.render import plural
 from bot.settings import Settings
 from bot.sources.jsonl import read_papers_file
 from bot.store import DatabaseFailure, db_reason, missing_database
 from bot.store.runs import ONE_SHOT_PATIENCE, Patience
+from bot.text import plural
 
 
 class MatchFormat(StrEnum):

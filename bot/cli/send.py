@@ -39,11 +39,11 @@ from bot.mailer import Mailer
 from bot.outbox import OutboxMailer
 from bot.pipeline import Deps, SendOptions, SendReport, not_reached, run_status, send_digests
 from bot.profiles import Profiles
-from bot.render import plural
 from bot.stopping import watch_signals
 from bot.store import DatabaseFailure, Removal, db_reason
 from bot.store.runs import ONE_SHOT_PATIENCE, Patience, RunRecord
 from bot.store.tables import SENDING, STATE_MEANING
+from bot.text import plural
 
 COLOURS = {
     "sent": "green",
