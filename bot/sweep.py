@@ -15,6 +15,7 @@ papers go in a new alert.
 from __future__ import annotations
 
 from collections.abc import Container, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from bot import schedule
@@ -183,26 +184,55 @@ def _open(row: Delivery, now: datetime) -> bool:
     return row.retry_due(now) or row.left_behind(now, this_machine(), process_exists)
 
 
-def _new_digests(
-    deps: Deps, roster: Roster, now: datetime, after: datetime | None,
-    waiting: Iterable[tuple[int, date]], unnamed: Mapping[int, date] | None = None,
-) -> dict[tuple[int, date], Subscriber]:  # fmt: skip
-    """The digests of ``roster`` due now that the ledger does not settle yet, by (subscriber
-    id, date). A digest row for a date settles that date and every earlier one (see
-    ``schedule.due``): a digest sent by hand ahead of its time is not followed by one for the
-    send before it. ``unnamed`` as for ``schedule.due``.
+@dataclass(frozen=True, slots=True)
+class Catchup:
+    """What a sweep makes up for besides the sends due at its time, as the sweeps before it
+    left it (see ``sweep``)."""
 
-    A digest left ``waiting`` for papers is due again, unless a later one of its subscriber is
+    after: datetime | None = None
+    """When the last sweep that reached the digests started (None after a start): only sends
+    since then are caught up."""
+    waiting: tuple[tuple[int, date], ...] = ()
+    """The digests (subscriber id, date) left waiting for papers, each subscriber's latest (see
+    ``_latest_waiting``): due again at the next sweep."""
+    unnamed: Mapping[int, date] = field(default_factory=dict)
+    """The local date of each subscriber whose send time a sweep saw pass on a day their
+    frequency named no digest (see ``schedule.due``)."""
+
+    def swept(
+        self, started: datetime, roster: Roster, waiting: Iterable[tuple[int, date]]
+    ) -> Catchup:
+        """After a sweep that reached the digests, started at ``started`` over ``roster``,
+        which left ``waiting`` for papers."""
+        unnamed = {**self.unnamed, **schedule.passed_unnamed(roster.items(), started)}
+        return Catchup(started, tuple(waiting), unnamed)
+
+
+def _latest_waiting(digests: Iterable[tuple[int, date]]) -> list[tuple[int, date]]:
+    """Of the digests (subscriber id, date) a sweep leaves waiting for papers, each subscriber's
+    latest, which will carry every paper since the previous digest: a due retry and a new
+    digest of one subscriber wait as one."""
+    return sorted({sid: day for sid, day in sorted(digests)}.items())
+
+
+Due = dict[tuple[int, date], Subscriber]
+"""Digests by (subscriber id, date)."""
+
+
+def _new_digests(deps: Deps, roster: Roster, now: datetime, catchup: Catchup) -> Due:
+    """The digests of ``roster`` due now that the ledger does not settle yet. A digest row for
+    a date settles that date and every earlier one (see ``schedule.due``): a digest sent by
+    hand ahead of its time is not followed by one for the send before it.
+
+    A digest left waiting for papers is due again, unless a later one of its subscriber is
     due or in the ledger (that one carries every paper since the previous digest, as after
     downtime) or their frequency no longer names its date.
     """
     recorded = deps.store.ledger.latest_digests()
-    due = {
-        (sid, day): sub
-        for sid, sub, day in schedule.due(roster.items(), now, recorded, after, unnamed)
-    }
+    found = schedule.due(roster.items(), now, recorded, catchup.after, catchup.unnamed)
+    due = {(sid, day): sub for sid, sub, day in found}
     latest = {sid: day for sid, day in due}
-    for sid, day in waiting:
+    for sid, day in catchup.waiting:
         sub = roster.get(sid)
         settled = schedule.covered(day, recorded.get(sid)) or latest.get(sid, day) > day
         if sub is not None and sub.sends_on(day) and not settled:
@@ -218,52 +248,46 @@ def _mailed(roster: Roster, suppressed: Container[str]) -> Roster:
     return {sid: sub for sid, sub in roster.items() if no_digest(sub, suppressed) is None}
 
 
-def _digest_targets(
-    deps: Deps, roster: Roster, now: datetime, after: datetime | None,
-    waiting: Iterable[tuple[int, date]], suppressed: Container[str],
-    unnamed: Mapping[int, date] | None,
-) -> list[Target]:  # fmt: skip
-    """Digests due now that the ledger does not settle yet (see ``_new_digests``), plus failed
-    ones whose retry time has come, of the subscribers who may get one (see ``_mailed``)."""
+def _due_digests(
+    deps: Deps, roster: Roster, now: datetime, catchup: Catchup, suppressed: Container[str]
+) -> tuple[Due, Due]:
+    """Of the subscribers who may get a digest (see ``_mailed``): the digests due now that the
+    ledger does not settle yet (see ``_new_digests``), and the failed ones, not among those,
+    whose retry time has come."""
     roster = _mailed(roster, suppressed)
-    due = _new_digests(deps, roster, now, after, waiting, unnamed)
-    targets = {key: Target(sub, *key) for key, sub in due.items()}
+    new = _new_digests(deps, roster, now, catchup)
+    retries: Due = {}
     for row in deps.store.ledger.due_retries(now):
-        if row.kind == "digest" and row.subscriber_id in roster:
-            key = (row.subscriber_id, row.digest_date)
-            targets.setdefault(key, Target(roster[row.subscriber_id], *key))
-    return list(targets.values())
+        key = (row.subscriber_id, row.digest_date)
+        if row.kind == "digest" and row.subscriber_id in roster and key not in new:
+            retries.setdefault(key, roster[row.subscriber_id])
+    return new, retries
 
 
-def held_back(
-    deps: Deps, roster: Roster, now: datetime, *, after: datetime | None = None,
-    waiting: Iterable[tuple[int, date]] = (), unnamed: Mapping[int, date] | None = None,
-) -> int:  # fmt: skip
-    """How many digests a sweep at ``now`` would find due with no ledger row yet (``after``,
-    ``waiting`` and ``unnamed`` as for ``sweep``): while email delivery pauses, they wait for
-    its end unseen by the ledger. An upper bound: one with nothing to send (no match, no note
-    wanted) is counted too, as only matching tells, and that is left to the sweep after the
-    pause."""
+def held_back(deps: Deps, roster: Roster, now: datetime, catchup: Catchup = Catchup()) -> int:
+    """How many digests a sweep at ``now`` would find due with no ledger row yet (``catchup``
+    as for ``sweep``): while email delivery pauses, they wait for its end unseen by the ledger.
+    An upper bound: one with nothing to send (no match, no note wanted) is counted too, as
+    only matching tells, and that is left to the sweep after the pause."""
     roster = _mailed(roster, deps.store.suppressed_emails())
-    return len(_new_digests(deps, roster, now, after, waiting, unnamed))
+    return len(_new_digests(deps, roster, now, catchup))
 
 
 async def sweep(
     deps: Deps, roster: Roster, now: datetime, alerting: Alerting | None = None,
-    *, sources_down: bool = False, listing: bool = False, after: datetime | None = None,
-    waiting: Iterable[tuple[int, date]] = (), unnamed: Mapping[int, date] | None = None,
+    *, sources_down: bool = False, listing: bool = False, catchup: Catchup = Catchup(),
 ) -> SendReport:  # fmt: skip
     """Alerts first (so the digest does not repeat them), then due digests and retries.
 
-    ``after`` is when the previous sweep that went through ran (None after a start): only sends
-    since then are caught up, besides the digests ``waiting`` for papers; nor the sends of
-    today that a sweep saw pass on a day the frequency did not name (``unnamed``: see
-    ``schedule.due``), whatever it names now. While ``sources_down`` (every source failed its
-    last fetch), a digest with no new papers waits rather than telling its subscriber that
-    nothing matched. While ``listing`` (the lists are
-    being fetched at start-up), every due digest waits for them: only retries go out. When
-    sending the alerts stopped (the server is unreachable, or shutting down), the digests wait
-    for a later sweep.
+    ``catchup`` is what the sweeps before it left: only sends since the last one that went
+    through are caught up, besides the digests waiting for papers; nor the sends of today that
+    a sweep saw pass on a day the frequency did not name, whatever it names now. While
+    ``sources_down`` (every source failed its last fetch), a digest with no new papers waits
+    rather than telling its subscriber that nothing matched. While ``listing`` (the lists are
+    being fetched at start-up), every due digest waits for them: only retries go out. The
+    report's ``waiting`` holds each subscriber's latest digest left waiting. When sending the
+    alerts stopped (the server is unreachable, or shutting down), the digests wait for a later
+    sweep.
     """
     suppressed = deps.store.suppressed_emails()  # once: alerts and digests both leave them out
     domains = domains_of(roster.values())
@@ -272,10 +296,10 @@ async def sweep(
     if alerts.stopped:  # only a stopped run releases messages
         report.add(alerts)
         return report
-    targets = _digest_targets(deps, roster, now, after, waiting, suppressed, unnamed)
-    mailed = _mailed(roster, suppressed)
-    held = _new_digests(deps, mailed, now, after, waiting, unnamed) if listing else {}
-    targets = [t for t in targets if t.key not in held]
+    new, retries = _due_digests(deps, roster, now, catchup, suppressed)
+    held = list(new) if listing else []
+    due = retries if listing else new | retries
+    targets = [Target(sub, *key) for key, sub in due.items()]
     options = SendOptions(
         retry_now=False, fetch_missing=False, wait_for_papers=sources_down, domains=domains,
     )  # fmt: skip
@@ -284,5 +308,5 @@ async def sweep(
     if not any(o.status in TRIED for o in report.outcomes):  # the alerts were all it sent
         report.refused_all = report.refused_all or alerts.refused_all
     report.outcomes[:0] = alerts.outcomes
-    report.waiting[:0] = list(held)
+    report.waiting = _latest_waiting([*held, *report.waiting])
     return report

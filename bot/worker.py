@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -40,10 +40,10 @@ from bot.models import Subscriber
 from bot.pause import PAUSE_MAX, DeliveryPause
 from bot.pipeline import Deps, Fetched, SendReport, run_status, store_fetched
 from bot.roster import Notes, ProfilesFile
-from bot.schedule import passed_unnamed, should_announce
+from bot.schedule import should_announce
 from bot.stopping import Stopped, unless_stopped
 from bot.store import Removal, SyncReport, unavailable
-from bot.sweep import Alerting, held_back, sweep
+from bot.sweep import Alerting, Catchup, held_back, sweep
 from bot.text import plural
 
 log = logging.getLogger(__name__)
@@ -74,13 +74,8 @@ class Worker:
         """Whether the lists are being fetched at start-up: due digests wait for them."""
         self.alerting = Alerting()
         """What alerts are read among, kept between sweeps."""
-        self.waiting: list[tuple[int, date]] = []
-        """Due digests (subscriber id, date) waiting for the sources to come back."""
-        self.swept: datetime | None = None
-        """When the last sweep that reached the digests started (sends before it were seen)."""
-        self.unnamed: dict[int, date] = {}
-        """The local date of each subscriber whose send time a sweep saw pass on a day their
-        frequency named no digest (see ``schedule.due``)."""
+        self.catchup = Catchup()
+        """What the next sweep makes up for, as the sweeps since the start left it."""
         self.busy = asyncio.Lock()
         """Held by a sweep, and by a fetch while it stores what it fetched."""
         self.fetching = asyncio.Lock()
@@ -220,11 +215,7 @@ class Worker:
         """While delivery pauses, record how many due digests wait for its end (see
         ``DeliveryPause.record``)."""
         now = self.deps.clock()
-        held = held_back(
-            self.deps, self.roster, now, after=self.swept, waiting=self.waiting,
-            unnamed=self.unnamed,
-        )  # fmt: skip
-        self.pause.record(held, now)
+        self.pause.record(held_back(self.deps, self.roster, now, self.catchup), now)
 
     async def _after_delivery(self, report: SendReport) -> None:
         """After a sweep whose delivery was not stopped: email the kept admin alerts (a
@@ -398,7 +389,7 @@ class Worker:
                         report = await sweep(
                             self.deps, roster, started, self.alerting,
                             sources_down=self.sources_down, listing=listing,
-                            after=self.swept, waiting=self.waiting, unnamed=self.unnamed,
+                            catchup=self.catchup,
                         )  # fmt: skip
                 except asyncio.CancelledError:  # a stop that would not wait: what it did so far
                     run.status = "stopped"
@@ -410,14 +401,12 @@ class Worker:
                         run.summary = done.summary() | {"stopped": stopped}
                     raise
                 run.status, run.summary = run_status(report), report.summary()
-                waiting = latest_waiting(report.waiting)
-                changed = len(waiting) != len(self.waiting)
+                changed = len(report.waiting) != len(self.catchup.waiting)
                 run.kept = bool(report.outcomes or report.stopped or changed)
             self._database_works()
             if not report.stopped:  # a stopped sweep may not have reached the digests
-                self._note_waiting(waiting, listing)
-                self.swept = started
-                self.unnamed |= passed_unnamed(roster.items(), started)
+                self._log_waiting(report.waiting, listing)
+                self.catchup = self.catchup.swept(started, roster, report.waiting)
             await self._check_report(report)
             if self.pause.active(self.deps.clock()):
                 self.pause.hold_retries(self.deps.clock())
@@ -425,23 +414,20 @@ class Worker:
             return report
         return SendReport()  # the database could not be used
 
-    def _note_waiting(self, waiting: list[tuple[int, date]], listing: bool) -> None:
-        """Keep the digests waiting for papers (the next sweeps try them again; see
-        ``latest_waiting``); log when they start waiting (for the lists being fetched at
-        start-up while ``listing``), when their number changes, and when none waits any
-        more."""
-        if len(waiting) != len(self.waiting):
+    def _log_waiting(self, waiting: Sequence[tuple[int, date]], listing: bool) -> None:
+        """Say when digests start waiting for papers (for the lists being fetched at start-up
+        while ``listing``), when their number changes, and when none waits any more."""
+        if len(waiting) != len(self.catchup.waiting):
             if waiting:
                 n = len(waiting)
                 what = "1 due digest waits" if n == 1 else f"{n} due digests wait"
                 if listing:
                     log.info("%s for the lists being fetched at start-up", what)
                 else:
-                    level = logging.INFO if self.waiting else logging.WARNING
+                    level = logging.INFO if self.catchup.waiting else logging.WARNING
                     log.log(level, "%s for papers: every source failed its last fetch", what)
             else:
                 log.info("no digest waits for papers any more")
-        self.waiting = waiting
 
     async def _refused_in_a_row(self, report: SendReport) -> bool:
         """Whether mailboxes were refused the same way sweep after sweep, in numbers and at
@@ -510,13 +496,6 @@ class Worker:
                 f"{report.count('failed')} of {attempted} deliveries failed in one sweep.",
                 "Run `paperbot status` for the reasons; temporary failures are retried.",
             )  # fmt: skip
-
-
-def latest_waiting(digests: Iterable[tuple[int, date]]) -> list[tuple[int, date]]:
-    """Of the digests (subscriber id, date) a sweep left waiting for papers, each subscriber's
-    latest, which will carry every paper since the previous digest: a due retry and a new
-    digest of one subscriber wait as one."""
-    return sorted({sid: day for sid, day in sorted(digests)}.items())
 
 
 def refused_in_a_row(refused: list[Outcome], outcomes: Sequence[Outcome]) -> list[Outcome]:

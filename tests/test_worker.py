@@ -278,7 +278,7 @@ async def test_a_day_whose_every_paper_came_as_an_alert_does_not_wait_for_papers
     worker.sources_down = True  # a digest with nothing to hold would wait for its papers
     clock.set(2026, 11, 25, 8, 1)
     await worker.sweep_job()
-    assert worker.waiting == []
+    assert worker.catchup.waiting == ()
     assert subjects(smtp_server, "ada@example.org")[1:] == [
         "Nothing new matched your interests on Wed 25 Nov"
     ]
@@ -925,7 +925,7 @@ async def test_after_days_of_waiting_for_papers_one_digest_carries_them(
     for day in (24, 25, 26):
         clock.set(2026, 11, day, 8, 1)
         await worker.sweep_job()
-    assert len(worker.waiting) == 1, "only the latest digest of a subscriber waits"
+    assert len(worker.catchup.waiting) == 1, "only the latest digest of a subscriber waits"
     worker.sources_down = False
     clock.set(2026, 11, 26, 12, 0)
     store.save_papers([moe_paper(2)], date(2026, 11, 25), clock())
@@ -943,13 +943,13 @@ async def test_a_waiting_digest_whose_day_the_frequency_no_longer_names_is_dropp
     worker.sources_down = True
     clock.set(2026, 11, 24, 8, 1)  # Tuesday: ada's digest waits
     await worker.sweep_job()
-    assert len(worker.waiting) == 1
+    assert len(worker.catchup.waiting) == 1
     _edit(profiles_path, only_ada(send_empty="true", frequency="weekly:fri"))
     worker.sources_down = False
     clock.set(2026, 11, 25, 12, 0)
     worker.deps.store.save_papers([moe_paper(2)], date(2026, 11, 25), clock())
     await worker.sweep_job()
-    assert subjects(smtp_server, "ada@example.org") == [] and worker.waiting == []
+    assert subjects(smtp_server, "ada@example.org") == [] and worker.catchup.waiting == ()
 
 
 async def test_while_a_digest_waits_an_edited_frequency_still_makes_up_no_past_digest(
@@ -967,7 +967,7 @@ async def test_while_a_digest_waits_an_edited_frequency_still_makes_up_no_past_d
     worker.sources_down = True
     clock.set(2026, 12, 1, 8, 1)  # Tuesday: bob's digest waits
     await worker.sweep_job()
-    assert len(worker.waiting) == 1
+    assert len(worker.catchup.waiting) == 1
     clock.set(2026, 12, 2, 12, 0)  # Wednesday
     _edit(profiles_path, only_ada(frequency="weekly:tue", send_empty="true") + bob)
     await worker.sweep_job()
@@ -980,7 +980,7 @@ async def test_while_a_digest_waits_an_edited_frequency_still_makes_up_no_past_d
     ]
     bobs = [s.split(":")[0] for s in subjects(smtp_server, "bob@example.org")]
     assert bobs == ["1 paper for Mon 30 Nov", "1 paper for Wed 2 Dec"]
-    assert worker.waiting == []
+    assert worker.catchup.waiting == ()
 
 
 async def test_a_frequency_edited_while_running_takes_effect_at_its_next_send(
@@ -1714,12 +1714,14 @@ def retry_due(worker: Worker, email: str, day: date) -> int:
 
 
 async def test_a_retry_and_a_new_digest_of_one_subscriber_waiting_for_papers_are_one_run(
-    make_worker: Callable[[], Worker], config: Settings, clock: Clock, tmp_path: Path
-) -> None:
+    make_worker: Callable[[], Worker], config: Settings, clock: Clock, tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
     """Alan's failed digest of the 24th is due again when his digest of the 25th is: both wait
-    for papers as one (the later carries every paper), so the sweeps after the first, which
-    change nothing, are not kept in the runs table (they would push the real runs out of
-    ``paperbot status``)."""
+    for papers as one (the later carries every paper), as the log and the run's counts (what
+    ``paperbot status`` shows) say; so the sweeps after the first, which change nothing, are not
+    kept in the runs table (they would push the real runs out of ``paperbot status``)."""
+    caplog.set_level(logging.INFO)
     worker = make_worker()
     worker.deps.fetch = make_fetch(config, f"file:{tmp_path / 'missing.jsonl'}")
     await worker.fetch_job()
@@ -1727,10 +1729,10 @@ async def test_a_retry_and_a_new_digest_of_one_subscriber_waiting_for_papers_are
     clock.set(2026, 11, 25, 6, 31)  # alan's 09:00 and ada's 07:30 have passed
     report = await worker.sweep_job()
     ada = worker.deps.store.subscriber_id("ada@example.org")
-    assert sorted(report.waiting) == sorted(
-        [(alan, date(2026, 11, 24)), (alan, date(2026, 11, 25)), (ada, date(2026, 11, 25))]
-    )
-    assert sorted(worker.waiting) == sorted([(alan, date(2026, 11, 25)), (ada, date(2026, 11, 25))])
+    waiting = ((ada, date(2026, 11, 25)), (alan, date(2026, 11, 25)))
+    assert sorted(report.waiting) == sorted(worker.catchup.waiting) == sorted(waiting)
+    assert "2 due digests wait for papers: every source failed its last fetch" in caplog.messages
+    assert worker.deps.store.recent_runs()[0].summary["counts"]["waiting"] == 2
     for minute in (32, 33):
         clock.set(2026, 11, 25, 6, minute)
         await worker.sweep_job()
@@ -1904,7 +1906,9 @@ async def test_a_restart_while_every_source_fails_keeps_digests_waiting_and_fetc
     asyncio.get_running_loop().call_later(1, stop.set)
     await run_until(restarted, stop, 60, "hf", "delivering by SMTP")
     assert fetched == [date(2026, 11, 24)]  # asked at once, and still asked at the stop
-    assert restarted.swept is not None  # meanwhile the first sweep went: alan's digest is out
+    assert (
+        restarted.catchup.after is not None
+    )  # meanwhile the first sweep went: alan's digest is out
     assert "alan@example.org" in recipients(smtp_server)
     assert restarted.sources_down  # as before the restart: digests with nothing new wait
     assert (
@@ -1983,7 +1987,7 @@ async def test_sweeps_go_on_during_a_slow_start_up_fetch_and_due_digests_wait_fo
     running = asyncio.create_task(run_until(worker, stop, 60, "file", "delivering by SMTP"))
     waits = "1 due digest waits for the lists being fetched at start-up"
     await until(lambda: waits in caplog.messages)
-    assert worker.listing and worker.waiting and not deps.store.ledger.latest_digests()
+    assert worker.listing and worker.catchup.waiting and not deps.store.ledger.latest_digests()
     assert subjects(smtp_server, "ada@example.org") == []
     answer.set()
     await until(lambda: bool(subjects(smtp_server, "ada@example.org")))
@@ -2022,7 +2026,7 @@ async def test_digests_that_waited_go_out_when_the_start_up_fetch_ends_during_a_
     stop = asyncio.Event()
     running = asyncio.create_task(run_until(worker, stop, 3600, "file", "delivering by SMTP"))
     await until(swept.is_set)
-    assert worker.waiting and subjects(smtp_server, "ada@example.org") == []
+    assert worker.catchup.waiting and subjects(smtp_server, "ada@example.org") == []
     answer.set()
     await until(lambda: not worker.listing)
     await asyncio.sleep(0.1)
@@ -2046,14 +2050,14 @@ async def test_while_the_start_up_fetch_runs_retries_go_out_and_due_digests_wait
         ("alert", "ada@example.org", date(2026, 11, 24), "sent"),
         ("digest", "alan@example.org", date(2026, 11, 24), "sent"),
     ]
-    assert worker.waiting == [(alan, date(2026, 11, 25))]
+    assert worker.catchup.waiting == ((alan, date(2026, 11, 25)),)
     assert date(2026, 11, 25) not in {r.digest_date for r, _ in worker.deps.store.upcoming()[0]}
     worker.listing = False
     report = await worker.sweep_job()
     assert [(o.kind, o.email, o.digest_date, o.status) for o in report.outcomes] == [
         ("digest", "alan@example.org", date(2026, 11, 25), "sent"),
     ]
-    assert worker.waiting == [] and len(subjects(smtp_server, "alan@example.org")) == 2
+    assert worker.catchup.waiting == () and len(subjects(smtp_server, "alan@example.org")) == 2
 
 
 async def test_a_source_that_works_but_has_nothing_new_sends_digests_as_usual(
