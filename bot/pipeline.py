@@ -87,8 +87,9 @@ class SendReport:
     stopped_by: DeliveryError | None = None
     """The SMTP error that stopped delivery (see ``DeliveryReport``)."""
     waiting: list[tuple[int, date]] = field(default_factory=list)
-    """Digests (subscriber id, date) left for a later run because they had no new papers (see
-    ``SendOptions.wait_for_papers``)."""
+    """Digests (subscriber id, date) left for a later run: they had no new papers (see
+    ``SendOptions.wait_for_papers``), or, in a worker's sweep, the lists being fetched at
+    start-up were not in yet."""
     released: int = 0
     """Claimed messages given back unsent when delivery stopped: the next run sends them."""
     unclaimed: int = 0
