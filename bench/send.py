@@ -33,9 +33,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bot.jobs import build_digest, compose
 from bot.mailer import SmtpMailer
 from bot.models import Interests, Paper, Subscriber
-from bot.pipeline import Deps, Fetched, SendOptions, send_digests
+from bot.pipeline import Deps, SendOptions, send_digests
 from bot.render import Renderer
 from bot.settings import Settings, load_settings
+from bot.sources import FetchReport
 from bot.sources.jsonl import read_papers_file
 from bot.store import Store
 
@@ -127,8 +128,8 @@ def paperbot(port: int, papers: list[Paper], subs: list[Subscriber], connections
             secret_key="bench",
         )  # fmt: skip
 
-        async def fetch(day: date) -> Fetched:
-            return Fetched(papers)
+        async def fetch(day: date) -> FetchReport:
+            return FetchReport(papers)
 
         mailer = SmtpMailer("127.0.0.1", port, security="none", connections=connections)
         store = Store(settings.database_url)

@@ -34,6 +34,7 @@ from bot.message import new_message_id
 from bot.models import Digest, Match, Paper, Subscriber
 from bot.render import Renderer
 from bot.settings import Settings
+from bot.sources import FetchReport, SourceOutcome
 from bot.stopping import Stopped, in_thread, unless_stopped
 from bot.store import Store, StoredPaper
 from bot.store.runs import process_exists, this_machine
@@ -66,15 +67,8 @@ STOPPED_BEFORE_DELIVERY = "shutting down before any digest was sent"
 (a worker's sweep may have sent its alerts)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Fetched:
-    """What fetching one day's lists gave: the papers and one outcome line per source."""
-
-    papers: Sequence[Paper]
-    sources: Sequence[Mapping[str, Any]] = ()
-
-
-Fetch = Callable[[date], Awaitable[Fetched]]
+Fetch = Callable[[date], Awaitable[FetchReport]]
+"""Fetches one day's lists: the papers, and what each source did."""
 
 
 @dataclass
@@ -82,7 +76,8 @@ class SendReport:
     """The result of a send run: one outcome per subscriber, and what the sources did."""
 
     outcomes: list[Outcome] = field(default_factory=list)
-    sources: list[Mapping[str, Any]] = field(default_factory=list)
+    sources: list[tuple[date, SourceOutcome]] = field(default_factory=list)
+    """What each source did, with the date of the lists it was asked for."""
     stopped: str | None = None
     stopped_by: DeliveryError | None = None
     """The SMTP error that stopped delivery (see ``DeliveryReport``)."""
@@ -137,7 +132,7 @@ class SendReport:
                 "released": self.released,
                 "unclaimed": self.unclaimed,
             },
-            "sources": list(self.sources),
+            "sources": [o.summary() | {"day": day.isoformat()} for day, o in self.sources],
             "stopped": self.stopped,
         }
 
@@ -205,23 +200,17 @@ def digest_day(subscriber: Subscriber, now: datetime) -> date:
 
 @dataclass(frozen=True, slots=True)
 class FetchSummary:
-    """What one fetch stored, and how each source did."""
+    """What one fetch stored (``new`` and ``updated`` papers), and what it gave."""
 
     day: date
-    fetched: int
     new: int
     updated: int
-    sources: Sequence[Mapping[str, Any]]
+    report: FetchReport
 
     @property
-    def failed(self) -> list[Mapping[str, Any]]:
-        """The sources that failed."""
-        return [s for s in self.sources if s.get("status") == "failed"]
-
-    @property
-    def all_failed(self) -> bool:
-        """Whether there were sources and every one failed."""
-        return bool(self.sources) and len(self.failed) == len(self.sources)
+    def fetched(self) -> int:
+        """How many papers the sources gave."""
+        return len(self.report.papers)
 
 
 async def fetch_and_store(deps: Deps, day: date) -> FetchSummary:
@@ -229,11 +218,11 @@ async def fetch_and_store(deps: Deps, day: date) -> FetchSummary:
     return store_fetched(deps, day, await deps.fetch(day))
 
 
-def store_fetched(deps: Deps, day: date, fetched: Fetched) -> FetchSummary:
+def store_fetched(deps: Deps, day: date, report: FetchReport) -> FetchSummary:
     """Store what fetching the lists for ``day`` gave, and log how it went."""
-    new, updated = deps.store.save_papers(fetched.papers, day, deps.clock())
-    summary = FetchSummary(day, len(fetched.papers), new, updated, list(fetched.sources))
-    if summary.all_failed:
+    new, updated = deps.store.save_papers(report.papers, day, deps.clock())
+    summary = FetchSummary(day, new, updated, report)
+    if report.all_failed:
         log.warning("no papers fetched for %s: every source failed", day)
     else:
         log.info(
@@ -253,13 +242,13 @@ async def ensure_papers(
     """
     if not again and deps.store.has_papers_for(day):
         return None
-    summary = await fetch_and_store(deps, day)
-    report.sources.extend({**source, "day": day.isoformat()} for source in summary.sources)
-    if summary.fetched or deps.store.has_papers_for(day):
+    fetched = (await fetch_and_store(deps, day)).report
+    report.sources.extend((day, outcome) for outcome in fetched.outcomes)
+    if fetched.papers or deps.store.has_papers_for(day):
         return None
-    reasons = [(str(s.get("source")), str(s.get("reason") or "no papers")) for s in summary.sources]
+    reasons = [(o.source, o.reason or "no papers") for o in fetched.outcomes]
     said = "; ".join(why if source in why else f"{source}: {why}" for source, why in reasons)
-    how = "every source failed" if summary.all_failed else "no source listed any"
+    how = "every source failed" if fetched.all_failed else "no source listed any"
     return f"no papers for {day}: {how} ({said})"
 
 

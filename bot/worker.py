@@ -23,7 +23,6 @@ import logging
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from datetime import date, datetime, timedelta
-from typing import Any
 
 from bot.admin import AdminAlerts, is_smtp_trouble, smtp_advice
 from bot.delivery import (
@@ -38,9 +37,10 @@ from bot.errors import BotError, Problem, ProfileError, RecipientDeliveryError
 from bot.mailer import Mailer
 from bot.models import Subscriber
 from bot.pause import PAUSE_MAX, DeliveryPause
-from bot.pipeline import Deps, Fetched, SendReport, run_status, store_fetched
+from bot.pipeline import Deps, SendReport, run_status, store_fetched
 from bot.roster import Notes, ProfilesFile
 from bot.schedule import should_announce
+from bot.sources import FetchReport, SourceOutcome, every_source_failed
 from bot.stopping import Stopped, unless_stopped
 from bot.store import Removal, SyncReport, unavailable
 from bot.sweep import Alerting, Catchup, held_back, sweep
@@ -288,7 +288,7 @@ class Worker:
         async with self.fetching, self._using_database("fetch"):
             today = self.deps.clock().date()
             store, days = self.deps.store, (today - timedelta(days=1), today)
-            outcomes: dict[str, list[tuple[date, Mapping[str, Any]]]] = {}
+            outcomes: dict[str, list[tuple[date, SourceOutcome]]] = {}
             with store.run("fetch", self.deps.clock()) as run:
                 try:
                     run.status = await self._fetch_days(days, outcomes)
@@ -296,14 +296,18 @@ class Worker:
                     run.status = "stopped"
                     raise
                 finally:
-                    shown = [{**o, "day": d} for results in outcomes.values() for d, o in results]
+                    shown = [
+                        o.summary() | {"day": d}
+                        for results in outcomes.values()
+                        for d, o in results
+                    ]
                     run.summary = {"days": days, "sources": shown}
             async with self.busy:
                 self._database_works()
                 await self._check_sources(today - timedelta(days=1), outcomes)
 
     async def _fetch_days(
-        self, days: Sequence[date], outcomes: dict[str, list[tuple[date, Mapping[str, Any]]]]
+        self, days: Sequence[date], outcomes: dict[str, list[tuple[date, SourceOutcome]]]
     ) -> str:
         """Fetch and store each day's lists, adding each source's outcome per day to
         ``outcomes``; how the fetch ended (ok, failed, stopped). A stop cancels the fetch at
@@ -320,9 +324,9 @@ class Worker:
                 log.error("fetch for %s failed: %s", day, exc)
                 failed = True
                 continue
-            failed = failed or bool(summary.failed)
-            for outcome in summary.sources:
-                outcomes.setdefault(str(outcome.get("source")), []).append((day, outcome))
+            failed = failed or bool(summary.report.failed)
+            for outcome in summary.report.outcomes:
+                outcomes.setdefault(outcome.source, []).append((day, outcome))
         return "failed" if failed else "ok"
 
     def sources_failed_last(self) -> bool:
@@ -335,29 +339,29 @@ class Worker:
                 return all(status == "failed" for status in statuses)
         return False
 
-    async def _fetch(self, day: date) -> Fetched:
+    async def _fetch(self, day: date) -> FetchReport:
         """The day's lists from the sources (as a coroutine, which a stop can cancel)."""
         return await self.deps.fetch(day)
 
     async def _check_sources(
-        self, yesterday: date, outcomes: Mapping[str, Sequence[tuple[date, Mapping[str, Any]]]]
+        self, yesterday: date, outcomes: Mapping[str, Sequence[tuple[date, SourceOutcome]]]
     ) -> None:
         """Count failed fetch jobs per source; flag a source empty on a complete publishing day.
 
         Only yesterday's list is judged for emptiness: today's may simply not be out yet.
         """
         if outcomes:  # a job that fetched nothing says nothing about the sources
-            statuses = [o.get("status") for results in outcomes.values() for _, o in results]
-            self.sources_down = all(status == "failed" for status in statuses)
+            every = [o for results in outcomes.values() for _, o in results]
+            self.sources_down = every_source_failed(every)
         for name, results in outcomes.items():
-            failed = [o for _, o in results if o.get("status") == "failed"]
-            empty = any(d == yesterday and o.get("status") == "empty" for d, o in results)
+            failed = [o for _, o in results if o.status == "failed"]
+            empty = any(d == yesterday and o.status == "empty" for d, o in results)
             failures = self.source_failures.get(name, 0) + 1 if failed else 0
             self.source_failures[name] = failures
             if failures >= SOURCE_FAILURES_BEFORE_ALERT:
                 await self._notify(
                     "source",
-                    f"Source {name} failed {failures} fetches in a row: {failed[0].get('reason')}",
+                    f"Source {name} failed {failures} fetches in a row: {failed[0].reason}",
                     "Check the source's status page and the network; paperbot keeps retrying.",
                 )  # fmt: skip
             elif empty and should_announce(name, yesterday):

@@ -9,6 +9,7 @@ import pty
 import re
 import shutil
 import socket
+import sqlite3
 import ssl
 import struct
 import subprocess
@@ -16,7 +17,7 @@ import sys
 import termios
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -307,6 +308,14 @@ def matched_emails(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr(matching, "select", select)
     return matched
+
+
+def stored_summaries(database_url: str) -> list[str]:
+    """The runs' summaries as the runs table of a SQLite database holds them (JSON text),
+    oldest first: what ``status`` and later versions read."""
+    path = database_url.removeprefix("sqlite:///")
+    with closing(sqlite3.connect(path)) as db:
+        return [text for (text,) in db.execute("SELECT summary FROM runs ORDER BY id")]
 
 
 def run_cli(env: dict[str, str], *args: str, tty: bool = False) -> tuple[int, str]:

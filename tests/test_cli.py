@@ -24,6 +24,7 @@ from bot.pipeline import WOULD_SKIP, Deps, SendReport
 from bot.settings import Settings
 from bot.store import Store
 from bot.sweep import sweep
+from tests.conftest import stored_summaries
 
 runner = CliRunner()
 
@@ -664,3 +665,34 @@ def test_explain_ignores_an_arxiv_version_suffix(env: dict[str, str], papers_fil
         assert versioned.output == plain.output
     in_file = ["explain", "ada@example.org", "2611.10001v2", "--papers", str(papers_file)]
     assert "2611.10001: picked" in runner.invoke(app, in_file).output
+
+
+def test_fetch_says_each_sources_outcome_and_records_it_as_before(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """The lines ``fetch`` prints and the run it records: ``status`` and older runs read the
+    record, so its form is fixed."""
+    day_file = Path("day.jsonl")  # in tmp_path, the working directory
+    good = (Path(__file__).parent / "fixtures" / "papers.jsonl").read_text().splitlines()[0]
+    bad = [f'{{"id": "2611.000{n:02}", "title": "T", "abstract": ""}}' for n in range(11)]
+    day_file.write_text("\n".join([good, *bad]) + "\n")
+    spec = f"file:{day_file},file:gone.jsonl"
+    result = runner.invoke(app, ["fetch", "--source", spec, "--date", "2026-11-25"])
+    assert result.exit_code == 1, result.output
+    missing = "cannot read gone.jsonl: No such file or directory"
+    why = "missing or empty 'abstract'"
+    items = [f"day.jsonl:{n + 2}: id 2611.000{n:02}: {why}" for n in range(10)]
+    assert result.stdout.splitlines() == [
+        "file:day.jsonl: ok, 1 papers, 11 skipped",
+        *(f"  skipped {item}" for item in items),
+        "  (the log names every item skipped)",
+        f"file:gone.jsonl: failed, 0 papers ({missing})",
+        "2026-11-25: 1 papers, 1 new, 0 updated",
+    ]
+    (summary,) = stored_summaries(env["PAPERBOT_DATABASE_URL"])
+    day = '"source": "file:day.jsonl", "status": "ok", "count": 1, "reason": null, "skipped": 11'
+    gone = f'"source": "file:gone.jsonl", "status": "failed", "count": 0, "reason": "{missing}"'
+    listed = ", ".join(json.dumps(item) for item in items)
+    assert summary == (
+        f'{{"day": "2026-11-25", "sources": [{{{day}, "skipped_items": [{listed}]}}, {{{gone}}}]}}'
+    )

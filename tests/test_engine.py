@@ -34,11 +34,12 @@ from bot.mailer import SmtpMailer
 from bot.message import Envelope, Outgoing, build_message
 from bot.models import Digest, Interests, Subscriber
 from bot.pacing import GroupCommit, RateLimiter
-from bot.pipeline import Deps, Fetched
+from bot.pipeline import Deps
 from bot.render import EmailContext, Renderer
 from bot.retry import RetryPolicy
 from bot.settings import load_settings
 from bot.smtp import data_payload
+from bot.sources import FetchReport
 from bot.store import Claim, Store
 from tests.conftest import free_port
 from tests.smtp_faults import FaultServer
@@ -165,8 +166,8 @@ async def test_group_commit_abandoned_answers_for_nothing_it_was_writing() -> No
 def make_deps(tmp_path: Path, server: FaultServer, connections: int = 4) -> Deps:
     settings = load_settings(None, database_url=f"sqlite:///{tmp_path / 'e.db'}")
 
-    async def no_fetch(day: date) -> Fetched:
-        return Fetched(())
+    async def no_fetch(day: date) -> FetchReport:
+        return FetchReport()
 
     mailer = SmtpMailer(server.host, server.port, security="none", connections=connections)
     return Deps(settings, Store(settings.database_url), Renderer(), no_fetch, lambda: T0, mailer)

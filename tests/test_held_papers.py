@@ -21,7 +21,6 @@ from bot.mailer import SmtpMailer
 from bot.models import Paper, Subscriber
 from bot.pipeline import (
     Deps,
-    Fetched,
     SendOptions,
     SendReport,
     Target,
@@ -31,6 +30,7 @@ from bot.pipeline import (
 )
 from bot.render import Renderer
 from bot.settings import load_settings
+from bot.sources import FetchReport
 from bot.store import OUTCOME_UNKNOWN, Claim, ClaimRequest, Store
 from tests.conftest import SmtpServer
 
@@ -284,8 +284,8 @@ async def send_while_a_run_dies(
     mailer = SmtpMailer(smtp_server.host, smtp_server.port, security="none")
     real = make_fetch(config, config.sources)
 
-    async def fetch(day: date) -> Fetched:
-        fetched: Fetched = await real(day)
+    async def fetch(day: date) -> FetchReport:
+        fetched: FetchReport = await real(day)
         left_sending(store, day, (held,))
         return fetched
 

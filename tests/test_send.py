@@ -25,15 +25,15 @@ from bot.message import verify_token
 from bot.pipeline import (
     STOPPED_BEFORE_DELIVERY,
     Deps,
-    Fetched,
     SendOptions,
     run_status,
     send_digests,
 )
 from bot.render import Renderer
 from bot.settings import load_settings, unknown_names
+from bot.sources import FetchReport
 from bot.store import ClaimRequest, Store
-from tests.conftest import SmtpServer, free_port, matched_emails, run_cli
+from tests.conftest import SmtpServer, free_port, matched_emails, run_cli, stored_summaries
 from tests.smtp_faults import FaultServer
 
 runner = CliRunner()
@@ -561,6 +561,22 @@ def test_a_day_no_source_could_fetch_is_left_for_a_later_run(
     assert "sent 2, skipped 1, failed 0" in result.output
 
 
+def test_a_send_records_what_each_source_did_for_the_day_it_fetched(
+    env: dict[str, str], tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    """The form ``status`` and older runs read: each source's outcome with the day fetched."""
+    sources = f"{env['PAPERBOT_SOURCES']},file:{tmp_path}/missing.jsonl"
+    result = send(env=smtp_server.env() | {"PAPERBOT_SOURCES": sources})
+    assert result.exit_code == 0, result.output
+    (summary,) = stored_summaries(env["PAPERBOT_DATABASE_URL"])
+    missing = f"cannot read {tmp_path}/missing.jsonl: No such file or directory"
+    ok = f'"source": "{env["PAPERBOT_SOURCES"]}", "status": "ok", "count": 8, "reason": null'
+    failed = f'"source": "file:{tmp_path}/missing.jsonl", "status": "failed", "count": 0'
+    day = '"day": "2026-11-25"'
+    recorded = f'"sources": [{{{ok}, {day}}}, {{{failed}, "reason": "{missing}", {day}}}]'
+    assert recorded in summary
+
+
 def test_a_day_the_sources_list_no_paper_for_is_left_for_a_later_run(
     env: dict[str, str], tmp_path: Path, smtp_server: SmtpServer
 ) -> None:
@@ -584,7 +600,7 @@ async def test_a_stop_while_the_papers_are_fetched_cancels_the_fetch(
     meanwhile. The run ends stopped with nothing settled, so the next one sends every digest."""
     fetching, cancelled = asyncio.Event(), asyncio.Event()
 
-    async def never_answers(day: date) -> Fetched:
+    async def never_answers(day: date) -> FetchReport:
         fetching.set()
         try:
             await asyncio.Event().wait()

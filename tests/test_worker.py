@@ -44,12 +44,13 @@ from bot.mailer import Mailer, SmtpMailer
 from bot.message import Outgoing
 from bot.models import Paper
 from bot.outbox import OutboxMailer
-from bot.pipeline import Deps, Fetched, SendOptions, fetch_and_store, send_digests
+from bot.pipeline import Deps, SendOptions, fetch_and_store, send_digests
 from bot.profiles import Profiles
 from bot.render import Renderer
 from bot.roster import ProfilesFile
 from bot.scheduler import run_until
 from bot.settings import Settings, load_settings
+from bot.sources import FetchReport, SourceOutcome
 from bot.store import ClaimRequest, Store
 from bot.store.deliveries import DeliveryQueries
 from bot.store.runs import this_process
@@ -62,6 +63,7 @@ from tests.conftest import (
     free_port,
     matched_emails,
     reader,
+    stored_summaries,
 )
 from tests.postgres import postgres_url  # noqa: F401  (fixture)
 from tests.smtp_faults import FaultServer, serve
@@ -1758,6 +1760,19 @@ async def test_the_worker_logs_each_message_and_records_its_runs(
     assert {s["day"] for s in runs[1].summary["sources"]} == {"2026-11-24", "2026-11-25"}
 
 
+async def test_a_fetch_job_records_what_each_source_did_each_day(
+    make_worker: Callable[[], Worker], config: Settings
+) -> None:
+    """The form ``status`` and a restarted worker (``sources_failed_last``) read."""
+    worker = make_worker()
+    await worker.fetch_job()
+    (summary,) = stored_summaries(config.database_url)
+    ok = f'"source": "{config.sources}", "status": "ok", "count": 8, "reason": null'
+    days = '"days": ["2026-11-24", "2026-11-25"]'
+    shown = f'{{{ok}, "day": "2026-11-24"}}, {{{ok}, "day": "2026-11-25"}}'
+    assert summary == f'{{{days}, "sources": [{shown}]}}'
+
+
 async def test_a_sweep_shows_running_while_it_sends_and_one_with_nothing_to_do_is_forgotten(
     config: Settings, clock: Clock, tmp_path: Path
 ) -> None:
@@ -1802,7 +1817,7 @@ async def test_a_slow_source_delays_no_sweep_and_its_papers_are_stored_once_it_a
     await worker.fetch_job()
     answer = asyncio.Event()
 
-    async def slow(day: date) -> Fetched:
+    async def slow(day: date) -> FetchReport:
         await answer.wait()
         return await working(day)
 
@@ -1828,7 +1843,7 @@ async def test_a_stop_cancels_a_fetch_in_flight_at_once(
     worker = make_worker()
     await worker.fetch_job()
 
-    async def never(day: date) -> Fetched:
+    async def never(day: date) -> FetchReport:
         await asyncio.Event().wait()
         raise AssertionError("the source never answers")
 
@@ -1852,7 +1867,7 @@ async def test_the_worker_says_what_it_does_before_its_start_up_fetch(
     stop = asyncio.Event()
     said_before: list[str] = []
 
-    async def fetch(day: date) -> Fetched:
+    async def fetch(day: date) -> FetchReport:
         said_before.extend(r.getMessage() for r in caplog.records if r.name.startswith("bot."))
         stop.set()
         await asyncio.Event().wait()  # a source that does not answer: the stop cancels it
@@ -1894,7 +1909,7 @@ async def test_a_restart_while_every_source_fails_keeps_digests_waiting_and_fetc
     await worker.fetch_job()
     stop, fetched = asyncio.Event(), []
 
-    async def hanging(day: date) -> Fetched:
+    async def hanging(day: date) -> FetchReport:
         fetched.append(day)
         await asyncio.Event().wait()  # answers only after the stop: the stop cancels it
         raise AssertionError("the source never answers")
@@ -1930,7 +1945,7 @@ async def test_a_restart_after_todays_list_was_fetched_sweeps_without_fetching_a
     assert stored and {s.list_date for s in stored} == {date(2026, 11, 24)}
     stop, fetched = asyncio.Event(), []
 
-    async def fetch(day: date) -> Fetched:
+    async def fetch(day: date) -> FetchReport:
         fetched.append(day)
         return await worker.deps.fetch(day)
 
@@ -1958,7 +1973,7 @@ def slow_to_fetch(
     """A worker whose sources answer once ``answer`` is set."""
     real = make_fetch(config, config.sources)
 
-    async def slow(day: date) -> Fetched:
+    async def slow(day: date) -> FetchReport:
         await answer.wait()
         return await real(day)
 
@@ -2103,7 +2118,7 @@ async def test_only_yesterdays_list_is_judged_empty(
     worker = make_worker()
     today = worker.deps.clock().date()
     yesterday = today - timedelta(days=1)  # a Tuesday: Hugging Face normally publishes
-    empty = {"source": "hf", "status": "empty"}
+    empty = SourceOutcome("hf", "empty")
     await worker._check_sources(yesterday, {"hf": [(today, empty)]})  # yesterday's fetch failed
     assert smtp_server.handler.to("admin@paperbot.example.org") == []
     await worker._check_sources(yesterday, {"hf": [(yesterday, empty), (today, empty)]})
@@ -2777,10 +2792,7 @@ async def test_a_source_that_fails_only_for_yesterday_is_not_down(
     worker = make_worker()
     today = worker.deps.clock().date()
     yesterday = today - timedelta(days=1)
-    failed, ok = (
-        {"source": "hf", "status": "failed", "reason": "x"},
-        {"source": "hf", "status": "ok"},
-    )
+    failed, ok = SourceOutcome("hf", "failed", reason="x"), SourceOutcome("hf", "ok", 1)
     await worker._check_sources(yesterday, {"hf": [(yesterday, failed), (today, ok)]})
     assert not worker.sources_down
     await worker._check_sources(yesterday, {"hf": [(yesterday, failed), (today, failed)]})

@@ -9,7 +9,7 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, TextIO, TypeVar
@@ -26,7 +26,7 @@ from bot.logs import setup_logging
 from bot.mailer import Mailer, SmtpMailer
 from bot.models import DAYS, Subscriber, email_key
 from bot.outbox import OutboxMailer
-from bot.pipeline import Deps, Fetched
+from bot.pipeline import Deps
 from bot.profiles import Profiles, parse_profiles
 from bot.render import Renderer
 from bot.settings import Settings, load_settings, names_in_env_file, unknown_names
@@ -284,14 +284,15 @@ def delivery_target(mailer: Mailer) -> str:
     return f"delivering by {mailer.description}"
 
 
-def make_fetch(config: Settings, spec: str) -> Callable[[date], Any]:
+def make_fetch(
+    config: Settings, spec: str
+) -> Callable[[date], Coroutine[Any, Any, sources.FetchReport]]:
     """The fetch step for the configured (or given) source spec."""
     specs = sources.parse_spec(spec)
 
-    async def fetch(day: date) -> Fetched:
+    async def fetch(day: date) -> sources.FetchReport:
         options = sources.SourceOptions(include_replacements=config.arxiv_include_replacements)
-        report = await sources.fetch_papers(specs, day, options=options)
-        return Fetched(report.papers, [o.summary() for o in report.outcomes])
+        return await sources.fetch_papers(specs, day, options=options)
 
     return fetch
 

@@ -24,6 +24,7 @@ from bot.cli.app import (
     find_subscriber,
     handle_errors,
     make_deps,
+    make_fetch,
     not_due,
     not_in_future,
     out,
@@ -68,21 +69,18 @@ def fetch(day: DateOption = None, source: SourceOption = None) -> None:
     with deps.store.run("fetch", patience=Patience(ONE_SHOT_PATIENCE)) as run:
         run.summary["day"] = when
         summary = asyncio.run(fetch_and_store(deps, when))
-        run.status = "failed" if summary.failed else "ok"
-        run.summary["sources"] = list(summary.sources)
-    for outcome in summary.sources:
-        reason = f" ({outcome['reason']})" if outcome.get("reason") else ""
-        skipped = f", {outcome['skipped']} skipped" if outcome.get("skipped") else ""
-        line = (
-            f"{outcome['source']}: {outcome['status']}, {outcome['count']} papers{skipped}{reason}"
-        )
-        out.print(line, markup=False)
-        for item in outcome.get("skipped_items", []):
+        run.status = "failed" if summary.report.failed else "ok"
+        run.summary["sources"] = [o.summary() for o in summary.report.outcomes]
+    for o in summary.report.outcomes:
+        reason = f" ({o.reason})" if o.reason else ""
+        skipped = f", {len(o.skipped)} skipped" if o.skipped else ""
+        out.print(f"{o.source}: {o.status}, {o.count} papers{skipped}{reason}", markup=False)
+        for item in o.skipped_shown:
             out.print(f"  skipped {item}", markup=False)
-        if outcome.get("skipped", 0) > len(outcome.get("skipped_items", [])):
+        if len(o.skipped) > len(o.skipped_shown):
             out.print("  (the log names every item skipped)", markup=False)
     out.print(f"{when}: {summary.fetched} papers, {summary.new} new, {summary.updated} updated")
-    if summary.failed:
+    if summary.report.failed:
         raise typer.Exit(1)
 
 
@@ -124,10 +122,9 @@ def papers(
         warned = f", {len(result.warnings)} field warnings" if result.warnings else ""
         notes = [f"{input_file}: {len(found)} papers, {len(result.skipped)} skipped{warned}"]
     else:
-        specs = sources.parse_spec(source or config.sources)
-        options = sources.SourceOptions(include_replacements=config.arxiv_include_replacements)
+        fetch_day = make_fetch(config, source or config.sources)
         when = not_in_future(day) or datetime.now(UTC).date()
-        report = asyncio.run(sources.fetch_papers(specs, when, options=options))
+        report = asyncio.run(fetch_day(when))
         found, notes, failed = report.papers, [str(o) for o in report.outcomes], bool(report.failed)
         nothing = report.all_failed  # no table of 0 papers: the failures say it all
     if fmt == PapersFormat.table and not nothing:

@@ -11,7 +11,7 @@ has failed: the fetch goes on without it, and the next fetch tries it again.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -109,8 +109,13 @@ class SourceOutcome:
         }
         if self.skipped:
             data["skipped"] = len(self.skipped)
-            data["skipped_items"] = [str(s) for s in self.skipped[:SKIPPED_SHOWN]]
+            data["skipped_items"] = [str(s) for s in self.skipped_shown]
         return data
+
+    @property
+    def skipped_shown(self) -> tuple[Skipped, ...]:
+        """The items left out that a run's record and ``paperbot fetch`` name one by one."""
+        return self.skipped[:SKIPPED_SHOWN]
 
     def __str__(self) -> str:
         if self.status == "failed":
@@ -141,7 +146,13 @@ class FetchReport:
     @property
     def all_failed(self) -> bool:
         """True when there were sources and every one failed."""
-        return bool(self.outcomes) and len(self.failed) == len(self.outcomes)
+        return every_source_failed(self.outcomes)
+
+
+def every_source_failed(outcomes: Collection[SourceOutcome]) -> bool:
+    """True when there are outcomes and every one is a failure: of one fetch, or of several
+    (a worker's fetch of two days)."""
+    return bool(outcomes) and all(o.status == "failed" for o in outcomes)
 
 
 @dataclass(frozen=True, slots=True)
