@@ -91,7 +91,8 @@ class SendReport:
     """Messages that would have gone but were never claimed, delivery having stopped first
     (they have no ledger row): the next run sends them."""
     refused_all: DeliveryError | None = None
-    """The refusal the server gave every message of the run (see ``DeliveryReport``)."""
+    """The refusal the server gave every message of the run (see ``DeliveryReport``); of a
+    sweep, every message of its alerts or of its digests."""
 
     def tell(self, outcome: Outcome, listener: Callable[[Outcome], None]) -> None:
         """Take in ``outcome`` and pass it on to ``listener`` (the run's ``on_outcome``)."""

@@ -348,9 +348,11 @@ def _family_first(family: str, given: str, email: str) -> bool | None:
     capitals, none naming a role or a place of work), and the part before it as a family name
     (one word besides titles and particles). After ``Jane Smith`` a comma brings ``University
     of Oxford`` or ``Captain``, not a given name. After a family name alone come given names,
-    however many (``Lovelace, Ada Augusta King``). None when the part before the comma has two
-    or three such words and one or two follow it: ``García Márquez, Gabriel`` reads like ``Jane
-    Smith, Oxford``. Given names written otherwise (``Lovelace, ada``, ``Lovelace, Ada
+    however many (``Lovelace, Ada Augusta King``), unless more than two follow a word that the
+    address spells and not the first of them: ``Jane, Chief Technology Officer`` from
+    ``jane@…`` is a given name and a role. None when the part before the comma has two or three
+    such words and one or two follow it: ``García Márquez, Gabriel`` reads like ``Jane Smith,
+    Oxford``. Given names written otherwise (``Lovelace, ada``, ``Lovelace, Ada
     (Countess)``), or more than two after two family names, come first when the address
     ``email`` spells them (``ada@…``)."""
     names = [w for w in family.split() if w.rstrip(".").lower() not in _TITLES]
@@ -363,7 +365,7 @@ def _family_first(family: str, given: str, email: str) -> bool | None:
     capitals = all(w[0].isupper() for w in words)
     surnames = [w for w in named if w.rstrip(".").lower() not in _PARTICLES]
     if capitals and len(surnames) <= 1:
-        return True
+        return len(words) <= 2 or _spelled_by(email, given, family) is not False
     return None if capitals and len(words) <= 2 else _spelled_by(email, given, family) is True
 
 

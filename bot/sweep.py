@@ -40,8 +40,6 @@ from bot.store.runs import process_exists, this_machine
 from bot.store.tables import Delivery
 
 ALERT_WINDOW_DAYS = 1  # papers from today's and yesterday's lists can fire alerts
-TRIED = ("sent", "failed", "unknown")
-"""Outcomes of a message the run tried to send."""
 Roster = Mapping[int, Subscriber]
 
 
@@ -305,8 +303,7 @@ async def sweep(
     )  # fmt: skip
     if targets:
         report = await send_to_targets(deps, targets, options)
-    if not any(o.status in TRIED for o in report.outcomes):  # the alerts were all it sent
-        report.refused_all = report.refused_all or alerts.refused_all
+    report.refused_all = report.refused_all or alerts.refused_all  # either run, all refused
     report.outcomes[:0] = alerts.outcomes
     report.waiting = _latest_waiting([*held, *report.waiting])
     return report

@@ -134,11 +134,17 @@ FIRING = (
 """Papers in the order a sweep finds them: their titles, authors and the rules they fire."""
 
 
-def grouped_alert(max_papers: int = 10) -> Digest:
-    """The alert of the papers of ``FIRING`` for ``WATCHER``, made as a sweep makes it."""
+NO_LINKS = {"url": None, "pdf_url": None, "hf_url": None, "code_url": None}
+"""What ``paper`` changes for a paper without a link."""
+
+
+def grouped_alert(max_papers: int = 10, linkless: tuple[int, ...] = ()) -> Digest:
+    """The alert of the papers of ``FIRING`` for ``WATCHER``, made as a sweep makes it; those
+    numbered in ``linkless`` have no link."""
     papers = [
-        paper(n, title=title, authors=authors, abstract=f"On {title}.")
+        paper(n, title=title, authors=authors, abstract=f"On {title}.", **changes)
         for n, (title, authors, _) in enumerate(FIRING)
+        for changes in [NO_LINKS if n in linkless else {}]
     ]
     subscriber = WATCHER.model_copy(update={"max_papers": max_papers})
     return alert_digest(subscriber, DAY, alert_hits(subscriber, papers))

@@ -187,6 +187,26 @@ def test_unsubscribe_with_a_mailto_alone_names_the_subscriber_or_says_what_to_gi
     assert Store(env["PAPERBOT_DATABASE_URL"]).suppressed() == {}
 
 
+@pytest.mark.parametrize(
+    "query",
+    [
+        "subject=unsubscribe%20Eve%20%3Cgrace%40example.org%3E",
+        "subject=unsubscribe%20ada%40example.org%20%3Cgrace%40example.org%3E",
+        "subject=Hello&body=x&subject=unsubscribe%20grace%40example.org",
+        "Subject=Hello&subject=unsubscribe%20grace%40example.org",
+    ],
+)
+def test_a_mailto_whose_subject_is_not_an_unsubscribe_of_one_address_unsubscribes_nobody(
+    env: dict[str, str], query: str
+) -> None:
+    """An email's unsubscribe mailto says ``unsubscribe`` and one bare address in its first
+    subject: a subject written otherwise (an address in brackets after other words, a second
+    subject after the first a mail client reads) names nobody, not another subscriber."""
+    result = cli("unsubscribe", f"mailto:unsubscribe@paperbot.example.org?{query}")
+    assert result.exit_code == 1, result.output
+    assert Store(env["PAPERBOT_DATABASE_URL"]).suppressed() == {}
+
+
 def test_a_token_signed_with_a_previous_secret_key_still_unsubscribes(
     env: dict[str, str], faults: FaultServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

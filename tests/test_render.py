@@ -703,13 +703,17 @@ def test_two_names_and_a_comma_greet_the_name_the_address_spells_or_nobody(
         ("King, Martin Luther", "mlk@example.org", "Martin"),
         ("van Rossum, Guido", "bdfl@example.org", "Guido"),
         ("de la Cruz, María José Ángeles", "mjac@example.org", "María"),
+        ("Lovelace, Ada Augusta King", "ada@example.org", "Ada"),
+        ("Jane, Chief Technology Officer", "jane@example.org", "Jane"),
+        ("Alice, Google DeepMind London", "alice.w@example.org", "Alice"),
     ],
 )  # fmt: skip
 def test_after_a_family_name_alone_and_a_comma_come_given_names_however_many(
     renderer: Renderer, name: str, email: str, greeted: str
 ) -> None:
     """One family name (besides particles and titles) before the comma: the words after it in
-    capitals are given names, however many, whatever the address."""
+    capitals are given names, however many, unless the address spells the word before the
+    comma and not them: then that word is the given name, and a role or a place follows."""
     sub = ADA.model_copy(update={"name": name, "email": email})
     out = renderer.render(replace(digest(n=2, more=0), subscriber=sub), CTX)
     assert f"2 papers picked for you, {greeted}\n" in out.text.splitlines(keepends=True)

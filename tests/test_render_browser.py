@@ -200,3 +200,21 @@ def test_hostile_content_runs_nothing(browser: Browser, pages: dict[str, Path]) 
     assert browser.evaluate(session, "typeof window.__pwned") == "undefined"
     hrefs = browser.evaluate(session, "[...document.links].map(a => a.protocol)")
     assert set(hrefs) <= {"https:", "http:", "mailto:"}
+
+
+def test_a_listed_match_without_a_link_keeps_why_on_a_line_of_its_own_on_a_phone(
+    browser: Browser, tmp_path: Path
+) -> None:
+    """On a phone a listed title is a link of its own line, and why it matched goes below it:
+    below a title that has no link too, not run on after its last word."""
+    html = tmp_path / "linkless.html"
+    sample = grouped_alert(max_papers=2, linkless=(1,))  # 1 fires two rules: it says why
+    html.write_text(Renderer().render(sample, CTX).html, encoding="utf-8")
+    for width in WIDTHS:
+        session = browser.open(html, width)
+        listed = browser.evaluate(
+            session, "Array.from(document.querySelectorAll('.more-item')).map(li => li.innerText)"
+        )
+        assert "Routing Tokens in a Sparse Mixture of Experts\nAlso matches “MoE”" in listed, (
+            width, listed,
+        )  # fmt: skip

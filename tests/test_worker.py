@@ -460,39 +460,24 @@ async def test_the_papers_alerts_are_read_among_are_read_while_the_event_loop_go
     assert "Okafor" in str(alert["Subject"])
 
 
-async def test_the_papers_digests_are_made_from_are_read_once_while_the_event_loop_goes_on(
+@pytest.mark.parametrize(
+    ("owner", "read"),
+    [(Store, "papers_between"), (DeliveryQueries, "digests_on")],
+    ids=["papers", "ledger rows"],
+)
+async def test_what_due_digests_are_made_from_and_checked_against_is_read_while_the_loop_goes_on(
     make_worker: Callable[[], Worker], clock: Clock, profiles_path: Path, smtp_server: SmtpServer,
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, owner: type, read: str,
 ) -> None:  # fmt: skip
     """The stored papers due digests are made from (their candidates, and the 30 days their
-    keywords are read among) are read once per sweep, and not on the event loop: what else it
-    carries goes on meanwhile."""
+    keywords are read among: once per sweep), and the ledger rows of their dates that say which
+    are settled already (tens of thousands for as many subscribers), are read off the event
+    loop: what else it carries goes on meanwhile."""
     profiles_path.write_text(only_ada())
     worker = make_worker()
     await worker.fetch_job()
-    reading, meanwhile, waited = loop_goes_on_while(Store.papers_between)
-    monkeypatch.setattr(Store, "papers_between", reading)
-    other = asyncio.create_task(meanwhile())
-    clock.set(2026, 11, 25, 8, 1)
-    await worker.sweep_job()
-    await other
-    assert waited == [True]
-    (digest,) = smtp_server.handler.to("ada@example.org")
-    assert "2611.10001" in plain(digest)
-
-
-async def test_the_ledger_rows_due_digests_are_checked_against_are_read_while_the_loop_goes_on(
-    make_worker: Callable[[], Worker], clock: Clock, profiles_path: Path, smtp_server: SmtpServer,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
-    """Which due digests the ledger settles already (the rows of their dates: tens of thousands
-    for as many subscribers) is read, and the digests left out, off the event loop: what else
-    it carries goes on meanwhile."""
-    profiles_path.write_text(only_ada())
-    worker = make_worker()
-    await worker.fetch_job()
-    reading, meanwhile, waited = loop_goes_on_while(DeliveryQueries.digests_on)
-    monkeypatch.setattr(DeliveryQueries, "digests_on", reading)
+    reading, meanwhile, waited = loop_goes_on_while(getattr(owner, read))
+    monkeypatch.setattr(owner, read, reading)
     other = asyncio.create_task(meanwhile())
     clock.set(2026, 11, 25, 8, 1)
     await worker.sweep_job()
@@ -2471,6 +2456,28 @@ async def test_a_server_refusing_every_alert_of_a_sweep_alerts_the_admin(
     assert f"Every message of a sweep was refused: refused: {SPAM}" in alert
     states = {state: n for _, state, n in worker.deps.store.ledger.counts()}
     assert states == {"temp_failed": 2} and worker.deps.store.suppressed() == {}
+
+
+@pytest.mark.parametrize(
+    ("replies", "refused", "went"),
+    [(["250 OK", SPAM], "digest", "alert"), ([SPAM, "250 OK"], "alert", "digest")],
+)
+async def test_a_server_refusing_every_message_of_one_kind_in_a_sweep_alerts_the_admin(
+    config: Settings, clock: Clock, profiles_path: Path, faults: FaultServer,
+    caplog: pytest.LogCaptureFixture, replies: list[str], refused: str, went: str,
+) -> None:  # fmt: skip
+    """A sweep's alerts accepted and its few digests all refused the same way, or the other way
+    round: the admin hears of it, of what was refused only (the others went out)."""
+    crowd_profiles(profiles_path, 2, *UNMATCHED, LEE.rstrip("\n"), domains=3)
+    faults.handler.data.update({reader(n, 3): list(replies) for n in range(2)})
+    worker = start_worker(config, clock, Route(faults.port).mailer)
+    worker.deps.store.save_papers([moe_paper(1)], NOV_25, clock())
+    clock.set(2026, 11, 25, 9, 0)  # the alerts, then the digests due
+    report = await worker.sweep_job()
+    assert {(o.kind, o.status) for o in report.outcomes} == {(refused, "failed"), (went, "sent")}
+    (alert,) = messages(caplog, "admin alert (smtp)", logging.ERROR)
+    assert f"Every {refused} of a sweep was refused: refused: {SPAM}" in alert
+    assert worker.deps.store.suppressed() == {}
 
 
 async def test_status_says_messages_left_by_a_paused_delivery_go_out_when_the_pause_ends(

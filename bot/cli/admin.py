@@ -78,10 +78,12 @@ _LINK_TOKEN = re.compile(r"[?&]token=([^&#<>,\s]+)")
 _NAMED = re.compile(r"[^<>]*<([^<>]*)>")
 """An address after a display name, as mail clients copy it: ``Ada Lovelace <ada@example.org>``."""
 _MAILTO = re.compile(
-    r"mailto:([^?&<>,\s]*)(?:\?(?:[^<>,\s]*&)?subject=unsubscribe(?:%20|\+)([^&#<>,\s]+))?"
+    r"mailto:([^?&<>,\s]*)"
+    r"(?:\?(?:(?!(?i:subject)=)[^&<>,\s]*&)*subject=unsubscribe(?:%20|\+)([^&#<>,\s]+))?"
 )
 """A mailto link, and the address the subject of an email's unsubscribe mailto names
-(``?subject=unsubscribe%20ada%40example.org``), wherever the link stands in what was pasted."""
+(``?subject=unsubscribe%20ada%40example.org``; its first subject, as a mail client reads it),
+wherever the link stands in what was pasted."""
 
 
 def address_from(value: str, secret: str | None, previous: Sequence[str] = ()) -> str:
@@ -98,16 +100,13 @@ def address_from(value: str, secret: str | None, previous: Sequence[str] = ()) -
                 "a subscriber: give the subscriber's EMAIL (the sender of an unsubscribe "
                 "request), or the https unsubscribe link from their email or its token"
             )
-        value = unquote(mailto.group(2))
+        return _address(unquote(mailto.group(2)))  # as the subject was written: the address
     if "token=" in value:
         token = _LINK_TOKEN.search(value)
         value = unquote(token.group(1)) if token else ""
     elif "@" in value:
-        try:
-            named = _NAMED.fullmatch(value)
-            return email_key(named.group(1) if named else value)
-        except ValueError as exc:
-            raise BotError(f"not an email address: {exc}") from None
+        named = _NAMED.fullmatch(value)
+        return _address(named.group(1) if named else value)
     if not secret:
         raise BotError("not an email address, and PAPERBOT_SECRET_KEY is not set to check a token")
     email = verify_token(secret, value, previous)
@@ -117,6 +116,14 @@ def address_from(value: str, secret: str | None, previous: Sequence[str] = ()) -
             "PAPERBOT_SECRET_KEY is checked once that key is in PAPERBOT_SECRET_KEY_PREVIOUS)"
         )
     return email
+
+
+def _address(text: str) -> str:
+    """``text`` as an address (lower case), or a BotError saying why it is none."""
+    try:
+        return email_key(text)
+    except ValueError as exc:
+        raise BotError(f"not an email address: {exc}") from None
 
 
 @app.command()
