@@ -15,6 +15,7 @@ from typing import TypeVar
 
 from bot import ids, matching
 from bot.alerts import Among, excluded, fired_rules
+from bot.candidates import Target
 from bot.errors import BotError
 from bot.jobs import build_digest, compose
 from bot.message import Outgoing, new_message_id
@@ -24,7 +25,6 @@ from bot.pipeline import (
     Deps,
     SendOptions,
     SendReport,
-    Target,
     ensure_papers,
     match_targets,
     no_digest,

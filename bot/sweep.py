@@ -20,6 +20,7 @@ from datetime import date, datetime, timedelta
 
 from bot import schedule
 from bot.alerts import AlertHit, Among, alert_hits, unfired
+from bot.candidates import Target
 from bot.delivery import DeliveryOptions, Job, deliver, domains_of
 from bot.delivery_jobs import DeliveryReport
 from bot.jobs import alert_job
@@ -29,7 +30,6 @@ from bot.pipeline import (
     Deps,
     SendOptions,
     SendReport,
-    Target,
     no_digest,
     send_to_targets,
 )

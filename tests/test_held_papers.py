@@ -15,6 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bot import matching
+from bot.candidates import Target
 from bot.cli import app, make_fetch, read_profiles
 from bot.jobs import build_digest, claimed_digest
 from bot.mailer import SmtpMailer
@@ -23,7 +24,6 @@ from bot.pipeline import (
     Deps,
     SendOptions,
     SendReport,
-    Target,
     fetch_and_store,
     send_digests,
     send_to_targets,

@@ -132,7 +132,7 @@ class Delivery(SQLModel, table=True):
     maybe_sent: bool | None = None
     """True once a message of the row may have reached its recipient unrecorded (the connection
     was lost after its data, or the run sending it died): whatever becomes of the row, no later
-    digest carries its papers again (see ``bot.pipeline.Unsent``)."""
+    digest carries its papers again (see ``bot.candidates.Unsent``)."""
     resent_from: dict[str, Any] | None = Field(
         default=None, sa_column=Column(JSON(none_as_null=True), nullable=True)
     )
