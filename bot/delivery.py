@@ -20,12 +20,12 @@ How each failure is handled:
   content, a policy), is held until another outcome ends the row of messages refused with the
   same reply (code and enhanced status), and then recorded ``perm_failed`` (and the refused
   mailboxes suppressed). When ``REFUSALS_IN_ROW`` are refused in a row (refused mailboxes: of
-  ``MAILBOX_DOMAINS`` domains or more), stop: every message would be refused, the server is at
-  fault and not the messages nor their addresses (a relay refusing every mailbox it does not
-  serve); the held ones are released with the rest, so that a server refusing every message
-  fails none of them and suppresses nobody. (A run of one message cannot tell: its refused
-  mailbox is recorded, and the worker, sweep after sweep, undoes a row of them; see
-  ``bot.worker``.)
+  ``MAILBOX_DOMAINS`` domains or more; see ``bot.refusals``), stop: every message would be
+  refused, the server is at fault and not the messages nor their addresses (a relay refusing
+  every mailbox it does not serve); the held ones are released with the rest, so that a server
+  refusing every message fails none of them and suppresses nobody. (A run of one message
+  cannot tell: its refused mailbox is recorded, and the worker, sweep after sweep, undoes a row
+  of them; see ``bot.worker``.)
 - a connection that cannot be opened (refused, timed out, no greeting, EHLO or login refused
   for now), or one kept from an earlier message found closed before the server answered
   anything in the new transaction: open one and try again; after ``smtp_max_failures`` such
@@ -100,8 +100,8 @@ from bot.errors import (
 )
 from bot.mailer import Mailer
 from bot.message import Outgoing, new_message_id
-from bot.models import Subscriber
 from bot.pacing import GroupCommit, RateLimiter, Snapshot
+from bot.refusals import REFUSALS_IN_ROW, blames_server
 from bot.store import OUTCOME_UNKNOWN, Claim, ClaimRequest, DatabaseFailure, db_reason
 from bot.text import plural
 
@@ -118,19 +118,6 @@ UNRECORDED = 64
 RECORD_LINGER = 0.05
 """Seconds a ``sent`` record may wait for others to share its transaction (up to half of
 ``UNRECORDED``): one transaction for a few messages costs far more than one for many."""
-MAILBOX_DOMAINS = 3
-"""Recipient domains a row of refused mailboxes must span to stop a run (or, in a small run
-refused throughout, to be retried rather than recorded): the dead addresses of one domain that
-is gone come in rows, while a relay that serves other domains only refuses every address."""
-FEW_DOMAINS_IN_ROW = 20
-"""When the subscribers have fewer than ``MAILBOX_DOMAINS`` domains in all (one company's
-list), the refused mailboxes in a row that blame the server instead, at every one of them: such
-a list does not hold 20 dead addresses in a row, but its relay can refuse them all. (A run
-refused throughout blames the server from ``REFUSALS_IN_ROW`` on.)"""
-REFUSALS_IN_ROW = 5
-"""Messages refused in a row with the same permanent reply (the same code and enhanced status:
-spam, a policy, or the mailbox, as from a relay that serves other domains only) before the run
-stops."""
 TAKEN_OVER = "taken over from an interrupted run"
 """How a message left ``sending`` by a run that died is said to be sent again (as it was)."""
 RESEND_FAILED = "not sent again: the digest sent before stands"
@@ -148,27 +135,6 @@ def forced_note(resent: bool) -> str:
 
 _Held = tuple[Job, Claim, DeliveryError]
 """A refused message not recorded yet, and its refusal."""
-
-
-def domain_of(email: str) -> str:
-    """The domain of an address, in lower case."""
-    return email.rpartition("@")[2].lower()
-
-
-def blames_server(refused: int, domains: int, listed: int | None, *, whole: bool = False) -> bool:
-    """Whether ``refused`` mailboxes refused in a row the same way, at ``domains`` domains,
-    blame the server rather than the addresses: at ``MAILBOX_DOMAINS`` domains or more; or,
-    when the subscribers have fewer (``listed``, when known), at all of them and
-    ``FEW_DOMAINS_IN_ROW`` in a row (``REFUSALS_IN_ROW`` when they were the ``whole`` run)."""
-    if domains >= MAILBOX_DOMAINS:
-        return True
-    enough = REFUSALS_IN_ROW if whole else FEW_DOMAINS_IN_ROW
-    return listed is not None and domains >= listed and refused >= enough
-
-
-def domains_of(subscribers: Iterable[Subscriber]) -> int:
-    """How many recipient domains ``subscribers`` have (see ``MAILBOX_DOMAINS``)."""
-    return len({domain_of(s.email) for s in subscribers})
 
 
 def prepare(jobs: int) -> None:
@@ -622,8 +588,8 @@ class _Run:
         ``blames_server`` says."""
         if not isinstance(self.held[0][2], RecipientDeliveryError):
             return True
-        domains = {domain_of(job.email) for job, _, _ in self.held}
-        return blames_server(len(self.held), len(domains), self.options.domains, whole=whole)
+        refused = [job.email for job, _, _ in self.held]
+        return blames_server(refused, self.options.domains, whole=whole)
 
     def _end_refusals(self) -> list[_Held]:
         """Take the held refusals, to be recorded; none once the run is stopping: it releases

@@ -68,7 +68,7 @@ class Job:
 class DeliveryOptions:
     """``retry_now``: temporary failures are due at once; ``force``: resend what was sent;
     ``domains``: how many recipient domains the subscribers have in all (see
-    ``bot.delivery.MAILBOX_DOMAINS``), None when unknown."""
+    ``bot.refusals.MAILBOX_DOMAINS``), None when unknown."""
 
     retry_now: bool = False
     force: bool = False

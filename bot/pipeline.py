@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 from bot import matching
 from bot.candidates import CATCH_UP_DAYS, Candidates, Target, Unsent, resuming, share_out
 from bot.collector import quiet_collector
-from bot.delivery import TAKEN_OVER, DeliveryOptions, Job, deliver, domains_of, forced_note
+from bot.delivery import TAKEN_OVER, DeliveryOptions, Job, deliver, forced_note
 from bot.delivery import prepare as prepare_delivery
 from bot.delivery_jobs import DeliveryReport, Outcome
 from bot.errors import DeliveryError, UnwritableDeliveryError
@@ -32,6 +32,7 @@ from bot.jobs import Clock, build_digest, claimed_digest, compose, digest_job
 from bot.mailer import Mailer
 from bot.message import new_message_id
 from bot.models import Digest, Match, Paper, Subscriber
+from bot.refusals import domains_of
 from bot.render import Renderer
 from bot.settings import Settings
 from bot.sources import FetchReport, SourceOutcome

@@ -21,7 +21,7 @@ from datetime import date, datetime, timedelta
 from bot import schedule
 from bot.alerts import AlertHit, Among, alert_hits, unfired
 from bot.candidates import Target
-from bot.delivery import DeliveryOptions, Job, deliver, domains_of
+from bot.delivery import DeliveryOptions, Job, deliver
 from bot.delivery_jobs import DeliveryReport
 from bot.jobs import alert_job
 from bot.models import Paper, Subscriber
@@ -33,6 +33,7 @@ from bot.pipeline import (
     no_digest,
     send_to_targets,
 )
+from bot.refusals import domains_of
 from bot.render import MORE_LISTED
 from bot.stopping import in_thread
 from bot.store import Store

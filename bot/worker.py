@@ -25,19 +25,13 @@ from contextlib import asynccontextmanager, contextmanager
 from datetime import date, datetime, timedelta
 
 from bot.admin import AdminAlerts, is_smtp_trouble, smtp_advice
-from bot.delivery import (
-    FEW_DOMAINS_IN_ROW,
-    REFUSALS_IN_ROW,
-    blames_server,
-    domain_of,
-    domains_of,
-)
 from bot.delivery_jobs import Outcome
 from bot.errors import BotError, Problem, ProfileError, RecipientDeliveryError
 from bot.mailer import Mailer
 from bot.models import Subscriber
 from bot.pause import PAUSE_MAX, DeliveryPause
 from bot.pipeline import Deps, SendReport, run_status, store_fetched
+from bot.refusals import FEW_DOMAINS_IN_ROW, REFUSALS_IN_ROW, blames_server, domains_of
 from bot.roster import Notes, ProfilesFile
 from bot.schedule import should_announce
 from bot.sources import FetchReport, SourceOutcome, every_source_failed
@@ -447,10 +441,9 @@ class Worker:
         self.refused = refused_in_a_row(self.refused, report.outcomes)[-FEW_DOMAINS_IN_ROW:]
         if self.refused[:1] != first:
             self.refused_since = now
-        count, domains = len(self.refused), len({domain_of(o.email) for o in self.refused})
-        if count < REFUSALS_IN_ROW:
+        if len(self.refused) < REFUSALS_IN_ROW:
             return False
-        if not blames_server(count, domains, domains_of(self.roster.values())):
+        if not blames_server([o.email for o in self.refused], domains_of(self.roster.values())):
             return False
         refused, self.refused = self.refused, []
         suppressed = self.deps.store.suppressed()

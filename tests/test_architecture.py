@@ -13,7 +13,7 @@ BOT = Path(__file__).resolve().parent.parent / "bot"
 IO_LIBRARIES = {"sqlmodel", "sqlalchemy", "httpx", "aiosmtplib", "apscheduler", "jinja2", "typer"}
 PURE = [
     "models.py", "profiles", "message.py", "mime.py", "matching", "errors.py", "schedule.py",
-    "alerts.py", "text.py", "smtp.py", "urls.py",
+    "alerts.py", "text.py", "smtp.py", "urls.py", "refusals.py",
 ]  # fmt: skip
 
 

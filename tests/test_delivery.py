@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 
 from bot.cli import app
 from bot.composer import PER_TASK, worker_count
-from bot.delivery import BATCH, FEW_DOMAINS_IN_ROW, MAILBOX_DOMAINS, REFUSALS_IN_ROW
+from bot.delivery import BATCH
+from bot.refusals import FEW_DOMAINS_IN_ROW, MAILBOX_DOMAINS, REFUSALS_IN_ROW
 from bot.store import Store
 from bot.store.tables import Delivery
 from tests.conftest import (

@@ -23,7 +23,7 @@ from sqlalchemy.exc import OperationalError
 
 from bot.collector import YOUNG
 from bot.composer import ComposePool, Draft, compose_draft
-from bot.delivery import POOL_MIN, REFUSALS_IN_ROW, UNRECORDED, DeliveryOptions, Job, deliver
+from bot.delivery import POOL_MIN, UNRECORDED, DeliveryOptions, Job, deliver
 from bot.errors import (
     ConnectionDeliveryError,
     DroppedDeliveryError,
@@ -35,6 +35,7 @@ from bot.message import Envelope, Outgoing, build_message
 from bot.models import Digest, Interests, Subscriber
 from bot.pacing import GroupCommit, RateLimiter
 from bot.pipeline import Deps
+from bot.refusals import REFUSALS_IN_ROW
 from bot.render import EmailContext, Renderer
 from bot.retry import RetryPolicy
 from bot.settings import load_settings
