@@ -207,6 +207,18 @@ def test_a_mailto_whose_subject_is_not_an_unsubscribe_of_one_address_unsubscribe
     assert Store(env["PAPERBOT_DATABASE_URL"]).suppressed() == {}
 
 
+def test_another_lists_mailto_unsubscribes_nobody(env: dict[str, str]) -> None:
+    """A mailto written to another mailbox than paperbot's own is another list's request: it
+    is not taken as an unsubscribe from paperbot."""
+    assert env["PAPERBOT_UNSUBSCRIBE_MAILTO"] == "unsubscribe@paperbot.example.org"
+    result = cli("unsubscribe", f"<mailto:leave@list.example.net?subject=unsubscribe%20{ADA}>")
+    assert result.exit_code == 1
+    assert "writes to leave@list.example.net, not to paperbot's unsubscribe mailbox" in (
+        result.output
+    )
+    assert Store(env["PAPERBOT_DATABASE_URL"]).suppressed() == {}
+
+
 def test_a_token_signed_with_a_previous_secret_key_still_unsubscribes(
     env: dict[str, str], faults: FaultServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

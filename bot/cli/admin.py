@@ -86,17 +86,26 @@ _MAILTO = re.compile(
 wherever the link stands in what was pasted."""
 
 
-def address_from(value: str, secret: str | None, previous: Sequence[str] = ()) -> str:
+def address_from(
+    value: str, secret: str | None, previous: Sequence[str] = (), mailbox: str | None = None
+) -> str:
     """The address named by an email (alone, or as ``Ada Lovelace <ada@example.org>`` is
     copied from a mail client), by a signed unsubscribe token, or by a whole unsubscribe link
     (as a subscriber forwards it, or as the ``List-Unsubscribe`` header gives it: in ``<>``,
-    beside its mailto, or that mailto alone: its subject names the subscriber too)."""
+    beside its mailto, or that mailto alone: its subject names the subscriber too, when it is
+    written to ``mailbox``, paperbot's unsubscribe mailbox, if one is set)."""
     value = value.strip()
     mailto = _MAILTO.search(value) if "token=" not in value else None
     if mailto:
+        to = unquote(mailto.group(1))
+        if mailbox and to.lower() != mailbox.lower():  # another list's: not for us to act on
+            raise BotError(
+                f"the mailto link writes to {to}, not to paperbot's unsubscribe mailbox "
+                f"({mailbox}): give the subscriber's EMAIL to unsubscribe them here"
+            )
         if not mailto.group(2):  # as the unsubscribe page's mailto: it names no subscriber
             raise BotError(
-                f"the mailto link names the mailbox to write to ({unquote(mailto.group(1))}), not "
+                f"the mailto link names the mailbox to write to ({to}), not "
                 "a subscriber: give the subscriber's EMAIL (the sender of an unsubscribe "
                 "request), or the https unsubscribe link from their email or its token"
             )
@@ -134,7 +143,7 @@ def unsubscribe(
     """Stop every email to an address; the profiles file cannot silently undo it."""
     config = load_settings()
     secret = config.secret_key.get_secret_value() if config.secret_key else None
-    email = address_from(who, secret, config.previous_secrets)
+    email = address_from(who, secret, config.previous_secrets, config.unsubscribe_mailto)
     store = Store(config.database_url)
     existing = store.suppressed().get(email)
     if existing is not None:
