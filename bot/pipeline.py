@@ -89,7 +89,10 @@ class SendReport:
     (they have no ledger row): the next run sends them."""
     refused_all: DeliveryError | None = None
     """The refusal the server gave every message of the run (see ``DeliveryReport``); of a
-    sweep, every message of its alerts or of its digests."""
+    sweep, every message of its alerts or of its digests (``refused``)."""
+    refused: str = "message"
+    """Of a sweep, what ``refused_all`` refused every one of: every ``message``, or only every
+    ``alert`` or every ``digest`` (the others went out, or failed otherwise)."""
 
     def tell(self, outcome: Outcome, listener: Callable[[Outcome], None]) -> None:
         """Take in ``outcome`` and pass it on to ``listener`` (the run's ``on_outcome``)."""

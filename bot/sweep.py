@@ -22,7 +22,7 @@ from bot import schedule
 from bot.alerts import AlertHit, Among, alert_hits, unfired
 from bot.candidates import Target
 from bot.delivery import DeliveryOptions, Job, deliver
-from bot.delivery_jobs import DeliveryReport
+from bot.delivery_jobs import DeliveryReport, Outcome
 from bot.jobs import alert_job
 from bot.models import Paper, Subscriber
 from bot.pipeline import (
@@ -42,6 +42,8 @@ from bot.store.tables import Delivery
 
 ALERT_WINDOW_DAYS = 1  # papers from today's and yesterday's lists can fire alerts
 Roster = Mapping[int, Subscriber]
+TRIED = ("sent", "failed", "unknown")
+"""Outcomes of a message the run tried to send."""
 
 
 class Alerting:
@@ -207,6 +209,11 @@ class Catchup:
         return Catchup(started, tuple(waiting), unnamed)
 
 
+def _tried(outcomes: Iterable[Outcome]) -> bool:
+    """Whether a run tried to send any message (see ``TRIED``)."""
+    return any(o.status in TRIED for o in outcomes)
+
+
 def _latest_waiting(digests: Iterable[tuple[int, date]]) -> list[tuple[int, date]]:
     """Of the digests (subscriber id, date) a sweep leaves waiting for papers, each subscriber's
     latest, which will carry every paper since the previous digest: a due retry and a new
@@ -304,7 +311,11 @@ async def sweep(
     )  # fmt: skip
     if targets:
         report = await send_to_targets(deps, targets, options)
-    report.refused_all = report.refused_all or alerts.refused_all  # either run, all refused
+    if report.refused_all is None and alerts.refused_all is not None:
+        report.refused_all = alerts.refused_all
+        report.refused = "alert" if _tried(report.outcomes) else "message"
+    elif report.refused_all is not None and alerts.refused_all is None:
+        report.refused = "digest" if _tried(alerts.outcomes) else "message"
     report.outcomes[:0] = alerts.outcomes
     report.waiting = _latest_waiting([*held, *report.waiting])
     return report

@@ -479,11 +479,8 @@ class Worker:
         if await self._refused_in_a_row(report):
             return
         if report.refused_all is not None:  # too few messages to stop the run: say it anyway
-            sent = [o for o in report.outcomes if o.status == "sent"]
-            went = {"alert" if o.kind == "alert" else "digest" for o in sent}  # notes: digests
-            every = "message" if not went else "digest" if went == {"alert"} else "alert"
             await self._notify(
-                "smtp", f"Every {every} of a sweep was refused: {report.refused_all}",
+                "smtp", f"Every {report.refused} of a sweep was refused: {report.refused_all}",
                 f"{smtp_advice(report.refused_all)} The refused digests and alerts are tried "
                 "again with backoff.",
             )  # fmt: skip

@@ -2459,22 +2459,29 @@ async def test_a_server_refusing_every_alert_of_a_sweep_alerts_the_admin(
 
 
 @pytest.mark.parametrize(
-    ("replies", "refused", "went"),
-    [(["250 OK", SPAM], "digest", "alert"), ([SPAM, "250 OK"], "alert", "digest")],
+    ("replies", "refused", "other"),
+    [
+        (["250 OK", SPAM], "digest", ("alert", "sent")),
+        ([SPAM, "250 OK"], "alert", ("digest", "sent")),
+        (["451 4.3.0 try again later", SPAM], "digest", ("alert", "failed")),
+        ([SPAM, "451 4.3.0 try again later"], "alert", ("digest", "failed")),
+    ],
+    ids=["digests", "alerts", "digests, alerts deferred", "alerts, digests deferred"],
 )
 async def test_a_server_refusing_every_message_of_one_kind_in_a_sweep_alerts_the_admin(
     config: Settings, clock: Clock, profiles_path: Path, faults: FaultServer,
-    caplog: pytest.LogCaptureFixture, replies: list[str], refused: str, went: str,
+    caplog: pytest.LogCaptureFixture, replies: list[str], refused: str, other: tuple[str, str],
 ) -> None:  # fmt: skip
     """A sweep's alerts accepted and its few digests all refused the same way, or the other way
-    round: the admin hears of it, of what was refused only (the others went out)."""
+    round: the admin hears of it, of what was refused only (the others went out, or failed
+    otherwise: not every message of the sweep was refused)."""
     crowd_profiles(profiles_path, 2, *UNMATCHED, LEE.rstrip("\n"), domains=3)
     faults.handler.data.update({reader(n, 3): list(replies) for n in range(2)})
     worker = start_worker(config, clock, Route(faults.port).mailer)
     worker.deps.store.save_papers([moe_paper(1)], NOV_25, clock())
     clock.set(2026, 11, 25, 9, 0)  # the alerts, then the digests due
     report = await worker.sweep_job()
-    assert {(o.kind, o.status) for o in report.outcomes} == {(refused, "failed"), (went, "sent")}
+    assert {(o.kind, o.status) for o in report.outcomes} == {(refused, "failed"), other}
     (alert,) = messages(caplog, "admin alert (smtp)", logging.ERROR)
     assert f"Every {refused} of a sweep was refused: refused: {SPAM}" in alert
     assert worker.deps.store.suppressed() == {}
