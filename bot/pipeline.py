@@ -161,9 +161,10 @@ class SendOptions:
     """How many recipient domains the subscribers have in all (``DeliveryOptions.domains``)."""
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class Deps:
-    """Everything a run touches, passed in."""
+    """Everything a run touches, passed in. A run's mailer and listeners are decided by what
+    starts it (``dataclasses.replace`` gives a run its own)."""
 
     settings: Settings
     store: Store
@@ -175,9 +176,9 @@ class Deps:
     on_released: Callable[[int], None] = lambda released: None
     """Hears how many claimed messages delivery gave back unsent, as it gives them back."""
     stop: asyncio.Event = field(default_factory=asyncio.Event)
-    delivering: bool = False
-    """Whether messages are being handed to the mailer right now: a stop then lets the messages
-    being sent finish; before, it only cancels the fetch (see ``send_to_targets``)."""
+    delivering: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set while messages are being handed to the mailer: a stop then lets the messages being
+    sent finish; before, it only cancels the fetch (see ``send_to_targets``)."""
 
 
 def digest_day(subscriber: Subscriber, now: datetime) -> date:
@@ -578,10 +579,10 @@ async def _send_to_targets(deps: Deps, targets: list[Target], options: SendOptio
             pass
         return report
     how = DeliveryOptions(retry_now=options.retry_now, force=options.force, domains=options.domains)
-    deps.delivering = True
+    deps.delivering.set()
     try:
         report.add(await deliver(deps, jobs, how))
     finally:
-        deps.delivering = False
+        deps.delivering.clear()
     report.unclaimed += _never_reached(left, selections)
     return report

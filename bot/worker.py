@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 
 from bot.admin import AdminAlerts, is_smtp_trouble, smtp_advice
@@ -81,7 +82,6 @@ class Worker:
         self.refused_since: datetime | None = None  # when the first of ``refused`` came
         """Mailboxes refused the same way since a message was last accepted, sweep after sweep
         (each was suppressed: see ``_refused_in_a_row``)."""
-        deps.on_outcome = log_outcome
 
     def start(self) -> None:
         """Resume a delivery pause still in force (see ``DeliveryPause.resume``) and a failure of
@@ -380,12 +380,12 @@ class Worker:
                 return SendReport()
             self.pause.recount()
             started, roster = self.deps.clock(), self.roster
-            with self.deps.store.run("sweep", started) as run, _tallied(self.deps) as done:
+            done = SendReport()  # what the sweep did as it went: what a cancelled one did
+            with self.deps.store.run("sweep", started) as run:
                 try:
                     async with self.mailer_factory() as mailer:
-                        self.deps.mailer = mailer
                         report = await sweep(
-                            self.deps, roster, started, self.alerting,
+                            _tallying(self.deps, mailer, done), roster, started, self.alerting,
                             sources_down=self.sources_down, listing=listing,
                             catchup=self.catchup,
                         )  # fmt: skip
@@ -507,26 +507,19 @@ def refused_in_a_row(refused: list[Outcome], outcomes: Sequence[Outcome]) -> lis
     return refused
 
 
-@contextmanager
-def _tallied(deps: Deps) -> Iterator[SendReport]:
-    """Within the block, a report of the outcomes and releases of ``deps``' deliveries as they
-    come: what a sweep cancelled before it returns its report did."""
-    done = SendReport()
-    on_outcome, on_released = deps.on_outcome, deps.on_released
+def _tallying(deps: Deps, mailer: Mailer, done: SendReport) -> Deps:
+    """``deps`` for a sweep delivering by ``mailer``: each outcome is logged and, with each
+    release, taken into ``done`` as it comes, so that a sweep cancelled before it returns its
+    report is known by what it did."""
 
     def outcome(happened: Outcome) -> None:
         done.outcomes.append(happened)
-        on_outcome(happened)
+        log_outcome(happened)
 
     def released(count: int) -> None:
         done.released += count
-        on_released(count)
 
-    deps.on_outcome, deps.on_released = outcome, released
-    try:
-        yield done
-    finally:
-        deps.on_outcome, deps.on_released = on_outcome, on_released
+    return replace(deps, mailer=mailer, on_outcome=outcome, on_released=released)
 
 
 def _removed(removal: Removal) -> str:

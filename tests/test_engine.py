@@ -425,7 +425,7 @@ async def test_stopping_a_large_run_releases_every_message_not_sent(
     tmp_path: Path, faults: FaultServer
 ) -> None:
     deps = make_deps(tmp_path, faults, connections=1)
-    deps.on_outcome = lambda outcome: deps.stop.set()  # stop once the first is recorded
+    deps = replace(deps, on_outcome=lambda outcome: deps.stop.set())  # stop once one is recorded
     emails = [f"user{n}@example.org" for n in range(POOL_MIN * 3)]
     async with deps.mailer:  # type: ignore[union-attr]
         report = await deliver(deps, drafted_jobs(deps, emails))
@@ -445,7 +445,7 @@ async def test_a_run_stopped_by_connection_trouble_releases_each_claimed_row_onc
     sent)."""
     nobody = FaultServer("127.0.0.1", free_port(), None)  # type: ignore[arg-type]
     deps = make_deps(tmp_path, nobody, connections=4)
-    deps.settings = deps.settings.model_copy(update={"smtp_max_failures": 3})
+    deps = replace(deps, settings=deps.settings.model_copy(update={"smtp_max_failures": 3}))
     jobs = jobs_for(deps, [f"user{n}@example.org" for n in range(10)])
     async with deps.mailer:  # type: ignore[union-attr]
         report = await deliver(deps, jobs)
@@ -479,7 +479,7 @@ async def test_once_the_run_stops_no_sender_opens_another_connection(tmp_path: P
 
         server = FaultServer("127.0.0.1", listener.getsockname()[1], None)  # type: ignore[arg-type]
         deps = make_deps(tmp_path, server, connections=4)
-        deps.settings = deps.settings.model_copy(update={"smtp_max_failures": 6})
+        deps = replace(deps, settings=deps.settings.model_copy(update={"smtp_max_failures": 6}))
         jobs = jobs_for(deps, [f"user{n}@example.org" for n in range(8)])
         accepting = asyncio.create_task(hang_up())
         try:
@@ -843,7 +843,7 @@ async def test_a_server_that_drops_every_message_stops_the_run(
     """Connections open, but each is lost during its message: the run stops after
     ``smtp_max_failures`` messages in a row, each failed for now with its attempt counted."""
     deps = make_deps(tmp_path, faults, connections=1)
-    deps.settings = deps.settings.model_copy(update={"smtp_max_failures": 3})
+    deps = replace(deps, settings=deps.settings.model_copy(update={"smtp_max_failures": 3}))
     emails = [f"user{n}@example.org" for n in range(10)]
     faults.handler.rcpt.update({email: ["drop"] for email in emails})
     jobs = jobs_for(deps, emails)
@@ -959,12 +959,11 @@ async def test_a_message_whose_outcome_stays_unknown_is_given_up_in_the_end(
 ) -> None:
     """Sent again as long as the backoff would retry it, then ``perm_failed`` saying why."""
     deps = make_deps(tmp_path, faults, connections=1)
-    deps.settings = deps.settings.model_copy(update={
+    now = [T0]
+    deps = replace(deps, clock=lambda: now[0], settings=deps.settings.model_copy(update={
         "retry_first_seconds": 60, "retry_max_seconds": 60, "retry_give_up_hours": 0.05,
         "send_lease_seconds": 60,
-    })  # fmt: skip
-    now = [T0]
-    deps.clock = lambda: now[0]
+    }))  # fmt: skip
     faults.handler.data["ada@example.org"] = ["drop"]
     (job,) = jobs_for(deps, ["ada@example.org"])
     outcomes = []

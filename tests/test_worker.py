@@ -829,9 +829,11 @@ async def test_a_digest_sent_by_hand_ahead_of_time_covers_the_sends_before_it(
     worker = make_worker()
     clock.set(2026, 11, 27, 13, 48)
     await worker.fetch_job()
-    worker.deps.mailer = SmtpMailer(smtp_server.host, smtp_server.port, security="none")
-    async with worker.deps.mailer:
-        await send_digests(worker.deps, list(worker.roster.values()), SendOptions())
+    mailer = SmtpMailer(smtp_server.host, smtp_server.port, security="none")
+    async with mailer:
+        await send_digests(
+            replace(worker.deps, mailer=mailer), list(worker.roster.values()), SendOptions()
+        )
     sent_by_hand = [
         ("akl@example.org", "Sat 28 Nov"), ("la2@example.org", "Fri 27 Nov"),
         ("la@example.org", "Fri 27 Nov"),
@@ -1647,7 +1649,9 @@ async def test_a_source_failing_repeatedly_alerts_the_admin(
     make_worker: Callable[[], Worker], config: Settings, tmp_path: Path, smtp_server: SmtpServer
 ) -> None:
     worker = make_worker()
-    worker.deps.fetch = make_fetch(config, f"file:{tmp_path / 'missing.jsonl'}")
+    worker.deps = replace(
+        worker.deps, fetch=make_fetch(config, f"file:{tmp_path / 'missing.jsonl'}")
+    )
     for _ in range(3):
         await worker.fetch_job()
     admin = smtp_server.handler.to("admin@paperbot.example.org")
@@ -1663,7 +1667,9 @@ async def test_while_every_source_fails_a_digest_with_nothing_new_waits_for_pape
     caplog.set_level(logging.INFO, logger="bot.worker")
     worker = make_worker()
     working = worker.deps.fetch
-    worker.deps.fetch = make_fetch(config, f"file:{tmp_path / 'missing.jsonl'}")
+    worker.deps = replace(
+        worker.deps, fetch=make_fetch(config, f"file:{tmp_path / 'missing.jsonl'}")
+    )
     await worker.fetch_job()
     clock.set(2026, 11, 25, 6, 31)  # alan's 09:00 and ada's 07:30 have passed
     await worker.sweep_job()
@@ -1677,7 +1683,7 @@ async def test_while_every_source_fails_a_digest_with_nothing_new_waits_for_pape
     assert [r.message for r in caplog.records].count(
         "2 due digests wait for papers: every source failed its last fetch"
     ) == 1
-    worker.deps.fetch = working
+    worker.deps = replace(worker.deps, fetch=working)
     await worker.fetch_job()
     await worker.sweep_job()
     # ada: the alert for her watched author, then the digest with the papers fetched now
@@ -1710,7 +1716,9 @@ async def test_a_retry_and_a_new_digest_of_one_subscriber_waiting_for_papers_are
     kept in the runs table (they would push the real runs out of ``paperbot status``)."""
     caplog.set_level(logging.INFO)
     worker = make_worker()
-    worker.deps.fetch = make_fetch(config, f"file:{tmp_path / 'missing.jsonl'}")
+    worker.deps = replace(
+        worker.deps, fetch=make_fetch(config, f"file:{tmp_path / 'missing.jsonl'}")
+    )
     await worker.fetch_job()
     alan = retry_due(worker, "alan@example.org", date(2026, 11, 24))
     clock.set(2026, 11, 25, 6, 31)  # alan's 09:00 and ada's 07:30 have passed
@@ -1785,7 +1793,9 @@ async def test_a_fetch_where_every_source_failed_says_so(
 ) -> None:  # fmt: skip
     caplog.set_level(logging.INFO)
     worker = make_worker()
-    worker.deps.fetch = make_fetch(config, f"file:{tmp_path / 'missing.jsonl'}")
+    worker.deps = replace(
+        worker.deps, fetch=make_fetch(config, f"file:{tmp_path / 'missing.jsonl'}")
+    )
     await worker.fetch_job()
     assert "no papers fetched for 2026-11-25: every source failed" in caplog.text
     assert "fetched 0 papers" not in caplog.text
@@ -1806,7 +1816,7 @@ async def test_a_slow_source_delays_no_sweep_and_its_papers_are_stored_once_it_a
         await answer.wait()
         return await working(day)
 
-    worker.deps.fetch = slow
+    worker.deps = replace(worker.deps, fetch=slow)
     clock.set(2026, 11, 25, 6, 31)  # 07:31 in Berlin: ada's digest is due
     fetching = asyncio.create_task(worker.fetch_job())
     await asyncio.sleep(0)
@@ -1832,7 +1842,7 @@ async def test_a_stop_cancels_a_fetch_in_flight_at_once(
         await asyncio.Event().wait()
         raise AssertionError("the source never answers")
 
-    worker.deps.fetch = never
+    worker.deps = replace(worker.deps, fetch=never)
     fetching = asyncio.create_task(worker.fetch_job())
     await asyncio.sleep(0)
     worker.deps.stop.set()
@@ -1890,7 +1900,9 @@ async def test_a_restart_while_every_source_fails_keeps_digests_waiting_and_fetc
     caplog.set_level(logging.INFO)
     worker = start_worker(config, clock, smtp_mailer(smtp_server))
     await fetch_and_store(worker.deps, date(2026, 11, 25))
-    worker.deps.fetch = make_fetch(config, f"file:{tmp_path / 'missing.jsonl'}")
+    worker.deps = replace(
+        worker.deps, fetch=make_fetch(config, f"file:{tmp_path / 'missing.jsonl'}")
+    )
     await worker.fetch_job()
     stop, fetched = asyncio.Event(), []
 
@@ -2504,9 +2516,11 @@ async def test_status_says_messages_left_by_a_paused_delivery_go_out_when_the_pa
         ("temp_failed", 0, "2026-11-25T09:01:00+00:00")
     }, "when the pause ends, not when the run stopped"
     clock.set(2026, 11, 25, 9, 0, 30)
-    worker.deps.mailer = SmtpMailer(smtp_server.host, smtp_server.port, security="none")
-    async with worker.deps.mailer:
-        report = await send_digests(worker.deps, list(worker.roster.values()), SendOptions())
+    mailer = SmtpMailer(smtp_server.host, smtp_server.port, security="none")
+    async with mailer:
+        report = await send_digests(
+            replace(worker.deps, mailer=mailer), list(worker.roster.values()), SendOptions()
+        )
     assert report.count("sent") == 3 and len(smtp_server.messages) == 3
 
 
@@ -2903,7 +2917,7 @@ async def test_a_fetch_that_fails_for_another_reason_still_raises_and_frees_the_
     async def broken(day: date) -> None:
         raise RuntimeError("a bug in a source")
 
-    worker.deps.fetch = broken  # type: ignore[assignment]
+    worker.deps = replace(worker.deps, fetch=broken)
     with pytest.raises(RuntimeError, match="a bug in a source"):
         await worker.fetch_job()
     assert not worker.busy.locked()

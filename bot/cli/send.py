@@ -232,11 +232,11 @@ async def _send(
     report: SendReport | None = None
     try:
         with recording as run, _settling(deps, patience, settled), _progress(total) as advance:
-            deps.on_outcome = lambda outcome: advance(noted(outcome))
+            shown = replace(deps, on_outcome=lambda outcome: advance(noted(outcome)))
             async with contextlib.nullcontext() if options.dry_run else mailer:
-                on_stop = functools.partial(_stopping, deps)
-                with watch_signals(asyncio.get_running_loop(), deps.stop, on_stop):
-                    report = await send_digests(deps, profiles.subscribers, options)
+                on_stop = functools.partial(_stopping, shown)
+                with watch_signals(asyncio.get_running_loop(), shown.stop, on_stop):
+                    report = await send_digests(shown, profiles.subscribers, options)
             report.outcomes[:] = map(noted, report.outcomes)
             run.status, run.summary = run_status(report), report.summary()
     except DatabaseFailure:
@@ -309,7 +309,7 @@ def _still_sending(unsent: int, accepted: int, reason: str) -> list[str]:
 def _stopping(deps: Deps) -> None:
     """SIGTERM or SIGINT stops a send as it stops the worker (see ``bot.stopping``): what it
     waits for depends on whether sending has begun (a fetch is cancelled at once)."""
-    if deps.delivering:
+    if deps.delivering.is_set():
         err.print("Stopping: the messages being sent finish; signal again to quit at once.")
     else:
         err.print("Stopping before anything is sent; signal again to quit at once.")
