@@ -22,6 +22,7 @@ from bot import pipeline
 from bot.cli import app, make_fetch, read_profiles
 from bot.mailer import SmtpMailer
 from bot.message import verify_token
+from bot.models import DAYS
 from bot.pipeline import (
     STOPPED_BEFORE_DELIVERY,
     Deps,
@@ -444,6 +445,30 @@ def test_a_date_not_reached_where_a_subscriber_is_includes_nothing_to_excuse(
             f"skipped  ada@example.org it is not yet {day} where they are (Pacific/Pago_Pago): "
             "not sent"
         )
+
+
+def test_a_send_for_today_names_the_subscribers_whose_frequency_leaves_them_out(
+    env: dict[str, str], profiles_file: Path
+) -> None:
+    """Without --to and --date, a subscriber not due today gets nothing, and the summary says
+    so: on a weekend a weekdays subscriber does not silently vanish from the output."""
+    off = DAYS[((datetime.now(UTC) + timedelta(days=2)).weekday())][:3].lower()
+    profiles_file.write_text(
+        "subscribers:\n"
+        "  - email: ada@example.org\n    interests:\n      keywords: [experts]\n"
+        f"  - email: grace@example.org\n    frequency: weekly:{off}\n"
+        "    interests:\n      keywords: [experts]\n"
+    )
+    result = runner.invoke(app, ["send", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "grace@" not in "".join(result.stdout.splitlines()[:-1])
+    day = datetime.now(UTC).date()
+    assert result.stdout.splitlines()[-1] == (
+        f"Not due today, so left out: grace@example.org ({DAYS[day.weekday()]} {day}: weekly "
+        f"on {DAYS[(day.weekday() + 2) % 7]}s). `paperbot send --to EMAIL` sends one anyway."
+    )
+    named = runner.invoke(app, ["send", "--dry-run", "--to", "ada@example.org"])
+    assert "Not due today" not in named.stdout
 
 
 def test_nothing_new_is_said_only_when_earlier_runs_handled_every_digest(

@@ -36,8 +36,17 @@ from bot.cli.app import (
 from bot.delivery_jobs import Outcome
 from bot.errors import UsageError
 from bot.mailer import Mailer
+from bot.models import DAYS
 from bot.outbox import OutboxMailer
-from bot.pipeline import Deps, SendOptions, SendReport, not_reached, run_status, send_digests
+from bot.pipeline import (
+    Deps,
+    SendOptions,
+    SendReport,
+    digest_day,
+    not_reached,
+    run_status,
+    send_digests,
+)
 from bot.profiles import Profiles
 from bot.stopping import watch_signals
 from bot.store import DatabaseFailure, Removal, db_reason
@@ -94,9 +103,10 @@ def send(
     deps = make_deps(config, source or config.sources, None if dry_run else mailer)
     _check_removal(deps.store.removal(profiles.subscribers), profiles, dry_run=dry_run, yes=yes)
     noted = _not_due_noted(profiles, options)
+    left_out = _not_due_today(profiles, options, deps.clock())
     settled: list[str] = []
     report = asyncio.run(_send(deps, profiles, mailer, options, noted, settled))
-    _summarise(report, options, mailer, settled)
+    _summarise(report, options, mailer, settled, left_out)
     counts = report.summary()["counts"]
     if counts["failed"] or counts["unknown"] or report.stopped or deps.store.unrecorded:
         raise typer.Exit(1)
@@ -144,15 +154,40 @@ def _not_due_noted(profiles: Profiles, options: SendOptions) -> Callable[[Outcom
     return noted
 
 
+def _not_due_today(profiles: Profiles, options: SendOptions, now: datetime) -> str | None:
+    """Without ``--to`` and ``--date``: the line that names the subscribers left out because
+    their frequency names no digest on their today (nothing else in the output names them)."""
+    if options.to is not None or options.day is not None:
+        return None
+    left = []
+    for subscriber in profiles.subscribers:
+        day = digest_day(subscriber, now)
+        why = subscriber.not_due_on(day)
+        if why is not None:
+            left.append(f"{subscriber.email} ({DAYS[day.weekday()]} {day}: {why})")
+    if not left:
+        return None
+    more = f" and {len(left) - 3} more" if len(left) > 3 else ""
+    return (
+        f"Not due today, so left out: {', '.join(left[:3])}{more}. "
+        "`paperbot send --to EMAIL` sends one anyway."
+    )
+
+
 BUSY = STATE_MEANING[SENDING]
 """How an outcome says its digest is being sent by another run right now."""
 
 
 def _summarise(
-    report: SendReport, options: SendOptions, mailer: Mailer, settled: Sequence[str]
+    report: SendReport,
+    options: SendOptions,
+    mailer: Mailer,
+    settled: Sequence[str],
+    left_out: str | None,
 ) -> None:
     """On a terminal the results as a table; in a pipe each result was printed as it came.
-    Below the counts, on stderr, the lines ``settled`` (see ``_settling``): they correct them."""
+    Below the counts, on stderr, the lines ``settled`` (see ``_settling``): they correct them;
+    then ``left_out``, the subscribers not due today (see ``_not_due_today``)."""
     if out.is_terminal and report.outcomes:
         out.print(_report_table(report))
     counts = report.summary()["counts"]
@@ -169,6 +204,8 @@ def _summarise(
     line += f", not sent {report.not_sent} ({again})" if report.not_sent else ""
     out.print(line)
     _say(settled)
+    if left_out:
+        out.print(left_out, markup=False, soft_wrap=True)
     resent = sum(1 for o in report.outcomes if o.status == "sent" and o.resent)
     if resent:
         noun = "digest" if resent == 1 else "digests"
