@@ -82,6 +82,9 @@ class SendReport:
     """Digests (subscriber id, date) left for a later run: they had no new papers (see
     ``SendOptions.wait_for_papers``), or, in a worker's sweep, the lists being fetched at
     start-up were not in yet."""
+    not_due: list[tuple[str, date, str]] = field(default_factory=list)
+    """Subscribers a run for each one's today left out, their frequency naming no digest on
+    that date: (address, date, why)."""
     released: int = 0
     """Claimed messages given back unsent when delivery stopped: the next run sends them."""
     unclaimed: int = 0
@@ -367,16 +370,20 @@ def _would_send(
 
 def _targets(
     deps: Deps, subscribers: Sequence[Subscriber], ids: Mapping[str, int], options: SendOptions
-) -> list[Target]:
+) -> tuple[list[Target], list[tuple[str, date, str]]]:
+    """The digests to send, and (without ``to`` or ``day``) the subscribers left out because
+    their frequency names no digest on their date (see ``SendReport.not_due``)."""
     now = deps.clock()
     chosen = [s for s in subscribers if options.to is None or s.email.lower() == options.to.lower()]
-    targets = []
+    targets, not_due = [], []
     for sub in chosen:
         day = options.day or digest_day(sub, now)
-        if options.to is None and options.day is None and not sub.sends_on(day):
+        why = sub.not_due_on(day) if options.to is None and options.day is None else None
+        if why is not None:
+            not_due.append((sub.email, day, why))
             continue
         targets.append(Target(sub, ids[sub.email.lower()], day))
-    return targets
+    return targets, not_due
 
 
 def nothing_to_send(digest: Digest) -> str | None:
@@ -527,8 +534,10 @@ async def send_digests(
         ids = {e: stored.get(e) or -n for n, e in enumerate(emails, 1)}
     else:
         ids = deps.store.sync_subscribers(subscribers).ids
-    targets = _targets(deps, subscribers, ids, options)
-    return await send_to_targets(deps, targets, replace(options, domains=domains_of(subscribers)))
+    targets, not_due = _targets(deps, subscribers, ids, options)
+    report = await send_to_targets(deps, targets, replace(options, domains=domains_of(subscribers)))
+    report.not_due = not_due
+    return report
 
 
 async def send_to_targets(deps: Deps, targets: list[Target], options: SendOptions) -> SendReport:

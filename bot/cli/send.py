@@ -42,7 +42,6 @@ from bot.pipeline import (
     Deps,
     SendOptions,
     SendReport,
-    digest_day,
     not_reached,
     run_status,
     send_digests,
@@ -103,10 +102,9 @@ def send(
     deps = make_deps(config, source or config.sources, None if dry_run else mailer)
     _check_removal(deps.store.removal(profiles.subscribers), profiles, dry_run=dry_run, yes=yes)
     noted = _not_due_noted(profiles, options)
-    left_out = _not_due_today(profiles, options, deps.clock())
     settled: list[str] = []
     report = asyncio.run(_send(deps, profiles, mailer, options, noted, settled))
-    _summarise(report, options, mailer, settled, left_out)
+    _summarise(report, options, mailer, settled)
     counts = report.summary()["counts"]
     if counts["failed"] or counts["unknown"] or report.stopped or deps.store.unrecorded:
         raise typer.Exit(1)
@@ -154,17 +152,10 @@ def _not_due_noted(profiles: Profiles, options: SendOptions) -> Callable[[Outcom
     return noted
 
 
-def _not_due_today(profiles: Profiles, options: SendOptions, now: datetime) -> str | None:
-    """Without ``--to`` and ``--date``: the line that names the subscribers left out because
-    their frequency names no digest on their today (nothing else in the output names them)."""
-    if options.to is not None or options.day is not None:
-        return None
-    left = []
-    for subscriber in profiles.subscribers:
-        day = digest_day(subscriber, now)
-        why = subscriber.not_due_on(day)
-        if why is not None:
-            left.append(f"{subscriber.email} ({DAYS[day.weekday()]} {day}: {why})")
+def _not_due_line(report: SendReport) -> str | None:
+    """The line that names the subscribers a send for today left out, their frequency naming no
+    digest that day (nothing else in the output names them)."""
+    left = [f"{email} ({DAYS[day.weekday()]} {day}: {why})" for email, day, why in report.not_due]
     if not left:
         return None
     more = f" and {len(left) - 3} more" if len(left) > 3 else ""
@@ -183,11 +174,10 @@ def _summarise(
     options: SendOptions,
     mailer: Mailer,
     settled: Sequence[str],
-    left_out: str | None,
 ) -> None:
     """On a terminal the results as a table; in a pipe each result was printed as it came.
     Below the counts, on stderr, the lines ``settled`` (see ``_settling``): they correct them;
-    then ``left_out``, the subscribers not due today (see ``_not_due_today``)."""
+    then the subscribers not due today (see ``_not_due_line``)."""
     if out.is_terminal and report.outcomes:
         out.print(_report_table(report))
     counts = report.summary()["counts"]
@@ -204,7 +194,7 @@ def _summarise(
     line += f", not sent {report.not_sent} ({again})" if report.not_sent else ""
     out.print(line)
     _say(settled)
-    if left_out:
+    if left_out := _not_due_line(report):
         out.print(left_out, markup=False, soft_wrap=True)
     resent = sum(1 for o in report.outcomes if o.status == "sent" and o.resent)
     if resent:
